@@ -1,0 +1,103 @@
+# VIRGO build.  `make` builds virgod, libvirgo (.so/.a), the virgo CLI and the
+# tests into $(BUILD); `make test` runs the suite; `make test-asan` runs it
+# built with ASan+UBSan in build-asan/; `make demo` installs what is missing,
+# builds and walks a local 3-node cluster through every service.
+
+BUILD   ?= build
+CC      ?= cc
+PREFIX  ?= /usr/local
+OPT     ?= -O2 -g
+SAN     ?=
+CFLAGS  ?=
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-format-truncation -fPIC \
+           -D_GNU_SOURCE -Iinclude $(OPT)
+LDLIBS_EV := $(shell pkg-config --libs libevent_pthreads 2>/dev/null || echo -levent_pthreads -levent)
+LDLIBS_INI := $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
+
+ifeq ($(SAN),1)
+  CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+endif
+
+COMMON_SRC := $(wildcard src/common/*.c)
+DAEMON_SRC := $(wildcard src/daemon/*.c) $(wildcard src/services/*.c)
+LIB_SRC    := $(wildcard src/lib/*.c)
+CLI_SRC    := $(wildcard src/cli/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+COMMON_OBJ := $(call obj,$(COMMON_SRC))
+DAEMON_OBJ := $(call obj,$(DAEMON_SRC))
+LIB_OBJ    := $(call obj,$(LIB_SRC))
+CLI_OBJ    := $(call obj,$(CLI_SRC))
+# daemon objects minus main, for unit tests of daemon parts
+DAEMON_LIB_OBJ := $(filter-out $(BUILD)/obj/src/daemon/main.o,$(DAEMON_OBJ))
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+INTEG_SRC := $(wildcard tests/integration/test_*.c)
+UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
+HARNESS_OBJ := $(call obj,tests/harness.c)
+
+BINS := $(BUILD)/virgod $(BUILD)/virgo $(BUILD)/libvirgo.so $(BUILD)/libvirgo.a
+
+.PHONY: all test test-asan unit integration demo bench install clean deps
+all: $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/virgod: $(DAEMON_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_EV) $(LDLIBS_INI) -lpthread
+
+$(BUILD)/libvirgo.a: $(LIB_OBJ) $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libvirgo.so: $(LIB_OBJ) $(COMMON_OBJ)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libvirgo.so.0 -o $@ $^ $(LDLIBS_INI) -lpthread
+
+$(BUILD)/virgo: $(CLI_OBJ) $(BUILD)/libvirgo.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_INI) -lpthread
+
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(DAEMON_LIB_OBJ) $(LIB_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) -lpthread
+
+$(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libvirgo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_INI) -lpthread
+
+test: $(BINS) $(UNIT_BIN) $(INTEG_BIN)
+	@BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(INTEG_BIN)
+
+test-asan:
+	$(MAKE) BUILD=build-asan SAN=1 OPT="-O1 -g" test
+
+deps:
+	scripts/deps.sh
+
+demo: deps
+	$(MAKE) all
+	scripts/demo.sh $(BUILD)
+
+bench:
+	$(MAKE) BUILD=build-bench OPT="-O3 -DNDEBUG" all $(BUILD)/../build-bench/bench_mempool
+	bench/run.sh build-bench
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(BUILD)/virgod $(BUILD)/virgo $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/libvirgo.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libvirgo.so $(DESTDIR)$(PREFIX)/lib/libvirgo.so.0
+	ln -sf libvirgo.so.0 $(DESTDIR)$(PREFIX)/lib/libvirgo.so
+	install -m 644 include/virgo.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/.*VIRGO_VERSION "\(.*\)"/\1/p' include/virgo.h)|' \
+	    libvirgo.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libvirgo.pc
+
+clean:
+	rm -rf build build-asan build-bench
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

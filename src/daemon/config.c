@@ -1,0 +1,138 @@
+/*
+ * config.c - virgo_cloud.conf parsing (config.h).  Keys are a table so the
+ * set of valid keys, their ranges and the docs stay in one place; service
+ * ports are derived from the service table, so a new service module gets
+ * its <name>_port key without touching this file.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/cfgfile.h"
+#include "../common/cfgval.h"
+#include "service.h"
+
+void vd_config_defaults(struct vd_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->node_id = 1;
+	snprintf(cfg->listen, sizeof cfg->listen, "127.0.0.1");
+	for (int i = 0; i < VD_MAX_SERVICES; i++)
+		cfg->ports[i] = -1;
+	cfg->mem_limit = UINT64_C(256) << 20;
+	cfg->max_alloc = UINT64_C(64) << 20;
+	cfg->max_value = UINT64_C(64) << 20;
+	cfg->max_line = 64 * 1024;
+	cfg->threads = 0;
+	cfg->max_conns = 4096;
+	cfg->idle_timeout_s = 300;
+	cfg->drain_timeout_ms = 5000;
+	cfg->log_level = VLOG_INFO;
+}
+
+int vd_config_port(const struct vd_config *cfg, int idx)
+{
+	if (cfg->ports[idx] >= 0)
+		return cfg->ports[idx];
+	return vsvc_table[idx]->base_port + cfg->port_offset;
+}
+
+static int bad(struct cfgfile_ctx *ctx, const char *key, const char *value, const char *want)
+{
+	snprintf(ctx->err, sizeof ctx->err, "bad value '%s' for %s (%s)", value, key, want);
+	return 0;
+}
+
+static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key, const char *value)
+{
+	struct vd_config *cfg = ctx->user;
+	long v;
+	if (section[0] && strcmp(section, "node") != 0) {
+		snprintf(ctx->err, sizeof ctx->err, "unknown section [%s]", section);
+		return 0;
+	}
+	if (strcmp(key, "node_id") == 0) {
+		if (cv_int(value, 1, 65535, &v))
+			return bad(ctx, key, value, "1..65535");
+		cfg->node_id = (unsigned)v;
+	} else if (strcmp(key, "listen") == 0) {
+		if (strlen(value) >= sizeof cfg->listen || !value[0])
+			return bad(ctx, key, value, "an IP address");
+		snprintf(cfg->listen, sizeof cfg->listen, "%s", value);
+	} else if (strcmp(key, "port_offset") == 0) {
+		if (cv_int(value, 0, 1500, &v))
+			return bad(ctx, key, value, "0..1500");
+		cfg->port_offset = (int)v;
+	} else if (strcmp(key, "mem_limit") == 0) {
+		if (cv_size(value, &cfg->mem_limit) || cfg->mem_limit == 0)
+			return bad(ctx, key, value, "a size such as 256M");
+	} else if (strcmp(key, "max_alloc") == 0) {
+		if (cv_size(value, &cfg->max_alloc) || cfg->max_alloc == 0)
+			return bad(ctx, key, value, "a size such as 64M");
+	} else if (strcmp(key, "max_value") == 0) {
+		if (cv_size(value, &cfg->max_value) || cfg->max_value == 0)
+			return bad(ctx, key, value, "a size such as 64M");
+	} else if (strcmp(key, "max_line") == 0) {
+		if (cv_int(value, 64, 1 << 20, &v))
+			return bad(ctx, key, value, "64..1048576");
+		cfg->max_line = (size_t)v;
+	} else if (strcmp(key, "threads") == 0) {
+		if (cv_int(value, 0, 256, &v))
+			return bad(ctx, key, value, "0..256, 0 = one per core");
+		cfg->threads = (int)v;
+	} else if (strcmp(key, "max_connections") == 0) {
+		if (cv_int(value, 1, 1000000, &v))
+			return bad(ctx, key, value, "1..1000000");
+		cfg->max_conns = (int)v;
+	} else if (strcmp(key, "idle_timeout") == 0) {
+		if (cv_int(value, 1, 86400, &v))
+			return bad(ctx, key, value, "seconds, 1..86400");
+		cfg->idle_timeout_s = (int)v;
+	} else if (strcmp(key, "drain_timeout_ms") == 0) {
+		if (cv_int(value, 0, 600000, &v))
+			return bad(ctx, key, value, "0..600000");
+		cfg->drain_timeout_ms = (int)v;
+	} else if (strcmp(key, "pidfile") == 0) {
+		if (strlen(value) >= sizeof cfg->pidfile)
+			return bad(ctx, key, value, "a shorter path");
+		snprintf(cfg->pidfile, sizeof cfg->pidfile, "%s", value);
+	} else if (strcmp(key, "log_level") == 0) {
+		if (vlog_parse_level(value, &cfg->log_level))
+			return bad(ctx, key, value, "error, warn, info or debug");
+	} else if (strcmp(key, "insecure_listen") == 0) {
+		if (cv_bool(value, &cfg->insecure_listen))
+			return bad(ctx, key, value, "yes or no");
+	} else {
+		for (int i = 0; vsvc_table[i]; i++) {
+			char name[64];
+			snprintf(name, sizeof name, "%s_port", vsvc_table[i]->name);
+			if (strcmp(key, name) == 0) {
+				if (cv_int(value, 0, 65535, &v))
+					return bad(ctx, key, value, "0..65535, 0 = off");
+				cfg->ports[i] = (int)v;
+				return 1;
+			}
+		}
+		snprintf(ctx->err, sizeof ctx->err, "unknown key '%s'", key);
+		return 0;
+	}
+	return 1;
+}
+
+/* The original's virgo_cloud.conf was one line of node addresses; a node
+ * does not need the list, so it is accepted and ignored. */
+static int on_legacy(struct cfgfile_ctx *ctx, const char *line)
+{
+	(void)ctx;
+	(void)line;
+	return 1;
+}
+
+int vd_config_load(struct vd_config *cfg, const char *path, char *err, size_t errlen)
+{
+	if (cfgfile_load(path, on_key, on_legacy, cfg, err, errlen) != 0)
+		return -1;
+	snprintf(cfg->source, sizeof cfg->source, "%s", path);
+	return 0;
+}

@@ -1,0 +1,45 @@
+/*
+ * config.h - a node's settings (virgo_cloud.conf, notes §892/§987).
+ *
+ * Defaults describe node 1 on 127.0.0.1 at the notes' ports; the file and
+ * then the command line override them.  Unknown keys are errors that name
+ * the key and the line.  Every service port is <base> + port_offset unless
+ * <service>_port sets it (0 turns the service off).
+ */
+#ifndef VIRGO_CONFIG_H
+#define VIRGO_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+#define VD_MAX_SERVICES 16
+
+struct vd_config {
+	unsigned node_id; /* 1..65535; the top 16 bits of this node's VUIDs */
+	char listen[64]; /* address every service binds */
+	int port_offset; /* added to each service's base port */
+	int ports[VD_MAX_SERVICES]; /* -1: base+offset; 0: off; else explicit */
+	uint64_t mem_limit; /* bytes all allocations on this node may hold */
+	uint64_t max_alloc; /* largest single allocation */
+	uint64_t max_value; /* largest payload in one request */
+	size_t max_line; /* longest request line */
+	int threads; /* worker threads (0: one per core) */
+	int max_conns; /* open connections at once */
+	int idle_timeout_s; /* close a connection silent this long */
+	int drain_timeout_ms; /* SIGTERM: time given to flush replies */
+	char pidfile[256]; /* "" for none */
+	enum vlog_level log_level;
+	bool insecure_listen; /* allow a non-loopback listen without auth */
+	char source[256]; /* file the settings came from ("" = defaults) */
+};
+
+void vd_config_defaults(struct vd_config *cfg);
+/* 0, or -1 with a message naming the file, line and key in err. */
+int vd_config_load(struct vd_config *cfg, const char *path, char *err, size_t errlen);
+/* The port service #idx listens on (0 = disabled). */
+int vd_config_port(const struct vd_config *cfg, int idx);
+
+#endif

@@ -1,0 +1,534 @@
+/*
+ * server.c - accept loop, worker threads and the connection life cycle.
+ *
+ * Life of a connection: accepted on the main thread (refused with an error
+ * line when max_connections is reached), queued to a worker, wrapped in a
+ * bufferevent there; every read calls the service's on_input; replies are
+ * flushed by libevent.  Back-pressure: when a client does not read its
+ * replies and they pile up past VD_OUT_HIGH bytes, we stop reading from it
+ * until they drain.  An idle connection is closed after idle_timeout.
+ * SIGTERM: listeners close, every connection is closed once its pending
+ * replies are written, workers exit, and after drain_timeout_ms stragglers
+ * are cut.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "service.h"
+
+#define VD_OUT_HIGH (4u << 20)
+#define VD_PENDING_MAX 1024
+#define VD_LINGER_S 2
+
+struct vd_worker;
+
+struct vconn {
+	struct vconn *prev, *next; /* worker's list, for draining */
+	struct vd_worker *w;
+	struct bufferevent *bev;
+	const struct vsvc *svc;
+	void *svc_state;
+	bool closing; /* free once output is flushed */
+	bool throttled; /* reading paused for back-pressure */
+	bool peer_eof; /* the peer has finished sending */
+	char peer[64];
+	max_align_t state[]; /* svc->conn_size bytes */
+};
+
+struct vd_pending {
+	evutil_socket_t fd;
+	int svc_idx;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+};
+
+struct vd_worker {
+	struct vd_server *srv;
+	pthread_t th;
+	struct event_base *base;
+	struct event *notify, *drain;
+	pthread_mutex_t qlock;
+	struct vd_pending q[VD_PENDING_MAX];
+	int qhead, qlen;
+	struct vconn *conns;
+	bool draining;
+};
+
+struct vd_server {
+	struct vd_config cfg;
+	struct event_base *base;
+	struct evconnlistener *listeners[VD_MAX_SERVICES];
+	void *svc_state[VD_MAX_SERVICES];
+	bool svc_inited[VD_MAX_SERVICES];
+	struct event *sig_term, *sig_int;
+	struct vd_worker *workers;
+	int nworkers, next_worker;
+	_Atomic int nconns;
+};
+
+struct evbuffer *vconn_out(struct vconn *c) { return bufferevent_get_output(c->bev); }
+void *vconn_state(struct vconn *c) { return c->state; }
+void *vconn_svc(struct vconn *c) { return c->svc_state; }
+const char *vconn_peer(struct vconn *c) { return c->peer; }
+
+static void conn_free(struct vconn *c)
+{
+	struct vd_worker *w = c->w;
+	if (c->svc->conn_close)
+		c->svc->conn_close(c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	bufferevent_free(c->bev);
+	free(c);
+	atomic_fetch_sub(&w->srv->nconns, 1);
+	if (w->draining && !w->conns)
+		event_base_loopexit(w->base, NULL);
+}
+
+static void linger_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void linger_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	conn_free(arg);
+}
+
+/* Replies are out; close.  If the peer may still be sending (NUL padding
+ * after a request, a pipelined tail), closing now would turn its unread
+ * bytes into a reset that can destroy our reply in flight, so half-close
+ * and discard input until the peer closes or VD_LINGER_S passes. */
+static void conn_close_flushed(struct vconn *c)
+{
+	if (c->peer_eof) {
+		conn_free(c);
+		return;
+	}
+	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	struct timeval t = {VD_LINGER_S, 0};
+	bufferevent_set_timeouts(c->bev, &t, NULL);
+	bufferevent_setcb(c->bev, linger_read_cb, NULL, linger_event_cb, c);
+	bufferevent_enable(c->bev, EV_READ);
+	linger_read_cb(c->bev, c);
+}
+
+/* Stop serving and close as soon as the replies are out. */
+static void conn_finish(struct vconn *c)
+{
+	c->closing = true;
+	bufferevent_disable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_close_flushed(c);
+}
+
+/* Hands new input to the service; c may be freed on return. */
+static void conn_process(struct vconn *c, bool eof)
+{
+	int rc = c->svc->on_input(c, bufferevent_get_input(c->bev), eof);
+	if (rc == VSVC_CLOSE || eof) {
+		conn_finish(c);
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > VD_OUT_HIGH) {
+		c->throttled = true;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct vconn *c = arg;
+	if (!c->closing)
+		conn_process(c, false);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct vconn *c = arg;
+	if (c->closing) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			conn_close_flushed(c);
+		return;
+	}
+	if (c->throttled) {
+		c->throttled = false;
+		bufferevent_enable(bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+			conn_process(c, false);
+	}
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct vconn *c = arg;
+	if (what & BEV_EVENT_EOF) {
+		c->peer_eof = true;
+		if (c->closing)
+			conn_free(c);
+		else
+			conn_process(c, true);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		log_debug("closing idle connection from %s", c->peer);
+	else if (what & BEV_EVENT_ERROR)
+		log_debug("connection from %s: %s", c->peer,
+			  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	conn_free(c);
+}
+
+static void peer_name(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &s->sin_addr, host, sizeof host);
+		port = ntohs(s->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof host);
+		port = ntohs(s->sin6_port);
+	}
+	snprintf(buf, len, "%s:%d", host, port);
+}
+
+static void worker_adopt(struct vd_worker *w, struct vd_pending *p)
+{
+	struct vd_server *srv = w->srv;
+	const struct vsvc *svc = vsvc_table[p->svc_idx];
+	struct vconn *c = calloc(1, sizeof *c + svc->conn_size);
+	struct bufferevent *bev =
+		c ? bufferevent_socket_new(w->base, p->fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
+	if (!bev) {
+		log_error("out of memory accepting a connection");
+		free(c);
+		evutil_closesocket(p->fd);
+		atomic_fetch_sub(&srv->nconns, 1);
+		return;
+	}
+	c->w = w;
+	c->bev = bev;
+	c->svc = svc;
+	c->svc_state = srv->svc_state[p->svc_idx];
+	peer_name((struct sockaddr *)&p->addr, c->peer, sizeof c->peer);
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	int one = 1;
+	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	struct timeval idle = {srv->cfg.idle_timeout_s, 0};
+	bufferevent_set_timeouts(bev, &idle, NULL);
+	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	if (w->draining)
+		conn_finish(c);
+}
+
+static void worker_notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct vd_worker *w = arg;
+	for (;;) {
+		struct vd_pending p;
+		pthread_mutex_lock(&w->qlock);
+		if (w->qlen == 0) {
+			pthread_mutex_unlock(&w->qlock);
+			return;
+		}
+		p = w->q[w->qhead];
+		w->qhead = (w->qhead + 1) % VD_PENDING_MAX;
+		w->qlen--;
+		pthread_mutex_unlock(&w->qlock);
+		worker_adopt(w, &p);
+	}
+}
+
+static void worker_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct vd_worker *w = arg;
+	w->draining = true;
+	struct vconn *c = w->conns;
+	while (c) {
+		struct vconn *n = c->next;
+		if (!c->closing)
+			conn_finish(c);
+		c = n;
+	}
+	if (!w->conns)
+		event_base_loopexit(w->base, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+	struct vd_worker *w = arg;
+	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	while (w->conns)
+		conn_free(w->conns);
+	return NULL;
+}
+
+static void refuse(evutil_socket_t fd, const char *line)
+{
+	ssize_t r = send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)r;
+	evutil_closesocket(fd);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
+		      int addrlen, void *arg)
+{
+	(void)l;
+	struct vd_server *srv = arg;
+	int idx = -1;
+	for (int i = 0; vsvc_table[i]; i++)
+		if (srv->listeners[i] == l)
+			idx = i;
+	if (atomic_fetch_add(&srv->nconns, 1) >= srv->cfg.max_conns) {
+		atomic_fetch_sub(&srv->nconns, 1);
+		log_warn("connection limit (%d) reached; refusing a client", srv->cfg.max_conns);
+		refuse(fd, "ERR EBUSY too many connections\r\n");
+		return;
+	}
+	struct vd_worker *w = &srv->workers[srv->next_worker];
+	srv->next_worker = (srv->next_worker + 1) % srv->nworkers;
+	pthread_mutex_lock(&w->qlock);
+	if (w->qlen == VD_PENDING_MAX) {
+		pthread_mutex_unlock(&w->qlock);
+		atomic_fetch_sub(&srv->nconns, 1);
+		refuse(fd, "ERR EBUSY server overloaded\r\n");
+		return;
+	}
+	struct vd_pending *p = &w->q[(w->qhead + w->qlen) % VD_PENDING_MAX];
+	p->fd = fd;
+	p->svc_idx = idx;
+	memset(&p->addr, 0, sizeof p->addr);
+	memcpy(&p->addr, addr, (size_t)addrlen < sizeof p->addr ? (size_t)addrlen : sizeof p->addr);
+	p->addrlen = (socklen_t)addrlen;
+	w->qlen++;
+	pthread_mutex_unlock(&w->qlock);
+	event_active(w->notify, EV_READ, 0);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct vd_server *srv = arg;
+	log_info("signal %d: stopping (draining connections)", (int)sig);
+	event_base_loopexit(srv->base, NULL);
+}
+
+static bool is_loopback(const char *addr)
+{
+	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
+	       strcmp(addr, "localhost") == 0;
+}
+
+static int bind_listener(struct vd_server *srv, int idx, int port)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof ss;
+	char spec[128];
+	if (strchr(srv->cfg.listen, ':'))
+		snprintf(spec, sizeof spec, "[%s]:%d", srv->cfg.listen, port);
+	else
+		snprintf(spec, sizeof spec, "%s:%d", srv->cfg.listen, port);
+	if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) != 0) {
+		log_error("listen address '%s' is not an IP address", srv->cfg.listen);
+		return -1;
+	}
+	srv->listeners[idx] = evconnlistener_new_bind(
+		srv->base, accept_cb, srv,
+		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE, 511,
+		(struct sockaddr *)&ss, sslen);
+	if (!srv->listeners[idx]) {
+		int e = errno;
+		log_error("cannot listen on %s for %s: %s%s", spec, vsvc_table[idx]->name,
+			  strerror(e),
+			  e == EADDRINUSE ? " (another virgod on this port? use --port-offset or "
+					    "another node's config)"
+					  : "");
+		return -1;
+	}
+	log_info("%s listening on %s", vsvc_table[idx]->name, spec);
+	return 0;
+}
+
+static void enable_threads(void)
+{
+	if (evthread_use_pthreads() != 0)
+		log_error("libevent: no pthread support");
+}
+
+struct vd_server *server_start(const struct vd_config *cfg)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, enable_threads);
+	if (!is_loopback(cfg->listen) && !cfg->insecure_listen) {
+		log_error("refusing to listen on %s: only loopback is allowed until authentication "
+			  "is configured (set insecure_listen = yes to override)",
+			  cfg->listen);
+		return NULL;
+	}
+	struct vd_server *srv = calloc(1, sizeof *srv);
+	if (!srv)
+		return NULL;
+	srv->cfg = *cfg;
+	srv->base = event_base_new();
+	if (!srv->base)
+		goto fail;
+	for (int i = 0; vsvc_table[i]; i++) {
+		if (vd_config_port(cfg, i) == 0)
+			continue;
+		if (vsvc_table[i]->init(cfg, &srv->svc_state[i]) != 0) {
+			log_error("service %s failed to start", vsvc_table[i]->name);
+			goto fail;
+		}
+		srv->svc_inited[i] = true;
+	}
+	for (int i = 0; vsvc_table[i]; i++) {
+		int port = vd_config_port(cfg, i);
+		if (port == 0) {
+			log_info("%s disabled by config", vsvc_table[i]->name);
+			continue;
+		}
+		if (port > 65535) {
+			log_error("%s port %d out of range (port_offset too large)",
+				  vsvc_table[i]->name, port);
+			goto fail;
+		}
+		if (bind_listener(srv, i, port) != 0)
+			goto fail;
+	}
+	int n = cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	srv->nworkers = n > 0 ? n : 1;
+	srv->workers = calloc((size_t)srv->nworkers, sizeof *srv->workers);
+	if (!srv->workers)
+		goto fail;
+	for (int i = 0; i < srv->nworkers; i++) {
+		struct vd_worker *w = &srv->workers[i];
+		w->srv = srv;
+		pthread_mutex_init(&w->qlock, NULL);
+		w->base = event_base_new();
+		if (!w->base)
+			goto fail;
+		w->notify = event_new(w->base, -1, EV_PERSIST, worker_notify_cb, w);
+		w->drain = event_new(w->base, -1, 0, worker_drain_cb, w);
+		if (!w->notify || !w->drain ||
+		    pthread_create(&w->th, NULL, worker_main, w) != 0) {
+			event_base_free(w->base);
+			w->base = NULL;
+			goto fail;
+		}
+	}
+	srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
+	srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+	evsignal_add(srv->sig_term, NULL);
+	evsignal_add(srv->sig_int, NULL);
+	return srv;
+fail:
+	server_free(srv);
+	return NULL;
+}
+
+static void join_workers(struct vd_server *srv, int timeout_ms)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	for (int i = 0; i < srv->nworkers; i++) {
+		struct vd_worker *w = &srv->workers[i];
+		if (!w->base)
+			continue;
+		if (pthread_timedjoin_np(w->th, NULL, &deadline) != 0) {
+			log_warn("worker %d still busy after %d ms; closing its connections", i,
+				 timeout_ms);
+			event_base_loopbreak(w->base);
+			pthread_join(w->th, NULL);
+		}
+		event_free(w->notify);
+		event_free(w->drain);
+		event_base_free(w->base);
+		w->base = NULL;
+	}
+}
+
+int server_run(struct vd_server *srv)
+{
+	event_base_dispatch(srv->base);
+	for (int i = 0; vsvc_table[i]; i++) {
+		if (srv->listeners[i]) {
+			evconnlistener_free(srv->listeners[i]);
+			srv->listeners[i] = NULL;
+		}
+	}
+	for (int i = 0; i < srv->nworkers; i++)
+		event_active(srv->workers[i].drain, EV_READ, 0);
+	join_workers(srv, srv->cfg.drain_timeout_ms);
+	log_info("stopped");
+	return 0;
+}
+
+void server_free(struct vd_server *srv)
+{
+	if (!srv)
+		return;
+	for (int i = 0; vsvc_table[i]; i++)
+		if (srv->listeners[i])
+			evconnlistener_free(srv->listeners[i]);
+	if (srv->workers) {
+		for (int i = 0; i < srv->nworkers; i++)
+			if (srv->workers[i].base)
+				event_active(srv->workers[i].drain, EV_READ, 0);
+		join_workers(srv, 0);
+		free(srv->workers);
+	}
+	for (int i = 0; vsvc_table[i]; i++)
+		if (srv->svc_inited[i])
+			vsvc_table[i]->fini(srv->svc_state[i]);
+	if (srv->sig_term)
+		event_free(srv->sig_term);
+	if (srv->sig_int)
+		event_free(srv->sig_int);
+	if (srv->base)
+		event_base_free(srv->base);
+	free(srv);
+}

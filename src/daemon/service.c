@@ -1,0 +1,14 @@
+/*
+ * service.c - the service table: which modules this virgod hosts.
+ *
+ * Order matters only for log output.  Services not listed here are not
+ * listened on at all (no fake replies for what is not built yet).
+ */
+#include "service.h"
+
+extern const struct vsvc mempool_service;
+
+const struct vsvc *const vsvc_table[] = {
+	&mempool_service,
+	NULL,
+};

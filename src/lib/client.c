@@ -1,0 +1,255 @@
+/*
+ * client.c - the process-wide libvirgo client: initialisation, node
+ * health (back-off), error strings and the cluster-view calls.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/cfgfile.h"
+#include "client.h"
+
+static pthread_mutex_t vc_init_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vc_client *_Atomic vc_global;
+static int vc_init_err;
+
+static uint64_t seed_random(void)
+{
+	uint64_t s = 0;
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, &s, sizeof s) != (ssize_t)sizeof s)
+			s = 0;
+		close(fd);
+	}
+	if (!s)
+		s = (uint64_t)vc_now_ms() ^ ((uint64_t)getpid() << 32);
+	return s | 1;
+}
+
+static int client_create(const char *path, struct vc_client **out)
+{
+	struct vc_client *c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	vc_config_defaults(&c->cfg);
+	char file[512], err[600];
+	if (cfgfile_find(path, "VIRGO_CLIENT_CONF", "virgo_client.conf", file, sizeof file)) {
+		if (vc_config_load(&c->cfg, file, err, sizeof err) != 0) {
+			fprintf(stderr, "libvirgo: %s\n", err);
+			free(c);
+			return -VIRGO_ECONF;
+		}
+	}
+	for (int i = 0; i < c->cfg.nnodes; i++)
+		pthread_mutex_init(&c->cfg.nodes[i].lock, NULL);
+	pthread_mutex_init(&c->rng_lock, NULL);
+	c->rng = c->cfg.seeded ? (c->cfg.seed * 2 + 1) : seed_random();
+	*out = c;
+	return 0;
+}
+
+int virgo_init(const char *path)
+{
+	pthread_mutex_lock(&vc_init_lock);
+	int rc = 0;
+	if (!vc_global) {
+		struct vc_client *c = NULL;
+		rc = client_create(path, &c);
+		vc_init_err = rc;
+		if (rc == 0)
+			vc_global = c;
+	}
+	pthread_mutex_unlock(&vc_init_lock);
+	return rc;
+}
+
+void virgo_fini(void)
+{
+	pthread_mutex_lock(&vc_init_lock);
+	struct vc_client *c = vc_global;
+	vc_global = NULL;
+	pthread_mutex_unlock(&vc_init_lock);
+	if (!c)
+		return;
+	for (int i = 0; i < c->cfg.nnodes; i++) {
+		vc_pool_flush(&c->cfg.nodes[i]);
+		pthread_mutex_destroy(&c->cfg.nodes[i].lock);
+	}
+	pthread_mutex_destroy(&c->rng_lock);
+	free(c);
+}
+
+struct vc_client *vc_get(int *err)
+{
+	struct vc_client *c = vc_global;
+	if (c)
+		return c;
+	int rc = virgo_init(NULL);
+	c = vc_global;
+	if (!c)
+		*err = rc ? rc : vc_init_err;
+	return c;
+}
+
+int vc_node_index(struct vc_client *c, unsigned id)
+{
+	for (int i = 0; i < c->cfg.nnodes; i++)
+		if (c->cfg.nodes[i].id == id)
+			return i;
+	return -1;
+}
+
+void vc_node_failed(struct vc_client *c, int idx)
+{
+	struct vc_node *n = &c->cfg.nodes[idx];
+	pthread_mutex_lock(&n->lock);
+	n->backoff_ms = n->backoff_ms ? n->backoff_ms * 2 : c->cfg.backoff_ms;
+	if (n->backoff_ms > c->cfg.backoff_max_ms)
+		n->backoff_ms = c->cfg.backoff_max_ms;
+	n->down_until_ms = vc_now_ms() + n->backoff_ms;
+	pthread_mutex_unlock(&n->lock);
+}
+
+void vc_node_ok(struct vc_client *c, int idx)
+{
+	struct vc_node *n = &c->cfg.nodes[idx];
+	if (n->backoff_ms == 0)
+		return; /* fast path: healthy nodes stay lock-free here */
+	pthread_mutex_lock(&n->lock);
+	n->backoff_ms = 0;
+	n->down_until_ms = 0;
+	pthread_mutex_unlock(&n->lock);
+}
+
+static bool node_up(struct vc_node *n, int64_t now)
+{
+	pthread_mutex_lock(&n->lock);
+	bool up = n->down_until_ms <= now;
+	pthread_mutex_unlock(&n->lock);
+	return up;
+}
+
+const char *virgo_strerror(int err)
+{
+	if (err >= 0)
+		return "success";
+	switch (-err) {
+	case VIRGO_ENONODE: return "no such node in virgo_client.conf (or none reachable)";
+	case VIRGO_EBADREPLY: return "node sent a reply that could not be parsed";
+	case VIRGO_ECONF: return "invalid client configuration (see the message on stderr)";
+	case ENOENT: return "no such allocation (unknown or already freed VUID)";
+	case ENOMEM: return "out of memory (node memory limit reached)";
+	case ERANGE: return "offset or length outside the allocation";
+	case EBADMSG: return "malformed reply from node";
+	case ETIMEDOUT: return "node did not answer within the timeout";
+	}
+	const char *s = strerrordesc_np(-err);
+	return s ? s : "unknown error";
+}
+
+int virgo_node_count(void)
+{
+	int err = 0;
+	struct vc_client *c = vc_get(&err);
+	return c ? c->cfg.nnodes : err;
+}
+
+int virgo_node_info(int idx, struct virgo_node_info *info)
+{
+	int err = 0;
+	struct vc_client *c = vc_get(&err);
+	if (!c)
+		return err;
+	if (idx < 0 || idx >= c->cfg.nnodes)
+		return -VIRGO_ENONODE;
+	struct vc_node *n = &c->cfg.nodes[idx];
+	info->id = n->id;
+	snprintf(info->host, sizeof info->host, "%s", n->host);
+	info->port_offset = n->port_offset;
+	info->up = node_up(n, vc_now_ms());
+	return 0;
+}
+
+int virgo_ping(int idx, unsigned *node_id, double *rtt_us)
+{
+	int err = 0;
+	struct vc_client *c = vc_get(&err);
+	if (!c)
+		return err;
+	if (idx < 0 || idx >= c->cfg.nnodes)
+		return -VIRGO_ENONODE;
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	struct vc_reply rep;
+	int rc = vc_call(c, idx, "ping\r\n", 6, NULL, 0, &rep);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	free(rep.data);
+	if (rc)
+		return rc;
+	unsigned id;
+	if (sscanf(rep.line, "PONG %u", &id) != 1)
+		return -VIRGO_EBADREPLY;
+	if (node_id)
+		*node_id = id;
+	if (rtt_us)
+		*rtt_us = (double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3;
+	return 0;
+}
+
+int virgo_mempool_stats(int idx, char **text)
+{
+	int err = 0;
+	struct vc_client *c = vc_get(&err);
+	if (!c)
+		return err;
+	if (idx < 0 || idx >= c->cfg.nnodes)
+		return -VIRGO_ENONODE;
+	struct vc_reply rep;
+	int rc = vc_call(c, idx, "stats\r\n", 7, NULL, 0, &rep);
+	if (rc) {
+		free(rep.data);
+		return rc;
+	}
+	*text = (char *)rep.data;
+	return 0;
+}
+
+static uint64_t rng_next(struct vc_client *c)
+{
+	pthread_mutex_lock(&c->rng_lock);
+	uint64_t x = c->rng; /* xorshift64* */
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	c->rng = x;
+	pthread_mutex_unlock(&c->rng_lock);
+	return x * UINT64_C(2685821657736338717);
+}
+
+int lb_pick(struct vc_client *c, const uint64_t *avoid)
+{
+	int n = c->cfg.nnodes;
+	int64_t now = vc_now_ms();
+	int cand[VC_MAX_NODES], ncand = 0, fallback[VC_MAX_NODES], nfall = 0;
+	for (int i = 0; i < n; i++) {
+		if (avoid && (avoid[i / 64] >> (i % 64)) & 1)
+			continue;
+		if (node_up(&c->cfg.nodes[i], now))
+			cand[ncand++] = i;
+		else
+			fallback[nfall++] = i;
+	}
+	if (ncand == 0) { /* everything is in back-off: try anyway */
+		memcpy(cand, fallback, sizeof(int) * (size_t)nfall);
+		ncand = nfall;
+	}
+	if (ncand == 0)
+		return -1;
+	if (c->cfg.policy == VC_POLICY_ROUND_ROBIN)
+		return cand[atomic_fetch_add(&c->rr, 1) % (unsigned)ncand];
+	return cand[rng_next(c) % (uint64_t)ncand];
+}

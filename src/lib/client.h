@@ -1,0 +1,100 @@
+/*
+ * client.h - libvirgo internals: the client object, its nodes and the
+ * primitives every call family (mem.c, later clone.c, fs.c, ...) builds on.
+ *
+ * One process-wide client holds the parsed virgo_client.conf, a connection
+ * pool per node, the balancer state and per-node back-off after failures.
+ */
+#ifndef VIRGO_CLIENT_H
+#define VIRGO_CLIENT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../include/virgo.h"
+
+#define VC_MAX_NODES 256
+#define VC_MEMPOOL_BASE 30000
+
+enum vc_policy { VC_POLICY_RANDOM = 0, VC_POLICY_ROUND_ROBIN };
+
+struct vc_conn {
+	struct vc_conn *next;
+	int fd;
+	uint8_t buf[16384]; /* read-ahead */
+	size_t off, len;
+};
+
+struct vc_node {
+	unsigned id;
+	char host[64];
+	int port_offset;
+	pthread_mutex_t lock; /* guards idle, nidle, down_until, backoff_ms */
+	struct vc_conn *idle;
+	int nidle;
+	int64_t down_until_ms; /* skip for placement until then */
+	int backoff_ms;
+};
+
+struct vc_config {
+	struct vc_node nodes[VC_MAX_NODES];
+	int nnodes;
+	enum vc_policy policy;
+	uint64_t chunk_size;
+	int connect_timeout_ms, timeout_ms, pool_size, backoff_ms, backoff_max_ms;
+	uint64_t seed;
+	bool seeded;
+	char source[256];
+};
+
+struct vc_client {
+	struct vc_config cfg;
+	pthread_mutex_t rng_lock;
+	uint64_t rng;
+	_Atomic unsigned rr;
+};
+
+/* The process-wide client, initialised on first use; NULL + *err on failure. */
+struct vc_client *vc_get(int *err);
+
+/* Parse a client config file into cfg (defaults first).  0 or -1 + err. */
+void vc_config_defaults(struct vc_config *cfg);
+int vc_config_load(struct vc_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Index of the node with this id, or -1. */
+int vc_node_index(struct vc_client *c, unsigned id);
+
+/* Placement: the next node index per the policy, skipping nodes in
+ * back-off (unless every node is); `avoid` (bitmap of tried indexes, may be
+ * NULL) is skipped too.  -1 if nothing is left. */
+int lb_pick(struct vc_client *c, const uint64_t *avoid);
+
+/* Mark a node failed (back-off doubles) or healthy again. */
+void vc_node_failed(struct vc_client *c, int idx);
+void vc_node_ok(struct vc_client *c, int idx);
+
+int64_t vc_now_ms(void);
+
+/* Close the node's idle pooled connections. */
+void vc_pool_flush(struct vc_node *n);
+
+/* One reply from a node. */
+struct vc_reply {
+	char line[512]; /* status line, NUL-terminated, no CRLF */
+	uint8_t *data; /* VALUE payload or STAT text (malloc'd, caller frees) */
+	size_t data_len;
+};
+
+/* Sends one request to the idx-th node's mempool port: hdr (a line with
+ * its CRLF), then, if payload is non-NULL, plen bytes and CRLF.  Reads the
+ * reply: one line; for VALUE, its payload; for STAT, lines up to END.  An
+ * "ERR <CODE> ..." reply returns -<errno of CODE> with the line in rep.
+ * Transport failures return -ECONNREFUSED, -ETIMEDOUT, -ECONNRESET, ...
+ * and put the node in back-off. */
+int vc_call(struct vc_client *c, int idx, const char *hdr, size_t hdr_len, const void *payload,
+	    size_t plen, struct vc_reply *rep);
+
+#endif

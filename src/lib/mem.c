@@ -1,0 +1,345 @@
+/*
+ * mem.c - virgo_malloc/set/get/free: memory pooling across the cluster.
+ *
+ * A request for at most chunk_size bytes becomes one allocation on a node
+ * the policy picks.  A larger one becomes ceil(size/chunk_size) chunks, each
+ * placed by the policy, plus a span descriptor (span.h) whose span-flagged
+ * VUID is what the caller gets; set/get/free on it fan out to the chunks.
+ * Placement retries another node when one is unreachable or full, so one
+ * dead node does not fail an allocation the rest of the cluster can hold.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/vuid.h"
+#include "client.h"
+#include "span.h"
+
+static int node_of(struct vc_client *c, uint64_t vuid)
+{
+	return vc_node_index(c, vuid_node(vuid));
+}
+
+/* One allocation of size bytes on some node; tries each node at most once. */
+static int alloc_one(struct vc_client *c, uint64_t size, bool span, uint64_t *vuid)
+{
+	uint64_t tried[VC_MAX_NODES / 64] = {0};
+	char hdr[64];
+	int hl = snprintf(hdr, sizeof hdr, "malloc %" PRIu64 "%s\r\n", size, span ? " span" : "");
+	int last = -VIRGO_ENONODE;
+	for (;;) {
+		int idx = lb_pick(c, tried);
+		if (idx < 0)
+			return last;
+		tried[idx / 64] |= UINT64_C(1) << (idx % 64);
+		struct vc_reply rep;
+		int rc = vc_call(c, idx, hdr, (size_t)hl, NULL, 0, &rep);
+		free(rep.data);
+		if (rc == 0) {
+			if (strncmp(rep.line, "OK ", 3) != 0 ||
+			    vuid_parse(rep.line + 3, strlen(rep.line + 3), vuid) != 0)
+				return -VIRGO_EBADREPLY;
+			return 0;
+		}
+		/* EINVAL (size above the node's max_alloc) and the like are
+		 * the caller's problem; full or unreachable nodes are not */
+		if (rc == -EINVAL || rc == -E2BIG)
+			return rc;
+		last = rc;
+	}
+}
+
+static int call_vuid(struct vc_client *c, uint64_t vuid, const char *hdr, size_t hl,
+		     const void *payload, size_t plen, struct vc_reply *rep)
+{
+	int idx = node_of(c, vuid);
+	if (idx < 0) {
+		memset(rep, 0, sizeof *rep);
+		return -VIRGO_ENONODE;
+	}
+	return vc_call(c, idx, hdr, hl, payload, plen, rep);
+}
+
+static int free_one(struct vc_client *c, uint64_t vuid)
+{
+	char hdr[64], hex[VUID_HEX_MAX + 1];
+	vuid_format(vuid, hex);
+	int hl = snprintf(hdr, sizeof hdr, "free %s\r\n", hex);
+	struct vc_reply rep;
+	int rc = call_vuid(c, vuid, hdr, (size_t)hl, NULL, 0, &rep);
+	free(rep.data);
+	return rc;
+}
+
+/* set on one allocation: whole-value (offset < 0) or a patch at offset. */
+static int set_one(struct vc_client *c, uint64_t vuid, int64_t offset, const void *data, size_t len)
+{
+	char hdr[96], hex[VUID_HEX_MAX + 1];
+	vuid_format(vuid, hex);
+	int hl = offset < 0 ? snprintf(hdr, sizeof hdr, "set %s %zu\r\n", hex, len)
+			    : snprintf(hdr, sizeof hdr, "set %s %zu %" PRId64 "\r\n", hex, len, offset);
+	struct vc_reply rep;
+	int rc = call_vuid(c, vuid, hdr, (size_t)hl, data ? data : "", len, &rep);
+	free(rep.data);
+	return rc;
+}
+
+/* get on one allocation: whole value (len_or_whole < 0) or a range. */
+static int get_one(struct vc_client *c, uint64_t vuid, uint64_t off, int64_t len,
+		   struct vc_reply *rep)
+{
+	char hdr[96], hex[VUID_HEX_MAX + 1];
+	vuid_format(vuid, hex);
+	int hl = len < 0 ? snprintf(hdr, sizeof hdr, "get %s\r\n", hex)
+			 : snprintf(hdr, sizeof hdr, "get %s %" PRIu64 " %" PRId64 "\r\n", hex, off,
+				    len);
+	int rc = call_vuid(c, vuid, hdr, (size_t)hl, NULL, 0, rep);
+	if (rc == 0 && strncmp(rep->line, "VALUE ", 6) != 0) {
+		free(rep->data);
+		rep->data = NULL;
+		return -VIRGO_EBADREPLY;
+	}
+	return rc;
+}
+
+static int load_span(struct vc_client *c, uint64_t vuid, struct span *s)
+{
+	struct vc_reply rep;
+	int rc = get_one(c, vuid, 0, -1, &rep);
+	if (rc == 0)
+		rc = span_parse(rep.data, rep.data_len, s);
+	free(rep.data);
+	return rc;
+}
+
+int virgo_malloc(size_t size, virgo_vuid_t *vuid)
+{
+	int err = 0;
+	struct vc_client *c = vc_get(&err);
+	if (!c)
+		return err;
+	if (size == 0 || !vuid)
+		return -EINVAL;
+	uint64_t cs = c->cfg.chunk_size;
+	if (size <= cs)
+		return alloc_one(c, size, false, vuid);
+	uint64_t n = (size + cs - 1) / cs;
+	if (n > SPAN_MAX_CHUNKS)
+		return -E2BIG;
+	struct span s = {.total = size, .chunk = cs, .n = (uint32_t)n};
+	s.vuids = calloc(n, sizeof *s.vuids);
+	if (!s.vuids)
+		return -ENOMEM;
+	int rc = 0;
+	uint32_t got = 0;
+	for (; got < s.n && rc == 0; got++) {
+		uint64_t part = got + 1 < s.n ? cs : size - cs * (s.n - 1);
+		rc = alloc_one(c, part, false, &s.vuids[got]);
+	}
+	if (rc == 0) {
+		size_t dl;
+		char *desc = span_format(&s, &dl);
+		rc = desc ? alloc_one(c, dl, true, vuid) : -ENOMEM;
+		if (rc == 0) {
+			rc = set_one(c, *vuid, -1, desc, dl);
+			if (rc)
+				free_one(c, *vuid);
+		}
+		free(desc);
+	} else {
+		got--; /* the failed one holds nothing */
+	}
+	if (rc)
+		for (uint32_t i = 0; i < got; i++)
+			free_one(c, s.vuids[i]);
+	span_clear(&s);
+	return rc;
+}
+
+int virgo_set(virgo_vuid_t vuid, const void *data, size_t len)
+{
+	int err = 0;
+	struct vc_client *c = vc_get(&err);
+	if (!c)
+		return err;
+	if (!vuid_is_span(vuid))
+		return set_one(c, vuid, -1, data, len);
+	struct span s;
+	int rc = load_span(c, vuid, &s);
+	if (rc)
+		return rc;
+	if (len > s.total)
+		rc = -ERANGE;
+	/* every chunk gets its piece, chunks past the end an empty value,
+	 * so a shorter set really replaces a longer one */
+	for (uint32_t i = 0; i < s.n && rc == 0; i++) {
+		uint64_t start = (uint64_t)i * s.chunk;
+		size_t piece = start >= len ? 0 : (len - start < s.chunk ? len - start : s.chunk);
+		rc = set_one(c, s.vuids[i], -1, piece ? (const void *)((const uint8_t *)data + start) : (const void *)"", piece);
+	}
+	span_clear(&s);
+	return rc;
+}
+
+int virgo_set_at(virgo_vuid_t vuid, size_t offset, const void *data, size_t len)
+{
+	int err = 0;
+	struct vc_client *c = vc_get(&err);
+	if (!c)
+		return err;
+	if (offset > INT64_MAX)
+		return -ERANGE;
+	if (!vuid_is_span(vuid))
+		return set_one(c, vuid, (int64_t)offset, data, len);
+	struct span s;
+	int rc = load_span(c, vuid, &s);
+	if (rc)
+		return rc;
+	if (offset > s.total || len > s.total - offset)
+		rc = -ERANGE;
+	for (uint32_t i = 0; i < s.n && rc == 0 && len > 0; i++) {
+		uint64_t cstart = (uint64_t)i * s.chunk, cend = cstart + s.chunk;
+		uint64_t a = offset > cstart ? offset : cstart;
+		uint64_t b = offset + len < cend ? offset + len : cend;
+		if (a >= b)
+			continue;
+		rc = set_one(c, s.vuids[i], (int64_t)(a - cstart), (const uint8_t *)data + (a - offset),
+			     (size_t)(b - a));
+	}
+	span_clear(&s);
+	return rc;
+}
+
+int virgo_get(virgo_vuid_t vuid, void **data, size_t *len)
+{
+	int err = 0;
+	struct vc_client *c = vc_get(&err);
+	if (!c)
+		return err;
+	*data = NULL;
+	*len = 0;
+	struct vc_reply rep;
+	if (!vuid_is_span(vuid)) {
+		int rc = get_one(c, vuid, 0, -1, &rep);
+		if (rc) {
+			free(rep.data);
+			return rc;
+		}
+		*len = rep.data_len;
+		*data = rep.data_len ? rep.data : NULL;
+		if (!rep.data_len)
+			free(rep.data);
+		return 0;
+	}
+	struct span s;
+	int rc = load_span(c, vuid, &s);
+	if (rc)
+		return rc;
+	uint8_t **parts = calloc(s.n, sizeof *parts);
+	size_t *plen = calloc(s.n, sizeof *plen);
+	uint64_t total = 0;
+	if (!parts || !plen)
+		rc = -ENOMEM;
+	for (uint32_t i = 0; i < s.n && rc == 0; i++) {
+		rc = get_one(c, s.vuids[i], 0, -1, &rep);
+		parts[i] = rep.data;
+		plen[i] = rep.data_len;
+		if (rc == 0 && plen[i] && (uint64_t)i * s.chunk + plen[i] > total)
+			total = (uint64_t)i * s.chunk + plen[i];
+	}
+	uint8_t *out = NULL;
+	if (rc == 0 && total) {
+		out = calloc(1, (size_t)total); /* gaps inside the value read as zero */
+		if (!out)
+			rc = -ENOMEM;
+		for (uint32_t i = 0; i < s.n && rc == 0; i++)
+			if (plen[i])
+				memcpy(out + (size_t)i * s.chunk, parts[i], plen[i]);
+	}
+	for (uint32_t i = 0; parts && i < s.n; i++)
+		free(parts[i]);
+	free(parts);
+	free(plen);
+	span_clear(&s);
+	if (rc == 0) {
+		*data = out;
+		*len = (size_t)total;
+	}
+	return rc;
+}
+
+int virgo_get_at(virgo_vuid_t vuid, size_t offset, void *buf, size_t len)
+{
+	int err = 0;
+	struct vc_client *c = vc_get(&err);
+	if (!c)
+		return err;
+	if (offset > INT64_MAX || len > INT64_MAX)
+		return -ERANGE;
+	struct vc_reply rep;
+	if (!vuid_is_span(vuid)) {
+		int rc = get_one(c, vuid, offset, (int64_t)len, &rep);
+		if (rc == 0 && rep.data_len != len)
+			rc = -VIRGO_EBADREPLY;
+		if (rc == 0)
+			memcpy(buf, rep.data, len);
+		free(rep.data);
+		return rc;
+	}
+	struct span s;
+	int rc = load_span(c, vuid, &s);
+	if (rc)
+		return rc;
+	if (offset > s.total || len > s.total - offset)
+		rc = -ERANGE;
+	for (uint32_t i = 0; i < s.n && rc == 0 && len > 0; i++) {
+		uint64_t cstart = (uint64_t)i * s.chunk, cend = cstart + s.chunk;
+		uint64_t a = offset > cstart ? offset : cstart;
+		uint64_t b = offset + len < cend ? offset + len : cend;
+		if (a >= b)
+			continue;
+		rc = get_one(c, s.vuids[i], a - cstart, (int64_t)(b - a), &rep);
+		if (rc == 0 && rep.data_len != b - a)
+			rc = -VIRGO_EBADREPLY;
+		if (rc == 0)
+			memcpy((uint8_t *)buf + (a - offset), rep.data, (size_t)(b - a));
+		free(rep.data);
+	}
+	span_clear(&s);
+	return rc;
+}
+
+int virgo_free(virgo_vuid_t vuid)
+{
+	int err = 0;
+	struct vc_client *c = vc_get(&err);
+	if (!c)
+		return err;
+	if (!vuid_is_span(vuid))
+		return free_one(c, vuid);
+	struct span s;
+	int rc = load_span(c, vuid, &s);
+	if (rc)
+		return rc;
+	/* free every chunk even if one fails, then the descriptor */
+	for (uint32_t i = 0; i < s.n; i++) {
+		int r = free_one(c, s.vuids[i]);
+		if (r && !rc)
+			rc = r;
+	}
+	span_clear(&s);
+	int r = free_one(c, vuid);
+	return rc ? rc : r;
+}
+
+void virgo_vuid_format(virgo_vuid_t vuid, char buf[17]) { vuid_format(vuid, buf); }
+
+int virgo_vuid_parse(const char *s, virgo_vuid_t *vuid)
+{
+	return vuid_parse(s, strlen(s), vuid);
+}
+
+unsigned virgo_vuid_node(virgo_vuid_t vuid) { return vuid_node(vuid); }

@@ -1,0 +1,224 @@
+/*
+ * mempool.c - the memory pooling service (port 30000, notes §887/§894).
+ *
+ * Glue between the pure parser (mempool_proto.c), the allocation table
+ * (mempool_store.c) and the connection: parse a request, run it against the
+ * store, write the reply.  Replies to the notes' call syntax keep the
+ * original's shape (bare hex id, bare data) so old scripts work; native
+ * commands answer with a status word.  Errors are "ERR <CODE> <sentence>".
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <sys/time.h>
+
+#include "../common/errcode.h"
+#include "../common/vuid.h"
+#include "../daemon/config.h"
+#include "../daemon/service.h"
+#include "mempool_proto.h"
+#include "mempool_store.h"
+
+struct mempool {
+	struct mp_store *store;
+	struct mp_limits lim;
+	uint64_t max_alloc;
+	unsigned node_id;
+};
+
+struct mempool_conn {
+	struct frame_state fs;
+	uint64_t need; /* wait for this much input before parsing again */
+	bool legacy_close; /* last request used the call syntax */
+};
+
+static int mempool_init(const struct vd_config *cfg, void **out)
+{
+	struct mempool *mp = calloc(1, sizeof *mp);
+	if (!mp)
+		return -ENOMEM;
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	uint64_t now_ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+	mp->store = mp_store_new(cfg->node_id, cfg->mem_limit, cfg->max_alloc, now_ms);
+	if (!mp->store) {
+		free(mp);
+		return -ENOMEM;
+	}
+	mp->lim.max_line = cfg->max_line;
+	mp->lim.max_value = cfg->max_value;
+	mp->max_alloc = cfg->max_alloc;
+	mp->node_id = cfg->node_id;
+	*out = mp;
+	return 0;
+}
+
+static void mempool_fini(void *svc)
+{
+	struct mempool *mp = svc;
+	mp_store_free_all(mp->store);
+	free(mp);
+}
+
+static void reply_err(struct mempool *mp, struct evbuffer *out, int code, const char *msg)
+{
+	mp_store_count_error(mp->store);
+	evbuffer_add_printf(out, "ERR %s %s\r\n", ec_name(code), msg);
+}
+
+static const char *store_msg(int err)
+{
+	switch (err) {
+	case ENOENT: return "no such allocation (unknown or already freed VUID)";
+	case ENOMEM: return "node memory limit reached";
+	case ERANGE: return "outside the allocation's size";
+	case EINVAL: return "size must be between 1 and max_alloc";
+	default: return "failed";
+	}
+}
+
+struct emit_ctx {
+	struct evbuffer *out;
+	bool legacy;
+};
+
+static void emit_value(void *arg, const uint8_t *bytes, size_t n)
+{
+	struct emit_ctx *e = arg;
+	if (!e->legacy)
+		evbuffer_add_printf(e->out, "VALUE %zu\r\n", n);
+	evbuffer_add(e->out, bytes, n);
+	evbuffer_add(e->out, "\r\n", 2);
+}
+
+static void reply_stats(struct mempool *mp, struct evbuffer *out)
+{
+	struct mp_stats s;
+	mp_store_stats(mp->store, &s);
+	evbuffer_add_printf(out,
+			    "STAT node_id %u\r\nSTAT allocations %" PRIu64 "\r\n"
+			    "STAT bytes %" PRIu64 "\r\nSTAT limit %" PRIu64 "\r\n"
+			    "STAT max_alloc %" PRIu64 "\r\nSTAT max_value %" PRIu64 "\r\n"
+			    "STAT ops_malloc %" PRIu64 "\r\nSTAT ops_set %" PRIu64 "\r\n"
+			    "STAT ops_get %" PRIu64 "\r\nSTAT ops_free %" PRIu64 "\r\n"
+			    "STAT errors %" PRIu64 "\r\nEND\r\n",
+			    mp->node_id, s.allocations, s.bytes, s.limit, mp->max_alloc,
+			    mp->lim.max_value, s.ops_malloc, s.ops_set, s.ops_get, s.ops_free,
+			    s.ops_error);
+}
+
+static const char mempool_help[] =
+	"HELP malloc <size> [span]               -> OK <vuid>\r\n"
+	"HELP set <vuid> <nbytes> [<offset>]     + <nbytes> bytes + CRLF -> OK\r\n"
+	"HELP get <vuid> [<offset> <length>]     -> VALUE <n> + bytes + CRLF\r\n"
+	"HELP free <vuid>                        -> OK\r\n"
+	"HELP stats | ping | help | quit\r\n"
+	"HELP virgo_cloud_malloc(<size>) virgo_cloud_set(<vuid>,<data>) "
+	"virgo_cloud_get(<vuid>) virgo_cloud_free(<vuid>)\r\n"
+	"END\r\n";
+
+/* Runs one parsed request; returns VSVC_CLOSE for quit. */
+static int mempool_exec(struct mempool *mp, const struct mp_req *r, struct evbuffer *out)
+{
+	char hex[VUID_HEX_MAX + 1];
+	int rc;
+	switch (r->op) {
+	case MP_OP_MALLOC: {
+		uint64_t v;
+		rc = mp_store_alloc(mp->store, r->size, r->span, &v);
+		if (rc < 0)
+			break;
+		vuid_format(v, hex);
+		evbuffer_add_printf(out, r->legacy ? "%s\r\n" : "OK %s\r\n", hex);
+		return VSVC_KEEP;
+	}
+	case MP_OP_SET:
+		rc = mp_store_write(mp->store, r->vuid, r->offset, r->data, r->data_len,
+				    !r->has_offset);
+		if (rc < 0)
+			break;
+		if (r->legacy) {
+			vuid_format(r->vuid, hex);
+			evbuffer_add_printf(out, "%s\r\n", hex);
+		} else {
+			evbuffer_add(out, "OK\r\n", 4);
+		}
+		return VSVC_KEEP;
+	case MP_OP_GET: {
+		struct emit_ctx e = {out, r->legacy};
+		rc = mp_store_read(mp->store, r->vuid, !r->has_offset, r->offset, r->length,
+				   emit_value, &e);
+		if (rc < 0)
+			break;
+		return VSVC_KEEP;
+	}
+	case MP_OP_FREE:
+		rc = mp_store_release(mp->store, r->vuid);
+		if (rc < 0)
+			break;
+		evbuffer_add(out, "OK\r\n", 4);
+		return VSVC_KEEP;
+	case MP_OP_STATS:
+		reply_stats(mp, out);
+		return VSVC_KEEP;
+	case MP_OP_PING:
+		evbuffer_add_printf(out, "PONG %u\r\n", mp->node_id);
+		return VSVC_KEEP;
+	case MP_OP_HELP:
+		evbuffer_add(out, mempool_help, sizeof mempool_help - 1);
+		return VSVC_KEEP;
+	case MP_OP_QUIT:
+	default:
+		return VSVC_CLOSE;
+	}
+	reply_err(mp, out, -rc, store_msg(-rc));
+	return VSVC_KEEP;
+}
+
+static int mempool_on_input(struct vconn *c, struct evbuffer *in, bool eof)
+{
+	struct mempool *mp = vconn_svc(c);
+	struct mempool_conn *mc = vconn_state(c);
+	struct evbuffer *out = vconn_out(c);
+	for (;;) {
+		size_t len = evbuffer_get_length(in);
+		if (len == 0 || (!eof && mc->need && len < mc->need))
+			break;
+		const uint8_t *buf = evbuffer_pullup(in, -1);
+		struct mp_req req;
+		size_t used;
+		int code;
+		const char *msg;
+		enum mp_parse_result pr =
+			mp_parse(&mc->fs, buf, len, eof, &mp->lim, &req, &used, &mc->need, &code, &msg);
+		int rc = VSVC_KEEP;
+		if (pr == MP_REQ) {
+			rc = mempool_exec(mp, &req, out);
+			mc->legacy_close = req.legacy;
+		}
+		else if (pr == MP_ERROR)
+			reply_err(mp, out, code, msg);
+		evbuffer_drain(in, used);
+		if (rc == VSVC_CLOSE)
+			return VSVC_CLOSE;
+		if (pr == MP_MORE && (eof || used == 0))
+			break;
+	}
+	/* The original served one call per connection and closed, and
+	 * `printf 'virgo_cloud_malloc(1000)\n' | nc host 30000` relies on
+	 * that close to return; so once every call-syntax request that
+	 * arrived is answered, close.  Native commands keep it open. */
+	if (mc->legacy_close && evbuffer_get_length(in) == 0)
+		return VSVC_CLOSE;
+	return VSVC_KEEP;
+}
+
+const struct vsvc mempool_service = {
+	.name = "mempool",
+	.base_port = 30000,
+	.conn_size = sizeof(struct mempool_conn),
+	.init = mempool_init,
+	.fini = mempool_fini,
+	.on_input = mempool_on_input,
+};

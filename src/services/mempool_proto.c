@@ -1,0 +1,191 @@
+/*
+ * mempool_proto.c - parser for the mempool protocol (mempool_proto.h).
+ *
+ * The call syntax follows COMPAT.md: quotes around ids and numbers are
+ * ignored, the data of virgo_cloud_set runs from the first comma to the
+ * final ')' of the line (so it may contain commas, parentheses and spaces),
+ * and NUL padding ends a line.  A native set whose header is wrong but whose
+ * byte count is readable still has its payload skipped, so one bad request
+ * never turns its payload into a stream of bogus commands.
+ */
+#include "mempool_proto.h"
+
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../common/vuid.h"
+
+#define MP_MAX_TOKENS 6
+
+static bool tok_is(const uint8_t *t, size_t n, const char *word)
+{
+	return strlen(word) == n && strncasecmp((const char *)t, word, n) == 0;
+}
+
+static enum mp_parse_result fail(int *code, const char **msg, int c, const char *m)
+{
+	*code = c;
+	*msg = m;
+	return MP_ERROR;
+}
+
+/* virgo_cloud_<name>(<args>) */
+static enum mp_parse_result parse_legacy(const uint8_t *line, size_t n, struct mp_req *req,
+					 int *code, const char **msg)
+{
+	static const char prefix[] = "virgo_cloud_";
+	const size_t plen = sizeof prefix - 1;
+	const uint8_t *open = memchr(line, '(', n);
+	size_t close = n;
+	while (close > 0 && (line[close - 1] == ' ' || line[close - 1] == '\t'))
+		close--;
+	if (!open || close == 0 || line[close - 1] != ')')
+		return fail(code, msg, EINVAL, "call syntax is virgo_cloud_<op>(<args>)");
+	const uint8_t *name = line + plen;
+	size_t name_len = (size_t)(open - name);
+	while (name_len > 0 && name[name_len - 1] == ' ')
+		name_len--;
+	const uint8_t *args = open + 1;
+	size_t args_len = (size_t)(line + close - 1 - args);
+	req->legacy = true;
+	if (tok_is(name, name_len, "malloc")) {
+		req->op = MP_OP_MALLOC;
+		if (frame_u64(args, args_len, &req->size) != 0)
+			return fail(code, msg, EINVAL, "malloc needs a decimal size");
+		return MP_REQ;
+	}
+	if (tok_is(name, name_len, "get") || tok_is(name, name_len, "free")) {
+		req->op = tok_is(name, name_len, "get") ? MP_OP_GET : MP_OP_FREE;
+		if (vuid_parse((const char *)args, args_len, &req->vuid) != 0)
+			return fail(code, msg, EINVAL, "bad VUID (expected hex)");
+		return MP_REQ;
+	}
+	if (tok_is(name, name_len, "set")) {
+		req->op = MP_OP_SET;
+		const uint8_t *comma = memchr(args, ',', args_len);
+		if (!comma)
+			return fail(code, msg, EINVAL, "set needs (<vuid>,<data>)");
+		if (vuid_parse((const char *)args, (size_t)(comma - args), &req->vuid) != 0)
+			return fail(code, msg, EINVAL, "bad VUID (expected hex)");
+		req->data = comma + 1;
+		req->data_len = (size_t)(args + args_len - req->data);
+		return MP_REQ;
+	}
+	return fail(code, msg, ENOSYS, "unknown call (malloc, set, get, free)");
+}
+
+static int parse_vuid_tok(const uint8_t *t, size_t n, uint64_t *v)
+{
+	return vuid_parse((const char *)t, n, v);
+}
+
+enum mp_parse_result mp_parse(struct frame_state *st, const uint8_t *buf, size_t len, bool eof,
+			      const struct mp_limits *lim, struct mp_req *req, size_t *consumed,
+			      uint64_t *need, int *code, const char **msg)
+{
+	const uint8_t *line;
+	size_t line_len, used;
+	*need = 0;
+	memset(req, 0, sizeof *req);
+	enum frame_result fr = frame_next_line(st, buf, len, eof, lim->max_line, &line, &line_len, &used);
+	*consumed = used;
+	if (fr == FRAME_MORE)
+		return MP_MORE;
+	if (fr == FRAME_TOOLONG)
+		return fail(code, msg, E2BIG, "request line too long");
+
+	if (line_len > 12 && strncasecmp((const char *)line, "virgo_cloud_", 12) == 0)
+		return parse_legacy(line, line_len, req, code, msg);
+
+	const uint8_t *tok[MP_MAX_TOKENS];
+	size_t tl[MP_MAX_TOKENS];
+	int nt = frame_tokens(line, line_len, tok, tl, MP_MAX_TOKENS);
+	if (nt <= 0)
+		return fail(code, msg, EINVAL, "too many arguments");
+
+	if (tok_is(tok[0], tl[0], "set")) {
+		/* set <vuid> <nbytes> [<offset>] \r\n <payload> \r\n */
+		uint64_t n;
+		if (nt < 3 || frame_u64(tok[2], tl[2], &n) != 0)
+			return fail(code, msg, EINVAL, "usage: set <vuid> <nbytes> [<offset>]");
+		if (n > lim->max_value) {
+			st->swallow = n;
+			st->discard_line = true; /* then its terminator */
+			*consumed = used + frame_swallow(st, len - used);
+			return fail(code, msg, E2BIG, "value larger than max_value");
+		}
+		size_t pused;
+		enum frame_payload_result pr = frame_payload(buf + used, len - used, n, eof, &pused, need);
+		if (pr == PAYLOAD_MORE) {
+			/* keep the line: the request is re-parsed once the
+			 * payload is in; drop only what precedes the line */
+			*consumed = (size_t)(line - buf);
+			*need += (uint64_t)(used - *consumed);
+			return MP_MORE;
+		}
+		*consumed = used + pused;
+		if (pr == PAYLOAD_BADTERM) {
+			st->discard_line = true;
+			return fail(code, msg, EINVAL, "payload not followed by CRLF (bad data chunk)");
+		}
+		if (nt > 4)
+			return fail(code, msg, EINVAL, "usage: set <vuid> <nbytes> [<offset>]");
+		if (parse_vuid_tok(tok[1], tl[1], &req->vuid) != 0)
+			return fail(code, msg, EINVAL, "bad VUID (expected hex)");
+		if (nt == 4) {
+			if (frame_u64(tok[3], tl[3], &req->offset) != 0)
+				return fail(code, msg, EINVAL, "bad offset");
+			req->has_offset = true;
+		}
+		req->op = MP_OP_SET;
+		req->data = buf + used;
+		req->data_len = (size_t)n;
+		return MP_REQ;
+	}
+	if (tok_is(tok[0], tl[0], "malloc")) {
+		req->op = MP_OP_MALLOC;
+		if (nt < 2 || nt > 3 || frame_u64(tok[1], tl[1], &req->size) != 0)
+			return fail(code, msg, EINVAL, "usage: malloc <size> [span]");
+		if (nt == 3) {
+			if (!tok_is(tok[2], tl[2], "span"))
+				return fail(code, msg, EINVAL, "usage: malloc <size> [span]");
+			req->span = true;
+		}
+		return MP_REQ;
+	}
+	if (tok_is(tok[0], tl[0], "get")) {
+		req->op = MP_OP_GET;
+		if ((nt != 2 && nt != 4) || parse_vuid_tok(tok[1], tl[1], &req->vuid) != 0)
+			return fail(code, msg, EINVAL, "usage: get <vuid> [<offset> <length>]");
+		if (nt == 4) {
+			if (frame_u64(tok[2], tl[2], &req->offset) != 0 ||
+			    frame_u64(tok[3], tl[3], &req->length) != 0)
+				return fail(code, msg, EINVAL, "usage: get <vuid> [<offset> <length>]");
+			if (req->length > lim->max_value)
+				return fail(code, msg, E2BIG, "range larger than max_value");
+			req->has_offset = true;
+		}
+		return MP_REQ;
+	}
+	if (tok_is(tok[0], tl[0], "free")) {
+		req->op = MP_OP_FREE;
+		if (nt != 2 || parse_vuid_tok(tok[1], tl[1], &req->vuid) != 0)
+			return fail(code, msg, EINVAL, "usage: free <vuid>");
+		return MP_REQ;
+	}
+	static const struct {
+		const char *word;
+		enum mp_op op;
+	} bare[] = {{"stats", MP_OP_STATS}, {"ping", MP_OP_PING}, {"help", MP_OP_HELP},
+		    {"quit", MP_OP_QUIT}};
+	for (size_t i = 0; i < sizeof bare / sizeof bare[0]; i++) {
+		if (tok_is(tok[0], tl[0], bare[i].word)) {
+			if (nt != 1)
+				return fail(code, msg, EINVAL, "this command takes no arguments");
+			req->op = bare[i].op;
+			return MP_REQ;
+		}
+	}
+	return fail(code, msg, ENOSYS, "unknown command (try: help)");
+}

@@ -1,0 +1,62 @@
+/*
+ * mempool_proto.h - the mempool wire protocol parser (port 30000).
+ *
+ * Pure: bytes in, one request (or one error) out, no I/O and no allocation.
+ * Two syntaxes share the port: the native commands (malloc/set/get/free/
+ * stats/ping/help/quit, length-prefixed binary-safe payloads, pipelining)
+ * and the notes' call syntax, virgo_cloud_malloc(1000) and friends, whose
+ * replies keep the original's shape.  docs/PROTOCOL.md is the reference.
+ */
+#ifndef VIRGO_MEMPOOL_PROTO_H
+#define VIRGO_MEMPOOL_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/frame.h"
+
+enum mp_op {
+	MP_OP_MALLOC = 1,
+	MP_OP_SET,
+	MP_OP_GET,
+	MP_OP_FREE,
+	MP_OP_STATS,
+	MP_OP_PING,
+	MP_OP_HELP,
+	MP_OP_QUIT,
+};
+
+struct mp_req {
+	enum mp_op op;
+	bool legacy; /* notes' call syntax: answer in the original's shape */
+	bool span; /* malloc ... span: mint a span-flagged VUID */
+	bool has_offset; /* set: patch at offset; get: explicit range */
+	uint64_t vuid;
+	uint64_t size; /* malloc */
+	uint64_t offset; /* set/get */
+	uint64_t length; /* get range length */
+	const uint8_t *data; /* set payload; points into the parsed buffer */
+	size_t data_len;
+};
+
+struct mp_limits {
+	size_t max_line; /* longest request line */
+	uint64_t max_value; /* largest payload or get range */
+};
+
+enum mp_parse_result {
+	MP_MORE = 0, /* need more bytes (at least *need in total, if set) */
+	MP_REQ, /* *req holds a request */
+	MP_ERROR, /* *err_code (positive errno) and *err_msg describe it */
+};
+
+/* Parses at most one request from buf[0..len).  *consumed is always set:
+ * the caller drops that many bytes (also on MP_MORE, when skipping).  On
+ * MP_MORE, *need (if non-zero) is the buffered length worth waiting for.
+ * req->data points into buf, valid until the caller drops the bytes. */
+enum mp_parse_result mp_parse(struct frame_state *st, const uint8_t *buf, size_t len, bool eof,
+			      const struct mp_limits *lim, struct mp_req *req, size_t *consumed,
+			      uint64_t *need, int *err_code, const char **err_msg);
+
+#endif

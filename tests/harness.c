@@ -1,0 +1,327 @@
+/*
+ * harness.c - integration-test harness (harness.h).
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TH_READY_MS 10000
+#define TH_STOP_MS 10000
+
+int64_t th_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *th_virgod(void)
+{
+	static char path[600];
+	if (path[0])
+		return path;
+	const char *env = getenv("VIRGOD");
+	if (env && *env) {
+		snprintf(path, sizeof path, "%s", env);
+		return path;
+	}
+	char exe[512];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n < 0)
+		n = 0;
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(path, sizeof path, "%s/../virgod", exe);
+	return path;
+}
+
+const char *th_tmpdir(void)
+{
+	static char dir[256];
+	const char *t = getenv("TMPDIR");
+	snprintf(dir, sizeof dir, "%s/virgo-test-XXXXXX", t && *t ? t : "/tmp");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	return dir;
+}
+
+int th_offset_base(int count)
+{
+	static int next = -1;
+	if (next < 0)
+		next = 100 + (int)(getpid() % 100) * 12;
+	int b = next;
+	next += count;
+	if (next > 1400)
+		next = 100;
+	return b;
+}
+
+int th_port(const struct th_cluster *c, int i, int base) { return base + c->nodes[i].offset; }
+
+static void dump_log(const struct th_node *n)
+{
+	FILE *f = fopen(n->log, "r");
+	if (!f)
+		return;
+	char line[1024];
+	fprintf(stderr, "---- log of node %u (%s)\n", n->id, n->log);
+	while (fgets(line, sizeof line, f))
+		fputs(line, stderr);
+	fclose(f);
+}
+
+int th_node_start(struct th_cluster *c, int i)
+{
+	struct th_node *n = &c->nodes[i];
+	unlink(n->pidfile);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fd = open(n->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execl(th_virgod(), "virgod", "--config", n->conf, (char *)NULL);
+		_exit(127);
+	}
+	n->pid = pid;
+	int64_t deadline = th_now_ms() + TH_READY_MS;
+	while (th_now_ms() < deadline) {
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			n->pid = 0;
+			fprintf(stderr, "virgod node %u exited during start-up\n", n->id);
+			dump_log(n);
+			return -1;
+		}
+		if (access(n->pidfile, F_OK) == 0)
+			return 0;
+		struct timespec ts = {0, 2 * 1000 * 1000};
+		nanosleep(&ts, NULL); /* polling interval, not a wait-and-hope */
+	}
+	fprintf(stderr, "virgod node %u not ready within %d ms\n", n->id, TH_READY_MS);
+	dump_log(n);
+	return -1;
+}
+
+int th_cluster_start(struct th_cluster *c, int n, const char *node_conf_extra,
+		     const char *client_extra)
+{
+	memset(c, 0, sizeof *c);
+	c->n = n;
+	snprintf(c->dir, sizeof c->dir, "%s", th_tmpdir());
+	int base = th_offset_base(n);
+	snprintf(c->client_conf, sizeof c->client_conf, "%s/virgo_client.conf", c->dir);
+	FILE *cf = fopen(c->client_conf, "w");
+	if (!cf)
+		return -1;
+	fprintf(cf, "# written by the test harness\n");
+	for (int i = 0; i < n; i++) {
+		struct th_node *nd = &c->nodes[i];
+		nd->id = (unsigned)i + 1;
+		nd->offset = base + i;
+		snprintf(nd->conf, sizeof nd->conf, "%s/node%d.conf", c->dir, i + 1);
+		snprintf(nd->pidfile, sizeof nd->pidfile, "%s/node%d.pid", c->dir, i + 1);
+		snprintf(nd->log, sizeof nd->log, "%s/node%d.log", c->dir, i + 1);
+		FILE *f = fopen(nd->conf, "w");
+		if (!f) {
+			fclose(cf);
+			return -1;
+		}
+		fprintf(f, "node_id = %u\nport_offset = %d\npidfile = %s\nthreads = 2\n%s\n", nd->id,
+			nd->offset, nd->pidfile, node_conf_extra ? node_conf_extra : "");
+		fclose(f);
+		fprintf(cf, "node = %u 127.0.0.1 %d\n", nd->id, nd->offset);
+	}
+	fprintf(cf, "%s\n", client_extra ? client_extra : "");
+	fclose(cf);
+	setenv("VIRGO_CLIENT_CONF", c->client_conf, 1);
+	for (int i = 0; i < n; i++) {
+		if (th_node_start(c, i) != 0) {
+			th_cluster_stop(c);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int reap(pid_t pid, int timeout_ms, int *status)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+	for (;;) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+		if (r == pid)
+			return 0;
+		if (r < 0)
+			return -1;
+		if (th_now_ms() > deadline)
+			return -1;
+		struct timespec ts = {0, 2 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+void th_node_signal(struct th_cluster *c, int i, int sig)
+{
+	struct th_node *n = &c->nodes[i];
+	if (n->pid <= 0)
+		return;
+	kill(n->pid, sig);
+	if (sig == SIGKILL || sig == SIGTERM) {
+		int st;
+		if (reap(n->pid, TH_STOP_MS, &st) != 0) {
+			kill(n->pid, SIGKILL);
+			waitpid(n->pid, &st, 0);
+		}
+		n->pid = 0;
+	}
+}
+
+int th_cluster_stop(struct th_cluster *c)
+{
+	int bad = 0;
+	for (int i = 0; i < c->n; i++) {
+		struct th_node *n = &c->nodes[i];
+		if (n->pid <= 0)
+			continue;
+		kill(n->pid, SIGCONT);
+		kill(n->pid, SIGTERM);
+	}
+	for (int i = 0; i < c->n; i++) {
+		struct th_node *n = &c->nodes[i];
+		if (n->pid <= 0)
+			continue;
+		int st = 0;
+		if (reap(n->pid, TH_STOP_MS, &st) != 0) {
+			fprintf(stderr, "node %u did not stop on SIGTERM\n", n->id);
+			kill(n->pid, SIGKILL);
+			waitpid(n->pid, &st, 0);
+			bad++;
+		} else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "node %u exited with status %d\n", n->id, st);
+			dump_log(n);
+			bad++;
+		}
+		n->pid = 0;
+	}
+	return bad;
+}
+
+int th_run(const char *const argv[], char *out, size_t cap, int timeout_ms)
+{
+	int p[2];
+	if (pipe(p) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		close(p[0]);
+		close(p[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	size_t used = 0;
+	int64_t deadline = th_now_ms() + timeout_ms;
+	for (;;) {
+		int64_t left = deadline - th_now_ms();
+		if (left <= 0)
+			break;
+		struct pollfd pf = {.fd = p[0], .events = POLLIN};
+		if (poll(&pf, 1, (int)left) <= 0)
+			break;
+		char tmp[4096];
+		ssize_t r = read(p[0], tmp, sizeof tmp);
+		if (r <= 0)
+			break;
+		size_t take = (size_t)r < cap - 1 - used ? (size_t)r : cap - 1 - used;
+		memcpy(out + used, tmp, take);
+		used += take;
+	}
+	out[used] = '\0';
+	close(p[0]);
+	int st;
+	if (reap(pid, (int)(deadline - th_now_ms() > 0 ? deadline - th_now_ms() : 0), &st) != 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		return -1;
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int th_connect(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int th_send(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+ssize_t th_recv_until(int fd, char *buf, size_t cap, const char *needle, int timeout_ms)
+{
+	size_t used = 0;
+	int64_t deadline = th_now_ms() + timeout_ms;
+	buf[0] = '\0';
+	while (used < cap - 1) {
+		if (needle && memmem(buf, used, needle, strlen(needle)))
+			break;
+		int64_t left = deadline - th_now_ms();
+		if (left <= 0)
+			return -1;
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		if (poll(&pf, 1, (int)left) <= 0)
+			return -1;
+		ssize_t r = recv(fd, buf + used, cap - 1 - used, 0);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		used += (size_t)r;
+		buf[used] = '\0';
+	}
+	return (ssize_t)used;
+}

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Runs each test binary given, shows its output, and ends with one summary
+# line "N passed, N failed" counted from cmocka's per-binary summaries.  A
+# binary that crashes or prints no summary counts as one failed test, so a
+# run that tested nothing is visible.  Exit status 1 if anything failed.
+passed=0
+failed=0
+log=$(mktemp)
+for t in "$@"; do
+	echo "== $t"
+	"$t" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
+	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
+	passed=$((passed + ${p:-0}))
+	failed=$((failed + ${f:-0}))
+	if [ -z "$p$f" ] || { [ $rc -ne 0 ] && [ -z "$f" ]; }; then
+		echo "!! $t exited with status $rc without a test summary"
+		failed=$((failed + 1))
+	fi
+done
+rm -f "$log"
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -1,0 +1,150 @@
+/*
+ * test_frame.c - request framing: terminators, NUL padding, oversized
+ * lines, payloads and swallowing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../src/common/frame.h"
+
+static enum frame_result next(struct frame_state *st, const char *s, size_t n, bool eof,
+			      size_t max, char *line, size_t *used)
+{
+	const uint8_t *l;
+	size_t ll;
+	enum frame_result r = frame_next_line(st, (const uint8_t *)s, n, eof, max, &l, &ll, used);
+	if (r == FRAME_LINE) {
+		memcpy(line, l, ll);
+		line[ll] = '\0';
+	}
+	return r;
+}
+
+static void terminators(void **state)
+{
+	(void)state;
+	struct frame_state st = {0};
+	char line[64];
+	size_t used;
+	assert_int_equal(next(&st, "ping\r\nx", 7, false, 100, line, &used), FRAME_LINE);
+	assert_string_equal(line, "ping");
+	assert_int_equal(used, 6);
+	assert_int_equal(next(&st, "ping\nx", 6, false, 100, line, &used), FRAME_LINE);
+	assert_int_equal(used, 5);
+	assert_int_equal(next(&st, "ping\0\0\0", 7, false, 100, line, &used), FRAME_LINE);
+	assert_int_equal(used, 5);
+	/* lone CR at the end: wait for a possible LF */
+	assert_int_equal(next(&st, "ping\r", 5, false, 100, line, &used), FRAME_MORE);
+	assert_int_equal(used, 0);
+	assert_int_equal(next(&st, "ping\r", 5, true, 100, line, &used), FRAME_LINE);
+	/* no terminator: more, unless EOF */
+	assert_int_equal(next(&st, "pin", 3, false, 100, line, &used), FRAME_MORE);
+	assert_int_equal(next(&st, "pin", 3, true, 100, line, &used), FRAME_LINE);
+	assert_string_equal(line, "pin");
+}
+
+static void skips_empty_and_nul_padding(void **state)
+{
+	(void)state;
+	struct frame_state st = {0};
+	char line[64];
+	size_t used;
+	const char buf[] = "\0\0\r\n\r\nget x\n";
+	assert_int_equal(next(&st, buf, sizeof buf - 1, false, 100, line, &used), FRAME_LINE);
+	assert_string_equal(line, "get x");
+	assert_int_equal(used, sizeof buf - 1);
+	assert_int_equal(next(&st, "\0\0\0\0", 4, false, 100, line, &used), FRAME_MORE);
+	assert_int_equal(used, 4);
+}
+
+static void too_long_then_recovers(void **state)
+{
+	(void)state;
+	struct frame_state st = {0};
+	char line[64];
+	size_t used;
+	char big[300];
+	memset(big, 'a', sizeof big);
+	assert_int_equal(next(&st, big, sizeof big, false, 16, line, &used), FRAME_TOOLONG);
+	assert_true(st.discard_line);
+	/* the rest of the long line, across reads, is dropped */
+	assert_int_equal(next(&st, big, sizeof big, false, 16, line, &used), FRAME_MORE);
+	assert_int_equal(used, sizeof big);
+	assert_int_equal(next(&st, "aaa\nping\n", 9, false, 16, line, &used), FRAME_LINE);
+	assert_string_equal(line, "ping");
+	assert_false(st.discard_line);
+}
+
+static void payload(void **state)
+{
+	(void)state;
+	size_t used;
+	uint64_t need = 0;
+	const uint8_t *b = (const uint8_t *)"hello\r\nnext";
+	assert_int_equal(frame_payload(b, 11, 5, false, &used, &need), PAYLOAD_OK);
+	assert_int_equal(used, 7);
+	assert_int_equal(frame_payload(b, 6, 5, false, &used, &need), PAYLOAD_MORE);
+	assert_int_equal(need, 7);
+	assert_int_equal(frame_payload(b, 3, 5, false, &used, &need), PAYLOAD_MORE);
+	assert_int_equal(need, 6);
+	assert_int_equal(frame_payload((const uint8_t *)"hello\n", 6, 5, false, &used, &need),
+			 PAYLOAD_OK);
+	assert_int_equal(used, 6);
+	assert_int_equal(frame_payload((const uint8_t *)"helloXX", 7, 5, false, &used, &need),
+			 PAYLOAD_BADTERM);
+	assert_int_equal(frame_payload((const uint8_t *)"hel", 3, 5, true, &used, &need),
+			 PAYLOAD_BADTERM);
+	assert_int_equal(frame_payload((const uint8_t *)"hello", 5, 5, true, &used, &need),
+			 PAYLOAD_OK);
+	/* payload bytes may be anything, NULs and CRLFs included */
+	assert_int_equal(frame_payload((const uint8_t *)"\0\r\n\0\n\r\n", 7, 5, false, &used, &need),
+			 PAYLOAD_OK);
+}
+
+static void tokens_and_numbers(void **state)
+{
+	(void)state;
+	const uint8_t *tok[3];
+	size_t tl[3];
+	const char *l = "  set\tab  12 ";
+	assert_int_equal(frame_tokens((const uint8_t *)l, strlen(l), tok, tl, 3), 3);
+	assert_int_equal(tl[1], 2);
+	assert_int_equal(frame_tokens((const uint8_t *)"a b c d", 7, tok, tl, 3), -1);
+	uint64_t v;
+	assert_int_equal(frame_u64((const uint8_t *)"\"42\"", 4, &v), 0);
+	assert_int_equal(v, 42);
+	assert_int_equal(frame_u64((const uint8_t *)"18446744073709551615", 20, &v), 0);
+	assert_int_equal(frame_u64((const uint8_t *)"18446744073709551616", 20, &v), -1);
+	assert_int_equal(frame_u64((const uint8_t *)"-1", 2, &v), -1);
+	assert_int_equal(frame_u64((const uint8_t *)"", 0, &v), -1);
+	assert_int_equal(frame_u64((const uint8_t *)"12a", 3, &v), -1);
+}
+
+static void swallow(void **state)
+{
+	(void)state;
+	struct frame_state st = {.swallow = 10};
+	char line[64];
+	size_t used;
+	assert_int_equal(next(&st, "0123456", 7, false, 100, line, &used), FRAME_MORE);
+	assert_int_equal(used, 7);
+	assert_int_equal(st.swallow, 3);
+	assert_int_equal(next(&st, "789ping\n", 8, false, 100, line, &used), FRAME_LINE);
+	assert_string_equal(line, "ping");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(terminators),	     cmocka_unit_test(skips_empty_and_nul_padding),
+		cmocka_unit_test(too_long_then_recovers), cmocka_unit_test(payload),
+		cmocka_unit_test(tokens_and_numbers),   cmocka_unit_test(swallow),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
