@@ -41,6 +41,7 @@ HARNESS_OBJ := $(call obj,tests/harness.c)
 
 BINS := $(BUILD)/virgod $(BUILD)/virgo $(BUILD)/libvirgo.so $(BUILD)/libvirgo.a
 
+.SECONDARY:
 .PHONY: all test test-asan unit integration demo bench install clean deps
 all: $(BINS)
 
@@ -83,7 +84,7 @@ demo: deps
 	scripts/demo.sh $(BUILD)
 
 bench:
-	$(MAKE) BUILD=build-bench OPT="-O3 -DNDEBUG" all $(BUILD)/../build-bench/bench_mempool
+	$(MAKE) BUILD=build-bench OPT="-O2 -DNDEBUG" all
 	bench/run.sh build-bench
 
 install: all

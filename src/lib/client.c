@@ -76,7 +76,8 @@ void virgo_fini(void)
 	if (!c)
 		return;
 	for (int i = 0; i < c->cfg.nnodes; i++) {
-		vc_pool_flush(&c->cfg.nodes[i]);
+		for (int s = 0; s < VC_SVC_COUNT; s++)
+			vc_pool_flush(&c->cfg.nodes[i], (enum vc_svc)s);
 		pthread_mutex_destroy(&c->cfg.nodes[i].lock);
 	}
 	pthread_mutex_destroy(&c->rng_lock);

@@ -17,7 +17,19 @@
 #include "../../include/virgo.h"
 
 #define VC_MAX_NODES 256
-#define VC_MEMPOOL_BASE 30000
+
+/* The services a client talks to; each has its own connection pool per
+ * node.  Base ports are the notes' (§891); a node's port_offset is added. */
+enum vc_svc {
+	VC_SVC_MEMPOOL = 0,
+	VC_SVC_CPUPOOL,
+	VC_SVC_EVENTNET,
+	VC_SVC_CLOUDFS,
+	VC_SVC_QUEUE,
+	VC_SVC_MEMCACHE,
+	VC_SVC_COUNT
+};
+extern const int vc_svc_base_port[VC_SVC_COUNT];
 
 enum vc_policy { VC_POLICY_RANDOM = 0, VC_POLICY_ROUND_ROBIN };
 
@@ -33,8 +45,8 @@ struct vc_node {
 	char host[64];
 	int port_offset;
 	pthread_mutex_t lock; /* guards idle, nidle, down_until, backoff_ms */
-	struct vc_conn *idle;
-	int nidle;
+	struct vc_conn *idle[VC_SVC_COUNT];
+	int nidle[VC_SVC_COUNT];
 	int64_t down_until_ms; /* skip for placement until then */
 	int backoff_ms;
 };
@@ -78,8 +90,8 @@ void vc_node_ok(struct vc_client *c, int idx);
 
 int64_t vc_now_ms(void);
 
-/* Close the node's idle pooled connections. */
-void vc_pool_flush(struct vc_node *n);
+/* Close the node's idle pooled connections to one service. */
+void vc_pool_flush(struct vc_node *n, enum vc_svc svc);
 
 /* One reply from a node. */
 struct vc_reply {
@@ -88,12 +100,15 @@ struct vc_reply {
 	size_t data_len;
 };
 
-/* Sends one request to the idx-th node's mempool port: hdr (a line with
+/* Sends one request to the idx-th node's service svc: hdr (a line with
  * its CRLF), then, if payload is non-NULL, plen bytes and CRLF.  Reads the
  * reply: one line; for VALUE, its payload; for STAT, lines up to END.  An
  * "ERR <CODE> ..." reply returns -<errno of CODE> with the line in rep.
  * Transport failures return -ECONNREFUSED, -ETIMEDOUT, -ECONNRESET, ...
  * and put the node in back-off. */
+int vc_call_svc(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, size_t hdr_len,
+		const void *payload, size_t plen, struct vc_reply *rep);
+/* vc_call_svc on the mempool. */
 int vc_call(struct vc_client *c, int idx, const char *hdr, size_t hdr_len, const void *payload,
 	    size_t plen, struct vc_reply *rep);
 

@@ -52,10 +52,15 @@ static int wait_fd(int fd, short ev, int64_t deadline)
 	}
 }
 
-static int conn_open(struct vc_client *c, struct vc_node *n, struct vc_conn **out)
+const int vc_svc_base_port[VC_SVC_COUNT] = {
+	[VC_SVC_MEMPOOL] = 30000, [VC_SVC_CPUPOOL] = 10000, [VC_SVC_EVENTNET] = 20000,
+	[VC_SVC_CLOUDFS] = 50000, [VC_SVC_QUEUE] = 60000,   [VC_SVC_MEMCACHE] = 11211,
+};
+
+static int conn_open(struct vc_client *c, struct vc_node *n, enum vc_svc svc, struct vc_conn **out)
 {
 	char port[16];
-	snprintf(port, sizeof port, "%d", VC_MEMPOOL_BASE + n->port_offset);
+	snprintf(port, sizeof port, "%d", vc_svc_base_port[svc] + n->port_offset);
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
 	int g = getaddrinfo(n->host, port, &hints, &ai);
 	if (g != 0)
@@ -104,13 +109,14 @@ static void conn_close(struct vc_conn *k)
 }
 
 /* Takes an idle pooled connection (*reused = 1) or opens a new one. */
-static int pool_get(struct vc_client *c, struct vc_node *n, struct vc_conn **out, int *reused)
+static int pool_get(struct vc_client *c, struct vc_node *n, enum vc_svc svc, struct vc_conn **out,
+		    int *reused)
 {
 	pthread_mutex_lock(&n->lock);
-	struct vc_conn *k = n->idle;
+	struct vc_conn *k = n->idle[svc];
 	if (k) {
-		n->idle = k->next;
-		n->nidle--;
+		n->idle[svc] = k->next;
+		n->nidle[svc]--;
 	}
 	pthread_mutex_unlock(&n->lock);
 	if (k) {
@@ -119,16 +125,16 @@ static int pool_get(struct vc_client *c, struct vc_node *n, struct vc_conn **out
 		return 0;
 	}
 	*reused = 0;
-	return conn_open(c, n, out);
+	return conn_open(c, n, svc, out);
 }
 
-static void pool_put(struct vc_client *c, struct vc_node *n, struct vc_conn *k)
+static void pool_put(struct vc_client *c, struct vc_node *n, enum vc_svc svc, struct vc_conn *k)
 {
 	pthread_mutex_lock(&n->lock);
-	if (n->nidle < c->cfg.pool_size && k->off == k->len) {
-		k->next = n->idle;
-		n->idle = k;
-		n->nidle++;
+	if (n->nidle[svc] < c->cfg.pool_size && k->off == k->len) {
+		k->next = n->idle[svc];
+		n->idle[svc] = k;
+		n->nidle[svc]++;
 		k = NULL;
 	}
 	pthread_mutex_unlock(&n->lock);
@@ -136,12 +142,12 @@ static void pool_put(struct vc_client *c, struct vc_node *n, struct vc_conn *k)
 		conn_close(k);
 }
 
-static void pool_flush(struct vc_node *n)
+void vc_pool_flush(struct vc_node *n, enum vc_svc svc)
 {
 	pthread_mutex_lock(&n->lock);
-	struct vc_conn *k = n->idle;
-	n->idle = NULL;
-	n->nidle = 0;
+	struct vc_conn *k = n->idle[svc];
+	n->idle[svc] = NULL;
+	n->nidle[svc] = 0;
 	pthread_mutex_unlock(&n->lock);
 	while (k) {
 		struct vc_conn *next = k->next;
@@ -149,8 +155,6 @@ static void pool_flush(struct vc_node *n)
 		k = next;
 	}
 }
-
-void vc_pool_flush(struct vc_node *n) { pool_flush(n); }
 
 static int send_all(struct vc_conn *k, struct iovec *iov, int iovcnt, int64_t deadline)
 {
@@ -345,13 +349,19 @@ static int read_reply(struct vc_conn *k, struct vc_reply *rep, int64_t deadline,
 int vc_call(struct vc_client *c, int idx, const char *hdr, size_t hdr_len, const void *payload,
 	    size_t plen, struct vc_reply *rep)
 {
+	return vc_call_svc(c, idx, VC_SVC_MEMPOOL, hdr, hdr_len, payload, plen, rep);
+}
+
+int vc_call_svc(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, size_t hdr_len,
+		const void *payload, size_t plen, struct vc_reply *rep)
+{
 	struct vc_node *n = &c->cfg.nodes[idx];
 	int64_t deadline = vc_now_ms() + c->cfg.timeout_ms;
 	memset(rep, 0, sizeof *rep);
 	for (int attempt = 0;; attempt++) {
 		struct vc_conn *k = NULL;
 		int reused;
-		int rc = pool_get(c, n, &k, &reused);
+		int rc = pool_get(c, n, svc, &k, &reused);
 		if (rc) {
 			vc_node_failed(c, idx);
 			return rc;
@@ -363,7 +373,7 @@ int vc_call(struct vc_client *c, int idx, const char *hdr, size_t hdr_len, const
 		if (rc == 0)
 			rc = read_reply(k, rep, deadline, &transport);
 		if (!transport) {
-			pool_put(c, n, k);
+			pool_put(c, n, svc, k);
 			vc_node_ok(c, idx);
 			return rc;
 		}
@@ -373,7 +383,7 @@ int vc_call(struct vc_client *c, int idx, const char *hdr, size_t hdr_len, const
 		/* a pooled connection the node closed while idle (restart,
 		 * idle timeout): its siblings are stale too; retry fresh */
 		if (reused && attempt == 0 && (rc == -ECONNRESET || rc == -EPIPE)) {
-			pool_flush(n);
+			vc_pool_flush(n, svc);
 			continue;
 		}
 		if (rc != -EBADMSG && rc != -ENOMEM)
