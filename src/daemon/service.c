@@ -7,8 +7,10 @@
 #include "service.h"
 
 extern const struct vsvc mempool_service;
+extern const struct vsvc memcache_service;
 
 const struct vsvc *const vsvc_table[] = {
 	&mempool_service,
+	&memcache_service,
 	NULL,
 };

@@ -19,8 +19,10 @@
 #include "../daemon/service.h"
 #include "mempool_proto.h"
 #include "mempool_store.h"
+#include "memacct.h"
 
 struct mempool {
+	struct ma_acct *acct; /* the node-wide accountant (shared with memcache) */
 	struct mp_store *store;
 	struct mp_limits lim;
 	uint64_t max_alloc;
@@ -41,8 +43,11 @@ static int mempool_init(const struct vd_config *cfg, void **out)
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	uint64_t now_ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-	mp->store = mp_store_new(cfg->node_id, cfg->mem_limit, cfg->max_alloc, now_ms);
+	mp->acct = ma_node_acquire(cfg->mem_limit);
+	mp->store = mp->acct ? mp_store_new_acct(cfg->node_id, mp->acct, cfg->max_alloc, now_ms)
+			     : NULL;
 	if (!mp->store) {
+		ma_node_release(mp->acct);
 		free(mp);
 		return -ENOMEM;
 	}
@@ -58,6 +63,7 @@ static void mempool_fini(void *svc)
 {
 	struct mempool *mp = svc;
 	mp_store_free_all(mp->store);
+	ma_node_release(mp->acct);
 	free(mp);
 }
 
@@ -99,11 +105,12 @@ static void reply_stats(struct mempool *mp, struct evbuffer *out)
 	evbuffer_add_printf(out,
 			    "STAT node_id %u\r\nSTAT allocations %" PRIu64 "\r\n"
 			    "STAT bytes %" PRIu64 "\r\nSTAT limit %" PRIu64 "\r\n"
+			    "STAT cache_bytes %" PRIu64 "\r\n"
 			    "STAT max_alloc %" PRIu64 "\r\nSTAT max_value %" PRIu64 "\r\n"
 			    "STAT ops_malloc %" PRIu64 "\r\nSTAT ops_set %" PRIu64 "\r\n"
 			    "STAT ops_get %" PRIu64 "\r\nSTAT ops_free %" PRIu64 "\r\n"
 			    "STAT errors %" PRIu64 "\r\nEND\r\n",
-			    mp->node_id, s.allocations, s.bytes, s.limit, mp->max_alloc,
+			    mp->node_id, s.allocations, s.bytes, s.limit, s.cache_bytes, mp->max_alloc,
 			    mp->lim.max_value, s.ops_malloc, s.ops_set, s.ops_get, s.ops_free,
 			    s.ops_error);
 }

@@ -2,8 +2,9 @@
  * mempool_store.c - lock-striped allocation table (mempool_store.h).
  *
  * Memory for an allocation is reserved against the limit *before* it is
- * obtained from the system (compare-and-swap on the used counter), so two
- * racing mallocs can never overshoot the limit together.  Entries are single
+ * obtained from the system, through the node's memory accountant
+ * (memacct.h) as pinned bytes: it shares mem_limit with the memcached
+ * port's items, may make the cache evict, and is never evicted itself.  Entries are single
  * blocks (header + bytes); calloc keeps never-written bytes zero, and for
  * large sizes the C library maps fresh zero pages lazily.
  */
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "../common/vuid.h"
+#include "memacct.h"
 
 #define MP_STRIPES 64
 #define MP_BUCKETS_INIT 256
@@ -37,8 +39,10 @@ struct mp_stripe {
 
 struct mp_store {
 	struct vuid_gen gen;
-	uint64_t limit, max_alloc;
-	_Atomic uint64_t used, live;
+	struct ma_acct *acct;
+	bool own_acct; /* created by mp_store_new, freed with the store */
+	uint64_t max_alloc;
+	_Atomic uint64_t used, live; /* this store's bytes and allocations */
 	_Atomic uint64_t ops_malloc, ops_set, ops_get, ops_free, ops_error;
 	struct mp_stripe stripes[MP_STRIPES];
 };
@@ -67,11 +71,26 @@ static struct mp_entry **slot_of(struct mp_stripe *s, uint64_t vuid)
 struct mp_store *mp_store_new(unsigned node_id, uint64_t limit, uint64_t max_alloc,
 			      uint64_t seed_ms)
 {
+	struct ma_acct *ma = ma_new(limit);
+	if (!ma)
+		return NULL;
+	struct mp_store *st = mp_store_new_acct(node_id, ma, max_alloc, seed_ms);
+	if (!st) {
+		ma_free(ma);
+		return NULL;
+	}
+	st->own_acct = true;
+	return st;
+}
+
+struct mp_store *mp_store_new_acct(unsigned node_id, struct ma_acct *acct, uint64_t max_alloc,
+				   uint64_t seed_ms)
+{
 	struct mp_store *st = calloc(1, sizeof *st);
 	if (!st)
 		return NULL;
 	vuid_gen_init(&st->gen, node_id, seed_ms);
-	st->limit = limit;
+	st->acct = acct;
 	st->max_alloc = max_alloc;
 	for (int i = 0; i < MP_STRIPES; i++) {
 		pthread_mutex_init(&st->stripes[i].lock, NULL);
@@ -102,17 +121,9 @@ void mp_store_free_all(struct mp_store *st)
 		free(s->buckets);
 		pthread_mutex_destroy(&s->lock);
 	}
+	if (st->own_acct)
+		ma_free(st->acct);
 	free(st);
-}
-
-static bool reserve(struct mp_store *st, uint64_t size)
-{
-	uint64_t cur = atomic_load(&st->used);
-	do {
-		if (size > st->limit || cur > st->limit - size)
-			return false;
-	} while (!atomic_compare_exchange_weak(&st->used, &cur, cur + size));
-	return true;
 }
 
 static void grow(struct mp_stripe *s)
@@ -141,13 +152,14 @@ int mp_store_alloc(struct mp_store *st, uint64_t size, bool span, uint64_t *vuid
 	atomic_fetch_add_explicit(&st->ops_malloc, 1, memory_order_relaxed);
 	if (size == 0 || size > st->max_alloc)
 		return -EINVAL;
-	if (!reserve(st, size))
+	if (!ma_reserve_pinned(st->acct, size))
 		return -ENOMEM;
 	struct mp_entry *e = calloc(1, sizeof *e + size);
 	if (!e) {
-		atomic_fetch_sub(&st->used, size);
+		ma_release_pinned(st->acct, size);
 		return -ENOMEM;
 	}
+	atomic_fetch_add(&st->used, size);
 	e->size = size;
 	e->vuid = vuid_gen_next(&st->gen, span);
 	struct mp_stripe *s = stripe_of(st, e->vuid);
@@ -222,6 +234,7 @@ int mp_store_release(struct mp_store *st, uint64_t vuid)
 	if (!e)
 		return -ENOENT;
 	atomic_fetch_sub(&st->used, e->size);
+	ma_release_pinned(st->acct, e->size);
 	atomic_fetch_sub(&st->live, 1);
 	free(e);
 	return 0;
@@ -236,7 +249,10 @@ void mp_store_stats(struct mp_store *st, struct mp_stats *out)
 {
 	out->allocations = atomic_load(&st->live);
 	out->bytes = atomic_load(&st->used);
-	out->limit = st->limit;
+	struct ma_usage u;
+	ma_get_usage(st->acct, &u);
+	out->limit = u.limit;
+	out->cache_bytes = u.cache;
 	out->ops_malloc = atomic_load(&st->ops_malloc);
 	out->ops_set = atomic_load(&st->ops_set);
 	out->ops_get = atomic_load(&st->ops_get);

@@ -2,8 +2,9 @@
  * mempool_store.h - the node's allocation table and memory accounting.
  *
  * Maps VUID -> allocation (size, stored length, bytes).  Thread-safe:
- * lock-striped hash table, atomic accounting against the node's limit, so
- * any worker thread may serve any request.  No I/O here; the service layer
+ * lock-striped hash table, accounting against the node's limit through the
+ * node memory accountant (memacct.h, as pinned bytes), so any worker thread
+ * may serve any request.  No I/O here; the service layer
  * turns results into replies.
  */
 #ifndef VIRGO_MEMPOOL_STORE_H
@@ -19,12 +20,19 @@ struct mp_stats {
 	uint64_t allocations; /* live allocations */
 	uint64_t bytes; /* bytes reserved by live allocations */
 	uint64_t limit; /* node memory limit */
+	uint64_t cache_bytes; /* bytes the memcached port's items hold of it */
 	uint64_t ops_malloc, ops_set, ops_get, ops_free, ops_error;
 };
 
-/* Returns a new store (caller frees with mp_store_free_all) or NULL. */
+struct ma_acct;
+
+/* Returns a new store (caller frees with mp_store_free_all) or NULL.  The
+ * store accounts against a private accountant of `limit` bytes. */
 struct mp_store *mp_store_new(unsigned node_id, uint64_t limit, uint64_t max_alloc,
 			      uint64_t seed_ms);
+/* Same, accounting against `acct` (borrowed: must outlive the store). */
+struct mp_store *mp_store_new_acct(unsigned node_id, struct ma_acct *acct, uint64_t max_alloc,
+				   uint64_t seed_ms);
 void mp_store_free_all(struct mp_store *st);
 
 /* 0 and *vuid, or -EINVAL (size 0 or above max_alloc), -ENOMEM (limit). */

@@ -1,0 +1,57 @@
+/*
+ * memacct.h - the node's one memory accountant: how virgo_malloc memory
+ * (mempool) and cached items (the memcached port) share mem_limit.
+ *
+ * Two kinds of bytes are counted against one limit.  "Pinned" bytes belong
+ * to virgo_malloc allocations: they are never evicted, only freed by their
+ * owner.  "Cache" bytes belong to memcached items: the cache may lose them
+ * at any time.  The rule: pinned + cache <= limit, always.  A cache
+ * reservation that does not fit fails and the item store evicts its own
+ * least recently used items to make room (it can never take pinned bytes).
+ * A pinned reservation that does not fit first asks the registered
+ * evictor (the item store) to drop cached items, so virgo_malloc only fails
+ * with -ENOMEM when pinned bytes alone would exceed the limit.  Lock-free:
+ * reservations are compare-and-swap on one counter, so two racing
+ * reservations can never overshoot the limit together.
+ */
+#ifndef VIRGO_MEMACCT_H
+#define VIRGO_MEMACCT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct ma_acct;
+
+/* Drops cached data worth at least `want` bytes if it can (the evictor
+ * calls ma_release_cache for what it frees); returns the bytes released. */
+typedef uint64_t (*ma_evict_fn)(void *ctx, uint64_t want);
+
+struct ma_usage {
+	uint64_t limit, pinned, cache;
+	uint64_t pinned_evictions; /* cache bytes dropped to make room for pinned */
+};
+
+/* A private accountant (caller frees with ma_free) or NULL. */
+struct ma_acct *ma_new(uint64_t limit);
+void ma_free(struct ma_acct *ma);
+
+/* The node-wide accountant shared by every service of this process: the
+ * first acquire creates it with `limit`, later ones return the same object
+ * (their limit is ignored).  Each acquire is paired with ma_node_release;
+ * the last release frees it.  NULL on allocation failure. */
+struct ma_acct *ma_node_acquire(uint64_t limit);
+void ma_node_release(struct ma_acct *ma);
+
+/* Registers (or with fn NULL, removes) the one cache evictor. */
+void ma_set_evictor(struct ma_acct *ma, ma_evict_fn fn, void *ctx);
+
+/* true when n pinned bytes were reserved (evicting cache first if needed). */
+bool ma_reserve_pinned(struct ma_acct *ma, uint64_t n);
+void ma_release_pinned(struct ma_acct *ma, uint64_t n);
+/* true when n cache bytes fit now; never evicts (the caller does). */
+bool ma_reserve_cache(struct ma_acct *ma, uint64_t n);
+void ma_release_cache(struct ma_acct *ma, uint64_t n);
+
+void ma_get_usage(struct ma_acct *ma, struct ma_usage *out);
+
+#endif

@@ -1,0 +1,343 @@
+/*
+ * memcache.c - the memcached-compatible port (11211 + offset).
+ *
+ * Glue between the pure parser (memcache_proto.c), the item store
+ * (memcache_items.c) and the connection: parse every complete request in
+ * the input, run it against the store, append the reply.  Items live under
+ * the node's mem_limit beside virgo_malloc memory (memacct.h says how they
+ * share it).  The hot path is get: one pass over the input, replies
+ * written straight into the output buffer, no allocation per request.
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../daemon/config.h"
+#include "../daemon/service.h"
+#include "memacct.h"
+#include "memcache_items.h"
+#include "memcache_proto.h"
+
+#define MEMCACHE_VERSION "1.6.0-virgo"
+
+struct memcache {
+	struct ma_acct *acct;
+	struct mci_store *items;
+	struct mc_limits lim;
+	int64_t started;
+	int threads;
+	unsigned node_id;
+};
+
+struct memcache_conn {
+	struct mc_parse_state ps;
+	size_t need; /* wait for this much input before parsing again */
+};
+
+static int64_t memcache_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+static int memcache_init(const struct vd_config *cfg, void **out)
+{
+	struct memcache *m = calloc(1, sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	m->acct = ma_node_acquire(cfg->mem_limit);
+	uint64_t max_item = cfg->max_value < UINT32_MAX ? cfg->max_value : UINT32_MAX;
+	m->items = m->acct ? mci_new(m->acct, max_item) : NULL;
+	if (!m->items) {
+		ma_node_release(m->acct);
+		free(m);
+		return -ENOMEM;
+	}
+	m->lim.max_line = cfg->max_line;
+	m->lim.max_item = max_item;
+	m->started = memcache_now();
+	m->threads = cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	m->node_id = cfg->node_id;
+	*out = m;
+	return 0;
+}
+
+static void memcache_fini(void *svc)
+{
+	struct memcache *m = svc;
+	mci_free(m->items);
+	ma_node_release(m->acct);
+	free(m);
+}
+
+static void add_str(struct evbuffer *out, const char *s)
+{
+	evbuffer_add(out, s, strlen(s));
+}
+
+static void add_line(struct evbuffer *out, const char *s)
+{
+	size_t n = strlen(s);
+	char buf[128];
+	if (n + 2 > sizeof buf) {
+		evbuffer_add(out, s, n);
+		evbuffer_add(out, "\r\n", 2);
+		return;
+	}
+	memcpy(buf, s, n);
+	buf[n] = '\r';
+	buf[n + 1] = '\n';
+	evbuffer_add(out, buf, n + 2);
+}
+
+struct emit_ctx {
+	struct evbuffer *out;
+	bool with_cas;
+};
+
+/* "VALUE <key> <flags> <bytes> [<cas>]\r\n<data>\r\n", written with one
+ * reservation in the output buffer: a get hit costs one copy of the value. */
+static void emit_value(void *arg, const uint8_t *key, size_t nkey, uint32_t flags, uint64_t cas,
+		       const uint8_t *val, size_t nval)
+{
+	struct emit_ctx *e = arg;
+	size_t cap = 6 + nkey + 1 + 10 + 1 + 20 + 1 + 20 + 2 + nval + 2;
+	struct evbuffer_iovec v;
+	if (evbuffer_reserve_space(e->out, (ev_ssize_t)cap, &v, 1) < 1)
+		return;
+	char *p = v.iov_base;
+	memcpy(p, "VALUE ", 6);
+	p += 6;
+	memcpy(p, key, nkey);
+	p += nkey;
+	*p++ = ' ';
+	p += mc_u64_str(flags, p);
+	*p++ = ' ';
+	p += mc_u64_str(nval, p);
+	if (e->with_cas) {
+		*p++ = ' ';
+		p += mc_u64_str(cas, p);
+	}
+	*p++ = '\r';
+	*p++ = '\n';
+	memcpy(p, val, nval);
+	p += nval;
+	*p++ = '\r';
+	*p++ = '\n';
+	v.iov_len = (size_t)(p - (char *)v.iov_base);
+	evbuffer_commit_space(e->out, &v, 1);
+}
+
+static void reply_stats(struct memcache *m, struct evbuffer *out, int64_t now)
+{
+	struct mci_stats s;
+	struct ma_usage u;
+	mci_get_stats(m->items, &s);
+	ma_get_usage(m->acct, &u);
+	evbuffer_add_printf(
+		out,
+		"STAT pid %ld\r\nSTAT uptime %" PRId64 "\r\nSTAT time %" PRId64 "\r\n"
+		"STAT version %s\r\nSTAT pointer_size %zu\r\nSTAT threads %d\r\n"
+		"STAT limit_maxbytes %" PRIu64 "\r\nSTAT bytes %" PRIu64 "\r\n"
+		"STAT curr_items %" PRIu64 "\r\nSTAT total_items %" PRIu64 "\r\n"
+		"STAT evictions %" PRIu64 "\r\nSTAT reclaimed %" PRIu64 "\r\n"
+		"STAT cmd_get %" PRIu64 "\r\nSTAT cmd_set %" PRIu64 "\r\n"
+		"STAT cmd_flush %" PRIu64 "\r\nSTAT cmd_touch %" PRIu64 "\r\n"
+		"STAT get_hits %" PRIu64 "\r\nSTAT get_misses %" PRIu64 "\r\n"
+		"STAT get_expired %" PRIu64 "\r\n"
+		"STAT delete_misses %" PRIu64 "\r\nSTAT delete_hits %" PRIu64 "\r\n"
+		"STAT incr_misses %" PRIu64 "\r\nSTAT incr_hits %" PRIu64 "\r\n"
+		"STAT decr_misses %" PRIu64 "\r\nSTAT decr_hits %" PRIu64 "\r\n"
+		"STAT cas_misses %" PRIu64 "\r\nSTAT cas_hits %" PRIu64 "\r\n"
+		"STAT cas_badval %" PRIu64 "\r\n"
+		"STAT touch_hits %" PRIu64 "\r\nSTAT touch_misses %" PRIu64 "\r\n"
+		"STAT virgo_node_id %u\r\nSTAT virgo_pinned_bytes %" PRIu64 "\r\n"
+		"STAT virgo_cache_bytes %" PRIu64 "\r\nEND\r\n",
+		(long)getpid(), now - m->started, now, MEMCACHE_VERSION, sizeof(void *) * 8,
+		m->threads, u.limit, s.bytes, s.curr_items, s.total_items, s.evictions,
+		s.reclaimed, s.cmd_get, s.cmd_set, s.cmd_flush, s.cmd_touch, s.get_hits,
+		s.get_misses, s.get_expired, s.delete_misses, s.delete_hits, s.incr_misses,
+		s.incr_hits, s.decr_misses, s.decr_hits, s.cas_misses, s.cas_hits, s.cas_badval,
+		s.touch_hits, s.touch_misses, m->node_id, u.pinned, u.cache);
+}
+
+static void exec_stats(struct memcache *m, const struct mc_req *r, struct evbuffer *out,
+		       int64_t now)
+{
+	if (!r->arg) {
+		reply_stats(m, out, now);
+		return;
+	}
+	char arg[16] = "";
+	if (r->arg_len < sizeof arg)
+		memcpy(arg, r->arg, r->arg_len);
+	if (strcmp(arg, "reset") == 0) {
+		mci_reset_stats(m->items);
+		add_str(out, "RESET\r\n");
+	} else if (strcmp(arg, "settings") == 0) {
+		evbuffer_add_printf(out,
+				    "STAT maxbytes %" PRIu64 "\r\nSTAT item_size_max %" PRIu64
+				    "\r\nSTAT num_threads %d\r\nSTAT evictions on\r\nEND\r\n",
+				    m->lim.max_item > 0 ? (uint64_t)0 + m->lim.max_item : 0,
+				    m->lim.max_item, m->threads);
+	} else if (strcmp(arg, "items") == 0 || strcmp(arg, "slabs") == 0 ||
+		   strcmp(arg, "sizes") == 0 || strcmp(arg, "conns") == 0) {
+		add_str(out, "END\r\n");
+	} else {
+		add_str(out, "ERROR\r\n");
+	}
+}
+
+static const char *store_reply(enum mci_result rc)
+{
+	switch (rc) {
+	case MCI_STORED: return "STORED\r\n";
+	case MCI_NOT_STORED: return "NOT_STORED\r\n";
+	case MCI_EXISTS: return "EXISTS\r\n";
+	case MCI_NOT_FOUND: return "NOT_FOUND\r\n";
+	case MCI_TOOLARGE: return "SERVER_ERROR object too large for cache\r\n";
+	case MCI_DELETED: return "DELETED\r\n";
+	case MCI_TOUCHED: return "TOUCHED\r\n";
+	case MCI_NON_NUMERIC:
+		return "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
+	case MCI_NOMEM:
+	default: return "SERVER_ERROR out of memory storing object\r\n";
+	}
+}
+
+/* Errors are sent even under noreply, as memcached does. */
+static void reply_result(struct evbuffer *out, const struct mc_req *r, enum mci_result rc)
+{
+	bool is_error = rc == MCI_NOMEM || rc == MCI_TOOLARGE || rc == MCI_NON_NUMERIC;
+	if (!r->noreply || is_error)
+		add_str(out, store_reply(rc));
+}
+
+/* Runs one request; returns VSVC_CLOSE for quit. */
+static int memcache_exec(struct memcache *m, const struct mc_req *r, struct evbuffer *out,
+			 int64_t now)
+{
+	static const enum mci_mode modes[] = {
+		[MC_OP_SET] = MCI_SET,	       [MC_OP_ADD] = MCI_ADD,
+		[MC_OP_REPLACE] = MCI_REPLACE, [MC_OP_APPEND] = MCI_APPEND,
+		[MC_OP_PREPEND] = MCI_PREPEND, [MC_OP_CAS] = MCI_CAS,
+	};
+	switch (r->op) {
+	case MC_OP_GET: {
+		struct emit_ctx e = {out, r->with_cas};
+		int64_t exp = r->touch ? mc_exptime_abs(r->exptime, now) : 0;
+		size_t pos = 0;
+		const uint8_t *k;
+		size_t kl;
+		while (mc_next_key(r, &pos, &k, &kl))
+			mci_get(m->items, k, kl, now, r->touch, exp, emit_value, &e);
+		evbuffer_add(out, "END\r\n", 5);
+		return VSVC_KEEP;
+	}
+	case MC_OP_SET:
+	case MC_OP_ADD:
+	case MC_OP_REPLACE:
+	case MC_OP_APPEND:
+	case MC_OP_PREPEND:
+	case MC_OP_CAS:
+		reply_result(out, r,
+			     mci_store(m->items, modes[r->op], r->key, r->key_len, r->flags,
+				       mc_exptime_abs(r->exptime, now), r->cas, r->data,
+				       r->data_len, now));
+		return VSVC_KEEP;
+	case MC_OP_DELETE:
+		reply_result(out, r, mci_delete(m->items, r->key, r->key_len, now));
+		return VSVC_KEEP;
+	case MC_OP_TOUCH:
+		reply_result(out, r,
+			     mci_touch(m->items, r->key, r->key_len,
+				       mc_exptime_abs(r->exptime, now), now));
+		return VSVC_KEEP;
+	case MC_OP_INCR:
+	case MC_OP_DECR: {
+		uint64_t v;
+		enum mci_result rc = mci_arith(m->items, r->key, r->key_len, r->op == MC_OP_INCR,
+					       r->delta, &v, now);
+		if (rc == MCI_NOMEM) {
+			add_str(out, "SERVER_ERROR out of memory\r\n");
+		} else if (rc != MCI_STORED) {
+			reply_result(out, r, rc);
+		} else if (!r->noreply) {
+			char num[24];
+			size_t n = mc_u64_str(v, num);
+			num[n++] = '\r';
+			num[n++] = '\n';
+			evbuffer_add(out, num, n);
+		}
+		return VSVC_KEEP;
+	}
+	case MC_OP_FLUSH_ALL:
+		mci_flush(m->items, r->delay > 0 ? mc_exptime_abs(r->delay, now) : now, now);
+		if (!r->noreply)
+			add_str(out, "OK\r\n");
+		return VSVC_KEEP;
+	case MC_OP_STATS:
+		exec_stats(m, r, out, now);
+		return VSVC_KEEP;
+	case MC_OP_VERSION:
+		add_str(out, "VERSION " MEMCACHE_VERSION "\r\n");
+		return VSVC_KEEP;
+	case MC_OP_VERBOSITY:
+		if (!r->noreply)
+			add_str(out, "OK\r\n");
+		return VSVC_KEEP;
+	case MC_OP_QUIT:
+	default:
+		return VSVC_CLOSE;
+	}
+}
+
+static int memcache_on_input(struct vconn *c, struct evbuffer *in, bool eof)
+{
+	struct memcache *m = vconn_svc(c);
+	struct memcache_conn *mc = vconn_state(c);
+	struct evbuffer *out = vconn_out(c);
+	size_t len = evbuffer_get_length(in);
+	if (len == 0 || (mc->need && len < mc->need))
+		return VSVC_KEEP; /* on eof the server closes: a torn request is dropped */
+	/* One contiguous view per batch of input, not per request. */
+	const uint8_t *buf = evbuffer_pullup(in, -1);
+	int64_t now = memcache_now();
+	size_t pos = 0;
+	int rc = VSVC_KEEP;
+	mc->need = 0;
+	while (pos < len && rc == VSVC_KEEP) {
+		struct mc_req req;
+		size_t used, need;
+		const char *err;
+		enum mc_parse_result pr =
+			mc_parse(&mc->ps, buf + pos, len - pos, &m->lim, &req, &used, &need, &err);
+		pos += used;
+		if (pr == MC_REQ) {
+			rc = memcache_exec(m, &req, out, now);
+		} else if (pr == MC_ERROR) {
+			add_line(out, err);
+		} else if (used == 0) {
+			mc->need = need ? need - 0 : 0;
+			break;
+		}
+	}
+	evbuffer_drain(in, pos);
+	(void)eof;
+	return rc;
+}
+
+const struct vsvc memcache_service = {
+	.name = "memcache",
+	.base_port = 11211,
+	.conn_size = sizeof(struct memcache_conn),
+	.init = memcache_init,
+	.fini = memcache_fini,
+	.on_input = memcache_on_input,
+};

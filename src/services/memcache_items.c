@@ -1,0 +1,628 @@
+/*
+ * memcache_items.c - lock-striped item store with per-stripe LRU
+ * (memcache_items.h).
+ *
+ * An item is one malloc'd block: header, key, value.  Its accounted size
+ * (header + key + value) is reserved as cache bytes *before* the block is
+ * allocated, so the node never overshoots mem_limit.  Allocation and
+ * eviction happen with no stripe lock held (eviction locks one stripe at a
+ * time), so no lock order exists to get wrong.  Expired and flushed items
+ * are reclaimed lazily when a lookup meets them, or by eviction.
+ * Statistics are plain counters per stripe, written under the stripe's
+ * lock and summed on demand, as memcached does per thread.
+ */
+#include "memcache_items.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "memacct.h"
+#include "memcache_proto.h"
+
+#define MCI_STRIPES 64 /* power of two */
+#define MCI_BUCKETS_INIT 1024
+#define MCI_RESERVE_TRIES 16
+
+struct mci_item {
+	struct mci_item *hnext; /* hash chain */
+	struct mci_item *prev, *next; /* stripe LRU: head is most recent */
+	uint64_t hash, cas;
+	int64_t exptime; /* absolute unix seconds, 0 = never */
+	int64_t time; /* when stored (for delayed flush_all) */
+	int64_t atime; /* last LRU bump */
+	size_t asize; /* bytes reserved with the accountant */
+	uint32_t flags, nval;
+	uint16_t nkey;
+	uint8_t data[]; /* key, then value */
+};
+
+struct mci_stripe {
+	pthread_mutex_t lock;
+	struct mci_item **buckets;
+	size_t nbuckets; /* power of two */
+	size_t count;
+	struct mci_item *head, *tail;
+	struct mci_stats s; /* this stripe's share of the counters */
+	char pad[64];
+};
+
+struct mci_store {
+	struct ma_acct *acct;
+	uint64_t max_item;
+	_Atomic uint64_t next_cas;
+	_Atomic int64_t oldest_live; /* delayed flush_all boundary, 0 = none */
+	_Atomic unsigned evict_cursor;
+	struct mci_stripe stripes[MCI_STRIPES];
+};
+
+static uint64_t mci_hash(const uint8_t *k, size_t n)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325);
+	for (size_t i = 0; i < n; i++) {
+		h ^= k[i];
+		h *= UINT64_C(0x100000001b3);
+	}
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	return h;
+}
+
+static struct mci_stripe *stripe_of(struct mci_store *st, uint64_t h)
+{
+	return &st->stripes[h & (MCI_STRIPES - 1)];
+}
+
+static struct mci_item **bucket_of(struct mci_stripe *s, uint64_t h)
+{
+	return &s->buckets[(h >> 8) & (s->nbuckets - 1)];
+}
+
+static uint64_t mci_evict_adapter(void *ctx, uint64_t want)
+{
+	return mci_evict(ctx, want);
+}
+
+struct mci_store *mci_new(struct ma_acct *acct, uint64_t max_item)
+{
+	struct mci_store *st = calloc(1, sizeof *st);
+	if (!st)
+		return NULL;
+	st->acct = acct;
+	st->max_item = max_item;
+	atomic_init(&st->next_cas, 1);
+	for (int i = 0; i < MCI_STRIPES; i++) {
+		struct mci_stripe *s = &st->stripes[i];
+		pthread_mutex_init(&s->lock, NULL);
+		s->nbuckets = MCI_BUCKETS_INIT;
+		s->buckets = calloc(MCI_BUCKETS_INIT, sizeof *s->buckets);
+		if (!s->buckets) {
+			mci_free(st);
+			return NULL;
+		}
+	}
+	ma_set_evictor(acct, mci_evict_adapter, st);
+	return st;
+}
+
+static void lru_unlink(struct mci_stripe *s, struct mci_item *it)
+{
+	if (it->prev)
+		it->prev->next = it->next;
+	else
+		s->head = it->next;
+	if (it->next)
+		it->next->prev = it->prev;
+	else
+		s->tail = it->prev;
+	it->prev = it->next = NULL;
+}
+
+static void lru_push(struct mci_stripe *s, struct mci_item *it)
+{
+	it->prev = NULL;
+	it->next = s->head;
+	if (s->head)
+		s->head->prev = it;
+	s->head = it;
+	if (!s->tail)
+		s->tail = it;
+}
+
+/* Removes it from the hash chain and LRU (stripe locked); the caller
+ * frees it with item_free after unlocking. */
+static void item_unlink(struct mci_stripe *s, struct mci_item *it)
+{
+	struct mci_item **pp = bucket_of(s, it->hash);
+	while (*pp != it)
+		pp = &(*pp)->hnext;
+	*pp = it->hnext;
+	lru_unlink(s, it);
+	s->count--;
+	s->s.curr_items--;
+	s->s.bytes -= it->asize;
+}
+
+static void item_free(struct mci_store *st, struct mci_item *it)
+{
+	if (!it)
+		return;
+	ma_release_cache(st->acct, it->asize);
+	free(it);
+}
+
+void mci_free(struct mci_store *st)
+{
+	if (!st)
+		return;
+	if (st->acct)
+		ma_set_evictor(st->acct, NULL, NULL);
+	for (int i = 0; i < MCI_STRIPES; i++) {
+		struct mci_stripe *s = &st->stripes[i];
+		struct mci_item *it = s->head;
+		while (it) {
+			struct mci_item *n = it->next;
+			item_free(st, it);
+			it = n;
+		}
+		free(s->buckets);
+		pthread_mutex_destroy(&s->lock);
+	}
+	free(st);
+}
+
+static void grow(struct mci_stripe *s)
+{
+	size_t nb = s->nbuckets * 2;
+	struct mci_item **b = calloc(nb, sizeof *b);
+	if (!b)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		struct mci_item *it = s->buckets[i];
+		while (it) {
+			struct mci_item *n = it->hnext;
+			size_t k = (it->hash >> 8) & (nb - 1);
+			it->hnext = b[k];
+			b[k] = it;
+			it = n;
+		}
+	}
+	free(s->buckets);
+	s->buckets = b;
+	s->nbuckets = nb;
+}
+
+static bool item_dead(struct mci_store *st, const struct mci_item *it, int64_t now)
+{
+	if (it->exptime != 0 && it->exptime <= now)
+		return true;
+	int64_t ol = atomic_load_explicit(&st->oldest_live, memory_order_relaxed);
+	return ol != 0 && ol <= now && it->time <= ol;
+}
+
+/* Finds a live item (stripe locked).  A dead one met on the way is
+ * unlinked and handed back in *reap for the caller to free unlocked. */
+static struct mci_item *find(struct mci_store *st, struct mci_stripe *s, uint64_t h,
+			     const uint8_t *key, size_t nkey, int64_t now, struct mci_item **reap)
+{
+	struct mci_item *it = *bucket_of(s, h);
+	while (it && (it->hash != h || it->nkey != nkey || memcmp(it->data, key, nkey) != 0))
+		it = it->hnext;
+	if (it && item_dead(st, it, now)) {
+		item_unlink(s, it);
+		s->s.reclaimed++;
+		*reap = it;
+		return NULL;
+	}
+	return it;
+}
+
+/* Links a new item, replacing old (stripe locked). */
+static void item_link(struct mci_store *st, struct mci_stripe *s, struct mci_item *it,
+		      struct mci_item *old, int64_t now)
+{
+	if (old)
+		item_unlink(s, old);
+	it->cas = atomic_fetch_add_explicit(&st->next_cas, 1, memory_order_relaxed);
+	it->time = it->atime = now;
+	struct mci_item **b = bucket_of(s, it->hash);
+	it->hnext = *b;
+	*b = it;
+	lru_push(s, it);
+	s->count++;
+	s->s.curr_items++;
+	s->s.total_items++;
+	s->s.bytes += it->asize;
+	if (s->count > s->nbuckets + s->nbuckets / 2)
+		grow(s);
+}
+
+/* A new unlinked item with room for nval value bytes, reserved against
+ * the limit (evicting as needed), or NULL with *why set. */
+static struct mci_item *item_alloc(struct mci_store *st, uint64_t h, const uint8_t *key,
+				   size_t nkey, size_t nval, enum mci_result *why)
+{
+	if (nval > st->max_item) {
+		*why = MCI_TOOLARGE;
+		return NULL;
+	}
+	size_t asize = sizeof(struct mci_item) + nkey + nval;
+	int i = 0;
+	while (!ma_reserve_cache(st->acct, asize)) {
+		if (++i == MCI_RESERVE_TRIES || mci_evict(st, asize) == 0) {
+			*why = MCI_NOMEM;
+			return NULL;
+		}
+	}
+	struct mci_item *it = malloc(asize);
+	if (!it) {
+		ma_release_cache(st->acct, asize);
+		*why = MCI_NOMEM;
+		return NULL;
+	}
+	memset(it, 0, sizeof *it);
+	it->hash = h;
+	it->asize = asize;
+	it->nkey = (uint16_t)nkey;
+	it->nval = (uint32_t)nval;
+	memcpy(it->data, key, nkey);
+	return it;
+}
+
+bool mci_get(struct mci_store *st, const uint8_t *key, size_t nkey, int64_t now, bool touch,
+	     int64_t exptime_abs, mci_emit_fn emit, void *ctx)
+{
+	uint64_t h = mci_hash(key, nkey);
+	struct mci_stripe *s = stripe_of(st, h);
+	struct mci_item *reap = NULL;
+	pthread_mutex_lock(&s->lock);
+	struct mci_item *it = find(st, s, h, key, nkey, now, &reap);
+	s->s.cmd_get++;
+	if (touch)
+		s->s.cmd_touch++;
+	if (it) {
+		s->s.get_hits++;
+		if (touch) {
+			s->s.touch_hits++;
+			it->exptime = exptime_abs;
+		}
+		if (it->atime != now) {
+			it->atime = now;
+			lru_unlink(s, it);
+			lru_push(s, it);
+		}
+		emit(ctx, it->data, it->nkey, it->flags, it->cas, it->data + it->nkey, it->nval);
+	} else {
+		s->s.get_misses++;
+		if (touch)
+			s->s.touch_misses++;
+		if (reap)
+			s->s.get_expired++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	item_free(st, reap);
+	return it != NULL;
+}
+
+/* append/prepend: the new size depends on the old item, which may change
+ * while we allocate unlocked; its CAS tells us if it did. */
+static enum mci_result store_concat(struct mci_store *st, enum mci_mode mode, uint64_t h,
+				    const uint8_t *key, size_t nkey, const uint8_t *data,
+				    size_t ndata, int64_t now)
+{
+	struct mci_stripe *s = stripe_of(st, h);
+	for (;;) {
+		struct mci_item *reap = NULL;
+		pthread_mutex_lock(&s->lock);
+		s->s.cmd_set++;
+		struct mci_item *old = find(st, s, h, key, nkey, now, &reap);
+		size_t oldn = old ? old->nval : 0;
+		uint64_t oldcas = old ? old->cas : 0;
+		pthread_mutex_unlock(&s->lock);
+		item_free(st, reap);
+		if (!old)
+			return MCI_NOT_STORED;
+		enum mci_result why;
+		if (oldn + ndata > st->max_item)
+			return MCI_TOOLARGE;
+		struct mci_item *it = item_alloc(st, h, key, nkey, oldn + ndata, &why);
+		if (!it)
+			return why;
+		reap = NULL;
+		pthread_mutex_lock(&s->lock);
+		old = find(st, s, h, key, nkey, now, &reap);
+		if (old && old->cas == oldcas) {
+			uint8_t *v = it->data + nkey;
+			const uint8_t *ov = old->data + old->nkey;
+			if (mode == MCI_APPEND) {
+				memcpy(v, ov, oldn);
+				memcpy(v + oldn, data, ndata);
+			} else {
+				memcpy(v, data, ndata);
+				memcpy(v + ndata, ov, oldn);
+			}
+			it->flags = old->flags;
+			it->exptime = old->exptime;
+			item_link(st, s, it, old, now);
+			pthread_mutex_unlock(&s->lock);
+			item_free(st, old);
+			item_free(st, reap);
+			return MCI_STORED;
+		}
+		s->s.cmd_set--; /* counted again on the retry */
+		pthread_mutex_unlock(&s->lock);
+		item_free(st, reap);
+		item_free(st, it);
+	}
+}
+
+enum mci_result mci_store(struct mci_store *st, enum mci_mode mode, const uint8_t *key,
+			  size_t nkey, uint32_t flags, int64_t exptime_abs, uint64_t cas,
+			  const uint8_t *data, size_t ndata, int64_t now)
+{
+	uint64_t h = mci_hash(key, nkey);
+	if (mode == MCI_APPEND || mode == MCI_PREPEND)
+		return store_concat(st, mode, h, key, nkey, data, ndata, now);
+	enum mci_result why;
+	struct mci_item *it = item_alloc(st, h, key, nkey, ndata, &why);
+	if (!it) {
+		/* memcached drops the old value when a set cannot be stored,
+		 * so a reader never sees a stale one. */
+		if (mode == MCI_SET && why != MCI_TOOLARGE)
+			mci_delete(st, key, nkey, now);
+		return why;
+	}
+	memcpy(it->data + nkey, data, ndata);
+	it->flags = flags;
+	it->exptime = exptime_abs;
+	struct mci_stripe *s = stripe_of(st, h);
+	struct mci_item *reap = NULL;
+	enum mci_result rc = MCI_STORED;
+	pthread_mutex_lock(&s->lock);
+	s->s.cmd_set++;
+	struct mci_item *old = find(st, s, h, key, nkey, now, &reap);
+	switch (mode) {
+	case MCI_ADD:
+		if (old) {
+			rc = MCI_NOT_STORED;
+			if (old->atime != now) { /* memcached bumps it, too */
+				old->atime = now;
+				lru_unlink(s, old);
+				lru_push(s, old);
+			}
+		}
+		break;
+	case MCI_REPLACE:
+		if (!old)
+			rc = MCI_NOT_STORED;
+		break;
+	case MCI_CAS:
+		if (!old) {
+			rc = MCI_NOT_FOUND;
+			s->s.cas_misses++;
+		} else if (old->cas != cas) {
+			rc = MCI_EXISTS;
+			s->s.cas_badval++;
+		} else {
+			s->s.cas_hits++;
+		}
+		break;
+	default:
+		break;
+	}
+	if (rc == MCI_STORED)
+		item_link(st, s, it, old, now);
+	pthread_mutex_unlock(&s->lock);
+	item_free(st, reap);
+	if (rc == MCI_STORED)
+		item_free(st, old);
+	else
+		item_free(st, it);
+	return rc;
+}
+
+enum mci_result mci_delete(struct mci_store *st, const uint8_t *key, size_t nkey, int64_t now)
+{
+	uint64_t h = mci_hash(key, nkey);
+	struct mci_stripe *s = stripe_of(st, h);
+	struct mci_item *reap = NULL;
+	pthread_mutex_lock(&s->lock);
+	struct mci_item *it = find(st, s, h, key, nkey, now, &reap);
+	if (it) {
+		item_unlink(s, it);
+		s->s.delete_hits++;
+	} else {
+		s->s.delete_misses++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	item_free(st, reap);
+	item_free(st, it);
+	return it ? MCI_DELETED : MCI_NOT_FOUND;
+}
+
+enum mci_result mci_touch(struct mci_store *st, const uint8_t *key, size_t nkey,
+			  int64_t exptime_abs, int64_t now)
+{
+	uint64_t h = mci_hash(key, nkey);
+	struct mci_stripe *s = stripe_of(st, h);
+	struct mci_item *reap = NULL;
+	pthread_mutex_lock(&s->lock);
+	struct mci_item *it = find(st, s, h, key, nkey, now, &reap);
+	s->s.cmd_touch++;
+	if (it) {
+		it->exptime = exptime_abs;
+		s->s.touch_hits++;
+	} else {
+		s->s.touch_misses++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	item_free(st, reap);
+	return it ? MCI_TOUCHED : MCI_NOT_FOUND;
+}
+
+static bool parse_value_u64(const uint8_t *p, size_t n, uint64_t *out)
+{
+	if (n == 0 || n > 20)
+		return false;
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = (unsigned)(p[i] - '0');
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+enum mci_result mci_arith(struct mci_store *st, const uint8_t *key, size_t nkey, bool incr,
+			  uint64_t delta, uint64_t *result, int64_t now)
+{
+	uint64_t h = mci_hash(key, nkey);
+	struct mci_stripe *s = stripe_of(st, h);
+	struct mci_item *fresh = NULL; /* a bigger item, made unlocked */
+	for (;;) {
+		struct mci_item *reap = NULL;
+		pthread_mutex_lock(&s->lock);
+		struct mci_item *it = find(st, s, h, key, nkey, now, &reap);
+		uint64_t v;
+		enum mci_result rc = MCI_STORED;
+		if (!it)
+			rc = MCI_NOT_FOUND;
+		else if (!parse_value_u64(it->data + it->nkey, it->nval, &v))
+			rc = MCI_NON_NUMERIC;
+		if (incr && rc == MCI_NOT_FOUND)
+			s->s.incr_misses++;
+		else if (incr)
+			s->s.incr_hits++;
+		else if (rc == MCI_NOT_FOUND)
+			s->s.decr_misses++;
+		else
+			s->s.decr_hits++;
+		if (rc != MCI_STORED) {
+			pthread_mutex_unlock(&s->lock);
+			item_free(st, reap);
+			item_free(st, fresh);
+			return rc;
+		}
+		v = incr ? v + delta : (delta > v ? 0 : v - delta);
+		char num[20];
+		size_t n = mc_u64_str(v, num);
+		if (n <= it->nval) {
+			/* Fits the old block: rewrite in place, as memcached does
+			 * (but without its space padding). */
+			memcpy(it->data + it->nkey, num, n);
+			it->nval = (uint32_t)n;
+			it->cas = atomic_fetch_add_explicit(&st->next_cas, 1, memory_order_relaxed);
+			pthread_mutex_unlock(&s->lock);
+			item_free(st, reap);
+			item_free(st, fresh);
+			*result = v;
+			return MCI_STORED;
+		}
+		if (fresh && fresh->nval >= n) {
+			memcpy(fresh->data + nkey, num, n);
+			fresh->nval = (uint32_t)n;
+			fresh->flags = it->flags;
+			fresh->exptime = it->exptime;
+			item_link(st, s, fresh, it, now);
+			pthread_mutex_unlock(&s->lock);
+			item_free(st, it);
+			item_free(st, reap);
+			*result = v;
+			return MCI_STORED;
+		}
+		pthread_mutex_unlock(&s->lock);
+		item_free(st, reap);
+		item_free(st, fresh);
+		enum mci_result why;
+		fresh = item_alloc(st, h, key, nkey, 20, &why);
+		if (!fresh)
+			return why;
+	}
+}
+
+void mci_flush(struct mci_store *st, int64_t when, int64_t now)
+{
+	if (when > now) {
+		/* memcached: items stored up to the second before `when`. */
+		atomic_store(&st->oldest_live, when - 1);
+		return;
+	}
+	/* An immediate flush supersedes a pending delayed one (memcached
+	 * moves its boundary to now, which only covers what we drop here). */
+	atomic_store(&st->oldest_live, 0);
+	for (int i = 0; i < MCI_STRIPES; i++) {
+		struct mci_stripe *s = &st->stripes[i];
+		pthread_mutex_lock(&s->lock);
+		struct mci_item *it = s->head;
+		s->head = s->tail = NULL;
+		memset(s->buckets, 0, s->nbuckets * sizeof *s->buckets);
+		s->count = 0;
+		s->s.curr_items = 0;
+		s->s.bytes = 0;
+		if (i == 0)
+			s->s.cmd_flush++;
+		pthread_mutex_unlock(&s->lock);
+		while (it) {
+			struct mci_item *n = it->next;
+			item_free(st, it);
+			it = n;
+		}
+	}
+}
+
+uint64_t mci_evict(struct mci_store *st, uint64_t want)
+{
+	uint64_t freed = 0;
+	int empty = 0;
+	while (freed < want && empty < MCI_STRIPES) {
+		unsigned k = atomic_fetch_add_explicit(&st->evict_cursor, 1, memory_order_relaxed);
+		struct mci_stripe *s = &st->stripes[k & (MCI_STRIPES - 1)];
+		pthread_mutex_lock(&s->lock);
+		struct mci_item *it = s->tail;
+		if (it) {
+			item_unlink(s, it);
+			s->s.evictions++;
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (!it) {
+			empty++;
+			continue;
+		}
+		empty = 0;
+		freed += it->asize;
+		item_free(st, it);
+	}
+	return freed;
+}
+
+void mci_get_stats(struct mci_store *st, struct mci_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	uint64_t *o = (uint64_t *)out;
+	size_t nfields = sizeof *out / sizeof(uint64_t);
+	for (int i = 0; i < MCI_STRIPES; i++) {
+		struct mci_stripe *s = &st->stripes[i];
+		pthread_mutex_lock(&s->lock);
+		const uint64_t *f = (const uint64_t *)&s->s;
+		for (size_t j = 0; j < nfields; j++)
+			o[j] += f[j];
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
+void mci_reset_stats(struct mci_store *st)
+{
+	for (int i = 0; i < MCI_STRIPES; i++) {
+		struct mci_stripe *s = &st->stripes[i];
+		pthread_mutex_lock(&s->lock);
+		uint64_t items = s->s.curr_items, bytes = s->s.bytes;
+		memset(&s->s, 0, sizeof s->s);
+		s->s.curr_items = items;
+		s->s.bytes = bytes;
+		pthread_mutex_unlock(&s->lock);
+	}
+}

@@ -1,0 +1,86 @@
+/*
+ * memcache_items.h - the memcached port's item store: keys -> (flags,
+ * exptime, CAS, value), with LRU eviction under the node's memory limit.
+ *
+ * Thread-safe: lock-striped hash table; each stripe keeps its own LRU list,
+ * and eviction takes the least recently used item of each stripe in turn
+ * (an approximation of one global LRU that needs no global lock).  Item
+ * bytes are reserved as cache bytes with the node accountant (memacct.h);
+ * when a reservation does not fit, items are evicted until it does.  The
+ * store also registers itself as the accountant's evictor, so virgo_malloc
+ * can reclaim cache memory.  Time is passed in (unix seconds), so tests
+ * control it.  No I/O here.
+ */
+#ifndef VIRGO_MEMCACHE_ITEMS_H
+#define VIRGO_MEMCACHE_ITEMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ma_acct;
+struct mci_store;
+
+enum mci_mode { MCI_SET, MCI_ADD, MCI_REPLACE, MCI_APPEND, MCI_PREPEND, MCI_CAS };
+
+enum mci_result {
+	MCI_STORED,
+	MCI_NOT_STORED,
+	MCI_EXISTS,
+	MCI_NOT_FOUND,
+	MCI_NOMEM, /* cannot make room (item larger than what eviction frees) */
+	MCI_TOOLARGE,
+	MCI_DELETED,
+	MCI_TOUCHED,
+	MCI_NON_NUMERIC, /* incr/decr on a value that is not a decimal u64 */
+};
+
+struct mci_stats {
+	uint64_t curr_items, total_items, bytes, evictions, expired_unfetched, reclaimed;
+	uint64_t get_hits, get_misses, get_expired, get_flushed, cmd_get, cmd_set, cmd_touch,
+		touch_hits, touch_misses, delete_hits, delete_misses, incr_hits, incr_misses,
+		decr_hits, decr_misses, cas_hits, cas_misses, cas_badval, cmd_flush;
+};
+
+/* Called under the item's stripe lock with its bytes (valid only during
+ * the call): write the reply from them. */
+typedef void (*mci_emit_fn)(void *ctx, const uint8_t *key, size_t nkey, uint32_t flags,
+			    uint64_t cas, const uint8_t *val, size_t nval);
+
+/* New store (caller frees with mci_free) or NULL.  acct is borrowed and
+ * must outlive the store; max_item bounds one item's value. */
+struct mci_store *mci_new(struct ma_acct *acct, uint64_t max_item);
+/* Frees every item (releasing its bytes) and the store. */
+void mci_free(struct mci_store *st);
+
+/* Looks key up; on a hit calls emit and returns true.  touch: first set
+ * the exptime to exptime_abs (gat). */
+bool mci_get(struct mci_store *st, const uint8_t *key, size_t nkey, int64_t now, bool touch,
+	     int64_t exptime_abs, mci_emit_fn emit, void *ctx);
+
+/* Stores per mode (memcached semantics; append/prepend keep flags and
+ * exptime).  cas is the client's unique for MCI_CAS. */
+enum mci_result mci_store(struct mci_store *st, enum mci_mode mode, const uint8_t *key,
+			  size_t nkey, uint32_t flags, int64_t exptime_abs, uint64_t cas,
+			  const uint8_t *data, size_t ndata, int64_t now);
+
+enum mci_result mci_delete(struct mci_store *st, const uint8_t *key, size_t nkey, int64_t now);
+enum mci_result mci_touch(struct mci_store *st, const uint8_t *key, size_t nkey,
+			  int64_t exptime_abs, int64_t now);
+/* incr wraps at 2^64; decr floors at 0.  *result gets the new value. */
+enum mci_result mci_arith(struct mci_store *st, const uint8_t *key, size_t nkey, bool incr,
+			  uint64_t delta, uint64_t *result, int64_t now);
+
+/* flush_all: when <= now, drops every item now; otherwise items stored
+ * before `when` become invisible once `when` has come. */
+void mci_flush(struct mci_store *st, int64_t when, int64_t now);
+
+/* Evicts least recently used items until at least want bytes were freed
+ * or the store is empty; returns the bytes freed (the accountant's
+ * evictor). */
+uint64_t mci_evict(struct mci_store *st, uint64_t want);
+
+void mci_get_stats(struct mci_store *st, struct mci_stats *out);
+void mci_reset_stats(struct mci_store *st);
+
+#endif
