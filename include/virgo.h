@@ -98,6 +98,11 @@ int virgo_node_count(void);
 int virgo_node_info(int idx, struct virgo_node_info *info);
 /* Ping the idx-th node's mempool service; *rtt_us gets the round trip. */
 int virgo_ping(int idx, unsigned *node_id, double *rtt_us);
+/* Which configured node owns a memcached key (1..250 bytes) under ketama
+ * consistent hashing over every configured node (docs/PROTOCOL.md,
+ * "Key placement"): returns its 0-based index (see virgo_node_info), or
+ * -EINVAL, -VIRGO_ENONODE, -VIRGO_ECONF. */
+int virgo_key_owner(const void *key, size_t len);
 /* The idx-th node's mempool statistics as "name value" lines; *text is
  * malloc'd (caller frees). */
 int virgo_mempool_stats(int idx, char **text);

@@ -6,6 +6,7 @@
  *   virgo get <vuid> [<offset> <length>]   write the bytes to stdout
  *   virgo free <vuid>
  *   virgo ping | status | stats [<node id>]
+ *   virgo owner <key>...                   node owning each memcached key
  */
 #include <errno.h>
 #include <getopt.h>
@@ -34,7 +35,9 @@ static void usage(FILE *f)
 		"Cluster:\n"
 		"  ping                           ping every node; exit 1 if any is down\n"
 		"  status                         table of configured nodes\n"
-		"  stats [<node id>]              mempool statistics of one or every node\n\n"
+		"  stats [<node id>]              mempool statistics of one or every node\n"
+		"  owner <key>...                 node owning each memcached key (ketama, as\n"
+		"                                 memcached clients shard; see docs/PROTOCOL.md)\n\n"
 		"Options:\n"
 		"  -c, --conf FILE   client config (default: $VIRGO_CLIENT_CONF,\n"
 		"                    $VIRGO_CONF_DIR/virgo_client.conf, /etc/virgo/virgo_client.conf,\n"
@@ -267,6 +270,22 @@ static int cmd_status(int argc, char **argv)
 	return 0;
 }
 
+/* One line per key: "<key> node <id> <host>:<memcache port>". */
+static int cmd_owner(int argc, char **argv)
+{
+	if (argc < 2)
+		return fprintf(stderr, "usage: virgo owner <key>...\n"), 2;
+	for (int i = 1; i < argc; i++) {
+		int idx = virgo_key_owner(argv[i], strlen(argv[i]));
+		if (idx < 0)
+			return fail(argv[i], idx);
+		struct virgo_node_info ni;
+		virgo_node_info(idx, &ni);
+		printf("%s node %u %s:%d\n", argv[i], ni.id, ni.host, 11211 + ni.port_offset);
+	}
+	return 0;
+}
+
 static int cmd_stats(int argc, char **argv)
 {
 	if (argc > 2)
@@ -323,7 +342,7 @@ int main(int argc, char **argv)
 		int (*fn)(int, char **);
 	} cmds[] = {{"malloc", cmd_malloc}, {"set", cmd_set},	 {"get", cmd_get},
 		    {"free", cmd_free},	    {"ping", cmd_ping},	 {"status", cmd_status},
-		    {"stats", cmd_stats}};
+		    {"stats", cmd_stats},	    {"owner", cmd_owner}};
 	const char *name = argv[optind];
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(name, cmds[i].name) != 0)
