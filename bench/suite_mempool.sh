@@ -1,0 +1,129 @@
+#!/bin/sh
+# bench/suite_mempool.sh <build-dir> <results-dir> - the mempool through
+# its memcached-compatible port against memcached -t 2 (both started by
+# bench/run.sh, see its contract).
+#
+# For a get-heavy (90% get) and a set-heavy (10% get) mix and values of
+# 32 B, 1 KiB and 64 KiB: throughput with memcaslap (memaslap, Debian's
+# libmemcached-tools) and latency percentiles with bench/mcload.c (memaslap
+# gives no p99), the same parameters for both servers, BENCH_REPS
+# repetitions alternating which server goes first; medians are compared.
+# One more variant runs while mcload drives virgod's VIRGO-protocol
+# mempool port in the background (during the memcached runs too, so both
+# servers share the machine with the same extra load).
+# Writes mempool.md, mempool.dat and mempool.gp (-> mempool.png).
+set -u
+B=$1
+R=$2
+SECS=${BENCH_SECS:-3}
+REPS=${BENCH_REPS:-3}
+MC=$BENCH_MEMCACHED_PORT
+VD=$((11211 + BENCH_VIRGOD_OFFSET))
+MP=$((30000 + BENCH_VIRGOD_OFFSET))
+LOAD=$BENCH_TOOLS/mcload
+W=$(mktemp -d "${TMPDIR:-/tmp}/virgo-bench-mp-XXXXXX")
+BG=""
+trap '[ -n "$BG" ] && kill $BG 2>/dev/null; rm -rf "$W"' EXIT
+
+SLAP=$(command -v memcaslap || command -v memaslap || true)
+[ -n "$SLAP" ] || echo "memcaslap not found: throughput from mcload only" >&2
+
+median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print 0; else print a[int((NR + 1) / 2)]}'; }
+
+# slap <port> <get ratio> <value size> -> ops/s
+slap() {
+	[ -n "$SLAP" ] || { echo 0; return; }
+	win=10k
+	[ "$3" -gt 4096 ] && win=1k # 16 x 1k x 64 KiB fits in 2 GiB
+	printf 'key\n32 32 1\nvalue\n%s %s 1\ncmd\n0 %s\n1 %s\n' "$3" "$3" \
+		"$(awk -v g="$2" 'BEGIN {printf "%.2f", 1 - g}')" "$2" >"$W/slap.cfg"
+	"$SLAP" -s 127.0.0.1:$1 -T 2 -c 16 -w $win -t "${SECS}s" -F "$W/slap.cfg" 2>&1 |
+		sed -n 's/.*TPS: \([0-9]*\).*/\1/p' | tail -1
+}
+
+# lat <port> <get ratio> <value size> <keys> -> "ops p50 p99"
+lat() {
+	"$LOAD" -p "$1" -T 2 -c 8 -d "$SECS" -g "$2" -s "$3" -k "$4" -N |
+		sed -n 's/ops_per_s=\([0-9.]*\) p50_us=\([0-9.]*\) p99_us=\([0-9.]*\).*/\1 \2 \3/p'
+}
+
+# run_case <label> <get ratio> <value size>: appends one row to rows.txt
+run_case() {
+	label=$1 g=$2 sz=$3
+	keys=10000
+	[ "$sz" -gt 4096 ] && keys=1000
+	for port in $MC $VD; do "$LOAD" -p $port -s "$sz" -k $keys -P || exit 1; done
+	: >"$W/mc.t"; : >"$W/vd.t"; : >"$W/mc.l"; : >"$W/vd.l"
+	i=0
+	while [ $i -lt "$REPS" ]; do
+		if [ $((i % 2)) -eq 0 ]; then order="mc vd"; else order="vd mc"; fi
+		for who in $order; do
+			port=$MC
+			[ $who = vd ] && port=$VD
+			slap $port "$g" "$sz" >>"$W/$who.t"
+			lat $port "$g" "$sz" $keys >>"$W/$who.l"
+		done
+		i=$((i + 1))
+	done
+	mct=$(median <"$W/mc.t"); vdt=$(median <"$W/vd.t")
+	mclo=$(cut -d' ' -f1 "$W/mc.l" | median); vdlo=$(cut -d' ' -f1 "$W/vd.l" | median)
+	mc99=$(cut -d' ' -f3 "$W/mc.l" | median); vd99=$(cut -d' ' -f3 "$W/vd.l" | median)
+	mc50=$(cut -d' ' -f2 "$W/mc.l" | median); vd50=$(cut -d' ' -f2 "$W/vd.l" | median)
+	echo "$label $sz $mct $vdt $mclo $vdlo $mc50 $vd50 $mc99 $vd99" >>"$W/rows.txt"
+	echo "$label $sz: memcaslap mc=$mct vd=$vdt; mcload ops mc=$mclo vd=$vdlo p99 mc=$mc99 vd=$vd99" >&2
+}
+
+: >"$W/rows.txt"
+for mix in get set; do
+	g=0.9
+	[ $mix = set ] && g=0.1
+	for sz in 32 1024 65536; do
+		run_case "$mix-heavy" $g $sz
+	done
+done
+# the same get-heavy 1 KiB case with the VIRGO mempool port busy
+"$LOAD" -p $MP -M -T 1 -c 2 -s 1024 -d 100000 >/dev/null 2>&1 &
+BG=$!
+run_case "get-heavy+mempool" 0.9 1024
+kill $BG 2>/dev/null
+wait $BG 2>/dev/null
+BG=""
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}'; }
+human() { awk -v n="$1" 'BEGIN {if (n >= 1024) printf "%d KiB", n / 1024; else printf "%d B", n}'; }
+{
+	echo "## mempool: the memcached port vs memcached -t 2"
+	echo
+	echo "Throughput: memcaslap (-T 2 -c 16, ${SECS} s runs); latency: bench/mcload"
+	echo "(2 threads x 8 connections, closed loop, ${SECS} s runs).  Median of $REPS"
+	echo "repetitions, servers alternating.  Both servers have 2 worker threads and 2 GiB."
+	echo "The last row runs while virgod's VIRGO mempool port serves a background load."
+	echo
+	echo "| mix | value | memcached ops/s | virgod ops/s | **throughput ratio** | mcload ratio | p50 µs mc / vd | p99 µs mc / vd | **p99 ratio** |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+	while read -r label sz mct vdt mclo vdlo mc50 vd50 mc99 vd99; do
+		echo "| $label | $(human $sz) | $mct | $vdt | **$(ratio $vdt $mct)** | $(ratio $vdlo $mclo) | $mc50 / $vd50 | $mc99 / $vd99 | **$(ratio $vd99 $mc99)** |"
+	done <"$W/rows.txt"
+	echo
+	echo "Throughput ratio = virgod/memcached (>= 1.0: virgod at least as fast);"
+	echo "p99 ratio = virgod/memcached (<= 1.0: virgod's tail no worse)."
+} >"$R/mempool.md"
+n=0
+while read -r label sz mct vdt mclo vdlo mc50 vd50 mc99 vd99; do
+	echo "$n \"$label $(human $sz | tr -d ' ')\" $(ratio $vdt $mct) $(ratio $vd99 $mc99)"
+	n=$((n + 1))
+done <"$W/rows.txt" >"$R/mempool.dat"
+cat >"$R/mempool.gp" <<'GP'
+set terminal png size 1000,460
+set output 'mempool.png'
+set title 'virgod memcached port / memcached -t 2 (same run, same machine)'
+set style data histogram
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set yrange [0:*]
+set ylabel 'ratio virgod / memcached'
+set xtics rotate by -25
+set key top left
+set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2
+plot 'mempool.dat' using 3:xtic(2) title 'throughput (>= 1 better)', '' using 4 title 'p99 latency (<= 1 better)'
+GP
