@@ -124,13 +124,12 @@ int th_node_start(struct th_cluster *c, int i)
 	return -1;
 }
 
-int th_cluster_start(struct th_cluster *c, int n, const char *node_conf_extra,
-		     const char *client_extra)
+static int cluster_start_at(struct th_cluster *c, int n, int base, const char *node_conf_extra,
+			    const char *client_extra)
 {
 	memset(c, 0, sizeof *c);
 	c->n = n;
 	snprintf(c->dir, sizeof c->dir, "%s", th_tmpdir());
-	int base = th_offset_base(n);
 	snprintf(c->client_conf, sizeof c->client_conf, "%s/virgo_client.conf", c->dir);
 	FILE *cf = fopen(c->client_conf, "w");
 	if (!cf)
@@ -165,6 +164,23 @@ int th_cluster_start(struct th_cluster *c, int n, const char *node_conf_extra,
 	return 0;
 }
 
+/* Test binaries of other checkouts may run at the same time and hold an
+ * offset block we picked: then a node cannot bind, and we retry the whole
+ * cluster on another block. */
+int th_cluster_start(struct th_cluster *c, int n, const char *node_conf_extra,
+		     const char *client_extra)
+{
+	for (int attempt = 0;; attempt++) {
+		int base = th_offset_base(n);
+		if (cluster_start_at(c, n, base, node_conf_extra, client_extra) == 0)
+			return 0;
+		if (attempt == 4)
+			return -1;
+		fprintf(stderr, "harness: offset block %d busy? retrying on another\n", base);
+		th_offset_base(37 + (int)(getpid() % 50)); /* jump away from the busy block */
+	}
+}
+
 static int reap(pid_t pid, int timeout_ms, int *status)
 {
 	int64_t deadline = th_now_ms() + timeout_ms;
@@ -187,6 +203,18 @@ void th_node_signal(struct th_cluster *c, int i, int sig)
 	if (n->pid <= 0)
 		return;
 	kill(n->pid, sig);
+	if (sig == SIGSTOP) {
+		/* kill() returns before every thread has stopped: a worker
+		 * could still answer one request.  Wait for the group stop. */
+		int st;
+		int64_t deadline = th_now_ms() + TH_STOP_MS;
+		while (th_now_ms() < deadline) {
+			if (waitpid(n->pid, &st, WUNTRACED | WNOHANG) == n->pid && WIFSTOPPED(st))
+				break;
+			struct timespec ts = {0, 1000 * 1000};
+			nanosleep(&ts, NULL); /* polling interval */
+		}
+	}
 	if (sig == SIGKILL || sig == SIGTERM) {
 		int st;
 		if (reap(n->pid, TH_STOP_MS, &st) != 0) {
