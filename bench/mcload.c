@@ -11,6 +11,7 @@
  *
  *   mcload -p PORT [-h 127.0.0.1] [-T 2] [-c 8] [-d 3] [-g 0.9] [-s 32]
  *          [-k 10000] [-M] [-P (prefill only)] [-N (no prefill)]
+ *          [-R ops/s (open-loop pacing, e.g. a fixed background load)]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -30,7 +31,7 @@
 struct opts {
 	const char *host;
 	int port, threads, conns, duration_s, value_size, keys;
-	double get_ratio;
+	double get_ratio, rate;
 	int mempool, prefill_only, no_prefill;
 };
 
@@ -42,6 +43,8 @@ struct lconn {
 	size_t len, cap;
 	int is_get;
 	uint64_t t0;
+	uint64_t due; /* -R: when the next request may go */
+	int waiting; /* -R: reply done, next request not yet due */
 	char vuid[32];
 };
 
@@ -217,8 +220,22 @@ static void *worker_main(void *arg)
 		send_all(c->fd, c->req, c->req_len);
 	}
 	struct epoll_event evs[64];
+	uint64_t period = o->rate > 0 ? (uint64_t)(1e9 * o->threads * o->conns / o->rate) : 0;
 	while (!stop_flag) {
-		int n = epoll_wait(ep, evs, 64, 100);
+		int nwait = 0;
+		if (period) {
+			uint64_t t = now_ns();
+			for (int i = 0; i < o->conns; i++) {
+				struct lconn *c = &cs[i];
+				if (c->waiting && c->due <= t) {
+					c->waiting = 0;
+					next_request(w, c);
+					send_all(c->fd, c->req, c->req_len);
+				}
+				nwait += c->waiting;
+			}
+		}
+		int n = epoll_wait(ep, evs, 64, nwait ? 1 : 100);
 		for (int i = 0; i < n; i++) {
 			struct lconn *c = evs[i].data.ptr;
 			ssize_t r = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
@@ -233,6 +250,13 @@ static void *worker_main(void *arg)
 			if (d != 1)
 				w->errors++;
 			record(w, now_ns() - c->t0);
+			if (period) {
+				c->due += period;
+				if (c->due < now_ns() - 10 * period)
+					c->due = now_ns(); /* fell behind: do not burst */
+				c->waiting = 1;
+				continue;
+			}
 			next_request(w, c);
 			send_all(c->fd, c->req, c->req_len);
 		}
@@ -255,9 +279,9 @@ static int cmp_u64(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	struct opts o = {"127.0.0.1", 0, 2, 8, 3, 32, 10000, 0.9, 0, 0, 0};
+	struct opts o = {"127.0.0.1", 0, 2, 8, 3, 32, 10000, 0.9, 0, 0, 0, 0};
 	int ch;
-	while ((ch = getopt(argc, argv, "h:p:T:c:d:g:s:k:MPN")) != -1) {
+	while ((ch = getopt(argc, argv, "h:p:T:c:d:g:s:k:R:MPN")) != -1) {
 		switch (ch) {
 		case 'h': o.host = optarg; break;
 		case 'p': o.port = atoi(optarg); break;
@@ -270,6 +294,7 @@ int main(int argc, char **argv)
 		case 'M': o.mempool = 1; break;
 		case 'P': o.prefill_only = 1; break;
 		case 'N': o.no_prefill = 1; break;
+		case 'R': o.rate = atof(optarg); break;
 		default: fprintf(stderr, "usage: see the comment at the top of mcload.c\n"); return 2;
 		}
 	}

@@ -87,7 +87,7 @@ PIDS="$PIDS $VPID"
 wait_port $((11211 + OFF)) 5 || { echo "bench: virgod did not start" >&2; cat "$R/virgod.log"; exit 1; }
 
 export BENCH_BUILD="$B" BENCH_RESULTS="$R" BENCH_TOOLS="$B/bench"
-export BENCH_SECS="${BENCH_SECS:-3}" BENCH_REPS="${BENCH_REPS:-3}"
+export BENCH_SECS="${BENCH_SECS:-2}" BENCH_REPS="${BENCH_REPS:-5}"
 export BENCH_MEMCACHED_PORT=$MC_PORT BENCH_VIRGOD_OFFSET=$OFF
 export BENCH_VIRGOD_CONF="$TMP/virgo_cloud.conf" BENCH_VIRGOD_PID=$VPID
 

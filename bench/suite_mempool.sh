@@ -5,9 +5,12 @@
 #
 # For a get-heavy (90% get) and a set-heavy (10% get) mix and values of
 # 32 B, 1 KiB and 64 KiB: throughput with memcaslap (memaslap, Debian's
-# libmemcached-tools) and latency percentiles with bench/mcload.c (memaslap
-# gives no p99), the same parameters for both servers, BENCH_REPS
-# repetitions alternating which server goes first; medians are compared.
+# libmemcached-tools, saturating: closed loop), then latency percentiles
+# with bench/mcload.c (memaslap gives no p99) at a fixed offered load of
+# 40% of memcached's measured throughput, so the tail shows service time
+# and not the scheduler's queueing at saturation.  Same parameters for
+# both servers, BENCH_REPS repetitions alternating which server goes
+# first; medians are compared.
 # One more variant runs while mcload drives virgod's VIRGO-protocol
 # mempool port in the background (during the memcached runs too, so both
 # servers share the machine with the same extra load).
@@ -15,8 +18,8 @@
 set -u
 B=$1
 R=$2
-SECS=${BENCH_SECS:-3}
-REPS=${BENCH_REPS:-3}
+SECS=${BENCH_SECS:-2}
+REPS=${BENCH_REPS:-5}
 MC=$BENCH_MEMCACHED_PORT
 VD=$((11211 + BENCH_VIRGOD_OFFSET))
 MP=$((30000 + BENCH_VIRGOD_OFFSET))
@@ -26,7 +29,7 @@ BG=""
 trap '[ -n "$BG" ] && kill $BG 2>/dev/null; rm -rf "$W"' EXIT
 
 SLAP=$(command -v memcaslap || command -v memaslap || true)
-[ -n "$SLAP" ] || echo "memcaslap not found: throughput from mcload only" >&2
+[ -n "$SLAP" ] || echo "memcaslap not found (apt-get install libmemcached-tools): no throughput figures" >&2
 
 median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print 0; else print a[int((NR + 1) / 2)]}'; }
 
@@ -41,9 +44,9 @@ slap() {
 		sed -n 's/.*TPS: \([0-9]*\).*/\1/p' | tail -1
 }
 
-# lat <port> <get ratio> <value size> <keys> -> "ops p50 p99"
+# lat <port> <get ratio> <value size> <keys> <rate> -> "ops p50 p99"
 lat() {
-	"$LOAD" -p "$1" -T 2 -c 8 -d "$SECS" -g "$2" -s "$3" -k "$4" -N |
+	"$LOAD" -p "$1" -T 2 -c 8 -d "$SECS" -g "$2" -s "$3" -k "$4" -R "$5" -N |
 		sed -n 's/ops_per_s=\([0-9.]*\) p50_us=\([0-9.]*\) p99_us=\([0-9.]*\).*/\1 \2 \3/p'
 }
 
@@ -61,16 +64,26 @@ run_case() {
 			port=$MC
 			[ $who = vd ] && port=$VD
 			slap $port "$g" "$sz" >>"$W/$who.t"
-			lat $port "$g" "$sz" $keys >>"$W/$who.l"
 		done
 		i=$((i + 1))
 	done
 	mct=$(median <"$W/mc.t"); vdt=$(median <"$W/vd.t")
+	rate=$(awk -v t="$mct" 'BEGIN {r = int(t * 0.4); print (r > 1000 ? r : 1000)}')
+	i=0
+	while [ $i -lt "$REPS" ]; do
+		if [ $((i % 2)) -eq 0 ]; then order="mc vd"; else order="vd mc"; fi
+		for who in $order; do
+			port=$MC
+			[ $who = vd ] && port=$VD
+			lat $port "$g" "$sz" $keys "$rate" >>"$W/$who.l"
+		done
+		i=$((i + 1))
+	done
 	mclo=$(cut -d' ' -f1 "$W/mc.l" | median); vdlo=$(cut -d' ' -f1 "$W/vd.l" | median)
 	mc99=$(cut -d' ' -f3 "$W/mc.l" | median); vd99=$(cut -d' ' -f3 "$W/vd.l" | median)
 	mc50=$(cut -d' ' -f2 "$W/mc.l" | median); vd50=$(cut -d' ' -f2 "$W/vd.l" | median)
-	echo "$label $sz $mct $vdt $mclo $vdlo $mc50 $vd50 $mc99 $vd99" >>"$W/rows.txt"
-	echo "$label $sz: memcaslap mc=$mct vd=$vdt; mcload ops mc=$mclo vd=$vdlo p99 mc=$mc99 vd=$vd99" >&2
+	echo "$label $sz $mct $vdt $rate $mc50 $vd50 $mc99 $vd99" >>"$W/rows.txt"
+	echo "$label $sz: memcaslap mc=$mct vd=$vdt; at $rate/s (mcload achieved mc=$mclo vd=$vdlo) p50 mc=$mc50 vd=$vd50 p99 mc=$mc99 vd=$vd99" >&2
 }
 
 : >"$W/rows.txt"
@@ -81,8 +94,10 @@ for mix in get set; do
 		run_case "$mix-heavy" $g $sz
 	done
 done
-# the same get-heavy 1 KiB case with the VIRGO mempool port busy
-"$LOAD" -p $MP -M -T 1 -c 2 -s 1024 -d 100000 >/dev/null 2>&1 &
+# the same get-heavy 1 KiB case with the VIRGO mempool port serving a fixed
+# 20000 gets/s of 1 KiB (paced, so both servers share the machine with the
+# same extra work)
+"$LOAD" -p $MP -M -T 1 -c 8 -s 1024 -R 20000 -d 100000 >/dev/null 2>&1 &
 BG=$!
 run_case "get-heavy+mempool" 0.9 1024
 kill $BG 2>/dev/null
@@ -94,22 +109,23 @@ human() { awk -v n="$1" 'BEGIN {if (n >= 1024) printf "%d KiB", n / 1024; else p
 {
 	echo "## mempool: the memcached port vs memcached -t 2"
 	echo
-	echo "Throughput: memcaslap (-T 2 -c 16, ${SECS} s runs); latency: bench/mcload"
-	echo "(2 threads x 8 connections, closed loop, ${SECS} s runs).  Median of $REPS"
-	echo "repetitions, servers alternating.  Both servers have 2 worker threads and 2 GiB."
-	echo "The last row runs while virgod's VIRGO mempool port serves a background load."
+	echo "Throughput: memcaslap (-T 2 -c 16, closed loop, ${SECS} s runs).  Latency: bench/mcload"
+	echo "(2 threads x 8 connections, ${SECS} s runs) offering a fixed load of 40% of memcached's"
+	echo "throughput to both.  Median of $REPS repetitions, servers alternating.  Both servers"
+	echo "have 2 worker threads and 2 GiB; the load generators share the same 2 cores."
+	echo "The last row runs while virgod's VIRGO mempool port serves 20000 gets/s of 1 KiB."
 	echo
-	echo "| mix | value | memcached ops/s | virgod ops/s | **throughput ratio** | mcload ratio | p50 µs mc / vd | p99 µs mc / vd | **p99 ratio** |"
+	echo "| mix | value | memcached ops/s | virgod ops/s | **throughput ratio** | latency at ops/s | p50 µs mc / vd | p99 µs mc / vd | **p99 ratio** |"
 	echo "|---|---|---|---|---|---|---|---|---|"
-	while read -r label sz mct vdt mclo vdlo mc50 vd50 mc99 vd99; do
-		echo "| $label | $(human $sz) | $mct | $vdt | **$(ratio $vdt $mct)** | $(ratio $vdlo $mclo) | $mc50 / $vd50 | $mc99 / $vd99 | **$(ratio $vd99 $mc99)** |"
+	while read -r label sz mct vdt rate mc50 vd50 mc99 vd99; do
+		echo "| $label | $(human $sz) | $mct | $vdt | **$(ratio $vdt $mct)** | $rate | $mc50 / $vd50 | $mc99 / $vd99 | **$(ratio $vd99 $mc99)** |"
 	done <"$W/rows.txt"
 	echo
 	echo "Throughput ratio = virgod/memcached (>= 1.0: virgod at least as fast);"
 	echo "p99 ratio = virgod/memcached (<= 1.0: virgod's tail no worse)."
 } >"$R/mempool.md"
 n=0
-while read -r label sz mct vdt mclo vdlo mc50 vd50 mc99 vd99; do
+while read -r label sz mct vdt rate mc50 vd50 mc99 vd99; do
 	echo "$n \"$label $(human $sz | tr -d ' ')\" $(ratio $vdt $mct) $(ratio $vd99 $mc99)"
 	n=$((n + 1))
 done <"$W/rows.txt" >"$R/mempool.dat"

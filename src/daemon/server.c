@@ -13,7 +13,9 @@
  * epoll_wait per reply (bench/ measured ~5.3 syscalls per request).
  * Back-pressure: when a client does not read its replies and they pile
  * up past VD_OUT_HIGH bytes, we stop reading from it until they drain.  An
- * idle connection is closed after idle_timeout.  SIGTERM: listeners close,
+ * idle connection is closed after idle_timeout: a once-a-second sweep per
+ * worker, not a timeout on each read event (libevent re-arms an event's
+ * timeout on every activation, a heap operation per request).  SIGTERM: listeners close,
  * every connection is closed once its pending replies are written,
  * workers exit, and after drain_timeout_ms stragglers are cut.
  */
@@ -60,6 +62,7 @@ struct vconn {
 	bool throttled; /* reading paused for back-pressure */
 	bool peer_eof; /* the peer has finished sending */
 	bool wev_armed;
+	uint64_t active_tick; /* worker tick of the last read (idle sweep) */
 	char peer[64];
 	max_align_t state[]; /* svc->conn_size bytes */
 };
@@ -75,7 +78,8 @@ struct vd_worker {
 	struct vd_server *srv;
 	pthread_t th;
 	struct event_base *base;
-	struct event *notify, *drain;
+	struct event *notify, *drain, *sweep;
+	uint64_t tick; /* seconds since the worker started, from the sweep */
 	pthread_mutex_t qlock;
 	struct vd_pending q[VD_PENDING_MAX];
 	int qhead, qlen;
@@ -169,8 +173,8 @@ static void conn_close_flushed(struct vconn *c)
 	}
 	shutdown(c->fd, SHUT_WR);
 	c->lingering = true;
-	struct timeval t = {VD_LINGER_S, 0};
-	event_add(c->rev, &t);
+	c->active_tick = c->w->tick; /* the sweep ends the linger */
+	event_add(c->rev, NULL);
 }
 
 /* Stop serving and close as soon as the replies are out. */
@@ -207,13 +211,8 @@ static void conn_process(struct vconn *c, bool eof)
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
+	(void)what;
 	struct vconn *c = arg;
-	if (what & EV_TIMEOUT) {
-		if (!c->lingering)
-			log_debug("closing idle connection from %s", c->peer);
-		conn_free(c);
-		return;
-	}
 	if (c->lingering) {
 		char sink[4096];
 		ssize_t r = recv(fd, sink, sizeof sink, 0);
@@ -228,6 +227,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	ssize_t r = recv(fd, v.iov_base, v.iov_len, 0);
+	c->active_tick = c->w->tick;
 	if (r > 0) {
 		v.iov_len = (size_t)r;
 		evbuffer_commit_space(c->in, &v, 1);
@@ -258,8 +258,8 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->throttled) {
 		c->throttled = false;
-		struct timeval idle = {c->w->srv->cfg.idle_timeout_s, 0};
-		event_add(c->rev, &idle);
+		c->active_tick = c->w->tick;
+		event_add(c->rev, NULL);
 		if (evbuffer_get_length(c->in) > 0)
 			conn_process(c, false);
 	}
@@ -321,8 +321,8 @@ static void worker_adopt(struct vd_worker *w, struct vd_pending *p)
 	w->conns = c;
 	int one = 1;
 	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	struct timeval idle = {srv->cfg.idle_timeout_s, 0};
-	event_add(c->rev, &idle);
+	c->active_tick = w->tick;
+	event_add(c->rev, NULL);
 	if (w->draining)
 		conn_finish(c);
 }
@@ -344,6 +344,29 @@ static void worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 		w->qlen--;
 		pthread_mutex_unlock(&w->qlock);
 		worker_adopt(w, &p);
+	}
+}
+
+/* Once a second: close connections idle for idle_timeout (reading enabled
+ * and nothing received) and end lingers older than VD_LINGER_S. */
+static void worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct vd_worker *w = arg;
+	w->tick++;
+	uint64_t idle = (uint64_t)w->srv->cfg.idle_timeout_s;
+	struct vconn *c = w->conns;
+	while (c) {
+		struct vconn *n = c->next;
+		uint64_t quiet = w->tick - c->active_tick;
+		if (c->lingering && quiet >= VD_LINGER_S) {
+			conn_free(c);
+		} else if (!c->lingering && !c->closing && !c->throttled && quiet >= idle) {
+			log_debug("closing idle connection from %s", c->peer);
+			conn_free(c);
+		}
+		c = n;
 	}
 }
 
@@ -519,7 +542,9 @@ struct vd_server *server_start(const struct vd_config *cfg)
 			goto fail;
 		w->notify = event_new(w->base, -1, EV_PERSIST, worker_notify_cb, w);
 		w->drain = event_new(w->base, -1, 0, worker_drain_cb, w);
-		if (!w->notify || !w->drain ||
+		w->sweep = event_new(w->base, -1, EV_PERSIST, worker_sweep_cb, w);
+		struct timeval second = {1, 0};
+		if (!w->notify || !w->drain || !w->sweep || event_add(w->sweep, &second) != 0 ||
 		    pthread_create(&w->th, NULL, worker_main, w) != 0) {
 			event_base_free(w->base);
 			w->base = NULL;
@@ -558,6 +583,7 @@ static void join_workers(struct vd_server *srv, int timeout_ms)
 		}
 		event_free(w->notify);
 		event_free(w->drain);
+		event_free(w->sweep);
 		event_base_free(w->base);
 		w->base = NULL;
 	}
