@@ -102,7 +102,12 @@ for s in bench/suite_*.sh; do
 	rc=$?
 	cat "$R/$name.log"
 	for gp in "$R/$name"*.gp; do
-		[ -e "$gp" ] && (cd "$R" && gnuplot "$(basename "$gp")") >>"$R/$name.log" 2>&1
+		[ -e "$gp" ] || continue
+		if command -v gnuplot >/dev/null; then
+			(cd "$R" && gnuplot "$(basename "$gp")") >>"$R/$name.log" 2>&1
+		else
+			echo "gnuplot not installed (apt-get install gnuplot-nox): no plot" >>"$R/$name.log"
+		fi
 	done
 	SUITES="$SUITES $name:$rc:$(($(date +%s) - start))"
 	if ! kill -0 $VPID 2>/dev/null; then

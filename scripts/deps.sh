@@ -2,7 +2,7 @@
 # Installs the Debian packages VIRGO needs to build, test and demo, if any
 # is missing (uses sudo when not root).  Safe to run repeatedly.
 set -e
-PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-dev netcat-openbsd"
+PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-dev netcat-openbsd libmemcached-tools"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +47,9 @@
 #define VD_PENDING_MAX 1024
 #define VD_LINGER_S 2
 #define VD_READ_CHUNK 16384
+/* With part of a request buffered (a large value arriving), read up to
+ * this much per call: a 64 KiB set then takes 1-2 recvs, not 4-5. */
+#define VD_READ_BIG (256u << 10)
 
 struct vd_worker;
 
@@ -220,17 +224,26 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 			conn_free(c);
 		return;
 	}
-	struct evbuffer_iovec v;
-	if (evbuffer_reserve_space(c->in, VD_READ_CHUNK, &v, 1) < 1) {
+	struct evbuffer_iovec v[2];
+	size_t want = evbuffer_get_length(c->in) > 0 ? VD_READ_BIG : VD_READ_CHUNK;
+	int nv = evbuffer_reserve_space(c->in, (ev_ssize_t)want, v, 2);
+	if (nv < 1) {
 		log_error("out of memory reading from %s", c->peer);
 		conn_free(c);
 		return;
 	}
-	ssize_t r = recv(fd, v.iov_base, v.iov_len, 0);
+	ssize_t r = nv == 1 ? recv(fd, v[0].iov_base, v[0].iov_len, 0)
+			    : readv(fd, (struct iovec *)v, nv);
 	c->active_tick = c->w->tick;
 	if (r > 0) {
-		v.iov_len = (size_t)r;
-		evbuffer_commit_space(c->in, &v, 1);
+		size_t left = (size_t)r;
+		int used = 0;
+		for (; used < nv && left > 0; used++) {
+			if (v[used].iov_len > left)
+				v[used].iov_len = left;
+			left -= v[used].iov_len;
+		}
+		evbuffer_commit_space(c->in, v, used);
 		conn_process(c, false);
 	} else if (r == 0) {
 		c->peer_eof = true;

@@ -24,6 +24,9 @@
 #include "memcache_proto.h"
 
 #define MEMCACHE_VERSION "1.6.0-virgo"
+/* Values from this size on are sent straight from the item (a reference
+ * in the output buffer, released once written) instead of copied. */
+#define MEMCACHE_ZEROCOPY_MIN 4096
 
 struct memcache {
 	struct ma_acct *acct;
@@ -101,13 +104,22 @@ struct emit_ctx {
 	bool with_cas;
 };
 
+static void release_item(const void *data, size_t len, void *it)
+{
+	(void)data;
+	(void)len;
+	mci_release(it);
+}
+
 /* "VALUE <key> <flags> <bytes> [<cas>]\r\n<data>\r\n", written with one
- * reservation in the output buffer: a get hit costs one copy of the value. */
-static void emit_value(void *arg, const uint8_t *key, size_t nkey, uint32_t flags, uint64_t cas,
-		       const uint8_t *val, size_t nval)
+ * reservation in the output buffer (small values: one copy), or header +
+ * a reference to the item's bytes + trailer (large values: no copy). */
+static void emit_value(void *arg, struct mci_item *it, const uint8_t *key, size_t nkey,
+		       uint32_t flags, uint64_t cas, const uint8_t *val, size_t nval)
 {
 	struct emit_ctx *e = arg;
-	size_t cap = 6 + nkey + 1 + 10 + 1 + 20 + 1 + 20 + 2 + nval + 2;
+	bool zerocopy = nval >= MEMCACHE_ZEROCOPY_MIN;
+	size_t cap = 6 + nkey + 1 + 10 + 1 + 20 + 1 + 20 + 2 + (zerocopy ? 0 : nval + 2);
 	struct evbuffer_iovec v;
 	if (evbuffer_reserve_space(e->out, (ev_ssize_t)cap, &v, 1) < 1)
 		return;
@@ -126,12 +138,22 @@ static void emit_value(void *arg, const uint8_t *key, size_t nkey, uint32_t flag
 	}
 	*p++ = '\r';
 	*p++ = '\n';
-	memcpy(p, val, nval);
-	p += nval;
-	*p++ = '\r';
-	*p++ = '\n';
+	if (!zerocopy) {
+		memcpy(p, val, nval);
+		p += nval;
+		*p++ = '\r';
+		*p++ = '\n';
+	}
 	v.iov_len = (size_t)(p - (char *)v.iov_base);
 	evbuffer_commit_space(e->out, &v, 1);
+	if (!zerocopy)
+		return;
+	mci_hold(it);
+	if (evbuffer_add_reference(e->out, val, nval, release_item, it) != 0) {
+		mci_release(it);
+		evbuffer_add(e->out, val, nval);
+	}
+	evbuffer_add(e->out, "\r\n", 2);
 }
 
 static void reply_stats(struct memcache *m, struct evbuffer *out, int64_t now)
@@ -181,11 +203,12 @@ static void exec_stats(struct memcache *m, const struct mc_req *r, struct evbuff
 		mci_reset_stats(m->items);
 		add_str(out, "RESET\r\n");
 	} else if (strcmp(arg, "settings") == 0) {
+		struct ma_usage u;
+		ma_get_usage(m->acct, &u);
 		evbuffer_add_printf(out,
 				    "STAT maxbytes %" PRIu64 "\r\nSTAT item_size_max %" PRIu64
 				    "\r\nSTAT num_threads %d\r\nSTAT evictions on\r\nEND\r\n",
-				    m->lim.max_item > 0 ? (uint64_t)0 + m->lim.max_item : 0,
-				    m->lim.max_item, m->threads);
+				    u.limit, m->lim.max_item, m->threads);
 	} else if (strcmp(arg, "items") == 0 || strcmp(arg, "slabs") == 0 ||
 		   strcmp(arg, "sizes") == 0 || strcmp(arg, "conns") == 0) {
 		add_str(out, "END\r\n");
@@ -305,7 +328,7 @@ static int memcache_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 	struct evbuffer *out = vconn_out(c);
 	size_t len = evbuffer_get_length(in);
 	if (len == 0 || (mc->need && len < mc->need))
-		return VSVC_KEEP; /* on eof the server closes: a torn request is dropped */
+		return VSVC_KEEP;
 	/* One contiguous view per batch of input, not per request. */
 	const uint8_t *buf = evbuffer_pullup(in, -1);
 	int64_t now = memcache_now();
@@ -324,12 +347,12 @@ static int memcache_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		} else if (pr == MC_ERROR) {
 			add_line(out, err);
 		} else if (used == 0) {
-			mc->need = need ? need - 0 : 0;
+			mc->need = need; /* counted from the torn request's start */
 			break;
 		}
 	}
 	evbuffer_drain(in, pos);
-	(void)eof;
+	(void)eof; /* on eof the server closes; a torn request is dropped */
 	return rc;
 }
 

@@ -9,7 +9,11 @@
  * time), so no lock order exists to get wrong.  Expired and flushed items
  * are reclaimed lazily when a lookup meets them, or by eviction.
  * Statistics are plain counters per stripe, written under the stripe's
- * lock and summed on demand, as memcached does per thread.
+ * lock and summed on demand, as memcached does per thread.  Items are
+ * reference counted (the table holds one reference) so a reply can send a
+ * large value straight from the item (zero copy) while the item is
+ * replaced or evicted meanwhile; its bytes stay counted until the last
+ * reference goes.
  */
 #include "memcache_items.h"
 
@@ -33,6 +37,8 @@ struct mci_item {
 	int64_t time; /* when stored (for delayed flush_all) */
 	int64_t atime; /* last LRU bump */
 	size_t asize; /* bytes reserved with the accountant */
+	struct ma_acct *acct; /* to give them back from any thread */
+	_Atomic uint32_t refs; /* the table's link + replies in flight */
 	uint32_t flags, nval;
 	uint16_t nkey;
 	uint8_t data[]; /* key, then value */
@@ -145,12 +151,25 @@ static void item_unlink(struct mci_stripe *s, struct mci_item *it)
 	s->s.bytes -= it->asize;
 }
 
+void mci_hold(struct mci_item *it)
+{
+	atomic_fetch_add_explicit(&it->refs, 1, memory_order_relaxed);
+}
+
+void mci_release(struct mci_item *it)
+{
+	if (atomic_fetch_sub_explicit(&it->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	ma_release_cache(it->acct, it->asize);
+	free(it);
+}
+
+/* Drops the table's (or a never-linked item's only) reference. */
 static void item_free(struct mci_store *st, struct mci_item *it)
 {
-	if (!it)
-		return;
-	ma_release_cache(st->acct, it->asize);
-	free(it);
+	(void)st;
+	if (it)
+		mci_release(it);
 }
 
 void mci_free(struct mci_store *st)
@@ -265,6 +284,8 @@ static struct mci_item *item_alloc(struct mci_store *st, uint64_t h, const uint8
 	memset(it, 0, sizeof *it);
 	it->hash = h;
 	it->asize = asize;
+	it->acct = st->acct;
+	atomic_init(&it->refs, 1);
 	it->nkey = (uint16_t)nkey;
 	it->nval = (uint32_t)nval;
 	memcpy(it->data, key, nkey);
@@ -293,7 +314,7 @@ bool mci_get(struct mci_store *st, const uint8_t *key, size_t nkey, int64_t now,
 			lru_unlink(s, it);
 			lru_push(s, it);
 		}
-		emit(ctx, it->data, it->nkey, it->flags, it->cas, it->data + it->nkey, it->nval);
+		emit(ctx, it, it->data, it->nkey, it->flags, it->cas, it->data + it->nkey, it->nval);
 	} else {
 		s->s.get_misses++;
 		if (touch)
@@ -510,9 +531,9 @@ enum mci_result mci_arith(struct mci_store *st, const uint8_t *key, size_t nkey,
 		v = incr ? v + delta : (delta > v ? 0 : v - delta);
 		char num[20];
 		size_t n = mc_u64_str(v, num);
-		if (n <= it->nval) {
-			/* Fits the old block: rewrite in place, as memcached does
-			 * (but without its space padding). */
+		if (n <= it->nval && atomic_load(&it->refs) == 1) {
+			/* Fits the old block and no reply is sending it: rewrite
+			 * in place, as memcached does (without its padding). */
 			memcpy(it->data + it->nkey, num, n);
 			it->nval = (uint32_t)n;
 			it->cas = atomic_fetch_add_explicit(&st->next_cas, 1, memory_order_relaxed);

@@ -42,10 +42,18 @@ struct mci_stats {
 		decr_hits, decr_misses, cas_hits, cas_misses, cas_badval, cmd_flush;
 };
 
-/* Called under the item's stripe lock with its bytes (valid only during
- * the call): write the reply from them. */
-typedef void (*mci_emit_fn)(void *ctx, const uint8_t *key, size_t nkey, uint32_t flags,
-			    uint64_t cas, const uint8_t *val, size_t nval);
+struct mci_item;
+
+/* Called under the item's stripe lock with its bytes, valid during the
+ * call; to use val later (a zero-copy reply), call mci_hold(it) here and
+ * mci_release(it) when done. */
+typedef void (*mci_emit_fn)(void *ctx, struct mci_item *it, const uint8_t *key, size_t nkey,
+			    uint32_t flags, uint64_t cas, const uint8_t *val, size_t nval);
+
+/* Keep an item's bytes alive past the emit call / let them go (any
+ * thread; the last release frees the item and its accounted bytes). */
+void mci_hold(struct mci_item *it);
+void mci_release(struct mci_item *it);
 
 /* New store (caller frees with mci_free) or NULL.  acct is borrowed and
  * must outlive the store; max_item bounds one item's value. */

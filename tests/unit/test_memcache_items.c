@@ -28,9 +28,10 @@ struct got {
 	uint64_t cas;
 };
 
-static void emit(void *ctx, const uint8_t *key, size_t nkey, uint32_t flags, uint64_t cas,
-		 const uint8_t *val, size_t nval)
+static void emit(void *ctx, struct mci_item *it, const uint8_t *key, size_t nkey,
+		 uint32_t flags, uint64_t cas, const uint8_t *val, size_t nval)
 {
+	(void)it;
 	(void)key;
 	(void)nkey;
 	struct got *g = ctx;
@@ -224,6 +225,42 @@ static void pinned_and_cache_share_the_limit(void **state)
 	ma_free(ma);
 }
 
+static struct mci_item *held;
+static const uint8_t *held_val;
+
+static void emit_hold(void *ctx, struct mci_item *it, const uint8_t *key, size_t nkey,
+		      uint32_t flags, uint64_t cas, const uint8_t *val, size_t nval)
+{
+	(void)ctx, (void)key, (void)nkey, (void)flags, (void)cas, (void)nval;
+	mci_hold(it);
+	held = it;
+	held_val = val;
+}
+
+static void held_value_outlives_replace_and_flush(void **state)
+{
+	(void)state;
+	struct ma_acct *ma = ma_new(1 << 20);
+	struct mci_store *st = mci_new(ma, 1024);
+	put(st, MCI_SET, "z", "12", 0, 0);
+	assert_true(mci_get(st, K("z"), NOW, false, 0, emit_hold, NULL));
+	/* a reply is "sending" the value: replace, incr and flush must not
+	 * touch its bytes, and they stay counted until released */
+	uint64_t v;
+	assert_int_equal(mci_arith(st, K("z"), true, 1, &v, NOW), MCI_STORED);
+	put(st, MCI_SET, "z", "99", 0, 0);
+	mci_flush(st, NOW, NOW);
+	assert_memory_equal(held_val, "12", 2);
+	struct ma_usage u;
+	ma_get_usage(ma, &u);
+	assert_true(u.cache > 0);
+	mci_release(held);
+	ma_get_usage(ma, &u);
+	assert_int_equal(u.cache, 0);
+	mci_free(st);
+	ma_free(ma);
+}
+
 static void node_accountant_is_shared(void **state)
 {
 	(void)state;
@@ -244,6 +281,7 @@ int main(void)
 		cmocka_unit_test(expiry_and_flush),
 		cmocka_unit_test(lru_eviction_order),
 		cmocka_unit_test(pinned_and_cache_share_the_limit),
+		cmocka_unit_test(held_value_outlives_replace_and_flush),
 		cmocka_unit_test(node_accountant_is_shared),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
