@@ -50,7 +50,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/virgod: $(DAEMON_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_EV) $(LDLIBS_INI) -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_EV) $(LDLIBS_INI) -ldl -lpthread
 
 $(BUILD)/libvirgo.a: $(LIB_OBJ) $(COMMON_OBJ)
 	@rm -f $@
@@ -64,7 +64,7 @@ $(BUILD)/virgo: $(CLI_OBJ) $(BUILD)/libvirgo.a
 
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(DAEMON_LIB_OBJ) $(LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) -ldl -lpthread
 
 $(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libvirgo.a
 	@mkdir -p $(dir $@)

@@ -49,6 +49,7 @@ struct vconn {
 	bool closing; /* free once output is flushed */
 	bool throttled; /* reading paused for back-pressure */
 	bool peer_eof; /* the peer has finished sending */
+	struct vconn_async *async; /* deferred replies (vconn_async.c), lazily */
 	char peer[64];
 	max_align_t state[]; /* svc->conn_size bytes */
 };
@@ -88,12 +89,16 @@ struct evbuffer *vconn_out(struct vconn *c) { return bufferevent_get_output(c->b
 void *vconn_state(struct vconn *c) { return c->state; }
 void *vconn_svc(struct vconn *c) { return c->svc_state; }
 const char *vconn_peer(struct vconn *c) { return c->peer; }
+struct event_base *vconn_base(struct vconn *c) { return c->w->base; }
+struct vconn_async **vconn_async_slot(struct vconn *c) { return &c->async; }
 
 static void conn_free(struct vconn *c)
 {
 	struct vd_worker *w = c->w;
 	if (c->svc->conn_close)
 		c->svc->conn_close(c);
+	if (c->async)
+		vconn_async_detach(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -152,6 +157,16 @@ static void conn_finish(struct vconn *c)
 static void conn_process(struct vconn *c, bool eof)
 {
 	int rc = c->svc->on_input(c, bufferevent_get_input(c->bev), eof);
+	if (rc == VSVC_WAIT) {
+		/* a reply is being computed off the loop; the service calls
+		 * vconn_resume when it is written.  Keep reading (to see a
+		 * disconnect) unless the client piles up input meanwhile. */
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)) > VD_OUT_HIGH) {
+			c->throttled = true;
+			bufferevent_disable(c->bev, EV_READ);
+		}
+		return;
+	}
 	if (rc == VSVC_CLOSE || eof) {
 		conn_finish(c);
 		return;
@@ -160,6 +175,12 @@ static void conn_process(struct vconn *c, bool eof)
 		c->throttled = true;
 		bufferevent_disable(c->bev, EV_READ);
 	}
+}
+
+void vconn_resume(struct vconn *c)
+{
+	if (!c->closing)
+		conn_process(c, c->peer_eof);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)

@@ -6,9 +6,11 @@
  */
 #include "service.h"
 
+extern const struct vsvc cpupool_service;
 extern const struct vsvc mempool_service;
 
 const struct vsvc *const vsvc_table[] = {
+	&cpupool_service,
 	&mempool_service,
 	NULL,
 };
