@@ -50,25 +50,25 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/virgod: $(DAEMON_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_EV) $(LDLIBS_INI) -ldl -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_EV) $(LDLIBS_INI) -ldl -lm -lpthread
 
 $(BUILD)/libvirgo.a: $(LIB_OBJ) $(COMMON_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/libvirgo.so: $(LIB_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -shared -Wl,-soname,libvirgo.so.0 -o $@ $^ $(LDLIBS_INI) -lpthread
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libvirgo.so.0 -o $@ $^ $(LDLIBS_INI) -lm -lpthread
 
 $(BUILD)/virgo: $(CLI_OBJ) $(BUILD)/libvirgo.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_INI) -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_INI) -lm -lpthread
 
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(DAEMON_LIB_OBJ) $(LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) -ldl -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) -ldl -lm -lpthread
 
 $(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libvirgo.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_INI) -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_INI) -lm -lpthread
 
 test: $(BINS) $(UNIT_BIN) $(INTEG_BIN)
 	@BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(INTEG_BIN)

@@ -355,8 +355,14 @@ int vc_call(struct vc_client *c, int idx, const char *hdr, size_t hdr_len, const
 int vc_call_svc(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, size_t hdr_len,
 		const void *payload, size_t plen, struct vc_reply *rep)
 {
+	return vc_call_svc_t(c, idx, svc, hdr, hdr_len, payload, plen, c->cfg.timeout_ms, rep);
+}
+
+int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, size_t hdr_len,
+		  const void *payload, size_t plen, int timeout_ms, struct vc_reply *rep)
+{
 	struct vc_node *n = &c->cfg.nodes[idx];
-	int64_t deadline = vc_now_ms() + c->cfg.timeout_ms;
+	int64_t deadline = vc_now_ms() + timeout_ms;
 	memset(rep, 0, sizeof *rep);
 	for (int attempt = 0;; attempt++) {
 		struct vc_conn *k = NULL;
