@@ -38,6 +38,8 @@ INTEG_SRC := $(wildcard tests/integration/test_*.c)
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
 HARNESS_OBJ := $(call obj,tests/harness.c)
+# a cpupool plugin for the tests, built fast and slow (learned policy)
+TEST_PLUGINS := $(BUILD)/tests/libvtp_fast.so $(BUILD)/tests/libvtp_slow.so
 
 BINS := $(BUILD)/virgod $(BUILD)/virgo $(BUILD)/libvirgo.so $(BUILD)/libvirgo.a
 
@@ -70,7 +72,15 @@ $(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_INI) -lm -lpthread
 
-test: $(BINS) $(UNIT_BIN) $(INTEG_BIN)
+$(BUILD)/tests/libvtp_fast.so: tests/plugin/testplugin.c include/virgo.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -DTP_DELAY_MS=5 -o $@ $<
+
+$(BUILD)/tests/libvtp_slow.so: tests/plugin/testplugin.c include/virgo.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -DTP_DELAY_MS=150 -o $@ $<
+
+test: $(BINS) $(UNIT_BIN) $(INTEG_BIN) $(TEST_PLUGINS)
 	@BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(INTEG_BIN)
 
 test-asan:

@@ -3,6 +3,7 @@
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -127,6 +128,56 @@ int th_node_start(struct th_cluster *c, int i)
 int th_cluster_start(struct th_cluster *c, int n, const char *node_conf_extra,
 		     const char *client_extra)
 {
+	return th_cluster_start_nodes(c, n, node_conf_extra, NULL, client_extra);
+}
+
+const char *th_build_dir(void)
+{
+	static char dir[600];
+	if (dir[0])
+		return dir;
+	ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+	if (n < 0)
+		n = 0;
+	dir[n] = '\0';
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	return dir;
+}
+
+int th_children(pid_t pid)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -1;
+	int count = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		char path[300], buf[512];
+		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		size_t r = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[r] = '\0';
+		/* pid (comm) state ppid ...; comm may hold spaces: skip to ')' */
+		char *p = strrchr(buf, ')');
+		char st;
+		int ppid;
+		if (p && sscanf(p + 1, " %c %d", &st, &ppid) == 2 && ppid == pid)
+			count++;
+	}
+	closedir(d);
+	return count;
+}
+
+int th_cluster_start_nodes(struct th_cluster *c, int n, const char *node_conf_extra,
+			   const char *const node_extra[], const char *client_extra)
+{
 	memset(c, 0, sizeof *c);
 	c->n = n;
 	snprintf(c->dir, sizeof c->dir, "%s", th_tmpdir());
@@ -148,8 +199,9 @@ int th_cluster_start(struct th_cluster *c, int n, const char *node_conf_extra,
 			fclose(cf);
 			return -1;
 		}
-		fprintf(f, "node_id = %u\nport_offset = %d\npidfile = %s\nthreads = 2\n%s\n", nd->id,
-			nd->offset, nd->pidfile, node_conf_extra ? node_conf_extra : "");
+		fprintf(f, "node_id = %u\nport_offset = %d\npidfile = %s\nthreads = 2\n%s\n%s\n", nd->id,
+			nd->offset, nd->pidfile, node_conf_extra ? node_conf_extra : "",
+			node_extra && node_extra[i] ? node_extra[i] : "");
 		fclose(f);
 		fprintf(cf, "node = %u 127.0.0.1 %d\n", nd->id, nd->offset);
 	}
