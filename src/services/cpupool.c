@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +45,8 @@
 struct cp_allow {
 	char name[128]; /* as configured: a bare name or an absolute path */
 	char path[256]; /* absolute path executed */
+	dev_t dev; /* the file, for requests that name it by another path */
+	ino_t ino;
 };
 
 struct cpupool {
@@ -68,6 +71,7 @@ struct cp_job {
 	virgo_fn plugin;
 	char path[256];
 	char **argv; /* exec: pointers into arg */
+	bool force_argv0; /* exec: argv[0] becomes path */
 	uint8_t *arg; /* argument bytes, or the argv block */
 	size_t arg_len;
 	int64_t deadline_ms;
@@ -128,21 +132,34 @@ static int load_allow(struct cpupool *cp, const char *list)
 		}
 		struct cp_allow *a = &cp->allow[cp->nallow];
 		snprintf(a->name, sizeof a->name, "%s", t);
-		if (resolve_exec(t, a->path, sizeof a->path) != 0) {
+		struct stat st;
+		if (resolve_exec(t, a->path, sizeof a->path) != 0 || stat(a->path, &st) != 0) {
 			log_warn("allow_exec: '%s' not found (or not executable); skipped", t);
 			continue;
 		}
+		a->dev = st.st_dev;
+		a->ino = st.st_ino;
 		cp->nallow++;
 	}
 	return 0;
 }
 
-/* The allowed program a request names (exactly a configured name or its
- * resolved path), or NULL. */
-static const struct cp_allow *find_allow(struct cpupool *cp, const char *name)
+/* The allowed program a request names: exactly a configured name or its
+ * resolved path (*exact), or an absolute path to the same file (/bin/sh
+ * for an allowed /usr/bin/sh); else NULL.  Bare names are never looked up
+ * beyond the list. */
+static const struct cp_allow *find_allow(struct cpupool *cp, const char *name, bool *exact)
 {
+	*exact = true;
 	for (int i = 0; i < cp->nallow; i++)
 		if (strcmp(cp->allow[i].name, name) == 0 || strcmp(cp->allow[i].path, name) == 0)
+			return &cp->allow[i];
+	struct stat st;
+	*exact = false;
+	if (name[0] != '/' || stat(name, &st) != 0)
+		return NULL;
+	for (int i = 0; i < cp->nallow; i++)
+		if (cp->allow[i].dev == st.st_dev && cp->allow[i].ino == st.st_ino)
 			return &cp->allow[i];
 	return NULL;
 }
@@ -385,7 +402,8 @@ static int job_resolve(struct cpupool *cp, struct cp_job *j, const struct cp_req
 		*msg = "path traversal refused";
 		return -EACCES;
 	}
-	const struct cp_allow *a = find_allow(cp, name);
+	bool exact;
+	const struct cp_allow *a = find_allow(cp, name, &exact);
 	if (!a) {
 		if (r->op == CP_OP_CLONE ||
 		    (r->op == CP_OP_CALL && !strchr(name, '/') && cp_fn_name_ok(r->name, r->name_len))) {
@@ -400,6 +418,10 @@ static int job_resolve(struct cpupool *cp, struct cp_job *j, const struct cp_req
 		return -EINVAL;
 	}
 	j->kind = CP_K_EXEC;
+	/* another path to an allowed file runs under the allowed path as
+	 * argv[0] too: a multi-call binary (busybox) must not pick its
+	 * personality from a client-chosen name */
+	j->force_argv0 = !exact;
 	snprintf(j->path, sizeof j->path, "%s", a->path);
 	return 0;
 }
@@ -441,7 +463,8 @@ static void start_job(struct cpupool *cp, struct vconn *c, const struct cp_req *
 			if (rc == 0)
 				rc = job_set_argv(j, argc);
 		} else {
-			memcpy(j->arg, r->data, r->data_len);
+			if (r->data_len)
+				memcpy(j->arg, r->data, r->data_len);
 			j->arg_len = r->data_len;
 			if (j->kind == CP_K_EXEC) {
 				const char *why;
@@ -449,6 +472,8 @@ static void start_job(struct cpupool *cp, struct vconn *c, const struct cp_req *
 			}
 		}
 	}
+	if (rc == 0 && j->kind == CP_K_EXEC && j->force_argv0)
+		j->argv[0] = j->path;
 	if (rc == 0 && !(j->ticket = vconn_ticket_new(c)))
 		rc = -ENOMEM;
 	if (rc == 0 && j->kind == CP_K_PLUGIN) {
