@@ -44,7 +44,7 @@ HARNESS_OBJ := $(call obj,tests/harness.c)
 BINS := $(BUILD)/virgod $(BUILD)/virgo $(BUILD)/libvirgo.so $(BUILD)/libvirgo.a
 
 .SECONDARY:
-.PHONY: all test test-asan unit integration demo bench install clean deps
+.PHONY: all test test-asan unit integration demo bench install clean deps fuzz
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -90,6 +90,18 @@ bench:
 	$(MAKE) BUILD=build-bench OPT="-O2 -DNDEBUG" all
 	bench/run.sh build-bench
 
+# libFuzzer targets (clang): make fuzz FUZZ_SECONDS=60
+FUZZ_SECONDS ?= 20
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -fsanitize=fuzzer,address,undefined
+build-fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(LIB_SRC) $(filter-out %/mempool.c,$(wildcard src/services/*_proto.c src/services/*_store.c))
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS_INI) -lpthread
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do echo "== $$f ($(FUZZ_SECONDS)s)"; mkdir -p build-fuzz/corpus-$$(basename $$f); \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus-$$(basename $$f) 2>&1 | tail -n 3 || exit 1; done
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -102,6 +114,6 @@ install: all
 	    libvirgo.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libvirgo.pc
 
 clean:
-	rm -rf build build-asan build-bench
+	rm -rf build build-asan build-bench build-clang build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

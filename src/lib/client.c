@@ -107,11 +107,17 @@ int vc_node_index(struct vc_client *c, unsigned id)
 void vc_node_failed(struct vc_client *c, int idx)
 {
 	struct vc_node *n = &c->cfg.nodes[idx];
+	int64_t now = vc_now_ms();
 	pthread_mutex_lock(&n->lock);
-	n->backoff_ms = n->backoff_ms ? n->backoff_ms * 2 : c->cfg.backoff_ms;
-	if (n->backoff_ms > c->cfg.backoff_max_ms)
-		n->backoff_ms = c->cfg.backoff_max_ms;
-	n->down_until_ms = vc_now_ms() + n->backoff_ms;
+	/* Only a failure after the back-off ran out (a failed probe) doubles
+	 * it; the burst of failures from calls already in flight when the
+	 * node died must not push its return into the far future. */
+	if (n->down_until_ms <= now) {
+		n->backoff_ms = n->backoff_ms ? n->backoff_ms * 2 : c->cfg.backoff_ms;
+		if (n->backoff_ms > c->cfg.backoff_max_ms)
+			n->backoff_ms = c->cfg.backoff_max_ms;
+		n->down_until_ms = now + n->backoff_ms;
+	}
 	pthread_mutex_unlock(&n->lock);
 }
 
