@@ -44,7 +44,7 @@ HARNESS_OBJ := $(call obj,tests/harness.c)
 BINS := $(BUILD)/virgod $(BUILD)/virgo $(BUILD)/libvirgo.so $(BUILD)/libvirgo.a
 
 .SECONDARY:
-.PHONY: all test test-asan unit integration demo bench install clean deps fuzz
+.PHONY: all test test-asan unit integration demo bench bench-bins install clean deps fuzz
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -86,8 +86,17 @@ demo: deps
 	$(MAKE) all
 	scripts/demo.sh $(BUILD)
 
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+LDLIBS_MC := $(shell pkg-config --libs libmemcached 2>/dev/null)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libvirgo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_MC) $(LDLIBS_INI) -lpthread
+bench-bins: $(BENCH_BIN)
+
 bench:
-	$(MAKE) BUILD=build-bench OPT="-O2 -DNDEBUG" all
+	scripts/deps.sh --bench
+	$(MAKE) BUILD=build-bench OPT="-O2 -DNDEBUG" all bench-bins
 	bench/run.sh build-bench
 
 # libFuzzer targets (clang): make fuzz FUZZ_SECONDS=60

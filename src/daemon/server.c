@@ -37,6 +37,7 @@
 #define VD_OUT_HIGH (4u << 20)
 #define VD_PENDING_MAX 1024
 #define VD_LINGER_S 2
+#define VD_MAX_SINGLE_IO (256 * 1024)
 
 struct vd_worker;
 
@@ -249,6 +250,10 @@ static void worker_adopt(struct vd_worker *w, struct vd_pending *p)
 	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	struct timeval idle = {srv->cfg.idle_timeout_s, 0};
 	bufferevent_set_timeouts(bev, &idle, NULL);
+	/* libevent's default of 16 KiB per read/write call splits a 64 KiB
+	 * value into four loop iterations and syscalls each way */
+	bufferevent_set_max_single_read(bev, VD_MAX_SINGLE_IO);
+	bufferevent_set_max_single_write(bev, VD_MAX_SINGLE_IO);
 	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	if (w->draining)
