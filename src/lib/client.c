@@ -47,6 +47,7 @@ static int client_create(const char *path, struct vc_client **out)
 	for (int i = 0; i < c->cfg.nnodes; i++)
 		pthread_mutex_init(&c->cfg.nodes[i].lock, NULL);
 	pthread_mutex_init(&c->rng_lock, NULL);
+	span_cache_init(&c->spans);
 	c->rng = c->cfg.seeded ? (c->cfg.seed * 2 + 1) : seed_random();
 	*out = c;
 	return 0;
@@ -81,6 +82,7 @@ void virgo_fini(void)
 		pthread_mutex_destroy(&c->cfg.nodes[i].lock);
 	}
 	pthread_mutex_destroy(&c->rng_lock);
+	span_cache_destroy(&c->spans);
 	free(c);
 }
 

@@ -107,11 +107,25 @@ static int get_one(struct vc_client *c, uint64_t vuid, uint64_t off, int64_t len
 
 static int load_span(struct vc_client *c, uint64_t vuid, struct span *s)
 {
+	if (span_cache_get(&c->spans, vuid, s) == 0)
+		return 0;
 	struct vc_reply rep;
 	int rc = get_one(c, vuid, 0, -1, &rep);
 	if (rc == 0)
 		rc = span_parse(rep.data, rep.data_len, s);
 	free(rep.data);
+	if (rc == 0)
+		span_cache_put(&c->spans, vuid, s);
+	return rc;
+}
+
+/* Ends a span operation: a chunk that is gone means the span was freed
+ * (by anyone), so forget the cached descriptor. */
+static int span_done(struct vc_client *c, uint64_t vuid, struct span *s, int rc)
+{
+	if (rc == -ENOENT)
+		span_cache_drop(&c->spans, vuid);
+	span_clear(s);
 	return rc;
 }
 
@@ -180,8 +194,7 @@ int virgo_set(virgo_vuid_t vuid, const void *data, size_t len)
 		size_t piece = start >= len ? 0 : (len - start < s.chunk ? len - start : s.chunk);
 		rc = set_one(c, s.vuids[i], -1, piece ? (const void *)((const uint8_t *)data + start) : (const void *)"", piece);
 	}
-	span_clear(&s);
-	return rc;
+	return span_done(c, vuid, &s, rc);
 }
 
 int virgo_set_at(virgo_vuid_t vuid, size_t offset, const void *data, size_t len)
@@ -209,8 +222,7 @@ int virgo_set_at(virgo_vuid_t vuid, size_t offset, const void *data, size_t len)
 		rc = set_one(c, s.vuids[i], (int64_t)(a - cstart), (const uint8_t *)data + (a - offset),
 			     (size_t)(b - a));
 	}
-	span_clear(&s);
-	return rc;
+	return span_done(c, vuid, &s, rc);
 }
 
 int virgo_get(virgo_vuid_t vuid, void **data, size_t *len)
@@ -263,7 +275,7 @@ int virgo_get(virgo_vuid_t vuid, void **data, size_t *len)
 		free(parts[i]);
 	free(parts);
 	free(plen);
-	span_clear(&s);
+	span_done(c, vuid, &s, rc);
 	if (rc == 0) {
 		*data = out;
 		*len = (size_t)total;
@@ -308,8 +320,7 @@ int virgo_get_at(virgo_vuid_t vuid, size_t offset, void *buf, size_t len)
 			memcpy((uint8_t *)buf + (a - offset), rep.data, (size_t)(b - a));
 		free(rep.data);
 	}
-	span_clear(&s);
-	return rc;
+	return span_done(c, vuid, &s, rc);
 }
 
 int virgo_free(virgo_vuid_t vuid)
@@ -330,6 +341,7 @@ int virgo_free(virgo_vuid_t vuid)
 		if (r && !rc)
 			rc = r;
 	}
+	span_cache_drop(&c->spans, vuid);
 	span_clear(&s);
 	int r = free_one(c, vuid);
 	return rc ? rc : r;

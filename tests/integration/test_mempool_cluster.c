@@ -188,6 +188,52 @@ static void spanning_allocation(void **state)
 	assert_int_equal(virgo_free(v), -ENOENT);
 }
 
+/* Another client frees a span this one has cached: the answer is ENOENT,
+ * never stale data. */
+static void span_freed_elsewhere(void **state)
+{
+	(void)state;
+	virgo_vuid_t v;
+	assert_int_equal(virgo_malloc(200000, &v), 0);
+	assert_int_equal(virgo_set(v, "cached", 6), 0); /* descriptor now cached */
+	char hex[17], line[256], buf[8192];
+	virgo_vuid_format(v, hex);
+	int port = th_port(&cl, (int)virgo_vuid_node(v) - 1, 30000);
+	int fd = th_connect(port);
+	int n = snprintf(line, sizeof line, "get %s\r\n", hex);
+	assert_int_equal(th_send(fd, line, (size_t)n), 0);
+	/* VALUE <n>, the descriptor (ends in LF), then CRLF */
+	assert_true(th_recv_until(fd, buf, sizeof buf, "\n\r\n", 3000) > 0);
+	close(fd);
+	/* free it through a second, independent libvirgo-free path: raw
+	 * frees of each chunk and the descriptor */
+	char *p = strstr(buf, "VSPAN1");
+	assert_non_null(p);
+	p = strchr(p, '\n') + 1;
+	char chunk[17];
+	while (sscanf(p, "%16[0-9a-f]", chunk) == 1) {
+		virgo_vuid_t cv;
+		assert_int_equal(virgo_vuid_parse(chunk, &cv), 0);
+		int cfd = th_connect(th_port(&cl, (int)virgo_vuid_node(cv) - 1, 30000));
+		n = snprintf(line, sizeof line, "free %s\r\n", chunk);
+		th_send(cfd, line, (size_t)n);
+		assert_true(th_recv_until(cfd, line, sizeof line, "\r\n", 3000) > 0);
+		assert_string_equal(line, "OK\r\n");
+		close(cfd);
+		p = strchr(p, '\n') + 1;
+	}
+	fd = th_connect(port);
+	n = snprintf(line, sizeof line, "free %s\r\n", hex);
+	th_send(fd, line, (size_t)n);
+	assert_true(th_recv_until(fd, line, sizeof line, "\r\n", 3000) > 0);
+	close(fd);
+	void *d;
+	size_t len;
+	assert_int_equal(virgo_get(v, &d, &len), -ENOENT);
+	assert_int_equal(virgo_get(v, &d, &len), -ENOENT);
+	assert_int_equal(virgo_set(v, "x", 1), -ENOENT);
+}
+
 static void free_then_get_and_double_free(void **state)
 {
 	(void)state;
@@ -549,6 +595,7 @@ int main(void)
 		cmocka_unit_test(round_trip_1mib_with_nuls),
 		cmocka_unit_test(unspanned_1mib_raw_value),
 		cmocka_unit_test(spanning_allocation),
+		cmocka_unit_test(span_freed_elsewhere),
 		cmocka_unit_test(free_then_get_and_double_free),
 		cmocka_unit_test(write_past_size),
 		cmocka_unit_test(memory_limit),
