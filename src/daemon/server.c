@@ -79,7 +79,7 @@ struct vd_server {
 	struct evconnlistener *listeners[VD_MAX_SERVICES];
 	void *svc_state[VD_MAX_SERVICES];
 	bool svc_inited[VD_MAX_SERVICES];
-	struct event *sig_term, *sig_int;
+	struct event *sig_term, *sig_int, *sig_hup;
 	struct vd_worker *workers;
 	int nworkers, next_worker;
 	_Atomic int nconns;
@@ -356,6 +356,16 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(srv->base, NULL);
 }
 
+/* SIGHUP will reload analytics and config once those services exist; until
+ * then it must at least not kill the node (its default action). */
+static void hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	log_info("SIGHUP: nothing to reload in this build (settings change on restart)");
+}
+
 static bool is_loopback(const char *addr)
 {
 	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
@@ -461,8 +471,10 @@ struct vd_server *server_start(const struct vd_config *cfg)
 	}
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+	srv->sig_hup = evsignal_new(srv->base, SIGHUP, hup_cb, srv);
 	evsignal_add(srv->sig_term, NULL);
 	evsignal_add(srv->sig_int, NULL);
+	evsignal_add(srv->sig_hup, NULL);
 	return srv;
 fail:
 	server_free(srv);
@@ -533,6 +545,8 @@ void server_free(struct vd_server *srv)
 		event_free(srv->sig_term);
 	if (srv->sig_int)
 		event_free(srv->sig_int);
+	if (srv->sig_hup)
+		event_free(srv->sig_hup);
 	if (srv->base)
 		event_base_free(srv->base);
 	free(srv);

@@ -144,6 +144,12 @@ static void sigterm_drains_with_open_clients(void **state)
 		memcpy(burst + i * 6, "ping\r\n", 6);
 	assert_int_equal(th_send(busy, burst, sizeof burst), 0);
 	assert_true(th_recv_until(busy, out, sizeof out, "PONG", 3000) > 0);
+	/* SIGHUP does not kill it */
+	th_node_signal(&c, 0, SIGHUP);
+	int fd = th_connect(port);
+	assert_int_equal(th_send(fd, "ping\r\n", 6), 0);
+	assert_true(th_recv_until(fd, out, sizeof out, "PONG", 3000) > 0);
+	close(fd);
 	int64_t t0 = th_now_ms();
 	assert_int_equal(th_cluster_stop(&c), 0); /* exit status 0 */
 	assert_true(th_now_ms() - t0 < 4000);
