@@ -128,7 +128,7 @@ static void linger_event_cb(struct bufferevent *bev, short what, void *arg)
  * and discard input until the peer closes or VD_LINGER_S passes. */
 static void conn_close_flushed(struct vconn *c)
 {
-	if (c->peer_eof) {
+	if (c->peer_eof || c->w->draining) { /* shutting down: no lingering */
 		conn_free(c);
 		return;
 	}
