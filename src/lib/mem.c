@@ -119,6 +119,19 @@ static int load_span(struct vc_client *c, uint64_t vuid, struct span *s)
 	return rc;
 }
 
+/* Does chunk i of s overlap the byte range [offset, offset+len)?  If so,
+ * [*a, *b) is the overlap in span coordinates and *cstart the chunk's
+ * first byte. */
+static bool chunk_overlap(const struct span *s, uint32_t i, uint64_t offset, uint64_t len,
+			  uint64_t *cstart, uint64_t *a, uint64_t *b)
+{
+	*cstart = (uint64_t)i * s->chunk;
+	uint64_t cend = *cstart + s->chunk;
+	*a = offset > *cstart ? offset : *cstart;
+	*b = offset + len < cend ? offset + len : cend;
+	return *a < *b;
+}
+
 /* Ends a span operation: a chunk that is gone means the span was freed
  * (by anyone), so forget the cached descriptor. */
 static int span_done(struct vc_client *c, uint64_t vuid, struct span *s, int rc)
@@ -213,11 +226,9 @@ int virgo_set_at(virgo_vuid_t vuid, size_t offset, const void *data, size_t len)
 		return rc;
 	if (offset > s.total || len > s.total - offset)
 		rc = -ERANGE;
-	for (uint32_t i = 0; i < s.n && rc == 0 && len > 0; i++) {
-		uint64_t cstart = (uint64_t)i * s.chunk, cend = cstart + s.chunk;
-		uint64_t a = offset > cstart ? offset : cstart;
-		uint64_t b = offset + len < cend ? offset + len : cend;
-		if (a >= b)
+	for (uint32_t i = 0; i < s.n && rc == 0; i++) {
+		uint64_t cstart, a, b;
+		if (!chunk_overlap(&s, i, offset, len, &cstart, &a, &b))
 			continue;
 		rc = set_one(c, s.vuids[i], (int64_t)(a - cstart), (const uint8_t *)data + (a - offset),
 			     (size_t)(b - a));
@@ -307,11 +318,9 @@ int virgo_get_at(virgo_vuid_t vuid, size_t offset, void *buf, size_t len)
 		return rc;
 	if (offset > s.total || len > s.total - offset)
 		rc = -ERANGE;
-	for (uint32_t i = 0; i < s.n && rc == 0 && len > 0; i++) {
-		uint64_t cstart = (uint64_t)i * s.chunk, cend = cstart + s.chunk;
-		uint64_t a = offset > cstart ? offset : cstart;
-		uint64_t b = offset + len < cend ? offset + len : cend;
-		if (a >= b)
+	for (uint32_t i = 0; i < s.n && rc == 0; i++) {
+		uint64_t cstart, a, b;
+		if (!chunk_overlap(&s, i, offset, len, &cstart, &a, &b))
 			continue;
 		rc = get_one(c, s.vuids[i], a - cstart, (int64_t)(b - a), &rep);
 		if (rc == 0 && rep.data_len != b - a)
