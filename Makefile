@@ -9,7 +9,9 @@ PREFIX  ?= /usr/local
 OPT     ?= -O2 -g
 SAN     ?=
 CFLAGS  ?=
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-format-truncation -fPIC \
+# snprintf truncation is deliberate everywhere (bounded buffers); gcc only
+NO_TRUNC := $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && echo -Wno-format-truncation)
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes $(NO_TRUNC) -fPIC \
            -D_GNU_SOURCE -Iinclude $(OPT)
 LDLIBS_EV := $(shell pkg-config --libs libevent_pthreads 2>/dev/null || echo -levent_pthreads -levent)
 LDLIBS_INI := $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
@@ -44,7 +46,7 @@ TEST_PLUGINS := $(BUILD)/tests/libvtp_fast.so $(BUILD)/tests/libvtp_slow.so
 BINS := $(BUILD)/virgod $(BUILD)/virgo $(BUILD)/libvirgo.so $(BUILD)/libvirgo.a
 
 .SECONDARY:
-.PHONY: all test test-asan unit integration demo bench install clean deps
+.PHONY: all test test-asan unit integration demo bench bench-bins install clean deps fuzz
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -58,8 +60,9 @@ $(BUILD)/libvirgo.a: $(LIB_OBJ) $(COMMON_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libvirgo.so: $(LIB_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -shared -Wl,-soname,libvirgo.so.0 -o $@ $^ $(LDLIBS_INI) -lm -lpthread
+$(BUILD)/libvirgo.so: $(LIB_OBJ) $(COMMON_OBJ) src/lib/libvirgo.map
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libvirgo.so.0 -Wl,--version-script=src/lib/libvirgo.map \
+	    -o $@ $(filter %.o,$^) $(LDLIBS_INI) -lm -lpthread
 
 $(BUILD)/virgo: $(CLI_OBJ) $(BUILD)/libvirgo.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_INI) -lm -lpthread
@@ -93,9 +96,30 @@ demo: deps
 	$(MAKE) all
 	scripts/demo.sh $(BUILD)
 
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+LDLIBS_MC := $(shell pkg-config --libs libmemcached 2>/dev/null)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libvirgo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_MC) $(LDLIBS_INI) -lm -lpthread
+bench-bins: $(BENCH_BIN)
+
 bench:
-	$(MAKE) BUILD=build-bench OPT="-O2 -DNDEBUG" all
+	scripts/deps.sh --bench
+	$(MAKE) BUILD=build-bench OPT="-O2 -DNDEBUG" all bench-bins
 	bench/run.sh build-bench
+
+# libFuzzer targets (clang): make fuzz FUZZ_SECONDS=60
+FUZZ_SECONDS ?= 20
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -fsanitize=fuzzer,address,undefined
+build-fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(LIB_SRC) $(filter-out %/mempool.c,$(wildcard src/services/*_proto.c src/services/*_store.c))
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS_INI) -lm -lpthread
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do echo "== $$f ($(FUZZ_SECONDS)s)"; mkdir -p build-fuzz/corpus-$$(basename $$f); \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus-$$(basename $$f) 2>&1 | tail -n 3 || exit 1; done
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
@@ -109,6 +133,6 @@ install: all
 	    libvirgo.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libvirgo.pc
 
 clean:
-	rm -rf build build-asan build-bench
+	rm -rf build build-asan build-bench build-clang build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -239,6 +239,10 @@ void th_node_signal(struct th_cluster *c, int i, int sig)
 	if (n->pid <= 0)
 		return;
 	kill(n->pid, sig);
+	if (sig == SIGSTOP) { /* return only once it really is stopped */
+		int st;
+		waitpid(n->pid, &st, WUNTRACED);
+	}
 	if (sig == SIGKILL || sig == SIGTERM) {
 		int st;
 		if (reap(n->pid, TH_STOP_MS, &st) != 0) {

@@ -56,7 +56,8 @@ int th_node_start(struct th_cluster *c, int i);
 /* SIGTERMs every live node and reaps it; returns the number that did not
  * exit 0 within the deadline. */
 int th_cluster_stop(struct th_cluster *c);
-/* Sends sig to node i; for SIGKILL/SIGTERM also reaps it. */
+/* Sends sig to node i; for SIGKILL/SIGTERM also reaps it; for SIGSTOP
+ * returns once the process is stopped. */
 void th_node_signal(struct th_cluster *c, int i, int sig);
 
 /* Runs a command line with a deadline; stdout+stderr captured into out

@@ -37,6 +37,7 @@
 #define VD_OUT_HIGH (4u << 20)
 #define VD_PENDING_MAX 1024
 #define VD_LINGER_S 2
+#define VD_MAX_SINGLE_IO (256 * 1024)
 
 struct vd_worker;
 
@@ -79,7 +80,7 @@ struct vd_server {
 	struct evconnlistener *listeners[VD_MAX_SERVICES];
 	void *svc_state[VD_MAX_SERVICES];
 	bool svc_inited[VD_MAX_SERVICES];
-	struct event *sig_term, *sig_int;
+	struct event *sig_term, *sig_int, *sig_hup;
 	struct vd_worker *workers;
 	int nworkers, next_worker;
 	_Atomic int nconns;
@@ -132,7 +133,7 @@ static void linger_event_cb(struct bufferevent *bev, short what, void *arg)
  * and discard input until the peer closes or VD_LINGER_S passes. */
 static void conn_close_flushed(struct vconn *c)
 {
-	if (c->peer_eof) {
+	if (c->peer_eof || c->w->draining) { /* shutting down: no lingering */
 		conn_free(c);
 		return;
 	}
@@ -270,6 +271,10 @@ static void worker_adopt(struct vd_worker *w, struct vd_pending *p)
 	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	struct timeval idle = {srv->cfg.idle_timeout_s, 0};
 	bufferevent_set_timeouts(bev, &idle, NULL);
+	/* libevent's default of 16 KiB per read/write call splits a 64 KiB
+	 * value into four loop iterations and syscalls each way */
+	bufferevent_set_max_single_read(bev, VD_MAX_SINGLE_IO);
+	bufferevent_set_max_single_write(bev, VD_MAX_SINGLE_IO);
 	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	if (w->draining)
@@ -370,6 +375,16 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct vd_server *srv = arg;
 	log_info("signal %d: stopping (draining connections)", (int)sig);
 	event_base_loopexit(srv->base, NULL);
+}
+
+/* SIGHUP will reload analytics and config once those services exist; until
+ * then it must at least not kill the node (its default action). */
+static void hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	log_info("SIGHUP: nothing to reload in this build (settings change on restart)");
 }
 
 static bool is_loopback(const char *addr)
@@ -477,8 +492,10 @@ struct vd_server *server_start(const struct vd_config *cfg)
 	}
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+	srv->sig_hup = evsignal_new(srv->base, SIGHUP, hup_cb, srv);
 	evsignal_add(srv->sig_term, NULL);
 	evsignal_add(srv->sig_int, NULL);
+	evsignal_add(srv->sig_hup, NULL);
 	return srv;
 fail:
 	server_free(srv);
@@ -549,6 +566,8 @@ void server_free(struct vd_server *srv)
 		event_free(srv->sig_term);
 	if (srv->sig_int)
 		event_free(srv->sig_int);
+	if (srv->sig_hup)
+		event_free(srv->sig_hup);
 	if (srv->base)
 		event_base_free(srv->base);
 	free(srv);

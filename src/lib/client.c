@@ -49,6 +49,7 @@ static int client_create(const char *path, struct vc_client **out)
 		pthread_mutex_init(&c->cfg.nodes[i].lock, NULL);
 	pthread_mutex_init(&c->rng_lock, NULL);
 	pthread_mutex_init(&c->lb_lock, NULL);
+	span_cache_init(&c->spans);
 	c->rng = c->cfg.seeded ? (c->cfg.seed * 2 + 1) : seed_random();
 	*out = c;
 	return 0;
@@ -85,6 +86,7 @@ void virgo_fini(void)
 	pthread_mutex_destroy(&c->rng_lock);
 	pthread_mutex_destroy(&c->lb_lock);
 	free(c->learned);
+	span_cache_destroy(&c->spans);
 	free(c);
 }
 
@@ -111,11 +113,17 @@ int vc_node_index(struct vc_client *c, unsigned id)
 void vc_node_failed(struct vc_client *c, int idx)
 {
 	struct vc_node *n = &c->cfg.nodes[idx];
+	int64_t now = vc_now_ms();
 	pthread_mutex_lock(&n->lock);
-	n->backoff_ms = n->backoff_ms ? n->backoff_ms * 2 : c->cfg.backoff_ms;
-	if (n->backoff_ms > c->cfg.backoff_max_ms)
-		n->backoff_ms = c->cfg.backoff_max_ms;
-	n->down_until_ms = vc_now_ms() + n->backoff_ms;
+	/* Only a failure after the back-off ran out (a failed probe) doubles
+	 * it; the burst of failures from calls already in flight when the
+	 * node died must not push its return into the far future. */
+	if (n->down_until_ms <= now) {
+		n->backoff_ms = n->backoff_ms ? n->backoff_ms * 2 : c->cfg.backoff_ms;
+		if (n->backoff_ms > c->cfg.backoff_max_ms)
+			n->backoff_ms = c->cfg.backoff_max_ms;
+		n->down_until_ms = now + n->backoff_ms;
+	}
 	pthread_mutex_unlock(&n->lock);
 }
 

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "../../include/virgo.h"
+#include "span_cache.h"
 
 #define VC_MAX_NODES 256
 
@@ -87,6 +88,7 @@ struct vc_client {
 	struct vc_config cfg;
 	pthread_mutex_t rng_lock;
 	uint64_t rng;
+	struct span_cache spans;
 	_Atomic unsigned rr, rr_cpu;
 	pthread_mutex_t lb_lock; /* guards load[] and learned */
 	struct lb_load load[VC_MAX_NODES];
