@@ -10,7 +10,7 @@ extern const struct vsvc cpupool_service;
 extern const struct vsvc mempool_service;
 
 const struct vsvc *const vsvc_table[] = {
-	&cpupool_service,
 	&mempool_service,
+	&cpupool_service,
 	NULL,
 };
