@@ -103,6 +103,14 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libvirgo.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_MC) $(LDLIBS_INI) -lm -lpthread
 bench-bins: $(BENCH_BIN)
+# the trivial plugin function bench/suite_cpupool.sh times
+bench-bins: $(BUILD)/bench/libvbench_plugin.so $(BUILD)/bench/libvbench_plugin_slow.so
+$(BUILD)/bench/libvbench_plugin.so: bench/plugin/vbench_plugin.c include/virgo.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $<
+$(BUILD)/bench/libvbench_plugin_slow.so: bench/plugin/vbench_plugin.c include/virgo.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -DVB_WORK_MS=40 -o $@ $<
 
 bench:
 	scripts/deps.sh --bench
