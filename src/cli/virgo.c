@@ -520,9 +520,9 @@ static int cmd_status(int argc, char **argv)
 	int n = virgo_node_count();
 	if (n < 0)
 		return fail("config", n);
-	printf("%-5s %-16s %-6s %-5s %-7s %-11s %-10s %-5s %-6s %-7s %-6s %s\n", "NODE", "HOST",
-	       "STATE", "CORES", "LOAD1", "RUN/WORKERS", "QUEUED", "DONE", "ALLOCS", "BYTES",
-	       "MEMFREE", "");
+	printf("%-5s %-16s %-6s %-5s %-6s %-11s %-10s %-8s %-7s %-11s %s\n", "NODE", "HOST",
+	       "STATE", "CORES", "LOAD1", "RUN/WORKERS", "QUEUED/MAX", "JOBS", "ALLOCS", "BYTES",
+	       "MEMFREE");
 	for (int i = 0; i < n; i++) {
 		struct virgo_node_info ni;
 		virgo_node_info(i, &ni);
@@ -550,7 +550,7 @@ static int cmd_status(int argc, char **argv)
 			snprintf(l1, sizeof l1, "%.2f", ld.load1);
 			snprintf(mf, sizeof mf, "%lluM", (unsigned long long)(ld.mem_free >> 20));
 		}
-		printf("%-5u %-16s %-6s %-5s %-7s %-11s %-10s %-5s %-6llu %-7llu %s\n", ni.id, ni.host,
+		printf("%-5u %-16s %-6s %-5s %-6s %-11s %-10s %-8s %-7llu %-11llu %s\n", ni.id, ni.host,
 		       "up", cores, l1, rw, q, done, allocs, bytes, mf);
 	}
 	return 0;

@@ -158,7 +158,10 @@ const char *virgo_strerror(int err)
 	case ENOMEM: return "out of memory (node memory limit reached)";
 	case ERANGE: return "offset or length outside the allocation";
 	case EBADMSG: return "malformed reply from node";
-	case ETIMEDOUT: return "node did not answer within the timeout";
+	case ETIMEDOUT: return "node did not answer within the timeout (or the job passed its deadline)";
+	case EACCES: return "not allowed on the node (program not in its allow_exec, or a path with ..)";
+	case EBUSY: return "node busy (connection limit, or every cpupool worker busy and its queue full)";
+	case ECANCELED: return "job cancelled";
 	}
 	const char *s = strerrordesc_np(-err);
 	return s ? s : "unknown error";
