@@ -231,7 +231,7 @@ static int cpu_opts(int argc, char **argv, struct virgo_call_opts *o, int *jobs)
 {
 	memset(o, 0, sizeof *o);
 	int i = 1;
-	for (; i < argc; i++) {
+	while (i < argc) {
 		const char *a = argv[i];
 		if (strcmp(a, "--") == 0)
 			return i + 1;
@@ -273,7 +273,7 @@ static int cpu_opts(int argc, char **argv, struct virgo_call_opts *o, int *jobs)
 			fprintf(stderr, "virgo: unknown option '%s'\n", a);
 			return -1;
 		}
-		i++;
+		i += 2; /* the option and its value */
 	}
 	return i;
 }
