@@ -149,7 +149,8 @@ int virgo_run_ex(const char *const argv[], const struct virgo_call_opts *opts,
 void virgo_run_result_free(struct virgo_run_result *res);
 
 /* Async form: submit returns at once with a job id; the call runs on a
- * library thread (at most 1024 outstanding: beyond, -EAGAIN). */
+ * library thread (at most 1024 outstanding: beyond, -EAGAIN).  Wait for
+ * every job before virgo_fini. */
 typedef uint64_t virgo_job_t;
 int virgo_clone_submit(const char *fn, const void *arg, size_t arg_len,
 		       const struct virgo_call_opts *opts, virgo_job_t *job);
