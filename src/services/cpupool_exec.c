@@ -54,8 +54,11 @@ static int capture_read(int fd, struct capture *c, uint64_t limit)
 			c->open = false;
 			return 0;
 		}
-		if (r < 0)
-			return errno == EINTR ? 0 : (errno == EAGAIN ? 0 : (c->open = false, 0));
+		if (r < 0) {
+			if (errno != EINTR && errno != EAGAIN)
+				c->open = false; /* a broken pipe: nothing more will come */
+			return 0;
+		}
 		size_t room = limit > c->len ? (size_t)(limit - c->len) : 0;
 		size_t take = (size_t)r < room ? (size_t)r : room;
 		if (take < (size_t)r)
@@ -220,8 +223,6 @@ int cp_exec_run(const char *path, char *const argv[], const struct cp_exec_limit
 			exited = true;
 			break;
 		}
-		if (!cap[0].open && !cap[1].open && pidfd < 0)
-			continue; /* poll the child every 20 ms */
 	}
 	if (!exited)
 		reap(pid, true, &status);
