@@ -13,7 +13,6 @@
  *          [-k 10000] [-M] [-P (prefill only)] [-N (no prefill)]
  *          [-R ops/s (open-loop pacing, e.g. a fixed background load)]
  */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

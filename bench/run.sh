@@ -10,11 +10,12 @@
 #
 # Suite contract (adding a suite needs no edit here):
 #   bench/suite_<name>.sh <build-dir> <results-dir>
-#   - writes <results-dir>/<name>.md, a markdown fragment starting with a
-#     "## " heading; optionally <name>*.dat data files and <name>*.gp
-#     gnuplot scripts, which run.sh runs inside <results-dir> afterwards
-#     (they set their own "set output '<name>....png'"); every
-#     <name>*.png is then linked under the fragment.
+#   - writes <results-dir>/<name>.md (or suite_<name>.md), a markdown
+#     fragment starting with a heading; optionally <name>*.dat data files
+#     and <name>*.gp gnuplot scripts (or suite_<name>*...), which run.sh
+#     runs inside <results-dir> afterwards (they set their own
+#     "set output '<name>....png'"); every such .png is then linked under
+#     the fragment.
 #   - gets in its environment: BENCH_BUILD, BENCH_RESULTS, BENCH_SECS
 #     (seconds per measured run), BENCH_REPS (repetitions),
 #     BENCH_MEMCACHED_PORT (the running memcached -t 2), BENCH_VIRGOD_OFFSET,
@@ -51,9 +52,12 @@ wait_port() { # port, seconds
 	done
 }
 
-# helper binaries for the suites
+# helper binaries for the suites (make bench-bins builds them; this is for
+# running run.sh on a tree built without them)
 mkdir -p "$B/bench"
-${CC:-cc} -O2 -Wall -Wextra -Werror -o "$B/bench/mcload" bench/mcload.c -lpthread || exit 1
+[ -x "$B/bench/mcload" ] ||
+	${CC:-cc} -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$B/bench/mcload" bench/mcload.c -lpthread ||
+	exit 1
 
 # memcached -t 2, the peer of the memcached port
 MC_PORT=21211
@@ -101,7 +105,7 @@ for s in bench/suite_*.sh; do
 	timeout "${BENCH_SUITE_TIMEOUT:-420}" sh "$s" "$B" "$R" >"$R/$name.log" 2>&1
 	rc=$?
 	cat "$R/$name.log"
-	for gp in "$R/$name"*.gp; do
+	for gp in "$R/$name"*.gp "$R/suite_$name"*.gp; do
 		[ -e "$gp" ] || continue
 		if command -v gnuplot >/dev/null; then
 			(cd "$R" && gnuplot "$(basename "$gp")") >>"$R/$name.log" 2>&1
@@ -144,11 +148,13 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 		secs=${rest#*:}
 		if [ -f "$R/$name.md" ]; then
 			cat "$R/$name.md"
+		elif [ -f "$R/suite_$name.md" ]; then
+			cat "$R/suite_$name.md"
 		else
 			echo "## $name"
 		fi
 		echo
-		for png in "$R/$name"*.png; do
+		for png in "$R/$name"*.png "$R/suite_$name"*.png; do
 			[ -e "$png" ] && echo "![$(basename "$png" .png)]($(basename "$png"))" && echo
 		done
 		if [ "$rc" != 0 ]; then
