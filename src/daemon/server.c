@@ -49,7 +49,9 @@
 #define VD_READ_CHUNK 16384
 /* With part of a request buffered (a large value arriving), read up to
  * this much per call: a 64 KiB set then takes 1-2 recvs, not 4-5. */
+#ifndef VD_READ_BIG
 #define VD_READ_BIG (256u << 10)
+#endif
 
 struct vd_worker;
 

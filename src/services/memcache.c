@@ -27,6 +27,9 @@
 /* Values from this size on are sent straight from the item (a reference
  * in the output buffer, released once written) instead of copied. */
 #define MEMCACHE_ZEROCOPY_MIN 4096
+/* Data blocks from this size on are copied once from the input's pieces
+ * (store_split) when they arrived in several reads. */
+#define MEMCACHE_SPLIT_MIN 4096
 
 struct memcache {
 	struct ma_acct *acct;
@@ -321,20 +324,74 @@ static int memcache_exec(struct memcache *m, const struct mc_req *r, struct evbu
 	}
 }
 
+/* The request at the head of a non-contiguous input (it arrived in
+ * several reads) is a set/add/replace/cas of a large value: copy its data
+ * block once, from the input's pieces straight into the new item, rather
+ * than pulling the whole input into one piece and copying again.  Returns
+ * false when this is not such a request (the caller parses normally). */
+static bool store_split(struct memcache *m, struct memcache_conn *mc, struct evbuffer *in,
+			struct evbuffer *out, size_t len, int64_t now)
+{
+	struct evbuffer_iovec v;
+	if (mc->ps.swallow || mc->ps.discard_line || evbuffer_peek(in, -1, NULL, &v, 1) < 1 ||
+	    v.iov_len >= len)
+		return false;
+	struct mc_parse_state ps = mc->ps;
+	struct mc_req r;
+	size_t line, need;
+	const char *err;
+	if (mc_parse_head(&ps, v.iov_base, v.iov_len, &m->lim, &r, &line, &need, &err) != MC_REQ ||
+	    r.op < MC_OP_SET || r.op > MC_OP_CAS || r.op == MC_OP_APPEND ||
+	    r.op == MC_OP_PREPEND || r.data_len < MEMCACHE_SPLIT_MIN)
+		return false;
+	if (len < need) {
+		mc->need = need;
+		return true;
+	}
+	static const enum mci_mode modes[] = {[MC_OP_SET] = MCI_SET, [MC_OP_ADD] = MCI_ADD,
+					      [MC_OP_REPLACE] = MCI_REPLACE, [MC_OP_CAS] = MCI_CAS};
+	struct evbuffer_ptr at;
+	char term[2];
+	evbuffer_ptr_set(in, &at, line + r.data_len, EVBUFFER_PTR_SET);
+	evbuffer_copyout_from(in, &at, term, 2);
+	if (term[0] != '\r' || term[1] != '\n') {
+		add_line(out, "CLIENT_ERROR bad data chunk");
+	} else {
+		uint8_t *val;
+		enum mci_result why;
+		struct mci_item *it = mci_prepare(m->items, modes[r.op], r.key, r.key_len,
+						  r.data_len, &val, &why, now);
+		if (it) {
+			evbuffer_ptr_set(in, &at, line, EVBUFFER_PTR_SET);
+			evbuffer_copyout_from(in, &at, val, r.data_len);
+			why = mci_commit(m->items, modes[r.op], it, r.flags,
+					 mc_exptime_abs(r.exptime, now), r.cas, now);
+		}
+		reply_result(out, &r, why);
+	}
+	evbuffer_drain(in, need);
+	return true;
+}
+
 static int memcache_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 {
 	struct memcache *m = vconn_svc(c);
 	struct memcache_conn *mc = vconn_state(c);
 	struct evbuffer *out = vconn_out(c);
-	size_t len = evbuffer_get_length(in);
-	if (len == 0 || (mc->need && len < mc->need))
-		return VSVC_KEEP;
+	size_t len;
+	int64_t now = memcache_now();
+	for (;;) {
+		len = evbuffer_get_length(in);
+		if (len == 0 || (mc->need && len < mc->need))
+			return VSVC_KEEP;
+		mc->need = 0;
+		if (!store_split(m, mc, in, out, len, now))
+			break;
+	}
 	/* One contiguous view per batch of input, not per request. */
 	const uint8_t *buf = evbuffer_pullup(in, -1);
-	int64_t now = memcache_now();
 	size_t pos = 0;
 	int rc = VSVC_KEEP;
-	mc->need = 0;
 	while (pos < len && rc == VSVC_KEEP) {
 		struct mc_req req;
 		size_t used, need;

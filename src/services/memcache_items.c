@@ -383,19 +383,44 @@ enum mci_result mci_store(struct mci_store *st, enum mci_mode mode, const uint8_
 			  size_t nkey, uint32_t flags, int64_t exptime_abs, uint64_t cas,
 			  const uint8_t *data, size_t ndata, int64_t now)
 {
-	uint64_t h = mci_hash(key, nkey);
 	if (mode == MCI_APPEND || mode == MCI_PREPEND)
-		return store_concat(st, mode, h, key, nkey, data, ndata, now);
+		return store_concat(st, mode, mci_hash(key, nkey), key, nkey, data, ndata, now);
 	enum mci_result why;
-	struct mci_item *it = item_alloc(st, h, key, nkey, ndata, &why);
+	uint8_t *val;
+	struct mci_item *it = mci_prepare(st, mode, key, nkey, ndata, &val, &why, now);
+	if (!it)
+		return why;
+	memcpy(val, data, ndata);
+	return mci_commit(st, mode, it, flags, exptime_abs, cas, now);
+}
+
+struct mci_item *mci_prepare(struct mci_store *st, enum mci_mode mode, const uint8_t *key,
+			     size_t nkey, size_t nval, uint8_t **val, enum mci_result *why,
+			     int64_t now)
+{
+	struct mci_item *it = item_alloc(st, mci_hash(key, nkey), key, nkey, nval, why);
 	if (!it) {
 		/* memcached drops the old value when a set cannot be stored,
 		 * so a reader never sees a stale one. */
-		if (mode == MCI_SET && why != MCI_TOOLARGE)
+		if (mode == MCI_SET && *why != MCI_TOOLARGE)
 			mci_delete(st, key, nkey, now);
-		return why;
+		return NULL;
 	}
-	memcpy(it->data + nkey, data, ndata);
+	*val = it->data + nkey;
+	return it;
+}
+
+void mci_abandon(struct mci_item *it)
+{
+	mci_release(it);
+}
+
+enum mci_result mci_commit(struct mci_store *st, enum mci_mode mode, struct mci_item *it,
+			   uint32_t flags, int64_t exptime_abs, uint64_t cas, int64_t now)
+{
+	uint64_t h = it->hash;
+	const uint8_t *key = it->data;
+	size_t nkey = it->nkey;
 	it->flags = flags;
 	it->exptime = exptime_abs;
 	struct mci_stripe *s = stripe_of(st, h);

@@ -72,6 +72,19 @@ enum mci_result mci_store(struct mci_store *st, enum mci_mode mode, const uint8_
 			  size_t nkey, uint32_t flags, int64_t exptime_abs, uint64_t cas,
 			  const uint8_t *data, size_t ndata, int64_t now);
 
+/* The same in two steps, for a value that is not contiguous in memory
+ * (copied from the input buffer's pieces): mci_prepare reserves and
+ * allocates the item (NULL and *why on failure) and gives its value
+ * bytes in *val to fill; mci_commit stores it per mode (set, add,
+ * replace, cas; not append/prepend) and consumes it; mci_abandon drops
+ * an item that will not be committed. */
+struct mci_item *mci_prepare(struct mci_store *st, enum mci_mode mode, const uint8_t *key,
+			     size_t nkey, size_t nval, uint8_t **val, enum mci_result *why,
+			     int64_t now);
+enum mci_result mci_commit(struct mci_store *st, enum mci_mode mode, struct mci_item *it,
+			   uint32_t flags, int64_t exptime_abs, uint64_t cas, int64_t now);
+void mci_abandon(struct mci_item *it);
+
 enum mci_result mci_delete(struct mci_store *st, const uint8_t *key, size_t nkey, int64_t now);
 enum mci_result mci_touch(struct mci_store *st, const uint8_t *key, size_t nkey,
 			  int64_t exptime_abs, int64_t now);

@@ -115,7 +115,7 @@ static enum mc_parse_result parse_storage(const uint8_t *buf, size_t len, size_t
 					  const struct mc_tok *t, int nt,
 					  struct mc_parse_state *st, const struct mc_limits *lim,
 					  struct mc_req *req, size_t *consumed, size_t *need,
-					  const char **err)
+					  const char **err, bool head_only)
 {
 	int base = req->op == MC_OP_CAS ? 6 : 5;
 	if (nt != base && nt != base + 1)
@@ -135,6 +135,14 @@ static enum mc_parse_result parse_storage(const uint8_t *buf, size_t len, size_t
 		return fail(err, ok ? E_TOOLARGE : E_FORMAT);
 	}
 	size_t total = line_end + (size_t)vlen + 2;
+	req->key = t[1].p;
+	req->key_len = t[1].n;
+	req->flags = (uint32_t)flags;
+	req->data_len = (size_t)vlen;
+	if (head_only) { /* the caller takes the data block */
+		*need = total;
+		return MC_REQ;
+	}
 	if (len < total) {
 		*consumed = 0;
 		*need = total;
@@ -143,11 +151,7 @@ static enum mc_parse_result parse_storage(const uint8_t *buf, size_t len, size_t
 	*consumed = total;
 	if (buf[total - 2] != '\r' || buf[total - 1] != '\n')
 		return fail(err, E_CHUNK);
-	req->key = t[1].p;
-	req->key_len = t[1].n;
-	req->flags = (uint32_t)flags;
 	req->data = buf + line_end;
-	req->data_len = (size_t)vlen;
 	return MC_REQ;
 }
 
@@ -164,7 +168,8 @@ static bool trailing_noreply(const struct mc_tok *t, int *nt, struct mc_req *req
 static enum mc_parse_result parse_line(const uint8_t *buf, size_t len, size_t line_len,
 				       size_t line_end, struct mc_parse_state *st,
 				       const struct mc_limits *lim, struct mc_req *req,
-				       size_t *consumed, size_t *need, const char **err)
+				       size_t *consumed, size_t *need, const char **err,
+				       bool head_only)
 {
 	struct mc_tok t[MC_MAX_TOKENS];
 	int nt = mc_tokens(buf, line_len, t, MC_MAX_TOKENS);
@@ -206,7 +211,7 @@ static enum mc_parse_result parse_line(const uint8_t *buf, size_t len, size_t li
 		if (tok_is(c, storage[i].name)) {
 			req->op = storage[i].op;
 			return parse_storage(buf, len, line_end, t, nt, st, lim, req, consumed,
-					     need, err);
+					     need, err, head_only);
 		}
 	}
 	if (tok_is(c, "delete")) {
@@ -274,9 +279,9 @@ static enum mc_parse_result parse_line(const uint8_t *buf, size_t len, size_t li
 	return MC_REQ;
 }
 
-enum mc_parse_result mc_parse(struct mc_parse_state *st, const uint8_t *buf, size_t len,
-			      const struct mc_limits *lim, struct mc_req *req, size_t *consumed,
-			      size_t *need, const char **err)
+static enum mc_parse_result parse(struct mc_parse_state *st, const uint8_t *buf, size_t len,
+				  const struct mc_limits *lim, struct mc_req *req, size_t *consumed,
+				  size_t *need, const char **err, bool head_only)
 {
 	*consumed = 0;
 	*need = 0;
@@ -310,7 +315,22 @@ enum mc_parse_result mc_parse(struct mc_parse_state *st, const uint8_t *buf, siz
 		line_len--;
 	memset(req, 0, sizeof *req);
 	*consumed = line_end;
-	return parse_line(buf, len, line_len, line_end, st, lim, req, consumed, need, err);
+	return parse_line(buf, len, line_len, line_end, st, lim, req, consumed, need, err,
+			  head_only);
+}
+
+enum mc_parse_result mc_parse(struct mc_parse_state *st, const uint8_t *buf, size_t len,
+			      const struct mc_limits *lim, struct mc_req *req, size_t *consumed,
+			      size_t *need, const char **err)
+{
+	return parse(st, buf, len, lim, req, consumed, need, err, false);
+}
+
+enum mc_parse_result mc_parse_head(struct mc_parse_state *st, const uint8_t *buf, size_t len,
+				   const struct mc_limits *lim, struct mc_req *req,
+				   size_t *consumed, size_t *need, const char **err)
+{
+	return parse(st, buf, len, lim, req, consumed, need, err, true);
 }
 
 bool mc_next_key(const struct mc_req *req, size_t *pos, const uint8_t **key, size_t *len)

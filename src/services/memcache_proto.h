@@ -82,6 +82,16 @@ enum mc_parse_result mc_parse(struct mc_parse_state *st, const uint8_t *buf, siz
 			      const struct mc_limits *lim, struct mc_req *req, size_t *consumed,
 			      size_t *need, const char **err);
 
+/* As mc_parse, except that a storage command is returned as soon as its
+ * line is parsed: req->data is NULL, req->data_len the announced byte
+ * count, *consumed the line's length and *need the length of the whole
+ * request (line, data, "\r\n"); the caller takes the data block itself
+ * and must check its "\r\n" (else "CLIENT_ERROR bad data chunk").  Lets
+ * a large value be copied once, from wherever the input holds it. */
+enum mc_parse_result mc_parse_head(struct mc_parse_state *st, const uint8_t *buf, size_t len,
+				   const struct mc_limits *lim, struct mc_req *req,
+				   size_t *consumed, size_t *need, const char **err);
+
 /* Iterates the keys of a get-family request: returns false at the end.
  * *pos starts at 0. */
 bool mc_next_key(const struct mc_req *req, size_t *pos, const uint8_t **key, size_t *len);

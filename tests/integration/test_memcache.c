@@ -143,6 +143,42 @@ static void missing_data_terminator(void **state)
 	close(fd);
 }
 
+/* A large value arriving in pieces is copied once from the pieces
+ * (store_split in memcache.c): check its bytes, a bad terminator, and a
+ * request pipelined right behind it. */
+static void large_value_in_pieces(void **state)
+{
+	(void)state;
+	int fd = conn();
+	static char val[200000], got[200200];
+	for (size_t i = 0; i < sizeof val; i++)
+		val[i] = (char)('a' + i % 26);
+	const char hdr[] = "set piece 9 0 200000\r\n";
+	assert_int_equal(th_send(fd, hdr, sizeof hdr - 1), 0);
+	assert_int_equal(th_send(fd, val, 70000), 0);
+	struct timespec ts = {0, 20 * 1000 * 1000};
+	nanosleep(&ts, NULL); /* let the server read the first part alone */
+	assert_int_equal(th_send(fd, val + 70000, sizeof val - 70000), 0);
+	const char head[] = "STORED\r\nVALUE piece 9 200000\r\n";
+	assert_int_equal(th_send(fd, "\r\nget piece\r\n", 13), 0); /* 2 + 11 */
+	ssize_t n = th_recv_until(fd, got, sizeof got, "\r\nEND\r\n", 3000);
+	assert_int_equal(n, (ssize_t)(sizeof head - 1) + 200000 + 7);
+	assert_memory_equal(got, head, sizeof head - 1);
+	assert_memory_equal(got + sizeof head - 1, val, sizeof val);
+	/* the same with a wrong terminator: refused, next request fine, the
+	 * old value still there */
+	const char hdr0[] = "set piece 0 0 200000\r\n";
+	assert_int_equal(th_send(fd, hdr0, sizeof hdr0 - 1), 0);
+	assert_int_equal(th_send(fd, val, 100000), 0);
+	nanosleep(&ts, NULL);
+	assert_int_equal(th_send(fd, val + 100000, sizeof val - 100000), 0);
+	xchg(fd, "XXversion\r\n", "CLIENT_ERROR bad data chunk\r\nVERSION 1.6.0-virgo\r\n");
+	assert_int_equal(th_send(fd, "get piece\r\n", 11), 0);
+	n = th_recv_until(fd, got, sizeof got, "\r\nEND\r\n", 3000);
+	assert_int_equal(n, (ssize_t)(sizeof head - 1 - 8) + 200000 + 7);
+	close(fd);
+}
+
 static void noreply_everywhere(void **state)
 {
 	(void)state;
@@ -427,6 +463,7 @@ int main(void)
 		cmocka_unit_test(key_length_250_and_251),
 		cmocka_unit_test(bad_lengths),
 		cmocka_unit_test(missing_data_terminator),
+		cmocka_unit_test(large_value_in_pieces),
 		cmocka_unit_test(noreply_everywhere),
 		cmocka_unit_test(incr_decr_wrap_and_floor),
 		cmocka_unit_test(cas_race_two_clients),

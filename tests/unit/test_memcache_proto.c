@@ -237,6 +237,36 @@ static void partial_input_needs(void **state)
 	assert_int_equal(need, 15 + 100 + 2);
 }
 
+static void head_only_parse(void **state)
+{
+	(void)state;
+	struct mc_parse_state st = {0};
+	struct mc_req r;
+	size_t used, need;
+	const char *err;
+	const char *s = "set big 3 0 1000\r\nxx";
+	assert_int_equal(mc_parse_head(&st, (const uint8_t *)s, strlen(s), &lim, &r, &used, &need, &err),
+			 MC_REQ);
+	assert_int_equal(r.op, MC_OP_SET);
+	assert_null(r.data);
+	assert_int_equal(r.data_len, 1000);
+	assert_int_equal(r.flags, 3);
+	assert_int_equal(used, 18);
+	assert_int_equal(need, 18 + 1000 + 2);
+	assert_memory_equal(r.key, "big", 3);
+	/* errors and other commands come back as from mc_parse */
+	s = "set big 0 0 5000\r\n";
+	assert_int_equal(mc_parse_head(&st, (const uint8_t *)s, strlen(s), &lim, &r, &used, &need, &err),
+			 MC_ERROR);
+	assert_string_equal(err, "SERVER_ERROR object too large for cache");
+	assert_int_equal(st.swallow, 5002);
+	st.swallow = 0;
+	s = "get a\r\n";
+	assert_int_equal(mc_parse_head(&st, (const uint8_t *)s, strlen(s), &lim, &r, &used, &need, &err),
+			 MC_REQ);
+	assert_int_equal(r.op, MC_OP_GET);
+}
+
 static void exptime_rules(void **state)
 {
 	(void)state;
@@ -267,6 +297,7 @@ int main(void)
 		cmocka_unit_test(storage),	      cmocka_unit_test(bad_lengths_and_numbers),
 		cmocka_unit_test(missing_data_terminator), cmocka_unit_test(other_commands),
 		cmocka_unit_test(long_line_recovers), cmocka_unit_test(partial_input_needs),
+		cmocka_unit_test(head_only_parse),
 		cmocka_unit_test(exptime_rules),      cmocka_unit_test(u64_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
