@@ -9,7 +9,9 @@ PREFIX  ?= /usr/local
 OPT     ?= -O2 -g
 SAN     ?=
 CFLAGS  ?=
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-format-truncation -fPIC \
+# snprintf truncation is deliberate everywhere (bounded buffers); gcc only
+NO_TRUNC := $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && echo -Wno-format-truncation)
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes $(NO_TRUNC) -fPIC \
            -D_GNU_SOURCE -Iinclude $(OPT)
 LDLIBS_EV := $(shell pkg-config --libs libevent_pthreads 2>/dev/null || echo -levent_pthreads -levent)
 LDLIBS_INI := $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
@@ -38,11 +40,13 @@ INTEG_SRC := $(wildcard tests/integration/test_*.c)
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
 HARNESS_OBJ := $(call obj,tests/harness.c)
+# a cpupool plugin for the tests, built fast and slow (learned policy)
+TEST_PLUGINS := $(BUILD)/tests/libvtp_fast.so $(BUILD)/tests/libvtp_slow.so
 
 BINS := $(BUILD)/virgod $(BUILD)/virgo $(BUILD)/libvirgo.so $(BUILD)/libvirgo.a
 
 .SECONDARY:
-.PHONY: all test test-asan unit integration demo bench install clean deps
+.PHONY: all test test-asan unit integration demo bench bench-bins install clean deps fuzz
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -50,27 +54,36 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/virgod: $(DAEMON_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_EV) $(LDLIBS_INI) -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_EV) $(LDLIBS_INI) -ldl -lm -lpthread
 
 $(BUILD)/libvirgo.a: $(LIB_OBJ) $(COMMON_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libvirgo.so: $(LIB_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -shared -Wl,-soname,libvirgo.so.0 -o $@ $^ $(LDLIBS_INI) -lpthread
+$(BUILD)/libvirgo.so: $(LIB_OBJ) $(COMMON_OBJ) src/lib/libvirgo.map
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libvirgo.so.0 -Wl,--version-script=src/lib/libvirgo.map \
+	    -o $@ $(filter %.o,$^) $(LDLIBS_INI) -lm -lpthread
 
 $(BUILD)/virgo: $(CLI_OBJ) $(BUILD)/libvirgo.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_INI) -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_INI) -lm -lpthread
 
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(DAEMON_LIB_OBJ) $(LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) -ldl -lm -lpthread
 
 $(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libvirgo.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_INI) -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_INI) -lm -lpthread
 
-test: $(BINS) $(UNIT_BIN) $(INTEG_BIN)
+$(BUILD)/tests/libvtp_fast.so: tests/plugin/testplugin.c include/virgo.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -DTP_DELAY_MS=5 -o $@ $<
+
+$(BUILD)/tests/libvtp_slow.so: tests/plugin/testplugin.c include/virgo.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -DTP_DELAY_MS=150 -o $@ $<
+
+test: $(BINS) $(UNIT_BIN) $(INTEG_BIN) $(TEST_PLUGINS)
 	@BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(INTEG_BIN)
 
 test-asan:
@@ -83,9 +96,38 @@ demo: deps
 	$(MAKE) all
 	scripts/demo.sh $(BUILD)
 
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+LDLIBS_MC := $(shell pkg-config --libs libmemcached 2>/dev/null)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libvirgo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_MC) $(LDLIBS_INI) -lm -lpthread
+bench-bins: $(BENCH_BIN)
+# the trivial plugin function bench/suite_cpupool.sh times
+bench-bins: $(BUILD)/bench/libvbench_plugin.so $(BUILD)/bench/libvbench_plugin_slow.so
+$(BUILD)/bench/libvbench_plugin.so: bench/plugin/vbench_plugin.c include/virgo.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $<
+$(BUILD)/bench/libvbench_plugin_slow.so: bench/plugin/vbench_plugin.c include/virgo.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -DVB_WORK_MS=40 -o $@ $<
+
 bench:
-	$(MAKE) BUILD=build-bench OPT="-O2 -DNDEBUG" all
+	scripts/deps.sh --bench
+	$(MAKE) BUILD=build-bench OPT="-O2 -DNDEBUG" all bench-bins
 	bench/run.sh build-bench
+
+# libFuzzer targets (clang): make fuzz FUZZ_SECONDS=60
+FUZZ_SECONDS ?= 20
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -fsanitize=fuzzer,address,undefined
+build-fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(LIB_SRC) $(filter-out %/mempool.c,$(wildcard src/services/*_proto.c src/services/*_store.c))
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS_INI) -lm -lpthread
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do echo "== $$f ($(FUZZ_SECONDS)s)"; mkdir -p build-fuzz/corpus-$$(basename $$f); \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus-$$(basename $$f) 2>&1 | tail -n 3 || exit 1; done
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
@@ -99,6 +141,6 @@ install: all
 	    libvirgo.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libvirgo.pc
 
 clean:
-	rm -rf build build-asan build-bench
+	rm -rf build build-asan build-bench build-clang build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -83,6 +83,99 @@ int virgo_vuid_parse(const char *s, virgo_vuid_t *vuid);
 /* The id of the node that owns the VUID (for a span: the descriptor's node). */
 unsigned virgo_vuid_node(virgo_vuid_t vuid);
 
+/* ---- CPU pooling: virgo_clone (notes §888-§890, §937) -------------------- */
+
+/* THE signature of a plugin function.  A node's config lists plugin
+ * libraries (plugins = /path/libfoo.so); `virgo_clone("name", ...)` runs the
+ * exported function `name` of that signature on a worker thread of the
+ * chosen node.  arg/arg_len: the caller's bytes (binary; may hold NULs).
+ * On success return 0 and set *out to a malloc'd buffer (the node frees it)
+ * and *out_len to its length (*out may stay NULL when *out_len is 0).  On
+ * failure return a negative errno; the caller gets that error.  *cancel
+ * becomes non-zero when the client went away or the job timed out: a long
+ * function should poll it and return -ECANCELED.  Functions run
+ * concurrently on several threads and must be thread-safe. */
+typedef int (*virgo_fn)(const void *arg, size_t arg_len, void **out, size_t *out_len,
+			const volatile int *cancel);
+
+/* Placement policies (virgo_client.conf `clone_policy`, or per call). */
+enum virgo_policy {
+	VIRGO_POLICY_DEFAULT = 0, /* the configured clone_policy */
+	VIRGO_POLICY_RANDOM, /* the notes' PRG balancer (§890) */
+	VIRGO_POLICY_ROUND_ROBIN,
+	VIRGO_POLICY_LEAST_LOADED, /* load table refreshed from the nodes (§889) */
+	VIRGO_POLICY_POWER_OF_TWO, /* two random nodes, the lighter one */
+	VIRGO_POLICY_LEARNED, /* lowest expected completion time (§898) */
+};
+/* Name of a policy ("random", ...) or NULL; and back (-EINVAL if unknown). */
+const char *virgo_policy_name(int policy);
+int virgo_policy_parse(const char *name);
+
+/* Per-call options; a NULL pointer or zeroed struct means defaults. */
+struct virgo_call_opts {
+	int policy; /* enum virgo_policy */
+	unsigned node_id; /* run on exactly this node (0: let the policy pick) */
+	int timeout_ms; /* job deadline on the node and client wait (0: config) */
+};
+
+/* Run function fn (a built-in such as virgo_cloud_test, or a plugin
+ * function) on the node the policy picks, with arg_len bytes of argument.
+ * On success *out is the malloc'd result (caller frees; NULL if *out_len
+ * is 0).  Errors: -ENOENT (no such function), -EBUSY (node full),
+ * -ETIMEDOUT, -ECONNRESET (node died mid-job), or the function's own. */
+int virgo_clone(const char *fn, const void *arg, size_t arg_len, void **out, size_t *out_len);
+/* virgo_clone with options; *ran_on (may be NULL) gets the node id used. */
+int virgo_clone_ex(const char *fn, const void *arg, size_t arg_len,
+		   const struct virgo_call_opts *opts, void **out, size_t *out_len,
+		   unsigned *ran_on);
+
+/* Result of running a program. */
+struct virgo_run_result {
+	int exit_code; /* exit status, or 128+signal when killed by one */
+	int signaled; /* 1 if term_signal killed it */
+	int term_signal;
+	int truncated; /* stdout or stderr exceeded the node's output_cap */
+	void *out, *err; /* malloc'd stdout / stderr (free with the call below) */
+	size_t out_len, err_len;
+	unsigned node_id; /* node it ran on */
+};
+/* Run an allow-listed program (argv[0]: a name from the node's allow_exec)
+ * with the NULL-terminated argv, never through a shell; 0 with *res filled
+ * (even if the program failed: look at exit_code), or -EACCES (not
+ * allowed), -ENOENT, -ETIMEDOUT (killed at the deadline), -EBUSY, ... */
+int virgo_run(const char *const argv[], struct virgo_run_result *res);
+int virgo_run_ex(const char *const argv[], const struct virgo_call_opts *opts,
+		 struct virgo_run_result *res);
+void virgo_run_result_free(struct virgo_run_result *res);
+
+/* Async form: submit returns at once with a job id; the call runs on a
+ * library thread (at most 1024 outstanding: beyond, -EAGAIN).  Wait for
+ * every job before virgo_fini. */
+typedef uint64_t virgo_job_t;
+int virgo_clone_submit(const char *fn, const void *arg, size_t arg_len,
+		       const struct virgo_call_opts *opts, virgo_job_t *job);
+int virgo_run_submit(const char *const argv[], const struct virgo_call_opts *opts,
+		     virgo_job_t *job);
+/* 1 if finished, 0 if still running, -ENOENT for an unknown job id. */
+int virgo_job_poll(virgo_job_t job);
+/* Waits up to timeout_ms (<0: forever) for the job.  -ETIMEDOUT if it is
+ * still running (the id stays valid); otherwise the call's return code and,
+ * for a run, *res filled; for a clone, res->out/out_len hold the result.
+ * The id is released once this returns anything but -ETIMEDOUT. */
+int virgo_job_wait(virgo_job_t job, int timeout_ms, struct virgo_run_result *res);
+
+/* A node's load, as its cpupool reports it (the `load` command). */
+struct virgo_load {
+	unsigned node_id;
+	int cores;
+	double load1, load5, load15;
+	int running, queued, workers, queue_max;
+	uint64_t mem_free, mem_total;
+	uint64_t jobs_done, jobs_failed, jobs_rejected, jobs_cancelled;
+};
+/* Fetch the idx-th configured node's load (0-based). */
+int virgo_load(int idx, struct virgo_load *load);
+
 /* ---- cluster view -------------------------------------------------------- */
 
 struct virgo_node_info {

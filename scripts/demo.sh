@@ -71,6 +71,22 @@ printf "\$ printf 'set k 0 0 5\\\\r\\\\nhello\\\\r\\\\nget k\\\\r\\\\nquit\\\\r\
 printf 'set k 0 0 5\r\nhello\r\nget k\r\nquit\r\n' | nc 127.0.0.1 11211
 run "$VIRGO" owner k user:1 user:2   # the node each key belongs to (ketama, as clients shard)
 
+say "CPU pooling: functions and programs on the best node (notes §888-§890, §937)"
+run "$VIRGO" clone virgo_cloud_test "hello from the VIRGO cpupool"
+echo
+run "$VIRGO" run -- uname -a
+run "$VIRGO" run --on node2 -- echo "ran on node 2, argv passed as is: 'a b'"
+printf '$ virgo run -- rm -rf /tmp/x   # not in the default allow-list\n'
+"$VIRGO" run -- rm -rf /tmp/x || echo "(exit $?)"
+run "$VIRGO" map -j 3 -- echo "input:" {} ::: one two three four
+run "$VIRGO" clone --policy learned virgo_sleep 100
+echo
+printf "\$ printf 'virgo_clone(virgo_cloud_test,hello)\\\\n' | nc 127.0.0.1 10000\n"
+printf 'virgo_clone(virgo_cloud_test,hello)\n' | nc 127.0.0.1 10000
+printf '$ printf '"'"'load\\r\\nquit\\r\\n'"'"' | nc 127.0.0.1 10002\n'
+printf 'load\r\nquit\r\n' | nc 127.0.0.1 10002
+run "$VIRGO" status
+
 say "stopping the cluster (SIGTERM: drain and exit 0)"
 for p in $PIDS; do kill -TERM "$p"; done
 rc=0

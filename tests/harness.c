@@ -3,6 +3,7 @@
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -124,8 +125,58 @@ int th_node_start(struct th_cluster *c, int i)
 	return -1;
 }
 
+int th_cluster_start(struct th_cluster *c, int n, const char *node_conf_extra,
+		     const char *client_extra)
+{
+	return th_cluster_start_nodes(c, n, node_conf_extra, NULL, client_extra);
+}
+
+const char *th_build_dir(void)
+{
+	static char dir[600];
+	if (dir[0])
+		return dir;
+	ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+	if (n < 0)
+		n = 0;
+	dir[n] = '\0';
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	return dir;
+}
+
+int th_children(pid_t pid)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -1;
+	int count = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		char path[300], buf[512];
+		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		size_t r = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[r] = '\0';
+		/* pid (comm) state ppid ...; comm may hold spaces: skip to ')' */
+		char *p = strrchr(buf, ')');
+		char st;
+		int ppid;
+		if (p && sscanf(p + 1, " %c %d", &st, &ppid) == 2 && ppid == pid)
+			count++;
+	}
+	closedir(d);
+	return count;
+}
+
 static int cluster_start_at(struct th_cluster *c, int n, int base, const char *node_conf_extra,
-			    const char *client_extra)
+			    const char *const node_extra[], const char *client_extra)
 {
 	memset(c, 0, sizeof *c);
 	c->n = n;
@@ -147,8 +198,9 @@ static int cluster_start_at(struct th_cluster *c, int n, int base, const char *n
 			fclose(cf);
 			return -1;
 		}
-		fprintf(f, "node_id = %u\nport_offset = %d\npidfile = %s\nthreads = 2\n%s\n", nd->id,
-			nd->offset, nd->pidfile, node_conf_extra ? node_conf_extra : "");
+		fprintf(f, "node_id = %u\nport_offset = %d\npidfile = %s\nthreads = 2\n%s\n%s\n", nd->id,
+			nd->offset, nd->pidfile, node_conf_extra ? node_conf_extra : "",
+			node_extra && node_extra[i] ? node_extra[i] : "");
 		fclose(f);
 		fprintf(cf, "node = %u 127.0.0.1 %d\n", nd->id, nd->offset);
 	}
@@ -167,12 +219,12 @@ static int cluster_start_at(struct th_cluster *c, int n, int base, const char *n
 /* Test binaries of other checkouts may run at the same time and hold an
  * offset block we picked: then a node cannot bind, and we retry the whole
  * cluster on another block. */
-int th_cluster_start(struct th_cluster *c, int n, const char *node_conf_extra,
-		     const char *client_extra)
+int th_cluster_start_nodes(struct th_cluster *c, int n, const char *node_conf_extra,
+			   const char *const node_extra[], const char *client_extra)
 {
 	for (int attempt = 0;; attempt++) {
 		int base = th_offset_base(n);
-		if (cluster_start_at(c, n, base, node_conf_extra, client_extra) == 0)
+		if (cluster_start_at(c, n, base, node_conf_extra, node_extra, client_extra) == 0)
 			return 0;
 		if (attempt == 4)
 			return -1;
@@ -203,17 +255,9 @@ void th_node_signal(struct th_cluster *c, int i, int sig)
 	if (n->pid <= 0)
 		return;
 	kill(n->pid, sig);
-	if (sig == SIGSTOP) {
-		/* kill() returns before every thread has stopped: a worker
-		 * could still answer one request.  Wait for the group stop. */
+	if (sig == SIGSTOP) { /* return only once it really is stopped */
 		int st;
-		int64_t deadline = th_now_ms() + TH_STOP_MS;
-		while (th_now_ms() < deadline) {
-			if (waitpid(n->pid, &st, WUNTRACED | WNOHANG) == n->pid && WIFSTOPPED(st))
-				break;
-			struct timespec ts = {0, 1000 * 1000};
-			nanosleep(&ts, NULL); /* polling interval */
-		}
+		waitpid(n->pid, &st, WUNTRACED);
 	}
 	if (sig == SIGKILL || sig == SIGTERM) {
 		int st;

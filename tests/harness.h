@@ -43,12 +43,21 @@ int th_offset_base(int count);
  * Returns 0, or -1 after printing the nodes' logs. */
 int th_cluster_start(struct th_cluster *c, int n, const char *node_conf_extra,
 		     const char *client_extra);
+/* As th_cluster_start, with a per-node extra (node_extra[i], may be NULL)
+ * appended after the common one. */
+int th_cluster_start_nodes(struct th_cluster *c, int n, const char *node_conf_extra,
+			   const char *const node_extra[], const char *client_extra);
+/* Directory of the test binaries ($BUILD/tests); static string. */
+const char *th_build_dir(void);
+/* Number of live or zombie child processes of pid (from /proc). */
+int th_children(pid_t pid);
 /* (Re)starts node i and waits for it to be ready. */
 int th_node_start(struct th_cluster *c, int i);
 /* SIGTERMs every live node and reaps it; returns the number that did not
  * exit 0 within the deadline. */
 int th_cluster_stop(struct th_cluster *c);
-/* Sends sig to node i; for SIGKILL/SIGTERM also reaps it. */
+/* Sends sig to node i; for SIGKILL/SIGTERM also reaps it; for SIGSTOP
+ * returns once the process is stopped. */
 void th_node_signal(struct th_cluster *c, int i, int sig);
 
 /* Runs a command line with a deadline; stdout+stderr captured into out

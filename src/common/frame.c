@@ -144,14 +144,23 @@ int frame_tokens(const uint8_t *line, size_t len, const uint8_t **tok, size_t *t
 	return n;
 }
 
-int frame_u64(const uint8_t *s, size_t n, uint64_t *out)
+void frame_unquote(const uint8_t **sp, size_t *np)
 {
+	const uint8_t *s = *sp;
+	size_t n = *np;
 	while (n > 0 && (*s == ' ' || *s == '\t'))
 		s++, n--;
 	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
 		n--;
 	if (n >= 2 && s[0] == '"' && s[n - 1] == '"')
 		s++, n -= 2;
+	*sp = s;
+	*np = n;
+}
+
+int frame_u64(const uint8_t *s, size_t n, uint64_t *out)
+{
+	frame_unquote(&s, &n);
 	if (n == 0 || n > 20)
 		return -1;
 	uint64_t v = 0;

@@ -50,6 +50,10 @@ size_t frame_swallow(struct frame_state *st, size_t len);
  * number of tokens, or -1 if there are more than max. */
 int frame_tokens(const uint8_t *line, size_t len, const uint8_t **tok, size_t *tok_len, int max);
 
+/* Narrows [*s, *s + *n) past surrounding blanks and one pair of double
+ * quotes (the notes' clients quoted ids and numbers). */
+void frame_unquote(const uint8_t **s, size_t *n);
+
 /* Parses a decimal unsigned integer token (optional double quotes).
  * Returns 0 or -1 (empty, non-digit, overflow). */
 int frame_u64(const uint8_t *s, size_t n, uint64_t *out);

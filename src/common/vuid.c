@@ -11,6 +11,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "frame.h"
+
 int vuid_format(uint64_t v, char *buf)
 {
 	return snprintf(buf, VUID_HEX_MAX + 1, "%" PRIx64, v);
@@ -27,14 +29,11 @@ static int hexval(char c)
 	return -1;
 }
 
-int vuid_parse(const char *s, size_t n, uint64_t *out)
+int vuid_parse(const char *str, size_t n, uint64_t *out)
 {
-	while (n > 0 && (*s == ' ' || *s == '\t'))
-		s++, n--;
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-		n--;
-	if (n >= 2 && s[0] == '"' && s[n - 1] == '"')
-		s++, n -= 2;
+	const uint8_t *u = (const uint8_t *)str;
+	frame_unquote(&u, &n);
+	const char *s = (const char *)u;
 	if (n >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
 		s += 2, n -= 2;
 	if (n == 0 || n > VUID_HEX_MAX)

@@ -29,6 +29,12 @@ void vd_config_defaults(struct vd_config *cfg)
 	cfg->idle_timeout_s = 300;
 	cfg->drain_timeout_ms = 5000;
 	cfg->log_level = VLOG_INFO;
+	snprintf(cfg->allow_exec, sizeof cfg->allow_exec, "%s", VD_DEFAULT_ALLOW_EXEC);
+	cfg->job_timeout_ms = 30000;
+	cfg->output_cap = UINT64_C(1) << 20;
+	cfg->cpu_workers = 0;
+	cfg->cpu_queue = 64;
+	cfg->job_mem_limit = UINT64_C(1) << 30;
 }
 
 int vd_config_port(const struct vd_config *cfg, int idx)
@@ -100,6 +106,33 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 	} else if (strcmp(key, "log_level") == 0) {
 		if (vlog_parse_level(value, &cfg->log_level))
 			return bad(ctx, key, value, "error, warn, info or debug");
+	} else if (strcmp(key, "allow_exec") == 0) {
+		if (strlen(value) >= sizeof cfg->allow_exec)
+			return bad(ctx, key, value, "a shorter list");
+		snprintf(cfg->allow_exec, sizeof cfg->allow_exec, "%s", value);
+	} else if (strcmp(key, "plugins") == 0) {
+		if (strlen(value) >= sizeof cfg->plugins)
+			return bad(ctx, key, value, "a shorter list");
+		snprintf(cfg->plugins, sizeof cfg->plugins, "%s", value);
+	} else if (strcmp(key, "job_timeout_ms") == 0) {
+		if (cv_int(value, 1, 86400000, &v))
+			return bad(ctx, key, value, "1..86400000");
+		cfg->job_timeout_ms = (int)v;
+	} else if (strcmp(key, "output_cap") == 0) {
+		if (cv_size(value, &cfg->output_cap) || cfg->output_cap == 0 ||
+		    cfg->output_cap > (UINT64_C(1) << 30))
+			return bad(ctx, key, value, "a size from 1 to 1G");
+	} else if (strcmp(key, "cpu_workers") == 0) {
+		if (cv_int(value, 0, 1024, &v))
+			return bad(ctx, key, value, "0..1024, 0 = one per core");
+		cfg->cpu_workers = (int)v;
+	} else if (strcmp(key, "cpu_queue") == 0) {
+		if (cv_int(value, 0, 100000, &v))
+			return bad(ctx, key, value, "0..100000");
+		cfg->cpu_queue = (int)v;
+	} else if (strcmp(key, "job_mem_limit") == 0) {
+		if (cv_size(value, &cfg->job_mem_limit) || cfg->job_mem_limit < (UINT64_C(16) << 20))
+			return bad(ctx, key, value, "a size of at least 16M");
 	} else if (strcmp(key, "insecure_listen") == 0) {
 		if (cv_bool(value, &cfg->insecure_listen))
 			return bad(ctx, key, value, "yes or no");

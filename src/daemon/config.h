@@ -34,7 +34,19 @@ struct vd_config {
 	enum vlog_level log_level;
 	bool insecure_listen; /* allow a non-loopback listen without auth */
 	char source[256]; /* file the settings came from ("" = defaults) */
+	/* cpupool (port 10000) */
+	char allow_exec[4096]; /* comma-separated program names / absolute paths */
+	char plugins[4096]; /* comma-separated plugin library paths */
+	int job_timeout_ms; /* a job's reply is due within this (queue included) */
+	uint64_t output_cap; /* bytes of stdout, of stderr, of a function's result */
+	int cpu_workers; /* jobs running at once (0: one per core) */
+	int cpu_queue; /* jobs waiting beyond those; then ERR EBUSY */
+	uint64_t job_mem_limit; /* RLIMIT_AS of an executable */
 };
+
+/* The default allow-list: harmless programs that take no privileged action
+ * whatever their arguments (documented in README). */
+#define VD_DEFAULT_ALLOW_EXEC "echo, true, false, uname, nproc"
 
 void vd_config_defaults(struct vd_config *cfg);
 /* 0, or -1 with a message naming the file, line and key in err. */

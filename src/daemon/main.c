@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../../include/virgo.h"
@@ -41,6 +42,28 @@ static void usage(FILE *f)
 	for (int i = 0; vsvc_table[i]; i++)
 		fprintf(f, "  %-10s %u\n", vsvc_table[i]->name, vsvc_table[i]->base_port);
 	fprintf(f, "\nSIGTERM or SIGINT: stop accepting, flush replies, exit 0.\n");
+}
+
+/* max_connections is only a promise if the process may hold that many
+ * descriptors: raise the soft limit toward the hard one, or lower the cap
+ * (with a warning) so accept() never spins on EMFILE. */
+static void fit_fd_limit(struct vd_config *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	rlim_t want = (rlim_t)cfg->max_conns + 64;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < want) {
+		int cap = rl.rlim_cur > 128 ? (int)rl.rlim_cur - 64 : 64;
+		log_warn("open-file limit %llu: max_connections lowered from %d to %d",
+			 (unsigned long long)rl.rlim_cur, cfg->max_conns, cap);
+		cfg->max_conns = cap;
+	}
 }
 
 static int write_pidfile(const char *path)
@@ -142,6 +165,7 @@ int main(int argc, char **argv)
 	}
 	vlog_set_level(cfg.log_level);
 	signal(SIGPIPE, SIG_IGN);
+	fit_fd_limit(&cfg);
 	log_info("node %u starting (config: %s)", cfg.node_id,
 		 cfg.source[0] ? cfg.source : "built-in defaults");
 	struct vd_server *srv = server_start(&cfg);

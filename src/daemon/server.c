@@ -66,6 +66,7 @@ struct vconn {
 	bool throttled; /* reading paused for back-pressure */
 	bool peer_eof; /* the peer has finished sending */
 	bool wev_armed;
+	struct vconn_async *async; /* deferred replies (vconn_async.c), lazily */
 	uint64_t active_tick; /* worker tick of the last read (idle sweep) */
 	char peer[64];
 	max_align_t state[]; /* svc->conn_size bytes */
@@ -97,7 +98,7 @@ struct vd_server {
 	struct evconnlistener *listeners[VD_MAX_SERVICES];
 	void *svc_state[VD_MAX_SERVICES];
 	bool svc_inited[VD_MAX_SERVICES];
-	struct event *sig_term, *sig_int;
+	struct event *sig_term, *sig_int, *sig_hup;
 	struct vd_worker *workers;
 	int nworkers, next_worker;
 	_Atomic int nconns;
@@ -107,12 +108,16 @@ struct evbuffer *vconn_out(struct vconn *c) { return c->out; }
 void *vconn_state(struct vconn *c) { return c->state; }
 void *vconn_svc(struct vconn *c) { return c->svc_state; }
 const char *vconn_peer(struct vconn *c) { return c->peer; }
+struct event_base *vconn_base(struct vconn *c) { return c->w->base; }
+struct vconn_async **vconn_async_slot(struct vconn *c) { return &c->async; }
 
 static void conn_free(struct vconn *c)
 {
 	struct vd_worker *w = c->w;
 	if (c->svc->conn_close)
 		c->svc->conn_close(c);
+	if (c->async)
+		vconn_async_detach(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -171,7 +176,7 @@ static bool conn_flush(struct vconn *c)
  * and discard input until the peer closes or VD_LINGER_S passes. */
 static void conn_close_flushed(struct vconn *c)
 {
-	if (c->peer_eof) {
+	if (c->peer_eof || c->w->draining) { /* shutting down: no lingering */
 		conn_free(c);
 		return;
 	}
@@ -203,6 +208,16 @@ static void conn_process(struct vconn *c, bool eof)
 		conn_free(c);
 		return;
 	}
+	if (rc == VSVC_WAIT) {
+		/* a reply is being computed off the loop; the service calls
+		 * vconn_resume when it is written.  Keep reading (to see a
+		 * disconnect) unless the client piles up input meanwhile. */
+		if (evbuffer_get_length(c->in) > VD_OUT_HIGH && !c->throttled) {
+			c->throttled = true;
+			event_del(c->rev);
+		}
+		return;
+	}
 	if (rc == VSVC_CLOSE || eof) {
 		conn_finish(c);
 		return;
@@ -211,6 +226,20 @@ static void conn_process(struct vconn *c, bool eof)
 		c->throttled = true;
 		event_del(c->rev);
 	}
+}
+
+void vconn_resume(struct vconn *c)
+{
+	if (c->closing)
+		return;
+	/* reading paused while a job piled up input: the replies are out
+	 * now, so take input again (the write event would not do it) */
+	if (c->throttled && evbuffer_get_length(c->out) == 0) {
+		c->throttled = false;
+		c->active_tick = c->w->tick;
+		event_add(c->rev, NULL);
+	}
+	conn_process(c, c->peer_eof);
 }
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -247,6 +276,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		conn_process(c, false);
 	} else if (r == 0) {
 		c->peer_eof = true;
+		event_del(c->rev); /* nothing more will come; don't spin on EOF */
 		conn_process(c, true);
 	} else if (errno != EAGAIN && errno != EINTR) {
 		log_debug("connection from %s: %s", c->peer, strerror(errno));
@@ -459,6 +489,16 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(srv->base, NULL);
 }
 
+/* SIGHUP will reload analytics and config once those services exist; until
+ * then it must at least not kill the node (its default action). */
+static void hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	log_info("SIGHUP: nothing to reload in this build (settings change on restart)");
+}
+
 static bool is_loopback(const char *addr)
 {
 	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
@@ -566,8 +606,10 @@ struct vd_server *server_start(const struct vd_config *cfg)
 	}
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+	srv->sig_hup = evsignal_new(srv->base, SIGHUP, hup_cb, srv);
 	evsignal_add(srv->sig_term, NULL);
 	evsignal_add(srv->sig_int, NULL);
+	evsignal_add(srv->sig_hup, NULL);
 	return srv;
 fail:
 	server_free(srv);
@@ -639,6 +681,8 @@ void server_free(struct vd_server *srv)
 		event_free(srv->sig_term);
 	if (srv->sig_int)
 		event_free(srv->sig_int);
+	if (srv->sig_hup)
+		event_free(srv->sig_hup);
 	if (srv->base)
 		event_base_free(srv->base);
 	free(srv);

@@ -6,11 +6,13 @@
  */
 #include "service.h"
 
+extern const struct vsvc cpupool_service;
 extern const struct vsvc mempool_service;
 extern const struct vsvc memcache_service;
 
 const struct vsvc *const vsvc_table[] = {
 	&mempool_service,
+	&cpupool_service,
 	&memcache_service,
 	NULL,
 };

@@ -22,6 +22,10 @@ struct vd_config;
 
 #define VSVC_KEEP 0
 #define VSVC_CLOSE 1 /* close once the replies are flushed */
+/* A reply is being computed off the event loop (vconn_ticket below): do
+ * not close at EOF and do not expect the service to consume more input
+ * until it calls vconn_resume(). */
+#define VSVC_WAIT 2
 
 struct vsvc {
 	const char *name; /* also the config key prefix: <name>_port */
@@ -45,5 +49,33 @@ struct evbuffer *vconn_out(struct vconn *c); /* replies go here */
 void *vconn_state(struct vconn *c); /* conn_size bytes, zeroed at accept */
 void *vconn_svc(struct vconn *c); /* what init stored in *svc */
 const char *vconn_peer(struct vconn *c); /* "ip:port" of the client */
+struct event_base *vconn_base(struct vconn *c); /* the loop that owns c */
+
+/* ---- deferred replies (vconn_async.c) -----------------------------------
+ * A service that hands a request to another thread takes a ticket on the
+ * connection's loop thread, returns VSVC_WAIT, and the other thread posts
+ * the ticket when done.  The posted function runs exactly once: on c's
+ * loop thread with the live connection, or with c == NULL (on whichever
+ * thread notices) when the connection was closed meanwhile, so the
+ * function can always free arg.  A ticket keeps no connection alive: the
+ * connection may close at any time (its conn_close hook should cancel the
+ * work); the ticket just becomes a no-op delivery with c == NULL. */
+struct vconn_ticket;
+typedef void (*vconn_done_fn)(struct vconn *c, void *arg);
+
+/* Loop thread only.  NULL on out of memory. */
+struct vconn_ticket *vconn_ticket_new(struct vconn *c);
+/* Any thread, exactly once per ticket; consumes the ticket. */
+void vconn_ticket_post(struct vconn_ticket *t, vconn_done_fn fn, void *arg);
+/* Any thread: give up a ticket that will never be posted. */
+void vconn_ticket_drop(struct vconn_ticket *t);
+/* Loop thread: after writing a deferred reply, process any input that
+ * waited meanwhile (and close if the peer is gone).  c may be freed. */
+void vconn_resume(struct vconn *c);
+
+/* For server.c / vconn_async.c only. */
+struct vconn_async;
+struct vconn_async **vconn_async_slot(struct vconn *c);
+void vconn_async_detach(struct vconn *c);
 
 #endif

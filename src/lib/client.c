@@ -1,6 +1,7 @@
 /*
  * client.c - the process-wide libvirgo client: initialisation, node
- * health (back-off), error strings and the cluster-view calls.
+ * health (back-off), error strings and the cluster-view calls.  Placement
+ * lives in balancer.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +48,8 @@ static int client_create(const char *path, struct vc_client **out)
 	for (int i = 0; i < c->cfg.nnodes; i++)
 		pthread_mutex_init(&c->cfg.nodes[i].lock, NULL);
 	pthread_mutex_init(&c->rng_lock, NULL);
+	pthread_mutex_init(&c->lb_lock, NULL);
+	span_cache_init(&c->spans);
 	c->rng = c->cfg.seeded ? (c->cfg.seed * 2 + 1) : seed_random();
 	*out = c;
 	return 0;
@@ -81,6 +84,9 @@ void virgo_fini(void)
 		pthread_mutex_destroy(&c->cfg.nodes[i].lock);
 	}
 	pthread_mutex_destroy(&c->rng_lock);
+	pthread_mutex_destroy(&c->lb_lock);
+	free(c->learned);
+	span_cache_destroy(&c->spans);
 	free(c);
 }
 
@@ -96,6 +102,18 @@ struct vc_client *vc_get(int *err)
 	return c;
 }
 
+int vc_get_node(int idx, struct vc_client **out)
+{
+	int err = 0;
+	struct vc_client *c = vc_get(&err);
+	if (!c)
+		return err;
+	if (idx < 0 || idx >= c->cfg.nnodes)
+		return -VIRGO_ENONODE;
+	*out = c;
+	return 0;
+}
+
 int vc_node_index(struct vc_client *c, unsigned id)
 {
 	for (int i = 0; i < c->cfg.nnodes; i++)
@@ -107,11 +125,17 @@ int vc_node_index(struct vc_client *c, unsigned id)
 void vc_node_failed(struct vc_client *c, int idx)
 {
 	struct vc_node *n = &c->cfg.nodes[idx];
+	int64_t now = vc_now_ms();
 	pthread_mutex_lock(&n->lock);
-	n->backoff_ms = n->backoff_ms ? n->backoff_ms * 2 : c->cfg.backoff_ms;
-	if (n->backoff_ms > c->cfg.backoff_max_ms)
-		n->backoff_ms = c->cfg.backoff_max_ms;
-	n->down_until_ms = vc_now_ms() + n->backoff_ms;
+	/* Only a failure after the back-off ran out (a failed probe) doubles
+	 * it; the burst of failures from calls already in flight when the
+	 * node died must not push its return into the far future. */
+	if (n->down_until_ms <= now) {
+		n->backoff_ms = n->backoff_ms ? n->backoff_ms * 2 : c->cfg.backoff_ms;
+		if (n->backoff_ms > c->cfg.backoff_max_ms)
+			n->backoff_ms = c->cfg.backoff_max_ms;
+		n->down_until_ms = now + n->backoff_ms;
+	}
 	pthread_mutex_unlock(&n->lock);
 }
 
@@ -126,7 +150,7 @@ void vc_node_ok(struct vc_client *c, int idx)
 	pthread_mutex_unlock(&n->lock);
 }
 
-static bool node_up(struct vc_node *n, int64_t now)
+bool vc_node_up(struct vc_node *n, int64_t now)
 {
 	pthread_mutex_lock(&n->lock);
 	bool up = n->down_until_ms <= now;
@@ -146,7 +170,10 @@ const char *virgo_strerror(int err)
 	case ENOMEM: return "out of memory (node memory limit reached)";
 	case ERANGE: return "offset or length outside the allocation";
 	case EBADMSG: return "malformed reply from node";
-	case ETIMEDOUT: return "node did not answer within the timeout";
+	case ETIMEDOUT: return "node did not answer within the timeout (or the job passed its deadline)";
+	case EACCES: return "not allowed on the node (program not in its allow_exec, or a path with ..)";
+	case EBUSY: return "node busy (connection limit, or every cpupool worker busy and its queue full)";
+	case ECANCELED: return "job cancelled";
 	}
 	const char *s = strerrordesc_np(-err);
 	return s ? s : "unknown error";
@@ -161,28 +188,24 @@ int virgo_node_count(void)
 
 int virgo_node_info(int idx, struct virgo_node_info *info)
 {
-	int err = 0;
-	struct vc_client *c = vc_get(&err);
-	if (!c)
+	struct vc_client *c;
+	int err = vc_get_node(idx, &c);
+	if (err)
 		return err;
-	if (idx < 0 || idx >= c->cfg.nnodes)
-		return -VIRGO_ENONODE;
 	struct vc_node *n = &c->cfg.nodes[idx];
 	info->id = n->id;
 	snprintf(info->host, sizeof info->host, "%s", n->host);
 	info->port_offset = n->port_offset;
-	info->up = node_up(n, vc_now_ms());
+	info->up = vc_node_up(n, vc_now_ms());
 	return 0;
 }
 
 int virgo_ping(int idx, unsigned *node_id, double *rtt_us)
 {
-	int err = 0;
-	struct vc_client *c = vc_get(&err);
-	if (!c)
+	struct vc_client *c;
+	int err = vc_get_node(idx, &c);
+	if (err)
 		return err;
-	if (idx < 0 || idx >= c->cfg.nnodes)
-		return -VIRGO_ENONODE;
 	struct timespec a, b;
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	struct vc_reply rep;
@@ -203,12 +226,10 @@ int virgo_ping(int idx, unsigned *node_id, double *rtt_us)
 
 int virgo_mempool_stats(int idx, char **text)
 {
-	int err = 0;
-	struct vc_client *c = vc_get(&err);
-	if (!c)
+	struct vc_client *c;
+	int err = vc_get_node(idx, &c);
+	if (err)
 		return err;
-	if (idx < 0 || idx >= c->cfg.nnodes)
-		return -VIRGO_ENONODE;
 	struct vc_reply rep;
 	int rc = vc_call(c, idx, "stats\r\n", 7, NULL, 0, &rep);
 	if (rc) {
@@ -217,40 +238,4 @@ int virgo_mempool_stats(int idx, char **text)
 	}
 	*text = (char *)rep.data;
 	return 0;
-}
-
-static uint64_t rng_next(struct vc_client *c)
-{
-	pthread_mutex_lock(&c->rng_lock);
-	uint64_t x = c->rng; /* xorshift64* */
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	c->rng = x;
-	pthread_mutex_unlock(&c->rng_lock);
-	return x * UINT64_C(2685821657736338717);
-}
-
-int lb_pick(struct vc_client *c, const uint64_t *avoid)
-{
-	int n = c->cfg.nnodes;
-	int64_t now = vc_now_ms();
-	int cand[VC_MAX_NODES], ncand = 0, fallback[VC_MAX_NODES], nfall = 0;
-	for (int i = 0; i < n; i++) {
-		if (avoid && (avoid[i / 64] >> (i % 64)) & 1)
-			continue;
-		if (node_up(&c->cfg.nodes[i], now))
-			cand[ncand++] = i;
-		else
-			fallback[nfall++] = i;
-	}
-	if (ncand == 0) { /* everything is in back-off: try anyway */
-		memcpy(cand, fallback, sizeof(int) * (size_t)nfall);
-		ncand = nfall;
-	}
-	if (ncand == 0)
-		return -1;
-	if (c->cfg.policy == VC_POLICY_ROUND_ROBIN)
-		return cand[atomic_fetch_add(&c->rr, 1) % (unsigned)ncand];
-	return cand[rng_next(c) % (uint64_t)ncand];
 }

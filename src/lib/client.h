@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "../../include/virgo.h"
+#include "span_cache.h"
 
 #define VC_MAX_NODES 256
 
@@ -31,7 +32,14 @@ enum vc_svc {
 };
 extern const int vc_svc_base_port[VC_SVC_COUNT];
 
-enum vc_policy { VC_POLICY_RANDOM = 0, VC_POLICY_ROUND_ROBIN };
+/* Policies share the public numbering (enum virgo_policy). */
+enum vc_policy {
+	VC_POLICY_RANDOM = VIRGO_POLICY_RANDOM,
+	VC_POLICY_ROUND_ROBIN = VIRGO_POLICY_ROUND_ROBIN,
+	VC_POLICY_LEAST_LOADED = VIRGO_POLICY_LEAST_LOADED,
+	VC_POLICY_POWER_OF_TWO = VIRGO_POLICY_POWER_OF_TWO,
+	VC_POLICY_LEARNED = VIRGO_POLICY_LEARNED,
+};
 
 struct vc_conn {
 	struct vc_conn *next;
@@ -54,7 +62,10 @@ struct vc_node {
 struct vc_config {
 	struct vc_node nodes[VC_MAX_NODES];
 	int nnodes;
-	enum vc_policy policy;
+	enum vc_policy policy; /* mempool placement: random or round_robin */
+	enum vc_policy clone_policy; /* virgo_clone/virgo_run placement */
+	int clone_timeout_ms; /* client wait for a job (node default deadline + slack) */
+	int load_max_age_ms; /* staleness bound of the load table */
 	uint64_t chunk_size;
 	int connect_timeout_ms, timeout_ms, pool_size, backoff_ms, backoff_max_ms;
 	uint64_t seed;
@@ -62,11 +73,27 @@ struct vc_config {
 	char source[256];
 };
 
+/* What the client last heard of a node's cpupool load (balancer.c). */
+struct lb_load {
+	bool valid;
+	int64_t fetched_ms;
+	int running, queued, workers;
+	double load1;
+	int inflight_at_fetch; /* this client's jobs there when fetched */
+};
+
+struct lb_learned; /* per-function runtime estimates (balancer.c) */
+
 struct vc_client {
 	struct vc_config cfg;
 	pthread_mutex_t rng_lock;
 	uint64_t rng;
-	_Atomic unsigned rr;
+	struct span_cache spans;
+	_Atomic unsigned rr, rr_cpu;
+	pthread_mutex_t lb_lock; /* guards load[] and learned */
+	struct lb_load load[VC_MAX_NODES];
+	_Atomic int inflight[VC_MAX_NODES]; /* this client's jobs per node */
+	struct lb_learned *learned; /* malloc'd on first use */
 };
 
 /* The process-wide client, initialised on first use; NULL + *err on failure. */
@@ -76,6 +103,10 @@ struct vc_client *vc_get(int *err);
 void vc_config_defaults(struct vc_config *cfg);
 int vc_config_load(struct vc_config *cfg, const char *path, char *err, size_t errlen);
 
+/* The client, for a call addressed to the idx-th configured node:
+ * 0, or the init error, or -VIRGO_ENONODE for an index out of range. */
+int vc_get_node(int idx, struct vc_client **c);
+
 /* Index of the node with this id, or -1. */
 int vc_node_index(struct vc_client *c, unsigned id);
 
@@ -83,6 +114,8 @@ int vc_node_index(struct vc_client *c, unsigned id);
  * back-off (unless every node is); `avoid` (bitmap of tried indexes, may be
  * NULL) is skipped too.  -1 if nothing is left. */
 int lb_pick(struct vc_client *c, const uint64_t *avoid);
+
+bool vc_node_up(struct vc_node *n, int64_t now);
 
 /* Mark a node failed (back-off doubles) or healthy again. */
 void vc_node_failed(struct vc_client *c, int idx);
@@ -111,5 +144,8 @@ int vc_call_svc(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, 
 /* vc_call_svc on the mempool. */
 int vc_call(struct vc_client *c, int idx, const char *hdr, size_t hdr_len, const void *payload,
 	    size_t plen, struct vc_reply *rep);
+/* vc_call_svc with an explicit reply deadline (timeout_ms from now). */
+int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, size_t hdr_len,
+		  const void *payload, size_t plen, int timeout_ms, struct vc_reply *rep);
 
 #endif

@@ -4,6 +4,8 @@
  *   node = <id> <host> [<port_offset>]     one line per node
  *   node_ip_addrs_in_cloud = 10.0.0.1,10.0.0.2    the notes' form: ids 1..n
  *   policy = random | round_robin          placement of virgo_malloc
+ *   clone_policy = least_loaded | ...      placement of virgo_clone/virgo_run
+ *   clone_timeout_ms, load_max_age_ms      job wait; load table staleness
  *   chunk_size = 1M                        larger allocations span nodes
  *   connect_timeout_ms, timeout_ms, pool_size, backoff_ms, backoff_max_ms, seed
  *
@@ -28,6 +30,9 @@ void vc_config_defaults(struct vc_config *cfg)
 	}
 	cfg->nnodes = 3;
 	cfg->policy = VC_POLICY_RANDOM;
+	cfg->clone_policy = VC_POLICY_LEAST_LOADED;
+	cfg->clone_timeout_ms = 35000;
+	cfg->load_max_age_ms = 500;
 	cfg->chunk_size = UINT64_C(1) << 20;
 	cfg->connect_timeout_ms = 1000;
 	cfg->timeout_ms = 5000;
@@ -120,6 +125,14 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 			return bad(ctx, key, value, "random or round_robin");
 		return 1;
 	}
+	if (strcmp(key, "clone_policy") == 0) {
+		int p = virgo_policy_parse(value);
+		if (p <= 0)
+			return bad(ctx, key, value,
+				   "random, round_robin, least_loaded, power_of_two or learned");
+		cfg->clone_policy = (enum vc_policy)p;
+		return 1;
+	}
 	if (strcmp(key, "chunk_size") == 0) {
 		if (cv_size(value, &cfg->chunk_size) || cfg->chunk_size < 16)
 			return bad(ctx, key, value, "a size of at least 16 bytes");
@@ -142,6 +155,8 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 		{"pool_size", 0, 4096, offsetof(struct vc_config, pool_size)},
 		{"backoff_ms", 1, 600000, offsetof(struct vc_config, backoff_ms)},
 		{"backoff_max_ms", 1, 3600000, offsetof(struct vc_config, backoff_max_ms)},
+		{"clone_timeout_ms", 1, 86400000, offsetof(struct vc_config, clone_timeout_ms)},
+		{"load_max_age_ms", 0, 3600000, offsetof(struct vc_config, load_max_age_ms)},
 	};
 	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
 		if (strcmp(key, ints[i].key) == 0) {

@@ -109,17 +109,31 @@ static void conn_close(struct vc_conn *k)
 }
 
 /* Takes an idle pooled connection (*reused = 1) or opens a new one. */
+/* An idle connection with anything to read has been closed (or reset) by
+ * the node: it would fail the call after the request was sent. */
+static bool idle_conn_stale(struct vc_conn *k)
+{
+	struct pollfd p = {.fd = k->fd, .events = POLLIN};
+	return poll(&p, 1, 0) != 0;
+}
+
 static int pool_get(struct vc_client *c, struct vc_node *n, enum vc_svc svc, struct vc_conn **out,
 		    int *reused)
 {
-	pthread_mutex_lock(&n->lock);
-	struct vc_conn *k = n->idle[svc];
-	if (k) {
-		n->idle[svc] = k->next;
-		n->nidle[svc]--;
-	}
-	pthread_mutex_unlock(&n->lock);
-	if (k) {
+	for (;;) {
+		pthread_mutex_lock(&n->lock);
+		struct vc_conn *k = n->idle[svc];
+		if (k) {
+			n->idle[svc] = k->next;
+			n->nidle[svc]--;
+		}
+		pthread_mutex_unlock(&n->lock);
+		if (!k)
+			break;
+		if (idle_conn_stale(k)) {
+			conn_close(k);
+			continue;
+		}
 		*out = k;
 		*reused = 1;
 		return 0;
@@ -355,8 +369,14 @@ int vc_call(struct vc_client *c, int idx, const char *hdr, size_t hdr_len, const
 int vc_call_svc(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, size_t hdr_len,
 		const void *payload, size_t plen, struct vc_reply *rep)
 {
+	return vc_call_svc_t(c, idx, svc, hdr, hdr_len, payload, plen, c->cfg.timeout_ms, rep);
+}
+
+int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, size_t hdr_len,
+		  const void *payload, size_t plen, int timeout_ms, struct vc_reply *rep)
+{
 	struct vc_node *n = &c->cfg.nodes[idx];
-	int64_t deadline = vc_now_ms() + c->cfg.timeout_ms;
+	int64_t deadline = vc_now_ms() + timeout_ms;
 	memset(rep, 0, sizeof *rep);
 	for (int attempt = 0;; attempt++) {
 		struct vc_conn *k = NULL;
@@ -382,7 +402,10 @@ int vc_call_svc(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, 
 		memset(rep, 0, sizeof *rep);
 		/* a pooled connection the node closed while idle (restart,
 		 * idle timeout): its siblings are stale too; retry fresh */
-		if (reused && attempt == 0 && (rc == -ECONNRESET || rc == -EPIPE)) {
+		/* (not for cpupool jobs: the node may have died mid-job, and
+		 * a job must never silently run twice) */
+		if (reused && attempt == 0 && svc != VC_SVC_CPUPOOL &&
+		    (rc == -ECONNRESET || rc == -EPIPE)) {
 			vc_pool_flush(n, svc);
 			continue;
 		}

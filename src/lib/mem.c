@@ -107,11 +107,38 @@ static int get_one(struct vc_client *c, uint64_t vuid, uint64_t off, int64_t len
 
 static int load_span(struct vc_client *c, uint64_t vuid, struct span *s)
 {
+	if (span_cache_get(&c->spans, vuid, s) == 0)
+		return 0;
 	struct vc_reply rep;
 	int rc = get_one(c, vuid, 0, -1, &rep);
 	if (rc == 0)
 		rc = span_parse(rep.data, rep.data_len, s);
 	free(rep.data);
+	if (rc == 0)
+		span_cache_put(&c->spans, vuid, s);
+	return rc;
+}
+
+/* Does chunk i of s overlap the byte range [offset, offset+len)?  If so,
+ * [*a, *b) is the overlap in span coordinates and *cstart the chunk's
+ * first byte. */
+static bool chunk_overlap(const struct span *s, uint32_t i, uint64_t offset, uint64_t len,
+			  uint64_t *cstart, uint64_t *a, uint64_t *b)
+{
+	*cstart = (uint64_t)i * s->chunk;
+	uint64_t cend = *cstart + s->chunk;
+	*a = offset > *cstart ? offset : *cstart;
+	*b = offset + len < cend ? offset + len : cend;
+	return *a < *b;
+}
+
+/* Ends a span operation: a chunk that is gone means the span was freed
+ * (by anyone), so forget the cached descriptor. */
+static int span_done(struct vc_client *c, uint64_t vuid, struct span *s, int rc)
+{
+	if (rc == -ENOENT)
+		span_cache_drop(&c->spans, vuid);
+	span_clear(s);
 	return rc;
 }
 
@@ -180,8 +207,7 @@ int virgo_set(virgo_vuid_t vuid, const void *data, size_t len)
 		size_t piece = start >= len ? 0 : (len - start < s.chunk ? len - start : s.chunk);
 		rc = set_one(c, s.vuids[i], -1, piece ? (const void *)((const uint8_t *)data + start) : (const void *)"", piece);
 	}
-	span_clear(&s);
-	return rc;
+	return span_done(c, vuid, &s, rc);
 }
 
 int virgo_set_at(virgo_vuid_t vuid, size_t offset, const void *data, size_t len)
@@ -200,17 +226,14 @@ int virgo_set_at(virgo_vuid_t vuid, size_t offset, const void *data, size_t len)
 		return rc;
 	if (offset > s.total || len > s.total - offset)
 		rc = -ERANGE;
-	for (uint32_t i = 0; i < s.n && rc == 0 && len > 0; i++) {
-		uint64_t cstart = (uint64_t)i * s.chunk, cend = cstart + s.chunk;
-		uint64_t a = offset > cstart ? offset : cstart;
-		uint64_t b = offset + len < cend ? offset + len : cend;
-		if (a >= b)
+	for (uint32_t i = 0; i < s.n && rc == 0; i++) {
+		uint64_t cstart, a, b;
+		if (!chunk_overlap(&s, i, offset, len, &cstart, &a, &b))
 			continue;
 		rc = set_one(c, s.vuids[i], (int64_t)(a - cstart), (const uint8_t *)data + (a - offset),
 			     (size_t)(b - a));
 	}
-	span_clear(&s);
-	return rc;
+	return span_done(c, vuid, &s, rc);
 }
 
 int virgo_get(virgo_vuid_t vuid, void **data, size_t *len)
@@ -263,7 +286,7 @@ int virgo_get(virgo_vuid_t vuid, void **data, size_t *len)
 		free(parts[i]);
 	free(parts);
 	free(plen);
-	span_clear(&s);
+	span_done(c, vuid, &s, rc);
 	if (rc == 0) {
 		*data = out;
 		*len = (size_t)total;
@@ -295,11 +318,9 @@ int virgo_get_at(virgo_vuid_t vuid, size_t offset, void *buf, size_t len)
 		return rc;
 	if (offset > s.total || len > s.total - offset)
 		rc = -ERANGE;
-	for (uint32_t i = 0; i < s.n && rc == 0 && len > 0; i++) {
-		uint64_t cstart = (uint64_t)i * s.chunk, cend = cstart + s.chunk;
-		uint64_t a = offset > cstart ? offset : cstart;
-		uint64_t b = offset + len < cend ? offset + len : cend;
-		if (a >= b)
+	for (uint32_t i = 0; i < s.n && rc == 0; i++) {
+		uint64_t cstart, a, b;
+		if (!chunk_overlap(&s, i, offset, len, &cstart, &a, &b))
 			continue;
 		rc = get_one(c, s.vuids[i], a - cstart, (int64_t)(b - a), &rep);
 		if (rc == 0 && rep.data_len != b - a)
@@ -308,8 +329,7 @@ int virgo_get_at(virgo_vuid_t vuid, size_t offset, void *buf, size_t len)
 			memcpy((uint8_t *)buf + (a - offset), rep.data, (size_t)(b - a));
 		free(rep.data);
 	}
-	span_clear(&s);
-	return rc;
+	return span_done(c, vuid, &s, rc);
 }
 
 int virgo_free(virgo_vuid_t vuid)
@@ -330,6 +350,7 @@ int virgo_free(virgo_vuid_t vuid)
 		if (r && !rc)
 			rc = r;
 	}
+	span_cache_drop(&c->spans, vuid);
 	span_clear(&s);
 	int r = free_one(c, vuid);
 	return rc ? rc : r;

@@ -22,7 +22,13 @@ enum vc_reply_kind vc_reply_classify(const char *line, size_t len, uint64_t *n, 
 	if (starts(line, len, "VALUE") || starts(line, len, "PONG")) {
 		int value = line[0] == 'V';
 		size_t skip = value ? 6 : 5;
-		if (len <= skip || frame_u64((const uint8_t *)line + skip, len - skip, n) != 0)
+		/* VALUE <n> may carry more words (cpupool run: exit status) */
+		size_t end = skip;
+		while (value && end < len && line[end] != ' ')
+			end++;
+		if (!value)
+			end = len;
+		if (len <= skip || frame_u64((const uint8_t *)line + skip, end - skip, n) != 0)
 			return VC_R_BAD;
 		return value ? VC_R_VALUE : VC_R_PONG;
 	}

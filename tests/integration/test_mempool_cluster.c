@@ -4,6 +4,8 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,7 +25,9 @@
 /* chunk_size 64K makes spanning cheap to test; node limit 8M makes the
  * limit reachable; timeout 1500 ms bounds the dead-node test. */
 #define NODE_EXTRA "mem_limit = 8M\nmax_alloc = 4M\n"
-#define CLIENT_EXTRA "chunk_size = 64K\ntimeout_ms = 1500\nconnect_timeout_ms = 500\nbackoff_ms = 200\n"
+#define CLIENT_EXTRA                                                                       \
+	"chunk_size = 64K\ntimeout_ms = 1500\nconnect_timeout_ms = 500\nbackoff_ms = 200\n"       \
+	"backoff_max_ms = 2000\n"
 
 static struct th_cluster cl;
 
@@ -182,6 +186,52 @@ static void spanning_allocation(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_true(node_bytes(i) == before[i]);
 	assert_int_equal(virgo_free(v), -ENOENT);
+}
+
+/* Another client frees a span this one has cached: the answer is ENOENT,
+ * never stale data. */
+static void span_freed_elsewhere(void **state)
+{
+	(void)state;
+	virgo_vuid_t v;
+	assert_int_equal(virgo_malloc(200000, &v), 0);
+	assert_int_equal(virgo_set(v, "cached", 6), 0); /* descriptor now cached */
+	char hex[17], line[256], buf[8192];
+	virgo_vuid_format(v, hex);
+	int port = th_port(&cl, (int)virgo_vuid_node(v) - 1, 30000);
+	int fd = th_connect(port);
+	int n = snprintf(line, sizeof line, "get %s\r\n", hex);
+	assert_int_equal(th_send(fd, line, (size_t)n), 0);
+	/* VALUE <n>, the descriptor (ends in LF), then CRLF */
+	assert_true(th_recv_until(fd, buf, sizeof buf, "\n\r\n", 3000) > 0);
+	close(fd);
+	/* free it through a second, independent libvirgo-free path: raw
+	 * frees of each chunk and the descriptor */
+	char *p = strstr(buf, "VSPAN1");
+	assert_non_null(p);
+	p = strchr(p, '\n') + 1;
+	char chunk[17];
+	while (sscanf(p, "%16[0-9a-f]", chunk) == 1) {
+		virgo_vuid_t cv;
+		assert_int_equal(virgo_vuid_parse(chunk, &cv), 0);
+		int cfd = th_connect(th_port(&cl, (int)virgo_vuid_node(cv) - 1, 30000));
+		n = snprintf(line, sizeof line, "free %s\r\n", chunk);
+		th_send(cfd, line, (size_t)n);
+		assert_true(th_recv_until(cfd, line, sizeof line, "\r\n", 3000) > 0);
+		assert_string_equal(line, "OK\r\n");
+		close(cfd);
+		p = strchr(p, '\n') + 1;
+	}
+	fd = th_connect(port);
+	n = snprintf(line, sizeof line, "free %s\r\n", hex);
+	th_send(fd, line, (size_t)n);
+	assert_true(th_recv_until(fd, line, sizeof line, "\r\n", 3000) > 0);
+	close(fd);
+	void *d;
+	size_t len;
+	assert_int_equal(virgo_get(v, &d, &len), -ENOENT);
+	assert_int_equal(virgo_get(v, &d, &len), -ENOENT);
+	assert_int_equal(virgo_set(v, "x", 1), -ENOENT);
 }
 
 static void free_then_get_and_double_free(void **state)
@@ -403,14 +453,107 @@ static void concurrent_clients(void **state)
 	assert_int_equal(bad, 0);
 }
 
+#define MIDRUN_THREADS 6
+
+struct midrun {
+	virgo_vuid_t v[3]; /* one allocation per node */
+	_Atomic int ops, stop;
+	_Atomic int64_t max_ms;
+	_Atomic int errors_dead, errors_live;
+};
+
+static void *midrun_worker(void *arg)
+{
+	struct midrun *m = arg;
+	for (unsigned i = 0; !m->stop; i++) {
+		int k = (int)(i % 3);
+		int64_t t0 = th_now_ms();
+		int rc = virgo_set(m->v[k], "payload", 7);
+		int64_t dt = th_now_ms() - t0;
+		int64_t cur = m->max_ms;
+		while (dt > cur && !atomic_compare_exchange_weak(&m->max_ms, &cur, dt))
+			;
+		if (rc != 0) {
+			if (virgo_vuid_node(m->v[k]) == 3)
+				m->errors_dead++;
+			else
+				m->errors_live++;
+		}
+		m->ops++;
+	}
+	return NULL;
+}
+
+/* Node 3 is SIGKILLed while clients hammer all three nodes: calls to it
+ * fail fast, calls to the others keep succeeding, nothing hangs; then it
+ * is restarted and clients use it again after the back-off. */
+static void node_killed_mid_run(void **state)
+{
+	(void)state;
+	static struct midrun m;
+	memset(&m, 0, sizeof m);
+	/* place one allocation on each node (random policy: retry until) */
+	virgo_vuid_t extra[64];
+	int nextra = 0;
+	for (int have = 0; have != 7 && nextra < 64;) {
+		virgo_vuid_t v;
+		assert_int_equal(virgo_malloc(16, &v), 0);
+		int k = (int)virgo_vuid_node(v) - 1;
+		if (!(have & (1 << k))) {
+			m.v[k] = v;
+			have |= 1 << k;
+		} else {
+			extra[nextra++] = v;
+		}
+	}
+	pthread_t th[MIDRUN_THREADS];
+	for (int i = 0; i < MIDRUN_THREADS; i++)
+		pthread_create(&th[i], NULL, midrun_worker, &m);
+	int64_t deadline = th_now_ms() + 5000;
+	while (m.ops < 2000 && th_now_ms() < deadline)
+		sched_yield();
+	th_node_signal(&cl, 2, SIGKILL);
+	int at_kill = m.ops;
+	deadline = th_now_ms() + 5000;
+	while (m.ops < at_kill + 3000 && th_now_ms() < deadline)
+		sched_yield();
+	m.stop = 1;
+	for (int i = 0; i < MIDRUN_THREADS; i++)
+		pthread_join(th[i], NULL);
+	print_message("mid-run kill: %d ops, %d errors on the dead node, %d elsewhere, "
+		      "slowest call %lld ms\n",
+		      (int)m.ops, (int)m.errors_dead, (int)m.errors_live, (long long)m.max_ms);
+	assert_true(m.ops >= at_kill + 3000);
+	assert_true(m.errors_dead > 0);
+	assert_int_equal(m.errors_live, 0);
+	assert_true(m.max_ms < 1500 + 500); /* timeout_ms + scheduling margin */
+	/* restart node 3: after its back-off it is used again */
+	assert_int_equal(th_node_start(&cl, 2), 0);
+	deadline = th_now_ms() + 10000;
+	int used = 0;
+	while (!used && th_now_ms() < deadline) {
+		virgo_vuid_t v;
+		assert_int_equal(virgo_malloc(16, &v), 0);
+		used = virgo_vuid_node(v) == 3;
+		assert_int_equal(virgo_free(v), 0);
+	}
+	assert_true(used);
+	assert_int_equal(virgo_free(m.v[0]), 0);
+	assert_int_equal(virgo_free(m.v[1]), 0);
+	for (int i = 0; i < nextra; i++)
+		if (virgo_vuid_node(extra[i]) != 3)
+			assert_int_equal(virgo_free(extra[i]), 0);
+}
+
 /* Runs last: it stops node 3. */
 static void dead_node_is_an_error_not_a_hang(void **state)
 {
 	(void)state;
 	/* find an allocation that lives on node 3 */
-	virgo_vuid_t v = 0, tries[32];
+	virgo_vuid_t v = 0, tries[256];
 	int nt = 0;
-	while (nt < 32) {
+	int64_t until = th_now_ms() + 10000; /* node 3 may still be in back-off */
+	while (nt < 256 && th_now_ms() < until) {
 		assert_int_equal(virgo_malloc(16, &tries[nt]), 0);
 		if (virgo_vuid_node(tries[nt++]) == 3) {
 			v = tries[nt - 1];
@@ -452,6 +595,7 @@ int main(void)
 		cmocka_unit_test(round_trip_1mib_with_nuls),
 		cmocka_unit_test(unspanned_1mib_raw_value),
 		cmocka_unit_test(spanning_allocation),
+		cmocka_unit_test(span_freed_elsewhere),
 		cmocka_unit_test(free_then_get_and_double_free),
 		cmocka_unit_test(write_past_size),
 		cmocka_unit_test(memory_limit),
@@ -459,6 +603,7 @@ int main(void)
 		cmocka_unit_test(notes_call_syntax),
 		cmocka_unit_test(pipelining_in_order),
 		cmocka_unit_test(concurrent_clients),
+		cmocka_unit_test(node_killed_mid_run),
 		cmocka_unit_test(dead_node_is_an_error_not_a_hang),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

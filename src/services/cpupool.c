@@ -1,0 +1,643 @@
+/*
+ * cpupool.c - the CPU pooling service (port 10000, notes §888-§890, §937).
+ *
+ * Glue between the pure parser (cpupool_proto.c), the bounded worker pool
+ * (cpupool_pool.c) and the three kinds of work: built-ins
+ * (cpupool_builtin.c), plugin functions (cpupool_plugin.c) and allow-listed
+ * executables (cpupool_exec.c).  A request becomes a job on the pool, never
+ * work on the event loop; the connection waits (VSVC_WAIT) with a ticket
+ * that the pool thread posts back (vconn_async.c), and the reply is written
+ * on the connection's own loop.  One job per connection at a time keeps
+ * pipelined replies in order.  A native client that disconnects cancels
+ * its job (the child is killed, the plugin's cancel flag set); the notes'
+ * one-shot call syntax tolerates a half-close and still gets its reply.
+ * Plugin functions cannot be killed, so a loop-side timer answers
+ * ETIMEDOUT at the deadline and abandons the job (its thread stays busy
+ * until the function returns).
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/errcode.h"
+#include "../daemon/config.h"
+#include "../daemon/log.h"
+#include "../daemon/service.h"
+#include "cpupool_builtin.h"
+#include "cpupool_exec.h"
+#include "cpupool_load.h"
+#include "cpupool_plugin.h"
+#include "cpupool_pool.h"
+#include "cpupool_proto.h"
+
+#define CP_MAX_ALLOW 64
+#define CP_SAFE_PATH "/usr/local/bin:/usr/bin:/bin"
+
+struct cp_allow {
+	char name[128]; /* as configured: a bare name or an absolute path */
+	char path[256]; /* absolute path executed */
+	dev_t dev; /* the file, for requests that name it by another path */
+	ino_t ino;
+};
+
+struct cpupool {
+	unsigned node_id;
+	struct cp_limits lim;
+	int job_timeout_ms;
+	uint64_t output_cap, mem_limit;
+	struct cp_allow allow[CP_MAX_ALLOW];
+	int nallow;
+	struct cp_plugins *plugins;
+	struct cp_pool *pool;
+	_Atomic uint64_t done, failed, rejected, cancelled;
+};
+
+enum cp_kind { CP_K_BUILTIN, CP_K_PLUGIN, CP_K_EXEC };
+
+struct cp_job {
+	struct cpupool *cp;
+	enum cp_kind kind;
+	bool legacy;
+	cp_builtin_fn builtin;
+	virgo_fn plugin;
+	char path[256];
+	char **argv; /* exec: pointers into arg */
+	bool force_argv0; /* exec: argv[0] becomes path */
+	uint8_t *arg; /* argument bytes, or the argv block */
+	size_t arg_len;
+	int64_t deadline_ms;
+	volatile int cancel; /* set with __atomic_store_n */
+	int cancel_pipe[2];
+	struct vconn_ticket *ticket;
+	struct event *timer; /* plugin jobs: loop-side deadline */
+	/* result */
+	int rc;
+	uint8_t *out;
+	size_t out_len;
+	struct cp_exec_result xr;
+};
+
+struct cpupool_conn {
+	struct frame_state fs;
+	uint64_t need;
+	bool legacy_close;
+	struct cp_job *job; /* running or queued for this connection */
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- allow-list ----------------------------------------------------------- */
+
+static int resolve_exec(const char *name, char *path, size_t cap)
+{
+	if (name[0] == '/') {
+		snprintf(path, cap, "%s", name);
+		return access(path, X_OK) == 0 ? 0 : -1;
+	}
+	char dirs[] = CP_SAFE_PATH, *save = NULL;
+	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		snprintf(path, cap, "%s/%s", d, name);
+		if (access(path, X_OK) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+static int load_allow(struct cpupool *cp, const char *list)
+{
+	char buf[4096], *save = NULL;
+	snprintf(buf, sizeof buf, "%s", list);
+	for (char *t = strtok_r(buf, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+		if (cp->nallow == CP_MAX_ALLOW || strlen(t) >= sizeof cp->allow[0].name) {
+			log_error("allow_exec: too many entries or name too long: %s", t);
+			return -1;
+		}
+		if ((t[0] != '/' && strchr(t, '/')) || cp_path_traverses(t)) {
+			log_error("allow_exec: '%s' must be a bare name or an absolute path", t);
+			return -1;
+		}
+		struct cp_allow *a = &cp->allow[cp->nallow];
+		snprintf(a->name, sizeof a->name, "%s", t);
+		struct stat st;
+		if (resolve_exec(t, a->path, sizeof a->path) != 0 || stat(a->path, &st) != 0) {
+			log_warn("allow_exec: '%s' not found (or not executable); skipped", t);
+			continue;
+		}
+		a->dev = st.st_dev;
+		a->ino = st.st_ino;
+		cp->nallow++;
+	}
+	return 0;
+}
+
+/* The allowed program a request names: exactly a configured name or its
+ * resolved path (*exact), or an absolute path to the same file (/bin/sh
+ * for an allowed /usr/bin/sh); else NULL.  Bare names are never looked up
+ * beyond the list. */
+static const struct cp_allow *find_allow(struct cpupool *cp, const char *name, bool *exact)
+{
+	*exact = true;
+	for (int i = 0; i < cp->nallow; i++)
+		if (strcmp(cp->allow[i].name, name) == 0 || strcmp(cp->allow[i].path, name) == 0)
+			return &cp->allow[i];
+	struct stat st;
+	*exact = false;
+	if (name[0] != '/' || stat(name, &st) != 0)
+		return NULL;
+	for (int i = 0; i < cp->nallow; i++)
+		if (cp->allow[i].dev == st.st_dev && cp->allow[i].ino == st.st_ino)
+			return &cp->allow[i];
+	return NULL;
+}
+
+/* ---- service life ------------------------------------------------------- */
+
+static void job_free(struct cp_job *j)
+{
+	if (j->timer)
+		event_free(j->timer);
+	for (int i = 0; i < 2; i++)
+		if (j->cancel_pipe[i] >= 0)
+			close(j->cancel_pipe[i]);
+	free(j->argv);
+	free(j->arg);
+	free(j->out);
+	cp_exec_result_free(&j->xr);
+	free(j);
+}
+
+static void load_fill(struct cpupool *cp, struct cp_load *l)
+{
+	memset(l, 0, sizeof *l);
+	cp_load_sample(l);
+	struct cp_pool_counts pc;
+	cp_pool_counts(cp->pool, &pc);
+	l->node_id = cp->node_id;
+	l->running = pc.running;
+	l->queued = pc.queued;
+	l->workers = pc.workers;
+	l->queue_max = pc.queue_max;
+	l->jobs_done = cp->done;
+	l->jobs_failed = cp->failed;
+	l->jobs_rejected = cp->rejected;
+	l->jobs_cancelled = cp->cancelled;
+}
+
+static char *load_text(void *arg)
+{
+	struct cp_load l;
+	load_fill(arg, &l);
+	size_t n = cp_load_format(&l, "", "\n", NULL, 0) + 1;
+	char *t = malloc(n);
+	if (t)
+		cp_load_format(&l, "", "\n", t, n);
+	return t;
+}
+
+static void job_done(struct vconn *c, void *arg);
+
+/* Pool thread: run one job, then post it back to its connection. */
+static void job_run(void *arg)
+{
+	struct cp_job *j = arg;
+	struct cpupool *cp = j->cp;
+	if (__atomic_load_n(&j->cancel, __ATOMIC_ACQUIRE))
+		j->rc = -ECANCELED;
+	else if (now_ms() >= j->deadline_ms)
+		j->rc = -ETIMEDOUT;
+	else if (j->kind == CP_K_BUILTIN) {
+		struct cp_builtin_ctx ctx = {j->cancel_pipe[0], j->deadline_ms, load_text, cp};
+		j->rc = j->builtin(&ctx, j->arg, j->arg_len, &j->out, &j->out_len);
+	} else if (j->kind == CP_K_PLUGIN) {
+		void *out = NULL;
+		size_t out_len = 0;
+		j->rc = j->plugin(j->arg, j->arg_len, &out, &out_len, &j->cancel);
+		if (j->rc > 0)
+			j->rc = -EIO; /* the signature says 0 or negative */
+		j->out = out;
+		j->out_len = out ? out_len : 0;
+		if (j->rc != 0) {
+			free(j->out);
+			j->out = NULL;
+			j->out_len = 0;
+		}
+	} else {
+		struct cp_exec_limits lim = {cp->output_cap, cp->mem_limit, j->deadline_ms};
+		j->rc = cp_exec_run(j->path, j->argv, &lim, j->cancel_pipe[0], &j->xr);
+	}
+	if (j->rc == 0 && j->out_len > cp->output_cap)
+		j->rc = -E2BIG;
+	if (j->rc == 0)
+		atomic_fetch_add(&cp->done, 1);
+	else if (j->rc == -ECANCELED)
+		atomic_fetch_add(&cp->cancelled, 1);
+	else
+		atomic_fetch_add(&cp->failed, 1);
+	vconn_ticket_post(j->ticket, job_done, j);
+}
+
+static void job_drop(void *arg)
+{
+	struct cp_job *j = arg;
+	j->rc = -ECANCELED;
+	vconn_ticket_drop(j->ticket);
+	job_free(j);
+}
+
+static void reply_err(struct evbuffer *out, int code, const char *msg)
+{
+	evbuffer_add_printf(out, "ERR %s %s\r\n", ec_name(code), msg);
+}
+
+static const char *job_err_msg(int err)
+{
+	switch (err) {
+	case ETIMEDOUT: return "job killed at its deadline (job_timeout_ms)";
+	case ECANCELED: return "job cancelled";
+	case E2BIG: return "result larger than output_cap";
+	case ENOENT: return "no such program";
+	case EACCES: return "permission denied executing the program";
+	case EINVAL: return "the function rejected its argument";
+	case ENOMEM: return "out of memory";
+	default: return "the job failed";
+	}
+}
+
+static void write_result(struct cp_job *j, struct evbuffer *out)
+{
+	if (j->rc != 0) {
+		reply_err(out, -j->rc, job_err_msg(-j->rc));
+		return;
+	}
+	if (j->kind != CP_K_EXEC) {
+		if (!j->legacy)
+			evbuffer_add_printf(out, "VALUE %zu\r\n", j->out_len);
+		evbuffer_add(out, j->out, j->out_len);
+		evbuffer_add(out, "\r\n", 2);
+		return;
+	}
+	struct cp_exec_result *x = &j->xr;
+	if (!j->legacy)
+		evbuffer_add_printf(out, "VALUE %zu %s %d %zu %d\r\n", x->out_len + x->err_len,
+				    x->signaled ? "signal" : "exit", x->code, x->out_len,
+				    x->truncated ? 1 : 0);
+	evbuffer_add(out, x->out, x->out_len);
+	if (!j->legacy)
+		evbuffer_add(out, x->err, x->err_len);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* Loop thread: the job is back (c NULL if its connection is gone). */
+static void job_done(struct vconn *c, void *arg)
+{
+	struct cp_job *j = arg;
+	struct cpupool_conn *cc = c ? vconn_state(c) : NULL;
+	if (!cc || cc->job != j) { /* gone, or abandoned at its deadline */
+		job_free(j);
+		return;
+	}
+	cc->job = NULL;
+	write_result(j, vconn_out(c));
+	job_free(j);
+	vconn_resume(c);
+}
+
+static void job_cancel(struct cp_job *j)
+{
+	__atomic_store_n(&j->cancel, 1, __ATOMIC_RELEASE);
+	ssize_t w = write(j->cancel_pipe[1], "x", 1);
+	(void)w;
+}
+
+/* Loop thread: a plugin job reached its deadline. */
+static void plugin_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct vconn *c = arg;
+	struct cpupool_conn *cc = vconn_state(c);
+	struct cp_job *j = cc->job;
+	if (!j)
+		return;
+	event_free(j->timer);
+	j->timer = NULL;
+	job_cancel(j);
+	cc->job = NULL; /* abandoned: job_done will just free it */
+	reply_err(vconn_out(c), ETIMEDOUT,
+		  "job still running at its deadline (job_timeout_ms); cancel flag set");
+	vconn_resume(c);
+}
+
+static struct cp_job *job_new(struct cpupool *cp, const struct cp_req *r)
+{
+	struct cp_job *j = calloc(1, sizeof *j);
+	if (!j)
+		return NULL;
+	j->cp = cp;
+	j->legacy = r->legacy;
+	j->cancel_pipe[0] = j->cancel_pipe[1] = -1;
+	if (pipe2(j->cancel_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		free(j);
+		return NULL;
+	}
+	uint64_t t = r->timeout_ms && r->timeout_ms < (uint64_t)cp->job_timeout_ms
+			     ? r->timeout_ms
+			     : (uint64_t)cp->job_timeout_ms;
+	j->deadline_ms = now_ms() + (int64_t)t;
+	return j;
+}
+
+/* Sets the job's argv from a NUL-separated block it owns. */
+static int job_set_argv(struct cp_job *j, int argc)
+{
+	j->argv = calloc((size_t)argc + 1, sizeof *j->argv);
+	if (!j->argv)
+		return -ENOMEM;
+	size_t off = 0;
+	for (int i = 0; i < argc; i++) {
+		j->argv[i] = (char *)j->arg + off;
+		off += strlen(j->argv[i]) + 1;
+	}
+	return 0;
+}
+
+/* Resolves what the request names; fills the job's kind.  0 or -errno
+ * with *msg. */
+static int job_resolve(struct cpupool *cp, struct cp_job *j, const struct cp_req *r,
+		       const char **msg)
+{
+	char name[CP_NAME_MAX + 1];
+	if (r->op == CP_OP_RUN) {
+		snprintf(name, sizeof name, "%.*s", (int)strnlen((const char *)r->data, CP_NAME_MAX),
+			 (const char *)r->data);
+	} else {
+		memcpy(name, r->name, r->name_len);
+		name[r->name_len] = '\0';
+	}
+	if (r->op != CP_OP_RUN) {
+		if ((j->builtin = cp_builtin_find(name))) {
+			j->kind = CP_K_BUILTIN;
+			return 0;
+		}
+		if (cp_fn_name_ok(r->name, r->name_len) && (j->plugin = cp_plugins_find(cp->plugins, name))) {
+			j->kind = CP_K_PLUGIN;
+			return 0;
+		}
+	}
+	if (cp_path_traverses(name)) {
+		*msg = "path traversal refused";
+		return -EACCES;
+	}
+	bool exact;
+	const struct cp_allow *a = find_allow(cp, name, &exact);
+	if (!a) {
+		if (r->op == CP_OP_CLONE ||
+		    (r->op == CP_OP_CALL && !strchr(name, '/') && cp_fn_name_ok(r->name, r->name_len))) {
+			*msg = "no such function (not a built-in, not in a plugin library)";
+			return -ENOENT;
+		}
+		*msg = "program not in this node's allow_exec list";
+		return -EACCES;
+	}
+	if (r->op == CP_OP_CLONE) {
+		*msg = "an executable: use run";
+		return -EINVAL;
+	}
+	j->kind = CP_K_EXEC;
+	/* another path to an allowed file runs under the allowed path as
+	 * argv[0] too: a multi-call binary (busybox) must not pick its
+	 * personality from a client-chosen name */
+	j->force_argv0 = !exact;
+	snprintf(j->path, sizeof j->path, "%s", a->path);
+	return 0;
+}
+
+/* Builds and submits a job for a clone/run/call request. */
+static void start_job(struct cpupool *cp, struct vconn *c, const struct cp_req *r)
+{
+	struct evbuffer *out = vconn_out(c);
+	struct cpupool_conn *cc = vconn_state(c);
+	struct cp_job *j = job_new(cp, r);
+	const char *msg = "out of memory";
+	int rc = j ? 0 : -ENOMEM;
+	if (rc == 0)
+		rc = job_resolve(cp, j, r, &msg);
+	if (rc == 0) {
+		size_t extra = j->kind == CP_K_EXEC && r->op == CP_OP_CALL ? r->name_len + 2 : 0;
+		j->arg = malloc(r->data_len + extra + 1);
+		if (!j->arg)
+			rc = -ENOMEM;
+	}
+	if (rc == 0) {
+		if (j->kind == CP_K_EXEC && r->op == CP_OP_CALL) {
+			/* notes' form: the argument (if any) is argv[1] */
+			memcpy(j->arg, r->name, r->name_len);
+			j->arg[r->name_len] = '\0';
+			size_t o = r->name_len + 1;
+			int argc = 1;
+			if (r->data_len) {
+				if (memchr(r->data, '\0', r->data_len)) {
+					rc = -EINVAL;
+					msg = "a program argument cannot hold a NUL byte";
+				}
+				memcpy(j->arg + o, r->data, r->data_len);
+				j->arg[o + r->data_len] = '\0';
+				o += r->data_len + 1;
+				argc = 2;
+			}
+			j->arg_len = o;
+			if (rc == 0)
+				rc = job_set_argv(j, argc);
+		} else {
+			if (r->data_len)
+				memcpy(j->arg, r->data, r->data_len);
+			j->arg_len = r->data_len;
+			if (j->kind == CP_K_EXEC) {
+				const char *why;
+				rc = job_set_argv(j, cp_argv_check(j->arg, j->arg_len, &why));
+			}
+		}
+	}
+	if (rc == 0 && j->kind == CP_K_EXEC && j->force_argv0)
+		j->argv[0] = j->path;
+	if (rc == 0 && !(j->ticket = vconn_ticket_new(c)))
+		rc = -ENOMEM;
+	if (rc == 0 && j->kind == CP_K_PLUGIN) {
+		j->timer = evtimer_new(vconn_base(c), plugin_timer_cb, c);
+		int64_t left = j->deadline_ms - now_ms();
+		struct timeval tv = {left / 1000, (left % 1000) * 1000};
+		if (!j->timer || evtimer_add(j->timer, &tv) != 0)
+			rc = -ENOMEM;
+	}
+	if (rc == 0) {
+		cc->job = j;
+		rc = cp_pool_submit(cp->pool, j);
+		if (rc == 0)
+			return;
+		cc->job = NULL;
+		atomic_fetch_add(&cp->rejected, 1);
+		msg = "every worker is busy and the job queue is full (cpu_workers, cpu_queue)";
+	}
+	if (j) {
+		if (j->ticket)
+			vconn_ticket_drop(j->ticket);
+		job_free(j);
+	}
+	reply_err(out, -rc, msg);
+}
+
+static const char cpupool_help[] =
+	"HELP clone <function> <nbytes> [<timeout_ms>] + bytes + CRLF -> VALUE <n> + result\r\n"
+	"HELP run <nbytes> [<timeout_ms>] + argv (NUL-terminated strings) + CRLF\r\n"
+	"HELP      -> VALUE <n> exit|signal <code> <stdout bytes> <truncated 0|1> + stdout+stderr\r\n"
+	"HELP load | stats | ping | help | quit\r\n"
+	"HELP virgo_clone(<function>,<argument>) or a bare <function> -> bare result, close\r\n"
+	"HELP built-ins: virgo_cloud_test (echo), virgo_sleep (<ms>), virgo_load\r\n"
+	"END\r\n";
+
+static int cpupool_exec(struct cpupool *cp, struct vconn *c, const struct cp_req *r)
+{
+	struct evbuffer *out = vconn_out(c);
+	switch (r->op) {
+	case CP_OP_CLONE:
+	case CP_OP_RUN:
+	case CP_OP_CALL:
+		start_job(cp, c, r);
+		return VSVC_KEEP;
+	case CP_OP_LOAD: {
+		struct cp_load l;
+		load_fill(cp, &l);
+		char buf[1024];
+		cp_load_format(&l, "STAT ", "\r\n", buf, sizeof buf);
+		evbuffer_add_printf(out, "%sEND\r\n", buf);
+		return VSVC_KEEP;
+	}
+	case CP_OP_PING:
+		evbuffer_add_printf(out, "PONG %u\r\n", cp->node_id);
+		return VSVC_KEEP;
+	case CP_OP_HELP:
+		evbuffer_add(out, cpupool_help, sizeof cpupool_help - 1);
+		return VSVC_KEEP;
+	case CP_OP_QUIT:
+	default:
+		return VSVC_CLOSE;
+	}
+}
+
+static int cpupool_on_input(struct vconn *c, struct evbuffer *in, bool eof)
+{
+	struct cpupool *cp = vconn_svc(c);
+	struct cpupool_conn *cc = vconn_state(c);
+	for (;;) {
+		if (cc->job) {
+			/* a native client that closes while its job runs is
+			 * gone: closing cancels the job (conn_close) */
+			if (eof && !cc->job->legacy)
+				return VSVC_CLOSE;
+			return VSVC_WAIT;
+		}
+		size_t len = evbuffer_get_length(in);
+		if (len == 0 || (!eof && cc->need && len < cc->need))
+			break;
+		const uint8_t *buf = evbuffer_pullup(in, -1);
+		struct cp_req req;
+		size_t used;
+		int code;
+		const char *msg;
+		enum cp_parse_result pr =
+			cp_parse(&cc->fs, buf, len, eof, &cp->lim, &req, &used, &cc->need, &code, &msg);
+		int rc = VSVC_KEEP;
+		if (pr == CP_REQ) {
+			rc = cpupool_exec(cp, c, &req);
+			cc->legacy_close = req.legacy;
+		} else if (pr == CP_ERROR) {
+			reply_err(vconn_out(c), code, msg);
+		}
+		evbuffer_drain(in, used);
+		if (rc == VSVC_CLOSE)
+			return VSVC_CLOSE;
+		if (pr == CP_MORE && (eof || used == 0))
+			break;
+	}
+	/* like the original, a call-syntax request is one per connection:
+	 * close once everything that arrived is answered */
+	if (cc->legacy_close && evbuffer_get_length(in) == 0)
+		return VSVC_CLOSE;
+	return VSVC_KEEP;
+}
+
+static void cpupool_conn_close(struct vconn *c)
+{
+	struct cpupool_conn *cc = vconn_state(c);
+	struct cp_job *j = cc->job;
+	if (!j)
+		return;
+	cc->job = NULL;
+	if (j->timer) {
+		event_free(j->timer);
+		j->timer = NULL;
+	}
+	job_cancel(j); /* its completion arrives with c == NULL and frees it */
+}
+
+static int cpupool_init(const struct vd_config *cfg, void **out)
+{
+	struct cpupool *cp = calloc(1, sizeof *cp);
+	if (!cp)
+		return -ENOMEM;
+	cp->node_id = cfg->node_id;
+	cp->lim.max_line = cfg->max_line;
+	cp->lim.max_arg = cfg->max_value;
+	cp->job_timeout_ms = cfg->job_timeout_ms;
+	cp->output_cap = cfg->output_cap;
+	cp->mem_limit = cfg->job_mem_limit;
+	if (load_allow(cp, cfg->allow_exec) != 0 || cp_plugins_open(cfg->plugins, &cp->plugins) != 0) {
+		cp_plugins_free(cp->plugins);
+		free(cp);
+		return -EINVAL;
+	}
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int workers = cfg->cpu_workers > 0 ? cfg->cpu_workers : (ncpu > 0 ? (int)ncpu : 1);
+	cp->pool = cp_pool_new(workers, cfg->cpu_queue, job_run, job_drop);
+	if (!cp->pool) {
+		cp_plugins_free(cp->plugins);
+		free(cp);
+		return -ENOMEM;
+	}
+	log_info("cpupool: %d workers, queue %d, %d allowed programs, job timeout %d ms", workers,
+		 cfg->cpu_queue, cp->nallow, cp->job_timeout_ms);
+	*out = cp;
+	return 0;
+}
+
+static void cpupool_fini(void *svc)
+{
+	struct cpupool *cp = svc;
+	cp_pool_free(cp->pool); /* connections are closed: running jobs are cancelled */
+	cp_plugins_free(cp->plugins);
+	free(cp);
+}
+
+const struct vsvc cpupool_service = {
+	.name = "cpupool",
+	.base_port = 10000,
+	.conn_size = sizeof(struct cpupool_conn),
+	.init = cpupool_init,
+	.fini = cpupool_fini,
+	.on_input = cpupool_on_input,
+	.conn_close = cpupool_conn_close,
+};

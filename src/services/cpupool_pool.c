@@ -1,0 +1,122 @@
+/*
+ * cpupool_pool.c - bounded thread pool for cpupool jobs (cpupool_pool.h).
+ *
+ * A ring of queue_max + workers slots guarded by one mutex: a job is
+ * accepted while (running + queued) < workers + queue_max, so "busy" is
+ * decided at submit time and a client learns it at once instead of timing
+ * out.  Threads sleep on a condition variable.
+ */
+#include "cpupool_pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+struct cp_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	void **ring;
+	int cap, head, len; /* ring of queued jobs */
+	int running, workers, queue_max;
+	bool stop;
+	cp_pool_fn run, drop;
+	pthread_t *th;
+	int nth;
+};
+
+static void *pool_main(void *arg)
+{
+	struct cp_pool *p = arg;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->stop && p->len == 0)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (p->stop)
+			break;
+		void *job = p->ring[p->head];
+		p->head = (p->head + 1) % p->cap;
+		p->len--;
+		p->running++;
+		pthread_mutex_unlock(&p->mu);
+		p->run(job);
+		pthread_mutex_lock(&p->mu);
+		p->running--;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+struct cp_pool *cp_pool_new(int workers, int queue_max, cp_pool_fn run, cp_pool_fn drop)
+{
+	struct cp_pool *p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	p->workers = workers < 1 ? 1 : workers;
+	p->queue_max = queue_max < 0 ? 0 : queue_max;
+	p->cap = p->workers + p->queue_max;
+	p->run = run;
+	p->drop = drop;
+	p->ring = calloc((size_t)p->cap, sizeof *p->ring);
+	p->th = calloc((size_t)p->workers, sizeof *p->th);
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	if (!p->ring || !p->th)
+		goto fail;
+	for (; p->nth < p->workers; p->nth++)
+		if (pthread_create(&p->th[p->nth], NULL, pool_main, p) != 0)
+			goto fail;
+	return p;
+fail:
+	cp_pool_free(p);
+	return NULL;
+}
+
+int cp_pool_submit(struct cp_pool *p, void *job)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->stop || p->running + p->len >= p->workers + p->queue_max) {
+		pthread_mutex_unlock(&p->mu);
+		return -EBUSY;
+	}
+	p->ring[(p->head + p->len) % p->cap] = job;
+	p->len++;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return 0;
+}
+
+void cp_pool_counts(struct cp_pool *p, struct cp_pool_counts *out)
+{
+	pthread_mutex_lock(&p->mu);
+	out->running = p->running;
+	/* jobs beyond the idle workers are the ones actually waiting */
+	out->queued = p->len;
+	out->workers = p->workers;
+	out->queue_max = p->queue_max;
+	pthread_mutex_unlock(&p->mu);
+}
+
+void cp_pool_free(struct cp_pool *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	for (int i = 0; i < p->nth; i++)
+		pthread_join(p->th[i], NULL);
+	while (p->len > 0) {
+		void *job = p->ring[p->head];
+		p->head = (p->head + 1) % p->cap;
+		p->len--;
+		if (p->drop)
+			p->drop(job);
+	}
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p->ring);
+	free(p->th);
+	free(p);
+}

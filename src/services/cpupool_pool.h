@@ -1,0 +1,30 @@
+/*
+ * cpupool_pool.h - the bounded worker pool that runs cpupool jobs off the
+ * event loops: a fixed number of threads and a bounded FIFO; a submit that
+ * finds every thread busy and the queue full is refused (-EBUSY) rather
+ * than buffered without limit.
+ */
+#ifndef VIRGO_CPUPOOL_POOL_H
+#define VIRGO_CPUPOOL_POOL_H
+
+typedef void (*cp_pool_fn)(void *job);
+
+struct cp_pool;
+
+/* workers >= 1 threads; queue_max >= 0 jobs may wait beyond them.  drop is
+ * called for jobs still queued when the pool is freed.  NULL on failure. */
+struct cp_pool *cp_pool_new(int workers, int queue_max, cp_pool_fn run, cp_pool_fn drop);
+
+/* 0, or -EBUSY (every worker busy and the queue full; job not taken). */
+int cp_pool_submit(struct cp_pool *p, void *job);
+
+struct cp_pool_counts {
+	int running, queued, workers, queue_max;
+};
+void cp_pool_counts(struct cp_pool *p, struct cp_pool_counts *out);
+
+/* Stops the threads once their current job returns (callers cancel running
+ * jobs first), drops queued jobs, frees the pool. */
+void cp_pool_free(struct cp_pool *p);
+
+#endif

@@ -1,0 +1,151 @@
+/*
+ * test_config.c - virgo_cloud.conf and virgo_client.conf parsing: keys,
+ * ranges, unknown keys named with their line, the legacy address line.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../src/common/cfgval.h"
+#include "../../src/daemon/config.h"
+#include "../../src/lib/client.h"
+
+static char path[256];
+
+static const char *write_conf(const char *text)
+{
+	snprintf(path, sizeof path, "/tmp/virgo-test-conf-%d.conf", (int)getpid());
+	FILE *f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void values(void **state)
+{
+	(void)state;
+	uint64_t sz;
+	assert_int_equal(cv_size("256M", &sz), 0);
+	assert_true(sz == 256u << 20);
+	assert_int_equal(cv_size("2G", &sz), 0);
+	assert_true(sz == UINT64_C(2) << 30);
+	assert_int_equal(cv_size("64kb", &sz), 0);
+	assert_true(sz == 65536);
+	assert_int_equal(cv_size("12", &sz), 0);
+	assert_int_equal(cv_size("-1", &sz), -1);
+	assert_int_equal(cv_size("12X", &sz), -1);
+	assert_int_equal(cv_size("99999999999999999999G", &sz), -1);
+	long v;
+	assert_int_equal(cv_int("42", 0, 100, &v), 0);
+	assert_int_equal(cv_int("101", 0, 100, &v), -1);
+	assert_int_equal(cv_int("4x", 0, 100, &v), -1);
+	bool b;
+	assert_int_equal(cv_bool("Yes", &b), 0);
+	assert_true(b);
+	assert_int_equal(cv_bool("off", &b), 0);
+	assert_false(b);
+	assert_int_equal(cv_bool("maybe", &b), -1);
+}
+
+static void daemon_config(void **state)
+{
+	(void)state;
+	struct vd_config c;
+	char err[512];
+	vd_config_defaults(&c);
+	assert_int_equal(c.node_id, 1);
+	assert_int_equal(vd_config_port(&c, 0), 30000);
+	const char *p = write_conf("# node 2\nnode_id = 2\nport_offset = 5\nmem_limit = 1G\n"
+				   "mempool_port = 31000\nlog_level = debug\n");
+	assert_int_equal(vd_config_load(&c, p, err, sizeof err), 0);
+	assert_int_equal(c.node_id, 2);
+	assert_int_equal(c.port_offset, 5);
+	assert_true(c.mem_limit == UINT64_C(1) << 30);
+	assert_int_equal(vd_config_port(&c, 0), 31000);
+	assert_int_equal(c.log_level, VLOG_DEBUG);
+	/* unknown key: named, with its line */
+	vd_config_defaults(&c);
+	p = write_conf("node_id = 2\n\nmem_limt = 1G\n");
+	assert_int_equal(vd_config_load(&c, p, err, sizeof err), -1);
+	assert_non_null(strstr(err, ":3: unknown key 'mem_limt'"));
+	/* bad values */
+	p = write_conf("node_id = 0\n");
+	assert_int_equal(vd_config_load(&c, p, err, sizeof err), -1);
+	assert_non_null(strstr(err, ":1: bad value '0' for node_id"));
+	p = write_conf("port_offset = 99999\n");
+	assert_int_equal(vd_config_load(&c, p, err, sizeof err), -1);
+	p = write_conf("node_id 2\n");
+	assert_int_equal(vd_config_load(&c, p, err, sizeof err), -1);
+	assert_non_null(strstr(err, ":1:"));
+	/* the original's file: one line of addresses */
+	vd_config_defaults(&c);
+	p = write_conf("127.0.0.1,127.0.0.1\nnode_id = 3\n");
+	assert_int_equal(vd_config_load(&c, p, err, sizeof err), 0);
+	assert_int_equal(c.node_id, 3);
+	/* missing file */
+	assert_int_equal(vd_config_load(&c, "/nonexistent/virgo.conf", err, sizeof err), -1);
+	assert_non_null(strstr(err, "No such file"));
+	unlink(path);
+}
+
+static void client_config(void **state)
+{
+	(void)state;
+	struct vc_config c;
+	char err[512];
+	vc_config_defaults(&c);
+	assert_int_equal(c.nnodes, 3);
+	assert_int_equal(c.nodes[2].port_offset, 2);
+	const char *p = write_conf("node = 7 10.0.0.7\nnode = 9 host9 3\npolicy = round_robin\n"
+				   "chunk_size = 64K\ntimeout_ms = 250\nseed = 5\n");
+	assert_int_equal(vc_config_load(&c, p, err, sizeof err), 0);
+	assert_int_equal(c.nnodes, 2);
+	assert_int_equal(c.nodes[0].id, 7);
+	assert_string_equal(c.nodes[1].host, "host9");
+	assert_int_equal(c.nodes[1].port_offset, 3);
+	assert_int_equal(c.policy, VC_POLICY_ROUND_ROBIN);
+	assert_true(c.chunk_size == 65536);
+	assert_int_equal(c.timeout_ms, 250);
+	assert_true(c.seeded);
+	/* the notes' forms */
+	vc_config_defaults(&c);
+	p = write_conf("10.0.0.1,10.0.0.2, 10.0.0.3\n");
+	assert_int_equal(vc_config_load(&c, p, err, sizeof err), 0);
+	assert_int_equal(c.nnodes, 3);
+	assert_int_equal(c.nodes[2].id, 3);
+	assert_string_equal(c.nodes[2].host, "10.0.0.3");
+	vc_config_defaults(&c);
+	p = write_conf("node_ip_addrs_in_cloud = 10.0.0.1,10.0.0.2\n");
+	assert_int_equal(vc_config_load(&c, p, err, sizeof err), 0);
+	assert_int_equal(c.nnodes, 2);
+	/* errors */
+	vc_config_defaults(&c);
+	p = write_conf("node = 1 a\nnode = 1 b\n");
+	assert_int_equal(vc_config_load(&c, p, err, sizeof err), -1);
+	assert_non_null(strstr(err, ":2: node id 1 listed twice"));
+	p = write_conf("policy = fastest\n");
+	assert_int_equal(vc_config_load(&c, p, err, sizeof err), -1);
+	p = write_conf("timeout = 5\n");
+	assert_int_equal(vc_config_load(&c, p, err, sizeof err), -1);
+	assert_non_null(strstr(err, "unknown key 'timeout'"));
+	p = write_conf("node = 0 host\n");
+	assert_int_equal(vc_config_load(&c, p, err, sizeof err), -1);
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(values),
+		cmocka_unit_test(daemon_config),
+		cmocka_unit_test(client_config),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
