@@ -20,8 +20,9 @@ static bool inside(const uint8_t *p, size_t n, const uint8_t *buf, size_t len)
 	return n == 0 || (p >= buf && p + n <= buf + len);
 }
 
-static void drive(const uint8_t *buf, size_t n, bool eof, struct frame_state *st, size_t *off)
+static void drive(const uint8_t *buf, size_t n, bool eof, void *state, size_t *off)
 {
+	struct frame_state *st = state;
 	for (int steps = 0; *off < n && steps < 100000; steps++) {
 		struct cp_req req;
 		size_t used;
@@ -50,6 +51,6 @@ static void drive(const uint8_t *buf, size_t n, bool eof, struct frame_state *st
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	replay(data, size, drive);
+	replay(data, size, sizeof(struct frame_state), drive);
 	return 0;
 }

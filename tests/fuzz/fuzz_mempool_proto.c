@@ -16,8 +16,9 @@
 static const struct mp_limits lim = {.max_line = 256, .max_value = 4096};
 
 /* Parses buf like the service does: repeatedly, dropping consumed bytes. */
-static void drive(const uint8_t *buf, size_t n, bool eof, struct frame_state *st, size_t *off)
+static void drive(const uint8_t *buf, size_t n, bool eof, void *state, size_t *off)
 {
+	struct frame_state *st = state;
 	for (int steps = 0; *off < n && steps < 100000; steps++) {
 		struct mp_req req;
 		size_t used;
@@ -41,6 +42,6 @@ static void drive(const uint8_t *buf, size_t n, bool eof, struct frame_state *st
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	replay(data, size, drive);
+	replay(data, size, sizeof(struct frame_state), drive);
 	return 0;
 }
