@@ -122,7 +122,7 @@ FUZZ_SECONDS ?= 20
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -fsanitize=fuzzer,address,undefined
-build-fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(LIB_SRC) $(filter-out %/mempool.c,$(wildcard src/services/*_proto.c src/services/*_store.c))
+build-fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(LIB_SRC) $(wildcard src/services/*_proto.c)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS_INI) -lm -lpthread
 fuzz: $(FUZZ_BIN)

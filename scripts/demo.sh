@@ -66,6 +66,11 @@ say "native protocol with a length-prefixed value (binary safe, pipelined)"
 printf '$ printf '"'"'malloc 16\\r\\nstats\\r\\nquit\\r\\n'"'"' | nc 127.0.0.1 30001\n'
 printf 'malloc 16\r\nstats\r\nquit\r\n' | nc 127.0.0.1 30001
 
+say "the memcached port: any memcached client works (11211 + port offset)"
+printf "\$ printf 'set k 0 0 5\\\\r\\\\nhello\\\\r\\\\nget k\\\\r\\\\nquit\\\\r\\\\n' | nc 127.0.0.1 11211\n"
+printf 'set k 0 0 5\r\nhello\r\nget k\r\nquit\r\n' | nc 127.0.0.1 11211
+run "$VIRGO" owner k user:1 user:2   # the node each key belongs to (ketama, as clients shard)
+
 say "CPU pooling: functions and programs on the best node (notes §888-§890, §937)"
 run "$VIRGO" clone virgo_cloud_test "hello from the VIRGO cpupool"
 echo
@@ -81,11 +86,6 @@ printf 'virgo_clone(virgo_cloud_test,hello)\n' | nc 127.0.0.1 10000
 printf '$ printf '"'"'load\\r\\nquit\\r\\n'"'"' | nc 127.0.0.1 10002\n'
 printf 'load\r\nquit\r\n' | nc 127.0.0.1 10002
 run "$VIRGO" status
-
-say "the memcached port: any memcached client works (11211 + port offset)"
-printf "\$ printf 'set k 0 0 5\\\\r\\\\nhello\\\\r\\\\nget k\\\\r\\\\nquit\\\\r\\\\n' | nc 127.0.0.1 11211\n"
-printf 'set k 0 0 5\r\nhello\r\nget k\r\nquit\r\n' | nc 127.0.0.1 11211
-run "$VIRGO" owner k user:1 user:2   # the node each key belongs to (ketama, as clients shard)
 
 say "stopping the cluster (SIGTERM: drain and exit 0)"
 for p in $PIDS; do kill -TERM "$p"; done

@@ -6,12 +6,12 @@
  *   virgo get <vuid> [<offset> <length>]   write the bytes to stdout
  *   virgo free <vuid>
  *   virgo ping | status | stats [<node id>]
+ *   virgo owner <key>...                   node owning each memcached key
  *   virgo clone [opts] <fn> [<arg>|-]          run a function on the best node
  *   virgo run [opts] -- prog args...           run a program; its stdout,
  *                                              stderr and exit code pass through
  *   virgo map [-j N] [opts] -- cmd {} ::: in... one run per input, outputs in
  *                                              input order
- *   virgo owner <key>...                   node owning each memcached key
  */
 #include <errno.h>
 #include <getopt.h>
@@ -632,7 +632,7 @@ int main(int argc, char **argv)
 	} cmds[] = {{"malloc", cmd_malloc}, {"set", cmd_set},	 {"get", cmd_get},
 		    {"free", cmd_free},	    {"ping", cmd_ping},	 {"status", cmd_status},
 		    {"stats", cmd_stats},   {"clone", cmd_clone}, {"run", cmd_run},
-		    {"map", cmd_map},     {"owner", cmd_owner}};
+		    {"map", cmd_map},	    {"owner", cmd_owner}};
 	const char *name = argv[optind];
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(name, cmds[i].name) != 0)

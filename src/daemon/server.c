@@ -49,9 +49,7 @@
 #define VD_READ_CHUNK 16384
 /* With part of a request buffered (a large value arriving), read up to
  * this much per call: a 64 KiB set then takes 1-2 recvs, not 4-5. */
-#ifndef VD_READ_BIG
 #define VD_READ_BIG (256u << 10)
-#endif
 
 struct vd_worker;
 
@@ -68,8 +66,8 @@ struct vconn {
 	bool throttled; /* reading paused for back-pressure */
 	bool peer_eof; /* the peer has finished sending */
 	bool wev_armed;
-	uint64_t active_tick; /* worker tick of the last read (idle sweep) */
 	struct vconn_async *async; /* deferred replies (vconn_async.c), lazily */
+	uint64_t active_tick; /* worker tick of the last read (idle sweep) */
 	char peer[64];
 	max_align_t state[]; /* svc->conn_size bytes */
 };
@@ -224,22 +222,24 @@ static void conn_process(struct vconn *c, bool eof)
 		conn_finish(c);
 		return;
 	}
-	bool full = evbuffer_get_length(c->out) > VD_OUT_HIGH;
-	if (full && !c->throttled) {
+	if (evbuffer_get_length(c->out) > VD_OUT_HIGH) {
 		c->throttled = true;
 		event_del(c->rev);
-	} else if (!full && c->throttled && !c->wev_armed && !c->peer_eof) {
-		/* throttled while a deferred reply was pending, now served */
-		c->throttled = false;
-		c->active_tick = c->w->tick;
-		event_add(c->rev, NULL);
 	}
 }
 
 void vconn_resume(struct vconn *c)
 {
-	if (!c->closing)
-		conn_process(c, c->peer_eof);
+	if (c->closing)
+		return;
+	/* reading paused while a job piled up input: the replies are out
+	 * now, so take input again (the write event would not do it) */
+	if (c->throttled && evbuffer_get_length(c->out) == 0) {
+		c->throttled = false;
+		c->active_tick = c->w->tick;
+		event_add(c->rev, NULL);
+	}
+	conn_process(c, c->peer_eof);
 }
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -276,7 +276,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		conn_process(c, false);
 	} else if (r == 0) {
 		c->peer_eof = true;
-		event_del(c->rev); /* stays readable at EOF: stop polling it */
+		event_del(c->rev); /* nothing more will come; don't spin on EOF */
 		conn_process(c, true);
 	} else if (errno != EAGAIN && errno != EINTR) {
 		log_debug("connection from %s: %s", c->peer, strerror(errno));
@@ -302,8 +302,7 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->throttled) {
 		c->throttled = false;
 		c->active_tick = c->w->tick;
-		if (!c->peer_eof)
-			event_add(c->rev, NULL);
+		event_add(c->rev, NULL);
 		if (evbuffer_get_length(c->in) > 0)
 			conn_process(c, false);
 	}

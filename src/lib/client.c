@@ -102,6 +102,18 @@ struct vc_client *vc_get(int *err)
 	return c;
 }
 
+int vc_get_node(int idx, struct vc_client **out)
+{
+	int err = 0;
+	struct vc_client *c = vc_get(&err);
+	if (!c)
+		return err;
+	if (idx < 0 || idx >= c->cfg.nnodes)
+		return -VIRGO_ENONODE;
+	*out = c;
+	return 0;
+}
+
 int vc_node_index(struct vc_client *c, unsigned id)
 {
 	for (int i = 0; i < c->cfg.nnodes; i++)
@@ -176,12 +188,10 @@ int virgo_node_count(void)
 
 int virgo_node_info(int idx, struct virgo_node_info *info)
 {
-	int err = 0;
-	struct vc_client *c = vc_get(&err);
-	if (!c)
+	struct vc_client *c;
+	int err = vc_get_node(idx, &c);
+	if (err)
 		return err;
-	if (idx < 0 || idx >= c->cfg.nnodes)
-		return -VIRGO_ENONODE;
 	struct vc_node *n = &c->cfg.nodes[idx];
 	info->id = n->id;
 	snprintf(info->host, sizeof info->host, "%s", n->host);
@@ -192,12 +202,10 @@ int virgo_node_info(int idx, struct virgo_node_info *info)
 
 int virgo_ping(int idx, unsigned *node_id, double *rtt_us)
 {
-	int err = 0;
-	struct vc_client *c = vc_get(&err);
-	if (!c)
+	struct vc_client *c;
+	int err = vc_get_node(idx, &c);
+	if (err)
 		return err;
-	if (idx < 0 || idx >= c->cfg.nnodes)
-		return -VIRGO_ENONODE;
 	struct timespec a, b;
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	struct vc_reply rep;
@@ -218,12 +226,10 @@ int virgo_ping(int idx, unsigned *node_id, double *rtt_us)
 
 int virgo_mempool_stats(int idx, char **text)
 {
-	int err = 0;
-	struct vc_client *c = vc_get(&err);
-	if (!c)
+	struct vc_client *c;
+	int err = vc_get_node(idx, &c);
+	if (err)
 		return err;
-	if (idx < 0 || idx >= c->cfg.nnodes)
-		return -VIRGO_ENONODE;
 	struct vc_reply rep;
 	int rc = vc_call(c, idx, "stats\r\n", 7, NULL, 0, &rep);
 	if (rc) {

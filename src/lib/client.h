@@ -103,6 +103,10 @@ struct vc_client *vc_get(int *err);
 void vc_config_defaults(struct vc_config *cfg);
 int vc_config_load(struct vc_config *cfg, const char *path, char *err, size_t errlen);
 
+/* The client, for a call addressed to the idx-th configured node:
+ * 0, or the init error, or -VIRGO_ENONODE for an index out of range. */
+int vc_get_node(int idx, struct vc_client **c);
+
 /* Index of the node with this id, or -1. */
 int vc_node_index(struct vc_client *c, unsigned id);
 

@@ -212,11 +212,9 @@ void virgo_run_result_free(struct virgo_run_result *res)
 
 int virgo_load(int idx, struct virgo_load *load)
 {
-	int err = 0;
-	struct vc_client *c = vc_get(&err);
-	if (!c)
+	struct vc_client *c;
+	int err = vc_get_node(idx, &c);
+	if (err)
 		return err;
-	if (idx < 0 || idx >= c->cfg.nnodes)
-		return -VIRGO_ENONODE;
 	return lb_load_fetch(c, idx, load);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "replay.h"
 #include "../../src/services/cpupool_proto.h"
 
 static const struct cp_limits lim = {.max_line = 256, .max_arg = 4096};
@@ -19,8 +20,9 @@ static bool inside(const uint8_t *p, size_t n, const uint8_t *buf, size_t len)
 	return n == 0 || (p >= buf && p + n <= buf + len);
 }
 
-static void drive(const uint8_t *buf, size_t n, bool eof, struct frame_state *st, size_t *off)
+static void drive(const uint8_t *buf, size_t n, bool eof, void *state, size_t *off)
 {
+	struct frame_state *st = state;
 	for (int steps = 0; *off < n && steps < 100000; steps++) {
 		struct cp_req req;
 		size_t used;
@@ -49,21 +51,6 @@ static void drive(const uint8_t *buf, size_t n, bool eof, struct frame_state *st
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint8_t *buf = malloc(size ? size : 1);
-	memcpy(buf, data, size);
-	struct frame_state st = {0};
-	size_t off = 0;
-	drive(buf, size, true, &st, &off);
-	memset(&st, 0, sizeof st);
-	off = 0;
-	size_t step = size ? (size_t)(data[0] % 17) + 1 : 1;
-	for (size_t have = 0; have < size;) {
-		have = have + step < size ? have + step : size;
-		uint8_t *prefix = malloc(have);
-		memcpy(prefix, buf, have);
-		drive(prefix, have, have == size, &st, &off);
-		free(prefix);
-	}
-	free(buf);
+	replay(data, size, sizeof(struct frame_state), drive);
 	return 0;
 }
