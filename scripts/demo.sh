@@ -20,10 +20,27 @@ export VIRGO_CONF_DIR="$DIR"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
+# The demo needs the notes' ports at offsets 0..2.  A system memcached on
+# 11211 is common (make bench installs one): then the memcached port moves
+# to 21211+; any other busy port is a running VIRGO node or a conflict.
+busy() { nc -z 127.0.0.1 "$1" 2>/dev/null; }
+MCBASE=11211
+for i in 0 1 2; do
+	for port in $((10000 + i)) $((30000 + i)); do
+		if busy $port; then
+			echo "port $port is in use (a virgod already running? stop it first)" >&2
+			exit 1
+		fi
+	done
+	busy $((11211 + i)) && MCBASE=21211
+done
+[ $MCBASE = 11211 ] || echo "(11211 is taken, probably by a system memcached: the demo's memcached port is $MCBASE)"
+
 say "starting 3 virgod nodes (logs in $DIR)"
 for i in 1 2 3; do
-	"$VIRGOD" --node-id "$i" --port-offset $((i - 1)) --pidfile "$DIR/node$i.pid" \
-		2>"$DIR/node$i.log" &
+	printf 'node_id = %d\nport_offset = %d\npidfile = %s\nmemcache_port = %d\n' \
+		"$i" $((i - 1)) "$DIR/node$i.pid" $((MCBASE + i - 1)) >"$DIR/node$i.conf"
+	"$VIRGOD" --config "$DIR/node$i.conf" 2>"$DIR/node$i.log" &
 	PIDS="$PIDS $!"
 done
 for i in 1 2 3; do # wait for readiness (pidfile), at most 10 s
@@ -67,8 +84,8 @@ printf '$ printf '"'"'malloc 16\\r\\nstats\\r\\nquit\\r\\n'"'"' | nc 127.0.0.1 3
 printf 'malloc 16\r\nstats\r\nquit\r\n' | nc 127.0.0.1 30001
 
 say "the memcached port: any memcached client works (11211 + port offset)"
-printf "\$ printf 'set k 0 0 5\\\\r\\\\nhello\\\\r\\\\nget k\\\\r\\\\nquit\\\\r\\\\n' | nc 127.0.0.1 11211\n"
-printf 'set k 0 0 5\r\nhello\r\nget k\r\nquit\r\n' | nc 127.0.0.1 11211
+printf "\$ printf 'set k 0 0 5\\\\r\\\\nhello\\\\r\\\\nget k\\\\r\\\\nquit\\\\r\\\\n' | nc 127.0.0.1 %d\n" $MCBASE
+printf 'set k 0 0 5\r\nhello\r\nget k\r\nquit\r\n' | nc 127.0.0.1 $MCBASE
 run "$VIRGO" owner k user:1 user:2   # the node each key belongs to (ketama, as clients shard)
 
 say "CPU pooling: functions and programs on the best node (notes §888-§890, §937)"
