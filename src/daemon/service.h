@@ -5,8 +5,8 @@
  * The daemon owns sockets, threads, limits and (later) TLS; a service only
  * sees bytes: its on_input gets the connection's input buffer, consumes
  * whole requests and appends replies to vconn_out().  Because services
- * never touch the socket, wrapping a connection in TLS (an OpenSSL filter
- * bufferevent) changes nothing here.  Adding a service = one module file
+ * never touch the socket, wrapping a connection in TLS (SSL_read/SSL_write
+ * in server.c filling the same buffers) changes nothing here.  Adding a service = one module file
  * plus one line in vsvc_table (service.c).
  */
 #ifndef VIRGO_SERVICE_H
