@@ -67,7 +67,7 @@ $(BUILD)/libvirgo.so: $(LIB_OBJ) $(COMMON_OBJ) src/lib/libvirgo.map
 $(BUILD)/virgo: $(CLI_OBJ) $(BUILD)/libvirgo.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_INI) -lm -lpthread
 
-$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(DAEMON_LIB_OBJ) $(LIB_OBJ) $(COMMON_OBJ)
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(HARNESS_OBJ) $(DAEMON_LIB_OBJ) $(LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) -ldl -lm -lpthread
 

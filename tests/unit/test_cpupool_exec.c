@@ -4,7 +4,6 @@
  * the output cap, the deadline kill, cancel, exec failure; and after each,
  * no child process (or zombie) of this process is left.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "../harness.h"
+
 #include "../../src/services/cpupool_exec.h"
 
 static int64_t now_ms(void)
@@ -25,30 +26,6 @@ static int64_t now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int children(void)
-{
-	DIR *d = opendir("/proc");
-	int n = 0;
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		char path[300], buf[512];
-		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		size_t r = fread(buf, 1, sizeof buf - 1, f);
-		fclose(f);
-		buf[r] = 0;
-		char *p = strrchr(buf, ')'), st;
-		int ppid;
-		if (p && sscanf(p + 1, " %c %d", &st, &ppid) == 2 && ppid == getpid())
-			n++;
-	}
-	if (d)
-		closedir(d);
-	return n;
 }
 
 static struct cp_exec_limits lim(int ms, uint64_t cap)
@@ -74,7 +51,7 @@ static void argv_is_passed_verbatim(void **s)
 	assert_memory_equal(r.err, "oops\n", 5);
 	assert_false(r.truncated);
 	cp_exec_result_free(&r);
-	assert_int_equal(children(), 0);
+	assert_int_equal(th_children(getpid()), 0);
 }
 
 static void signal_is_reported(void **s)
@@ -114,7 +91,7 @@ static void deadline_kills_the_group_no_zombie(void **s)
 	assert_int_equal(cp_exec_run("/bin/sh", argv, &l, -1, &r), -ETIMEDOUT);
 	int64_t took = now_ms() - t0;
 	assert_true(took >= 290 && took < 3000);
-	assert_int_equal(children(), 0);
+	assert_int_equal(th_children(getpid()), 0);
 }
 
 static void cancel_kills(void **s)
@@ -129,7 +106,7 @@ static void cancel_kills(void **s)
 	int64_t t0 = now_ms();
 	assert_int_equal(cp_exec_run("/bin/sleep", argv, &l, p[0], &r), -ECANCELED);
 	assert_true(now_ms() - t0 < 2000);
-	assert_int_equal(children(), 0);
+	assert_int_equal(th_children(getpid()), 0);
 	close(p[0]);
 	close(p[1]);
 }
@@ -142,7 +119,7 @@ static void exec_failure_is_an_error(void **s)
 	struct cp_exec_result r;
 	assert_int_equal(cp_exec_run("/nonexistent/nope", argv, &l, -1, &r), -ENOENT);
 	assert_int_equal(cp_exec_run("/etc/passwd", argv, &l, -1, &r), -EACCES);
-	assert_int_equal(children(), 0);
+	assert_int_equal(th_children(getpid()), 0);
 }
 
 static void daemonized_grandchild_does_not_hang(void **s)
