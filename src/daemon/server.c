@@ -111,6 +111,25 @@ const char *vconn_peer(struct vconn *c) { return c->peer; }
 struct event_base *vconn_base(struct vconn *c) { return c->w->base; }
 struct vconn_async **vconn_async_slot(struct vconn *c) { return &c->async; }
 
+/* Frees a connection's events, buffers, socket and memory (any may be
+ * missing when called for a half-built one; fd -1 is left alone). */
+static void conn_release(struct vconn *c)
+{
+	if (!c)
+		return;
+	if (c->rev)
+		event_free(c->rev);
+	if (c->wev)
+		event_free(c->wev);
+	if (c->in)
+		evbuffer_free(c->in);
+	if (c->out)
+		evbuffer_free(c->out);
+	if (c->fd >= 0)
+		evutil_closesocket(c->fd);
+	free(c);
+}
+
 static void conn_free(struct vconn *c)
 {
 	struct vd_worker *w = c->w;
@@ -124,16 +143,7 @@ static void conn_free(struct vconn *c)
 		w->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	if (c->rev)
-		event_free(c->rev);
-	if (c->wev)
-		event_free(c->wev);
-	if (c->in)
-		evbuffer_free(c->in);
-	if (c->out)
-		evbuffer_free(c->out);
-	evutil_closesocket(c->fd);
-	free(c);
+	conn_release(c);
 	atomic_fetch_sub(&w->srv->nconns, 1);
 	if (w->draining && !w->conns)
 		event_base_loopexit(w->base, NULL);
@@ -339,17 +349,9 @@ static void worker_adopt(struct vd_worker *w, struct vd_pending *p)
 	if (!c || !c->rev || !c->wev || !c->in || !c->out ||
 	    evutil_make_socket_nonblocking(p->fd) != 0) {
 		log_error("out of memory accepting a connection");
-		if (c) {
-			if (c->rev)
-				event_free(c->rev);
-			if (c->wev)
-				event_free(c->wev);
-			if (c->in)
-				evbuffer_free(c->in);
-			if (c->out)
-				evbuffer_free(c->out);
-			free(c);
-		}
+		if (c)
+			c->fd = -1; /* closed below */
+		conn_release(c);
 		evutil_closesocket(p->fd);
 		atomic_fetch_sub(&srv->nconns, 1);
 		return;
