@@ -46,7 +46,7 @@ TEST_PLUGINS := $(BUILD)/tests/libvtp_fast.so $(BUILD)/tests/libvtp_slow.so
 BINS := $(BUILD)/virgod $(BUILD)/virgo $(BUILD)/libvirgo.so $(BUILD)/libvirgo.a
 
 .SECONDARY:
-.PHONY: all test test-asan unit integration demo bench bench-bins install clean deps fuzz
+.PHONY: all test test-run test-asan unit integration demo bench bench-bins install clean deps fuzz
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -83,7 +83,12 @@ $(BUILD)/tests/libvtp_slow.so: tests/plugin/testplugin.c include/virgo.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -DTP_DELAY_MS=150 -o $@ $<
 
-test: $(BINS) $(UNIT_BIN) $(INTEG_BIN) $(TEST_PLUGINS)
+# the README's test command: missing packages first (a no-op when all are
+# there), then build and run everything
+test: deps
+	@$(MAKE) --no-print-directory test-run
+
+test-run: $(BINS) $(UNIT_BIN) $(INTEG_BIN) $(TEST_PLUGINS)
 	@BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(INTEG_BIN)
 
 test-asan:
