@@ -1,0 +1,275 @@
+/*
+ * cpu.c - virgo clone/run/map: CPU pooling from the shell.  map runs one
+ * job per input on a small thread pool and prints outputs in input order.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* Parses the shared options (--on, --policy, --timeout, and -j for map)
+ * up to "--" or the first operand.  Returns the index of the first operand
+ * or -1 after printing why. */
+static int cpu_opts(int argc, char **argv, struct virgo_call_opts *o, int *jobs)
+{
+	memset(o, 0, sizeof *o);
+	int i = 1;
+	while (i < argc) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0)
+			return i + 1;
+		if (a[0] != '-' || a[1] == '\0')
+			return i;
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!v) {
+			fprintf(stderr, "virgo: %s needs a value\n", a);
+			return -1;
+		}
+		if (strcmp(a, "--on") == 0) {
+			const char *d = strncmp(v, "node", 4) == 0 ? v + 4 : v;
+			char *end;
+			unsigned long id = strtoul(d, &end, 10);
+			if (!*d || *end || id == 0 || id > 65535) {
+				fprintf(stderr, "virgo: --on wants a node id (2 or node2), not '%s'\n", v);
+				return -1;
+			}
+			o->node_id = (unsigned)id;
+		} else if (strcmp(a, "--policy") == 0) {
+			o->policy = virgo_policy_parse(v);
+			if (o->policy < 0) {
+				fprintf(stderr, "virgo: unknown policy '%s'\n", v);
+				return -1;
+			}
+		} else if (strcmp(a, "--timeout") == 0) {
+			size_t t;
+			if (cli_parse_size(v, &t) || t == 0 || t > 86400000)
+				return -1;
+			o->timeout_ms = (int)t;
+		} else if (jobs && (strcmp(a, "-j") == 0 || strcmp(a, "--jobs") == 0)) {
+			size_t j;
+			if (cli_parse_size(v, &j) || j == 0 || j > 1024) {
+				fprintf(stderr, "virgo: -j wants 1..1024\n");
+				return -1;
+			}
+			*jobs = (int)j;
+		} else {
+			fprintf(stderr, "virgo: unknown option '%s'\n", a);
+			return -1;
+		}
+		i += 2; /* the option and its value */
+	}
+	return i;
+}
+
+int cmd_clone(int argc, char **argv)
+{
+	struct virgo_call_opts o;
+	int i = cpu_opts(argc, argv, &o, NULL);
+	if (i < 0 || argc - i < 1 || argc - i > 2)
+		return fprintf(stderr, "usage: virgo clone [--on nodeN] [--policy P] [--timeout MS] "
+				       "<function> [<arg>|-]\n"),
+		       2;
+	const char *fn = argv[i];
+	uint8_t *arg = (uint8_t *)"";
+	size_t len = 0;
+	int from_stdin = argc - i == 2 && strcmp(argv[i + 1], "-") == 0;
+	if (from_stdin) {
+		if (!(arg = cli_read_stdin(&len)))
+			return 1;
+	} else if (argc - i == 2) {
+		arg = (uint8_t *)argv[i + 1];
+		len = strlen(argv[i + 1]);
+	}
+	void *out = NULL;
+	size_t n = 0;
+	int rc = virgo_clone_ex(fn, arg, len, &o, &out, &n, NULL);
+	if (from_stdin)
+		free(arg);
+	if (rc)
+		return cli_fail("clone", rc);
+	if (n && fwrite(out, 1, n, stdout) != n)
+		rc = -EIO;
+	if (isatty(STDOUT_FILENO) && (n == 0 || ((char *)out)[n - 1] != '\n'))
+		putchar('\n');
+	free(out);
+	return rc ? cli_fail("clone", rc) : 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct virgo_call_opts o;
+	int i = cpu_opts(argc, argv, &o, NULL);
+	if (i < 0 || i >= argc)
+		return fprintf(stderr, "usage: virgo run [--on nodeN] [--policy P] [--timeout MS] "
+				       "-- program [args...]\n"),
+		       2;
+	struct virgo_run_result r;
+	int rc = virgo_run_ex((const char *const *)(argv + i), &o, &r);
+	if (rc) {
+		fprintf(stderr, "virgo: run %s: %s\n", argv[i], virgo_strerror(rc));
+		return 125;
+	}
+	fflush(stdout);
+	if (r.out_len && fwrite(r.out, 1, r.out_len, stdout) != r.out_len)
+		rc = -EIO;
+	fflush(stdout);
+	if (r.err_len && fwrite(r.err, 1, r.err_len, stderr) != r.err_len)
+		rc = -EIO;
+	if (r.truncated)
+		fprintf(stderr, "virgo: output truncated at the node's output_cap\n");
+	int code = r.exit_code;
+	virgo_run_result_free(&r);
+	return rc ? 125 : code;
+}
+
+struct map_ctx {
+	char **tmpl; /* command with {} */
+	int tmpl_n;
+	char **inputs;
+	int n;
+	struct virgo_call_opts o;
+	_Atomic int next;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct virgo_run_result *res;
+	int *rc;
+	bool *done;
+};
+
+/* argv for input k: {} replaced by the input (within words too), or the
+ * input appended when the command has no {}.  malloc'd strings. */
+static char **map_argv(struct map_ctx *m, int k)
+{
+	char **av = calloc((size_t)m->tmpl_n + 2, sizeof *av);
+	if (!av)
+		return NULL;
+	bool used = false;
+	const char *in = m->inputs[k];
+	for (int i = 0; i < m->tmpl_n; i++) {
+		const char *t = m->tmpl[i];
+		size_t cap = strlen(t) + 1, len = 0;
+		for (const char *p = t; (p = strstr(p, "{}")); p += 2)
+			cap += strlen(in);
+		char *w = malloc(cap);
+		if (!w)
+			return av; /* partial: caller sees a NULL hole */
+		for (const char *p = t; *p;) {
+			if (p[0] == '{' && p[1] == '}') {
+				memcpy(w + len, in, strlen(in));
+				len += strlen(in);
+				p += 2;
+				used = true;
+			} else {
+				w[len++] = *p++;
+			}
+		}
+		w[len] = '\0';
+		av[i] = w;
+	}
+	if (!used)
+		av[m->tmpl_n] = strdup(in);
+	return av;
+}
+
+static void *map_worker(void *arg)
+{
+	struct map_ctx *m = arg;
+	for (;;) {
+		int k = atomic_fetch_add(&m->next, 1);
+		if (k >= m->n)
+			return NULL;
+		char **av = map_argv(m, k);
+		struct virgo_run_result r;
+		memset(&r, 0, sizeof r);
+		int rc = av ? virgo_run_ex((const char *const *)av, &m->o, &r) : -ENOMEM;
+		for (int i = 0; av && av[i]; i++)
+			free(av[i]);
+		free(av);
+		pthread_mutex_lock(&m->mu);
+		m->res[k] = r;
+		m->rc[k] = rc;
+		m->done[k] = true;
+		pthread_cond_broadcast(&m->cv);
+		pthread_mutex_unlock(&m->mu);
+	}
+}
+
+int cmd_map(int argc, char **argv)
+{
+	struct map_ctx m;
+	memset(&m, 0, sizeof m);
+	int jobs = 4;
+	int i = cpu_opts(argc, argv, &m.o, &jobs);
+	int sep = -1;
+	for (int k = i; i >= 0 && k < argc; k++)
+		if (strcmp(argv[k], ":::") == 0) {
+			sep = k;
+			break;
+		}
+	if (i < 0 || sep <= i)
+		return fprintf(stderr, "usage: virgo map [-j N] [--policy P] [--timeout MS] -- "
+				       "command [args with {}] ::: input...\n"),
+		       2;
+	m.tmpl = argv + i;
+	m.tmpl_n = sep - i;
+	m.inputs = argv + sep + 1;
+	m.n = argc - sep - 1;
+	if (m.n == 0)
+		return 0;
+	m.res = calloc((size_t)m.n, sizeof *m.res);
+	m.rc = calloc((size_t)m.n, sizeof *m.rc);
+	m.done = calloc((size_t)m.n, sizeof *m.done);
+	if (!m.res || !m.rc || !m.done)
+		return cli_fail("map", -ENOMEM);
+	pthread_mutex_init(&m.mu, NULL);
+	pthread_cond_init(&m.cv, NULL);
+	if (jobs > m.n)
+		jobs = m.n;
+	pthread_t *th = calloc((size_t)jobs, sizeof *th);
+	int started = 0;
+	for (; th && started < jobs; started++)
+		if (pthread_create(&th[started], NULL, map_worker, &m) != 0)
+			break;
+	if (started == 0)
+		return cli_fail("map", -EAGAIN);
+	int failed = 0;
+	/* print each result as soon as every earlier one is printed */
+	for (int k = 0; k < m.n; k++) {
+		pthread_mutex_lock(&m.mu);
+		while (!m.done[k])
+			pthread_cond_wait(&m.cv, &m.mu);
+		pthread_mutex_unlock(&m.mu);
+		struct virgo_run_result *r = &m.res[k];
+		if (m.rc[k]) {
+			fprintf(stderr, "virgo: map input %d (%s): %s\n", k + 1, m.inputs[k],
+				virgo_strerror(m.rc[k]));
+			failed++;
+			continue;
+		}
+		fflush(stdout);
+		if (r->out_len)
+			fwrite(r->out, 1, r->out_len, stdout);
+		fflush(stdout);
+		if (r->err_len)
+			fwrite(r->err, 1, r->err_len, stderr);
+		failed += r->exit_code != 0;
+		virgo_run_result_free(r);
+	}
+	for (int k = 0; k < started; k++)
+		pthread_join(th[k], NULL);
+	free(th);
+	free(m.res);
+	free(m.rc);
+	free(m.done);
+	pthread_mutex_destroy(&m.mu);
+	pthread_cond_destroy(&m.cv);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,71 @@
+/*
+ * util.c - argument helpers shared by the virgo subcommands (cli.h).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int cli_fail(const char *what, int rc)
+{
+	fprintf(stderr, "virgo: %s: %s\n", what, virgo_strerror(rc));
+	return 1;
+}
+
+int cli_parse_vuid(const char *s, virgo_vuid_t *v)
+{
+	if (virgo_vuid_parse(s, v) != 0) {
+		fprintf(stderr, "virgo: '%s' is not a VUID (hex, as printed by malloc)\n", s);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_parse_size(const char *s, size_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-') {
+		fprintf(stderr, "virgo: '%s' is not a non-negative number\n", s);
+		return -1;
+	}
+	*out = (size_t)v;
+	return 0;
+}
+
+uint8_t *cli_read_stdin(size_t *len)
+{
+	size_t cap = 65536, n = 0;
+	uint8_t *buf = malloc(cap);
+	while (buf) {
+		if (n == cap) {
+			if (cap >= CLI_STDIN_MAX) {
+				fprintf(stderr, "virgo: stdin larger than %u bytes\n", CLI_STDIN_MAX);
+				free(buf);
+				return NULL;
+			}
+			uint8_t *b = realloc(buf, cap * 2);
+			if (!b)
+				break;
+			buf = b;
+			cap *= 2;
+		}
+		size_t r = fread(buf + n, 1, cap - n, stdin);
+		n += r;
+		if (r == 0) {
+			if (ferror(stdin))
+				break;
+			*len = n;
+			return buf;
+		}
+	}
+	free(buf);
+	fprintf(stderr, "virgo: cannot read stdin\n");
+	return NULL;
+}
