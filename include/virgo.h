@@ -182,7 +182,7 @@ struct virgo_node_info {
 	unsigned id; /* node id as configured in virgo_client.conf */
 	char host[64]; /* address clients connect to */
 	int port_offset; /* added to every service's base port */
-	int up; /* 1 unless the node failed recently and is in back-off */
+	int up; /* 1 unless its mempool failed recently and is in back-off */
 };
 
 /* Number of configured nodes (negative on configuration error). */

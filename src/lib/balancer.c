@@ -110,15 +110,15 @@ int lb_choose(enum vc_policy policy, const struct lb_view *v, int n, uint64_t *r
 	}
 }
 
-/* Candidate node indexes: up, not avoided; all non-avoided if none is up. */
-static int candidates(struct vc_client *c, const uint64_t *avoid, int *cand)
+/* Candidate node indexes: svc up, not avoided; all non-avoided if none is up. */
+static int candidates(struct vc_client *c, enum vc_svc svc, const uint64_t *avoid, int *cand)
 {
 	int n = c->cfg.nnodes, ncand = 0, nfall = 0, fallback[VC_MAX_NODES];
 	int64_t now = vc_now_ms();
 	for (int i = 0; i < n; i++) {
 		if (avoid && (avoid[i / 64] >> (i % 64)) & 1)
 			continue;
-		if (vc_node_up(&c->cfg.nodes[i], now))
+		if (vc_node_up(&c->cfg.nodes[i], svc, now))
 			cand[ncand++] = i;
 		else
 			fallback[nfall++] = i;
@@ -133,7 +133,7 @@ static int candidates(struct vc_client *c, const uint64_t *avoid, int *cand)
 int lb_pick(struct vc_client *c, const uint64_t *avoid)
 {
 	int cand[VC_MAX_NODES];
-	int ncand = candidates(c, avoid, cand);
+	int ncand = candidates(c, VC_SVC_MEMPOOL, avoid, cand);
 	if (ncand == 0)
 		return -1;
 	if (c->cfg.policy == VC_POLICY_ROUND_ROBIN)
@@ -233,7 +233,7 @@ void lb_learn(struct vc_client *c, const char *key, int idx, double ms)
 int lb_pick_cpu(struct vc_client *c, enum vc_policy policy, const char *key, const uint64_t *avoid)
 {
 	int cand[VC_MAX_NODES];
-	int n = candidates(c, avoid, cand);
+	int n = candidates(c, VC_SVC_CPUPOOL, avoid, cand);
 	if (n == 0)
 		return -1;
 	struct lb_view v[VC_MAX_NODES];

@@ -122,7 +122,7 @@ int vc_node_index(struct vc_client *c, unsigned id)
 	return -1;
 }
 
-void vc_node_failed(struct vc_client *c, int idx)
+void vc_node_failed(struct vc_client *c, int idx, enum vc_svc svc)
 {
 	struct vc_node *n = &c->cfg.nodes[idx];
 	int64_t now = vc_now_ms();
@@ -130,30 +130,29 @@ void vc_node_failed(struct vc_client *c, int idx)
 	/* Only a failure after the back-off ran out (a failed probe) doubles
 	 * it; the burst of failures from calls already in flight when the
 	 * node died must not push its return into the far future. */
-	if (n->down_until_ms <= now) {
-		n->backoff_ms = n->backoff_ms ? n->backoff_ms * 2 : c->cfg.backoff_ms;
-		if (n->backoff_ms > c->cfg.backoff_max_ms)
-			n->backoff_ms = c->cfg.backoff_max_ms;
-		n->down_until_ms = now + n->backoff_ms;
+	if (n->down_until_ms[svc] <= now) {
+		int b = n->backoff_ms[svc] ? n->backoff_ms[svc] * 2 : c->cfg.backoff_ms;
+		n->backoff_ms[svc] = b > c->cfg.backoff_max_ms ? c->cfg.backoff_max_ms : b;
+		n->down_until_ms[svc] = now + n->backoff_ms[svc];
 	}
 	pthread_mutex_unlock(&n->lock);
 }
 
-void vc_node_ok(struct vc_client *c, int idx)
+void vc_node_ok(struct vc_client *c, int idx, enum vc_svc svc)
 {
 	struct vc_node *n = &c->cfg.nodes[idx];
-	if (n->backoff_ms == 0)
+	if (n->backoff_ms[svc] == 0)
 		return; /* fast path: healthy nodes stay lock-free here */
 	pthread_mutex_lock(&n->lock);
-	n->backoff_ms = 0;
-	n->down_until_ms = 0;
+	n->backoff_ms[svc] = 0;
+	n->down_until_ms[svc] = 0;
 	pthread_mutex_unlock(&n->lock);
 }
 
-bool vc_node_up(struct vc_node *n, int64_t now)
+bool vc_node_up(struct vc_node *n, enum vc_svc svc, int64_t now)
 {
 	pthread_mutex_lock(&n->lock);
-	bool up = n->down_until_ms <= now;
+	bool up = n->down_until_ms[svc] <= now;
 	pthread_mutex_unlock(&n->lock);
 	return up;
 }
@@ -196,7 +195,7 @@ int virgo_node_info(int idx, struct virgo_node_info *info)
 	info->id = n->id;
 	snprintf(info->host, sizeof info->host, "%s", n->host);
 	info->port_offset = n->port_offset;
-	info->up = vc_node_up(n, vc_now_ms());
+	info->up = vc_node_up(n, VC_SVC_MEMPOOL, vc_now_ms());
 	return 0;
 }
 

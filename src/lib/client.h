@@ -55,8 +55,9 @@ struct vc_node {
 	pthread_mutex_t lock; /* guards idle, nidle, down_until, backoff_ms */
 	struct vc_conn *idle[VC_SVC_COUNT];
 	int nidle[VC_SVC_COUNT];
-	int64_t down_until_ms; /* skip for placement until then */
-	int backoff_ms;
+	/* per service: a node may run mempool but have cpupool turned off */
+	int64_t down_until_ms[VC_SVC_COUNT]; /* skip for placement until then */
+	int backoff_ms[VC_SVC_COUNT];
 };
 
 struct vc_config {
@@ -115,11 +116,12 @@ int vc_node_index(struct vc_client *c, unsigned id);
  * NULL) is skipped too.  -1 if nothing is left. */
 int lb_pick(struct vc_client *c, const uint64_t *avoid);
 
-bool vc_node_up(struct vc_node *n, int64_t now);
+/* Is the node's service svc out of back-off at time now? */
+bool vc_node_up(struct vc_node *n, enum vc_svc svc, int64_t now);
 
-/* Mark a node failed (back-off doubles) or healthy again. */
-void vc_node_failed(struct vc_client *c, int idx);
-void vc_node_ok(struct vc_client *c, int idx);
+/* Mark a node's service failed (back-off doubles) or healthy again. */
+void vc_node_failed(struct vc_client *c, int idx, enum vc_svc svc);
+void vc_node_ok(struct vc_client *c, int idx, enum vc_svc svc);
 
 int64_t vc_now_ms(void);
 

@@ -383,7 +383,7 @@ int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr
 		int reused;
 		int rc = pool_get(c, n, svc, &k, &reused);
 		if (rc) {
-			vc_node_failed(c, idx);
+			vc_node_failed(c, idx, svc);
 			return rc;
 		}
 		struct iovec iov[3] = {
@@ -394,7 +394,7 @@ int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr
 			rc = read_reply(k, rep, deadline, &transport);
 		if (!transport) {
 			pool_put(c, n, svc, k);
-			vc_node_ok(c, idx);
+			vc_node_ok(c, idx, svc);
 			return rc;
 		}
 		conn_close(k);
@@ -410,7 +410,7 @@ int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr
 			continue;
 		}
 		if (rc != -EBADMSG && rc != -ENOMEM)
-			vc_node_failed(c, idx);
+			vc_node_failed(c, idx, svc);
 		return rc;
 	}
 }
