@@ -130,7 +130,9 @@ static int pool_get(struct vc_client *c, struct vc_node *n, enum vc_svc svc, str
 		pthread_mutex_unlock(&n->lock);
 		if (!k)
 			break;
-		if (idle_conn_stale(k)) {
+		/* only cpupool needs the check: its jobs are never re-sent,
+		 * other calls retry once on a fresh connection instead */
+		if (svc == VC_SVC_CPUPOOL && idle_conn_stale(k)) {
 			conn_close(k);
 			continue;
 		}
