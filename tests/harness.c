@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "virgo.h"
+
 #define TH_READY_MS 10000
 #define TH_STOP_MS 10000
 
@@ -396,4 +398,16 @@ ssize_t th_recv_until(int fd, char *buf, size_t cap, const char *needle, int tim
 		buf[used] = '\0';
 	}
 	return (ssize_t)used;
+}
+
+int th_cluster_client(const struct th_cluster *c)
+{
+	virgo_fini();
+	return virgo_init(c->client_conf);
+}
+
+int th_cluster_teardown(struct th_cluster *c)
+{
+	virgo_fini();
+	return th_cluster_stop(c) == 0 ? 0 : -1;
 }

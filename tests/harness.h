@@ -51,6 +51,12 @@ int th_cluster_start_nodes(struct th_cluster *c, int n, const char *node_conf_ex
 const char *th_build_dir(void);
 /* Number of live or zombie child processes of pid (from /proc). */
 int th_children(pid_t pid);
+/* Points this process's libvirgo at the cluster: virgo_fini, then
+ * virgo_init with its client config.  0 or virgo_init's error. */
+int th_cluster_client(const struct th_cluster *c);
+/* cmocka group teardown for a cluster: virgo_fini, then stop every node;
+ * 0 if all exited 0, else -1. */
+int th_cluster_teardown(struct th_cluster *c);
 /* (Re)starts node i and waits for it to be ready. */
 int th_node_start(struct th_cluster *c, int i);
 /* SIGTERMs every live node and reaps it; returns the number that did not

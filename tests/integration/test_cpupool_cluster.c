@@ -48,22 +48,19 @@ static int setup(void **state)
 	const char *extra[3] = {node_extra[0], node_extra[1], node_extra[2]};
 	if (th_cluster_start_nodes(&cl, 3, NODE_EXTRA, extra, CLIENT_EXTRA) != 0)
 		return -1;
-	virgo_fini();
-	return virgo_init(cl.client_conf);
+	return th_cluster_client(&cl);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	virgo_fini();
-	return th_cluster_stop(&cl) == 0 ? 0 : -1;
+	return th_cluster_teardown(&cl);
 }
 
 /* A fresh client: the seeded generator and every table start over. */
 static void reinit(void)
 {
-	virgo_fini();
-	assert_int_equal(virgo_init(cl.client_conf), 0);
+	assert_int_equal(th_cluster_client(&cl), 0);
 }
 
 static struct virgo_load load_of(int idx)

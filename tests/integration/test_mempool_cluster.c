@@ -36,15 +36,13 @@ static int setup(void **state)
 	(void)state;
 	if (th_cluster_start(&cl, 3, NODE_EXTRA, CLIENT_EXTRA) != 0)
 		return -1;
-	virgo_fini();
-	return virgo_init(cl.client_conf);
+	return th_cluster_client(&cl);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	virgo_fini();
-	return th_cluster_stop(&cl) == 0 ? 0 : -1;
+	return th_cluster_teardown(&cl);
 }
 
 static void fill_random(uint8_t *p, size_t n, unsigned seed)

@@ -27,15 +27,13 @@ static int setup(void **state)
 				   "backoff_ms = 30000\nbackoff_max_ms = 60000\npolicy = random\n"
 				   "clone_policy = random\n") != 0)
 		return -1;
-	virgo_fini();
-	return virgo_init(cl.client_conf);
+	return th_cluster_client(&cl);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	virgo_fini();
-	return th_cluster_stop(&cl) == 0 ? 0 : -1;
+	return th_cluster_teardown(&cl);
 }
 
 static void cpupool_off_does_not_starve_mempool(void **state)
