@@ -1,6 +1,7 @@
 /*
  * memcache_items.c - lock-striped item store with per-stripe LRU
- * (memcache_items.h).
+ * (memcache_items.h).  Eviction is in memcache_lru.c; the layouts and
+ * list operations both files use are in memcache_items_impl.h.
  *
  * An item is one malloc'd block: header, key, value.  Its accounted size
  * (header + key + value) is reserved as cache bytes *before* the block is
@@ -17,55 +18,15 @@
  */
 #include "memcache_items.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "memacct.h"
+#include "memcache_items_impl.h"
 #include "memcache_proto.h"
 
-#define MCI_STRIPES 64 /* power of two */
 #define MCI_BUCKETS_INIT 1024
 #define MCI_RESERVE_TRIES 16
-/* A hit moves an item to the LRU head at most this often (seconds), as
- * memcached's ITEM_UPDATE_INTERVAL: relinking touches two neighbours'
- * cache lines, which on a large, cold table costs more than the lookup. */
-#define MCI_BUMP_INTERVAL 60
-
-struct mci_item {
-	struct mci_item *hnext; /* hash chain */
-	struct mci_item *prev, *next; /* stripe LRU: head is most recent */
-	uint64_t hash, cas;
-	int64_t exptime; /* absolute unix seconds, 0 = never */
-	int64_t time; /* when stored (for delayed flush_all) */
-	int64_t atime; /* last LRU bump */
-	size_t asize; /* bytes reserved with the accountant */
-	struct ma_acct *acct; /* to give them back from any thread */
-	_Atomic uint32_t refs; /* the table's link + replies in flight */
-	uint32_t flags, nval;
-	uint16_t nkey;
-	uint8_t data[]; /* key, then value */
-};
-
-struct mci_stripe {
-	pthread_mutex_t lock;
-	struct mci_item **buckets;
-	size_t nbuckets; /* power of two */
-	size_t count;
-	struct mci_item *head, *tail;
-	struct mci_stats s; /* this stripe's share of the counters */
-	char pad[64];
-};
-
-struct mci_store {
-	struct ma_acct *acct;
-	uint64_t max_item;
-	_Atomic uint64_t next_cas;
-	_Atomic int64_t oldest_live; /* delayed flush_all boundary, 0 = none */
-	_Atomic unsigned evict_cursor;
-	struct mci_stripe stripes[MCI_STRIPES];
-};
 
 /* Eight bytes per step (a byte-at-a-time hash was visible in profiles of
  * 32-byte keys), then a murmur-style finaliser. */
@@ -94,16 +55,6 @@ static struct mci_stripe *stripe_of(struct mci_store *st, uint64_t h)
 	return &st->stripes[h & (MCI_STRIPES - 1)];
 }
 
-static struct mci_item **bucket_of(struct mci_stripe *s, uint64_t h)
-{
-	return &s->buckets[(h >> 8) & (s->nbuckets - 1)];
-}
-
-static uint64_t mci_evict_adapter(void *ctx, uint64_t want)
-{
-	return mci_evict(ctx, want);
-}
-
 struct mci_store *mci_new(struct ma_acct *acct, uint64_t max_item)
 {
 	struct mci_store *st = calloc(1, sizeof *st);
@@ -122,46 +73,8 @@ struct mci_store *mci_new(struct ma_acct *acct, uint64_t max_item)
 			return NULL;
 		}
 	}
-	ma_set_evictor(acct, mci_evict_adapter, st);
+	mci_lru_attach(st);
 	return st;
-}
-
-static void lru_unlink(struct mci_stripe *s, struct mci_item *it)
-{
-	if (it->prev)
-		it->prev->next = it->next;
-	else
-		s->head = it->next;
-	if (it->next)
-		it->next->prev = it->prev;
-	else
-		s->tail = it->prev;
-	it->prev = it->next = NULL;
-}
-
-static void lru_push(struct mci_stripe *s, struct mci_item *it)
-{
-	it->prev = NULL;
-	it->next = s->head;
-	if (s->head)
-		s->head->prev = it;
-	s->head = it;
-	if (!s->tail)
-		s->tail = it;
-}
-
-/* Removes it from the hash chain and LRU (stripe locked); the caller
- * frees it with item_free after unlocking. */
-static void item_unlink(struct mci_stripe *s, struct mci_item *it)
-{
-	struct mci_item **pp = bucket_of(s, it->hash);
-	while (*pp != it)
-		pp = &(*pp)->hnext;
-	*pp = it->hnext;
-	lru_unlink(s, it);
-	s->count--;
-	s->s.curr_items--;
-	s->s.bytes -= it->asize;
 }
 
 void mci_hold(struct mci_item *it)
@@ -178,27 +91,39 @@ void mci_release(struct mci_item *it)
 }
 
 /* Drops the table's (or a never-linked item's only) reference. */
-static void item_free(struct mci_store *st, struct mci_item *it)
+static void item_free(struct mci_item *it)
 {
-	(void)st;
 	if (it)
 		mci_release(it);
+}
+
+/* Unlocks s, then frees a and b (either may be NULL): what was unlinked
+ * under the lock is freed outside it. */
+static void unlock_free(struct mci_stripe *s, struct mci_item *a, struct mci_item *b)
+{
+	pthread_mutex_unlock(&s->lock);
+	item_free(a);
+	item_free(b);
+}
+
+/* Frees a whole LRU list, detached from its stripe. */
+static void free_list(struct mci_item *it)
+{
+	while (it) {
+		struct mci_item *n = it->next;
+		item_free(it);
+		it = n;
+	}
 }
 
 void mci_free(struct mci_store *st)
 {
 	if (!st)
 		return;
-	if (st->acct)
-		ma_set_evictor(st->acct, NULL, NULL);
+	mci_lru_detach(st);
 	for (int i = 0; i < MCI_STRIPES; i++) {
 		struct mci_stripe *s = &st->stripes[i];
-		struct mci_item *it = s->head;
-		while (it) {
-			struct mci_item *n = it->next;
-			item_free(st, it);
-			it = n;
-		}
+		free_list(s->head);
 		free(s->buckets);
 		pthread_mutex_destroy(&s->lock);
 	}
@@ -239,11 +164,11 @@ static bool item_dead(struct mci_store *st, const struct mci_item *it, int64_t n
 static struct mci_item *find(struct mci_store *st, struct mci_stripe *s, uint64_t h,
 			     const uint8_t *key, size_t nkey, int64_t now, struct mci_item **reap)
 {
-	struct mci_item *it = *bucket_of(s, h);
+	struct mci_item *it = *mci_bucket_of(s, h);
 	while (it && (it->hash != h || it->nkey != nkey || memcmp(it->data, key, nkey) != 0))
 		it = it->hnext;
 	if (it && item_dead(st, it, now)) {
-		item_unlink(s, it);
+		mci_item_unlink(s, it);
 		s->s.reclaimed++;
 		*reap = it;
 		return NULL;
@@ -256,19 +181,31 @@ static void item_link(struct mci_store *st, struct mci_stripe *s, struct mci_ite
 		      struct mci_item *old, int64_t now)
 {
 	if (old)
-		item_unlink(s, old);
+		mci_item_unlink(s, old);
 	it->cas = atomic_fetch_add_explicit(&st->next_cas, 1, memory_order_relaxed);
 	it->time = it->atime = now;
-	struct mci_item **b = bucket_of(s, it->hash);
+	struct mci_item **b = mci_bucket_of(s, it->hash);
 	it->hnext = *b;
 	*b = it;
-	lru_push(s, it);
+	mci_lru_push(s, it);
 	s->count++;
 	s->s.curr_items++;
 	s->s.total_items++;
 	s->s.bytes += it->asize;
 	if (s->count > s->nbuckets / 2 + s->nbuckets / 4) /* load <= 0.75: short chains */
 		grow(s);
+}
+
+/* Links it in place of old, the live item its value was made from,
+ * keeping old's flags and exptime (append/prepend, incr/decr; stripe
+ * locked), then unlocks and frees old and reap. */
+static void replace_unlock(struct mci_store *st, struct mci_stripe *s, struct mci_item *it,
+			   struct mci_item *old, struct mci_item *reap, int64_t now)
+{
+	it->flags = old->flags;
+	it->exptime = old->exptime;
+	item_link(st, s, it, old, now);
+	unlock_free(s, old, reap);
 }
 
 /* A new unlinked item with room for nval value bytes, reserved against
@@ -322,11 +259,7 @@ bool mci_get(struct mci_store *st, const uint8_t *key, size_t nkey, int64_t now,
 			s->s.touch_hits++;
 			it->exptime = exptime_abs;
 		}
-		if (now - it->atime >= MCI_BUMP_INTERVAL) {
-			it->atime = now;
-			lru_unlink(s, it);
-			lru_push(s, it);
-		}
+		mci_lru_bump(s, it, now);
 		emit(ctx, it, it->data, it->nkey, it->flags, it->cas, it->data + it->nkey, it->nval);
 	} else {
 		s->s.get_misses++;
@@ -335,8 +268,7 @@ bool mci_get(struct mci_store *st, const uint8_t *key, size_t nkey, int64_t now,
 		if (reap)
 			s->s.get_expired++;
 	}
-	pthread_mutex_unlock(&s->lock);
-	item_free(st, reap);
+	unlock_free(s, reap, NULL);
 	return it != NULL;
 }
 
@@ -354,8 +286,7 @@ static enum mci_result store_concat(struct mci_store *st, enum mci_mode mode, ui
 		struct mci_item *old = find(st, s, h, key, nkey, now, &reap);
 		size_t oldn = old ? old->nval : 0;
 		uint64_t oldcas = old ? old->cas : 0;
-		pthread_mutex_unlock(&s->lock);
-		item_free(st, reap);
+		unlock_free(s, reap, NULL);
 		if (!old)
 			return MCI_NOT_STORED;
 		enum mci_result why;
@@ -377,18 +308,11 @@ static enum mci_result store_concat(struct mci_store *st, enum mci_mode mode, ui
 				memcpy(v, data, ndata);
 				memcpy(v + ndata, ov, oldn);
 			}
-			it->flags = old->flags;
-			it->exptime = old->exptime;
-			item_link(st, s, it, old, now);
-			pthread_mutex_unlock(&s->lock);
-			item_free(st, old);
-			item_free(st, reap);
+			replace_unlock(st, s, it, old, reap, now);
 			return MCI_STORED;
 		}
 		s->s.cmd_set--; /* counted again on the retry */
-		pthread_mutex_unlock(&s->lock);
-		item_free(st, reap);
-		item_free(st, it);
+		unlock_free(s, reap, it);
 	}
 }
 
@@ -446,11 +370,7 @@ enum mci_result mci_commit(struct mci_store *st, enum mci_mode mode, struct mci_
 	case MCI_ADD:
 		if (old) {
 			rc = MCI_NOT_STORED;
-			if (now - old->atime >= MCI_BUMP_INTERVAL) { /* memcached bumps it too */
-				old->atime = now;
-				lru_unlink(s, old);
-				lru_push(s, old);
-			}
+			mci_lru_bump(s, old, now); /* memcached bumps it too */
 		}
 		break;
 	case MCI_REPLACE:
@@ -473,12 +393,7 @@ enum mci_result mci_commit(struct mci_store *st, enum mci_mode mode, struct mci_
 	}
 	if (rc == MCI_STORED)
 		item_link(st, s, it, old, now);
-	pthread_mutex_unlock(&s->lock);
-	item_free(st, reap);
-	if (rc == MCI_STORED)
-		item_free(st, old);
-	else
-		item_free(st, it);
+	unlock_free(s, reap, rc == MCI_STORED ? old : it);
 	return rc;
 }
 
@@ -490,14 +405,12 @@ enum mci_result mci_delete(struct mci_store *st, const uint8_t *key, size_t nkey
 	pthread_mutex_lock(&s->lock);
 	struct mci_item *it = find(st, s, h, key, nkey, now, &reap);
 	if (it) {
-		item_unlink(s, it);
+		mci_item_unlink(s, it);
 		s->s.delete_hits++;
 	} else {
 		s->s.delete_misses++;
 	}
-	pthread_mutex_unlock(&s->lock);
-	item_free(st, reap);
-	item_free(st, it);
+	unlock_free(s, reap, it);
 	return it ? MCI_DELETED : MCI_NOT_FOUND;
 }
 
@@ -516,8 +429,7 @@ enum mci_result mci_touch(struct mci_store *st, const uint8_t *key, size_t nkey,
 	} else {
 		s->s.touch_misses++;
 	}
-	pthread_mutex_unlock(&s->lock);
-	item_free(st, reap);
+	unlock_free(s, reap, NULL);
 	return it ? MCI_TOUCHED : MCI_NOT_FOUND;
 }
 
@@ -561,9 +473,7 @@ enum mci_result mci_arith(struct mci_store *st, const uint8_t *key, size_t nkey,
 		else
 			s->s.decr_hits++;
 		if (rc != MCI_STORED) {
-			pthread_mutex_unlock(&s->lock);
-			item_free(st, reap);
-			item_free(st, fresh);
+			unlock_free(s, reap, fresh);
 			return rc;
 		}
 		v = incr ? v + delta : (delta > v ? 0 : v - delta);
@@ -575,27 +485,18 @@ enum mci_result mci_arith(struct mci_store *st, const uint8_t *key, size_t nkey,
 			memcpy(it->data + it->nkey, num, n);
 			it->nval = (uint32_t)n;
 			it->cas = atomic_fetch_add_explicit(&st->next_cas, 1, memory_order_relaxed);
-			pthread_mutex_unlock(&s->lock);
-			item_free(st, reap);
-			item_free(st, fresh);
+			unlock_free(s, reap, fresh);
 			*result = v;
 			return MCI_STORED;
 		}
 		if (fresh && fresh->nval >= n) {
 			memcpy(fresh->data + nkey, num, n);
 			fresh->nval = (uint32_t)n;
-			fresh->flags = it->flags;
-			fresh->exptime = it->exptime;
-			item_link(st, s, fresh, it, now);
-			pthread_mutex_unlock(&s->lock);
-			item_free(st, it);
-			item_free(st, reap);
+			replace_unlock(st, s, fresh, it, reap, now);
 			*result = v;
 			return MCI_STORED;
 		}
-		pthread_mutex_unlock(&s->lock);
-		item_free(st, reap);
-		item_free(st, fresh);
+		unlock_free(s, reap, fresh);
 		enum mci_result why;
 		fresh = item_alloc(st, h, key, nkey, 20, &why);
 		if (!fresh)
@@ -625,37 +526,8 @@ void mci_flush(struct mci_store *st, int64_t when, int64_t now)
 		if (i == 0)
 			s->s.cmd_flush++;
 		pthread_mutex_unlock(&s->lock);
-		while (it) {
-			struct mci_item *n = it->next;
-			item_free(st, it);
-			it = n;
-		}
+		free_list(it);
 	}
-}
-
-uint64_t mci_evict(struct mci_store *st, uint64_t want)
-{
-	uint64_t freed = 0;
-	int empty = 0;
-	while (freed < want && empty < MCI_STRIPES) {
-		unsigned k = atomic_fetch_add_explicit(&st->evict_cursor, 1, memory_order_relaxed);
-		struct mci_stripe *s = &st->stripes[k & (MCI_STRIPES - 1)];
-		pthread_mutex_lock(&s->lock);
-		struct mci_item *it = s->tail;
-		if (it) {
-			item_unlink(s, it);
-			s->s.evictions++;
-		}
-		pthread_mutex_unlock(&s->lock);
-		if (!it) {
-			empty++;
-			continue;
-		}
-		empty = 0;
-		freed += it->asize;
-		item_free(st, it);
-	}
-	return freed;
 }
 
 void mci_get_stats(struct mci_store *st, struct mci_stats *out)

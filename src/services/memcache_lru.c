@@ -1,0 +1,57 @@
+/*
+ * memcache_lru.c - eviction for the memcache item store
+ * (memcache_items_impl.h).
+ *
+ * Frees memory by unlinking the least recently used item of one stripe at
+ * a time, the stripes taken in turn from a shared cursor: an
+ * approximation of one global LRU that needs no global lock, and holds
+ * only one stripe lock at a time, so it may run from an allocation made
+ * with no lock held.  The store registers mci_evict as the node
+ * accountant's evictor (memacct.h), so virgo_malloc can reclaim cache
+ * memory too.  The LRU lists themselves are kept by the inline operations
+ * in memcache_items_impl.h, which the get path uses.
+ */
+#include "memcache_items_impl.h"
+
+#include "memacct.h"
+
+uint64_t mci_evict(struct mci_store *st, uint64_t want)
+{
+	uint64_t freed = 0;
+	int empty = 0;
+	while (freed < want && empty < MCI_STRIPES) {
+		unsigned k = atomic_fetch_add_explicit(&st->evict_cursor, 1, memory_order_relaxed);
+		struct mci_stripe *s = &st->stripes[k & (MCI_STRIPES - 1)];
+		pthread_mutex_lock(&s->lock);
+		struct mci_item *it = s->tail;
+		if (it) {
+			mci_item_unlink(s, it);
+			s->s.evictions++;
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (!it) {
+			empty++;
+			continue;
+		}
+		empty = 0;
+		freed += it->asize;
+		mci_release(it);
+	}
+	return freed;
+}
+
+static uint64_t evict_adapter(void *ctx, uint64_t want)
+{
+	return mci_evict(ctx, want);
+}
+
+void mci_lru_attach(struct mci_store *st)
+{
+	ma_set_evictor(st->acct, evict_adapter, st);
+}
+
+void mci_lru_detach(struct mci_store *st)
+{
+	if (st->acct)
+		ma_set_evictor(st->acct, NULL, NULL);
+}
