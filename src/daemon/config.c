@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../common/cfgfile.h"
 #include "../common/cfgval.h"
@@ -19,7 +20,7 @@ void vd_config_defaults(struct vd_config *cfg)
 	cfg->node_id = 1;
 	snprintf(cfg->listen, sizeof cfg->listen, "127.0.0.1");
 	for (int i = 0; i < VD_MAX_SERVICES; i++)
-		cfg->ports[i] = -1;
+		cfg->ports[i] = cfg->svc_threads[i] = -1;
 	cfg->mem_limit = UINT64_C(256) << 20;
 	cfg->max_alloc = UINT64_C(64) << 20;
 	cfg->max_value = UINT64_C(64) << 20;
@@ -42,6 +43,14 @@ int vd_config_port(const struct vd_config *cfg, int idx)
 	if (cfg->ports[idx] >= 0)
 		return cfg->ports[idx];
 	return vsvc_table[idx]->base_port + cfg->port_offset;
+}
+
+int vd_config_threads(const struct vd_config *cfg, int idx)
+{
+	int n = cfg->svc_threads[idx] > 0 ? cfg->svc_threads[idx] : cfg->threads;
+	if (n <= 0)
+		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? n : 1;
 }
 
 static int bad(struct cfgfile_ctx *ctx, const char *key, const char *value, const char *want)
@@ -144,6 +153,13 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 				if (cv_int(value, 0, 65535, &v))
 					return bad(ctx, key, value, "0..65535, 0 = off");
 				cfg->ports[i] = (int)v;
+				return 1;
+			}
+			snprintf(name, sizeof name, "%s_threads", vsvc_table[i]->name);
+			if (strcmp(key, name) == 0) {
+				if (cv_int(value, 0, 256, &v))
+					return bad(ctx, key, value, "0..256, 0 = as threads");
+				cfg->svc_threads[i] = (int)v;
 				return 1;
 			}
 		}

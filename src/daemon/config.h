@@ -26,7 +26,8 @@ struct vd_config {
 	uint64_t max_alloc; /* largest single allocation */
 	uint64_t max_value; /* largest payload in one request */
 	size_t max_line; /* longest request line */
-	int threads; /* worker threads (0: one per core) */
+	int threads; /* worker threads of each service (0: one per core) */
+	int svc_threads[VD_MAX_SERVICES]; /* -1: threads; else this service's own count */
 	int max_conns; /* open connections at once */
 	int idle_timeout_s; /* close a connection silent this long */
 	int drain_timeout_ms; /* SIGTERM: time given to flush replies */
@@ -53,5 +54,7 @@ void vd_config_defaults(struct vd_config *cfg);
 int vd_config_load(struct vd_config *cfg, const char *path, char *err, size_t errlen);
 /* The port service #idx listens on (0 = disabled). */
 int vd_config_port(const struct vd_config *cfg, int idx);
+/* How many worker threads serve service #idx's connections (>= 1). */
+int vd_config_threads(const struct vd_config *cfg, int idx);
 
 #endif

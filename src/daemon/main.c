@@ -33,7 +33,7 @@ static void usage(FILE *f)
 		"  -o, --port-offset N    add N to every service port (several nodes on one host)\n"
 		"  -l, --listen ADDR      address to listen on (default 127.0.0.1)\n"
 		"  -m, --mem-limit SIZE   memory all allocations may hold, e.g. 256M\n"
-		"  -t, --threads N        worker threads (default: one per core)\n"
+		"  -t, --threads N        worker threads of each service (default: one per core)\n"
 		"  -p, --pidfile FILE     write the pid here once ready; removed at exit\n"
 		"  -v, --log-level LEVEL  error, warn, info (default) or debug\n"
 		"  -h, --help             this text\n"

@@ -100,7 +100,11 @@ struct vd_server {
 	bool svc_inited[VD_MAX_SERVICES];
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct vd_worker *workers;
-	int nworkers, next_worker;
+	int nworkers;
+	/* each service's own workers: workers[first .. first + n - 1] */
+	struct {
+		int first, n, next;
+	} group[VD_MAX_SERVICES];
 	_Atomic int nconns;
 };
 
@@ -432,6 +436,20 @@ static void worker_drain_cb(evutil_socket_t fd, short what, void *arg)
 		event_base_loopexit(w->base, NULL);
 }
 
+/* "<service>/<k>" (what top -H and /proc/<pid>/task/<tid>/comm show). */
+static void worker_name(struct vd_server *srv, int i)
+{
+	for (int g = 0; vsvc_table[g]; g++) {
+		if (srv->group[g].n && i >= srv->group[g].first &&
+		    i < srv->group[g].first + srv->group[g].n) {
+			char name[16];
+			snprintf(name, sizeof name, "%.10s/%d", vsvc_table[g]->name,
+				 i - srv->group[g].first);
+			pthread_setname_np(srv->workers[i].th, name);
+		}
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct vd_worker *w = arg;
@@ -463,8 +481,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		refuse(fd, "ERR EBUSY too many connections\r\n");
 		return;
 	}
-	struct vd_worker *w = &srv->workers[srv->next_worker];
-	srv->next_worker = (srv->next_worker + 1) % srv->nworkers;
+	struct vd_worker *w = &srv->workers[srv->group[idx].first + srv->group[idx].next];
+	srv->group[idx].next = (srv->group[idx].next + 1) % srv->group[idx].n;
 	pthread_mutex_lock(&w->qlock);
 	if (w->qlen == VD_PENDING_MAX) {
 		pthread_mutex_unlock(&w->qlock);
@@ -533,7 +551,8 @@ static int bind_listener(struct vd_server *srv, int idx, int port)
 					  : "");
 		return -1;
 	}
-	log_info("%s listening on %s", vsvc_table[idx]->name, spec);
+	log_info("%s listening on %s (%d worker threads)", vsvc_table[idx]->name, spec,
+		 vd_config_threads(&srv->cfg, idx));
 	return 0;
 }
 
@@ -583,9 +602,14 @@ struct vd_server *server_start(const struct vd_config *cfg)
 		if (bind_listener(srv, i, port) != 0)
 			goto fail;
 	}
-	int n = cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-	srv->nworkers = n > 0 ? n : 1;
-	srv->workers = calloc((size_t)srv->nworkers, sizeof *srv->workers);
+	for (int i = 0; vsvc_table[i]; i++) {
+		if (!srv->listeners[i])
+			continue;
+		srv->group[i].first = srv->nworkers;
+		srv->group[i].n = vd_config_threads(cfg, i);
+		srv->nworkers += srv->group[i].n;
+	}
+	srv->workers = calloc((size_t)(srv->nworkers > 0 ? srv->nworkers : 1), sizeof *srv->workers);
 	if (!srv->workers)
 		goto fail;
 	for (int i = 0; i < srv->nworkers; i++) {
@@ -605,6 +629,7 @@ struct vd_server *server_start(const struct vd_config *cfg)
 			w->base = NULL;
 			goto fail;
 		}
+		worker_name(srv, i);
 	}
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);

@@ -31,6 +31,8 @@
  * (store_split) when they arrived in several reads. */
 #define MEMCACHE_SPLIT_MIN 4096
 
+extern const struct vsvc memcache_service; /* defined at the end */
+
 struct memcache {
 	struct ma_acct *acct;
 	struct mci_store *items;
@@ -68,7 +70,10 @@ static int memcache_init(const struct vd_config *cfg, void **out)
 	m->lim.max_line = cfg->max_line;
 	m->lim.max_item = max_item;
 	m->started = memcache_now();
-	m->threads = cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	m->threads = 1;
+	for (int i = 0; vsvc_table[i]; i++)
+		if (vsvc_table[i] == &memcache_service)
+			m->threads = vd_config_threads(cfg, i); /* this port's own workers */
 	m->node_id = cfg->node_id;
 	*out = m;
 	return 0;

@@ -2,6 +2,7 @@
  * test_daemon.c - virgod as a process: help, config errors, busy ports,
  * loopback-only default, connection cap, idle timeout, SIGTERM drain.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -130,6 +131,54 @@ static void idle_connection_closed(void **state)
 	assert_int_equal(th_cluster_stop(&c), 0);
 }
 
+/* Threads of process pid whose name starts with prefix. */
+static int count_threads(pid_t pid, const char *prefix)
+{
+	char dir[64];
+	snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[320], name[32] = "";
+		snprintf(path, sizeof path, "%s/%s/comm", dir, e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f) {
+			if (fgets(name, sizeof name, f) && strncmp(name, prefix, strlen(prefix)) == 0)
+				n++;
+			fclose(f);
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/* Every service has its own worker threads (threads each, or
+ * <service>_threads), and both ports work. */
+static void worker_threads_per_service(void **state)
+{
+	(void)state;
+	struct th_cluster c;
+	assert_int_equal(th_cluster_start(&c, 1, "threads = 2\nmemcache_threads = 3", NULL), 0);
+	pid_t pid = c.nodes[0].pid;
+	assert_int_equal(count_threads(pid, "memcache/"), 3);
+	assert_int_equal(count_threads(pid, "mempool/"), 2);
+	assert_int_equal(count_threads(pid, "cpupool/"), 2);
+	int m = th_connect(th_port(&c, 0, 11211));
+	assert_int_equal(th_send(m, "version\r\n", 9), 0);
+	assert_true(th_recv_until(m, out, sizeof out, "\r\n", 3000) > 0);
+	assert_non_null(strstr(out, "VERSION"));
+	int p = th_connect(th_port(&c, 0, 30000));
+	assert_int_equal(th_send(p, "ping\r\n", 6), 0);
+	assert_true(th_recv_until(p, out, sizeof out, "PONG", 3000) > 0);
+	close(m);
+	close(p);
+	assert_int_equal(th_cluster_stop(&c), 0);
+}
+
 static void sigterm_drains_with_open_clients(void **state)
 {
 	(void)state;
@@ -168,6 +217,7 @@ int main(void)
 		cmocka_unit_test(busy_port_second_instance_fails_clearly),
 		cmocka_unit_test(connection_cap),
 		cmocka_unit_test(idle_connection_closed),
+		cmocka_unit_test(worker_threads_per_service),
 		cmocka_unit_test(sigterm_drains_with_open_clients),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,7 @@
 
 #include "../../src/common/cfgval.h"
 #include "../../src/daemon/config.h"
+#include "../../src/daemon/service.h"
 #include "../../src/lib/client.h"
 
 static char path[256];
@@ -70,6 +71,18 @@ static void daemon_config(void **state)
 	assert_true(c.mem_limit == UINT64_C(1) << 30);
 	assert_int_equal(vd_config_port(&c, 0), 31000);
 	assert_int_equal(c.log_level, VLOG_DEBUG);
+	/* worker threads: per service, <service>_threads overrides threads */
+	vd_config_defaults(&c);
+	p = write_conf("threads = 3\nmemcache_threads = 5\n");
+	assert_int_equal(vd_config_load(&c, p, err, sizeof err), 0);
+	for (int i = 0; vsvc_table[i]; i++)
+		assert_int_equal(vd_config_threads(&c, i),
+				 strcmp(vsvc_table[i]->name, "memcache") == 0 ? 5 : 3);
+	p = write_conf("mempool_threads = 257\n");
+	assert_int_equal(vd_config_load(&c, p, err, sizeof err), -1);
+	assert_non_null(strstr(err, ":1: bad value '257' for mempool_threads"));
+	vd_config_defaults(&c);
+	assert_true(vd_config_threads(&c, 0) >= 1); /* 0 = one per core */
 	/* unknown key: named, with its line */
 	vd_config_defaults(&c);
 	p = write_conf("node_id = 2\n\nmem_limt = 1G\n");
