@@ -22,8 +22,8 @@
 #     BENCH_VIRGOD_CONF, BENCH_VIRGOD_PID (the running virgod, threads = 2),
 #     BENCH_TOOLS (a directory of helper binaries: mcload).  Suites may
 #     start their own peers too; they must stop what they start.
-#   - should finish within ~4 minutes; a suite that fails or is killed by
-#     the BENCH_SUITE_TIMEOUT (default 420 s) is reported as such.
+#   - should finish within ~8 minutes; a suite that fails or is killed by
+#     the BENCH_SUITE_TIMEOUT (default 900 s) is reported as such.
 set -u
 B=${1:?usage: bench/run.sh <build-dir>}
 B=$(cd "$B" && pwd)
@@ -102,7 +102,7 @@ for s in bench/suite_*.sh; do
 	name=${name#suite_}
 	echo "== bench suite $name"
 	start=$(date +%s)
-	timeout "${BENCH_SUITE_TIMEOUT:-420}" sh "$s" "$B" "$R" >"$R/$name.log" 2>&1
+	timeout "${BENCH_SUITE_TIMEOUT:-900}" sh "$s" "$B" "$R" >"$R/$name.log" 2>&1
 	rc=$?
 	cat "$R/$name.log"
 	for gp in "$R/$name"*.gp "$R/suite_$name"*.gp; do

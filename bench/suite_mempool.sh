@@ -9,8 +9,10 @@
 # with bench/mcload.c (memaslap gives no p99) at a fixed offered load of
 # 40% of memcached's measured throughput, so the tail shows service time
 # and not the scheduler's queueing at saturation.  Same parameters for
-# both servers, BENCH_REPS repetitions alternating which server goes
-# first; medians are compared.
+# both servers, BENCH_REPS pairs of back-to-back runs alternating which
+# server goes first; the ratio is taken within each pair and the median
+# pair ratio reported with its range (this VM's speed drifts by 30%
+# over minutes; a ratio of medians taken minutes apart inherits that).
 # One more variant runs while mcload drives virgod's VIRGO-protocol
 # mempool port in the background (during the memcached runs too, so both
 # servers share the machine with the same extra load).
@@ -50,40 +52,51 @@ lat() {
 		sed -n 's/ops_per_s=\([0-9.]*\) p50_us=\([0-9.]*\) p99_us=\([0-9.]*\).*/\1 \2 \3/p'
 }
 
+# pairs <out> <fn> <args...>: REPS times, runs "<fn> <port> <args>" on
+# memcached and on virgod, one right after the other (alternating which
+# goes first) and writes a line "<memcached's output> <virgod's output>"
+# per repetition: ratios are taken within a pair, so a slow patch of the
+# shared VM hits both sides of it.
+pairs() {
+	out=$1 fn=$2
+	shift 2
+	: >"$out"
+	i=0
+	while [ $i -lt "$REPS" ]; do
+		if [ $((i % 2)) -eq 0 ]; then
+			a=$($fn $MC "$@"); b=$($fn $VD "$@")
+		else
+			b=$($fn $VD "$@"); a=$($fn $MC "$@")
+		fi
+		echo "$a $b" >>"$out"
+		i=$((i + 1))
+	done
+}
+
+# col <file> <n>: median of column n; pratio <file> <num col> <den col>:
+# "median min max" of the per-pair ratios
+col() { cut -d' ' -f"$2" "$1" | median; }
+pratio() {
+	awk -v a="$2" -v b="$3" '$b > 0 {printf "%.4f\n", $a / $b}' "$1" | sort -g |
+		awk '{r[NR] = $1} END {if (NR == 0) print "0 0 0"; else printf "%.2f %.2f %.2f\n", r[int((NR + 1) / 2)], r[1], r[NR]}'
+}
+
 # run_case <label> <get ratio> <value size>: appends one row to rows.txt
 run_case() {
 	label=$1 g=$2 sz=$3
 	keys=10000
 	[ "$sz" -gt 4096 ] && keys=1000
 	for port in $MC $VD; do "$LOAD" -p $port -s "$sz" -k $keys -P || exit 1; done
-	: >"$W/mc.t"; : >"$W/vd.t"; : >"$W/mc.l"; : >"$W/vd.l"
-	i=0
-	while [ $i -lt "$REPS" ]; do
-		if [ $((i % 2)) -eq 0 ]; then order="mc vd"; else order="vd mc"; fi
-		for who in $order; do
-			port=$MC
-			[ $who = vd ] && port=$VD
-			slap $port "$g" "$sz" >>"$W/$who.t"
-		done
-		i=$((i + 1))
-	done
-	mct=$(median <"$W/mc.t"); vdt=$(median <"$W/vd.t")
+	pairs "$W/t" slap "$g" "$sz"
+	mct=$(col "$W/t" 1); vdt=$(col "$W/t" 2)
 	rate=$(awk -v t="$mct" 'BEGIN {r = int(t * 0.4); print (r > 1000 ? r : 1000)}')
-	i=0
-	while [ $i -lt "$REPS" ]; do
-		if [ $((i % 2)) -eq 0 ]; then order="mc vd"; else order="vd mc"; fi
-		for who in $order; do
-			port=$MC
-			[ $who = vd ] && port=$VD
-			lat $port "$g" "$sz" $keys "$rate" >>"$W/$who.l"
-		done
-		i=$((i + 1))
-	done
-	mclo=$(cut -d' ' -f1 "$W/mc.l" | median); vdlo=$(cut -d' ' -f1 "$W/vd.l" | median)
-	mc99=$(cut -d' ' -f3 "$W/mc.l" | median); vd99=$(cut -d' ' -f3 "$W/vd.l" | median)
-	mc50=$(cut -d' ' -f2 "$W/mc.l" | median); vd50=$(cut -d' ' -f2 "$W/vd.l" | median)
-	echo "$label $sz $mct $vdt $rate $mc50 $vd50 $mc99 $vd99" >>"$W/rows.txt"
-	echo "$label $sz: memcaslap mc=$mct vd=$vdt; at $rate/s (mcload achieved mc=$mclo vd=$vdlo) p50 mc=$mc50 vd=$vd50 p99 mc=$mc99 vd=$vd99" >&2
+	pairs "$W/l" lat "$g" "$sz" $keys "$rate"
+	# lines: mc ops p50 p99, vd ops p50 p99
+	mc50=$(col "$W/l" 2); vd50=$(col "$W/l" 5)
+	mc99=$(col "$W/l" 3); vd99=$(col "$W/l" 6)
+	tr=$(pratio "$W/t" 2 1 | tr ' ' ,); lr=$(pratio "$W/l" 6 3 | tr ' ' ,)
+	echo "$label $sz $mct $vdt $rate $mc50 $vd50 $mc99 $vd99 $tr $lr" >>"$W/rows.txt"
+	echo "$label $sz: memcaslap mc=$mct vd=$vdt (paired ratio $tr); at $rate/s (mcload achieved mc=$(col "$W/l" 1) vd=$(col "$W/l" 4)) p50 mc=$mc50 vd=$vd50 p99 mc=$mc99 vd=$vd99 (paired ratio $lr)" >&2
 }
 
 : >"$W/rows.txt"
@@ -99,34 +112,39 @@ done
 # same extra work)
 "$LOAD" -p $MP -M -T 1 -c 8 -s 1024 -R 20000 -d 100000 >/dev/null 2>&1 &
 BG=$!
+run_case "get-heavy+mempool" 0.9 32
 run_case "get-heavy+mempool" 0.9 1024
 kill $BG 2>/dev/null
 wait $BG 2>/dev/null
 BG=""
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}'; }
+first() { echo "$1" | cut -d, -f1; }
+range() { echo "$1" | awk -F, '{printf "%s-%s", $2, $3}'; }
 human() { awk -v n="$1" 'BEGIN {if (n >= 1024) printf "%d KiB", n / 1024; else printf "%d B", n}'; }
 {
 	echo "## mempool: the memcached port vs memcached -t 2"
 	echo
 	echo "Throughput: memcaslap (-T 2 -c 16, closed loop, ${SECS} s runs).  Latency: bench/mcload"
 	echo "(2 threads x 8 connections, ${SECS} s runs) offering a fixed load of 40% of memcached's"
-	echo "throughput to both.  Median of $REPS repetitions, servers alternating.  Both servers"
-	echo "have 2 worker threads and 2 GiB; the load generators share the same 2 cores."
-	echo "The last row runs while virgod's VIRGO mempool port serves 20000 gets/s of 1 KiB."
+	echo "throughput to both.  $REPS pairs of back-to-back runs, alternating which server goes"
+	echo "first.  Both servers have 2 worker threads for this port (virgod's other ports have"
+	echo "their own) and 2 GiB; the load generators share the same 2 cores.  The +mempool rows"
+	echo "run while virgod's VIRGO mempool port serves 20000 gets/s of 1 KiB (during the"
+	echo "memcached runs too)."
 	echo
-	echo "| mix | value | memcached ops/s | virgod ops/s | **throughput ratio** | latency at ops/s | p50 µs mc / vd | p99 µs mc / vd | **p99 ratio** |"
+	echo "| mix | value | memcached ops/s | virgod ops/s | **throughput ratio** (min-max) | latency at ops/s | p50 µs mc / vd | p99 µs mc / vd | **p99 ratio** (min-max) |"
 	echo "|---|---|---|---|---|---|---|---|---|"
-	while read -r label sz mct vdt rate mc50 vd50 mc99 vd99; do
-		echo "| $label | $(human $sz) | $mct | $vdt | **$(ratio $vdt $mct)** | $rate | $mc50 / $vd50 | $mc99 / $vd99 | **$(ratio $vd99 $mc99)** |"
+	while read -r label sz mct vdt rate mc50 vd50 mc99 vd99 tr lr; do
+		echo "| $label | $(human $sz) | $mct | $vdt | **$(first $tr)** ($(range $tr)) | $rate | $mc50 / $vd50 | $mc99 / $vd99 | **$(first $lr)** ($(range $lr)) |"
 	done <"$W/rows.txt"
 	echo
-	echo "Throughput ratio = virgod/memcached (>= 1.0: virgod at least as fast);"
-	echo "p99 ratio = virgod/memcached (<= 1.0: virgod's tail no worse)."
+	echo "Ratios are virgod/memcached within each pair of back-to-back runs, then the"
+	echo "median over the $REPS pairs (min-max in brackets).  Throughput ratio >= 1.0:"
+	echo "virgod at least as fast; p99 ratio <= 1.0: virgod's tail no worse."
 } >"$R/mempool.md"
 n=0
-while read -r label sz mct vdt rate mc50 vd50 mc99 vd99; do
-	echo "$n \"$label $(human $sz | tr -d ' ')\" $(ratio $vdt $mct) $(ratio $vd99 $mc99)"
+while read -r label sz mct vdt rate mc50 vd50 mc99 vd99 tr lr; do
+	echo "$n \"$label $(human $sz | tr -d ' ')\" $(first $tr) $(first $lr)"
 	n=$((n + 1))
 done <"$W/rows.txt" >"$R/mempool.dat"
 cat >"$R/mempool.gp" <<'GP'
