@@ -66,6 +66,8 @@ struct vconn {
 	bool throttled; /* reading paused for back-pressure */
 	bool peer_eof; /* the peer has finished sending */
 	bool wev_armed;
+	uint8_t *direct; /* vconn_direct: the body's destination */
+	size_t direct_left; /* bytes of it still to read */
 	struct vconn_async *async; /* deferred replies (vconn_async.c), lazily */
 	uint64_t active_tick; /* worker tick of the last read (idle sweep) */
 	char peer[64];
@@ -113,6 +115,20 @@ void *vconn_state(struct vconn *c) { return c->state; }
 void *vconn_svc(struct vconn *c) { return c->svc_state; }
 const char *vconn_peer(struct vconn *c) { return c->peer; }
 struct event_base *vconn_base(struct vconn *c) { return c->w->base; }
+
+size_t vconn_direct(struct vconn *c, void *dst, size_t len)
+{
+	size_t have = evbuffer_get_length(c->in);
+	if (have > len)
+		have = len;
+	if (have > 0)
+		evbuffer_remove(c->in, dst, have);
+	c->direct = (uint8_t *)dst + have;
+	c->direct_left = len - have;
+	return c->direct_left;
+}
+
+size_t vconn_direct_left(struct vconn *c) { return c->direct_left; }
 struct vconn_async **vconn_async_slot(struct vconn *c) { return &c->async; }
 
 /* Frees a connection's events, buffers, socket and memory (any may be
@@ -267,27 +283,44 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 			conn_free(c);
 		return;
 	}
-	struct evbuffer_iovec v[2];
-	size_t want = evbuffer_get_length(c->in) > 0 ? VD_READ_BIG : VD_READ_CHUNK;
-	int nv = evbuffer_reserve_space(c->in, (ev_ssize_t)want, v, 2);
+	/* v[0]: a body being read straight to its destination (vconn_direct),
+	 * then the input buffer for what follows it, in one readv */
+	struct evbuffer_iovec v[3];
+	int d = 0;
+	if (c->direct_left > 0) {
+		v[0].iov_base = c->direct;
+		v[0].iov_len = c->direct_left;
+		d = 1;
+	}
+	size_t want = !d && evbuffer_get_length(c->in) > 0 ? VD_READ_BIG : VD_READ_CHUNK;
+	int nv = evbuffer_reserve_space(c->in, (ev_ssize_t)want, v + d, 2);
 	if (nv < 1) {
 		log_error("out of memory reading from %s", c->peer);
 		conn_free(c);
 		return;
 	}
+	nv += d;
 	ssize_t r = nv == 1 ? recv(fd, v[0].iov_base, v[0].iov_len, 0)
 			    : readv(fd, (struct iovec *)v, nv);
 	c->active_tick = c->w->tick;
 	if (r > 0) {
 		size_t left = (size_t)r;
-		int used = 0;
+		if (d) {
+			size_t n = left < c->direct_left ? left : c->direct_left;
+			c->direct += n;
+			c->direct_left -= n;
+			left -= n;
+		}
+		int used = d;
 		for (; used < nv && left > 0; used++) {
 			if (v[used].iov_len > left)
 				v[used].iov_len = left;
 			left -= v[used].iov_len;
 		}
-		evbuffer_commit_space(c->in, v, used);
-		conn_process(c, false);
+		if (used > d)
+			evbuffer_commit_space(c->in, v + d, used - d);
+		if (c->direct_left == 0)
+			conn_process(c, false);
 	} else if (r == 0) {
 		c->peer_eof = true;
 		event_del(c->rev); /* nothing more will come; don't spin on EOF */

@@ -51,6 +51,16 @@ void *vconn_svc(struct vconn *c); /* what init stored in *svc */
 const char *vconn_peer(struct vconn *c); /* "ip:port" of the client */
 struct event_base *vconn_base(struct vconn *c); /* the loop that owns c */
 
+/* Large bodies without the extra copy: the next `len` input bytes go
+ * straight to dst (read from the socket into it; bytes already buffered in
+ * the input are moved there first).  Returns how many are still to come.
+ * While some are, on_input is called only at EOF (the body will never
+ * complete); once the last byte is in, on_input runs again with what
+ * followed in `in`.  dst must stay valid until then or until conn_close. */
+size_t vconn_direct(struct vconn *c, void *dst, size_t len);
+/* Bytes of the vconn_direct body still to come (0: none pending). */
+size_t vconn_direct_left(struct vconn *c);
+
 /* ---- deferred replies (vconn_async.c) -----------------------------------
  * A service that hands a request to another thread takes a ticket on the
  * connection's loop thread, returns VSVC_WAIT, and the other thread posts

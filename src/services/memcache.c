@@ -45,6 +45,12 @@ struct memcache {
 struct memcache_conn {
 	struct mc_parse_state ps;
 	size_t need; /* wait for this much input before parsing again */
+	/* a large store whose data block is being read straight into the
+	 * item (vconn_direct); its request's scalar fields (key and data
+	 * pointers are stale) */
+	struct mci_item *pending;
+	struct mc_req preq;
+	bool buffered; /* the torn request waits whole in the input buffer */
 };
 
 static int64_t memcache_now(void)
@@ -329,18 +335,26 @@ static int memcache_exec(struct memcache *m, const struct mc_req *r, struct evbu
 	}
 }
 
-/* The request at the head of a non-contiguous input (it arrived in
- * several reads) is a set/add/replace/cas of a large value: copy its data
- * block once, from the input's pieces straight into the new item, rather
- * than pulling the whole input into one piece and copying again.  Returns
- * false when this is not such a request (the caller parses normally). */
-static bool store_split(struct memcache *m, struct memcache_conn *mc, struct evbuffer *in,
-			struct evbuffer *out, size_t len, int64_t now)
+static const enum mci_mode store_modes[] = {[MC_OP_SET] = MCI_SET, [MC_OP_ADD] = MCI_ADD,
+					     [MC_OP_REPLACE] = MCI_REPLACE, [MC_OP_CAS] = MCI_CAS};
+
+enum store_big { SB_NONE, SB_WAIT, SB_PROGRESS };
+
+/* A set/add/replace/cas of a large value at the head of the input, whose
+ * data block is still arriving or arrived in several pieces: its block is
+ * copied once, never pulled into one piece first.  Still arriving: the
+ * header is consumed and the rest is read straight from the socket into
+ * the new item (vconn_direct; store_finish commits it), as memcached does.
+ * Returns SB_NONE when the head is no such request (parse it normally),
+ * SB_WAIT when its block must first arrive in the input buffer (no item
+ * could be made: the usual path answers the error), SB_PROGRESS when it
+ * was answered or is being read into its item. */
+static enum store_big store_big(struct vconn *c, struct memcache *m, struct memcache_conn *mc,
+				struct evbuffer *in, struct evbuffer *out, size_t len, int64_t now)
 {
 	struct evbuffer_iovec v;
-	if (mc->ps.swallow || mc->ps.discard_line || evbuffer_peek(in, -1, NULL, &v, 1) < 1 ||
-	    v.iov_len >= len)
-		return false;
+	if (mc->ps.swallow || mc->ps.discard_line || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+		return SB_NONE;
 	struct mc_parse_state ps = mc->ps;
 	struct mc_req r;
 	size_t line, need;
@@ -348,13 +362,22 @@ static bool store_split(struct memcache *m, struct memcache_conn *mc, struct evb
 	if (mc_parse_head(&ps, v.iov_base, v.iov_len, &m->lim, &r, &line, &need, &err) != MC_REQ ||
 	    r.op < MC_OP_SET || r.op > MC_OP_CAS || r.op == MC_OP_APPEND ||
 	    r.op == MC_OP_PREPEND || r.data_len < MEMCACHE_SPLIT_MIN)
-		return false;
+		return SB_NONE;
+	uint8_t *val;
+	enum mci_result why;
 	if (len < need) {
+		struct mci_item *it = mci_prepare(m->items, store_modes[r.op], r.key, r.key_len,
+						  r.data_len, &val, &why, now);
 		mc->need = need;
-		return true;
+		if (!it)
+			return SB_WAIT;
+		mc->need = 0;
+		mc->pending = it;
+		mc->preq = r; /* its key and data pointers are not used again */
+		evbuffer_drain(in, line);
+		vconn_direct(c, val, r.data_len);
+		return SB_PROGRESS;
 	}
-	static const enum mci_mode modes[] = {[MC_OP_SET] = MCI_SET, [MC_OP_ADD] = MCI_ADD,
-					      [MC_OP_REPLACE] = MCI_REPLACE, [MC_OP_CAS] = MCI_CAS};
 	struct evbuffer_ptr at;
 	char term[2];
 	evbuffer_ptr_set(in, &at, line + r.data_len, EVBUFFER_PTR_SET);
@@ -362,38 +385,56 @@ static bool store_split(struct memcache *m, struct memcache_conn *mc, struct evb
 	if (term[0] != '\r' || term[1] != '\n') {
 		add_line(out, "CLIENT_ERROR bad data chunk");
 	} else {
-		uint8_t *val;
-		enum mci_result why;
-		struct mci_item *it = mci_prepare(m->items, modes[r.op], r.key, r.key_len,
+		struct mci_item *it = mci_prepare(m->items, store_modes[r.op], r.key, r.key_len,
 						  r.data_len, &val, &why, now);
 		if (it) {
 			evbuffer_ptr_set(in, &at, line, EVBUFFER_PTR_SET);
 			evbuffer_copyout_from(in, &at, val, r.data_len);
-			why = mci_commit(m->items, modes[r.op], it, r.flags,
+			why = mci_commit(m->items, store_modes[r.op], it, r.flags,
 					 mc_exptime_abs(r.exptime, now), r.cas, now);
 		}
 		reply_result(out, &r, why);
 	}
 	evbuffer_drain(in, need);
+	return SB_PROGRESS;
+}
+
+/* The data block of mc->pending is in its item: check the terminator, then
+ * commit and answer.  False while the block or the terminator is still to
+ * come. */
+static bool store_finish(struct vconn *c, struct memcache *m, struct memcache_conn *mc,
+			 struct evbuffer *in, struct evbuffer *out, int64_t now)
+{
+	char term[2];
+	if (vconn_direct_left(c) > 0 || evbuffer_copyout(in, term, 2) < 2)
+		return false;
+	const struct mc_req *r = &mc->preq;
+	if (term[0] != '\r' || term[1] != '\n') {
+		mci_abandon(mc->pending);
+		add_line(out, "CLIENT_ERROR bad data chunk");
+	} else {
+		enum mci_result why = mci_commit(m->items, store_modes[r->op], mc->pending, r->flags,
+						 mc_exptime_abs(r->exptime, now), r->cas, now);
+		reply_result(out, r, why);
+	}
+	mc->pending = NULL;
+	evbuffer_drain(in, 2);
 	return true;
 }
 
-static int memcache_on_input(struct vconn *c, struct evbuffer *in, bool eof)
+static void memcache_conn_close(struct vconn *c)
 {
-	struct memcache *m = vconn_svc(c);
 	struct memcache_conn *mc = vconn_state(c);
-	struct evbuffer *out = vconn_out(c);
-	size_t len;
-	int64_t now = memcache_now();
-	for (;;) {
-		len = evbuffer_get_length(in);
-		if (len == 0 || (mc->need && len < mc->need))
-			return VSVC_KEEP;
-		mc->need = 0;
-		if (!store_split(m, mc, in, out, len, now))
-			break;
-	}
-	/* One contiguous view per batch of input, not per request. */
+	if (mc->pending)
+		mci_abandon(mc->pending);
+	mc->pending = NULL;
+}
+
+/* Parses and answers the whole requests in `in` (len bytes), from one
+ * contiguous view per batch; a torn last request sets mc->need. */
+static int parse_batch(struct memcache *m, struct memcache_conn *mc, struct evbuffer *in,
+		       struct evbuffer *out, size_t len, int64_t now)
+{
 	const uint8_t *buf = evbuffer_pullup(in, -1);
 	size_t pos = 0;
 	int rc = VSVC_KEEP;
@@ -414,8 +455,47 @@ static int memcache_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		}
 	}
 	evbuffer_drain(in, pos);
-	(void)eof; /* on eof the server closes; a torn request is dropped */
 	return rc;
+}
+
+static int memcache_on_input(struct vconn *c, struct evbuffer *in, bool eof)
+{
+	struct memcache *m = vconn_svc(c);
+	struct memcache_conn *mc = vconn_state(c);
+	struct evbuffer *out = vconn_out(c);
+	int64_t now = memcache_now();
+	(void)eof; /* on eof the server closes; a torn request is dropped */
+	for (;;) {
+		if (mc->pending && !store_finish(c, m, mc, in, out, now))
+			return VSVC_KEEP;
+		size_t len = evbuffer_get_length(in);
+		if (len == 0)
+			return VSVC_KEEP;
+		if (mc->need && len < mc->need) {
+			/* a torn request: a large store's block can still go
+			 * straight into its item (once: store_big leaves need
+			 * set when it cannot) */
+			if (mc->need < MEMCACHE_SPLIT_MIN || mc->buffered)
+				return VSVC_KEEP;
+			mc->buffered = true;
+			if (store_big(c, m, mc, in, out, len, now) != SB_PROGRESS)
+				return VSVC_KEEP;
+			continue;
+		}
+		mc->need = 0;
+		mc->buffered = false;
+		struct evbuffer_iovec v;
+		enum store_big b = SB_NONE;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) == 1 && v.iov_len < len)
+			b = store_big(c, m, mc, in, out, len, now); /* in several pieces */
+		if (b == SB_WAIT)
+			return VSVC_KEEP;
+		if (b == SB_PROGRESS)
+			continue;
+		int rc = parse_batch(m, mc, in, out, len, now);
+		if (rc != VSVC_KEEP || !mc->need)
+			return rc;
+	}
 }
 
 const struct vsvc memcache_service = {
@@ -425,4 +505,5 @@ const struct vsvc memcache_service = {
 	.init = memcache_init,
 	.fini = memcache_fini,
 	.on_input = memcache_on_input,
+	.conn_close = memcache_conn_close,
 };

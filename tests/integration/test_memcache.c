@@ -143,8 +143,8 @@ static void missing_data_terminator(void **state)
 	close(fd);
 }
 
-/* A large value arriving in pieces is copied once from the pieces
- * (store_split in memcache.c): check its bytes, a bad terminator, and a
+/* A large value arriving in pieces is read straight into its item
+ * (store_big in memcache.c): check its bytes, a bad terminator, and a
  * request pipelined right behind it. */
 static void large_value_in_pieces(void **state)
 {
@@ -176,6 +176,35 @@ static void large_value_in_pieces(void **state)
 	assert_int_equal(th_send(fd, "get piece\r\n", 11), 0);
 	n = th_recv_until(fd, got, sizeof got, "\r\nEND\r\n", 3000);
 	assert_int_equal(n, (ssize_t)(sizeof head - 1 - 8) + 200000 + 7);
+	close(fd);
+}
+
+static uint64_t mc_stat(const char *name);
+
+/* A large value still arriving is read straight into its new item, whose
+ * bytes are reserved from the start: a client that leaves half way gives
+ * them all back and stores nothing. */
+static void large_value_abandoned(void **state)
+{
+	(void)state;
+	uint64_t base = mc_stat("virgo_cache_bytes");
+	int fd = conn();
+	static char val[1000];
+	memset(val, 'z', sizeof val);
+	const char hdr[] = "set gone 0 0 200000\r\n";
+	assert_int_equal(th_send(fd, hdr, sizeof hdr - 1), 0);
+	assert_int_equal(th_send(fd, val, sizeof val), 0);
+	int64_t deadline = th_now_ms() + 3000;
+	while (mc_stat("virgo_cache_bytes") < base + 200000 && th_now_ms() < deadline)
+		;
+	assert_true(mc_stat("virgo_cache_bytes") >= base + 200000);
+	close(fd);
+	deadline = th_now_ms() + 3000;
+	while (mc_stat("virgo_cache_bytes") != base && th_now_ms() < deadline)
+		;
+	assert_true(mc_stat("virgo_cache_bytes") == base);
+	fd = conn();
+	xchg(fd, "get gone\r\n", "END\r\n");
 	close(fd);
 }
 
@@ -464,6 +493,7 @@ int main(void)
 		cmocka_unit_test(bad_lengths),
 		cmocka_unit_test(missing_data_terminator),
 		cmocka_unit_test(large_value_in_pieces),
+		cmocka_unit_test(large_value_abandoned),
 		cmocka_unit_test(noreply_everywhere),
 		cmocka_unit_test(incr_decr_wrap_and_floor),
 		cmocka_unit_test(cas_race_two_clients),
