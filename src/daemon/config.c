@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -146,20 +147,27 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 		if (cv_bool(value, &cfg->insecure_listen))
 			return bad(ctx, key, value, "yes or no");
 	} else {
+		/* per-service keys: <service>_port, <service>_threads */
+		static const struct {
+			const char *suffix;
+			long max;
+			const char *want;
+			size_t field; /* offset of an int[VD_MAX_SERVICES] */
+		} per_svc[] = {
+			{"_port", 65535, "0..65535, 0 = off", offsetof(struct vd_config, ports)},
+			{"_threads", 256, "0..256, 0 = as threads",
+			 offsetof(struct vd_config, svc_threads)},
+		};
 		for (int i = 0; vsvc_table[i]; i++) {
-			char name[64];
-			snprintf(name, sizeof name, "%s_port", vsvc_table[i]->name);
-			if (strcmp(key, name) == 0) {
-				if (cv_int(value, 0, 65535, &v))
-					return bad(ctx, key, value, "0..65535, 0 = off");
-				cfg->ports[i] = (int)v;
-				return 1;
-			}
-			snprintf(name, sizeof name, "%s_threads", vsvc_table[i]->name);
-			if (strcmp(key, name) == 0) {
-				if (cv_int(value, 0, 256, &v))
-					return bad(ctx, key, value, "0..256, 0 = as threads");
-				cfg->svc_threads[i] = (int)v;
+			for (size_t k = 0; k < sizeof per_svc / sizeof per_svc[0]; k++) {
+				char name[64];
+				snprintf(name, sizeof name, "%s%s", vsvc_table[i]->name,
+					 per_svc[k].suffix);
+				if (strcmp(key, name) != 0)
+					continue;
+				if (cv_int(value, 0, per_svc[k].max, &v))
+					return bad(ctx, key, value, per_svc[k].want);
+				((int *)((char *)cfg + per_svc[k].field))[i] = (int)v;
 				return 1;
 			}
 		}
