@@ -18,7 +18,8 @@
 #     the fragment.
 #   - gets in its environment: BENCH_BUILD, BENCH_RESULTS, BENCH_SECS
 #     (seconds per measured run), BENCH_REPS (repetitions),
-#     BENCH_MEMCACHED_PORT (the running memcached -t 2), BENCH_VIRGOD_OFFSET,
+#     BENCH_MEMCACHED_PORT and BENCH_MEMCACHED_PID (the running memcached
+#     -t 2), BENCH_VIRGOD_OFFSET,
 #     BENCH_VIRGOD_CONF, BENCH_VIRGOD_PID (the running virgod, threads = 2),
 #     BENCH_TOOLS (a directory of helper binaries: mcload).  Suites may
 #     start their own peers too; they must stop what they start.
@@ -69,7 +70,8 @@ if ! command -v memcached >/dev/null; then
 	exit 1
 fi
 memcached $MC_USER -l 127.0.0.1 -p $MC_PORT -U 0 -t 2 -m 2048 -c 4096 >"$R/memcached.log" 2>&1 &
-PIDS="$PIDS $!"
+MCPID=$!
+PIDS="$PIDS $MCPID"
 wait_port $MC_PORT 5 || { echo "bench: memcached did not start" >&2; exit 1; }
 
 # virgod: one node, 2 worker threads (as memcached -t 2), 2 GiB like -m 2048
@@ -92,7 +94,7 @@ wait_port $((11211 + OFF)) 5 || { echo "bench: virgod did not start" >&2; cat "$
 
 export BENCH_BUILD="$B" BENCH_RESULTS="$R" BENCH_TOOLS="$B/bench"
 export BENCH_SECS="${BENCH_SECS:-2}" BENCH_REPS="${BENCH_REPS:-5}"
-export BENCH_MEMCACHED_PORT=$MC_PORT BENCH_VIRGOD_OFFSET=$OFF
+export BENCH_MEMCACHED_PORT=$MC_PORT BENCH_MEMCACHED_PID=$MCPID BENCH_VIRGOD_OFFSET=$OFF
 export BENCH_VIRGOD_CONF="$TMP/virgo_cloud.conf" BENCH_VIRGOD_PID=$VPID
 
 SUITES=""

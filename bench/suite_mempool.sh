@@ -46,11 +46,32 @@ slap() {
 		sed -n 's/.*TPS: \([0-9]*\).*/\1/p' | tail -1
 }
 
-# lat <port> <get ratio> <value size> <keys> <rate> -> "ops p50 p99"
-lat() {
-	"$LOAD" -p "$1" -T 2 -c 8 -d "$SECS" -g "$2" -s "$3" -k "$4" -R "$5" -N |
-		sed -n 's/ops_per_s=\([0-9.]*\) p50_us=\([0-9.]*\) p99_us=\([0-9.]*\).*/\1 \2 \3/p'
+# ticks <port>: CPU time (user + system, clock ticks) so far of the server
+# behind port: memcached's whole process; for virgod only its memcache/*
+# worker threads, so the +mempool rows do not count the mempool's work
+ticks() {
+	if [ "$1" = "$MC" ]; then
+		awk '{print $14 + $15}' /proc/"$BENCH_MEMCACHED_PID"/stat
+	else
+		for t in /proc/"$BENCH_VIRGOD_PID"/task/*; do
+			case $(cat "$t/comm" 2>/dev/null) in memcache/*) cat "$t/stat" ;; esac
+		done | awk '{s += $14 + $15} END {print s + 0}'
+	fi
 }
+
+# lat <port> <get ratio> <value size> <keys> <rate> -> "ops p50 p99 cpu":
+# latency at a fixed offered load, and the server's CPU µs per request
+# meanwhile (the load is the same for both, so this compares efficiency
+# without the scheduler's say in who gets the cores)
+lat() {
+	t0=$(ticks "$1")
+	out=$("$LOAD" -p "$1" -T 2 -c 8 -d "$SECS" -g "$2" -s "$3" -k "$4" -R "$5" -N |
+		sed -n 's/ops_per_s=\([0-9.]*\) p50_us=\([0-9.]*\) p99_us=\([0-9.]*\).*/\1 \2 \3/p')
+	t1=$(ticks "$1")
+	echo "$out" | awk -v t=$((t1 - t0)) -v hz="$HZ" -v s="$SECS" \
+		'{printf "%s %s %s %.2f\n", $1, $2, $3, ($1 > 0 ? t * 1e6 / hz / ($1 * s) : 0)}'
+}
+HZ=$(getconf CLK_TCK)
 
 # pairs <out> <fn> <args...>: REPS times, runs "<fn> <port> <args>" on
 # memcached and on virgod, one right after the other (alternating which
@@ -91,12 +112,14 @@ run_case() {
 	mct=$(col "$W/t" 1); vdt=$(col "$W/t" 2)
 	rate=$(awk -v t="$mct" 'BEGIN {r = int(t * 0.4); print (r > 1000 ? r : 1000)}')
 	pairs "$W/l" lat "$g" "$sz" $keys "$rate"
-	# lines: mc ops p50 p99, vd ops p50 p99
-	mc50=$(col "$W/l" 2); vd50=$(col "$W/l" 5)
-	mc99=$(col "$W/l" 3); vd99=$(col "$W/l" 6)
-	tr=$(pratio "$W/t" 2 1 | tr ' ' ,); lr=$(pratio "$W/l" 6 3 | tr ' ' ,)
-	echo "$label $sz $mct $vdt $rate $mc50 $vd50 $mc99 $vd99 $tr $lr" >>"$W/rows.txt"
-	echo "$label $sz: memcaslap mc=$mct vd=$vdt (paired ratio $tr); at $rate/s (mcload achieved mc=$(col "$W/l" 1) vd=$(col "$W/l" 4)) p50 mc=$mc50 vd=$vd50 p99 mc=$mc99 vd=$vd99 (paired ratio $lr)" >&2
+	# lines: mc ops p50 p99 cpu, vd ops p50 p99 cpu
+	mc50=$(col "$W/l" 2); vd50=$(col "$W/l" 6)
+	mc99=$(col "$W/l" 3); vd99=$(col "$W/l" 7)
+	mccpu=$(col "$W/l" 4); vdcpu=$(col "$W/l" 8)
+	tr=$(pratio "$W/t" 2 1 | tr ' ' ,); lr=$(pratio "$W/l" 7 3 | tr ' ' ,)
+	cr=$(pratio "$W/l" 8 4 | tr ' ' ,)
+	echo "$label $sz $mct $vdt $rate $mc50 $vd50 $mc99 $vd99 $tr $lr $mccpu $vdcpu $cr" >>"$W/rows.txt"
+	echo "$label $sz: memcaslap mc=$mct vd=$vdt (paired ratio $tr); at $rate/s (mcload achieved mc=$(col "$W/l" 1) vd=$(col "$W/l" 5)) p50 mc=$mc50 vd=$vd50 p99 mc=$mc99 vd=$vd99 (paired ratio $lr) CPU us/req mc=$mccpu vd=$vdcpu (paired ratio $cr)" >&2
 }
 
 : >"$W/rows.txt"
@@ -132,19 +155,22 @@ human() { awk -v n="$1" 'BEGIN {if (n >= 1024) printf "%d KiB", n / 1024; else p
 	echo "run while virgod's VIRGO mempool port serves 20000 gets/s of 1 KiB (during the"
 	echo "memcached runs too)."
 	echo
-	echo "| mix | value | memcached ops/s | virgod ops/s | **throughput ratio** (min-max) | latency at ops/s | p50 µs mc / vd | p99 µs mc / vd | **p99 ratio** (min-max) |"
-	echo "|---|---|---|---|---|---|---|---|---|"
-	while read -r label sz mct vdt rate mc50 vd50 mc99 vd99 tr lr; do
-		echo "| $label | $(human $sz) | $mct | $vdt | **$(first $tr)** ($(range $tr)) | $rate | $mc50 / $vd50 | $mc99 / $vd99 | **$(first $lr)** ($(range $lr)) |"
+	echo "| mix | value | memcached ops/s | virgod ops/s | **throughput ratio** (min-max) | latency at ops/s | p50 µs mc / vd | p99 µs mc / vd | **p99 ratio** (min-max) | server CPU µs/req mc / vd | **CPU ratio** (min-max) |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	while read -r label sz mct vdt rate mc50 vd50 mc99 vd99 tr lr mccpu vdcpu cr; do
+		echo "| $label | $(human $sz) | $mct | $vdt | **$(first $tr)** ($(range $tr)) | $rate | $mc50 / $vd50 | $mc99 / $vd99 | **$(first $lr)** ($(range $lr)) | $mccpu / $vdcpu | **$(first $cr)** ($(range $cr)) |"
 	done <"$W/rows.txt"
 	echo
 	echo "Ratios are virgod/memcached within each pair of back-to-back runs, then the"
 	echo "median over the $REPS pairs (min-max in brackets).  Throughput ratio >= 1.0:"
-	echo "virgod at least as fast; p99 ratio <= 1.0: virgod's tail no worse."
+	echo "virgod at least as fast; p99 ratio <= 1.0: virgod's tail no worse; CPU ratio"
+	echo "<= 1.0: virgod spent no more CPU per request at the same offered load (memcached:"
+	echo "its process; virgod: its memcache/* worker threads, so the +mempool rows leave the"
+	echo "mempool's own work out)."
 } >"$R/mempool.md"
 n=0
-while read -r label sz mct vdt rate mc50 vd50 mc99 vd99 tr lr; do
-	echo "$n \"$label $(human $sz | tr -d ' ')\" $(first $tr) $(first $lr)"
+while read -r label sz mct vdt rate mc50 vd50 mc99 vd99 tr lr mccpu vdcpu cr; do
+	echo "$n \"$label $(human $sz | tr -d ' ')\" $(first $tr) $(first $lr) $(first $cr)"
 	n=$((n + 1))
 done <"$W/rows.txt" >"$R/mempool.dat"
 cat >"$R/mempool.gp" <<'GP'
@@ -159,5 +185,5 @@ set ylabel 'ratio virgod / memcached'
 set xtics rotate by -25
 set key top left
 set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2
-plot 'mempool.dat' using 3:xtic(2) title 'throughput (>= 1 better)', '' using 4 title 'p99 latency (<= 1 better)'
+plot 'mempool.dat' using 3:xtic(2) title 'throughput (>= 1 better)', '' using 4 title 'p99 latency (<= 1 better)', '' using 5 title 'server CPU per request (<= 1 better)'
 GP
