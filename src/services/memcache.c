@@ -256,15 +256,17 @@ static void reply_result(struct evbuffer *out, const struct mc_req *r, enum mci_
 		add_str(out, store_reply(rc));
 }
 
+/* The item store's mode for each storage command. */
+static const enum mci_mode store_modes[] = {
+	[MC_OP_SET] = MCI_SET,	       [MC_OP_ADD] = MCI_ADD,
+	[MC_OP_REPLACE] = MCI_REPLACE, [MC_OP_APPEND] = MCI_APPEND,
+	[MC_OP_PREPEND] = MCI_PREPEND, [MC_OP_CAS] = MCI_CAS,
+};
+
 /* Runs one request; returns VSVC_CLOSE for quit. */
 static int memcache_exec(struct memcache *m, const struct mc_req *r, struct evbuffer *out,
 			 int64_t now)
 {
-	static const enum mci_mode modes[] = {
-		[MC_OP_SET] = MCI_SET,	       [MC_OP_ADD] = MCI_ADD,
-		[MC_OP_REPLACE] = MCI_REPLACE, [MC_OP_APPEND] = MCI_APPEND,
-		[MC_OP_PREPEND] = MCI_PREPEND, [MC_OP_CAS] = MCI_CAS,
-	};
 	switch (r->op) {
 	case MC_OP_GET: {
 		struct emit_ctx e = {out, r->with_cas};
@@ -284,7 +286,7 @@ static int memcache_exec(struct memcache *m, const struct mc_req *r, struct evbu
 	case MC_OP_PREPEND:
 	case MC_OP_CAS:
 		reply_result(out, r,
-			     mci_store(m->items, modes[r->op], r->key, r->key_len, r->flags,
+			     mci_store(m->items, store_modes[r->op], r->key, r->key_len, r->flags,
 				       mc_exptime_abs(r->exptime, now), r->cas, r->data,
 				       r->data_len, now));
 		return VSVC_KEEP;
@@ -335,10 +337,17 @@ static int memcache_exec(struct memcache *m, const struct mc_req *r, struct evbu
 	}
 }
 
-static const enum mci_mode store_modes[] = {[MC_OP_SET] = MCI_SET, [MC_OP_ADD] = MCI_ADD,
-					     [MC_OP_REPLACE] = MCI_REPLACE, [MC_OP_CAS] = MCI_CAS};
-
 enum store_big { SB_NONE, SB_WAIT, SB_PROGRESS };
+
+/* Whether the input holds "\r\n" at offset off (the end of a data block). */
+static bool crlf_at(struct evbuffer *in, size_t off)
+{
+	struct evbuffer_ptr at;
+	char term[2];
+	return evbuffer_ptr_set(in, &at, off, EVBUFFER_PTR_SET) == 0 &&
+	       evbuffer_copyout_from(in, &at, term, 2) == 2 && term[0] == '\r' &&
+	       term[1] == '\n';
+}
 
 /* A set/add/replace/cas of a large value at the head of the input, whose
  * data block is still arriving or arrived in several pieces: its block is
@@ -363,38 +372,36 @@ static enum store_big store_big(struct vconn *c, struct memcache *m, struct memc
 	    r.op < MC_OP_SET || r.op > MC_OP_CAS || r.op == MC_OP_APPEND ||
 	    r.op == MC_OP_PREPEND || r.data_len < MEMCACHE_SPLIT_MIN)
 		return SB_NONE;
+	bool complete = len >= need;
+	if (complete && !crlf_at(in, line + r.data_len)) {
+		add_line(out, "CLIENT_ERROR bad data chunk");
+		evbuffer_drain(in, need);
+		return SB_PROGRESS;
+	}
 	uint8_t *val;
 	enum mci_result why;
-	if (len < need) {
-		struct mci_item *it = mci_prepare(m->items, store_modes[r.op], r.key, r.key_len,
-						  r.data_len, &val, &why, now);
-		mc->need = need;
-		if (!it)
+	struct mci_item *it = mci_prepare(m->items, store_modes[r.op], r.key, r.key_len,
+					  r.data_len, &val, &why, now);
+	if (!complete) {
+		if (!it) {
+			mc->need = need;
 			return SB_WAIT;
-		mc->need = 0;
+		}
+		mc->need = 0; /* the torn request is now the pending item */
 		mc->pending = it;
 		mc->preq = r; /* its key and data pointers are not used again */
 		evbuffer_drain(in, line);
 		vconn_direct(c, val, r.data_len);
 		return SB_PROGRESS;
 	}
-	struct evbuffer_ptr at;
-	char term[2];
-	evbuffer_ptr_set(in, &at, line + r.data_len, EVBUFFER_PTR_SET);
-	evbuffer_copyout_from(in, &at, term, 2);
-	if (term[0] != '\r' || term[1] != '\n') {
-		add_line(out, "CLIENT_ERROR bad data chunk");
-	} else {
-		struct mci_item *it = mci_prepare(m->items, store_modes[r.op], r.key, r.key_len,
-						  r.data_len, &val, &why, now);
-		if (it) {
-			evbuffer_ptr_set(in, &at, line, EVBUFFER_PTR_SET);
-			evbuffer_copyout_from(in, &at, val, r.data_len);
-			why = mci_commit(m->items, store_modes[r.op], it, r.flags,
-					 mc_exptime_abs(r.exptime, now), r.cas, now);
-		}
-		reply_result(out, &r, why);
+	if (it) {
+		struct evbuffer_ptr at;
+		evbuffer_ptr_set(in, &at, line, EVBUFFER_PTR_SET);
+		evbuffer_copyout_from(in, &at, val, r.data_len);
+		why = mci_commit(m->items, store_modes[r.op], it, r.flags,
+				 mc_exptime_abs(r.exptime, now), r.cas, now);
 	}
+	reply_result(out, &r, why);
 	evbuffer_drain(in, need);
 	return SB_PROGRESS;
 }
@@ -405,11 +412,10 @@ static enum store_big store_big(struct vconn *c, struct memcache *m, struct memc
 static bool store_finish(struct vconn *c, struct memcache *m, struct memcache_conn *mc,
 			 struct evbuffer *in, struct evbuffer *out, int64_t now)
 {
-	char term[2];
-	if (vconn_direct_left(c) > 0 || evbuffer_copyout(in, term, 2) < 2)
+	if (vconn_direct_left(c) > 0 || evbuffer_get_length(in) < 2)
 		return false;
 	const struct mc_req *r = &mc->preq;
-	if (term[0] != '\r' || term[1] != '\n') {
+	if (!crlf_at(in, 0)) {
 		mci_abandon(mc->pending);
 		add_line(out, "CLIENT_ERROR bad data chunk");
 	} else {
