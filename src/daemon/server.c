@@ -469,20 +469,6 @@ static void worker_drain_cb(evutil_socket_t fd, short what, void *arg)
 		event_base_loopexit(w->base, NULL);
 }
 
-/* "<service>/<k>" (what top -H and /proc/<pid>/task/<tid>/comm show). */
-static void worker_name(struct vd_server *srv, int i)
-{
-	for (int g = 0; vsvc_table[g]; g++) {
-		if (srv->group[g].n && i >= srv->group[g].first &&
-		    i < srv->group[g].first + srv->group[g].n) {
-			char name[16];
-			snprintf(name, sizeof name, "%.10s/%d", vsvc_table[g]->name,
-				 i - srv->group[g].first);
-			pthread_setname_np(srv->workers[i].th, name);
-		}
-	}
-}
-
 static void *worker_main(void *arg)
 {
 	struct vd_worker *w = arg;
@@ -595,6 +581,32 @@ static void enable_threads(void)
 		log_error("libevent: no pthread support");
 }
 
+/* Starts worker k of a service's group, named "<service>/<k>" (what
+ * top -H and /proc/<pid>/task/<tid>/comm show).  0, or -1 with w->base
+ * NULL. */
+static int worker_start(struct vd_server *srv, struct vd_worker *w, const char *svc, int k)
+{
+	w->srv = srv;
+	pthread_mutex_init(&w->qlock, NULL);
+	w->base = event_base_new();
+	if (!w->base)
+		return -1;
+	w->notify = event_new(w->base, -1, EV_PERSIST, worker_notify_cb, w);
+	w->drain = event_new(w->base, -1, 0, worker_drain_cb, w);
+	w->sweep = event_new(w->base, -1, EV_PERSIST, worker_sweep_cb, w);
+	struct timeval second = {1, 0};
+	if (!w->notify || !w->drain || !w->sweep || event_add(w->sweep, &second) != 0 ||
+	    pthread_create(&w->th, NULL, worker_main, w) != 0) {
+		event_base_free(w->base);
+		w->base = NULL;
+		return -1;
+	}
+	char name[16];
+	snprintf(name, sizeof name, "%.10s/%d", svc, k);
+	pthread_setname_np(w->th, name);
+	return 0;
+}
+
 struct vd_server *server_start(const struct vd_config *cfg)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -645,25 +657,11 @@ struct vd_server *server_start(const struct vd_config *cfg)
 	srv->workers = calloc((size_t)(srv->nworkers > 0 ? srv->nworkers : 1), sizeof *srv->workers);
 	if (!srv->workers)
 		goto fail;
-	for (int i = 0; i < srv->nworkers; i++) {
-		struct vd_worker *w = &srv->workers[i];
-		w->srv = srv;
-		pthread_mutex_init(&w->qlock, NULL);
-		w->base = event_base_new();
-		if (!w->base)
-			goto fail;
-		w->notify = event_new(w->base, -1, EV_PERSIST, worker_notify_cb, w);
-		w->drain = event_new(w->base, -1, 0, worker_drain_cb, w);
-		w->sweep = event_new(w->base, -1, EV_PERSIST, worker_sweep_cb, w);
-		struct timeval second = {1, 0};
-		if (!w->notify || !w->drain || !w->sweep || event_add(w->sweep, &second) != 0 ||
-		    pthread_create(&w->th, NULL, worker_main, w) != 0) {
-			event_base_free(w->base);
-			w->base = NULL;
-			goto fail;
-		}
-		worker_name(srv, i);
-	}
+	for (int g = 0; vsvc_table[g]; g++)
+		for (int k = 0; k < srv->group[g].n; k++)
+			if (worker_start(srv, &srv->workers[srv->group[g].first + k],
+					 vsvc_table[g]->name, k) != 0)
+				goto fail;
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
 	srv->sig_hup = evsignal_new(srv->base, SIGHUP, hup_cb, srv);
