@@ -6,7 +6,6 @@
  */
 #include "config.h"
 
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -148,15 +147,14 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 			return bad(ctx, key, value, "yes or no");
 	} else {
 		/* per-service keys: <service>_port, <service>_threads */
-		static const struct {
+		const struct {
 			const char *suffix;
 			long max;
 			const char *want;
-			size_t field; /* offset of an int[VD_MAX_SERVICES] */
+			int *slots; /* one per service */
 		} per_svc[] = {
-			{"_port", 65535, "0..65535, 0 = off", offsetof(struct vd_config, ports)},
-			{"_threads", 256, "0..256, 0 = as threads",
-			 offsetof(struct vd_config, svc_threads)},
+			{"_port", 65535, "0..65535, 0 = off", cfg->ports},
+			{"_threads", 256, "0..256, 0 = as threads", cfg->svc_threads},
 		};
 		for (int i = 0; vsvc_table[i]; i++) {
 			for (size_t k = 0; k < sizeof per_svc / sizeof per_svc[0]; k++) {
@@ -167,7 +165,7 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 					continue;
 				if (cv_int(value, 0, per_svc[k].max, &v))
 					return bad(ctx, key, value, per_svc[k].want);
-				((int *)((char *)cfg + per_svc[k].field))[i] = (int)v;
+				per_svc[k].slots[i] = (int)v;
 				return 1;
 			}
 		}
