@@ -76,7 +76,7 @@ static struct vjob *vj_take(void)
 	return NULL;
 }
 
-static int vj_start(struct vjob *proto, virgo_job_t *job)
+static int vj_launch(struct vjob *proto, virgo_job_t *job)
 {
 	pthread_mutex_lock(&vj_lock);
 	struct vjob *j = vj_take();
@@ -101,6 +101,18 @@ static int vj_start(struct vjob *proto, virgo_job_t *job)
 	return 0;
 }
 
+/* Runs proto (with opts, if any) on a job slot of its own; on failure
+ * proto's memory is released here. */
+static int vj_start(struct vjob *proto, const struct virgo_call_opts *opts, virgo_job_t *job)
+{
+	if (opts)
+		proto->opts = *opts;
+	int rc = vj_launch(proto, job);
+	if (rc)
+		vj_release(proto);
+	return rc;
+}
+
 int virgo_clone_submit(const char *fn, const void *arg, size_t arg_len,
 		       const struct virgo_call_opts *opts, virgo_job_t *job)
 {
@@ -117,12 +129,7 @@ int virgo_clone_submit(const char *fn, const void *arg, size_t arg_len,
 	if (arg_len)
 		memcpy(p.arg, arg, arg_len);
 	p.arg_len = arg_len;
-	if (opts)
-		p.opts = *opts;
-	int rc = vj_start(&p, job);
-	if (rc)
-		vj_release(&p);
-	return rc;
+	return vj_start(&p, opts, job);
 }
 
 int virgo_run_submit(const char *const argv[], const struct virgo_call_opts *opts,
@@ -145,12 +152,7 @@ int virgo_run_submit(const char *const argv[], const struct virgo_call_opts *opt
 			return -ENOMEM;
 		}
 	}
-	if (opts)
-		p.opts = *opts;
-	int rc = vj_start(&p, job);
-	if (rc)
-		vj_release(&p);
-	return rc;
+	return vj_start(&p, opts, job);
 }
 
 static struct vjob *vj_find(virgo_job_t id)
