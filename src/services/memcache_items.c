@@ -176,6 +176,18 @@ static struct mci_item *find(struct mci_store *st, struct mci_stripe *s, uint64_
 	return it;
 }
 
+/* Locks key's stripe (*sp, left locked for the caller) and finds its live
+ * item, as find. */
+static inline struct mci_item *find_locked(struct mci_store *st, const uint8_t *key, size_t nkey,
+					   int64_t now, struct mci_stripe **sp,
+					   struct mci_item **reap)
+{
+	uint64_t h = mci_hash(key, nkey);
+	*sp = stripe_of(st, h);
+	pthread_mutex_lock(&(*sp)->lock);
+	return find(st, *sp, h, key, nkey, now, reap);
+}
+
 /* Links a new item, replacing old (stripe locked). */
 static void item_link(struct mci_store *st, struct mci_stripe *s, struct mci_item *it,
 		      struct mci_item *old, int64_t now)
@@ -245,11 +257,9 @@ static struct mci_item *item_alloc(struct mci_store *st, uint64_t h, const uint8
 bool mci_get(struct mci_store *st, const uint8_t *key, size_t nkey, int64_t now, bool touch,
 	     int64_t exptime_abs, mci_emit_fn emit, void *ctx)
 {
-	uint64_t h = mci_hash(key, nkey);
-	struct mci_stripe *s = stripe_of(st, h);
+	struct mci_stripe *s;
 	struct mci_item *reap = NULL;
-	pthread_mutex_lock(&s->lock);
-	struct mci_item *it = find(st, s, h, key, nkey, now, &reap);
+	struct mci_item *it = find_locked(st, key, nkey, now, &s, &reap);
 	s->s.cmd_get++;
 	if (touch)
 		s->s.cmd_touch++;
@@ -399,11 +409,9 @@ enum mci_result mci_commit(struct mci_store *st, enum mci_mode mode, struct mci_
 
 enum mci_result mci_delete(struct mci_store *st, const uint8_t *key, size_t nkey, int64_t now)
 {
-	uint64_t h = mci_hash(key, nkey);
-	struct mci_stripe *s = stripe_of(st, h);
+	struct mci_stripe *s;
 	struct mci_item *reap = NULL;
-	pthread_mutex_lock(&s->lock);
-	struct mci_item *it = find(st, s, h, key, nkey, now, &reap);
+	struct mci_item *it = find_locked(st, key, nkey, now, &s, &reap);
 	if (it) {
 		mci_item_unlink(s, it);
 		s->s.delete_hits++;
@@ -417,11 +425,9 @@ enum mci_result mci_delete(struct mci_store *st, const uint8_t *key, size_t nkey
 enum mci_result mci_touch(struct mci_store *st, const uint8_t *key, size_t nkey,
 			  int64_t exptime_abs, int64_t now)
 {
-	uint64_t h = mci_hash(key, nkey);
-	struct mci_stripe *s = stripe_of(st, h);
+	struct mci_stripe *s;
 	struct mci_item *reap = NULL;
-	pthread_mutex_lock(&s->lock);
-	struct mci_item *it = find(st, s, h, key, nkey, now, &reap);
+	struct mci_item *it = find_locked(st, key, nkey, now, &s, &reap);
 	s->s.cmd_touch++;
 	if (it) {
 		it->exptime = exptime_abs;
