@@ -41,15 +41,7 @@ const char *th_virgod(void)
 		snprintf(path, sizeof path, "%s", env);
 		return path;
 	}
-	char exe[512];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (n < 0)
-		n = 0;
-	exe[n] = '\0';
-	char *slash = strrchr(exe, '/');
-	if (slash)
-		*slash = '\0';
-	snprintf(path, sizeof path, "%s/../virgod", exe);
+	snprintf(path, sizeof path, "%s/../virgod", th_build_dir());
 	return path;
 }
 
