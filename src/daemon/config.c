@@ -26,6 +26,7 @@ void vd_config_defaults(struct vd_config *cfg)
 	cfg->max_value = UINT64_C(64) << 20;
 	cfg->max_line = 64 * 1024;
 	cfg->threads = 0;
+	cfg->cpu_affinity = true;
 	cfg->max_conns = 4096;
 	cfg->idle_timeout_s = 300;
 	cfg->drain_timeout_ms = 5000;
@@ -142,6 +143,9 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 	} else if (strcmp(key, "job_mem_limit") == 0) {
 		if (cv_size(value, &cfg->job_mem_limit) || cfg->job_mem_limit < (UINT64_C(16) << 20))
 			return bad(ctx, key, value, "a size of at least 16M");
+	} else if (strcmp(key, "cpu_affinity") == 0) {
+		if (cv_bool(value, &cfg->cpu_affinity))
+			return bad(ctx, key, value, "yes or no");
 	} else if (strcmp(key, "insecure_listen") == 0) {
 		if (cv_bool(value, &cfg->insecure_listen))
 			return bad(ctx, key, value, "yes or no");

@@ -28,6 +28,7 @@ struct vd_config {
 	size_t max_line; /* longest request line */
 	int threads; /* worker threads of each service (0: one per core) */
 	int svc_threads[VD_MAX_SERVICES]; /* -1: threads; else this service's own count */
+	bool cpu_affinity; /* pin workers to CPUs, connections follow their client's CPU */
 	int max_conns; /* open connections at once */
 	int idle_timeout_s; /* close a connection silent this long */
 	int drain_timeout_ms; /* SIGTERM: time given to flush replies */

@@ -31,6 +31,11 @@ struct vsvc {
 	const char *name; /* also the config key prefix: <name>_port */
 	uint16_t base_port; /* notes' port; the node's port_offset is added */
 	size_t conn_size; /* bytes of zeroed per-connection state */
+	/* Between requests (no input, output, vconn_direct body or deferred
+	 * reply pending) a connection may move to another of the service's
+	 * worker threads (server.c, cpu_affinity): true when its state holds
+	 * nothing tied to one event loop (no vconn_base events). */
+	bool movable;
 	/* Once at start-up, before listening; *svc is passed back below. */
 	int (*init)(const struct vd_config *cfg, void **svc);
 	void (*fini)(void *svc);

@@ -508,6 +508,7 @@ const struct vsvc memcache_service = {
 	.name = "memcache",
 	.base_port = 11211,
 	.conn_size = sizeof(struct memcache_conn),
+	.movable = true,
 	.init = memcache_init,
 	.fini = memcache_fini,
 	.on_input = memcache_on_input,

@@ -225,6 +225,7 @@ const struct vsvc mempool_service = {
 	.name = "mempool",
 	.base_port = 30000,
 	.conn_size = sizeof(struct mempool_conn),
+	.movable = true,
 	.init = mempool_init,
 	.fini = mempool_fini,
 	.on_input = mempool_on_input,

@@ -83,6 +83,14 @@ static void daemon_config(void **state)
 	assert_non_null(strstr(err, ":1: bad value '257' for mempool_threads"));
 	vd_config_defaults(&c);
 	assert_true(vd_config_threads(&c, 0) >= 1); /* 0 = one per core */
+	/* cpu_affinity: on unless turned off; a yes/no */
+	assert_true(c.cpu_affinity);
+	p = write_conf("cpu_affinity = no\n");
+	assert_int_equal(vd_config_load(&c, p, err, sizeof err), 0);
+	assert_false(c.cpu_affinity);
+	p = write_conf("cpu_affinity = sometimes\n");
+	assert_int_equal(vd_config_load(&c, p, err, sizeof err), -1);
+	assert_non_null(strstr(err, "bad value 'sometimes' for cpu_affinity (yes or no)"));
 	/* unknown key: named, with its line */
 	vd_config_defaults(&c);
 	p = write_conf("node_id = 2\n\nmem_limt = 1G\n");
