@@ -25,6 +25,10 @@
 #     start their own peers too; they must stop what they start.
 #   - should finish within ~8 minutes; a suite that fails or is killed by
 #     the BENCH_SUITE_TIMEOUT (default 900 s) is reported as such.
+# For a developer's quicker or controlled runs:
+#   BENCH_ONLY="mempool cpupool"  runs only the suites named;
+#   BENCH_VIRGOD_EXTRA="cpu_affinity = no"  appends lines to virgod's
+#     config (the report shows them), to measure a setting's effect.
 set -u
 B=${1:?usage: bench/run.sh <build-dir>}
 B=$(cd "$B" && pwd)
@@ -86,6 +90,7 @@ mem_limit = 2G
 max_value = 1M
 pidfile = $TMP/virgod.pid
 log_level = warn
+${BENCH_VIRGOD_EXTRA:-}
 CONF
 "$B/virgod" --config "$TMP/virgo_cloud.conf" >"$R/virgod.log" 2>&1 &
 VPID=$!
@@ -102,6 +107,7 @@ for s in bench/suite_*.sh; do
 	[ -e "$s" ] || continue
 	name=$(basename "$s" .sh)
 	name=${name#suite_}
+	case " ${BENCH_ONLY:-$name} " in *" $name "*) ;; *) continue ;; esac
 	echo "== bench suite $name"
 	start=$(date +%s)
 	timeout "${BENCH_SUITE_TIMEOUT:-900}" sh "$s" "$B" "$R" >"$R/$name.log" 2>&1
@@ -142,6 +148,7 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 	echo "| compiler | $(${CC:-cc} --version | head -1) |"
 	echo "| memcached | $(memcached -V 2>/dev/null) |"
 	echo "| virgod | $(git describe --always --dirty 2>/dev/null || echo unknown) (build: $B) |"
+	[ -n "${BENCH_VIRGOD_EXTRA:-}" ] && echo "| virgod config extra | $(echo "$BENCH_VIRGOD_EXTRA" | tr "\n" ";") |"
 	echo
 	for entry in $SUITES; do
 		name=${entry%%:*}
