@@ -15,6 +15,8 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes $(NO_TR
            -D_GNU_SOURCE -Iinclude $(OPT)
 LDLIBS_EV := $(shell pkg-config --libs libevent_pthreads 2>/dev/null || echo -levent_pthreads -levent)
 LDLIBS_INI := $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
+# libmemcached: the real client some tests and benches drive (empty without it)
+LDLIBS_MC := $(shell pkg-config --libs libmemcached 2>/dev/null)
 
 ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -73,7 +75,7 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(HARNESS_OBJ) $(DAEMON_
 
 $(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libvirgo.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_INI) -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_INI) $(LDLIBS_MC) -lm -lpthread
 
 $(BUILD)/tests/libvtp_fast.so: tests/plugin/testplugin.c include/virgo.h
 	@mkdir -p $(dir $@)
@@ -103,7 +105,6 @@ demo: deps
 
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
-LDLIBS_MC := $(shell pkg-config --libs libmemcached 2>/dev/null)
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libvirgo.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_MC) $(LDLIBS_INI) -lm -lpthread

@@ -3,9 +3,9 @@
 # --bench: and to benchmark), if any is missing (uses sudo when not root).
 # Safe to run repeatedly.
 set -e
-PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-dev netcat-openbsd libmemcached-tools"
+PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-dev netcat-openbsd libmemcached-tools libmemcached-dev"
 # make bench also compares against peers measured in the same run
-[ "${1:-}" = "--bench" ] && PKGS="$PKGS memcached libmemcached-tools libmemcached-dev gnuplot-nox"
+[ "${1:-}" = "--bench" ] && PKGS="$PKGS memcached gnuplot-nox"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
