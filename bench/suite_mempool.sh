@@ -130,7 +130,7 @@ for mix in get set; do
 		run_case "$mix-heavy" $g $sz
 	done
 done
-# the same get-heavy 1 KiB case with the VIRGO mempool port serving a fixed
+# the get-heavy 32 B and 1 KiB cases again, with the VIRGO mempool port serving a fixed
 # 20000 gets/s of 1 KiB (paced, so both servers share the machine with the
 # same extra work)
 "$LOAD" -p $MP -M -T 1 -c 8 -s 1024 -R 20000 -d 100000 >/dev/null 2>&1 &
@@ -174,16 +174,17 @@ while read -r label sz mct vdt rate mc50 vd50 mc99 vd99 tr lr mccpu vdcpu cr; do
 	n=$((n + 1))
 done <"$W/rows.txt" >"$R/mempool.dat"
 cat >"$R/mempool.gp" <<'GP'
-set terminal png size 1000,460
+set terminal png size 1100,560
 set output 'mempool.png'
 set title 'virgod memcached port / memcached -t 2 (same run, same machine)'
 set style data histogram
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set yrange [0:*]
+set offsets 0, 0, graph 0.12, 0
 set ylabel 'ratio virgod / memcached'
-set xtics rotate by -25
-set key top left
+set xtics rotate by -25 offset -2,0
+set key below horizontal
 set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2
 plot 'mempool.dat' using 3:xtic(2) title 'throughput (>= 1 better)', '' using 4 title 'p99 latency (<= 1 better)', '' using 5 title 'server CPU per request (<= 1 better)'
 GP
