@@ -203,6 +203,57 @@ static void reply_stats(struct memcache *m, struct evbuffer *out, int64_t now)
 		s.touch_hits, s.touch_misses, m->node_id, u.pinned, u.cache);
 }
 
+/* stats items: the store is one class (1), as memcached shows a slab
+ * class; nothing when it is empty, as memcached. */
+static void reply_items(struct memcache *m, struct evbuffer *out, int64_t now)
+{
+	struct mci_stats s;
+	mci_get_stats(m->items, &s);
+	if (s.curr_items)
+		evbuffer_add_printf(out,
+				    "STAT items:1:number %" PRIu64 "\r\nSTAT items:1:age %" PRId64
+				    "\r\nSTAT items:1:mem_requested %" PRIu64
+				    "\r\nSTAT items:1:evicted %" PRIu64
+				    "\r\nSTAT items:1:outofmemory 0\r\nSTAT items:1:reclaimed %" PRIu64
+				    "\r\nSTAT items:1:expired_unfetched %" PRIu64 "\r\n",
+				    s.curr_items, mci_lru_age(m->items, now), s.bytes, s.evictions,
+				    s.reclaimed, s.expired_unfetched);
+	add_str(out, "END\r\n");
+}
+
+/* memcached caps a cachedump reply at 2 MB (the lines that fit). */
+#define MC_DUMP_MAX (2u << 20)
+
+struct dump_ctx {
+	struct evbuffer *out;
+	size_t left;
+};
+
+static bool dump_line(void *arg, const uint8_t *key, size_t nkey, size_t nval, int64_t exptime)
+{
+	struct dump_ctx *d = arg;
+	char line[MC_KEY_MAX + 64];
+	int n = snprintf(line, sizeof line, "ITEM %.*s [%zu b; %" PRId64 " s]\r\n", (int)nkey,
+			 (const char *)key, nval, exptime);
+	if (n < 0 || (size_t)n >= sizeof line || (size_t)n > d->left)
+		return false;
+	d->left -= (size_t)n;
+	evbuffer_add(d->out, line, (size_t)n);
+	return true;
+}
+
+/* stats cachedump <class> <limit>: "ITEM <key> [<bytes> b; <exptime> s]"
+ * per live item of class 1 (exptime absolute, 0 = never), up to limit
+ * items (0: all) and 2 MB; other classes are empty.  As memcached. */
+static void reply_cachedump(struct memcache *m, const struct mc_req *r, struct evbuffer *out,
+			    int64_t now)
+{
+	struct dump_ctx d = {.out = out, .left = MC_DUMP_MAX - 5};
+	if (r->dump_class == 1)
+		mci_dump(m->items, r->dump_limit, now, dump_line, &d);
+	add_str(out, "END\r\n");
+}
+
 static void exec_stats(struct memcache *m, const struct mc_req *r, struct evbuffer *out,
 		       int64_t now)
 {
@@ -223,8 +274,12 @@ static void exec_stats(struct memcache *m, const struct mc_req *r, struct evbuff
 				    "STAT maxbytes %" PRIu64 "\r\nSTAT item_size_max %" PRIu64
 				    "\r\nSTAT num_threads %d\r\nSTAT evictions on\r\nEND\r\n",
 				    u.limit, m->lim.max_item, m->threads);
-	} else if (strcmp(arg, "items") == 0 || strcmp(arg, "slabs") == 0 ||
-		   strcmp(arg, "sizes") == 0 || strcmp(arg, "conns") == 0) {
+	} else if (strcmp(arg, "cachedump") == 0) {
+		reply_cachedump(m, r, out, now);
+	} else if (strcmp(arg, "items") == 0) {
+		reply_items(m, out, now);
+	} else if (strcmp(arg, "slabs") == 0 || strcmp(arg, "sizes") == 0 ||
+		   strcmp(arg, "conns") == 0) {
 		add_str(out, "END\r\n");
 	} else {
 		add_str(out, "ERROR\r\n");

@@ -151,14 +151,6 @@ static void grow(struct mci_stripe *s)
 	s->nbuckets = nb;
 }
 
-static bool item_dead(struct mci_store *st, const struct mci_item *it, int64_t now)
-{
-	if (it->exptime != 0 && it->exptime <= now)
-		return true;
-	int64_t ol = atomic_load_explicit(&st->oldest_live, memory_order_relaxed);
-	return ol != 0 && ol <= now && it->time <= ol;
-}
-
 /* Finds a live item (stripe locked).  A dead one met on the way is
  * unlinked and handed back in *reap for the caller to free unlocked. */
 static struct mci_item *find(struct mci_store *st, struct mci_stripe *s, uint64_t h,
@@ -167,7 +159,7 @@ static struct mci_item *find(struct mci_store *st, struct mci_stripe *s, uint64_
 	struct mci_item *it = *mci_bucket_of(s, h);
 	while (it && (it->hash != h || it->nkey != nkey || memcmp(it->data, key, nkey) != 0))
 		it = it->hnext;
-	if (it && item_dead(st, it, now)) {
+	if (it && mci_item_dead(st, it, now)) {
 		mci_item_unlink(s, it);
 		s->s.reclaimed++;
 		*reap = it;

@@ -101,6 +101,18 @@ void mci_flush(struct mci_store *st, int64_t when, int64_t now);
  * evictor). */
 uint64_t mci_evict(struct mci_store *st, uint64_t want);
 
+/* stats cachedump: calls fn for up to `limit` live items (0: no limit),
+ * each stripe's from most to least recently used, the stripes in turn; fn
+ * runs under the item's stripe lock (key valid during the call; exptime
+ * absolute, 0 = never) and returns false to stop.  Returns how many items
+ * fn was given.  Nothing is allocated. */
+typedef bool (*mci_dump_fn)(void *ctx, const uint8_t *key, size_t nkey, size_t nval,
+			    int64_t exptime);
+uint64_t mci_dump(struct mci_store *st, uint64_t limit, int64_t now, mci_dump_fn fn, void *ctx);
+/* Seconds since the least recently used item was last moved to the head
+ * of its list (memcached's items:<class>:age), 0 when the store is empty. */
+int64_t mci_lru_age(struct mci_store *st, int64_t now);
+
 void mci_get_stats(struct mci_store *st, struct mci_stats *out);
 void mci_reset_stats(struct mci_store *st);
 

@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -97,6 +98,15 @@ static inline void mci_lru_bump(struct mci_stripe *s, struct mci_item *it, int64
 		mci_lru_unlink(s, it);
 		mci_lru_push(s, it);
 	}
+}
+
+/* Expired, or stored before a flush_all that has come. */
+static inline bool mci_item_dead(struct mci_store *st, const struct mci_item *it, int64_t now)
+{
+	if (it->exptime != 0 && it->exptime <= now)
+		return true;
+	int64_t ol = atomic_load_explicit(&st->oldest_live, memory_order_relaxed);
+	return ol != 0 && ol <= now && it->time <= ol;
 }
 
 /* Removes it from the hash chain and LRU; the caller drops the table's

@@ -1,6 +1,7 @@
 /*
- * memcache_lru.c - eviction for the memcache item store
- * (memcache_items_impl.h).
+ * memcache_lru.c - walks over the memcache item store's LRU lists
+ * (memcache_items_impl.h): eviction, and the key dump and LRU age that
+ * stats cachedump / stats items report.
  *
  * Frees memory by unlinking the least recently used item of one stripe at
  * a time, the stripes taken in turn from a shared cursor: an
@@ -54,4 +55,39 @@ void mci_lru_detach(struct mci_store *st)
 {
 	if (st->acct)
 		ma_set_evictor(st->acct, NULL, NULL);
+}
+
+uint64_t mci_dump(struct mci_store *st, uint64_t limit, int64_t now, mci_dump_fn fn, void *ctx)
+{
+	uint64_t n = 0;
+	bool more = true;
+	for (int i = 0; i < MCI_STRIPES && more; i++) {
+		struct mci_stripe *s = &st->stripes[i];
+		pthread_mutex_lock(&s->lock);
+		for (struct mci_item *it = s->head; it && more; it = it->next) {
+			if (mci_item_dead(st, it, now))
+				continue;
+			if (limit && n == limit) {
+				more = false;
+				break;
+			}
+			more = fn(ctx, it->data, it->nkey, it->nval, it->exptime);
+			n += more;
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	return n;
+}
+
+int64_t mci_lru_age(struct mci_store *st, int64_t now)
+{
+	int64_t oldest = now;
+	for (int i = 0; i < MCI_STRIPES; i++) {
+		struct mci_stripe *s = &st->stripes[i];
+		pthread_mutex_lock(&s->lock);
+		if (s->tail && s->tail->atime < oldest)
+			oldest = s->tail->atime;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return now - oldest;
 }

@@ -17,6 +17,8 @@
 
 static const char E_ERROR[] = "ERROR";
 static const char E_FORMAT[] = "CLIENT_ERROR bad command line format";
+static const char E_BADLINE[] = "CLIENT_ERROR bad command line";
+static const char E_SLAB[] = "CLIENT_ERROR Illegal slab id";
 static const char E_CHUNK[] = "CLIENT_ERROR bad data chunk";
 static const char E_TOOLONG[] = "CLIENT_ERROR line too long";
 static const char E_TOOLARGE[] = "SERVER_ERROR object too large for cache";
@@ -165,6 +167,26 @@ static bool trailing_noreply(const struct mc_tok *t, int *nt, struct mc_req *req
 	return false;
 }
 
+/* "stats cachedump <class> <limit>", memcached's words for its errors
+ * (words past the fourth are ignored, as memcached does). */
+static enum mc_parse_result parse_cachedump(const struct mc_tok *t, int nt, struct mc_req *req,
+					    const char **err)
+{
+	if (nt < 4)
+		return fail(err, E_BADLINE);
+	uint64_t cls, limit;
+	if (!parse_u64(&t[2], &cls) || !parse_u64(&t[3], &limit) || cls > UINT32_MAX ||
+	    limit > UINT32_MAX)
+		return fail(err, E_FORMAT);
+	if (cls >= MC_SLAB_CLASSES)
+		return fail(err, E_SLAB);
+	req->arg = t[1].p;
+	req->arg_len = t[1].n;
+	req->dump_class = (uint32_t)cls;
+	req->dump_limit = (uint32_t)limit;
+	return MC_REQ;
+}
+
 static enum mc_parse_result parse_line(const uint8_t *buf, size_t len, size_t line_len,
 				       size_t line_end, struct mc_parse_state *st,
 				       const struct mc_limits *lim, struct mc_req *req,
@@ -256,6 +278,8 @@ static enum mc_parse_result parse_line(const uint8_t *buf, size_t len, size_t li
 		return MC_REQ;
 	} else if (tok_is(c, "stats")) {
 		req->op = MC_OP_STATS;
+		if (nt >= 2 && tok_is(&t[1], "cachedump")) /* stats cachedump <class> <limit> */
+			return parse_cachedump(t, nt, req, err);
 		if (nt > 2)
 			return fail(err, E_ERROR);
 		if (nt == 2) {

@@ -17,6 +17,9 @@
 #include <stdint.h>
 
 #define MC_KEY_MAX 250
+/* memcached's slab class ids are 0..63 (stats cachedump checks this);
+ * the store has one class, 1, since items are not kept in slabs */
+#define MC_SLAB_CLASSES 64
 #define MC_REALTIME_MAXDELTA (60 * 60 * 24 * 30) /* exptimes above are absolute */
 
 enum mc_op {
@@ -54,6 +57,7 @@ struct mc_req {
 	int64_t delay; /* flush_all [delay]; verbosity level */
 	const uint8_t *arg; /* stats <arg> (NULL when none) */
 	size_t arg_len;
+	uint32_t dump_class, dump_limit; /* stats cachedump <class> <limit> */
 	const uint8_t *data; /* storage: the data block, without its "\r\n" */
 	size_t data_len;
 };

@@ -473,7 +473,18 @@ static void stats_and_misc(void **state)
 	(void)state;
 	int fd = conn();
 	xchg(fd, "stats reset\r\n", "RESET\r\n");
-	xchg(fd, "stats items\r\n", "END\r\n");
+	xchg(fd, "flush_all\r\n", "OK\r\n");
+	xchg(fd, "stats items\r\n", "END\r\n"); /* empty: no class shown */
+	xchg(fd, "stats cachedump 1 0\r\n", "END\r\n");
+	xchg(fd, "set dk 0 0 2\r\nhi\r\n", "STORED\r\n");
+	xchg(fd, "stats cachedump 1 0\r\n", "ITEM dk [2 b; 0 s]\r\nEND\r\n");
+	xchg(fd, "stats cachedump 2 0\r\n", "END\r\n");
+	xchg(fd, "stats cachedump 64 0\r\n", "CLIENT_ERROR Illegal slab id\r\n");
+	static char items[512];
+	assert_int_equal(th_send(fd, "stats items\r\n", 13), 0);
+	assert_true(th_recv_until(fd, items, sizeof items, "END\r\n", 3000) > 0);
+	assert_non_null(strstr(items, "STAT items:1:number 1\r\n"));
+	assert_non_null(strstr(items, "STAT items:1:age "));
 	xchg(fd, "stats bogus\r\n", "ERROR\r\n");
 	xchg(fd, "verbosity 1\r\n", "OK\r\n");
 	xchg(fd, "bogus\r\n", "ERROR\r\n");

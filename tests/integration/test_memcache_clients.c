@@ -4,7 +4,8 @@
  * three-node virgod cluster: client-side ketama sharding puts every key on
  * the node virgo_key_owner names, and the client's own calls (mget, cas,
  * incr/decr, append/prepend, add/replace, touch, delete, noreply batches,
- * stats, version, flush, binary values) get the answers it expects.
+ * stats, key dump, version, flush, binary values) get the answers it
+ * expects.
  * Needs libmemcached-dev (installed by make test); without it the tests
  * report themselves skipped.
  */
@@ -137,6 +138,33 @@ static void sharding_matches_key_owner(void **state)
 	}
 	assert_int_equal(items, NKEYS);
 	memcached_stat_free(mc, st);
+}
+
+static memcached_return_t dump_cb(const memcached_st *m, const char *k, size_t len, void *ctx)
+{
+	(void)m;
+	int *seen = ctx, i = -1;
+	char tail[16] = "";
+	if (len < 64 && sscanf(k, "user:%d:%15s", &i, tail) == 2 && strcmp(tail, "profile") == 0 &&
+	    i >= 0 && i < NKEYS)
+		seen[i]++;
+	else
+		seen[NKEYS]++; /* a key nobody set */
+	return MEMCACHED_SUCCESS;
+}
+
+/* libmemcached's key dump (memcdump; stats cachedump on every node)
+ * lists each key set above exactly once across the cluster. */
+static void dump_lists_every_key(void **state)
+{
+	(void)state;
+	int seen[NKEYS + 1] = {0};
+	memcached_dump_fn cb[] = {dump_cb};
+	assert_int_equal(memcached_dump(mc, cb, seen, 1), MEMCACHED_SUCCESS);
+	for (int i = 0; i < NKEYS; i++)
+		if (seen[i] != 1)
+			fail_msg("key %d dumped %d times", i, seen[i]);
+	assert_int_equal(seen[NKEYS], 0);
 }
 
 /* One mget over keys of every node, as clients batch them. */
@@ -323,6 +351,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sharding_matches_key_owner),
+		cmocka_unit_test(dump_lists_every_key),
 		cmocka_unit_test(multi_get_across_nodes),
 		cmocka_unit_test(cas_and_conditional_stores),
 		cmocka_unit_test(counters),

@@ -55,6 +55,9 @@ static void describe(const struct mc_req *r, char *b, size_t cap)
 	if (r->arg)
 		n += snprintf(b + n, cap - (size_t)n, " %.*s", (int)r->arg_len,
 			      (const char *)r->arg);
+	if (r->op == MC_OP_STATS && r->arg_len == 9 && memcmp(r->arg, "cachedump", 9) == 0)
+		n += snprintf(b + n, cap - (size_t)n, " class=%u limit=%u", r->dump_class,
+			      r->dump_limit);
 	if (r->noreply)
 		snprintf(b + n, cap - (size_t)n, " noreply");
 }
@@ -208,6 +211,15 @@ static void other_commands(void **state)
 			    "verbosity 0 noreply;E:ERROR");
 	assert_string_equal(run("stats\r\nstats items\r\nstats a b\r\n"),
 			    "stats;stats items;E:ERROR");
+	assert_string_equal(run("stats cachedump 1 0\r\nstats cachedump 63 4294967295 x\r\n"
+				"stats cachedump 64 0\r\nstats cachedump 1\r\nstats cachedump\r\n"
+				"stats cachedump x 0\r\nstats cachedump 1 -1\r\n"
+				"stats cachedump 1 4294967296\r\n"),
+			    "stats cachedump class=1 limit=0;stats cachedump class=63 limit=4294967295;"
+			    "E:CLIENT_ERROR Illegal slab id;E:CLIENT_ERROR bad command line;"
+			    "E:CLIENT_ERROR bad command line;E:CLIENT_ERROR bad command line format;"
+			    "E:CLIENT_ERROR bad command line format;"
+			    "E:CLIENT_ERROR bad command line format");
 	assert_string_equal(run("version\r\nversion x\r\nquit\r\n"), "version;version;quit");
 	assert_string_equal(run("\r\nbogus\r\n"), "E:ERROR;E:ERROR");
 }
