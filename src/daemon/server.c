@@ -284,10 +284,25 @@ static void conn_finish(struct vconn *c)
  * on return. */
 static void conn_process(struct vconn *c, bool eof)
 {
-	int rc = c->svc->on_input(c, c->in, eof);
-	if (!conn_flush(c)) {
-		conn_free(c);
-		return;
+	int rc;
+	for (;;) {
+		rc = c->svc->on_input(c, c->in, eof);
+		if (!conn_flush(c)) {
+			conn_free(c);
+			return;
+		}
+		if (rc != VSVC_MORE)
+			break;
+		if (evbuffer_get_length(c->out) > 0) {
+			/* the socket is full: read nothing more until the
+			 * replies drain; conn_write_cb then calls us again */
+			if (!c->throttled) {
+				c->throttled = true;
+				event_del(c->rev);
+			}
+			return;
+		}
+		/* all written: the service takes its next requests */
 	}
 	if (rc == VSVC_WAIT) {
 		/* a reply is being computed off the loop; the service calls
@@ -470,9 +485,10 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->throttled) {
 		c->throttled = false;
 		c->active_tick = c->w->tick;
-		event_add(c->rev, NULL);
-		if (evbuffer_get_length(c->in) > 0)
-			conn_process(c, false);
+		if (!c->peer_eof)
+			event_add(c->rev, NULL);
+		if (evbuffer_get_length(c->in) > 0 || c->peer_eof)
+			conn_process(c, c->peer_eof);
 	}
 }
 

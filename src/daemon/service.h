@@ -26,6 +26,10 @@ struct vd_config;
  * not close at EOF and do not expect the service to consume more input
  * until it calls vconn_resume(). */
 #define VSVC_WAIT 2
+/* Stopped early with input left because replies are piling up (a
+ * pipelined burst of large replies): call on_input again once the
+ * replies are written, before reading more. */
+#define VSVC_MORE 3
 
 struct vsvc {
 	const char *name; /* also the config key prefix: <name>_port */
@@ -40,7 +44,8 @@ struct vsvc {
 	int (*init)(const struct vd_config *cfg, void **svc);
 	void (*fini)(void *svc);
 	/* New input is in `in`; eof: the peer will send nothing more.
-	 * Consume what can be answered now; return VSVC_KEEP or VSVC_CLOSE. */
+	 * Consume what can be answered now; return VSVC_KEEP, VSVC_CLOSE,
+	 * VSVC_WAIT or VSVC_MORE. */
 	int (*on_input)(struct vconn *c, struct evbuffer *in, bool eof);
 	/* Optional: release per-connection resources. */
 	void (*conn_close)(struct vconn *c);

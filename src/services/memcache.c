@@ -30,6 +30,11 @@
 /* Data blocks from this size on are copied once from the input's pieces
  * (store_split) when they arrived in several reads. */
 #define MEMCACHE_SPLIT_MIN 4096
+/* A pipelined burst stops taking requests while this much of its replies
+ * waits to be written (VSVC_MORE): 20 bytes of "stats cachedump 1 0" ask
+ * for 2 MB, a "get" of a small value copies it, so a 64 KiB read must not
+ * turn into gigabytes of output. */
+#define MEMCACHE_OUT_PAUSE (1u << 20)
 
 extern const struct vsvc memcache_service; /* defined at the end */
 
@@ -500,6 +505,10 @@ static int parse_batch(struct memcache *m, struct memcache_conn *mc, struct evbu
 	size_t pos = 0;
 	int rc = VSVC_KEEP;
 	while (pos < len && rc == VSVC_KEEP) {
+		if (evbuffer_get_length(out) > MEMCACHE_OUT_PAUSE) {
+			rc = VSVC_MORE; /* the rest once these replies are out */
+			break;
+		}
 		struct mc_req req;
 		size_t used, need;
 		const char *err;
