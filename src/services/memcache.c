@@ -56,6 +56,8 @@ struct memcache_conn {
 	struct mci_item *pending;
 	struct mc_req preq;
 	bool buffered; /* the torn request waits whole in the input buffer */
+	bool dumping; /* lru_crawler metadump in progress: next is dump_stripe */
+	int dump_stripe;
 };
 
 static int64_t memcache_now(void)
@@ -234,12 +236,12 @@ struct dump_ctx {
 	size_t left;
 };
 
-static bool dump_line(void *arg, const uint8_t *key, size_t nkey, size_t nval, int64_t exptime)
+static bool dump_line(void *arg, const struct mci_meta *it)
 {
 	struct dump_ctx *d = arg;
 	char line[MC_KEY_MAX + 64];
-	int n = snprintf(line, sizeof line, "ITEM %.*s [%zu b; %" PRId64 " s]\r\n", (int)nkey,
-			 (const char *)key, nval, exptime);
+	int n = snprintf(line, sizeof line, "ITEM %.*s [%zu b; %" PRId64 " s]\r\n", (int)it->nkey,
+			 (const char *)it->key, it->nval, it->exptime);
 	if (n < 0 || (size_t)n >= sizeof line || (size_t)n > d->left)
 		return false;
 	d->left -= (size_t)n;
@@ -255,8 +257,52 @@ static void reply_cachedump(struct memcache *m, const struct mc_req *r, struct e
 {
 	struct dump_ctx d = {.out = out, .left = MC_DUMP_MAX - 5};
 	if (r->dump_class == 1)
-		mci_dump(m->items, r->dump_limit, now, dump_line, &d);
+		mci_dump(m->items, 0, MCI_NSTRIPES, r->dump_limit, now, dump_line, &d);
 	add_str(out, "END\r\n");
+}
+
+/* One lru_crawler metadump line, memcached's format: the key URI-encoded
+ * (all but A-Z a-z 0-9 - . _ ~ as %XX), exp -1 for never, la the last LRU
+ * bump, size the bytes held under mem_limit; "\n"-terminated (the final
+ * END has "\r\n"), as memcached writes them. */
+static bool meta_line(void *arg, const struct mci_meta *it)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char line[3 * MC_KEY_MAX + 160];
+	size_t n = 4;
+	memcpy(line, "key=", 4);
+	for (size_t i = 0; i < it->nkey; i++) {
+		uint8_t ch = it->key[i];
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+		    ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+			line[n++] = (char)ch;
+		} else {
+			line[n++] = '%';
+			line[n++] = hex[ch >> 4];
+			line[n++] = hex[ch & 15];
+		}
+	}
+	n += (size_t)snprintf(line + n, sizeof line - n,
+			      " exp=%" PRId64 " la=%" PRId64 " cas=%" PRIu64 " fetch=%s cls=1 size=%zu\n",
+			      it->exptime ? it->exptime : -1, it->atime, it->cas,
+			      it->fetched ? "yes" : "no", it->size);
+	evbuffer_add(arg, line, n);
+	return true;
+}
+
+/* Streams a metadump a stripe at a time, pausing (VSVC_MORE) while the
+ * replies pile up, so a dump of the whole store never sits in memory. */
+static int metadump_step(struct memcache *m, struct memcache_conn *mc, struct evbuffer *out,
+			 int64_t now)
+{
+	while (mc->dump_stripe < MCI_NSTRIPES) {
+		if (evbuffer_get_length(out) > MEMCACHE_OUT_PAUSE)
+			return VSVC_MORE;
+		mci_dump(m->items, mc->dump_stripe++, 1, 0, now, meta_line, out);
+	}
+	mc->dumping = false;
+	add_str(out, "END\r\n");
+	return VSVC_KEEP;
 }
 
 static void exec_stats(struct memcache *m, const struct mc_req *r, struct evbuffer *out,
@@ -515,7 +561,15 @@ static int parse_batch(struct memcache *m, struct memcache_conn *mc, struct evbu
 		enum mc_parse_result pr =
 			mc_parse(&mc->ps, buf + pos, len - pos, &m->lim, &req, &used, &need, &err);
 		pos += used;
-		if (pr == MC_REQ) {
+		if (pr == MC_REQ && req.op == MC_OP_METADUMP) {
+			if (req.dump_class == 1) { /* on_input streams it */
+				mc->dumping = true;
+				mc->dump_stripe = 0;
+				rc = VSVC_MORE;
+			} else {
+				add_str(out, "END\r\n");
+			}
+		} else if (pr == MC_REQ) {
 			rc = memcache_exec(m, &req, out, now);
 		} else if (pr == MC_ERROR) {
 			add_line(out, err);
@@ -538,6 +592,8 @@ static int memcache_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 	for (;;) {
 		if (mc->pending && !store_finish(c, m, mc, in, out, now))
 			return VSVC_KEEP;
+		if (mc->dumping && metadump_step(m, mc, out, now) == VSVC_MORE)
+			return VSVC_MORE;
 		size_t len = evbuffer_get_length(in);
 		if (len == 0)
 			return VSVC_KEEP;

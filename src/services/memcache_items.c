@@ -162,6 +162,7 @@ static struct mci_item *find(struct mci_store *st, struct mci_stripe *s, uint64_
 	if (it && mci_item_dead(st, it, now)) {
 		mci_item_unlink(s, it);
 		s->s.reclaimed++;
+		s->s.expired_unfetched += !it->fetched;
 		*reap = it;
 		return NULL;
 	}
@@ -257,6 +258,7 @@ bool mci_get(struct mci_store *st, const uint8_t *key, size_t nkey, int64_t now,
 		s->s.cmd_touch++;
 	if (it) {
 		s->s.get_hits++;
+		it->fetched = 1;
 		if (touch) {
 			s->s.touch_hits++;
 			it->exptime = exptime_abs;

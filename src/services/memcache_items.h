@@ -101,14 +101,27 @@ void mci_flush(struct mci_store *st, int64_t when, int64_t now);
  * evictor). */
 uint64_t mci_evict(struct mci_store *st, uint64_t want);
 
-/* stats cachedump: calls fn for up to `limit` live items (0: no limit),
- * each stripe's from most to least recently used, the stripes in turn; fn
- * runs under the item's stripe lock (key valid during the call; exptime
- * absolute, 0 = never) and returns false to stop.  Returns how many items
- * fn was given.  Nothing is allocated. */
-typedef bool (*mci_dump_fn)(void *ctx, const uint8_t *key, size_t nkey, size_t nval,
-			    int64_t exptime);
-uint64_t mci_dump(struct mci_store *st, uint64_t limit, int64_t now, mci_dump_fn fn, void *ctx);
+/* What a dump shows of one item; key is valid during the call only. */
+struct mci_meta {
+	const uint8_t *key;
+	size_t nkey, nval, size; /* size: bytes it holds under mem_limit */
+	int64_t exptime, atime; /* absolute unix seconds; exptime 0 = never */
+	uint64_t cas;
+	bool fetched;
+};
+/* Called under the item's stripe lock; returns false to stop the walk
+ * (the item it was given is then not counted). */
+typedef bool (*mci_dump_fn)(void *ctx, const struct mci_meta *m);
+/* stats cachedump / lru_crawler metadump: calls fn for up to `limit` live
+ * items (0: no limit) of stripes [first, first + count), each stripe's
+ * from most to least recently used.  Returns how many items fn took.
+ * A whole dump is stripes 0..MCI_NSTRIPES-1, in one call or stripe by
+ * stripe (every item stays in one stripe for its life, so a dump in
+ * steps lists each item that lives throughout it exactly once).
+ * Nothing is allocated. */
+#define MCI_NSTRIPES 64
+uint64_t mci_dump(struct mci_store *st, int first, int count, uint64_t limit, int64_t now,
+		  mci_dump_fn fn, void *ctx);
 /* Seconds since the least recently used item was last moved to the head
  * of its list (memcached's items:<class>:age), 0 when the store is empty. */
 int64_t mci_lru_age(struct mci_store *st, int64_t now);

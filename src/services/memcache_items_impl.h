@@ -20,7 +20,7 @@
 
 #include "memcache_items.h"
 
-#define MCI_STRIPES 64 /* power of two */
+#define MCI_STRIPES MCI_NSTRIPES /* power of two */
 /* A hit moves an item to the LRU head at most this often (seconds), as
  * memcached's ITEM_UPDATE_INTERVAL: relinking touches two neighbours'
  * cache lines, which on a large, cold table costs more than the lookup. */
@@ -38,6 +38,7 @@ struct mci_item {
 	_Atomic uint32_t refs; /* the table's link + replies in flight */
 	uint32_t flags, nval;
 	uint16_t nkey;
+	uint8_t fetched; /* a get has hit it (metadump, expired_unfetched) */
 	uint8_t data[]; /* key, then value */
 };
 

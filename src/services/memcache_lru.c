@@ -57,11 +57,12 @@ void mci_lru_detach(struct mci_store *st)
 		ma_set_evictor(st->acct, NULL, NULL);
 }
 
-uint64_t mci_dump(struct mci_store *st, uint64_t limit, int64_t now, mci_dump_fn fn, void *ctx)
+uint64_t mci_dump(struct mci_store *st, int first, int count, uint64_t limit, int64_t now,
+		  mci_dump_fn fn, void *ctx)
 {
 	uint64_t n = 0;
 	bool more = true;
-	for (int i = 0; i < MCI_STRIPES && more; i++) {
+	for (int i = first; i < first + count && i < MCI_STRIPES && more; i++) {
 		struct mci_stripe *s = &st->stripes[i];
 		pthread_mutex_lock(&s->lock);
 		for (struct mci_item *it = s->head; it && more; it = it->next) {
@@ -71,7 +72,10 @@ uint64_t mci_dump(struct mci_store *st, uint64_t limit, int64_t now, mci_dump_fn
 				more = false;
 				break;
 			}
-			more = fn(ctx, it->data, it->nkey, it->nval, it->exptime);
+			struct mci_meta m = {.key = it->data, .nkey = it->nkey, .nval = it->nval,
+					     .size = it->asize, .exptime = it->exptime,
+					     .atime = it->atime, .cas = it->cas, .fetched = it->fetched};
+			more = fn(ctx, &m);
 			n += more;
 		}
 		pthread_mutex_unlock(&s->lock);

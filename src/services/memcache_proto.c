@@ -19,6 +19,7 @@ static const char E_ERROR[] = "ERROR";
 static const char E_FORMAT[] = "CLIENT_ERROR bad command line format";
 static const char E_BADLINE[] = "CLIENT_ERROR bad command line";
 static const char E_SLAB[] = "CLIENT_ERROR Illegal slab id";
+static const char E_CLASS[] = "CLIENT_ERROR bad class id";
 static const char E_CHUNK[] = "CLIENT_ERROR bad data chunk";
 static const char E_TOOLONG[] = "CLIENT_ERROR line too long";
 static const char E_TOOLARGE[] = "SERVER_ERROR object too large for cache";
@@ -187,6 +188,35 @@ static enum mc_parse_result parse_cachedump(const struct mc_tok *t, int nt, stru
 	return MC_REQ;
 }
 
+/* "lru_crawler metadump <all|hash|<class>[,<class>...]>": which classes
+ * (only class 1 holds items here). */
+static enum mc_parse_result parse_metadump(const struct mc_tok *t, int nt, struct mc_req *req,
+					   const char **err)
+{
+	if (nt < 3)
+		return fail(err, E_ERROR);
+	req->op = MC_OP_METADUMP;
+	if (tok_is(&t[2], "all") || tok_is(&t[2], "hash")) {
+		req->dump_class = 1;
+		return MC_REQ;
+	}
+	const uint8_t *p = t[2].p, *end = t[2].p + t[2].n;
+	for (;;) {
+		const uint8_t *q = memchr(p, ',', (size_t)(end - p));
+		if (!q)
+			q = end;
+		struct mc_tok one = {.p = p, .n = (size_t)(q - p)};
+		uint64_t cls;
+		if (!parse_u64(&one, &cls) || cls >= MC_SLAB_CLASSES)
+			return fail(err, E_CLASS);
+		if (cls == 1)
+			req->dump_class = 1;
+		if (q == end)
+			return MC_REQ;
+		p = q + 1;
+	}
+}
+
 static enum mc_parse_result parse_line(const uint8_t *buf, size_t len, size_t line_len,
 				       size_t line_end, struct mc_parse_state *st,
 				       const struct mc_limits *lim, struct mc_req *req,
@@ -287,6 +317,10 @@ static enum mc_parse_result parse_line(const uint8_t *buf, size_t len, size_t li
 			req->arg_len = t[1].n;
 		}
 		return MC_REQ;
+	} else if (tok_is(c, "lru_crawler")) {
+		if (nt >= 2 && tok_is(&t[1], "metadump"))
+			return parse_metadump(t, nt, req, err);
+		return fail(err, E_ERROR);
 	} else if (tok_is(c, "version")) { /* memcached ignores arguments */
 		req->op = MC_OP_VERSION;
 		return MC_REQ;

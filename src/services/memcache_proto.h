@@ -39,6 +39,7 @@ enum mc_op {
 	MC_OP_VERSION,
 	MC_OP_VERBOSITY,
 	MC_OP_QUIT,
+	MC_OP_METADUMP, /* lru_crawler metadump <all|hash|class[,class...]> */
 };
 
 struct mc_req {
@@ -57,7 +58,9 @@ struct mc_req {
 	int64_t delay; /* flush_all [delay]; verbosity level */
 	const uint8_t *arg; /* stats <arg> (NULL when none) */
 	size_t arg_len;
-	uint32_t dump_class, dump_limit; /* stats cachedump <class> <limit> */
+	/* stats cachedump <class> <limit>; metadump: dump_class 1 when the
+	 * classes asked for include the store's one class, else 0 */
+	uint32_t dump_class, dump_limit;
 	const uint8_t *data; /* storage: the data block, without its "\r\n" */
 	size_t data_len;
 };

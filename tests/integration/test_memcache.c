@@ -6,6 +6,7 @@
  */
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -496,6 +497,79 @@ static void stats_and_misc(void **state)
 	close(fd);
 }
 
+#define MEMCACHED_TOOL "/usr/share/memcached/scripts/memcached-tool"
+
+/* lru_crawler metadump: memcached's line format with URI-encoded keys,
+ * every live key once while the dump streams past the 1 MiB pause,
+ * requests pipelined behind it answered after its END, and (where the
+ * memcached package is installed) memcached-tool's "keys" reads it. */
+static void metadump_streams_every_key(void **state)
+{
+	(void)state;
+	enum { N = 20000 };
+	int fd = conn();
+	xchg(fd, "flush_all\r\n", "OK\r\n");
+	xchg(fd, "set md:a/b%c 3 100 2\r\nhi\r\nget md:a/b%c\r\n",
+	     "STORED\r\nVALUE md:a/b%c 3 2\r\nhi\r\nEND\r\n");
+	xchg(fd, "set plain 0 0 1\r\nx\r\n", "STORED\r\n");
+	xchg(fd, "set gone 0 -1 1\r\nx\r\n", "STORED\r\n");
+	static char buf[4 << 20];
+	assert_int_equal(th_send(fd, "lru_crawler metadump all\r\n", 26), 0);
+	assert_true(th_recv_until(fd, buf, sizeof buf, "END\r\n", 3000) > 0);
+	char *a = strstr(buf, "key=md%3Aa%2Fb%25c exp="), *p = strstr(buf, "key=plain exp=-1 la=");
+	assert_non_null(a);
+	assert_non_null(p);
+	assert_null(strstr(buf, "key=gone"));
+	long long exp, la, cas;
+	char fetch[8];
+	size_t size;
+	assert_int_equal(sscanf(a, "key=md%%3Aa%%2Fb%%25c exp=%lld la=%lld cas=%lld fetch=%7s cls=1 size=%zu\n",
+				&exp, &la, &cas, fetch, &size), 5);
+	assert_true(exp > la && exp <= la + 101);
+	assert_string_equal(fetch, "yes");
+	assert_true(size > 11 + 2);
+	assert_non_null(strstr(p, "fetch=no cls=1 size="));
+	assert_non_null(strstr(buf, "\nEND\r\n"));
+
+	static char req[N * 40];
+	size_t n = 0;
+	for (int i = 0; i < N; i++)
+		n += (size_t)sprintf(req + n, "set k%05d 0 0 1 noreply\r\nv\r\n", i);
+	assert_int_equal(th_send(fd, req, n), 0);
+	assert_int_equal(th_send(fd, "lru_crawler metadump 1\r\nversion\r\n", 33), 0);
+	ssize_t got = th_recv_until(fd, buf, sizeof buf, "VERSION 1.6.0-virgo\r\n", 10000);
+	assert_true(got > N * 40); /* > 1 MiB: streamed in several steps */
+	static bool seen[N];
+	int lines = 0;
+	for (char *l = buf; (l = strstr(l, "key=k")) != NULL; l += 5) {
+		int i = atoi(l + 5);
+		assert_in_range(i, 0, N - 1);
+		assert_false(seen[i]);
+		seen[i] = true;
+		lines++;
+	}
+	assert_int_equal(lines, N);
+	assert_non_null(strstr(buf, "\nEND\r\nVERSION 1.6.0-virgo\r\n"));
+	xchg(fd, "lru_crawler metadump 2\r\n", "END\r\n");
+	xchg(fd, "lru_crawler metadump 64\r\n", "CLIENT_ERROR bad class id\r\n");
+	close(fd);
+
+	if (access(MEMCACHED_TOOL, R_OK) != 0) {
+		print_message("%s not installed (apt-get install memcached): its check skipped\n",
+			      MEMCACHED_TOOL);
+		return;
+	}
+	char addr[32];
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", mc_port);
+	const char *argv[] = {"/usr/bin/perl", MEMCACHED_TOOL, addr, "keys", NULL};
+	static char out[4 << 20];
+	assert_int_equal(th_run(argv, out, sizeof out, 20000), 0);
+	int keys = 0;
+	for (char *l = out; (l = strstr(l, "key=")) != NULL; l += 4)
+		keys++;
+	assert_int_equal(keys, N + 2); /* k00000.., md:a/b%c, plain */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -513,6 +587,7 @@ int main(void)
 		cmocka_unit_test(cache_never_evicts_virgo_malloc),
 		cmocka_unit_test(virgo_malloc_evicts_cache_first),
 		cmocka_unit_test(stats_and_misc),
+		cmocka_unit_test(metadump_streams_every_key),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -148,16 +148,24 @@ struct dumped {
 	int n, stop_after;
 };
 
-static bool dump_fn(void *ctx, const uint8_t *key, size_t nkey, size_t nval, int64_t exptime)
+static bool dump_fn(void *ctx, const struct mci_meta *m)
 {
 	struct dumped *d = ctx;
 	if (d->stop_after && d->n == d->stop_after)
 		return false;
 	size_t l = strlen(d->keys);
-	snprintf(d->keys + l, sizeof d->keys - l, "%s%.*s:%zu:%lld", l ? "," : "", (int)nkey,
-		 (const char *)key, nval, (long long)exptime);
+	snprintf(d->keys + l, sizeof d->keys - l, "%s%.*s:%zu:%lld:%s", l ? "," : "", (int)m->nkey,
+		 (const char *)m->key, m->nval, (long long)m->exptime, m->fetched ? "f" : "-");
+	assert_true(m->size > m->nkey + m->nval);
+	assert_true(m->cas > 0);
+	assert_int_equal(m->atime, NOW);
 	d->n++;
 	return true;
+}
+
+static uint64_t dump_all(struct mci_store *st, uint64_t limit, int64_t now, struct dumped *d)
+{
+	return mci_dump(st, 0, MCI_NSTRIPES, limit, now, dump_fn, d);
 }
 
 /* stats cachedump's walk: live items only (not expired, not flushed),
@@ -168,21 +176,23 @@ static void dump_lists_live_items(void **state)
 	struct ma_acct *ma = ma_new(1 << 20);
 	struct mci_store *st = mci_new(ma, 1024);
 	struct dumped d = {0};
-	assert_int_equal(mci_dump(st, 0, NOW, dump_fn, &d), 0);
+	assert_int_equal(dump_all(st, 0, NOW, &d), 0);
 	assert_int_equal(mci_lru_age(st, NOW), 0);
 	put(st, MCI_SET, "live", "abc", 0, 0);
 	put(st, MCI_SET, "later", "12345", NOW + 100, 0);
 	put(st, MCI_SET, "gone", "x", NOW + 1, 0);
 	put(st, MCI_SET, "neg", "x", 1, 0);
-	assert_int_equal(mci_dump(st, 0, NOW + 2, dump_fn, &d), 2);
+	struct got g;
+	assert_true(get(st, "live", NOW, &g)); /* fetched */
+	assert_int_equal(dump_all(st, 0, NOW + 2, &d), 2);
 	/* stripe order is the hash's, so test membership */
-	assert_non_null(strstr(d.keys, "live:3:0"));
-	assert_non_null(strstr(d.keys, "later:5:1700000100"));
+	assert_non_null(strstr(d.keys, "live:3:0:f"));
+	assert_non_null(strstr(d.keys, "later:5:1700000100:-"));
 	assert_null(strstr(d.keys, "gone"));
 	assert_null(strstr(d.keys, "neg"));
 	assert_int_equal(mci_lru_age(st, NOW + 7), 7);
 	memset(&d, 0, sizeof d);
-	assert_int_equal(mci_dump(st, 1, NOW + 2, dump_fn, &d), 1); /* limit */
+	assert_int_equal(dump_all(st, 1, NOW + 2, &d), 1); /* limit */
 	memset(&d, 0, sizeof d);
 	for (int i = 0; i < 50; i++) {
 		char k[16];
@@ -190,12 +200,18 @@ static void dump_lists_live_items(void **state)
 		put(st, MCI_SET, k, "v", 0, 0);
 	}
 	d.stop_after = 10; /* fn out of room: it stops the walk */
-	assert_int_equal(mci_dump(st, 0, NOW + 2, dump_fn, &d), 10);
+	assert_int_equal(dump_all(st, 0, NOW + 2, &d), 10);
 	memset(&d, 0, sizeof d);
-	assert_int_equal(mci_dump(st, 0, NOW + 2, dump_fn, &d), 52);
+	assert_int_equal(dump_all(st, 0, NOW + 2, &d), 52);
+	/* stripe by stripe, as a streamed metadump: the same items */
+	uint64_t steps = 0;
+	memset(&d, 0, sizeof d);
+	for (int i = 0; i < MCI_NSTRIPES; i++)
+		steps += mci_dump(st, i, 1, 0, NOW + 2, dump_fn, &d);
+	assert_int_equal(steps, 52);
 	mci_flush(st, NOW + 2, NOW + 2);
 	memset(&d, 0, sizeof d);
-	assert_int_equal(mci_dump(st, 0, NOW + 2, dump_fn, &d), 0);
+	assert_int_equal(dump_all(st, 0, NOW + 2, &d), 0);
 	mci_free(st);
 	ma_free(ma);
 }

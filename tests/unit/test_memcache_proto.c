@@ -25,7 +25,7 @@ static void describe(const struct mc_req *r, char *b, size_t cap)
 {
 	static const char *names[] = {"?", "get", "set", "add", "replace", "append", "prepend",
 				      "cas", "delete", "incr", "decr", "touch", "flush_all",
-				      "stats", "version", "verbosity", "quit"};
+				      "stats", "version", "verbosity", "quit", "metadump"};
 	int n = snprintf(b, cap, "%s", names[r->op]);
 	if (r->op == MC_OP_GET) {
 		n += snprintf(b + n, cap - (size_t)n, "%s%s", r->with_cas ? "+cas" : "",
@@ -55,6 +55,8 @@ static void describe(const struct mc_req *r, char *b, size_t cap)
 	if (r->arg)
 		n += snprintf(b + n, cap - (size_t)n, " %.*s", (int)r->arg_len,
 			      (const char *)r->arg);
+	if (r->op == MC_OP_METADUMP)
+		n += snprintf(b + n, cap - (size_t)n, " class1=%u", r->dump_class);
 	if (r->op == MC_OP_STATS && r->arg_len == 9 && memcmp(r->arg, "cachedump", 9) == 0)
 		n += snprintf(b + n, cap - (size_t)n, " class=%u limit=%u", r->dump_class,
 			      r->dump_limit);
@@ -220,6 +222,17 @@ static void other_commands(void **state)
 			    "E:CLIENT_ERROR bad command line;E:CLIENT_ERROR bad command line format;"
 			    "E:CLIENT_ERROR bad command line format;"
 			    "E:CLIENT_ERROR bad command line format");
+	assert_string_equal(run("lru_crawler metadump all\r\nlru_crawler metadump hash\r\n"
+				"lru_crawler metadump 1\r\nlru_crawler metadump 2,3\r\n"
+				"lru_crawler metadump 0,1,63\r\n"),
+			    "metadump class1=1;metadump class1=1;metadump class1=1;"
+			    "metadump class1=0;metadump class1=1");
+	assert_string_equal(run("lru_crawler metadump 64\r\nlru_crawler metadump 1,\r\n"
+				"lru_crawler metadump x\r\nlru_crawler metadump ,1\r\n"
+				"lru_crawler metadump\r\nlru_crawler crawl all\r\nlru_crawler\r\n"),
+			    "E:CLIENT_ERROR bad class id;E:CLIENT_ERROR bad class id;"
+			    "E:CLIENT_ERROR bad class id;E:CLIENT_ERROR bad class id;"
+			    "E:ERROR;E:ERROR;E:ERROR");
 	assert_string_equal(run("version\r\nversion x\r\nquit\r\n"), "version;version;quit");
 	assert_string_equal(run("\r\nbogus\r\n"), "E:ERROR;E:ERROR");
 }
