@@ -73,10 +73,11 @@ struct vconn {
 	bool throttled; /* reading paused for back-pressure */
 	bool peer_eof; /* the peer has finished sending */
 	bool wev_armed;
+	bool waiting; /* the service computes a reply off the loop (VSVC_WAIT) */
 	uint8_t *direct; /* vconn_direct: the body's destination */
 	size_t direct_left; /* bytes of it still to read */
 	struct vconn_async *async; /* deferred replies (vconn_async.c), lazily */
-	uint64_t active_tick; /* worker tick of the last read (idle sweep) */
+	uint64_t active_tick; /* worker tick of the last read or write (idle sweep) */
 	uint32_t reads; /* read events so far (conn_move's cadence) */
 	int move_cpu; /* 1 + the foreign CPU seen at the last check, 0: none */
 	char peer[64];
@@ -243,6 +244,7 @@ static bool conn_flush(struct vconn *c)
 		}
 		if (n == 0)
 			return false;
+		c->active_tick = c->w->tick; /* a slow reader is not idle */
 	}
 	if (c->wev_armed) {
 		event_del(c->wev);
@@ -304,6 +306,7 @@ static void conn_process(struct vconn *c, bool eof)
 		}
 		/* all written: the service takes its next requests */
 	}
+	c->waiting = rc == VSVC_WAIT;
 	if (rc == VSVC_WAIT) {
 		/* a reply is being computed off the loop; the service calls
 		 * vconn_resume when it is written.  Keep reading (to see a
@@ -592,8 +595,13 @@ static void worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
 		uint64_t quiet = w->tick - c->active_tick;
 		if (c->lingering && quiet >= VD_LINGER_S) {
 			conn_free(c);
-		} else if (!c->lingering && !c->closing && !c->throttled && quiet >= idle) {
-			log_debug("closing idle connection from %s", c->peer);
+		} else if (!c->lingering && !c->waiting && quiet >= idle) {
+			/* nothing read or written for idle_timeout: an idle
+			 * client, or one that stopped reading its replies
+			 * (throttled, or closing with replies unsent), whose
+			 * buffers would otherwise be held for ever */
+			log_debug("closing %s connection from %s",
+				  evbuffer_get_length(c->out) ? "stalled" : "idle", c->peer);
 			conn_free(c);
 		}
 		c = n;

@@ -1,9 +1,11 @@
 /*
  * test_daemon.c - virgod as a process: help, config errors, busy ports,
- * loopback-only default, connection cap, idle timeout, SIGTERM drain.
+ * loopback-only default, connection cap, idle timeout (also of a client
+ * that stopped reading its replies), SIGTERM drain.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -131,6 +133,46 @@ static void idle_connection_closed(void **state)
 	assert_int_equal(th_cluster_stop(&c), 0);
 }
 
+/* A client that asks for replies and stops reading them is closed after
+ * idle_timeout of no progress, like an idle one: the replies it left
+ * (50 MB asked for here) are not held for ever.  The client's unread
+ * requests make the close a reset, which poll() sees without reading. */
+static void stalled_reader_closed(void **state)
+{
+	(void)state;
+	struct th_cluster c;
+	assert_int_equal(th_cluster_start(&c, 1, "idle_timeout = 1", NULL), 0);
+	int port = th_port(&c, 0, 11211);
+	int fd = th_connect(port);
+	assert_true(fd >= 0);
+	static char big[(256 << 10) + 64], gets[200 * 9];
+	int h = snprintf(big, sizeof big, "set big 0 0 %d\r\n", 256 << 10);
+	memset(big + h, 'b', 256 << 10);
+	memcpy(big + h + (256 << 10), "\r\n", 2);
+	assert_int_equal(th_send(fd, big, (size_t)h + (256 << 10) + 2), 0);
+	assert_true(th_recv_until(fd, out, sizeof out, "STORED\r\n", 3000) > 0);
+	for (int i = 0; i < 200; i++)
+		memcpy(gets + i * 9, "get big\r\n", 9);
+	assert_int_equal(th_send(fd, gets, sizeof gets), 0);
+	/* more requests, left unread in the server's socket once it pauses */
+	for (int i = 0; i < 8; i++)
+		send(fd, gets, sizeof gets, MSG_DONTWAIT);
+	int64_t t0 = th_now_ms();
+	struct pollfd pf = {.fd = fd, .events = 0};
+	assert_int_equal(poll(&pf, 1, 6000), 1);
+	assert_true(pf.revents & (POLLHUP | POLLERR));
+	int64_t took = th_now_ms() - t0;
+	assert_true(took >= 900 && took < 5000);
+	close(fd);
+	/* the node serves others as before */
+	int other = th_connect(port);
+	assert_int_equal(th_send(other, "version\r\n", 9), 0);
+	assert_true(th_recv_until(other, out, sizeof out, "\r\n", 3000) > 0);
+	assert_string_equal(out, "VERSION 1.6.0-virgo\r\n");
+	close(other);
+	assert_int_equal(th_cluster_stop(&c), 0);
+}
+
 /* Threads of process pid whose name starts with prefix. */
 static int count_threads(pid_t pid, const char *prefix)
 {
@@ -217,6 +259,7 @@ int main(void)
 		cmocka_unit_test(busy_port_second_instance_fails_clearly),
 		cmocka_unit_test(connection_cap),
 		cmocka_unit_test(idle_connection_closed),
+		cmocka_unit_test(stalled_reader_closed),
 		cmocka_unit_test(worker_threads_per_service),
 		cmocka_unit_test(sigterm_drains_with_open_clients),
 	};
