@@ -395,11 +395,15 @@ static bool conn_move(struct vconn *c)
 	event_del(c->rev);
 	worker_unlink(w, c);
 	struct vd_pending p = {.moved = c, .fd = c->fd};
+	/* once posted, c is t's (it may even be freed already): log from copies */
+	char peer[sizeof c->peer];
+	memcpy(peer, c->peer, sizeof peer);
+	const char *svc = c->svc->name;
+	int k = (int)(t - &w->srv->workers[w->srv->group[w->group].first]);
 	if (event_base_set(t->base, c->rev) == 0 && event_base_set(t->base, c->wev) == 0 &&
 	    worker_post(t, &p)) {
-		log_debug("connection from %s moves to %s/%d (its client runs on CPU %d)", c->peer,
-			  c->svc->name, (int)(t - &w->srv->workers[w->srv->group[w->group].first]),
-			  cpu);
+		log_debug("connection from %s moves to %s/%d (its client runs on CPU %d)", peer, svc,
+			  k, cpu);
 		return true;
 	}
 	event_base_set(w->base, c->rev);
