@@ -87,6 +87,7 @@ say "the memcached port: any memcached client works (11211 + port offset)"
 printf "\$ printf 'set k 0 0 5\\\\r\\\\nhello\\\\r\\\\nget k\\\\r\\\\nquit\\\\r\\\\n' | nc 127.0.0.1 %d\n" $MCBASE
 printf 'set k 0 0 5\r\nhello\r\nget k\r\nquit\r\n' | nc 127.0.0.1 $MCBASE
 run "$VIRGO" owner k user:1 user:2   # the node each key belongs to (ketama, as clients shard)
+run memcdump --servers=127.0.0.1:$MCBASE   # memcached's tools work too: the node's keys
 
 say "CPU pooling: functions and programs on the best node (notes §888-§890, §937)"
 run "$VIRGO" clone virgo_cloud_test "hello from the VIRGO cpupool"
