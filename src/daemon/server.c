@@ -289,6 +289,7 @@ static void conn_process(struct vconn *c, bool eof)
 	int rc;
 	for (;;) {
 		rc = c->svc->on_input(c, c->in, eof);
+		c->waiting = rc == VSVC_WAIT;
 		if (!conn_flush(c)) {
 			conn_free(c);
 			return;
@@ -306,7 +307,6 @@ static void conn_process(struct vconn *c, bool eof)
 		}
 		/* all written: the service takes its next requests */
 	}
-	c->waiting = rc == VSVC_WAIT;
 	if (rc == VSVC_WAIT) {
 		/* a reply is being computed off the loop; the service calls
 		 * vconn_resume when it is written.  Keep reading (to see a
