@@ -599,7 +599,10 @@ static void worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
 		uint64_t quiet = w->tick - c->active_tick;
 		if (c->lingering && quiet >= VD_LINGER_S) {
 			conn_free(c);
-		} else if (!c->lingering && !c->waiting && quiet >= idle) {
+		} else if (!c->lingering && !c->waiting && quiet > idle) {
+			/* "> idle": ticks are whole seconds of this worker's
+			 * clock, so a connection that arrived just before one
+			 * has quiet 1 after a moment; > gives idle..idle+1 s */
 			/* nothing read or written for idle_timeout: an idle
 			 * client, or one that stopped reading its replies
 			 * (throttled, or closing with replies unsent), whose
