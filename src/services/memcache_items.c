@@ -61,7 +61,8 @@ struct mci_store *mci_new(struct ma_acct *acct, uint64_t max_item)
 	if (!st)
 		return NULL;
 	st->acct = acct;
-	st->max_item = max_item;
+	/* an item's size (header, key, value) must fit its 32-bit asize */
+	st->max_item = max_item < MCI_ITEM_MAX ? max_item : MCI_ITEM_MAX;
 	atomic_init(&st->next_cas, 1);
 	for (int i = 0; i < MCI_STRIPES; i++) {
 		struct mci_stripe *s = &st->stripes[i];
@@ -188,7 +189,7 @@ static void item_link(struct mci_store *st, struct mci_stripe *s, struct mci_ite
 	if (old)
 		mci_item_unlink(s, old);
 	it->cas = atomic_fetch_add_explicit(&st->next_cas, 1, memory_order_relaxed);
-	it->time = it->atime = now;
+	it->time = it->atime = (uint32_t)now;
 	struct mci_item **b = mci_bucket_of(s, it->hash);
 	it->hnext = *b;
 	*b = it;
@@ -238,7 +239,7 @@ static struct mci_item *item_alloc(struct mci_store *st, uint64_t h, const uint8
 	}
 	memset(it, 0, sizeof *it);
 	it->hash = h;
-	it->asize = asize;
+	it->asize = (uint32_t)asize;
 	it->acct = st->acct;
 	atomic_init(&it->refs, 1);
 	it->nkey = (uint16_t)nkey;
@@ -261,7 +262,7 @@ bool mci_get(struct mci_store *st, const uint8_t *key, size_t nkey, int64_t now,
 		it->fetched = 1;
 		if (touch) {
 			s->s.touch_hits++;
-			it->exptime = exptime_abs;
+			it->exptime = (uint32_t)exptime_abs;
 		}
 		mci_lru_bump(s, it, now);
 		emit(ctx, it, it->data, it->nkey, it->flags, it->cas, it->data + it->nkey, it->nval);
@@ -363,7 +364,7 @@ enum mci_result mci_commit(struct mci_store *st, enum mci_mode mode, struct mci_
 	const uint8_t *key = it->data;
 	size_t nkey = it->nkey;
 	it->flags = flags;
-	it->exptime = exptime_abs;
+	it->exptime = (uint32_t)exptime_abs;
 	struct mci_stripe *s = stripe_of(st, h);
 	struct mci_item *reap = NULL;
 	enum mci_result rc = MCI_STORED;
@@ -424,7 +425,7 @@ enum mci_result mci_touch(struct mci_store *st, const uint8_t *key, size_t nkey,
 	struct mci_item *it = find_locked(st, key, nkey, now, &s, &reap);
 	s->s.cmd_touch++;
 	if (it) {
-		it->exptime = exptime_abs;
+		it->exptime = (uint32_t)exptime_abs;
 		s->s.touch_hits++;
 	} else {
 		s->s.touch_misses++;

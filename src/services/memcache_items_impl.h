@@ -26,15 +26,21 @@
  * cache lines, which on a large, cold table costs more than the lookup. */
 #define MCI_BUMP_INTERVAL 60
 
+/* Every byte here is paid per item under mem_limit (bench/suite_capacity:
+ * with 32 B values the header is most of an item), hence 32-bit times and
+ * size: unix seconds fit until 2106; exptimes are at most 2^31 - 1
+ * (mc_exptime_abs) and an item below 2^31 + 512 bytes (mc_parse). */
+#define MCI_ITEM_MAX (UINT32_MAX - 4096) /* largest value (append included) */
+
 struct mci_item {
 	struct mci_item *hnext; /* hash chain */
 	struct mci_item *prev, *next; /* stripe LRU: head is most recent */
 	uint64_t hash, cas;
-	int64_t exptime; /* absolute unix seconds, 0 = never */
-	int64_t time; /* when stored (for delayed flush_all) */
-	int64_t atime; /* last LRU bump */
-	size_t asize; /* bytes reserved with the accountant */
 	struct ma_acct *acct; /* to give them back from any thread */
+	uint32_t exptime; /* absolute unix seconds, 0 = never */
+	uint32_t time; /* when stored (for delayed flush_all) */
+	uint32_t atime; /* last LRU bump */
+	uint32_t asize; /* bytes reserved with the accountant */
 	_Atomic uint32_t refs; /* the table's link + replies in flight */
 	uint32_t flags, nval;
 	uint16_t nkey;
@@ -95,7 +101,7 @@ static inline void mci_lru_push(struct mci_stripe *s, struct mci_item *it)
 static inline void mci_lru_bump(struct mci_stripe *s, struct mci_item *it, int64_t now)
 {
 	if (now - it->atime >= MCI_BUMP_INTERVAL) {
-		it->atime = now;
+		it->atime = (uint32_t)now;
 		mci_lru_unlink(s, it);
 		mci_lru_push(s, it);
 	}
