@@ -73,13 +73,14 @@ struct vconn {
 	bool throttled; /* reading paused for back-pressure */
 	bool peer_eof; /* the peer has finished sending */
 	bool wev_armed;
-	bool waiting; /* the service computes a reply off the loop (VSVC_WAIT) */
 	uint8_t *direct; /* vconn_direct: the body's destination */
 	size_t direct_left; /* bytes of it still to read */
 	struct vconn_async *async; /* deferred replies (vconn_async.c), lazily */
 	uint64_t active_tick; /* worker tick of the last read or write (idle sweep) */
 	uint32_t reads; /* read events so far (conn_move's cadence) */
 	int move_cpu; /* 1 + the foreign CPU seen at the last check, 0: none */
+	int rc; /* on_input's last answer (VSVC_WAIT: a reply is computed off
+		 * the loop; VSVC_MORE: call again once the replies drain) */
 	char peer[64];
 	max_align_t state[]; /* svc->conn_size bytes */
 };
@@ -288,8 +289,7 @@ static void conn_process(struct vconn *c, bool eof)
 {
 	int rc;
 	for (;;) {
-		rc = c->svc->on_input(c, c->in, eof);
-		c->waiting = rc == VSVC_WAIT;
+		rc = c->rc = c->svc->on_input(c, c->in, eof);
 		if (!conn_flush(c)) {
 			conn_free(c);
 			return;
@@ -494,7 +494,7 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
 		c->active_tick = c->w->tick;
 		if (!c->peer_eof)
 			event_add(c->rev, NULL);
-		if (evbuffer_get_length(c->in) > 0 || c->peer_eof)
+		if (c->rc == VSVC_MORE || evbuffer_get_length(c->in) > 0 || c->peer_eof)
 			conn_process(c, c->peer_eof);
 	}
 }
@@ -599,14 +599,14 @@ static void worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
 		uint64_t quiet = w->tick - c->active_tick;
 		if (c->lingering && quiet >= VD_LINGER_S) {
 			conn_free(c);
-		} else if (!c->lingering && !c->waiting && quiet > idle) {
-			/* "> idle": ticks are whole seconds of this worker's
-			 * clock, so a connection that arrived just before one
-			 * has quiet 1 after a moment; > gives idle..idle+1 s */
+		} else if (!c->lingering && c->rc != VSVC_WAIT && quiet > idle) {
 			/* nothing read or written for idle_timeout: an idle
 			 * client, or one that stopped reading its replies
 			 * (throttled, or closing with replies unsent), whose
-			 * buffers would otherwise be held for ever */
+			 * buffers would otherwise be held for ever.  "> idle":
+			 * ticks are whole seconds of this worker's clock, so
+			 * one that arrived just before a tick has quiet 1 a
+			 * moment later; > gives idle..idle+1 s */
 			log_debug("closing %s connection from %s",
 				  evbuffer_get_length(c->out) ? "stalled" : "idle", c->peer);
 			conn_free(c);

@@ -9,6 +9,9 @@
  * Needs libmemcached-dev (installed by make test); without it the tests
  * report themselves skipped.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -416,6 +420,53 @@ static void pipelined_dumps_stay_bounded(void **state)
 #endif
 }
 
+/* A metadump with nothing pipelined behind it, to a client whose small
+ * receive window fills at once: the dump (about 16 MB) resumes every time
+ * the socket drains, to its END. */
+static void metadump_to_a_slow_reader(void **state)
+{
+	(void)state;
+	enum { ITEMS = 60000 };
+	assert_int_equal(memcached_flush(mc, 0), MEMCACHED_SUCCESS);
+	memcached_st *m = client(0, 1);
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_NOREPLY, 1);
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_BUFFER_REQUESTS, 1);
+	for (int i = 0; i < ITEMS; i++) {
+		char k[256];
+		int n = snprintf(k, sizeof k, "slow-%05d-", i);
+		memset(k + n, 's', 200 - (size_t)n);
+		memcached_set(m, k, 200, "v", 1, 0, 0);
+	}
+	assert_int_equal(memcached_flush_buffers(m), MEMCACHED_SUCCESS);
+	memcached_free(m);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int small = 4096;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)th_port(&cl, 0, 11211)),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(th_send(fd, "lru_crawler metadump all\r\n", 26), 0);
+	static char all[32 << 20];
+	size_t got = 0;
+	int64_t end = th_now_ms() + 20000;
+	while (!(got >= 5 && memcmp(all + got - 5, "END\r\n", 5) == 0) && th_now_ms() < end) {
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		if (poll(&pf, 1, 3000) != 1)
+			break;
+		ssize_t r = recv(fd, all + got, sizeof all - got, 0);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	if (got < 5 || memcmp(all + got - 5, "END\r\n", 5) != 0)
+		fail_msg("metadump stalled after %zu bytes", got);
+	int lines = 0;
+	for (char *l = all; (l = memmem(l, (size_t)(all + got - l), "key=slow-", 9)) != NULL; l += 9)
+		lines++;
+	assert_int_equal(lines, ITEMS);
+}
+
 static void version_and_flush(void **state)
 {
 	(void)state;
@@ -445,6 +496,7 @@ int main(void)
 		cmocka_unit_test(binary_values),
 		cmocka_unit_test(noreply_batch),
 		cmocka_unit_test(pipelined_dumps_stay_bounded),
+		cmocka_unit_test(metadump_to_a_slow_reader),
 		cmocka_unit_test(version_and_flush),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
