@@ -52,7 +52,7 @@ static uint64_t mci_hash(const uint8_t *k, size_t n)
 
 static struct mci_stripe *stripe_of(struct mci_store *st, uint64_t h)
 {
-	return &st->stripes[h & (MCI_STRIPES - 1)];
+	return &st->stripes[h & (MCI_NSTRIPES - 1)];
 }
 
 struct mci_store *mci_new(struct ma_acct *acct, uint64_t max_item)
@@ -64,7 +64,7 @@ struct mci_store *mci_new(struct ma_acct *acct, uint64_t max_item)
 	/* an item's size (header, key, value) must fit its 32-bit asize */
 	st->max_item = max_item < MCI_ITEM_MAX ? max_item : MCI_ITEM_MAX;
 	atomic_init(&st->next_cas, 1);
-	for (int i = 0; i < MCI_STRIPES; i++) {
+	for (int i = 0; i < MCI_NSTRIPES; i++) {
 		struct mci_stripe *s = &st->stripes[i];
 		pthread_mutex_init(&s->lock, NULL);
 		s->nbuckets = MCI_BUCKETS_INIT;
@@ -122,7 +122,7 @@ void mci_free(struct mci_store *st)
 	if (!st)
 		return;
 	mci_lru_detach(st);
-	for (int i = 0; i < MCI_STRIPES; i++) {
+	for (int i = 0; i < MCI_NSTRIPES; i++) {
 		struct mci_stripe *s = &st->stripes[i];
 		free_list(s->head);
 		free(s->buckets);
@@ -515,7 +515,7 @@ void mci_flush(struct mci_store *st, int64_t when, int64_t now)
 	/* An immediate flush supersedes a pending delayed one (memcached
 	 * moves its boundary to now, which only covers what we drop here). */
 	atomic_store(&st->oldest_live, 0);
-	for (int i = 0; i < MCI_STRIPES; i++) {
+	for (int i = 0; i < MCI_NSTRIPES; i++) {
 		struct mci_stripe *s = &st->stripes[i];
 		pthread_mutex_lock(&s->lock);
 		struct mci_item *it = s->head;
@@ -536,7 +536,7 @@ void mci_get_stats(struct mci_store *st, struct mci_stats *out)
 	memset(out, 0, sizeof *out);
 	uint64_t *o = (uint64_t *)out;
 	size_t nfields = sizeof *out / sizeof(uint64_t);
-	for (int i = 0; i < MCI_STRIPES; i++) {
+	for (int i = 0; i < MCI_NSTRIPES; i++) {
 		struct mci_stripe *s = &st->stripes[i];
 		pthread_mutex_lock(&s->lock);
 		const uint64_t *f = (const uint64_t *)&s->s;
@@ -548,7 +548,7 @@ void mci_get_stats(struct mci_store *st, struct mci_stats *out)
 
 void mci_reset_stats(struct mci_store *st)
 {
-	for (int i = 0; i < MCI_STRIPES; i++) {
+	for (int i = 0; i < MCI_NSTRIPES; i++) {
 		struct mci_stripe *s = &st->stripes[i];
 		pthread_mutex_lock(&s->lock);
 		uint64_t items = s->s.curr_items, bytes = s->s.bytes;

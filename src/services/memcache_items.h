@@ -119,7 +119,7 @@ typedef bool (*mci_dump_fn)(void *ctx, const struct mci_meta *m);
  * stripe (every item stays in one stripe for its life, so a dump in
  * steps lists each item that lives throughout it exactly once).
  * Nothing is allocated. */
-#define MCI_NSTRIPES 64
+#define MCI_NSTRIPES 64 /* lock stripes of the store (a power of two) */
 uint64_t mci_dump(struct mci_store *st, int first, int count, uint64_t limit, int64_t now,
 		  mci_dump_fn fn, void *ctx);
 /* Seconds since the least recently used item was last moved to the head

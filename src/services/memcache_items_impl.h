@@ -20,7 +20,6 @@
 
 #include "memcache_items.h"
 
-#define MCI_STRIPES MCI_NSTRIPES /* power of two */
 /* A hit moves an item to the LRU head at most this often (seconds), as
  * memcached's ITEM_UPDATE_INTERVAL: relinking touches two neighbours'
  * cache lines, which on a large, cold table costs more than the lookup. */
@@ -64,7 +63,7 @@ struct mci_store {
 	_Atomic uint64_t next_cas;
 	_Atomic int64_t oldest_live; /* delayed flush_all boundary, 0 = none */
 	_Atomic unsigned evict_cursor;
-	struct mci_stripe stripes[MCI_STRIPES];
+	struct mci_stripe stripes[MCI_NSTRIPES];
 };
 
 static inline struct mci_item **mci_bucket_of(struct mci_stripe *s, uint64_t h)

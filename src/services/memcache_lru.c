@@ -20,9 +20,9 @@ uint64_t mci_evict(struct mci_store *st, uint64_t want)
 {
 	uint64_t freed = 0;
 	int empty = 0;
-	while (freed < want && empty < MCI_STRIPES) {
+	while (freed < want && empty < MCI_NSTRIPES) {
 		unsigned k = atomic_fetch_add_explicit(&st->evict_cursor, 1, memory_order_relaxed);
-		struct mci_stripe *s = &st->stripes[k & (MCI_STRIPES - 1)];
+		struct mci_stripe *s = &st->stripes[k & (MCI_NSTRIPES - 1)];
 		pthread_mutex_lock(&s->lock);
 		struct mci_item *it = s->tail;
 		if (it) {
@@ -62,7 +62,7 @@ uint64_t mci_dump(struct mci_store *st, int first, int count, uint64_t limit, in
 {
 	uint64_t n = 0;
 	bool more = true;
-	for (int i = first; i < first + count && i < MCI_STRIPES && more; i++) {
+	for (int i = first; i < first + count && i < MCI_NSTRIPES && more; i++) {
 		struct mci_stripe *s = &st->stripes[i];
 		pthread_mutex_lock(&s->lock);
 		for (struct mci_item *it = s->head; it && more; it = it->next) {
@@ -86,7 +86,7 @@ uint64_t mci_dump(struct mci_store *st, int first, int count, uint64_t limit, in
 int64_t mci_lru_age(struct mci_store *st, int64_t now)
 {
 	int64_t oldest = now;
-	for (int i = 0; i < MCI_STRIPES; i++) {
+	for (int i = 0; i < MCI_NSTRIPES; i++) {
 		struct mci_stripe *s = &st->stripes[i];
 		pthread_mutex_lock(&s->lock);
 		if (s->tail && s->tail->atime < oldest)
