@@ -47,15 +47,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_free() { ! ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
-wait_port() { # port, seconds
-	n=0
-	while ! nc -z 127.0.0.1 "$1" 2>/dev/null; do
-		n=$((n + 1))
-		[ $n -gt $(($2 * 50)) ] && return 1
-		sleep 0.02
-	done
-}
+. "$ROOT/bench/ports.sh"
 
 # helper binaries for the suites (make bench-bins builds them; this is for
 # running run.sh on a tree built without them)

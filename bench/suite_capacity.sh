@@ -14,15 +14,7 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/virgo-bench-cap-XXXXXX")
 PIDS=""
 trap 'for p in $PIDS; do kill $p 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"' EXIT
 
-port_free() { ! ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
-wait_port() {
-	n=0
-	while ! nc -z 127.0.0.1 "$1" 2>/dev/null; do
-		n=$((n + 1))
-		[ $n -gt 250 ] && return 1
-		sleep 0.02
-	done
-}
+. "$(dirname "$0")/ports.sh"
 stat_of() { # port name
 	printf 'stats\r\nquit\r\n' | nc -q1 127.0.0.1 "$1" | tr -d '\r' | awk -v k="$2" '$2 == k {print $3}'
 }
@@ -57,8 +49,8 @@ start_pair() {
 	"$B/virgod" --config "$W/v.conf" >"$W/v.log" 2>&1 &
 	VDPID=$!
 	PIDS="$MCPID $VDPID"
-	wait_port $MCP || { echo "memcached did not start" >&2; exit 1; }
-	wait_port $VDP || { echo "virgod did not start" >&2; cat "$W/v.log" >&2; exit 1; }
+	wait_port $MCP 5 || { echo "memcached did not start" >&2; exit 1; }
+	wait_port $VDP 5 || { echo "virgod did not start" >&2; cat "$W/v.log" >&2; exit 1; }
 }
 stop_pair() {
 	kill $MCPID $VDPID 2>/dev/null
