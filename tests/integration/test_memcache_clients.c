@@ -334,6 +334,23 @@ static void noreply_batch(void **state)
 	}
 }
 
+/* Stores n items "<prefix>-<i>-ssss..." (200-byte keys, 1-byte values)
+ * on node 0, as noreply batches. */
+static void fill_node0(const char *prefix, int n)
+{
+	memcached_st *m = client(0, 1);
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_NOREPLY, 1);
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_BUFFER_REQUESTS, 1);
+	for (int i = 0; i < n; i++) {
+		char k[256];
+		int l = snprintf(k, sizeof k, "%s-%05d-", prefix, i);
+		memset(k + l, 's', 200 - (size_t)l);
+		memcached_set(m, k, 200, "v", 1, 0, 0);
+	}
+	assert_int_equal(memcached_flush_buffers(m), MEMCACHED_SUCCESS);
+	memcached_free(m);
+}
+
 /* Peak resident memory of pid (VmHWM, kB), or -1. */
 static long peak_kb(pid_t pid)
 {
@@ -373,18 +390,7 @@ static void pipelined_dumps_stay_bounded(void **state)
 	(void)state;
 	enum { ITEMS = 9000, REQS = 64 };
 	assert_int_equal(memcached_flush(mc, 0), MEMCACHED_SUCCESS);
-	memcached_st *m = client(0, 1);
-	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_NOREPLY, 1);
-	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_BUFFER_REQUESTS, 1);
-	for (int i = 0; i < ITEMS; i++) {
-		char k[256];
-		int n = snprintf(k, sizeof k, "dump-%05d-", i);
-		memset(k + n, 'k', 200 - (size_t)n);
-		k[200] = '\0';
-		memcached_set(m, k, 200, "v", 1, 0, 0);
-	}
-	assert_int_equal(memcached_flush_buffers(m), MEMCACHED_SUCCESS);
-	memcached_free(m);
+	fill_node0("dump", ITEMS);
 	int fd = th_connect(th_port(&cl, 0, 11211));
 	assert_true(fd >= 0);
 	static char first[3 << 20];
@@ -428,17 +434,7 @@ static void metadump_to_a_slow_reader(void **state)
 	(void)state;
 	enum { ITEMS = 60000 };
 	assert_int_equal(memcached_flush(mc, 0), MEMCACHED_SUCCESS);
-	memcached_st *m = client(0, 1);
-	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_NOREPLY, 1);
-	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_BUFFER_REQUESTS, 1);
-	for (int i = 0; i < ITEMS; i++) {
-		char k[256];
-		int n = snprintf(k, sizeof k, "slow-%05d-", i);
-		memset(k + n, 's', 200 - (size_t)n);
-		memcached_set(m, k, 200, "v", 1, 0, 0);
-	}
-	assert_int_equal(memcached_flush_buffers(m), MEMCACHED_SUCCESS);
-	memcached_free(m);
+	fill_node0("slow", ITEMS);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	int small = 4096;
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
