@@ -30,6 +30,8 @@ void vd_config_defaults(struct vd_config *cfg)
 	cfg->max_conns = 4096;
 	cfg->idle_timeout_s = 300;
 	cfg->drain_timeout_ms = 5000;
+	cfg->body_budget = 0;
+	cfg->body_timeout_s = 60;
 	cfg->log_level = VLOG_INFO;
 	snprintf(cfg->allow_exec, sizeof cfg->allow_exec, "%s", VD_DEFAULT_ALLOW_EXEC);
 	cfg->job_timeout_ms = 30000;
@@ -109,6 +111,13 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 		if (cv_int(value, 0, 600000, &v))
 			return bad(ctx, key, value, "0..600000");
 		cfg->drain_timeout_ms = (int)v;
+	} else if (strcmp(key, "body_budget") == 0) {
+		if (cv_size(value, &cfg->body_budget) || cfg->body_budget > (UINT64_C(1) << 40))
+			return bad(ctx, key, value, "a size up to 1T, 0 = mem_limit / 4");
+	} else if (strcmp(key, "body_timeout") == 0) {
+		if (cv_int(value, 1, 86400, &v))
+			return bad(ctx, key, value, "seconds, 1..86400");
+		cfg->body_timeout_s = (int)v;
 	} else if (strcmp(key, "pidfile") == 0) {
 		if (strlen(value) >= sizeof cfg->pidfile)
 			return bad(ctx, key, value, "a shorter path");

@@ -32,6 +32,8 @@ struct vd_config {
 	int max_conns; /* open connections at once */
 	int idle_timeout_s; /* close a connection silent this long */
 	int drain_timeout_ms; /* SIGTERM: time given to flush replies */
+	uint64_t body_budget; /* bytes of request bodies in flight, node-wide (0: mem_limit / 4) */
+	int body_timeout_s; /* an admitted body must arrive within this */
 	char pidfile[256]; /* "" for none */
 	enum vlog_level log_level;
 	bool insecure_listen; /* allow a non-loopback listen without auth */

@@ -14,7 +14,8 @@
  * an ioctl(FIONREAD) per read plus an epoll_ctl pair and an extra
  * epoll_wait per reply (bench/ measured ~5.3 syscalls per request).
  * Back-pressure: when a client does not read its replies and they pile
- * up past VD_OUT_HIGH bytes, we stop reading from it until they drain.  An
+ * up to the output budget (VCONN_OUT_BUDGET, service.h), we stop reading
+ * from it and the service stops answering until they drain.  An
  * idle connection is closed after idle_timeout: a once-a-second sweep per
  * worker, not a timeout on each read event (libevent re-arms an event's
  * timeout on every activation, a heap operation per request).  SIGTERM: listeners close,
@@ -46,7 +47,8 @@
 #include "log.h"
 #include "service.h"
 
-#define VD_OUT_HIGH (4u << 20)
+/* input a client may pile up behind a reply computed off the loop */
+#define VD_IN_HIGH (4u << 20)
 #define VD_PENDING_MAX 1024
 #define VD_LINGER_S 2
 #define VD_READ_CHUNK 16384
@@ -78,6 +80,8 @@ struct vconn {
 	struct vconn_async *async; /* deferred replies (vconn_async.c), lazily */
 	uint64_t active_tick; /* worker tick of the last read or write (idle sweep) */
 	uint32_t reads; /* read events so far (conn_move's cadence) */
+	uint64_t body_len; /* vconn_body_begin: bytes admitted, 0 = none */
+	uint64_t body_tick; /* worker tick when it was admitted */
 	int move_cpu; /* 1 + the foreign CPU seen at the last check, 0: none */
 	int rc; /* on_input's last answer (VSVC_WAIT: a reply is computed off
 		 * the loop; VSVC_MORE: call again once the replies drain) */
@@ -129,6 +133,9 @@ struct vd_server {
 	int cpus[VD_MAX_CPUS];
 	int ncpus;
 	_Atomic int nconns;
+	_Atomic uint64_t bodies; /* bytes of admitted bodies (vconn_body_begin) */
+	uint64_t body_budget; /* their bound */
+	uint64_t out_hard; /* queued output beyond this closes a connection */
 };
 
 struct evbuffer *vconn_out(struct vconn *c) { return c->out; }
@@ -150,6 +157,37 @@ size_t vconn_direct(struct vconn *c, void *dst, size_t len)
 }
 
 size_t vconn_direct_left(struct vconn *c) { return c->direct_left; }
+
+bool vconn_out_full(const struct vconn *c)
+{
+	return evbuffer_get_length(c->out) >= VCONN_OUT_BUDGET;
+}
+
+void vconn_body_end(struct vconn *c)
+{
+	if (c->body_len == 0)
+		return;
+	atomic_fetch_sub(&c->w->srv->bodies, c->body_len);
+	c->body_len = 0;
+}
+
+bool vconn_body_begin(struct vconn *c, uint64_t len)
+{
+	struct vd_server *srv = c->w->srv;
+	vconn_body_end(c);
+	if (len == 0)
+		return true;
+	uint64_t was = atomic_fetch_add(&srv->bodies, len);
+	if (was > srv->body_budget || len > srv->body_budget - was) {
+		atomic_fetch_sub(&srv->bodies, len);
+		log_debug("connection from %s: a %llu-byte body is over the node's body_budget",
+			  c->peer, (unsigned long long)len);
+		return false;
+	}
+	c->body_len = len;
+	c->body_tick = c->w->tick;
+	return true;
+}
 struct vconn_async **vconn_async_slot(struct vconn *c) { return &c->async; }
 
 /* Frees a connection's events, buffers, socket and memory (any may be
@@ -215,6 +253,7 @@ static void conn_free(struct vconn *c)
 		c->svc->conn_close(c);
 	if (c->async)
 		vconn_async_detach(c);
+	vconn_body_end(c);
 	worker_unlink(w, c);
 	conn_release(c);
 	atomic_fetch_sub(&w->srv->nconns, 1);
@@ -283,6 +322,29 @@ static void conn_finish(struct vconn *c)
 	}
 }
 
+/* Reading is paused (back-pressure) while replies wait to be written
+ * after a VSVC_MORE, while the output holds a full budget, or while a
+ * client piles up input behind a reply computed off the loop; otherwise
+ * it is on (unless the peer has finished sending).  Recomputed after
+ * every on_input and every drain, so no path can leave a connection
+ * paused with nothing left that would resume it. */
+static void conn_set_reading(struct vconn *c)
+{
+	bool pause = (c->rc == VSVC_MORE && evbuffer_get_length(c->out) > 0) ||
+		     vconn_out_full(c) ||
+		     (c->rc == VSVC_WAIT && evbuffer_get_length(c->in) > VD_IN_HIGH);
+	if (pause == c->throttled)
+		return;
+	c->throttled = pause;
+	if (pause) {
+		event_del(c->rev);
+	} else {
+		c->active_tick = c->w->tick;
+		if (!c->peer_eof)
+			event_add(c->rev, NULL);
+	}
+}
+
 /* Hands new input to the service and writes its replies; c may be freed
  * on return. */
 static void conn_process(struct vconn *c, bool eof)
@@ -294,50 +356,32 @@ static void conn_process(struct vconn *c, bool eof)
 			conn_free(c);
 			return;
 		}
-		if (rc != VSVC_MORE)
-			break;
-		if (evbuffer_get_length(c->out) > 0) {
-			/* the socket is full: read nothing more until the
-			 * replies drain; conn_write_cb then calls us again */
-			if (!c->throttled) {
-				c->throttled = true;
-				event_del(c->rev);
-			}
+		if (evbuffer_get_length(c->out) > c->w->srv->out_hard) {
+			log_warn("%s connection from %s: %zu bytes of replies queued, over the "
+				 "output budget; closing it",
+				 c->svc->name, c->peer, evbuffer_get_length(c->out));
+			conn_free(c);
 			return;
 		}
-		/* all written: the service takes its next requests */
+		/* VSVC_MORE with everything written: take the next requests
+		 * now; with replies left, conn_write_cb calls us again */
+		if (rc != VSVC_MORE || evbuffer_get_length(c->out) > 0)
+			break;
 	}
-	if (rc == VSVC_WAIT) {
-		/* a reply is being computed off the loop; the service calls
-		 * vconn_resume when it is written.  Keep reading (to see a
-		 * disconnect) unless the client piles up input meanwhile. */
-		if (evbuffer_get_length(c->in) > VD_OUT_HIGH && !c->throttled) {
-			c->throttled = true;
-			event_del(c->rev);
-		}
-		return;
-	}
-	if (rc == VSVC_CLOSE || eof) {
+	/* VSVC_WAIT: a reply is being computed off the loop; the service
+	 * calls vconn_resume when it is written.  Keep reading (to see a
+	 * disconnect) unless the client piles up input meanwhile. */
+	if (rc == VSVC_CLOSE || (eof && rc == VSVC_KEEP)) {
 		conn_finish(c);
 		return;
 	}
-	if (evbuffer_get_length(c->out) > VD_OUT_HIGH) {
-		c->throttled = true;
-		event_del(c->rev);
-	}
+	conn_set_reading(c);
 }
 
 void vconn_resume(struct vconn *c)
 {
 	if (c->closing)
 		return;
-	/* reading paused while a job piled up input: the replies are out
-	 * now, so take input again (the write event would not do it) */
-	if (c->throttled && evbuffer_get_length(c->out) == 0) {
-		c->throttled = false;
-		c->active_tick = c->w->tick;
-		event_add(c->rev, NULL);
-	}
 	conn_process(c, c->peer_eof);
 }
 
@@ -490,11 +534,9 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (c->throttled) {
-		c->throttled = false;
-		c->active_tick = c->w->tick;
-		if (!c->peer_eof)
-			event_add(c->rev, NULL);
-		if (c->rc == VSVC_MORE || evbuffer_get_length(c->in) > 0 || c->peer_eof)
+		conn_set_reading(c);
+		if (c->rc == VSVC_MORE ||
+		    (c->rc != VSVC_WAIT && (evbuffer_get_length(c->in) > 0 || c->peer_eof)))
 			conn_process(c, c->peer_eof);
 	}
 }
@@ -598,6 +640,11 @@ static void worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
 		struct vconn *n = c->next;
 		uint64_t quiet = w->tick - c->active_tick;
 		if (c->lingering && quiet >= VD_LINGER_S) {
+			conn_free(c);
+		} else if (c->body_len && w->tick - c->body_tick > (uint64_t)w->srv->cfg.body_timeout_s) {
+			log_info("closing connection from %s: its %llu-byte body did not arrive "
+				 "within body_timeout (%d s)",
+				 c->peer, (unsigned long long)c->body_len, w->srv->cfg.body_timeout_s);
 			conn_free(c);
 		} else if (!c->lingering && c->rc != VSVC_WAIT && quiet > idle) {
 			/* nothing read or written for idle_timeout: an idle
@@ -821,6 +868,11 @@ struct vd_server *server_start(const struct vd_config *cfg)
 	if (!srv)
 		return NULL;
 	srv->cfg = *cfg;
+	srv->body_budget = cfg->body_budget ? cfg->body_budget : cfg->mem_limit / 4;
+	/* one reply may overshoot the budget: a value, or a job's output
+	 * (stdout and stderr, each up to output_cap) */
+	uint64_t big = cfg->max_value > 2 * cfg->output_cap ? cfg->max_value : 2 * cfg->output_cap;
+	srv->out_hard = VCONN_OUT_BUDGET + big + cfg->max_line + 4096;
 	srv->base = event_base_new();
 	if (!srv->base)
 		goto fail;

@@ -61,6 +61,33 @@ void *vconn_svc(struct vconn *c); /* what init stored in *svc */
 const char *vconn_peer(struct vconn *c); /* "ip:port" of the client */
 struct event_base *vconn_base(struct vconn *c); /* the loop that owns c */
 
+/* ---- output budget (enforced by server.c for every service) ------------
+ * A connection may have at most VCONN_OUT_BUDGET bytes of replies queued
+ * for its client.  A service appending replies checks vconn_out_full()
+ * before each request it answers (and before each key or item of a reply
+ * built from many, such as a multi-key get): once true it stops and
+ * returns VSVC_MORE, and on_input is called again when the replies have
+ * drained.  So a small pipelined request stream can never turn into
+ * unbounded memory.  A service that ignores the budget is cut off: once
+ * the queued output exceeds the budget + max_value + max_line (one
+ * oversized reply past the budget is allowed), the server closes the
+ * connection and logs why. */
+#define VCONN_OUT_BUDGET (1u << 20)
+bool vconn_out_full(const struct vconn *c);
+
+/* ---- bodies in flight (enforced by server.c, node-wide) -----------------
+ * Before reserving memory for a request body of len bytes that is still
+ * arriving (a memcached set, a mempool set), a service asks the server:
+ * the bytes of bodies being received at once on the whole node are
+ * bounded (body_budget, default mem_limit / 4), so clients that start
+ * large uploads and go quiet cannot pin the node's memory.  false: over
+ * the budget; the service answers an error and discards the body.  The
+ * admission lasts until vconn_body_end(c) (or the next vconn_body_begin,
+ * or the connection's close); while it lasts, the body must arrive within
+ * body_timeout seconds or the server closes the connection. */
+bool vconn_body_begin(struct vconn *c, uint64_t len);
+void vconn_body_end(struct vconn *c);
+
 /* Large bodies without the extra copy: the next `len` input bytes go
  * straight to dst (read from the socket into it; bytes already buffered in
  * the input are moved there first).  Returns how many are still to come.
