@@ -122,6 +122,7 @@ struct vd_server {
 	void *svc_state[VD_MAX_SERVICES];
 	bool svc_inited[VD_MAX_SERVICES];
 	struct event *sig_term, *sig_int, *sig_hup;
+	struct event *tick; /* once a second: the services' tick hooks */
 	struct vd_worker *workers;
 	int nworkers;
 	/* each service's own workers: workers[first .. first + n - 1] */
@@ -745,6 +746,16 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 	log_info("SIGHUP: nothing to reload in this build (settings change on restart)");
 }
 
+static void server_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct vd_server *srv = arg;
+	for (int i = 0; vsvc_table[i]; i++)
+		if (srv->svc_inited[i] && vsvc_table[i]->tick)
+			vsvc_table[i]->tick(srv->svc_state[i]);
+}
+
 static bool is_loopback(const char *addr)
 {
 	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
@@ -921,6 +932,10 @@ struct vd_server *server_start(const struct vd_config *cfg)
 	evsignal_add(srv->sig_term, NULL);
 	evsignal_add(srv->sig_int, NULL);
 	evsignal_add(srv->sig_hup, NULL);
+	srv->tick = event_new(srv->base, -1, EV_PERSIST, server_tick_cb, srv);
+	struct timeval second = {1, 0};
+	if (!srv->tick || event_add(srv->tick, &second) != 0)
+		goto fail;
 	return srv;
 fail:
 	server_free(srv);
@@ -994,6 +1009,8 @@ void server_free(struct vd_server *srv)
 		event_free(srv->sig_int);
 	if (srv->sig_hup)
 		event_free(srv->sig_hup);
+	if (srv->tick)
+		event_free(srv->tick);
 	if (srv->base)
 		event_base_free(srv->base);
 	free(srv);

@@ -49,6 +49,9 @@ struct vsvc {
 	int (*on_input)(struct vconn *c, struct evbuffer *in, bool eof);
 	/* Optional: release per-connection resources. */
 	void (*conn_close)(struct vconn *c);
+	/* Optional: once a second on the main thread (housekeeping such as
+	 * returning freed memory to the system); must not block. */
+	void (*tick)(void *svc);
 };
 
 /* NULL-terminated table of the services this build provides. */
