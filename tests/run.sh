@@ -1,10 +1,12 @@
 #!/bin/sh
 # Runs each test binary given, shows its output, and ends with one summary
-# line "N passed, N failed" counted from cmocka's per-binary summaries.  A
+# line "N passed, N failed, N skipped" counted from cmocka's per-binary
+# summaries (a skipped test is never silent).  A
 # binary that crashes or prints no summary counts as one failed test, so a
 # run that tested nothing is visible.  Exit status 1 if anything failed.
 passed=0
 failed=0
+skipped=0
 log=$(mktemp)
 for t in "$@"; do
 	echo "== $t"
@@ -13,7 +15,9 @@ for t in "$@"; do
 	cat "$log"
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
 	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
+	s=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
 	passed=$((passed + ${p:-0}))
+	skipped=$((skipped + ${s:-0}))
 	failed=$((failed + ${f:-0}))
 	if [ -z "$p$f" ] || { [ $rc -ne 0 ] && [ -z "$f" ]; }; then
 		echo "!! $t exited with status $rc without a test summary"
@@ -22,5 +26,5 @@ for t in "$@"; do
 done
 rm -f "$log"
 echo
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
