@@ -85,34 +85,38 @@ enum frame_payload_result frame_payload(const uint8_t *buf, size_t len, uint64_t
 					size_t *consumed, uint64_t *need)
 {
 	*consumed = 0;
-	if ((uint64_t)len < n + 1) {
+	/* every comparison is of len against n, never of n + k, so no n
+	 * (even UINT64_MAX from a bad caller) can wrap; *need saturates */
+	if ((uint64_t)len <= n) {
 		if (eof && (uint64_t)len == n) { /* unterminated final payload */
 			*consumed = len;
 			return PAYLOAD_OK;
 		}
-		*need = n + 1;
+		*need = n < UINT64_MAX ? n + 1 : UINT64_MAX;
 		return eof ? PAYLOAD_BADTERM : PAYLOAD_MORE;
 	}
-	uint8_t t = buf[n];
+	/* here n < len, so n fits a size_t and n + 1 <= len */
+	size_t at = (size_t)n;
+	uint8_t t = buf[at];
 	if (t == '\n') {
-		*consumed = (size_t)n + 1;
+		*consumed = at + 1;
 		return PAYLOAD_OK;
 	}
 	if (t == '\r') {
-		if ((uint64_t)len < n + 2) {
+		if (len - at < 2) {
 			if (eof) {
-				*consumed = (size_t)n + 1;
+				*consumed = at + 1;
 				return PAYLOAD_OK;
 			}
-			*need = n + 2;
+			*need = (uint64_t)at + 2;
 			return PAYLOAD_MORE;
 		}
-		if (buf[n + 1] == '\n') {
-			*consumed = (size_t)n + 2;
+		if (buf[at + 1] == '\n') {
+			*consumed = at + 2;
 			return PAYLOAD_OK;
 		}
 	}
-	*consumed = (size_t)n;
+	*consumed = at;
 	return PAYLOAD_BADTERM;
 }
 

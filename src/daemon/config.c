@@ -83,14 +83,17 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 			return bad(ctx, key, value, "0..1500");
 		cfg->port_offset = (int)v;
 	} else if (strcmp(key, "mem_limit") == 0) {
-		if (cv_size(value, &cfg->mem_limit) || cfg->mem_limit == 0)
-			return bad(ctx, key, value, "a size such as 256M");
+		if (cv_size(value, &cfg->mem_limit) || cfg->mem_limit == 0 ||
+		    cfg->mem_limit > VD_MAX_MEM)
+			return bad(ctx, key, value, "a size such as 256M, at most 16384G");
 	} else if (strcmp(key, "max_alloc") == 0) {
-		if (cv_size(value, &cfg->max_alloc) || cfg->max_alloc == 0)
-			return bad(ctx, key, value, "a size such as 64M");
+		if (cv_size(value, &cfg->max_alloc) || cfg->max_alloc == 0 ||
+		    cfg->max_alloc > VD_MAX_MEM)
+			return bad(ctx, key, value, "a size such as 64M, at most 16384G");
 	} else if (strcmp(key, "max_value") == 0) {
-		if (cv_size(value, &cfg->max_value) || cfg->max_value == 0)
-			return bad(ctx, key, value, "a size such as 64M");
+		if (cv_size(value, &cfg->max_value) || cfg->max_value == 0 ||
+		    cfg->max_value > VD_MAX_VALUE)
+			return bad(ctx, key, value, "a size such as 64M, at most 1G");
 	} else if (strcmp(key, "max_line") == 0) {
 		if (cv_int(value, 64, 1 << 20, &v))
 			return bad(ctx, key, value, "64..1048576");
@@ -150,8 +153,9 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 			return bad(ctx, key, value, "0..100000");
 		cfg->cpu_queue = (int)v;
 	} else if (strcmp(key, "job_mem_limit") == 0) {
-		if (cv_size(value, &cfg->job_mem_limit) || cfg->job_mem_limit < (UINT64_C(16) << 20))
-			return bad(ctx, key, value, "a size of at least 16M");
+		if (cv_size(value, &cfg->job_mem_limit) || cfg->job_mem_limit < (UINT64_C(16) << 20) ||
+		    cfg->job_mem_limit > VD_MAX_MEM)
+			return bad(ctx, key, value, "a size from 16M to 16384G");
 	} else if (strcmp(key, "cpu_affinity") == 0) {
 		if (cv_bool(value, &cfg->cpu_affinity))
 			return bad(ctx, key, value, "yes or no");

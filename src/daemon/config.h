@@ -16,6 +16,10 @@
 #include "log.h"
 
 #define VD_MAX_SERVICES 16
+/* Upper bounds of the size settings, so that no size arithmetic on them
+ * (n + 1 for a terminator, a reply's header, chunk counts) can wrap. */
+#define VD_MAX_MEM (UINT64_C(1) << 44) /* 16 TiB: mem_limit, max_alloc, job_mem_limit */
+#define VD_MAX_VALUE (UINT64_C(1) << 30) /* 1 GiB: max_value (memcached's own maximum) */
 
 struct vd_config {
 	unsigned node_id; /* 1..65535; the top 16 bits of this node's VUIDs */

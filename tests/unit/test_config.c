@@ -110,6 +110,48 @@ static void daemon_config(void **state)
 	p = write_conf("127.0.0.1,127.0.0.1\nnode_id = 3\n");
 	assert_int_equal(vd_config_load(&c, p, err, sizeof err), 0);
 	assert_int_equal(c.node_id, 3);
+	/* every size is bounded, so no size arithmetic can wrap (issue 14 #8) */
+	vd_config_defaults(&c);
+	p = write_conf("max_value = 18446744073709551615\n");
+	assert_int_equal(vd_config_load(&c, p, err, sizeof err), -1);
+	assert_non_null(strstr(err, ":1: bad value '18446744073709551615' for max_value"));
+	p = write_conf("max_value = 2G\n");
+	assert_int_equal(vd_config_load(&c, p, err, sizeof err), -1);
+	p = write_conf("max_value = 1G\nmax_alloc = 16384G\nmem_limit = 16384G\n");
+	assert_int_equal(vd_config_load(&c, p, err, sizeof err), 0);
+	p = write_conf("mem_limit = 16385G\n");
+	assert_int_equal(vd_config_load(&c, p, err, sizeof err), -1);
+	p = write_conf("max_alloc = 16385G\n");
+	assert_int_equal(vd_config_load(&c, p, err, sizeof err), -1);
+	p = write_conf("job_mem_limit = 16385G\n");
+	assert_int_equal(vd_config_load(&c, p, err, sizeof err), -1);
+	/* lines longer than libinih's 199 characters: whole values, and
+	 * errors on the line they are on */
+	{
+		char text[4096], list[2048] = "";
+		for (int i = 0; i < 100; i++)
+			snprintf(list + strlen(list), sizeof list - strlen(list), "%sprog%02d",
+				 i ? ", " : "", i);
+		vd_config_defaults(&c);
+		snprintf(text, sizeof text, "# long\nallow_exec =  %s   ; a comment\nnode_id = 4\n",
+			 list);
+		p = write_conf(text);
+		assert_int_equal(vd_config_load(&c, p, err, sizeof err), 0);
+		assert_string_equal(c.allow_exec, list);
+		assert_int_equal(c.node_id, 4);
+		snprintf(text, sizeof text, "\nallow_exec = %s\nnode_id = 0\n", list);
+		p = write_conf(text);
+		assert_int_equal(vd_config_load(&c, p, err, sizeof err), -1);
+		assert_non_null(strstr(err, ":3: bad value '0' for node_id"));
+		snprintf(text, sizeof text, "\n\nno_such_key = %s\n", list);
+		p = write_conf(text);
+		assert_int_equal(vd_config_load(&c, p, err, sizeof err), -1);
+		assert_non_null(strstr(err, ":3: unknown key 'no_such_key'"));
+		snprintf(text, sizeof text, "# %s\n%s\n", list, list);
+		p = write_conf(text); /* a long comment is fine, a long junk line is not */
+		assert_int_equal(vd_config_load(&c, p, err, sizeof err), -1);
+		assert_non_null(strstr(err, ":2: syntax error"));
+	}
 	/* missing file */
 	assert_int_equal(vd_config_load(&c, "/nonexistent/virgo.conf", err, sizeof err), -1);
 	assert_non_null(strstr(err, "No such file"));

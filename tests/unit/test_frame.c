@@ -102,6 +102,14 @@ static void payload(void **state)
 			 PAYLOAD_BADTERM);
 	assert_int_equal(frame_payload((const uint8_t *)"hello", 5, 5, true, &used, &need),
 			 PAYLOAD_OK);
+	/* a length near UINT64_MAX (a caller with an unbounded max_value)
+	 * must not wrap into "complete" (issue 14 #8) */
+	need = 0;
+	assert_int_equal(frame_payload(b, 11, UINT64_MAX, false, &used, &need), PAYLOAD_MORE);
+	assert_true(need == UINT64_MAX);
+	assert_int_equal(frame_payload(b, 11, UINT64_MAX - 1, false, &used, &need), PAYLOAD_MORE);
+	assert_true(need == UINT64_MAX);
+	assert_int_equal(frame_payload(b, 11, UINT64_MAX, true, &used, &need), PAYLOAD_BADTERM);
 	/* payload bytes may be anything, NULs and CRLFs included */
 	assert_int_equal(frame_payload((const uint8_t *)"\0\r\n\0\n\r\n", 7, 5, false, &used, &need),
 			 PAYLOAD_OK);
