@@ -20,7 +20,7 @@ void vd_config_defaults(struct vd_config *cfg)
 	cfg->node_id = 1;
 	snprintf(cfg->listen, sizeof cfg->listen, "127.0.0.1");
 	for (int i = 0; i < VD_MAX_SERVICES; i++)
-		cfg->ports[i] = cfg->svc_threads[i] = -1;
+		cfg->ports[i] = cfg->svc_threads[i] = cfg->svc_max_conns[i] = -1;
 	cfg->mem_limit = UINT64_C(256) << 20;
 	cfg->max_alloc = UINT64_C(64) << 20;
 	cfg->max_value = UINT64_C(64) << 20;
@@ -29,6 +29,7 @@ void vd_config_defaults(struct vd_config *cfg)
 	cfg->cpu_affinity = true;
 	cfg->max_conns = 4096;
 	cfg->idle_timeout_s = 300;
+	cfg->request_timeout_s = 60;
 	cfg->drain_timeout_ms = 5000;
 	cfg->body_budget = 0;
 	cfg->body_timeout_s = 60;
@@ -46,6 +47,15 @@ int vd_config_port(const struct vd_config *cfg, int idx)
 	if (cfg->ports[idx] >= 0)
 		return cfg->ports[idx];
 	return vsvc_table[idx]->base_port + cfg->port_offset;
+}
+
+int vd_config_max_conns(const struct vd_config *cfg, int idx)
+{
+	/* by default one service may take 3/4 of the node's connections, so
+	 * a flood on one port always leaves room on the others */
+	int n = cfg->svc_max_conns[idx] > 0 ? cfg->svc_max_conns[idx]
+					    : cfg->max_conns - cfg->max_conns / 4;
+	return n < cfg->max_conns ? n : cfg->max_conns;
 }
 
 int vd_config_threads(const struct vd_config *cfg, int idx)
@@ -114,6 +124,10 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 		if (cv_int(value, 0, 600000, &v))
 			return bad(ctx, key, value, "0..600000");
 		cfg->drain_timeout_ms = (int)v;
+	} else if (strcmp(key, "request_timeout") == 0) {
+		if (cv_int(value, 1, 86400, &v))
+			return bad(ctx, key, value, "seconds, 1..86400");
+		cfg->request_timeout_s = (int)v;
 	} else if (strcmp(key, "body_budget") == 0) {
 		if (cv_size(value, &cfg->body_budget) || cfg->body_budget > (UINT64_C(1) << 40))
 			return bad(ctx, key, value, "a size up to 1T, 0 = mem_limit / 4");
@@ -163,7 +177,7 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 		if (cv_bool(value, &cfg->insecure_listen))
 			return bad(ctx, key, value, "yes or no");
 	} else {
-		/* per-service keys: <service>_port, <service>_threads */
+		/* per-service keys: <service>_port, _threads, _max_connections */
 		const struct {
 			const char *suffix;
 			long max;
@@ -172,6 +186,8 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 		} per_svc[] = {
 			{"_port", 65535, "0..65535, 0 = off", cfg->ports},
 			{"_threads", 256, "0..256, 0 = as threads", cfg->svc_threads},
+			{"_max_connections", 1000000, "0..1000000, 0 = 3/4 of max_connections",
+			 cfg->svc_max_conns},
 		};
 		for (int i = 0; vsvc_table[i]; i++) {
 			for (size_t k = 0; k < sizeof per_svc / sizeof per_svc[0]; k++) {

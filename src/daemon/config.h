@@ -33,7 +33,9 @@ struct vd_config {
 	int threads; /* worker threads of each service (0: one per core) */
 	int svc_threads[VD_MAX_SERVICES]; /* -1: threads; else this service's own count */
 	bool cpu_affinity; /* pin workers to CPUs, connections follow their client's CPU */
-	int max_conns; /* open connections at once */
+	int max_conns; /* open connections at once, node-wide */
+	int svc_max_conns[VD_MAX_SERVICES]; /* -1: 3/4 of max_conns; else this service's cap */
+	int request_timeout_s; /* a started request must complete within this */
 	int idle_timeout_s; /* close a connection silent this long */
 	int drain_timeout_ms; /* SIGTERM: time given to flush replies */
 	uint64_t body_budget; /* bytes of request bodies in flight, node-wide (0: mem_limit / 4) */
@@ -61,6 +63,8 @@ void vd_config_defaults(struct vd_config *cfg);
 int vd_config_load(struct vd_config *cfg, const char *path, char *err, size_t errlen);
 /* The port service #idx listens on (0 = disabled). */
 int vd_config_port(const struct vd_config *cfg, int idx);
+/* The connection cap of service #idx (<= max_conns). */
+int vd_config_max_conns(const struct vd_config *cfg, int idx);
 /* How many worker threads serve service #idx's connections (>= 1). */
 int vd_config_threads(const struct vd_config *cfg, int idx);
 

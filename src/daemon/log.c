@@ -14,6 +14,16 @@
 static _Atomic int vlog_level_cur = VLOG_INFO;
 static const char *const vlog_names[] = {"error", "warn", "info", "debug"};
 
+int vlog_ratelimit(long long *last)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	long long now = (long long)ts.tv_sec + 1; /* 0 stays "never" */
+	long long was = __atomic_load_n(last, __ATOMIC_RELAXED);
+	return was != now && __atomic_compare_exchange_n(last, &was, now, 0, __ATOMIC_RELAXED,
+							 __ATOMIC_RELAXED);
+}
+
 void vlog_set_level(enum vlog_level lvl) { atomic_store(&vlog_level_cur, (int)lvl); }
 
 int vlog_parse_level(const char *s, enum vlog_level *out)

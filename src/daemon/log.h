@@ -19,4 +19,15 @@ void vlog(enum vlog_level lvl, const char *fmt, ...) __attribute__((format(print
 #define log_info(...) vlog(VLOG_INFO, __VA_ARGS__)
 #define log_debug(...) vlog(VLOG_DEBUG, __VA_ARGS__)
 
+/* True at most once a second per *last (a call site's own clock, seconds
+ * of CLOCK_MONOTONIC): for conditions a client can repeat at will, so the
+ * log cannot be flooded (an accept loop out of descriptors, refusals). */
+int vlog_ratelimit(long long *last);
+#define log_warn_every(...)                                                                        \
+	do {                                                                                       \
+		static long long vlog_last_;                                                       \
+		if (vlog_ratelimit(&vlog_last_))                                                    \
+			vlog(VLOG_WARN, __VA_ARGS__);                                              \
+	} while (0)
+
 #endif

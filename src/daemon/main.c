@@ -44,24 +44,43 @@ static void usage(FILE *f)
 	fprintf(f, "\nSIGTERM or SIGINT: stop accepting, flush replies, exit 0.\n");
 }
 
+/* Descriptors the daemon itself holds besides its connections: each
+ * worker's event loop (epoll + its wake-up eventfd), the main loop's (and
+ * its signal pair), one listener per service, the pipes of running jobs
+ * (stdout, stderr and a spare each, both ends while forking), and a
+ * margin for logs, the pidfile and plugins. */
+static rlim_t own_fds(const struct vd_config *cfg)
+{
+	rlim_t n = 32;
+	for (int i = 0; vsvc_table[i]; i++)
+		if (vd_config_port(cfg, i) != 0)
+			n += 1 + 2 * (rlim_t)vd_config_threads(cfg, i);
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	rlim_t jobs = cfg->cpu_workers > 0 ? (rlim_t)cfg->cpu_workers : (rlim_t)(cores > 0 ? cores : 1);
+	return n + 6 * jobs;
+}
+
 /* max_connections is only a promise if the process may hold that many
- * descriptors: raise the soft limit toward the hard one, or lower the cap
- * (with a warning) so accept() never spins on EMFILE. */
+ * descriptors besides its own: raise the soft limit toward the hard one,
+ * or lower the cap (with a warning).  If descriptors still run out (other
+ * processes, ENFILE), accepting pauses (server.c) instead of spinning. */
 static void fit_fd_limit(struct vd_config *cfg)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return;
-	rlim_t want = (rlim_t)cfg->max_conns + 64;
+	rlim_t own = own_fds(cfg);
+	rlim_t want = (rlim_t)cfg->max_conns + own;
 	if (rl.rlim_cur < want) {
 		rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 		getrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (rl.rlim_cur < want) {
-		int cap = rl.rlim_cur > 128 ? (int)rl.rlim_cur - 64 : 64;
-		log_warn("open-file limit %llu: max_connections lowered from %d to %d",
-			 (unsigned long long)rl.rlim_cur, cfg->max_conns, cap);
+		int cap = rl.rlim_cur > own + 16 ? (int)(rl.rlim_cur - own) : 16;
+		log_warn("open-file limit %llu (%llu kept for the daemon's own use): "
+			 "max_connections lowered from %d to %d",
+			 (unsigned long long)rl.rlim_cur, (unsigned long long)own, cfg->max_conns, cap);
 		cfg->max_conns = cap;
 	}
 }
@@ -139,7 +158,8 @@ int main(int argc, char **argv)
 			snprintf(cfg.listen, sizeof cfg.listen, "%s", optarg);
 			break;
 		case 'm':
-			if (cv_size(optarg, &cfg.mem_limit) || cfg.mem_limit == 0)
+			if (cv_size(optarg, &cfg.mem_limit) || cfg.mem_limit == 0 ||
+			    cfg.mem_limit > VD_MAX_MEM)
 				goto bad;
 			break;
 		case 't':

@@ -59,6 +59,7 @@
  * which CPU its client sends from; see conn_move. */
 #define VD_MOVE_EVERY 16
 #define VD_MAX_CPUS 256
+#define VD_ACCEPT_RETRY_MS 100
 
 struct vd_worker;
 
@@ -82,6 +83,7 @@ struct vconn {
 	uint32_t reads; /* read events so far (conn_move's cadence) */
 	uint64_t body_len; /* vconn_body_begin: bytes admitted, 0 = none */
 	uint64_t body_tick; /* worker tick when it was admitted */
+	uint64_t req_tick; /* 1 + tick when the unfinished request began, 0: none */
 	int move_cpu; /* 1 + the foreign CPU seen at the last check, 0: none */
 	int rc; /* on_input's last answer (VSVC_WAIT: a reply is computed off
 		 * the loop; VSVC_MORE: call again once the replies drain) */
@@ -128,7 +130,13 @@ struct vd_server {
 	/* each service's own workers: workers[first .. first + n - 1] */
 	struct {
 		int first, n, next;
+		_Atomic int nconns; /* open connections of the service */
+		int max_conns; /* its cap */
 	} group[VD_MAX_SERVICES];
+	/* accept failed for want of descriptors: listeners are paused until
+	 * a connection closes or accept_retry fires (memcached's way) */
+	_Atomic bool accept_paused;
+	struct event *accept_retry;
 	/* cpu_affinity: the CPUs this process may run on; worker k of every
 	 * group is pinned to cpus[k % ncpus].  ncpus 0: no pinning. */
 	int cpus[VD_MAX_CPUS];
@@ -247,6 +255,15 @@ static bool worker_post(struct vd_worker *w, const struct vd_pending *p)
 	return ok;
 }
 
+static void server_conn_gone(struct vd_server *srv, int group)
+{
+	atomic_fetch_sub(&srv->group[group].nconns, 1);
+	atomic_fetch_sub(&srv->nconns, 1);
+	/* a descriptor is free again: let the main thread accept at once */
+	if (atomic_load(&srv->accept_paused))
+		event_active(srv->accept_retry, EV_TIMEOUT, 0);
+}
+
 static void conn_free(struct vconn *c)
 {
 	struct vd_worker *w = c->w;
@@ -257,7 +274,7 @@ static void conn_free(struct vconn *c)
 	vconn_body_end(c);
 	worker_unlink(w, c);
 	conn_release(c);
-	atomic_fetch_sub(&w->srv->nconns, 1);
+	server_conn_gone(w->srv, w->group);
 	if (w->draining && !w->conns)
 		event_base_loopexit(w->base, NULL);
 }
@@ -351,8 +368,11 @@ static void conn_set_reading(struct vconn *c)
 static void conn_process(struct vconn *c, bool eof)
 {
 	int rc;
+	bool consumed = false;
 	for (;;) {
+		size_t before = evbuffer_get_length(c->in);
 		rc = c->rc = c->svc->on_input(c, c->in, eof);
+		consumed |= evbuffer_get_length(c->in) < before;
 		if (!conn_flush(c)) {
 			conn_free(c);
 			return;
@@ -376,6 +396,12 @@ static void conn_process(struct vconn *c, bool eof)
 		conn_finish(c);
 		return;
 	}
+	/* the request deadline (slowloris): runs from when unconsumed input
+	 * was first left over, restarts whenever the service takes some */
+	if (evbuffer_get_length(c->in) == 0 && c->direct_left == 0)
+		c->req_tick = 0;
+	else if (consumed || c->req_tick == 0)
+		c->req_tick = c->w->tick + 1;
 	conn_set_reading(c);
 }
 
@@ -577,7 +603,7 @@ static void worker_adopt(struct vd_worker *w, struct vd_pending *p)
 			c->fd = -1; /* closed below */
 		conn_release(c);
 		evutil_closesocket(p->fd);
-		atomic_fetch_sub(&srv->nconns, 1);
+		server_conn_gone(srv, p->svc_idx);
 		return;
 	}
 	c->w = w;
@@ -647,6 +673,16 @@ static void worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
 				 "within body_timeout (%d s)",
 				 c->peer, (unsigned long long)c->body_len, w->srv->cfg.body_timeout_s);
 			conn_free(c);
+		} else if (c->req_tick && !c->body_len && !c->lingering && !c->closing &&
+			   !c->throttled && c->rc != VSVC_WAIT &&
+			   w->tick + 1 - c->req_tick > (uint64_t)w->srv->cfg.request_timeout_s) {
+			/* a request begun and never finished, however slowly its
+			 * bytes trickle in (one byte every few seconds keeps a
+			 * connection from ever being idle) */
+			log_info("closing connection from %s: request not complete within "
+				 "request_timeout (%d s)",
+				 c->peer, w->srv->cfg.request_timeout_s);
+			conn_free(c);
 		} else if (!c->lingering && c->rc != VSVC_WAIT && quiet > idle) {
 			/* nothing read or written for idle_timeout: an idle
 			 * client, or one that stopped reading its replies
@@ -713,7 +749,15 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 			idx = i;
 	if (atomic_fetch_add(&srv->nconns, 1) >= srv->cfg.max_conns) {
 		atomic_fetch_sub(&srv->nconns, 1);
-		log_warn("connection limit (%d) reached; refusing a client", srv->cfg.max_conns);
+		log_warn_every("connection limit (%d) reached; refusing clients", srv->cfg.max_conns);
+		refuse(fd, "ERR EBUSY too many connections\r\n");
+		return;
+	}
+	if (atomic_fetch_add(&srv->group[idx].nconns, 1) >= srv->group[idx].max_conns) {
+		atomic_fetch_sub(&srv->group[idx].nconns, 1);
+		atomic_fetch_sub(&srv->nconns, 1);
+		log_warn_every("%s connection limit (%d) reached; refusing clients",
+			       vsvc_table[idx]->name, srv->group[idx].max_conns);
 		refuse(fd, "ERR EBUSY too many connections\r\n");
 		return;
 	}
@@ -723,9 +767,57 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	memcpy(&p.addr, addr, (size_t)addrlen < sizeof p.addr ? (size_t)addrlen : sizeof p.addr);
 	p.addrlen = (socklen_t)addrlen;
 	if (!worker_post(w, &p)) {
+		atomic_fetch_sub(&srv->group[idx].nconns, 1);
 		atomic_fetch_sub(&srv->nconns, 1);
 		refuse(fd, "ERR EBUSY server overloaded\r\n");
 	}
+}
+
+static void listeners_set(struct vd_server *srv, bool on)
+{
+	for (int i = 0; vsvc_table[i]; i++)
+		if (srv->listeners[i]) {
+			if (on)
+				evconnlistener_enable(srv->listeners[i]);
+			else
+				evconnlistener_disable(srv->listeners[i]);
+		}
+}
+
+/* accept() failed.  Out of descriptors (EMFILE, ENFILE) or kernel memory:
+ * the pending connection stays in the backlog and the listener stays
+ * readable, so retrying at once would spin (and log) as fast as the CPU
+ * allows.  Pause every listener; resume when a connection closes or after
+ * VD_ACCEPT_RETRY_MS.  Other errors (a client that reset before accept)
+ * are passing. */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	(void)l;
+	struct vd_server *srv = arg;
+	int e = EVUTIL_SOCKET_ERROR();
+	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
+		log_debug("accept: %s", evutil_socket_error_to_string(e));
+		return;
+	}
+	if (atomic_exchange(&srv->accept_paused, true))
+		return;
+	listeners_set(srv, false);
+	log_warn_every("accept: %s (%d connections open); not accepting until a connection "
+		       "closes",
+		       evutil_socket_error_to_string(e), atomic_load(&srv->nconns));
+	struct timeval tv = {0, VD_ACCEPT_RETRY_MS * 1000};
+	event_add(srv->accept_retry, &tv);
+}
+
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct vd_server *srv = arg;
+	if (!atomic_exchange(&srv->accept_paused, false))
+		return;
+	event_del(srv->accept_retry);
+	listeners_set(srv, true);
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -779,6 +871,8 @@ static int bind_listener(struct vd_server *srv, int idx, int port)
 		srv->base, accept_cb, srv,
 		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE, 511,
 		(struct sockaddr *)&ss, sslen);
+	if (srv->listeners[idx])
+		evconnlistener_set_error_cb(srv->listeners[idx], accept_error_cb);
 	if (!srv->listeners[idx]) {
 		int e = errno;
 		log_error("cannot listen on %s for %s: %s%s", spec, vsvc_table[idx]->name,
@@ -915,6 +1009,7 @@ struct vd_server *server_start(const struct vd_config *cfg)
 			continue;
 		srv->group[i].first = srv->nworkers;
 		srv->group[i].n = vd_config_threads(cfg, i);
+		srv->group[i].max_conns = vd_config_max_conns(cfg, i);
 		srv->nworkers += srv->group[i].n;
 	}
 	srv->workers = calloc((size_t)(srv->nworkers > 0 ? srv->nworkers : 1), sizeof *srv->workers);
@@ -932,6 +1027,9 @@ struct vd_server *server_start(const struct vd_config *cfg)
 	evsignal_add(srv->sig_term, NULL);
 	evsignal_add(srv->sig_int, NULL);
 	evsignal_add(srv->sig_hup, NULL);
+	srv->accept_retry = event_new(srv->base, -1, 0, accept_retry_cb, srv);
+	if (!srv->accept_retry)
+		goto fail;
 	srv->tick = event_new(srv->base, -1, EV_PERSIST, server_tick_cb, srv);
 	struct timeval second = {1, 0};
 	if (!srv->tick || event_add(srv->tick, &second) != 0)
@@ -1011,6 +1109,8 @@ void server_free(struct vd_server *srv)
 		event_free(srv->sig_hup);
 	if (srv->tick)
 		event_free(srv->tick);
+	if (srv->accept_retry)
+		event_free(srv->accept_retry);
 	if (srv->base)
 		event_base_free(srv->base);
 	free(srv);
