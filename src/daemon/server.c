@@ -1,6 +1,8 @@
 /*
  * server.c - accept loop, worker threads and the connection life cycle.
  *
+ * Bytes cross through the connection's transport (transport.h: plain
+ * TCP today, TLS later), never through a socket call made here.
  * Life of a connection: accepted on the main thread (refused with an error
  * line when max_connections is reached), queued to a worker, which owns
  * it from then on (with cpu_affinity, until it moves to the worker pinned
@@ -46,6 +48,7 @@
 
 #include "log.h"
 #include "service.h"
+#include "transport.h"
 
 /* input a client may pile up behind a reply computed off the loop */
 #define VD_IN_HIGH (4u << 20)
@@ -66,7 +69,10 @@ struct vd_worker;
 struct vconn {
 	struct vconn *prev, *next; /* worker's list, for draining */
 	struct vd_worker *w;
-	evutil_socket_t fd;
+	struct vd_tconn t; /* the socket and its transport's state */
+	const struct vd_transport *tp; /* how bytes cross (transport.h) */
+	bool read_wants_write; /* the transport's read waits for writability */
+	bool write_wants_read; /* its write waits for readability */
 	struct event *rev, *wev; /* rev persists, with the idle timeout */
 	struct evbuffer *in, *out;
 	const struct vsvc *svc;
@@ -213,8 +219,8 @@ static void conn_release(struct vconn *c)
 		evbuffer_free(c->in);
 	if (c->out)
 		evbuffer_free(c->out);
-	if (c->fd >= 0)
-		evutil_closesocket(c->fd);
+	if (c->tp)
+		c->tp->close(&c->t);
 	free(c);
 }
 
@@ -285,13 +291,16 @@ static void conn_free(struct vconn *c)
 static bool conn_flush(struct vconn *c)
 {
 	while (evbuffer_get_length(c->out) > 0) {
-		int n = evbuffer_write(c->out, c->fd);
+		int n = c->tp->write(&c->t, c->out);
 		if (n < 0) {
 			int e = EVUTIL_SOCKET_ERROR();
 			if (e == EINTR)
 				continue;
 			if (e == EAGAIN || e == EWOULDBLOCK) {
-				if (!c->wev_armed) {
+				/* the transport may need to read first (TLS):
+				 * conn_read_cb retries the write */
+				c->write_wants_read = c->t.want == EV_READ;
+				if (!c->write_wants_read && !c->wev_armed) {
 					event_add(c->wev, NULL);
 					c->wev_armed = true;
 				}
@@ -321,7 +330,7 @@ static void conn_close_flushed(struct vconn *c)
 		conn_free(c);
 		return;
 	}
-	shutdown(c->fd, SHUT_WR);
+	c->tp->shutdown(&c->t);
 	c->lingering = true;
 	c->active_tick = c->w->tick; /* the sweep ends the linger */
 	event_add(c->rev, NULL);
@@ -434,7 +443,7 @@ static struct vd_worker *group_worker_on(struct vd_worker *w, const struct vconn
 	if (pos < 0)
 		return NULL;
 	int count = (n - pos + srv->ncpus - 1) / srv->ncpus; /* workers pos, pos + ncpus, ... */
-	return &srv->workers[first + pos + srv->ncpus * ((int)c->fd % count)];
+	return &srv->workers[first + pos + srv->ncpus * ((int)c->t.fd % count)];
 }
 
 /* cpu_affinity: on loopback (and with RSS/RPS) a socket's incoming CPU is
@@ -450,7 +459,7 @@ static bool conn_move(struct vconn *c)
 	struct vd_worker *w = c->w;
 	int cpu = -1;
 	socklen_t len = sizeof cpu;
-	if (getsockopt(c->fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) != 0 || cpu < 0 ||
+	if (getsockopt(c->t.fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) != 0 || cpu < 0 ||
 	    cpu == w->cpu) {
 		c->move_cpu = 0;
 		return false;
@@ -465,7 +474,7 @@ static bool conn_move(struct vconn *c)
 		return false;
 	event_del(c->rev);
 	worker_unlink(w, c);
-	struct vd_pending p = {.moved = c, .fd = c->fd};
+	struct vd_pending p = {.moved = c, .fd = c->t.fd};
 	/* once posted, c is t's (it may even be freed already): log from copies */
 	char peer[sizeof c->peer];
 	memcpy(peer, c->peer, sizeof peer);
@@ -488,9 +497,18 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
 	struct vconn *c = arg;
+	(void)fd;
+	if (c->write_wants_read) { /* the transport's write waited for this */
+		c->write_wants_read = false;
+		if (!conn_flush(c)) {
+			conn_free(c);
+			return;
+		}
+	}
 	if (c->lingering) {
 		char sink[4096];
-		ssize_t r = recv(fd, sink, sizeof sink, 0);
+		struct iovec v = {sink, sizeof sink};
+		ssize_t r = c->tp->readv(&c->t, &v, 1);
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
 			conn_free(c);
 		return;
@@ -514,8 +532,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	nv += d;
-	ssize_t r = nv == 1 ? recv(fd, v[0].iov_base, v[0].iov_len, 0)
-			    : readv(fd, (struct iovec *)v, nv);
+	ssize_t r = c->tp->readv(&c->t, (struct iovec *)v, nv);
 	c->active_tick = c->w->tick;
 	if (r > 0) {
 		size_t left = (size_t)r;
@@ -539,6 +556,14 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		c->peer_eof = true;
 		event_del(c->rev); /* nothing more will come; don't spin on EOF */
 		conn_process(c, true);
+	} else if (errno == EAGAIN && c->t.want == EV_WRITE) {
+		/* the transport must write before it can read (TLS):
+		 * conn_write_cb calls us again */
+		c->read_wants_write = true;
+		if (!c->wev_armed) {
+			event_add(c->wev, NULL);
+			c->wev_armed = true;
+		}
 	} else if (errno != EAGAIN && errno != EINTR) {
 		log_debug("connection from %s: %s", c->peer, strerror(errno));
 		conn_free(c);
@@ -550,6 +575,15 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct vconn *c = arg;
+	if (c->read_wants_write) { /* the transport's read waited for this */
+		c->read_wants_write = false;
+		if (evbuffer_get_length(c->out) == 0 && c->wev_armed) {
+			event_del(c->wev);
+			c->wev_armed = false;
+		}
+		conn_read_cb(c->t.fd, EV_READ, c);
+		return; /* c may be gone; a pending write re-arms itself */
+	}
 	if (!conn_flush(c)) {
 		conn_free(c);
 		return;
@@ -590,7 +624,8 @@ static void worker_adopt(struct vd_worker *w, struct vd_pending *p)
 	const struct vsvc *svc = vsvc_table[p->svc_idx];
 	struct vconn *c = calloc(1, sizeof *c + svc->conn_size);
 	if (c) {
-		c->fd = p->fd;
+		c->t.fd = p->fd;
+		c->tp = &vd_transport_tcp;
 		c->rev = event_new(w->base, p->fd, EV_READ | EV_PERSIST, conn_read_cb, c);
 		c->wev = event_new(w->base, p->fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
 		c->in = evbuffer_new();
@@ -600,7 +635,7 @@ static void worker_adopt(struct vd_worker *w, struct vd_pending *p)
 	    evutil_make_socket_nonblocking(p->fd) != 0) {
 		log_error("out of memory accepting a connection");
 		if (c)
-			c->fd = -1; /* closed below */
+			c->t.fd = -1; /* closed below */
 		conn_release(c);
 		evutil_closesocket(p->fd);
 		server_conn_gone(srv, p->svc_idx);
