@@ -22,6 +22,10 @@ ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined
 endif
+ifeq ($(SAN),thread)
+  CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
+  LDFLAGS += -fsanitize=thread
+endif
 
 COMMON_SRC := $(wildcard src/common/*.c)
 DAEMON_SRC := $(wildcard src/daemon/*.c) $(wildcard src/services/*.c)
@@ -48,7 +52,7 @@ TEST_PLUGINS := $(BUILD)/tests/libvtp_fast.so $(BUILD)/tests/libvtp_slow.so
 BINS := $(BUILD)/virgod $(BUILD)/virgo $(BUILD)/libvirgo.so $(BUILD)/libvirgo.a
 
 .SECONDARY:
-.PHONY: all test test-run test-asan unit integration demo bench bench-bins install clean deps fuzz
+.PHONY: all test test-run test-asan test-tsan unit integration demo bench bench-bins install clean deps fuzz
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -95,6 +99,17 @@ test-run: $(BINS) $(UNIT_BIN) $(INTEG_BIN) $(TEST_PLUGINS)
 
 test-asan:
 	$(MAKE) BUILD=build-asan SAN=1 OPT="-O1 -g" test
+
+# the threaded parts under ThreadSanitizer: the in-process server test
+# (feeds and deferred replies racing closes), connection hand-off between
+# workers (cpu_affinity) and the limits, against a TSan-built virgod.
+# (The cpupool cluster tests time their policies: too slow under TSan.)
+TSAN_TESTS := test_server_feed test_affinity test_limits test_daemon
+test-tsan: deps
+	$(MAKE) BUILD=build-tsan SAN=thread OPT="-O1 -g" all $(addprefix build-tsan/tests/,$(TSAN_TESTS)) \
+	    build-tsan/tests/libvtp_fast.so build-tsan/tests/libvtp_slow.so
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" BUILD=build-tsan \
+	    tests/run.sh $(addprefix build-tsan/tests/,$(TSAN_TESTS))
 
 deps:
 	scripts/deps.sh
@@ -147,6 +162,6 @@ install: all
 	    libvirgo.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libvirgo.pc
 
 clean:
-	rm -rf build build-asan build-bench build-clang build-fuzz
+	rm -rf build build-asan build-tsan build-bench build-clang build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

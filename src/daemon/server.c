@@ -85,6 +85,7 @@ struct vconn {
 	uint8_t *direct; /* vconn_direct: the body's destination */
 	size_t direct_left; /* bytes of it still to read */
 	struct vconn_async *async; /* deferred replies (vconn_async.c), lazily */
+	struct vconn_feed *feeds; /* pushes from other threads (vconn_feed.c) */
 	uint64_t active_tick; /* worker tick of the last read or write (idle sweep) */
 	uint32_t reads; /* read events so far (conn_move's cadence) */
 	uint64_t body_len; /* vconn_body_begin: bytes admitted, 0 = none */
@@ -204,6 +205,7 @@ bool vconn_body_begin(struct vconn *c, uint64_t len)
 	return true;
 }
 struct vconn_async **vconn_async_slot(struct vconn *c) { return &c->async; }
+struct vconn_feed **vconn_feed_slot(struct vconn *c) { return &c->feeds; }
 
 /* Frees a connection's events, buffers, socket and memory (any may be
  * missing when called for a half-built one; fd -1 is left alone). */
@@ -277,6 +279,8 @@ static void conn_free(struct vconn *c)
 		c->svc->conn_close(c);
 	if (c->async)
 		vconn_async_detach(c);
+	if (c->feeds)
+		vconn_feeds_detach(c);
 	vconn_body_end(c);
 	worker_unlink(w, c);
 	conn_release(c);
@@ -414,6 +418,16 @@ static void conn_process(struct vconn *c, bool eof)
 	conn_set_reading(c);
 }
 
+void vconn_flush(struct vconn *c)
+{
+	if (!conn_flush(c)) {
+		conn_free(c);
+		return;
+	}
+	if (!c->closing)
+		conn_set_reading(c);
+}
+
 void vconn_resume(struct vconn *c)
 {
 	if (c->closing)
@@ -426,7 +440,7 @@ void vconn_resume(struct vconn *c)
 static bool conn_quiet(const struct vconn *c)
 {
 	return c->svc->movable && !c->closing && !c->lingering && !c->throttled && !c->peer_eof &&
-	       !c->w->draining && c->direct_left == 0 && !c->async &&
+	       !c->w->draining && c->direct_left == 0 && !c->async && !c->feeds &&
 	       evbuffer_get_length(c->in) == 0 && evbuffer_get_length(c->out) == 0;
 }
 
@@ -594,6 +608,8 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
 		conn_close_flushed(c);
 		return;
 	}
+	if (c->feeds)
+		vconn_feeds_drained(c);
 	if (c->throttled) {
 		conn_set_reading(c);
 		if (c->rc == VSVC_MORE ||
@@ -1118,6 +1134,8 @@ int server_run(struct vd_server *srv)
 	log_info("stopped");
 	return 0;
 }
+
+void server_stop(struct vd_server *srv) { event_base_loopexit(srv->base, NULL); }
 
 void server_free(struct vd_server *srv)
 {

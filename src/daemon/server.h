@@ -20,6 +20,9 @@ struct vd_server *server_start(const struct vd_config *cfg);
  * replies for up to drain_timeout_ms and joins them.  Returns 0. */
 int server_run(struct vd_server *srv);
 
+/* Any thread: as SIGTERM (server_run drains and returns). */
+void server_stop(struct vd_server *srv);
+
 void server_free(struct vd_server *srv);
 
 #endif

@@ -123,9 +123,34 @@ void vconn_ticket_drop(struct vconn_ticket *t);
  * waited meanwhile (and close if the peer is gone).  c may be freed. */
 void vconn_resume(struct vconn *c);
 
-/* For server.c / vconn_async.c only. */
+/* ---- feeds: pushes from other threads, any number of times (vconn_feed.c)
+ * A subscription (a queue's subscriber, a lock's grants, the analytics
+ * watch) pushes reply bytes to a connection from any thread for as long
+ * as both live.  At most max_bytes may wait in the feed for the
+ * connection's output to take them (the output itself is bounded by the
+ * output budget); a push beyond fails with -ENOBUFS, so a subscriber that
+ * stops reading is refused, never buffered for ever.  Once the connection
+ * closes, pushes fail with -EPIPE.  The feed is freed when both the
+ * connection and the producer (vconn_feed_release) are done with it. */
+struct vconn_feed;
+/* Loop thread of c.  NULL on out of memory.  The caller owns one
+ * reference: vconn_feed_release it exactly once, from any thread. */
+struct vconn_feed *vconn_feed_new(struct vconn *c, size_t max_bytes);
+/* Any thread: queues len bytes for c's client.  0, -ENOBUFS (over
+ * max_bytes; nothing queued), -EPIPE (the connection is gone), -ENOMEM. */
+int vconn_feed_push(struct vconn_feed *f, const void *data, size_t len);
+/* Any thread: the producer is done with f (queued bytes still go out). */
+void vconn_feed_release(struct vconn_feed *f);
+/* Loop thread: writes what vconn_out(c) holds now, for replies produced
+ * outside on_input (feeds, timers).  c may be freed (a dead peer). */
+void vconn_flush(struct vconn *c);
+
+/* For server.c / vconn_async.c / vconn_feed.c only. */
 struct vconn_async;
 struct vconn_async **vconn_async_slot(struct vconn *c);
 void vconn_async_detach(struct vconn *c);
+struct vconn_feed **vconn_feed_slot(struct vconn *c);
+void vconn_feeds_detach(struct vconn *c); /* at close */
+void vconn_feeds_drained(struct vconn *c); /* the output has room again */
 
 #endif
