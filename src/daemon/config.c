@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -40,6 +41,73 @@ void vd_config_defaults(struct vd_config *cfg)
 	cfg->cpu_workers = 0;
 	cfg->cpu_queue = 64;
 	cfg->job_mem_limit = UINT64_C(1) << 30;
+	size_t at = 0;
+	for (int i = 0; vsvc_table[i]; i++) {
+		const struct vsvc *svc = vsvc_table[i];
+		cfg->svc_settings_at[i] = at;
+		if (svc->settings_size == 0)
+			continue;
+		if (at + svc->settings_size > VD_SETTINGS_MAX)
+			abort(); /* a build error: raise VD_SETTINGS_MAX */
+		if (svc->settings_defaults)
+			svc->settings_defaults(cfg->svc_settings + at);
+		at += (svc->settings_size + 15) & ~(size_t)15;
+	}
+}
+
+const void *vd_config_settings(const struct vd_config *cfg, int idx)
+{
+	if (vsvc_table[idx]->settings_size == 0)
+		return NULL;
+	return cfg->svc_settings + cfg->svc_settings_at[idx];
+}
+
+static int bad(struct cfgfile_ctx *ctx, const char *key, const char *value, const char *want)
+{
+	snprintf(ctx->err, sizeof ctx->err, "bad value '%s' for %s (%s)", value, key, want);
+	return 0;
+}
+
+/* A key one of the services declared: 1 (taken), 0 (a bad value, err
+ * set), -1 (no service has it). */
+static int svc_key(struct vd_config *cfg, struct cfgfile_ctx *ctx, const char *key,
+		   const char *value)
+{
+	for (int i = 0; vsvc_table[i]; i++) {
+		const struct vsvc_key *k = vsvc_table[i]->keys;
+		for (; k && k->name; k++) {
+			if (strcmp(k->name, key) != 0)
+				continue;
+			unsigned char *f = cfg->svc_settings + cfg->svc_settings_at[i] + k->offset;
+			long v;
+			uint64_t sz;
+			bool b;
+			switch (k->type) {
+			case VSVC_KEY_INT:
+				if (cv_int(value, (long)k->min, (long)k->max, &v))
+					return bad(ctx, key, value, k->want);
+				*(int *)(void *)f = (int)v;
+				break;
+			case VSVC_KEY_SIZE:
+				if (cv_size(value, &sz) || sz < (uint64_t)k->min || sz > (uint64_t)k->max)
+					return bad(ctx, key, value, k->want);
+				memcpy(f, &sz, sizeof sz);
+				break;
+			case VSVC_KEY_BOOL:
+				if (cv_bool(value, &b))
+					return bad(ctx, key, value, "yes or no");
+				*(bool *)(void *)f = b;
+				break;
+			case VSVC_KEY_STR:
+				if (strlen(value) >= k->len)
+					return bad(ctx, key, value, k->want);
+				snprintf((char *)f, k->len, "%s", value);
+				break;
+			}
+			return 1;
+		}
+	}
+	return -1;
 }
 
 int vd_config_port(const struct vd_config *cfg, int idx)
@@ -64,12 +132,6 @@ int vd_config_threads(const struct vd_config *cfg, int idx)
 	if (n <= 0)
 		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? n : 1;
-}
-
-static int bad(struct cfgfile_ctx *ctx, const char *key, const char *value, const char *want)
-{
-	snprintf(ctx->err, sizeof ctx->err, "bad value '%s' for %s (%s)", value, key, want);
-	return 0;
 }
 
 static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key, const char *value)
@@ -202,6 +264,9 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 				return 1;
 			}
 		}
+		int taken = svc_key(cfg, ctx, key, value);
+		if (taken >= 0)
+			return taken;
 		snprintf(ctx->err, sizeof ctx->err, "unknown key '%s'", key);
 		return 0;
 	}

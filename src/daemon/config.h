@@ -20,6 +20,8 @@
  * (n + 1 for a terminator, a reply's header, chunk counts) can wrap. */
 #define VD_MAX_MEM (UINT64_C(1) << 44) /* 16 TiB: mem_limit, max_alloc, job_mem_limit */
 #define VD_MAX_VALUE (UINT64_C(1) << 30) /* 1 GiB: max_value (memcached's own maximum) */
+/* Bytes for all services' own settings structs (service.h, keys). */
+#define VD_SETTINGS_MAX (32 * 1024)
 
 struct vd_config {
 	unsigned node_id; /* 1..65535; the top 16 bits of this node's VUIDs */
@@ -52,6 +54,9 @@ struct vd_config {
 	int cpu_workers; /* jobs running at once (0: one per core) */
 	int cpu_queue; /* jobs waiting beyond those; then ERR EBUSY */
 	uint64_t job_mem_limit; /* RLIMIT_AS of an executable */
+	/* each service's own settings (its keys), at svc_settings_at[i] */
+	size_t svc_settings_at[VD_MAX_SERVICES];
+	_Alignas(16) unsigned char svc_settings[VD_SETTINGS_MAX];
 };
 
 /* The default allow-list: harmless programs that take no privileged action
@@ -63,6 +68,8 @@ void vd_config_defaults(struct vd_config *cfg);
 int vd_config_load(struct vd_config *cfg, const char *path, char *err, size_t errlen);
 /* The port service #idx listens on (0 = disabled). */
 int vd_config_port(const struct vd_config *cfg, int idx);
+/* Service #idx's own settings struct (NULL when it declares none). */
+const void *vd_config_settings(const struct vd_config *cfg, int idx);
 /* The connection cap of service #idx (<= max_conns). */
 int vd_config_max_conns(const struct vd_config *cfg, int idx);
 /* How many worker threads serve service #idx's connections (>= 1). */

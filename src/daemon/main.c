@@ -41,7 +41,8 @@ static void usage(FILE *f)
 		"Services and base ports (plus the port offset):\n");
 	for (int i = 0; vsvc_table[i]; i++)
 		fprintf(f, "  %-10s %u\n", vsvc_table[i]->name, vsvc_table[i]->base_port);
-	fprintf(f, "\nSIGTERM or SIGINT: stop accepting, flush replies, exit 0.\n");
+	fprintf(f, "\nSIGTERM or SIGINT: stop accepting, flush replies, exit 0.\n"
+		   "SIGHUP: re-read the config file (log_level and reloadable keys).\n");
 }
 
 /* Descriptors the daemon itself holds besides its connections: each

@@ -46,9 +46,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../services/memacct.h"
 #include "log.h"
 #include "service.h"
 #include "transport.h"
+#include "workpool.h"
 
 /* input a client may pile up behind a reply computed off the loop */
 #define VD_IN_HIGH (4u << 20)
@@ -63,6 +65,8 @@
 #define VD_MOVE_EVERY 16
 #define VD_MAX_CPUS 256
 #define VD_ACCEPT_RETRY_MS 100
+/* blocking jobs that may wait for the node's pool (then -EBUSY) */
+#define VD_POOL_QUEUE 4096
 
 struct vd_worker;
 
@@ -129,6 +133,9 @@ struct vd_server {
 	struct event_base *base;
 	struct evconnlistener *listeners[VD_MAX_SERVICES];
 	void *svc_state[VD_MAX_SERVICES];
+	struct vd_node node[VD_MAX_SERVICES]; /* what each service's init got */
+	struct ma_acct *acct; /* the node's memory accountant */
+	struct vd_workpool *pool; /* the node's pool for blocking work */
 	bool svc_inited[VD_MAX_SERVICES];
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *tick; /* once a second: the services' tick hooks */
@@ -879,14 +886,42 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(srv->base, NULL);
 }
 
-/* SIGHUP will reload analytics and config once those services exist; until
- * then it must at least not kill the node (its default action). */
+/* SIGHUP: re-read the config file; log_level and the keys services mark
+ * reload take effect (each service's reload hook), the rest on restart.
+ * A file that no longer parses changes nothing. */
 static void hup_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
 	(void)what;
-	(void)arg;
-	log_info("SIGHUP: nothing to reload in this build (settings change on restart)");
+	struct vd_server *srv = arg;
+	if (!srv->cfg.source[0]) {
+		log_info("SIGHUP: running on built-in defaults, no config file to re-read");
+		return;
+	}
+	struct vd_config *nc = malloc(sizeof *nc);
+	char err[512];
+	if (!nc)
+		return;
+	vd_config_defaults(nc);
+	if (vd_config_load(nc, srv->cfg.source, err, sizeof err) != 0) {
+		log_error("SIGHUP: %s; keeping the running settings", err);
+		free(nc);
+		return;
+	}
+	vlog_set_level(nc->log_level);
+	int failed = 0;
+	for (int i = 0; vsvc_table[i]; i++)
+		if (srv->svc_inited[i] && vsvc_table[i]->reload &&
+		    vsvc_table[i]->reload(srv->svc_state[i], vd_config_settings(nc, i)) != 0) {
+			log_error("SIGHUP: %s refused its new settings; it keeps the old ones",
+				  vsvc_table[i]->name);
+			failed++;
+		}
+	if (!failed)
+		log_info("SIGHUP: reloaded %s (log_level and reloadable service keys; the rest "
+			 "change on restart)",
+			 srv->cfg.source);
+	free(nc);
 }
 
 static void server_tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -1032,10 +1067,22 @@ struct vd_server *server_start(const struct vd_config *cfg)
 	srv->base = event_base_new();
 	if (!srv->base)
 		goto fail;
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	srv->acct = ma_node_acquire(cfg->mem_limit);
+	srv->pool = vd_workpool_new(cores > 2 ? (int)cores : 2, VD_POOL_QUEUE, "blocking");
+	if (!srv->acct || !srv->pool)
+		goto fail;
 	for (int i = 0; vsvc_table[i]; i++) {
 		if (vd_config_port(cfg, i) == 0)
 			continue;
-		if (vsvc_table[i]->init(cfg, &srv->svc_state[i]) != 0) {
+		srv->node[i] = (struct vd_node){
+			.cfg = &srv->cfg,
+			.settings = vd_config_settings(&srv->cfg, i),
+			.node_id = cfg->node_id,
+			.acct = srv->acct,
+			.pool = srv->pool,
+		};
+		if (vsvc_table[i]->init(&srv->node[i], &srv->svc_state[i]) != 0) {
 			log_error("service %s failed to start", vsvc_table[i]->name);
 			goto fail;
 		}
@@ -1154,6 +1201,13 @@ void server_free(struct vd_server *srv)
 	for (int i = 0; vsvc_table[i]; i++)
 		if (srv->svc_inited[i])
 			vsvc_table[i]->fini(srv->svc_state[i]);
+	if (srv->pool) {
+		int stuck = vd_workpool_free(srv->pool, srv->cfg.drain_timeout_ms);
+		if (stuck)
+			log_warn("%d blocking jobs still running at exit; leaving them", stuck);
+	}
+	if (srv->acct)
+		ma_node_release(srv->acct);
 	if (srv->sig_term)
 		event_free(srv->sig_term);
 	if (srv->sig_int)

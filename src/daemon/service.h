@@ -31,6 +31,42 @@ struct vd_config;
  * replies are written, before reading more. */
 #define VSVC_MORE 3
 
+struct ma_acct;
+struct vd_workpool;
+
+/* ---- service-owned settings ---------------------------------------------
+ * A service declares its own keys of virgo_cloud.conf: the daemon parses
+ * and bounds-checks them (an unknown key or a bad value is an error that
+ * names the file, line and key, as for the daemon's own keys) into the
+ * service's settings struct, so adding a key is an edit of the service
+ * alone.  Keys marked reload take effect on SIGHUP through the service's
+ * reload hook; the others on restart. */
+enum vsvc_key_type {
+	VSVC_KEY_INT, /* an int, min..max */
+	VSVC_KEY_SIZE, /* a uint64_t with K/M/G suffixes, min..max */
+	VSVC_KEY_BOOL, /* a bool: yes/no */
+	VSVC_KEY_STR, /* a char[len], NUL-terminated */
+};
+
+struct vsvc_key {
+	const char *name; /* the whole key, e.g. "job_timeout_ms" */
+	enum vsvc_key_type type;
+	size_t offset; /* of the field in the settings struct */
+	size_t len; /* VSVC_KEY_STR: the buffer's size */
+	int64_t min, max; /* VSVC_KEY_INT / VSVC_KEY_SIZE */
+	const char *want; /* the error's hint, e.g. "1..86400000" */
+	bool reload; /* applied by SIGHUP (else on restart) */
+};
+
+/* What a service gets at init: the node it runs in. */
+struct vd_node {
+	const struct vd_config *cfg; /* the node's own settings (config.h) */
+	const void *settings; /* this service's settings (keys), or NULL */
+	unsigned node_id;
+	struct ma_acct *acct; /* the node's memory accountant (memacct.h) */
+	struct vd_workpool *pool; /* shared pool for blocking work (workpool.h) */
+};
+
 struct vsvc {
 	const char *name; /* also the config key prefix: <name>_port */
 	uint16_t base_port; /* notes' port; the node's port_offset is added */
@@ -40,8 +76,20 @@ struct vsvc {
 	 * worker threads (server.c, cpu_affinity): true when its state holds
 	 * nothing tied to one event loop (no vconn_base events). */
 	bool movable;
-	/* Once at start-up, before listening; *svc is passed back below. */
-	int (*init)(const struct vd_config *cfg, void **svc);
+	/* Its own config keys ({NULL}-terminated, or NULL), stored in a
+	 * settings struct of settings_size bytes (at most VD_SETTINGS_MAX)
+	 * that settings_defaults fills before the file is read. */
+	const struct vsvc_key *keys;
+	size_t settings_size;
+	void (*settings_defaults)(void *settings);
+	/* Once at start-up, before listening; *svc is passed back below.
+	 * node and what it points to live until fini. */
+	int (*init)(const struct vd_node *node, void **svc);
+	/* Optional, main thread, on SIGHUP: the settings re-read from the
+	 * config file (apply the keys marked reload; the workers may be
+	 * using the old values meanwhile, so swap them safely).  0, or -1
+	 * when refused (logged; the old settings stay). */
+	int (*reload)(void *svc, const void *settings);
 	void (*fini)(void *svc);
 	/* New input is in `in`; eof: the peer will send nothing more.
 	 * Consume what can be answered now; return VSVC_KEEP, VSVC_CLOSE,

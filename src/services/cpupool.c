@@ -594,8 +594,9 @@ static void cpupool_conn_close(struct vconn *c)
 	job_cancel(j); /* its completion arrives with c == NULL and frees it */
 }
 
-static int cpupool_init(const struct vd_config *cfg, void **out)
+static int cpupool_init(const struct vd_node *node, void **out)
 {
+	const struct vd_config *cfg = node->cfg;
 	struct cpupool *cp = calloc(1, sizeof *cp);
 	if (!cp)
 		return -ENOMEM;

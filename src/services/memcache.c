@@ -67,8 +67,9 @@ static int64_t memcache_now(void)
 	return (int64_t)ts.tv_sec;
 }
 
-static int memcache_init(const struct vd_config *cfg, void **out)
+static int memcache_init(const struct vd_node *node, void **out)
 {
+	const struct vd_config *cfg = node->cfg;
 	struct memcache *m = calloc(1, sizeof *m);
 	if (!m)
 		return -ENOMEM;

@@ -35,8 +35,9 @@ struct mempool_conn {
 	bool legacy_close; /* last request used the call syntax */
 };
 
-static int mempool_init(const struct vd_config *cfg, void **out)
+static int mempool_init(const struct vd_node *node, void **out)
 {
+	const struct vd_config *cfg = node->cfg;
 	struct mempool *mp = calloc(1, sizeof *mp);
 	if (!mp)
 		return -ENOMEM;

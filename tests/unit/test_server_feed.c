@@ -92,10 +92,39 @@ static void *job_main(void *arg)
 	return NULL;
 }
 
-static int ft_init(const struct vd_config *cfg, void **svc)
+/* the service's own settings: one key, reloadable */
+struct ft_settings {
+	uint64_t feed_max;
+	int unused_int;
+};
+
+static void ft_defaults(void *s) { ((struct ft_settings *)s)->feed_max = FEED_MAX; }
+
+static const struct vsvc_key ft_keys[] = {
+	{"feed_max", VSVC_KEY_SIZE, offsetof(struct ft_settings, feed_max), 0, 1024, 1 << 30,
+	 "a size from 1K to 1G", true},
+	{"feed_unused", VSVC_KEY_INT, offsetof(struct ft_settings, unused_int), 0, 0, 9, "0..9",
+	 false},
+	{NULL, 0, 0, 0, 0, 0, NULL, false},
+};
+
+static _Atomic uint64_t feed_max_seen; /* what init and reload got */
+static unsigned node_id_seen;
+
+static int ft_init(const struct vd_node *node, void **svc)
 {
-	(void)cfg;
+	const struct ft_settings *st = node->settings;
+	atomic_store(&feed_max_seen, st->feed_max);
+	node_id_seen = node->node_id;
 	*svc = NULL;
+	return node->acct && node->pool ? 0 : -1;
+}
+
+static int ft_reload(void *svc, const void *settings)
+{
+	(void)svc;
+	const struct ft_settings *st = settings;
+	atomic_store(&feed_max_seen, st->feed_max);
 	return 0;
 }
 
@@ -141,7 +170,11 @@ static const struct vsvc feedtest_service = {
 	.name = "feedtest",
 	.base_port = 0,
 	.conn_size = 8,
+	.keys = ft_keys,
+	.settings_size = sizeof(struct ft_settings),
+	.settings_defaults = ft_defaults,
 	.init = ft_init,
+	.reload = ft_reload,
 	.fini = ft_fini,
 	.on_input = ft_on_input,
 };
@@ -170,11 +203,25 @@ static int free_port(void)
 	return ntohs(a.sin_port);
 }
 
+static char conf_path[128];
+
+static void write_conf(const char *text)
+{
+	FILE *f = fopen(conf_path, "w");
+	fputs(text, f);
+	fclose(f);
+}
+
 static int setup(void **state)
 {
 	(void)state;
-	struct vd_config cfg;
+	static struct vd_config cfg;
+	char err[256];
 	vd_config_defaults(&cfg);
+	snprintf(conf_path, sizeof conf_path, "/tmp/virgo-test-feed-%d.conf", (int)getpid());
+	write_conf("node_id = 7\nfeed_max = 128K\n");
+	if (vd_config_load(&cfg, conf_path, err, sizeof err) != 0)
+		return -1;
 	cfg.threads = 2;
 	cfg.log_level = VLOG_WARN;
 	vlog_set_level(VLOG_WARN);
@@ -192,7 +239,37 @@ static int teardown(void **state)
 	server_stop(srv);
 	pthread_join(srv_th, NULL);
 	server_free(srv);
+	unlink(conf_path);
 	return 0;
+}
+
+/* A service's own keys: parsed into its settings struct, bounds-checked
+ * with the file and line named, given to init, and re-read on SIGHUP
+ * (reload hook); a file that no longer parses changes nothing. */
+static void service_owned_settings(void **state)
+{
+	(void)state;
+	assert_int_equal(node_id_seen, 7);
+	assert_true(atomic_load(&feed_max_seen) == 128 << 10);
+	struct vd_config c;
+	char err[256];
+	vd_config_defaults(&c);
+	write_conf("\nfeed_max = 2G\n");
+	assert_int_equal(vd_config_load(&c, conf_path, err, sizeof err), -1);
+	assert_non_null(strstr(err, ":2: bad value '2G' for feed_max (a size from 1K to 1G)"));
+	write_conf("feed_unused = 10\n");
+	assert_int_equal(vd_config_load(&c, conf_path, err, sizeof err), -1);
+	assert_non_null(strstr(err, ":1: bad value '10' for feed_unused (0..9)"));
+	/* SIGHUP with a broken file: nothing changes */
+	raise(SIGHUP);
+	usleep(100000); /* nothing to wait for: the value must stay */
+	assert_true(atomic_load(&feed_max_seen) == 128 << 10);
+	write_conf("node_id = 7\nfeed_max = 1M\n");
+	raise(SIGHUP);
+	int64_t deadline = th_now_ms() + 5000;
+	while (atomic_load(&feed_max_seen) != 1 << 20 && th_now_ms() < deadline)
+		usleep(1000);
+	assert_true(atomic_load(&feed_max_seen) == 1 << 20);
 }
 
 static void wait_producers(int n)
@@ -314,6 +391,7 @@ int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(service_owned_settings),
 		cmocka_unit_test(feed_pushes_arrive_in_order),
 		cmocka_unit_test(feed_bounded_then_gone),
 		cmocka_unit_test(tickets_and_feeds_race_closes),
