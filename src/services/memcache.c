@@ -30,11 +30,9 @@
 /* Data blocks from this size on are copied once from the input's pieces
  * (store_split) when they arrived in several reads. */
 #define MEMCACHE_SPLIT_MIN 4096
-/* A pipelined burst stops taking requests while this much of its replies
- * waits to be written (VSVC_MORE): 20 bytes of "stats cachedump 1 0" ask
- * for 2 MB, a "get" of a small value copies it, so a 64 KiB read must not
- * turn into gigabytes of output. */
-#define MEMCACHE_OUT_PAUSE (1u << 20)
+/* Output back-pressure is the server's budget (vconn_out_full): checked
+ * before each request, each key of a multi-key get and each stripe of a
+ * metadump, so 64 KiB of "get" keys never turn into gigabytes of output. */
 
 extern const struct vsvc memcache_service; /* defined at the end */
 
@@ -56,6 +54,12 @@ struct memcache_conn {
 	struct mci_item *pending;
 	struct mc_req preq;
 	bool buffered; /* the torn request waits whole in the input buffer */
+	bool in_body; /* a large body admitted by vconn_body_begin is arriving */
+	bool started; /* the first byte was seen (binary protocol check) */
+	/* A get paused by the output budget: its line stays at the head of
+	 * the input (so the remaining keys are bounded by max_line), and
+	 * get_pos is where in its keys to go on. */
+	size_t get_pos;
 	bool dumping; /* lru_crawler metadump in progress: next is dump_stripe */
 	int dump_stripe;
 };
@@ -293,11 +297,11 @@ static bool meta_line(void *arg, const struct mci_meta *it)
 
 /* Streams a metadump a stripe at a time, pausing (VSVC_MORE) while the
  * replies pile up, so a dump of the whole store never sits in memory. */
-static int metadump_step(struct memcache *m, struct memcache_conn *mc, struct evbuffer *out,
-			 int64_t now)
+static int metadump_step(struct vconn *c, struct memcache *m, struct memcache_conn *mc,
+			 struct evbuffer *out, int64_t now)
 {
 	while (mc->dump_stripe < MCI_NSTRIPES) {
-		if (evbuffer_get_length(out) > MEMCACHE_OUT_PAUSE)
+		if (vconn_out_full(c))
 			return VSVC_MORE;
 		mci_dump(m->items, mc->dump_stripe++, 1, 0, now, meta_line, out);
 	}
@@ -355,11 +359,11 @@ static const char *store_reply(enum mci_result rc)
 	}
 }
 
-/* Errors are sent even under noreply, as memcached does. */
+/* noreply silences every reply, errors included, as memcached 1.6 does
+ * (so a client pipelining noreply commands never loses sync). */
 static void reply_result(struct evbuffer *out, const struct mc_req *r, enum mci_result rc)
 {
-	bool is_error = rc == MCI_NOMEM || rc == MCI_TOOLARGE || rc == MCI_NON_NUMERIC;
-	if (!r->noreply || is_error)
+	if (!r->noreply)
 		add_str(out, store_reply(rc));
 }
 
@@ -370,19 +374,28 @@ static const enum mci_mode store_modes[] = {
 	[MC_OP_PREPEND] = MCI_PREPEND, [MC_OP_CAS] = MCI_CAS,
 };
 
-/* Runs one request; returns VSVC_CLOSE for quit. */
-static int memcache_exec(struct memcache *m, const struct mc_req *r, struct evbuffer *out,
-			 int64_t now)
+/* Runs one request; returns VSVC_CLOSE for quit, VSVC_MORE for a get
+ * paused by the output budget (mc->get_pos says where; its line must stay
+ * in the input). */
+static int memcache_exec(struct vconn *c, struct memcache *m, struct memcache_conn *mc,
+			 const struct mc_req *r, struct evbuffer *out, int64_t now)
 {
 	switch (r->op) {
 	case MC_OP_GET: {
 		struct emit_ctx e = {out, r->with_cas};
 		int64_t exp = r->touch ? mc_exptime_abs(r->exptime, now) : 0;
-		size_t pos = 0;
+		size_t pos = mc->get_pos, at = pos;
 		const uint8_t *k;
 		size_t kl;
-		while (mc_next_key(r, &pos, &k, &kl))
+		while (mc_next_key(r, &pos, &k, &kl)) {
+			if (vconn_out_full(c)) {
+				mc->get_pos = at;
+				return VSVC_MORE;
+			}
 			mci_get(m->items, k, kl, now, r->touch, exp, emit_value, &e);
+			at = pos;
+		}
+		mc->get_pos = 0;
 		evbuffer_add(out, "END\r\n", 5);
 		return VSVC_KEEP;
 	}
@@ -411,7 +424,8 @@ static int memcache_exec(struct memcache *m, const struct mc_req *r, struct evbu
 		enum mci_result rc = mci_arith(m->items, r->key, r->key_len, r->op == MC_OP_INCR,
 					       r->delta, &v, now);
 		if (rc == MCI_NOMEM) {
-			add_str(out, "SERVER_ERROR out of memory\r\n");
+			if (!r->noreply)
+				add_str(out, "SERVER_ERROR out of memory\r\n");
 		} else if (rc != MCI_STORED) {
 			reply_result(out, r, rc);
 		} else if (!r->noreply) {
@@ -456,15 +470,31 @@ static bool crlf_at(struct evbuffer *in, size_t off)
 	       term[1] == '\n';
 }
 
-/* A set/add/replace/cas of a large value at the head of the input, whose
+/* A refused store whose data block is still arriving: answer now and
+ * drop the block as it comes (memcached's "swallow"), holding no memory
+ * for it. */
+static void store_refuse(struct memcache_conn *mc, struct evbuffer *in, struct evbuffer *out,
+			 const struct mc_req *r, size_t line, enum mci_result why)
+{
+	reply_result(out, r, why);
+	evbuffer_drain(in, line);
+	mc->ps.swallow = (uint64_t)r->data_len + 2;
+	mc->need = 0;
+}
+
+/* A storage command of a large value at the head of the input, whose
  * data block is still arriving or arrived in several pieces: its block is
  * copied once, never pulled into one piece first.  Still arriving: the
- * header is consumed and the rest is read straight from the socket into
- * the new item (vconn_direct; store_finish commits it), as memcached does.
- * Returns SB_NONE when the head is no such request (parse it normally),
- * SB_WAIT when its block must first arrive in the input buffer (no item
- * could be made: the usual path answers the error), SB_PROGRESS when it
- * was answered or is being read into its item. */
+ * body must first be admitted by the node's body budget (vconn_body_begin)
+ * so stalled uploads cannot pin the node's memory; over it, or when no
+ * item can be made, the store is refused at once and its block swallowed.
+ * Admitted, a set/add/replace/cas consumes its header and the rest is read
+ * straight from the socket into the new item (vconn_direct; store_finish
+ * commits it), as memcached does; an append/prepend waits whole in the
+ * input.  Returns SB_NONE when the head is no such request (parse it
+ * normally), SB_WAIT when its block must first arrive in the input
+ * buffer, SB_PROGRESS when it was answered or is being read into its
+ * item. */
 static enum store_big store_big(struct vconn *c, struct memcache *m, struct memcache_conn *mc,
 				struct evbuffer *in, struct evbuffer *out, size_t len, int64_t now)
 {
@@ -476,10 +506,23 @@ static enum store_big store_big(struct vconn *c, struct memcache *m, struct memc
 	size_t line, need;
 	const char *err;
 	if (mc_parse_head(&ps, v.iov_base, v.iov_len, &m->lim, &r, &line, &need, &err) != MC_REQ ||
-	    r.op < MC_OP_SET || r.op > MC_OP_CAS || r.op == MC_OP_APPEND ||
-	    r.op == MC_OP_PREPEND || r.data_len < MEMCACHE_SPLIT_MIN)
+	    r.op < MC_OP_SET || r.op > MC_OP_CAS || r.data_len < MEMCACHE_SPLIT_MIN)
 		return SB_NONE;
 	bool complete = len >= need;
+	bool whole = r.op == MC_OP_APPEND || r.op == MC_OP_PREPEND; /* parsed from the input */
+	if (whole && complete)
+		return SB_NONE;
+	if (!complete) {
+		if (!mc->in_body && !vconn_body_begin(c, r.data_len)) {
+			store_refuse(mc, in, out, &r, line, MCI_NOMEM);
+			return SB_PROGRESS;
+		}
+		mc->in_body = true;
+		if (whole) {
+			mc->need = need;
+			return SB_WAIT;
+		}
+	}
 	if (complete && !crlf_at(in, line + r.data_len)) {
 		add_line(out, "CLIENT_ERROR bad data chunk");
 		evbuffer_drain(in, need);
@@ -491,8 +534,10 @@ static enum store_big store_big(struct vconn *c, struct memcache *m, struct memc
 					  r.data_len, &val, &why, now);
 	if (!complete) {
 		if (!it) {
-			mc->need = need;
-			return SB_WAIT;
+			vconn_body_end(c);
+			mc->in_body = false;
+			store_refuse(mc, in, out, &r, line, why);
+			return SB_PROGRESS;
 		}
 		mc->need = 0; /* the torn request is now the pending item */
 		mc->pending = it;
@@ -531,6 +576,8 @@ static bool store_finish(struct vconn *c, struct memcache *m, struct memcache_co
 		reply_result(out, r, why);
 	}
 	mc->pending = NULL;
+	vconn_body_end(c);
+	mc->in_body = false;
 	evbuffer_drain(in, 2);
 	return true;
 }
@@ -545,14 +592,14 @@ static void memcache_conn_close(struct vconn *c)
 
 /* Parses and answers the whole requests in `in` (len bytes), from one
  * contiguous view per batch; a torn last request sets mc->need. */
-static int parse_batch(struct memcache *m, struct memcache_conn *mc, struct evbuffer *in,
-		       struct evbuffer *out, size_t len, int64_t now)
+static int parse_batch(struct vconn *c, struct memcache *m, struct memcache_conn *mc,
+		       struct evbuffer *in, struct evbuffer *out, size_t len, int64_t now)
 {
 	const uint8_t *buf = evbuffer_pullup(in, -1);
 	size_t pos = 0;
 	int rc = VSVC_KEEP;
 	while (pos < len && rc == VSVC_KEEP) {
-		if (evbuffer_get_length(out) > MEMCACHE_OUT_PAUSE) {
+		if (vconn_out_full(c)) {
 			rc = VSVC_MORE; /* the rest once these replies are out */
 			break;
 		}
@@ -571,9 +618,12 @@ static int parse_batch(struct memcache *m, struct memcache_conn *mc, struct evbu
 				add_str(out, "END\r\n");
 			}
 		} else if (pr == MC_REQ) {
-			rc = memcache_exec(m, &req, out, now);
+			rc = memcache_exec(c, m, mc, &req, out, now);
+			if (rc == VSVC_MORE) /* a paused get: its line stays */
+				pos -= used;
 		} else if (pr == MC_ERROR) {
-			add_line(out, err);
+			if (!req.noreply)
+				add_line(out, err);
 		} else if (used == 0) {
 			mc->need = need; /* counted from the torn request's start */
 			break;
@@ -583,17 +633,48 @@ static int parse_batch(struct memcache *m, struct memcache_conn *mc, struct evbu
 	return rc;
 }
 
+/* memcached's binary protocol (a first byte of 0x80) is not spoken here:
+ * once its 24-byte header is in, answer with a binary "not supported"
+ * response (status 0x0083, the request's opcode and opaque) and close,
+ * so a binary client fails at once instead of waiting for a reply. */
+static int binary_refuse(struct evbuffer *in, struct evbuffer *out, bool eof)
+{
+	static const char msg[] = "Not supported: use the ASCII protocol";
+	uint8_t req[24], rsp[24 + sizeof msg - 1];
+	if (evbuffer_get_length(in) < sizeof req)
+		return eof ? VSVC_CLOSE : VSVC_KEEP;
+	evbuffer_copyout(in, req, sizeof req);
+	memset(rsp, 0, 24);
+	rsp[0] = 0x81; /* response magic */
+	rsp[1] = req[1]; /* opcode */
+	rsp[7] = 0x83; /* status: not supported */
+	rsp[11] = (uint8_t)(sizeof msg - 1); /* total body length (big-endian) */
+	memcpy(rsp + 12, req + 12, 4); /* opaque */
+	memcpy(rsp + 24, msg, sizeof msg - 1);
+	evbuffer_add(out, rsp, sizeof rsp);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	return VSVC_CLOSE;
+}
+
 static int memcache_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 {
 	struct memcache *m = vconn_svc(c);
 	struct memcache_conn *mc = vconn_state(c);
 	struct evbuffer *out = vconn_out(c);
+	if (!mc->started) {
+		uint8_t first;
+		if (evbuffer_copyout(in, &first, 1) < 1)
+			return VSVC_KEEP;
+		if (first == 0x80)
+			return binary_refuse(in, out, eof);
+		mc->started = true;
+	}
 	int64_t now = memcache_now();
-	(void)eof; /* on eof the server closes; a torn request is dropped */
+	/* on eof the server closes; a torn request is dropped */
 	for (;;) {
 		if (mc->pending && !store_finish(c, m, mc, in, out, now))
 			return VSVC_KEEP;
-		if (mc->dumping && metadump_step(m, mc, out, now) == VSVC_MORE)
+		if (mc->dumping && metadump_step(c, m, mc, out, now) == VSVC_MORE)
 			return VSVC_MORE;
 		size_t len = evbuffer_get_length(in);
 		if (len == 0)
@@ -611,6 +692,10 @@ static int memcache_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		}
 		mc->need = 0;
 		mc->buffered = false;
+		if (mc->in_body) { /* the admitted body is in: it is parsed now */
+			vconn_body_end(c);
+			mc->in_body = false;
+		}
 		struct evbuffer_iovec v;
 		enum store_big b = SB_NONE;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) == 1 && v.iov_len < len)
@@ -619,7 +704,7 @@ static int memcache_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			return VSVC_KEEP;
 		if (b == SB_PROGRESS)
 			continue;
-		int rc = parse_batch(m, mc, in, out, len, now);
+		int rc = parse_batch(c, m, mc, in, out, len, now);
 		if (rc != VSVC_KEEP || !mc->need)
 			return rc;
 	}

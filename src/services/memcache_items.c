@@ -434,21 +434,6 @@ enum mci_result mci_touch(struct mci_store *st, const uint8_t *key, size_t nkey,
 	return it ? MCI_TOUCHED : MCI_NOT_FOUND;
 }
 
-static bool parse_value_u64(const uint8_t *p, size_t n, uint64_t *out)
-{
-	if (n == 0 || n > 20)
-		return false;
-	uint64_t v = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned d = (unsigned)(p[i] - '0');
-		if (d > 9 || v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return true;
-}
-
 enum mci_result mci_arith(struct mci_store *st, const uint8_t *key, size_t nkey, bool incr,
 			  uint64_t delta, uint64_t *result, int64_t now)
 {
@@ -463,7 +448,7 @@ enum mci_result mci_arith(struct mci_store *st, const uint8_t *key, size_t nkey,
 		enum mci_result rc = MCI_STORED;
 		if (!it)
 			rc = MCI_NOT_FOUND;
-		else if (!parse_value_u64(it->data + it->nkey, it->nval, &v))
+		else if (!mc_strtoull(it->data + it->nkey, it->nval, &v))
 			rc = MCI_NON_NUMERIC;
 		if (incr && rc == MCI_NOT_FOUND)
 			s->s.incr_misses++;
@@ -482,9 +467,10 @@ enum mci_result mci_arith(struct mci_store *st, const uint8_t *key, size_t nkey,
 		size_t n = mc_u64_str(v, num);
 		if (n <= it->nval && atomic_load(&it->refs) == 1) {
 			/* Fits the old block and no reply is sending it: rewrite
-			 * in place, as memcached does (without its padding). */
+			 * in place, padded with spaces to the old length, as
+			 * memcached does ("10" decr 1 is "9 "). */
 			memcpy(it->data + it->nkey, num, n);
-			it->nval = (uint32_t)n;
+			memset(it->data + it->nkey + n, ' ', it->nval - n);
 			it->cas = atomic_fetch_add_explicit(&st->next_cas, 1, memory_order_relaxed);
 			unlock_free(s, reap, fresh);
 			*result = v;

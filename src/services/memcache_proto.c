@@ -266,43 +266,51 @@ static enum mc_parse_result parse_line(const uint8_t *buf, size_t len, size_t li
 					     need, err, head_only);
 		}
 	}
+	/* As memcached: the token counts each command accepts (else ERROR),
+	 * then "noreply" as the last token silences every reply, errors
+	 * included; an extra token that is not noreply is ignored. */
 	if (tok_is(c, "delete")) {
 		req->op = MC_OP_DELETE;
-		trailing_noreply(t, &nt, req);
-		if (nt < 2 || nt > 3)
-			return fail(err, nt < 2 ? E_ERROR : E_DELETE);
-		if (nt == 3 && !tok_is(&t[2], "0"))
+		if (nt < 2 || nt > 4)
+			return fail(err, E_ERROR);
+		if (nt > 2) /* "delete noreply" deletes the key "noreply" */
+			trailing_noreply(t, &nt, req);
+		if (nt == 4 || (nt == 3 && !tok_is(&t[2], "0")))
 			return fail(err, E_DELETE);
 	} else if (tok_is(c, "incr") || tok_is(c, "decr")) {
 		req->op = c->p[0] == 'i' ? MC_OP_INCR : MC_OP_DECR;
-		trailing_noreply(t, &nt, req);
-		if (nt != 3)
+		if (nt != 3 && nt != 4)
 			return fail(err, E_ERROR);
-		if (!parse_u64(&t[2], &req->delta))
+		req->noreply = tok_is(&t[nt - 1], "noreply");
+		if (t[1].n > MC_KEY_MAX)
+			return fail(err, E_FORMAT);
+		if (!mc_strtoull(t[2].p, t[2].n, &req->delta))
 			return fail(err, E_DELTA);
 	} else if (tok_is(c, "touch")) {
 		req->op = MC_OP_TOUCH;
-		trailing_noreply(t, &nt, req);
-		if (nt != 3)
+		if (nt != 3 && nt != 4)
 			return fail(err, E_ERROR);
+		req->noreply = tok_is(&t[nt - 1], "noreply");
+		if (t[1].n > MC_KEY_MAX)
+			return fail(err, E_FORMAT);
 		if (!parse_i32(&t[2], &req->exptime))
 			return fail(err, E_EXPTIME);
 	} else if (tok_is(c, "flush_all")) {
 		req->op = MC_OP_FLUSH_ALL;
-		trailing_noreply(t, &nt, req);
-		if (nt > 2)
+		if (nt > 3)
 			return fail(err, E_ERROR);
-		if (nt == 2 && !parse_i32(&t[1], &req->delay))
+		trailing_noreply(t, &nt, req);
+		if (nt >= 2 && !parse_i32(&t[1], &req->delay))
 			return fail(err, E_EXPTIME);
 		return MC_REQ;
 	} else if (tok_is(c, "verbosity")) {
 		req->op = MC_OP_VERBOSITY;
 		if (nt != 2 && nt != 3)
 			return fail(err, E_ERROR);
-		/* "verbosity noreply" is level 0, quietly (memcapable checks) */
+		/* "verbosity noreply": a bad level, quietly (memcapable) */
 		req->noreply = tok_is(&t[nt - 1], "noreply");
 		uint64_t v = 0;
-		if (!(nt == 2 && req->noreply) && !parse_u64(&t[1], &v))
+		if (!parse_u64(&t[1], &v) || v > UINT32_MAX)
 			return fail(err, E_FORMAT);
 		req->delay = (int64_t)(v & 0xffff);
 		return MC_REQ;
@@ -343,6 +351,7 @@ static enum mc_parse_result parse(struct mc_parse_state *st, const uint8_t *buf,
 {
 	*consumed = 0;
 	*need = 0;
+	memset(req, 0, sizeof *req); /* noreply false for every error below */
 	if (st->swallow) {
 		size_t n = st->swallow < len ? (size_t)st->swallow : len;
 		st->swallow -= n;
@@ -371,7 +380,10 @@ static enum mc_parse_result parse(struct mc_parse_state *st, const uint8_t *buf,
 	size_t line_len = line_end - 1;
 	if (line_len > 0 && buf[line_len - 1] == '\r')
 		line_len--;
-	memset(req, 0, sizeof *req);
+	/* memcached reads a line as a C string: a NUL ends it */
+	const uint8_t *nul = memchr(buf, '\0', line_len);
+	if (nul)
+		line_len = (size_t)(nul - buf);
 	*consumed = line_end;
 	return parse_line(buf, len, line_len, line_end, st, lim, req, consumed, need, err,
 			  head_only);
@@ -416,6 +428,37 @@ int64_t mc_exptime_abs(int64_t exptime, int64_t now)
 	if (exptime <= MC_REALTIME_MAXDELTA)
 		return now + exptime;
 	return exptime <= now ? 1 : exptime;
+}
+
+static bool mc_isspace(uint8_t ch)
+{
+	return ch == ' ' || (ch >= '\t' && ch <= '\r');
+}
+
+bool mc_strtoull(const uint8_t *p, size_t n, uint64_t *out)
+{
+	size_t i = 0;
+	while (i < n && mc_isspace(p[i]))
+		i++;
+	bool neg = false;
+	if (i < n && (p[i] == '+' || p[i] == '-'))
+		neg = p[i++] == '-';
+	size_t first = i;
+	uint64_t v = 0;
+	for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+		unsigned d = (unsigned)(p[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false; /* strtoull: ERANGE */
+		v = v * 10 + d;
+	}
+	if (i == first || (i < n && !mc_isspace(p[i])))
+		return false;
+	if (neg) /* strtoull negates; memcached refuses what looks negative */
+		v = (uint64_t)0 - v;
+	if (neg && (int64_t)v < 0)
+		return false;
+	*out = v;
+	return true;
 }
 
 size_t mc_u64_str(uint64_t v, char *buf)

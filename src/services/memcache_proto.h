@@ -108,6 +108,13 @@ bool mc_next_key(const struct mc_req *req, size_t *pos, const uint8_t **key, siz
  * absolute unix time.  An expired result is returned as 1 (in the past). */
 int64_t mc_exptime_abs(int64_t exptime, int64_t now);
 
+/* A decimal number as memcached's safe_strtoull reads one (an incr/decr
+ * delta, or the value it applies to): leading white space, an optional
+ * sign, digits, then the end or white space (what follows is ignored);
+ * false on no digits, overflow, or a result that is negative as a
+ * signed 64-bit number when a '-' was given. */
+bool mc_strtoull(const uint8_t *p, size_t n, uint64_t *out);
+
 /* Formats v in decimal into buf (at least 20 bytes); returns the length. */
 size_t mc_u64_str(uint64_t v, char *buf);
 

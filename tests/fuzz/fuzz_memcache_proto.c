@@ -2,8 +2,13 @@
  * fuzz_memcache_proto.c - libFuzzer target for the memcached text protocol
  * parser: any bytes, whole and as a growing stream, must parse without
  * reading outside what has arrived, keep every pointer inside the buffer,
- * and always make progress.
+ * and always make progress; a get's keys iterated from any resume point
+ * are the rest of its keys; and mc_strtoull agrees with memcached's
+ * safe_strtoull (libc strtoull over the value followed by "\r\n", as
+ * memcached stores it).
  */
+#include <ctype.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,11 +55,20 @@ static void drive(const uint8_t *buf, size_t n, bool eof, void *state, size_t *o
 			    req.key_len > MC_KEY_MAX)
 				abort();
 			if (req.op == MC_OP_GET) {
-				size_t pos = 0, kl;
+				size_t pos = 0, kl, nk = 0, mid = 0;
 				const uint8_t *k;
-				while (mc_next_key(&req, &pos, &k, &kl))
+				while (mc_next_key(&req, &pos, &k, &kl)) {
 					if (kl == 0 || kl > MC_KEY_MAX || !inside(k, kl, buf, n))
 						abort();
+					if (++nk == 2)
+						mid = pos; /* where a paused get resumes */
+				}
+				size_t rest = 0;
+				pos = mid;
+				while (mc_next_key(&req, &pos, &k, &kl))
+					rest++;
+				if (nk >= 2 && rest != nk - 2)
+					abort();
 			}
 		}
 		*off += used;
@@ -63,8 +77,38 @@ static void drive(const uint8_t *buf, size_t n, bool eof, void *state, size_t *o
 	}
 }
 
+/* memcached's safe_strtoull over a stored value (followed by "\r\n"). */
+static bool ref_strtoull(const uint8_t *p, size_t n, uint64_t *out)
+{
+	char str[80];
+	memcpy(str, p, n);
+	memcpy(str + n, "\r\n", 3);
+	errno = 0;
+	char *end;
+	unsigned long long ull = strtoull(str, &end, 10);
+	if (errno == ERANGE || end == str)
+		return false;
+	if (!isspace((unsigned char)*end) && !(*end == '\0' && end != str))
+		return false;
+	if ((long long)ull < 0 && memchr(str, '-', (size_t)(end - str)))
+		return false;
+	*out = ull;
+	return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	if (size < 64 && !memchr(data, '\0', size)) {
+		uint64_t a = 0, b = 0;
+		bool ra = mc_strtoull(data, size, &a), rb = ref_strtoull(data, size, &b);
+		/* all white space: strtoull runs past the value (undefined in
+		 * memcached); anything else must agree */
+		size_t i = 0;
+		while (i < size && isspace(data[i]))
+			i++;
+		if (i < size && (ra != rb || a != b))
+			abort();
+	}
 	replay(data, size, sizeof(struct mc_parse_state), drive);
 	return 0;
 }

@@ -104,7 +104,12 @@ static void arith(void **state)
 	assert_int_equal(g.flags, 7);
 	assert_int_equal(mci_arith(st, K("n"), false, 3, &v, NOW), MCI_STORED); /* shrinks */
 	assert_true(get(st, "n", NOW, &g));
-	assert_string_equal(g.val, "7");
+	assert_string_equal(g.val, "7 "); /* in place, padded as memcached */
+	/* what memcached's decr leaves is a number to incr */
+	assert_int_equal(mci_arith(st, K("n"), true, 3, &v, NOW), MCI_STORED);
+	assert_int_equal(v, 10);
+	assert_true(get(st, "n", NOW, &g));
+	assert_string_equal(g.val, "10");
 	assert_int_equal(mci_arith(st, K("n"), false, 100, &v, NOW), MCI_STORED);
 	assert_int_equal(v, 0);
 	put(st, MCI_SET, "n", "18446744073709551615", 0, 0);
@@ -112,6 +117,23 @@ static void arith(void **state)
 	assert_int_equal(v, 1);
 	put(st, MCI_SET, "s", "12a", 0, 0);
 	assert_int_equal(mci_arith(st, K("s"), true, 1, &v, NOW), MCI_NON_NUMERIC);
+	/* memcached's strtoull rules: leading white space and a sign, and
+	 * anything after white space, are taken; "-1" and "" are not */
+	static const struct {
+		const char *val;
+		bool ok;
+		uint64_t then;
+	} nums[] = {{" 5", true, 6},  {"5  ", true, 6},	   {"\t4", true, 5}, {"12 34", true, 13},
+		    {"+3", true, 4},  {"-0", true, 1},	   {"0007", true, 8}, {"-1", false, 0},
+		    {"", false, 0},   {"   ", false, 0},   {"1x", false, 0},
+		    {"18446744073709551616", false, 0}};
+	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+		put(st, MCI_SET, "s", nums[i].val, 0, 0);
+		enum mci_result rc = mci_arith(st, K("s"), true, 1, &v, NOW);
+		assert_int_equal(rc, nums[i].ok ? MCI_STORED : MCI_NON_NUMERIC);
+		if (nums[i].ok)
+			assert_int_equal(v, nums[i].then);
+	}
 	mci_free(st);
 	ma_free(ma);
 }

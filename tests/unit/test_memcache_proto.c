@@ -81,8 +81,8 @@ static const char *run_n(const char *s, size_t n)
 		char one[1024];
 		if (pr == MC_REQ)
 			describe(&r, one, sizeof one);
-		else if (pr == MC_ERROR)
-			snprintf(one, sizeof one, "E:%s", err);
+		else if (pr == MC_ERROR) /* Q: an error of a noreply command (not sent) */
+			snprintf(one, sizeof one, "%s:%s", r.noreply ? "Q" : "E", err);
 		else if (used == 0) {
 			snprintf(one, sizeof one, "+more");
 			pos = n;
@@ -210,7 +210,7 @@ static void other_commands(void **state)
 			    "verbosity 1;E:ERROR;E:CLIENT_ERROR bad command line format;"
 			    "verbosity 1 noreply");
 	assert_string_equal(run("verbosity noreply\r\nverbosity a b c\r\n"),
-			    "verbosity 0 noreply;E:ERROR");
+			    "Q:CLIENT_ERROR bad command line format;E:ERROR");
 	assert_string_equal(run("stats\r\nstats items\r\nstats a b\r\n"),
 			    "stats;stats items;E:ERROR");
 	assert_string_equal(run("stats cachedump 1 0\r\nstats cachedump 63 4294967295 x\r\n"
@@ -222,6 +222,26 @@ static void other_commands(void **state)
 			    "E:CLIENT_ERROR bad command line;E:CLIENT_ERROR bad command line format;"
 			    "E:CLIENT_ERROR bad command line format;"
 			    "E:CLIENT_ERROR bad command line format");
+	/* memcached's token counts and noreply rules: noreply silences errors
+	 * too; an extra last token that is not noreply is ignored */
+	assert_string_equal(run("incr a noreply\r\nincr a x noreply\r\nincr a 1 junk\r\n"
+				"incr a 1 2 3\r\nincr a +2\r\nincr a 0007\r\nincr a -0\r\n"),
+			    "Q:CLIENT_ERROR invalid numeric delta argument;"
+			    "Q:CLIENT_ERROR invalid numeric delta argument;incr a d=1;E:ERROR;"
+			    "incr a d=2;incr a d=7;incr a d=0");
+	assert_string_equal(run("touch a 0 junk\r\ntouch a x noreply\r\ntouch a\r\n"),
+			    "touch a exp=0;Q:CLIENT_ERROR invalid exptime argument;E:ERROR");
+	assert_string_equal(run("delete a 1 noreply\r\ndelete a 0 0 0\r\ndelete noreply\r\n"
+				"delete a x y\r\n"),
+			    "Q:CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply];"
+			    "E:ERROR;delete noreply;"
+			    "E:CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]");
+	assert_string_equal(run("flush_all x noreply\r\nflush_all 0 0\r\nflush_all 1 2 3\r\n"),
+			    "Q:CLIENT_ERROR invalid exptime argument;flush_all 0;E:ERROR");
+	assert_string_equal(run("set a 0 0 x noreply\r\n"), "Q:CLIENT_ERROR bad command line format");
+	/* a NUL ends the line, as in memcached (it reads a C string) */
+	assert_string_equal(run_n("get a\0 b\r\nver\0sion\r\n\0\r\n", 23),
+			    "get a;E:ERROR;E:ERROR");
 	assert_string_equal(run("lru_crawler metadump all\r\nlru_crawler metadump hash\r\n"
 				"lru_crawler metadump 1\r\nlru_crawler metadump 2,3\r\n"
 				"lru_crawler metadump 0,1,63\r\n"),
