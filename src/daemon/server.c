@@ -1141,13 +1141,7 @@ fail:
 static void join_workers(struct vd_server *srv, int timeout_ms)
 {
 	struct timespec deadline;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	vd_abstime_after_ms(&deadline, timeout_ms);
 	for (int i = 0; i < srv->nworkers; i++) {
 		struct vd_worker *w = &srv->workers[i];
 		if (!w->base)

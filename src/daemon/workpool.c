@@ -54,6 +54,17 @@ static void *wp_main(void *arg)
 	return NULL;
 }
 
+void vd_abstime_after_ms(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 struct vd_workpool *vd_workpool_new(int nthreads, int queue_max, const char *name)
 {
 	if (nthreads < 1 || queue_max < 0)
@@ -129,13 +140,7 @@ int vd_workpool_free(struct vd_workpool *p, int timeout_ms)
 		j = next;
 	}
 	struct timespec deadline;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	vd_abstime_after_ms(&deadline, timeout_ms);
 	pthread_mutex_lock(&p->mu);
 	while (p->alive > 0 && pthread_cond_timedwait(&p->idle, &p->mu, &deadline) == 0)
 		;
