@@ -9,8 +9,8 @@
 # client's set/get requests (one at a time, at most one per 500 µs) for
 # HOSTILE_SECS seconds.  Each run gets a fresh server (memcached -t 2
 # -m 64 -c 8192, or a virgod with threads = 2, mem_limit = 64M and
-# max_connections = 8192), memcached then virgod back to back, for
-# HOSTILE_PAIRS pairs.  Ratios virgod/memcached per pair (median, min-max)
+# max_connections = 8192), back to back (alternating which goes first),
+# for HOSTILE_PAIRS pairs.  Ratios virgod/memcached per pair (median, min-max)
 # of the good client's p50 and p99 (<= 1 better), its requests completed
 # (>= 1 better) and the server's resident-memory growth from before the
 # attack to its peak.  Writes hostile.md.  Stops what it starts.
@@ -83,9 +83,16 @@ run() {
 	echo "$line" >>"$W/$1"
 }
 
+# alternating which goes first, so a slow patch of the shared VM or a
+# warming cache does not always hit the same side
 for i in $(seq "$PAIRS"); do
-	run mc
-	run vd
+	if [ $((i % 2)) -eq 1 ]; then
+		run mc
+		run vd
+	else
+		run vd
+		run mc
+	fi
 done
 
 # field <file> <name>: that field of every line
@@ -112,6 +119,7 @@ for s in mc vd; do
 	paste "$W/$s" /dev/null | awk '{
 		for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
 		printf "%.1f\n", f["poured_mb"] }' >"$W/$s.pour"
+	field "$W/$s" server_cpu_ms >"$W/$s.cpu"
 done
 
 row() { # label file-suffix better
@@ -136,6 +144,7 @@ row() { # label file-suffix better
 	row "requests completed" count "higher"
 	row "RSS growth MiB (peak - before)" rss "lower"
 	row "garbage read MiB" pour "-"
+	row "server CPU ms in the window" cpu "-"
 	echo
 	echo "Failed good-client requests: memcached $(awk '{s += $1} END {print s}' "$W/mc.err"), virgod $(awk '{s += $1} END {print s}' "$W/vd.err")."
 	echo
