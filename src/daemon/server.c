@@ -56,9 +56,21 @@
 #define VD_IN_HIGH (4u << 20)
 #define VD_PENDING_MAX 1024
 #define VD_LINGER_S 2
-#define VD_READ_CHUNK 16384
-/* With part of a request buffered (a large value arriving), read up to
- * this much per call: a 64 KiB set then takes 1-2 recvs, not 4-5. */
+/* One read per readable event takes at most this much: what one client
+ * can make its worker parse and answer before the worker's other
+ * connections get their turn (memcached: 20 requests per event).  A
+ * client pouring requests or garbage as fast as we read gets 4 KiB a
+ * turn, not 16 (bench/suite_hostile.sh: the good client's median
+ * 130 -> 75 us, level with memcached's); a request-response client's
+ * request fits in one read either way. */
+#define VD_READ_CHUNK 4096
+/* With a large request partly buffered (VD_READ_BIG_AFTER bytes: a large
+ * value arriving), read up to VD_READ_BIG per call: a 64 KiB set then
+ * takes a few recvs, not 16.  Not for any torn request: a client pouring
+ * bytes without a newline, or a slowloris, would then get 256 KiB read
+ * and parsed per event (the loop's other connections waiting behind it)
+ * and a 256 KiB buffer each. */
+#define VD_READ_BIG_AFTER 16384
 #define VD_READ_BIG (256u << 10)
 /* cpu_affinity: a movable connection checks every VD_MOVE_EVERY reads
  * which CPU its client sends from; see conn_move. */
@@ -545,7 +557,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		v[0].iov_len = c->direct_left;
 		d = 1;
 	}
-	size_t want = !d && evbuffer_get_length(c->in) > 0 ? VD_READ_BIG : VD_READ_CHUNK;
+	size_t want = !d && evbuffer_get_length(c->in) >= VD_READ_BIG_AFTER ? VD_READ_BIG : VD_READ_CHUNK;
 	int nv = evbuffer_reserve_space(c->in, (ev_ssize_t)want, v + d, 2);
 	if (nv < 1) {
 		log_error("out of memory reading from %s", c->peer);
