@@ -54,7 +54,10 @@ const char *virgo_strerror(int err);
 
 /* Allocate size bytes somewhere in the cluster; the node is chosen by the
  * configured policy.  Sizes above the configured chunk_size are split into
- * chunks on several nodes; the returned VUID names the whole span. */
+ * chunks on several nodes; the returned VUID names the whole span.
+ * -EINVAL for size 0; -ENOMEM when the nodes cannot hold it, and at once
+ * (without asking any node) for a size above chunk_size * 65536, the most
+ * one span can hold (so virgo_malloc(SIZE_MAX) is -ENOMEM). */
 int virgo_malloc(size_t size, virgo_vuid_t *vuid);
 
 /* Replace the value: write len bytes at offset 0 and make len the stored

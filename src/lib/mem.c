@@ -153,9 +153,11 @@ int virgo_malloc(size_t size, virgo_vuid_t *vuid)
 	uint64_t cs = c->cfg.chunk_size;
 	if (size <= cs)
 		return alloc_one(c, size, false, vuid);
-	uint64_t n = (size + cs - 1) / cs;
+	/* ceil(size / cs) without the size + cs - 1 that wraps for sizes
+	 * near SIZE_MAX (it made virgo_malloc(SIZE_MAX) a 0-chunk span) */
+	uint64_t n = (uint64_t)size / cs + ((uint64_t)size % cs != 0);
 	if (n > SPAN_MAX_CHUNKS)
-		return -E2BIG;
+		return -ENOMEM; /* more than one span can ever hold */
 	struct span s = {.total = size, .chunk = cs, .n = (uint32_t)n};
 	s.vuids = calloc(n, sizeof *s.vuids);
 	if (!s.vuids)

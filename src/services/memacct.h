@@ -29,6 +29,8 @@ typedef uint64_t (*ma_evict_fn)(void *ctx, uint64_t want);
 struct ma_usage {
 	uint64_t limit, pinned, cache;
 	uint64_t pinned_evictions; /* cache bytes dropped to make room for pinned */
+	uint64_t trims; /* times ma_tick returned freed memory to the system */
+	uint64_t freed_since_trim; /* bytes released since the last trim */
 };
 
 /* A private accountant (caller frees with ma_free) or NULL. */
@@ -53,5 +55,23 @@ bool ma_reserve_cache(struct ma_acct *ma, uint64_t n);
 void ma_release_cache(struct ma_acct *ma, uint64_t n);
 
 void ma_get_usage(struct ma_acct *ma, struct ma_usage *out);
+
+/* ---- returning freed memory to the system -------------------------------
+ * The C library keeps freed memory for reuse, so after a burst the process
+ * would sit at its peak for ever.  Call ma_tick once a second (the
+ * services' tick hook, main thread): when at least MA_TRIM_MIN bytes were
+ * released since the last trim and the node is quiet (fewer than
+ * MA_TRIM_BUSY_OPS reservations and releases in the last second), or such
+ * bytes have waited MA_TRIM_MAX_WAIT_S seconds on a node that is never
+ * quiet, it calls malloc_trim(0), which hands every free page of every
+ * malloc arena back to the kernel.  Returns true when it trimmed.  Safe to
+ * call from several services (the first one in a second does the work). */
+#define MA_TRIM_MIN (UINT64_C(8) << 20)
+#define MA_TRIM_BUSY_OPS 2000
+#define MA_TRIM_MAX_WAIT_S 30
+bool ma_tick(struct ma_acct *ma);
+
+/* Resident bytes of this process (/proc/self/statm), 0 if unknown. */
+uint64_t ma_resident_bytes(void);
 
 #endif
