@@ -76,7 +76,14 @@ int virgo_get(virgo_vuid_t vuid, void **data, size_t *len);
  * zero).  offset+len may not exceed the allocation's size. */
 int virgo_get_at(virgo_vuid_t vuid, size_t offset, void *buf, size_t len);
 
-/* Release the allocation (every chunk of a span). */
+/* Release the allocation (every chunk of a span).  If a chunk's node
+ * cannot be reached, the chunks that could be are freed, the span itself
+ * is kept and that node's error (-ETIMEDOUT, -ECONNREFUSED, ...) is
+ * returned: call virgo_free again once the node is back to free the rest.
+ * (Chunks a failed virgo_malloc could not free back are remembered and
+ * freed by later virgo_malloc/virgo_free calls once their node answers.)
+ * A free whose connection broke after it was sent is not re-sent, so a
+ * second virgo_free may then answer -ENOENT. */
 int virgo_free(virgo_vuid_t vuid);
 
 /* Format a VUID as the wire does (bare lowercase hex); buf needs 17 bytes. */
