@@ -33,6 +33,7 @@ struct mempool_conn {
 	struct frame_state fs;
 	uint64_t need; /* wait for this much input before parsing again */
 	bool legacy_close; /* last request used the call syntax */
+	bool in_body; /* a set's payload is arriving under vconn_body_begin */
 };
 
 static int mempool_init(const struct vd_config *cfg, void **out)
@@ -227,6 +228,23 @@ static int mempool_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		enum mp_parse_result pr =
 			mp_parse(&mc->fs, buf, len, eof, &mp->lim, &req, &used, &mc->need, &code, &msg);
 		int rc = VSVC_KEEP;
+		/* A set whose payload is still arriving: the node bounds the
+		 * bytes of such bodies (body_budget) and how long one may
+		 * take (body_timeout), so stalled uploads cannot pin its
+		 * memory.  Over the budget: refuse and close (its payload
+		 * would otherwise be read as commands). */
+		if (pr == MP_MORE && mc->need > 0 && !mc->in_body && !eof) {
+			if (!vconn_body_begin(c, mc->need)) {
+				reply_err(mp, out, EBUSY,
+					  "node busy receiving other uploads (body_budget); retry");
+				return VSVC_CLOSE;
+			}
+			mc->in_body = true;
+		}
+		if (pr != MP_MORE && mc->in_body) {
+			vconn_body_end(c);
+			mc->in_body = false;
+		}
 		if (pr == MP_REQ) {
 			rc = mempool_exec(mp, &req, out);
 			mc->legacy_close = req.legacy;

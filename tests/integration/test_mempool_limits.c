@@ -246,7 +246,9 @@ static int setup(void **state)
 	(void)state;
 	if (th_cluster_start(&big, 1, "mem_limit = 512M\nthreads = 2\n", "") != 0)
 		return -1;
-	if (th_cluster_start(&small, 1, "mem_limit = 4M\nthreads = 2\n", "") != 0)
+	if (th_cluster_start(&small, 1,
+			     "mem_limit = 4M\nthreads = 2\nbody_budget = 1M\nbody_timeout = 2\n",
+			     "") != 0)
 		return -1;
 	return th_cluster_client(&big);
 }
@@ -467,8 +469,99 @@ static void tiny_mallocs_are_bounded(void **state)
 	assert_int_equal(th_send(r->fd, "malloc 4000000\r\n", 16), 0);
 	assert_int_equal(rd_line(r, line, sizeof line), 0);
 	assert_memory_equal(line, "OK ", 3);
+	assert_int_equal(virgo_vuid_parse(line + 3, &v[0]), 0);
+	pipelined_frees(r, v, 1, 0);
 	rd_close(r);
 	free(v);
+}
+
+/* Waits up to ms for a reply line on fd; 1 with it in line, 0 if none
+ * came, -1 if the node closed the connection without one. */
+static int line_within(int fd, char *line, size_t cap, int ms)
+{
+	ssize_t n = th_recv_until(fd, line, cap, "\r\n", ms);
+	if (n > 0)
+		return 1;
+	return n == 0 ? -1 : 0;
+}
+
+/* Stalled set uploads on the mempool port: bodies being received are
+ * bounded node-wide (body_budget 1M here), so of two 900 KB uploads that
+ * go quiet half way one is refused at once (ERR EBUSY, connection
+ * closed) and malloc memory is never pinned by them; an admitted body
+ * that stops arriving is cut off after body_timeout (2 s here). */
+static void stalled_uploads_are_bounded(void **state)
+{
+	(void)state;
+	int port = th_port(&small, 0, 30000);
+	char line[256], hex[2][17];
+	for (int i = 0; i < 2; i++) {
+		struct rd *r = rd_open(port);
+		assert_int_equal(th_send(r->fd, "malloc 900000\r\n", 15), 0);
+		assert_int_equal(rd_line(r, line, sizeof line), 0);
+		assert_memory_equal(line, "OK ", 3);
+		snprintf(hex[i], sizeof hex[i], "%s", line + 3);
+		rd_close(r);
+	}
+	static uint8_t body[900000];
+	memset(body, 'b', sizeof body);
+	int fd[2];
+	for (int i = 0; i < 2; i++) {
+		fd[i] = th_connect(port);
+		assert_true(fd[i] >= 0);
+		int n = snprintf(line, sizeof line, "set %s 900000\r\n", hex[i]);
+		assert_int_equal(th_send(fd[i], line, (size_t)n), 0);
+		assert_int_equal(th_send(fd[i], body, 5000), 0);
+	}
+	/* exactly one is refused, whichever the node read second */
+	int refused = -1;
+	int64_t deadline = th_now_ms() + 5000;
+	while (refused < 0 && th_now_ms() < deadline) {
+		for (int i = 0; i < 2 && refused < 0; i++) {
+			if (line_within(fd[i], line, sizeof line, 50) == 1) {
+				assert_memory_equal(line, "ERR EBUSY ", 10);
+				refused = i;
+			}
+		}
+	}
+	assert_true(refused >= 0);
+	int ok = 1 - refused;
+	assert_int_equal(line_within(fd[refused], line, sizeof line, 3000), -1); /* closed */
+	close(fd[refused]);
+	/* the admitted one completes */
+	assert_int_equal(th_send(fd[ok], body + 5000, sizeof body - 5000), 0);
+	assert_int_equal(th_send(fd[ok], "\r\n", 2), 0);
+	assert_int_equal(line_within(fd[ok], line, sizeof line, 5000), 1);
+	assert_string_equal(line, "OK\r\n");
+	/* then the refused one goes through */
+	fd[refused] = th_connect(port);
+	int n = snprintf(line, sizeof line, "set %s 900000\r\n", hex[refused]);
+	assert_int_equal(th_send(fd[refused], line, (size_t)n), 0);
+	assert_int_equal(th_send(fd[refused], body, sizeof body), 0);
+	assert_int_equal(th_send(fd[refused], "\r\n", 2), 0);
+	assert_int_equal(line_within(fd[refused], line, sizeof line, 5000), 1);
+	assert_string_equal(line, "OK\r\n");
+	/* an admitted body that stops arriving is cut off after body_timeout */
+	n = snprintf(line, sizeof line, "set %s 900000\r\n", hex[ok]);
+	assert_int_equal(th_send(fd[ok], line, (size_t)n), 0);
+	assert_int_equal(th_send(fd[ok], body, 1000), 0);
+	int64_t t0 = th_now_ms();
+	int got = 0;
+	while (got == 0 && th_now_ms() < t0 + 10000)
+		got = line_within(fd[ok], line, sizeof line, 100);
+	int64_t took = th_now_ms() - t0;
+	printf("# stalled body cut off after %" PRId64 " ms\n", took);
+	assert_int_equal(got, -1);
+	assert_true(took >= 1000 && took < 8000);
+	for (int i = 0; i < 2; i++) {
+		close(fd[i]);
+		struct rd *r = rd_open(port);
+		n = snprintf(line, sizeof line, "free %s\r\n", hex[i]);
+		assert_int_equal(th_send(r->fd, line, (size_t)n), 0);
+		assert_int_equal(rd_line(r, line, sizeof line), 0);
+		assert_string_equal(line, "OK");
+		rd_close(r);
+	}
 }
 
 int main(void)
@@ -478,6 +571,7 @@ int main(void)
 		cmocka_unit_test(absurd_sizes_fail),
 		cmocka_unit_test(freed_memory_returns),
 		cmocka_unit_test(tiny_mallocs_are_bounded),
+		cmocka_unit_test(stalled_uploads_are_bounded),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
