@@ -26,9 +26,8 @@ struct ma_acct {
 	uint64_t limit;
 	_Atomic uint64_t used, pinned, cache, pinned_evictions;
 	/* for ma_tick: bytes released since the last trim, reservations and
-	 * releases since the last tick, trims done, ticks since a trim */
+	 * releases since the last tick, trims done */
 	_Atomic uint64_t freed, ops, trims;
-	_Atomic unsigned ticks_waiting;
 	atomic_flag ticking; /* one ma_tick at a time */
 	pthread_mutex_t evlock;
 	ma_evict_fn evict;
@@ -162,15 +161,9 @@ bool ma_tick(struct ma_acct *ma)
 		return false;
 	uint64_t ops = atomic_exchange_explicit(&ma->ops, 0, memory_order_relaxed);
 	uint64_t freed = atomic_load_explicit(&ma->freed, memory_order_relaxed);
-	bool trim = false;
-	if (freed >= MA_TRIM_MIN) {
-		unsigned waited = atomic_fetch_add_explicit(&ma->ticks_waiting, 1,
-							    memory_order_relaxed) + 1;
-		trim = ops < MA_TRIM_BUSY_OPS || waited >= MA_TRIM_MAX_WAIT_S;
-	}
+	bool trim = freed >= MA_TRIM_MIN && ops < MA_TRIM_BUSY_OPS;
 	if (trim) {
 		atomic_fetch_sub_explicit(&ma->freed, freed, memory_order_relaxed);
-		atomic_store_explicit(&ma->ticks_waiting, 0, memory_order_relaxed);
 		malloc_trim(0);
 		atomic_fetch_add_explicit(&ma->trims, 1, memory_order_relaxed);
 	}
