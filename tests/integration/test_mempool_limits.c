@@ -247,7 +247,8 @@ static int setup(void **state)
 	if (th_cluster_start(&big, 1, "mem_limit = 512M\nthreads = 2\n", "") != 0)
 		return -1;
 	if (th_cluster_start(&small, 1,
-			     "mem_limit = 4M\nthreads = 2\nbody_budget = 1M\nbody_timeout = 2\n",
+			     "mem_limit = 4M\nthreads = 2\nbody_budget = 1M\nbody_timeout = 2\n"
+			     "max_value = 1M\n",
 			     "") != 0)
 		return -1;
 	return th_cluster_client(&big);
@@ -564,6 +565,43 @@ static void stalled_uploads_are_bounded(void **state)
 	}
 }
 
+/* No single reply is larger than max_value: a value built up by patches
+ * beyond it is read in ranges, a whole-value get says E2BIG. */
+static void whole_get_over_max_value(void **state)
+{
+	(void)state;
+	int port = th_port(&small, 0, 30000);
+	struct rd *r = rd_open(port);
+	char line[256], hex[17];
+	assert_int_equal(th_send(r->fd, "malloc 1600000\r\n", 16), 0);
+	assert_int_equal(rd_line(r, line, sizeof line), 0);
+	assert_memory_equal(line, "OK ", 3);
+	snprintf(hex, sizeof hex, "%s", line + 3);
+	static uint8_t half[800000];
+	memset(half, 'h', sizeof half);
+	for (int i = 0; i < 2; i++) {
+		int n = snprintf(line, sizeof line, "set %s %zu %zu\r\n", hex, sizeof half,
+				 (size_t)i * sizeof half);
+		assert_int_equal(th_send(r->fd, line, (size_t)n), 0);
+		assert_int_equal(th_send(r->fd, half, sizeof half), 0);
+		assert_int_equal(th_send(r->fd, "\r\n", 2), 0);
+		assert_int_equal(rd_line(r, line, sizeof line), 0);
+		assert_string_equal(line, "OK");
+	}
+	int n = snprintf(line, sizeof line, "get %s\r\nget %s 799998 4\r\nfree %s\r\n", hex,
+			 hex, hex);
+	assert_int_equal(th_send(r->fd, line, (size_t)n), 0);
+	assert_int_equal(rd_line(r, line, sizeof line), 0);
+	assert_memory_equal(line, "ERR E2BIG ", 10);
+	assert_int_equal(rd_line(r, line, sizeof line), 0);
+	assert_string_equal(line, "VALUE 4");
+	assert_int_equal(rd_line(r, line, sizeof line), 0);
+	assert_string_equal(line, "hhhh");
+	assert_int_equal(rd_line(r, line, sizeof line), 0);
+	assert_string_equal(line, "OK");
+	rd_close(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -572,6 +610,7 @@ int main(void)
 		cmocka_unit_test(freed_memory_returns),
 		cmocka_unit_test(tiny_mallocs_are_bounded),
 		cmocka_unit_test(stalled_uploads_are_bounded),
+		cmocka_unit_test(whole_get_over_max_value),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
