@@ -69,7 +69,9 @@ int virgo_set(virgo_vuid_t vuid, const void *data, size_t len);
 int virgo_set_at(virgo_vuid_t vuid, size_t offset, const void *data, size_t len);
 
 /* Read the stored value.  On success *data is a malloc'd buffer the caller
- * frees (NULL when *len is 0) and *len its length. */
+ * frees (NULL when *len is 0) and *len its length.  -E2BIG when one
+ * unspanned allocation holds more than its node's max_value (no reply is
+ * larger): read it in pieces with virgo_get_at. */
 int virgo_get(virgo_vuid_t vuid, void **data, size_t *len);
 
 /* Read exactly len bytes at offset into buf (bytes never written read as
