@@ -26,6 +26,7 @@ struct mempool {
 	struct mp_store *store;
 	struct mp_limits lim;
 	uint64_t max_alloc;
+	uint64_t body_cap; /* the node's body_budget, as server.c computes it */
 	unsigned node_id;
 };
 
@@ -55,6 +56,7 @@ static int mempool_init(const struct vd_config *cfg, void **out)
 	mp->lim.max_line = cfg->max_line;
 	mp->lim.max_value = cfg->max_value;
 	mp->max_alloc = cfg->max_alloc;
+	mp->body_cap = cfg->body_budget ? cfg->body_budget : cfg->mem_limit / 4;
 	mp->node_id = cfg->node_id;
 	*out = mp;
 	return 0;
@@ -232,9 +234,13 @@ static int mempool_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		 * bytes of such bodies (body_budget) and how long one may
 		 * take (body_timeout), so stalled uploads cannot pin its
 		 * memory.  Over the budget: refuse and close (its payload
-		 * would otherwise be read as commands). */
+		 * would otherwise be read as commands).  A body larger than
+		 * the whole budget (max_value may exceed it) asks for the
+		 * whole budget: it is received alone, never refused for
+		 * ever. */
 		if (pr == MP_MORE && mc->need > 0 && !mc->in_body && !eof) {
-			if (!vconn_body_begin(c, mc->need)) {
+			uint64_t want = mc->need < mp->body_cap ? mc->need : mp->body_cap;
+			if (!vconn_body_begin(c, want)) {
 				reply_err(mp, out, EBUSY,
 					  "node busy receiving other uploads (body_budget); retry");
 				return VSVC_CLOSE;

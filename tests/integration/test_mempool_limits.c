@@ -565,6 +565,41 @@ static void stalled_uploads_are_bounded(void **state)
 	}
 }
 
+/* A set body larger than the whole body_budget (1M here; max_value is
+ * 1M too, so header + payload exceed it) takes the whole budget rather
+ * than being refused for ever. */
+static void body_over_budget_is_received_alone(void **state)
+{
+	(void)state;
+	enum { N = 1048570 };
+	int port = th_port(&small, 0, 30000);
+	struct rd *r = rd_open(port);
+	char line[256], hex[17];
+	int n = snprintf(line, sizeof line, "malloc %d\r\n", N);
+	assert_int_equal(th_send(r->fd, line, (size_t)n), 0);
+	assert_int_equal(rd_line(r, line, sizeof line), 0);
+	assert_memory_equal(line, "OK ", 3);
+	snprintf(hex, sizeof hex, "%s", line + 3);
+	static uint8_t body[N];
+	memset(body, 'z', sizeof body);
+	n = snprintf(line, sizeof line, "set %s %d\r\n", hex, N);
+	assert_int_equal(th_send(r->fd, line, (size_t)n), 0);
+	assert_int_equal(th_send(r->fd, body, 1000), 0);
+	assert_int_equal(th_send(r->fd, body + 1000, sizeof body - 1000), 0);
+	assert_int_equal(th_send(r->fd, "\r\n", 2), 0);
+	assert_int_equal(rd_line(r, line, sizeof line), 0);
+	assert_string_equal(line, "OK");
+	n = snprintf(line, sizeof line, "get %s %d 4\r\nfree %s\r\n", hex, N - 4, hex);
+	assert_int_equal(th_send(r->fd, line, (size_t)n), 0);
+	assert_int_equal(rd_line(r, line, sizeof line), 0);
+	assert_string_equal(line, "VALUE 4");
+	assert_int_equal(rd_line(r, line, sizeof line), 0);
+	assert_string_equal(line, "zzzz");
+	assert_int_equal(rd_line(r, line, sizeof line), 0);
+	assert_string_equal(line, "OK");
+	rd_close(r);
+}
+
 /* No single reply is larger than max_value: a value built up by patches
  * beyond it is read in ranges, a whole-value get says E2BIG. */
 static void whole_get_over_max_value(void **state)
@@ -610,6 +645,7 @@ int main(void)
 		cmocka_unit_test(freed_memory_returns),
 		cmocka_unit_test(tiny_mallocs_are_bounded),
 		cmocka_unit_test(stalled_uploads_are_bounded),
+		cmocka_unit_test(body_over_budget_is_received_alone),
 		cmocka_unit_test(whole_get_over_max_value),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
