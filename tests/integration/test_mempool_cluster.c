@@ -290,9 +290,19 @@ static void memory_limit(void **state)
 	assert_int_equal(virgo_malloc(30u << 20, &v), -ENOMEM);
 	for (int i = 0; i < nheld; i++)
 		assert_int_equal(virgo_free(held[i]), 0);
-	/* everything that failed was rolled back */
-	for (int i = 0; i < 3; i++)
-		assert_true(node_bytes(i) == 0);
+	/* everything that failed was rolled back: at once, or (a node too
+	 * slow to answer a free under load is skipped and remembered) by a
+	 * later memory call */
+	int64_t deadline = th_now_ms() + 10000;
+	uint64_t left = 1;
+	while (left && th_now_ms() < deadline) {
+		left = 0;
+		for (int i = 0; i < 3; i++)
+			left += node_bytes(i);
+		if (left)
+			assert_int_equal(virgo_free(held[0]), -ENOENT); /* retries them */
+	}
+	assert_true(left == 0);
 }
 
 static void bad_input_keeps_node_serving(void **state)
