@@ -5,7 +5,9 @@
  * node cannot be reached (stopped, partitioned, restarting), the chunk
  * would otherwise stay allocated for ever with nobody knowing its VUID.
  * Such VUIDs go on this bounded list; later memory calls free them once
- * their node answers again (mem.c, orphans_retry).  Thread-safe.
+ * their node answers again (mem.c, orphans_retry).  Thread-safe.  The
+ * list lives as long as the client: what is left at virgo_fini (a node
+ * that never came back) is forgotten, as the process's memory would be.
  */
 #ifndef VIRGO_ORPHANS_H
 #define VIRGO_ORPHANS_H
