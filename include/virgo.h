@@ -54,7 +54,10 @@ const char *virgo_strerror(int err);
 
 /* Allocate size bytes somewhere in the cluster; the node is chosen by the
  * configured policy.  Sizes above the configured chunk_size are split into
- * chunks on several nodes; the returned VUID names the whole span. */
+ * chunks on several nodes; the returned VUID names the whole span.
+ * -EINVAL for size 0; -ENOMEM when the nodes cannot hold it, and at once
+ * (without asking any node) for a size above chunk_size * 65536, the most
+ * one span can hold (so virgo_malloc(SIZE_MAX) is -ENOMEM). */
 int virgo_malloc(size_t size, virgo_vuid_t *vuid);
 
 /* Replace the value: write len bytes at offset 0 and make len the stored
@@ -66,14 +69,23 @@ int virgo_set(virgo_vuid_t vuid, const void *data, size_t len);
 int virgo_set_at(virgo_vuid_t vuid, size_t offset, const void *data, size_t len);
 
 /* Read the stored value.  On success *data is a malloc'd buffer the caller
- * frees (NULL when *len is 0) and *len its length. */
+ * frees (NULL when *len is 0) and *len its length.  -E2BIG when one
+ * unspanned allocation holds more than its node's max_value (no reply is
+ * larger): read it in pieces with virgo_get_at. */
 int virgo_get(virgo_vuid_t vuid, void **data, size_t *len);
 
 /* Read exactly len bytes at offset into buf (bytes never written read as
  * zero).  offset+len may not exceed the allocation's size. */
 int virgo_get_at(virgo_vuid_t vuid, size_t offset, void *buf, size_t len);
 
-/* Release the allocation (every chunk of a span). */
+/* Release the allocation (every chunk of a span).  If a chunk's node
+ * cannot be reached, the chunks that could be are freed, the span itself
+ * is kept and that node's error (-ETIMEDOUT, -ECONNREFUSED, ...) is
+ * returned: call virgo_free again once the node is back to free the rest.
+ * (Chunks a failed virgo_malloc could not free back are remembered and
+ * freed by later virgo_malloc/virgo_free calls once their node answers.)
+ * A free whose connection broke after it was sent is not re-sent, so a
+ * second virgo_free may then answer -ENOENT. */
 int virgo_free(virgo_vuid_t vuid);
 
 /* Format a VUID as the wire does (bare lowercase hex); buf needs 17 bytes. */

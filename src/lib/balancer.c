@@ -153,7 +153,8 @@ static double parse_stat(const char *text, const char *name)
 int lb_load_fetch(struct vc_client *c, int idx, struct virgo_load *out)
 {
 	struct vc_reply rep;
-	int rc = vc_call_svc(c, idx, VC_SVC_CPUPOOL, "load\r\n", 6, NULL, 0, &rep);
+	int rc = vc_call_svc(c, idx, VC_SVC_CPUPOOL, "load\r\n", 6, NULL, 0, VC_IDEMPOTENT,
+			     &rep);
 	if (rc == 0 && !rep.data)
 		rc = -VIRGO_EBADREPLY;
 	if (rc) {

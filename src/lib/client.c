@@ -50,6 +50,7 @@ static int client_create(const char *path, struct vc_client **out)
 	pthread_mutex_init(&c->rng_lock, NULL);
 	pthread_mutex_init(&c->lb_lock, NULL);
 	span_cache_init(&c->spans);
+	orphans_init(&c->orphans);
 	c->rng = c->cfg.seeded ? (c->cfg.seed * 2 + 1) : seed_random();
 	*out = c;
 	return 0;
@@ -87,6 +88,7 @@ void virgo_fini(void)
 	pthread_mutex_destroy(&c->lb_lock);
 	free(c->learned);
 	span_cache_destroy(&c->spans);
+	orphans_destroy(&c->orphans);
 	free(c);
 }
 
@@ -208,7 +210,7 @@ int virgo_ping(int idx, unsigned *node_id, double *rtt_us)
 	struct timespec a, b;
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	struct vc_reply rep;
-	int rc = vc_call(c, idx, "ping\r\n", 6, NULL, 0, &rep);
+	int rc = vc_call(c, idx, "ping\r\n", 6, NULL, 0, VC_IDEMPOTENT, &rep);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	free(rep.data);
 	if (rc)
@@ -230,7 +232,7 @@ int virgo_mempool_stats(int idx, char **text)
 	if (err)
 		return err;
 	struct vc_reply rep;
-	int rc = vc_call(c, idx, "stats\r\n", 7, NULL, 0, &rep);
+	int rc = vc_call(c, idx, "stats\r\n", 7, NULL, 0, VC_IDEMPOTENT, &rep);
 	if (rc) {
 		free(rep.data);
 		return rc;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "../../include/virgo.h"
+#include "orphans.h"
 #include "span_cache.h"
 
 #define VC_MAX_NODES 256
@@ -41,9 +42,14 @@ enum vc_policy {
 	VC_POLICY_LEARNED = VIRGO_POLICY_LEARNED,
 };
 
+struct vc_transport;
+
 struct vc_conn {
 	struct vc_conn *next;
+	const struct vc_transport *tp; /* every socket operation (transport.h) */
+	void *tstate; /* the transport's own state (NULL for TCP) */
 	int fd;
+	short want; /* after an EAGAIN: the poll events to wait for */
 	uint8_t buf[16384]; /* read-ahead */
 	size_t off, len;
 };
@@ -90,6 +96,7 @@ struct vc_client {
 	pthread_mutex_t rng_lock;
 	uint64_t rng;
 	struct span_cache spans;
+	struct vc_orphans orphans; /* chunks a failed rollback could not free */
 	_Atomic unsigned rr, rr_cpu;
 	pthread_mutex_t lb_lock; /* guards load[] and learned */
 	struct lb_load load[VC_MAX_NODES];
@@ -135,19 +142,31 @@ struct vc_reply {
 	size_t data_len;
 };
 
+/* vc_call flags.  VC_IDEMPOTENT: running the request twice has the same
+ * effect as once (get, a set of the same bytes, ping, stats, load).  Only
+ * such a request is re-sent on a fresh connection when a pooled one turns
+ * out to be dead after it was sent (the node may or may not have run it);
+ * any other request (malloc, free, clone, a queue push...) then fails with
+ * the transport error instead of possibly happening twice.  Before sending
+ * one of those on a pooled connection, the connection is checked for an
+ * EOF the node sent while it was idle (restart, idle timeout). */
+#define VC_IDEMPOTENT 1
+
 /* Sends one request to the idx-th node's service svc: hdr (a line with
  * its CRLF), then, if payload is non-NULL, plen bytes and CRLF.  Reads the
  * reply: one line; for VALUE, its payload; for STAT, lines up to END.  An
  * "ERR <CODE> ..." reply returns -<errno of CODE> with the line in rep.
  * Transport failures return -ECONNREFUSED, -ETIMEDOUT, -ECONNRESET, ...
- * and put the node in back-off. */
+ * and put the node in back-off.  rep->data (malloc'd, may be NULL) is the
+ * caller's to free whatever the result. */
 int vc_call_svc(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, size_t hdr_len,
-		const void *payload, size_t plen, struct vc_reply *rep);
+		const void *payload, size_t plen, int flags, struct vc_reply *rep);
 /* vc_call_svc on the mempool. */
 int vc_call(struct vc_client *c, int idx, const char *hdr, size_t hdr_len, const void *payload,
-	    size_t plen, struct vc_reply *rep);
+	    size_t plen, int flags, struct vc_reply *rep);
 /* vc_call_svc with an explicit reply deadline (timeout_ms from now). */
 int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, size_t hdr_len,
-		  const void *payload, size_t plen, int timeout_ms, struct vc_reply *rep);
+		  const void *payload, size_t plen, int timeout_ms, int flags,
+		  struct vc_reply *rep);
 
 #endif

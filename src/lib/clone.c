@@ -76,7 +76,8 @@ static int cpu_call(struct vc_client *c, const struct virgo_call_opts *o, const 
 		tried[idx / 64] |= UINT64_C(1) << (idx % 64);
 		atomic_fetch_add(&c->inflight[idx], 1);
 		int64_t t0 = vc_now_ms();
-		int rc = vc_call_svc_t(c, idx, VC_SVC_CPUPOOL, hdr, hl, payload, plen, timeout, rep);
+		int rc = vc_call_svc_t(c, idx, VC_SVC_CPUPOOL, hdr, hl, payload, plen, timeout,
+				       0 /* a job must never run twice */, rep);
 		double ms = (double)(vc_now_ms() - t0);
 		atomic_fetch_sub(&c->inflight[idx], 1);
 		if (rc == 0) {

@@ -1,13 +1,16 @@
 /*
- * conn.c - libvirgo transport: connect, send and receive with deadlines,
- * the per-node connection pool, and vc_call (client.h).
+ * conn.c - libvirgo connections: connect, send and receive with
+ * deadlines, the per-node connection pool, and vc_call (client.h).
  *
- * Blocking sockets driven by poll() against one deadline per call, so a
- * node that stops answering (killed, stopped, partitioned) costs the caller
- * at most timeout_ms, never a hang.  A pooled connection the node has
- * closed meanwhile (idle timeout, restart) is detected by the first read
- * returning EOF before any byte; such a call is retried once on a fresh
- * connection.
+ * Non-blocking sockets driven by poll() against one deadline per call, so
+ * a node that stops answering (killed, stopped, partitioned) costs the
+ * caller at most timeout_ms, never a hang.  Every byte goes through the
+ * connection's transport ops (transport.h; plain TCP today).  A pooled
+ * connection the node has closed meanwhile (idle timeout, restart) is
+ * caught before a non-idempotent request is sent on it (an EOF waiting to
+ * be read); if one dies after the request went out, only an idempotent
+ * request (VC_IDEMPOTENT) is re-sent, once, on a fresh connection, and a
+ * request whose first write failed with nothing sent is always re-sent.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +28,7 @@
 
 #include "client.h"
 #include "reply.h"
+#include "transport.h"
 
 #define VC_MAX_STAT (1 << 20)
 
@@ -95,30 +99,42 @@ static int conn_open(struct vc_client *c, struct vc_node *n, enum vc_svc svc, st
 		close(fd);
 		return -ENOMEM;
 	}
+	k->tp = &vc_tcp_transport;
+	k->tstate = NULL;
 	k->fd = fd;
+	k->want = 0;
 	k->off = k->len = 0;
 	k->next = NULL;
+	if (k->tp->start && (rc = k->tp->start(k, vc_now_ms() + c->cfg.connect_timeout_ms)) != 0) {
+		k->tp->close(k);
+		free(k);
+		return rc;
+	}
 	*out = k;
 	return 0;
 }
 
 static void conn_close(struct vc_conn *k)
 {
-	close(k->fd);
+	k->tp->close(k);
 	free(k);
 }
 
-/* Takes an idle pooled connection (*reused = 1) or opens a new one. */
 /* An idle connection with anything to read has been closed (or reset) by
  * the node: it would fail the call after the request was sent. */
 static bool idle_conn_stale(struct vc_conn *k)
 {
+	if (k->tp->pending && k->tp->pending(k))
+		return true;
 	struct pollfd p = {.fd = k->fd, .events = POLLIN};
 	return poll(&p, 1, 0) != 0;
 }
 
-static int pool_get(struct vc_client *c, struct vc_node *n, enum vc_svc svc, struct vc_conn **out,
-		    int *reused)
+/* Takes an idle pooled connection (*reused = 1) or opens a new one.
+ * check_stale: skip pooled connections the node has closed (costs a
+ * poll; for requests that must not be re-sent). */
+static int pool_get(struct vc_client *c, struct vc_node *n, enum vc_svc svc, bool check_stale,
+		    struct vc_conn **out, int *reused)
 {
 	for (;;) {
 		pthread_mutex_lock(&n->lock);
@@ -130,9 +146,9 @@ static int pool_get(struct vc_client *c, struct vc_node *n, enum vc_svc svc, str
 		pthread_mutex_unlock(&n->lock);
 		if (!k)
 			break;
-		/* only cpupool needs the check: its jobs are never re-sent,
-		 * other calls retry once on a fresh connection instead */
-		if (svc == VC_SVC_CPUPOOL && idle_conn_stale(k)) {
+		/* idempotent calls skip the check: they are re-sent on a
+		 * fresh connection instead */
+		if (check_stale && idle_conn_stale(k)) {
 			conn_close(k);
 			continue;
 		}
@@ -172,14 +188,16 @@ void vc_pool_flush(struct vc_node *n, enum vc_svc svc)
 	}
 }
 
-static int send_all(struct vc_conn *k, struct iovec *iov, int iovcnt, int64_t deadline)
+/* Writes the iovecs whole; *sent (may be NULL) counts the bytes the
+ * transport took, so a caller knows whether a failed request left at all. */
+static int send_all(struct vc_conn *k, struct iovec *iov, int iovcnt, int64_t deadline,
+		    size_t *sent)
 {
 	while (iovcnt > 0) {
-		struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
-		ssize_t w = sendmsg(k->fd, &m, MSG_NOSIGNAL);
+		ssize_t w = k->tp->write(k, iov, iovcnt);
 		if (w < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				int rc = wait_fd(k->fd, POLLOUT, deadline);
+				int rc = wait_fd(k->fd, k->want, deadline);
 				if (rc)
 					return rc;
 				continue;
@@ -188,6 +206,8 @@ static int send_all(struct vc_conn *k, struct iovec *iov, int iovcnt, int64_t de
 				continue;
 			return -errno;
 		}
+		if (sent)
+			*sent += (size_t)w;
 		size_t left = (size_t)w;
 		while (iovcnt > 0 && left >= iov->iov_len) {
 			left -= iov->iov_len;
@@ -211,7 +231,7 @@ static int fill(struct vc_conn *k, int64_t deadline)
 		k->off = 0;
 	}
 	for (;;) {
-		ssize_t r = recv(k->fd, k->buf + k->len, sizeof k->buf - k->len, 0);
+		ssize_t r = k->tp->read(k, k->buf + k->len, sizeof k->buf - k->len);
 		if (r > 0) {
 			k->len += (size_t)r;
 			return 0;
@@ -219,7 +239,7 @@ static int fill(struct vc_conn *k, int64_t deadline)
 		if (r == 0)
 			return -ECONNRESET;
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			int rc = wait_fd(k->fd, POLLIN, deadline);
+			int rc = wait_fd(k->fd, k->want, deadline);
 			if (rc)
 				return rc;
 			continue;
@@ -258,17 +278,24 @@ static int read_bytes(struct vc_conn *k, uint8_t *dst, size_t n, int64_t deadlin
 	while (n > 0) {
 		size_t have = k->len - k->off;
 		if (have == 0) {
-			if (n >= sizeof k->buf) { /* large value: read straight in */
-				ssize_t r = recv(k->fd, dst, n, 0);
+			if (n >= sizeof k->buf) {
+				/* large value: straight into dst, and what
+				 * follows it (its CRLF) into the read-ahead,
+				 * in one call */
+				k->off = k->len = 0;
+				struct iovec iov[2] = {{dst, n}, {k->buf, sizeof k->buf}};
+				ssize_t r = k->tp->readv(k, iov, 2);
 				if (r > 0) {
-					dst += r;
-					n -= (size_t)r;
+					size_t got = (size_t)r < n ? (size_t)r : n;
+					k->len = (size_t)r - got;
+					dst += got;
+					n -= got;
 					continue;
 				}
 				if (r == 0)
 					return -ECONNRESET;
 				if (errno == EAGAIN || errno == EWOULDBLOCK) {
-					int rc = wait_fd(k->fd, POLLIN, deadline);
+					int rc = wait_fd(k->fd, k->want, deadline);
 					if (rc)
 						return rc;
 				} else if (errno != EINTR) {
@@ -363,34 +390,38 @@ static int read_reply(struct vc_conn *k, struct vc_reply *rep, int64_t deadline,
 }
 
 int vc_call(struct vc_client *c, int idx, const char *hdr, size_t hdr_len, const void *payload,
-	    size_t plen, struct vc_reply *rep)
+	    size_t plen, int flags, struct vc_reply *rep)
 {
-	return vc_call_svc(c, idx, VC_SVC_MEMPOOL, hdr, hdr_len, payload, plen, rep);
+	return vc_call_svc(c, idx, VC_SVC_MEMPOOL, hdr, hdr_len, payload, plen, flags, rep);
 }
 
 int vc_call_svc(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, size_t hdr_len,
-		const void *payload, size_t plen, struct vc_reply *rep)
+		const void *payload, size_t plen, int flags, struct vc_reply *rep)
 {
-	return vc_call_svc_t(c, idx, svc, hdr, hdr_len, payload, plen, c->cfg.timeout_ms, rep);
+	return vc_call_svc_t(c, idx, svc, hdr, hdr_len, payload, plen, c->cfg.timeout_ms, flags,
+			     rep);
 }
 
 int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, size_t hdr_len,
-		  const void *payload, size_t plen, int timeout_ms, struct vc_reply *rep)
+		  const void *payload, size_t plen, int timeout_ms, int flags,
+		  struct vc_reply *rep)
 {
 	struct vc_node *n = &c->cfg.nodes[idx];
 	int64_t deadline = vc_now_ms() + timeout_ms;
+	bool idempotent = flags & VC_IDEMPOTENT;
 	memset(rep, 0, sizeof *rep);
 	for (int attempt = 0;; attempt++) {
 		struct vc_conn *k = NULL;
 		int reused;
-		int rc = pool_get(c, n, svc, &k, &reused);
+		int rc = pool_get(c, n, svc, !idempotent, &k, &reused);
 		if (rc) {
 			vc_node_failed(c, idx, svc);
 			return rc;
 		}
 		struct iovec iov[3] = {
 			{(void *)hdr, hdr_len}, {(void *)payload, plen}, {(void *)"\r\n", 2}};
-		rc = send_all(k, iov, payload ? 3 : 1, deadline);
+		size_t sent = 0;
+		rc = send_all(k, iov, payload ? 3 : 1, deadline, &sent);
 		int transport = 1;
 		if (rc == 0)
 			rc = read_reply(k, rep, deadline, &transport);
@@ -402,15 +433,19 @@ int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr
 		conn_close(k);
 		free(rep->data);
 		memset(rep, 0, sizeof *rep);
-		/* a pooled connection the node closed while idle (restart,
-		 * idle timeout): its siblings are stale too; retry fresh */
-		/* (not for cpupool jobs: the node may have died mid-job, and
-		 * a job must never silently run twice) */
-		if (reused && attempt == 0 && svc != VC_SVC_CPUPOOL &&
-		    (rc == -ECONNRESET || rc == -EPIPE)) {
+		/* A pooled connection the node closed while idle (restart,
+		 * idle timeout): its siblings are stale too; retry once on a
+		 * fresh one -- if the request cannot have run (nothing of it
+		 * was sent) or running it twice does no harm.  Otherwise the
+		 * node may have run it: report the failure, never run a
+		 * malloc, free or job twice. */
+		if (reused && attempt == 0 && (rc == -ECONNRESET || rc == -EPIPE) &&
+		    (idempotent || sent == 0)) {
 			vc_pool_flush(n, svc);
 			continue;
 		}
+		if (reused && (rc == -ECONNRESET || rc == -EPIPE))
+			vc_pool_flush(n, svc);
 		if (rc != -EBADMSG && rc != -ENOMEM)
 			vc_node_failed(c, idx, svc);
 		return rc;

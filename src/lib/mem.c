@@ -36,7 +36,7 @@ static int alloc_one(struct vc_client *c, uint64_t size, bool span, uint64_t *vu
 			return last;
 		tried[idx / 64] |= UINT64_C(1) << (idx % 64);
 		struct vc_reply rep;
-		int rc = vc_call(c, idx, hdr, (size_t)hl, NULL, 0, &rep);
+		int rc = vc_call(c, idx, hdr, (size_t)hl, NULL, 0, 0 /* never twice */, &rep);
 		free(rep.data);
 		if (rc == 0) {
 			if (strncmp(rep.line, "OK ", 3) != 0 ||
@@ -53,14 +53,14 @@ static int alloc_one(struct vc_client *c, uint64_t size, bool span, uint64_t *vu
 }
 
 static int call_vuid(struct vc_client *c, uint64_t vuid, const char *hdr, size_t hl,
-		     const void *payload, size_t plen, struct vc_reply *rep)
+		     const void *payload, size_t plen, int flags, struct vc_reply *rep)
 {
 	int idx = node_of(c, vuid);
 	if (idx < 0) {
 		memset(rep, 0, sizeof *rep);
 		return -VIRGO_ENONODE;
 	}
-	return vc_call(c, idx, hdr, hl, payload, plen, rep);
+	return vc_call(c, idx, hdr, hl, payload, plen, flags, rep);
 }
 
 static int free_one(struct vc_client *c, uint64_t vuid)
@@ -69,9 +69,70 @@ static int free_one(struct vc_client *c, uint64_t vuid)
 	vuid_format(vuid, hex);
 	int hl = snprintf(hdr, sizeof hdr, "free %s\r\n", hex);
 	struct vc_reply rep;
-	int rc = call_vuid(c, vuid, hdr, (size_t)hl, NULL, 0, &rep);
+	/* not re-sent: a second free of a freed VUID says ENOENT */
+	int rc = call_vuid(c, vuid, hdr, (size_t)hl, NULL, 0, 0, &rep);
 	free(rep.data);
 	return rc;
+}
+
+static bool gone(int rc) { return rc == 0 || rc == -ENOENT; }
+
+/* Frees the n chunks v[]; a node that failed once in this call is not
+ * tried again (one timeout per dead node, not one per chunk).  Returns 0
+ * when every chunk is gone, else the first error.  orphan (a rollback):
+ * remember the chunks not freed, to free them later (orphans_retry), and
+ * do not even try a node in back-off: it just failed, and a free it might
+ * run late could make room for a malloc of ours it still has queued. */
+static int free_chunks(struct vc_client *c, const uint64_t *v, uint32_t n, bool orphan)
+{
+	uint64_t failed[VC_MAX_NODES / 64] = {0};
+	int err[VC_MAX_NODES] = {0};
+	int rc = 0;
+	int64_t now = vc_now_ms();
+	for (uint32_t i = 0; i < n; i++) {
+		int idx = node_of(c, v[i]);
+		int r;
+		if (idx >= 0 && (failed[idx / 64] >> (idx % 64) & 1))
+			r = err[idx];
+		else if (orphan && idx >= 0 && !vc_node_up(&c->cfg.nodes[idx], VC_SVC_MEMPOOL, now))
+			r = -ETIMEDOUT;
+		else
+			r = free_one(c, v[i]);
+		if (gone(r))
+			continue;
+		if (idx >= 0) {
+			failed[idx / 64] |= UINT64_C(1) << (idx % 64);
+			err[idx] = r;
+		}
+		if (!rc)
+			rc = r;
+		if (orphan && idx >= 0)
+			orphans_add(&c->orphans, v[i]);
+	}
+	return rc;
+}
+
+/* Frees what earlier rollbacks could not, for nodes that are out of
+ * back-off; a little at a time, at the start of malloc and free calls. */
+static void orphans_retry(struct vc_client *c)
+{
+	uint64_t batch[64];
+	size_t n = orphans_take(&c->orphans, batch, 64);
+	if (n == 0)
+		return;
+	uint64_t skip[VC_MAX_NODES / 64] = {0};
+	int64_t now = vc_now_ms();
+	for (size_t i = 0; i < n; i++) {
+		int idx = node_of(c, batch[i]);
+		if (idx < 0)
+			continue; /* no longer configured: nothing to ask */
+		bool skipped = skip[idx / 64] >> (idx % 64) & 1;
+		if (!skipped && vc_node_up(&c->cfg.nodes[idx], VC_SVC_MEMPOOL, now) &&
+		    gone(free_one(c, batch[i])))
+			continue;
+		skip[idx / 64] |= UINT64_C(1) << (idx % 64);
+		orphans_add(&c->orphans, batch[i]);
+	}
 }
 
 /* set on one allocation: whole-value (offset < 0) or a patch at offset. */
@@ -82,7 +143,8 @@ static int set_one(struct vc_client *c, uint64_t vuid, int64_t offset, const voi
 	int hl = offset < 0 ? snprintf(hdr, sizeof hdr, "set %s %zu\r\n", hex, len)
 			    : snprintf(hdr, sizeof hdr, "set %s %zu %" PRId64 "\r\n", hex, len, offset);
 	struct vc_reply rep;
-	int rc = call_vuid(c, vuid, hdr, (size_t)hl, data ? data : "", len, &rep);
+	/* the same bytes at the same place: safe to re-send */
+	int rc = call_vuid(c, vuid, hdr, (size_t)hl, data ? data : "", len, VC_IDEMPOTENT, &rep);
 	free(rep.data);
 	return rc;
 }
@@ -96,7 +158,7 @@ static int get_one(struct vc_client *c, uint64_t vuid, uint64_t off, int64_t len
 	int hl = len < 0 ? snprintf(hdr, sizeof hdr, "get %s\r\n", hex)
 			 : snprintf(hdr, sizeof hdr, "get %s %" PRIu64 " %" PRId64 "\r\n", hex, off,
 				    len);
-	int rc = call_vuid(c, vuid, hdr, (size_t)hl, NULL, 0, rep);
+	int rc = call_vuid(c, vuid, hdr, (size_t)hl, NULL, 0, VC_IDEMPOTENT, rep);
 	if (rc == 0 && strncmp(rep->line, "VALUE ", 6) != 0) {
 		free(rep->data);
 		rep->data = NULL;
@@ -150,12 +212,15 @@ int virgo_malloc(size_t size, virgo_vuid_t *vuid)
 		return err;
 	if (size == 0 || !vuid)
 		return -EINVAL;
+	orphans_retry(c);
 	uint64_t cs = c->cfg.chunk_size;
 	if (size <= cs)
 		return alloc_one(c, size, false, vuid);
-	uint64_t n = (size + cs - 1) / cs;
+	/* ceil(size / cs) without the size + cs - 1 that wraps for sizes
+	 * near SIZE_MAX (it made virgo_malloc(SIZE_MAX) a 0-chunk span) */
+	uint64_t n = (uint64_t)size / cs + ((uint64_t)size % cs != 0);
 	if (n > SPAN_MAX_CHUNKS)
-		return -E2BIG;
+		return -ENOMEM; /* more than one span can ever hold */
 	struct span s = {.total = size, .chunk = cs, .n = (uint32_t)n};
 	s.vuids = calloc(n, sizeof *s.vuids);
 	if (!s.vuids)
@@ -172,16 +237,16 @@ int virgo_malloc(size_t size, virgo_vuid_t *vuid)
 		rc = desc ? alloc_one(c, dl, true, vuid) : -ENOMEM;
 		if (rc == 0) {
 			rc = set_one(c, *vuid, -1, desc, dl);
-			if (rc)
-				free_one(c, *vuid);
+			if (rc && !gone(free_one(c, *vuid)))
+				orphans_add(&c->orphans, *vuid);
 		}
 		free(desc);
 	} else {
 		got--; /* the failed one holds nothing */
 	}
+	/* roll back; what an unreachable node holds is freed later */
 	if (rc)
-		for (uint32_t i = 0; i < got; i++)
-			free_one(c, s.vuids[i]);
+		free_chunks(c, s.vuids, got, true);
 	span_clear(&s);
 	return rc;
 }
@@ -338,22 +403,23 @@ int virgo_free(virgo_vuid_t vuid)
 	struct vc_client *c = vc_get(&err);
 	if (!c)
 		return err;
+	orphans_retry(c);
 	if (!vuid_is_span(vuid))
 		return free_one(c, vuid);
 	struct span s;
 	int rc = load_span(c, vuid, &s);
 	if (rc)
 		return rc;
-	/* free every chunk even if one fails, then the descriptor */
-	for (uint32_t i = 0; i < s.n; i++) {
-		int r = free_one(c, s.vuids[i]);
-		if (r && !rc)
-			rc = r;
-	}
-	span_cache_drop(&c->spans, vuid);
+	/* Free every chunk we can.  If one could not be freed (its node
+	 * unreachable), keep the descriptor: it is the only record of that
+	 * chunk, and a later virgo_free frees the rest (chunks already
+	 * gone answer ENOENT, which counts as freed). */
+	rc = free_chunks(c, s.vuids, s.n, false);
 	span_clear(&s);
-	int r = free_one(c, vuid);
-	return rc ? rc : r;
+	if (rc)
+		return rc;
+	span_cache_drop(&c->spans, vuid);
+	return free_one(c, vuid);
 }
 
 void virgo_vuid_format(virgo_vuid_t vuid, char buf[17]) { vuid_format(vuid, buf); }

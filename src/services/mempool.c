@@ -26,6 +26,7 @@ struct mempool {
 	struct mp_store *store;
 	struct mp_limits lim;
 	uint64_t max_alloc;
+	uint64_t body_cap; /* the node's body_budget, as server.c computes it */
 	unsigned node_id;
 };
 
@@ -33,6 +34,7 @@ struct mempool_conn {
 	struct frame_state fs;
 	uint64_t need; /* wait for this much input before parsing again */
 	bool legacy_close; /* last request used the call syntax */
+	bool in_body; /* a set's payload is arriving under vconn_body_begin */
 };
 
 static int mempool_init(const struct vd_node *node, void **out)
@@ -55,6 +57,7 @@ static int mempool_init(const struct vd_node *node, void **out)
 	mp->lim.max_line = cfg->max_line;
 	mp->lim.max_value = cfg->max_value;
 	mp->max_alloc = cfg->max_alloc;
+	mp->body_cap = cfg->body_budget ? cfg->body_budget : cfg->mem_limit / 4;
 	mp->node_id = cfg->node_id;
 	*out = mp;
 	return 0;
@@ -88,11 +91,19 @@ static const char *store_msg(int err)
 struct emit_ctx {
 	struct evbuffer *out;
 	bool legacy;
+	uint64_t max; /* max_value: no single reply is larger */
+	bool too_big; /* set instead of emitting */
 };
 
 static void emit_value(void *arg, const uint8_t *bytes, size_t n)
 {
 	struct emit_ctx *e = arg;
+	/* a whole-value get of an allocation built up by patches may exceed
+	 * max_value; one reply must stay within the output's hard bound */
+	if (n > e->max) {
+		e->too_big = true;
+		return;
+	}
 	if (!e->legacy)
 		evbuffer_add_printf(e->out, "VALUE %zu\r\n", n);
 	evbuffer_add(e->out, bytes, n);
@@ -102,16 +113,24 @@ static void emit_value(void *arg, const uint8_t *bytes, size_t n)
 static void reply_stats(struct mempool *mp, struct evbuffer *out)
 {
 	struct mp_stats s;
+	struct ma_usage u;
 	mp_store_stats(mp->store, &s);
+	ma_get_usage(mp->acct, &u);
+	/* live: what the accountant holds for both ports (allocations with
+	 * their overhead + cached items); resident: what the process holds */
 	evbuffer_add_printf(out,
 			    "STAT node_id %u\r\nSTAT allocations %" PRIu64 "\r\n"
-			    "STAT bytes %" PRIu64 "\r\nSTAT limit %" PRIu64 "\r\n"
+			    "STAT bytes %" PRIu64 "\r\nSTAT accounted_bytes %" PRIu64 "\r\n"
+			    "STAT limit %" PRIu64 "\r\n"
 			    "STAT cache_bytes %" PRIu64 "\r\n"
+			    "STAT live_bytes %" PRIu64 "\r\nSTAT resident_bytes %" PRIu64 "\r\n"
+			    "STAT trims %" PRIu64 "\r\n"
 			    "STAT max_alloc %" PRIu64 "\r\nSTAT max_value %" PRIu64 "\r\n"
 			    "STAT ops_malloc %" PRIu64 "\r\nSTAT ops_set %" PRIu64 "\r\n"
 			    "STAT ops_get %" PRIu64 "\r\nSTAT ops_free %" PRIu64 "\r\n"
 			    "STAT errors %" PRIu64 "\r\nEND\r\n",
-			    mp->node_id, s.allocations, s.bytes, s.limit, s.cache_bytes, mp->max_alloc,
+			    mp->node_id, s.allocations, s.bytes, s.accounted, s.limit, s.cache_bytes,
+			    u.pinned + u.cache, ma_resident_bytes(), u.trims, mp->max_alloc,
 			    mp->lim.max_value, s.ops_malloc, s.ops_set, s.ops_get, s.ops_free,
 			    s.ops_error);
 }
@@ -154,11 +173,16 @@ static int mempool_exec(struct mempool *mp, const struct mp_req *r, struct evbuf
 		}
 		return VSVC_KEEP;
 	case MP_OP_GET: {
-		struct emit_ctx e = {out, r->legacy};
+		struct emit_ctx e = {out, r->legacy, mp->lim.max_value, false};
 		rc = mp_store_read(mp->store, r->vuid, !r->has_offset, r->offset, r->length,
 				   emit_value, &e);
 		if (rc < 0)
 			break;
+		if (e.too_big) {
+			reply_err(mp, out, E2BIG,
+				  "value larger than max_value (read it in ranges)");
+			return VSVC_KEEP;
+		}
 		return VSVC_KEEP;
 	}
 	case MP_OP_FREE:
@@ -193,6 +217,12 @@ static int mempool_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		size_t len = evbuffer_get_length(in);
 		if (len == 0 || (!eof && mc->need && len < mc->need))
 			break;
+		/* Replies are piling up (a client pipelining large gets
+		 * without reading): stop here and answer the rest once the
+		 * output has drained, so queued replies stay bounded by the
+		 * server's budget plus one reply. */
+		if (vconn_out_full(c))
+			return VSVC_MORE;
 		const uint8_t *buf = evbuffer_pullup(in, -1);
 		struct mp_req req;
 		size_t used;
@@ -201,6 +231,27 @@ static int mempool_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		enum mp_parse_result pr =
 			mp_parse(&mc->fs, buf, len, eof, &mp->lim, &req, &used, &mc->need, &code, &msg);
 		int rc = VSVC_KEEP;
+		/* A set whose payload is still arriving: the node bounds the
+		 * bytes of such bodies (body_budget) and how long one may
+		 * take (body_timeout), so stalled uploads cannot pin its
+		 * memory.  Over the budget: refuse and close (its payload
+		 * would otherwise be read as commands).  A body larger than
+		 * the whole budget (max_value may exceed it) asks for the
+		 * whole budget: it is received alone, never refused for
+		 * ever. */
+		if (pr == MP_MORE && mc->need > 0 && !mc->in_body && !eof) {
+			uint64_t want = mc->need < mp->body_cap ? mc->need : mp->body_cap;
+			if (!vconn_body_begin(c, want)) {
+				reply_err(mp, out, EBUSY,
+					  "node busy receiving other uploads (body_budget); retry");
+				return VSVC_CLOSE;
+			}
+			mc->in_body = true;
+		}
+		if (pr != MP_MORE && mc->in_body) {
+			vconn_body_end(c);
+			mc->in_body = false;
+		}
 		if (pr == MP_REQ) {
 			rc = mempool_exec(mp, &req, out);
 			mc->legacy_close = req.legacy;
@@ -222,6 +273,14 @@ static int mempool_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 	return VSVC_KEEP;
 }
 
+/* Once a second on the main thread: give memory freed after a burst back
+ * to the system (memacct.h says when). */
+static void mempool_tick(void *svc)
+{
+	struct mempool *mp = svc;
+	ma_tick(mp->acct);
+}
+
 const struct vsvc mempool_service = {
 	.name = "mempool",
 	.base_port = 30000,
@@ -230,4 +289,5 @@ const struct vsvc mempool_service = {
 	.init = mempool_init,
 	.fini = mempool_fini,
 	.on_input = mempool_on_input,
+	.tick = mempool_tick,
 };

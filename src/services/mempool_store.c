@@ -4,7 +4,10 @@
  * Memory for an allocation is reserved against the limit *before* it is
  * obtained from the system, through the node's memory accountant
  * (memacct.h) as pinned bytes: it shares mem_limit with the memcached
- * port's items, may make the cache evict, and is never evicted itself.  Entries are single
+ * port's items, may make the cache evict, and is never evicted itself.
+ * What is reserved is the allocation's whole cost (mp_store_cost: its
+ * bytes, the entry header, malloc's header and rounding, a bucket slot),
+ * so a million 1-byte allocations cost what they really occupy.  Entries are single
  * blocks (header + bytes); calloc keeps never-written bytes zero, and for
  * large sizes the C library maps fresh zero pages lazily.
  */
@@ -21,6 +24,16 @@
 
 #define MP_STRIPES 64
 #define MP_BUCKETS_INIT 256
+
+/* glibc malloc's shape, for mp_store_cost: an 8-byte header per chunk,
+ * 16-byte granularity, 32-byte minimum; blocks from MP_MMAP_MIN up may be
+ * mmapped (16-byte header, whole pages). */
+#define MP_MALLOC_HDR 8
+#define MP_MALLOC_ALIGN 16
+#define MP_MALLOC_MIN 32
+#define MP_MMAP_MIN (UINT64_C(128) << 10)
+#define MP_MMAP_HDR 16
+#define MP_PAGE 4096
 
 struct mp_entry {
 	struct mp_entry *next;
@@ -43,6 +56,7 @@ struct mp_store {
 	bool own_acct; /* created by mp_store_new, freed with the store */
 	uint64_t max_alloc;
 	_Atomic uint64_t used, live; /* this store's bytes and allocations */
+	_Atomic uint64_t accounted; /* what they cost (mp_store_cost) */
 	_Atomic uint64_t ops_malloc, ops_set, ops_get, ops_free, ops_error;
 	struct mp_stripe stripes[MP_STRIPES];
 };
@@ -147,19 +161,35 @@ static void grow(struct mp_stripe *s)
 	s->nbuckets = nb;
 }
 
+uint64_t mp_store_cost(uint64_t size)
+{
+	if (size > UINT64_MAX / 2)
+		return UINT64_MAX; /* never fits any limit */
+	uint64_t need = sizeof(struct mp_entry) + size + MP_MALLOC_HDR;
+	if (size >= MP_MMAP_MIN)
+		need = (need + MP_MMAP_HDR + MP_PAGE - 1) & ~(uint64_t)(MP_PAGE - 1);
+	else
+		need = (need + MP_MALLOC_ALIGN - 1) & ~(uint64_t)(MP_MALLOC_ALIGN - 1);
+	if (need < MP_MALLOC_MIN)
+		need = MP_MALLOC_MIN;
+	return need + sizeof(struct mp_entry *); /* its share of the buckets */
+}
+
 int mp_store_alloc(struct mp_store *st, uint64_t size, bool span, uint64_t *vuid)
 {
 	atomic_fetch_add_explicit(&st->ops_malloc, 1, memory_order_relaxed);
 	if (size == 0 || size > st->max_alloc)
 		return -EINVAL;
-	if (!ma_reserve_pinned(st->acct, size))
+	uint64_t cost = mp_store_cost(size);
+	if (!ma_reserve_pinned(st->acct, cost))
 		return -ENOMEM;
 	struct mp_entry *e = calloc(1, sizeof *e + size);
 	if (!e) {
-		ma_release_pinned(st->acct, size);
+		ma_release_pinned(st->acct, cost);
 		return -ENOMEM;
 	}
 	atomic_fetch_add(&st->used, size);
+	atomic_fetch_add(&st->accounted, cost);
 	e->size = size;
 	e->vuid = vuid_gen_next(&st->gen, span);
 	struct mp_stripe *s = stripe_of(st, e->vuid);
@@ -233,8 +263,10 @@ int mp_store_release(struct mp_store *st, uint64_t vuid)
 	pthread_mutex_unlock(&s->lock);
 	if (!e)
 		return -ENOENT;
+	uint64_t cost = mp_store_cost(e->size);
 	atomic_fetch_sub(&st->used, e->size);
-	ma_release_pinned(st->acct, e->size);
+	atomic_fetch_sub(&st->accounted, cost);
+	ma_release_pinned(st->acct, cost);
 	atomic_fetch_sub(&st->live, 1);
 	free(e);
 	return 0;
@@ -249,6 +281,7 @@ void mp_store_stats(struct mp_store *st, struct mp_stats *out)
 {
 	out->allocations = atomic_load(&st->live);
 	out->bytes = atomic_load(&st->used);
+	out->accounted = atomic_load(&st->accounted);
 	struct ma_usage u;
 	ma_get_usage(st->acct, &u);
 	out->limit = u.limit;

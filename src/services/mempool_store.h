@@ -18,7 +18,8 @@ struct mp_store;
 
 struct mp_stats {
 	uint64_t allocations; /* live allocations */
-	uint64_t bytes; /* bytes reserved by live allocations */
+	uint64_t bytes; /* bytes of live allocations (their sizes) */
+	uint64_t accounted; /* what they cost against the limit (mp_store_cost) */
 	uint64_t limit; /* node memory limit */
 	uint64_t cache_bytes; /* bytes the memcached port's items hold of it */
 	uint64_t ops_malloc, ops_set, ops_get, ops_free, ops_error;
@@ -35,7 +36,14 @@ struct mp_store *mp_store_new_acct(unsigned node_id, struct ma_acct *acct, uint6
 				   uint64_t seed_ms);
 void mp_store_free_all(struct mp_store *st);
 
-/* 0 and *vuid, or -EINVAL (size 0 or above max_alloc), -ENOMEM (limit). */
+/* What an allocation of size bytes is counted as against the node's
+ * limit: its bytes plus the entry header, the C library's per-block header
+ * and rounding, and its share of the hash buckets.  UINT64_MAX for sizes
+ * that could never fit. */
+uint64_t mp_store_cost(uint64_t size);
+
+/* 0 and *vuid, or -EINVAL (size 0 or above max_alloc), -ENOMEM (its
+ * mp_store_cost does not fit under the limit). */
 int mp_store_alloc(struct mp_store *st, uint64_t size, bool span, uint64_t *vuid);
 
 /* Writes n bytes at off.  replace: the stored length becomes off+n;

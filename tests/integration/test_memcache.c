@@ -507,7 +507,9 @@ static void virgo_malloc_evicts_cache_first(void **state)
 	assert_int_equal(sscanf(reply, "OK %63s", vuid), 1);
 	assert_true(mc_stat("evictions") > ev0);
 	assert_true(mc_stat("virgo_cache_bytes") + (3u << 20) <= 4u << 20);
-	assert_int_equal(mc_stat("virgo_pinned_bytes"), 3u << 20);
+	/* pinned: the allocation with its overhead (malloc's header, pages) */
+	assert_true(mc_stat("virgo_pinned_bytes") >= 3u << 20);
+	assert_true(mc_stat("virgo_pinned_bytes") <= (3u << 20) + 8192);
 	/* the cache keeps working in what is left */
 	xchg(fd, "set small 0 0 2\r\nok\r\nget small\r\n", "STORED\r\nVALUE small 0 2\r\nok\r\nEND\r\n");
 	snprintf(req, sizeof req, "free %s\r\n", vuid);

@@ -264,13 +264,14 @@ static void memory_limit(void **state)
 {
 	(void)state;
 	/* per node: a raw malloc above the 8M limit (but under max_alloc
-	 * after earlier ones) gets ENOMEM, and the node keeps serving */
+	 * after earlier ones) gets ENOMEM, and the node keeps serving.
+	 * (4M - 64K: each allocation also counts its overhead.) */
 	int fd = th_connect(th_port(&cl, 1, 30000));
 	char line[256];
 	virgo_vuid_t held[3];
 	int nheld = 0;
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(th_send(fd, "malloc 4194304\r\n", 16), 0);
+		assert_int_equal(th_send(fd, "malloc 4128768\r\n", 16), 0);
 		assert_true(th_recv_until(fd, line, sizeof line, "\r\n", 3000) > 0);
 		if (strncmp(line, "OK ", 3) == 0) {
 			line[strcspn(line, "\r")] = 0;
@@ -289,9 +290,19 @@ static void memory_limit(void **state)
 	assert_int_equal(virgo_malloc(30u << 20, &v), -ENOMEM);
 	for (int i = 0; i < nheld; i++)
 		assert_int_equal(virgo_free(held[i]), 0);
-	/* everything that failed was rolled back */
-	for (int i = 0; i < 3; i++)
-		assert_true(node_bytes(i) == 0);
+	/* everything that failed was rolled back: at once, or (a node too
+	 * slow to answer a free under load is skipped and remembered) by a
+	 * later memory call */
+	int64_t deadline = th_now_ms() + 10000;
+	uint64_t left = 1;
+	while (left && th_now_ms() < deadline) {
+		left = 0;
+		for (int i = 0; i < 3; i++)
+			left += node_bytes(i);
+		if (left)
+			assert_int_equal(virgo_free(held[0]), -ENOENT); /* retries them */
+	}
+	assert_true(left == 0);
 }
 
 static void bad_input_keeps_node_serving(void **state)

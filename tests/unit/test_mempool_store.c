@@ -33,13 +33,16 @@ static void cap_emit(void *ctx, const uint8_t *b, size_t n)
 static void accounting_and_limit(void **state)
 {
 	(void)state;
-	struct mp_store *st = mp_store_new(4, 1000, 600, UINT64_C(1800000000000));
+	/* the limit holds exactly a 600- and a 400-byte allocation, each
+	 * with its overhead */
+	uint64_t limit = mp_store_cost(600) + mp_store_cost(400);
+	struct mp_store *st = mp_store_new(4, limit, 600, UINT64_C(1800000000000));
 	uint64_t a, b, c;
 	assert_int_equal(mp_store_alloc(st, 0, false, &a), -EINVAL);
 	assert_int_equal(mp_store_alloc(st, 601, false, &a), -EINVAL);
 	assert_int_equal(mp_store_alloc(st, 600, false, &a), 0);
 	assert_int_equal(vuid_node(a), 4);
-	assert_int_equal(mp_store_alloc(st, 401, false, &b), -ENOMEM);
+	assert_int_equal(mp_store_alloc(st, 416, false, &b), -ENOMEM);
 	assert_int_equal(mp_store_alloc(st, 400, true, &b), 0);
 	assert_true(vuid_is_span(b));
 	assert_int_equal(mp_store_alloc(st, 1, false, &c), -ENOMEM);
@@ -47,7 +50,8 @@ static void accounting_and_limit(void **state)
 	mp_store_stats(st, &s);
 	assert_int_equal(s.allocations, 2);
 	assert_int_equal(s.bytes, 1000);
-	assert_int_equal(s.limit, 1000);
+	assert_int_equal(s.accounted, limit);
+	assert_int_equal(s.limit, limit);
 	assert_int_equal(mp_store_release(st, a), 0);
 	assert_int_equal(mp_store_release(st, a), -ENOENT);
 	mp_store_stats(st, &s);
@@ -55,6 +59,26 @@ static void accounting_and_limit(void **state)
 	assert_int_equal(mp_store_alloc(st, 600, false, &c), 0);
 	assert_true(c != a); /* never reused */
 	mp_store_free_all(st);
+}
+
+/* What an allocation counts against the limit: never less than what
+ * malloc really takes for it (its bytes, the entry, malloc's header and
+ * rounding), growing with the size, and impossible for absurd sizes. */
+static void cost_counts_overhead(void **state)
+{
+	(void)state;
+	assert_true(mp_store_cost(1) >= 48); /* 1 byte: a 48-byte malloc block */
+	assert_true(mp_store_cost(1) <= 64);
+	for (uint64_t n = 1; n < 300000; n += n / 7 + 1) {
+		assert_true(mp_store_cost(n) >= n + 40);
+		assert_true(mp_store_cost(n + 1) >= mp_store_cost(n));
+		assert_true(mp_store_cost(n) % 8 == 0);
+	}
+	/* mmapped sizes: whole pages */
+	assert_true(mp_store_cost(1 << 20) >= (1 << 20) + 4096);
+	assert_true(mp_store_cost(1 << 20) <= (1 << 20) + 8192);
+	assert_true(mp_store_cost(UINT64_MAX) == UINT64_MAX);
+	assert_true(mp_store_cost(UINT64_MAX / 2 + 1) == UINT64_MAX);
 }
 
 static void bounds_and_stored_length(void **state)
@@ -149,6 +173,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(accounting_and_limit),
+		cmocka_unit_test(cost_counts_overhead),
 		cmocka_unit_test(bounds_and_stored_length),
 		cmocka_unit_test(concurrent_churn_keeps_accounting),
 		cmocka_unit_test(many_allocations_grow_table),

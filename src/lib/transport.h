@@ -1,0 +1,45 @@
+/*
+ * transport.h - libvirgo's byte transport under one pooled connection.
+ *
+ * conn.c never calls a socket function on an established connection
+ * directly: it goes through the connection's ops table, so TLS can be
+ * added as one more table (SSL_read/SSL_write over the same socket)
+ * without touching the callers.  Plain TCP (vc_tcp_transport) is the only
+ * implementation today.  The ops behave like the system calls they stand
+ * for (a count, 0 at EOF for reads, or -1 with errno); when they fail with
+ * EAGAIN they set k->want to the poll events to wait for before calling
+ * again, which lets a transport ask to write while the caller reads (TLS
+ * renegotiation) or the reverse.
+ */
+#ifndef VIRGO_TRANSPORT_H
+#define VIRGO_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct vc_conn;
+
+struct vc_transport {
+	const char *name;
+	/* Optional: run once on a freshly connected socket before the first
+	 * request (a TLS handshake); 0 or a negative errno. */
+	int (*start)(struct vc_conn *k, int64_t deadline_ms);
+	ssize_t (*read)(struct vc_conn *k, void *buf, size_t n);
+	ssize_t (*readv)(struct vc_conn *k, const struct iovec *iov, int iovcnt);
+	/* A gather write; may write only part (the caller loops). */
+	ssize_t (*write)(struct vc_conn *k, const struct iovec *iov, int iovcnt);
+	/* The caller sends nothing more (half-close / close_notify). */
+	int (*shutdown)(struct vc_conn *k);
+	/* Releases the transport's state and the socket (not k itself). */
+	void (*close)(struct vc_conn *k);
+	/* Optional: bytes the transport already holds decrypted for the
+	 * reader, which poll() on the socket cannot see. */
+	bool (*pending)(struct vc_conn *k);
+};
+
+extern const struct vc_transport vc_tcp_transport;
+
+#endif
