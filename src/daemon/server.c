@@ -212,6 +212,10 @@ bool vconn_body_begin(struct vconn *c, uint64_t len)
 	vconn_body_end(c);
 	if (len == 0)
 		return true;
+	/* a body larger than the whole budget (max_value may exceed it) asks
+	 * for the whole budget: it is received alone, never refused for ever */
+	if (len > srv->body_budget)
+		len = srv->body_budget;
 	uint64_t was = atomic_fetch_add(&srv->bodies, len);
 	if (was > srv->body_budget || len > srv->body_budget - was) {
 		atomic_fetch_sub(&srv->bodies, len);
@@ -941,6 +945,9 @@ static void server_tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct vd_server *srv = arg;
+	/* memory freed after a burst goes back to the system (memacct.h
+	 * says when), whichever service freed it */
+	ma_tick(srv->acct);
 	for (int i = 0; vsvc_table[i]; i++)
 		if (srv->svc_inited[i] && vsvc_table[i]->tick)
 			vsvc_table[i]->tick(srv->svc_state[i]);

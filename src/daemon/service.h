@@ -132,7 +132,9 @@ bool vconn_out_full(const struct vconn *c);
  * the bytes of bodies being received at once on the whole node are
  * bounded (body_budget, default mem_limit / 4), so clients that start
  * large uploads and go quiet cannot pin the node's memory.  false: over
- * the budget; the service answers an error and discards the body.  The
+ * the budget; the service answers an error and discards the body.  A
+ * body larger than the whole budget takes the whole budget (it is
+ * received alone, not refused for ever).  The
  * admission lasts until vconn_body_end(c) (or the next vconn_body_begin,
  * or the connection's close); while it lasts, the body must arrive within
  * body_timeout seconds or the server closes the connection. */

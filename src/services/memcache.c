@@ -206,13 +206,16 @@ static void reply_stats(struct memcache *m, struct evbuffer *out, int64_t now)
 		"STAT cas_badval %" PRIu64 "\r\n"
 		"STAT touch_hits %" PRIu64 "\r\nSTAT touch_misses %" PRIu64 "\r\n"
 		"STAT virgo_node_id %u\r\nSTAT virgo_pinned_bytes %" PRIu64 "\r\n"
-		"STAT virgo_cache_bytes %" PRIu64 "\r\nEND\r\n",
+		"STAT virgo_cache_bytes %" PRIu64 "\r\nSTAT virgo_live_bytes %" PRIu64 "\r\n"
+		"STAT virgo_resident_bytes %" PRIu64 "\r\nSTAT virgo_trims %" PRIu64 "\r\n"
+		"END\r\n",
 		(long)getpid(), now - m->started, now, MEMCACHE_VERSION, sizeof(void *) * 8,
 		m->threads, u.limit, s.bytes, s.curr_items, s.total_items, s.evictions,
 		s.reclaimed, s.cmd_get, s.cmd_set, s.cmd_flush, s.cmd_touch, s.get_hits,
 		s.get_misses, s.get_expired, s.delete_misses, s.delete_hits, s.incr_misses,
 		s.incr_hits, s.decr_misses, s.decr_hits, s.cas_misses, s.cas_hits, s.cas_badval,
-		s.touch_hits, s.touch_misses, m->node_id, u.pinned, u.cache);
+		s.touch_hits, s.touch_misses, m->node_id, u.pinned, u.cache, u.pinned + u.cache,
+		ma_resident_bytes(), u.trims);
 }
 
 /* stats items: the store is one class (1), as memcached shows a slab

@@ -26,7 +26,6 @@ struct mempool {
 	struct mp_store *store;
 	struct mp_limits lim;
 	uint64_t max_alloc;
-	uint64_t body_cap; /* the node's body_budget, as server.c computes it */
 	unsigned node_id;
 };
 
@@ -57,7 +56,6 @@ static int mempool_init(const struct vd_node *node, void **out)
 	mp->lim.max_line = cfg->max_line;
 	mp->lim.max_value = cfg->max_value;
 	mp->max_alloc = cfg->max_alloc;
-	mp->body_cap = cfg->body_budget ? cfg->body_budget : cfg->mem_limit / 4;
 	mp->node_id = cfg->node_id;
 	*out = mp;
 	return 0;
@@ -238,10 +236,9 @@ static int mempool_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		 * would otherwise be read as commands).  A body larger than
 		 * the whole budget (max_value may exceed it) asks for the
 		 * whole budget: it is received alone, never refused for
-		 * ever. */
+		 * ever (server.c). */
 		if (pr == MP_MORE && mc->need > 0 && !mc->in_body && !eof) {
-			uint64_t want = mc->need < mp->body_cap ? mc->need : mp->body_cap;
-			if (!vconn_body_begin(c, want)) {
+			if (!vconn_body_begin(c, mc->need)) {
 				reply_err(mp, out, EBUSY,
 					  "node busy receiving other uploads (body_budget); retry");
 				return VSVC_CLOSE;
@@ -273,14 +270,6 @@ static int mempool_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 	return VSVC_KEEP;
 }
 
-/* Once a second on the main thread: give memory freed after a burst back
- * to the system (memacct.h says when). */
-static void mempool_tick(void *svc)
-{
-	struct mempool *mp = svc;
-	ma_tick(mp->acct);
-}
-
 const struct vsvc mempool_service = {
 	.name = "mempool",
 	.base_port = 30000,
@@ -289,5 +278,4 @@ const struct vsvc mempool_service = {
 	.init = mempool_init,
 	.fini = mempool_fini,
 	.on_input = mempool_on_input,
-	.tick = mempool_tick,
 };
