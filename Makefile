@@ -104,7 +104,7 @@ test-asan:
 # (feeds and deferred replies racing closes), connection hand-off between
 # workers (cpu_affinity) and the limits, against a TSan-built virgod.
 # (The cpupool cluster tests time their policies: too slow under TSan.)
-TSAN_TESTS := test_server_feed test_workpool test_affinity test_limits test_daemon
+TSAN_TESTS := test_server_feed test_workpool test_lib_lifecycle test_affinity test_limits test_daemon
 test-tsan: deps
 	$(MAKE) BUILD=build-tsan SAN=thread OPT="-O1 -g" all $(addprefix build-tsan/tests/,$(TSAN_TESTS)) \
 	    build-tsan/tests/libvtp_fast.so build-tsan/tests/libvtp_slow.so

@@ -43,8 +43,10 @@ enum {
  * again after virgo_fini re-reads the configuration. */
 int virgo_init(const char *path);
 
-/* Close every pooled connection and forget the configuration.  No other
- * virgo_* call may be running in another thread at that moment. */
+/* Close every pooled connection and forget the configuration.  Waits for
+ * async jobs (virgo_clone_submit, ...) still running; their results stay
+ * waitable.  No other virgo_* call may be running in another thread of
+ * the caller's at that moment. */
 void virgo_fini(void);
 
 /* A human sentence for a code returned by any virgo_* call (static string). */
@@ -161,8 +163,8 @@ int virgo_run_ex(const char *const argv[], const struct virgo_call_opts *opts,
 void virgo_run_result_free(struct virgo_run_result *res);
 
 /* Async form: submit returns at once with a job id; the call runs on a
- * library thread (at most 1024 outstanding: beyond, -EAGAIN).  Wait for
- * every job before virgo_fini. */
+ * library thread (at most 1024 outstanding: beyond, -EAGAIN).  virgo_fini
+ * waits for those still running. */
 typedef uint64_t virgo_job_t;
 int virgo_clone_submit(const char *fn, const void *arg, size_t arg_len,
 		       const struct virgo_call_opts *opts, virgo_job_t *job);

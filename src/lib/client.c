@@ -73,6 +73,7 @@ int virgo_init(const char *path)
 
 void virgo_fini(void)
 {
+	vj_wait_running(); /* the library's own threads still use the client */
 	pthread_mutex_lock(&vc_init_lock);
 	struct vc_client *c = vc_global;
 	vc_global = NULL;

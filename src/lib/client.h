@@ -169,4 +169,8 @@ int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr
 		  const void *payload, size_t plen, int timeout_ms, int flags,
 		  struct vc_reply *rep);
 
+/* Blocks until no async job (job.c) is running: virgo_fini must not free
+ * the client under the library's own job threads. */
+void vj_wait_running(void);
+
 #endif

@@ -56,6 +56,20 @@ static void *vj_main(void *arg)
 	return NULL;
 }
 
+void vj_wait_running(void)
+{
+	pthread_mutex_lock(&vj_lock);
+	for (;;) {
+		bool running = false;
+		for (int i = 0; i < VJ_MAX && !running; i++)
+			running = vj_slots[i].id != 0 && !vj_slots[i].done;
+		if (!running)
+			break;
+		pthread_cond_wait(&vj_cv, &vj_lock);
+	}
+	pthread_mutex_unlock(&vj_lock);
+}
+
 static void vj_release(struct vjob *j)
 {
 	free(j->fn);
