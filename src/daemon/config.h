@@ -46,6 +46,7 @@ struct vd_config {
 	int cpu_workers; /* jobs running at once (0: one per core) */
 	int cpu_queue; /* jobs waiting beyond those; then ERR EBUSY */
 	uint64_t job_mem_limit; /* RLIMIT_AS of an executable */
+	int job_max_procs; /* processes a program's job may have (pids cgroup) */
 };
 
 /* The default allow-list: harmless programs that take no privileged action

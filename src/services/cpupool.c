@@ -40,6 +40,7 @@
 #include "../daemon/log.h"
 #include "../daemon/service.h"
 #include "cpupool_builtin.h"
+#include "cpupool_cgroup.h"
 #include "cpupool_exec.h"
 #include "cpupool_load.h"
 #include "cpupool_plugin.h"
@@ -76,6 +77,8 @@ struct cpupool {
 	struct cp_plugins *plugins;
 	struct cp_pool *pool;
 	int drain_timeout_ms;
+	struct cp_cgroup *cg; /* NULL: no pids cgroup here */
+	int max_procs;
 	_Atomic uint64_t done, failed, rejected, cancelled;
 	pthread_mutex_t det_mu; /* guards det (connections of every loop) */
 	struct cp_detached *det;
@@ -337,7 +340,8 @@ static void job_run(void *arg)
 			j->out_len = 0;
 		}
 	} else {
-		struct cp_exec_limits lim = {cp->output_cap, cp->mem_limit, j->deadline_ms};
+		struct cp_exec_limits lim = {cp->output_cap, cp->mem_limit, j->deadline_ms, cp->cg,
+					     cp->max_procs};
 		j->rc = cp_exec_run(j->path, j->argv, &lim, j->cancel_pipe[0], &j->xr);
 		if (j->rc == -E2BIG)
 			j->msg = "argument list longer than the kernel's limit for exec (ARG_MAX)";
@@ -578,12 +582,13 @@ static void start_job(struct cpupool *cp, struct vconn *c, const struct cp_req *
 			}
 		}
 	}
-	char why[96];
+	char why[112];
 	for (int i = 0; rc == 0 && j->kind == CP_K_EXEC && j->argv[i]; i++) {
 		if (strlen(j->argv[i]) + 1 > CP_ARG_STRLEN_MAX) {
 			/* exec would say E2BIG; say which and why */
-			snprintf(why, sizeof why, "argument %d longer than the kernel's %d-byte limit",
-				 i, CP_ARG_STRLEN_MAX - 1);
+			snprintf(why, sizeof why,
+				 "argument %d longer than the kernel's %d-byte limit (NUL included)", i,
+				 CP_ARG_STRLEN_MAX);
 			msg = why;
 			rc = -E2BIG;
 		}
@@ -740,6 +745,7 @@ static int cpupool_init(const struct vd_config *cfg, void **out)
 	cp->output_cap = cfg->output_cap;
 	cp->mem_limit = cfg->job_mem_limit;
 	cp->drain_timeout_ms = cfg->drain_timeout_ms;
+	cp->max_procs = cfg->job_max_procs;
 	pthread_mutex_init(&cp->det_mu, NULL);
 	if (load_allow(cp, cfg->allow_exec) != 0 || cp_plugins_open(cfg->plugins, &cp->plugins) != 0) {
 		cp_plugins_free(cp->plugins);
@@ -758,6 +764,8 @@ static int cpupool_init(const struct vd_config *cfg, void **out)
 		free(cp);
 		return -ENOMEM;
 	}
+	if (cp->nallow > 0)
+		cp->cg = cp_cgroup_open();
 	log_info("cpupool: %d workers, queue %d, %d allowed programs, job timeout %d ms", workers,
 		 cfg->cpu_queue, cp->nallow, cp->job_timeout_ms);
 	*out = cp;
@@ -782,6 +790,7 @@ static void cpupool_fini(void *svc)
 		return;
 	}
 	cp_plugins_free(cp->plugins);
+	cp_cgroup_close(cp->cg);
 	pthread_mutex_destroy(&cp->det_mu);
 	free(cp->det);
 	free(cp);
