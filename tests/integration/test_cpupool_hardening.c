@@ -538,6 +538,10 @@ static void sigterm_with_stubborn_plugin(void **s)
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
+	/* TEST_FILTER=name: one test alone (checking a test against an
+	 * unfixed virgod, VIRGOD=path, where an earlier one kills the node) */
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(plugin_data_symbol),
 		cmocka_unit_test(bad_call_syntax_closes),
