@@ -787,6 +787,9 @@ static void cpupool_fini(void *svc)
 			 "(it ignores its cancel flag); exiting without waiting for it",
 			 cp->drain_timeout_ms);
 		cp_abandoned = cp;
+		/* no job starts any more: the cgroup directory can go */
+		cp_cgroup_close(cp->cg);
+		cp->cg = NULL;
 		return;
 	}
 	cp_plugins_free(cp->plugins);

@@ -11,7 +11,9 @@
  */
 #include "cpupool_cgroup.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -141,13 +143,41 @@ fail:
 	return NULL;
 }
 
+/* Removes the empty parent cgroups of nodes that died without cleaning
+ * up (SIGKILL): virgod-<pid> with no such process. */
+static void sweep_stale(const char *root)
+{
+	char parent[512];
+	snprintf(parent, sizeof parent, "%s", root);
+	char *slash = strrchr(parent, '/');
+	if (!slash)
+		return;
+	*slash = '\0';
+	DIR *d = opendir(parent);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		int pid;
+		char path[800];
+		if (sscanf(e->d_name, "virgod-%d", &pid) != 1 || pid <= 0 || kill(pid, 0) == 0 ||
+		    errno != ESRCH)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
+		rmdir(path); /* fails, harmlessly, if a job cgroup is inside */
+	}
+	closedir(d);
+}
+
 struct cp_cgroup *cp_cgroup_open(void)
 {
 	struct cp_cgroup *cg = try_v2();
 	if (!cg)
 		cg = try_v1();
-	if (cg)
+	if (cg) {
+		sweep_stale(cg->root);
 		log_info("cpupool: each program runs in a pids cgroup under %s", cg->root);
+	}
 	else
 		log_info("cpupool: no pids cgroup can be made here: the number of processes a "
 			 "program starts is not capped (its descendants are still killed)");
