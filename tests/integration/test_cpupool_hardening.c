@@ -470,7 +470,12 @@ static void pipelined_not_reading(void **s)
 	}
 	print_message("cpupool RSS %ld kB -> at most %ld kB while a client did not read\n", before,
 		      most);
-	assert_true(most - before < 48 * 1024);
+	/* one read (256 KB of `help`) answered at once would be 22 MB */
+#if defined(__SANITIZE_ADDRESS__)
+	assert_true(most - before < 48 * 1024); /* ASan's allocator keeps more */
+#else
+	assert_true(most - before < 16 * 1024);
+#endif
 	/* read: everything sent is answered (and the rest can be sent) */
 	fcntl(fd, F_SETFL, 0);
 	struct sender sd = {fd, req + sent, nreq * 6 - sent, -1};
