@@ -51,8 +51,6 @@
 #define CP_SAFE_PATH "/usr/local/bin:/usr/bin:/bin"
 /* Call-syntax jobs a client address may keep running after its EOF. */
 #define CP_DETACHED_PER_CLIENT 1
-/* The kernel's limit on one argv string, NUL included (MAX_ARG_STRLEN). */
-#define CP_ARG_STRLEN_MAX (32 * 4096)
 
 /* A client address with call-syntax jobs running after its EOF. */
 struct cp_detached {
@@ -79,6 +77,7 @@ struct cpupool {
 	int drain_timeout_ms;
 	struct cp_cgroup *cg; /* NULL: no pids cgroup here */
 	int max_procs;
+	long arg_strlen_max; /* the kernel's MAX_ARG_STRLEN: 32 pages, NUL included */
 	_Atomic uint64_t done, failed, rejected, cancelled;
 	pthread_mutex_t det_mu; /* guards det (connections of every loop) */
 	struct cp_detached *det;
@@ -584,11 +583,11 @@ static void start_job(struct cpupool *cp, struct vconn *c, const struct cp_req *
 	}
 	char why[112];
 	for (int i = 0; rc == 0 && j->kind == CP_K_EXEC && j->argv[i]; i++) {
-		if (strlen(j->argv[i]) + 1 > CP_ARG_STRLEN_MAX) {
+		if (strlen(j->argv[i]) + 1 > (size_t)cp->arg_strlen_max) {
 			/* exec would say E2BIG; say which and why */
 			snprintf(why, sizeof why,
-				 "argument %d longer than the kernel's %d-byte limit (NUL included)", i,
-				 CP_ARG_STRLEN_MAX);
+				 "argument %d longer than the kernel's %ld-byte limit (NUL included)", i,
+				 cp->arg_strlen_max);
 			msg = why;
 			rc = -E2BIG;
 		}
@@ -746,6 +745,8 @@ static int cpupool_init(const struct vd_config *cfg, void **out)
 	cp->mem_limit = cfg->job_mem_limit;
 	cp->drain_timeout_ms = cfg->drain_timeout_ms;
 	cp->max_procs = cfg->job_max_procs;
+	long page = sysconf(_SC_PAGESIZE);
+	cp->arg_strlen_max = 32 * (page > 0 ? page : 4096);
 	pthread_mutex_init(&cp->det_mu, NULL);
 	if (load_allow(cp, cfg->allow_exec) != 0 || cp_plugins_open(cfg->plugins, &cp->plugins) != 0) {
 		cp_plugins_free(cp->plugins);
