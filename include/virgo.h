@@ -93,7 +93,8 @@ unsigned virgo_vuid_node(virgo_vuid_t vuid);
  * and *out_len to its length (*out may stay NULL when *out_len is 0).  On
  * failure return a negative errno; the caller gets that error.  *cancel
  * becomes non-zero when the client went away or the job timed out: a long
- * function should poll it and return -ECANCELED.  Functions run
+ * function should poll it (__atomic_load_n(cancel, __ATOMIC_ACQUIRE) keeps
+ * thread sanitizers quiet) and return -ECANCELED.  Functions run
  * concurrently on several threads and must be thread-safe. */
 typedef int (*virgo_fn)(const void *arg, size_t arg_len, void **out, size_t *out_len,
 			const volatile int *cancel);

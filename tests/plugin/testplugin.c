@@ -45,7 +45,7 @@ int tp_spin(const void *arg, size_t len, void **out, size_t *out_len, const vola
 {
 	(void)arg, (void)len, (void)out, (void)out_len;
 	struct timespec ts = {0, 1000000};
-	for (int i = 0; i < 60000 && !*cancel; i++)
+	for (int i = 0; i < 60000 && !__atomic_load_n(cancel, __ATOMIC_ACQUIRE); i++)
 		nanosleep(&ts, NULL);
 	return -ECANCELED;
 }
