@@ -200,7 +200,9 @@ static void shepherd_main(const char *path, char *const argv[], const struct cp_
 		(void)w;
 		close(io->cg_procs);
 	}
-	pid_t prog = fork();
+	/* vfork: the shepherd has nothing to do until the program runs, and
+	 * child_exec never returns (exec or _exit) */
+	pid_t prog = vfork();
 	if (prog < 0) {
 		int e = errno;
 		ssize_t w = write(io->errpipe_w, &e, sizeof e);
