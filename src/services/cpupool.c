@@ -339,8 +339,7 @@ static void job_run(void *arg)
 			j->out_len = 0;
 		}
 	} else {
-		struct cp_exec_limits lim = {cp->output_cap, cp->mem_limit, j->deadline_ms, cp->cg,
-					     cp->max_procs};
+		struct cp_exec_limits lim = {cp->output_cap, cp->mem_limit, j->deadline_ms, cp->cg};
 		j->rc = cp_exec_run(j->path, j->argv, &lim, j->cancel_pipe[0], &j->xr);
 		if (j->rc == -E2BIG)
 			j->msg = "argument list longer than the kernel's limit for exec (ARG_MAX)";
@@ -766,7 +765,7 @@ static int cpupool_init(const struct vd_config *cfg, void **out)
 		return -ENOMEM;
 	}
 	if (cp->nallow > 0)
-		cp->cg = cp_cgroup_open();
+		cp->cg = cp_cgroup_open(workers, cp->max_procs);
 	log_info("cpupool: %d workers, queue %d, %d allowed programs, job timeout %d ms", workers,
 		 cfg->cpu_queue, cp->nallow, cp->job_timeout_ms);
 	*out = cp;
@@ -788,9 +787,7 @@ static void cpupool_fini(void *svc)
 			 "(it ignores its cancel flag); exiting without waiting for it",
 			 cp->drain_timeout_ms);
 		cp_abandoned = cp;
-		/* no job starts any more: the cgroup directory can go */
-		cp_cgroup_close(cp->cg);
-		cp->cg = NULL;
+		cp_cgroup_abandon(cp->cg);
 		return;
 	}
 	cp_plugins_free(cp->plugins);

@@ -15,7 +15,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +32,9 @@
 
 struct cp_cgroup {
 	char root[512]; /* <own cgroup>/virgod-<pid> */
-	_Atomic unsigned long next;
+	pthread_mutex_t mu;
+	int nslot, made;
+	bool *busy;
 };
 
 static int write_file(const char *path, const char *text)
@@ -143,8 +145,9 @@ fail:
 	return NULL;
 }
 
-/* Removes the empty parent cgroups of nodes that died without cleaning
- * up (SIGKILL): virgod-<pid> with no such process. */
+/* Removes the empty cgroups of nodes that died without cleaning up
+ * (SIGKILL, or a shutdown that left a stuck worker behind): virgod-<pid>
+ * with no such process, and its job-<slot> directories. */
 static void sweep_stale(const char *root)
 {
 	char parent[512];
@@ -164,23 +167,68 @@ static void sweep_stale(const char *root)
 		    errno != ESRCH)
 			continue;
 		snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
-		rmdir(path); /* fails, harmlessly, if a job cgroup is inside */
+		DIR *jd = opendir(path);
+		struct dirent *je;
+		while (jd && (je = readdir(jd))) {
+			char job[1100];
+			if (strncmp(je->d_name, "job-", 4) != 0)
+				continue;
+			snprintf(job, sizeof job, "%s/%s", path, je->d_name);
+			rmdir(job); /* fails, harmlessly, while a process is in it */
+		}
+		if (jd)
+			closedir(jd);
+		rmdir(path);
 	}
 	closedir(d);
 }
 
-struct cp_cgroup *cp_cgroup_open(void)
+static void slot_dir(const struct cp_cgroup *cg, int slot, char *dir, size_t cap)
+{
+	snprintf(dir, cap, "%s/job-%d", cg->root, slot);
+}
+
+static int make_slots(struct cp_cgroup *cg, int slots, int max_procs)
+{
+	cg->busy = calloc((size_t)slots, sizeof *cg->busy);
+	if (!cg->busy)
+		return -1;
+	pthread_mutex_init(&cg->mu, NULL);
+	cg->nslot = slots;
+	char num[32];
+	snprintf(num, sizeof num, "%d", max_procs + 1); /* + the shepherd */
+	for (; cg->made < slots; cg->made++) {
+		char dir[600], path[640];
+		slot_dir(cg, cg->made, dir, sizeof dir);
+		if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+			return -1;
+		snprintf(path, sizeof path, "%s/pids.max", dir);
+		if (write_file(path, num) != 0) {
+			rmdir(dir);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct cp_cgroup *cp_cgroup_open(int slots, int max_procs)
 {
 	struct cp_cgroup *cg = try_v2();
 	if (!cg)
 		cg = try_v1();
+	if (cg && make_slots(cg, slots, max_procs) != 0) {
+		log_warn("cpupool: cannot make job cgroups under %s: %s", cg->root, strerror(errno));
+		cp_cgroup_close(cg);
+		cg = NULL;
+	}
 	if (cg) {
 		sweep_stale(cg->root);
-		log_info("cpupool: each program runs in a pids cgroup under %s", cg->root);
-	}
-	else
+		log_info("cpupool: each program runs in a pids cgroup under %s (pids.max %d)",
+			 cg->root, max_procs + 1);
+	} else {
 		log_info("cpupool: no pids cgroup can be made here: the number of processes a "
 			 "program starts is not capped (its descendants are still killed)");
+	}
 	return cg;
 }
 
@@ -188,33 +236,76 @@ void cp_cgroup_close(struct cp_cgroup *cg)
 {
 	if (!cg)
 		return;
+	for (int i = 0; i < cg->made; i++) {
+		char dir[600];
+		slot_dir(cg, i, dir, sizeof dir);
+		if (rmdir(dir) != 0 && errno != ENOENT)
+			log_warn("cpupool: cannot remove %s: %s", dir, strerror(errno));
+	}
 	rmdir(cg->root);
+	if (cg->busy)
+		pthread_mutex_destroy(&cg->mu);
+	free(cg->busy);
 	free(cg);
 }
 
-int cp_cgroup_job_new(struct cp_cgroup *cg, int max_procs, char *dir, size_t cap)
+void cp_cgroup_abandon(struct cp_cgroup *cg)
 {
 	if (!cg)
-		return -1;
-	unsigned long n = atomic_fetch_add(&cg->next, 1);
-	char path[600], num[32];
-	snprintf(dir, cap, "%s/job-%lu", cg->root, n);
-	if (mkdir(dir, 0755) != 0)
-		return -1;
-	snprintf(path, sizeof path, "%s/pids.max", dir);
-	snprintf(num, sizeof num, "%d", max_procs + 1); /* + the shepherd */
-	int fd = -1;
-	if (write_file(path, num) == 0) {
-		snprintf(path, sizeof path, "%s/cgroup.procs", dir);
-		fd = open(path, O_WRONLY | O_CLOEXEC);
-	}
-	if (fd < 0)
+		return;
+	pthread_mutex_lock(&cg->mu);
+	for (int i = 0; i < cg->made; i++) {
+		if (cg->busy[i])
+			continue;
+		cg->busy[i] = true; /* never taken again */
+		char dir[600];
+		slot_dir(cg, i, dir, sizeof dir);
 		rmdir(dir);
-	return fd;
+	}
+	pthread_mutex_unlock(&cg->mu);
+	rmdir(cg->root); /* fails while a busy job cgroup is inside */
 }
 
-void cp_cgroup_job_free(const char *dir)
+int cp_cgroup_job_take(struct cp_cgroup *cg, int *procs_fd)
 {
-	if (rmdir(dir) != 0 && errno != ENOENT)
-		log_warn("cpupool: cannot remove %s: %s", dir, strerror(errno));
+	*procs_fd = -1;
+	if (!cg)
+		return -1;
+	int slot = -1;
+	pthread_mutex_lock(&cg->mu);
+	for (int i = 0; i < cg->nslot && slot < 0; i++)
+		if (!cg->busy[i])
+			cg->busy[slot = i] = true;
+	pthread_mutex_unlock(&cg->mu);
+	if (slot < 0)
+		return -1;
+	char dir[600], path[640];
+	slot_dir(cg, slot, dir, sizeof dir);
+	snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+	*procs_fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (*procs_fd < 0) {
+		cp_cgroup_job_put(cg, slot);
+		return -1;
+	}
+	return slot;
+}
+
+void cp_cgroup_job_put(struct cp_cgroup *cg, int slot)
+{
+	if (!cg || slot < 0)
+		return;
+	char dir[600], path[640];
+	slot_dir(cg, slot, dir, sizeof dir);
+	snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+	FILE *f = fopen(path, "r");
+	if (f) {
+		int pid;
+		while (fscanf(f, "%d", &pid) == 1)
+			if (pid > 1)
+				kill(pid, SIGKILL);
+		fclose(f);
+	}
+	pthread_mutex_lock(&cg->mu);
+	cg->busy[slot] = false;
+	pthread_mutex_unlock(&cg->mu);
 }

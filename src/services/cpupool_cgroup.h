@@ -15,17 +15,26 @@
 
 struct cp_cgroup;
 
-/* Makes the node's parent cgroup for jobs (<own cgroup>/virgod-<pid>).
- * NULL when no pids cgroup can be made here (not an error). */
-struct cp_cgroup *cp_cgroup_open(void);
-/* Removes the parent cgroup (empty by then) and frees cg (NULL is fine). */
+/* Makes the node's parent cgroup for jobs (<own cgroup>/virgod-<pid>) and
+ * `slots` job cgroups in it (one per job that can run at once), each with
+ * pids.max = max_procs + 1 (the shepherd).  Made once and reused: making
+ * and removing a cgroup per job cost up to a millisecond.  NULL when no
+ * pids cgroup can be made here (not an error). */
+struct cp_cgroup *cp_cgroup_open(int slots, int max_procs);
+/* Removes the cgroups (empty by then) and frees cg (NULL is fine). */
 void cp_cgroup_close(struct cp_cgroup *cg);
 
-/* Any thread.  Makes a job's cgroup with pids.max = max_procs; dir (cap
- * bytes) receives its path.  Returns an O_WRONLY fd of its cgroup.procs
- * (the caller's child writes its pid there, then closes it), or -1. */
-int cp_cgroup_job_new(struct cp_cgroup *cg, int max_procs, char *dir, size_t cap);
-/* Removes a job's cgroup once every process in it is gone. */
-void cp_cgroup_job_free(const char *dir);
+/* At a shutdown that leaves a stuck worker behind: removes the idle job
+ * cgroups and (if it is then empty) the parent, but keeps cg itself, which
+ * a worker may still use.  Takes no more jobs. */
+void cp_cgroup_abandon(struct cp_cgroup *cg);
+
+/* Any thread.  Takes a free job cgroup: returns its slot and sets
+ * *procs_fd to an O_WRONLY fd of its cgroup.procs (the job's shepherd
+ * writes its pid there; the caller closes the fd), or -1 (none free). */
+int cp_cgroup_job_take(struct cp_cgroup *cg, int *procs_fd);
+/* Gives the slot back once the job is over; any process still in it (a
+ * shepherd killed from outside leaves orphans) is SIGKILLed first. */
+void cp_cgroup_job_put(struct cp_cgroup *cg, int slot);
 
 #endif

@@ -280,10 +280,8 @@ int cp_exec_run(const char *path, char *const argv[], const struct cp_exec_limit
 	memset(res, 0, sizeof *res);
 	int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, errpipe[2] = {-1, -1}, stp[2] = {-1, -1};
 	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	char cgdir[700] = "";
-	int cg_procs = lim->cg ? cp_cgroup_job_new(lim->cg, lim->max_procs, cgdir, sizeof cgdir) : -1;
-	if (cg_procs < 0)
-		cgdir[0] = '\0';
+	int cg_procs;
+	int cg_slot = cp_cgroup_job_take(lim->cg, &cg_procs);
 	int rc = 0;
 	if (devnull < 0 || pipe2(out_p, O_CLOEXEC) || pipe2(err_p, O_CLOEXEC) ||
 	    pipe2(errpipe, O_CLOEXEC) || pipe2(stp, O_CLOEXEC)) {
@@ -421,8 +419,7 @@ out:
 		close(devnull);
 	if (cg_procs >= 0)
 		close(cg_procs);
-	if (cgdir[0])
-		cp_cgroup_job_free(cgdir);
+	cp_cgroup_job_put(lim->cg, cg_slot); /* everyone in it was reaped */
 	return rc;
 }
 

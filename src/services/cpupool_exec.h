@@ -15,7 +15,6 @@ struct cp_exec_limits {
 	uint64_t mem_limit; /* RLIMIT_AS of the child (0: none) */
 	int64_t deadline_ms; /* CLOCK_MONOTONIC ms; killed (group) after it */
 	struct cp_cgroup *cg; /* NULL: no pids cgroup (cpupool_cgroup.h) */
-	int max_procs; /* with cg: processes the job may have at once */
 };
 
 struct cp_exec_result {
