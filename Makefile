@@ -47,7 +47,8 @@ UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
 HARNESS_OBJ := $(call obj,tests/harness.c)
 # a cpupool plugin for the tests, built fast and slow (learned policy)
-TEST_PLUGINS := $(BUILD)/tests/libvtp_fast.so $(BUILD)/tests/libvtp_slow.so
+TEST_PLUGINS := $(BUILD)/tests/libvtp_fast.so $(BUILD)/tests/libvtp_slow.so \
+                $(BUILD)/tests/libvtp_notable.so
 
 BINS := $(BUILD)/virgod $(BUILD)/virgo $(BUILD)/libvirgo.so $(BUILD)/libvirgo.a
 
@@ -88,6 +89,10 @@ $(BUILD)/tests/libvtp_fast.so: tests/plugin/testplugin.c include/virgo.h
 $(BUILD)/tests/libvtp_slow.so: tests/plugin/testplugin.c include/virgo.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -DTP_DELAY_MS=150 -o $@ $<
+
+$(BUILD)/tests/libvtp_notable.so: tests/plugin/testplugin.c include/virgo.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -DTP_NO_TABLE -o $@ $<
 
 # the README's test command: missing packages first (a no-op when all are
 # there), then build and run everything

@@ -107,10 +107,33 @@ unsigned virgo_vuid_node(virgo_vuid_t vuid);
  * and *out_len to its length (*out may stay NULL when *out_len is 0).  On
  * failure return a negative errno; the caller gets that error.  *cancel
  * becomes non-zero when the client went away or the job timed out: a long
- * function should poll it and return -ECANCELED.  Functions run
+ * function should poll it (__atomic_load_n(cancel, __ATOMIC_ACQUIRE) keeps
+ * thread sanitizers quiet) and return -ECANCELED.  Functions run
  * concurrently on several threads and must be thread-safe. */
 typedef int (*virgo_fn)(const void *arg, size_t arg_len, void **out, size_t *out_len,
 			const volatile int *cancel);
+
+/* A plugin's export table: the functions clients may call by name.  A
+ * plugin library defines, with default visibility,
+ *
+ *   const struct virgo_plugin_function virgo_plugin_functions[] = {
+ *       {"wordcount", wordcount},
+ *       {NULL, NULL},
+ *   };
+ *
+ * and then exactly the entries before the {NULL, NULL} terminator are
+ * callable (names [A-Za-z_][A-Za-z0-9_]*; the first library listing a name
+ * wins).  Nothing else the library exports is reachable, so a data symbol
+ * or a helper of another signature can never be called by a client.  A
+ * library without the table is still accepted: then a name is callable
+ * only if it is a function symbol (ELF STT_FUNC) defined in that library
+ * itself; declare it with the virgo_fn signature, since nothing can check
+ * the signature. */
+struct virgo_plugin_function {
+	const char *name;
+	virgo_fn fn;
+};
+#define VIRGO_PLUGIN_TABLE "virgo_plugin_functions"
 
 /* Placement policies (virgo_client.conf `clone_policy`, or per call). */
 enum virgo_policy {

@@ -1,7 +1,8 @@
 /*
  * vbench_plugin.c - the trivial plugin function the cpupool bench times
  * (bench/suite_cpupool.sh): vbench_noop returns its argument; vbench_work
- * takes VB_WORK_MS (10 ms; the "slow node" build takes 40).  Built as
+ * takes VB_WORK_MS (10 ms; the "slow node" build takes 40); both listed in
+ * virgo_plugin_functions[], the export table.  Built as
  * $(BUILD)/bench/libvbench_plugin{,_slow}.so by `make bench-bins`.
  */
 #include <stdlib.h>
@@ -34,3 +35,9 @@ int vbench_work(const void *arg, size_t len, void **out, size_t *out_len, const 
 	*out_len = 0;
 	return 0;
 }
+
+const struct virgo_plugin_function virgo_plugin_functions[] = {
+	{"vbench_noop", vbench_noop},
+	{"vbench_work", vbench_work},
+	{NULL, NULL},
+};

@@ -41,6 +41,7 @@ void vd_config_defaults(struct vd_config *cfg)
 	cfg->cpu_workers = 0;
 	cfg->cpu_queue = 64;
 	cfg->job_mem_limit = UINT64_C(1) << 30;
+	cfg->job_max_procs = 64;
 	size_t at = 0;
 	for (int i = 0; vsvc_table[i]; i++) {
 		const struct vsvc *svc = vsvc_table[i];
@@ -232,6 +233,10 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 		if (cv_size(value, &cfg->job_mem_limit) || cfg->job_mem_limit < (UINT64_C(16) << 20) ||
 		    cfg->job_mem_limit > VD_MAX_MEM)
 			return bad(ctx, key, value, "a size from 16M to 16384G");
+	} else if (strcmp(key, "job_max_procs") == 0) {
+		if (cv_int(value, 1, 100000, &v))
+			return bad(ctx, key, value, "1..100000");
+		cfg->job_max_procs = (int)v;
 	} else if (strcmp(key, "cpu_affinity") == 0) {
 		if (cv_bool(value, &cfg->cpu_affinity))
 			return bad(ctx, key, value, "yes or no");

@@ -54,6 +54,7 @@ struct vd_config {
 	int cpu_workers; /* jobs running at once (0: one per core) */
 	int cpu_queue; /* jobs waiting beyond those; then ERR EBUSY */
 	uint64_t job_mem_limit; /* RLIMIT_AS of an executable */
+	int job_max_procs; /* processes a program's job may have (pids cgroup) */
 	/* each service's own settings (its keys), at svc_settings_at[i] */
 	size_t svc_settings_at[VD_MAX_SERVICES];
 	_Alignas(16) unsigned char svc_settings[VD_SETTINGS_MAX];

@@ -10,16 +10,23 @@
  * on the connection's own loop.  One job per connection at a time keeps
  * pipelined replies in order.  A native client that disconnects cancels
  * its job (the child is killed, the plugin's cancel flag set); the notes'
- * one-shot call syntax tolerates a half-close and still gets its reply.
+ * one-shot call syntax tolerates a half-close and still gets its reply,
+ * but a half-close cannot be told from a client that left for good, so
+ * each client address may have only CP_DETACHED_PER_CLIENT such jobs
+ * running after its EOF (fire-and-forget calls cannot pin every worker).
  * Plugin functions cannot be killed, so a loop-side timer answers
  * ETIMEDOUT at the deadline and abandons the job (its thread stays busy
- * until the function returns).
+ * until the function returns), and at shutdown the node exits after
+ * drain_timeout_ms without waiting for such a thread.  Nothing on the
+ * loop touches the file system: a program named by another path than its
+ * allow_exec entry is resolved (stat) on the pool thread.
  */
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +40,7 @@
 #include "../daemon/log.h"
 #include "../daemon/service.h"
 #include "cpupool_builtin.h"
+#include "cpupool_cgroup.h"
 #include "cpupool_exec.h"
 #include "cpupool_load.h"
 #include "cpupool_plugin.h"
@@ -41,6 +49,14 @@
 
 #define CP_MAX_ALLOW 64
 #define CP_SAFE_PATH "/usr/local/bin:/usr/bin:/bin"
+/* Call-syntax jobs a client address may keep running after its EOF. */
+#define CP_DETACHED_PER_CLIENT 1
+
+/* A client address with call-syntax jobs running after its EOF. */
+struct cp_detached {
+	char addr[64];
+	int n;
+};
 
 struct cp_allow {
 	char name[128]; /* as configured: a bare name or an absolute path */
@@ -58,7 +74,14 @@ struct cpupool {
 	int nallow;
 	struct cp_plugins *plugins;
 	struct cp_pool *pool;
+	int drain_timeout_ms;
+	struct cp_cgroup *cg; /* NULL: no pids cgroup here */
+	int max_procs;
+	long arg_strlen_max; /* the kernel's MAX_ARG_STRLEN: 32 pages, NUL included */
 	_Atomic uint64_t done, failed, rejected, cancelled;
+	pthread_mutex_t det_mu; /* guards det (connections of every loop) */
+	struct cp_detached *det;
+	int ndet; /* slots: one per job the pool can hold */
 };
 
 enum cp_kind { CP_K_BUILTIN, CP_K_PLUGIN, CP_K_EXEC };
@@ -71,7 +94,8 @@ struct cp_job {
 	virgo_fn plugin;
 	char path[256];
 	char **argv; /* exec: pointers into arg */
-	bool force_argv0; /* exec: argv[0] becomes path */
+	bool resolve; /* exec: path is the client's; find_allow_stat on the pool */
+	const char *msg; /* static error sentence set by the pool thread */
 	uint8_t *arg; /* argument bytes, or the argv block */
 	size_t arg_len;
 	int64_t deadline_ms;
@@ -90,6 +114,7 @@ struct cpupool_conn {
 	struct frame_state fs;
 	uint64_t need;
 	bool legacy_close;
+	bool detached; /* job is a call-syntax one whose client sent EOF */
 	struct cp_job *job; /* running or queued for this connection */
 };
 
@@ -144,24 +169,89 @@ static int load_allow(struct cpupool *cp, const char *list)
 	return 0;
 }
 
-/* The allowed program a request names: exactly a configured name or its
- * resolved path (*exact), or an absolute path to the same file (/bin/sh
- * for an allowed /usr/bin/sh); else NULL.  Bare names are never looked up
- * beyond the list. */
-static const struct cp_allow *find_allow(struct cpupool *cp, const char *name, bool *exact)
+/* The allowed program a request names exactly: a configured name or its
+ * resolved path; else NULL.  No file system access (event loop). */
+static const struct cp_allow *find_allow(struct cpupool *cp, const char *name)
 {
-	*exact = true;
 	for (int i = 0; i < cp->nallow; i++)
 		if (strcmp(cp->allow[i].name, name) == 0 || strcmp(cp->allow[i].path, name) == 0)
 			return &cp->allow[i];
+	return NULL;
+}
+
+/* Pool thread (stat may block): an absolute path to the same file as an
+ * allowed program (/bin/sh for an allowed /usr/bin/sh), or NULL.  Bare
+ * names are never looked up beyond the list.  The list is read-only
+ * after init, so no lock. */
+static const struct cp_allow *find_allow_stat(struct cpupool *cp, const char *name)
+{
 	struct stat st;
-	*exact = false;
 	if (name[0] != '/' || stat(name, &st) != 0)
 		return NULL;
 	for (int i = 0; i < cp->nallow; i++)
 		if (cp->allow[i].dev == st.st_dev && cp->allow[i].ino == st.st_ino)
 			return &cp->allow[i];
 	return NULL;
+}
+
+/* ---- call-syntax jobs after their client's EOF --------------------------- */
+
+static void peer_addr(struct vconn *c, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s", vconn_peer(c));
+	char *colon = strrchr(buf, ':'); /* "ip:port": one count per address */
+	if (colon)
+		*colon = '\0';
+}
+
+/* Takes one of the client address's slots; false when it has none left. */
+static bool detached_take(struct cpupool *cp, struct vconn *c)
+{
+	char addr[64];
+	peer_addr(c, addr, sizeof addr);
+	bool ok = false;
+	pthread_mutex_lock(&cp->det_mu);
+	struct cp_detached *free_slot = NULL, *d = NULL;
+	for (int i = 0; i < cp->ndet; i++) {
+		if (cp->det[i].n > 0 && strcmp(cp->det[i].addr, addr) == 0)
+			d = &cp->det[i];
+		else if (cp->det[i].n == 0 && !free_slot)
+			free_slot = &cp->det[i];
+	}
+	if (!d && free_slot) {
+		d = free_slot;
+		snprintf(d->addr, sizeof d->addr, "%s", addr);
+	}
+	if (d && d->n < CP_DETACHED_PER_CLIENT) {
+		d->n++;
+		ok = true;
+	}
+	pthread_mutex_unlock(&cp->det_mu);
+	return ok;
+}
+
+static void detached_put(struct cpupool *cp, struct vconn *c)
+{
+	char addr[64];
+	peer_addr(c, addr, sizeof addr);
+	pthread_mutex_lock(&cp->det_mu);
+	for (int i = 0; i < cp->ndet; i++) {
+		if (cp->det[i].n > 0 && strcmp(cp->det[i].addr, addr) == 0) {
+			cp->det[i].n--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&cp->det_mu);
+}
+
+/* Loop thread: the connection no longer waits for its job. */
+static void conn_job_clear(struct vconn *c, struct cpupool_conn *cc)
+{
+	cc->job = NULL;
+	if (cc->detached) {
+		cc->detached = false;
+		detached_put(vconn_svc(c), c);
+	}
 }
 
 /* ---- service life ------------------------------------------------------- */
@@ -215,7 +305,20 @@ static void job_run(void *arg)
 {
 	struct cp_job *j = arg;
 	struct cpupool *cp = j->cp;
-	if (__atomic_load_n(&j->cancel, __ATOMIC_ACQUIRE))
+	const struct cp_allow *a = NULL;
+	if (j->resolve && !(a = find_allow_stat(cp, j->path))) {
+		j->rc = -EACCES;
+		j->msg = "program not in this node's allow_exec list";
+	} else if (a) {
+		/* another path to an allowed file runs under the allowed
+		 * path as argv[0] too: a multi-call binary (busybox) must
+		 * not pick its personality from a client-chosen name */
+		snprintf(j->path, sizeof j->path, "%s", a->path);
+		j->argv[0] = j->path;
+	}
+	if (j->rc != 0) {
+		/* refused above */
+	} else if (__atomic_load_n(&j->cancel, __ATOMIC_ACQUIRE))
 		j->rc = -ECANCELED;
 	else if (now_ms() >= j->deadline_ms)
 		j->rc = -ETIMEDOUT;
@@ -236,8 +339,10 @@ static void job_run(void *arg)
 			j->out_len = 0;
 		}
 	} else {
-		struct cp_exec_limits lim = {cp->output_cap, cp->mem_limit, j->deadline_ms};
+		struct cp_exec_limits lim = {cp->output_cap, cp->mem_limit, j->deadline_ms, cp->cg};
 		j->rc = cp_exec_run(j->path, j->argv, &lim, j->cancel_pipe[0], &j->xr);
+		if (j->rc == -E2BIG)
+			j->msg = "argument list longer than the kernel's limit for exec (ARG_MAX)";
 	}
 	if (j->rc == 0 && j->out_len > cp->output_cap)
 		j->rc = -E2BIG;
@@ -280,7 +385,7 @@ static const char *job_err_msg(int err)
 static void write_result(struct cp_job *j, struct evbuffer *out)
 {
 	if (j->rc != 0) {
-		reply_err(out, -j->rc, job_err_msg(-j->rc));
+		reply_err(out, -j->rc, j->msg ? j->msg : job_err_msg(-j->rc));
 		return;
 	}
 	if (j->kind != CP_K_EXEC) {
@@ -310,7 +415,7 @@ static void job_done(struct vconn *c, void *arg)
 		job_free(j);
 		return;
 	}
-	cc->job = NULL;
+	conn_job_clear(c, cc);
 	write_result(j, vconn_out(c));
 	job_free(j);
 	vconn_resume(c);
@@ -336,7 +441,7 @@ static void plugin_timer_cb(evutil_socket_t fd, short what, void *arg)
 	event_free(j->timer);
 	j->timer = NULL;
 	job_cancel(j);
-	cc->job = NULL; /* abandoned: job_done will just free it */
+	conn_job_clear(c, cc); /* abandoned: job_done will just free it */
 	reply_err(vconn_out(c), ETIMEDOUT,
 		  "job still running at its deadline (job_timeout_ms); cancel flag set");
 	vconn_resume(c);
@@ -402,8 +507,15 @@ static int job_resolve(struct cpupool *cp, struct cp_job *j, const struct cp_req
 		*msg = "path traversal refused";
 		return -EACCES;
 	}
-	bool exact;
-	const struct cp_allow *a = find_allow(cp, name, &exact);
+	const struct cp_allow *a = find_allow(cp, name);
+	if (!a && name[0] == '/' && r->op != CP_OP_CLONE) {
+		/* perhaps another path to an allowed file: the pool thread
+		 * decides (stat), never the event loop */
+		j->kind = CP_K_EXEC;
+		j->resolve = true;
+		snprintf(j->path, sizeof j->path, "%s", name);
+		return 0;
+	}
 	if (!a) {
 		if (r->op == CP_OP_CLONE ||
 		    (r->op == CP_OP_CALL && !strchr(name, '/') && cp_fn_name_ok(r->name, r->name_len))) {
@@ -418,10 +530,6 @@ static int job_resolve(struct cpupool *cp, struct cp_job *j, const struct cp_req
 		return -EINVAL;
 	}
 	j->kind = CP_K_EXEC;
-	/* another path to an allowed file runs under the allowed path as
-	 * argv[0] too: a multi-call binary (busybox) must not pick its
-	 * personality from a client-chosen name */
-	j->force_argv0 = !exact;
 	snprintf(j->path, sizeof j->path, "%s", a->path);
 	return 0;
 }
@@ -472,8 +580,17 @@ static void start_job(struct cpupool *cp, struct vconn *c, const struct cp_req *
 			}
 		}
 	}
-	if (rc == 0 && j->kind == CP_K_EXEC && j->force_argv0)
-		j->argv[0] = j->path;
+	char why[112];
+	for (int i = 0; rc == 0 && j->kind == CP_K_EXEC && j->argv[i]; i++) {
+		if (strlen(j->argv[i]) + 1 > (size_t)cp->arg_strlen_max) {
+			/* exec would say E2BIG; say which and why */
+			snprintf(why, sizeof why,
+				 "argument %d longer than the kernel's %ld-byte limit (NUL included)", i,
+				 cp->arg_strlen_max);
+			msg = why;
+			rc = -E2BIG;
+		}
+	}
 	if (rc == 0 && !(j->ticket = vconn_ticket_new(c)))
 		rc = -ENOMEM;
 	if (rc == 0 && j->kind == CP_K_PLUGIN) {
@@ -488,7 +605,7 @@ static void start_job(struct cpupool *cp, struct vconn *c, const struct cp_req *
 		rc = cp_pool_submit(cp->pool, j);
 		if (rc == 0)
 			return;
-		cc->job = NULL;
+		conn_job_clear(c, cc);
 		atomic_fetch_add(&cp->rejected, 1);
 		msg = "every worker is busy and the job queue is full (cpu_workers, cpu_queue)";
 	}
@@ -548,8 +665,24 @@ static int cpupool_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			 * gone: closing cancels the job (conn_close) */
 			if (eof && !cc->job->legacy)
 				return VSVC_CLOSE;
+			if (eof && !cc->detached && !detached_take(cp, c)) {
+				/* this address already has a job running
+				 * with nobody perhaps waiting for it */
+				job_cancel(cc->job);
+				conn_job_clear(c, cc);
+				reply_err(vconn_out(c), ECANCELED,
+					  "another call-syntax job of this client address is running "
+					  "after its EOF (one at a time)");
+				return VSVC_CLOSE;
+			}
+			if (eof)
+				cc->detached = true;
 			return VSVC_WAIT;
 		}
+		/* replies pile up (a client pipelining and not reading):
+		 * go on once they are written */
+		if (vconn_out_full(c))
+			return VSVC_MORE;
 		size_t len = evbuffer_get_length(in);
 		if (len == 0 || (!eof && cc->need && len < cc->need))
 			break;
@@ -566,6 +699,10 @@ static int cpupool_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			cc->legacy_close = req.legacy;
 		} else if (pr == CP_ERROR) {
 			reply_err(vconn_out(c), code, msg);
+			/* a bad call-syntax request ends its connection like
+			 * a call that fails */
+			if (req.legacy)
+				cc->legacy_close = true;
 		}
 		evbuffer_drain(in, used);
 		if (rc == VSVC_CLOSE)
@@ -586,7 +723,7 @@ static void cpupool_conn_close(struct vconn *c)
 	struct cp_job *j = cc->job;
 	if (!j)
 		return;
-	cc->job = NULL;
+	conn_job_clear(c, cc);
 	if (j->timer) {
 		event_free(j->timer);
 		j->timer = NULL;
@@ -606,6 +743,11 @@ static int cpupool_init(const struct vd_node *node, void **out)
 	cp->job_timeout_ms = cfg->job_timeout_ms;
 	cp->output_cap = cfg->output_cap;
 	cp->mem_limit = cfg->job_mem_limit;
+	cp->drain_timeout_ms = cfg->drain_timeout_ms;
+	cp->max_procs = cfg->job_max_procs;
+	long page = sysconf(_SC_PAGESIZE);
+	cp->arg_strlen_max = 32 * (page > 0 ? page : 4096);
+	pthread_mutex_init(&cp->det_mu, NULL);
 	if (load_allow(cp, cfg->allow_exec) != 0 || cp_plugins_open(cfg->plugins, &cp->plugins) != 0) {
 		cp_plugins_free(cp->plugins);
 		free(cp);
@@ -614,22 +756,45 @@ static int cpupool_init(const struct vd_node *node, void **out)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int workers = cfg->cpu_workers > 0 ? cfg->cpu_workers : (ncpu > 0 ? (int)ncpu : 1);
 	cp->pool = cp_pool_new(workers, cfg->cpu_queue, job_run, job_drop);
-	if (!cp->pool) {
+	cp->ndet = workers + (cfg->cpu_queue > 0 ? cfg->cpu_queue : 0);
+	cp->det = calloc((size_t)cp->ndet, sizeof *cp->det);
+	if (!cp->pool || !cp->det) {
+		cp_pool_free(cp->pool, -1);
+		free(cp->det);
 		cp_plugins_free(cp->plugins);
 		free(cp);
 		return -ENOMEM;
 	}
+	if (cp->nallow > 0)
+		cp->cg = cp_cgroup_open(workers, cp->max_procs);
 	log_info("cpupool: %d workers, queue %d, %d allowed programs, job timeout %d ms", workers,
 		 cfg->cpu_queue, cp->nallow, cp->job_timeout_ms);
 	*out = cp;
 	return 0;
 }
 
+/* A cpupool whose workers were still busy at shutdown: kept (reachable,
+ * never freed) because those threads still run plugin code and use it. */
+static struct cpupool *cp_abandoned;
+
 static void cpupool_fini(void *svc)
 {
 	struct cpupool *cp = svc;
-	cp_pool_free(cp->pool); /* connections are closed: running jobs are cancelled */
+	/* connections are closed: running jobs are cancelled.  A plugin
+	 * function that ignores its cancel flag gets drain_timeout_ms, then
+	 * the node exits without it */
+	if (cp_pool_free(cp->pool, cp->drain_timeout_ms) != 0) {
+		log_warn("cpupool: a plugin function still runs %d ms after shutdown began "
+			 "(it ignores its cancel flag); exiting without waiting for it",
+			 cp->drain_timeout_ms);
+		cp_abandoned = cp;
+		cp_cgroup_abandon(cp->cg);
+		return;
+	}
 	cp_plugins_free(cp->plugins);
+	cp_cgroup_close(cp->cg);
+	pthread_mutex_destroy(&cp->det_mu);
+	free(cp->det);
 	free(cp);
 }
 

@@ -14,6 +14,7 @@ struct cp_exec_limits {
 	uint64_t output_cap; /* bytes kept of stdout, and of stderr */
 	uint64_t mem_limit; /* RLIMIT_AS of the child (0: none) */
 	int64_t deadline_ms; /* CLOCK_MONOTONIC ms; killed (group) after it */
+	struct cp_cgroup *cg; /* NULL: no pids cgroup (cpupool_cgroup.h) */
 };
 
 struct cp_exec_result {
@@ -25,11 +26,13 @@ struct cp_exec_result {
 };
 
 /* Runs path with argv (NULL-terminated; argv[0] is passed as given) in its
- * own process group, stdin /dev/null, a minimal environment.  Returns 0
+ * own process group under a subreaper shepherd, stdin /dev/null, a minimal
+ * environment.  Returns 0
  * with *res filled, or: -ETIMEDOUT (killed at the deadline), -ECANCELED
  * (cancel_fd became readable; the group was killed), -ENOENT/-EACCES/...
- * (exec failed), -ENOMEM.  In every case the child has been reaped and
- * nothing of it is left (no zombie), and on error *res holds nothing. */
+ * (exec failed), -ENOMEM.  In every case the program and every process it
+ * started (setsid or not) have been killed and reaped (no zombie, no
+ * orphan), and on error *res holds nothing. */
 int cp_exec_run(const char *path, char *const argv[], const struct cp_exec_limits *lim,
 		int cancel_fd, struct cp_exec_result *res);
 

@@ -4,7 +4,10 @@
  * A ring of queue_max + workers slots guarded by one mutex: a job is
  * accepted while (running + queued) < workers + queue_max, so "busy" is
  * decided at submit time and a client learns it at once instead of timing
- * out.  Threads sleep on a condition variable.
+ * out.  Threads sleep on a condition variable.  Freeing waits for the
+ * threads with a deadline: a plugin function that ignores its cancel flag
+ * cannot be stopped, so after the deadline the pool is left to it (never
+ * freed under it) and the caller goes on exiting.
  */
 #include "cpupool_pool.h"
 
@@ -12,10 +15,13 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 
 struct cp_pool {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
+	pthread_cond_t gone_cv; /* a thread left pool_main (CLOCK_MONOTONIC) */
+	int alive; /* threads not yet out of pool_main */
 	void **ring;
 	int cap, head, len; /* ring of queued jobs */
 	int running, workers, queue_max;
@@ -43,6 +49,8 @@ static void *pool_main(void *arg)
 		pthread_mutex_lock(&p->mu);
 		p->running--;
 	}
+	p->alive--;
+	pthread_cond_broadcast(&p->gone_cv);
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
@@ -61,14 +69,27 @@ struct cp_pool *cp_pool_new(int workers, int queue_max, cp_pool_fn run, cp_pool_
 	p->th = calloc((size_t)p->workers, sizeof *p->th);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->gone_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	if (!p->ring || !p->th)
 		goto fail;
-	for (; p->nth < p->workers; p->nth++)
-		if (pthread_create(&p->th[p->nth], NULL, pool_main, p) != 0)
+	for (; p->nth < p->workers; p->nth++) {
+		pthread_mutex_lock(&p->mu);
+		p->alive++;
+		pthread_mutex_unlock(&p->mu);
+		if (pthread_create(&p->th[p->nth], NULL, pool_main, p) != 0) {
+			pthread_mutex_lock(&p->mu);
+			p->alive--;
+			pthread_mutex_unlock(&p->mu);
 			goto fail;
+		}
+	}
 	return p;
 fail:
-	cp_pool_free(p);
+	cp_pool_free(p, -1);
 	return NULL;
 }
 
@@ -97,16 +118,24 @@ void cp_pool_counts(struct cp_pool *p, struct cp_pool_counts *out)
 	pthread_mutex_unlock(&p->mu);
 }
 
-void cp_pool_free(struct cp_pool *p)
+int cp_pool_free(struct cp_pool *p, int timeout_ms)
 {
 	if (!p)
-		return;
+		return 0;
+	struct timespec dl;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	if (timeout_ms > 0) {
+		dl.tv_sec += timeout_ms / 1000;
+		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+	}
 	pthread_mutex_lock(&p->mu);
 	p->stop = true;
 	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
-	for (int i = 0; i < p->nth; i++)
-		pthread_join(p->th[i], NULL);
+	/* queued jobs never start now (threads leave at stop) */
 	while (p->len > 0) {
 		void *job = p->ring[p->head];
 		p->head = (p->head + 1) % p->cap;
@@ -114,9 +143,20 @@ void cp_pool_free(struct cp_pool *p)
 		if (p->drop)
 			p->drop(job);
 	}
+	while (p->alive > 0 && timeout_ms >= 0)
+		if (pthread_cond_timedwait(&p->gone_cv, &p->mu, &dl) == ETIMEDOUT)
+			break;
+	bool stuck = p->alive > 0 && timeout_ms >= 0;
+	pthread_mutex_unlock(&p->mu);
+	if (stuck)
+		return -1; /* p stays allocated: the stuck threads still use it */
+	for (int i = 0; i < p->nth; i++)
+		pthread_join(p->th[i], NULL);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
+	pthread_cond_destroy(&p->gone_cv);
 	free(p->ring);
 	free(p->th);
 	free(p);
+	return 0;
 }

@@ -23,8 +23,11 @@ struct cp_pool_counts {
 };
 void cp_pool_counts(struct cp_pool *p, struct cp_pool_counts *out);
 
-/* Stops the threads once their current job returns (callers cancel running
- * jobs first), drops queued jobs, frees the pool. */
-void cp_pool_free(struct cp_pool *p);
+/* Drops queued jobs and stops the threads once their current job returns
+ * (callers cancel running jobs first), waiting at most timeout_ms (< 0:
+ * for ever).  0: the pool is freed.  -1: some thread is still inside a
+ * job at the deadline; the pool is then deliberately not freed (that
+ * thread still uses it) and the caller should just exit. */
+int cp_pool_free(struct cp_pool *p, int timeout_ms);
 
 #endif

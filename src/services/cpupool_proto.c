@@ -181,8 +181,11 @@ enum cp_parse_result cp_parse(struct frame_state *st, const uint8_t *buf, size_t
 		return CP_MORE;
 	if (fr == FRAME_TOOLONG)
 		return fail(code, msg, E2BIG, "request line too long");
-	if (line_len > 12 && strncasecmp((const char *)line, "virgo_clone(", 12) == 0)
-		return parse_call(line, line_len, req, code, msg);
+	if (line_len > 12 && strncasecmp((const char *)line, "virgo_clone(", 12) == 0) {
+		enum cp_parse_result r = parse_call(line, line_len, req, code, msg);
+		req->legacy = true; /* an error too: answered, then closed */
+		return r;
+	}
 
 	const uint8_t *tok[CP_MAX_TOKENS];
 	size_t tl[CP_MAX_TOKENS];
@@ -238,6 +241,13 @@ enum cp_parse_result cp_parse(struct frame_state *st, const uint8_t *buf, size_t
 		req->name = tok[0];
 		req->name_len = tl[0];
 		return CP_REQ;
+	}
+	/* something(...) is a call in the notes' syntax, just not one we
+	 * know: the notes' clients wait for the close */
+	if (memchr(tok[0], '(', tl[0])) {
+		req->legacy = true;
+		return fail(code, msg, ENOSYS,
+			    "unknown call (the call syntax is virgo_clone(<function>,<argument>))");
 	}
 	return fail(code, msg, ENOSYS, "unknown command (try: help)");
 }

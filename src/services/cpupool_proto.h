@@ -54,7 +54,9 @@ enum cp_parse_result {
 
 /* Parses at most one request from buf[0..len); contract as mp_parse:
  * *consumed is always set, req pointers are valid until those bytes are
- * dropped. */
+ * dropped.  On CP_ERROR, req->legacy says the line was in the notes' call
+ * syntax (virgo_clone(...), or any name(...)): its connection closes after
+ * the error, as after a call that fails. */
 enum cp_parse_result cp_parse(struct frame_state *st, const uint8_t *buf, size_t len, bool eof,
 			      const struct cp_limits *lim, struct cp_req *req, size_t *consumed,
 			      uint64_t *need, int *err_code, const char **err_msg);

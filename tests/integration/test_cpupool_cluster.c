@@ -362,13 +362,34 @@ static void disconnect_cancels(void **s)
 	wait_no_children(0);
 	struct virgo_load after = load_of(0);
 	assert_int_equal(after.jobs_cancelled, before.jobs_cancelled + 1);
-	/* a queued job whose client leaves never runs either */
-	fd = th_connect(th_port(&cl, 0, 10000));
+	/* running and queued jobs whose clients leave are cancelled: two
+	 * sleeps fill the workers, a third waits in the queue; when the three
+	 * clients leave, all three count as cancelled, none as done, long
+	 * before the sleeps (3 s) could have ended on their own */
 	const char sl[] = "clone virgo_sleep 4\r\n3000\r\n";
-	assert_int_equal(th_send(fd, sl, sizeof sl - 1), 0);
-	wait_jobs(0, 1, 0);
-	close(fd);
-	wait_jobs(0, 0, 0);
+	int fds[3];
+	for (int i = 0; i < 3; i++) {
+		fds[i] = th_connect(th_port(&cl, 0, 10000));
+		assert_int_equal(th_send(fds[i], sl, sizeof sl - 1), 0);
+		wait_jobs(0, i < 2 ? i + 1 : 2, i < 2 ? 0 : 1);
+	}
+	before = load_of(0);
+	int64_t t0 = th_now_ms();
+	for (int i = 2; i >= 0; i--) /* the queued one first: it must not start */
+		close(fds[i]);
+	for (;;) {
+		after = load_of(0);
+		if (after.jobs_cancelled == before.jobs_cancelled + 3)
+			break;
+		if (th_now_ms() - t0 > 2000)
+			fail_msg("%llu of 3 jobs cancelled 2 s after their clients left",
+				 (unsigned long long)(after.jobs_cancelled - before.jobs_cancelled));
+		struct timespec ts = {0, 5 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(after.jobs_done, before.jobs_done);
+	assert_int_equal(after.running, 0);
+	assert_int_equal(after.queued, 0);
 }
 
 static void policy_round_robin(void **s)

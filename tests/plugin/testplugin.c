@@ -1,8 +1,12 @@
 /*
- * testplugin.c - a cpupool plugin library for the tests (built twice:
- * libvtp_fast.so and libvtp_slow.so differ only in TP_DELAY_MS, so the
- * learned policy has a slow node to learn about).  Every function has the
- * virgo_fn signature of include/virgo.h.
+ * testplugin.c - a cpupool plugin library for the tests (built three
+ * times: libvtp_fast.so and libvtp_slow.so differ only in TP_DELAY_MS, so
+ * the learned policy has a slow node to learn about; libvtp_notable.so is
+ * built with TP_NO_TABLE, a library without an export table, so the
+ * fallback lookup is tested too).  The callable functions have the
+ * virgo_fn signature of include/virgo.h and are listed in
+ * virgo_plugin_functions[]; plugin_version (data) and tp_hidden (another
+ * signature) are exported but must never be callable.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -41,7 +45,7 @@ int tp_spin(const void *arg, size_t len, void **out, size_t *out_len, const vola
 {
 	(void)arg, (void)len, (void)out, (void)out_len;
 	struct timespec ts = {0, 1000000};
-	for (int i = 0; i < 60000 && !*cancel; i++)
+	for (int i = 0; i < 60000 && !__atomic_load_n(cancel, __ATOMIC_ACQUIRE); i++)
 		nanosleep(&ts, NULL);
 	return -ECANCELED;
 }
@@ -60,3 +64,43 @@ int tp_work(const void *arg, size_t len, void **out, size_t *out_len, const vola
 	*out_len = sizeof msg - 1;
 	return 0;
 }
+
+/* Ignores its cancel flag: spins (1 ms naps) for <arg> ms, at most 10 min.
+ * Stands for a badly written plugin (SIGTERM must still end the node). */
+int tp_stubborn(const void *arg, size_t len, void **out, size_t *out_len,
+		const volatile int *cancel)
+{
+	(void)cancel, (void)out, (void)out_len;
+	char num[16] = {0};
+	memcpy(num, arg, len < sizeof num - 1 ? len : sizeof num - 1);
+	long ms = strtol(num, NULL, 10);
+	if (ms <= 0 || ms > 600000)
+		ms = 600000;
+	struct timespec ts = {0, 1000000};
+	for (long i = 0; i < ms; i++)
+		nanosleep(&ts, NULL);
+	return -ETIMEDOUT;
+}
+
+/* Exported data: calling it as code was a remote crash (issue 14 #3). */
+const char plugin_version[] = "vtp 1.0";
+
+#ifdef TP_NO_TABLE
+/* Only in the library without a table: reachable through the fallback. */
+int tp_notable_only(const void *arg, size_t len, void **out, size_t *out_len,
+		    const volatile int *cancel)
+{
+	return tp_reverse(arg, len, out, out_len, cancel);
+}
+#else
+/* Exported, but of another signature and not in the table: unreachable. */
+int tp_hidden(int a, int b)
+{
+	return a + b;
+}
+
+const struct virgo_plugin_function virgo_plugin_functions[] = {
+	{"tp_reverse", tp_reverse}, {"tp_fail", tp_fail},	  {"tp_spin", tp_spin},
+	{"tp_work", tp_work},	    {"tp_stubborn", tp_stubborn}, {NULL, NULL},
+};
+#endif

@@ -1,9 +1,11 @@
 /*
  * test_cpupool_exec.c - cp_exec_run in-process: argv passes through
  * untouched (spaces, quotes, newlines), stdout/stderr/exit status/signal,
- * the output cap, the deadline kill, cancel, exec failure; and after each,
- * no child process (or zombie) of this process is left.
+ * the output cap, the deadline kill, cancel, exec failure, descendants in
+ * another session; and after each, no child process (or zombie) of this
+ * process is left.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,7 +32,8 @@ static int64_t now_ms(void)
 
 static struct cp_exec_limits lim(int ms, uint64_t cap)
 {
-	struct cp_exec_limits l = {cap, 1u << 30, now_ms() + ms};
+	struct cp_exec_limits l = {.output_cap = cap, .mem_limit = 1u << 30,
+				   .deadline_ms = now_ms() + ms};
 	return l;
 }
 
@@ -137,6 +140,50 @@ static void daemonized_grandchild_does_not_hang(void **s)
 	cp_exec_result_free(&r);
 }
 
+/* Processes whose command line is `sleep <len>`. */
+static int sleepers(const char *len)
+{
+	DIR *d = opendir("/proc");
+	assert_non_null(d);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char path[300], buf[256];
+		snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+		FILE *f = e->d_name[0] >= '0' && e->d_name[0] <= '9' ? fopen(path, "r") : NULL;
+		if (!f)
+			continue;
+		size_t r = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[r] = '\0';
+		n += r > 6 && strcmp(buf, "sleep") == 0 && strcmp(buf + 6, len) == 0;
+	}
+	closedir(d);
+	return n;
+}
+
+/* issue 14 #13: a descendant in a new session (setsid) outlived its job,
+ * when the program exited and when it was killed at the deadline.  When
+ * cp_exec_run returns, nothing the program started is left (the shepherd
+ * kills and reaps it before it exits). */
+static void setsid_descendants_do_not_survive(void **s)
+{
+	(void)s;
+	char *argv[] = {"sh", "-c", "setsid sleep 1234.91 & sleep 0.3; echo done", NULL};
+	struct cp_exec_limits l = lim(5000, 4096);
+	struct cp_exec_result r;
+	assert_int_equal(cp_exec_run("/bin/sh", argv, &l, -1, &r), 0);
+	assert_int_equal(r.code, 0);
+	assert_memory_equal(r.out, "done\n", 5);
+	cp_exec_result_free(&r);
+	assert_int_equal(sleepers("1234.91"), 0);
+	char *argv2[] = {"sh", "-c", "setsid sleep 1234.92 & sleep 30", NULL};
+	l = lim(700, 4096);
+	assert_int_equal(cp_exec_run("/bin/sh", argv2, &l, -1, &r), -ETIMEDOUT);
+	assert_int_equal(sleepers("1234.92"), 0);
+	assert_int_equal(th_children(getpid()), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -147,6 +194,7 @@ int main(void)
 		cmocka_unit_test(cancel_kills),
 		cmocka_unit_test(exec_failure_is_an_error),
 		cmocka_unit_test(daemonized_grandchild_does_not_hang),
+		cmocka_unit_test(setsid_descendants_do_not_survive),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -169,6 +169,31 @@ static void notes_call_syntax(void **s)
 	assert_int_equal(p.r, CP_ERROR);
 }
 
+/* issue 14 #15: a call-syntax line the parser refuses is still flagged as
+ * call syntax, so the service closes after its error (as after a call
+ * that fails) instead of waiting for idle_timeout; a bad native line is
+ * not. */
+static void bad_call_syntax_is_legacy(void **s)
+{
+	(void)s;
+	struct frame_state st = {0};
+	struct parsed p = parse(&st, "virgo_cloud_get(zz)\n", 20, false);
+	assert_int_equal(p.r, CP_ERROR);
+	assert_true(p.req.legacy);
+	p = parse(&st, "virgo_clone(abc\n", 16, false);
+	assert_int_equal(p.r, CP_ERROR);
+	assert_true(p.req.legacy);
+	p = parse(&st, "virgo_clone(a b,c)\n", 19, false);
+	assert_int_equal(p.r, CP_ERROR);
+	assert_true(p.req.legacy);
+	p = parse(&st, "frobnicate x\n", 13, false);
+	assert_int_equal(p.r, CP_ERROR);
+	assert_false(p.req.legacy);
+	p = parse(&st, "clone f\n", 8, false);
+	assert_int_equal(p.r, CP_ERROR);
+	assert_false(p.req.legacy);
+}
+
 static void simple_commands(void **s)
 {
 	(void)s;
@@ -250,6 +275,7 @@ int main(void)
 		cmocka_unit_test(run_argv_block),
 		cmocka_unit_test(argv_limits),
 		cmocka_unit_test(notes_call_syntax),
+		cmocka_unit_test(bad_call_syntax_is_legacy),
 		cmocka_unit_test(simple_commands),
 		cmocka_unit_test(long_line),
 		cmocka_unit_test(names_and_paths),
