@@ -35,13 +35,6 @@ void vd_config_defaults(struct vd_config *cfg)
 	cfg->body_budget = 0;
 	cfg->body_timeout_s = 60;
 	cfg->log_level = VLOG_INFO;
-	snprintf(cfg->allow_exec, sizeof cfg->allow_exec, "%s", VD_DEFAULT_ALLOW_EXEC);
-	cfg->job_timeout_ms = 30000;
-	cfg->output_cap = UINT64_C(1) << 20;
-	cfg->cpu_workers = 0;
-	cfg->cpu_queue = 64;
-	cfg->job_mem_limit = UINT64_C(1) << 30;
-	cfg->job_max_procs = 64;
 	size_t at = 0;
 	for (int i = 0; vsvc_table[i]; i++) {
 		const struct vsvc *svc = vsvc_table[i];
@@ -54,6 +47,14 @@ void vd_config_defaults(struct vd_config *cfg)
 			svc->settings_defaults(cfg->svc_settings + at);
 		at += (svc->settings_size + 15) & ~(size_t)15;
 	}
+}
+
+void vd_config_needs(const struct vd_config *cfg, int idx, struct vsvc_needs *out)
+{
+	out->largest_reply = cfg->max_value + cfg->max_line;
+	out->fds = 0;
+	if (vsvc_table[idx]->needs)
+		vsvc_table[idx]->needs(cfg, vd_config_settings(cfg, idx), out);
 }
 
 const void *vd_config_settings(const struct vd_config *cfg, int idx)
@@ -205,38 +206,6 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 	} else if (strcmp(key, "log_level") == 0) {
 		if (vlog_parse_level(value, &cfg->log_level))
 			return bad(ctx, key, value, "error, warn, info or debug");
-	} else if (strcmp(key, "allow_exec") == 0) {
-		if (strlen(value) >= sizeof cfg->allow_exec)
-			return bad(ctx, key, value, "a shorter list");
-		snprintf(cfg->allow_exec, sizeof cfg->allow_exec, "%s", value);
-	} else if (strcmp(key, "plugins") == 0) {
-		if (strlen(value) >= sizeof cfg->plugins)
-			return bad(ctx, key, value, "a shorter list");
-		snprintf(cfg->plugins, sizeof cfg->plugins, "%s", value);
-	} else if (strcmp(key, "job_timeout_ms") == 0) {
-		if (cv_int(value, 1, 86400000, &v))
-			return bad(ctx, key, value, "1..86400000");
-		cfg->job_timeout_ms = (int)v;
-	} else if (strcmp(key, "output_cap") == 0) {
-		if (cv_size(value, &cfg->output_cap) || cfg->output_cap == 0 ||
-		    cfg->output_cap > (UINT64_C(1) << 30))
-			return bad(ctx, key, value, "a size from 1 to 1G");
-	} else if (strcmp(key, "cpu_workers") == 0) {
-		if (cv_int(value, 0, 1024, &v))
-			return bad(ctx, key, value, "0..1024, 0 = one per core");
-		cfg->cpu_workers = (int)v;
-	} else if (strcmp(key, "cpu_queue") == 0) {
-		if (cv_int(value, 0, 100000, &v))
-			return bad(ctx, key, value, "0..100000");
-		cfg->cpu_queue = (int)v;
-	} else if (strcmp(key, "job_mem_limit") == 0) {
-		if (cv_size(value, &cfg->job_mem_limit) || cfg->job_mem_limit < (UINT64_C(16) << 20) ||
-		    cfg->job_mem_limit > VD_MAX_MEM)
-			return bad(ctx, key, value, "a size from 16M to 16384G");
-	} else if (strcmp(key, "job_max_procs") == 0) {
-		if (cv_int(value, 1, 100000, &v))
-			return bad(ctx, key, value, "1..100000");
-		cfg->job_max_procs = (int)v;
 	} else if (strcmp(key, "cpu_affinity") == 0) {
 		if (cv_bool(value, &cfg->cpu_affinity))
 			return bad(ctx, key, value, "yes or no");

@@ -18,7 +18,7 @@
 #define VD_MAX_SERVICES 16
 /* Upper bounds of the size settings, so that no size arithmetic on them
  * (n + 1 for a terminator, a reply's header, chunk counts) can wrap. */
-#define VD_MAX_MEM (UINT64_C(1) << 44) /* 16 TiB: mem_limit, max_alloc, job_mem_limit */
+#define VD_MAX_MEM (UINT64_C(1) << 44) /* 16 TiB: mem_limit, max_alloc */
 #define VD_MAX_VALUE (UINT64_C(1) << 30) /* 1 GiB: max_value (memcached's own maximum) */
 /* Bytes for all services' own settings structs (service.h, keys). */
 #define VD_SETTINGS_MAX (32 * 1024)
@@ -46,23 +46,11 @@ struct vd_config {
 	enum vlog_level log_level;
 	bool insecure_listen; /* allow a non-loopback listen without auth */
 	char source[256]; /* file the settings came from ("" = defaults) */
-	/* cpupool (port 10000) */
-	char allow_exec[4096]; /* comma-separated program names / absolute paths */
-	char plugins[4096]; /* comma-separated plugin library paths */
-	int job_timeout_ms; /* a job's reply is due within this (queue included) */
-	uint64_t output_cap; /* bytes of stdout, of stderr, of a function's result */
-	int cpu_workers; /* jobs running at once (0: one per core) */
-	int cpu_queue; /* jobs waiting beyond those; then ERR EBUSY */
-	uint64_t job_mem_limit; /* RLIMIT_AS of an executable */
-	int job_max_procs; /* processes a program's job may have (pids cgroup) */
 	/* each service's own settings (its keys), at svc_settings_at[i] */
 	size_t svc_settings_at[VD_MAX_SERVICES];
 	_Alignas(16) unsigned char svc_settings[VD_SETTINGS_MAX];
 };
 
-/* The default allow-list: harmless programs that take no privileged action
- * whatever their arguments (documented in README). */
-#define VD_DEFAULT_ALLOW_EXEC "echo, true, false, uname, nproc"
 
 void vd_config_defaults(struct vd_config *cfg);
 /* 0, or -1 with a message naming the file, line and key in err. */
@@ -71,6 +59,9 @@ int vd_config_load(struct vd_config *cfg, const char *path, char *err, size_t er
 int vd_config_port(const struct vd_config *cfg, int idx);
 /* Service #idx's own settings struct (NULL when it declares none). */
 const void *vd_config_settings(const struct vd_config *cfg, int idx);
+struct vsvc_needs;
+/* What service #idx needs of the daemon's limits (service.h). */
+void vd_config_needs(const struct vd_config *cfg, int idx, struct vsvc_needs *out);
 /* The connection cap of service #idx (<= max_conns). */
 int vd_config_max_conns(const struct vd_config *cfg, int idx);
 /* How many worker threads serve service #idx's connections (>= 1). */

@@ -47,18 +47,19 @@ static void usage(FILE *f)
 
 /* Descriptors the daemon itself holds besides its connections: each
  * worker's event loop (epoll + its wake-up eventfd), the main loop's (and
- * its signal pair), one listener per service, the pipes of running jobs
- * (stdout, stderr and a spare each, both ends while forking), and a
- * margin for logs, the pidfile and plugins. */
+ * its signal pair), one listener per service, what each service says it
+ * holds (the cpupool: the pipes of running jobs), and a margin for logs,
+ * the pidfile and plugins. */
 static rlim_t own_fds(const struct vd_config *cfg)
 {
 	rlim_t n = 32;
 	for (int i = 0; vsvc_table[i]; i++)
-		if (vd_config_port(cfg, i) != 0)
-			n += 1 + 2 * (rlim_t)vd_config_threads(cfg, i);
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	rlim_t jobs = cfg->cpu_workers > 0 ? (rlim_t)cfg->cpu_workers : (rlim_t)(cores > 0 ? cores : 1);
-	return n + 6 * jobs;
+		if (vd_config_port(cfg, i) != 0) {
+			struct vsvc_needs nd;
+			vd_config_needs(cfg, i, &nd);
+			n += 1 + 2 * (rlim_t)vd_config_threads(cfg, i) + (rlim_t)nd.fds;
+		}
+	return n;
 }
 
 /* max_connections is only a promise if the process may hold that many

@@ -1079,9 +1079,15 @@ struct vd_server *server_start(const struct vd_config *cfg)
 		return NULL;
 	srv->cfg = *cfg;
 	srv->body_budget = cfg->body_budget ? cfg->body_budget : cfg->mem_limit / 4;
-	/* one reply may overshoot the budget: a value, or a job's output
-	 * (stdout and stderr, each up to output_cap) */
-	uint64_t big = cfg->max_value > 2 * cfg->output_cap ? cfg->max_value : 2 * cfg->output_cap;
+	/* one reply may overshoot the budget: the largest any service
+	 * declares (a value, a job's output) */
+	uint64_t big = 0;
+	for (int i = 0; vsvc_table[i]; i++) {
+		struct vsvc_needs nd;
+		vd_config_needs(cfg, i, &nd);
+		if (nd.largest_reply > big)
+			big = nd.largest_reply;
+	}
 	srv->out_hard = VCONN_OUT_BUDGET + big + cfg->max_line + 4096;
 	srv->base = event_base_new();
 	if (!srv->base)

@@ -58,6 +58,12 @@ struct vsvc_key {
 	bool reload; /* applied by SIGHUP (else on restart) */
 };
 
+/* What a service asks of the daemon beyond the defaults (needs hook). */
+struct vsvc_needs {
+	uint64_t largest_reply; /* one reply may be this big (default max_value + max_line) */
+	int fds; /* descriptors it holds besides its connections (default 0) */
+};
+
 /* What a service gets at init: the node it runs in. */
 struct vd_node {
 	const struct vd_config *cfg; /* the node's own settings (config.h) */
@@ -82,6 +88,9 @@ struct vsvc {
 	const struct vsvc_key *keys;
 	size_t settings_size;
 	void (*settings_defaults)(void *settings);
+	/* Optional, before init: what it needs of the daemon's limits (out
+	 * holds the defaults; change what differs). */
+	void (*needs)(const struct vd_config *cfg, const void *settings, struct vsvc_needs *out);
 	/* Once at start-up, before listening; *svc is passed back below.
 	 * node and what it points to live until fini. */
 	int (*init)(const struct vd_node *node, void **svc);

@@ -46,6 +46,7 @@
 #include "cpupool_plugin.h"
 #include "cpupool_pool.h"
 #include "cpupool_proto.h"
+#include "cpupool_settings.h"
 
 #define CP_MAX_ALLOW 64
 #define CP_SAFE_PATH "/usr/local/bin:/usr/bin:/bin"
@@ -68,7 +69,7 @@ struct cp_allow {
 struct cpupool {
 	unsigned node_id;
 	struct cp_limits lim;
-	int job_timeout_ms;
+	_Atomic int job_timeout_ms; /* reloadable (SIGHUP) */
 	uint64_t output_cap, mem_limit;
 	struct cp_allow allow[CP_MAX_ALLOW];
 	int nallow;
@@ -459,9 +460,10 @@ static struct cp_job *job_new(struct cpupool *cp, const struct cp_req *r)
 		free(j);
 		return NULL;
 	}
-	uint64_t t = r->timeout_ms && r->timeout_ms < (uint64_t)cp->job_timeout_ms
+	uint64_t node_ms = (uint64_t)atomic_load(&cp->job_timeout_ms);
+	uint64_t t = r->timeout_ms && r->timeout_ms < node_ms
 			     ? r->timeout_ms
-			     : (uint64_t)cp->job_timeout_ms;
+			     : node_ms;
 	j->deadline_ms = now_ms() + (int64_t)t;
 	return j;
 }
@@ -734,29 +736,30 @@ static void cpupool_conn_close(struct vconn *c)
 static int cpupool_init(const struct vd_node *node, void **out)
 {
 	const struct vd_config *cfg = node->cfg;
+	const struct cp_settings *st = node->settings;
 	struct cpupool *cp = calloc(1, sizeof *cp);
 	if (!cp)
 		return -ENOMEM;
 	cp->node_id = cfg->node_id;
 	cp->lim.max_line = cfg->max_line;
 	cp->lim.max_arg = cfg->max_value;
-	cp->job_timeout_ms = cfg->job_timeout_ms;
-	cp->output_cap = cfg->output_cap;
-	cp->mem_limit = cfg->job_mem_limit;
+	atomic_store(&cp->job_timeout_ms, st->job_timeout_ms);
+	cp->output_cap = st->output_cap;
+	cp->mem_limit = st->job_mem_limit;
 	cp->drain_timeout_ms = cfg->drain_timeout_ms;
-	cp->max_procs = cfg->job_max_procs;
+	cp->max_procs = st->job_max_procs;
 	long page = sysconf(_SC_PAGESIZE);
 	cp->arg_strlen_max = 32 * (page > 0 ? page : 4096);
 	pthread_mutex_init(&cp->det_mu, NULL);
-	if (load_allow(cp, cfg->allow_exec) != 0 || cp_plugins_open(cfg->plugins, &cp->plugins) != 0) {
+	if (load_allow(cp, st->allow_exec) != 0 || cp_plugins_open(st->plugins, &cp->plugins) != 0) {
 		cp_plugins_free(cp->plugins);
 		free(cp);
 		return -EINVAL;
 	}
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int workers = cfg->cpu_workers > 0 ? cfg->cpu_workers : (ncpu > 0 ? (int)ncpu : 1);
-	cp->pool = cp_pool_new(workers, cfg->cpu_queue, job_run, job_drop);
-	cp->ndet = workers + (cfg->cpu_queue > 0 ? cfg->cpu_queue : 0);
+	int workers = st->cpu_workers > 0 ? st->cpu_workers : (ncpu > 0 ? (int)ncpu : 1);
+	cp->pool = cp_pool_new(workers, st->cpu_queue, job_run, job_drop);
+	cp->ndet = workers + (st->cpu_queue > 0 ? st->cpu_queue : 0);
 	cp->det = calloc((size_t)cp->ndet, sizeof *cp->det);
 	if (!cp->pool || !cp->det) {
 		cp_pool_free(cp->pool, -1);
@@ -768,7 +771,7 @@ static int cpupool_init(const struct vd_node *node, void **out)
 	if (cp->nallow > 0)
 		cp->cg = cp_cgroup_open(workers, cp->max_procs);
 	log_info("cpupool: %d workers, queue %d, %d allowed programs, job timeout %d ms", workers,
-		 cfg->cpu_queue, cp->nallow, cp->job_timeout_ms);
+		 st->cpu_queue, cp->nallow, atomic_load(&cp->job_timeout_ms));
 	*out = cp;
 	return 0;
 }
@@ -798,11 +801,28 @@ static void cpupool_fini(void *svc)
 	free(cp);
 }
 
+/* SIGHUP: job_timeout_ms applies to jobs accepted from now on (the
+ * other keys change on restart). */
+static int cpupool_reload(void *svc, const void *settings)
+{
+	struct cpupool *cp = svc;
+	const struct cp_settings *st = settings;
+	int was = atomic_exchange(&cp->job_timeout_ms, st->job_timeout_ms);
+	if (was != st->job_timeout_ms)
+		log_info("cpupool: job_timeout_ms %d -> %d", was, st->job_timeout_ms);
+	return 0;
+}
+
 const struct vsvc cpupool_service = {
 	.name = "cpupool",
 	.base_port = 10000,
 	.conn_size = sizeof(struct cpupool_conn),
+	.keys = cp_settings_keys,
+	.settings_size = sizeof(struct cp_settings),
+	.settings_defaults = cp_settings_defaults,
+	.needs = cp_settings_needs,
 	.init = cpupool_init,
+	.reload = cpupool_reload,
 	.fini = cpupool_fini,
 	.on_input = cpupool_on_input,
 	.conn_close = cpupool_conn_close,

@@ -3,7 +3,8 @@
  * a connection cap per service as well as per node (a flood of idle
  * connections on one port must not lock out the others), the request
  * deadline that ends slowloris clients, accepting paused (not spinning)
- * when the process runs out of descriptors, and the output budget.
+ * when the process runs out of descriptors, and a service's own settings
+ * reloaded on SIGHUP.
  */
 #include <errno.h>
 #include <poll.h>
@@ -224,6 +225,72 @@ static void emfile_pauses_accepting(void **state)
 	assert_int_equal(th_cluster_stop(&c), 0);
 }
 
+/* Rewrites node 0's config file: what the harness wrote (base) and then
+ * text (later keys win). */
+static void rewrite_conf(const struct th_cluster *c, const char *base, const char *text)
+{
+	FILE *f = fopen(c->nodes[0].conf, "w");
+	assert_non_null(f);
+	fputs(base, f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* A cpupool clone of virgo_sleep ms; the reply's first line into out. */
+static void sleep_job(int port, const char *ms)
+{
+	int fd = th_connect(port);
+	char req[64];
+	int n = snprintf(req, sizeof req, "clone virgo_sleep %zu\r\n%s\r\n", strlen(ms), ms);
+	assert_int_equal(th_send(fd, req, (size_t)n), 0);
+	assert_true(th_recv_until(fd, out, sizeof out, "\n", 10000) > 0);
+	close(fd);
+}
+
+/* Service-owned settings on SIGHUP: the cpupool's job_timeout_ms is
+ * reloadable; a file that no longer parses changes nothing. */
+static void sighup_reloads_service_settings(void **state)
+{
+	(void)state;
+	struct th_cluster c;
+	assert_int_equal(th_cluster_start(&c, 1, "job_timeout_ms = 300", NULL), 0);
+	int cp = th_port(&c, 0, 10000);
+	sleep_job(cp, "800");
+	assert_non_null(strstr(out, "ETIMEDOUT"));
+	static char base[4096];
+	FILE *f = fopen(c.nodes[0].conf, "r");
+	assert_non_null(f);
+	base[fread(base, 1, sizeof base - 1, f)] = '\0';
+	fclose(f);
+	/* a broken file: logged, the running settings stay */
+	rewrite_conf(&c, base, "job_timeout_ms = 0\n");
+	kill(c.nodes[0].pid, SIGHUP);
+	int64_t deadline = th_now_ms() + 5000;
+	bool logged = false;
+	while (!logged && th_now_ms() < deadline) {
+		char cmd[400];
+		snprintf(cmd, sizeof cmd, "grep -q 'keeping the running settings' %s", c.nodes[0].log);
+		logged = system(cmd) == 0;
+		if (!logged)
+			usleep(20000);
+	}
+	assert_true(logged);
+	sleep_job(cp, "800");
+	assert_non_null(strstr(out, "ETIMEDOUT"));
+	rewrite_conf(&c, base, "job_timeout_ms = 5000\n");
+	kill(c.nodes[0].pid, SIGHUP);
+	deadline = th_now_ms() + 10000;
+	bool ok = false;
+	while (!ok && th_now_ms() < deadline) {
+		sleep_job(cp, "500");
+		ok = strncmp(out, "VALUE", 5) == 0;
+		if (!ok)
+			print_message("reply: %s", out);
+	}
+	assert_true(ok);
+	assert_int_equal(th_cluster_stop(&c), 0);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -231,6 +298,7 @@ int main(void)
 		cmocka_unit_test(idle_flood_on_one_port_leaves_the_others),
 		cmocka_unit_test(slowloris_closed_by_request_deadline),
 		cmocka_unit_test(emfile_pauses_accepting),
+		cmocka_unit_test(sighup_reloads_service_settings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

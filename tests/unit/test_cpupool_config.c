@@ -13,7 +13,19 @@
 #include <cmocka.h>
 
 #include "../../src/daemon/config.h"
+#include "../../src/daemon/service.h"
 #include "../../src/lib/client.h"
+#include "../../src/services/cpupool_settings.h"
+
+/* The cpupool's own settings in c (service-owned keys). */
+static const struct cp_settings *cps(const struct vd_config *c)
+{
+	for (int i = 0; vsvc_table[i]; i++)
+		if (strcmp(vsvc_table[i]->name, "cpupool") == 0)
+			return vd_config_settings(c, i);
+	fail_msg("no cpupool service");
+	return NULL;
+}
 
 static char path[256];
 
@@ -32,27 +44,30 @@ static void node_keys(void **s)
 	struct vd_config c;
 	char err[512];
 	vd_config_defaults(&c);
-	assert_string_equal(c.allow_exec, VD_DEFAULT_ALLOW_EXEC);
-	assert_int_equal(c.job_timeout_ms, 30000);
-	assert_int_equal(c.cpu_queue, 64);
+	assert_string_equal(cps(&c)->allow_exec, CP_DEFAULT_ALLOW_EXEC);
+	assert_int_equal(cps(&c)->job_timeout_ms, 30000);
+	assert_int_equal(cps(&c)->cpu_queue, 64);
+	assert_int_equal(cps(&c)->job_max_procs, 64);
 	const char *p = write_conf("allow_exec = uname, /usr/bin/sha256sum\nplugins = /x/a.so, /y/b.so\n"
 				   "job_timeout_ms = 1500\noutput_cap = 2M\ncpu_workers = 3\n"
-				   "cpu_queue = 0\njob_mem_limit = 512M\n");
+				   "cpu_queue = 0\njob_mem_limit = 512M\njob_max_procs = 9\n");
 	assert_int_equal(vd_config_load(&c, p, err, sizeof err), 0);
-	assert_string_equal(c.allow_exec, "uname, /usr/bin/sha256sum");
-	assert_string_equal(c.plugins, "/x/a.so, /y/b.so");
-	assert_int_equal(c.job_timeout_ms, 1500);
-	assert_true(c.output_cap == UINT64_C(2) << 20);
-	assert_int_equal(c.cpu_workers, 3);
-	assert_int_equal(c.cpu_queue, 0);
-	assert_true(c.job_mem_limit == UINT64_C(512) << 20);
+	assert_string_equal(cps(&c)->allow_exec, "uname, /usr/bin/sha256sum");
+	assert_string_equal(cps(&c)->plugins, "/x/a.so, /y/b.so");
+	assert_int_equal(cps(&c)->job_timeout_ms, 1500);
+	assert_true(cps(&c)->output_cap == UINT64_C(2) << 20);
+	assert_int_equal(cps(&c)->cpu_workers, 3);
+	assert_int_equal(cps(&c)->cpu_queue, 0);
+	assert_true(cps(&c)->job_mem_limit == UINT64_C(512) << 20);
+	assert_int_equal(cps(&c)->job_max_procs, 9);
 	/* an empty allow-list is allowed (nothing runs) */
 	vd_config_defaults(&c);
 	p = write_conf("allow_exec =\n");
 	assert_int_equal(vd_config_load(&c, p, err, sizeof err), 0);
-	assert_string_equal(c.allow_exec, "");
+	assert_string_equal(cps(&c)->allow_exec, "");
 	const char *bad[] = {"job_timeout_ms = 0\n", "output_cap = 2G\n", "cpu_workers = -1\n",
-			     "job_mem_limit = 1M\n", "cpu_queu = 3\n"};
+			     "job_mem_limit = 1M\n", "job_mem_limit = 16385G\n", "job_max_procs = 0\n",
+			     "cpu_queu = 3\n"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		vd_config_defaults(&c);
 		assert_int_equal(vd_config_load(&c, write_conf(bad[i]), err, sizeof err), -1);
