@@ -28,7 +28,7 @@ ifeq ($(SAN),thread)
 endif
 
 COMMON_SRC := $(wildcard src/common/*.c)
-DAEMON_SRC := $(wildcard src/daemon/*.c) $(wildcard src/services/*.c)
+DAEMON_SRC := $(wildcard src/daemon/*.c) $(wildcard src/services/*.c) $(wildcard src/services/*/*.c)
 LIB_SRC    := $(wildcard src/lib/*.c)
 CLI_SRC    := $(wildcard src/cli/*.c)
 
@@ -148,7 +148,7 @@ FUZZ_SECONDS ?= 20
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -fsanitize=fuzzer,address,undefined
-build-fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(LIB_SRC) $(wildcard src/services/*_proto.c)
+build-fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(LIB_SRC) $(wildcard src/services/*_proto.c src/services/*/*_proto.c)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS_INI) -lm -lpthread
 fuzz: $(FUZZ_BIN)

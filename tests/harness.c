@@ -147,6 +147,23 @@ const char *th_build_dir(void)
 	return dir;
 }
 
+long th_proc_kb(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	long kb = -1;
+	size_t fl = strlen(field);
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
+			kb = strtol(line + fl + 1, NULL, 10);
+			break;
+		}
+	if (f)
+		fclose(f);
+	return kb;
+}
+
 int th_children(pid_t pid)
 {
 	DIR *d = opendir("/proc");

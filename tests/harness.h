@@ -49,6 +49,9 @@ int th_cluster_start_nodes(struct th_cluster *c, int n, const char *node_conf_ex
 			   const char *const node_extra[], const char *client_extra);
 /* Directory of the test binaries ($BUILD/tests); static string. */
 const char *th_build_dir(void);
+/* A kB field of /proc/<pid>/status ("VmRSS", "VmHWM"), in kB; -1 if
+ * the process or the field is not there. */
+long th_proc_kb(pid_t pid, const char *field);
 /* Number of live or zombie child processes of pid (from /proc). */
 int th_children(pid_t pid);
 /* Points this process's libvirgo at the cluster: virgo_fini, then

@@ -377,13 +377,16 @@ static void disconnect_cancels(void **s)
 	int64_t t0 = th_now_ms();
 	for (int i = 2; i >= 0; i--) /* the queued one first: it must not start */
 		close(fds[i]);
-	for (;;) {
+	for (;;) { /* cancelled is counted a moment before the worker is free */
 		after = load_of(0);
-		if (after.jobs_cancelled == before.jobs_cancelled + 3)
+		if (after.jobs_cancelled == before.jobs_cancelled + 3 && after.running == 0 &&
+		    after.queued == 0)
 			break;
 		if (th_now_ms() - t0 > 2000)
-			fail_msg("%llu of 3 jobs cancelled 2 s after their clients left",
-				 (unsigned long long)(after.jobs_cancelled - before.jobs_cancelled));
+			fail_msg("%llu of 3 jobs cancelled 2 s after their clients left; "
+				 "running %d, queued %d",
+				 (unsigned long long)(after.jobs_cancelled - before.jobs_cancelled),
+				 after.running, after.queued);
 		struct timespec ts = {0, 5 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}

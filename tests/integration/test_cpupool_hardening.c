@@ -414,20 +414,6 @@ static void big_request_behind_job(void **s)
 	free(req);
 }
 
-static long vm_rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	assert_non_null(f);
-	long kb = -1;
-	while (fgets(line, sizeof line, f))
-		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
 /* Output back-pressure: a client pipelines `help` (about 90 bytes of
  * reply per input byte) and does not read.  The node's RSS stays bounded
  * and every reply arrives, in full, once the client reads. */
@@ -435,7 +421,7 @@ static void pipelined_not_reading(void **s)
 {
 	(void)s;
 	pid_t pid = cl.nodes[0].pid;
-	long before = vm_rss_kb(pid);
+	long before = th_proc_kb(pid, "VmRSS");
 	const size_t nreq = 300000;
 	char *req = malloc(nreq * 6);
 	assert_non_null(req);
@@ -455,7 +441,7 @@ static void pipelined_not_reading(void **s)
 			sent += (size_t)w;
 		else
 			nap(5);
-		long rss = vm_rss_kb(pid);
+		long rss = th_proc_kb(pid, "VmRSS");
 		if (rss > most)
 			most = rss;
 	}
@@ -463,7 +449,7 @@ static void pipelined_not_reading(void **s)
 	print_message("sent %zu of %zu bytes of requests\n", sent, nreq * 6);
 	assert_true(sent < nreq * 6);
 	for (int i = 0; i < 20; i++) {
-		long rss = vm_rss_kb(pid);
+		long rss = th_proc_kb(pid, "VmRSS");
 		if (rss > most)
 			most = rss;
 		nap(25);

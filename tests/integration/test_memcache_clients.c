@@ -351,21 +351,6 @@ static void fill_node0(const char *prefix, int n)
 	memcached_free(m);
 }
 
-/* Peak resident memory of pid (VmHWM, kB), or -1. */
-static long peak_kb(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	long kb = -1;
-	while (f && fgets(line, sizeof line, f))
-		if (sscanf(line, "VmHWM: %ld", &kb) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kb;
-}
-
 /* Reads exactly n bytes (deadline 30 s); true when they came. */
 static bool read_exactly(int fd, char *buf, size_t n)
 {
@@ -399,7 +384,7 @@ static void pipelined_dumps_stay_bounded(void **state)
 	assert_true(len > (ssize_t)ITEMS * 200);
 	assert_memory_equal(first + len - 5, "END\r\n", 5);
 
-	long before = peak_kb(cl.nodes[0].pid);
+	long before = th_proc_kb(cl.nodes[0].pid, "VmHWM");
 	assert_true(before > 0);
 	static char reqs[REQS * 21];
 	for (int i = 0; i < REQS; i++)
@@ -415,7 +400,7 @@ static void pipelined_dumps_stay_bounded(void **state)
 	assert_true(th_recv_until(fd, v, sizeof v, "\r\n", 3000) > 0);
 	assert_string_equal(v, "VERSION 1.6.0-virgo\r\n");
 	close(fd);
-	long grew = peak_kb(cl.nodes[0].pid) - before;
+	long grew = th_proc_kb(cl.nodes[0].pid, "VmHWM") - before;
 #if defined(__SANITIZE_ADDRESS__)
 	print_message("ASan build: its quarantine keeps freed buffers; peak grew %ld kB, "
 		      "not checked\n", grew);

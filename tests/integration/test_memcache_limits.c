@@ -218,21 +218,6 @@ static void body_timeout_closes_stalled_upload(void **state)
 	close(fd);
 }
 
-/* Peak resident memory of pid (VmHWM, kB), or -1. */
-static long peak_kb(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	long kb = -1;
-	while (f && fgets(line, sizeof line, f))
-		if (sscanf(line, "VmHWM: %ld", &kb) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kb;
-}
-
 /* The value of key <p><i>: n bytes, distinct per key. */
 static void value_of(char p, int i, char *v, size_t n)
 {
@@ -320,7 +305,7 @@ static void multiget_nonreaders_bounded(void **state)
 	enum { SMALL = 4095, BIG = 1 << 20, NC = 3, NZ = 2 };
 	store_values('c', 8, SMALL);
 	store_values('z', 4, BIG);
-	long before = peak_kb(cl.nodes[0].pid);
+	long before = th_proc_kb(cl.nodes[0].pid, "VmHWM");
 	assert_true(before > 0);
 
 	/* copy path: one line of ~21,000 keys each; the last client pipelines
@@ -378,7 +363,7 @@ static void multiget_nonreaders_bounded(void **state)
 	xchg(z, "version\r\n", "VERSION 1.6.0-virgo\r\n");
 	close(z);
 
-	long grew = peak_kb(cl.nodes[0].pid) - before;
+	long grew = th_proc_kb(cl.nodes[0].pid, "VmHWM") - before;
 #if defined(__SANITIZE_ADDRESS__)
 	print_message("ASan build: its quarantine keeps freed buffers; peak grew %ld kB, "
 		      "not checked\n", grew);

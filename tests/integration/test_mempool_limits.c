@@ -43,22 +43,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* A kB field of /proc/<pid>/status ("VmRSS", "VmHWM") in bytes. */
-static uint64_t proc_kb(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	assert_non_null(f);
-	uint64_t v = 0;
-	size_t fl = strlen(field);
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, field, fl) == 0 && line[fl] == ':')
-			v = strtoull(line + fl + 1, NULL, 10) * 1024;
-	fclose(f);
-	return v;
-}
-
 /* Resets the peak resident size (VmHWM) of pid to its current size. */
 static void reset_hwm(pid_t pid)
 {
@@ -290,7 +274,7 @@ static void unread_large_gets_stay_bounded(void **state)
 	assert_string_equal(line, "OK");
 
 	uint64_t gets0 = stat_of(port, "ops_get");
-	uint64_t base = proc_kb(pid, "VmRSS");
+	uint64_t base = ((uint64_t)th_proc_kb(pid, "VmRSS") * 1024);
 	reset_hwm(pid);
 	/* ~1.6 KB of requests asking for 640 MiB of replies */
 	char reqs[NGETS * 48];
@@ -311,7 +295,7 @@ static void unread_large_gets_stay_bounded(void **state)
 			break;
 		sleep_ms(50);
 	}
-	uint64_t hwm = proc_kb(pid, "VmHWM");
+	uint64_t hwm = ((uint64_t)th_proc_kb(pid, "VmHWM") * 1024);
 	printf("# %" PRIu64 " of %d gets answered unread; peak RSS grew %" PRIu64 " MB\n", last,
 	       NGETS, (hwm - base) / MB);
 	assert_true(last < NGETS); /* it stopped: back-pressure */
@@ -372,7 +356,7 @@ static void freed_memory_returns(void **state)
 	enum { N = 12800, SZ = 16384, KEEP = 64 };
 	int port = th_port(&big, 0, 30000);
 	pid_t pid = big.nodes[0].pid;
-	uint64_t base = proc_kb(pid, "VmRSS");
+	uint64_t base = ((uint64_t)th_proc_kb(pid, "VmRSS") * 1024);
 	uint64_t *v = calloc(N, sizeof *v);
 	uint8_t *data = malloc(SZ);
 	assert_non_null(v);
@@ -395,15 +379,15 @@ static void freed_memory_returns(void **state)
 			assert_string_equal(hdr, "OK");
 		}
 	}
-	uint64_t peak = proc_kb(pid, "VmRSS");
+	uint64_t peak = ((uint64_t)th_proc_kb(pid, "VmRSS") * 1024);
 	pipelined_frees(r, v, N, KEEP);
 	uint64_t live = (N + KEEP - 1) / KEEP * (uint64_t)SZ;
 	uint64_t want = base + live + 32 * MB;
 	int64_t deadline = th_now_ms() + 20000;
-	uint64_t rss = proc_kb(pid, "VmRSS");
+	uint64_t rss = ((uint64_t)th_proc_kb(pid, "VmRSS") * 1024);
 	while (rss > want && th_now_ms() < deadline) {
 		sleep_ms(100);
-		rss = proc_kb(pid, "VmRSS");
+		rss = ((uint64_t)th_proc_kb(pid, "VmRSS") * 1024);
 	}
 	printf("# RSS: %" PRIu64 " MB at start, %" PRIu64 " MB at peak, %" PRIu64
 	       " MB after the frees (%" PRIu64 " MB live); %" PRIu64 " trims\n",
@@ -448,10 +432,10 @@ static void tiny_mallocs_are_bounded(void **state)
 	const size_t cap = SMALL_LIMIT / 8; /* far past any honest count */
 	uint64_t *v = calloc(cap, sizeof *v);
 	assert_non_null(v);
-	uint64_t base = proc_kb(pid, "VmRSS");
+	uint64_t base = ((uint64_t)th_proc_kb(pid, "VmRSS") * 1024);
 	struct rd *r = rd_open(port);
 	size_t got = pipelined_mallocs(r, 1, cap, v);
-	uint64_t rss = proc_kb(pid, "VmRSS");
+	uint64_t rss = ((uint64_t)th_proc_kb(pid, "VmRSS") * 1024);
 	printf("# %zu one-byte allocations under a 4 MB limit; RSS grew %" PRIu64
 	       " KB; accounted %" PRIu64 " bytes\n",
 	       got, (rss - base) / 1024, stat_of(port, "accounted_bytes"));
