@@ -13,3 +13,19 @@ wait_port() {
 		sleep 0.02
 	done
 }
+
+# pick_ports <memcached base> <virgod offset base>: sets MCP (a free port
+# for a memcached), OFF (a port offset where virgod's memcache, mempool and
+# cpupool ports are free), VDP (virgod's memcached port) and MC_USER (-u
+# nobody when root, as memcached requires)
+pick_ports() {
+	MCP=$1
+	while ! port_free $MCP; do MCP=$((MCP + 1)); done
+	OFF=$2
+	while ! port_free $((11211 + OFF)) || ! port_free $((30000 + OFF)) || ! port_free $((10000 + OFF)); do
+		OFF=$((OFF + 1))
+	done
+	VDP=$((11211 + OFF))
+	MC_USER=""
+	[ "$(id -u)" -eq 0 ] && MC_USER="-u nobody"
+}

@@ -20,15 +20,7 @@ stat_of() { # port name
 }
 rss_kb() { awk '/^VmRSS:/ {print $2}' /proc/"$1"/status; }
 
-MCP=23211
-while ! port_free $MCP; do MCP=$((MCP + 1)); done
-OFF=1200
-while ! port_free $((11211 + OFF)) || ! port_free $((30000 + OFF)) || ! port_free $((10000 + OFF)); do
-	OFF=$((OFF + 1))
-done
-VDP=$((11211 + OFF))
-MC_USER=""
-[ "$(id -u)" -eq 0 ] && MC_USER="-u nobody"
+pick_ports 23211 1200
 
 # fill <port> <size> <keys>: pipelined noreply sets of keys k:0.., then
 # version and quit, so it returns once the server has taken them all

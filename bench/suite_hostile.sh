@@ -48,15 +48,7 @@ if [ ! -x "$HOSTILE" ]; then
 		-lpthread || exit 1
 fi
 
-MCP=24211
-while ! port_free $MCP; do MCP=$((MCP + 1)); done
-OFF=1300
-while ! port_free $((11211 + OFF)) || ! port_free $((30000 + OFF)) || ! port_free $((10000 + OFF)); do
-	OFF=$((OFF + 1))
-done
-VDP=$((11211 + OFF))
-MC_USER=""
-[ "$(id -u)" -eq 0 ] && MC_USER="-u nobody"
+pick_ports 24211 1300
 printf 'node_id = 1\nport_offset = %d\nthreads = 2\nmem_limit = 64M\nmax_value = 1M\nmax_connections = 8192\nlog_level = warn\n%s\n' \
 	$OFF "${BENCH_VIRGOD_EXTRA:-}" >"$W/v.conf"
 
