@@ -12,6 +12,7 @@
  *   flood N SIZE  the same without retrying: counts -ENOBUFS
  *   job           a reply computed on another thread (ticket), 1 ms later
  *   ask           "ok" at once
+ *   spew N        N bytes of reply at once, ignoring the output budget
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -152,6 +153,13 @@ static int ft_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			pthread_t th;
 			pthread_create(&th, NULL, producer_main, p);
 			pthread_detach(th);
+		} else if (sscanf(line, "spew %d", &count) == 1) {
+			/* a service that ignores the output budget */
+			char *junk = malloc((size_t)count);
+			memset(junk, 'j', (size_t)count);
+			junk[count - 1] = '\n';
+			evbuffer_add(vconn_out(c), junk, (size_t)count);
+			free(junk);
 		} else if (strcmp(line, "job") == 0) {
 			struct vconn_ticket *t = vconn_ticket_new(c);
 			pthread_t th;
@@ -223,6 +231,7 @@ static int setup(void **state)
 	if (vd_config_load(&cfg, conf_path, err, sizeof err) != 0)
 		return -1;
 	cfg.threads = 2;
+	cfg.max_value = 1 << 20; /* the hard output cap: budget + 1 MiB + a line */
 	cfg.log_level = VLOG_WARN;
 	vlog_set_level(VLOG_WARN);
 	port = free_port();
@@ -387,6 +396,52 @@ static void tickets_and_feeds_race_closes(void **state)
 	assert_int_equal(atomic_load(&tickets_run), rounds);
 }
 
+/* The server enforces the output budget whatever the service: one reply
+ * over the budget but within the largest declared reply is delivered;
+ * a service that queues far more than that has its connection cut. */
+static void output_budget_enforced(void **state)
+{
+	(void)state;
+	int fd = th_connect(port);
+	assert_true(fd >= 0);
+	int n = 3 << 19; /* 1.5 MiB: over the budget, within the hard cap */
+	char req[32];
+	int len = snprintf(req, sizeof req, "spew %d\nask\n", n);
+	assert_int_equal(th_send(fd, req, (size_t)len), 0);
+	static char buf[1 << 16];
+	size_t got = 0;
+	int64_t deadline = th_now_ms() + 10000;
+	char tail[4] = "";
+	while (got < (size_t)n + 3 && th_now_ms() < deadline) {
+		ssize_t r = recv(fd, buf, sizeof buf, 0);
+		assert_true(r > 0);
+		got += (size_t)r;
+		for (ssize_t i = 0; i < r; i++) { /* the last 3 bytes so far */
+			memmove(tail, tail + 1, 2);
+			tail[2] = buf[i];
+		}
+	}
+	assert_int_equal(got, (size_t)n + 3); /* the spew, then "ok\n" */
+	assert_memory_equal(tail, "ok\n", 3);
+	/* 8 MiB at once: far past budget + largest reply; the client does
+	 * not read, and the server closes instead of holding it */
+	len = snprintf(req, sizeof req, "spew %d\n", 8 << 20);
+	assert_int_equal(th_send(fd, req, (size_t)len), 0);
+	int64_t t0 = th_now_ms();
+	struct pollfd pf = {.fd = fd, .events = 0};
+	bool closed = false;
+	while (!closed && th_now_ms() - t0 < 10000) {
+		/* drain what the kernel already holds, then see the end */
+		ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN))
+			closed = true;
+		else if (r < 0)
+			poll(&pf, 1, 50);
+	}
+	assert_true(closed);
+	close(fd);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -395,6 +450,7 @@ int main(void)
 		cmocka_unit_test(feed_pushes_arrive_in_order),
 		cmocka_unit_test(feed_bounded_then_gone),
 		cmocka_unit_test(tickets_and_feeds_race_closes),
+		cmocka_unit_test(output_budget_enforced),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
