@@ -206,6 +206,13 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 	} else if (strcmp(key, "log_level") == 0) {
 		if (vlog_parse_level(value, &cfg->log_level))
 			return bad(ctx, key, value, "error, warn, info or debug");
+	} else if (strcmp(key, "log_file") == 0) {
+		if (strlen(value) >= sizeof cfg->log_file || (value[0] && value[0] != '/'))
+			return bad(ctx, key, value, "an absolute path, shorter than 256 bytes");
+		snprintf(cfg->log_file, sizeof cfg->log_file, "%s", value);
+	} else if (strcmp(key, "log_syslog") == 0) {
+		if (cv_bool(value, &cfg->log_syslog))
+			return bad(ctx, key, value, "yes or no");
 	} else if (strcmp(key, "cpu_affinity") == 0) {
 		if (cv_bool(value, &cfg->cpu_affinity))
 			return bad(ctx, key, value, "yes or no");

@@ -44,6 +44,8 @@ struct vd_config {
 	int body_timeout_s; /* an admitted body must arrive within this */
 	char pidfile[256]; /* "" for none */
 	enum vlog_level log_level;
+	char log_file[256]; /* "" = stderr; appended, reopened on SIGHUP */
+	bool log_syslog; /* also log to syslog (daemon facility) */
 	bool insecure_listen; /* allow a non-loopback listen without auth */
 	char source[256]; /* file the settings came from ("" = defaults) */
 	/* each service's own settings (its keys), at svc_settings_at[i] */

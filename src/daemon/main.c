@@ -36,13 +36,18 @@ static void usage(FILE *f)
 		"  -t, --threads N        worker threads of each service (default: one per core)\n"
 		"  -p, --pidfile FILE     write the pid here once ready; removed at exit\n"
 		"  -v, --log-level LEVEL  error, warn, info (default) or debug\n"
+		"  -L, --log-file FILE    append the log to FILE instead of stderr; reopened\n"
+		"                         on SIGHUP (logrotate)\n"
+		"  -S, --syslog           log to syslog (facility daemon) as well as to the\n"
+		"                         log file, or instead of stderr\n"
 		"  -h, --help             this text\n"
 		"  -V, --version          print the version\n\n"
 		"Services and base ports (plus the port offset):\n");
 	for (int i = 0; vsvc_table[i]; i++)
 		fprintf(f, "  %-10s %u\n", vsvc_table[i]->name, vsvc_table[i]->base_port);
 	fprintf(f, "\nSIGTERM or SIGINT: stop accepting, flush replies, exit 0.\n"
-		   "SIGHUP: re-read the config file (log_level and reloadable keys).\n");
+		   "SIGHUP: reopen the log file, re-read the config file (log_level and\n"
+		   "reloadable keys).\n");
 }
 
 /* Descriptors the daemon itself holds besides its connections: each
@@ -111,6 +116,8 @@ int main(int argc, char **argv)
 		{"threads", required_argument, NULL, 't'},
 		{"pidfile", required_argument, NULL, 'p'},
 		{"log-level", required_argument, NULL, 'v'},
+		{"log-file", required_argument, NULL, 'L'},
+		{"syslog", no_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -120,7 +127,7 @@ int main(int argc, char **argv)
 	const char *conf_path = NULL;
 	int c;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "c:n:o:l:m:t:p:v:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:n:o:l:m:t:p:v:L:ShV", opts, NULL)) != -1) {
 		if (c == 'c')
 			conf_path = optarg;
 		else if (c == 'h') {
@@ -143,7 +150,7 @@ int main(int argc, char **argv)
 	optind = 1;
 	opterr = 1;
 	long v;
-	while ((c = getopt_long(argc, argv, "c:n:o:l:m:t:p:v:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:n:o:l:m:t:p:v:L:ShV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': break;
 		case 'n':
@@ -176,6 +183,14 @@ int main(int argc, char **argv)
 			if (vlog_parse_level(optarg, &cfg.log_level))
 				goto bad;
 			break;
+		case 'L':
+			if (strlen(optarg) >= sizeof cfg.log_file)
+				goto bad;
+			snprintf(cfg.log_file, sizeof cfg.log_file, "%s", optarg);
+			break;
+		case 'S':
+			cfg.log_syslog = true;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -186,6 +201,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	vlog_set_level(cfg.log_level);
+	if (cfg.log_file[0]) {
+		int rc = vlog_open_file(cfg.log_file);
+		if (rc != 0) {
+			fprintf(stderr, "virgod: cannot open log file %s: %s\n", cfg.log_file,
+				strerror(-rc));
+			return 1;
+		}
+	}
+	if (cfg.log_syslog)
+		vlog_use_syslog();
 	signal(SIGPIPE, SIG_IGN);
 	fit_fd_limit(&cfg);
 	log_info("node %u starting (config: %s)", cfg.node_id,

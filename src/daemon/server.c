@@ -219,8 +219,10 @@ bool vconn_body_begin(struct vconn *c, uint64_t len)
 	uint64_t was = atomic_fetch_add(&srv->bodies, len);
 	if (was > srv->body_budget || len > srv->body_budget - was) {
 		atomic_fetch_sub(&srv->bodies, len);
-		log_debug("connection from %s: a %llu-byte body is over the node's body_budget",
-			  c->peer, (unsigned long long)len);
+		log_info_every("body_refused peer=%s svc=%s bytes=%llu reason=body_budget "
+			       "budget=%llu",
+			       c->peer, c->svc->name, (unsigned long long)len,
+			       (unsigned long long)srv->body_budget);
 		return false;
 	}
 	c->body_len = len;
@@ -414,9 +416,8 @@ static void conn_process(struct vconn *c, bool eof)
 			return;
 		}
 		if (evbuffer_get_length(c->out) > c->w->srv->out_hard) {
-			log_warn("%s connection from %s: %zu bytes of replies queued, over the "
-				 "output budget; closing it",
-				 c->svc->name, c->peer, evbuffer_get_length(c->out));
+			log_warn_every("conn_closed peer=%s svc=%s reason=output_budget queued=%zu",
+				       c->peer, c->svc->name, evbuffer_get_length(c->out));
 			conn_free(c);
 			return;
 		}
@@ -743,9 +744,10 @@ static void worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
 		if (c->lingering && quiet >= VD_LINGER_S) {
 			conn_free(c);
 		} else if (c->body_len && w->tick - c->body_tick > (uint64_t)w->srv->cfg.body_timeout_s) {
-			log_info("closing connection from %s: its %llu-byte body did not arrive "
-				 "within body_timeout (%d s)",
-				 c->peer, (unsigned long long)c->body_len, w->srv->cfg.body_timeout_s);
+			log_info_every("conn_closed peer=%s svc=%s reason=body_timeout bytes=%llu "
+				       "timeout_s=%d",
+				       c->peer, c->svc->name, (unsigned long long)c->body_len,
+				       w->srv->cfg.body_timeout_s);
 			conn_free(c);
 		} else if (c->req_tick && !c->body_len && !c->lingering && !c->closing &&
 			   !c->throttled && c->rc != VSVC_WAIT &&
@@ -753,9 +755,9 @@ static void worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
 			/* a request begun and never finished, however slowly its
 			 * bytes trickle in (one byte every few seconds keeps a
 			 * connection from ever being idle) */
-			log_info("closing connection from %s: request not complete within "
-				 "request_timeout (%d s)",
-				 c->peer, w->srv->cfg.request_timeout_s);
+			log_info_every("conn_closed peer=%s svc=%s reason=request_timeout "
+				       "timeout_s=%d",
+				       c->peer, c->svc->name, w->srv->cfg.request_timeout_s);
 			conn_free(c);
 		} else if (!c->lingering && c->rc != VSVC_WAIT && quiet > idle) {
 			/* nothing read or written for idle_timeout: an idle
@@ -821,17 +823,22 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	for (int i = 0; vsvc_table[i]; i++)
 		if (srv->listeners[i] == l)
 			idx = i;
+	char peer[64];
 	if (atomic_fetch_add(&srv->nconns, 1) >= srv->cfg.max_conns) {
 		atomic_fetch_sub(&srv->nconns, 1);
-		log_warn_every("connection limit (%d) reached; refusing clients", srv->cfg.max_conns);
+		peer_name(addr, peer, sizeof peer);
+		log_warn_every("conn_refused peer=%s svc=%s reason=max_connections limit=%d", peer,
+			       vsvc_table[idx]->name, srv->cfg.max_conns);
 		refuse(fd, "ERR EBUSY too many connections\r\n");
 		return;
 	}
 	if (atomic_fetch_add(&srv->group[idx].nconns, 1) >= srv->group[idx].max_conns) {
 		atomic_fetch_sub(&srv->group[idx].nconns, 1);
 		atomic_fetch_sub(&srv->nconns, 1);
-		log_warn_every("%s connection limit (%d) reached; refusing clients",
-			       vsvc_table[idx]->name, srv->group[idx].max_conns);
+		peer_name(addr, peer, sizeof peer);
+		log_warn_every("conn_refused peer=%s svc=%s reason=service_max_connections "
+			       "limit=%d",
+			       peer, vsvc_table[idx]->name, srv->group[idx].max_conns);
 		refuse(fd, "ERR EBUSY too many connections\r\n");
 		return;
 	}
@@ -843,6 +850,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	if (!worker_post(w, &p)) {
 		atomic_fetch_sub(&srv->group[idx].nconns, 1);
 		atomic_fetch_sub(&srv->nconns, 1);
+		peer_name(addr, peer, sizeof peer);
+		log_warn_every("conn_refused peer=%s svc=%s reason=worker_inbox_full", peer,
+			       vsvc_table[idx]->name);
 		refuse(fd, "ERR EBUSY server overloaded\r\n");
 	}
 }
@@ -910,6 +920,10 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 	(void)sig;
 	(void)what;
 	struct vd_server *srv = arg;
+	int rc = vlog_reopen();
+	if (rc != 0)
+		log_error("SIGHUP: cannot reopen the log file: %s; still writing to the old one",
+			  strerror(-rc));
 	if (!srv->cfg.source[0]) {
 		log_info("SIGHUP: running on built-in defaults, no config file to re-read");
 		return;

@@ -94,12 +94,15 @@ struct cp_job {
 	cp_builtin_fn builtin;
 	virgo_fn plugin;
 	char path[256];
+	char peer[64]; /* the client's "ip:port", for the log */
+	char name[100]; /* what it runs, as requested (vlog_quote'd), for the log */
 	char **argv; /* exec: pointers into arg */
 	bool resolve; /* exec: path is the client's; find_allow_stat on the pool */
 	const char *msg; /* static error sentence set by the pool thread */
 	uint8_t *arg; /* argument bytes, or the argv block */
 	size_t arg_len;
 	int64_t deadline_ms;
+	int64_t timeout_ms; /* what the deadline allows, for the log */
 	volatile int cancel; /* set with __atomic_store_n */
 	int cancel_pipe[2];
 	struct vconn_ticket *ticket;
@@ -310,6 +313,8 @@ static void job_run(void *arg)
 	if (j->resolve && !(a = find_allow_stat(cp, j->path))) {
 		j->rc = -EACCES;
 		j->msg = "program not in this node's allow_exec list";
+		log_warn_every("job_refused peer=%s program=%s reason=not_in_allow_exec", j->peer,
+			       j->name);
 	} else if (a) {
 		/* another path to an allowed file runs under the allowed
 		 * path as argv[0] too: a multi-call binary (busybox) must
@@ -347,6 +352,9 @@ static void job_run(void *arg)
 	}
 	if (j->rc == 0 && j->out_len > cp->output_cap)
 		j->rc = -E2BIG;
+	if (j->rc == -ETIMEDOUT && !j->msg)
+		log_warn_every("job_deadline peer=%s program=%s timeout_ms=%lld", j->peer, j->name,
+			       (long long)j->timeout_ms);
 	if (j->rc == 0)
 		atomic_fetch_add(&cp->done, 1);
 	else if (j->rc == -ECANCELED)
@@ -442,6 +450,8 @@ static void plugin_timer_cb(evutil_socket_t fd, short what, void *arg)
 	event_free(j->timer);
 	j->timer = NULL;
 	job_cancel(j);
+	log_warn_every("job_deadline peer=%s program=%s timeout_ms=%lld abandoned=1", j->peer,
+		       j->name, (long long)j->timeout_ms);
 	conn_job_clear(c, cc); /* abandoned: job_done will just free it */
 	reply_err(vconn_out(c), ETIMEDOUT,
 		  "job still running at its deadline (job_timeout_ms); cancel flag set");
@@ -464,6 +474,7 @@ static struct cp_job *job_new(struct cpupool *cp, const struct cp_req *r)
 	uint64_t t = r->timeout_ms && r->timeout_ms < node_ms
 			     ? r->timeout_ms
 			     : node_ms;
+	j->timeout_ms = (int64_t)t;
 	j->deadline_ms = now_ms() + (int64_t)t;
 	return j;
 }
@@ -495,6 +506,7 @@ static int job_resolve(struct cpupool *cp, struct cp_job *j, const struct cp_req
 		memcpy(name, r->name, r->name_len);
 		name[r->name_len] = '\0';
 	}
+	vlog_quote(j->name, sizeof j->name, name, strlen(name));
 	if (r->op != CP_OP_RUN) {
 		if ((j->builtin = cp_builtin_find(name))) {
 			j->kind = CP_K_BUILTIN;
@@ -544,8 +556,14 @@ static void start_job(struct cpupool *cp, struct vconn *c, const struct cp_req *
 	struct cp_job *j = job_new(cp, r);
 	const char *msg = "out of memory";
 	int rc = j ? 0 : -ENOMEM;
-	if (rc == 0)
+	if (rc == 0) {
+		snprintf(j->peer, sizeof j->peer, "%s", vconn_peer(c));
 		rc = job_resolve(cp, j, r, &msg);
+		if (rc == -EACCES)
+			log_warn_every("job_refused peer=%s program=%s reason=%s", j->peer, j->name,
+				       strstr(msg, "traversal") ? "path_traversal"
+							       : "not_in_allow_exec");
+	}
 	if (rc == 0) {
 		size_t extra = j->kind == CP_K_EXEC && r->op == CP_OP_CALL ? r->name_len + 2 : 0;
 		j->arg = malloc(r->data_len + extra + 1);
@@ -609,6 +627,8 @@ static void start_job(struct cpupool *cp, struct vconn *c, const struct cp_req *
 			return;
 		conn_job_clear(c, cc);
 		atomic_fetch_add(&cp->rejected, 1);
+		log_warn_every("job_rejected peer=%s program=%s reason=queue_full", j->peer,
+			       j->name);
 		msg = "every worker is busy and the job queue is full (cpu_workers, cpu_queue)";
 	}
 	if (j) {
@@ -671,6 +691,9 @@ static int cpupool_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 				/* this address already has a job running
 				 * with nobody perhaps waiting for it */
 				job_cancel(cc->job);
+				log_info_every("job_cancelled peer=%s program=%s "
+					       "reason=detached_limit",
+					       cc->job->peer, cc->job->name);
 				conn_job_clear(c, cc);
 				reply_err(vconn_out(c), ECANCELED,
 					  "another call-syntax job of this client address is running "
@@ -731,6 +754,7 @@ static void cpupool_conn_close(struct vconn *c)
 		j->timer = NULL;
 	}
 	job_cancel(j); /* its completion arrives with c == NULL and frees it */
+	log_info_every("job_cancelled peer=%s program=%s reason=conn_closed", j->peer, j->name);
 }
 
 static int cpupool_init(const struct vd_node *node, void **out)

@@ -64,6 +64,11 @@ static int mempool_init(const struct vd_node *node, void **out)
 static void mempool_fini(void *svc)
 {
 	struct mempool *mp = svc;
+	struct mp_stats st;
+	mp_store_stats(mp->store, &st);
+	if (st.allocations)
+		log_warn("mem_dropped_at_shutdown allocations=%llu bytes=%llu",
+			 (unsigned long long)st.allocations, (unsigned long long)st.bytes);
 	mp_store_free_all(mp->store);
 	ma_node_release(mp->acct);
 	free(mp);
