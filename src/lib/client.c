@@ -129,6 +129,7 @@ void vc_node_failed(struct vc_client *c, int idx, enum vc_svc svc)
 {
 	struct vc_node *n = &c->cfg.nodes[idx];
 	int64_t now = vc_now_ms();
+	atomic_store_explicit(&n->id_ok[svc], 0, memory_order_relaxed);
 	pthread_mutex_lock(&n->lock);
 	/* Only a failure after the back-off ran out (a failed probe) doubles
 	 * it; the burst of failures from calls already in flight when the
@@ -172,6 +173,9 @@ const char *virgo_strerror(int err)
 	case ENOMEM: return "out of memory (node memory limit reached)";
 	case ERANGE: return "offset or length outside the allocation";
 	case EBADMSG: return "malformed reply from node";
+	case EPROTO:
+		return "node answers with another node id than virgo_client.conf gives it "
+		       "(wrong host or port_offset?); not used for placement";
 	case ETIMEDOUT: return "node did not answer within the timeout (or the job passed its deadline)";
 	case EACCES: return "not allowed on the node (program not in its allow_exec, or a path with ..)";
 	case EBUSY: return "node busy (connection limit, or every cpupool worker busy and its queue full)";
@@ -202,6 +206,34 @@ int virgo_node_info(int idx, struct virgo_node_info *info)
 	return 0;
 }
 
+/* Pings the idx-th node's service svc: 0 and *id, or an error; a node
+ * answering as another node gets -EPROTO (and back-off) with *id set. */
+static int ping_svc(struct vc_client *c, int idx, enum vc_svc svc, unsigned *id)
+{
+	struct vc_reply rep;
+	int rc = vc_call_svc(c, idx, svc, "ping\r\n", 6, NULL, 0, VC_IDEMPOTENT, &rep);
+	free(rep.data);
+	if (rc)
+		return rc;
+	if (sscanf(rep.line, "PONG %u", id) != 1)
+		return -VIRGO_EBADREPLY;
+	struct vc_node *n = &c->cfg.nodes[idx];
+	if (*id != n->id) {
+		vc_node_failed(c, idx, svc);
+		return -EPROTO;
+	}
+	atomic_store_explicit(&n->id_ok[svc], 1, memory_order_relaxed);
+	return 0;
+}
+
+int vc_node_check_id(struct vc_client *c, int idx, enum vc_svc svc)
+{
+	if (atomic_load_explicit(&c->cfg.nodes[idx].id_ok[svc], memory_order_relaxed))
+		return 0;
+	unsigned id;
+	return ping_svc(c, idx, svc, &id);
+}
+
 int virgo_ping(int idx, unsigned *node_id, double *rtt_us)
 {
 	struct vc_client *c;
@@ -210,17 +242,13 @@ int virgo_ping(int idx, unsigned *node_id, double *rtt_us)
 		return err;
 	struct timespec a, b;
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	struct vc_reply rep;
-	int rc = vc_call(c, idx, "ping\r\n", 6, NULL, 0, VC_IDEMPOTENT, &rep);
+	unsigned id = 0;
+	int rc = ping_svc(c, idx, VC_SVC_MEMPOOL, &id);
 	clock_gettime(CLOCK_MONOTONIC, &b);
-	free(rep.data);
+	if (node_id && (rc == 0 || rc == -EPROTO))
+		*node_id = id;
 	if (rc)
 		return rc;
-	unsigned id;
-	if (sscanf(rep.line, "PONG %u", &id) != 1)
-		return -VIRGO_EBADREPLY;
-	if (node_id)
-		*node_id = id;
 	if (rtt_us)
 		*rtt_us = (double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3;
 	return 0;

@@ -64,6 +64,9 @@ struct vc_node {
 	/* per service: a node may run mempool but have cpupool turned off */
 	int64_t down_until_ms[VC_SVC_COUNT]; /* skip for placement until then */
 	int backoff_ms[VC_SVC_COUNT];
+	/* per service: 1 once the node answered ping with its configured
+	 * id; back to 0 when it fails (it may come back as another node) */
+	_Atomic int id_ok[VC_SVC_COUNT];
 };
 
 struct vc_config {
@@ -122,6 +125,14 @@ int vc_node_index(struct vc_client *c, unsigned id);
  * back-off (unless every node is); `avoid` (bitmap of tried indexes, may be
  * NULL) is skipped too.  -1 if nothing is left. */
 int lb_pick(struct vc_client *c, const uint64_t *avoid);
+
+/* Before placing work on the idx-th node's service svc (mempool, cpupool):
+ * 0 if the node answers ping with the id virgo_client.conf gives it
+ * (asked once, again after the node failed), -EPROTO if it answers as
+ * another node (the node is put in back-off: nothing must be placed there,
+ * its VUIDs or job results would be attributed to the wrong node), or the
+ * ping's error. */
+int vc_node_check_id(struct vc_client *c, int idx, enum vc_svc svc);
 
 /* Is the node's service svc out of back-off at time now? */
 bool vc_node_up(struct vc_node *n, enum vc_svc svc, int64_t now);

@@ -46,7 +46,7 @@ int virgo_policy_parse(const char *name)
 static bool never_started(int rc)
 {
 	return rc == -ECONNREFUSED || rc == -EHOSTUNREACH || rc == -ENETUNREACH ||
-	       rc == -EBUSY || rc == -EADDRNOTAVAIL;
+	       rc == -EBUSY || rc == -EADDRNOTAVAIL || rc == -EPROTO;
 }
 
 /* Sends one cpupool request to a node chosen per opts; rep holds the
@@ -74,9 +74,16 @@ static int cpu_call(struct vc_client *c, const struct virgo_call_opts *o, const 
 				return last;
 		}
 		tried[idx / 64] |= UINT64_C(1) << (idx % 64);
+		int rc = vc_node_check_id(c, idx, VC_SVC_CPUPOOL);
+		if (rc) { /* another node than configured, or unreachable */
+			if (!never_started(rc) || (o && o->node_id))
+				return rc;
+			last = rc;
+			continue;
+		}
 		atomic_fetch_add(&c->inflight[idx], 1);
 		int64_t t0 = vc_now_ms();
-		int rc = vc_call_svc_t(c, idx, VC_SVC_CPUPOOL, hdr, hl, payload, plen, timeout,
+		rc = vc_call_svc_t(c, idx, VC_SVC_CPUPOOL, hdr, hl, payload, plen, timeout,
 				       0 /* a job must never run twice */, rep);
 		double ms = (double)(vc_now_ms() - t0);
 		atomic_fetch_sub(&c->inflight[idx], 1);

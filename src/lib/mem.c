@@ -35,8 +35,13 @@ static int alloc_one(struct vc_client *c, uint64_t size, bool span, uint64_t *vu
 		if (idx < 0)
 			return last;
 		tried[idx / 64] |= UINT64_C(1) << (idx % 64);
+		int rc = vc_node_check_id(c, idx, VC_SVC_MEMPOOL);
+		if (rc) { /* another node than configured, or unreachable */
+			last = rc;
+			continue;
+		}
 		struct vc_reply rep;
-		int rc = vc_call(c, idx, hdr, (size_t)hl, NULL, 0, 0 /* never twice */, &rep);
+		rc = vc_call(c, idx, hdr, (size_t)hl, NULL, 0, 0 /* never twice */, &rep);
 		free(rep.data);
 		if (rc == 0) {
 			if (strncmp(rep.line, "OK ", 3) != 0 ||
