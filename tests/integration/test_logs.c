@@ -275,6 +275,21 @@ static void log_file_reopens_on_sighup(void **state)
 		fclose(f);
 }
 
+/* --help names the logging options; a log file that cannot be opened
+ * stops the start with a reason, not a silent fall-back to stderr. */
+static void log_options_in_help(void **state)
+{
+	(void)state;
+	char out[8192];
+	const char *help[] = {th_virgod(), "--help", NULL};
+	assert_int_equal(th_run(help, out, sizeof out, WAIT_MS), 0);
+	assert_non_null(strstr(out, "--log-file FILE"));
+	assert_non_null(strstr(out, "--syslog"));
+	const char *bad[] = {th_virgod(), "--log-file", "/nonexistent-dir/v.log", NULL};
+	assert_int_equal(th_run(bad, out, sizeof out, WAIT_MS), 1);
+	assert_non_null(strstr(out, "cannot open log file /nonexistent-dir/v.log"));
+}
+
 /* A client config that gives nodes 1 and 2 each other's ids (their ports
  * swapped): ping says so, malloc places on node 3 only. */
 static void swapped_node_ids_are_refused(void **state)
@@ -339,6 +354,7 @@ int main(void)
 		cmocka_unit_test(request_timeout_is_logged),
 		cmocka_unit_test(body_timeout_is_logged),
 		cmocka_unit_test(log_file_reopens_on_sighup),
+		cmocka_unit_test(log_options_in_help),
 		cmocka_unit_test(swapped_node_ids_are_refused),
 		cmocka_unit_test(dropped_allocations_are_logged),
 	};
