@@ -226,7 +226,10 @@ struct virgo_node_info {
 int virgo_node_count(void);
 /* Fill *info for the idx-th configured node (0-based). */
 int virgo_node_info(int idx, struct virgo_node_info *info);
-/* Ping the idx-th node's mempool service; *rtt_us gets the round trip. */
+/* Ping the idx-th node's mempool service; *rtt_us gets the round trip.
+ * A node answering with another id than virgo_client.conf gives it:
+ * -EPROTO, *node_id the id it gave; it is then not used for placement
+ * (virgo_malloc, virgo_clone check each node's id once the same way). */
 int virgo_ping(int idx, unsigned *node_id, double *rtt_us);
 /* Which configured node owns a memcached key (1..250 bytes) under ketama
  * consistent hashing over every configured node (docs/PROTOCOL.md,
