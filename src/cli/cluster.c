@@ -16,7 +16,7 @@ int cmd_ping(int argc, char **argv)
 {
 	(void)argv;
 	if (argc != 1)
-		return fprintf(stderr, "usage: virgo ping\n"), 2;
+		return cli_usage("ping", "takes no arguments");
 	int n = virgo_node_count(), down = 0;
 	if (n < 0)
 		return cli_fail("config", n);
@@ -45,7 +45,7 @@ int cmd_status(int argc, char **argv)
 {
 	(void)argv;
 	if (argc != 1)
-		return fprintf(stderr, "usage: virgo status\n"), 2;
+		return cli_usage("status", "takes no arguments");
 	int n = virgo_node_count();
 	if (n < 0)
 		return cli_fail("config", n);
@@ -89,7 +89,7 @@ int cmd_status(int argc, char **argv)
 int cmd_owner(int argc, char **argv)
 {
 	if (argc < 2)
-		return fprintf(stderr, "usage: virgo owner <key>...\n"), 2;
+		return cli_usage("owner", "wants at least one key");
 	for (int i = 1; i < argc; i++) {
 		int idx = virgo_key_owner(argv[i], strlen(argv[i]));
 		if (idx < 0)
@@ -104,14 +104,17 @@ int cmd_owner(int argc, char **argv)
 int cmd_stats(int argc, char **argv)
 {
 	if (argc > 2)
-		return fprintf(stderr, "usage: virgo stats [<node id>]\n"), 2;
+		return cli_usage("stats", "wants at most one node id");
+	unsigned long want = 0;
+	if (argc == 2 && cli_parse_uint("stats", strncmp(argv[1], "node", 4) == 0 ? argv[1] + 4 : argv[1], 1, 65535, &want))
+		return 2;
 	int n = virgo_node_count(), shown = 0, bad = 0;
 	if (n < 0)
 		return cli_fail("config", n);
 	for (int i = 0; i < n; i++) {
 		struct virgo_node_info ni;
 		virgo_node_info(i, &ni);
-		if (argc == 2 && strtoul(argv[1], NULL, 10) != ni.id)
+		if (argc == 2 && want != ni.id)
 			continue;
 		shown++;
 		char *text = NULL;

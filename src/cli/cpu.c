@@ -16,9 +16,9 @@
 #include "cli.h"
 
 /* Parses the shared options (--on, --policy, --timeout, and -j for map)
- * up to "--" or the first operand.  Returns the index of the first operand
- * or -1 after printing why. */
-static int cpu_opts(int argc, char **argv, struct virgo_call_opts *o, int *jobs)
+ * of command cmd up to "--" or the first operand.  Returns the index of
+ * the first operand or -1 after printing why (cli_usage). */
+static int cpu_opts(const char *cmd, int argc, char **argv, struct virgo_call_opts *o, int *jobs)
 {
 	memset(o, 0, sizeof *o);
 	int i = 1;
@@ -29,40 +29,35 @@ static int cpu_opts(int argc, char **argv, struct virgo_call_opts *o, int *jobs)
 		if (a[0] != '-' || a[1] == '\0')
 			return i;
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!v) {
-			fprintf(stderr, "virgo: %s needs a value\n", a);
-			return -1;
-		}
+		if (!v)
+			return cli_usage(cmd, "%s needs a value", a), -1;
 		if (strcmp(a, "--on") == 0) {
 			const char *d = strncmp(v, "node", 4) == 0 ? v + 4 : v;
 			char *end;
 			unsigned long id = strtoul(d, &end, 10);
-			if (!*d || *end || id == 0 || id > 65535) {
-				fprintf(stderr, "virgo: --on wants a node id (2 or node2), not '%s'\n", v);
-				return -1;
-			}
+			if (!*d || *end || id == 0 || id > 65535)
+				return cli_usage(cmd, "--on wants a node id (2 or node2), not '%s'", v), -1;
 			o->node_id = (unsigned)id;
 		} else if (strcmp(a, "--policy") == 0) {
 			o->policy = virgo_policy_parse(v);
-			if (o->policy < 0) {
-				fprintf(stderr, "virgo: unknown policy '%s'\n", v);
-				return -1;
-			}
+			if (o->policy < 0)
+				return cli_usage(cmd,
+						 "unknown policy '%s' (random round_robin least_loaded "
+						 "power_of_two learned)",
+						 v),
+				       -1;
 		} else if (strcmp(a, "--timeout") == 0) {
-			size_t t;
-			if (cli_parse_size(v, &t) || t == 0 || t > 86400000)
+			unsigned long t;
+			if (cli_parse_uint("--timeout (milliseconds)", v, 1, 86400000, &t))
 				return -1;
 			o->timeout_ms = (int)t;
 		} else if (jobs && (strcmp(a, "-j") == 0 || strcmp(a, "--jobs") == 0)) {
-			size_t j;
-			if (cli_parse_size(v, &j) || j == 0 || j > 1024) {
-				fprintf(stderr, "virgo: -j wants 1..1024\n");
+			unsigned long j;
+			if (cli_parse_uint("-j", v, 1, 1024, &j))
 				return -1;
-			}
 			*jobs = (int)j;
 		} else {
-			fprintf(stderr, "virgo: unknown option '%s'\n", a);
-			return -1;
+			return cli_usage(cmd, "unknown option '%s'", a), -1;
 		}
 		i += 2; /* the option and its value */
 	}
@@ -72,11 +67,13 @@ static int cpu_opts(int argc, char **argv, struct virgo_call_opts *o, int *jobs)
 int cmd_clone(int argc, char **argv)
 {
 	struct virgo_call_opts o;
-	int i = cpu_opts(argc, argv, &o, NULL);
-	if (i < 0 || argc - i < 1 || argc - i > 2)
-		return fprintf(stderr, "usage: virgo clone [--on nodeN] [--policy P] [--timeout MS] "
-				       "<function> [<arg>|-]\n"),
-		       2;
+	int i = cpu_opts("clone", argc, argv, &o, NULL);
+	if (i < 0)
+		return 2;
+	if (argc - i < 1)
+		return cli_usage("clone", "wants a function name");
+	if (argc - i > 2)
+		return cli_usage("clone", "one argument at most (quote it, or use - for stdin)");
 	const char *fn = argv[i];
 	uint8_t *arg = (uint8_t *)"";
 	size_t len = 0;
@@ -106,11 +103,11 @@ int cmd_clone(int argc, char **argv)
 int cmd_run(int argc, char **argv)
 {
 	struct virgo_call_opts o;
-	int i = cpu_opts(argc, argv, &o, NULL);
-	if (i < 0 || i >= argc)
-		return fprintf(stderr, "usage: virgo run [--on nodeN] [--policy P] [--timeout MS] "
-				       "-- program [args...]\n"),
-		       2;
+	int i = cpu_opts("run", argc, argv, &o, NULL);
+	if (i < 0)
+		return 2;
+	if (i >= argc)
+		return cli_usage("run", "wants a program to run");
 	struct virgo_run_result r;
 	int rc = virgo_run_ex((const char *const *)(argv + i), &o, &r);
 	if (rc) {
@@ -207,17 +204,19 @@ int cmd_map(int argc, char **argv)
 	struct map_ctx m;
 	memset(&m, 0, sizeof m);
 	int jobs = 4;
-	int i = cpu_opts(argc, argv, &m.o, &jobs);
+	int i = cpu_opts("map", argc, argv, &m.o, &jobs);
+	if (i < 0)
+		return 2;
 	int sep = -1;
 	for (int k = i; i >= 0 && k < argc; k++)
 		if (strcmp(argv[k], ":::") == 0) {
 			sep = k;
 			break;
 		}
-	if (i < 0 || sep <= i)
-		return fprintf(stderr, "usage: virgo map [-j N] [--policy P] [--timeout MS] -- "
-				       "command [args with {}] ::: input...\n"),
-		       2;
+	if (sep < 0)
+		return cli_usage("map", "wants ::: and the inputs after the command");
+	if (sep == i)
+		return cli_usage("map", "wants a command before :::");
 	m.tmpl = argv + i;
 	m.tmpl_n = sep - i;
 	m.inputs = argv + sep + 1;
