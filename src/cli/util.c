@@ -14,7 +14,11 @@
 
 int cli_fail(const char *what, int rc)
 {
-	fprintf(stderr, "virgo: %s: %s\n", what, virgo_strerror(rc));
+	const char *d = virgo_last_error();
+	if (d && *d)
+		fprintf(stderr, "virgo: %s\n", d);
+	else
+		fprintf(stderr, "virgo: %s: %s\n", what, virgo_strerror(rc));
 	return 1;
 }
 

@@ -237,7 +237,8 @@ int main(int argc, char **argv)
 		return 2;
 	int rc = virgo_init(conf);
 	if (rc) {
-		cli_fail("config", rc);
+		if (rc != -VIRGO_ECONF) /* libvirgo has said which line of which file */
+			cli_fail("config", rc);
 		return 2;
 	}
 	rc = cmd->fn(cargc, cargv);

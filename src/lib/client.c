@@ -41,6 +41,7 @@ static int client_create(const char *path, struct vc_client **out)
 	if (cfgfile_find(path, "VIRGO_CLIENT_CONF", "virgo_client.conf", file, sizeof file)) {
 		if (vc_config_load(&c->cfg, file, err, sizeof err) != 0) {
 			fprintf(stderr, "libvirgo: %s\n", err);
+			vc_err_set(err);
 			free(c);
 			return -VIRGO_ECONF;
 		}
@@ -58,6 +59,7 @@ static int client_create(const char *path, struct vc_client **out)
 
 int virgo_init(const char *path)
 {
+	vc_err_clear();
 	pthread_mutex_lock(&vc_init_lock);
 	int rc = 0;
 	if (!vc_global) {
@@ -68,7 +70,7 @@ int virgo_init(const char *path)
 			vc_global = c;
 	}
 	pthread_mutex_unlock(&vc_init_lock);
-	return rc;
+	return vc_err_done("init", rc);
 }
 
 void virgo_fini(void)
@@ -95,6 +97,7 @@ void virgo_fini(void)
 
 struct vc_client *vc_get(int *err)
 {
+	vc_err_clear(); /* every public call starts here: a fresh detail */
 	struct vc_client *c = vc_global;
 	if (c)
 		return c;
@@ -160,6 +163,40 @@ bool vc_node_up(struct vc_node *n, enum vc_svc svc, int64_t now)
 	return up;
 }
 
+/* virgo_last_error's text: one per thread, never freed (static TLS) */
+static _Thread_local char vc_err_text[512];
+
+void vc_err_clear(void) { vc_err_text[0] = '\0'; }
+
+void vc_err_set(const char *text) { snprintf(vc_err_text, sizeof vc_err_text, "%s", text); }
+
+int vc_err_done(const char *op, int rc)
+{
+	if (rc >= 0)
+		vc_err_text[0] = '\0';
+	else if (!vc_err_text[0])
+		snprintf(vc_err_text, sizeof vc_err_text, "%s: %s", op, virgo_strerror(rc));
+	return rc;
+}
+
+void vc_err_node(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, int rc,
+		 const char *sentence)
+{
+	const struct vc_node *n = &c->cfg.nodes[idx];
+	/* the operation: the request's verb, and for clone the function */
+	size_t vl = strcspn(hdr, " \r\n");
+	char op[300];
+	if (vl == 5 && memcmp(hdr, "clone", 5) == 0 && hdr[5] == ' ')
+		snprintf(op, sizeof op, "clone '%.*s'", (int)strcspn(hdr + 6, " \r\n"), hdr + 6);
+	else
+		snprintf(op, sizeof op, "%.*s", (int)(vl < 64 ? vl : 64), hdr);
+	snprintf(vc_err_text, sizeof vc_err_text, "node %u (%s:%d): %s: %s", n->id, n->host,
+		 vc_svc_base_port[svc] + n->port_offset, op,
+		 sentence && *sentence ? sentence : virgo_strerror(rc));
+}
+
+const char *virgo_last_error(void) { return vc_err_text; }
+
 const char *virgo_strerror(int err)
 {
 	if (err >= 0)
@@ -202,7 +239,7 @@ int virgo_node_info(int idx, struct virgo_node_info *info)
 	return 0;
 }
 
-int virgo_ping(int idx, unsigned *node_id, double *rtt_us)
+static int do_ping(int idx, unsigned *node_id, double *rtt_us)
 {
 	struct vc_client *c;
 	int err = vc_get_node(idx, &c);
@@ -226,7 +263,13 @@ int virgo_ping(int idx, unsigned *node_id, double *rtt_us)
 	return 0;
 }
 
-int virgo_mempool_stats(int idx, char **text)
+int virgo_ping(int idx, unsigned *node_id, double *rtt_us)
+{
+	vc_err_clear();
+	return vc_err_done("ping", do_ping(idx, node_id, rtt_us));
+}
+
+static int do_mempool_stats(int idx, char **text)
 {
 	struct vc_client *c;
 	int err = vc_get_node(idx, &c);
@@ -240,4 +283,10 @@ int virgo_mempool_stats(int idx, char **text)
 	}
 	*text = (char *)rep.data;
 	return 0;
+}
+
+int virgo_mempool_stats(int idx, char **text)
+{
+	vc_err_clear();
+	return vc_err_done("stats", do_mempool_stats(idx, text));
 }
