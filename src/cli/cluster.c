@@ -46,7 +46,7 @@ int cmd_status(int argc, char **argv)
 	(void)argv;
 	if (argc != 1)
 		return cli_usage("status", "takes no arguments");
-	int n = virgo_node_count();
+	int n = virgo_node_count(), down = 0;
 	if (n < 0)
 		return cli_fail("config", n);
 	printf("%-5s %-16s %-6s %-5s %-6s %-11s %-10s %-8s %-7s %-11s %s\n", "NODE", "HOST",
@@ -67,6 +67,7 @@ int cmd_status(int argc, char **argv)
 		int lrc = virgo_load(i, &ld);
 		if (rc && lrc) {
 			printf("%-5u %-16s %-6s %s\n", ni.id, ni.host, "DOWN", virgo_strerror(lrc));
+			down++;
 			continue;
 		}
 		char rw[32] = "-", q[32] = "-", done[32] = "-", cores[16] = "-", l1[16] = "-",
@@ -82,7 +83,7 @@ int cmd_status(int argc, char **argv)
 		printf("%-5u %-16s %-6s %-5s %-6s %-11s %-10s %-8s %-7llu %-11llu %s\n", ni.id, ni.host,
 		       "up", cores, l1, rw, q, done, allocs, bytes, mf);
 	}
-	return 0;
+	return down ? 1 : 0;
 }
 
 /* One line per key: "<key> node <id> <host>:<memcache port>". */

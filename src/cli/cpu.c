@@ -111,8 +111,13 @@ int cmd_run(int argc, char **argv)
 	struct virgo_run_result r;
 	int rc = virgo_run_ex((const char *const *)(argv + i), &o, &r);
 	if (rc) {
-		fprintf(stderr, "virgo: run %s: %s\n", argv[i], virgo_strerror(rc));
-		return 125;
+		const char *d = virgo_last_error();
+		if (*d)
+			fprintf(stderr, "virgo: run %s: %s\n", argv[i], d);
+		else
+			fprintf(stderr, "virgo: run %s: %s\n", argv[i], virgo_strerror(rc));
+		/* as timeout(1): 124 when the deadline ran out, 125 not run */
+		return rc == -ETIMEDOUT ? 124 : 125;
 	}
 	fflush(stdout);
 	if (r.out_len && fwrite(r.out, 1, r.out_len, stdout) != r.out_len)
@@ -139,6 +144,7 @@ struct map_ctx {
 	struct virgo_run_result *res;
 	int *rc;
 	bool *done;
+	char **detail; /* virgo_last_error() of a failed job (malloc'd) */
 };
 
 /* argv for input k: {} replaced by the input (within words too), or the
@@ -193,6 +199,8 @@ static void *map_worker(void *arg)
 		pthread_mutex_lock(&m->mu);
 		m->res[k] = r;
 		m->rc[k] = rc;
+		if (rc && *virgo_last_error())
+			m->detail[k] = strdup(virgo_last_error());
 		m->done[k] = true;
 		pthread_cond_broadcast(&m->cv);
 		pthread_mutex_unlock(&m->mu);
@@ -226,7 +234,8 @@ int cmd_map(int argc, char **argv)
 	m.res = calloc((size_t)m.n, sizeof *m.res);
 	m.rc = calloc((size_t)m.n, sizeof *m.rc);
 	m.done = calloc((size_t)m.n, sizeof *m.done);
-	if (!m.res || !m.rc || !m.done)
+	m.detail = calloc((size_t)m.n, sizeof *m.detail);
+	if (!m.res || !m.rc || !m.done || !m.detail)
 		return cli_fail("map", -ENOMEM);
 	pthread_mutex_init(&m.mu, NULL);
 	pthread_cond_init(&m.cv, NULL);
@@ -239,7 +248,7 @@ int cmd_map(int argc, char **argv)
 			break;
 	if (started == 0)
 		return cli_fail("map", -EAGAIN);
-	int failed = 0;
+	int failed = 0, refused = 0;
 	/* print each result as soon as every earlier one is printed */
 	for (int k = 0; k < m.n; k++) {
 		pthread_mutex_lock(&m.mu);
@@ -249,8 +258,9 @@ int cmd_map(int argc, char **argv)
 		struct virgo_run_result *r = &m.res[k];
 		if (m.rc[k]) {
 			fprintf(stderr, "virgo: map input %d (%s): %s\n", k + 1, m.inputs[k],
-				virgo_strerror(m.rc[k]));
-			failed++;
+				m.detail[k] ? m.detail[k] : virgo_strerror(m.rc[k]));
+			free(m.detail[k]);
+			refused++;
 			continue;
 		}
 		fflush(stdout);
@@ -270,5 +280,7 @@ int cmd_map(int argc, char **argv)
 	free(m.done);
 	pthread_mutex_destroy(&m.mu);
 	pthread_cond_destroy(&m.cv);
-	return failed ? 1 : 0;
+	free(m.detail);
+	/* a job the cluster did not run outranks a program that failed */
+	return refused ? 125 : failed ? 1 : 0;
 }
