@@ -306,10 +306,15 @@ static void error_detail_names_node_and_operation(void **s)
 	assert_int_equal(virgo_clone_ex("virgo_cloud_test", "x", 1, &o, &res, &n, NULL), 0);
 	free(res);
 	assert_string_equal(virgo_last_error(), "");
-	/* an unreachable node: the transport error, named */
+	/* a node id the client config does not list: said so */
 	o.node_id = 7;
 	assert_int_equal(virgo_clone_ex("virgo_cloud_test", "x", 1, &o, &res, &n, NULL),
 			 -VIRGO_ENONODE);
+	assert_non_null(strstr(virgo_last_error(), "no node 7 in the client config ("));
+	assert_non_null(strstr(virgo_last_error(), cl.client_conf));
+	/* a local reason, still named */
+	assert_int_equal(virgo_clone_ex("bad name", NULL, 0, NULL, &res, &n, NULL), -EINVAL);
+	assert_string_equal(virgo_last_error(), "clone: Invalid argument");
 	/* an async job hands its thread's detail to virgo_job_wait */
 	o.node_id = 2;
 	virgo_job_t j;
@@ -396,6 +401,13 @@ static void status_nonzero_when_a_node_is_down(void **s)
 	assert_int_equal(cli("status", NULL), 1);
 	assert_non_null(strstr(out, "DOWN"));
 	assert_int_equal(cli("ping", NULL), 1);
+	/* a call to it names the node, the operation and the transport error */
+	assert_int_equal(cli("clone", "--on", "2", "virgo_cloud_test", "x", NULL), 1);
+	char want[200];
+	snprintf(want, sizeof want, "virgo: node 2 (127.0.0.1:%d): clone 'virgo_cloud_test': ",
+		 th_port(&cl, 1, 10000));
+	if (!strstr(out, want))
+		fail_msg("want '%s' in:\n%s", want, out);
 	assert_int_equal(th_node_start(&cl, 1), 0);
 	assert_int_equal(cli("status", NULL), 0);
 }
