@@ -92,6 +92,11 @@ int cmd_owner(int argc, char **argv)
 	if (argc < 2)
 		return cli_usage("owner", "wants at least one key");
 	for (int i = 1; i < argc; i++) {
+		size_t kl = strlen(argv[i]);
+		if (kl == 0 || kl > 250)
+			return cli_usage("owner", "a memcached key is 1..250 bytes, not %zu", kl);
+	}
+	for (int i = 1; i < argc; i++) {
 		int idx = virgo_key_owner(argv[i], strlen(argv[i]));
 		if (idx < 0)
 			return cli_fail(argv[i], idx);

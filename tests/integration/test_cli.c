@@ -181,6 +181,8 @@ static void bad_arguments_exit_2_with_a_reason(void **s)
 		{{"stats", "x", NULL}, "not 'x'"},
 		{{"stats", "1", "2", NULL}, "at most one node id"},
 		{{"owner", NULL}, "wants at least one key"},
+		{{"owner", "ok", "", NULL}, "1..250 bytes, not 0"},
+		{{"malloc", "0", NULL}, "at least 1 byte"},
 		{{"help", "nosuchcmd", NULL}, "unknown command 'nosuchcmd'"},
 		{{"nosuchcmd", NULL}, "unknown command 'nosuchcmd'"},
 	};
