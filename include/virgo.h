@@ -57,8 +57,11 @@ const char *virgo_strerror(int err);
  * "node <id> (<host>:<port>): <operation>: <the node's own sentence, or
  * the transport error>", e.g. "node 2 (127.0.0.1:10001): clone 'nosuchfn':
  * no such function (not a built-in, not in a plugin library)"; for a
- * configuration error, the file, line and reason.  "" after a call that
- * succeeded, or that failed with nothing to add to virgo_strerror(rc).
+ * configuration error, the file, line and reason; else "<operation>:
+ * <reason>", or "" when there is nothing to add to virgo_strerror(rc).
+ * Read it right after a call that returned an error: after a success it
+ * is "" or describes a failure the call recovered from (a node it
+ * skipped).  Control bytes from the node are shown as '?'.
  * virgo_job_wait hands over the job thread's detail.  The string belongs
  * to the library and to this thread: never NULL, do not free it; valid
  * until the thread's next virgo_* call (virgo_strerror and

@@ -193,6 +193,11 @@ void vc_err_node(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr,
 	snprintf(vc_err_text, sizeof vc_err_text, "node %u (%s:%d): %s: %s", n->id, n->host,
 		 vc_svc_base_port[svc] + n->port_offset, op,
 		 sentence && *sentence ? sentence : virgo_strerror(rc));
+	/* the sentence came from the network: no control bytes reach a
+	 * terminal through it */
+	for (char *p = vc_err_text; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 }
 
 const char *virgo_last_error(void) { return vc_err_text; }

@@ -26,6 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -327,6 +330,71 @@ static void error_detail_names_node_and_operation(void **s)
 	assert_non_null(strstr(virgo_last_error(), "clone 'nosuchfn2'"));
 }
 
+/* A fake node: answers one request with an ERR line whose sentence
+ * carries terminal control bytes. */
+static void *hostile_node(void *arg)
+{
+	int lfd = *(int *)arg;
+	struct pollfd p = {.fd = lfd, .events = POLLIN};
+	if (poll(&p, 1, 10000) != 1)
+		return NULL;
+	int fd = accept(lfd, NULL, NULL);
+	if (fd < 0)
+		return NULL;
+	char buf[512];
+	size_t got = 0;
+	while (got < sizeof buf && !memchr(buf, '\n', got)) {
+		p = (struct pollfd){.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 10000) != 1)
+			break;
+		ssize_t r = read(fd, buf + got, sizeof buf - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	static const char reply[] = "ERR ENOENT gone\x1b]0;pwned\x07 \x1b[31mred\r\n";
+	if (write(fd, reply, sizeof reply - 1) < 0)
+		perror("write");
+	close(fd);
+	return NULL;
+}
+
+static void node_sentence_cannot_drive_the_terminal(void **s)
+{
+	(void)s;
+	int lfd = -1, off = 0;
+	for (int tries = 0; tries < 20 && lfd < 0; tries++) {
+		off = th_offset_base(1);
+		lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int one = 1;
+		setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		struct sockaddr_in a = {.sin_family = AF_INET,
+					.sin_port = htons((uint16_t)(30000 + off)),
+					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		if (bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 4) != 0) {
+			close(lfd);
+			lfd = -1;
+		}
+	}
+	assert_true(lfd >= 0);
+	char conf[400];
+	snprintf(conf, sizeof conf, "%s/hostile.conf", cl.dir);
+	FILE *f = fopen(conf, "w");
+	assert_non_null(f);
+	fprintf(f, "node = 1 127.0.0.1 %d\n", off);
+	fclose(f);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, hostile_node, &lfd), 0);
+	const char *av[] = {virgo, "-c", conf, "free", "0001000000000001", NULL};
+	int rc = th_run(av, out, sizeof out, 10000);
+	pthread_join(th, NULL);
+	close(lfd);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(out, "free: gone?]0;pwned? ?[31mred"));
+	assert_null(strchr(out, '\x1b'));
+	assert_null(strchr(out, '\x07'));
+}
+
 /* Runs argv with stdout on a pseudo-terminal; output (CR/LF as the tty
  * sends them) in buf.  Returns the exit status or -1. */
 static int run_on_tty(const char *const argv[], char *buf, size_t cap)
@@ -469,6 +537,7 @@ int main(void)
 		cmocka_unit_test(config_flag_errors),
 		cmocka_unit_test(sizes_with_units),
 		cmocka_unit_test(error_detail_names_node_and_operation),
+		cmocka_unit_test(node_sentence_cannot_drive_the_terminal),
 		cmocka_unit_test(exit_code_124_at_deadline_125_not_run),
 		cmocka_unit_test(get_ends_with_newline_on_a_terminal),
 		cmocka_unit_test(status_nonzero_when_a_node_is_down),
