@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/cfgfile.h"
@@ -39,7 +40,17 @@ static int client_create(const char *path, struct vc_client **out)
 	vc_config_defaults(&c->cfg);
 	char file[512], err[600];
 	if (cfgfile_find(path, "VIRGO_CLIENT_CONF", "virgo_client.conf", file, sizeof file)) {
-		if (vc_config_load(&c->cfg, file, err, sizeof err) != 0) {
+		/* a file named but unusable is an error, never the built-in
+		 * cluster (a directory or an empty file read as no lines) */
+		struct stat st;
+		int bad = 0;
+		if (stat(file, &st) == 0 && S_ISDIR(st.st_mode))
+			bad = snprintf(err, sizeof err, "%s: is a directory, not a virgo_client.conf", file);
+		else if (stat(file, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+			bad = snprintf(err, sizeof err,
+				       "%s: is empty (list the nodes: node = <id> <host> [<port_offset>])",
+				       file);
+		if (bad || vc_config_load(&c->cfg, file, err, sizeof err) != 0) {
 			fprintf(stderr, "libvirgo: %s\n", err);
 			vc_err_set(err);
 			free(c);

@@ -245,6 +245,15 @@ static void config_flag_errors(void **s)
 		assert_int_equal(th_run(av, out, sizeof out, 10000), 0);
 		assert_non_null(strstr(out, "node 2"));
 	}
+	/* the library too: an explicit directory or empty file is an error */
+	virgo_fini();
+	assert_int_equal(virgo_init(cl.dir), -VIRGO_ECONF);
+	assert_non_null(strstr(virgo_last_error(), "is a directory"));
+	assert_int_equal(virgo_init(empty), -VIRGO_ECONF);
+	assert_non_null(strstr(virgo_last_error(), "is empty"));
+	assert_int_equal(virgo_init(missing), -VIRGO_ECONF);
+	assert_non_null(strstr(virgo_last_error(), "no-such.conf"));
+	assert_int_equal(th_cluster_client(&cl), 0);
 	char eq[400];
 	snprintf(eq, sizeof eq, "--config=%s", cl.client_conf);
 	const char *av[] = {virgo, eq, "ping", NULL};
