@@ -52,6 +52,22 @@ void virgo_fini(void);
 /* A human sentence for a code returned by any virgo_* call (static string). */
 const char *virgo_strerror(int err);
 
+/* What went wrong in the calling thread's last virgo_* call, in more
+ * words than its code: when a node failed it or answered an error,
+ * "node <id> (<host>:<port>): <operation>: <the node's own sentence, or
+ * the transport error>", e.g. "node 2 (127.0.0.1:10001): clone 'nosuchfn':
+ * no such function (not a built-in, not in a plugin library)"; for a
+ * configuration error, the file, line and reason; else "<operation>:
+ * <reason>", or "" when there is nothing to add to virgo_strerror(rc).
+ * Read it right after a call that returned an error: after a success it
+ * is "" or describes a failure the call recovered from (a node it
+ * skipped).  Control bytes from the node are shown as '?'.
+ * virgo_job_wait hands over the job thread's detail.  The string belongs
+ * to the library and to this thread: never NULL, do not free it; valid
+ * until the thread's next virgo_* call (virgo_strerror and
+ * virgo_last_error itself leave it alone). */
+const char *virgo_last_error(void);
+
 /* ---- memory pooling (notes §887, §894, §947) ---------------------------- */
 
 /* Allocate size bytes somewhere in the cluster; the node is chosen by the

@@ -10,15 +10,44 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdio.h>
+
 #include "virgo.h"
 
 #define CLI_STDIN_MAX (1024u * 1024 * 1024)
 
-/* Prints "virgo: <what>: <strerror>" and returns 1. */
+/* One subcommand: the single table (virgo.c) that dispatch, `virgo help`
+ * and `virgo <cmd> --help` all read.  Strings are static. */
+struct cli_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *usage; /* after "virgo ", e.g. "malloc <size>" */
+	const char *summary; /* one line */
+	const char *details; /* options and notes, lines of text (may be NULL) */
+	const char *examples; /* lines of shell, each ending in \n */
+	int no_client; /* runs without libvirgo (help) */
+};
+/* The command named name, or NULL. */
+const struct cli_cmd *cli_cmd_find(const char *name);
+/* Prints the full help of one command. */
+void cli_cmd_help(const struct cli_cmd *c, FILE *f);
+
+/* Prints "virgo: <libvirgo's detail of the failed call>" (the node, the
+ * operation and the node's own sentence), or "virgo: <what>: <strerror>"
+ * when there is none, and returns 1. */
 int cli_fail(const char *what, int rc);
+/* A usage error of command cmd: prints "virgo <cmd>: <reason>", its usage
+ * line and a pointer to its help; returns 2. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* 0, or -1 after printing why. */
 int cli_parse_vuid(const char *s, virgo_vuid_t *v);
+/* A size: bytes, or with a unit K, M, G (powers of 1024, optional B):
+ * "64M".  0, or -1 after printing why. */
 int cli_parse_size(const char *s, size_t *out);
+/* A plain decimal count within [min,max]; 0, or -1 after printing why
+ * (what names the option). */
+int cli_parse_uint(const char *what, const char *s, unsigned long min, unsigned long max,
+		   unsigned long *out);
 /* All of stdin (at most CLI_STDIN_MAX), malloc'd (caller frees); NULL
  * after printing why. */
 uint8_t *cli_read_stdin(size_t *len);
@@ -34,5 +63,6 @@ int cmd_ping(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_owner(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_help(int argc, char **argv);
 
 #endif

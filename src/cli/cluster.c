@@ -16,7 +16,7 @@ int cmd_ping(int argc, char **argv)
 {
 	(void)argv;
 	if (argc != 1)
-		return fprintf(stderr, "usage: virgo ping\n"), 2;
+		return cli_usage("ping", "takes no arguments");
 	int n = virgo_node_count(), down = 0;
 	if (n < 0)
 		return cli_fail("config", n);
@@ -45,8 +45,8 @@ int cmd_status(int argc, char **argv)
 {
 	(void)argv;
 	if (argc != 1)
-		return fprintf(stderr, "usage: virgo status\n"), 2;
-	int n = virgo_node_count();
+		return cli_usage("status", "takes no arguments");
+	int n = virgo_node_count(), down = 0;
 	if (n < 0)
 		return cli_fail("config", n);
 	printf("%-5s %-16s %-6s %-5s %-6s %-11s %-10s %-8s %-7s %-11s %s\n", "NODE", "HOST",
@@ -67,6 +67,7 @@ int cmd_status(int argc, char **argv)
 		int lrc = virgo_load(i, &ld);
 		if (rc && lrc) {
 			printf("%-5u %-16s %-6s %s\n", ni.id, ni.host, "DOWN", virgo_strerror(lrc));
+			down++;
 			continue;
 		}
 		char rw[32] = "-", q[32] = "-", done[32] = "-", cores[16] = "-", l1[16] = "-",
@@ -82,14 +83,19 @@ int cmd_status(int argc, char **argv)
 		printf("%-5u %-16s %-6s %-5s %-6s %-11s %-10s %-8s %-7llu %-11llu %s\n", ni.id, ni.host,
 		       "up", cores, l1, rw, q, done, allocs, bytes, mf);
 	}
-	return 0;
+	return down ? 1 : 0;
 }
 
 /* One line per key: "<key> node <id> <host>:<memcache port>". */
 int cmd_owner(int argc, char **argv)
 {
 	if (argc < 2)
-		return fprintf(stderr, "usage: virgo owner <key>...\n"), 2;
+		return cli_usage("owner", "wants at least one key");
+	for (int i = 1; i < argc; i++) {
+		size_t kl = strlen(argv[i]);
+		if (kl == 0 || kl > 250)
+			return cli_usage("owner", "a memcached key is 1..250 bytes, not %zu", kl);
+	}
 	for (int i = 1; i < argc; i++) {
 		int idx = virgo_key_owner(argv[i], strlen(argv[i]));
 		if (idx < 0)
@@ -104,14 +110,17 @@ int cmd_owner(int argc, char **argv)
 int cmd_stats(int argc, char **argv)
 {
 	if (argc > 2)
-		return fprintf(stderr, "usage: virgo stats [<node id>]\n"), 2;
+		return cli_usage("stats", "wants at most one node id");
+	unsigned long want = 0;
+	if (argc == 2 && cli_parse_uint("stats", strncmp(argv[1], "node", 4) == 0 ? argv[1] + 4 : argv[1], 1, 65535, &want))
+		return 2;
 	int n = virgo_node_count(), shown = 0, bad = 0;
 	if (n < 0)
 		return cli_fail("config", n);
 	for (int i = 0; i < n; i++) {
 		struct virgo_node_info ni;
 		virgo_node_info(i, &ni);
-		if (argc == 2 && strtoul(argv[1], NULL, 10) != ni.id)
+		if (argc == 2 && want != ni.id)
 			continue;
 		shown++;
 		char *text = NULL;

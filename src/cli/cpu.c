@@ -16,9 +16,9 @@
 #include "cli.h"
 
 /* Parses the shared options (--on, --policy, --timeout, and -j for map)
- * up to "--" or the first operand.  Returns the index of the first operand
- * or -1 after printing why. */
-static int cpu_opts(int argc, char **argv, struct virgo_call_opts *o, int *jobs)
+ * of command cmd up to "--" or the first operand.  Returns the index of
+ * the first operand or -1 after printing why (cli_usage). */
+static int cpu_opts(const char *cmd, int argc, char **argv, struct virgo_call_opts *o, int *jobs)
 {
 	memset(o, 0, sizeof *o);
 	int i = 1;
@@ -29,40 +29,35 @@ static int cpu_opts(int argc, char **argv, struct virgo_call_opts *o, int *jobs)
 		if (a[0] != '-' || a[1] == '\0')
 			return i;
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!v) {
-			fprintf(stderr, "virgo: %s needs a value\n", a);
-			return -1;
-		}
+		if (!v)
+			return cli_usage(cmd, "%s needs a value", a), -1;
 		if (strcmp(a, "--on") == 0) {
 			const char *d = strncmp(v, "node", 4) == 0 ? v + 4 : v;
 			char *end;
 			unsigned long id = strtoul(d, &end, 10);
-			if (!*d || *end || id == 0 || id > 65535) {
-				fprintf(stderr, "virgo: --on wants a node id (2 or node2), not '%s'\n", v);
-				return -1;
-			}
+			if (!*d || *end || id == 0 || id > 65535)
+				return cli_usage(cmd, "--on wants a node id (2 or node2), not '%s'", v), -1;
 			o->node_id = (unsigned)id;
 		} else if (strcmp(a, "--policy") == 0) {
 			o->policy = virgo_policy_parse(v);
-			if (o->policy < 0) {
-				fprintf(stderr, "virgo: unknown policy '%s'\n", v);
-				return -1;
-			}
+			if (o->policy < 0)
+				return cli_usage(cmd,
+						 "unknown policy '%s' (random round_robin least_loaded "
+						 "power_of_two learned)",
+						 v),
+				       -1;
 		} else if (strcmp(a, "--timeout") == 0) {
-			size_t t;
-			if (cli_parse_size(v, &t) || t == 0 || t > 86400000)
+			unsigned long t;
+			if (cli_parse_uint("--timeout (milliseconds)", v, 1, 86400000, &t))
 				return -1;
 			o->timeout_ms = (int)t;
 		} else if (jobs && (strcmp(a, "-j") == 0 || strcmp(a, "--jobs") == 0)) {
-			size_t j;
-			if (cli_parse_size(v, &j) || j == 0 || j > 1024) {
-				fprintf(stderr, "virgo: -j wants 1..1024\n");
+			unsigned long j;
+			if (cli_parse_uint("-j", v, 1, 1024, &j))
 				return -1;
-			}
 			*jobs = (int)j;
 		} else {
-			fprintf(stderr, "virgo: unknown option '%s'\n", a);
-			return -1;
+			return cli_usage(cmd, "unknown option '%s'", a), -1;
 		}
 		i += 2; /* the option and its value */
 	}
@@ -72,11 +67,13 @@ static int cpu_opts(int argc, char **argv, struct virgo_call_opts *o, int *jobs)
 int cmd_clone(int argc, char **argv)
 {
 	struct virgo_call_opts o;
-	int i = cpu_opts(argc, argv, &o, NULL);
-	if (i < 0 || argc - i < 1 || argc - i > 2)
-		return fprintf(stderr, "usage: virgo clone [--on nodeN] [--policy P] [--timeout MS] "
-				       "<function> [<arg>|-]\n"),
-		       2;
+	int i = cpu_opts("clone", argc, argv, &o, NULL);
+	if (i < 0)
+		return 2;
+	if (argc - i < 1)
+		return cli_usage("clone", "wants a function name");
+	if (argc - i > 2)
+		return cli_usage("clone", "one argument at most (quote it, or use - for stdin)");
 	const char *fn = argv[i];
 	uint8_t *arg = (uint8_t *)"";
 	size_t len = 0;
@@ -106,16 +103,21 @@ int cmd_clone(int argc, char **argv)
 int cmd_run(int argc, char **argv)
 {
 	struct virgo_call_opts o;
-	int i = cpu_opts(argc, argv, &o, NULL);
-	if (i < 0 || i >= argc)
-		return fprintf(stderr, "usage: virgo run [--on nodeN] [--policy P] [--timeout MS] "
-				       "-- program [args...]\n"),
-		       2;
+	int i = cpu_opts("run", argc, argv, &o, NULL);
+	if (i < 0)
+		return 2;
+	if (i >= argc)
+		return cli_usage("run", "wants a program to run");
 	struct virgo_run_result r;
 	int rc = virgo_run_ex((const char *const *)(argv + i), &o, &r);
 	if (rc) {
-		fprintf(stderr, "virgo: run %s: %s\n", argv[i], virgo_strerror(rc));
-		return 125;
+		const char *d = virgo_last_error();
+		if (*d)
+			fprintf(stderr, "virgo: run %s: %s\n", argv[i], d);
+		else
+			fprintf(stderr, "virgo: run %s: %s\n", argv[i], virgo_strerror(rc));
+		/* as timeout(1): 124 when the deadline ran out, 125 not run */
+		return rc == -ETIMEDOUT ? 124 : 125;
 	}
 	fflush(stdout);
 	if (r.out_len && fwrite(r.out, 1, r.out_len, stdout) != r.out_len)
@@ -142,6 +144,7 @@ struct map_ctx {
 	struct virgo_run_result *res;
 	int *rc;
 	bool *done;
+	char **detail; /* virgo_last_error() of a failed job (malloc'd) */
 };
 
 /* argv for input k: {} replaced by the input (within words too), or the
@@ -196,6 +199,8 @@ static void *map_worker(void *arg)
 		pthread_mutex_lock(&m->mu);
 		m->res[k] = r;
 		m->rc[k] = rc;
+		if (rc && *virgo_last_error())
+			m->detail[k] = strdup(virgo_last_error());
 		m->done[k] = true;
 		pthread_cond_broadcast(&m->cv);
 		pthread_mutex_unlock(&m->mu);
@@ -207,17 +212,19 @@ int cmd_map(int argc, char **argv)
 	struct map_ctx m;
 	memset(&m, 0, sizeof m);
 	int jobs = 4;
-	int i = cpu_opts(argc, argv, &m.o, &jobs);
+	int i = cpu_opts("map", argc, argv, &m.o, &jobs);
+	if (i < 0)
+		return 2;
 	int sep = -1;
 	for (int k = i; i >= 0 && k < argc; k++)
 		if (strcmp(argv[k], ":::") == 0) {
 			sep = k;
 			break;
 		}
-	if (i < 0 || sep <= i)
-		return fprintf(stderr, "usage: virgo map [-j N] [--policy P] [--timeout MS] -- "
-				       "command [args with {}] ::: input...\n"),
-		       2;
+	if (sep < 0)
+		return cli_usage("map", "wants ::: and the inputs after the command");
+	if (sep == i)
+		return cli_usage("map", "wants a command before :::");
 	m.tmpl = argv + i;
 	m.tmpl_n = sep - i;
 	m.inputs = argv + sep + 1;
@@ -227,7 +234,8 @@ int cmd_map(int argc, char **argv)
 	m.res = calloc((size_t)m.n, sizeof *m.res);
 	m.rc = calloc((size_t)m.n, sizeof *m.rc);
 	m.done = calloc((size_t)m.n, sizeof *m.done);
-	if (!m.res || !m.rc || !m.done)
+	m.detail = calloc((size_t)m.n, sizeof *m.detail);
+	if (!m.res || !m.rc || !m.done || !m.detail)
 		return cli_fail("map", -ENOMEM);
 	pthread_mutex_init(&m.mu, NULL);
 	pthread_cond_init(&m.cv, NULL);
@@ -240,7 +248,7 @@ int cmd_map(int argc, char **argv)
 			break;
 	if (started == 0)
 		return cli_fail("map", -EAGAIN);
-	int failed = 0;
+	int failed = 0, refused = 0;
 	/* print each result as soon as every earlier one is printed */
 	for (int k = 0; k < m.n; k++) {
 		pthread_mutex_lock(&m.mu);
@@ -250,8 +258,9 @@ int cmd_map(int argc, char **argv)
 		struct virgo_run_result *r = &m.res[k];
 		if (m.rc[k]) {
 			fprintf(stderr, "virgo: map input %d (%s): %s\n", k + 1, m.inputs[k],
-				virgo_strerror(m.rc[k]));
-			failed++;
+				m.detail[k] ? m.detail[k] : virgo_strerror(m.rc[k]));
+			free(m.detail[k]);
+			refused++;
 			continue;
 		}
 		fflush(stdout);
@@ -271,5 +280,7 @@ int cmd_map(int argc, char **argv)
 	free(m.done);
 	pthread_mutex_destroy(&m.mu);
 	pthread_cond_destroy(&m.cv);
-	return failed ? 1 : 0;
+	free(m.detail);
+	/* a job the cluster did not run outranks a program that failed */
+	return refused ? 125 : failed ? 1 : 0;
 }

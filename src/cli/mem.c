@@ -2,7 +2,7 @@
  * mem.c - virgo malloc/set/get/free: memory pooling from the shell.
  */
 #include <errno.h>
-#include <getopt.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +14,12 @@
 int cmd_malloc(int argc, char **argv)
 {
 	size_t size;
-	if (argc != 2 || cli_parse_size(argv[1], &size))
-		return fprintf(stderr, "usage: virgo malloc <size>\n"), 2;
+	if (argc != 2)
+		return cli_usage("malloc", "wants exactly one size, got %d arguments", argc - 1);
+	if (cli_parse_size(argv[1], &size))
+		return 2;
+	if (size == 0)
+		return cli_usage("malloc", "the size must be at least 1 byte");
 	virgo_vuid_t v;
 	int rc = virgo_malloc(size, &v);
 	if (rc)
@@ -28,26 +32,41 @@ int cmd_malloc(int argc, char **argv)
 
 int cmd_set(int argc, char **argv)
 {
-	static const struct option o[] = {{"offset", required_argument, NULL, 'o'}, {0, 0, 0, 0}};
+	/* operands and --offset N / --offset=N in any order; "--" ends the
+	 * options (data that starts with a dash) */
 	size_t off = 0;
-	int have_off = 0, c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+o:", o, NULL)) != -1) {
-		if (c != 'o' || cli_parse_size(optarg, &off))
-			return fprintf(stderr, "usage: virgo set <vuid> <data>|- [--offset N]\n"), 2;
-		have_off = 1;
-	}
-	/* options may also follow the operands */
-	int nargs = argc - optind;
-	char **args = argv + optind;
-	if (nargs == 4 && strcmp(args[2], "--offset") == 0) {
-		if (cli_parse_size(args[3], &off))
-			return 2;
-		have_off = 1;
-		nargs = 2;
+	int have_off = 0, nargs = 0;
+	char *args[2];
+	bool opts = true;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *val = NULL;
+		if (opts && strcmp(a, "--") == 0) {
+			opts = false;
+			continue;
+		}
+		if (opts && strcmp(a, "--offset") == 0) {
+			if (i + 1 >= argc)
+				return cli_usage("set", "--offset needs a value");
+			val = argv[++i];
+		} else if (opts && strncmp(a, "--offset=", 9) == 0) {
+			val = a + 9;
+		} else if (opts && a[0] == '-' && a[1] != '\0') {
+			return cli_usage("set", "unknown option '%s' (data starting with '-' goes after --)",
+					 a);
+		}
+		if (val) {
+			if (cli_parse_size(val, &off))
+				return 2;
+			have_off = 1;
+			continue;
+		}
+		if (nargs == 2)
+			return cli_usage("set", "too many arguments ('%s')", a);
+		args[nargs++] = argv[i];
 	}
 	if (nargs != 2)
-		return fprintf(stderr, "usage: virgo set <vuid> <data>|- [--offset N]\n"), 2;
+		return cli_usage("set", "wants a VUID and the data (or - for stdin)");
 	virgo_vuid_t v;
 	if (cli_parse_vuid(args[0], &v))
 		return 2;
@@ -71,8 +90,8 @@ int cmd_set(int argc, char **argv)
 int cmd_get(int argc, char **argv)
 {
 	virgo_vuid_t v;
-	if ((argc != 2 && argc != 4))
-		return fprintf(stderr, "usage: virgo get <vuid> [<offset> <length>]\n"), 2;
+	if (argc != 2 && argc != 4)
+		return cli_usage("get", "wants a VUID, optionally followed by an offset and a length");
 	if (cli_parse_vuid(argv[1], &v))
 		return 2;
 	void *data = NULL;
@@ -106,7 +125,7 @@ int cmd_free(int argc, char **argv)
 {
 	virgo_vuid_t v;
 	if (argc != 2)
-		return fprintf(stderr, "usage: virgo free <vuid>\n"), 2;
+		return cli_usage("free", "wants exactly one VUID");
 	if (cli_parse_vuid(argv[1], &v))
 		return 2;
 	int rc = virgo_free(v);

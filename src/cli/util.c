@@ -9,11 +9,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/cfgval.h"
 #include "cli.h"
 
 int cli_fail(const char *what, int rc)
 {
-	fprintf(stderr, "virgo: %s: %s\n", what, virgo_strerror(rc));
+	const char *d = virgo_last_error();
+	if (d && *d)
+		fprintf(stderr, "virgo: %s\n", d);
+	else
+		fprintf(stderr, "virgo: %s: %s\n", what, virgo_strerror(rc));
 	return 1;
 }
 
@@ -28,14 +33,30 @@ int cli_parse_vuid(const char *s, virgo_vuid_t *v)
 
 int cli_parse_size(const char *s, size_t *out)
 {
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-') {
-		fprintf(stderr, "virgo: '%s' is not a non-negative number\n", s);
+	uint64_t v;
+	if (cv_size(s, &v) != 0 || v > SIZE_MAX) {
+		fprintf(stderr,
+			"virgo: '%s' is not a size (bytes, or a number with a unit K, M or G: "
+			"5000, 64M, 1G)\n",
+			s);
 		return -1;
 	}
 	*out = (size_t)v;
+	return 0;
+}
+
+int cli_parse_uint(const char *what, const char *s, unsigned long min, unsigned long max,
+		   unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = s[0] >= '0' && s[0] <= '9' ? strtoul(s, &end, 10) : 0;
+	if (s[0] < '0' || s[0] > '9' || errno || *end || v < min || v > max) {
+		fprintf(stderr, "virgo: %s wants a whole number in %lu..%lu, not '%s'\n", what, min,
+			max, s);
+		return -1;
+	}
+	*out = v;
 	return 0;
 }
 

@@ -1,103 +1,247 @@
 /*
  * virgo.c - the virgo command line: every libvirgo call from the shell.
- * This file holds the usage text and the dispatch; the subcommands live in
- * mem.c, cpu.c and cluster.c (cli.h).
+ * This file holds the one table of subcommands (name, usage, summary,
+ * details, examples) that dispatch, `virgo help`, `virgo help <cmd>` and
+ * `virgo <cmd> --help` all read, the global options and the dispatch; the
+ * subcommands live in mem.c, cpu.c and cluster.c (cli.h).
  *
- *   virgo malloc <size>                    print the new VUID
- *   virgo set <vuid> <data>|- [--offset N] store bytes (- reads stdin)
- *   virgo get <vuid> [<offset> <length>]   write the bytes to stdout
- *   virgo free <vuid>
- *   virgo ping | status | stats [<node id>]
- *   virgo owner <key>...                   node owning each memcached key
- *   virgo clone [opts] <fn> [<arg>|-]          run a function on the best node
- *   virgo run [opts] -- prog args...           run a program; its stdout,
- *                                              stderr and exit code pass through
- *   virgo map [-j N] [opts] -- cmd {} ::: in... one run per input, outputs in
- *                                              input order
+ * Exit status: 0 success, 1 a call failed, 2 bad arguments or an unusable
+ * -c file; run passes the program's status through (124: killed at its
+ * deadline, 125: not run).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
 
+#define CPU_OPTS                                                                              \
+	"  --on nodeN       run on exactly that node (N or nodeN)\n"                          \
+	"  --policy P       placement: random round_robin least_loaded power_of_two learned\n" \
+	"  --timeout MS     job deadline on the node, in milliseconds\n"
+
+static const struct cli_cmd cmds[] = {
+	{"malloc", cmd_malloc, "malloc <size>",
+	 "allocate pooled memory; prints the new VUID (large sizes span nodes)",
+	 "  <size>  bytes, or with a unit: K, M, G (powers of 1024; 64M, 1G, 512KB)\n",
+	 "virgo malloc 5000\nvirgo malloc 64M\n", 0},
+	{"set", cmd_set, "set <vuid> <data>|- [--offset N]",
+	 "store bytes: replace the value, or patch at an offset with --offset",
+	 "  -              read the data from stdin (binary safe)\n"
+	 "  --offset N     write at byte N and keep the rest (N may have a unit: 4K)\n",
+	 "virgo set 1000000000000001 hello\nvirgo set 1000000000000001 - < file.bin\n"
+	 "virgo set 1000000000000001 XY --offset 3\n",
+	 0},
+	{"get", cmd_get, "get <vuid> [<offset> <length>]",
+	 "print the stored value (or exactly that range) to stdout",
+	 "  <offset> <length>  sizes; bytes, or with a unit (K, M, G)\n"
+	 "  On a terminal the output ends with a newline; never in a pipe.\n",
+	 "virgo get 1000000000000001\nvirgo get 1000000000000001 0 5\n"
+	 "virgo get 1000000000000001 > copy.bin\n",
+	 0},
+	{"free", cmd_free, "free <vuid>", "release an allocation (every chunk of a span)", NULL,
+	 "virgo free 1000000000000001\n", 0},
+	{"clone", cmd_clone, "clone [--on nodeN] [--policy P] [--timeout MS] <function> [<arg>|-]",
+	 "run a function (built-in or plugin) on the best node; prints its result",
+	 CPU_OPTS "  -                read the argument from stdin\n",
+	 "virgo clone virgo_cloud_test \"some text\"\nvirgo clone wordcount - < file.txt\n"
+	 "virgo clone --on node2 --timeout 2000 virgo_cloud_test hi\n",
+	 0},
+	{"run", cmd_run, "run [--on nodeN] [--policy P] [--timeout MS] -- <program> [args...]",
+	 "run an allowed program on a node; its stdout, stderr and exit status pass through",
+	 CPU_OPTS "  Exit status: the program's; 124 killed at its deadline; 125 not run.\n",
+	 "virgo run -- uname -a\nvirgo run --on node2 -- false; echo $?\n"
+	 "virgo run --policy learned --timeout 2000 -- sha256sum /etc/hostname\n",
+	 0},
+	{"map", cmd_map,
+	 "map [-j N] [--on nodeN] [--policy P] [--timeout MS] -- <command> [args with {}] ::: "
+	 "<input>...",
+	 "run a command once per input, N at a time; outputs in input order",
+	 "  -j, --jobs N     runs at once (1..1024, default 4)\n" CPU_OPTS
+	 "  {} in the command is replaced by the input, else the input is appended.\n"
+	 "  Exit status: 0 all succeeded; 1 a program failed; 125 a job was not run.\n",
+	 "virgo map -j 8 -- gzip -9 -c {} ::: /var/log/*.log\nvirgo map -- echo v ::: a b c\n", 0},
+	{"ping", cmd_ping, "ping", "ping every node's mempool; exit 1 if any is down", NULL,
+	 "virgo ping\n", 0},
+	{"status", cmd_status, "status",
+	 "table of the configured nodes: load, jobs, allocations; exit 1 if any is down", NULL,
+	 "virgo status\nvirgo status || echo 'a node is down'\n", 0},
+	{"stats", cmd_stats, "stats [<node id>]", "mempool statistics of one node or every node",
+	 NULL, "virgo stats\nvirgo stats 2\n", 0},
+	{"owner", cmd_owner, "owner <key>...",
+	 "the node owning each memcached key (ketama, as memcached clients shard)",
+	 "  One line per key: <key> node <id> <host>:<memcache port>.\n",
+	 "virgo owner k\nvirgo owner user:1 user:2\n", 0},
+	{"help", cmd_help, "help [<command>]", "list the commands, or show one command's help",
+	 NULL, "virgo help\nvirgo help malloc\nvirgo malloc --help\n", 1},
+};
+#define NCMDS (sizeof cmds / sizeof cmds[0])
+
+const struct cli_cmd *cli_cmd_find(const char *name)
+{
+	for (size_t i = 0; i < NCMDS; i++)
+		if (strcmp(name, cmds[i].name) == 0)
+			return &cmds[i];
+	return NULL;
+}
+
+void cli_cmd_help(const struct cli_cmd *c, FILE *f)
+{
+	fprintf(f, "usage: virgo [-c FILE] %s\n%s.\n", c->usage, c->summary);
+	if (c->details)
+		fprintf(f, "\n%s", c->details);
+	fprintf(f, "\nExamples:\n");
+	for (const char *l = c->examples; *l;) {
+		const char *nl = strchr(l, '\n');
+		size_t n = nl ? (size_t)(nl - l) : strlen(l);
+		fprintf(f, "  $ %.*s\n", (int)n, l);
+		l += n + (nl != NULL);
+	}
+}
+
+/* The command list: one line per command, two spaces then its name. */
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: virgo [-c FILE] <command> [args]\n"
 		"VIRGO cluster client (libvirgo %s).\n\n"
-		"Memory pooling:\n"
-		"  malloc <size>                  allocate; prints the VUID (large sizes span nodes)\n"
-		"  set <vuid> <data>              replace the value with <data>\n"
-		"  set <vuid> - [--offset N]      ... with stdin (binary safe); with --offset, patch\n"
-		"  set <vuid> <data> --offset N   write <data> at byte N, keep the rest\n"
-		"  get <vuid> [<offset> <len>]    print the value (or exactly that range)\n"
-		"  free <vuid>                    release it\n\n"
-		"CPU pooling (opts: --on nodeN, --policy P, --timeout MS):\n"
-		"  clone [opts] <fn> [<arg>|-]    run a function (built-in or plugin) on the\n"
-		"                                 best node; prints its result (- : stdin)\n"
-		"  run [opts] -- prog args...     run an allowed program there; its stdout,\n"
-		"                                 stderr and exit code pass through (125: not run)\n"
-		"  map [-j N] [opts] -- cmd {} ::: inputs...\n"
-		"                                 one run per input ({} replaced, else appended),\n"
-		"                                 N at a time; outputs in input order\n"
-		"  policies: random round_robin least_loaded power_of_two learned\n\n"
-		"Cluster:\n"
-		"  ping                           ping every node; exit 1 if any is down\n"
-		"  status                         table of configured nodes\n"
-		"  stats [<node id>]              mempool statistics of one or every node\n"
-		"  owner <key>...                 node owning each memcached key (ketama, as\n"
-		"                                 memcached clients shard; see docs/PROTOCOL.md)\n\n"
-		"Options:\n"
-		"  -c, --conf FILE   client config (default: $VIRGO_CLIENT_CONF,\n"
-		"                    $VIRGO_CONF_DIR/virgo_client.conf, /etc/virgo/virgo_client.conf,\n"
-		"                    else nodes 1..3 on 127.0.0.1 at port offsets 0..2)\n"
-		"  -h, --help        this text\n"
-		"  -V, --version     print the version\n",
+		"Commands:\n",
 		VIRGO_VERSION);
+	for (size_t i = 0; i < NCMDS; i++)
+		fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].summary);
+	fprintf(f,
+		"\nOptions:\n"
+		"  -c, --config FILE  client config (default: $VIRGO_CLIENT_CONF,\n"
+		"                     $VIRGO_CONF_DIR/virgo_client.conf, /etc/virgo/virgo_client.conf,\n"
+		"                     else nodes 1..3 on 127.0.0.1 at port offsets 0..2)\n"
+		"  -h, --help         this text\n"
+		"  -V, --version      print the version\n\n"
+		"'virgo help <command>' or 'virgo <command> --help' shows a command's usage and "
+		"examples.\n"
+		"Exit status: 0 success, 1 a call failed, 2 bad arguments or configuration.\n");
+}
+
+int cmd_help(int argc, char **argv)
+{
+	if (argc == 1) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc > 2)
+		return cli_usage("help", "one command at most");
+	const struct cli_cmd *c = cli_cmd_find(argv[1]);
+	if (!c) {
+		fprintf(stderr, "virgo help: unknown command '%s' (see virgo help)\n", argv[1]);
+		return 2;
+	}
+	cli_cmd_help(c, stdout);
+	return 0;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "virgo %s: ", cmd);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	const struct cli_cmd *c = cli_cmd_find(cmd);
+	fprintf(stderr, "\nusage: virgo %s\n(see 'virgo help %s')\n", c ? c->usage : cmd, cmd);
+	return 2;
+}
+
+/* --help or -h among a command's own arguments (before any "--", after
+ * which the words belong to a program). */
+static int wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return 0;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* An explicit -c FILE must be a readable, non-empty regular file: never a
+ * silent fall-back to the built-in cluster.  0, or 2 after saying why. */
+static int check_conf(const char *path)
+{
+	struct stat st;
+	const char *why = NULL;
+	if (stat(path, &st) != 0)
+		why = strerror(errno);
+	else if (S_ISDIR(st.st_mode))
+		why = "is a directory, not a virgo_client.conf";
+	else if (!S_ISREG(st.st_mode))
+		why = "is not a regular file";
+	else if (st.st_size == 0)
+		why = "is empty (a client config lists the nodes: node = <id> <host> [<offset>])";
+	else if (access(path, R_OK) != 0)
+		why = strerror(errno);
+	if (!why)
+		return 0;
+	fprintf(stderr, "virgo: -c %s: %s\n", path, why);
+	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"conf", required_argument, NULL, 'c'},
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"conf", required_argument, NULL, 'c'},
 					     {"help", no_argument, NULL, 'h'},
 					     {"version", no_argument, NULL, 'V'},
 					     {NULL, 0, NULL, 0}};
 	const char *conf = NULL;
 	int c;
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': conf = optarg; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("virgo %s\n", VIRGO_VERSION); return 0;
-		default: usage(stderr); return 2;
+		default:
+			if (optopt == 'c')
+				fprintf(stderr, "virgo: -c needs a file\n");
+			else
+				fprintf(stderr, "virgo: unknown option '%s'\n", argv[optind - 1]);
+			fprintf(stderr, "usage: virgo [-c FILE] <command> [args] (see virgo help)\n");
+			return 2;
 		}
 	}
 	if (optind >= argc) {
 		usage(stderr);
 		return 2;
 	}
-	static const struct {
-		const char *name;
-		int (*fn)(int, char **);
-	} cmds[] = {{"malloc", cmd_malloc}, {"set", cmd_set},	 {"get", cmd_get},
-		    {"free", cmd_free},	    {"ping", cmd_ping},	 {"status", cmd_status},
-		    {"stats", cmd_stats},   {"clone", cmd_clone}, {"run", cmd_run},
-		    {"map", cmd_map},	    {"owner", cmd_owner}};
 	const char *name = argv[optind];
-	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-		if (strcmp(name, cmds[i].name) != 0)
-			continue;
-		int rc = virgo_init(conf);
-		if (rc)
-			return cli_fail("config", rc);
-		rc = cmds[i].fn(argc - optind, argv + optind);
-		virgo_fini();
-		return rc;
+	const struct cli_cmd *cmd = cli_cmd_find(name);
+	if (!cmd) {
+		fprintf(stderr, "virgo: unknown command '%s' (see virgo help)\n", name);
+		return 2;
 	}
-	fprintf(stderr, "virgo: unknown command '%s' (see virgo --help)\n", name);
-	return 2;
+	int cargc = argc - optind;
+	char **cargv = argv + optind;
+	if (wants_help(cargc, cargv)) {
+		cli_cmd_help(cmd, stdout);
+		return 0;
+	}
+	if (cmd->no_client)
+		return cmd->fn(cargc, cargv);
+	if (conf && check_conf(conf))
+		return 2;
+	int rc = virgo_init(conf);
+	if (rc) {
+		if (rc != -VIRGO_ECONF) /* libvirgo has said which line of which file */
+			cli_fail("config", rc);
+		return 2;
+	}
+	rc = cmd->fn(cargc, cargv);
+	virgo_fini();
+	return rc;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/cfgfile.h"
@@ -39,8 +40,19 @@ static int client_create(const char *path, struct vc_client **out)
 	vc_config_defaults(&c->cfg);
 	char file[512], err[600];
 	if (cfgfile_find(path, "VIRGO_CLIENT_CONF", "virgo_client.conf", file, sizeof file)) {
-		if (vc_config_load(&c->cfg, file, err, sizeof err) != 0) {
+		/* a file named but unusable is an error, never the built-in
+		 * cluster (a directory or an empty file read as no lines) */
+		struct stat st;
+		int bad = 0;
+		if (stat(file, &st) == 0 && S_ISDIR(st.st_mode))
+			bad = snprintf(err, sizeof err, "%s: is a directory, not a virgo_client.conf", file);
+		else if (stat(file, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+			bad = snprintf(err, sizeof err,
+				       "%s: is empty (list the nodes: node = <id> <host> [<port_offset>])",
+				       file);
+		if (bad || vc_config_load(&c->cfg, file, err, sizeof err) != 0) {
 			fprintf(stderr, "libvirgo: %s\n", err);
+			vc_err_set(err);
 			free(c);
 			return -VIRGO_ECONF;
 		}
@@ -58,6 +70,7 @@ static int client_create(const char *path, struct vc_client **out)
 
 int virgo_init(const char *path)
 {
+	vc_err_clear();
 	pthread_mutex_lock(&vc_init_lock);
 	int rc = 0;
 	if (!vc_global) {
@@ -68,7 +81,7 @@ int virgo_init(const char *path)
 			vc_global = c;
 	}
 	pthread_mutex_unlock(&vc_init_lock);
-	return rc;
+	return vc_err_done("init", rc);
 }
 
 void virgo_fini(void)
@@ -95,6 +108,7 @@ void virgo_fini(void)
 
 struct vc_client *vc_get(int *err)
 {
+	vc_err_clear(); /* every public call starts here: a fresh detail */
 	struct vc_client *c = vc_global;
 	if (c)
 		return c;
@@ -161,6 +175,45 @@ bool vc_node_up(struct vc_node *n, enum vc_svc svc, int64_t now)
 	return up;
 }
 
+/* virgo_last_error's text: one per thread, never freed (static TLS) */
+static _Thread_local char vc_err_text[512];
+
+void vc_err_clear(void) { vc_err_text[0] = '\0'; }
+
+void vc_err_set(const char *text) { snprintf(vc_err_text, sizeof vc_err_text, "%s", text); }
+
+int vc_err_done(const char *op, int rc)
+{
+	if (rc >= 0)
+		vc_err_text[0] = '\0';
+	else if (!vc_err_text[0])
+		snprintf(vc_err_text, sizeof vc_err_text, "%s: %s", op, virgo_strerror(rc));
+	return rc;
+}
+
+void vc_err_node(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, int rc,
+		 const char *sentence)
+{
+	const struct vc_node *n = &c->cfg.nodes[idx];
+	/* the operation: the request's verb, and for clone the function */
+	size_t vl = strcspn(hdr, " \r\n");
+	char op[300];
+	if (vl == 5 && memcmp(hdr, "clone", 5) == 0 && hdr[5] == ' ')
+		snprintf(op, sizeof op, "clone '%.*s'", (int)strcspn(hdr + 6, " \r\n"), hdr + 6);
+	else
+		snprintf(op, sizeof op, "%.*s", (int)(vl < 64 ? vl : 64), hdr);
+	snprintf(vc_err_text, sizeof vc_err_text, "node %u (%s:%d): %s: %s", n->id, n->host,
+		 vc_svc_base_port[svc] + n->port_offset, op,
+		 sentence && *sentence ? sentence : virgo_strerror(rc));
+	/* the sentence came from the network: no control bytes reach a
+	 * terminal through it */
+	for (char *p = vc_err_text; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
+const char *virgo_last_error(void) { return vc_err_text; }
+
 const char *virgo_strerror(int err)
 {
 	if (err >= 0)
@@ -226,15 +279,18 @@ static int ping_svc(struct vc_client *c, int idx, enum vc_svc svc, unsigned *id)
 	return 0;
 }
 
-int vc_node_check_id(struct vc_client *c, int idx, enum vc_svc svc)
+int vc_node_check_id(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr)
 {
 	if (atomic_load_explicit(&c->cfg.nodes[idx].id_ok[svc], memory_order_relaxed))
 		return 0;
 	unsigned id;
-	return ping_svc(c, idx, svc, &id);
+	int rc = ping_svc(c, idx, svc, &id);
+	if (rc) /* the detail names the caller's operation, not the check's ping */
+		vc_err_node(c, idx, svc, hdr, rc, NULL);
+	return rc;
 }
 
-int virgo_ping(int idx, unsigned *node_id, double *rtt_us)
+static int do_ping(int idx, unsigned *node_id, double *rtt_us)
 {
 	struct vc_client *c;
 	int err = vc_get_node(idx, &c);
@@ -254,7 +310,13 @@ int virgo_ping(int idx, unsigned *node_id, double *rtt_us)
 	return 0;
 }
 
-int virgo_mempool_stats(int idx, char **text)
+int virgo_ping(int idx, unsigned *node_id, double *rtt_us)
+{
+	vc_err_clear();
+	return vc_err_done("ping", do_ping(idx, node_id, rtt_us));
+}
+
+static int do_mempool_stats(int idx, char **text)
 {
 	struct vc_client *c;
 	int err = vc_get_node(idx, &c);
@@ -268,4 +330,10 @@ int virgo_mempool_stats(int idx, char **text)
 	}
 	*text = (char *)rep.data;
 	return 0;
+}
+
+int virgo_mempool_stats(int idx, char **text)
+{
+	vc_err_clear();
+	return vc_err_done("stats", do_mempool_stats(idx, text));
 }

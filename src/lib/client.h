@@ -107,7 +107,9 @@ struct vc_client {
 	struct lb_learned *learned; /* malloc'd on first use */
 };
 
-/* The process-wide client, initialised on first use; NULL + *err on failure. */
+/* The process-wide client, initialised on first use; NULL + *err on
+ * failure.  Every public call that talks to nodes starts with it (or
+ * vc_get_node), so it also clears the thread's error detail. */
 struct vc_client *vc_get(int *err);
 
 /* Parse a client config file into cfg (defaults first).  0 or -1 + err. */
@@ -131,8 +133,8 @@ int lb_pick(struct vc_client *c, const uint64_t *avoid);
  * (asked once, again after the node failed), -EPROTO if it answers as
  * another node (the node is put in back-off: nothing must be placed there,
  * its VUIDs or job results would be attributed to the wrong node), or the
- * ping's error. */
-int vc_node_check_id(struct vc_client *c, int idx, enum vc_svc svc);
+ * ping's error; the error detail names the caller's request hdr. */
+int vc_node_check_id(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr);
 
 /* Is the node's service svc out of back-off at time now? */
 bool vc_node_up(struct vc_node *n, enum vc_svc svc, int64_t now);
@@ -179,6 +181,19 @@ int vc_call(struct vc_client *c, int idx, const char *hdr, size_t hdr_len, const
 int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, size_t hdr_len,
 		  const void *payload, size_t plen, int timeout_ms, int flags,
 		  struct vc_reply *rep);
+
+/* The calling thread's error detail (virgo_last_error), cleared by vc_get.
+ * vc_err_done(op, rc) ends a call: a failure with no detail set
+ * meanwhile gets "<op>: <virgo_strerror(rc)>"; a success clears it.  vc_err_node
+ * records a node's failure: "node <id> (<host>:<port>): <op>: <why>",
+ * op taken from the request line hdr, why = the node's ERR sentence
+ * (sentence, may be NULL) or virgo_strerror(rc). */
+void vc_err_clear(void);
+int vc_err_done(const char *op, int rc);
+void vc_err_node(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr, int rc,
+		 const char *sentence);
+/* Sets the detail to text as is (a job's, handed over by virgo_job_wait). */
+void vc_err_set(const char *text);
 
 /* Blocks until no async job (job.c) is running: virgo_fini must not free
  * the client under the library's own job threads. */

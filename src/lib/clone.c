@@ -66,15 +66,20 @@ static int cpu_call(struct vc_client *c, const struct virgo_call_opts *o, const 
 		int idx;
 		if (o && o->node_id) {
 			idx = vc_node_index(c, o->node_id);
-			if (idx < 0)
+			if (idx < 0) {
+				char t[400];
+				snprintf(t, sizeof t, "no node %u in the client config (%s)", o->node_id,
+					 c->cfg.source[0] ? c->cfg.source : "built-in: nodes 1..3");
+				vc_err_set(t);
 				return -VIRGO_ENONODE;
+			}
 		} else {
 			idx = lb_pick_cpu(c, pol, key, tried);
 			if (idx < 0)
 				return last;
 		}
 		tried[idx / 64] |= UINT64_C(1) << (idx % 64);
-		int rc = vc_node_check_id(c, idx, VC_SVC_CPUPOOL);
+		int rc = vc_node_check_id(c, idx, VC_SVC_CPUPOOL, hdr);
 		if (rc) { /* another node than configured, or unreachable */
 			if (!never_started(rc) || (o && o->node_id))
 				return rc;
@@ -101,8 +106,8 @@ static int cpu_call(struct vc_client *c, const struct virgo_call_opts *o, const 
 	}
 }
 
-int virgo_clone_ex(const char *fn, const void *arg, size_t arg_len,
-		   const struct virgo_call_opts *opts, void **out, size_t *out_len, unsigned *ran_on)
+static int clone_ex(const char *fn, const void *arg, size_t arg_len,
+		    const struct virgo_call_opts *opts, void **out, size_t *out_len, unsigned *ran_on)
 {
 	int err = 0;
 	struct vc_client *c = vc_get(&err);
@@ -134,13 +139,19 @@ int virgo_clone_ex(const char *fn, const void *arg, size_t arg_len,
 	return 0;
 }
 
+int virgo_clone_ex(const char *fn, const void *arg, size_t arg_len,
+		   const struct virgo_call_opts *opts, void **out, size_t *out_len, unsigned *ran_on)
+{
+	return vc_err_done("clone", clone_ex(fn, arg, arg_len, opts, out, out_len, ran_on));
+}
+
 int virgo_clone(const char *fn, const void *arg, size_t arg_len, void **out, size_t *out_len)
 {
 	return virgo_clone_ex(fn, arg, arg_len, NULL, out, out_len, NULL);
 }
 
-int virgo_run_ex(const char *const argv[], const struct virgo_call_opts *opts,
-		 struct virgo_run_result *res)
+static int run_ex(const char *const argv[], const struct virgo_call_opts *opts,
+		  struct virgo_run_result *res)
 {
 	int err = 0;
 	struct vc_client *c = vc_get(&err);
@@ -205,6 +216,12 @@ int virgo_run_ex(const char *const argv[], const struct virgo_call_opts *opts,
 	return 0;
 }
 
+int virgo_run_ex(const char *const argv[], const struct virgo_call_opts *opts,
+		 struct virgo_run_result *res)
+{
+	return vc_err_done("run", run_ex(argv, opts, res));
+}
+
 int virgo_run(const char *const argv[], struct virgo_run_result *res)
 {
 	return virgo_run_ex(argv, NULL, res);
@@ -223,6 +240,6 @@ int virgo_load(int idx, struct virgo_load *load)
 	struct vc_client *c;
 	int err = vc_get_node(idx, &c);
 	if (err)
-		return err;
-	return lb_load_fetch(c, idx, load);
+		return vc_err_done("load", err);
+	return vc_err_done("load", lb_load_fetch(c, idx, load));
 }

@@ -389,6 +389,15 @@ static int read_reply(struct vc_conn *k, struct vc_reply *rep, int64_t deadline,
 	}
 }
 
+/* The sentence of an "ERR <CODE> <sentence>" line, or NULL. */
+static const char *err_sentence(const char *line)
+{
+	if (strncmp(line, "ERR ", 4) != 0)
+		return NULL;
+	const char *sp = strchr(line + 4, ' ');
+	return sp && sp[1] ? sp + 1 : NULL;
+}
+
 int vc_call(struct vc_client *c, int idx, const char *hdr, size_t hdr_len, const void *payload,
 	    size_t plen, int flags, struct vc_reply *rep)
 {
@@ -416,6 +425,7 @@ int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr
 		int rc = pool_get(c, n, svc, !idempotent, &k, &reused);
 		if (rc) {
 			vc_node_failed(c, idx, svc);
+			vc_err_node(c, idx, svc, hdr, rc, NULL);
 			return rc;
 		}
 		struct iovec iov[3] = {
@@ -428,6 +438,8 @@ int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr
 		if (!transport) {
 			pool_put(c, n, svc, k);
 			vc_node_ok(c, idx, svc);
+			if (rc)
+				vc_err_node(c, idx, svc, hdr, rc, err_sentence(rep->line));
 			return rc;
 		}
 		conn_close(k);
@@ -448,6 +460,7 @@ int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr
 			vc_pool_flush(n, svc);
 		if (rc != -EBADMSG && rc != -ENOMEM)
 			vc_node_failed(c, idx, svc);
+		vc_err_node(c, idx, svc, hdr, rc, NULL);
 		return rc;
 	}
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,6 +26,7 @@ struct vjob {
 	struct virgo_call_opts opts;
 	int rc;
 	struct virgo_run_result res;
+	char detail[512]; /* the job thread's virgo_last_error() */
 };
 
 static pthread_mutex_t vj_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -48,6 +50,7 @@ static void *vj_main(void *arg)
 		res.out_len = n;
 	}
 	pthread_mutex_lock(&vj_lock);
+	snprintf(j->detail, sizeof j->detail, "%s", rc < 0 ? virgo_last_error() : "");
 	j->rc = rc;
 	j->res = res;
 	j->done = true;
@@ -213,6 +216,7 @@ int virgo_job_wait(virgo_job_t job, int timeout_ms, struct virgo_run_result *res
 		rc = -ETIMEDOUT;
 	} else {
 		rc = j->rc;
+		vc_err_set(j->detail);
 		if (res)
 			*res = j->res;
 		else

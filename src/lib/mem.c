@@ -35,7 +35,7 @@ static int alloc_one(struct vc_client *c, uint64_t size, bool span, uint64_t *vu
 		if (idx < 0)
 			return last;
 		tried[idx / 64] |= UINT64_C(1) << (idx % 64);
-		int rc = vc_node_check_id(c, idx, VC_SVC_MEMPOOL);
+		int rc = vc_node_check_id(c, idx, VC_SVC_MEMPOOL, hdr);
 		if (rc) { /* another node than configured, or unreachable */
 			last = rc;
 			continue;
