@@ -205,6 +205,11 @@ install: all
 	    echo "      (if $(LIBDIR) is in /etc/ld.so.conf.d), or link with -Wl,-rpath,$(LIBDIR)"; \
 	fi
 
+# the docs still match the code: man pages, example configs, the README's
+# C examples (compiled with the cc lines they give, run under ASan)
+check-docs: all
+	scripts/check-docs.sh $(BUILD)
+
 # Removes what install put there, except config files under $(SYSCONFDIR).
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/virgod $(DESTDIR)$(BINDIR)/virgo $(DESTDIR)$(LIBDIR)/libvirgo.a \
