@@ -53,7 +53,7 @@ TEST_PLUGINS := $(BUILD)/tests/libvtp_fast.so $(BUILD)/tests/libvtp_slow.so \
 BINS := $(BUILD)/virgod $(BUILD)/virgo $(BUILD)/libvirgo.so $(BUILD)/libvirgo.a
 
 .SECONDARY:
-.PHONY: all test test-run test-asan test-tsan unit integration demo bench bench-bins install clean deps fuzz
+.PHONY: all test test-run test-asan test-tsan unit integration demo bench bench-bins install uninstall check-docs clean deps fuzz
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -155,16 +155,70 @@ fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do echo "== $$f ($(FUZZ_SECONDS)s)"; mkdir -p build-fuzz/corpus-$$(basename $$f); \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus-$$(basename $$f) 2>&1 | tail -n 3 || exit 1; done
 
+# Where `make install` puts things.  The daemon and the library read
+# /etc/virgo whatever the prefix, so /etc is the default config directory
+# for the system prefixes; any other prefix (a home directory) gets
+# $(PREFIX)/etc.  Example configs go to the doc directory always and to
+# $(SYSCONFDIR)/virgo only where no config is there yet (never overwritten).
+ifneq ($(filter /usr /usr/local,$(PREFIX)),)
+SYSCONFDIR ?= /etc
+else
+SYSCONFDIR ?= $(PREFIX)/etc
+endif
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/virgo
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+MAN_PAGES := $(wildcard docs/man/*.[1-8])
+
+# The virgo command links libvirgo statically: it needs no library path.
+# Programs linked with -lvirgo need $(LIBDIR) in the dynamic linker's
+# path: install runs ldconfig when it installs into the live system as
+# root, and says what to do otherwise (README, libvirgo(3)).
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
-	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 755 $(BUILD)/virgod $(BUILD)/virgo $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(BUILD)/libvirgo.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/libvirgo.so $(DESTDIR)$(PREFIX)/lib/libvirgo.so.0
-	ln -sf libvirgo.so.0 $(DESTDIR)$(PREFIX)/lib/libvirgo.so
-	install -m 644 include/virgo.h $(DESTDIR)$(PREFIX)/include/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/virgo $(addprefix $(DESTDIR)$(MANDIR)/man,1 3 5 8)
+	install -m 755 $(BUILD)/virgod $(BUILD)/virgo $(DESTDIR)$(BINDIR)/
+	install -m 644 $(BUILD)/libvirgo.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(BUILD)/libvirgo.so $(DESTDIR)$(LIBDIR)/libvirgo.so.0
+	ln -sf libvirgo.so.0 $(DESTDIR)$(LIBDIR)/libvirgo.so
+	install -m 644 include/virgo.h $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/.*VIRGO_VERSION "\(.*\)"/\1/p' include/virgo.h)|' \
-	    libvirgo.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libvirgo.pc
+	    libvirgo.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libvirgo.pc
+	for m in $(MAN_PAGES); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
+	install -m 644 LICENSE README.md docs/PROTOCOL.md docs/ARCHITECTURE.md $(DESTDIR)$(DOCDIR)/
+	install -m 644 packaging/virgo_cloud.conf packaging/virgo_client.conf $(DESTDIR)$(DOCDIR)/examples/
+	for f in virgo_cloud.conf virgo_client.conf; do \
+	    [ -e $(DESTDIR)$(SYSCONFDIR)/virgo/$$f ] || install -m 644 packaging/$$f $(DESTDIR)$(SYSCONFDIR)/virgo/; done
+	install -m 644 packaging/virgo.bash-completion $(DESTDIR)$(BASHCOMPDIR)/virgo
+	ln -sf virgo $(DESTDIR)$(BASHCOMPDIR)/virgod
+	sed -e 's|/usr/local/bin/virgod|$(BINDIR)/virgod|' -e 's|/etc/virgo/|$(SYSCONFDIR)/virgo/|' \
+	    packaging/virgod.service > $(DESTDIR)$(SYSTEMDUNITDIR)/virgod.service
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then \
+	    ldconfig; \
+	else \
+	    echo "note: programs linked with -lvirgo find $(LIBDIR)/libvirgo.so.0 once you run 'ldconfig' as root"; \
+	    echo "      (if $(LIBDIR) is in /etc/ld.so.conf.d), or link with -Wl,-rpath,$(LIBDIR)"; \
+	fi
+
+# the docs still match the code: man pages, example configs, the README's
+# C examples (compiled with the cc lines they give, run under ASan)
+check-docs: all
+	scripts/check-docs.sh $(BUILD)
+
+# Removes what install put there, except config files under $(SYSCONFDIR).
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/virgod $(DESTDIR)$(BINDIR)/virgo $(DESTDIR)$(LIBDIR)/libvirgo.a \
+	    $(DESTDIR)$(LIBDIR)/libvirgo.so.0 $(DESTDIR)$(LIBDIR)/libvirgo.so \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/libvirgo.pc $(DESTDIR)$(INCLUDEDIR)/virgo.h \
+	    $(DESTDIR)$(BASHCOMPDIR)/virgo $(DESTDIR)$(BASHCOMPDIR)/virgod \
+	    $(DESTDIR)$(SYSTEMDUNITDIR)/virgod.service
+	for m in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf build build-asan build-tsan build-bench build-clang build-fuzz

@@ -1,7 +1,7 @@
 /*
  * cfgfile.h - reads a VIRGO config file: INI "key = value" lines via libinih,
  * plus the original's legacy form (a bare line of comma-separated IPv4
- * addresses, COMPAT.md), which is handed to a separate callback.
+ * addresses, PROTOCOL.md "Compatibility with the original VIRGO"), which is handed to a separate callback.
  *
  * The key handler returns 0 and fills the error text to reject a line; the
  * loader then reports "<file>:<line>: <text>", so an unknown key or a bad

@@ -2,7 +2,7 @@
  * frame.h - request framing shared by every VIRGO text protocol.
  *
  * A request is a line ended by LF, CR, CRLF or NUL (the original clients
- * NUL-pad their requests, COMPAT.md), optionally followed by a payload of a
+ * NUL-pad their requests, PROTOCOL.md "Compatibility"), optionally followed by a payload of a
  * byte count the line announced, itself ended by CRLF or LF.  These are pure
  * functions over bytes plus a small state (for discarding an oversized line
  * or payload without buffering it), so every service parser built on them

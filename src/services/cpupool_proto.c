@@ -5,8 +5,9 @@
  * padding ignored), a payload announced on the request line, and a request
  * whose payload is too large has that payload skipped rather than read as
  * commands.  The call syntax keeps everything after the first comma up to
- * the final ')' as the argument, spaces and quotes included (COMPAT.md:
- * the original cut requests at a space; that was a bug).
+ * the final ')' as the argument, spaces and quotes included (PROTOCOL.md,
+ * "Compatibility with the original VIRGO": the original cut requests at a
+ * space; that was a bug).
  */
 #include "cpupool_proto.h"
 

@@ -1,7 +1,7 @@
 /*
  * mempool_proto.c - parser for the mempool protocol (mempool_proto.h).
  *
- * The call syntax follows COMPAT.md: quotes around ids and numbers are
+ * The call syntax follows PROTOCOL.md ("Compatibility with the original VIRGO"): quotes around ids and numbers are
  * ignored, the data of virgo_cloud_set runs from the first comma to the
  * final ')' of the line (so it may contain commas, parentheses and spaces),
  * and NUL padding ends a line.  A native set whose header is wrong but whose
