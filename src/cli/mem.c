@@ -13,11 +13,26 @@
 
 int cmd_malloc(int argc, char **argv)
 {
+	static const struct option o[] = {{"ttl", required_argument, NULL, 't'},
+					  {"owner", required_argument, NULL, 'w'},
+					  {0, 0, 0, 0}};
+	struct virgo_malloc_opts mo = {0};
+	int c;
+	optind = 0; /* 0: glibc re-reads the ordering, so options may follow the size */
+	while ((c = getopt_long(argc, argv, "t:w:", o, NULL)) != -1) {
+		if (c == 't' && cli_parse_ttl(optarg, &mo.ttl_ms) == 0)
+			continue;
+		if (c == 'w') {
+			mo.owner = optarg;
+			continue;
+		}
+		return fprintf(stderr, "usage: virgo malloc <size> [--ttl T] [--owner TAG]\n"), 2;
+	}
 	size_t size;
-	if (argc != 2 || cli_parse_size(argv[1], &size))
-		return fprintf(stderr, "usage: virgo malloc <size>\n"), 2;
+	if (argc - optind != 1 || cli_parse_size(argv[optind], &size))
+		return fprintf(stderr, "usage: virgo malloc <size> [--ttl T] [--owner TAG]\n"), 2;
 	virgo_vuid_t v;
-	int rc = virgo_malloc(size, &v);
+	int rc = virgo_malloc_ex(size, &mo, &v);
 	if (rc)
 		return cli_fail("malloc", rc);
 	char hex[17];
@@ -105,8 +120,14 @@ int cmd_get(int argc, char **argv)
 int cmd_free(int argc, char **argv)
 {
 	virgo_vuid_t v;
+	if (argc == 3 && strcmp(argv[1], "--owner") == 0) {
+		uint64_t n = 0;
+		int rc = virgo_free_owner(argv[2], &n);
+		printf("%" PRIu64 "\n", n); /* what was freed, also on a partial failure */
+		return rc ? cli_fail("free --owner", rc) : 0;
+	}
 	if (argc != 2)
-		return fprintf(stderr, "usage: virgo free <vuid>\n"), 2;
+		return fprintf(stderr, "usage: virgo free <vuid> | virgo free --owner TAG\n"), 2;
 	if (cli_parse_vuid(argv[1], &v))
 		return 2;
 	int rc = virgo_free(v);

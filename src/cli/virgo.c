@@ -35,7 +35,12 @@ static void usage(FILE *f)
 		"  set <vuid> - [--offset N]      ... with stdin (binary safe); with --offset, patch\n"
 		"  set <vuid> <data> --offset N   write <data> at byte N, keep the rest\n"
 		"  get <vuid> [<offset> <len>]    print the value (or exactly that range)\n"
-		"  free <vuid>                    release it\n\n"
+		"  free <vuid>                    release it\n"
+		"  malloc <size> [--ttl T] [--owner TAG]  ... freed by the node after T (1h, 30s)\n"
+		"                                 unless renewed; TAG finds it again\n"
+		"  free --owner TAG               free every allocation tagged TAG on every node\n"
+		"  renew <vuid> <T>               restart its lease: T from now\n"
+		"  ls [nodeN]                     list allocations: size, stored, age, idle, ttl, owner\n\n"
 		"CPU pooling (opts: --on nodeN, --policy P, --timeout MS):\n"
 		"  clone [opts] <fn> [<arg>|-]    run a function (built-in or plugin) on the\n"
 		"                                 best node; prints its result (- : stdin)\n"
@@ -86,7 +91,8 @@ int main(int argc, char **argv)
 	} cmds[] = {{"malloc", cmd_malloc}, {"set", cmd_set},	 {"get", cmd_get},
 		    {"free", cmd_free},	    {"ping", cmd_ping},	 {"status", cmd_status},
 		    {"stats", cmd_stats},   {"clone", cmd_clone}, {"run", cmd_run},
-		    {"map", cmd_map},	    {"owner", cmd_owner}};
+		    {"map", cmd_map},	    {"owner", cmd_owner},
+		    {"ls", cmd_ls},	    {"renew", cmd_renew}};
 	const char *name = argv[optind];
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		if (strcmp(name, cmds[i].name) != 0)

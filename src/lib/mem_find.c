@@ -1,0 +1,124 @@
+/*
+ * mem_find.c - finding memory again: virgo_ls pages through one node's
+ * allocation table (the mempool `ls` command) and virgo_free_owner frees
+ * every allocation carrying an owner tag on every node (`free owner=`).
+ * Both only talk to nodes and parse their replies; leases and tags are
+ * given at malloc time (mem.c, virgo_malloc_ex).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/vuid.h"
+#include "client.h"
+
+/* "alloc <vuid> <size> <len> <age> <idle> <ttl|-> <owner|->" (the STAT
+ * prefix already gone); 0 or -1. */
+static int parse_alloc(const char *l, struct virgo_alloc_info *in)
+{
+	char hex[32], ttl[24], owner[80];
+	memset(in, 0, sizeof *in);
+	if (sscanf(l, "alloc %31s %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %23s %79s", hex,
+		   &in->size, &in->len, &in->age_s, &in->idle_s, ttl, owner) != 7)
+		return -1;
+	if (vuid_parse(hex, strlen(hex), &in->vuid) != 0 || strlen(owner) >= sizeof in->owner)
+		return -1;
+	in->ttl_s = strcmp(ttl, "-") == 0 ? -1 : strtoll(ttl, NULL, 10);
+	if (strcmp(owner, "-") != 0)
+		strcpy(in->owner, owner);
+	return 0;
+}
+
+int virgo_ls(int idx, uint64_t *cursor, size_t max, struct virgo_alloc_info **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	struct vc_client *c;
+	int err = vc_get_node(idx, &c);
+	if (err)
+		return err;
+	if (max == 0 || max > 1000)
+		return -EINVAL;
+	char hdr[64];
+	int hl = snprintf(hdr, sizeof hdr, "ls %" PRIx64 " %zu\r\n", *cursor, max);
+	struct vc_reply rep;
+	int rc = vc_call(c, idx, hdr, (size_t)hl, NULL, 0, VC_IDEMPOTENT, &rep);
+	if (rc) {
+		free(rep.data);
+		return rc;
+	}
+	/* one line per entry plus "next": count the lines for the array */
+	char *text = (char *)rep.data;
+	size_t lines = 0;
+	for (size_t i = 0; i < rep.data_len; i++)
+		lines += text[i] == '\n';
+	struct virgo_alloc_info *v = lines ? calloc(lines, sizeof *v) : NULL;
+	if (lines && !v) {
+		free(rep.data);
+		return -ENOMEM;
+	}
+	size_t got = 0;
+	bool have_next = false;
+	uint64_t next = 0;
+	for (char *l = text, *e; l && *l; l = e ? e + 1 : NULL) {
+		e = strchr(l, '\n');
+		if (e)
+			*e = '\0';
+		if (strncmp(l, "next ", 5) == 0) {
+			char *end;
+			next = strtoull(l + 5, &end, 16);
+			have_next = end != l + 5 && *end == '\0';
+		} else if (got < lines && parse_alloc(l, &v[got]) == 0) {
+			got++;
+		} else {
+			rc = -VIRGO_EBADREPLY;
+			break;
+		}
+	}
+	free(rep.data);
+	if (rc == 0 && !have_next)
+		rc = -VIRGO_EBADREPLY;
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	if (got == 0) {
+		free(v);
+		v = NULL;
+	}
+	*out = v;
+	*n = got;
+	*cursor = next;
+	return 0;
+}
+
+int virgo_free_owner(const char *owner, uint64_t *freed)
+{
+	int err = 0;
+	struct vc_client *c = vc_get(&err);
+	if (freed)
+		*freed = 0;
+	if (!c)
+		return err;
+	char hdr[128];
+	if (!owner || strlen(owner) == 0 || strlen(owner) > 64)
+		return -EINVAL;
+	int hl = snprintf(hdr, sizeof hdr, "free owner=%s\r\n", owner);
+	int first = 0;
+	for (int i = 0; i < c->cfg.nnodes; i++) {
+		struct vc_reply rep;
+		/* freeing by tag twice frees nothing more the second time */
+		int rc = vc_call(c, i, hdr, (size_t)hl, NULL, 0, VC_IDEMPOTENT, &rep);
+		free(rep.data);
+		uint64_t k = 0;
+		if (rc == 0 && sscanf(rep.line, "OK %" SCNu64, &k) != 1)
+			rc = -VIRGO_EBADREPLY;
+		if (rc == 0 && freed)
+			*freed += k;
+		if (rc && !first)
+			first = rc;
+	}
+	return first;
+}
