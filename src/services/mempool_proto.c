@@ -16,7 +16,7 @@
 
 #include "../common/vuid.h"
 
-#define MP_MAX_TOKENS 8
+#define MP_MAX_TOKENS 6 /* malloc <size> span ttl= owner= rid= */
 
 static bool tok_is(const uint8_t *t, size_t n, const char *word)
 {
