@@ -8,7 +8,6 @@
  * Placement retries another node when one is unreachable or full, so one
  * dead node does not fail an allocation the rest of the cluster can hold.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <inttypes.h>
@@ -20,6 +19,7 @@
 
 #include "../common/vuid.h"
 #include "client.h"
+#include "mem_find.h"
 #include "span.h"
 
 static int node_of(struct vc_client *c, uint64_t vuid)
@@ -239,24 +239,13 @@ static int span_done(struct vc_client *c, uint64_t vuid, struct span *s, int rc)
 
 int virgo_malloc(size_t size, virgo_vuid_t *vuid) { return virgo_malloc_ex(size, NULL, vuid); }
 
-static bool owner_ok(const char *o)
-{
-	size_t n = strlen(o);
-	if (n == 0 || n > 64)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)o[i]) && !strchr("._-:@/", o[i]))
-			return false;
-	return true;
-}
-
 int virgo_malloc_ex(size_t size, const struct virgo_malloc_opts *o, virgo_vuid_t *vuid)
 {
 	int err = 0;
 	struct vc_client *c = vc_get(&err);
 	if (!c)
 		return err;
-	if (size == 0 || !vuid || (o && o->owner && !owner_ok(o->owner)))
+	if (size == 0 || !vuid || (o && o->owner && !vc_owner_ok(o->owner)))
 		return -EINVAL;
 	orphans_retry(c);
 	uint64_t cs = c->cfg.chunk_size;

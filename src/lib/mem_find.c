@@ -5,6 +5,7 @@
  * Both only talk to nodes and parse their replies; leases and tags are
  * given at malloc time (mem.c, virgo_malloc_ex).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,6 +14,18 @@
 
 #include "../common/vuid.h"
 #include "client.h"
+#include "mem_find.h"
+
+bool vc_owner_ok(const char *o)
+{
+	size_t n = o ? strlen(o) : 0;
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)o[i]) && !strchr("._-:@/", o[i]))
+			return false;
+	return true;
+}
 
 /* "alloc <vuid> <size> <len> <age> <idle> <ttl|-> <owner|->" (the STAT
  * prefix already gone); 0 or -1. */
@@ -103,7 +116,7 @@ int virgo_free_owner(const char *owner, uint64_t *freed)
 	if (!c)
 		return err;
 	char hdr[128];
-	if (!owner || strlen(owner) == 0 || strlen(owner) > 64)
+	if (!vc_owner_ok(owner)) /* also keeps CR/LF out of the request line */
 		return -EINVAL;
 	int hl = snprintf(hdr, sizeof hdr, "free owner=%s\r\n", owner);
 	int first = 0;

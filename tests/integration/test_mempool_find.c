@@ -265,6 +265,8 @@ static void free_by_owner_everywhere(void **state)
 	/* a bad tag is refused before anything is sent */
 	struct virgo_malloc_opts bad = {.owner = "no spaces"};
 	assert_int_equal(virgo_malloc_ex(64, &bad, &keep), -EINVAL);
+	/* a tag cannot smuggle a second command into the request line */
+	assert_int_equal(virgo_free_owner("x\r\nfree owner=job-8", &freed), -EINVAL);
 }
 
 /* The same request id twice gets the same VUID and one allocation; old
