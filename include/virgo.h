@@ -80,7 +80,10 @@ struct virgo_malloc_opts {
 	const char *owner; /* tag for virgo_free_owner/virgo ls: 1..64 chars of
 			    * A-Z a-z 0-9 . _ - : @ / (borrowed); NULL: none */
 };
-/* virgo_malloc with a lease and/or owner tag; a span's chunks and its
+/* (Every malloc carries a request id: a malloc that got no reply is sent
+ * again by a later malloc/free call of this process and what it allocated
+ * freed; docs/PROTOCOL.md "Finding memory again".)
+ * virgo_malloc with a lease and/or owner tag; a span's chunks and its
  * descriptor all get them.  -EINVAL for a bad tag. */
 int virgo_malloc_ex(size_t size, const struct virgo_malloc_opts *opts, virgo_vuid_t *vuid);
 /* Restart an allocation's lease: ttl_ms from now (0 removes the lease).

@@ -69,8 +69,12 @@ static int alloc_one(struct vc_client *c, uint64_t size, bool span,
 		int hl = snprintf(hdr, sizeof hdr, "malloc %" PRIu64 "%s%s rid=%" PRIx64 "\r\n", size,
 				  span ? " span" : "", opt, next_rid());
 		struct vc_reply rep;
+		int64_t sent_at = vc_now_ms();
 		int rc = vc_call(c, idx, hdr, (size_t)hl, NULL, 0, VC_IDEMPOTENT, &rep);
 		free(rep.data);
+		/* no reply: the node may have allocated; reconcile later */
+		if (rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -EPIPE || rc == -EBADMSG)
+			vc_pending_add(c, idx, hdr, (size_t)hl, sent_at);
 		if (rc == 0) {
 			if (strncmp(rep.line, "OK ", 3) != 0 ||
 			    vuid_parse(rep.line + 3, strlen(rep.line + 3), vuid) != 0)
@@ -145,10 +149,44 @@ static int free_chunks(struct vc_client *c, const uint64_t *v, uint32_t n, bool 
 	return rc;
 }
 
+/* Mallocs that got no reply (mem_find.h): sends each again to its node,
+ * once that node is out of back-off, and frees what it answers. */
+static void pending_retry(struct vc_client *c)
+{
+	struct vc_pending p[16];
+	int64_t now = vc_now_ms();
+	size_t n = vc_pending_take(c, p, 16, now);
+	uint64_t skip[VC_MAX_NODES / 64] = {0};
+	for (size_t i = 0; i < n; i++) {
+		int idx = p[i].idx;
+		if (idx >= c->cfg.nnodes)
+			continue;
+		bool skipped = skip[idx / 64] >> (idx % 64) & 1;
+		if (skipped || !vc_node_up(&c->cfg.nodes[idx], VC_SVC_MEMPOOL, now)) {
+			skip[idx / 64] |= UINT64_C(1) << (idx % 64);
+			vc_pending_add(c, idx, p[i].line, strlen(p[i].line), p[i].at_ms);
+			continue;
+		}
+		struct vc_reply rep;
+		int rc = vc_call(c, idx, p[i].line, strlen(p[i].line), NULL, 0, VC_IDEMPOTENT, &rep);
+		free(rep.data);
+		uint64_t v;
+		if (rc == 0 && strncmp(rep.line, "OK ", 3) == 0 &&
+		    vuid_parse(rep.line + 3, strlen(rep.line + 3), &v) == 0) {
+			if (!gone(free_one(c, v)))
+				orphans_add(&c->orphans, v);
+		} else if (rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -EPIPE || rc == -EBADMSG) {
+			skip[idx / 64] |= UINT64_C(1) << (idx % 64);
+			vc_pending_add(c, idx, p[i].line, strlen(p[i].line), p[i].at_ms);
+		} /* else the node refused it (full): nothing was allocated */
+	}
+}
+
 /* Frees what earlier rollbacks could not, for nodes that are out of
  * back-off; a little at a time, at the start of malloc and free calls. */
 static void orphans_retry(struct vc_client *c)
 {
+	pending_retry(c);
 	uint64_t batch[64];
 	size_t n = orphans_take(&c->orphans, batch, 64);
 	if (n == 0)

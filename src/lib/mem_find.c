@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,55 @@ bool vc_owner_ok(const char *o)
 		if (!isalnum((unsigned char)o[i]) && !strchr("._-:@/", o[i]))
 			return false;
 	return true;
+}
+
+/* One table per process (libvirgo has one client); entries of an earlier
+ * client (virgo_fini, virgo_init) are dropped, as node indexes may differ. */
+static struct {
+	pthread_mutex_t lock;
+	struct vc_client *owner;
+	size_t n;
+	struct vc_pending e[VC_PENDING_MAX];
+} pend = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void vc_pending_add(struct vc_client *c, int idx, const char *line, size_t len, int64_t at_ms)
+{
+	if (len >= sizeof pend.e[0].line)
+		return;
+	pthread_mutex_lock(&pend.lock);
+	if (pend.owner != c) {
+		pend.owner = c;
+		pend.n = 0;
+	}
+	if (pend.n == VC_PENDING_MAX) {
+		memmove(&pend.e[0], &pend.e[1], (VC_PENDING_MAX - 1) * sizeof pend.e[0]);
+		pend.n--;
+	}
+	struct vc_pending *p = &pend.e[pend.n++];
+	p->idx = idx;
+	p->at_ms = at_ms;
+	memcpy(p->line, line, len);
+	p->line[len] = '\0';
+	pthread_mutex_unlock(&pend.lock);
+}
+
+size_t vc_pending_take(struct vc_client *c, struct vc_pending *out, size_t max, int64_t now)
+{
+	size_t got = 0, keep = 0;
+	pthread_mutex_lock(&pend.lock);
+	if (pend.owner != c)
+		pend.n = 0;
+	for (size_t i = 0; i < pend.n; i++) {
+		if (now - pend.e[i].at_ms > VC_PENDING_KEEP_MS)
+			continue; /* the node has forgotten its rid: a re-send would allocate anew */
+		if (got < max)
+			out[got++] = pend.e[i];
+		else
+			pend.e[keep++] = pend.e[i];
+	}
+	pend.n = keep;
+	pthread_mutex_unlock(&pend.lock);
+	return got;
 }
 
 /* "alloc <vuid> <size> <len> <age> <idle> <ttl|-> <owner|->" (the STAT

@@ -4,9 +4,11 @@
  * node memory, every one listed exactly once; leases end (and renew
  * keeps one alive); `free owner=` frees a tag on every node; a malloc
  * re-sent with the same request id allocates once; `virgo ls`, `malloc
- * --ttl --owner` and `free --owner` from the CLI.
+ * --ttl --owner` and `free --owner` from the CLI; a malloc that timed out
+ * on a stopped node is reclaimed by libvirgo once the node runs again.
  */
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -327,6 +329,80 @@ static void cli_ls_and_owner(void **state)
 	assert_string_equal(out, "1\n");
 }
 
+/* ---- a malloc the client gave up on --------------------------------- */
+
+static struct th_cluster hung;
+
+/* The node is stopped when the malloc arrives: the client times out, the
+ * node allocates once it runs again.  libvirgo re-sends that exact
+ * request (same rid) during a later call: the node answers the VUID it
+ * allocated, and libvirgo frees it.  Nothing is left behind. */
+static void timed_out_malloc_is_reclaimed(void **state)
+{
+	(void)state;
+	virgo_vuid_t v;
+	assert_int_equal(virgo_malloc(10, &v), 0); /* a pooled connection */
+	assert_int_equal(virgo_free(v), 0);
+	th_node_signal(&hung, 0, SIGSTOP);
+	int64_t t0 = th_now_ms();
+	assert_int_equal(virgo_malloc(10, &v), -ETIMEDOUT);
+	assert_true(th_now_ms() - t0 >= 900);
+	th_node_signal(&hung, 0, SIGCONT);
+	int port = th_port(&hung, 0, 30000);
+	/* the node runs the malloc it had queued */
+	int64_t deadline = th_now_ms() + 15000;
+	for (;;) {
+		int fd = th_connect(port);
+		assert_true(fd >= 0);
+		char buf[4096];
+		assert_int_equal(th_send(fd, "stats\r\n", 7), 0);
+		assert_true(th_recv_until(fd, buf, sizeof buf, "END\r\n", 30000) > 0);
+		close(fd);
+		char *p = strstr(buf, "STAT ops_malloc ");
+		assert_non_null(p);
+		if (strtoull(p + 16, NULL, 10) >= 2)
+			break;
+		assert_true(th_now_ms() < deadline);
+		struct timespec ts = {0, 20000000};
+		nanosleep(&ts, NULL);
+	}
+	/* later calls reconcile it; poll until the node holds nothing */
+	uint64_t left = 1;
+	while (th_now_ms() < deadline) {
+		assert_int_equal(virgo_malloc(10, &v), 0);
+		assert_int_equal(virgo_free(v), 0);
+		int fd = th_connect(port);
+		char buf[4096];
+		assert_int_equal(th_send(fd, "stats\r\n", 7), 0);
+		assert_true(th_recv_until(fd, buf, sizeof buf, "END\r\n", 30000) > 0);
+		close(fd);
+		char *p = strstr(buf, "STAT allocations ");
+		assert_non_null(p);
+		left = strtoull(p + 17, NULL, 10);
+		if (left == 0)
+			break;
+		struct timespec ts = {0, 50000000};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(left, 0);
+}
+
+static int hung_setup(void **state)
+{
+	(void)state;
+	if (th_cluster_start(&hung, 1, "threads = 2\n",
+			     "timeout_ms = 1000\nconnect_timeout_ms = 500\nbackoff_ms = 1\n"
+			     "backoff_max_ms = 1\n") != 0)
+		return -1;
+	return th_cluster_client(&hung);
+}
+
+static int hung_teardown(void **state)
+{
+	(void)state;
+	return th_cluster_teardown(&hung);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -351,5 +427,9 @@ int main(void)
 		cmocka_unit_test(cli_ls_and_owner),
 		cmocka_unit_test(ls_pages_100k),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	int rc = cmocka_run_group_tests(tests, setup, teardown);
+	const struct CMUnitTest hung_tests[] = {
+		cmocka_unit_test(timed_out_malloc_is_reclaimed),
+	};
+	return rc | cmocka_run_group_tests(hung_tests, hung_setup, hung_teardown);
 }
