@@ -340,6 +340,7 @@ static struct th_cluster hung;
 static void timed_out_malloc_is_reclaimed(void **state)
 {
 	(void)state;
+	assert_int_equal(th_cluster_client(&hung), 0); /* libvirgo: the one-node cluster */
 	virgo_vuid_t v;
 	assert_int_equal(virgo_malloc(10, &v), 0); /* a pooled connection */
 	assert_int_equal(virgo_free(v), 0);
@@ -387,26 +388,15 @@ static void timed_out_malloc_is_reclaimed(void **state)
 	assert_int_equal(left, 0);
 }
 
-static int hung_setup(void **state)
-{
-	(void)state;
-	if (th_cluster_start(&hung, 1, "threads = 2\n",
-			     "timeout_ms = 1000\nconnect_timeout_ms = 500\nbackoff_ms = 1\n"
-			     "backoff_max_ms = 1\n") != 0)
-		return -1;
-	return th_cluster_client(&hung);
-}
-
-static int hung_teardown(void **state)
-{
-	(void)state;
-	return th_cluster_teardown(&hung);
-}
-
 static int setup(void **state)
 {
 	(void)state;
 	if (th_cluster_start(&cl, 2, "mem_limit = 64M\nthreads = 2\n", "") != 0)
+		return -1;
+	/* one node whose client gives up after 1 s (timed_out_malloc_...) */
+	if (th_cluster_start(&hung, 1, "threads = 2\n",
+			     "timeout_ms = 1000\nconnect_timeout_ms = 500\nbackoff_ms = 1\n"
+			     "backoff_max_ms = 1\n") != 0)
 		return -1;
 	return th_cluster_client(&cl);
 }
@@ -414,7 +404,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	return th_cluster_teardown(&cl);
+	int a = th_cluster_teardown(&cl);
+	int b = th_cluster_teardown(&hung);
+	return a | b;
 }
 
 int main(void)
@@ -426,10 +418,7 @@ int main(void)
 		cmocka_unit_test(ls_stable_under_churn),
 		cmocka_unit_test(cli_ls_and_owner),
 		cmocka_unit_test(ls_pages_100k),
+		cmocka_unit_test(timed_out_malloc_is_reclaimed), /* last: switches the client */
 	};
-	int rc = cmocka_run_group_tests(tests, setup, teardown);
-	const struct CMUnitTest hung_tests[] = {
-		cmocka_unit_test(timed_out_malloc_is_reclaimed),
-	};
-	return rc | cmocka_run_group_tests(hung_tests, hung_setup, hung_teardown);
+	return cmocka_run_group_tests(tests, setup, teardown);
 }
