@@ -254,17 +254,20 @@ static int alloc_entry(struct mp_store *st, uint64_t size, bool span, const stru
 		memcpy(e->bytes + size, o->owner, olen);
 		e->owner_len = (uint8_t)olen;
 	}
-	e->vuid = vuid_gen_next(&st->gen, span);
-	struct mp_stripe *s = stripe_of(st, e->vuid);
+	uint64_t id = e->vuid = vuid_gen_next(&st->gen, span);
+	/* counted before it is visible: once the lock is released, a free,
+	 * the lease sweep or free-by-owner may destroy e at any moment, so
+	 * it is not touched after that */
+	atomic_fetch_add(&st->live, 1);
+	struct mp_stripe *s = stripe_of(st, id);
 	pthread_mutex_lock(&s->lock);
-	struct mp_entry **pp = slot_of(s, e->vuid);
+	struct mp_entry **pp = slot_of(s, id);
 	e->next = NULL;
 	*pp = e; /* ids are never reused, so the slot is the chain's end */
 	if (++s->count > s->nbuckets * 2)
 		grow(s);
 	pthread_mutex_unlock(&s->lock);
-	atomic_fetch_add(&st->live, 1);
-	*vuid = e->vuid;
+	*vuid = id;
 	return 0;
 }
 
