@@ -86,6 +86,48 @@ int virgo_set(virgo_vuid_t vuid, const void *data, size_t len);
  * if needed.  offset+len may not exceed the allocation's size. */
 int virgo_set_at(virgo_vuid_t vuid, size_t offset, const void *data, size_t len);
 
+/* ---- leases, owner tags, listing (docs/PROTOCOL.md "Finding memory") ---- */
+
+/* Options of virgo_malloc_ex; a zeroed struct (or NULL) is virgo_malloc. */
+struct virgo_malloc_opts {
+	uint64_t ttl_ms; /* lease: the node frees it this long after the last
+			  * malloc/renew (counted in whole seconds, checked
+			  * about once a second); 0: never */
+	const char *owner; /* tag for virgo_free_owner/virgo ls: 1..64 chars of
+			    * A-Z a-z 0-9 . _ - : @ / (borrowed); NULL: none */
+};
+/* (Every malloc carries a request id: a malloc that got no reply is sent
+ * again by a later malloc/free call of this process and what it allocated
+ * freed; docs/PROTOCOL.md "Finding memory again".)
+ * virgo_malloc with a lease and/or owner tag; a span's chunks and its
+ * descriptor all get them.  -EINVAL for a bad tag. */
+int virgo_malloc_ex(size_t size, const struct virgo_malloc_opts *opts, virgo_vuid_t *vuid);
+/* Restart an allocation's lease: ttl_ms from now (0 removes the lease).
+ * For a span, every chunk and the descriptor.  0, -ENOENT, ... */
+int virgo_renew(virgo_vuid_t vuid, uint64_t ttl_ms);
+/* Free every allocation tagged owner on every configured node; *freed
+ * (may be NULL) gets how many.  Nodes that do not answer are skipped and
+ * the first such error returned (after asking the others). */
+int virgo_free_owner(const char *owner, uint64_t *freed);
+
+/* One allocation as a node lists it. */
+struct virgo_alloc_info {
+	virgo_vuid_t vuid;
+	uint64_t size; /* bytes allocated */
+	uint64_t len; /* stored length (what a whole-value get returns) */
+	uint64_t age_s; /* seconds since the malloc */
+	uint64_t idle_s; /* seconds since the last set/get/renew */
+	int64_t ttl_s; /* seconds left of its lease; -1: no lease */
+	char owner[65]; /* owner tag, "" if none */
+};
+/* One page of the idx-th node's allocations (0-based, virgo_node_info):
+ * pass *cursor = 0 for the first page; it is set to the next page's cursor,
+ * 0 after the last.  max: entries wanted (1..1000; a page may hold a few
+ * more, as the node ends pages between hash buckets).  *out is malloc'd
+ * (caller frees; NULL when *n is 0).  Allocations that exist for the whole
+ * listing are listed exactly once. */
+int virgo_ls(int idx, uint64_t *cursor, size_t max, struct virgo_alloc_info **out, size_t *n);
+
 /* Read the stored value.  On success *data is a malloc'd buffer the caller
  * frees (NULL when *len is 0) and *len its length.  -E2BIG when one
  * unspanned allocation holds more than its node's max_value (no reply is

@@ -13,9 +13,10 @@ for t in "$@"; do
 	"$t" >"$log" 2>&1
 	rc=$?
 	cat "$log"
-	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
-	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
-	s=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
+	# a binary may run several cmocka groups: add up every summary
+	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{n += $1} END {if (NR) print n}')
+	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{n += $1} END {if (NR) print n}')
+	s=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$log" | awk '{n += $1} END {if (NR) print n}')
 	passed=$((passed + ${p:-0}))
 	skipped=$((skipped + ${s:-0}))
 	failed=$((failed + ${f:-0}))

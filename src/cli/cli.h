@@ -64,5 +64,10 @@ int cmd_status(int argc, char **argv);
 int cmd_owner(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_help(int argc, char **argv);
+/* ls.c: virgo ls / renew; "90", "30s", "15m", "1h", "2d", "500ms" -> ms
+ * (bare numbers are seconds); 0, or -1 after saying why. */
+int cmd_ls(int argc, char **argv);
+int cmd_renew(int argc, char **argv);
+int cli_parse_ttl(const char *s, uint64_t *ms);
 
 #endif

@@ -2,6 +2,7 @@
  * mem.c - virgo malloc/set/get/free: memory pooling from the shell.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,15 +14,33 @@
 
 int cmd_malloc(int argc, char **argv)
 {
+	static const struct option o[] = {{"ttl", required_argument, NULL, 't'},
+					  {"owner", required_argument, NULL, 'w'},
+					  {0, 0, 0, 0}};
+	struct virgo_malloc_opts mo = {0};
+	int c;
 	size_t size;
-	if (argc != 2)
-		return cli_usage("malloc", "wants exactly one size, got %d arguments", argc - 1);
-	if (cli_parse_size(argv[1], &size))
+	for (int i = 1; i < argc; i++) /* "-5" is a bad size, not an option */
+		if (argv[i][0] == '-' && argv[i][1] >= '0' && argv[i][1] <= '9')
+			return cli_parse_size(argv[i], &size) ? 2 : cli_usage("malloc", "bad size");
+	optind = 0; /* 0: glibc re-reads the ordering, so options may follow the size */
+	while ((c = getopt_long(argc, argv, "t:w:", o, NULL)) != -1) {
+		if (c == 't' && cli_parse_ttl(optarg, &mo.ttl_ms) == 0)
+			continue;
+		if (c == 'w') {
+			mo.owner = optarg;
+			continue;
+		}
+		return cli_usage("malloc", "bad --ttl (e.g. 90, 30s, 15m, 1h, 2d) or unknown option");
+	}
+	if (argc - optind != 1)
+		return cli_usage("malloc", "wants exactly one size, got %d arguments", argc - optind);
+	if (cli_parse_size(argv[optind], &size))
 		return 2;
 	if (size == 0)
 		return cli_usage("malloc", "the size must be at least 1 byte");
 	virgo_vuid_t v;
-	int rc = virgo_malloc(size, &v);
+	int rc = virgo_malloc_ex(size, &mo, &v);
 	if (rc)
 		return cli_fail("malloc", rc);
 	char hex[17];
@@ -124,6 +143,12 @@ int cmd_get(int argc, char **argv)
 int cmd_free(int argc, char **argv)
 {
 	virgo_vuid_t v;
+	if (argc == 3 && strcmp(argv[1], "--owner") == 0) {
+		uint64_t n = 0;
+		int rc = virgo_free_owner(argv[2], &n);
+		printf("%" PRIu64 "\n", n); /* what was freed, also on a partial failure */
+		return rc ? cli_fail("free --owner", rc) : 0;
+	}
 	if (argc != 2)
 		return cli_usage("free", "wants exactly one VUID");
 	if (cli_parse_vuid(argv[1], &v))

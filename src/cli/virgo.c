@@ -27,10 +27,13 @@
 	"  --timeout MS     job deadline on the node, in milliseconds\n"
 
 static const struct cli_cmd cmds[] = {
-	{"malloc", cmd_malloc, "malloc <size>",
+	{"malloc", cmd_malloc, "malloc <size> [--ttl T] [--owner TAG]",
 	 "allocate pooled memory; prints the new VUID (large sizes span nodes)",
-	 "  <size>  bytes, or with a unit: K, M, G (powers of 1024; 64M, 1G, 512KB)\n",
-	 "virgo malloc 5000\nvirgo malloc 64M\n", 0},
+	 "  <size>       bytes, or with a unit: K, M, G (powers of 1024; 64M, 1G, 512KB)\n"
+	 "  --ttl T      a lease: the node frees it after T (90 = seconds, 30s, 15m, 1h, 2d)\n"
+	 "               unless renewed (virgo renew)\n"
+	 "  --owner TAG  a tag to find it again (virgo ls, virgo free --owner)\n",
+	 "virgo malloc 5000\nvirgo malloc 64M\nvirgo malloc 5000 --ttl 1h --owner backup-job\n", 0},
 	{"set", cmd_set, "set <vuid> <data>|- [--offset N]",
 	 "store bytes: replace the value, or patch at an offset with --offset",
 	 "  -              read the data from stdin (binary safe)\n"
@@ -45,8 +48,17 @@ static const struct cli_cmd cmds[] = {
 	 "virgo get 1000000000000001\nvirgo get 1000000000000001 0 5\n"
 	 "virgo get 1000000000000001 > copy.bin\n",
 	 0},
-	{"free", cmd_free, "free <vuid>", "release an allocation (every chunk of a span)", NULL,
-	 "virgo free 1000000000000001\n", 0},
+	{"free", cmd_free, "free <vuid> | free --owner TAG",
+	 "release an allocation (every chunk of a span), or every one tagged TAG",
+	 "  --owner TAG  free every allocation with that tag on every node; prints the count\n",
+	 "virgo free 1000000000000001\nvirgo free --owner backup-job\n", 0},
+	{"renew", cmd_renew, "renew <vuid> <T>", "restart an allocation's lease: T from now",
+	 "  <T>  90 (seconds), 30s, 15m, 1h, 2d; 0 removes the lease\n",
+	 "virgo renew 1000000000000001 1h\n", 0},
+	{"ls", cmd_ls, "ls [nodeN]",
+	 "list allocations: VUID, size, stored bytes, age, idle time, lease, owner",
+	 "  Every node, or one; the node sends pages, never its whole table at once.\n",
+	 "virgo ls\nvirgo ls node2\n", 0},
 	{"clone", cmd_clone, "clone [--on nodeN] [--policy P] [--timeout MS] <function> [<arg>|-]",
 	 "run a function (built-in or plugin) on the best node; prints its result",
 	 CPU_OPTS "  -                read the argument from stdin\n",

@@ -11,6 +11,8 @@
  * be read); if one dies after the request went out, only an idempotent
  * request (VC_IDEMPOTENT) is re-sent, once, on a fresh connection, and a
  * request whose first write failed with nothing sent is always re-sent.
+ * A malloc is idempotent because it carries a request id the node
+ * remembers (rid=, mem.c); a free or a clone is not.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -9,13 +9,17 @@
  * dead node does not fail an allocation the rest of the cluster can hold.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "../common/vuid.h"
 #include "client.h"
+#include "mem_find.h"
 #include "span.h"
 
 static int node_of(struct vc_client *c, uint64_t vuid)
@@ -23,26 +27,59 @@ static int node_of(struct vc_client *c, uint64_t vuid)
 	return vc_node_index(c, vuid_node(vuid));
 }
 
-/* One allocation of size bytes on some node; tries each node at most once. */
-static int alloc_one(struct vc_client *c, uint64_t size, bool span, uint64_t *vuid)
+/* A request id for one malloc: unique per process and call (a random
+ * start, then a counter through an odd multiplier), so that a node that
+ * sees it twice knows it is the same request (docs/PROTOCOL.md). */
+static uint64_t next_rid(void)
+{
+	static _Atomic uint64_t seed, ctr;
+	uint64_t s = atomic_load(&seed);
+	if (s == 0) {
+		uint64_t r = 0;
+		if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+			r = (uint64_t)vc_now_ms() ^ ((uint64_t)getpid() << 32);
+		r |= 1;
+		uint64_t zero = 0;
+		atomic_compare_exchange_strong(&seed, &zero, r);
+		s = atomic_load(&seed);
+	}
+	uint64_t n = atomic_fetch_add(&ctr, 1) + 1;
+	return s + n * UINT64_C(0x9e3779b97f4a7c15);
+}
+
+/* One allocation of size bytes on some node; tries each node at most once.
+ * Each attempt carries a fresh request id, so the node runs it once even
+ * when a dead pooled connection makes vc_call send it again. */
+static int alloc_one(struct vc_client *c, uint64_t size, bool span,
+		     const struct virgo_malloc_opts *o, uint64_t *vuid)
 {
 	uint64_t tried[VC_MAX_NODES / 64] = {0};
-	char hdr[64];
-	int hl = snprintf(hdr, sizeof hdr, "malloc %" PRIu64 "%s\r\n", size, span ? " span" : "");
+	char opt[128] = "";
+	if (o && o->ttl_ms)
+		snprintf(opt, sizeof opt, " ttl=%" PRIu64, o->ttl_ms);
+	if (o && o->owner)
+		snprintf(opt + strlen(opt), sizeof opt - strlen(opt), " owner=%s", o->owner);
 	int last = -VIRGO_ENONODE;
 	for (;;) {
 		int idx = lb_pick(c, tried);
 		if (idx < 0)
 			return last;
 		tried[idx / 64] |= UINT64_C(1) << (idx % 64);
+		char hdr[256];
+		int hl = snprintf(hdr, sizeof hdr, "malloc %" PRIu64 "%s%s rid=%" PRIx64 "\r\n", size,
+				  span ? " span" : "", opt, next_rid());
 		int rc = vc_node_check_id(c, idx, VC_SVC_MEMPOOL, hdr);
 		if (rc) { /* another node than configured, or unreachable */
 			last = rc;
 			continue;
 		}
 		struct vc_reply rep;
-		rc = vc_call(c, idx, hdr, (size_t)hl, NULL, 0, 0 /* never twice */, &rep);
+		int64_t sent_at = vc_now_ms();
+		rc = vc_call(c, idx, hdr, (size_t)hl, NULL, 0, VC_IDEMPOTENT, &rep);
 		free(rep.data);
+		/* no reply: the node may have allocated; reconcile later */
+		if (rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -EPIPE || rc == -EBADMSG)
+			vc_pending_add(c, idx, hdr, (size_t)hl, sent_at);
 		if (rc == 0) {
 			if (strncmp(rep.line, "OK ", 3) != 0 ||
 			    vuid_parse(rep.line + 3, strlen(rep.line + 3), vuid) != 0)
@@ -117,10 +154,44 @@ static int free_chunks(struct vc_client *c, const uint64_t *v, uint32_t n, bool 
 	return rc;
 }
 
+/* Mallocs that got no reply (mem_find.h): sends each again to its node,
+ * once that node is out of back-off, and frees what it answers. */
+static void pending_retry(struct vc_client *c)
+{
+	struct vc_pending p[16];
+	int64_t now = vc_now_ms();
+	size_t n = vc_pending_take(c, p, 16, now);
+	uint64_t skip[VC_MAX_NODES / 64] = {0};
+	for (size_t i = 0; i < n; i++) {
+		int idx = p[i].idx;
+		if (idx >= c->cfg.nnodes)
+			continue;
+		bool skipped = skip[idx / 64] >> (idx % 64) & 1;
+		if (skipped || !vc_node_up(&c->cfg.nodes[idx], VC_SVC_MEMPOOL, now)) {
+			skip[idx / 64] |= UINT64_C(1) << (idx % 64);
+			vc_pending_add(c, idx, p[i].line, strlen(p[i].line), p[i].at_ms);
+			continue;
+		}
+		struct vc_reply rep;
+		int rc = vc_call(c, idx, p[i].line, strlen(p[i].line), NULL, 0, VC_IDEMPOTENT, &rep);
+		free(rep.data);
+		uint64_t v;
+		if (rc == 0 && strncmp(rep.line, "OK ", 3) == 0 &&
+		    vuid_parse(rep.line + 3, strlen(rep.line + 3), &v) == 0) {
+			if (!gone(free_one(c, v)))
+				orphans_add(&c->orphans, v);
+		} else if (rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -EPIPE || rc == -EBADMSG) {
+			skip[idx / 64] |= UINT64_C(1) << (idx % 64);
+			vc_pending_add(c, idx, p[i].line, strlen(p[i].line), p[i].at_ms);
+		} /* else the node refused it (full): nothing was allocated */
+	}
+}
+
 /* Frees what earlier rollbacks could not, for nodes that are out of
  * back-off; a little at a time, at the start of malloc and free calls. */
 static void orphans_retry(struct vc_client *c)
 {
+	pending_retry(c);
 	uint64_t batch[64];
 	size_t n = orphans_take(&c->orphans, batch, 64);
 	if (n == 0)
@@ -209,18 +280,20 @@ static int span_done(struct vc_client *c, uint64_t vuid, struct span *s, int rc)
 	return rc;
 }
 
-int virgo_malloc(size_t size, virgo_vuid_t *vuid)
+int virgo_malloc(size_t size, virgo_vuid_t *vuid) { return virgo_malloc_ex(size, NULL, vuid); }
+
+int virgo_malloc_ex(size_t size, const struct virgo_malloc_opts *o, virgo_vuid_t *vuid)
 {
 	int err = 0;
 	struct vc_client *c = vc_get(&err);
 	if (!c)
 		return err;
-	if (size == 0 || !vuid)
+	if (size == 0 || !vuid || (o && o->owner && !vc_owner_ok(o->owner)))
 		return -EINVAL;
 	orphans_retry(c);
 	uint64_t cs = c->cfg.chunk_size;
 	if (size <= cs)
-		return alloc_one(c, size, false, vuid);
+		return alloc_one(c, size, false, o, vuid);
 	/* ceil(size / cs) without the size + cs - 1 that wraps for sizes
 	 * near SIZE_MAX (it made virgo_malloc(SIZE_MAX) a 0-chunk span) */
 	uint64_t n = (uint64_t)size / cs + ((uint64_t)size % cs != 0);
@@ -234,12 +307,12 @@ int virgo_malloc(size_t size, virgo_vuid_t *vuid)
 	uint32_t got = 0;
 	for (; got < s.n && rc == 0; got++) {
 		uint64_t part = got + 1 < s.n ? cs : size - cs * (s.n - 1);
-		rc = alloc_one(c, part, false, &s.vuids[got]);
+		rc = alloc_one(c, part, false, o, &s.vuids[got]);
 	}
 	if (rc == 0) {
 		size_t dl;
 		char *desc = span_format(&s, &dl);
-		rc = desc ? alloc_one(c, dl, true, vuid) : -ENOMEM;
+		rc = desc ? alloc_one(c, dl, true, o, vuid) : -ENOMEM;
 		if (rc == 0) {
 			rc = set_one(c, *vuid, -1, desc, dl);
 			if (rc && !gone(free_one(c, *vuid)))
@@ -425,6 +498,37 @@ int virgo_free(virgo_vuid_t vuid)
 		return rc;
 	span_cache_drop(&c->spans, vuid);
 	return free_one(c, vuid);
+}
+
+static int renew_one(struct vc_client *c, uint64_t vuid, uint64_t ttl_ms)
+{
+	char hdr[96], hex[VUID_HEX_MAX + 1];
+	vuid_format(vuid, hex);
+	int hl = snprintf(hdr, sizeof hdr, "renew %s %" PRIu64 "\r\n", hex, ttl_ms);
+	struct vc_reply rep;
+	/* setting the same lease again only moves its end a little */
+	int rc = call_vuid(c, vuid, hdr, (size_t)hl, NULL, 0, VC_IDEMPOTENT, &rep);
+	free(rep.data);
+	return rc;
+}
+
+int virgo_renew(virgo_vuid_t vuid, uint64_t ttl_ms)
+{
+	int err = 0;
+	struct vc_client *c = vc_get(&err);
+	if (!c)
+		return err;
+	if (!vuid_is_span(vuid))
+		return renew_one(c, vuid, ttl_ms);
+	struct span s;
+	int rc = load_span(c, vuid, &s);
+	if (rc)
+		return rc;
+	/* the descriptor first: while it lives, the span can be freed */
+	rc = renew_one(c, vuid, ttl_ms);
+	for (uint32_t i = 0; i < s.n && rc == 0; i++)
+		rc = renew_one(c, s.vuids[i], ttl_ms);
+	return span_done(c, vuid, &s, rc);
 }
 
 void virgo_vuid_format(virgo_vuid_t vuid, char buf[17]) { vuid_format(vuid, buf); }

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/time.h>
 
@@ -131,32 +132,85 @@ static void reply_stats(struct mempool *mp, struct evbuffer *out)
 			    "STAT max_alloc %" PRIu64 "\r\nSTAT max_value %" PRIu64 "\r\n"
 			    "STAT ops_malloc %" PRIu64 "\r\nSTAT ops_set %" PRIu64 "\r\n"
 			    "STAT ops_get %" PRIu64 "\r\nSTAT ops_free %" PRIu64 "\r\n"
-			    "STAT errors %" PRIu64 "\r\nEND\r\n",
+			    "STAT errors %" PRIu64 "\r\nSTAT leased %" PRIu64 "\r\n"
+			    "STAT expired %" PRIu64 "\r\nSTAT malloc_replayed %" PRIu64 "\r\nEND\r\n",
 			    mp->node_id, s.allocations, s.bytes, s.accounted, s.limit, s.cache_bytes,
 			    u.pinned + u.cache, ma_resident_bytes(), u.trims, mp->max_alloc,
 			    mp->lim.max_value, s.ops_malloc, s.ops_set, s.ops_get, s.ops_free,
-			    s.ops_error);
+			    s.ops_error, s.leased, s.expired, s.replayed);
+}
+
+struct ls_ctx {
+	struct vconn *c;
+	struct evbuffer *out;
+};
+
+static bool ls_line(void *arg, const struct mp_info *in)
+{
+	struct ls_ctx *l = arg;
+	char hex[VUID_HEX_MAX + 1], ttl[24];
+	vuid_format(in->vuid, hex);
+	if (in->ttl_s < 0)
+		snprintf(ttl, sizeof ttl, "-");
+	else
+		snprintf(ttl, sizeof ttl, "%" PRId64, in->ttl_s);
+	evbuffer_add_printf(l->out,
+			    "STAT alloc %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %s %s\r\n",
+			    hex, in->size, in->len, in->age_s, in->idle_s, ttl,
+			    in->owner[0] ? in->owner : "-");
+	/* the page ends early (at the bucket's end) when replies pile up */
+	return !vconn_out_full(l->c);
+}
+
+/* One page of the allocation table: its entries, then where the next
+ * page starts.  A page is about count lines (whole hash buckets), so a
+ * reply is bounded whatever the table's size. */
+static void reply_ls(struct vconn *c, struct mempool *mp, const struct mp_req *r,
+		     struct evbuffer *out)
+{
+	struct ls_ctx l = {c, out};
+	uint64_t next = mp_store_list(mp->store, r->cursor, (size_t)r->count, ls_line, &l);
+	evbuffer_add_printf(out, "STAT next %" PRIx64 "\r\nEND\r\n", next);
+}
+
+/* Leases end on the node's clock: a bounded part of the table per tick,
+ * so a huge table costs each tick the same, and a full pass over n
+ * entries takes about n / MEMPOOL_SWEEP_PER_TICK seconds. */
+#define MEMPOOL_SWEEP_PER_TICK 65536
+
+static void mempool_tick(void *svc)
+{
+	struct mempool *mp = svc;
+	mp_store_expire(mp->store, mp_store_now_ms(), MEMPOOL_SWEEP_PER_TICK);
 }
 
 static const char mempool_help[] =
-	"HELP malloc <size> [span]               -> OK <vuid>\r\n"
+	"HELP malloc <size> [span] [ttl=<ms>] [owner=<tag>] [rid=<hex>] -> OK <vuid>\r\n"
 	"HELP set <vuid> <nbytes> [<offset>]     + <nbytes> bytes + CRLF -> OK\r\n"
 	"HELP get <vuid> [<offset> <length>]     -> VALUE <n> + bytes + CRLF\r\n"
 	"HELP free <vuid>                        -> OK\r\n"
+	"HELP free owner=<tag>                   -> OK <allocations freed>\r\n"
+	"HELP renew <vuid> <ttl_ms>              -> OK (0: no lease)\r\n"
+	"HELP ls [<cursor> [<count>]]            -> STAT alloc <vuid> <size> <len> <age_s> "
+	"<idle_s> <ttl_s|-> <owner|-> lines, STAT next <cursor>, END\r\n"
 	"HELP stats | ping | help | quit\r\n"
 	"HELP virgo_cloud_malloc(<size>) virgo_cloud_set(<vuid>,<data>) "
 	"virgo_cloud_get(<vuid>) virgo_cloud_free(<vuid>)\r\n"
 	"END\r\n";
 
 /* Runs one parsed request; returns VSVC_CLOSE for quit. */
-static int mempool_exec(struct mempool *mp, const struct mp_req *r, struct evbuffer *out)
+static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req *r,
+			struct evbuffer *out)
 {
 	char hex[VUID_HEX_MAX + 1];
 	int rc;
 	switch (r->op) {
 	case MP_OP_MALLOC: {
 		uint64_t v;
-		rc = mp_store_alloc(mp->store, r->size, r->span, &v);
+		struct mp_alloc_opts o = {.ttl_ms = r->ttl_ms, .owner = r->owner,
+					  .owner_len = r->owner_len, .has_rid = r->has_rid,
+					  .rid = r->rid};
+		rc = mp_store_alloc_ex(mp->store, r->size, r->span, &o, &v);
 		if (rc < 0)
 			break;
 		vuid_format(v, hex);
@@ -193,6 +247,19 @@ static int mempool_exec(struct mempool *mp, const struct mp_req *r, struct evbuf
 		if (rc < 0)
 			break;
 		evbuffer_add(out, "OK\r\n", 4);
+		return VSVC_KEEP;
+	case MP_OP_FREE_OWNER:
+		evbuffer_add_printf(out, "OK %" PRIu64 "\r\n",
+				    mp_store_free_owner(mp->store, r->owner, r->owner_len));
+		return VSVC_KEEP;
+	case MP_OP_RENEW:
+		rc = mp_store_renew(mp->store, r->vuid, r->ttl_ms);
+		if (rc < 0)
+			break;
+		evbuffer_add(out, "OK\r\n", 4);
+		return VSVC_KEEP;
+	case MP_OP_LS:
+		reply_ls(c, mp, r, out);
 		return VSVC_KEEP;
 	case MP_OP_STATS:
 		reply_stats(mp, out);
@@ -255,7 +322,7 @@ static int mempool_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			mc->in_body = false;
 		}
 		if (pr == MP_REQ) {
-			rc = mempool_exec(mp, &req, out);
+			rc = mempool_exec(c, mp, &req, out);
 			mc->legacy_close = req.legacy;
 		}
 		else if (pr == MP_ERROR)
@@ -283,4 +350,5 @@ const struct vsvc mempool_service = {
 	.init = mempool_init,
 	.fini = mempool_fini,
 	.on_input = mempool_on_input,
+	.tick = mempool_tick,
 };

@@ -16,7 +16,7 @@
 
 #include "../common/vuid.h"
 
-#define MP_MAX_TOKENS 6
+#define MP_MAX_TOKENS 6 /* malloc <size> span ttl= owner= rid= */
 
 static bool tok_is(const uint8_t *t, size_t n, const char *word)
 {
@@ -73,6 +73,84 @@ static enum mp_parse_result parse_legacy(const uint8_t *line, size_t n, struct m
 		return MP_REQ;
 	}
 	return fail(code, msg, ENOSYS, "unknown call (malloc, set, get, free)");
+}
+
+bool mp_owner_valid(const char *owner, size_t len)
+{
+	if (len == 0 || len > MP_OWNER_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)owner[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '.' || ch == '_' || ch == '-' || ch == ':' || ch == '@' || ch == '/'))
+			return false;
+	}
+	return true;
+}
+
+/* "<name>=<value>": *v and *vl get the value. */
+static bool kv_is(const uint8_t *t, size_t n, const char *name, const uint8_t **v, size_t *vl)
+{
+	size_t k = strlen(name);
+	if (n <= k || t[k] != '=' || strncasecmp((const char *)t, name, k) != 0)
+		return false;
+	*v = t + k + 1;
+	*vl = n - k - 1;
+	return true;
+}
+
+/* 1..16 hex digits (no prefix). */
+static int parse_hex64(const uint8_t *t, size_t n, uint64_t *out)
+{
+	if (n == 0 || n > 16)
+		return -1;
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		int d;
+		if (t[i] >= '0' && t[i] <= '9')
+			d = t[i] - '0';
+		else if ((t[i] | 0x20) >= 'a' && (t[i] | 0x20) <= 'f')
+			d = (t[i] | 0x20) - 'a' + 10;
+		else
+			return -1;
+		v = v << 4 | (uint64_t)d;
+	}
+	*out = v;
+	return 0;
+}
+
+static const char malloc_usage[] =
+	"usage: malloc <size> [span] [ttl=<ms>] [owner=<tag>] [rid=<hex>]";
+
+/* The optional words after malloc's size, in any order, each at most once. */
+static enum mp_parse_result parse_malloc_opts(const uint8_t **tok, const size_t *tl, int nt,
+					      struct mp_req *req, int *code, const char **msg)
+{
+	bool seen_ttl = false;
+	for (int i = 2; i < nt; i++) {
+		const uint8_t *v;
+		size_t vl;
+		if (tok_is(tok[i], tl[i], "span") && !req->span) {
+			req->span = true;
+		} else if (kv_is(tok[i], tl[i], "ttl", &v, &vl) && !seen_ttl) {
+			if (frame_u64(v, vl, &req->ttl_ms) != 0 || req->ttl_ms == 0)
+				return fail(code, msg, EINVAL, "ttl= takes milliseconds (1 or more)");
+			seen_ttl = true;
+		} else if (kv_is(tok[i], tl[i], "owner", &v, &vl) && !req->owner) {
+			if (!mp_owner_valid((const char *)v, vl))
+				return fail(code, msg, EINVAL,
+					    "owner= takes 1-64 characters of A-Z a-z 0-9 . _ - : @ /");
+			req->owner = (const char *)v;
+			req->owner_len = vl;
+		} else if (kv_is(tok[i], tl[i], "rid", &v, &vl) && !req->has_rid) {
+			if (parse_hex64(v, vl, &req->rid) != 0)
+				return fail(code, msg, EINVAL, "rid= takes 1-16 hex digits");
+			req->has_rid = true;
+		} else {
+			return fail(code, msg, EINVAL, malloc_usage);
+		}
+	}
+	return MP_REQ;
 }
 
 static int parse_vuid_tok(const uint8_t *t, size_t n, uint64_t *v)
@@ -145,14 +223,9 @@ enum mp_parse_result mp_parse(struct frame_state *st, const uint8_t *buf, size_t
 	}
 	if (tok_is(tok[0], tl[0], "malloc")) {
 		req->op = MP_OP_MALLOC;
-		if (nt < 2 || nt > 3 || frame_u64(tok[1], tl[1], &req->size) != 0)
-			return fail(code, msg, EINVAL, "usage: malloc <size> [span]");
-		if (nt == 3) {
-			if (!tok_is(tok[2], tl[2], "span"))
-				return fail(code, msg, EINVAL, "usage: malloc <size> [span]");
-			req->span = true;
-		}
-		return MP_REQ;
+		if (nt < 2 || nt > 6 || frame_u64(tok[1], tl[1], &req->size) != 0)
+			return fail(code, msg, EINVAL, malloc_usage);
+		return parse_malloc_opts(tok, tl, nt, req, code, msg);
 	}
 	if (tok_is(tok[0], tl[0], "get")) {
 		req->op = MP_OP_GET;
@@ -169,9 +242,37 @@ enum mp_parse_result mp_parse(struct frame_state *st, const uint8_t *buf, size_t
 		return MP_REQ;
 	}
 	if (tok_is(tok[0], tl[0], "free")) {
+		const uint8_t *v;
+		size_t vl;
 		req->op = MP_OP_FREE;
+		if (nt == 2 && kv_is(tok[1], tl[1], "owner", &v, &vl)) {
+			if (!mp_owner_valid((const char *)v, vl))
+				return fail(code, msg, EINVAL,
+					    "owner= takes 1-64 characters of A-Z a-z 0-9 . _ - : @ /");
+			req->op = MP_OP_FREE_OWNER;
+			req->owner = (const char *)v;
+			req->owner_len = vl;
+			return MP_REQ;
+		}
 		if (nt != 2 || parse_vuid_tok(tok[1], tl[1], &req->vuid) != 0)
-			return fail(code, msg, EINVAL, "usage: free <vuid>");
+			return fail(code, msg, EINVAL, "usage: free <vuid> | free owner=<tag>");
+		return MP_REQ;
+	}
+	if (tok_is(tok[0], tl[0], "ls")) {
+		req->op = MP_OP_LS;
+		req->count = MP_LS_DEFAULT;
+		if (nt > 3 || (nt >= 2 && parse_hex64(tok[1], tl[1], &req->cursor) != 0))
+			return fail(code, msg, EINVAL, "usage: ls [<cursor> [<count>]]");
+		if (nt == 3 && (frame_u64(tok[2], tl[2], &req->count) != 0 || req->count == 0 ||
+				req->count > MP_LS_MAX))
+			return fail(code, msg, EINVAL, "ls count must be 1..1000");
+		return MP_REQ;
+	}
+	if (tok_is(tok[0], tl[0], "renew")) {
+		req->op = MP_OP_RENEW;
+		if (nt != 3 || parse_vuid_tok(tok[1], tl[1], &req->vuid) != 0 ||
+		    frame_u64(tok[2], tl[2], &req->ttl_ms) != 0)
+			return fail(code, msg, EINVAL, "usage: renew <vuid> <ttl_ms> (0: no lease)");
 		return MP_REQ;
 	}
 	static const struct {

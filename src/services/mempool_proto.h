@@ -25,7 +25,17 @@ enum mp_op {
 	MP_OP_PING,
 	MP_OP_HELP,
 	MP_OP_QUIT,
+	MP_OP_LS, /* ls [<cursor> [<count>]] */
+	MP_OP_RENEW, /* renew <vuid> <ttl_ms> */
+	MP_OP_FREE_OWNER, /* free owner=<tag> */
 };
+
+#define MP_OWNER_MAX 64 /* bytes of an owner tag */
+#define MP_LS_DEFAULT 100 /* entries per ls page when no count is given */
+#define MP_LS_MAX 1000 /* most entries a client may ask one ls page for */
+
+/* Owner tags: 1..MP_OWNER_MAX bytes of [A-Za-z0-9._:@/-] (pure). */
+bool mp_owner_valid(const char *owner, size_t len);
 
 struct mp_req {
 	enum mp_op op;
@@ -38,6 +48,13 @@ struct mp_req {
 	uint64_t length; /* get range length */
 	const uint8_t *data; /* set payload; points into the parsed buffer */
 	size_t data_len;
+	uint64_t ttl_ms; /* malloc ttl=, renew: lease length; 0 none */
+	const char *owner; /* malloc/free owner=: points into the buffer */
+	size_t owner_len;
+	bool has_rid; /* malloc rid=<hex>: the client's request id */
+	uint64_t rid;
+	uint64_t cursor; /* ls: where the page starts (0: the beginning) */
+	uint64_t count; /* ls: entries asked for (1..MP_LS_MAX) */
 };
 
 struct mp_limits {

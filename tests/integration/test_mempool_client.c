@@ -5,8 +5,9 @@
  *
  * The node may or may not have run a request whose connection broke after
  * it was sent, so libvirgo re-sends only idempotent requests (get, set,
- * ping, stats); a malloc or free is reported as failed rather than risk
- * running twice.  A pooled connection the node closed while idle is
+ * ping, stats, and malloc, which carries a request id the node uses to
+ * answer a repeat with the first VUID); a free is reported as failed
+ * rather than risk running twice.  A pooled connection the node closed while idle is
  * noticed before a malloc is sent on it, so that case still succeeds.
  */
 #include <errno.h>
@@ -47,6 +48,7 @@ static struct fake {
 	_Atomic int close_idle; /* close (FIN) every connection now */
 	_Atomic int closed_rounds; /* close_idle requests carried out */
 	_Atomic int n_malloc, n_get, n_free, n_ping, n_accepted;
+	char malloc_line[2][256]; /* the last two malloc requests */
 	struct fake_conn conns[FAKE_MAX_CONNS];
 	char conf[320];
 } fk;
@@ -76,9 +78,11 @@ static bool fake_serve(struct fake_conn *k)
 		line[cl] = '\0';
 		memmove(k->buf, k->buf + ll, k->len - ll);
 		k->len -= ll;
-		if (strncmp(line, "malloc ", 7) == 0)
+		if (strncmp(line, "malloc ", 7) == 0) {
+			memcpy(fk.malloc_line[0], fk.malloc_line[1], sizeof fk.malloc_line[0]);
+			memcpy(fk.malloc_line[1], line, sizeof line);
 			fk.n_malloc++;
-		else if (strncmp(line, "get ", 4) == 0)
+		} else if (strncmp(line, "get ", 4) == 0)
 			fk.n_get++;
 		else if (strncmp(line, "free ", 5) == 0)
 			fk.n_free++;
@@ -207,20 +211,26 @@ static void warm_pool(void)
 }
 
 /* The node read the malloc and then reset the connection: it may have
- * allocated, so libvirgo reports the failure and never sends it again. */
-static void malloc_is_not_resent(void **state)
+ * allocated, so libvirgo sends the very same request (same request id)
+ * once more on a fresh connection; a real node answers a repeated id with
+ * the VUID it gave the first time (test_mempool_find), never allocating
+ * twice. */
+static void malloc_is_resent_with_its_rid(void **state)
 {
 	(void)state;
 	warm_pool();
 	int before = fk.n_malloc;
 	fk.reset_next = 1;
 	virgo_vuid_t v = 0;
-	int rc = virgo_malloc(100, &v);
-	assert_true(rc == -ECONNRESET || rc == -EPIPE);
-	assert_int_equal(fk.n_malloc - before, 1);
-	/* the next malloc works on a fresh connection */
 	assert_int_equal(virgo_malloc(100, &v), 0);
+	assert_int_equal(v, 0x1000000000abcULL);
 	assert_int_equal(fk.n_malloc - before, 2);
+	assert_non_null(strstr(fk.malloc_line[1], " rid="));
+	assert_string_equal(fk.malloc_line[0], fk.malloc_line[1]);
+	/* the next malloc is a new request: a new id */
+	assert_int_equal(virgo_malloc(100, &v), 0);
+	assert_int_equal(fk.n_malloc - before, 3);
+	assert_string_not_equal(fk.malloc_line[0], fk.malloc_line[1]);
 }
 
 static void free_is_not_resent(void **state)
@@ -312,7 +322,7 @@ static void malloc_after_idle_close_succeeds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(malloc_is_not_resent),
+		cmocka_unit_test(malloc_is_resent_with_its_rid),
 		cmocka_unit_test(free_is_not_resent),
 		cmocka_unit_test(get_is_resent),
 		cmocka_unit_test(ping_is_resent),

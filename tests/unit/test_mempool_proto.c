@@ -61,6 +61,62 @@ static void native_commands(void **state)
 	assert_int_equal(P("quit\r\n").req.op, MP_OP_QUIT);
 }
 
+/* Issue 15: malloc's optional key=value words, ls, renew, free owner=. */
+static void find_memory_commands(void **state)
+{
+	(void)state;
+	struct frame_state st = {0};
+	struct parsed p = P("malloc 5000 ttl=3600000 owner=host:42 rid=00ff\r\n");
+	assert_int_equal(p.r, MP_REQ);
+	assert_int_equal(p.req.size, 5000);
+	assert_int_equal(p.req.ttl_ms, 3600000);
+	assert_int_equal(p.req.owner_len, 7);
+	assert_memory_equal(p.req.owner, "host:42", 7);
+	assert_true(p.req.has_rid);
+	assert_int_equal(p.req.rid, 0xff);
+	assert_false(p.req.span);
+	p = P("malloc 64 rid=FFFFFFFFFFFFFFFF span\r\n");
+	assert_int_equal(p.r, MP_REQ);
+	assert_true(p.req.span);
+	assert_true(p.req.rid == UINT64_MAX);
+	p = P("malloc 64\r\n");
+	assert_false(p.req.has_rid);
+	assert_null(p.req.owner);
+	assert_int_equal(p.req.ttl_ms, 0);
+	p = P("ls\r\n");
+	assert_int_equal(p.req.op, MP_OP_LS);
+	assert_int_equal(p.req.cursor, 0);
+	assert_int_equal(p.req.count, MP_LS_DEFAULT);
+	p = P("ls 1f00000000000a 1000\r\n");
+	assert_int_equal(p.req.op, MP_OP_LS);
+	assert_true(p.req.cursor == 0x1f00000000000aULL);
+	assert_int_equal(p.req.count, 1000);
+	p = P("renew 1000000000abc 5000\r\n");
+	assert_int_equal(p.req.op, MP_OP_RENEW);
+	assert_int_equal(p.req.ttl_ms, 5000);
+	p = P("free owner=job-7\r\n");
+	assert_int_equal(p.req.op, MP_OP_FREE_OWNER);
+	assert_int_equal(p.req.owner_len, 5);
+	static const char *bad[] = {
+		"malloc 1 ttl=0\r\n",	   "malloc 1 ttl=x\r\n",	  "malloc 1 ttl=1 ttl=2\r\n",
+		"malloc 1 owner=\r\n",	   "malloc 1 owner=a,b\r\n", "malloc 1 rid=\r\n",
+		"malloc 1 rid=12345678901234567\r\n", "malloc 1 rid=g\r\n", "malloc 1 span span\r\n",
+		"malloc 1 foo=1\r\n",	   "ls 0 0\r\n",		  "ls 0 1001\r\n",
+		"ls zz\r\n",		   "ls 0 1 2\r\n",		  "renew 1000000000abc\r\n",
+		"renew 1000000000abc x\r\n", "free owner=\r\n",	  "free owner=a b\r\n",
+		"malloc 1 owner=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		memset(&st, 0, sizeof st);
+		p = parse(&st, bad[i], strlen(bad[i]), false);
+		assert_int_equal(p.r, MP_ERROR);
+		assert_int_equal(p.code, EINVAL);
+		assert_int_equal(p.used, strlen(bad[i]));
+	}
+	assert_true(mp_owner_valid("a.b_c-d:e@f/9", 13));
+	assert_false(mp_owner_valid("a b", 3));
+	assert_false(mp_owner_valid("", 0));
+}
+
 static void set_with_payload(void **state)
 {
 	(void)state;
@@ -231,6 +287,7 @@ static void random_bytes_never_break_the_parser(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(find_memory_commands),
 		cmocka_unit_test(native_commands),
 		cmocka_unit_test(set_with_payload),
 		cmocka_unit_test(set_errors),
