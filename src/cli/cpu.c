@@ -15,10 +15,11 @@
 
 #include "cli.h"
 
-/* Parses the shared options (--on, --policy, --timeout, and -j for map)
- * of command cmd up to "--" or the first operand.  Returns the index of
- * the first operand or -1 after printing why (cli_usage). */
-static int cpu_opts(const char *cmd, int argc, char **argv, struct virgo_call_opts *o, int *jobs)
+/* Parses the shared options (--on, --policy, --timeout, and -j, -v for
+ * map) of command cmd up to "--" or the first operand.  Returns the index
+ * of the first operand or -1 after printing why (cli_usage). */
+static int cpu_opts(const char *cmd, int argc, char **argv, struct virgo_call_opts *o, int *jobs,
+		    bool *verbose)
 {
 	memset(o, 0, sizeof *o);
 	int i = 1;
@@ -28,6 +29,11 @@ static int cpu_opts(const char *cmd, int argc, char **argv, struct virgo_call_op
 			return i + 1;
 		if (a[0] != '-' || a[1] == '\0')
 			return i;
+		if (verbose && (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0)) {
+			*verbose = true;
+			i++;
+			continue;
+		}
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!v)
 			return cli_usage(cmd, "%s needs a value", a), -1;
@@ -67,7 +73,7 @@ static int cpu_opts(const char *cmd, int argc, char **argv, struct virgo_call_op
 int cmd_clone(int argc, char **argv)
 {
 	struct virgo_call_opts o;
-	int i = cpu_opts("clone", argc, argv, &o, NULL);
+	int i = cpu_opts("clone", argc, argv, &o, NULL, NULL);
 	if (i < 0)
 		return 2;
 	if (argc - i < 1)
@@ -103,7 +109,7 @@ int cmd_clone(int argc, char **argv)
 int cmd_run(int argc, char **argv)
 {
 	struct virgo_call_opts o;
-	int i = cpu_opts("run", argc, argv, &o, NULL);
+	int i = cpu_opts("run", argc, argv, &o, NULL, NULL);
 	if (i < 0)
 		return 2;
 	if (i >= argc)
@@ -207,12 +213,68 @@ static void *map_worker(void *arg)
 	}
 }
 
+#define MAP_INPUTS_MAX (1u << 20)
+
+/* The inputs of map from stdin, one per line (xargs/parallel habit):
+ * empty lines are skipped, a trailing \r is dropped.  *buf (all of stdin,
+ * split in place) and *inputs (pointers into it) are malloc'd: the caller
+ * frees both.  0, or -1 after printing why. */
+static int map_read_inputs(uint8_t **buf, char ***inputs, int *n)
+{
+	size_t len;
+	*inputs = NULL;
+	*n = 0;
+	if (!(*buf = cli_read_stdin(&len)))
+		return -1;
+	uint8_t *b = realloc(*buf, len + 1); /* room for the last line's NUL */
+	if (!b) {
+		free(*buf);
+		cli_fail("map", -ENOMEM);
+		return -1;
+	}
+	*buf = b;
+	size_t lines = 0;
+	for (size_t k = 0; k < len; k++)
+		lines += (*buf)[k] == '\n';
+	if (lines + 1 > MAP_INPUTS_MAX) {
+		fprintf(stderr, "virgo: map: more than %u inputs on stdin\n", MAP_INPUTS_MAX);
+		free(*buf);
+		return -1;
+	}
+	*inputs = calloc(lines + 1, sizeof **inputs);
+	if (!*inputs) {
+		free(*buf);
+		cli_fail("map", -ENOMEM);
+		return -1;
+	}
+	char *p = (char *)*buf, *end = p + len;
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		char *e = nl ? nl : end;
+		if (e > p && e[-1] == '\r')
+			e--;
+		*e = '\0';
+		if (e > p) {
+			if (memchr(p, '\0', (size_t)(e - p))) {
+				fprintf(stderr, "virgo: map: input line %d has a NUL byte\n", *n + 1);
+				free(*inputs);
+				free(*buf);
+				return -1;
+			}
+			(*inputs)[(*n)++] = p;
+		}
+		p = nl ? nl + 1 : end;
+	}
+	return 0;
+}
+
 int cmd_map(int argc, char **argv)
 {
 	struct map_ctx m;
 	memset(&m, 0, sizeof m);
 	int jobs = 4;
-	int i = cpu_opts("map", argc, argv, &m.o, &jobs);
+	bool verbose = false;
+	int i = cpu_opts("map", argc, argv, &m.o, &jobs, &verbose);
 	if (i < 0)
 		return 2;
 	int sep = -1;
@@ -221,16 +283,24 @@ int cmd_map(int argc, char **argv)
 			sep = k;
 			break;
 		}
-	if (sep < 0)
-		return cli_usage("map", "wants ::: and the inputs after the command");
-	if (sep == i)
-		return cli_usage("map", "wants a command before :::");
+	if (sep == i || (sep < 0 && i >= argc))
+		return cli_usage("map", "wants a command (then ::: and the inputs, or inputs on stdin)");
 	m.tmpl = argv + i;
-	m.tmpl_n = sep - i;
-	m.inputs = argv + sep + 1;
-	m.n = argc - sep - 1;
-	if (m.n == 0)
+	uint8_t *buf = NULL; /* stdin, split in place into m.inputs */
+	if (sep >= 0) {
+		m.tmpl_n = sep - i;
+		m.inputs = argv + sep + 1;
+		m.n = argc - sep - 1;
+	} else {
+		m.tmpl_n = argc - i;
+		if (map_read_inputs(&buf, &m.inputs, &m.n))
+			return 1;
+	}
+	if (m.n == 0) {
+		free(buf);
+		free(sep < 0 ? m.inputs : NULL);
 		return 0;
+	}
 	m.res = calloc((size_t)m.n, sizeof *m.res);
 	m.rc = calloc((size_t)m.n, sizeof *m.rc);
 	m.done = calloc((size_t)m.n, sizeof *m.done);
@@ -256,6 +326,9 @@ int cmd_map(int argc, char **argv)
 			pthread_cond_wait(&m.cv, &m.mu);
 		pthread_mutex_unlock(&m.mu);
 		struct virgo_run_result *r = &m.res[k];
+		if (verbose && !m.rc[k])
+			fprintf(stderr, "virgo: map input %d '%s': node %u, exit %d\n", k + 1,
+				m.inputs[k], r->node_id, r->exit_code);
 		if (m.rc[k]) {
 			fprintf(stderr, "virgo: map input %d (%s): %s\n", k + 1, m.inputs[k],
 				m.detail[k] ? m.detail[k] : virgo_strerror(m.rc[k]));
@@ -281,6 +354,10 @@ int cmd_map(int argc, char **argv)
 	pthread_mutex_destroy(&m.mu);
 	pthread_cond_destroy(&m.cv);
 	free(m.detail);
+	if (sep < 0) {
+		free(m.inputs);
+		free(buf);
+	}
 	/* a job the cluster did not run outranks a program that failed */
 	return refused ? 125 : failed ? 1 : 0;
 }

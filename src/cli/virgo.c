@@ -72,13 +72,16 @@ static const struct cli_cmd cmds[] = {
 	 "virgo run --policy learned --timeout 2000 -- sha256sum /etc/hostname\n",
 	 0},
 	{"map", cmd_map,
-	 "map [-j N] [--on nodeN] [--policy P] [--timeout MS] -- <command> [args with {}] ::: "
-	 "<input>...",
+	 "map [-j N] [-v] [--on nodeN] [--policy P] [--timeout MS] -- <command> [args with {}] "
+	 "[::: <input>...]",
 	 "run a command once per input, N at a time; outputs in input order",
-	 "  -j, --jobs N     runs at once (1..1024, default 4)\n" CPU_OPTS
+	 "  -j, --jobs N     runs at once (1..1024, default 4)\n"
+	 "  -v, --verbose    on stderr, one line per job: input, node, exit status\n" CPU_OPTS
 	 "  {} in the command is replaced by the input, else the input is appended.\n"
+	 "  Without :::, the inputs are read from stdin, one per line (empty lines skipped).\n"
 	 "  Exit status: 0 all succeeded; 1 a program failed; 125 a job was not run.\n",
-	 "virgo map -j 8 -- gzip -9 -c {} ::: /var/log/*.log\nvirgo map -- echo v ::: a b c\n", 0},
+	 "virgo map -j 8 -- gzip -9 -c {} ::: /var/log/*.log\nvirgo map -- echo v ::: a b c\n"
+	 "ls *.txt | virgo map -v -- wc -l\n", 0},
 	{"ping", cmd_ping, "ping", "ping every node's mempool; exit 1 if any is down", NULL,
 	 "virgo ping\n", 0},
 	{"status", cmd_status, "status",

@@ -176,8 +176,8 @@ static void bad_arguments_exit_2_with_a_reason(void **s)
 		{{"run", NULL}, "wants a program"},
 		{{"run", "--timeout", "soon", "--", "true", NULL}, "not 'soon'"},
 		{{"run", "--frobnicate", "1", "--", "true", NULL}, "unknown option '--frobnicate'"},
-		{{"map", "--", "echo", NULL}, "wants ::: and the inputs"},
-		{{"map", "--", ":::", "a", NULL}, "wants a command before :::"},
+		{{"map", "--", NULL}, "wants a command"},
+		{{"map", "--", ":::", "a", NULL}, "wants a command"},
 		{{"map", "-j", "0", "--", "echo", ":::", "a", NULL}, "-j wants a whole number"},
 		{{"ping", "extra", NULL}, "takes no arguments"},
 		{{"status", "extra", NULL}, "takes no arguments"},
@@ -454,6 +454,45 @@ static void exit_code_124_at_deadline_125_not_run(void **s)
 	assert_int_equal(cli("map", "--", "true", ":::", "a", "b", NULL), 0);
 }
 
+/* Runs `printf %s input | virgo -c <conf> args...` through sh; output in out. */
+static int cli_stdin(const char *input, const char *args)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "printf '%%s' '%s' | '%s' -c '%s' %s", input, virgo,
+		 cl.client_conf, args);
+	const char *av[] = {"/bin/sh", "-c", cmd, NULL};
+	return th_run(av, out, sizeof out, 20000);
+}
+
+static void map_reads_stdin_and_v_names_the_node(void **s)
+{
+	(void)s;
+	/* no :::: one input per line from stdin, empty lines skipped, the
+	 * last line without its newline still counts; order kept */
+	assert_int_equal(cli_stdin("a\nb\n\nc", "map -j 3 -- echo x{}"), 0);
+	assert_string_equal(out, "xa\nxb\nxc\n");
+	assert_int_equal(cli_stdin("1\r\n0\n", "map -- sh -c 'exit $0'"), 1);
+	assert_int_equal(cli_stdin("", "map -- echo"), 0);
+	assert_string_equal(out, "");
+	/* ::: still wins over stdin */
+	assert_int_equal(cli_stdin("zzz\n", "map -- echo ::: q"), 0);
+	assert_string_equal(out, "q\n");
+	/* -v: one stderr line per job with the input, node id and exit status */
+	assert_int_equal(cli_stdin("0\n3\n", "map -v --on node2 -- sh -c 'exit $0'"), 1);
+	assert_non_null(strstr(out, "virgo: map input 1 '0': node 2, exit 0\n"));
+	assert_non_null(strstr(out, "virgo: map input 2 '3': node 2, exit 3\n"));
+	assert_int_equal(cli("map", "-v", "--", "true", ":::", "a", "b", "c", NULL), 0);
+	int lines = 0;
+	for (char *p = out; (p = strstr(p, "virgo: map input ")); p++)
+		lines++;
+	assert_int_equal(lines, 3);
+	if (!strstr(out, ": node 1, exit 0\n") && !strstr(out, ": node 2, exit 0\n"))
+		fail_msg("no node named in:\n%s", out);
+	/* a command is still required */
+	assert_int_equal(cli_stdin("a\n", "map"), 2);
+	assert_int_equal(cli_stdin("a\n", "map -- ::: a"), 2);
+}
+
 static void get_ends_with_newline_on_a_terminal(void **s)
 {
 	(void)s;
@@ -548,6 +587,7 @@ int main(void)
 		cmocka_unit_test(error_detail_names_node_and_operation),
 		cmocka_unit_test(node_sentence_cannot_drive_the_terminal),
 		cmocka_unit_test(exit_code_124_at_deadline_125_not_run),
+		cmocka_unit_test(map_reads_stdin_and_v_names_the_node),
 		cmocka_unit_test(get_ends_with_newline_on_a_terminal),
 		cmocka_unit_test(status_nonzero_when_a_node_is_down),
 		cmocka_unit_test(man_page_lists_the_same_commands),
