@@ -41,48 +41,175 @@ int cmd_ping(int argc, char **argv)
 	return down ? 1 : 0;
 }
 
+/* Base ports of the services (README's table); a node adds port_offset. */
+enum { STATUS_MEMPOOL_PORT = 30000, STATUS_CPUPOOL_PORT = 10000, STATUS_MEMCACHE_PORT = 11211 };
+
+/* The value of "<key> <n>" in a stats text ("name value" lines): 1 with
+ * *v set, or 0 when the node does not report that key. */
+static int status_stat(const char *text, const char *key, unsigned long long *v)
+{
+	size_t kl = strlen(key);
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, key, kl) == 0 && l[kl] == ' ' && sscanf(l + kl + 1, "%llu", v) == 1)
+			return 1;
+	return 0;
+}
+
+/* Bytes in human units (powers of 1024): "512", "1.5K", "64M", "2.0G". */
+static const char *status_human(unsigned long long v, char *buf, size_t cap)
+{
+	static const char units[] = "KMGTPE";
+	if (v < 1024) {
+		snprintf(buf, cap, "%llu", v);
+		return buf;
+	}
+	double d = (double)v;
+	int u = -1;
+	while (d >= 1024 && u < 5) {
+		d /= 1024;
+		u++;
+	}
+	snprintf(buf, cap, d < 10 ? "%.1f%c" : "%.0f%c", d, units[u]);
+	return buf;
+}
+
+/* s as a JSON string (quotes, backslashes and control bytes escaped). */
+static void status_json_str(const char *s)
+{
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+/* The pool keys of the mempool stats reply that status shows; a node
+ * that does not report one leaves it out. */
+static const char *const status_pool_keys[] = {"allocations", "bytes",	      "accounted_bytes",
+					       "limit",	      "cache_bytes", "live_bytes",
+					       "resident_bytes", "leased"};
+
+static void status_json_node(const struct virgo_node_info *ni, int first, int rc, const char *text,
+			     int lrc, const struct virgo_load *ld)
+{
+	printf("%s\n    {\"id\": %u, \"host\": ", first ? "" : ",", ni->id);
+	status_json_str(ni->host);
+	printf(", \"port_offset\": %d, \"address\": ", ni->port_offset);
+	char addr[128];
+	snprintf(addr, sizeof addr, "%s:%d", ni->host, STATUS_MEMPOOL_PORT + ni->port_offset);
+	status_json_str(addr);
+	printf(", \"ports\": {\"mempool\": %d, \"cpupool\": %d, \"memcache\": %d}",
+	       STATUS_MEMPOOL_PORT + ni->port_offset, STATUS_CPUPOOL_PORT + ni->port_offset,
+	       STATUS_MEMCACHE_PORT + ni->port_offset);
+	printf(", \"state\": \"%s\"", rc && lrc ? "down" : "up");
+	if (rc && lrc) {
+		printf(", \"error\": ");
+		status_json_str(*virgo_last_error() ? virgo_last_error() : virgo_strerror(lrc));
+	}
+	if (lrc == 0)
+		printf(", \"cores\": %d, \"load1\": %.2f, \"load5\": %.2f, \"load15\": %.2f, "
+		       "\"running\": %d, \"workers\": %d, \"queued\": %d, \"queue_max\": %d, "
+		       "\"jobs_done\": %llu, \"jobs_failed\": %llu, \"jobs_rejected\": %llu, "
+		       "\"mem_free\": %llu, \"mem_total\": %llu",
+		       ld->cores, ld->load1, ld->load5, ld->load15, ld->running, ld->workers,
+		       ld->queued, ld->queue_max, (unsigned long long)ld->jobs_done,
+		       (unsigned long long)ld->jobs_failed, (unsigned long long)ld->jobs_rejected,
+		       (unsigned long long)ld->mem_free, (unsigned long long)ld->mem_total);
+	if (rc == 0) {
+		printf(", \"pool\": {");
+		int n = 0;
+		for (size_t k = 0; k < sizeof status_pool_keys / sizeof *status_pool_keys; k++) {
+			unsigned long long v;
+			if (status_stat(text, status_pool_keys[k], &v))
+				printf("%s\"%s\": %llu", n++ ? ", " : "", status_pool_keys[k], v);
+		}
+		printf("}");
+	}
+	printf("}");
+}
+
+static void status_table_node(const struct virgo_node_info *ni, int rc, const char *text, int lrc,
+			      const struct virgo_load *ld)
+{
+	char addr[96];
+	snprintf(addr, sizeof addr, "%s:%d", ni->host, STATUS_MEMPOOL_PORT + ni->port_offset);
+	if (rc && lrc) {
+		const char *d = virgo_last_error();
+		printf("%-5u %-21s %-5s %s\n", ni->id, addr, "DOWN", *d ? d : virgo_strerror(lrc));
+		return;
+	}
+	char rw[32] = "-", q[32] = "-", done[32] = "-", cores[16] = "-", l1[16] = "-", mf[16] = "-";
+	if (lrc == 0) {
+		snprintf(rw, sizeof rw, "%d/%d", ld->running, ld->workers);
+		snprintf(q, sizeof q, "%d/%d", ld->queued, ld->queue_max);
+		snprintf(done, sizeof done, "%llu", (unsigned long long)ld->jobs_done);
+		snprintf(cores, sizeof cores, "%d", ld->cores);
+		snprintf(l1, sizeof l1, "%.2f", ld->load1);
+		status_human(ld->mem_free, mf, sizeof mf);
+	}
+	char allocs[32] = "-", pin[40] = "-", cache[16] = "-", lr[40] = "-";
+	unsigned long long a, b, c2;
+	char h1[16], h2[16];
+	if (rc == 0) {
+		if (status_stat(text, "allocations", &a))
+			snprintf(allocs, sizeof allocs, "%llu", a);
+		if (!status_stat(text, "accounted_bytes", &a) && !status_stat(text, "bytes", &a))
+			a = 0;
+		if (status_stat(text, "limit", &b))
+			snprintf(pin, sizeof pin, "%s/%s", status_human(a, h1, sizeof h1),
+				 status_human(b, h2, sizeof h2));
+		else
+			status_human(a, pin, sizeof pin);
+		if (status_stat(text, "cache_bytes", &c2))
+			status_human(c2, cache, sizeof cache);
+		if (status_stat(text, "live_bytes", &a) && status_stat(text, "resident_bytes", &b))
+			snprintf(lr, sizeof lr, "%s/%s", status_human(a, h1, sizeof h1),
+				 status_human(b, h2, sizeof h2));
+	}
+	printf("%-5u %-21s %-5s %-5s %-6s %-7s %-9s %-6s %-7s %-13s %-6s %-13s %s\n", ni->id, addr,
+	       "up", cores, l1, rw, q, done, allocs, pin, cache, lr, mf);
+}
+
 int cmd_status(int argc, char **argv)
 {
-	(void)argv;
-	if (argc != 1)
-		return cli_usage("status", "takes no arguments");
+	int json = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else
+			return cli_usage("status", "unknown argument '%s' (only --json)", argv[i]);
+	}
 	int n = virgo_node_count(), down = 0;
 	if (n < 0)
 		return cli_fail("config", n);
-	printf("%-5s %-16s %-6s %-5s %-6s %-11s %-10s %-8s %-7s %-11s %s\n", "NODE", "HOST",
-	       "STATE", "CORES", "LOAD1", "RUN/WORKERS", "QUEUED/MAX", "JOBS", "ALLOCS", "BYTES",
-	       "MEMFREE");
+	if (json)
+		printf("{\"nodes\": [");
+	else
+		printf("%-5s %-21s %-5s %-5s %-6s %-7s %-9s %-6s %-7s %-13s %-6s %-13s %s\n", "NODE",
+		       "ADDRESS", "STATE", "CORES", "LOAD1", "RUN/WRK", "QUEUE/MAX", "JOBS",
+		       "ALLOCS", "PINNED/LIMIT", "CACHE", "LIVE/RES", "MEMFREE");
 	for (int i = 0; i < n; i++) {
 		struct virgo_node_info ni;
 		virgo_node_info(i, &ni);
 		char *text = NULL;
 		int rc = virgo_mempool_stats(i, &text);
-		unsigned long long allocs = 0, bytes = 0;
-		for (char *l = text; rc == 0 && l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-			sscanf(l, "allocations %llu", &allocs);
-			sscanf(l, "bytes %llu", &bytes);
-		}
-		free(text);
 		struct virgo_load ld;
+		memset(&ld, 0, sizeof ld);
 		int lrc = virgo_load(i, &ld);
-		if (rc && lrc) {
-			printf("%-5u %-16s %-6s %s\n", ni.id, ni.host, "DOWN", virgo_strerror(lrc));
-			down++;
-			continue;
-		}
-		char rw[32] = "-", q[32] = "-", done[32] = "-", cores[16] = "-", l1[16] = "-",
-		     mf[32] = "-";
-		if (lrc == 0) {
-			snprintf(rw, sizeof rw, "%d/%d", ld.running, ld.workers);
-			snprintf(q, sizeof q, "%d/%d", ld.queued, ld.queue_max);
-			snprintf(done, sizeof done, "%llu", (unsigned long long)ld.jobs_done);
-			snprintf(cores, sizeof cores, "%d", ld.cores);
-			snprintf(l1, sizeof l1, "%.2f", ld.load1);
-			snprintf(mf, sizeof mf, "%lluM", (unsigned long long)(ld.mem_free >> 20));
-		}
-		printf("%-5u %-16s %-6s %-5s %-6s %-11s %-10s %-8s %-7llu %-11llu %s\n", ni.id, ni.host,
-		       "up", cores, l1, rw, q, done, allocs, bytes, mf);
+		down += rc && lrc;
+		if (json)
+			status_json_node(&ni, i == 0, rc, text, lrc, &ld);
+		else
+			status_table_node(&ni, rc, text, lrc, &ld);
+		free(text);
 	}
+	if (json)
+		printf("\n  ],\n  \"down\": %d\n}\n", down);
 	return down ? 1 : 0;
 }
 

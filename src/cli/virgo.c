@@ -84,9 +84,16 @@ static const struct cli_cmd cmds[] = {
 	 "ls *.txt | virgo map -v -- wc -l\n", 0},
 	{"ping", cmd_ping, "ping", "ping every node's mempool; exit 1 if any is down", NULL,
 	 "virgo ping\n", 0},
-	{"status", cmd_status, "status",
-	 "table of the configured nodes: load, jobs, allocations; exit 1 if any is down", NULL,
-	 "virgo status\nvirgo status || echo 'a node is down'\n", 0},
+	{"status", cmd_status, "status [--json]",
+	 "table of the configured nodes: address, load, jobs, pool memory; exit 1 if any is down",
+	 "  --json           one JSON object: {\"nodes\": [...], \"down\": N}, numbers as\n"
+	 "                   numbers, \"state\": \"up\" or \"down\", pool fields as the node\n"
+	 "                   reports them (virgo stats)\n"
+	 "  ADDRESS is the node's mempool host:port; bytes in K, M, G (powers of 1024).\n"
+	 "  PINNED/LIMIT: bytes the allocations hold (with overhead) / the node's mem_limit;\n"
+	 "  CACHE: memcache items; LIVE/RES: all the node accounts / its resident set.\n",
+	 "virgo status\nvirgo status || echo 'a node is down'\n"
+	 "virgo status --json | python3 -m json.tool\n", 0},
 	{"stats", cmd_stats, "stats [<node id>]", "mempool statistics of one node or every node",
 	 NULL, "virgo stats\nvirgo stats 2\n", 0},
 	{"owner", cmd_owner, "owner <key>...",

@@ -180,7 +180,7 @@ static void bad_arguments_exit_2_with_a_reason(void **s)
 		{{"map", "--", ":::", "a", NULL}, "wants a command"},
 		{{"map", "-j", "0", "--", "echo", ":::", "a", NULL}, "-j wants a whole number"},
 		{{"ping", "extra", NULL}, "takes no arguments"},
-		{{"status", "extra", NULL}, "takes no arguments"},
+		{{"status", "extra", NULL}, "unknown argument 'extra'"},
 		{{"stats", "x", NULL}, "not 'x'"},
 		{{"stats", "1", "2", NULL}, "at most one node id"},
 		{{"owner", NULL}, "wants at least one key"},
@@ -530,6 +530,69 @@ static void status_nonzero_when_a_node_is_down(void **s)
 	assert_int_equal(cli("status", NULL), 0);
 }
 
+/* Pipes out (a `virgo status --json` reply) into python's json.load and
+ * has it print what prog (python code over the object o) says. */
+static int json_check(const char *prog, char *res, size_t cap)
+{
+	char path[] = "/tmp/virgo-json-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, out, strlen(out)), (ssize_t)strlen(out));
+	close(fd);
+	char code[2048];
+	snprintf(code, sizeof code, "import json,sys; o=json.load(open('%s')); print(%s)", path,
+		 prog);
+	const char *av[] = {"/usr/bin/python3", "-c", code, NULL};
+	int rc = th_run(av, res, cap, 20000);
+	unlink(path);
+	return rc;
+}
+
+static void status_addresses_pool_memory_and_json(void **s)
+{
+	(void)s;
+	/* pin some memory on node 1 so the pool columns have something */
+	assert_int_equal(cli("malloc", "3M", NULL), 0);
+	char v[32];
+	take_vuid(v);
+	assert_int_equal(cli("status", NULL), 0);
+	char want[64];
+	for (int k = 0; k < 2; k++) {
+		snprintf(want, sizeof want, "\n%-5d 127.0.0.1:%d ", k + 1, th_port(&cl, k, 30000));
+		if (!strstr(out, want))
+			fail_msg("no '%s' in:\n%s", want + 1, out);
+	}
+	assert_non_null(strstr(out, "ADDRESS"));
+	assert_non_null(strstr(out, "PINNED/LIMIT"));
+	/* human units: the 3 MiB allocation shows as M, the limit as M or G */
+	assert_non_null(strstr(out, "M/"));
+	assert_null(strstr(out, "3145728"));
+	/* --json: valid JSON, numbers as numbers, states "up" */
+	assert_int_equal(cli("status", "--json", NULL), 0);
+	static char res[4096];
+	if (json_check("len(o['nodes']), o['down'], [n['state'] for n in o['nodes']], "
+		       "[n['id'] for n in o['nodes']], "
+		       "sum(n['pool']['bytes'] for n in o['nodes']) >= 3145728, "
+		       "all(isinstance(n['pool']['limit'], int) and n['pool']['limit'] > 0 "
+		       "for n in o['nodes']), "
+		       "all(isinstance(n['load1'], float) for n in o['nodes']), "
+		       "o['nodes'][1]['address'] == '127.0.0.1:%d' % o['nodes'][1]['ports']['mempool']",
+		       res, sizeof res) != 0)
+		fail_msg("not valid JSON:\n%s\n%.2000s", res, out);
+	assert_string_equal(res, "2 0 ['up', 'up'] [1, 2] True True True True\n");
+	assert_int_equal(cli("status", "--frobnicate", NULL), 2);
+	/* a node down: still valid JSON, "down", exit 1 */
+	th_node_signal(&cl, 1, SIGKILL);
+	assert_int_equal(cli("status", "--json", NULL), 1);
+	if (json_check("o['down'], [n['state'] for n in o['nodes']], 'pool' in o['nodes'][1], "
+		       "len(o['nodes'][1]['error']) > 0",
+		       res, sizeof res) != 0)
+		fail_msg("not valid JSON:\n%s\n%.2000s", res, out);
+	assert_string_equal(res, "1 ['up', 'down'] False True\n");
+	assert_int_equal(th_node_start(&cl, 1), 0);
+	assert_int_equal(cli("free", v, NULL), 0);
+}
+
 /* docs/man/virgo.1 has one ".SS <command>" per command: the same set as
  * `virgo help` lists. */
 static void man_page_lists_the_same_commands(void **s)
@@ -590,6 +653,7 @@ int main(void)
 		cmocka_unit_test(map_reads_stdin_and_v_names_the_node),
 		cmocka_unit_test(get_ends_with_newline_on_a_terminal),
 		cmocka_unit_test(status_nonzero_when_a_node_is_down),
+		cmocka_unit_test(status_addresses_pool_memory_and_json),
 		cmocka_unit_test(man_page_lists_the_same_commands),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
