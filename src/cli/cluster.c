@@ -171,7 +171,7 @@ static void status_table_node(const struct virgo_node_info *ni, int rc, const ch
 			snprintf(lr, sizeof lr, "%s/%s", status_human(a, h1, sizeof h1),
 				 status_human(b, h2, sizeof h2));
 	}
-	printf("%-5u %-21s %-5s %-5s %-6s %-7s %-9s %-6s %-7s %-13s %-6s %-13s %s\n", ni->id, addr,
+	printf("%-5u %-21s %-5s %-5s %-6s %-11s %-10s %-6s %-7s %-13s %-6s %-13s %s\n", ni->id, addr,
 	       "up", cores, l1, rw, q, done, allocs, pin, cache, lr, mf);
 }
 
@@ -190,8 +190,8 @@ int cmd_status(int argc, char **argv)
 	if (json)
 		printf("{\"nodes\": [");
 	else
-		printf("%-5s %-21s %-5s %-5s %-6s %-7s %-9s %-6s %-7s %-13s %-6s %-13s %s\n", "NODE",
-		       "ADDRESS", "STATE", "CORES", "LOAD1", "RUN/WRK", "QUEUE/MAX", "JOBS",
+		printf("%-5s %-21s %-5s %-5s %-6s %-11s %-10s %-6s %-7s %-13s %-6s %-13s %s\n", "NODE",
+		       "ADDRESS", "STATE", "CORES", "LOAD1", "RUN/WORKERS", "QUEUED/MAX", "JOBS",
 		       "ALLOCS", "PINNED/LIMIT", "CACHE", "LIVE/RES", "MEMFREE");
 	for (int i = 0; i < n; i++) {
 		struct virgo_node_info ni;
