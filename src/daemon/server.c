@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/abstime.h"
 #include "../services/memacct.h"
 #include "log.h"
 #include "service.h"
@@ -1180,7 +1181,7 @@ fail:
 static void join_workers(struct vd_server *srv, int timeout_ms)
 {
 	struct timespec deadline;
-	vd_abstime_after_ms(&deadline, timeout_ms);
+	abstime_after_ms(CLOCK_REALTIME, timeout_ms, &deadline);
 	for (int i = 0; i < srv->nworkers; i++) {
 		struct vd_worker *w = &srv->workers[i];
 		if (!w->base)

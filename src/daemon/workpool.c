@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "../common/abstime.h"
+
 struct wp_job {
 	struct wp_job *next;
 	vd_work_fn fn;
@@ -52,17 +54,6 @@ static void *wp_main(void *arg)
 	pthread_cond_broadcast(&p->idle);
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
-}
-
-void vd_abstime_after_ms(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
 }
 
 struct vd_workpool *vd_workpool_new(int nthreads, int queue_max, const char *name)
@@ -140,7 +131,7 @@ int vd_workpool_free(struct vd_workpool *p, int timeout_ms)
 		j = next;
 	}
 	struct timespec deadline;
-	vd_abstime_after_ms(&deadline, timeout_ms);
+	abstime_after_ms(CLOCK_REALTIME, timeout_ms, &deadline);
 	pthread_mutex_lock(&p->mu);
 	while (p->alive > 0 && pthread_cond_timedwait(&p->idle, &p->mu, &deadline) == 0)
 		;

@@ -12,13 +12,8 @@
 #define VIRGO_WORKPOOL_H
 
 #include <stdbool.h>
-#include <time.h>
 
 struct vd_workpool;
-
-/* The CLOCK_REALTIME instant ms from now, for pthread timed waits and
- * joins (the daemon's deadlines for threads that may be stuck). */
-void vd_abstime_after_ms(struct timespec *ts, int ms);
 
 /* fn runs exactly once: on a pool thread (cancelled false), or, for a job
  * still queued when the pool is freed, on the freeing thread with

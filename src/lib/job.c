@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/abstime.h"
 #include "client.h"
 
 #define VJ_MAX 1024
@@ -192,15 +193,7 @@ int virgo_job_poll(virgo_job_t job)
 int virgo_job_wait(virgo_job_t job, int timeout_ms, struct virgo_run_result *res)
 {
 	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	if (timeout_ms >= 0) {
-		dl.tv_sec += timeout_ms / 1000;
-		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (dl.tv_nsec >= 1000000000L) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000L;
-		}
-	}
+	abstime_after_ms(CLOCK_REALTIME, timeout_ms >= 0 ? timeout_ms : 0, &dl);
 	pthread_mutex_lock(&vj_lock);
 	struct vjob *j = vj_find(job);
 	while (j && !j->done) {

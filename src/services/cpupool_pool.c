@@ -11,11 +11,15 @@
  */
 #include "cpupool_pool.h"
 
+#include "../common/abstime.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
+
+#include "../common/abstime.h"
 
 struct cp_pool {
 	pthread_mutex_t mu;
@@ -123,15 +127,7 @@ int cp_pool_free(struct cp_pool *p, int timeout_ms)
 	if (!p)
 		return 0;
 	struct timespec dl;
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	if (timeout_ms > 0) {
-		dl.tv_sec += timeout_ms / 1000;
-		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (dl.tv_nsec >= 1000000000L) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000L;
-		}
-	}
+	abstime_after_ms(CLOCK_MONOTONIC, timeout_ms > 0 ? timeout_ms : 0, &dl);
 	pthread_mutex_lock(&p->mu);
 	p->stop = true;
 	pthread_cond_broadcast(&p->cv);
