@@ -52,6 +52,10 @@ const char *th_build_dir(void);
 /* A kB field of /proc/<pid>/status ("VmRSS", "VmHWM"), in kB; -1 if
  * the process or the field is not there. */
 long th_proc_kb(pid_t pid, const char *field);
+/* How much pid's peak resident memory (VmHWM) grew since before_kb:
+ * prints it and returns 0 when within max_kb, -1 when over.  Under ASan
+ * (whose quarantine keeps freed buffers) it only prints: returns 0. */
+int th_peak_growth_ok(pid_t pid, long before_kb, long max_kb);
 /* Number of live or zombie child processes of pid (from /proc). */
 int th_children(pid_t pid);
 /* Points this process's libvirgo at the cluster: virgo_fini, then
