@@ -52,6 +52,10 @@ int cli_parse_uint(const char *what, const char *s, unsigned long min, unsigned 
  * after printing why. */
 uint8_t *cli_read_stdin(size_t *len);
 
+/* fanout.c: fn(i, arg) for every i in 0..n-1, many at once on threads
+ * of their own (each i exactly once); returns when all have returned. */
+void cli_fanout(int n, void (*fn)(int i, void *arg), void *arg);
+
 int cmd_malloc(int argc, char **argv);
 int cmd_set(int argc, char **argv);
 int cmd_get(int argc, char **argv);

@@ -32,7 +32,10 @@ static const struct cli_cmd cmds[] = {
 	 "  <size>       bytes, or with a unit: K, M, G (powers of 1024; 64M, 1G, 512KB)\n"
 	 "  --ttl T      a lease: the node frees it after T (90 = seconds, 30s, 15m, 1h, 2d)\n"
 	 "               unless renewed (virgo renew)\n"
-	 "  --owner TAG  a tag to find it again (virgo ls, virgo free --owner)\n",
+	 "  --owner TAG  a tag to find it again (virgo ls, virgo free --owner); default\n"
+	 "               $VIRGO_OWNER, else <host>:<pid of the shell or script running virgo>,\n"
+	 "               so a script can end with: virgo free --owner \"$(hostname):$$\";\n"
+	 "               --owner '' for no tag\n",
 	 "virgo malloc 5000\nvirgo malloc 64M\nvirgo malloc 5000 --ttl 1h --owner backup-job\n", 0},
 	{"set", cmd_set, "set <vuid> <data>|- [--offset N]",
 	 "store bytes: replace the value, or patch at an offset with --offset",
@@ -82,7 +85,9 @@ static const struct cli_cmd cmds[] = {
 	 "  Exit status: 0 all succeeded; 1 a program failed; 125 a job was not run.\n",
 	 "virgo map -j 8 -- gzip -9 -c {} ::: /var/log/*.log\nvirgo map -- echo v ::: a b c\n"
 	 "ls *.txt | virgo map -v -- wc -l\n", 0},
-	{"ping", cmd_ping, "ping", "ping every node's mempool; exit 1 if any is down", NULL,
+	{"ping", cmd_ping, "ping", "ping every node's mempool; exit 1 if any is down",
+	 "  All nodes at once (a hung node costs one timeout); a node answering with\n"
+	 "  another id than virgo_client.conf gives it is named and counts as down.\n",
 	 "virgo ping\n", 0},
 	{"status", cmd_status, "status [--json]",
 	 "table of the configured nodes: address, load, jobs, pool memory; exit 1 if any is down",
@@ -91,7 +96,10 @@ static const struct cli_cmd cmds[] = {
 	 "                   reports them (virgo stats)\n"
 	 "  ADDRESS is the node's mempool host:port; bytes in K, M, G (powers of 1024).\n"
 	 "  PINNED/LIMIT: bytes the allocations hold (with overhead) / the node's mem_limit;\n"
-	 "  CACHE: memcache items; LIVE/RES: all the node accounts / its resident set.\n",
+	 "  CACHE: bytes the memcache items hold; ITEMS, HIT% (get hits / gets since the\n"
+	 "  node started), EVICT: the memcache port's own stats (\"memcache\" in --json);\n"
+	 "  LIVE/RES: all the node accounts / its resident set.\n"
+	 "  Every node and service is asked at once: hung nodes cost one timeout in all.\n",
 	 "virgo status\nvirgo status || echo 'a node is down'\n"
 	 "virgo status --json | python3 -m json.tool\n", 0},
 	{"stats", cmd_stats, "stats [<node id>]", "mempool statistics of one node or every node",

@@ -1,0 +1,315 @@
+/*
+ * test_cli_ops.c - the virgo command as an operator leans on it (issue
+ * 15), run as separate processes against a real 3-node loopback cluster:
+ * `virgo status` and `virgo ping` ask every node at once, so with two
+ * nodes stopped (SIGSTOP: they accept connections and never answer) one
+ * call costs about one reply timeout, not one per node and service; a
+ * node answering with another id is named by ping; status shows each
+ * node's memcache hit rate, items and evictions (table and --json) as the
+ * memcache port's own stats give them; an allocation made without
+ * --owner carries the default tag <host>:<pid> (the CLI: of the program
+ * that ran it), which `virgo free --owner` reclaims, in C too.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../harness.h"
+#include "virgo.h"
+
+/* the reply timeout every test below measures against */
+#define TIMEOUT_MS 2000
+#define CLIENT_EXTRA "timeout_ms = 2000\nconnect_timeout_ms = 500\n"
+
+static struct th_cluster cl;
+static char virgo[700];
+static char out[65536];
+
+static int setup(void **state)
+{
+	(void)state;
+	const char *env = getenv("VIRGO_CLI");
+	if (env && *env)
+		snprintf(virgo, sizeof virgo, "%s", env);
+	else
+		snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	unsetenv("VIRGO_OWNER");
+	if (th_cluster_start(&cl, 3, "", CLIENT_EXTRA) != 0)
+		return -1;
+	return th_cluster_client(&cl);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	return th_cluster_teardown(&cl);
+}
+
+/* Runs `virgo -c <conf> args...` (NULL-terminated); output in out. */
+static int cli_conf(const char *conf, const char *a0, ...)
+{
+	const char *av[64];
+	int n = 0;
+	av[n++] = virgo;
+	av[n++] = "-c";
+	av[n++] = conf;
+	va_list ap;
+	va_start(ap, a0);
+	for (const char *a = a0; a && n < 63; a = va_arg(ap, const char *))
+		av[n++] = a;
+	va_end(ap);
+	av[n] = NULL;
+	return th_run(av, out, sizeof out, 30000);
+}
+#define cli(...) cli_conf(cl.client_conf, __VA_ARGS__)
+
+/* Runs `virgo <args>` and returns how long it took (ms); *rc its status. */
+static int64_t timed(int *rc, const char *cmd, const char *arg)
+{
+	int64_t t0 = th_now_ms();
+	*rc = cli(cmd, arg, NULL);
+	return th_now_ms() - t0;
+}
+
+/* Every node running again (a failed test must not leave one stopped). */
+static int resume(void **s)
+{
+	(void)s;
+	for (int i = 0; i < cl.n; i++)
+		if (cl.nodes[i].pid > 0)
+			kill(cl.nodes[i].pid, SIGCONT);
+	return 0;
+}
+
+/* Two of three nodes stopped: status (3 services each) and ping answer
+ * within about one timeout, and report exactly those two down. */
+static void hung_nodes_cost_one_timeout(void **s)
+{
+	(void)s;
+	th_node_signal(&cl, 1, SIGSTOP);
+	th_node_signal(&cl, 2, SIGSTOP);
+	int rc;
+	int64_t ms = timed(&rc, "status", NULL);
+	fprintf(stderr, "status with 2 hung nodes: %lld ms (timeout %d)\n", (long long)ms,
+		TIMEOUT_MS);
+	assert_int_equal(rc, 1);
+	/* asked one after another it would be 6 timeouts (2 nodes x 3
+	 * services); in parallel one, plus start-up */
+	if (ms < TIMEOUT_MS - 100 || ms > TIMEOUT_MS * 7 / 4)
+		fail_msg("status took %lld ms with 2 hung nodes (want about %d):\n%s",
+			 (long long)ms, TIMEOUT_MS, out);
+	char want[96], addr[32];
+	for (int k = 0; k < 3; k++) {
+		snprintf(addr, sizeof addr, "127.0.0.1:%d", th_port(&cl, k, 30000));
+		snprintf(want, sizeof want, "\n%-5d %-21s %s ", k + 1, addr, k ? "DOWN " : "up   ");
+		if (!strstr(out, want))
+			fail_msg("no '%s' in:\n%s", want + 1, out);
+	}
+	ms = timed(&rc, "ping", NULL);
+	fprintf(stderr, "ping with 2 hung nodes: %lld ms\n", (long long)ms);
+	assert_int_equal(rc, 1);
+	if (ms < TIMEOUT_MS - 100 || ms > TIMEOUT_MS * 7 / 4)
+		fail_msg("ping took %lld ms with 2 hung nodes (want about %d):\n%s", (long long)ms,
+			 TIMEOUT_MS, out);
+	assert_non_null(strstr(out, "node 1 127.0.0.1"));
+	assert_non_null(strstr(out, "node 2 127.0.0.1"));
+	assert_non_null(strstr(out, "node 3 127.0.0.1"));
+	assert_int_equal((int)(strstr(out, "DOWN") != NULL), 1);
+	/* the order is the configuration's, whatever answered first */
+	assert_true(strstr(out, "node 1 ") < strstr(out, "node 2 "));
+	assert_true(strstr(out, "node 2 ") < strstr(out, "node 3 "));
+	resume(NULL);
+	/* all back: fast again, exit 0 */
+	ms = timed(&rc, "status", NULL);
+	assert_int_equal(rc, 0);
+	assert_true(ms < TIMEOUT_MS);
+}
+
+/* A client config that gives nodes 1 and 2 each other's addresses: ping
+ * says which id answered, exit 1. */
+static void ping_names_a_node_with_another_id(void **s)
+{
+	(void)s;
+	char conf[400];
+	snprintf(conf, sizeof conf, "%s/swapped.conf", cl.dir);
+	FILE *f = fopen(conf, "w");
+	assert_non_null(f);
+	fprintf(f, "node = 1 127.0.0.1 %d\nnode = 2 127.0.0.1 %d\nnode = 3 127.0.0.1 %d\n%s",
+		cl.nodes[1].offset, cl.nodes[0].offset, cl.nodes[2].offset, CLIENT_EXTRA);
+	fclose(f);
+	assert_int_equal(cli_conf(conf, "ping", NULL), 1);
+	assert_non_null(strstr(out, "answers as node 2 (check virgo_client.conf)"));
+	assert_non_null(strstr(out, "answers as node 1 (check virgo_client.conf)"));
+	assert_non_null(strstr(out, "node 3 127.0.0.1"));
+	assert_non_null(strstr(out, ": up, "));
+}
+
+/* One memcache request on node i; the reply (up to END or a line). */
+static void mc(int i, const char *req, const char *until)
+{
+	int fd = th_connect(th_port(&cl, i, 11211));
+	assert_true(fd >= 0);
+	assert_int_equal(th_send(fd, req, strlen(req)), 0);
+	static char buf[4096];
+	assert_true(th_recv_until(fd, buf, sizeof buf, until, 10000) > 0);
+	close(fd);
+}
+
+/* The value of "STAT <key> <n>" in node i's memcache stats. */
+static unsigned long long mc_stat(int i, const char *key)
+{
+	int fd = th_connect(th_port(&cl, i, 11211));
+	assert_true(fd >= 0);
+	assert_int_equal(th_send(fd, "stats\r\n", 7), 0);
+	static char buf[16384];
+	assert_true(th_recv_until(fd, buf, sizeof buf, "END\r\n", 10000) > 0);
+	close(fd);
+	char pat[80];
+	snprintf(pat, sizeof pat, "STAT %s ", key);
+	const char *p = strstr(buf, pat);
+	assert_non_null(p);
+	return strtoull(p + strlen(pat), NULL, 10);
+}
+
+/* Pipes out into python's json.load and prints what prog says of o. */
+static int json_check(const char *prog, char *res, size_t cap)
+{
+	char path[] = "/tmp/virgo-json-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, out, strlen(out)), (ssize_t)strlen(out));
+	close(fd);
+	char code[2048];
+	snprintf(code, sizeof code, "import json,sys; o=json.load(open('%s')); print(%s)", path,
+		 prog);
+	const char *av[] = {"/usr/bin/python3", "-c", code, NULL};
+	int rc = th_run(av, res, cap, 20000);
+	unlink(path);
+	return rc;
+}
+
+/* Node 2's memcache: 3 hits and 1 miss; status shows 75% and the same
+ * counts as the port's own stats. */
+static void status_shows_memcache_hit_rate(void **s)
+{
+	(void)s;
+	mc(1, "set hr-k 0 0 2\r\nhi\r\n", "\r\n");
+	for (int i = 0; i < 3; i++)
+		mc(1, "get hr-k\r\n", "END\r\n");
+	mc(1, "get hr-none\r\n", "END\r\n");
+	unsigned long long hits = mc_stat(1, "get_hits"), misses = mc_stat(1, "get_misses");
+	unsigned long long items = mc_stat(1, "curr_items"), ev = mc_stat(1, "evictions");
+	assert_true(hits >= 3 && misses >= 1);
+	assert_int_equal(cli("status", NULL), 0);
+	assert_non_null(strstr(out, "HIT%"));
+	assert_non_null(strstr(out, "EVICT"));
+	assert_non_null(strstr(out, "ITEMS"));
+	char want[32];
+	snprintf(want, sizeof want, " %.0f%% ", 100.0 * (double)hits / (double)(hits + misses));
+	if (!strstr(out, want))
+		fail_msg("no '%s' in:\n%s", want, out);
+	assert_int_equal(cli("status", "--json", NULL), 0);
+	static char res[4096];
+	if (json_check("o['nodes'][1]['memcache']['get_hits'], "
+		       "o['nodes'][1]['memcache']['get_misses'], "
+		       "o['nodes'][1]['memcache']['items'], o['nodes'][1]['memcache']['evictions'], "
+		       "round(o['nodes'][1]['memcache']['hit_rate'], 3), "
+		       "all('memcache' in n for n in o['nodes'])",
+		       res, sizeof res) != 0)
+		fail_msg("not valid JSON:\n%s\n%.2000s", res, out);
+	char exp[200];
+	snprintf(exp, sizeof exp, "%llu %llu %llu %llu %g True\n", hits, misses, items, ev,
+		 (double)(long long)((double)hits / (double)(hits + misses) * 1000 + 0.5) / 1000);
+	assert_string_equal(res, exp);
+	mc(1, "delete hr-k\r\n", "\r\n");
+}
+
+/* This process's default tag: "<host>:<pid>". */
+static void default_tag(char *buf, size_t cap, long pid)
+{
+	char host[256];
+	assert_int_equal(gethostname(host, sizeof host), 0);
+	host[53] = '\0';
+	snprintf(buf, cap, "%s:%ld", host, pid);
+}
+
+/* virgo malloc without --owner: tagged <host>:<pid of its parent> (this
+ * test); virgo ls shows it; virgo free --owner reclaims it and only it;
+ * --owner '' makes an untagged one; $VIRGO_OWNER overrides. */
+static void cli_malloc_default_owner(void **s)
+{
+	(void)s;
+	char tag[128];
+	default_tag(tag, sizeof tag, (long)getpid());
+	assert_int_equal(cli("malloc", "100", NULL), 0);
+	assert_int_equal(cli("malloc", "5M", NULL), 0); /* a span: chunks + descriptor */
+	assert_int_equal(cli("malloc", "100", "--owner", "", NULL), 0);
+	char untagged[32];
+	snprintf(untagged, sizeof untagged, "%.*s", (int)strcspn(out, "\n"), out);
+	assert_int_equal(cli("ls", NULL), 0);
+	if (!strstr(out, tag))
+		fail_msg("no owner '%s' in virgo ls:\n%s", tag, out);
+	assert_int_equal(cli("free", "--owner", tag, NULL), 0);
+	/* 1 + the span's chunks (5M at the default 1M chunk) + descriptor */
+	unsigned long freed = strtoul(out, NULL, 10);
+	if (freed < 3)
+		fail_msg("free --owner %s: %s", tag, out);
+	assert_int_equal(cli("ls", NULL), 0);
+	assert_null(strstr(out, tag));
+	assert_non_null(strstr(out, untagged));
+	assert_int_equal(cli("free", untagged, NULL), 0);
+	/* $VIRGO_OWNER names the tag */
+	setenv("VIRGO_OWNER", "nightly-batch", 1);
+	assert_int_equal(cli("malloc", "100", NULL), 0);
+	unsetenv("VIRGO_OWNER");
+	assert_int_equal(cli("free", "--owner", "nightly-batch", NULL), 0);
+	assert_int_equal(strtoul(out, NULL, 10), 1);
+}
+
+/* The same from C: virgo_malloc carries virgo_owner_default(). */
+static void lib_malloc_default_owner(void **s)
+{
+	(void)s;
+	char tag[128];
+	default_tag(tag, sizeof tag, (long)getpid());
+	assert_string_equal(virgo_owner_default(), tag);
+	virgo_vuid_t v[3];
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(virgo_malloc(64, &v[i]), 0);
+	struct virgo_malloc_opts none = {.owner = ""};
+	virgo_vuid_t keep;
+	assert_int_equal(virgo_malloc_ex(64, &none, &keep), 0);
+	uint64_t freed = 0;
+	assert_int_equal(virgo_free_owner(tag, &freed), 0);
+	assert_int_equal(freed, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(virgo_free(v[i]), -ENOENT);
+	assert_int_equal(virgo_free(keep), 0);
+	setenv("VIRGO_OWNER", "bad tag", 1); /* not a valid tag: the default */
+	assert_string_equal(virgo_owner_default(), tag);
+	setenv("VIRGO_OWNER", "svc-a", 1);
+	assert_string_equal(virgo_owner_default(), "svc-a");
+	unsetenv("VIRGO_OWNER");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(hung_nodes_cost_one_timeout, resume),
+		cmocka_unit_test(ping_names_a_node_with_another_id),
+		cmocka_unit_test(status_shows_memcache_hit_rate),
+		cmocka_unit_test(cli_malloc_default_owner),
+		cmocka_unit_test(lib_malloc_default_owner),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
