@@ -337,3 +337,28 @@ int virgo_mempool_stats(int idx, char **text)
 	vc_err_clear();
 	return vc_err_done("stats", do_mempool_stats(idx, text));
 }
+
+static int do_memcache_stats(int idx, char **text)
+{
+	struct vc_client *c;
+	int err = vc_get_node(idx, &c);
+	if (err)
+		return err;
+	struct vc_reply rep;
+	int rc = vc_call_svc(c, idx, VC_SVC_MEMCACHE, "stats\r\n", 7, NULL, 0, VC_IDEMPOTENT,
+			     &rep);
+	if (rc == 0 && !rep.data)
+		rc = -VIRGO_EBADREPLY;
+	if (rc) {
+		free(rep.data);
+		return rc;
+	}
+	*text = (char *)rep.data;
+	return 0;
+}
+
+int virgo_memcache_stats(int idx, char **text)
+{
+	vc_err_clear();
+	return vc_err_done("memcache stats", do_memcache_stats(idx, text));
+}
