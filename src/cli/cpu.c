@@ -19,7 +19,7 @@
  * map) of command cmd up to "--" or the first operand.  Returns the index
  * of the first operand or -1 after printing why (cli_usage). */
 static int cpu_opts(const char *cmd, int argc, char **argv, struct virgo_call_opts *o, int *jobs,
-		    bool *verbose)
+		    bool *verbose, bool *bg)
 {
 	memset(o, 0, sizeof *o);
 	int i = 1;
@@ -31,6 +31,11 @@ static int cpu_opts(const char *cmd, int argc, char **argv, struct virgo_call_op
 			return i;
 		if (verbose && (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0)) {
 			*verbose = true;
+			i++;
+			continue;
+		}
+		if (bg && strcmp(a, "--bg") == 0) {
+			*bg = true;
 			i++;
 			continue;
 		}
@@ -73,7 +78,8 @@ static int cpu_opts(const char *cmd, int argc, char **argv, struct virgo_call_op
 int cmd_clone(int argc, char **argv)
 {
 	struct virgo_call_opts o;
-	int i = cpu_opts("clone", argc, argv, &o, NULL, NULL);
+	bool bg = false;
+	int i = cpu_opts("clone", argc, argv, &o, NULL, NULL, &bg);
 	if (i < 0)
 		return 2;
 	if (argc - i < 1)
@@ -90,6 +96,13 @@ int cmd_clone(int argc, char **argv)
 	} else if (argc - i == 2) {
 		arg = (uint8_t *)argv[i + 1];
 		len = strlen(argv[i + 1]);
+	}
+	if (bg) {
+		struct cli_bg_call call = {.fn = fn, .arg = arg, .arg_len = len, .opts = o};
+		int st = cli_bg_start(&call, argv + i, argc - i);
+		if (from_stdin)
+			free(arg);
+		return st;
 	}
 	void *out = NULL;
 	size_t n = 0;
@@ -109,11 +122,17 @@ int cmd_clone(int argc, char **argv)
 int cmd_run(int argc, char **argv)
 {
 	struct virgo_call_opts o;
-	int i = cpu_opts("run", argc, argv, &o, NULL, NULL);
+	bool bg = false;
+	int i = cpu_opts("run", argc, argv, &o, NULL, NULL, &bg);
 	if (i < 0)
 		return 2;
 	if (i >= argc)
 		return cli_usage("run", "wants a program to run");
+	if (bg) {
+		struct cli_bg_call call = {.is_run = 1, .argv = (const char *const *)(argv + i),
+					   .opts = o};
+		return cli_bg_start(&call, argv + i, argc - i);
+	}
 	struct virgo_run_result r;
 	int rc = virgo_run_ex((const char *const *)(argv + i), &o, &r);
 	if (rc) {
@@ -274,7 +293,7 @@ int cmd_map(int argc, char **argv)
 	memset(&m, 0, sizeof m);
 	int jobs = 4;
 	bool verbose = false;
-	int i = cpu_opts("map", argc, argv, &m.o, &jobs, &verbose);
+	int i = cpu_opts("map", argc, argv, &m.o, &jobs, &verbose, NULL);
 	if (i < 0)
 		return 2;
 	int sep = -1;

@@ -62,15 +62,18 @@ static const struct cli_cmd cmds[] = {
 	 "list allocations: VUID, size, stored bytes, age, idle time, lease, owner",
 	 "  Every node, or one; the node sends pages, never its whole table at once.\n",
 	 "virgo ls\nvirgo ls node2\n", 0},
-	{"clone", cmd_clone, "clone [--on nodeN] [--policy P] [--timeout MS] <function> [<arg>|-]",
+	{"clone", cmd_clone,
+	 "clone [--bg] [--on nodeN] [--policy P] [--timeout MS] <function> [<arg>|-]",
 	 "run a function (built-in or plugin) on the best node; prints its result",
-	 CPU_OPTS "  -                read the argument from stdin\n",
+	 CPU_OPTS "  --bg             in the background: print a job id at once (virgo jobs, wait)\n"
+	 "  -                read the argument from stdin\n",
 	 "virgo clone virgo_cloud_test \"some text\"\nvirgo clone wordcount - < file.txt\n"
 	 "virgo clone --on node2 --timeout 2000 virgo_cloud_test hi\n",
 	 0},
-	{"run", cmd_run, "run [--on nodeN] [--policy P] [--timeout MS] -- <program> [args...]",
+	{"run", cmd_run, "run [--bg] [--on nodeN] [--policy P] [--timeout MS] -- <program> [args...]",
 	 "run an allowed program on a node; its stdout, stderr and exit status pass through",
-	 CPU_OPTS "  Exit status: the program's; 124 killed at its deadline; 125 not run.\n",
+	 CPU_OPTS "  --bg             in the background: print a job id at once (virgo jobs, wait)\n"
+	 "  Exit status: the program's; 124 killed at its deadline; 125 not run.\n",
 	 "virgo run -- uname -a\nvirgo run --on node2 -- false; echo $?\n"
 	 "virgo run --policy learned --timeout 2000 -- sha256sum /etc/hostname\n",
 	 0},
@@ -85,6 +88,28 @@ static const struct cli_cmd cmds[] = {
 	 "  Exit status: 0 all succeeded; 1 a program failed; 125 a job was not run.\n",
 	 "virgo map -j 8 -- gzip -9 -c {} ::: /var/log/*.log\nvirgo map -- echo v ::: a b c\n"
 	 "ls *.txt | virgo map -v -- wc -l\n", 0},
+	{"jobs", cmd_jobs, "jobs", "list this user's background jobs (clone/run --bg)",
+	 "  JOB STATE NODE PID AGE COMMAND; STATE: running, done, exit N (the program\n"
+	 "  failed), deadline (killed at it), failed (not run), lost (its holder process\n"
+	 "  died: the node cancelled the job).  A finished job stays until virgo wait or\n"
+	 "  virgo cancel collects it.  Jobs live in $XDG_RUNTIME_DIR/virgo-jobs (else\n"
+	 "  /tmp/virgo-jobs-<uid>), each held by a detached virgo process; a program's\n"
+	 "  own virgo_clone_submit jobs stay in that program.\n",
+	 "virgo run --bg -- sleep 60\nvirgo jobs\n", 0},
+	{"wait", cmd_wait, "wait <job>",
+	 "wait for a background job; print its output and exit as clone/run would have",
+	 "  <job>  the id clone/run --bg printed (3 or %3)\n"
+	 "  Exit status: run: the program's, 124 killed at its deadline, 125 not run (or\n"
+	 "  its holder died); clone: 0, or 1 with the node's error.  The job is then gone.\n"
+	 "  To give up after a while: timeout 10 virgo wait 3 (the job keeps running).\n",
+	 "virgo wait 3\nvirgo wait \"$(virgo run --bg -- sha256sum /etc/hostname)\"\n"
+	 "timeout 10 virgo wait 3\n", 0},
+	{"cancel", cmd_cancel, "cancel <job>",
+	 "stop a background job (the node kills or drops it), or discard a finished one",
+	 "  Stops the job's holder process; its connection closes and the node cancels\n"
+	 "  the job: a program and its children are killed, a queued job is dropped, a\n"
+	 "  plugin function's cancel flag is set.\n",
+	 "virgo cancel 3\n", 0},
 	{"ping", cmd_ping, "ping", "ping every node's mempool; exit 1 if any is down",
 	 "  All nodes at once (a hung node costs one timeout); a node answering with\n"
 	 "  another id than virgo_client.conf gives it is named and counts as down.\n",

@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -44,7 +46,14 @@ static int setup(void **state)
 	else
 		snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
 	unsetenv("VIRGO_OWNER");
-	if (th_cluster_start(&cl, 3, "", CLIENT_EXTRA) != 0)
+	/* background jobs live under $XDG_RUNTIME_DIR: a private one */
+	static char rt[400];
+	snprintf(rt, sizeof rt, "%s/runtime", th_tmpdir());
+	if (mkdir(rt, 0700) != 0 && errno != EEXIST)
+		return -1;
+	setenv("XDG_RUNTIME_DIR", rt, 1);
+	if (th_cluster_start(&cl, 3, "allow_exec = sleep, sh\njob_timeout_ms = 20000\n",
+			     CLIENT_EXTRA) != 0)
 		return -1;
 	return th_cluster_client(&cl);
 }
@@ -302,6 +311,130 @@ static void lib_malloc_default_owner(void **s)
 	unsetenv("VIRGO_OWNER");
 }
 
+/* Jobs running on the cluster's cpupools right now (summed). */
+static int cluster_running(void)
+{
+	int sum = 0;
+	for (int i = 0; i < 3; i++) {
+		struct virgo_load ld;
+		if (virgo_load(i, &ld) == 0)
+			sum += ld.running;
+	}
+	return sum;
+}
+
+/* Polls until cluster_running() == want; true if it got there. */
+static bool running_becomes(int want)
+{
+	int64_t deadline = th_now_ms() + 15000;
+	while (th_now_ms() < deadline) {
+		if (cluster_running() == want)
+			return true;
+		struct timespec ts = {0, 20 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
+/* `virgo jobs`' line for job id: state and holder pid; false if absent. */
+static bool job_line(long id, char *state, size_t cap, long *pid)
+{
+	assert_int_equal(cli("jobs", NULL), 0);
+	assert_int_equal(strncmp(out, "JOB ", 4), 0);
+	char pat[32];
+	snprintf(pat, sizeof pat, "\n%ld ", id);
+	const char *l = strstr(out, pat);
+	if (!l)
+		return false;
+	char st[32], node[16];
+	long p = 0;
+	/* "exit 3" is two words: the state is everything before the node */
+	if (sscanf(l + 1, "%*d %31s", st) != 1)
+		return false;
+	if (strcmp(st, "exit") == 0) {
+		int code;
+		sscanf(l + 1, "%*d exit %d %15s %ld", &code, node, &p);
+		snprintf(state, cap, "exit %d", code);
+	} else {
+		sscanf(l + 1, "%*d %*s %15s %ld", node, &p);
+		snprintf(state, cap, "%s", st);
+	}
+	if (pid)
+		*pid = p;
+	return true;
+}
+
+/* clone/run --bg print a job id at once; virgo jobs lists them; wait
+ * prints the result and exits as the foreground command would (0, the
+ * program's status, 124 at its deadline); cancel stops a running job and
+ * the node kills the program; a holder killed outright shows as lost. */
+static void background_jobs(void **s)
+{
+	(void)s;
+	assert_int_equal(cluster_running(), 0);
+	assert_int_equal(cli("clone", "--bg", "virgo_cloud_test", "hello bg", NULL), 0);
+	long j1 = strtol(out, NULL, 10);
+	assert_int_equal(cli("run", "--bg", "--", "sh", "-c", "echo out; echo err >&2; exit 3",
+			     NULL),
+			 0);
+	long j2 = strtol(out, NULL, 10);
+	int64_t t0 = th_now_ms();
+	assert_int_equal(cli("run", "--bg", "--", "sleep", "30", NULL), 0);
+	assert_true(th_now_ms() - t0 < 2000); /* at once, not after the job */
+	long j3 = strtol(out, NULL, 10);
+	assert_true(j1 >= 1 && j2 == j1 + 1 && j3 == j2 + 1);
+	char st[32];
+	long pid = 0;
+	assert_true(job_line(j3, st, sizeof st, &pid));
+	assert_string_equal(st, "running");
+	assert_true(pid > 0);
+	assert_non_null(strstr(out, "run -- sleep 30"));
+	assert_non_null(strstr(out, "clone virgo_cloud_test hello bg"));
+	/* results, as the foreground commands print them */
+	char id[24];
+	snprintf(id, sizeof id, "%ld", j1);
+	assert_int_equal(cli("wait", id, NULL), 0);
+	assert_string_equal(out, "hello bg");
+	snprintf(id, sizeof id, "%%%ld", j2); /* the shell's %N form */
+	assert_int_equal(cli("wait", id, NULL), 3);
+	assert_non_null(strstr(out, "out\n"));
+	assert_non_null(strstr(out, "err\n"));
+	assert_int_equal(cli("wait", id, NULL), 1); /* collected: gone */
+	assert_non_null(strstr(out, "no job"));
+	/* cancel: the node kills the sleep */
+	assert_true(running_becomes(1));
+	snprintf(id, sizeof id, "%ld", j3);
+	assert_int_equal(cli("cancel", id, NULL), 0);
+	assert_non_null(strstr(out, "cancelled"));
+	assert_true(running_becomes(0));
+	assert_false(job_line(j3, st, sizeof st, NULL));
+	/* killed at its deadline: 124 */
+	assert_int_equal(cli("run", "--bg", "--timeout", "300", "--", "sleep", "10", NULL), 0);
+	snprintf(id, sizeof id, "%ld", strtol(out, NULL, 10));
+	assert_int_equal(cli("wait", id, NULL), 124);
+	/* a holder killed outright: lost, and the node cancels the job */
+	assert_int_equal(cli("run", "--bg", "--", "sleep", "30", NULL), 0);
+	long j5 = strtol(out, NULL, 10);
+	assert_true(running_becomes(1));
+	assert_true(job_line(j5, st, sizeof st, &pid));
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	int64_t deadline = th_now_ms() + 10000;
+	while (job_line(j5, st, sizeof st, NULL) && strcmp(st, "lost") != 0 &&
+	       th_now_ms() < deadline) {
+		struct timespec ts = {0, 20 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	assert_string_equal(st, "lost");
+	assert_true(running_becomes(0));
+	snprintf(id, sizeof id, "%ld", j5);
+	assert_int_equal(cli("wait", id, NULL), 125);
+	assert_non_null(strstr(out, "without a result"));
+	/* usage */
+	assert_int_equal(cli("wait", NULL), 2);
+	assert_int_equal(cli("cancel", "x", NULL), 2);
+	assert_int_equal(cli("jobs", "extra", NULL), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +443,7 @@ int main(void)
 		cmocka_unit_test(status_shows_memcache_hit_rate),
 		cmocka_unit_test(cli_malloc_default_owner),
 		cmocka_unit_test(lib_malloc_default_owner),
+		cmocka_unit_test(background_jobs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
