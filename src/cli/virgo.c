@@ -85,6 +85,7 @@ static const struct cli_cmd cmds[] = {
 	 "  -v, --verbose    on stderr, one line per job: input, node, exit status\n" CPU_OPTS
 	 "  {} in the command is replaced by the input, else the input is appended.\n"
 	 "  Without :::, the inputs are read from stdin, one per line (empty lines skipped).\n"
+	 "  On a terminal (stderr a tty) a line shows done/total, failures and an ETA.\n"
 	 "  Exit status: 0 all succeeded; 1 a program failed; 125 a job was not run.\n",
 	 "virgo map -j 8 -- gzip -9 -c {} ::: /var/log/*.log\nvirgo map -- echo v ::: a b c\n"
 	 "ls *.txt | virgo map -v -- wc -l\n", 0},
