@@ -299,6 +299,17 @@ int virgo_node_info(int idx, struct virgo_node_info *info);
  * -EPROTO, *node_id the id it gave; it is then not used for placement
  * (virgo_malloc, virgo_clone check each node's id once the same way). */
 int virgo_ping(int idx, unsigned *node_id, double *rtt_us);
+/* Share node health with later processes through the file at path
+ * (created mode 0600; the virgo command uses $XDG_RUNTIME_DIR/
+ * virgo-health): services of nodes that did not answer within the timeout
+ * less than max_age_ms ago, as recorded there, start in back-off now, so
+ * virgo_malloc, virgo_clone and virgo_run place work on other nodes first
+ * (as after such a timeout in this process), and virgo_fini records this
+ * process's view (timeouts only; a node that answered again is dropped).
+ * Calls addressed to one node (virgo_ping, stats, a VUID's get/set/free)
+ * still ask it.  Call after virgo_init.  0; -EPERM for a file that is
+ * not a regular file owned by this user (then it is not used); -EINVAL. */
+int virgo_health_cache(const char *path, int max_age_ms);
 /* Which configured node owns a memcached key (1..250 bytes) under ketama
  * consistent hashing over every configured node (docs/PROTOCOL.md,
  * "Key placement"): returns its 0-based index (see virgo_node_info), or

@@ -247,6 +247,21 @@ static int check_conf(const char *path)
 	return 2;
 }
 
+/* Nodes that hung (timed out) in the last minute, as earlier virgo
+ * commands of this user saw them, start in back-off: placement skips them,
+ * so a hung node costs one timeout a minute, not one per command.  Kept
+ * in $XDG_RUNTIME_DIR/virgo-health (a private directory); without it, no
+ * cache. */
+static void cli_health_cache(void)
+{
+	const char *x = getenv("XDG_RUNTIME_DIR");
+	if (!x || x[0] != '/')
+		return;
+	char path[512];
+	snprintf(path, sizeof path, "%s/virgo-health", x);
+	virgo_health_cache(path, 60000);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -297,6 +312,7 @@ int main(int argc, char **argv)
 			cli_fail("config", rc);
 		return 2;
 	}
+	cli_health_cache();
 	rc = cmd->fn(cargc, cargv);
 	virgo_fini();
 	return rc;

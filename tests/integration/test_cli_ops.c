@@ -140,11 +140,36 @@ static void hung_nodes_cost_one_timeout(void **s)
 	/* the order is the configuration's, whatever answered first */
 	assert_true(strstr(out, "node 1 ") < strstr(out, "node 2 "));
 	assert_true(strstr(out, "node 2 ") < strstr(out, "node 3 "));
+	/* the next commands know (XDG_RUNTIME_DIR/virgo-health) that nodes 2
+	 * and 3 hung: mallocs go to node 1 at once, not after a timeout each */
+	for (int i = 0; i < 4; i++) {
+		ms = timed(&rc, "malloc", "100");
+		assert_int_equal(rc, 0);
+		if (ms > TIMEOUT_MS / 2)
+			fail_msg("malloc %d took %lld ms with 2 hung nodes known", i, (long long)ms);
+		virgo_vuid_t v;
+		assert_int_equal(virgo_vuid_parse(strtok(out, "\n"), &v), 0);
+		assert_int_equal(virgo_vuid_node(v), 1);
+		char hex[17];
+		virgo_vuid_format(v, hex);
+		assert_int_equal(cli("free", hex, NULL), 0);
+	}
 	resume(NULL);
 	/* all back: fast again, exit 0 */
 	ms = timed(&rc, "status", NULL);
 	assert_int_equal(rc, 0);
 	assert_true(ms < TIMEOUT_MS);
+	/* status heard from them: they are placed on again */
+	char path[500];
+	snprintf(path, sizeof path, "%s/virgo-health", getenv("XDG_RUNTIME_DIR"));
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	char line[256];
+	int lines = 0;
+	while (fgets(line, sizeof line, f))
+		lines++;
+	fclose(f);
+	assert_int_equal(lines, 0);
 }
 
 /* A client config that gives nodes 1 and 2 each other's addresses: ping
