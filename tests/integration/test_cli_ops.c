@@ -518,6 +518,39 @@ static void map_progress_on_a_terminal(void **s)
 	assert_null(strchr(out, '\033'));
 }
 
+/* The bash completion offers exactly the commands `virgo help` lists. */
+static void completion_lists_every_command(void **s)
+{
+	(void)s;
+	char path[800];
+	snprintf(path, sizeof path, "%s/../../packaging/virgo.bash-completion", th_build_dir());
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	static char comp[1024];
+	char line[1024];
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "_virgo_cmds=\"", 13) == 0)
+			snprintf(comp, sizeof comp, " %.*s ", (int)strcspn(line + 13, "\""), line + 13);
+	fclose(f);
+	assert_true(comp[0] != '\0');
+	const char *av[] = {virgo, "help", NULL};
+	assert_int_equal(th_run(av, out, sizeof out, 10000), 0);
+	int n = 0, words = 0;
+	for (char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (l[0] != ' ' || l[1] != ' ' || l[2] < 'a' || l[2] > 'z')
+			continue;
+		char w[40];
+		snprintf(w, sizeof w, " %.*s ", (int)strspn(l + 2, "abcdefghijklmnopqrstuvwxyz"),
+			 l + 2);
+		if (!strstr(comp, w))
+			fail_msg("virgo help lists%sbut the bash completion does not", w);
+		n++;
+	}
+	for (char *p = comp; (p = strchr(p, ' ')) && p[1]; p++)
+		words++;
+	assert_int_equal(words, n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -528,6 +561,7 @@ int main(void)
 		cmocka_unit_test(lib_malloc_default_owner),
 		cmocka_unit_test(background_jobs),
 		cmocka_unit_test(map_progress_on_a_terminal),
+		cmocka_unit_test(completion_lists_every_command),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
