@@ -1,6 +1,7 @@
 /*
  * cli.h - what the virgo command's files share: the subcommands (one file
- * per family: mem.c, cpu.c, cluster.c) and their argument helpers.
+ * per family: mem.c, ls.c, cpu.c, jobs.c, cluster.c) and their argument
+ * helpers (util.c, fanout.c).
  * Every cmd_* gets argv from the subcommand name on and returns the
  * process exit status (2 for usage errors).
  */

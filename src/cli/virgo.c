@@ -3,7 +3,7 @@
  * This file holds the one table of subcommands (name, usage, summary,
  * details, examples) that dispatch, `virgo help`, `virgo help <cmd>` and
  * `virgo <cmd> --help` all read, the global options and the dispatch; the
- * subcommands live in mem.c, cpu.c and cluster.c (cli.h).
+ * subcommands live in mem.c, ls.c, cpu.c, jobs.c and cluster.c (cli.h).
  *
  * Exit status: 0 success, 1 a call failed, 2 bad arguments or an unusable
  * -c file; run passes the program's status through (124: killed at its
