@@ -27,8 +27,9 @@ int cmd_ping(int argc, char **argv)
 		double us;
 		int rc = virgo_ping(i, &id, &us);
 		if (rc) {
+			const char *d = virgo_last_error();
 			printf("node %u %s+%d: DOWN (%s)\n", ni.id, ni.host, ni.port_offset,
-			       virgo_strerror(rc));
+			       *d ? d : virgo_strerror(rc));
 			down++;
 		} else if (id != ni.id) {
 			printf("node %u %s+%d: answers as node %u (check virgo_client.conf)\n", ni.id,

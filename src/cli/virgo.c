@@ -100,6 +100,22 @@ static const struct cli_cmd cmds[] = {
 	 "the node owning each memcached key (ketama, as memcached clients shard)",
 	 "  One line per key: <key> node <id> <host>:<memcache port>.\n",
 	 "virgo owner k\nvirgo owner user:1 user:2\n", 0},
+	{"certs", cmd_certs,
+	 "certs init [DIR] [--nodes ADDR,...] | add-client NAME | add-node NAME ADDR,... | revoke NAME",
+	 "make a cluster CA and TLS certificates for the nodes and clients",
+	 "  init [DIR]      a CA (DIR/ca.pem, ca.key), nodeN.pem/.key for each address of\n"
+	 "                  --nodes (default 127.0.0.1; with 127.0.0.1 and localhost in\n"
+	 "                  subjectAltName too), client.pem/.key; DIR defaults to virgo-certs;\n"
+	 "                  an existing CA is kept unless --force\n"
+	 "  add-client NAME a client certificate whose CN (the client's identity) is NAME\n"
+	 "  add-node NAME ADDR,...  a node certificate for those addresses\n"
+	 "  revoke NAME     add NAME's certificate to DIR/crl.pem (the nodes' tls_crl)\n"
+	 "  --dir DIR       the CA's directory for add-*/revoke (default virgo-certs)\n"
+	 "  --days N        validity (default 825)\n",
+	 "virgo certs init /etc/virgo/certs --nodes 10.0.0.1,10.0.0.2,10.0.0.3\n"
+	 "virgo certs add-client alice --dir /etc/virgo/certs\n"
+	 "virgo certs revoke alice --dir /etc/virgo/certs\n",
+	 1},
 	{"help", cmd_help, "help [<command>]", "list the commands, or show one command's help",
 	 NULL, "virgo help\nvirgo help malloc\nvirgo malloc --help\n", 1},
 };

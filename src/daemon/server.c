@@ -2,7 +2,9 @@
  * server.c - accept loop, worker threads and the connection life cycle.
  *
  * Bytes cross through the connection's transport (transport.h: plain
- * TCP today, TLS later), never through a socket call made here.
+ * TCP, or TLS when tls_cert/tls_key are set), never through a socket
+ * call made here.  With auth_token set, a connection's first line must
+ * be "AUTH <token>" (auth.h) before any byte reaches its service.
  * Life of a connection: accepted on the main thread (refused with an error
  * line when max_connections is reached), queued to a worker, which owns
  * it from then on (with cpu_affinity, until it moves to the worker pinned
@@ -48,6 +50,7 @@
 
 #include "../common/abstime.h"
 #include "../services/memacct.h"
+#include "auth.h"
 #include "log.h"
 #include "service.h"
 #include "transport.h"
@@ -90,6 +93,7 @@ struct vconn {
 	const struct vd_transport *tp; /* how bytes cross (transport.h) */
 	bool read_wants_write; /* the transport's read waits for writability */
 	bool write_wants_read; /* its write waits for readability */
+	bool authed; /* past the AUTH line (or none is asked for) */
 	struct event *rev, *wev; /* rev persists, with the idle timeout */
 	struct evbuffer *in, *out;
 	const struct vsvc *svc;
@@ -172,6 +176,9 @@ struct vd_server {
 	_Atomic uint64_t bodies; /* bytes of admitted bodies (vconn_body_begin) */
 	uint64_t body_budget; /* their bound */
 	uint64_t out_hard; /* queued output beyond this closes a connection */
+	struct vd_tls *tls; /* TLS contexts (NULL: plain TCP), transport_tls.c */
+	pthread_mutex_t token_lock; /* guards cfg.auth_token (SIGHUP rewrites it) */
+	bool token_on; /* auth_token was set at start (a restart turns it on or off) */
 };
 
 struct evbuffer *vconn_out(struct vconn *c) { return c->out; }
@@ -385,6 +392,17 @@ static void conn_finish(struct vconn *c)
  * it is on (unless the peer has finished sending).  Recomputed after
  * every on_input and every drain, so no path can leave a connection
  * paused with nothing left that would resume it. */
+static void conn_set_reading(struct vconn *c);
+
+/* The transport holds input no readable event will announce (a TLS
+ * record partly taken): schedule another read. */
+static void conn_kick_pending(struct vconn *c)
+{
+	if (c->tp->pending && !c->throttled && !c->peer_eof && !c->closing &&
+	    c->tp->pending(&c->t))
+		event_active(c->rev, EV_READ, 0);
+}
+
 static void conn_set_reading(struct vconn *c)
 {
 	bool pause = (c->rc == VSVC_MORE && evbuffer_get_length(c->out) > 0) ||
@@ -397,17 +415,61 @@ static void conn_set_reading(struct vconn *c)
 		event_del(c->rev);
 	} else {
 		c->active_tick = c->w->tick;
-		if (!c->peer_eof)
+		if (!c->peer_eof) {
 			event_add(c->rev, NULL);
+			conn_kick_pending(c);
+		}
 	}
 }
 
 /* Hands new input to the service and writes its replies; c may be freed
  * on return. */
+/* Before a connection's service sees a byte: its AUTH line (auth.h).
+ * 1: authenticated, go on; 0: not whole yet; -1: refused (the error
+ * reply is queued and the connection finishing). */
+static int conn_auth(struct vconn *c, bool eof)
+{
+	struct vd_server *srv = c->w->srv;
+	size_t len = evbuffer_get_length(c->in);
+	size_t take = len < VD_AUTH_MAX_LINE ? len : VD_AUTH_MAX_LINE;
+	const char *buf = (const char *)evbuffer_pullup(c->in, (ev_ssize_t)take);
+	const char *tok = NULL;
+	size_t toklen = 0;
+	int n = buf ? vd_auth_parse(buf, take, &tok, &toklen) : -1;
+	if (n == 0 && !eof)
+		return 0;
+	bool ok = false;
+	if (n > 0) {
+		pthread_mutex_lock(&srv->token_lock);
+		ok = vd_auth_token_ok(srv->cfg.auth_token, tok, toklen);
+		pthread_mutex_unlock(&srv->token_lock);
+	}
+	if (!ok) {
+		log_info_every("auth_refused peer=%s svc=%s reason=%s", c->peer, c->svc->name,
+			       n > 0 ? "wrong_token" : "no_auth_line");
+		evbuffer_drain(c->in, len);
+		evbuffer_add_printf(c->out, "ERR EACCES %s (set auth_token in virgo_client.conf "
+					    "to the node's auth_token)\r\n",
+				    n > 0 ? "wrong token" : "authentication required: send AUTH <token> first");
+		if (!conn_flush(c)) {
+			conn_free(c);
+			return -1;
+		}
+		conn_finish(c);
+		return -1;
+	}
+	evbuffer_drain(c->in, (size_t)n);
+	evbuffer_add(c->out, "OK\r\n", 4);
+	c->authed = true;
+	return 1;
+}
+
 static void conn_process(struct vconn *c, bool eof)
 {
 	int rc;
 	bool consumed = false;
+	if (!c->authed && conn_auth(c, eof) <= 0)
+		return;
 	for (;;) {
 		size_t before = evbuffer_get_length(c->in);
 		rc = c->rc = c->svc->on_input(c, c->in, eof);
@@ -589,6 +651,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		if (used > d)
 			evbuffer_commit_space(c->in, v + d, used - d);
+		conn_kick_pending(c); /* before c may be freed; freeing cancels it */
 		if (c->direct_left == 0)
 			conn_process(c, false);
 	} else if (r == 0) {
@@ -667,12 +730,17 @@ static void worker_adopt(struct vd_worker *w, struct vd_pending *p)
 	if (c) {
 		c->t.fd = p->fd;
 		c->tp = &vd_transport_tcp;
+		if (srv->tls && vd_config_svc_secured(&srv->cfg, p->svc_idx)) {
+			c->tp = &vd_transport_tls;
+			if (vd_tls_attach(srv->tls, &c->t) != 0)
+				c->tp = NULL; /* refused below */
+		}
 		c->rev = event_new(w->base, p->fd, EV_READ | EV_PERSIST, conn_read_cb, c);
 		c->wev = event_new(w->base, p->fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
 		c->in = evbuffer_new();
 		c->out = evbuffer_new();
 	}
-	if (!c || !c->rev || !c->wev || !c->in || !c->out ||
+	if (!c || !c->tp || !c->rev || !c->wev || !c->in || !c->out ||
 	    evutil_make_socket_nonblocking(p->fd) != 0) {
 		log_error("out of memory accepting a connection");
 		if (c)
@@ -685,6 +753,7 @@ static void worker_adopt(struct vd_worker *w, struct vd_pending *p)
 	c->w = w;
 	c->svc = svc;
 	c->svc_state = srv->svc_state[p->svc_idx];
+	c->authed = !srv->token_on || strcmp(svc->name, "memcache") == 0;
 	peer_name((struct sockaddr *)&p->addr, c->peer, sizeof c->peer);
 	worker_link(w, c);
 	int one = 1;
@@ -941,6 +1010,27 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	vlog_set_level(nc->log_level);
 	int failed = 0;
+	if (srv->tls) {
+		if (vd_tls_reload(srv->tls, nc, err, sizeof err) != 0) {
+			log_error("SIGHUP: %s; new connections keep the old certificates", err);
+			failed++;
+		} else {
+			log_info("SIGHUP: TLS certificates re-read (%s%s%s); open connections keep "
+				 "theirs",
+				 nc->tls_cert, nc->tls_ca[0] ? ", CA " : "", nc->tls_ca);
+		}
+	}
+	if (srv->token_on) {
+		if (!nc->auth_token[0]) {
+			log_error("SIGHUP: auth_token removed; keeping the old token (a restart "
+				  "turns token authentication off)");
+			failed++;
+		} else {
+			pthread_mutex_lock(&srv->token_lock);
+			memcpy(srv->cfg.auth_token, nc->auth_token, sizeof srv->cfg.auth_token);
+			pthread_mutex_unlock(&srv->token_lock);
+		}
+	}
 	for (int i = 0; vsvc_table[i]; i++)
 		if (srv->svc_inited[i] && vsvc_table[i]->reload &&
 		    vsvc_table[i]->reload(srv->svc_state[i], vd_config_settings(nc, i)) != 0) {
@@ -979,12 +1069,22 @@ static int bind_listener(struct vd_server *srv, int idx, int port)
 	struct sockaddr_storage ss;
 	int sslen = sizeof ss;
 	char spec[128];
-	if (strchr(srv->cfg.listen, ':'))
-		snprintf(spec, sizeof spec, "[%s]:%d", srv->cfg.listen, port);
+	const char *addr = srv->cfg.listen;
+	/* the memcached port stays plain for memcached clients: on a node
+	 * reachable from elsewhere it then listens on loopback only */
+	if (!is_loopback(addr) && !srv->cfg.insecure_listen &&
+	    !vd_config_svc_secured(&srv->cfg, idx)) {
+		addr = strchr(addr, ':') ? "::1" : "127.0.0.1";
+		log_info("%s: plain TCP on %s only (memcached clients); memcache_tls = yes serves "
+			 "it on %s with TLS",
+			 vsvc_table[idx]->name, addr, srv->cfg.listen);
+	}
+	if (strchr(addr, ':'))
+		snprintf(spec, sizeof spec, "[%s]:%d", addr, port);
 	else
-		snprintf(spec, sizeof spec, "%s:%d", srv->cfg.listen, port);
+		snprintf(spec, sizeof spec, "%s:%d", addr, port);
 	if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) != 0) {
-		log_error("listen address '%s' is not an IP address", srv->cfg.listen);
+		log_error("listen address '%s' is not an IP address", addr);
 		return -1;
 	}
 	srv->listeners[idx] = evconnlistener_new_bind(
@@ -1002,8 +1102,10 @@ static int bind_listener(struct vd_server *srv, int idx, int port)
 					  : "");
 		return -1;
 	}
-	log_info("%s listening on %s (%d worker threads)", vsvc_table[idx]->name, spec,
-		 vd_config_threads(&srv->cfg, idx));
+	bool tls = srv->tls && vd_config_svc_secured(&srv->cfg, idx);
+	log_info("%s listening on %s (%d worker threads%s%s)", vsvc_table[idx]->name, spec,
+		 vd_config_threads(&srv->cfg, idx), tls ? ", TLS" : "",
+		 srv->token_on && strcmp(vsvc_table[idx]->name, "memcache") != 0 ? ", token" : "");
 	return 0;
 }
 
@@ -1083,16 +1185,39 @@ struct vd_server *server_start(const struct vd_config *cfg)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, enable_threads);
-	if (!is_loopback(cfg->listen) && !cfg->insecure_listen) {
-		log_error("refusing to listen on %s: only loopback is allowed until authentication "
-			  "is configured (set insecure_listen = yes to override)",
+	if (!is_loopback(cfg->listen) && !vd_config_has_auth(cfg) && !cfg->insecure_listen) {
+		log_error("refusing to listen on %s: a node reachable from other machines must "
+			  "authenticate its clients. Set tls_cert, tls_key and tls_ca (mutual TLS; "
+			  "'virgo certs init DIR' makes a cluster CA and the certificates), or "
+			  "auth_token = <a secret of 16+ characters> that clients also set; or "
+			  "insecure_listen = yes to serve anyone who can reach the ports",
 			  cfg->listen);
+		return NULL;
+	}
+	if (cfg->memcache_tls && !cfg->tls_cert[0]) {
+		log_error("memcache_tls = yes needs tls_cert and tls_key");
 		return NULL;
 	}
 	struct vd_server *srv = calloc(1, sizeof *srv);
 	if (!srv)
 		return NULL;
 	srv->cfg = *cfg;
+	pthread_mutex_init(&srv->token_lock, NULL);
+	srv->token_on = cfg->auth_token[0] != 0;
+	if (cfg->tls_cert[0] || cfg->tls_key[0] || cfg->tls_ca[0]) {
+		char err[512];
+		srv->tls = vd_tls_new(cfg, err, sizeof err);
+		if (!srv->tls) {
+			log_error("%s", err);
+			free(srv);
+			return NULL;
+		}
+		log_info("TLS 1.3 on every port%s; %s", cfg->memcache_tls ? "" : " but memcache's",
+			 cfg->tls_ca[0] ? "client certificates required (mutual TLS)"
+					: "no client certificates asked for");
+	}
+	if (srv->token_on)
+		log_info("token authentication: clients send AUTH <token> first");
 	srv->body_budget = cfg->body_budget ? cfg->body_budget : cfg->mem_limit / 4;
 	/* one reply may overshoot the budget: the largest any service
 	 * declares (a value, a job's output) */
@@ -1242,6 +1367,8 @@ void server_free(struct vd_server *srv)
 	}
 	if (srv->acct)
 		ma_node_release(srv->acct);
+	vd_tls_free(srv->tls);
+	pthread_mutex_destroy(&srv->token_lock);
 	if (srv->sig_term)
 		event_free(srv->sig_term);
 	if (srv->sig_int)

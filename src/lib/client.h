@@ -67,6 +67,9 @@ struct vc_node {
 	/* per service: 1 once the node answered ping with its configured
 	 * id; back to 0 when it fails (it may come back as another node) */
 	_Atomic int id_ok[VC_SVC_COUNT];
+	/* TLS: the last session ticket per service (SSL_SESSION *, under
+	 * lock), so new connections resume */
+	void *tls_sess[VC_SVC_COUNT];
 };
 
 struct vc_config {
@@ -80,6 +83,11 @@ struct vc_config {
 	int connect_timeout_ms, timeout_ms, pool_size, backoff_ms, backoff_max_ms;
 	uint64_t seed;
 	bool seeded;
+	/* security: tls_ca turns TLS on (the nodes' certificates must chain
+	 * to it); tls_cert/tls_key: this client's certificate; auth_token:
+	 * sent first on every connection ("AUTH <token>") */
+	char tls_ca[256], tls_cert[256], tls_key[256], auth_token[256];
+	bool memcache_tls; /* the memcached port speaks TLS too */
 	char source[256];
 };
 
@@ -105,6 +113,7 @@ struct vc_client {
 	struct lb_load load[VC_MAX_NODES];
 	_Atomic int inflight[VC_MAX_NODES]; /* this client's jobs per node */
 	struct lb_learned *learned; /* malloc'd on first use */
+	void *tls_ctx; /* SSL_CTX * when cfg.tls_ca is set (transport.h) */
 };
 
 /* The process-wide client, initialised on first use; NULL + *err on

@@ -18,6 +18,7 @@
 #include "../common/vuid.h"
 #include "../daemon/config.h"
 #include "../daemon/service.h"
+#include "../daemon/transport.h"
 #include "mempool_proto.h"
 #include "mempool_store.h"
 #include "memacct.h"
@@ -133,11 +134,13 @@ static void reply_stats(struct mempool *mp, struct evbuffer *out)
 			    "STAT ops_malloc %" PRIu64 "\r\nSTAT ops_set %" PRIu64 "\r\n"
 			    "STAT ops_get %" PRIu64 "\r\nSTAT ops_free %" PRIu64 "\r\n"
 			    "STAT errors %" PRIu64 "\r\nSTAT leased %" PRIu64 "\r\n"
-			    "STAT expired %" PRIu64 "\r\nSTAT malloc_replayed %" PRIu64 "\r\nEND\r\n",
+			    "STAT expired %" PRIu64 "\r\nSTAT malloc_replayed %" PRIu64 "\r\n",
 			    mp->node_id, s.allocations, s.bytes, s.accounted, s.limit, s.cache_bytes,
 			    u.pinned + u.cache, ma_resident_bytes(), u.trims, mp->max_alloc,
 			    mp->lim.max_value, s.ops_malloc, s.ops_set, s.ops_get, s.ops_free,
 			    s.ops_error, s.leased, s.expired, s.replayed);
+	vd_tls_stats_add(out); /* the node's TLS/kTLS state, for virgo status */
+	evbuffer_add(out, "END\r\n", 5);
 }
 
 struct ls_ctx {
