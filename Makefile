@@ -55,7 +55,7 @@ TEST_PLUGINS := $(BUILD)/tests/libvtp_fast.so $(BUILD)/tests/libvtp_slow.so \
 BINS := $(BUILD)/virgod $(BUILD)/virgo $(BUILD)/libvirgo.so $(BUILD)/libvirgo.a
 
 .SECONDARY:
-.PHONY: all test test-run test-asan test-tsan unit integration demo bench bench-bins install uninstall check-docs clean deps fuzz
+.PHONY: all test test-run test-cluster test-asan test-tsan unit integration demo bench bench-bins install uninstall check-docs clean deps fuzz
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -120,6 +120,13 @@ test-tsan: deps
 	    build-tsan/tests/libvtp_fast.so build-tsan/tests/libvtp_slow.so
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" BUILD=build-tsan \
 	    tests/run.sh $(addprefix build-tsan/tests/,$(TSAN_TESTS))
+
+# three hosts in network namespaces with TLS, a client in a fourth (root)
+$(BUILD)/tests/cluster_lb: $(BUILD)/obj/tests/cluster/cluster_lb.o $(BUILD)/libvirgo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_INI) $(LDLIBS_SSL) -lm -lpthread
+test-cluster: all $(BUILD)/tests/cluster_lb
+	tests/cluster/netns_cluster.sh $(BUILD)
 
 deps:
 	scripts/deps.sh
