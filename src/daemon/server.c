@@ -94,6 +94,7 @@ struct vconn {
 	bool read_wants_write; /* the transport's read waits for writability */
 	bool write_wants_read; /* its write waits for readability */
 	bool authed; /* past the AUTH line (or none is asked for) */
+	bool handshaking; /* TLS handshake not done: it has request_timeout */
 	struct event *rev, *wev; /* rev persists, with the idle timeout */
 	struct evbuffer *in, *out;
 	const struct vsvc *svc;
@@ -635,6 +636,13 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	nv += d;
 	ssize_t r = c->tp->readv(&c->t, (struct iovec *)v, nv);
 	c->active_tick = c->w->tick;
+	if (c->handshaking && vd_tls_established(&c->t)) {
+		/* the handshake's deadline ends with it (an AUTH line, if
+		 * asked for, keeps its own: conn_process) */
+		c->handshaking = false;
+		if (c->authed && evbuffer_get_length(c->in) == 0 && c->direct_left == 0 && r <= 0)
+			c->req_tick = 0;
+	}
 	if (r > 0) {
 		size_t left = (size_t)r;
 		if (d) {
@@ -759,6 +767,11 @@ static void worker_adopt(struct vd_worker *w, struct vd_pending *p)
 	int one = 1;
 	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->active_tick = w->tick;
+	/* a TLS handshake or the AUTH line must be done within
+	 * request_timeout, however slowly its bytes trickle in */
+	c->handshaking = c->tp == &vd_transport_tls;
+	if (c->handshaking || !c->authed)
+		c->req_tick = w->tick + 1;
 	event_add(c->rev, NULL);
 	if (w->draining)
 		conn_finish(c);

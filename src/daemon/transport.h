@@ -64,6 +64,8 @@ int vd_tls_reload(struct vd_tls *tls, const struct vd_config *cfg, char *err, si
 void vd_tls_free(struct vd_tls *tls);
 /* Makes t (a fresh accepted socket) a TLS server end: 0 or -1. */
 int vd_tls_attach(struct vd_tls *tls, struct vd_tconn *t);
+/* Has t's handshake completed? */
+bool vd_tls_established(const struct vd_tconn *t);
 /* The client certificate's CN once the handshake is done, else NULL
  * (points into t's state). */
 const char *vd_tls_peer_name(const struct vd_tconn *t);

@@ -204,6 +204,12 @@ int vd_tls_attach(struct vd_tls *tls, struct vd_tconn *t)
 	return 0;
 }
 
+bool vd_tls_established(const struct vd_tconn *t)
+{
+	const struct tls_conn *s = t->ctx;
+	return s && s->established;
+}
+
 const char *vd_tls_peer_name(const struct vd_tconn *t)
 {
 	const struct tls_conn *s = t->ctx;

@@ -96,7 +96,9 @@ static int group_setup(void **state)
 	}
 	char node[1200], client[1200];
 	snprintf(node, sizeof node,
-		 "tls_cert = %s/node1.pem\ntls_key = %s/node1.key\ntls_ca = %s/ca.pem\n", certs,
+		 "tls_cert = %s/node1.pem\ntls_key = %s/node1.key\ntls_ca = %s/ca.pem\n"
+		 "request_timeout = 1\n",
+		 certs,
 		 certs, certs);
 	snprintf(client, sizeof client,
 		 "tls_ca = %s/ca.pem\ntls_cert = %s/alice.pem\ntls_key = %s/alice.key\n", certs,
@@ -281,6 +283,29 @@ static void test_revoked_after_reload(void **state)
 	raw_close(&r);
 }
 
+/* A handshake must finish within request_timeout (1 s here), however
+ * slowly it trickles; an established connection may then idle. */
+static void test_handshake_deadline(void **state)
+{
+	(void)state;
+	char ca[400], bob[400], buf[64];
+	snprintf(ca, sizeof ca, "%s/ca.pem", certs);
+	snprintf(bob, sizeof bob, "%s/bob", certs);
+	struct raw_tls r;
+	assert_int_equal(raw_open(&r, th_port(&tls_c, 0, 30000), ca, bob), 0);
+	int fd = th_connect(th_port(&tls_c, 0, 30000));
+	assert_true(fd >= 0);
+	assert_int_equal(th_send(fd, "\x16\x03\x01", 3), 0); /* a ClientHello begun */
+	int64_t t0 = th_now_ms();
+	assert_true(th_recv_until(fd, buf, sizeof buf, NULL, 5000) >= 0); /* closed */
+	int64_t dt = th_now_ms() - t0;
+	assert_true(dt < 4000);
+	close(fd);
+	/* bob's connection, idle as long: still served */
+	assert_int_equal(raw_ping(&r), 0);
+	raw_close(&r);
+}
+
 static void test_token(void **state)
 {
 	(void)state;
@@ -347,6 +372,7 @@ int main(void)
 		cmocka_unit_test(test_plain_client_refused),
 		cmocka_unit_test(test_client_cert_checks),
 		cmocka_unit_test(test_revoked_after_reload),
+		cmocka_unit_test(test_handshake_deadline),
 		cmocka_unit_test(test_token),
 		cmocka_unit_test(test_refuses_non_loopback_without_auth),
 	};
