@@ -202,7 +202,7 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/.*VIRGO_VERSION "\(.*\)"/\1/p' include/virgo.h)|' \
 	    libvirgo.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libvirgo.pc
 	for m in $(MAN_PAGES); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
-	install -m 644 LICENSE README.md docs/PROTOCOL.md docs/ARCHITECTURE.md $(DESTDIR)$(DOCDIR)/
+	install -m 644 LICENSE README.md docs/PROTOCOL.md docs/ARCHITECTURE.md docs/SECURITY.md $(DESTDIR)$(DOCDIR)/
 	install -m 644 packaging/virgo_cloud.conf packaging/virgo_client.conf $(DESTDIR)$(DOCDIR)/examples/
 	for f in virgo_cloud.conf virgo_client.conf; do \
 	    [ -e $(DESTDIR)$(SYSCONFDIR)/virgo/$$f ] || install -m 644 packaging/$$f $(DESTDIR)$(SYSCONFDIR)/virgo/; done
