@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../common/ktls.h"
 #include "config.h"
 #include "log.h"
 
@@ -57,6 +58,14 @@ struct tls_conn {
 static _Atomic long tls_active, tls_handshakes, tls_failures, tls_ktls_active, tls_ktls_total;
 static _Atomic bool tls_on, tls_need_certs;
 
+/* SSL_get_error needs an empty error queue before the call it explains;
+ * peeking costs less than clearing on every record. */
+static inline void errq_reset(void)
+{
+	if (ERR_peek_error())
+		ERR_clear_error();
+}
+
 static void errq_text(char *buf, size_t len)
 {
 	unsigned long e = ERR_peek_last_error();
@@ -78,11 +87,19 @@ static SSL_CTX *ctx_build(const struct vd_config *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-				      SSL_MODE_RELEASE_BUFFERS);
-#ifdef SSL_OP_ENABLE_KTLS
-	SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
-#endif
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+				      "TLS_CHACHA20_POLY1305_SHA256");
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+	const char *no_ktls;
+	if (ktls_possible(&no_ktls)) {
+		SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+	} else {
+		/* OpenSSL 3.0 reads ahead only without SSL_OP_ENABLE_KTLS: one
+		 * recv per record (not a header, then a body), or several
+		 * records per recv; SSL_has_pending reports what is left */
+		SSL_CTX_set_read_ahead(ctx, 1);
+	}
 	/* resumption: TLS 1.3 stateless tickets; one per handshake is enough
 	 * for a pooled client.  The id context lets a session with a client
 	 * certificate resume at all. */
@@ -338,7 +355,7 @@ static ssize_t tls_readv(struct vd_tconn *t, struct iovec *iov, int n)
 		size_t left = iov[i].iov_len;
 		while (left > 0) {
 			size_t got = 0;
-			ERR_clear_error();
+			errq_reset(); /* cheap when empty, as it is after our own calls */
 			int r = SSL_read_ex(s->ssl, p, left, &got);
 			if (!s->established && SSL_is_init_finished(s->ssl))
 				tls_established(s);
@@ -373,7 +390,7 @@ static int tls_write(struct vd_tconn *t, struct evbuffer *buf)
 		return -1;
 	}
 	size_t w = 0;
-	ERR_clear_error();
+	errq_reset();
 	int r = SSL_write_ex(s->ssl, p, len, &w);
 	if (!s->established && SSL_is_init_finished(s->ssl))
 		tls_established(s);
@@ -434,30 +451,11 @@ const struct vd_transport vd_transport_tls = {
 	.pending = tls_pending,
 };
 
-/* Why kTLS cannot be active here (NULL: it can). */
-static const char *ktls_unavailable(void)
-{
-#ifdef OPENSSL_NO_KTLS
-	return "openssl_built_without_ktls";
-#else
-	FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
-	char line[256] = "";
-	if (f) {
-		if (!fgets(line, sizeof line, f))
-			line[0] = '\0';
-		fclose(f);
-	}
-	for (char *w = strtok(line, " \n"); w; w = strtok(NULL, " \n"))
-		if (strcmp(w, "tls") == 0)
-			return NULL;
-	/* the tls module may still load on first use (modprobe tls) */
-	return "kernel_tls_ulp_not_loaded";
-#endif
-}
-
 void vd_tls_stats_add(struct evbuffer *out)
 {
-	const char *why = ktls_unavailable();
+	const char *why = NULL;
+	if (ktls_possible(&why))
+		why = NULL;
 	evbuffer_add_printf(out,
 			    "STAT tls %s\r\nSTAT tls_client_certs %s\r\n"
 			    "STAT tls_connections %ld\r\nSTAT tls_handshakes %ld\r\n"

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/ktls.h"
 #include "client.h"
 
 static ssize_t tcp_read(struct vc_conn *k, void *buf, size_t n)
@@ -82,6 +83,14 @@ struct vc_tls_conn {
 	bool failed; /* fatal error: no close_notify */
 };
 
+/* SSL_get_error needs an empty error queue before the call it explains;
+ * peeking costs less than clearing on every record. */
+static inline void errq_reset(void)
+{
+	if (ERR_peek_error())
+		ERR_clear_error();
+}
+
 _Thread_local char vc_tls_why[200];
 
 static void tls_note(const char *what)
@@ -115,9 +124,17 @@ void *vc_tls_ctx_new(const char *ca, const char *cert, const char *key, char *er
 		goto fail;
 	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-#ifdef SSL_OP_ENABLE_KTLS
-	SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
-#endif
+	SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+				      "TLS_CHACHA20_POLY1305_SHA256");
+	const char *why;
+	if (ktls_possible(&why)) {
+		SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+	} else {
+		/* read ahead into a buffer that holds several records: one
+		 * recv per record or fewer, where there would be two */
+		SSL_CTX_set_read_ahead(ctx, 1);
+		SSL_CTX_set_default_read_buffer_len(ctx, 65536);
+	}
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	what = ca;
 	if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)
@@ -262,7 +279,7 @@ static ssize_t tls_readv(struct vc_conn *k, const struct iovec *iov, int iovcnt)
 		size_t left = iov[i].iov_len;
 		while (left > 0) {
 			size_t got = 0;
-			ERR_clear_error();
+			errq_reset(); /* another user of OpenSSL in this thread may have left errors */
 			int r = SSL_read_ex(s->ssl, p, left, &got);
 			if (r <= 0) {
 				if (total > 0) {
@@ -308,7 +325,7 @@ static ssize_t tls_write(struct vc_conn *k, const struct iovec *iov, int iovcnt)
 		p = tmp;
 	}
 	size_t w = 0;
-	ERR_clear_error();
+	errq_reset();
 	int r = SSL_write_ex(s->ssl, p, len, &w);
 	if (r <= 0) {
 		r = tls_fail(k, r, "write");
