@@ -95,6 +95,10 @@ struct virgo_malloc_opts {
 			  * about once a second); 0: never */
 	const char *owner; /* tag for virgo_free_owner/virgo ls: 1..64 chars of
 			    * A-Z a-z 0-9 . _ - : @ / (borrowed); NULL: none */
+	/* Identities (docs/SECURITY.md): on a node with client certificates
+	 * or a token, an allocation belongs to the identity that made it and
+	 * others get -EACCES; shared = 1 lets every identity use it. */
+	int shared;
 };
 /* (Every malloc carries a request id: a malloc that got no reply is sent
  * again by a later malloc/free call of this process and what it allocated

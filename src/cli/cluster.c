@@ -95,6 +95,20 @@ static const char *const status_pool_keys[] = {"allocations", "bytes",	      "ac
 					       "limit",	      "cache_bytes", "live_bytes",
 					       "resident_bytes", "leased"};
 
+/* The word after "<key> " in a stats text, into buf ("" if absent). */
+static const char *status_word(const char *text, const char *key, char *buf, size_t cap)
+{
+	size_t kl = strlen(key);
+	buf[0] = '\0';
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, key, kl) == 0 && l[kl] == ' ') {
+			size_t n = strcspn(l + kl + 1, " \n");
+			snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), l + kl + 1);
+			break;
+		}
+	return buf;
+}
+
 static void status_json_node(const struct virgo_node_info *ni, int first, int rc, const char *text,
 			     int lrc, const struct virgo_load *ld)
 {
@@ -130,6 +144,15 @@ static void status_json_node(const struct virgo_node_info *ni, int first, int rc
 				printf("%s\"%s\": %llu", n++ ? ", " : "", status_pool_keys[k], v);
 		}
 		printf("}");
+		/* the node's security layer: TLS, and whether kTLS offload is active */
+		static const char *const sec[] = {"tls", "tls_client_certs", "ktls", "ktls_note"};
+		for (size_t k = 0; k < sizeof sec / sizeof *sec; k++) {
+			char w[64];
+			if (*status_word(text, sec[k], w, sizeof w)) {
+				printf(", \"%s\": ", sec[k]);
+				status_json_str(w);
+			}
+		}
 	}
 	printf("}");
 }

@@ -27,12 +27,14 @@
 	"  --timeout MS     job deadline on the node, in milliseconds\n"
 
 static const struct cli_cmd cmds[] = {
-	{"malloc", cmd_malloc, "malloc <size> [--ttl T] [--owner TAG]",
+	{"malloc", cmd_malloc, "malloc <size> [--ttl T] [--owner TAG] [--shared]",
 	 "allocate pooled memory; prints the new VUID (large sizes span nodes)",
 	 "  <size>       bytes, or with a unit: K, M, G (powers of 1024; 64M, 1G, 512KB)\n"
 	 "  --ttl T      a lease: the node frees it after T (90 = seconds, 30s, 15m, 1h, 2d)\n"
 	 "               unless renewed (virgo renew)\n"
-	 "  --owner TAG  a tag to find it again (virgo ls, virgo free --owner)\n",
+	 "  --owner TAG  a tag to find it again (virgo ls, virgo free --owner)\n"
+	 "  --shared     every identity may use it (on nodes with client certificates or\n"
+	 "               a token, an allocation is otherwise its creator's alone)\n",
 	 "virgo malloc 5000\nvirgo malloc 64M\nvirgo malloc 5000 --ttl 1h --owner backup-job\n", 0},
 	{"set", cmd_set, "set <vuid> <data>|- [--offset N]",
 	 "store bytes: replace the value, or patch at an offset with --offset",

@@ -36,6 +36,7 @@
 #include <event2/thread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -95,6 +96,8 @@ struct vconn {
 	bool write_wants_read; /* its write waits for readability */
 	bool authed; /* past the AUTH line (or none is asked for) */
 	bool handshaking; /* TLS handshake not done: it has request_timeout */
+	char ident[64]; /* vconn_identity: certificate CN, "token" or "" */
+	uint64_t ident_id; /* its digest (vconn_identity_id) */
 	struct event *rev, *wev; /* rev persists, with the idle timeout */
 	struct evbuffer *in, *out;
 	const struct vsvc *svc;
@@ -186,6 +189,21 @@ struct evbuffer *vconn_out(struct vconn *c) { return c->out; }
 void *vconn_state(struct vconn *c) { return c->state; }
 void *vconn_svc(struct vconn *c) { return c->svc_state; }
 const char *vconn_peer(struct vconn *c) { return c->peer; }
+const char *vconn_identity(struct vconn *c) { return c->ident; }
+uint64_t vconn_identity_id(struct vconn *c) { return c->ident_id; }
+
+/* The connection authenticated as name (a certificate's CN, "token"). */
+static void conn_set_identity(struct vconn *c, const char *name)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	snprintf(c->ident, sizeof c->ident, "%s", name);
+	c->ident_id = 0;
+	if (c->ident[0] && EVP_Digest(c->ident, strlen(c->ident), md, &n, EVP_sha256(), NULL) == 1)
+		memcpy(&c->ident_id, md, sizeof c->ident_id);
+	if (c->ident[0] && !c->ident_id)
+		c->ident_id = 1;
+}
 struct event_base *vconn_base(struct vconn *c) { return c->w->base; }
 
 size_t vconn_direct(struct vconn *c, void *dst, size_t len)
@@ -462,6 +480,8 @@ static int conn_auth(struct vconn *c, bool eof)
 	evbuffer_drain(c->in, (size_t)n);
 	evbuffer_add(c->out, "OK\r\n", 4);
 	c->authed = true;
+	if (!c->ident[0]) /* a client certificate names it better */
+		conn_set_identity(c, "token");
 	return 1;
 }
 
@@ -640,6 +660,9 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		/* the handshake's deadline ends with it (an AUTH line, if
 		 * asked for, keeps its own: conn_process) */
 		c->handshaking = false;
+		const char *cn = vd_tls_peer_name(&c->t);
+		if (cn)
+			conn_set_identity(c, cn);
 		if (c->authed && evbuffer_get_length(c->in) == 0 && c->direct_left == 0 && r <= 0)
 			c->req_tick = 0;
 	}

@@ -89,6 +89,7 @@ static const char *store_msg(int err)
 	case ENOMEM: return "node memory limit reached";
 	case ERANGE: return "outside the allocation's size";
 	case EINVAL: return "size must be between 1 and max_alloc";
+	case EACCES: return "owned by another identity (malloc ... shared makes one anyone may use)";
 	default: return "failed";
 	}
 }
@@ -212,7 +213,8 @@ static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req
 		uint64_t v;
 		struct mp_alloc_opts o = {.ttl_ms = r->ttl_ms, .owner = r->owner,
 					  .owner_len = r->owner_len, .has_rid = r->has_rid,
-					  .rid = r->rid};
+					  .rid = r->rid, .ident = vconn_identity_id(c),
+					  .shared = r->shared};
 		rc = mp_store_alloc_ex(mp->store, r->size, r->span, &o, &v);
 		if (rc < 0)
 			break;
@@ -221,6 +223,8 @@ static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req
 		return VSVC_KEEP;
 	}
 	case MP_OP_SET:
+		if ((rc = mp_store_check(mp->store, r->vuid, vconn_identity_id(c))) < 0)
+			break;
 		rc = mp_store_write(mp->store, r->vuid, r->offset, r->data, r->data_len,
 				    !r->has_offset);
 		if (rc < 0)
@@ -234,6 +238,8 @@ static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req
 		return VSVC_KEEP;
 	case MP_OP_GET: {
 		struct emit_ctx e = {out, r->legacy, mp->lim.max_value, false};
+		if ((rc = mp_store_check(mp->store, r->vuid, vconn_identity_id(c))) < 0)
+			break;
 		rc = mp_store_read(mp->store, r->vuid, !r->has_offset, r->offset, r->length,
 				   emit_value, &e);
 		if (rc < 0)
@@ -246,6 +252,8 @@ static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req
 		return VSVC_KEEP;
 	}
 	case MP_OP_FREE:
+		if ((rc = mp_store_check(mp->store, r->vuid, vconn_identity_id(c))) < 0)
+			break;
 		rc = mp_store_release(mp->store, r->vuid);
 		if (rc < 0)
 			break;
@@ -253,9 +261,12 @@ static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req
 		return VSVC_KEEP;
 	case MP_OP_FREE_OWNER:
 		evbuffer_add_printf(out, "OK %" PRIu64 "\r\n",
-				    mp_store_free_owner(mp->store, r->owner, r->owner_len));
+				    mp_store_free_owner_as(mp->store, r->owner, r->owner_len,
+							   vconn_identity_id(c)));
 		return VSVC_KEEP;
 	case MP_OP_RENEW:
+		if ((rc = mp_store_check(mp->store, r->vuid, vconn_identity_id(c))) < 0)
+			break;
 		rc = mp_store_renew(mp->store, r->vuid, r->ttl_ms);
 		if (rc < 0)
 			break;

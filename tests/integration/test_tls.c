@@ -87,6 +87,7 @@ static int group_setup(void **state)
 			  sizeof err) ||
 	    certgen_issue(certs, "alice", CERTGEN_CLIENT, NULL, -60, 86400, err, sizeof err) ||
 	    certgen_issue(certs, "bob", CERTGEN_CLIENT, NULL, -60, 86400, err, sizeof err) ||
+	    certgen_issue(certs, "carol", CERTGEN_CLIENT, NULL, -60, 86400, err, sizeof err) ||
 	    certgen_issue(certs, "expired", CERTGEN_CLIENT, NULL, -7200, -3600, err, sizeof err) ||
 	    certgen_ca(other, "another CA", 2, err, sizeof err) ||
 	    certgen_issue(other, "mallory", CERTGEN_CLIENT, NULL, -60, 86400, err, sizeof err) ||
@@ -251,6 +252,55 @@ static void test_client_cert_checks(void **state)
 	assert_non_null(strstr(virgo_last_error(), "TLS"));
 }
 
+/* Identities own their allocations: carol's are hers unless shared. */
+static void test_ownership(void **state)
+{
+	(void)state;
+	char ca[400], bob[400], carol[400];
+	snprintf(ca, sizeof ca, "%s/ca.pem", certs);
+	snprintf(bob, sizeof bob, "%s/bob", certs);
+	snprintf(carol, sizeof carol, "%s/carol", certs);
+	const char *as_carol = client_conf(6, &tls_c, ca, carol, NULL);
+	const char *as_bob = client_conf(7, &tls_c, ca, bob, NULL);
+	virgo_fini();
+	assert_int_equal(virgo_init(as_carol), 0);
+	virgo_vuid_t mine, shared;
+	assert_int_equal(virgo_malloc(16, &mine), 0);
+	assert_int_equal(virgo_set(mine, "carol's", 7), 0);
+	struct virgo_malloc_opts so = {.shared = 1, .owner = "team"};
+	assert_int_equal(virgo_malloc_ex(16, &so, &shared), 0);
+	assert_int_equal(virgo_set(shared, "ours", 4), 0);
+	struct virgo_malloc_opts tag = {.owner = "team"};
+	virgo_vuid_t tagged;
+	assert_int_equal(virgo_malloc_ex(16, &tag, &tagged), 0);
+
+	virgo_fini();
+	assert_int_equal(virgo_init(as_bob), 0);
+	void *got = NULL;
+	size_t len = 0;
+	assert_int_equal(virgo_get(mine, &got, &len), -EACCES);
+	assert_int_equal(virgo_set(mine, "bob", 3), -EACCES);
+	assert_int_equal(virgo_free(mine), -EACCES);
+	assert_int_equal(virgo_renew(mine, 1000), -EACCES);
+	assert_int_equal(virgo_get(shared, &got, &len), 0); /* shared: bob may */
+	assert_int_equal(len, 4);
+	free(got);
+	assert_int_equal(virgo_set(shared, "both", 4), 0);
+	/* free by tag frees only what bob may use: the shared one */
+	uint64_t n = 0;
+	assert_int_equal(virgo_free_owner("team", &n), 0);
+	assert_int_equal(n, 1);
+
+	virgo_fini();
+	assert_int_equal(virgo_init(as_carol), 0);
+	assert_int_equal(virgo_get(mine, &got, &len), 0);
+	assert_int_equal(len, 7);
+	assert_memory_equal(got, "carol's", 7);
+	free(got);
+	assert_int_equal(virgo_free(tagged), 0); /* still there, still hers */
+	assert_int_equal(virgo_free(mine), 0);
+}
+
 static void test_revoked_after_reload(void **state)
 {
 	(void)state;
@@ -371,6 +421,7 @@ int main(void)
 		cmocka_unit_test(test_tls_roundtrip),
 		cmocka_unit_test(test_plain_client_refused),
 		cmocka_unit_test(test_client_cert_checks),
+		cmocka_unit_test(test_ownership),
 		cmocka_unit_test(test_revoked_after_reload),
 		cmocka_unit_test(test_handshake_deadline),
 		cmocka_unit_test(test_token),
