@@ -98,7 +98,7 @@ static int group_setup(void **state)
 	char node[1200], client[1200];
 	snprintf(node, sizeof node,
 		 "tls_cert = %s/node1.pem\ntls_key = %s/node1.key\ntls_ca = %s/ca.pem\n"
-		 "request_timeout = 1\n",
+		 "request_timeout = 1\ncpupool_identities = alice, bob\n",
 		 certs,
 		 certs, certs);
 	snprintf(client, sizeof client,
@@ -301,6 +301,30 @@ static void test_ownership(void **state)
 	assert_int_equal(virgo_free(mine), 0);
 }
 
+/* The node's policy: only alice and bob may run jobs there. */
+static void test_cpupool_policy(void **state)
+{
+	(void)state;
+	char ca[400], bob[400], carol[400];
+	snprintf(ca, sizeof ca, "%s/ca.pem", certs);
+	snprintf(bob, sizeof bob, "%s/bob", certs);
+	snprintf(carol, sizeof carol, "%s/carol", certs);
+	const char *const argv[] = {"echo", "hi", NULL};
+	struct virgo_run_result res;
+	virgo_fini();
+	assert_int_equal(virgo_init(client_conf(6, &tls_c, ca, carol, NULL)), 0);
+	memset(&res, 0, sizeof res);
+	assert_int_equal(virgo_run(argv, &res), -EACCES);
+	virgo_run_result_free(&res);
+	virgo_fini();
+	assert_int_equal(virgo_init(client_conf(7, &tls_c, ca, bob, NULL)), 0);
+	memset(&res, 0, sizeof res);
+	assert_int_equal(virgo_run(argv, &res), 0);
+	assert_int_equal(res.exit_code, 0);
+	assert_true(res.out_len >= 2 && memcmp(res.out, "hi", 2) == 0);
+	virgo_run_result_free(&res);
+}
+
 static void test_revoked_after_reload(void **state)
 {
 	(void)state;
@@ -422,6 +446,7 @@ int main(void)
 		cmocka_unit_test(test_plain_client_refused),
 		cmocka_unit_test(test_client_cert_checks),
 		cmocka_unit_test(test_ownership),
+		cmocka_unit_test(test_cpupool_policy),
 		cmocka_unit_test(test_revoked_after_reload),
 		cmocka_unit_test(test_handshake_deadline),
 		cmocka_unit_test(test_token),
