@@ -332,6 +332,12 @@ static int tls_check_first(struct vd_tconn *t)
 				  "tls_key in virgo_client.conf)\r\n";
 	ssize_t w = send(t->fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)w;
+	/* take what the client sent, so that the close is a FIN, not a reset
+	 * that could destroy the line in flight */
+	char sink[4096];
+	for (int i = 0; i < 16 && recv(t->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+		;
+	shutdown(t->fd, SHUT_WR);
 	char peer[80];
 	peer_of(t->fd, peer, sizeof peer);
 	atomic_fetch_add(&tls_failures, 1);
