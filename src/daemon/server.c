@@ -405,14 +405,6 @@ static void conn_finish(struct vconn *c)
 	}
 }
 
-/* Reading is paused (back-pressure) while replies wait to be written
- * after a VSVC_MORE, while the output holds a full budget, or while a
- * client piles up input behind a reply computed off the loop; otherwise
- * it is on (unless the peer has finished sending).  Recomputed after
- * every on_input and every drain, so no path can leave a connection
- * paused with nothing left that would resume it. */
-static void conn_set_reading(struct vconn *c);
-
 /* The transport holds input no readable event will announce (a TLS
  * record partly taken): schedule another read. */
 static void conn_kick_pending(struct vconn *c)
@@ -422,6 +414,12 @@ static void conn_kick_pending(struct vconn *c)
 		event_active(c->rev, EV_READ, 0);
 }
 
+/* Reading is paused (back-pressure) while replies wait to be written
+ * after a VSVC_MORE, while the output holds a full budget, or while a
+ * client piles up input behind a reply computed off the loop; otherwise
+ * it is on (unless the peer has finished sending).  Recomputed after
+ * every on_input and every drain, so no path can leave a connection
+ * paused with nothing left that would resume it. */
 static void conn_set_reading(struct vconn *c)
 {
 	bool pause = (c->rc == VSVC_MORE && evbuffer_get_length(c->out) > 0) ||
@@ -441,8 +439,6 @@ static void conn_set_reading(struct vconn *c)
 	}
 }
 
-/* Hands new input to the service and writes its replies; c may be freed
- * on return. */
 /* Before a connection's service sees a byte: its AUTH line (auth.h).
  * 1: authenticated, go on; 0: not whole yet; -1: refused (the error
  * reply is queued and the connection finishing). */
@@ -485,6 +481,8 @@ static int conn_auth(struct vconn *c, bool eof)
 	return 1;
 }
 
+/* Hands new input to the service and writes its replies; c may be freed
+ * on return. */
 static void conn_process(struct vconn *c, bool eof)
 {
 	int rc;
