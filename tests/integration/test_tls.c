@@ -98,7 +98,7 @@ static int group_setup(void **state)
 	char node[1200], client[1200];
 	snprintf(node, sizeof node,
 		 "tls_cert = %s/node1.pem\ntls_key = %s/node1.key\ntls_ca = %s/ca.pem\n"
-		 "request_timeout = 1\ncpupool_identities = alice, bob\n",
+		 "request_timeout = 1\ncpupool_identities = alice, bob\nmemcache_tls = yes\n",
 		 certs,
 		 certs, certs);
 	snprintf(client, sizeof client,
@@ -146,6 +146,25 @@ static int raw_open(struct raw_tls *r, int port, const char *ca, const char *cer
 	r->ssl = SSL_new(r->ctx);
 	SSL_set_fd(r->ssl, r->fd);
 	return SSL_connect(r->ssl) == 1 ? 0 : -1;
+}
+
+/* cmd over it: 0 when the reply's first line starts with want. */
+static int raw_cmd(struct raw_tls *r, const char *cmd, const char *want)
+{
+	if (SSL_write(r->ssl, cmd, (int)strlen(cmd)) != (int)strlen(cmd))
+		return -1;
+	char buf[256];
+	size_t used = 0;
+	while (used < sizeof buf - 1) {
+		int n = SSL_read(r->ssl, buf + used, (int)(sizeof buf - 1 - used));
+		if (n <= 0)
+			return -1;
+		used += (size_t)n;
+		buf[used] = '\0';
+		if (strstr(buf, "\r\n"))
+			return strncmp(buf, want, strlen(want)) == 0 ? 0 : -1;
+	}
+	return -1;
 }
 
 /* "ping" over it: 0 when the node answers PONG. */
@@ -229,6 +248,29 @@ static void test_plain_client_refused(void **state)
 	close(fd);
 	/* libvirgo without TLS configured: refused too */
 	assert_int_not_equal(ping_with(client_conf(0, &tls_c, NULL, NULL, NULL)), 0);
+}
+
+/* memcache_tls = yes: the memcached port speaks TLS (memcached's own
+ * TLS clients), and plain text there is refused. */
+static void test_memcache_tls(void **state)
+{
+	(void)state;
+	char ca[400], bob[400], buf[256];
+	snprintf(ca, sizeof ca, "%s/ca.pem", certs);
+	snprintf(bob, sizeof bob, "%s/bob", certs);
+	int port = th_port(&tls_c, 0, 11211);
+	struct raw_tls r;
+	assert_int_equal(raw_open(&r, port, ca, bob), 0);
+	assert_int_equal(raw_cmd(&r, "set k 0 0 2\r\nhi\r\n", "STORED"), 0);
+	assert_int_equal(raw_cmd(&r, "version\r\n", "VERSION"), 0);
+	raw_close(&r);
+	int fd = th_connect(port);
+	assert_true(fd >= 0);
+	assert_int_equal(th_send(fd, "version\r\n", 9), 0);
+	th_recv_until(fd, buf, sizeof buf, NULL, 3000);
+	assert_non_null(strstr(buf, "ERR EACCES this port requires TLS"));
+	assert_null(strstr(buf, "VERSION"));
+	close(fd);
 }
 
 static void test_client_cert_checks(void **state)
@@ -444,6 +486,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tls_roundtrip),
 		cmocka_unit_test(test_plain_client_refused),
+		cmocka_unit_test(test_memcache_tls),
 		cmocka_unit_test(test_client_cert_checks),
 		cmocka_unit_test(test_ownership),
 		cmocka_unit_test(test_cpupool_policy),
