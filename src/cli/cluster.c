@@ -176,7 +176,7 @@ static void status_table_node(const struct virgo_node_info *ni, int rc, const ch
 		snprintf(l1, sizeof l1, "%.2f", ld->load1);
 		status_human(ld->mem_free, mf, sizeof mf);
 	}
-	char allocs[32] = "-", pin[40] = "-", cache[16] = "-", lr[40] = "-";
+	char allocs[32] = "-", pin[40] = "-", cache[16] = "-", lr[40] = "-", tls[16] = "-";
 	unsigned long long a, b, c2;
 	char h1[16], h2[16];
 	if (rc == 0) {
@@ -194,9 +194,16 @@ static void status_table_node(const struct virgo_node_info *ni, int rc, const ch
 		if (status_stat(text, "live_bytes", &a) && status_stat(text, "resident_bytes", &b))
 			snprintf(lr, sizeof lr, "%s/%s", status_human(a, h1, sizeof h1),
 				 status_human(b, h2, sizeof h2));
+		/* off, on (user-space TLS) or ktls (kernel offload active) */
+		char w[16];
+		if (*status_word(text, "tls", w, sizeof w))
+			snprintf(tls, sizeof tls, "%s",
+				 strcmp(w, "on") != 0 ? w
+				 : strcmp(status_word(text, "ktls", w, sizeof w), "active") == 0 ? "ktls"
+												  : "on");
 	}
-	printf("%-5u %-21s %-5s %-5s %-6s %-11s %-10s %-6s %-7s %-13s %-6s %-13s %s\n", ni->id, addr,
-	       "up", cores, l1, rw, q, done, allocs, pin, cache, lr, mf);
+	printf("%-5u %-21s %-5s %-5s %-6s %-11s %-10s %-6s %-7s %-13s %-6s %-13s %-7s %s\n", ni->id,
+	       addr, "up", cores, l1, rw, q, done, allocs, pin, cache, lr, mf, tls);
 }
 
 int cmd_status(int argc, char **argv)
@@ -214,9 +221,9 @@ int cmd_status(int argc, char **argv)
 	if (json)
 		printf("{\"nodes\": [");
 	else
-		printf("%-5s %-21s %-5s %-5s %-6s %-11s %-10s %-6s %-7s %-13s %-6s %-13s %s\n", "NODE",
-		       "ADDRESS", "STATE", "CORES", "LOAD1", "RUN/WORKERS", "QUEUED/MAX", "JOBS",
-		       "ALLOCS", "PINNED/LIMIT", "CACHE", "LIVE/RES", "MEMFREE");
+		printf("%-5s %-21s %-5s %-5s %-6s %-11s %-10s %-6s %-7s %-13s %-6s %-13s %-7s %s\n",
+		       "NODE", "ADDRESS", "STATE", "CORES", "LOAD1", "RUN/WORKERS", "QUEUED/MAX", "JOBS",
+		       "ALLOCS", "PINNED/LIMIT", "CACHE", "LIVE/RES", "MEMFREE", "TLS");
 	for (int i = 0; i < n; i++) {
 		struct virgo_node_info ni;
 		virgo_node_info(i, &ni);
