@@ -542,12 +542,15 @@ void vconn_resume(struct vconn *c)
 }
 
 /* Nothing in flight: no input, no output, no direct body, no deferred
- * reply; the connection's whole state is its struct. */
+ * reply, no handshake or AUTH line under way and nothing the transport
+ * holds; the connection's whole state is its struct (and its SSL). */
 static bool conn_quiet(const struct vconn *c)
 {
 	return c->svc->movable && !c->closing && !c->lingering && !c->throttled && !c->peer_eof &&
 	       !c->w->draining && c->direct_left == 0 && !c->async && !c->feeds &&
-	       evbuffer_get_length(c->in) == 0 && evbuffer_get_length(c->out) == 0;
+	       evbuffer_get_length(c->in) == 0 && evbuffer_get_length(c->out) == 0 &&
+	       c->authed && !c->handshaking && !c->read_wants_write && !c->write_wants_read &&
+	       !(c->tp->pending && c->tp->pending(&c->t)); /* TLS: nothing held decrypted */
 }
 
 /* The worker of w's group pinned to `cpu` that should take connection
