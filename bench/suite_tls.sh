@@ -6,7 +6,8 @@
 #     connections), TLS vs plain throughput and p99: the target is TLS at
 #     least 0.85x plain (Redis loses 23% with TLS, redis#7595).
 #  2. connection set-up (bench_tlsconn: connect, handshake, one ping,
-#     close): plain, TLS full handshake, TLS with session resumption.
+#     close): plain, TLS full handshake, TLS with session resumption; and
+#     full handshakes per second against openssl s_server (the peer).
 # The memcached port stays plain TCP on a TLS node (memcached clients), so
 # its numbers do not change with TLS and are not repeated here.
 # kTLS is off on a kernel without the tls module: user-space TLS measured.
@@ -105,9 +106,36 @@ while [ $i -lt "$REPS" ]; do
 	i=$((i + 1))
 done
 cp=$(median <"$DIR/c.plain"); cf=$(median <"$DIR/c.full"); cr=$(median <"$DIR/c.resume")
+# the peer for handshakes: openssl s_server with the same certificates,
+# both driven by openssl s_time -new (full handshakes; its -reuse does not
+# wait for TLS 1.3's post-handshake ticket, so it is not measured)
+SPORT=$((30000 + OFF_T + 7))
+while ! port_free $SPORT; do SPORT=$((SPORT + 1)); done
+openssl s_server -accept $SPORT -cert "$DIR/certs/node1.pem" -key "$DIR/certs/node1.key" \
+	-CAfile "$DIR/certs/ca.pem" -Verify 2 -tls1_3 -quiet -naccept 1000000 >/dev/null 2>&1 &
+SPID=$!
+PT="$PT $SPID"
+wait_port $SPORT 5 || true
+rate() { # rate PORT -new: handshakes per second (s_time, 3 s)
+	timeout 20 openssl s_time -connect 127.0.0.1:$1 $2 -time 3 -cert "$DIR/certs/client.pem" \
+		-key "$DIR/certs/client.key" -CAfile "$DIR/certs/ca.pem" 2>/dev/null |
+		awk '/connections in [0-9.]+ real seconds/ {print $1 / $4; exit}'
+}
+for k in vn sn; do : >"$DIR/r.$k"; done
+i=0
+while [ $i -lt "$REPS" ]; do
+	rate $((30000 + OFF_T)) -new >>"$DIR/r.vn"; rate $SPORT -new >>"$DIR/r.sn"
+	i=$((i + 1))
+done
+vn=$(median <"$DIR/r.vn"); sn=$(median <"$DIR/r.sn")
 awk -v p="$cp" -v f="$cf" -v r="$cr" -v n="$(cat "$DIR/resumed")" -v c=$CONNS 'BEGIN {
 	printf "| plain TCP | %.0f | 1.00 |\n", p
 	printf "| TLS 1.3, full handshake (mutual) | %.0f | %.2f |\n", f, f / p
 	printf "| TLS 1.3, session resumed (%d of %d) | %.0f | %.2f |\n", n, c, r, r / p
 	printf "\nResumption saves %.0f%% of a full handshake.\n", 100 * (1 - r / f) }' >>"$OUT"
+awk -v vn="${vn:-0}" -v sn="${sn:-0}" 'BEGIN {
+	printf "\nHandshakes per second, `openssl s_time` (3 s, one client) against virgod and against\n"
+	printf "`openssl s_server` with the same certificates (mutual TLS 1.3), median of runs:\n\n"
+	printf "| handshake | virgod /s | s_server /s | **virgod/s_server** |\n|---|---|---|---|\n"
+	printf "| full (-new) | %.0f | %.0f | **%.2f** |\n", vn, sn, sn ? vn / sn : 0 }' >>"$OUT"
 cat "$OUT"

@@ -104,6 +104,9 @@ static SSL_CTX *ctx_build(const struct vd_config *cfg, char *err, size_t errlen)
 	 * for a pooled client.  The id context lets a session with a client
 	 * certificate resume at all. */
 	SSL_CTX_set_num_tickets(ctx, 1);
+	/* stateless tickets need no server-side cache (which would keep up
+	 * to 20480 sessions, each with its client's certificate) */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"virgo", 5);
 	const char *what = cfg->tls_cert;
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1)
