@@ -55,7 +55,8 @@ struct tls_conn {
 };
 
 /* node-wide counters (one daemon per process; in-process tests share them) */
-static _Atomic long tls_active, tls_handshakes, tls_failures, tls_ktls_active, tls_ktls_total;
+static _Atomic long tls_active, tls_handshakes, tls_resumed, tls_failures, tls_ktls_active,
+	tls_ktls_total;
 static _Atomic bool tls_on, tls_need_certs;
 
 /* SSL_get_error needs an empty error queue before the call it explains;
@@ -268,6 +269,8 @@ static void tls_established(struct tls_conn *s)
 	s->ktls_recv = BIO_get_ktls_recv(SSL_get_rbio(s->ssl));
 	atomic_fetch_add(&tls_active, 1);
 	atomic_fetch_add(&tls_handshakes, 1);
+	if (SSL_session_reused(s->ssl))
+		atomic_fetch_add(&tls_resumed, 1);
 	if (s->ktls_send || s->ktls_recv) {
 		atomic_fetch_add(&tls_ktls_active, 1);
 		atomic_fetch_add(&tls_ktls_total, 1);
@@ -468,13 +471,13 @@ void vd_tls_stats_add(struct evbuffer *out)
 	evbuffer_add_printf(out,
 			    "STAT tls %s\r\nSTAT tls_client_certs %s\r\n"
 			    "STAT tls_connections %ld\r\nSTAT tls_handshakes %ld\r\n"
-			    "STAT tls_refused %ld\r\nSTAT ktls %s\r\n"
+			    "STAT tls_resumed %ld\r\nSTAT tls_refused %ld\r\nSTAT ktls %s\r\n"
 			    "STAT ktls_connections %ld\r\nSTAT ktls_total %ld\r\n"
 			    "STAT ktls_note %s\r\n",
 			    atomic_load(&tls_on) ? "on" : "off",
 			    atomic_load(&tls_need_certs) ? "required" : "no",
 			    atomic_load(&tls_active), atomic_load(&tls_handshakes),
-			    atomic_load(&tls_failures),
+			    atomic_load(&tls_resumed), atomic_load(&tls_failures),
 			    atomic_load(&tls_ktls_active) > 0 ? "active" : "off",
 			    atomic_load(&tls_ktls_active), atomic_load(&tls_ktls_total),
 			    why ? why : (atomic_load(&tls_on) ? "available" : "tls_off"));

@@ -353,6 +353,11 @@ static void tls_close(struct vc_conn *k)
 {
 	struct vc_tls_conn *s = k->tstate;
 	if (s) {
+		/* close_notify (best effort, non-blocking): an SSL freed
+		 * without it marks its session not resumable, and that
+		 * session is the node's latest ticket, kept in the slot */
+		if (!s->failed && SSL_is_init_finished(s->ssl))
+			SSL_shutdown(s->ssl);
 		SSL_free(s->ssl);
 		free(s);
 		k->tstate = NULL;

@@ -188,6 +188,8 @@ static int raw_ping(struct raw_tls *r)
 
 static void raw_close(struct raw_tls *r)
 {
+	if (r->ssl && SSL_is_init_finished(r->ssl))
+		SSL_shutdown(r->ssl); /* else its session would not be resumable */
 	SSL_free(r->ssl);
 	SSL_CTX_free(r->ctx);
 	if (r->fd >= 0)
@@ -399,6 +401,54 @@ static void test_revoked_after_reload(void **state)
 	raw_close(&r);
 }
 
+/* A second connection resumes the session of the first (the node's
+ * ticket), so pooled clients rarely pay a full handshake. */
+static void test_resumption(void **state)
+{
+	(void)state;
+	char ca[400], bob[400];
+	snprintf(ca, sizeof ca, "%s/ca.pem", certs);
+	snprintf(bob, sizeof bob, "%s/bob", certs);
+	struct raw_tls r;
+	assert_int_equal(raw_open(&r, th_port(&tls_c, 0, 30000), ca, bob), 0);
+	assert_int_equal(raw_ping(&r), 0); /* the ticket arrives with the reply */
+	SSL_SESSION *sess = SSL_get1_session(r.ssl);
+	assert_non_null(sess);
+	assert_int_equal(SSL_SESSION_is_resumable(sess), 1);
+	raw_close(&r);
+	struct raw_tls r2;
+	memset(&r2, 0, sizeof r2);
+	r2.fd = th_connect(th_port(&tls_c, 0, 30000));
+	assert_true(r2.fd >= 0);
+	r2.ctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX_set_verify(r2.ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_load_verify_locations(r2.ctx, ca, NULL);
+	r2.ssl = SSL_new(r2.ctx);
+	SSL_set_fd(r2.ssl, r2.fd);
+	SSL_set_session(r2.ssl, sess);
+	assert_int_equal(SSL_connect(r2.ssl), 1);
+	assert_int_equal(SSL_session_reused(r2.ssl), 1);
+	assert_int_equal(raw_ping(&r2), 0); /* bob's identity came with the session */
+	raw_close(&r2);
+	SSL_SESSION_free(sess);
+	/* libvirgo: every new connection after the first resumes */
+	char bobconf[400];
+	snprintf(bobconf, sizeof bobconf, "%s", client_conf(7, &tls_c, ca, bob, NULL));
+	unsigned long long before = 0, after = 0;
+	char *text = NULL;
+	assert_int_equal(ping_with(bobconf), 0);
+	assert_int_equal(virgo_mempool_stats(0, &text), 0);
+	assert_non_null(strstr(text, "tls_resumed "));
+	sscanf(strstr(text, "tls_resumed ") + 12, "%llu", &before);
+	free(text);
+	for (int i = 0; i < 5; i++) /* pool_size = 0: a new connection each */
+		assert_int_equal(virgo_ping(0, NULL, NULL), 0);
+	assert_int_equal(virgo_mempool_stats(0, &text), 0);
+	sscanf(strstr(text, "tls_resumed ") + 12, "%llu", &after);
+	free(text);
+	assert_true(after >= before + 5);
+}
+
 /* A handshake must finish within request_timeout (1 s here), however
  * slowly it trickles; an established connection may then idle. */
 static void test_handshake_deadline(void **state)
@@ -491,6 +541,7 @@ int main(void)
 		cmocka_unit_test(test_ownership),
 		cmocka_unit_test(test_cpupool_policy),
 		cmocka_unit_test(test_revoked_after_reload),
+		cmocka_unit_test(test_resumption),
 		cmocka_unit_test(test_handshake_deadline),
 		cmocka_unit_test(test_token),
 		cmocka_unit_test(test_refuses_non_loopback_without_auth),
