@@ -17,6 +17,8 @@ LDLIBS_EV := $(shell pkg-config --libs libevent_pthreads 2>/dev/null || echo -le
 LDLIBS_INI := $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
 # libmemcached: the real client some tests and benches drive (empty without it)
 LDLIBS_MC := $(shell pkg-config --libs libmemcached 2>/dev/null)
+# OpenSSL 3: TLS in virgod, libvirgo and the CLI (virgo certs)
+LDLIBS_SSL := $(shell pkg-config --libs libssl libcrypto 2>/dev/null || echo -lssl -lcrypto)
 
 ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -53,7 +55,7 @@ TEST_PLUGINS := $(BUILD)/tests/libvtp_fast.so $(BUILD)/tests/libvtp_slow.so \
 BINS := $(BUILD)/virgod $(BUILD)/virgo $(BUILD)/libvirgo.so $(BUILD)/libvirgo.a
 
 .SECONDARY:
-.PHONY: all test test-run test-asan test-tsan unit integration demo bench bench-bins install uninstall check-docs clean deps fuzz
+.PHONY: all test test-run test-cluster test-asan test-tsan unit integration demo bench bench-bins install uninstall check-docs clean deps fuzz
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -61,7 +63,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/virgod: $(DAEMON_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_EV) $(LDLIBS_INI) -ldl -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_EV) $(LDLIBS_INI) $(LDLIBS_SSL) -ldl -lm -lpthread
 
 $(BUILD)/libvirgo.a: $(LIB_OBJ) $(COMMON_OBJ)
 	@rm -f $@
@@ -69,18 +71,21 @@ $(BUILD)/libvirgo.a: $(LIB_OBJ) $(COMMON_OBJ)
 
 $(BUILD)/libvirgo.so: $(LIB_OBJ) $(COMMON_OBJ) src/lib/libvirgo.map
 	$(CC) $(LDFLAGS) -shared -Wl,-soname,libvirgo.so.0 -Wl,--version-script=src/lib/libvirgo.map \
-	    -o $@ $(filter %.o,$^) $(LDLIBS_INI) -lm -lpthread
+	    -o $@ $(filter %.o,$^) $(LDLIBS_INI) $(LDLIBS_SSL) -lm -lpthread
 
 $(BUILD)/virgo: $(CLI_OBJ) $(BUILD)/libvirgo.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_INI) -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_INI) $(LDLIBS_SSL) -lm -lpthread
 
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(HARNESS_OBJ) $(DAEMON_LIB_OBJ) $(LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) $(LDLIBS_MC) -ldl -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) $(LDLIBS_MC) $(LDLIBS_SSL) -ldl -lm -lpthread
 
 $(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libvirgo.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_INI) $(LDLIBS_MC) -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_INI) $(LDLIBS_MC) $(LDLIBS_SSL) -lm -lpthread
+
+# the TLS tests make their certificates with the code behind `virgo certs`
+$(BUILD)/tests/test_tls: $(BUILD)/obj/src/cli/certgen.o
 
 $(BUILD)/tests/libvtp_fast.so: tests/plugin/testplugin.c include/virgo.h
 	@mkdir -p $(dir $@)
@@ -116,6 +121,13 @@ test-tsan: deps
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" BUILD=build-tsan \
 	    tests/run.sh $(addprefix build-tsan/tests/,$(TSAN_TESTS))
 
+# three hosts in network namespaces with TLS, a client in a fourth (root)
+$(BUILD)/tests/cluster_lb: $(BUILD)/obj/tests/cluster/cluster_lb.o $(BUILD)/libvirgo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_INI) $(LDLIBS_SSL) -lm -lpthread
+test-cluster: all $(BUILD)/tests/cluster_lb
+	tests/cluster/netns_cluster.sh $(BUILD)
+
 deps:
 	scripts/deps.sh
 
@@ -127,7 +139,7 @@ BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libvirgo.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_MC) $(LDLIBS_INI) -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_MC) $(LDLIBS_INI) $(LDLIBS_SSL) -lm -lpthread
 bench-bins: $(BENCH_BIN)
 # the trivial plugin function bench/suite_cpupool.sh times
 bench-bins: $(BUILD)/bench/libvbench_plugin.so $(BUILD)/bench/libvbench_plugin_slow.so
@@ -150,7 +162,7 @@ FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -fsanitize=fuzzer,address,undefined
 build-fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(LIB_SRC) $(wildcard src/services/*_proto.c src/services/*/*_proto.c)
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS_INI) -lm -lpthread
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS_INI) $(LDLIBS_SSL) -lm -lpthread
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do echo "== $$f ($(FUZZ_SECONDS)s)"; mkdir -p build-fuzz/corpus-$$(basename $$f); \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus-$$(basename $$f) 2>&1 | tail -n 3 || exit 1; done
@@ -190,7 +202,7 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/.*VIRGO_VERSION "\(.*\)"/\1/p' include/virgo.h)|' \
 	    libvirgo.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libvirgo.pc
 	for m in $(MAN_PAGES); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
-	install -m 644 LICENSE README.md docs/PROTOCOL.md docs/ARCHITECTURE.md $(DESTDIR)$(DOCDIR)/
+	install -m 644 LICENSE README.md docs/PROTOCOL.md docs/ARCHITECTURE.md docs/SECURITY.md $(DESTDIR)$(DOCDIR)/
 	install -m 644 packaging/virgo_cloud.conf packaging/virgo_client.conf $(DESTDIR)$(DOCDIR)/examples/
 	for f in virgo_cloud.conf virgo_client.conf; do \
 	    [ -e $(DESTDIR)$(SYSCONFDIR)/virgo/$$f ] || install -m 644 packaging/$$f $(DESTDIR)$(SYSCONFDIR)/virgo/; done

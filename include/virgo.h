@@ -98,6 +98,10 @@ struct virgo_malloc_opts {
 			    * A-Z a-z 0-9 . _ - : @ / (borrowed); NULL: the
 			    * process's default, virgo_owner_default(); "": no
 			    * tag at all */
+	/* Identities (docs/SECURITY.md): on a node with client certificates
+	 * or a token, an allocation belongs to the identity that made it and
+	 * others get -EACCES; shared = 1 lets every identity use it. */
+	int shared;
 };
 /* The owner tag every malloc of this process carries unless it names one
  * (virgo_malloc too): $VIRGO_OWNER when that is a valid tag, else

@@ -83,7 +83,7 @@ done
 off=$((1000 + $$ % 400))
 : >"$tmp/client.conf"
 sed 's/^#\([a-z_]* =\)/\1/' packaging/virgo_cloud.conf |
-	grep -v '^\(pidfile\|log_file\|listen\|insecure_listen\|port_offset\|node_id\|plugins\|[a-z]*_port\) =' >"$tmp/cloud.conf"
+	grep -v '^\(pidfile\|log_file\|listen\|insecure_listen\|port_offset\|node_id\|plugins\|[a-z]*_port\|tls_[a-z]*\|memcache_tls\|auth_token\) =' >"$tmp/cloud.conf"
 echo "plugins = $tmp/libwc.so" >>"$tmp/cloud.conf"
 for i in 1 2 3; do
 	"$B/virgod" -c "$tmp/cloud.conf" -n $i -o $((off + i)) -p "$tmp/n$i.pid" -v warn &
@@ -111,7 +111,7 @@ else
 	r=$(printf 'one two  three' | "$B/virgo" clone wordcount - 2>&1)
 	[ "$r" = 3 ] && ok "README plugin: virgo clone wordcount -> 3" || bad "README plugin: got '$r'"
 fi
-sed 's/^#\([a-z_]* =\)/\1/' packaging/virgo_client.conf | grep -v '^node_ip_addrs' >"$tmp/c2.conf"
+sed 's/^#\([a-z_]* =\)/\1/' packaging/virgo_client.conf | grep -v '^\(node_ip_addrs\|tls_[a-z]*\|memcache_tls\|auth_token\)' >"$tmp/c2.conf"
 "$B/virgo" -c "$tmp/c2.conf" owner k >/dev/null 2>&1 && ok "uncommented example virgo_client.conf loads" ||
 	bad "uncommented example virgo_client.conf"
 exit $fail

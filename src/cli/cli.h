@@ -91,5 +91,7 @@ int cmd_help(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_renew(int argc, char **argv);
 int cli_parse_ttl(const char *s, uint64_t *ms);
+/* certs.c: virgo certs init|add-client|add-node|revoke */
+int cmd_certs(int argc, char **argv);
 
 #endif

@@ -110,6 +110,20 @@ static const char *const status_pool_keys[] = {"allocations", "bytes",	      "ac
 					       "limit",	      "cache_bytes", "live_bytes",
 					       "resident_bytes", "leased"};
 
+/* The word after "<key> " in a stats text, into buf ("" if absent). */
+static const char *status_word(const char *text, const char *key, char *buf, size_t cap)
+{
+	size_t kl = strlen(key);
+	buf[0] = '\0';
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, key, kl) == 0 && l[kl] == ' ') {
+			size_t n = strcspn(l + kl + 1, " \n");
+			snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), l + kl + 1);
+			break;
+		}
+	return buf;
+}
+
 /* What status asks each node, each on a thread of its own (cli_fanout):
  * the mempool's stats, the cpupool's load, the memcache port's stats. */
 enum { ST_MEMPOOL, ST_LOAD, ST_MEMCACHE, ST_QUERIES };
@@ -204,6 +218,15 @@ static void status_json_node(const struct virgo_node_info *ni, int first,
 				printf("%s\"%s\": %llu", n++ ? ", " : "", status_pool_keys[k], v);
 		}
 		printf("}");
+		/* the node's security layer: TLS, and whether kTLS offload is active */
+		static const char *const sec[] = {"tls", "tls_client_certs", "ktls", "ktls_note"};
+		for (size_t k = 0; k < sizeof sec / sizeof *sec; k++) {
+			char w[64];
+			if (*status_word(text, sec[k], w, sizeof w)) {
+				printf(", \"%s\": ", sec[k]);
+				status_json_str(w);
+			}
+		}
 	}
 	struct status_mc m;
 	if (status_mc(r, &m)) {
@@ -219,7 +242,7 @@ static void status_json_node(const struct virgo_node_info *ni, int first,
 }
 
 #define STATUS_FMT                                                                          \
-	"%-5s %-21s %-5s %-5s %-6s %-11s %-10s %-6s %-7s %-13s %-6s %-7s %-5s %-6s %-13s %s\n"
+	"%-5s %-21s %-5s %-5s %-6s %-11s %-10s %-6s %-7s %-13s %-6s %-7s %-5s %-6s %-13s %-7s %s\n"
 
 static void status_table_node(const struct virgo_node_info *ni, const struct status_res *r)
 {
@@ -242,7 +265,7 @@ static void status_table_node(const struct virgo_node_info *ni, const struct sta
 		snprintf(l1, sizeof l1, "%.2f", ld->load1);
 		status_human(ld->mem_free, mf, sizeof mf);
 	}
-	char allocs[32] = "-", pin[40] = "-", cache[16] = "-", lr[40] = "-";
+	char allocs[32] = "-", pin[40] = "-", cache[16] = "-", lr[40] = "-", tls[16] = "-";
 	unsigned long long a, b, c2;
 	char h1[16], h2[16];
 	if (rc == 0) {
@@ -260,6 +283,13 @@ static void status_table_node(const struct virgo_node_info *ni, const struct sta
 		if (status_stat(text, "live_bytes", &a) && status_stat(text, "resident_bytes", &b))
 			snprintf(lr, sizeof lr, "%s/%s", status_human(a, h1, sizeof h1),
 				 status_human(b, h2, sizeof h2));
+		/* off, on (user-space TLS) or ktls (kernel offload active) */
+		char w[16];
+		if (*status_word(text, "tls", w, sizeof w))
+			snprintf(tls, sizeof tls, "%s",
+				 strcmp(w, "on") != 0 ? w
+				 : strcmp(status_word(text, "ktls", w, sizeof w), "active") == 0 ? "ktls"
+												  : "on");
 	}
 	char items[24] = "-", hit[16] = "-", ev[24] = "-";
 	struct status_mc m;
@@ -271,7 +301,7 @@ static void status_table_node(const struct virgo_node_info *ni, const struct sta
 				 100.0 * (double)m.hits / (double)(m.hits + m.misses));
 	}
 	printf(STATUS_FMT, id, addr, "up", cores, l1, rw, q, done, allocs, pin, cache, items, hit,
-	       ev, lr, mf);
+	       ev, lr, mf, tls);
 }
 
 int cmd_status(int argc, char **argv)
@@ -296,7 +326,7 @@ int cmd_status(int argc, char **argv)
 	else
 		printf(STATUS_FMT, "NODE", "ADDRESS", "STATE", "CORES", "LOAD1", "RUN/WORKERS",
 		       "QUEUED/MAX", "JOBS", "ALLOCS", "PINNED/LIMIT", "CACHE", "ITEMS", "HIT%",
-		       "EVICT", "LIVE/RES", "MEMFREE");
+		       "EVICT", "LIVE/RES", "MEMFREE", "TLS");
 	for (int i = 0; i < n; i++) {
 		struct virgo_node_info ni;
 		virgo_node_info(i, &ni);

@@ -16,6 +16,7 @@ int cmd_malloc(int argc, char **argv)
 {
 	static const struct option o[] = {{"ttl", required_argument, NULL, 't'},
 					  {"owner", required_argument, NULL, 'w'},
+					  {"shared", no_argument, NULL, 's'},
 					  {0, 0, 0, 0}};
 	struct virgo_malloc_opts mo = {0};
 	int c;
@@ -24,7 +25,11 @@ int cmd_malloc(int argc, char **argv)
 		if (argv[i][0] == '-' && argv[i][1] >= '0' && argv[i][1] <= '9')
 			return cli_parse_size(argv[i], &size) ? 2 : cli_usage("malloc", "bad size");
 	optind = 0; /* 0: glibc re-reads the ordering, so options may follow the size */
-	while ((c = getopt_long(argc, argv, "t:w:", o, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:w:s", o, NULL)) != -1) {
+		if (c == 's') {
+			mo.shared = 1;
+			continue;
+		}
 		if (c == 't' && cli_parse_ttl(optarg, &mo.ttl_ms) == 0)
 			continue;
 		if (c == 'w') {

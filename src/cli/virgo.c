@@ -27,7 +27,7 @@
 	"  --timeout MS     job deadline on the node, in milliseconds\n"
 
 static const struct cli_cmd cmds[] = {
-	{"malloc", cmd_malloc, "malloc <size> [--ttl T] [--owner TAG]",
+	{"malloc", cmd_malloc, "malloc <size> [--ttl T] [--owner TAG] [--shared]",
 	 "allocate pooled memory; prints the new VUID (large sizes span nodes)",
 	 "  <size>       bytes, or with a unit: K, M, G (powers of 1024; 64M, 1G, 512KB)\n"
 	 "  --ttl T      a lease: the node frees it after T (90 = seconds, 30s, 15m, 1h, 2d)\n"
@@ -35,7 +35,9 @@ static const struct cli_cmd cmds[] = {
 	 "  --owner TAG  a tag to find it again (virgo ls, virgo free --owner); default\n"
 	 "               $VIRGO_OWNER, else <host>:<pid of the shell or script running virgo>,\n"
 	 "               so a script can end with: virgo free --owner \"$(hostname):$$\";\n"
-	 "               --owner '' for no tag\n",
+	 "               --owner '' for no tag\n"
+	 "  --shared     every identity may use it (on nodes with client certificates or\n"
+	 "               a token, an allocation is otherwise its creator's alone)\n",
 	 "virgo malloc 5000\nvirgo malloc 64M\nvirgo malloc 5000 --ttl 1h --owner backup-job\n", 0},
 	{"set", cmd_set, "set <vuid> <data>|- [--offset N]",
 	 "store bytes: replace the value, or patch at an offset with --offset",
@@ -134,6 +136,22 @@ static const struct cli_cmd cmds[] = {
 	 "the node owning each memcached key (ketama, as memcached clients shard)",
 	 "  One line per key: <key> node <id> <host>:<memcache port>.\n",
 	 "virgo owner k\nvirgo owner user:1 user:2\n", 0},
+	{"certs", cmd_certs,
+	 "certs init [DIR] [--nodes ADDR,...] | add-client NAME | add-node NAME ADDR,... | revoke NAME",
+	 "make a cluster CA and TLS certificates for the nodes and clients",
+	 "  init [DIR]      a CA (DIR/ca.pem, ca.key), nodeN.pem/.key for each address of\n"
+	 "                  --nodes (default 127.0.0.1; with 127.0.0.1 and localhost in\n"
+	 "                  subjectAltName too), client.pem/.key; DIR defaults to virgo-certs;\n"
+	 "                  an existing CA is kept unless --force\n"
+	 "  add-client NAME a client certificate whose CN (the client's identity) is NAME\n"
+	 "  add-node NAME ADDR,...  a node certificate for those addresses\n"
+	 "  revoke NAME     add NAME's certificate to DIR/crl.pem (the nodes' tls_crl)\n"
+	 "  --dir DIR       the CA's directory for add-*/revoke (default virgo-certs)\n"
+	 "  --days N        validity (default 825)\n",
+	 "virgo certs init /etc/virgo/certs --nodes 10.0.0.1,10.0.0.2,10.0.0.3\n"
+	 "virgo certs add-client alice --dir /etc/virgo/certs\n"
+	 "virgo certs revoke alice --dir /etc/virgo/certs\n",
+	 1},
 	{"help", cmd_help, "help [<command>]", "list the commands, or show one command's help",
 	 NULL, "virgo help\nvirgo help malloc\nvirgo malloc --help\n", 1},
 };

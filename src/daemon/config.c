@@ -128,6 +128,16 @@ int vd_config_max_conns(const struct vd_config *cfg, int idx)
 	return n < cfg->max_conns ? n : cfg->max_conns;
 }
 
+bool vd_config_has_auth(const struct vd_config *cfg)
+{
+	return (cfg->tls_cert[0] && cfg->tls_ca[0]) || cfg->auth_token[0];
+}
+
+bool vd_config_svc_secured(const struct vd_config *cfg, int idx)
+{
+	return strcmp(vsvc_table[idx]->name, "memcache") != 0 || cfg->memcache_tls;
+}
+
 int vd_config_threads(const struct vd_config *cfg, int idx)
 {
 	int n = cfg->svc_threads[idx] > 0 ? cfg->svc_threads[idx] : cfg->threads;
@@ -219,6 +229,23 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 	} else if (strcmp(key, "insecure_listen") == 0) {
 		if (cv_bool(value, &cfg->insecure_listen))
 			return bad(ctx, key, value, "yes or no");
+	} else if (strcmp(key, "memcache_tls") == 0) {
+		if (cv_bool(value, &cfg->memcache_tls))
+			return bad(ctx, key, value, "yes or no");
+	} else if (strcmp(key, "auth_token") == 0) {
+		if (strlen(value) >= sizeof cfg->auth_token || (value[0] && strlen(value) < 16) ||
+		    strpbrk(value, " \t"))
+			return bad(ctx, key, value, "16..255 characters without spaces");
+		snprintf(cfg->auth_token, sizeof cfg->auth_token, "%s", value);
+	} else if (strcmp(key, "tls_cert") == 0 || strcmp(key, "tls_key") == 0 ||
+		   strcmp(key, "tls_ca") == 0 || strcmp(key, "tls_crl") == 0) {
+		char *dst = key[4] == 'c' && key[5] == 'e'   ? cfg->tls_cert
+			    : key[4] == 'k'		     ? cfg->tls_key
+			    : key[4] == 'c' && key[5] == 'a' ? cfg->tls_ca
+							     : cfg->tls_crl;
+		if (strlen(value) >= sizeof cfg->tls_cert)
+			return bad(ctx, key, value, "a path shorter than 256 bytes");
+		snprintf(dst, sizeof cfg->tls_cert, "%s", value);
 	} else {
 		/* per-service keys: <service>_port, _threads, _max_connections */
 		const struct {

@@ -47,6 +47,14 @@ struct vd_config {
 	char log_file[256]; /* "" = stderr; appended, reopened on SIGHUP */
 	bool log_syslog; /* also log to syslog (daemon facility) */
 	bool insecure_listen; /* allow a non-loopback listen without auth */
+	/* TLS (transport_tls.c): cert + key turn TLS on for every port but
+	 * the memcached one (unless memcache_tls); ca makes client
+	 * certificates signed by it mandatory (mutual TLS); crl, optional,
+	 * revokes some.  All four are re-read on SIGHUP. */
+	char tls_cert[256], tls_key[256], tls_ca[256], tls_crl[256];
+	bool memcache_tls; /* the memcached port speaks TLS too (default: plain, loopback) */
+	/* shared token clients send first ("AUTH <token>"); "" = none */
+	char auth_token[256];
 	char source[256]; /* file the settings came from ("" = defaults) */
 	/* each service's own settings (its keys), at svc_settings_at[i] */
 	size_t svc_settings_at[VD_MAX_SERVICES];
@@ -66,6 +74,11 @@ struct vsvc_needs;
 void vd_config_needs(const struct vd_config *cfg, int idx, struct vsvc_needs *out);
 /* The connection cap of service #idx (<= max_conns). */
 int vd_config_max_conns(const struct vd_config *cfg, int idx);
+/* Has authentication (client certificates or a token) been configured? */
+bool vd_config_has_auth(const struct vd_config *cfg);
+/* Does service #idx use TLS / the token?  Every service does when
+ * configured, but the memcached port only with memcache_tls. */
+bool vd_config_svc_secured(const struct vd_config *cfg, int idx);
 /* How many worker threads serve service #idx's connections (>= 1). */
 int vd_config_threads(const struct vd_config *cfg, int idx);
 

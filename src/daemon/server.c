@@ -2,7 +2,9 @@
  * server.c - accept loop, worker threads and the connection life cycle.
  *
  * Bytes cross through the connection's transport (transport.h: plain
- * TCP today, TLS later), never through a socket call made here.
+ * TCP, or TLS when tls_cert/tls_key are set), never through a socket
+ * call made here.  With auth_token set, a connection's first line must
+ * be "AUTH <token>" (auth.h) before any byte reaches its service.
  * Life of a connection: accepted on the main thread (refused with an error
  * line when max_connections is reached), queued to a worker, which owns
  * it from then on (with cpu_affinity, until it moves to the worker pinned
@@ -34,6 +36,7 @@
 #include <event2/thread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -48,6 +51,7 @@
 
 #include "../common/abstime.h"
 #include "../services/memacct.h"
+#include "auth.h"
 #include "log.h"
 #include "service.h"
 #include "transport.h"
@@ -90,6 +94,10 @@ struct vconn {
 	const struct vd_transport *tp; /* how bytes cross (transport.h) */
 	bool read_wants_write; /* the transport's read waits for writability */
 	bool write_wants_read; /* its write waits for readability */
+	bool authed; /* past the AUTH line (or none is asked for) */
+	bool handshaking; /* TLS handshake not done: it has request_timeout */
+	char ident[64]; /* vconn_identity: certificate CN, "token" or "" */
+	uint64_t ident_id; /* its digest (vconn_identity_id) */
 	struct event *rev, *wev; /* rev persists, with the idle timeout */
 	struct evbuffer *in, *out;
 	const struct vsvc *svc;
@@ -172,12 +180,30 @@ struct vd_server {
 	_Atomic uint64_t bodies; /* bytes of admitted bodies (vconn_body_begin) */
 	uint64_t body_budget; /* their bound */
 	uint64_t out_hard; /* queued output beyond this closes a connection */
+	struct vd_tls *tls; /* TLS contexts (NULL: plain TCP), transport_tls.c */
+	pthread_mutex_t token_lock; /* guards cfg.auth_token (SIGHUP rewrites it) */
+	bool token_on; /* auth_token was set at start (a restart turns it on or off) */
 };
 
 struct evbuffer *vconn_out(struct vconn *c) { return c->out; }
 void *vconn_state(struct vconn *c) { return c->state; }
 void *vconn_svc(struct vconn *c) { return c->svc_state; }
 const char *vconn_peer(struct vconn *c) { return c->peer; }
+const char *vconn_identity(struct vconn *c) { return c->ident; }
+uint64_t vconn_identity_id(struct vconn *c) { return c->ident_id; }
+
+/* The connection authenticated as name (a certificate's CN, "token"). */
+static void conn_set_identity(struct vconn *c, const char *name)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	snprintf(c->ident, sizeof c->ident, "%s", name);
+	c->ident_id = 0;
+	if (c->ident[0] && EVP_Digest(c->ident, strlen(c->ident), md, &n, EVP_sha256(), NULL) == 1)
+		memcpy(&c->ident_id, md, sizeof c->ident_id);
+	if (c->ident[0] && !c->ident_id)
+		c->ident_id = 1;
+}
 struct event_base *vconn_base(struct vconn *c) { return c->w->base; }
 
 size_t vconn_direct(struct vconn *c, void *dst, size_t len)
@@ -379,6 +405,15 @@ static void conn_finish(struct vconn *c)
 	}
 }
 
+/* The transport holds input no readable event will announce (a TLS
+ * record partly taken): schedule another read. */
+static void conn_kick_pending(struct vconn *c)
+{
+	if (c->tp->pending && !c->throttled && !c->peer_eof && !c->closing &&
+	    c->tp->pending(&c->t))
+		event_active(c->rev, EV_READ, 0);
+}
+
 /* Reading is paused (back-pressure) while replies wait to be written
  * after a VSVC_MORE, while the output holds a full budget, or while a
  * client piles up input behind a reply computed off the loop; otherwise
@@ -397,9 +432,53 @@ static void conn_set_reading(struct vconn *c)
 		event_del(c->rev);
 	} else {
 		c->active_tick = c->w->tick;
-		if (!c->peer_eof)
+		if (!c->peer_eof) {
 			event_add(c->rev, NULL);
+			conn_kick_pending(c);
+		}
 	}
+}
+
+/* Before a connection's service sees a byte: its AUTH line (auth.h).
+ * 1: authenticated, go on; 0: not whole yet; -1: refused (the error
+ * reply is queued and the connection finishing). */
+static int conn_auth(struct vconn *c, bool eof)
+{
+	struct vd_server *srv = c->w->srv;
+	size_t len = evbuffer_get_length(c->in);
+	size_t take = len < VD_AUTH_MAX_LINE ? len : VD_AUTH_MAX_LINE;
+	const char *buf = (const char *)evbuffer_pullup(c->in, (ev_ssize_t)take);
+	const char *tok = NULL;
+	size_t toklen = 0;
+	int n = buf ? vd_auth_parse(buf, take, &tok, &toklen) : -1;
+	if (n == 0 && !eof)
+		return 0;
+	bool ok = false;
+	if (n > 0) {
+		pthread_mutex_lock(&srv->token_lock);
+		ok = vd_auth_token_ok(srv->cfg.auth_token, tok, toklen);
+		pthread_mutex_unlock(&srv->token_lock);
+	}
+	if (!ok) {
+		log_info_every("auth_refused peer=%s svc=%s reason=%s", c->peer, c->svc->name,
+			       n > 0 ? "wrong_token" : "no_auth_line");
+		evbuffer_drain(c->in, len);
+		evbuffer_add_printf(c->out, "ERR EACCES %s (set auth_token in virgo_client.conf "
+					    "to the node's auth_token)\r\n",
+				    n > 0 ? "wrong token" : "authentication required: send AUTH <token> first");
+		if (!conn_flush(c)) {
+			conn_free(c);
+			return -1;
+		}
+		conn_finish(c);
+		return -1;
+	}
+	evbuffer_drain(c->in, (size_t)n);
+	evbuffer_add(c->out, "OK\r\n", 4);
+	c->authed = true;
+	if (!c->ident[0]) /* a client certificate names it better */
+		conn_set_identity(c, "token");
+	return 1;
 }
 
 /* Hands new input to the service and writes its replies; c may be freed
@@ -408,6 +487,8 @@ static void conn_process(struct vconn *c, bool eof)
 {
 	int rc;
 	bool consumed = false;
+	if (!c->authed && conn_auth(c, eof) <= 0)
+		return;
 	for (;;) {
 		size_t before = evbuffer_get_length(c->in);
 		rc = c->rc = c->svc->on_input(c, c->in, eof);
@@ -461,12 +542,15 @@ void vconn_resume(struct vconn *c)
 }
 
 /* Nothing in flight: no input, no output, no direct body, no deferred
- * reply; the connection's whole state is its struct. */
+ * reply, no handshake or AUTH line under way and nothing the transport
+ * holds; the connection's whole state is its struct (and its SSL). */
 static bool conn_quiet(const struct vconn *c)
 {
 	return c->svc->movable && !c->closing && !c->lingering && !c->throttled && !c->peer_eof &&
 	       !c->w->draining && c->direct_left == 0 && !c->async && !c->feeds &&
-	       evbuffer_get_length(c->in) == 0 && evbuffer_get_length(c->out) == 0;
+	       evbuffer_get_length(c->in) == 0 && evbuffer_get_length(c->out) == 0 &&
+	       c->authed && !c->handshaking && !c->read_wants_write && !c->write_wants_read &&
+	       !(c->tp->pending && c->tp->pending(&c->t)); /* TLS: nothing held decrypted */
 }
 
 /* The worker of w's group pinned to `cpu` that should take connection
@@ -573,6 +657,16 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	nv += d;
 	ssize_t r = c->tp->readv(&c->t, (struct iovec *)v, nv);
 	c->active_tick = c->w->tick;
+	if (c->handshaking && vd_tls_established(&c->t)) {
+		/* the handshake's deadline ends with it (an AUTH line, if
+		 * asked for, keeps its own: conn_process) */
+		c->handshaking = false;
+		const char *cn = vd_tls_peer_name(&c->t);
+		if (cn)
+			conn_set_identity(c, cn);
+		if (c->authed && evbuffer_get_length(c->in) == 0 && c->direct_left == 0 && r <= 0)
+			c->req_tick = 0;
+	}
 	if (r > 0) {
 		size_t left = (size_t)r;
 		if (d) {
@@ -589,6 +683,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		if (used > d)
 			evbuffer_commit_space(c->in, v + d, used - d);
+		conn_kick_pending(c); /* before c may be freed; freeing cancels it */
 		if (c->direct_left == 0)
 			conn_process(c, false);
 	} else if (r == 0) {
@@ -667,12 +762,17 @@ static void worker_adopt(struct vd_worker *w, struct vd_pending *p)
 	if (c) {
 		c->t.fd = p->fd;
 		c->tp = &vd_transport_tcp;
+		if (srv->tls && vd_config_svc_secured(&srv->cfg, p->svc_idx)) {
+			c->tp = &vd_transport_tls;
+			if (vd_tls_attach(srv->tls, &c->t) != 0)
+				c->tp = NULL; /* refused below */
+		}
 		c->rev = event_new(w->base, p->fd, EV_READ | EV_PERSIST, conn_read_cb, c);
 		c->wev = event_new(w->base, p->fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
 		c->in = evbuffer_new();
 		c->out = evbuffer_new();
 	}
-	if (!c || !c->rev || !c->wev || !c->in || !c->out ||
+	if (!c || !c->tp || !c->rev || !c->wev || !c->in || !c->out ||
 	    evutil_make_socket_nonblocking(p->fd) != 0) {
 		log_error("out of memory accepting a connection");
 		if (c)
@@ -685,11 +785,17 @@ static void worker_adopt(struct vd_worker *w, struct vd_pending *p)
 	c->w = w;
 	c->svc = svc;
 	c->svc_state = srv->svc_state[p->svc_idx];
+	c->authed = !srv->token_on || strcmp(svc->name, "memcache") == 0;
 	peer_name((struct sockaddr *)&p->addr, c->peer, sizeof c->peer);
 	worker_link(w, c);
 	int one = 1;
 	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->active_tick = w->tick;
+	/* a TLS handshake or the AUTH line must be done within
+	 * request_timeout, however slowly its bytes trickle in */
+	c->handshaking = c->tp == &vd_transport_tls;
+	if (c->handshaking || !c->authed)
+		c->req_tick = w->tick + 1;
 	event_add(c->rev, NULL);
 	if (w->draining)
 		conn_finish(c);
@@ -941,6 +1047,27 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	vlog_set_level(nc->log_level);
 	int failed = 0;
+	if (srv->tls) {
+		if (vd_tls_reload(srv->tls, nc, err, sizeof err) != 0) {
+			log_error("SIGHUP: %s; new connections keep the old certificates", err);
+			failed++;
+		} else {
+			log_info("SIGHUP: TLS certificates re-read (%s%s%s); open connections keep "
+				 "theirs",
+				 nc->tls_cert, nc->tls_ca[0] ? ", CA " : "", nc->tls_ca);
+		}
+	}
+	if (srv->token_on) {
+		if (!nc->auth_token[0]) {
+			log_error("SIGHUP: auth_token removed; keeping the old token (a restart "
+				  "turns token authentication off)");
+			failed++;
+		} else {
+			pthread_mutex_lock(&srv->token_lock);
+			memcpy(srv->cfg.auth_token, nc->auth_token, sizeof srv->cfg.auth_token);
+			pthread_mutex_unlock(&srv->token_lock);
+		}
+	}
 	for (int i = 0; vsvc_table[i]; i++)
 		if (srv->svc_inited[i] && vsvc_table[i]->reload &&
 		    vsvc_table[i]->reload(srv->svc_state[i], vd_config_settings(nc, i)) != 0) {
@@ -979,12 +1106,22 @@ static int bind_listener(struct vd_server *srv, int idx, int port)
 	struct sockaddr_storage ss;
 	int sslen = sizeof ss;
 	char spec[128];
-	if (strchr(srv->cfg.listen, ':'))
-		snprintf(spec, sizeof spec, "[%s]:%d", srv->cfg.listen, port);
+	const char *addr = srv->cfg.listen;
+	/* the memcached port stays plain for memcached clients: on a node
+	 * reachable from elsewhere it then listens on loopback only */
+	if (!is_loopback(addr) && !srv->cfg.insecure_listen &&
+	    !vd_config_svc_secured(&srv->cfg, idx)) {
+		addr = strchr(addr, ':') ? "::1" : "127.0.0.1";
+		log_info("%s: plain TCP on %s only (memcached clients); memcache_tls = yes serves "
+			 "it on %s with TLS",
+			 vsvc_table[idx]->name, addr, srv->cfg.listen);
+	}
+	if (strchr(addr, ':'))
+		snprintf(spec, sizeof spec, "[%s]:%d", addr, port);
 	else
-		snprintf(spec, sizeof spec, "%s:%d", srv->cfg.listen, port);
+		snprintf(spec, sizeof spec, "%s:%d", addr, port);
 	if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) != 0) {
-		log_error("listen address '%s' is not an IP address", srv->cfg.listen);
+		log_error("listen address '%s' is not an IP address", addr);
 		return -1;
 	}
 	srv->listeners[idx] = evconnlistener_new_bind(
@@ -1002,8 +1139,10 @@ static int bind_listener(struct vd_server *srv, int idx, int port)
 					  : "");
 		return -1;
 	}
-	log_info("%s listening on %s (%d worker threads)", vsvc_table[idx]->name, spec,
-		 vd_config_threads(&srv->cfg, idx));
+	bool tls = srv->tls && vd_config_svc_secured(&srv->cfg, idx);
+	log_info("%s listening on %s (%d worker threads%s%s)", vsvc_table[idx]->name, spec,
+		 vd_config_threads(&srv->cfg, idx), tls ? ", TLS" : "",
+		 srv->token_on && strcmp(vsvc_table[idx]->name, "memcache") != 0 ? ", token" : "");
 	return 0;
 }
 
@@ -1083,16 +1222,39 @@ struct vd_server *server_start(const struct vd_config *cfg)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, enable_threads);
-	if (!is_loopback(cfg->listen) && !cfg->insecure_listen) {
-		log_error("refusing to listen on %s: only loopback is allowed until authentication "
-			  "is configured (set insecure_listen = yes to override)",
+	if (!is_loopback(cfg->listen) && !vd_config_has_auth(cfg) && !cfg->insecure_listen) {
+		log_error("refusing to listen on %s: a node reachable from other machines must "
+			  "authenticate its clients. Set tls_cert, tls_key and tls_ca (mutual TLS; "
+			  "'virgo certs init DIR' makes a cluster CA and the certificates), or "
+			  "auth_token = <a secret of 16+ characters> that clients also set; or "
+			  "insecure_listen = yes to serve anyone who can reach the ports",
 			  cfg->listen);
+		return NULL;
+	}
+	if (cfg->memcache_tls && !cfg->tls_cert[0]) {
+		log_error("memcache_tls = yes needs tls_cert and tls_key");
 		return NULL;
 	}
 	struct vd_server *srv = calloc(1, sizeof *srv);
 	if (!srv)
 		return NULL;
 	srv->cfg = *cfg;
+	pthread_mutex_init(&srv->token_lock, NULL);
+	srv->token_on = cfg->auth_token[0] != 0;
+	if (cfg->tls_cert[0] || cfg->tls_key[0] || cfg->tls_ca[0]) {
+		char err[512];
+		srv->tls = vd_tls_new(cfg, err, sizeof err);
+		if (!srv->tls) {
+			log_error("%s", err);
+			free(srv);
+			return NULL;
+		}
+		log_info("TLS 1.3 on every port%s; %s", cfg->memcache_tls ? "" : " but memcache's",
+			 cfg->tls_ca[0] ? "client certificates required (mutual TLS)"
+					: "no client certificates asked for");
+	}
+	if (srv->token_on)
+		log_info("token authentication: clients send AUTH <token> first");
 	srv->body_budget = cfg->body_budget ? cfg->body_budget : cfg->mem_limit / 4;
 	/* one reply may overshoot the budget: the largest any service
 	 * declares (a value, a job's output) */
@@ -1242,6 +1404,8 @@ void server_free(struct vd_server *srv)
 	}
 	if (srv->acct)
 		ma_node_release(srv->acct);
+	vd_tls_free(srv->tls);
+	pthread_mutex_destroy(&srv->token_lock);
 	if (srv->sig_term)
 		event_free(srv->sig_term);
 	if (srv->sig_int)

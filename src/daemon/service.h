@@ -120,6 +120,13 @@ void *vconn_state(struct vconn *c); /* conn_size bytes, zeroed at accept */
 void *vconn_svc(struct vconn *c); /* what init stored in *svc */
 const char *vconn_peer(struct vconn *c); /* "ip:port" of the client */
 struct event_base *vconn_base(struct vconn *c); /* the loop that owns c */
+/* Who the client authenticated as: its TLS certificate's CN, "token" for
+ * the node's shared auth_token, or "" when the node authenticates no one
+ * (loopback).  Set before the service sees the connection's first byte. */
+const char *vconn_identity(struct vconn *c);
+/* A 64-bit digest of vconn_identity (SHA-256, truncated), 0 for "": what
+ * a service stores to remember who owns something. */
+uint64_t vconn_identity_id(struct vconn *c);
 
 /* ---- output budget (enforced by server.c for every service) ------------
  * A connection may have at most VCONN_OUT_BUDGET bytes of replies queued

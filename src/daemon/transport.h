@@ -14,6 +14,7 @@
 #ifndef VIRGO_TRANSPORT_H
 #define VIRGO_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -39,9 +40,36 @@ struct vd_transport {
 	int (*shutdown)(struct vd_tconn *t);
 	/* Releases ctx and closes fd (fd < 0: nothing to close). */
 	void (*close)(struct vd_tconn *t);
+	/* Optional: bytes the transport already holds for the reader (a TLS
+	 * record read whole but not all taken), which no readable event
+	 * will announce; server.c reads again while true. */
+	bool (*pending)(const struct vd_tconn *t);
 };
 
 /* Plain TCP: recv/readv, writev (evbuffer_write), shutdown(SHUT_WR). */
 extern const struct vd_transport vd_transport_tcp;
+
+/* TLS 1.3 (transport_tls.c): SSL_read_ex/SSL_write_ex on the socket. */
+extern const struct vd_transport vd_transport_tls;
+
+/* The node's TLS state: the SSL_CTX new connections are accepted with. */
+struct vd_config;
+struct vd_tls;
+/* From cfg's tls_cert, tls_key, tls_ca (client certificates required)
+ * and tls_crl.  NULL with a message in err.  Owned: vd_tls_free. */
+struct vd_tls *vd_tls_new(const struct vd_config *cfg, char *err, size_t errlen);
+/* SIGHUP: a new context from the files for new connections; open ones
+ * keep theirs.  0, or -1 with err (the old context stays). */
+int vd_tls_reload(struct vd_tls *tls, const struct vd_config *cfg, char *err, size_t errlen);
+void vd_tls_free(struct vd_tls *tls);
+/* Makes t (a fresh accepted socket) a TLS server end: 0 or -1. */
+int vd_tls_attach(struct vd_tls *tls, struct vd_tconn *t);
+/* Has t's handshake completed? */
+bool vd_tls_established(const struct vd_tconn *t);
+/* The client certificate's CN once the handshake is done, else NULL
+ * (points into t's state). */
+const char *vd_tls_peer_name(const struct vd_tconn *t);
+/* Appends the node's TLS and kTLS counters as "STAT k v" lines. */
+void vd_tls_stats_add(struct evbuffer *out);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "../common/cfgfile.h"
 #include "client.h"
+#include "transport.h"
 
 static pthread_mutex_t vc_init_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vc_client *_Atomic vc_global;
@@ -57,6 +58,23 @@ static int client_create(const char *path, struct vc_client **out)
 			return -VIRGO_ECONF;
 		}
 	}
+	if (c->cfg.tls_ca[0]) {
+		c->tls_ctx = vc_tls_ctx_new(c->cfg.tls_ca, c->cfg.tls_cert, c->cfg.tls_key, err,
+					    sizeof err);
+		if (!c->tls_ctx) {
+			fprintf(stderr, "libvirgo: %s: %s\n", c->cfg.source, err);
+			vc_err_set(err);
+			free(c);
+			return -VIRGO_ECONF;
+		}
+	} else if (c->cfg.tls_cert[0]) {
+		snprintf(err, sizeof err, "%s: tls_cert is set but tls_ca is not (TLS needs the "
+					  "cluster CA to check the nodes)", c->cfg.source);
+		fprintf(stderr, "libvirgo: %s\n", err);
+		vc_err_set(err);
+		free(c);
+		return -VIRGO_ECONF;
+	}
 	for (int i = 0; i < c->cfg.nnodes; i++)
 		pthread_mutex_init(&c->cfg.nodes[i].lock, NULL);
 	pthread_mutex_init(&c->rng_lock, NULL);
@@ -95,13 +113,16 @@ void virgo_fini(void)
 		return;
 	vc_health_save(c);
 	for (int i = 0; i < c->cfg.nnodes; i++) {
-		for (int s = 0; s < VC_SVC_COUNT; s++)
+		for (int s = 0; s < VC_SVC_COUNT; s++) {
 			vc_pool_flush(&c->cfg.nodes[i], (enum vc_svc)s);
+			vc_tls_session_free(c->cfg.nodes[i].tls_sess[s]);
+		}
 		pthread_mutex_destroy(&c->cfg.nodes[i].lock);
 	}
 	pthread_mutex_destroy(&c->rng_lock);
 	pthread_mutex_destroy(&c->lb_lock);
 	free(c->learned);
+	vc_tls_ctx_free(c->tls_ctx);
 	span_cache_destroy(&c->spans);
 	orphans_destroy(&c->orphans);
 	free(c);
@@ -288,7 +309,7 @@ int vc_node_check_id(struct vc_client *c, int idx, enum vc_svc svc, const char *
 	unsigned id;
 	int rc = ping_svc(c, idx, svc, &id);
 	if (rc) /* the detail names the caller's operation, not the check's ping */
-		vc_err_node(c, idx, svc, hdr, rc, NULL);
+		vc_err_node(c, idx, svc, hdr, rc, vc_tls_why[0] ? vc_tls_why : NULL);
 	return rc;
 }
 

@@ -70,6 +70,9 @@ struct vc_node {
 	/* per service: wall-clock ms of the last reply timeout (a hung node),
 	 * 0 once it answered again; shared across processes by health.c */
 	_Atomic int64_t hung_at_ms[VC_SVC_COUNT];
+	/* TLS: the last session ticket per service (SSL_SESSION *, under
+	 * lock), so new connections resume */
+	void *tls_sess[VC_SVC_COUNT];
 };
 
 struct vc_config {
@@ -83,6 +86,11 @@ struct vc_config {
 	int connect_timeout_ms, timeout_ms, pool_size, backoff_ms, backoff_max_ms;
 	uint64_t seed;
 	bool seeded;
+	/* security: tls_ca turns TLS on (the nodes' certificates must chain
+	 * to it); tls_cert/tls_key: this client's certificate; auth_token:
+	 * sent first on every connection ("AUTH <token>") */
+	char tls_ca[256], tls_cert[256], tls_key[256], auth_token[256];
+	bool memcache_tls; /* the memcached port speaks TLS too */
 	char source[256];
 };
 
@@ -110,6 +118,7 @@ struct vc_client {
 	struct lb_learned *learned; /* malloc'd on first use */
 	char health_path[512]; /* virgo_health_cache's file, "" for none */
 	int health_max_age_ms;
+	void *tls_ctx; /* SSL_CTX * when cfg.tls_ca is set (transport.h) */
 };
 
 /* The process-wide client, initialised on first use; NULL + *err on

@@ -8,6 +8,9 @@
  *   clone_timeout_ms, load_max_age_ms      job wait; load table staleness
  *   chunk_size = 1M                        larger allocations span nodes
  *   connect_timeout_ms, timeout_ms, pool_size, backoff_ms, backoff_max_ms, seed
+ *   tls_ca, tls_cert, tls_key              TLS to the nodes (tls_ca turns it on)
+ *   auth_token                             the nodes' shared token
+ *   memcache_tls = no                      the memcached port over TLS too
  *
  * A bare line of comma-separated addresses (the original's whole file) is
  * read like node_ip_addrs_in_cloud.  Unknown keys are errors.
@@ -136,6 +139,28 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 	if (strcmp(key, "chunk_size") == 0) {
 		if (cv_size(value, &cfg->chunk_size) || cfg->chunk_size < 16)
 			return bad(ctx, key, value, "a size of at least 16 bytes");
+		return 1;
+	}
+	static const struct {
+		const char *key;
+		size_t off;
+	} strs[] = {
+		{"tls_ca", offsetof(struct vc_config, tls_ca)},
+		{"tls_cert", offsetof(struct vc_config, tls_cert)},
+		{"tls_key", offsetof(struct vc_config, tls_key)},
+		{"auth_token", offsetof(struct vc_config, auth_token)},
+	};
+	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+		if (strcmp(key, strs[i].key) != 0)
+			continue;
+		if (strlen(value) >= sizeof cfg->tls_ca || strpbrk(value, " \t"))
+			return bad(ctx, key, value, "at most 255 characters, no spaces");
+		snprintf((char *)cfg + strs[i].off, sizeof cfg->tls_ca, "%s", value);
+		return 1;
+	}
+	if (strcmp(key, "memcache_tls") == 0) {
+		if (cv_bool(value, &cfg->memcache_tls))
+			return bad(ctx, key, value, "yes or no");
 		return 1;
 	}
 	if (strcmp(key, "seed") == 0) {

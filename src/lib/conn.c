@@ -63,6 +63,28 @@ const int vc_svc_base_port[VC_SVC_COUNT] = {
 	[VC_SVC_CLOUDFS] = 50000, [VC_SVC_QUEUE] = 60000,   [VC_SVC_MEMCACHE] = 11211,
 };
 
+static int send_all(struct vc_conn *k, struct iovec *iov, int iovcnt, int64_t deadline,
+		    size_t *sent);
+static int read_line(struct vc_conn *k, char *line, size_t cap, size_t *len, int64_t deadline);
+
+/* auth_token: "AUTH <token>" first, the node answers OK or refuses. */
+static int conn_auth(struct vc_client *c, struct vc_conn *k)
+{
+	char line[300];
+	int64_t deadline = vc_now_ms() + c->cfg.connect_timeout_ms;
+	int n = snprintf(line, sizeof line, "AUTH %s\r\n", c->cfg.auth_token);
+	struct iovec iov = {line, (size_t)n};
+	int rc = send_all(k, &iov, 1, deadline, NULL);
+	size_t len;
+	if (rc == 0)
+		rc = read_line(k, line, sizeof line, &len, deadline);
+	if (rc == 0 && strcmp(line, "OK") != 0) {
+		snprintf(vc_tls_why, sizeof vc_tls_why, "%s", line);
+		rc = strncmp(line, "ERR EACCES", 10) == 0 ? -EACCES : -EPROTO;
+	}
+	return rc;
+}
+
 static int conn_open(struct vc_client *c, struct vc_node *n, enum vc_svc svc, struct vc_conn **out)
 {
 	char port[16];
@@ -107,7 +129,15 @@ static int conn_open(struct vc_client *c, struct vc_node *n, enum vc_svc svc, st
 	k->want = 0;
 	k->off = k->len = 0;
 	k->next = NULL;
-	if (k->tp->start && (rc = k->tp->start(k, vc_now_ms() + c->cfg.connect_timeout_ms)) != 0) {
+	vc_tls_why[0] = '\0';
+	if (c->tls_ctx && (svc != VC_SVC_MEMCACHE || c->cfg.memcache_tls) &&
+	    (rc = vc_tls_attach(k, c->tls_ctx, n->host, &n->lock, &n->tls_sess[svc])) != 0) {
+		k->tp->close(k);
+		free(k);
+		return rc;
+	}
+	if ((k->tp->start && (rc = k->tp->start(k, vc_now_ms() + c->cfg.connect_timeout_ms)) != 0) ||
+	    (c->cfg.auth_token[0] && svc != VC_SVC_MEMCACHE && (rc = conn_auth(c, k)) != 0)) {
 		k->tp->close(k);
 		free(k);
 		return rc;
@@ -424,12 +454,13 @@ int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr
 	for (int attempt = 0;; attempt++) {
 		struct vc_conn *k = NULL;
 		int reused;
+		vc_tls_why[0] = '\0';
 		int rc = pool_get(c, n, svc, !idempotent, &k, &reused);
 		if (rc) {
 			vc_node_failed(c, idx, svc);
 			if (rc == -ETIMEDOUT) /* no answer to the SYN: as costly */
 				vc_health_hung(c, idx, svc);
-			vc_err_node(c, idx, svc, hdr, rc, NULL);
+			vc_err_node(c, idx, svc, hdr, rc, vc_tls_why[0] ? vc_tls_why : NULL);
 			return rc;
 		}
 		struct iovec iov[3] = {
@@ -446,6 +477,7 @@ int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr
 				vc_err_node(c, idx, svc, hdr, rc, err_sentence(rep->line));
 			return rc;
 		}
+		const struct vc_transport *ktp = k->tp;
 		conn_close(k);
 		free(rep->data);
 		memset(rep, 0, sizeof *rep);
@@ -466,7 +498,8 @@ int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr
 			vc_node_failed(c, idx, svc);
 		if (rc == -ETIMEDOUT)
 			vc_health_hung(c, idx, svc);
-		vc_err_node(c, idx, svc, hdr, rc, NULL);
+		vc_err_node(c, idx, svc, hdr, rc,
+			    ktp == &vc_tls_transport && vc_tls_why[0] ? vc_tls_why : NULL);
 		return rc;
 	}
 }

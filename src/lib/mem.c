@@ -59,6 +59,8 @@ static int alloc_one(struct vc_client *c, uint64_t size, bool span,
 		snprintf(opt, sizeof opt, " ttl=%" PRIu64, o->ttl_ms);
 	if (o && o->owner)
 		snprintf(opt + strlen(opt), sizeof opt - strlen(opt), " owner=%s", o->owner);
+	if (o && o->shared)
+		snprintf(opt + strlen(opt), sizeof opt - strlen(opt), " shared");
 	int last = -VIRGO_ENONODE;
 	for (;;) {
 		int idx = lb_pick(c, tried);

@@ -1,5 +1,5 @@
 /*
- * transport.c - plain TCP behind the vc_transport ops (transport.h).
+ * transport.c - plain TCP and TLS behind the vc_transport ops (transport.h).
  *
  * Each op is the system call it stands for on the connection's
  * non-blocking socket; on EAGAIN it records which readiness to wait for
@@ -8,11 +8,21 @@
  */
 #include "transport.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "../common/ktls.h"
 #include "client.h"
 
 static ssize_t tcp_read(struct vc_conn *k, void *buf, size_t n)
@@ -57,4 +67,320 @@ const struct vc_transport vc_tcp_transport = {
 	.write = tcp_write,
 	.shutdown = tcp_shutdown,
 	.close = tcp_close,
+};
+
+/* ---- TLS ---------------------------------------------------------------
+ * TLS 1.3 over the same non-blocking socket (OpenSSL 3): the node's
+ * certificate must chain to tls_ca and name the node's address (or host
+ * name) in its subjectAltName; tls_cert/tls_key, when set, are this
+ * client's certificate for nodes that require one.  Each node's service
+ * remembers the last session ticket it sent, so a new pooled connection
+ * resumes instead of doing a full handshake. */
+struct vc_tls_conn {
+	SSL *ssl;
+	pthread_mutex_t *lock; /* the node's: guards *slot */
+	void **slot; /* the node's last SSL_SESSION for this service */
+	bool failed; /* fatal error: no close_notify */
+};
+
+/* SSL_get_error needs an empty error queue before the call it explains;
+ * peeking costs less than clearing on every record. */
+static inline void errq_reset(void)
+{
+	if (ERR_peek_error())
+		ERR_clear_error();
+}
+
+_Thread_local char vc_tls_why[200];
+
+static void tls_note(const char *what)
+{
+	unsigned long e = ERR_peek_last_error();
+	char buf[160] = "";
+	if (e)
+		ERR_error_string_n(e, buf, sizeof buf);
+	snprintf(vc_tls_why, sizeof vc_tls_why, "TLS %s: %s", what, e ? buf : "connection closed");
+	ERR_clear_error();
+}
+
+static int tls_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct vc_tls_conn *s = SSL_get_app_data(ssl);
+	if (!s || !s->slot)
+		return 0;
+	pthread_mutex_lock(s->lock);
+	if (*s->slot)
+		SSL_SESSION_free(*s->slot);
+	*s->slot = sess;
+	pthread_mutex_unlock(s->lock);
+	return 1; /* we keep the reference */
+}
+
+void *vc_tls_ctx_new(const char *ca, const char *cert, const char *key, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	const char *what = "context";
+	if (!ctx)
+		goto fail;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+				      "TLS_CHACHA20_POLY1305_SHA256");
+	const char *why;
+	if (ktls_possible(&why)) {
+		SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+	} else {
+		/* read ahead into a buffer that holds several records: one
+		 * recv per record or fewer, where there would be two */
+		SSL_CTX_set_read_ahead(ctx, 1);
+		SSL_CTX_set_default_read_buffer_len(ctx, 65536);
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	what = ca;
+	if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)
+		goto fail;
+	if (cert && cert[0]) {
+		what = cert;
+		if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+			goto fail;
+		what = key && key[0] ? key : cert;
+		if (SSL_CTX_use_PrivateKey_file(ctx, what, SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_check_private_key(ctx) != 1)
+			goto fail;
+	}
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, tls_new_session);
+	return ctx;
+fail:;
+	unsigned long e = ERR_peek_last_error();
+	char buf[200] = "out of memory";
+	if (e)
+		ERR_error_string_n(e, buf, sizeof buf);
+	ERR_clear_error();
+	snprintf(err, errlen, "TLS: cannot load %s: %s", what, buf);
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+void vc_tls_ctx_free(void *ctx) { SSL_CTX_free(ctx); }
+
+void vc_tls_session_free(void *sess)
+{
+	if (sess)
+		SSL_SESSION_free(sess);
+}
+
+int vc_tls_attach(struct vc_conn *k, void *ctx, const char *host, pthread_mutex_t *lock, void **slot)
+{
+	struct vc_tls_conn *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->ssl = SSL_new(ctx);
+	s->lock = lock;
+	s->slot = slot;
+	if (!s->ssl || SSL_set_fd(s->ssl, k->fd) != 1) {
+		SSL_free(s->ssl);
+		free(s);
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	SSL_set_app_data(s->ssl, s);
+	/* the node's certificate must name the address we dialled */
+	unsigned char bin[16];
+	if (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1) {
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->ssl), host);
+	} else {
+		SSL_set_tlsext_host_name(s->ssl, host);
+		SSL_set1_host(s->ssl, host);
+	}
+	pthread_mutex_lock(lock);
+	if (*slot)
+		SSL_set_session(s->ssl, *slot);
+	pthread_mutex_unlock(lock);
+	SSL_set_connect_state(s->ssl);
+	k->tstate = s;
+	k->tp = &vc_tls_transport;
+	return 0;
+}
+
+bool vc_tls_resumed(const struct vc_conn *k)
+{
+	const struct vc_tls_conn *s = k->tstate;
+	return k->tp == &vc_tls_transport && s && SSL_session_reused(s->ssl);
+}
+
+/* r <= 0 from an SSL call: -1 with errno (EAGAIN: k->want set), or 0. */
+static int tls_fail(struct vc_conn *k, int r, const char *what)
+{
+	struct vc_tls_conn *s = k->tstate;
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		k->want = POLLIN;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_WANT_WRITE:
+		k->want = POLLOUT;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		s->failed = true;
+		tls_note(what);
+		if (errno == 0 || errno == EAGAIN)
+			errno = ECONNRESET;
+		return -1;
+	default:
+		s->failed = true;
+		tls_note(what);
+		errno = ECONNREFUSED; /* the peer's certificate or ours was refused */
+		return -1;
+	}
+}
+
+static int tls_start(struct vc_conn *k, int64_t deadline_ms)
+{
+	struct vc_tls_conn *s = k->tstate;
+	vc_tls_why[0] = '\0';
+	for (;;) {
+		ERR_clear_error();
+		int r = SSL_connect(s->ssl);
+		if (r == 1)
+			return 0;
+		if (tls_fail(k, r, "handshake") == 0) {
+			snprintf(vc_tls_why, sizeof vc_tls_why,
+				 "TLS handshake: the node closed the connection (does it speak TLS?)");
+			return -ECONNRESET;
+		}
+		if (errno != EAGAIN)
+			return -errno;
+		for (;;) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			int64_t left = deadline_ms - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+			if (left <= 0)
+				return -ETIMEDOUT;
+			struct pollfd p = {.fd = k->fd, .events = k->want};
+			int pr = poll(&p, 1, (int)left);
+			if (pr > 0)
+				break;
+			if (pr < 0 && errno != EINTR)
+				return -errno;
+		}
+	}
+}
+
+static ssize_t tls_readv(struct vc_conn *k, const struct iovec *iov, int iovcnt)
+{
+	struct vc_tls_conn *s = k->tstate;
+	size_t total = 0;
+	for (int i = 0; i < iovcnt; i++) {
+		char *p = iov[i].iov_base;
+		size_t left = iov[i].iov_len;
+		while (left > 0) {
+			size_t got = 0;
+			errq_reset(); /* another user of OpenSSL in this thread may have left errors */
+			int r = SSL_read_ex(s->ssl, p, left, &got);
+			if (r <= 0) {
+				if (total > 0) {
+					ERR_clear_error();
+					return (ssize_t)total;
+				}
+				return tls_fail(k, r, "read");
+			}
+			total += got;
+			p += got;
+			left -= got;
+			if (!SSL_has_pending(s->ssl))
+				return (ssize_t)total;
+		}
+	}
+	return (ssize_t)total;
+}
+
+static ssize_t tls_read(struct vc_conn *k, void *buf, size_t n)
+{
+	struct iovec v = {buf, n};
+	return tls_readv(k, &v, 1);
+}
+
+/* One record per call: small iovecs (a request line, its payload, CRLF)
+ * are gathered into one buffer, so a request is one record and one
+ * system call; a large first iovec is written from where it is. */
+static ssize_t tls_write(struct vc_conn *k, const struct iovec *iov, int iovcnt)
+{
+	struct vc_tls_conn *s = k->tstate;
+	unsigned char tmp[16384];
+	const void *p;
+	size_t len = 0;
+	if (iovcnt > 0 && iov[0].iov_len >= sizeof tmp) {
+		p = iov[0].iov_base;
+		len = iov[0].iov_len;
+	} else {
+		for (int i = 0; i < iovcnt && len < sizeof tmp; i++) {
+			size_t take = iov[i].iov_len < sizeof tmp - len ? iov[i].iov_len : sizeof tmp - len;
+			memcpy(tmp + len, iov[i].iov_base, take);
+			len += take;
+		}
+		p = tmp;
+	}
+	size_t w = 0;
+	errq_reset();
+	int r = SSL_write_ex(s->ssl, p, len, &w);
+	if (r <= 0) {
+		r = tls_fail(k, r, "write");
+		if (r == 0) {
+			errno = EPIPE;
+			r = -1;
+		}
+		return r;
+	}
+	return (ssize_t)w;
+}
+
+static int tls_shutdown(struct vc_conn *k)
+{
+	struct vc_tls_conn *s = k->tstate;
+	if (!s->failed) {
+		ERR_clear_error();
+		SSL_shutdown(s->ssl);
+		ERR_clear_error();
+	}
+	return shutdown(k->fd, SHUT_WR);
+}
+
+static void tls_close(struct vc_conn *k)
+{
+	struct vc_tls_conn *s = k->tstate;
+	if (s) {
+		/* close_notify (best effort, non-blocking): an SSL freed
+		 * without it marks its session not resumable, and that
+		 * session is the node's latest ticket, kept in the slot */
+		if (!s->failed && SSL_is_init_finished(s->ssl))
+			SSL_shutdown(s->ssl);
+		SSL_free(s->ssl);
+		free(s);
+		k->tstate = NULL;
+		ERR_clear_error();
+	}
+	if (k->fd >= 0)
+		close(k->fd);
+	k->fd = -1;
+}
+
+static bool tls_pending(struct vc_conn *k)
+{
+	struct vc_tls_conn *s = k->tstate;
+	return s && SSL_has_pending(s->ssl);
+}
+
+const struct vc_transport vc_tls_transport = {
+	.name = "tls",
+	.start = tls_start,
+	.read = tls_read,
+	.readv = tls_readv,
+	.write = tls_write,
+	.shutdown = tls_shutdown,
+	.close = tls_close,
+	.pending = tls_pending,
 };

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -41,5 +42,23 @@ struct vc_transport {
 };
 
 extern const struct vc_transport vc_tcp_transport;
+/* TLS 1.3 (OpenSSL); start does the handshake. */
+extern const struct vc_transport vc_tls_transport;
+
+/* A client SSL_CTX (returned as void *, owned: vc_tls_ctx_free) trusting
+ * ca, presenting cert/key when cert is non-empty.  NULL with err. */
+void *vc_tls_ctx_new(const char *ca, const char *cert, const char *key, char *err, size_t errlen);
+void vc_tls_ctx_free(void *ctx);
+/* Frees a remembered session (an SSL_SESSION *, may be NULL). */
+void vc_tls_session_free(void *sess);
+/* Makes k (connected socket in k->fd) a TLS client end for host, resuming
+ * *slot's session if any and storing the node's next ticket there (under
+ * lock).  0 or -ENOMEM; then call k->tp->start. */
+int vc_tls_attach(struct vc_conn *k, void *ctx, const char *host, pthread_mutex_t *lock,
+		  void **slot);
+/* Did k's handshake resume a session? */
+bool vc_tls_resumed(const struct vc_conn *k);
+/* Why the calling thread's last TLS operation failed ("" if none). */
+extern _Thread_local char vc_tls_why[200];
 
 #endif

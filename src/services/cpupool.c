@@ -78,6 +78,7 @@ struct cpupool {
 	int drain_timeout_ms;
 	struct cp_cgroup *cg; /* NULL: no pids cgroup here */
 	int max_procs;
+	char identities[1024]; /* cpupool_identities: who may run jobs ("" all) */
 	long arg_strlen_max; /* the kernel's MAX_ARG_STRLEN: 32 pages, NUL included */
 	_Atomic uint64_t done, failed, rejected, cancelled;
 	pthread_mutex_t det_mu; /* guards det (connections of every loop) */
@@ -648,6 +649,24 @@ static const char cpupool_help[] =
 	"HELP built-ins: virgo_cloud_test (echo), virgo_sleep (<ms>), virgo_load\r\n"
 	"END\r\n";
 
+/* Is the connection's identity in cpupool_identities (or is the list
+ * empty)?  The list: names separated by commas and/or spaces. */
+static bool identity_allowed(const struct cpupool *cp, struct vconn *c)
+{
+	if (!cp->identities[0])
+		return true;
+	const char *id = vconn_identity(c);
+	size_t n = strlen(id);
+	for (const char *p = cp->identities; *p;) {
+		p += strspn(p, ", \t");
+		size_t w = strcspn(p, ", \t");
+		if (w && w == n && memcmp(p, id, n) == 0)
+			return true;
+		p += w;
+	}
+	return false;
+}
+
 static int cpupool_exec(struct cpupool *cp, struct vconn *c, const struct cp_req *r)
 {
 	struct evbuffer *out = vconn_out(c);
@@ -655,6 +674,13 @@ static int cpupool_exec(struct cpupool *cp, struct vconn *c, const struct cp_req
 	case CP_OP_CLONE:
 	case CP_OP_RUN:
 	case CP_OP_CALL:
+		if (!identity_allowed(cp, c)) {
+			log_info_every("job_refused peer=%s identity=%s reason=cpupool_identities",
+				       vconn_peer(c), vconn_identity(c)[0] ? vconn_identity(c) : "-");
+			reply_err(out, EACCES,
+				  "this identity may not run jobs on this node (cpupool_identities)");
+			return r->legacy ? VSVC_CLOSE : VSVC_KEEP;
+		}
 		start_job(cp, c, r);
 		return VSVC_KEEP;
 	case CP_OP_LOAD: {
@@ -772,6 +798,7 @@ static int cpupool_init(const struct vd_node *node, void **out)
 	cp->mem_limit = st->job_mem_limit;
 	cp->drain_timeout_ms = cfg->drain_timeout_ms;
 	cp->max_procs = st->job_max_procs;
+	snprintf(cp->identities, sizeof cp->identities, "%s", st->identities);
 	long page = sysconf(_SC_PAGESIZE);
 	cp->arg_strlen_max = 32 * (page > 0 ? page : 4096);
 	pthread_mutex_init(&cp->det_mu, NULL);

@@ -27,6 +27,7 @@ const struct vsvc_key cp_settings_keys[] = {
 	CP_KEY("job_mem_limit", VSVC_KEY_SIZE, job_mem_limit, 0, INT64_C(16) << 20, INT64_C(1) << 44,
 	       "a size from 16M to 16384G", false),
 	CP_KEY("job_max_procs", VSVC_KEY_INT, job_max_procs, 0, 1, 100000, "1..100000", false),
+	CP_KEY("cpupool_identities", VSVC_KEY_STR, identities, 1024, 0, 0, "a shorter list", false),
 	{NULL, 0, 0, 0, 0, 0, NULL, false},
 };
 

@@ -25,6 +25,8 @@ struct cp_settings {
 	int cpu_queue; /* jobs waiting beyond those; then ERR EBUSY */
 	uint64_t job_mem_limit; /* RLIMIT_AS of an executable */
 	int job_max_procs; /* processes a program's job may have (pids cgroup) */
+	/* identities (vconn_identity) that may run jobs; "" = every client */
+	char identities[1024];
 };
 
 extern const struct vsvc_key cp_settings_keys[];

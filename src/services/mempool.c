@@ -18,6 +18,7 @@
 #include "../common/vuid.h"
 #include "../daemon/config.h"
 #include "../daemon/service.h"
+#include "../daemon/transport.h"
 #include "mempool_proto.h"
 #include "mempool_store.h"
 #include "memacct.h"
@@ -88,6 +89,7 @@ static const char *store_msg(int err)
 	case ENOMEM: return "node memory limit reached";
 	case ERANGE: return "outside the allocation's size";
 	case EINVAL: return "size must be between 1 and max_alloc";
+	case EACCES: return "owned by another identity (malloc ... shared makes one anyone may use)";
 	default: return "failed";
 	}
 }
@@ -133,11 +135,13 @@ static void reply_stats(struct mempool *mp, struct evbuffer *out)
 			    "STAT ops_malloc %" PRIu64 "\r\nSTAT ops_set %" PRIu64 "\r\n"
 			    "STAT ops_get %" PRIu64 "\r\nSTAT ops_free %" PRIu64 "\r\n"
 			    "STAT errors %" PRIu64 "\r\nSTAT leased %" PRIu64 "\r\n"
-			    "STAT expired %" PRIu64 "\r\nSTAT malloc_replayed %" PRIu64 "\r\nEND\r\n",
+			    "STAT expired %" PRIu64 "\r\nSTAT malloc_replayed %" PRIu64 "\r\n",
 			    mp->node_id, s.allocations, s.bytes, s.accounted, s.limit, s.cache_bytes,
 			    u.pinned + u.cache, ma_resident_bytes(), u.trims, mp->max_alloc,
 			    mp->lim.max_value, s.ops_malloc, s.ops_set, s.ops_get, s.ops_free,
 			    s.ops_error, s.leased, s.expired, s.replayed);
+	vd_tls_stats_add(out); /* the node's TLS/kTLS state, for virgo status */
+	evbuffer_add(out, "END\r\n", 5);
 }
 
 struct ls_ctx {
@@ -209,7 +213,8 @@ static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req
 		uint64_t v;
 		struct mp_alloc_opts o = {.ttl_ms = r->ttl_ms, .owner = r->owner,
 					  .owner_len = r->owner_len, .has_rid = r->has_rid,
-					  .rid = r->rid};
+					  .rid = r->rid, .ident = vconn_identity_id(c),
+					  .shared = r->shared};
 		rc = mp_store_alloc_ex(mp->store, r->size, r->span, &o, &v);
 		if (rc == -ENOMEM) { /* a client at the node's mem_limit */
 			struct ma_usage u;
@@ -225,6 +230,8 @@ static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req
 		return VSVC_KEEP;
 	}
 	case MP_OP_SET:
+		if ((rc = mp_store_check(mp->store, r->vuid, vconn_identity_id(c))) < 0)
+			break;
 		rc = mp_store_write(mp->store, r->vuid, r->offset, r->data, r->data_len,
 				    !r->has_offset);
 		if (rc < 0)
@@ -238,6 +245,8 @@ static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req
 		return VSVC_KEEP;
 	case MP_OP_GET: {
 		struct emit_ctx e = {out, r->legacy, mp->lim.max_value, false};
+		if ((rc = mp_store_check(mp->store, r->vuid, vconn_identity_id(c))) < 0)
+			break;
 		rc = mp_store_read(mp->store, r->vuid, !r->has_offset, r->offset, r->length,
 				   emit_value, &e);
 		if (rc < 0)
@@ -250,6 +259,8 @@ static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req
 		return VSVC_KEEP;
 	}
 	case MP_OP_FREE:
+		if ((rc = mp_store_check(mp->store, r->vuid, vconn_identity_id(c))) < 0)
+			break;
 		rc = mp_store_release(mp->store, r->vuid);
 		if (rc < 0)
 			break;
@@ -257,9 +268,12 @@ static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req
 		return VSVC_KEEP;
 	case MP_OP_FREE_OWNER:
 		evbuffer_add_printf(out, "OK %" PRIu64 "\r\n",
-				    mp_store_free_owner(mp->store, r->owner, r->owner_len));
+				    mp_store_free_owner_as(mp->store, r->owner, r->owner_len,
+							   vconn_identity_id(c)));
 		return VSVC_KEEP;
 	case MP_OP_RENEW:
+		if ((rc = mp_store_check(mp->store, r->vuid, vconn_identity_id(c))) < 0)
+			break;
 		rc = mp_store_renew(mp->store, r->vuid, r->ttl_ms);
 		if (rc < 0)
 			break;

@@ -16,7 +16,7 @@
 
 #include "../common/vuid.h"
 
-#define MP_MAX_TOKENS 6 /* malloc <size> span ttl= owner= rid= */
+#define MP_MAX_TOKENS 7 /* malloc <size> span shared ttl= owner= rid= */
 
 static bool tok_is(const uint8_t *t, size_t n, const char *word)
 {
@@ -120,7 +120,7 @@ static int parse_hex64(const uint8_t *t, size_t n, uint64_t *out)
 }
 
 static const char malloc_usage[] =
-	"usage: malloc <size> [span] [ttl=<ms>] [owner=<tag>] [rid=<hex>]";
+	"usage: malloc <size> [span] [shared] [ttl=<ms>] [owner=<tag>] [rid=<hex>]";
 
 /* The optional words after malloc's size, in any order, each at most once. */
 static enum mp_parse_result parse_malloc_opts(const uint8_t **tok, const size_t *tl, int nt,
@@ -132,6 +132,8 @@ static enum mp_parse_result parse_malloc_opts(const uint8_t **tok, const size_t 
 		size_t vl;
 		if (tok_is(tok[i], tl[i], "span") && !req->span) {
 			req->span = true;
+		} else if (tok_is(tok[i], tl[i], "shared") && !req->shared) {
+			req->shared = true;
 		} else if (kv_is(tok[i], tl[i], "ttl", &v, &vl) && !seen_ttl) {
 			if (frame_u64(v, vl, &req->ttl_ms) != 0 || req->ttl_ms == 0)
 				return fail(code, msg, EINVAL, "ttl= takes milliseconds (1 or more)");

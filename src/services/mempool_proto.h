@@ -41,6 +41,7 @@ struct mp_req {
 	enum mp_op op;
 	bool legacy; /* notes' call syntax: answer in the original's shape */
 	bool span; /* malloc ... span: mint a span-flagged VUID */
+	bool shared; /* malloc ... shared: any identity may use it */
 	bool has_offset; /* set: patch at offset; get: explicit range */
 	uint64_t vuid;
 	uint64_t size; /* malloc */

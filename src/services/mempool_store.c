@@ -48,8 +48,27 @@ struct mp_entry {
 	uint64_t len; /* stored length: what a whole-value get returns */
 	uint32_t created, access, expires; /* expires 0: no lease */
 	uint8_t owner_len;
+	uint8_t flags; /* MP_E_OWNED: an identity (8 bytes after the tag) owns it */
 	uint8_t bytes[];
 };
+#define MP_E_OWNED 1
+#define MP_E_SHARED 2
+
+/* Bytes after the value: the owner tag, then the owning identity. */
+static size_t entry_extra(const struct mp_entry *e)
+{
+	return e->owner_len + (e->flags & MP_E_OWNED ? sizeof(uint64_t) : 0);
+}
+
+/* May ident use e?  (Under e's stripe lock.) */
+static bool entry_allows(const struct mp_entry *e, uint64_t ident)
+{
+	if (!(e->flags & MP_E_OWNED) || (e->flags & MP_E_SHARED))
+		return true;
+	uint64_t owner;
+	memcpy(&owner, e->bytes + e->size + e->owner_len, sizeof owner);
+	return ident != 0 && ident == owner;
+}
 
 struct mp_stripe {
 	pthread_mutex_t lock;
@@ -234,10 +253,11 @@ static int alloc_entry(struct mp_store *st, uint64_t size, bool span, const stru
 		return -EINVAL;
 	if (olen && !mp_owner_valid(o->owner, olen))
 		return -EINVAL;
-	uint64_t cost = cost_of(size, olen);
+	size_t extra = olen + (o && o->ident ? sizeof(uint64_t) : 0);
+	uint64_t cost = cost_of(size, extra);
 	if (!ma_reserve_pinned(st->acct, cost))
 		return -ENOMEM;
-	struct mp_entry *e = calloc(1, sizeof *e + size + olen);
+	struct mp_entry *e = calloc(1, sizeof *e + size + extra);
 	if (!e) {
 		ma_release_pinned(st->acct, cost);
 		return -ENOMEM;
@@ -253,6 +273,10 @@ static int alloc_entry(struct mp_store *st, uint64_t size, bool span, const stru
 	if (olen) {
 		memcpy(e->bytes + size, o->owner, olen);
 		e->owner_len = (uint8_t)olen;
+	}
+	if (o && o->ident) {
+		memcpy(e->bytes + size + olen, &o->ident, sizeof o->ident);
+		e->flags = MP_E_OWNED | (o->shared ? MP_E_SHARED : 0);
 	}
 	uint64_t id = e->vuid = vuid_gen_next(&st->gen, span);
 	/* counted before it is visible: once the lock is released, a free,
@@ -362,7 +386,7 @@ int mp_store_read(struct mp_store *st, uint64_t vuid, bool whole, uint64_t off, 
 /* Gives back what an entry unlinked from its stripe cost, and frees it. */
 static void destroy(struct mp_store *st, struct mp_entry *e)
 {
-	uint64_t cost = cost_of(e->size, e->owner_len);
+	uint64_t cost = cost_of(e->size, entry_extra(e));
 	atomic_fetch_sub(&st->used, e->size);
 	atomic_fetch_sub(&st->accounted, cost);
 	ma_release_pinned(st->acct, cost);
@@ -388,6 +412,16 @@ int mp_store_release(struct mp_store *st, uint64_t vuid)
 		return -ENOENT;
 	destroy(st, e);
 	return 0;
+}
+
+int mp_store_check(struct mp_store *st, uint64_t vuid, uint64_t ident)
+{
+	struct mp_stripe *s = stripe_of(st, vuid);
+	pthread_mutex_lock(&s->lock);
+	struct mp_entry *e = *slot_of(s, vuid);
+	int rc = !e ? -ENOENT : entry_allows(e, ident) ? 0 : -EACCES;
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }
 
 int mp_store_renew(struct mp_store *st, uint64_t vuid, uint64_t ttl_ms)
@@ -512,6 +546,8 @@ struct unlink_ctx {
 	uint32_t now; /* expire: entries whose lease ended by now */
 	const char *owner; /* free_owner: entries with this tag */
 	size_t owner_len;
+	bool check; /* free_owner: only entries identity ident may use */
+	uint64_t ident;
 	struct mp_entry *dead; /* unlinked, freed after the lock */
 	uint64_t n;
 };
@@ -522,7 +558,8 @@ static bool unlink_visit(void *arg, struct mp_stripe *s, struct mp_entry **slot,
 	struct unlink_ctx *u = arg;
 	struct mp_entry *e = *slot;
 	bool hit = u->owner ? (e->owner_len == u->owner_len &&
-			       memcmp(e->bytes + e->size, u->owner, u->owner_len) == 0)
+			       memcmp(e->bytes + e->size, u->owner, u->owner_len) == 0 &&
+			       (!u->check || entry_allows(e, u->ident)))
 			    : (e->expires && e->expires <= u->now);
 	if (!hit)
 		return false;
@@ -558,9 +595,24 @@ uint64_t mp_store_expire(struct mp_store *st, uint64_t now_ms, size_t max_visit)
 	return n;
 }
 
+static uint64_t free_tagged(struct mp_store *st, struct unlink_ctx *u);
+
 uint64_t mp_store_free_owner(struct mp_store *st, const char *owner, size_t len)
 {
 	struct unlink_ctx u = {.st = st, .owner = owner, .owner_len = len};
+	return free_tagged(st, &u);
+}
+
+uint64_t mp_store_free_owner_as(struct mp_store *st, const char *owner, size_t len, uint64_t ident)
+{
+	struct unlink_ctx u = {.st = st, .owner = owner, .owner_len = len, .check = true,
+			       .ident = ident};
+	return free_tagged(st, &u);
+}
+
+static uint64_t free_tagged(struct mp_store *st, struct unlink_ctx *up)
+{
+	struct unlink_ctx u = *up;
 	uint64_t cursor = 0;
 	do {
 		/* a stripe lock is held for a bounded number of entries */

@@ -40,6 +40,10 @@ struct mp_alloc_opts {
 	size_t owner_len;
 	bool has_rid; /* rid: a client's request id; a repeat within */
 	uint64_t rid; /* MP_RID_KEEP_MS returns the first answer */
+	/* the authenticated identity that owns it (vconn_identity_id); 0:
+	 * none, anyone may use it.  shared: owned, but anyone may use it. */
+	uint64_t ident;
+	bool shared;
 };
 
 /* What mp_store_list reports of one allocation. */
@@ -115,6 +119,16 @@ int mp_store_read(struct mp_store *st, uint64_t vuid, bool whole, uint64_t off, 
 
 /* 0 or -ENOENT (unknown or already freed). */
 int mp_store_release(struct mp_store *st, uint64_t vuid);
+
+/* May identity ident (0: an unauthenticated client) use allocation vuid?
+ * 0 (its own, shared, or owned by nobody), -EACCES (another identity's;
+ * also for ident 0), -ENOENT.  Ownership never changes and VUIDs are never
+ * reused, so checking before the operation is as good as during it. */
+int mp_store_check(struct mp_store *st, uint64_t vuid, uint64_t ident);
+
+/* mp_store_free_owner for identity ident: allocations of another
+ * identity (unless shared) keep their tag and stay. */
+uint64_t mp_store_free_owner_as(struct mp_store *st, const char *owner, size_t len, uint64_t ident);
 
 void mp_store_stats(struct mp_store *st, struct mp_stats *out);
 void mp_store_count_error(struct mp_store *st);
