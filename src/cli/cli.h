@@ -69,5 +69,7 @@ int cmd_help(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_renew(int argc, char **argv);
 int cli_parse_ttl(const char *s, uint64_t *ms);
+/* queue.c: virgo queue push|sub|work|read|ls|stat */
+int cmd_queue(int argc, char **argv);
 
 #endif

@@ -32,6 +32,7 @@
 #include <cmocka.h>
 
 #include "../harness.h"
+#include "virgo.h"
 
 static struct th_cluster cl;
 static char qdir[300];
@@ -686,11 +687,100 @@ static void slow_subscriber_bounded(void **state)
 	close(sfd);
 }
 
+
+static void libvirgo_calls(void **state)
+{
+	(void)state;
+	assert_int_equal(th_cluster_client(&cl), 0);
+	uint64_t off = 99;
+	static const uint8_t bin[] = {0, 1, '\r', '\n', 0xff};
+	assert_int_equal(virgo_queue_push("lib", bin, sizeof bin, &off), 0);
+	assert_int_equal(off, 0);
+	assert_int_equal(virgo_queue_push("lib", "two", 3, &off), 0);
+	assert_int_equal(off, 1);
+	assert_int_equal(virgo_queue_push("bad/name", "x", 1, &off), -EINVAL);
+	struct virgo_queue_msg *m;
+	size_t n;
+	uint64_t next;
+	assert_int_equal(virgo_queue_read("lib", 0, 10, &m, &n, &next), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(next, 2);
+	assert_int_equal(m[0].len, sizeof bin);
+	assert_memory_equal(m[0].data, bin, sizeof bin);
+	assert_string_equal(m[1].topic, "lib");
+	char *kc = virgo_queue_kingcobra_line(&m[1]);
+	assert_non_null(kc);
+	assert_true(strncmp(kc, "REQUEST#127.0.0.1#", 18) == 0);
+	assert_non_null(strstr(kc, "#two $$"));
+	free(kc);
+	virgo_queue_msgs_free(m, n);
+	/* a subscriber from the end sees only what comes after */
+	struct virgo_queue_sub *s;
+	assert_int_equal(virgo_queue_sub("lib", VIRGO_QUEUE_END, &s), 0);
+	struct virgo_queue_msg one;
+	assert_int_equal(virgo_queue_next(s, 100, &one), -ETIMEDOUT);
+	assert_int_equal(virgo_queue_push("lib", "three", 5, &off), 0);
+	assert_int_equal(virgo_queue_next(s, 5000, &one), 0);
+	assert_int_equal(one.offset, 2);
+	assert_int_equal(one.len, 5);
+	virgo_queue_msg_free(&one);
+	virgo_queue_close(s);
+	/* a group member: ack, and an unacked one comes again */
+	assert_int_equal(virgo_queue_join("lib", "g", 1, &s), 0);
+	assert_int_equal(virgo_queue_next(s, 5000, &one), 0);
+	assert_int_equal(one.offset, 0);
+	assert_int_equal(virgo_queue_ack(s, one.offset), 0);
+	virgo_queue_msg_free(&one);
+	assert_int_equal(virgo_queue_next(s, 5000, &one), 0);
+	assert_int_equal(one.offset, 1);
+	virgo_queue_msg_free(&one); /* not acked: the deadline passes */
+	assert_int_equal(virgo_queue_next(s, 5000, &one), 0);
+	assert_int_equal(one.offset, 1);
+	virgo_queue_msg_free(&one);
+	virgo_queue_close(s);
+	char *text;
+	assert_int_equal(virgo_queue_stat("lib", &text), 0);
+	assert_non_null(strstr(text, "next 3"));
+	free(text);
+	assert_int_equal(virgo_queue_stat(NULL, &text), 0);
+	assert_non_null(strstr(text, "topic lib 0 3"));
+	free(text);
+}
+
+static void cli_push_read(void **state)
+{
+	(void)state;
+	char virgo[400], out[8192];
+	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	const char *push[] = {virgo, "-c", cl.client_conf, "queue", "push", "clitopic", "{\"id\":1}",
+			      NULL};
+	assert_int_equal(th_run(push, out, sizeof out, 10000), 0);
+	assert_string_equal(out, "clitopic 0\n");
+	const char *rd[] = {virgo, "-c", cl.client_conf, "queue", "read", "clitopic",
+			    "--from", "0", "--format", "kingcobra", NULL};
+	assert_int_equal(th_run(rd, out, sizeof out, 10000), 0);
+	assert_true(strncmp(out, "REQUEST#127.0.0.1#", 18) == 0);
+	assert_non_null(strstr(out, "#{\"id\":1} $$\n"));
+	/* a worker: runs the program per record, acks on exit 0 and
+	 * publishes its output as the reply */
+	const char *work[] = {virgo, "-c", cl.client_conf, "queue", "work", "clitopic",
+			      "--group", "w", "--reply", "clireply", "--count", "1", "--",
+			      "tr", "a-z", "A-Z", NULL};
+	assert_int_equal(th_run(work, out, sizeof out, 10000), 0);
+	const char *rr[] = {virgo, "-c", cl.client_conf, "queue", "read", "clireply", "--format",
+			    "raw", NULL};
+	assert_int_equal(th_run(rr, out, sizeof out, 10000), 0);
+	assert_true(strncmp(out, "REPLY#127.0.0.1#", 16) == 0);
+	assert_non_null(strstr(out, "#{\"ID\":1}"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(push_sub_read_binary),
 		cmocka_unit_test(telnet_path),
+		cmocka_unit_test(libvirgo_calls),
+		cmocka_unit_test(cli_push_read),
 		cmocka_unit_test(offsets_survive_restart),
 		cmocka_unit_test(group_redelivery),
 		cmocka_unit_test(kill9_during_burst),
