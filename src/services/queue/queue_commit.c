@@ -41,6 +41,7 @@ void qc_submit(struct queue *q, struct q_batch *b)
 	else
 		q->whead = b;
 	q->wtail = b;
+	q->wbatches++;
 	pthread_cond_signal(&q->wcond);
 	pthread_mutex_unlock(&q->wmu);
 }
@@ -60,6 +61,7 @@ static uint64_t mono_ms(void)
 }
 
 #define QC_TOUCH_MAX 64
+#define Q_LINGER_US 200 /* longest wait for a round's usual producers */
 
 struct touched {
 	struct ql_topic *t[QC_TOUCH_MAX];
@@ -163,7 +165,7 @@ static void process(struct queue *q, struct q_batch *list, struct touched *dirty
 		for (int i = 0; i < tt.n; i++)
 			touch(dirty, tt.t[i]);
 	free(rec_topic);
-	qd_wake(q);
+	qd_wake_if_consumers(q);
 	while (list) {
 		struct q_batch *next = list->next;
 		vconn_ticket_post(list->ticket, q_batch_done, list);
@@ -191,7 +193,7 @@ static void retain_all(struct queue *q)
 		struct ql_topic *t = q->topics[i];
 		pthread_mutex_unlock(&q->tmu);
 		if (ql_retain(t, q->set.retention_bytes, q->set.retention_s, now))
-			qd_wake(q);
+			qd_wake_if_consumers(q);
 	}
 }
 
@@ -200,6 +202,7 @@ static void *writer_main(void *arg)
 	struct queue *q = arg;
 	struct touched dirty = {.n = 0};
 	uint64_t next_sync = 0, next_retain = mono_ms() + 1000;
+	int last_round = 0;
 	pthread_mutex_lock(&q->wmu);
 	for (;;) {
 		while (!q->whead && !q->wstop) {
@@ -215,8 +218,28 @@ static void *writer_main(void *arg)
 			abstime_after_ms(CLOCK_MONOTONIC, (int)(until - now), &ts);
 			pthread_cond_timedwait(&q->wcond, &q->wmu, &ts);
 		}
+		/* Gathering a group (fsync = always): the connections the last
+		 * round acknowledged usually push again at once; when fewer
+		 * batches are here than that round had, wait a little (at most
+		 * Q_LINGER_US) for the rest, so one fdatasync covers them all
+		 * instead of the producers splitting into two half-size groups
+		 * that alternate.  A lone producer never waits. */
+		if (q->interval_ms == 0 && q->whead && q->wbatches < last_round && !q->wstop) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += Q_LINGER_US * 1000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			while (q->wbatches < last_round && !q->wstop &&
+			       pthread_cond_timedwait(&q->wcond, &q->wmu, &ts) == 0)
+				;
+		}
 		struct q_batch *list = q->whead;
+		last_round = q->wbatches;
 		q->whead = q->wtail = NULL;
+		q->wbatches = 0;
 		bool stop = q->wstop;
 		pthread_mutex_unlock(&q->wmu);
 		if (list)

@@ -22,6 +22,7 @@
  * In-flight records per group are bounded (Q_GROUP_INFLIGHT).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <event2/buffer.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -98,6 +99,14 @@ void qd_wake(struct queue *q)
 	q->dwake = true;
 	pthread_cond_signal(&q->dcond);
 	pthread_mutex_unlock(&q->dmu);
+}
+
+void qd_wake_if_consumers(struct queue *q)
+{
+	/* a consumer that registers after this load sees the records
+	 * anyway: registration wakes the thread itself */
+	if (atomic_load(&q->consumers) > 0)
+		qd_wake(q);
 }
 
 struct dbuf {
@@ -264,6 +273,7 @@ static bool deliver_group(struct queue *q, struct q_group *g, struct dbuf *db)
 			*pp = m->next;
 			vconn_feed_release(m->feed);
 			free(m);
+			atomic_fetch_sub(&q->consumers, 1);
 			continue;
 		}
 		pp = &m->next;
@@ -340,6 +350,7 @@ static void *deliver_main(void *arg)
 				vconn_feed_release(s->feed);
 				ql_reader_close(&s->rd);
 				free(s);
+				atomic_fetch_sub(&q->consumers, 1);
 				continue;
 			}
 			s->full = false;
@@ -451,6 +462,7 @@ int qd_sub_open(struct queue *q, struct vconn *c, const char *topic, bool from_e
 	s->t = t;
 	ql_reader_init(&s->rd, from);
 	*first = from;
+	atomic_fetch_add(&q->consumers, 1);
 	pthread_mutex_lock(&q->dmu);
 	s->next = q->subs;
 	q->subs = s;
@@ -513,6 +525,7 @@ int qd_join(struct queue *q, struct vconn *c, const char *topic, const char *gro
 	m->g = g;
 	m->next = g->members;
 	g->members = m;
+	atomic_fetch_add(&q->consumers, 1);
 	q->dwake = true;
 	pthread_cond_signal(&q->dcond);
 	pthread_mutex_unlock(&q->dmu);

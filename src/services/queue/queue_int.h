@@ -14,6 +14,7 @@
 #define VIRGO_QUEUE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -46,6 +47,7 @@ struct queue {
 	pthread_mutex_t wmu;
 	pthread_cond_t wcond;
 	struct q_batch *whead, *wtail;
+	int wbatches; /* batches queued in whead */
 	bool wstop;
 	pthread_t writer;
 	bool writer_started;
@@ -58,6 +60,7 @@ struct queue {
 	struct q_sub *subs;
 	struct q_group *groups;
 	bool dstop, dwake;
+	_Atomic int consumers; /* subscribers + members: wake the thread only then */
 	pthread_t deliverer;
 	bool deliverer_started;
 };
@@ -112,6 +115,9 @@ int qd_start(struct queue *q);
 void qd_stop(struct queue *q);
 /* Wake the delivery thread (new records, acks, members). */
 void qd_wake(struct queue *q);
+/* The writer's wake: only when someone consumes (saves a thread wake-up
+ * per commit round on a node nobody subscribes to). */
+void qd_wake_if_consumers(struct queue *q);
 /* Loop thread of c: subscribes c to topic from `from` (from_end: the
  * current end); *out is the handle for qd_sub_close.  0 or -errno. */
 int qd_sub_open(struct queue *q, struct vconn *c, const char *topic, bool from_end,
