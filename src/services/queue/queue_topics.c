@@ -73,8 +73,15 @@ int qt_load_all(struct queue *q)
 	struct dirent *de;
 	int rc = 0;
 	while ((de = readdir(d))) {
-		if (!qp_name_valid(de->d_name, strlen(de->d_name)) || de->d_type != DT_DIR)
+		if (!qp_name_valid(de->d_name, strlen(de->d_name)))
 			continue;
+		if (de->d_type != DT_DIR) {
+			/* some file systems (FUSE ones, older XFS) give no type */
+			struct stat sb;
+			if (de->d_type != DT_UNKNOWN || fstatat(dirfd(d), de->d_name, &sb, 0) != 0 ||
+			    !S_ISDIR(sb.st_mode))
+				continue;
+		}
 		struct ql_topic *t;
 		rc = topic_open(q, de->d_name, false, &t);
 		if (rc) {
