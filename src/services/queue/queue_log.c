@@ -497,18 +497,19 @@ int ql_append(struct ql_topic *t, const uint8_t *data, size_t len, const char *p
 	uint64_t pos = a->wsize + t->wlen;
 	size_t h = ql_encode_hdr(t->wbuf + t->wlen, data, len, peer, t->next_off, lamport, time_ns);
 	memcpy(t->wbuf + t->wlen + h, data, len);
-	if (a->nrec % QL_IDX_EVERY == 0) {
-		pthread_mutex_lock(&t->mu);
-		int rc = idx_add(a, t->next_off, pos);
-		pthread_mutex_unlock(&t->mu);
-		if (rc)
-			return rc;
+	/* the index, counters and stats are read by other threads */
+	pthread_mutex_lock(&t->mu);
+	int rc = a->nrec % QL_IDX_EVERY == 0 ? idx_add(a, t->next_off, pos) : 0;
+	if (rc == 0) {
+		a->nrec++;
+		a->last_ns = time_ns;
+		if (lamport > t->st.max_lamport)
+			t->st.max_lamport = lamport;
 	}
+	pthread_mutex_unlock(&t->mu);
+	if (rc)
+		return rc;
 	t->wlen += h + len;
-	a->nrec++;
-	a->last_ns = time_ns;
-	if (lamport > t->st.max_lamport)
-		t->st.max_lamport = lamport;
 	*off = t->next_off++;
 	return 0;
 }
@@ -526,7 +527,9 @@ int ql_flush(struct ql_topic *t)
 			return fail(t, w < 0 ? errno : EIO);
 		done += (size_t)w;
 	}
+	pthread_mutex_lock(&t->mu);
 	t->segs[t->nsegs - 1]->wsize += t->wlen;
+	pthread_mutex_unlock(&t->mu);
 	t->wlen = 0;
 	return 0;
 }
