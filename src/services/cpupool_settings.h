@@ -8,6 +8,7 @@
 #ifndef VIRGO_CPUPOOL_SETTINGS_H
 #define VIRGO_CPUPOOL_SETTINGS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../daemon/service.h"
@@ -25,6 +26,7 @@ struct cp_settings {
 	int cpu_queue; /* jobs waiting beyond those; then ERR EBUSY */
 	uint64_t job_mem_limit; /* RLIMIT_AS of an executable */
 	int job_max_procs; /* processes a program's job may have (pids cgroup) */
+	bool use_as_kingcobra_service; /* enqueue clone calls on the queue (§976) */
 };
 
 extern const struct vsvc_key cp_settings_keys[];

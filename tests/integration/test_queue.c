@@ -235,7 +235,8 @@ static int setup(void **state)
 	char extra[1024];
 	snprintf(extra, sizeof extra,
 		 "queue_dir = %s\nqueue_segment_bytes = 64K\nqueue_retention_bytes = 1M\n"
-		 "queue_ack_timeout_ms = 400\nqueue_sub_buffer = 64K\nqueue_max_record = 64K\n",
+		 "queue_ack_timeout_ms = 400\nqueue_sub_buffer = 64K\nqueue_max_record = 64K\n"
+		 "use_as_kingcobra_service = yes\n",
 		 qdir);
 	if (th_cluster_start(&cl, 1, extra, "") != 0)
 		return -1;
@@ -774,6 +775,35 @@ static void cli_push_read(void **state)
 	assert_non_null(strstr(out, "#{\"ID\":1}"));
 }
 
+/* use_as_kingcobra_service: the cpupool enqueues a clone call instead of
+ * running it; a KingCobra worker (virgo queue work) runs it and its
+ * result comes back on the reply topic */
+static void routed_clone_comes_back_on_reply_topic(void **state)
+{
+	(void)state;
+	assert_int_equal(th_cluster_client(&cl), 0);
+	void *out = NULL;
+	size_t out_len = 0;
+	assert_int_equal(virgo_clone("virgo_cloud_test", "routed hello", 12, &out, &out_len), 0);
+	char res[128];
+	snprintf(res, sizeof res, "%.*s", (int)out_len, (char *)out);
+	free(out);
+	unsigned long long off;
+	if (sscanf(res, "QUEUED kingcobra %llu", &off) != 1)
+		fail_msg("clone result: %s", res);
+	char virgo[400], count[32], text[8192];
+	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	snprintf(count, sizeof count, "%llu", off + 1); /* every record up to it */
+	const char *work[] = {virgo, "-c", cl.client_conf, "queue", "work", "kingcobra", "--group",
+			      "kc", "--reply", "kingcobra.reply", "--count", count, "--", "cat", NULL};
+	assert_int_equal(th_run(work, text, sizeof text, 10000), 0);
+	const char *rd[] = {virgo, "-c", cl.client_conf, "queue", "read", "kingcobra.reply", "--format",
+			    "raw", NULL};
+	assert_int_equal(th_run(rd, text, sizeof text, 10000), 0);
+	assert_non_null(strstr(text, "REPLY#127.0.0.1#"));
+	assert_non_null(strstr(text, "#virgo_cloud_test routed hello"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -781,6 +811,7 @@ int main(void)
 		cmocka_unit_test(telnet_path),
 		cmocka_unit_test(libvirgo_calls),
 		cmocka_unit_test(cli_push_read),
+		cmocka_unit_test(routed_clone_comes_back_on_reply_topic),
 		cmocka_unit_test(offsets_survive_restart),
 		cmocka_unit_test(group_redelivery),
 		cmocka_unit_test(kill9_during_burst),

@@ -13,6 +13,7 @@
  * notes' <ip>:<timestamp>, §913/§978), an offset and a Lamport timestamp.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <event2/buffer.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include "../../daemon/log.h"
 #include "../../daemon/workpool.h"
 #include "queue_int.h"
+#include "queue_route.h"
 
 #define Q_BATCH_RECS 256 /* records per batch */
 #define Q_BATCH_BYTES (UINT64_C(4) << 20) /* payload bytes per batch */
@@ -41,6 +43,9 @@ struct q_conn {
 };
 
 static void q_fini(void *svc);
+
+/* The node's queue, for queue_route (one queue service per process). */
+static struct queue *_Atomic q_node;
 
 static int q_init(const struct vd_node *node, void **out)
 {
@@ -99,12 +104,14 @@ static int q_init(const struct vd_node *node, void **out)
 								    : "disabled",
 		 q->ntopics);
 	*out = q;
+	atomic_store(&q_node, q);
 	return 0;
 }
 
 static void q_fini(void *svc)
 {
 	struct queue *q = svc;
+	atomic_store(&q_node, NULL);
 	qc_stop(q);
 	qd_stop(q);
 	qt_free_all(q);
@@ -137,6 +144,12 @@ static const char *err_msg(int code)
 void q_batch_done(struct vconn *c, void *arg)
 {
 	struct q_batch *b = arg;
+	if (b->route_fn) { /* another service's connection (queue_route) */
+		const struct q_rec *r = &b->recs[0];
+		b->route_fn(c, b->route_arg, r->err, r->topic, r->off);
+		qc_batch_free(b);
+		return;
+	}
 	if (!c) {
 		qc_batch_free(b);
 		return;
@@ -211,6 +224,29 @@ static int batch_add(struct q_batch *b, const char *topic, size_t topic_len, con
 		b->bytes += len;
 	}
 	b->n++;
+	return 0;
+}
+
+int queue_route(struct vconn *c, const void *data, size_t len, queue_route_fn fn, void *arg)
+{
+	struct queue *q = atomic_load(&q_node);
+	if (!q)
+		return -ENOSYS;
+	if (len > q->set.max_record)
+		return -E2BIG;
+	struct q_batch *b = batch_new(c);
+	if (!b)
+		return -ENOMEM;
+	int err = q->state == Q_DISABLED ? EIO : 0;
+	if (batch_add(b, q->set.default_topic, strlen(q->set.default_topic), data, len, NULL, err,
+		      err ? q->why : NULL) != 0 ||
+	    !(b->ticket = vconn_ticket_new(c))) {
+		qc_batch_free(b);
+		return -ENOMEM;
+	}
+	b->route_fn = fn;
+	b->route_arg = arg;
+	qc_submit(q, b);
 	return 0;
 }
 

@@ -99,6 +99,9 @@ struct q_batch {
 	int n, cap;
 	bool legacy; /* the telnet path: close once answered */
 	struct q_rec *recs;
+	/* queue_route: another service's connection waits for this one */
+	void (*route_fn)(struct vconn *c, void *arg, int err, const char *topic, uint64_t off);
+	void *route_arg;
 };
 
 int qc_start(struct queue *q);
