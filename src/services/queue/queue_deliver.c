@@ -244,11 +244,12 @@ static bool give(struct q_group *g, struct q_sub *m, const struct ql_record *rec
 	return true;
 }
 
-/* Returns true when the group wants to be looked at again soon. */
-static bool deliver_group(struct queue *q, struct q_group *g, struct dbuf *db)
+/* Returns in how many ms the group wants to be looked at again (-1:
+ * only when woken). */
+static int64_t deliver_group(struct queue *q, struct q_group *g, struct dbuf *db)
 {
 	if (!g->t && !(g->t = qt_find(q, g->topic)))
-		return false;
+		return -1;
 	if (!g->loaded)
 		group_load(g);
 	uint64_t now = mono_ms();
@@ -325,10 +326,25 @@ static bool deliver_group(struct queue *q, struct q_group *g, struct dbuf *db)
 		group_persist(g);
 		g->last_persist_ms = now;
 	}
-	bool any_full = false;
+	/* when to look again: soon for a full feed, at the persist time for
+	 * an unwritten commit, else at the earliest ack deadline */
+	int64_t wait = -1;
 	for (struct q_sub *k = g->members; k; k = k->next)
-		any_full |= k->full;
-	return g->nents > 0 || any_full || g->committed != g->persisted;
+		if (k->full)
+			wait = Q_POLL_MS;
+	if (g->committed != g->persisted) {
+		int64_t w = (int64_t)(g->last_persist_ms + Q_PERSIST_MS) - (int64_t)now;
+		w = w < 1 ? 1 : w;
+		wait = wait < 0 || w < wait ? w : wait;
+	}
+	for (int i = 0; i < g->nents; i++) {
+		if (!g->ents[i].m)
+			continue;
+		int64_t w = (int64_t)g->ents[i].deadline_ms - (int64_t)now;
+		w = w < 1 ? 1 : w;
+		wait = wait < 0 || w < wait ? w : wait;
+	}
+	return wait;
 }
 
 static void *deliver_main(void *arg)
@@ -343,6 +359,7 @@ static void *deliver_main(void *arg)
 	while (!q->dstop) {
 		q->dwake = false;
 		bool poll = false;
+		int64_t wait = -1;
 		for (struct q_sub **pp = &q->subs; *pp;) {
 			struct q_sub *s = *pp;
 			if (s->dead) {
@@ -361,8 +378,11 @@ static void *deliver_main(void *arg)
 		}
 		for (struct q_group **gp = &q->groups; *gp;) {
 			struct q_group *g = *gp;
-			if (db.rec && db.msg)
-				poll |= deliver_group(q, g, &db);
+			if (db.rec && db.msg) {
+				int64_t w = deliver_group(q, g, &db);
+				if (w >= 0 && (wait < 0 || w < wait))
+					wait = w;
+			}
 			if (!g->members && g->nents == 0 && g->committed == g->persisted) {
 				*gp = g->next; /* idle: its state is on disk */
 				ql_reader_close(&g->rd);
@@ -375,9 +395,11 @@ static void *deliver_main(void *arg)
 		}
 		if (q->dwake || q->dstop)
 			continue;
-		if (poll) {
+		if (poll && (wait < 0 || wait > Q_POLL_MS))
+			wait = Q_POLL_MS;
+		if (wait >= 0) {
 			struct timespec ts;
-			abstime_after_ms(CLOCK_MONOTONIC, Q_POLL_MS, &ts);
+			abstime_after_ms(CLOCK_MONOTONIC, (int)(wait > 60000 ? 60000 : wait), &ts);
 			pthread_cond_timedwait(&q->dcond, &q->dmu, &ts);
 		} else {
 			pthread_cond_wait(&q->dcond, &q->dmu);
