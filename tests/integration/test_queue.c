@@ -236,7 +236,7 @@ static int setup(void **state)
 	snprintf(extra, sizeof extra,
 		 "queue_dir = %s\nqueue_segment_bytes = 64K\nqueue_retention_bytes = 1M\n"
 		 "queue_ack_timeout_ms = 400\nqueue_sub_buffer = 64K\nqueue_max_record = 64K\n"
-		 "use_as_kingcobra_service = yes\n",
+		 "use_as_kingcobra_service = yes\nqueue_handler = /usr/bin/tr a-z A-Z\n",
 		 qdir);
 	if (th_cluster_start(&cl, 1, extra, "") != 0)
 		return -1;
@@ -804,6 +804,48 @@ static void routed_clone_comes_back_on_reply_topic(void **state)
 	assert_non_null(strstr(text, "#virgo_cloud_test routed hello"));
 }
 
+/* the node's own KingCobra handler (queue_handler) runs its program per
+ * request of the default topic and publishes REPLY#... on <topic>.reply */
+struct find_ctx {
+	const char *needle;
+	bool found;
+};
+
+static void find_reply(struct msg *m, void *arg)
+{
+	struct find_ctx *f = arg;
+	if (m->len > 6 && memcmp(m->data, "REPLY#", 6) == 0 &&
+	    memmem(m->data, m->len, f->needle, strlen(f->needle)))
+		f->found = true;
+}
+
+static void node_handler_replies(void **state)
+{
+	(void)state;
+	struct qc *c = qc_open();
+	qc_sendf(c, "please handle me\n");
+	char line[256];
+	assert_int_equal(qc_line(c, line, sizeof line, 5000), 0);
+	assert_true(strncmp(line, "OK kingcobra ", 13) == 0);
+	qc_close(c);
+	/* the reply carries the request's stamp and the program's output */
+	struct find_ctx g = {"#PLEASE HANDLE ME", false};
+	int64_t deadline = th_now_ms() + 10000;
+	while (!g.found && th_now_ms() < deadline) {
+		struct qc *s = qc_open();
+		qc_sendf(s, "stat kingcobra.reply\r\n");
+		assert_int_equal(qc_line(s, line, sizeof line, 5000), 0);
+		qc_close(s);
+		if (strncmp(line, "STAT", 4) == 0)
+			read_topic("kingcobra.reply", 0, find_reply, &g);
+		if (!g.found) {
+			struct timespec ts = {0, 50 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	assert_true(g.found);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -812,6 +854,7 @@ int main(void)
 		cmocka_unit_test(libvirgo_calls),
 		cmocka_unit_test(cli_push_read),
 		cmocka_unit_test(routed_clone_comes_back_on_reply_topic),
+		cmocka_unit_test(node_handler_replies),
 		cmocka_unit_test(offsets_survive_restart),
 		cmocka_unit_test(group_redelivery),
 		cmocka_unit_test(kill9_during_burst),

@@ -95,6 +95,12 @@ static int q_init(const struct vd_node *node, void **out)
 		qt_open_dir(q, false);
 	else
 		q->state = Q_LAZY;
+	/* the handler first: the writer then starts knowing about it */
+	int hrc = qh_start(q);
+	if (hrc) {
+		q_fini(q);
+		return hrc;
+	}
 	if (qc_start(q) != 0 || qd_start(q) != 0) {
 		q_fini(q);
 		return -ENOMEM;
@@ -112,6 +118,7 @@ static void q_fini(void *svc)
 {
 	struct queue *q = svc;
 	atomic_store(&q_node, NULL);
+	qh_stop(q); /* before the writer: it may wait for a reply's commit */
 	qc_stop(q);
 	qd_stop(q);
 	qt_free_all(q);

@@ -166,9 +166,13 @@ static void process(struct queue *q, struct q_batch *list, struct touched *dirty
 			touch(dirty, tt.t[i]);
 	free(rec_topic);
 	qd_wake_if_consumers(q);
+	qh_wake(q);
 	while (list) {
 		struct q_batch *next = list->next;
-		vconn_ticket_post(list->ticket, q_batch_done, list);
+		if (list->direct)
+			list->direct(list); /* the node's own handler (queue_handler.c) */
+		else
+			vconn_ticket_post(list->ticket, q_batch_done, list);
 		list = next;
 	}
 }

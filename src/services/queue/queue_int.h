@@ -63,6 +63,12 @@ struct queue {
 	_Atomic int consumers; /* subscribers + members: wake the thread only then */
 	pthread_t deliverer;
 	bool deliverer_started;
+
+	/* the node's KingCobra handler (queue_handler.c) */
+	pthread_mutex_t hmu;
+	pthread_cond_t hcond;
+	bool hstop, hstarted;
+	pthread_t handler;
 };
 
 enum { Q_READY = 0, Q_LAZY, Q_DISABLED };
@@ -102,6 +108,10 @@ struct q_batch {
 	/* queue_route: another service's connection waits for this one */
 	void (*route_fn)(struct vconn *c, void *arg, int err, const char *topic, uint64_t off);
 	void *route_arg;
+	/* no connection: the writer calls this instead of posting a ticket
+	 * (on the writer thread; it owns b from then on) */
+	void (*direct)(struct q_batch *b);
+	void *direct_arg;
 };
 
 int qc_start(struct queue *q);
@@ -112,6 +122,13 @@ void qc_stop(struct queue *q); /* drains what was submitted, then joins */
 void qc_batch_free(struct q_batch *b);
 /* The completion the writer posts (queue.c): writes the replies. */
 void q_batch_done(struct vconn *c, void *arg);
+
+/* ---- the node's KingCobra handler (queue_handler.c) ------------------- */
+/* Starts the handler thread when queue_handler is set.  0 or -errno. */
+int qh_start(struct queue *q);
+void qh_stop(struct queue *q);
+/* New records were published (writer thread). */
+void qh_wake(struct queue *q);
 
 /* ---- delivery (queue_deliver.c) ---------------------------------------- */
 int qd_start(struct queue *q);

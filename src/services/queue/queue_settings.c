@@ -32,6 +32,9 @@ const struct vsvc_key q_settings_keys[] = {
 	Q_KEY("queue_default_topic", VSVC_KEY_STR, default_topic, 65, 0, 0,
 	      "1-64 characters of A-Z a-z 0-9 . _ -", false),
 	Q_KEY("queue_max_topics", VSVC_KEY_INT, max_topics, 0, 1, 65536, "1..65536", false),
+	Q_KEY("queue_handler", VSVC_KEY_STR, handler, 1024, 0, 0, "a shorter command", false),
+	Q_KEY("queue_handler_timeout_ms", VSVC_KEY_INT, handler_timeout_ms, 0, 1, 86400000,
+	      "1..86400000", false),
 	{NULL, 0, 0, 0, 0, 0, NULL, false},
 };
 
@@ -48,6 +51,8 @@ void q_settings_defaults(void *settings)
 	s->sub_buffer = UINT64_C(1) << 20;
 	snprintf(s->default_topic, sizeof s->default_topic, "kingcobra");
 	s->max_topics = 256;
+	s->handler[0] = '\0';
+	s->handler_timeout_ms = 30000;
 }
 
 int q_settings_fsync(const char *text, int *interval_ms)

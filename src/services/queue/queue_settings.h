@@ -25,6 +25,8 @@ struct q_settings {
 	uint64_t sub_buffer; /* queue_sub_buffer: bytes waiting per subscriber */
 	char default_topic[65]; /* queue_default_topic: the telnet path's topic */
 	int max_topics; /* queue_max_topics */
+	char handler[1024]; /* queue_handler: "<absolute program> [args]" ("" none) */
+	int handler_timeout_ms; /* queue_handler_timeout_ms */
 };
 
 extern const struct vsvc_key q_settings_keys[];
