@@ -249,7 +249,7 @@ static int cluster_start_at(struct th_cluster *c, int n, int base, const char *n
 		fclose(f);
 		fprintf(cf, "node = %u 127.0.0.1 %d\n", nd->id, nd->offset);
 	}
-	fprintf(cf, "queue_base_port = %d\n%s\n", TH_QUEUE_PORT, client_extra ? client_extra : "");
+	fprintf(cf, "queue_port_base = %d\n%s\n", TH_QUEUE_PORT, client_extra ? client_extra : "");
 	fclose(cf);
 	setenv("VIRGO_CLIENT_CONF", c->client_conf, 1);
 	for (int i = 0; i < n; i++) {

@@ -78,7 +78,7 @@ struct vc_config {
 	int load_max_age_ms; /* staleness bound of the load table */
 	uint64_t chunk_size;
 	int connect_timeout_ms, timeout_ms, pool_size, backoff_ms, backoff_max_ms;
-	int queue_base_port; /* the queue's base port (60000; + each node's offset) */
+	int queue_port_base; /* the queue's base port (60000; + each node's offset) */
 	uint64_t seed;
 	bool seeded;
 	char source[256];

@@ -66,7 +66,7 @@ const int vc_svc_base_port[VC_SVC_COUNT] = {
 static int conn_open(struct vc_client *c, struct vc_node *n, enum vc_svc svc, struct vc_conn **out)
 {
 	char port[16];
-	int base = svc == VC_SVC_QUEUE ? c->cfg.queue_base_port : vc_svc_base_port[svc];
+	int base = svc == VC_SVC_QUEUE ? c->cfg.queue_port_base : vc_svc_base_port[svc];
 	snprintf(port, sizeof port, "%d", base + n->port_offset);
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
 	int g = getaddrinfo(n->host, port, &hints, &ai);
