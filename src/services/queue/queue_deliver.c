@@ -36,8 +36,8 @@
 #include "../../daemon/log.h"
 #include "queue_int.h"
 
-#define Q_GROUP_INFLIGHT 4096 /* records in flight per group */
-#define Q_MAX_GROUPS 1024 /* groups on the node */
+#define Q_GROUP_INFLIGHT 1024 /* records in flight per group (24 B each) */
+#define Q_MAX_GROUPS 256 /* active groups on the node */
 #define Q_SUB_ROUND 64 /* records per subscriber per round (fairness) */
 #define Q_POLL_MS 5 /* retry delay for a full feed */
 #define Q_PERSIST_MS 100
