@@ -472,7 +472,7 @@ static void *producer_main(void *arg)
 		}
 		if (strncmp(buf, "OK burst ", 9) != 0)
 			goto out;
-		p->acked = seq + 1;
+		__atomic_store_n(&p->acked, seq + 1, __ATOMIC_RELAXED);
 		size_t used = (size_t)(nl - buf) + 1;
 		memmove(buf, buf + used, have - used);
 		have -= used;
