@@ -53,6 +53,7 @@ struct q_sub {
 	bool dead; /* its connection closed (qd_sub_close) */
 	bool dropped; /* no more deliveries (a reason was sent) */
 	bool full; /* its feed refused a record this round */
+	const char *why; /* being dropped: the reason still to send */
 };
 
 struct q_entry {
@@ -115,16 +116,27 @@ struct dbuf {
 	size_t rec_cap, msg_cap;
 };
 
+/* Stops deliveries to s; the reason goes out as soon as its feed has room
+ * (a subscriber that reads slowly must still learn why). */
 static void drop(struct q_sub *s, const char *why)
 {
+	s->why = why;
+	int rc = vconn_feed_push(s->feed, why, strlen(why));
+	if (rc == -ENOBUFS || rc == -ENOMEM) {
+		s->full = true; /* retried next round */
+		return;
+	}
 	s->dropped = true;
-	vconn_feed_push(s->feed, why, strlen(why));
 }
 
 static void deliver_sub(struct queue *q, struct q_sub *s, struct dbuf *db)
 {
 	if (s->dropped)
 		return;
+	if (s->why) {
+		drop(s, s->why);
+		return;
+	}
 	if (!s->t && !(s->t = qt_find(q, s->topic)))
 		return;
 	for (int i = 0; i < Q_SUB_ROUND; i++) {
