@@ -67,6 +67,8 @@ static int q_init(const struct vd_node *node, void **out)
 		free(q);
 		return -EINVAL;
 	}
+	if (!q->set.dir[0])
+		snprintf(q->set.dir, sizeof q->set.dir, "%s/node%u", Q_DEFAULT_DIR, node->node_id);
 	if (q->set.max_record > node->cfg->max_value)
 		q->set.max_record = node->cfg->max_value;
 	q->node_id = node->node_id;

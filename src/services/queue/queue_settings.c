@@ -41,7 +41,7 @@ const struct vsvc_key q_settings_keys[] = {
 void q_settings_defaults(void *settings)
 {
 	struct q_settings *s = settings;
-	snprintf(s->dir, sizeof s->dir, "%s", Q_DEFAULT_DIR);
+	s->dir[0] = '\0'; /* Q_DEFAULT_DIR/node<id>, filled in at init */
 	snprintf(s->fsync, sizeof s->fsync, "always");
 	s->segment_bytes = UINT64_C(64) << 20;
 	s->retention_bytes = UINT64_C(1) << 30;

@@ -12,10 +12,12 @@
 
 #include "../../daemon/service.h"
 
+/* queue_dir when the config leaves it empty: one directory per node id,
+ * so the nodes of one host never share (q_init appends "/node<id>") */
 #define Q_DEFAULT_DIR "/var/lib/virgo/queue"
 
 struct q_settings {
-	char dir[256]; /* queue_dir: one sub-directory per topic */
+	char dir[256]; /* queue_dir: one sub-directory per topic ("": the default) */
 	char fsync[32]; /* queue_fsync: "always" or "interval <ms>" */
 	uint64_t segment_bytes; /* queue_segment_bytes */
 	uint64_t retention_bytes; /* queue_retention_bytes, per topic (0: none) */
