@@ -255,6 +255,36 @@ static void retention_whole_segments(void **state)
 	ql_close(t);
 }
 
+static void retention_by_age(void **state)
+{
+	(void)state;
+	fresh_dir("q5");
+	struct ql_topic *t;
+	assert_int_equal(ql_open(dir, "t", SEG, MAXREC, true, &t), 0);
+	uint8_t buf[400];
+	uint64_t off;
+	/* 200 old records (t = 1 s), then 200 new ones (t = 100 s) */
+	for (uint64_t i = 0; i < 400; i++) {
+		size_t len = payload(i, buf);
+		uint64_t ns = (i < 200 ? 1 : 100) * UINT64_C(1000000000) + i;
+		assert_int_equal(ql_append(t, buf, len, "127.0.0.1", i + 1, ns, &off), 0);
+	}
+	assert_int_equal(ql_flush(t), 0);
+	ql_publish(t);
+	/* at t = 110 s with a 60 s limit: every segment whose newest record
+	 * is old goes; one holding a new record stays whole */
+	int deleted = ql_retain(t, 0, 60, UINT64_C(110) * 1000000000);
+	assert_true(deleted > 0);
+	struct ql_stats st;
+	ql_get_stats(t, &st);
+	assert_true(st.first > 0 && st.first <= 200);
+	uint64_t last = 0;
+	assert_int_equal(read_all(t, st.first, &last), 400 - st.first);
+	/* nothing more is old enough */
+	assert_int_equal(ql_retain(t, 0, 60, UINT64_C(110) * 1000000000), 0);
+	ql_close(t);
+}
+
 static void check_rejects_garbage(void **state)
 {
 	(void)state;
@@ -276,6 +306,7 @@ int main(void)
 		cmocka_unit_test(torn_tail_truncated),
 		cmocka_unit_test(flipped_byte_mid_segment),
 		cmocka_unit_test(retention_whole_segments),
+		cmocka_unit_test(retention_by_age),
 		cmocka_unit_test(check_rejects_garbage),
 	};
 	vlog_set_level(VLOG_ERROR); /* the reports are expected here */
