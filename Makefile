@@ -99,6 +99,17 @@ $(BUILD)/tests/libvtp_notable.so: tests/plugin/testplugin.c include/virgo.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -DTP_NO_TABLE -o $@ $<
 
+# vlazyfs: the power-loss FUSE file system of the queue's crash test
+# (tests/lazyfs); without libfuse3 the test that needs it skips
+FUSE3_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null)
+FUSE3_LIBS := $(shell pkg-config --libs fuse3 2>/dev/null)
+ifneq ($(FUSE3_LIBS),)
+TEST_PLUGINS += $(BUILD)/tests/vlazyfs
+endif
+$(BUILD)/tests/vlazyfs: tests/lazyfs/vlazyfs.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(FUSE3_CFLAGS) $(LDFLAGS) -o $@ $< $(FUSE3_LIBS)
+
 # the README's test command: missing packages first (a no-op when all are
 # there), then build and run everything
 test: deps

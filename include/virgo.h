@@ -328,6 +328,79 @@ int virgo_mempool_stats(int idx, char **text);
  * off answers -ECONNREFUSED. */
 int virgo_memcache_stats(int idx, char **text);
 
+/* ---- durable queue / KingCobra (notes §897, §922; docs/PROTOCOL.md "queue")
+ * A topic lives on one node: the calls without an index use the node
+ * virgo_key_owner(topic) names; the _ex forms take a node index
+ * (virgo_node_info).  A push returns once the node has the record on disk
+ * (queue_fsync = always: fdatasync'd; see PROTOCOL.md for `interval`); a
+ * push whose reply was lost is never re-sent (it may have been stored). */
+
+/* One record as delivered.  data is malloc'd by the library: release
+ * with virgo_queue_msg_free (or virgo_queue_msgs_free for an array). */
+struct virgo_queue_msg {
+	char topic[65];
+	uint64_t offset; /* per topic, from 0 */
+	uint64_t lamport; /* the node's Lamport timestamp when stored */
+	char stamp[96]; /* "<client ip>:<sec>.<nsec>", the notes' stamp */
+	void *data;
+	size_t len;
+};
+void virgo_queue_msg_free(struct virgo_queue_msg *m);
+void virgo_queue_msgs_free(struct virgo_queue_msg *msgs, size_t n);
+
+/* Append len bytes (any bytes, at most the node's queue_max_record) to
+ * topic (1..64 of A-Z a-z 0-9 . _ -); *offset (may be NULL) gets its
+ * offset.  0 or a negative error. */
+int virgo_queue_push(const char *topic, const void *data, size_t len, uint64_t *offset);
+int virgo_queue_push_ex(int idx, const char *topic, const void *data, size_t len,
+			uint64_t *offset, uint64_t *lamport);
+
+/* Replay: up to max records (1..10000) from offset from into *msgs (a
+ * malloc'd array, *n entries; free with virgo_queue_msgs_free); *next
+ * (may be NULL) gets the offset to continue from. */
+int virgo_queue_read(const char *topic, uint64_t from, size_t max, struct virgo_queue_msg **msgs,
+		     size_t *n, uint64_t *next);
+int virgo_queue_read_ex(int idx, const char *topic, uint64_t from, size_t max,
+			struct virgo_queue_msg **msgs, size_t *n, uint64_t *next);
+
+/* A subscription or group membership: a dedicated connection. */
+struct virgo_queue_sub;
+#define VIRGO_QUEUE_END UINT64_MAX /* virgo_queue_sub from: only new records */
+/* Every record of topic from offset from (VIRGO_QUEUE_END: from now on),
+ * in order.  *out: close with virgo_queue_close. */
+int virgo_queue_sub(const char *topic, uint64_t from, struct virgo_queue_sub **out);
+int virgo_queue_sub_ex(int idx, const char *topic, uint64_t from, struct virgo_queue_sub **out);
+/* Join consumer group `group` of topic: each record goes to one member,
+ * at most max_inflight (1..1024, 0: 16) unacknowledged at once; one not
+ * acked within the node's queue_ack_timeout_ms, or whose member goes
+ * away, is delivered again (at least once). */
+int virgo_queue_join(const char *topic, const char *group, int max_inflight,
+		     struct virgo_queue_sub **out);
+int virgo_queue_join_ex(int idx, const char *topic, const char *group, int max_inflight,
+			struct virgo_queue_sub **out);
+/* The next record: 0 and *msg (free with virgo_queue_msg_free),
+ * -ETIMEDOUT after timeout_ms (-1: wait for ever), -ERANGE when the node
+ * dropped a subscriber that fell behind retention, -ECONNRESET when the
+ * node went away. */
+int virgo_queue_next(struct virgo_queue_sub *s, int timeout_ms, struct virgo_queue_msg *msg);
+/* A group member is done with offset (no reply is awaited). */
+int virgo_queue_ack(struct virgo_queue_sub *s, uint64_t offset);
+/* The socket, to poll for readability alongside other work. */
+int virgo_queue_fd(const struct virgo_queue_sub *s);
+void virgo_queue_close(struct virgo_queue_sub *s);
+
+/* A topic's statistics ("STAT name value" lines, then "STAT group ..."
+ * lines) or, with topic NULL, the node's topics ("STAT topic <name>
+ * <first> <next> <records> <bytes> <segments>" lines); *text is malloc'd
+ * (caller frees).  virgo_queue_stat with a topic asks its owner node. */
+int virgo_queue_stat(const char *topic, char **text);
+int virgo_queue_stat_ex(int idx, const char *topic, char **text);
+
+/* Format a record in the original KingCobra's text form,
+ * "REQUEST#<client ip>#<sec>:<nsec>#<payload> $$" (payload bytes as they
+ * are); returns a malloc'd NUL-terminated line without newline, or NULL. */
+char *virgo_queue_kingcobra_line(const struct virgo_queue_msg *m);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,9 +3,9 @@
 # --bench: and to benchmark), if any is missing (uses sudo when not root).
 # Safe to run repeatedly.
 set -e
-PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-dev netcat-openbsd libmemcached-tools libmemcached-dev python3 iproute2 nftables"
+PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-dev netcat-openbsd libmemcached-tools libmemcached-dev python3 iproute2 nftables libfuse3-dev fuse3"
 # make bench also compares against peers measured in the same run
-[ "${1:-}" = "--bench" ] && PKGS="$PKGS memcached gnuplot-nox"
+[ "${1:-}" = "--bench" ] && PKGS="$PKGS memcached gnuplot-nox redis-server redis-tools"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -69,7 +69,19 @@ int th_offset_base(int count)
 	return b;
 }
 
-int th_port(const struct th_cluster *c, int i, int base) { return base + c->nodes[i].offset; }
+/* The queue's notes port (60000) lies in Linux's ephemeral port range
+ * (32768-60999): on a busy machine a client connection's TIME_WAIT often
+ * holds 60000+offset and the node cannot listen there.  Test nodes put
+ * their queue at TH_QUEUE_PORT + offset instead (outside the range). */
+#define TH_QUEUE_BASE 60000
+#define TH_QUEUE_PORT 61000
+
+int th_port(const struct th_cluster *c, int i, int base)
+{
+	if (base == TH_QUEUE_BASE)
+		return TH_QUEUE_PORT + c->nodes[i].offset;
+	return base + c->nodes[i].offset;
+}
 
 static void dump_log(const struct th_node *n)
 {
@@ -230,13 +242,14 @@ static int cluster_start_at(struct th_cluster *c, int n, int base, const char *n
 			fclose(cf);
 			return -1;
 		}
-		fprintf(f, "node_id = %u\nport_offset = %d\npidfile = %s\nthreads = 2\n%s\n%s\n", nd->id,
-			nd->offset, nd->pidfile, node_conf_extra ? node_conf_extra : "",
+		fprintf(f, "node_id = %u\nport_offset = %d\npidfile = %s\nthreads = 2\nqueue_port = %d\n%s\n%s\n",
+			nd->id, nd->offset, nd->pidfile, TH_QUEUE_PORT + nd->offset,
+			node_conf_extra ? node_conf_extra : "",
 			node_extra && node_extra[i] ? node_extra[i] : "");
 		fclose(f);
 		fprintf(cf, "node = %u 127.0.0.1 %d\n", nd->id, nd->offset);
 	}
-	fprintf(cf, "%s\n", client_extra ? client_extra : "");
+	fprintf(cf, "queue_port_base = %d\n%s\n", TH_QUEUE_PORT, client_extra ? client_extra : "");
 	fclose(cf);
 	setenv("VIRGO_CLIENT_CONF", c->client_conf, 1);
 	for (int i = 0; i < n; i++) {

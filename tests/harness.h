@@ -77,6 +77,8 @@ void th_node_signal(struct th_cluster *c, int i, int sig);
  * (NUL-terminated, truncated to cap).  Returns the exit status, or -1. */
 int th_run(const char *const argv[], char *out, size_t cap, int timeout_ms);
 
+/* Node i's port of the service with that base port (60000, the queue:
+ * 61000 + offset, see harness.c). */
 int th_port(const struct th_cluster *c, int i, int base);
 /* Raw TCP: connect to 127.0.0.1:port (fd or -1). */
 int th_connect(int port);

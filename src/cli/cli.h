@@ -93,5 +93,7 @@ int cmd_renew(int argc, char **argv);
 int cli_parse_ttl(const char *s, uint64_t *ms);
 /* certs.c: virgo certs init|add-client|add-node|revoke */
 int cmd_certs(int argc, char **argv);
+/* queue.c: virgo queue push|sub|work|read|ls|stat */
+int cmd_queue(int argc, char **argv);
 
 #endif

@@ -152,6 +152,29 @@ static const struct cli_cmd cmds[] = {
 	 "virgo certs add-client alice --dir /etc/virgo/certs\n"
 	 "virgo certs revoke alice --dir /etc/virgo/certs\n",
 	 1},
+	{"queue", cmd_queue,
+	 "queue push|sub|work|read|ls|stat [--on nodeN] ...",
+	 "the durable queue: push requests, follow or replay a topic, run KingCobra workers",
+	 "  push <topic> <data>|-     append (- reads stdin); prints <topic> <offset> once durable\n"
+	 "  sub [--from N] [--count N] [--format F] <topic>\n"
+	 "                            print records as they arrive (from now, or offset N) until ^C\n"
+	 "  read [--from N] [--count N] [--format F] <topic>\n"
+	 "                            replay what is stored (from offset 0 by default)\n"
+	 "  work --group G [--inflight N] [--reply TOPIC] [--count N] <topic> -- <program> [args]\n"
+	 "                            consumer-group member: runs the program per record with\n"
+	 "                            the payload on stdin (VIRGO_QUEUE_TOPIC/OFFSET/STAMP set),\n"
+	 "                            acks it on exit 0 (else it is delivered again); --reply\n"
+	 "                            publishes REPLY#<ip>#<time>#<program's stdout> there first\n"
+	 "  ls [nodeN]                every node's topics: first/next offset, records, bytes\n"
+	 "  stat <topic>              a topic's counters and its groups' committed offsets\n"
+	 "  --on nodeN                the topic's node (default: the owner, as virgo owner <topic>)\n"
+	 "  --format F                line (offset, stamp, payload; default), raw (payload bytes),\n"
+	 "                            kingcobra (REQUEST#<ip>#<sec>:<nsec>#<payload> $$)\n",
+	 "virgo queue push orders '{\"id\":1}'\nvirgo queue sub orders\n"
+	 "virgo queue work orders --group billing -- ./handle.sh\n"
+	 "virgo queue read orders --from 0 --format kingcobra\nvirgo queue ls\n"
+	 "virgo queue stat orders\n",
+	 0},
 	{"help", cmd_help, "help [<command>]", "list the commands, or show one command's help",
 	 NULL, "virgo help\nvirgo help malloc\nvirgo malloc --help\n", 1},
 };

@@ -84,6 +84,7 @@ struct vc_config {
 	int load_max_age_ms; /* staleness bound of the load table */
 	uint64_t chunk_size;
 	int connect_timeout_ms, timeout_ms, pool_size, backoff_ms, backoff_max_ms;
+	int queue_port_base; /* the queue's base port (60000; + each node's offset) */
 	uint64_t seed;
 	bool seeded;
 	/* security: tls_ca turns TLS on (the nodes' certificates must chain
@@ -217,5 +218,17 @@ void vc_health_save(struct vc_client *c);
 /* Blocks until no async job (job.c) is running: virgo_fini must not free
  * the client under the library's own job threads. */
 void vj_wait_running(void);
+
+/* Dedicated connections outside the pools, for streams (a queue
+ * subscription, a replay): open one to the idx-th node's service; send
+ * a (+ b and CRLF when b is non-NULL); read a line (no CRLF) or exactly n
+ * bytes.  Deadlines are vc_now_ms() based; 0 or a negative errno
+ * (-ECONNRESET at EOF).  Close with vc_stream_close. */
+int vc_stream_open(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn **out);
+void vc_stream_close(struct vc_conn *k);
+int vc_stream_send(struct vc_conn *k, const void *a, size_t alen, const void *b, size_t blen,
+		   int64_t deadline);
+int vc_stream_line(struct vc_conn *k, char *line, size_t cap, int64_t deadline);
+int vc_stream_bytes(struct vc_conn *k, void *dst, size_t n, int64_t deadline);
 
 #endif

@@ -40,6 +40,7 @@ void vc_config_defaults(struct vc_config *cfg)
 	cfg->connect_timeout_ms = 1000;
 	cfg->timeout_ms = 5000;
 	cfg->pool_size = 16;
+	cfg->queue_port_base = 60000;
 	cfg->backoff_ms = 500;
 	cfg->backoff_max_ms = 30000;
 }
@@ -182,6 +183,7 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 		{"backoff_max_ms", 1, 3600000, offsetof(struct vc_config, backoff_max_ms)},
 		{"clone_timeout_ms", 1, 86400000, offsetof(struct vc_config, clone_timeout_ms)},
 		{"load_max_age_ms", 0, 3600000, offsetof(struct vc_config, load_max_age_ms)},
+		{"queue_port_base", 1, 65535, offsetof(struct vc_config, queue_port_base)},
 	};
 	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
 		if (strcmp(key, ints[i].key) == 0) {

@@ -88,7 +88,8 @@ static int conn_auth(struct vc_client *c, struct vc_conn *k)
 static int conn_open(struct vc_client *c, struct vc_node *n, enum vc_svc svc, struct vc_conn **out)
 {
 	char port[16];
-	snprintf(port, sizeof port, "%d", vc_svc_base_port[svc] + n->port_offset);
+	int base = svc == VC_SVC_QUEUE ? c->cfg.queue_port_base : vc_svc_base_port[svc];
+	snprintf(port, sizeof port, "%d", base + n->port_offset);
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
 	int g = getaddrinfo(n->host, port, &hints, &ai);
 	if (g != 0)
@@ -502,4 +503,33 @@ int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr
 			    ktp == &vc_tls_transport && vc_tls_why[0] ? vc_tls_why : NULL);
 		return rc;
 	}
+}
+
+/* ---- dedicated connections (client.h): queue subscriptions, replays ---- */
+int vc_stream_open(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn **out)
+{
+	return conn_open(c, &c->cfg.nodes[idx], svc, out);
+}
+
+void vc_stream_close(struct vc_conn *k)
+{
+	conn_close(k);
+}
+
+int vc_stream_send(struct vc_conn *k, const void *a, size_t alen, const void *b, size_t blen,
+		   int64_t deadline)
+{
+	struct iovec iov[3] = {{(void *)a, alen}, {(void *)b, blen}, {(void *)"\r\n", 2}};
+	return send_all(k, iov, b ? 3 : 1, deadline, NULL);
+}
+
+int vc_stream_line(struct vc_conn *k, char *line, size_t cap, int64_t deadline)
+{
+	size_t len;
+	return read_line(k, line, cap, &len, deadline);
+}
+
+int vc_stream_bytes(struct vc_conn *k, void *dst, size_t n, int64_t deadline)
+{
+	return read_bytes(k, dst, n, deadline);
 }

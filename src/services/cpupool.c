@@ -47,6 +47,7 @@
 #include "cpupool_pool.h"
 #include "cpupool_proto.h"
 #include "cpupool_settings.h"
+#include "queue/queue_route.h"
 
 #define CP_MAX_ALLOW 64
 #define CP_SAFE_PATH "/usr/local/bin:/usr/bin:/bin"
@@ -68,6 +69,7 @@ struct cp_allow {
 
 struct cpupool {
 	unsigned node_id;
+	bool kingcobra; /* use_as_kingcobra_service: clone calls go to the queue */
 	struct cp_limits lim;
 	_Atomic int job_timeout_ms; /* reloadable (SIGHUP) */
 	uint64_t output_cap, mem_limit;
@@ -121,6 +123,7 @@ struct cpupool_conn {
 	bool legacy_close;
 	bool detached; /* job is a call-syntax one whose client sent EOF */
 	struct cp_job *job; /* running or queued for this connection */
+	bool routed; /* use_as_kingcobra_service: waiting for the queue */
 };
 
 static int64_t now_ms(void)
@@ -667,6 +670,55 @@ static bool identity_allowed(const struct cpupool *cp, struct vconn *c)
 	return false;
 }
 
+/* ---- use_as_kingcobra_service (notes §976, §1017) -------------------------
+ * A clone call is not run: "<function> <argument>" is appended to the
+ * queue's default topic for KingCobra's workers (virgo queue work), and
+ * the caller gets "QUEUED <topic> <offset>" as its result once durable;
+ * the real result arrives on the workers' reply topic. */
+static void routed_done(struct vconn *c, void *arg, int err, const char *topic, uint64_t off)
+{
+	bool legacy = arg != NULL;
+	if (!c)
+		return;
+	struct cpupool_conn *cc = vconn_state(c);
+	cc->routed = false;
+	struct evbuffer *out = vconn_out(c);
+	if (err) {
+		reply_err(out, err, "use_as_kingcobra_service: the request could not be queued");
+	} else {
+		char res[128];
+		int n = snprintf(res, sizeof res, "QUEUED %s %" PRIu64, topic, off);
+		if (legacy)
+			evbuffer_add_printf(out, "%s\r\n", res);
+		else
+			evbuffer_add_printf(out, "VALUE %d\r\n%s\r\n", n, res);
+	}
+	vconn_resume(c);
+}
+
+static void route_request(struct vconn *c, const struct cp_req *r)
+{
+	struct cpupool_conn *cc = vconn_state(c);
+	size_t n = r->name_len + 1 + r->data_len;
+	char *buf = malloc(n);
+	int rc = -ENOMEM;
+	if (buf) {
+		memcpy(buf, r->name, r->name_len);
+		buf[r->name_len] = ' ';
+		if (r->data_len)
+			memcpy(buf + r->name_len + 1, r->data, r->data_len);
+		rc = queue_route(c, buf, n, routed_done, r->legacy ? (void *)1 : NULL);
+		free(buf);
+	}
+	if (rc == 0) {
+		cc->routed = true;
+		return;
+	}
+	reply_err(vconn_out(c), rc == -ENOSYS ? ENOSYS : -rc,
+		  rc == -ENOSYS ? "use_as_kingcobra_service: this node runs no queue service"
+				: "use_as_kingcobra_service: the request could not be queued");
+}
+
 static int cpupool_exec(struct cpupool *cp, struct vconn *c, const struct cp_req *r)
 {
 	struct evbuffer *out = vconn_out(c);
@@ -680,6 +732,10 @@ static int cpupool_exec(struct cpupool *cp, struct vconn *c, const struct cp_req
 			reply_err(out, EACCES,
 				  "this identity may not run jobs on this node (cpupool_identities)");
 			return r->legacy ? VSVC_CLOSE : VSVC_KEEP;
+		}
+		if (cp->kingcobra && r->op != CP_OP_RUN) {
+			route_request(c, r);
+			return VSVC_KEEP;
 		}
 		start_job(cp, c, r);
 		return VSVC_KEEP;
@@ -708,6 +764,8 @@ static int cpupool_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 	struct cpupool *cp = vconn_svc(c);
 	struct cpupool_conn *cc = vconn_state(c);
 	for (;;) {
+		if (cc->routed)
+			return VSVC_WAIT; /* routed_done resumes */
 		if (cc->job) {
 			/* a native client that closes while its job runs is
 			 * gone: closing cancels the job (conn_close) */
@@ -799,6 +857,7 @@ static int cpupool_init(const struct vd_node *node, void **out)
 	cp->drain_timeout_ms = cfg->drain_timeout_ms;
 	cp->max_procs = st->job_max_procs;
 	snprintf(cp->identities, sizeof cp->identities, "%s", st->identities);
+	cp->kingcobra = st->use_as_kingcobra_service;
 	long page = sysconf(_SC_PAGESIZE);
 	cp->arg_strlen_max = 32 * (page > 0 ? page : 4096);
 	pthread_mutex_init(&cp->det_mu, NULL);

@@ -28,6 +28,8 @@ const struct vsvc_key cp_settings_keys[] = {
 	       "a size from 16M to 16384G", false),
 	CP_KEY("job_max_procs", VSVC_KEY_INT, job_max_procs, 0, 1, 100000, "1..100000", false),
 	CP_KEY("cpupool_identities", VSVC_KEY_STR, identities, 1024, 0, 0, "a shorter list", false),
+	CP_KEY("use_as_kingcobra_service", VSVC_KEY_BOOL, use_as_kingcobra_service, 0, 0, 0, "yes or no",
+	       false),
 	{NULL, 0, 0, 0, 0, 0, NULL, false},
 };
 
@@ -42,6 +44,7 @@ void cp_settings_defaults(void *settings)
 	s->cpu_queue = 64;
 	s->job_mem_limit = UINT64_C(1) << 30;
 	s->job_max_procs = 64;
+	s->use_as_kingcobra_service = false;
 }
 
 void cp_settings_needs(const struct vd_config *cfg, const void *settings, struct vsvc_needs *out)

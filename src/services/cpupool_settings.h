@@ -8,6 +8,7 @@
 #ifndef VIRGO_CPUPOOL_SETTINGS_H
 #define VIRGO_CPUPOOL_SETTINGS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../daemon/service.h"
@@ -27,6 +28,7 @@ struct cp_settings {
 	int job_max_procs; /* processes a program's job may have (pids cgroup) */
 	/* identities (vconn_identity) that may run jobs; "" = every client */
 	char identities[1024];
+	bool use_as_kingcobra_service; /* enqueue clone calls on the queue (§976) */
 };
 
 extern const struct vsvc_key cp_settings_keys[];

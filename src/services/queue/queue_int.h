@@ -1,0 +1,162 @@
+/*
+ * queue_int.h - the queue service's shared state, between its modules:
+ * queue.c (connections), queue_topics.c (the topic table),
+ * queue_commit.c (the group-commit writer thread) and queue_deliver.c
+ * (the delivery thread: subscribers and consumer groups).
+ *
+ * Threads: the service's event loops parse requests; one writer thread
+ * appends, syncs and acknowledges pushes (tickets); one delivery thread
+ * pushes records to subscribers and group members (feeds).  Locks, never
+ * nested except as listed: q->tmu (the topic table) may be taken under
+ * q->dmu (delivery state); a topic's own mutex (queue_log.c) under both.
+ */
+#ifndef VIRGO_QUEUE_INT_H
+#define VIRGO_QUEUE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../../daemon/service.h"
+#include "queue_log.h"
+#include "queue_proto.h"
+#include "queue_settings.h"
+
+struct q_sub;
+struct q_group;
+
+struct queue {
+	struct q_settings set;
+	int interval_ms; /* 0: fsync always (group commit) */
+	unsigned node_id;
+	size_t max_line; /* the node's */
+	struct vd_workpool *pool;
+	/* Q_READY; Q_LAZY: queue_dir does not exist yet, the writer creates
+	 * it on the first push; Q_DISABLED: it cannot be used (why) */
+	_Atomic int state;
+	char why[200]; /* written before state becomes Q_DISABLED */
+	int lockfd; /* flock on <dir>/LOCK */
+
+	/* the topic table (queue_topics.c) */
+	pthread_mutex_t tmu;
+	struct ql_topic **topics;
+	int ntopics;
+
+	/* the writer (queue_commit.c) */
+	pthread_mutex_t wmu;
+	pthread_cond_t wcond;
+	struct q_batch *whead, *wtail;
+	int wbatches; /* batches queued in whead */
+	bool wstop;
+	pthread_t writer;
+	bool writer_started;
+	uint64_t lamport; /* the node's Lamport clock (writer thread) */
+	uint64_t syncs, appended; /* counters (stat) */
+
+	/* delivery (queue_deliver.c) */
+	pthread_mutex_t dmu;
+	pthread_cond_t dcond;
+	struct q_sub *subs;
+	struct q_group *groups;
+	bool dstop, dwake;
+	_Atomic int consumers; /* subscribers + members: wake the thread only then */
+	pthread_t deliverer;
+	bool deliverer_started;
+
+	/* the node's KingCobra handler (queue_handler.c) */
+	pthread_mutex_t hmu;
+	pthread_cond_t hcond;
+	bool hstop, hstarted;
+	pthread_t handler;
+};
+
+enum { Q_READY = 0, Q_LAZY, Q_DISABLED };
+
+/* ---- topics (queue_topics.c) -------------------------------------------- */
+/* Creates queue_dir when create (mkdir -p), locks it (one node per
+ * directory) and opens its topics.  Sets q->state (and q->why). */
+void qt_open_dir(struct queue *q, bool create);
+/* Opens every topic found in the queue directory (recovery). */
+int qt_load_all(struct queue *q);
+/* The topic, or NULL.  Topics live until qt_free_all. */
+struct ql_topic *qt_find(struct queue *q, const char *name);
+/* Writer thread: the topic, created when absent; NULL with *err. */
+struct ql_topic *qt_get_or_create(struct queue *q, const char *name, int *err);
+void qt_free_all(struct queue *q);
+
+/* ---- the writer (queue_commit.c) --------------------------------------- */
+struct q_rec {
+	char topic[QP_NAME_MAX + 1];
+	uint8_t *data; /* owned by the batch */
+	size_t len;
+	bool has_ts;
+	uint64_t ts;
+	int err; /* 0, or a positive errno for the reply (also parse errors) */
+	const char *msg; /* static text of a parse error (err set, data NULL) */
+	uint64_t off, lamport; /* results */
+};
+
+struct q_batch {
+	struct q_batch *next;
+	struct vconn_ticket *ticket;
+	char peer[QL_PEER_MAX + 1];
+	uint64_t bytes;
+	int n, cap;
+	bool legacy; /* the telnet path: close once answered */
+	struct q_rec *recs;
+	/* queue_route: another service's connection waits for this one */
+	void (*route_fn)(struct vconn *c, void *arg, int err, const char *topic, uint64_t off);
+	void *route_arg;
+	/* no connection: the writer calls this instead of posting a ticket
+	 * (on the writer thread; it owns b from then on) */
+	void (*direct)(struct q_batch *b);
+	void *direct_arg;
+};
+
+int qc_start(struct queue *q);
+/* Any thread: queues b for the writer, which posts b->ticket with
+ * qc_done_fn once every record is durable (or failed). */
+void qc_submit(struct queue *q, struct q_batch *b);
+void qc_stop(struct queue *q); /* drains what was submitted, then joins */
+void qc_batch_free(struct q_batch *b);
+/* The completion the writer posts (queue.c): writes the replies. */
+void q_batch_done(struct vconn *c, void *arg);
+
+/* ---- the node's KingCobra handler (queue_handler.c) ------------------- */
+/* Starts the handler thread when queue_handler is set.  0 or -errno. */
+int qh_start(struct queue *q);
+void qh_stop(struct queue *q);
+/* New records were published (writer thread). */
+void qh_wake(struct queue *q);
+
+/* ---- delivery (queue_deliver.c) ---------------------------------------- */
+int qd_start(struct queue *q);
+void qd_stop(struct queue *q);
+/* Wake the delivery thread (new records, acks, members). */
+void qd_wake(struct queue *q);
+/* The writer's wake: only when someone consumes (saves a thread wake-up
+ * per commit round on a node nobody subscribes to). */
+void qd_wake_if_consumers(struct queue *q);
+/* Loop thread of c: subscribes c to topic from `from` (from_end: the
+ * current end); *out is the handle for qd_sub_close.  0 or -errno. */
+int qd_sub_open(struct queue *q, struct vconn *c, const char *topic, bool from_end,
+		uint64_t from, uint64_t *first, struct q_sub **out);
+void qd_sub_close(struct queue *q, struct q_sub *s);
+/* Loop thread of c: c joins group of topic.  0 or -errno. */
+int qd_join(struct queue *q, struct vconn *c, const char *topic, const char *group,
+	    int max_inflight, struct q_sub **out);
+/* A member acks offset: 0, or -ENOENT (not in flight for it). */
+int qd_ack(struct queue *q, struct q_sub *member, uint64_t offset);
+/* Counters for stat: subscribers and groups of topic. */
+void qd_topic_counts(struct queue *q, const char *topic, int *subs, int *groups,
+		     uint64_t *redelivered);
+/* stat: each group's committed offset, as "STAT group <name> <committed>
+ * <inflight> <members>" lines appended to out. */
+struct evbuffer;
+void qd_group_lines(struct queue *q, const char *topic, struct evbuffer *out);
+/* Formats one record as a MSG line + payload + CRLF into out (cap bytes,
+ * at least len + 256).  Returns the length. */
+size_t qd_format_msg(char *out, size_t cap, const char *topic, const struct ql_record *r);
+
+#endif

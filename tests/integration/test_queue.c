@@ -1,0 +1,895 @@
+/*
+ * test_queue.c - the queue service end to end against a real virgod:
+ * push/sub/read with binary payloads, the telnet path, offsets surviving
+ * a restart, consumer-group redelivery (a member that dies without
+ * acking, a passed ack deadline) and committed offsets surviving a
+ * restart, kill -9 during a burst of 16 producers (every acknowledged
+ * request present exactly once, in order per producer), a flipped byte
+ * mid-segment detected and the rest served, retention deleting whole
+ * segments, and a subscriber that never reads not growing the node.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../harness.h"
+#include "virgo.h"
+
+static struct th_cluster cl;
+static char qdir[300];
+static int port;
+
+/* ---- a small buffered client ------------------------------------------ */
+struct qc {
+	int fd;
+	size_t len;
+	char buf[1 << 17];
+};
+
+static struct qc *qc_open(void)
+{
+	struct qc *c = calloc(1, sizeof *c);
+	assert_non_null(c);
+	c->fd = th_connect(port);
+	assert_true(c->fd >= 0);
+	return c;
+}
+
+static void qc_close(struct qc *c)
+{
+	close(c->fd);
+	free(c);
+}
+
+/* Reads more into the buffer: 1, 0 at EOF, -1 on timeout. */
+static int qc_fill(struct qc *c, int64_t deadline)
+{
+	int64_t left = deadline - th_now_ms();
+	if (left <= 0 || c->len == sizeof c->buf)
+		return -1;
+	struct pollfd pf = {.fd = c->fd, .events = POLLIN};
+	if (poll(&pf, 1, (int)left) <= 0)
+		return -1;
+	ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+	if (r <= 0)
+		return 0;
+	c->len += (size_t)r;
+	return 1;
+}
+
+/* One reply line (without CRLF) into line; 0, or -1 (EOF/timeout). */
+static int qc_line(struct qc *c, char *line, size_t cap, int timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+	for (;;) {
+		char *nl = memchr(c->buf, '\n', c->len);
+		if (nl) {
+			size_t n = (size_t)(nl - c->buf);
+			size_t k = n && c->buf[n - 1] == '\r' ? n - 1 : n;
+			if (k >= cap)
+				k = cap - 1;
+			memcpy(line, c->buf, k);
+			line[k] = '\0';
+			memmove(c->buf, nl + 1, c->len - n - 1);
+			c->len -= n + 1;
+			return 0;
+		}
+		if (qc_fill(c, deadline) <= 0)
+			return -1;
+	}
+}
+
+/* n payload bytes + CRLF. */
+static int qc_bytes(struct qc *c, void *out, size_t n, int timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+	while (c->len < n + 2)
+		if (qc_fill(c, deadline) <= 0)
+			return -1;
+	memcpy(out, c->buf, n);
+	memmove(c->buf, c->buf + n + 2, c->len - n - 2);
+	c->len -= n + 2;
+	return 0;
+}
+
+static void qc_sendf(struct qc *c, const char *fmt, ...)
+{
+	char b[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(b, sizeof b, fmt, ap);
+	va_end(ap);
+	assert_int_equal(th_send(c->fd, b, (size_t)n), 0);
+}
+
+static void qc_push_send(struct qc *c, const char *topic, const void *data, size_t n)
+{
+	char h[128];
+	int hl = snprintf(h, sizeof h, "push %s %zu\r\n", topic, n);
+	assert_int_equal(th_send(c->fd, h, (size_t)hl), 0);
+	if (n)
+		assert_int_equal(th_send(c->fd, data, n), 0);
+	assert_int_equal(th_send(c->fd, "\r\n", 2), 0);
+}
+
+/* push and wait for its OK; returns the offset */
+static uint64_t qc_push(struct qc *c, const char *topic, const void *data, size_t n)
+{
+	qc_push_send(c, topic, data, n);
+	char line[256], t[80];
+	assert_int_equal(qc_line(c, line, sizeof line, 5000), 0);
+	uint64_t off, lam;
+	if (sscanf(line, "OK %79s %" SCNu64 " %" SCNu64, t, &off, &lam) != 3)
+		fail_msg("push: %s", line);
+	assert_string_equal(t, topic);
+	return off;
+}
+
+struct msg {
+	char topic[80];
+	uint64_t off, lamport;
+	char stamp[128];
+	size_t len;
+	uint8_t data[70000];
+};
+
+/* Next MSG (or -1); other lines into other if given. */
+static int qc_msg(struct qc *c, struct msg *m, int timeout_ms)
+{
+	char line[512];
+	if (qc_line(c, line, sizeof line, timeout_ms) != 0)
+		return -1;
+	if (sscanf(line, "MSG %79s %" SCNu64 " %" SCNu64 " %127s %zu", m->topic, &m->off,
+		   &m->lamport, m->stamp, &m->len) != 5) {
+		fprintf(stderr, "not a MSG: %s\n", line);
+		return -1;
+	}
+	assert_true(m->len <= sizeof m->data);
+	return qc_bytes(c, m->data, m->len, timeout_ms);
+}
+
+/* read <topic> from `from` to the end: calls fn per record. */
+static uint64_t read_topic(const char *topic, uint64_t from, void (*fn)(struct msg *, void *),
+			   void *arg)
+{
+	struct qc *c = qc_open();
+	static struct msg m;
+	uint64_t n = 0;
+	for (;;) {
+		qc_sendf(c, "read %s %" PRIu64 " 10000\r\n", topic, from);
+		uint64_t next = from;
+		for (;;) {
+			char line[512];
+			/* peek: MSG or END */
+			int64_t deadline = th_now_ms() + 5000;
+			while (!memchr(c->buf, '\n', c->len))
+				assert_int_equal(qc_fill(c, deadline), 1);
+			if (strncmp(c->buf, "END ", 4) == 0) {
+				assert_int_equal(qc_line(c, line, sizeof line, 1000), 0);
+				next = strtoull(line + 4, NULL, 10);
+				break;
+			}
+			if (strncmp(c->buf, "MSG ", 4) != 0) {
+				assert_int_equal(qc_line(c, line, sizeof line, 1000), 0);
+				fail_msg("read %s: %s", topic, line);
+			}
+			assert_int_equal(qc_msg(c, &m, 5000), 0);
+			if (fn)
+				fn(&m, arg);
+			n++;
+		}
+		if (next == from)
+			break;
+		from = next;
+	}
+	qc_close(c);
+	return n;
+}
+
+static void stat_value(const char *topic, const char *key, uint64_t *out)
+{
+	struct qc *c = qc_open();
+	qc_sendf(c, "stat %s\r\n", topic);
+	char line[512], want[128];
+	snprintf(want, sizeof want, "STAT %s ", key);
+	*out = UINT64_MAX;
+	for (;;) {
+		assert_int_equal(qc_line(c, line, sizeof line, 5000), 0);
+		if (strcmp(line, "END") == 0 || strncmp(line, "ERR", 3) == 0)
+			break;
+		if (strncmp(line, want, strlen(want)) == 0)
+			*out = strtoull(line + strlen(want), NULL, 10);
+	}
+	qc_close(c);
+}
+
+static int restart(int sig)
+{
+	th_node_signal(&cl, 0, sig);
+	return th_node_start(&cl, 0);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(qdir, sizeof qdir, "%s/q", th_tmpdir());
+	char extra[1024];
+	snprintf(extra, sizeof extra,
+		 "queue_dir = %s\nqueue_segment_bytes = 64K\nqueue_retention_bytes = 1M\n"
+		 "queue_ack_timeout_ms = 400\nqueue_sub_buffer = 64K\nqueue_max_record = 64K\n"
+		 "use_as_kingcobra_service = yes\nqueue_handler = /usr/bin/tr a-z A-Z\n",
+		 qdir);
+	if (th_cluster_start(&cl, 1, extra, "") != 0)
+		return -1;
+	port = th_port(&cl, 0, 60000);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	return th_cluster_teardown(&cl);
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void push_sub_read_binary(void **state)
+{
+	(void)state;
+	struct qc *sub = qc_open();
+	qc_sendf(sub, "sub bin 0\r\n");
+	char line[256];
+	assert_int_equal(qc_line(sub, line, sizeof line, 5000), 0);
+	assert_string_equal(line, "OK 0");
+	struct qc *p = qc_open();
+	uint8_t data[3][300];
+	size_t lens[3] = {0, 300, 5};
+	for (int i = 0; i < 3; i++)
+		for (size_t k = 0; k < lens[i]; k++)
+			data[i][k] = (uint8_t)(k * 31 + (size_t)i); /* NUL, CR, LF among them */
+	memcpy(data[2], "\r\n\0\r\n", 5);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(qc_push(p, "bin", data[i], lens[i]), (uint64_t)i);
+	static struct msg m;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(qc_msg(sub, &m, 5000), 0);
+		assert_string_equal(m.topic, "bin");
+		assert_int_equal(m.off, (uint64_t)i);
+		assert_int_equal(m.len, lens[i]);
+		assert_memory_equal(m.data, data[i], lens[i]);
+		assert_true(strncmp(m.stamp, "127.0.0.1:", 10) == 0);
+	}
+	/* replay: read from offset 1 gives 1 and 2 */
+	qc_sendf(p, "read bin 1\r\n");
+	assert_int_equal(qc_msg(p, &m, 5000), 0);
+	assert_int_equal(m.off, 1);
+	assert_memory_equal(m.data, data[1], lens[1]);
+	assert_int_equal(qc_msg(p, &m, 5000), 0);
+	assert_int_equal(m.off, 2);
+	assert_int_equal(qc_line(p, line, sizeof line, 5000), 0);
+	assert_string_equal(line, "END 3");
+	/* pipelined pushes: replies in order */
+	for (int i = 0; i < 50; i++)
+		qc_push_send(p, "bin", "x", 1);
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(qc_line(p, line, sizeof line, 5000), 0);
+		char want[64];
+		snprintf(want, sizeof want, "OK bin %d ", 3 + i);
+		assert_true(strncmp(line, want, strlen(want)) == 0);
+	}
+	qc_sendf(p, "read nosuch 0\r\n");
+	assert_int_equal(qc_line(p, line, sizeof line, 5000), 0);
+	assert_true(strncmp(line, "ERR ENOENT", 10) == 0);
+	qc_close(p);
+	qc_close(sub);
+}
+
+static void telnet_path(void **state)
+{
+	(void)state;
+	struct qc *c = qc_open();
+	qc_sendf(c, "hello kingcobra\n");
+	char line[256];
+	assert_int_equal(qc_line(c, line, sizeof line, 5000), 0);
+	uint64_t off;
+	assert_int_equal(sscanf(line, "OK kingcobra %" SCNu64, &off), 1);
+	/* the connection closes once answered (the original's one request) */
+	assert_int_equal(qc_fill(c, th_now_ms() + 5000), 0);
+	qc_close(c);
+	c = qc_open();
+	qc_sendf(c, "read kingcobra %" PRIu64 " 1\r\n", off);
+	static struct msg m;
+	assert_int_equal(qc_msg(c, &m, 5000), 0);
+	assert_int_equal(m.len, 15);
+	assert_memory_equal(m.data, "hello kingcobra", 15);
+	assert_true(strncmp(m.stamp, "127.0.0.1:", 10) == 0);
+	qc_close(c);
+}
+
+static void offsets_survive_restart(void **state)
+{
+	(void)state;
+	struct qc *c = qc_open();
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(qc_push(c, "persist", "before", 6), (uint64_t)i);
+	qc_close(c);
+	assert_int_equal(restart(SIGTERM), 0);
+	c = qc_open();
+	assert_int_equal(qc_push(c, "persist", "after", 5), 10);
+	qc_close(c);
+	assert_int_equal(read_topic("persist", 0, NULL, NULL), 11);
+	assert_int_equal(restart(SIGKILL), 0);
+	c = qc_open();
+	assert_int_equal(qc_push(c, "persist", "killed", 6), 11);
+	qc_close(c);
+}
+
+static void group_redelivery(void **state)
+{
+	(void)state;
+	struct qc *p = qc_open();
+	for (int i = 0; i < 4; i++)
+		qc_push(p, "work", "job", 3);
+	/* member A takes all four, acks two, dies */
+	struct qc *a = qc_open();
+	qc_sendf(a, "join work billing 4\r\n");
+	char line[256];
+	assert_int_equal(qc_line(a, line, sizeof line, 5000), 0);
+	assert_string_equal(line, "OK");
+	static struct msg m;
+	uint64_t got[4];
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(qc_msg(a, &m, 5000), 0);
+		got[i] = m.off;
+	}
+	qc_sendf(a, "ack %" PRIu64 "\r\nack %" PRIu64 "\r\n", got[0], got[1]);
+	/* the acks are in before A dies: a ping on another connection
+	 * cannot order them, so wait for the committed offset */
+	uint64_t committed = 0;
+	int64_t deadline = th_now_ms() + 5000;
+	for (;;) {
+		struct qc *s = qc_open();
+		qc_sendf(s, "stat work\r\n");
+		committed = UINT64_MAX;
+		while (qc_line(s, line, sizeof line, 5000) == 0 && strcmp(line, "END") != 0) {
+			unsigned long long c0;
+			if (sscanf(line, "STAT group billing %llu", &c0) == 1)
+				committed = c0;
+		}
+		qc_close(s);
+		if (committed == 2 || th_now_ms() > deadline)
+			break;
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(committed, 2);
+	qc_close(a);
+	/* B gets exactly the two A never acked */
+	struct qc *b = qc_open();
+	qc_sendf(b, "join work billing 4\r\n");
+	assert_int_equal(qc_line(b, line, sizeof line, 5000), 0);
+	uint64_t r[2];
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(qc_msg(b, &m, 5000), 0);
+		r[i] = m.off;
+	}
+	assert_true((r[0] == got[2] && r[1] == got[3]) || (r[0] == got[3] && r[1] == got[2]));
+	/* B acks one and sits on the other: after the deadline (400 ms)
+	 * it comes again */
+	qc_sendf(b, "ack %" PRIu64 "\r\n", r[0]);
+	assert_int_equal(qc_msg(b, &m, 5000), 0);
+	assert_int_equal(m.off, r[1]);
+	qc_sendf(b, "ack %" PRIu64 "\r\n", r[1]);
+	/* committed 4 reaches the disk and survives a restart: a new
+	 * member gets only what is pushed after */
+	deadline = th_now_ms() + 5000;
+	uint64_t v = 0;
+	while (th_now_ms() < deadline) {
+		stat_value("work", "redelivered", &v);
+		struct qc *s = qc_open();
+		qc_sendf(s, "stat work\r\n");
+		committed = 0;
+		while (qc_line(s, line, sizeof line, 5000) == 0 && strcmp(line, "END") != 0) {
+			unsigned long long c0;
+			if (sscanf(line, "STAT group billing %llu", &c0) == 1)
+				committed = c0;
+		}
+		qc_close(s);
+		if (committed == 4)
+			break;
+	}
+	assert_int_equal(committed, 4);
+	assert_true(v >= 3);
+	qc_close(b);
+	qc_close(p);
+	assert_int_equal(restart(SIGTERM), 0);
+	p = qc_open();
+	assert_int_equal(qc_push(p, "work", "new", 3), 4);
+	b = qc_open();
+	qc_sendf(b, "join work billing\r\n");
+	assert_int_equal(qc_line(b, line, sizeof line, 5000), 0);
+	assert_int_equal(qc_msg(b, &m, 5000), 0);
+	assert_int_equal(m.off, 4);
+	qc_close(b);
+	qc_close(p);
+}
+
+/* ---- kill -9 during a burst of 16 producers ---------------------------- */
+#define PRODUCERS 16
+#define PER_MAX 4000
+
+struct producer {
+	int id;
+	pthread_t th;
+	int acked; /* sequence numbers 0..acked-1 were acknowledged */
+	_Atomic int *go;
+};
+
+static void *producer_main(void *arg)
+{
+	struct producer *p = arg;
+	int fd = th_connect(port);
+	if (fd < 0)
+		return NULL;
+	char buf[256];
+	size_t have = 0;
+	for (int seq = 0; seq < PER_MAX; seq++) {
+		char payload[64];
+		int n = snprintf(payload, sizeof payload, "p%02d-%06d-xxxxxxxxxxxxxxxxxxxxxxxx", p->id, seq);
+		char req[160];
+		int rl = snprintf(req, sizeof req, "push burst %d\r\n%s\r\n", n, payload);
+		if (th_send(fd, req, (size_t)rl) != 0)
+			break;
+		/* wait for this push's reply line */
+		char *nl;
+		while (!(nl = memchr(buf, '\n', have))) {
+			struct pollfd pf = {.fd = fd, .events = POLLIN};
+			if (poll(&pf, 1, 5000) <= 0)
+				goto out;
+			ssize_t r = recv(fd, buf + have, sizeof buf - have, 0);
+			if (r <= 0)
+				goto out;
+			have += (size_t)r;
+		}
+		if (strncmp(buf, "OK burst ", 9) != 0)
+			goto out;
+		__atomic_store_n(&p->acked, seq + 1, __ATOMIC_RELAXED);
+		size_t used = (size_t)(nl - buf) + 1;
+		memmove(buf, buf + used, have - used);
+		have -= used;
+	}
+out:
+	close(fd);
+	return NULL;
+}
+
+struct burst_check {
+	int next_seq[PRODUCERS]; /* every seq seen so far, in order */
+	int count[PRODUCERS];
+	bool bad;
+};
+
+static void burst_record(struct msg *m, void *arg)
+{
+	struct burst_check *bc = arg;
+	int id, seq;
+	if (m->len < 10 || sscanf((const char *)m->data, "p%d-%d-", &id, &seq) != 2 || id < 0 ||
+	    id >= PRODUCERS) {
+		bc->bad = true;
+		return;
+	}
+	/* exactly once, in order: the next record of a producer has the
+	 * next sequence number */
+	if (seq != bc->next_seq[id]) {
+		fprintf(stderr, "producer %d: seq %d after %d\n", id, seq, bc->next_seq[id] - 1);
+		bc->bad = true;
+	}
+	bc->next_seq[id] = seq + 1;
+	bc->count[id]++;
+}
+
+static void kill9_during_burst(void **state)
+{
+	(void)state;
+	static struct producer ps[PRODUCERS];
+	for (int i = 0; i < PRODUCERS; i++) {
+		ps[i].id = i;
+		ps[i].acked = 0;
+		assert_int_equal(pthread_create(&ps[i].th, NULL, producer_main, &ps[i]), 0);
+	}
+	/* let the burst run until a good number are acknowledged */
+	int64_t deadline = th_now_ms() + 10000;
+	for (;;) {
+		int total = 0;
+		for (int i = 0; i < PRODUCERS; i++)
+			total += __atomic_load_n(&ps[i].acked, __ATOMIC_RELAXED);
+		if (total >= 1500 || th_now_ms() > deadline)
+			break;
+		struct timespec ts = {0, 5 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	th_node_signal(&cl, 0, SIGKILL);
+	int acked[PRODUCERS], total = 0;
+	for (int i = 0; i < PRODUCERS; i++) {
+		pthread_join(ps[i].th, NULL);
+		acked[i] = ps[i].acked;
+		total += acked[i];
+	}
+	print_message("acknowledged before kill -9: %d\n", total);
+	assert_true(total >= 100);
+	assert_int_equal(th_node_start(&cl, 0), 0);
+	static struct burst_check bc;
+	memset(&bc, 0, sizeof bc);
+	read_topic("burst", 0, burst_record, &bc);
+	assert_false(bc.bad);
+	for (int i = 0; i < PRODUCERS; i++) {
+		/* every acknowledged one is there; at most the one in
+		 * flight at the kill beyond */
+		if (bc.count[i] < acked[i] || bc.count[i] > acked[i] + 1)
+			fail_msg("producer %d: %d acked, %d in the log", i, acked[i], bc.count[i]);
+	}
+}
+
+static void flipped_byte_detected(void **state)
+{
+	(void)state;
+	struct qc *c = qc_open();
+	char payload[100];
+	memset(payload, 'f', sizeof payload);
+	for (int i = 0; i < 100; i++)
+		qc_push(c, "flip", payload, sizeof payload);
+	qc_close(c);
+	th_node_signal(&cl, 0, SIGTERM);
+	char path[600];
+	snprintf(path, sizeof path, "%s/flip/00000000000000000000.seg", qdir);
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	uint8_t b;
+	off_t at = sb.st_size / 2;
+	assert_int_equal(pread(fd, &b, 1, at), 1);
+	b ^= 0x01;
+	assert_int_equal(pwrite(fd, &b, 1, at), 1);
+	close(fd);
+	assert_int_equal(th_node_start(&cl, 0), 0);
+	uint64_t v;
+	stat_value("flip", "corrupt", &v);
+	assert_int_equal(v, 1);
+	stat_value("flip", "next", &v);
+	assert_int_equal(v, 100);
+	assert_int_equal(read_topic("flip", 0, NULL, NULL), 99);
+	/* reported in the node's log */
+	FILE *f = fopen(cl.nodes[0].log, "r");
+	assert_non_null(f);
+	char line[1024];
+	bool seen = false;
+	while (fgets(line, sizeof line, f))
+		seen |= strstr(line, "queue_corrupt topic=flip") != NULL;
+	fclose(f);
+	assert_true(seen);
+	/* and the topic takes new pushes */
+	c = qc_open();
+	assert_int_equal(qc_push(c, "flip", "ok", 2), 100);
+	qc_close(c);
+}
+
+static uint64_t min_segment(const char *topic, int *count)
+{
+	char d[400];
+	snprintf(d, sizeof d, "%s/%s", qdir, topic);
+	DIR *dd = opendir(d);
+	assert_non_null(dd);
+	uint64_t best = UINT64_MAX;
+	*count = 0;
+	struct dirent *de;
+	while ((de = readdir(dd))) {
+		if (!strstr(de->d_name, ".seg"))
+			continue;
+		(*count)++;
+		uint64_t b = strtoull(de->d_name, NULL, 10);
+		if (b < best)
+			best = b;
+	}
+	closedir(dd);
+	return best;
+}
+
+struct seq_check {
+	uint64_t expect;
+	bool bad;
+};
+
+static void consecutive(struct msg *m, void *arg)
+{
+	struct seq_check *s = arg;
+	if (m->off != s->expect)
+		s->bad = true;
+	s->expect = m->off + 1;
+}
+
+static void retention_whole_segments(void **state)
+{
+	(void)state;
+	struct qc *c = qc_open();
+	static char payload[4000];
+	memset(payload, 'r', sizeof payload);
+	for (int i = 0; i < 400; i++) /* 1.6 MB > queue_retention_bytes */
+		qc_push_send(c, "ret", payload, sizeof payload);
+	char line[256];
+	for (int i = 0; i < 400; i++)
+		assert_int_equal(qc_line(c, line, sizeof line, 10000), 0);
+	qc_close(c);
+	uint64_t deleted = 0;
+	int64_t deadline = th_now_ms() + 5000;
+	while (th_now_ms() < deadline) {
+		stat_value("ret", "deleted_segments", &deleted);
+		if (deleted > 0)
+			break;
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	assert_true(deleted > 0);
+	uint64_t first, bytes;
+	stat_value("ret", "first", &first);
+	stat_value("ret", "bytes", &bytes);
+	assert_true(bytes <= 1024 * 1024);
+	int nseg;
+	assert_int_equal(min_segment("ret", &nseg), first); /* whole segments went */
+	struct seq_check sc = {first, false};
+	assert_int_equal(read_topic("ret", 0, consecutive, &sc), 400 - first);
+	assert_false(sc.bad);
+}
+
+static void slow_subscriber_bounded(void **state)
+{
+	(void)state;
+	/* a subscriber that never reads, from the start of a topic that
+	 * grows by 48 MB: the node's peak memory must not follow */
+	int sfd = th_connect(port);
+	assert_true(sfd >= 0);
+	/* (no tiny SO_RCVBUF: set after connect on loopback it stalls TCP
+	 * itself, the window never reaching a segment) */
+	assert_int_equal(th_send(sfd, "sub slow 0\r\n", 12), 0);
+	struct qc *c = qc_open();
+	/* the subscriber is registered before the pushes start */
+	qc_push(c, "slow", "x", 1);
+	long before = th_proc_kb(cl.nodes[0].pid, "VmHWM");
+	static char payload[60000];
+	memset(payload, 's', sizeof payload);
+	char line[256];
+	for (int round = 0; round < 50; round++) {
+		for (int i = 0; i < 16; i++)
+			qc_push_send(c, "slow", payload, sizeof payload);
+		for (int i = 0; i < 16; i++)
+			assert_int_equal(qc_line(c, line, sizeof line, 10000), 0);
+	}
+	qc_close(c);
+	assert_int_equal(th_peak_growth_ok(cl.nodes[0].pid, before, 24 * 1024), 0);
+	/* retention (1M) deleted what it had not read: once it reads, it is
+	 * told why nothing more comes */
+	static char rbuf[1 << 16];
+	size_t keep = 0;
+	bool told = false;
+	size_t total_rx = 0;
+	int64_t deadline = th_now_ms() + 10000;
+	while (!told && th_now_ms() < deadline) {
+		struct pollfd pf = {.fd = sfd, .events = POLLIN};
+		if (poll(&pf, 1, 1000) <= 0)
+			continue;
+		ssize_t r = recv(sfd, rbuf + keep, sizeof rbuf - keep - 1, 0);
+		if (r <= 0) {
+			print_message("subscriber: %s after %.200s\n", r == 0 ? "EOF" : "error", rbuf);
+			break;
+		}
+		keep += (size_t)r;
+		total_rx += (size_t)r;
+		rbuf[keep] = '\0';
+		told = memmem(rbuf, keep, "ERR ERANGE subscriber fell behind retention", 43) != NULL;
+		/* keep a tail that may hold the start of the line */
+		if (keep > 256) {
+			memmove(rbuf, rbuf + keep - 256, 256);
+			keep = 256;
+		}
+	}
+	if (!told)
+		print_message("subscriber: %zu bytes, no reason; tail %.200s\n", total_rx, rbuf);
+	assert_true(told);
+	close(sfd);
+}
+
+
+static void libvirgo_calls(void **state)
+{
+	(void)state;
+	assert_int_equal(th_cluster_client(&cl), 0);
+	uint64_t off = 99;
+	static const uint8_t bin[] = {0, 1, '\r', '\n', 0xff};
+	assert_int_equal(virgo_queue_push("lib", bin, sizeof bin, &off), 0);
+	assert_int_equal(off, 0);
+	assert_int_equal(virgo_queue_push("lib", "two", 3, &off), 0);
+	assert_int_equal(off, 1);
+	assert_int_equal(virgo_queue_push("bad/name", "x", 1, &off), -EINVAL);
+	struct virgo_queue_msg *m;
+	size_t n;
+	uint64_t next;
+	assert_int_equal(virgo_queue_read("lib", 0, 10, &m, &n, &next), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(next, 2);
+	assert_int_equal(m[0].len, sizeof bin);
+	assert_memory_equal(m[0].data, bin, sizeof bin);
+	assert_string_equal(m[1].topic, "lib");
+	char *kc = virgo_queue_kingcobra_line(&m[1]);
+	assert_non_null(kc);
+	assert_true(strncmp(kc, "REQUEST#127.0.0.1#", 18) == 0);
+	assert_non_null(strstr(kc, "#two $$"));
+	free(kc);
+	virgo_queue_msgs_free(m, n);
+	/* a subscriber from the end sees only what comes after */
+	struct virgo_queue_sub *s;
+	assert_int_equal(virgo_queue_sub("lib", VIRGO_QUEUE_END, &s), 0);
+	struct virgo_queue_msg one;
+	assert_int_equal(virgo_queue_next(s, 100, &one), -ETIMEDOUT);
+	assert_int_equal(virgo_queue_push("lib", "three", 5, &off), 0);
+	assert_int_equal(virgo_queue_next(s, 5000, &one), 0);
+	assert_int_equal(one.offset, 2);
+	assert_int_equal(one.len, 5);
+	virgo_queue_msg_free(&one);
+	virgo_queue_close(s);
+	/* a group member: ack, and an unacked one comes again */
+	assert_int_equal(virgo_queue_join("lib", "g", 1, &s), 0);
+	assert_int_equal(virgo_queue_next(s, 5000, &one), 0);
+	assert_int_equal(one.offset, 0);
+	assert_int_equal(virgo_queue_ack(s, one.offset), 0);
+	virgo_queue_msg_free(&one);
+	assert_int_equal(virgo_queue_next(s, 5000, &one), 0);
+	assert_int_equal(one.offset, 1);
+	virgo_queue_msg_free(&one); /* not acked: the deadline passes */
+	assert_int_equal(virgo_queue_next(s, 5000, &one), 0);
+	assert_int_equal(one.offset, 1);
+	virgo_queue_msg_free(&one);
+	virgo_queue_close(s);
+	char *text;
+	assert_int_equal(virgo_queue_stat("lib", &text), 0);
+	assert_non_null(strstr(text, "next 3"));
+	free(text);
+	assert_int_equal(virgo_queue_stat(NULL, &text), 0);
+	assert_non_null(strstr(text, "topic lib 0 3"));
+	free(text);
+}
+
+static void cli_push_read(void **state)
+{
+	(void)state;
+	char virgo[400], out[8192];
+	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	const char *push[] = {virgo, "-c", cl.client_conf, "queue", "push", "clitopic", "{\"id\":1}",
+			      NULL};
+	assert_int_equal(th_run(push, out, sizeof out, 10000), 0);
+	assert_string_equal(out, "clitopic 0\n");
+	const char *rd[] = {virgo, "-c", cl.client_conf, "queue", "read", "clitopic",
+			    "--from", "0", "--format", "kingcobra", NULL};
+	assert_int_equal(th_run(rd, out, sizeof out, 10000), 0);
+	assert_true(strncmp(out, "REQUEST#127.0.0.1#", 18) == 0);
+	assert_non_null(strstr(out, "#{\"id\":1} $$\n"));
+	/* a worker: runs the program per record, acks on exit 0 and
+	 * publishes its output as the reply */
+	const char *work[] = {virgo, "-c", cl.client_conf, "queue", "work", "clitopic",
+			      "--group", "w", "--reply", "clireply", "--count", "1", "--",
+			      "tr", "a-z", "A-Z", NULL};
+	assert_int_equal(th_run(work, out, sizeof out, 10000), 0);
+	const char *rr[] = {virgo, "-c", cl.client_conf, "queue", "read", "clireply", "--format",
+			    "raw", NULL};
+	assert_int_equal(th_run(rr, out, sizeof out, 10000), 0);
+	assert_true(strncmp(out, "REPLY#127.0.0.1#", 16) == 0);
+	assert_non_null(strstr(out, "#{\"ID\":1}"));
+}
+
+/* use_as_kingcobra_service: the cpupool enqueues a clone call instead of
+ * running it; a KingCobra worker (virgo queue work) runs it and its
+ * result comes back on the reply topic */
+static void routed_clone_comes_back_on_reply_topic(void **state)
+{
+	(void)state;
+	assert_int_equal(th_cluster_client(&cl), 0);
+	void *out = NULL;
+	size_t out_len = 0;
+	assert_int_equal(virgo_clone("virgo_cloud_test", "routed hello", 12, &out, &out_len), 0);
+	char res[128];
+	snprintf(res, sizeof res, "%.*s", (int)out_len, (char *)out);
+	free(out);
+	unsigned long long off;
+	if (sscanf(res, "QUEUED kingcobra %llu", &off) != 1)
+		fail_msg("clone result: %s", res);
+	char virgo[400], count[32], text[8192];
+	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	snprintf(count, sizeof count, "%llu", off + 1); /* every record up to it */
+	const char *work[] = {virgo, "-c", cl.client_conf, "queue", "work", "kingcobra", "--group",
+			      "kc", "--reply", "kingcobra.reply", "--count", count, "--", "cat", NULL};
+	assert_int_equal(th_run(work, text, sizeof text, 10000), 0);
+	const char *rd[] = {virgo, "-c", cl.client_conf, "queue", "read", "kingcobra.reply", "--format",
+			    "raw", NULL};
+	assert_int_equal(th_run(rd, text, sizeof text, 10000), 0);
+	assert_non_null(strstr(text, "REPLY#127.0.0.1#"));
+	assert_non_null(strstr(text, "#virgo_cloud_test routed hello"));
+}
+
+/* the node's own KingCobra handler (queue_handler) runs its program per
+ * request of the default topic and publishes REPLY#... on <topic>.reply */
+struct find_ctx {
+	const char *needle;
+	bool found;
+};
+
+static void find_reply(struct msg *m, void *arg)
+{
+	struct find_ctx *f = arg;
+	if (m->len > 6 && memcmp(m->data, "REPLY#", 6) == 0 &&
+	    memmem(m->data, m->len, f->needle, strlen(f->needle)))
+		f->found = true;
+}
+
+static void node_handler_replies(void **state)
+{
+	(void)state;
+	struct qc *c = qc_open();
+	qc_sendf(c, "please handle me\n");
+	char line[256];
+	assert_int_equal(qc_line(c, line, sizeof line, 5000), 0);
+	assert_true(strncmp(line, "OK kingcobra ", 13) == 0);
+	qc_close(c);
+	/* the reply carries the request's stamp and the program's output */
+	struct find_ctx g = {"#PLEASE HANDLE ME", false};
+	int64_t deadline = th_now_ms() + 10000;
+	while (!g.found && th_now_ms() < deadline) {
+		struct qc *s = qc_open();
+		qc_sendf(s, "stat kingcobra.reply\r\n");
+		assert_int_equal(qc_line(s, line, sizeof line, 5000), 0);
+		qc_close(s);
+		if (strncmp(line, "STAT", 4) == 0)
+			read_topic("kingcobra.reply", 0, find_reply, &g);
+		if (!g.found) {
+			struct timespec ts = {0, 50 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	assert_true(g.found);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(push_sub_read_binary),
+		cmocka_unit_test(telnet_path),
+		cmocka_unit_test(libvirgo_calls),
+		cmocka_unit_test(cli_push_read),
+		cmocka_unit_test(routed_clone_comes_back_on_reply_topic),
+		cmocka_unit_test(node_handler_replies),
+		cmocka_unit_test(offsets_survive_restart),
+		cmocka_unit_test(group_redelivery),
+		cmocka_unit_test(kill9_during_burst),
+		cmocka_unit_test(flipped_byte_detected),
+		cmocka_unit_test(retention_whole_segments),
+		cmocka_unit_test(slow_subscriber_bounded),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

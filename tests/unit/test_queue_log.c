@@ -1,0 +1,314 @@
+/*
+ * test_queue_log.c - a topic's segment log without a daemon: append, sync,
+ * read back across segment rolls, reopen, a torn tail cut at open, a
+ * flipped byte mid-segment reported and skipped while the rest is
+ * served, retention deleting whole old segments only, and the CRC32C
+ * check value.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../src/services/queue/queue_crc.h"
+#include "../../src/services/queue/queue_log.h"
+#include "../../src/daemon/log.h"
+#include "../harness.h"
+
+#define SEG 4096
+#define MAXREC 2048
+
+static char dir[300];
+
+static void fresh_dir(const char *name)
+{
+	snprintf(dir, sizeof dir, "%s/%s", th_tmpdir(), name);
+	mkdir(dir, 0755);
+}
+
+/* payload of record i: i's decimal digits repeated, with binary bytes */
+static size_t payload(uint64_t i, uint8_t *buf)
+{
+	size_t n = 20 + (size_t)(i * 37 % 300);
+	for (size_t k = 0; k < n; k++)
+		buf[k] = (uint8_t)(i * 7 + k);
+	return n;
+}
+
+static void append_n(struct ql_topic *t, uint64_t first, uint64_t n)
+{
+	uint8_t buf[400];
+	for (uint64_t i = first; i < first + n; i++) {
+		uint64_t off;
+		size_t len = payload(i, buf);
+		assert_int_equal(ql_append(t, buf, len, "127.0.0.1", i + 1, 1000 + i, &off), 0);
+		assert_int_equal(off, i);
+		if (i % 10 == 9) {
+			assert_int_equal(ql_flush(t), 0);
+			assert_int_equal(ql_sync(t), 0);
+			ql_publish(t);
+		}
+	}
+	assert_int_equal(ql_flush(t), 0);
+	assert_int_equal(ql_sync(t), 0);
+	ql_publish(t);
+}
+
+/* Reads everything from `from`; returns the count, checks payloads;
+ * missing gets the offsets not seen (up to 8). */
+static uint64_t read_all(struct ql_topic *t, uint64_t from, uint64_t *seen_last)
+{
+	struct ql_reader r;
+	ql_reader_init(&r, from);
+	uint8_t buf[MAXREC], want[400];
+	struct ql_record rec;
+	uint64_t n = 0;
+	int rc;
+	while ((rc = ql_read(t, &r, buf, sizeof buf, &rec)) == 1) {
+		size_t len = payload(rec.off, want);
+		assert_int_equal(rec.len, len);
+		assert_memory_equal(rec.data, want, len);
+		assert_string_equal(rec.peer, "127.0.0.1");
+		assert_int_equal(rec.lamport, rec.off + 1);
+		*seen_last = rec.off;
+		n++;
+	}
+	assert_int_equal(rc, 0);
+	ql_reader_close(&r);
+	return n;
+}
+
+static void crc_check_value(void **state)
+{
+	(void)state;
+	assert_int_equal(qcrc32c(0, "123456789", 9), 0xE3069283u);
+	assert_int_equal(qcrc32c(qcrc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+}
+
+static void append_read_reopen(void **state)
+{
+	(void)state;
+	fresh_dir("q1");
+	struct ql_topic *t;
+	assert_int_equal(ql_open(dir, "t", SEG, MAXREC, true, &t), 0);
+	append_n(t, 0, 500);
+	struct ql_stats st;
+	ql_get_stats(t, &st);
+	assert_int_equal(st.next, 500);
+	assert_true(st.segments > 10);
+	uint64_t last = 0;
+	assert_int_equal(read_all(t, 0, &last), 500);
+	assert_int_equal(last, 499);
+	/* seek into the middle */
+	assert_int_equal(read_all(t, 321, &last), 500 - 321);
+	ql_close(t);
+	assert_int_equal(ql_open(dir, "t", SEG, MAXREC, false, &t), 0);
+	ql_get_stats(t, &st);
+	assert_int_equal(st.next, 500);
+	assert_int_equal(st.corrupt, 0);
+	assert_int_equal(st.truncated_bytes, 0);
+	append_n(t, 500, 20);
+	assert_int_equal(read_all(t, 0, &last), 520);
+	ql_close(t);
+	assert_int_equal(ql_open(dir, "absent", SEG, MAXREC, false, &t), -ENOENT);
+}
+
+static void last_segment(char *path, size_t cap, const char *topic)
+{
+	char d[400];
+	snprintf(d, sizeof d, "%s/%s", dir, topic);
+	DIR *dd = opendir(d);
+	assert_non_null(dd);
+	char best[64] = "";
+	struct dirent *de;
+	while ((de = readdir(dd)))
+		if (strstr(de->d_name, ".seg") && strcmp(de->d_name, best) > 0)
+			snprintf(best, sizeof best, "%s", de->d_name);
+	closedir(dd);
+	snprintf(path, cap, "%s/%s", d, best);
+}
+
+static void torn_tail_truncated(void **state)
+{
+	(void)state;
+	fresh_dir("q2");
+	struct ql_topic *t;
+	assert_int_equal(ql_open(dir, "t", 1 << 20, MAXREC, true, &t), 0);
+	append_n(t, 0, 50);
+	ql_close(t);
+	char path[600];
+	last_segment(path, sizeof path, "t");
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	/* a record half written: cut 7 bytes off the last one */
+	assert_int_equal(truncate(path, sb.st_size - 7), 0);
+	assert_int_equal(ql_open(dir, "t", 1 << 20, MAXREC, false, &t), 0);
+	struct ql_stats st;
+	ql_get_stats(t, &st);
+	assert_int_equal(st.next, 49);
+	assert_true(st.truncated_bytes > 0);
+	uint64_t last = 0;
+	assert_int_equal(read_all(t, 0, &last), 49);
+	/* appends go on from the cut */
+	append_n(t, 49, 5);
+	assert_int_equal(read_all(t, 0, &last), 54);
+	ql_close(t);
+	/* garbage after the last record (a torn write of zeros) */
+	int fd = open(path, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	static const uint8_t zeros[100];
+	assert_int_equal(write(fd, zeros, sizeof zeros), (ssize_t)sizeof zeros);
+	close(fd);
+	assert_int_equal(ql_open(dir, "t", 1 << 20, MAXREC, false, &t), 0);
+	ql_get_stats(t, &st);
+	assert_int_equal(st.next, 54);
+	assert_int_equal(st.truncated_bytes, 100);
+	ql_close(t);
+}
+
+static void flipped_byte_mid_segment(void **state)
+{
+	(void)state;
+	fresh_dir("q3");
+	struct ql_topic *t;
+	assert_int_equal(ql_open(dir, "t", 1 << 20, MAXREC, true, &t), 0);
+	append_n(t, 0, 100);
+	ql_close(t);
+	char path[600];
+	last_segment(path, sizeof path, "t");
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	off_t at = sb.st_size / 2;
+	uint8_t b;
+	assert_int_equal(pread(fd, &b, 1, at), 1);
+	b ^= 0x40;
+	assert_int_equal(pwrite(fd, &b, 1, at), 1);
+	close(fd);
+	assert_int_equal(ql_open(dir, "t", 1 << 20, MAXREC, false, &t), 0);
+	struct ql_stats st;
+	ql_get_stats(t, &st);
+	assert_int_equal(st.corrupt, 1);
+	assert_int_equal(st.truncated_bytes, 0);
+	assert_int_equal(st.next, 100);
+	uint64_t last = 0;
+	assert_int_equal(read_all(t, 0, &last), 99); /* one record lost, the rest served */
+	assert_int_equal(last, 99);
+	ql_close(t);
+}
+
+static int count_segments(const char *topic)
+{
+	char d[400];
+	snprintf(d, sizeof d, "%s/%s", dir, topic);
+	DIR *dd = opendir(d);
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(dd)))
+		n += strstr(de->d_name, ".seg") != NULL;
+	closedir(dd);
+	return n;
+}
+
+static void retention_whole_segments(void **state)
+{
+	(void)state;
+	fresh_dir("q4");
+	struct ql_topic *t;
+	assert_int_equal(ql_open(dir, "t", SEG, MAXREC, true, &t), 0);
+	append_n(t, 0, 400);
+	struct ql_stats before, after;
+	ql_get_stats(t, &before);
+	int deleted = ql_retain(t, 5 * SEG, 0, 0);
+	assert_true(deleted > 0);
+	ql_get_stats(t, &after);
+	assert_int_equal(after.segments, before.segments - (uint64_t)deleted);
+	assert_int_equal(count_segments("t"), (int)after.segments);
+	assert_true(after.bytes <= 5 * SEG);
+	assert_int_equal(after.next, 400);
+	/* what is left starts at a segment boundary and is whole */
+	uint64_t last = 0;
+	assert_int_equal(read_all(t, 0, &last), 400 - after.first);
+	/* a reader behind retention is told how much it lost */
+	struct ql_reader r;
+	ql_reader_init(&r, 0);
+	uint8_t buf[MAXREC];
+	struct ql_record rec;
+	assert_int_equal(ql_read(t, &r, buf, sizeof buf, &rec), 1);
+	assert_int_equal(r.lost, after.first);
+	ql_reader_close(&r);
+	/* never the active segment, whatever the limits */
+	ql_retain(t, 1, 1, UINT64_MAX / 2);
+	ql_get_stats(t, &after);
+	assert_int_equal(after.segments, 1);
+	ql_close(t);
+}
+
+static void retention_by_age(void **state)
+{
+	(void)state;
+	fresh_dir("q5");
+	struct ql_topic *t;
+	assert_int_equal(ql_open(dir, "t", SEG, MAXREC, true, &t), 0);
+	uint8_t buf[400];
+	uint64_t off;
+	/* 200 old records (t = 1 s), then 200 new ones (t = 100 s) */
+	for (uint64_t i = 0; i < 400; i++) {
+		size_t len = payload(i, buf);
+		uint64_t ns = (i < 200 ? 1 : 100) * UINT64_C(1000000000) + i;
+		assert_int_equal(ql_append(t, buf, len, "127.0.0.1", i + 1, ns, &off), 0);
+	}
+	assert_int_equal(ql_flush(t), 0);
+	ql_publish(t);
+	/* at t = 110 s with a 60 s limit: every segment whose newest record
+	 * is old goes; one holding a new record stays whole */
+	int deleted = ql_retain(t, 0, 60, UINT64_C(110) * 1000000000);
+	assert_true(deleted > 0);
+	struct ql_stats st;
+	ql_get_stats(t, &st);
+	assert_true(st.first > 0 && st.first <= 200);
+	uint64_t last = 0;
+	assert_int_equal(read_all(t, st.first, &last), 400 - st.first);
+	/* nothing more is old enough */
+	assert_int_equal(ql_retain(t, 0, 60, UINT64_C(110) * 1000000000), 0);
+	ql_close(t);
+}
+
+static void check_rejects_garbage(void **state)
+{
+	(void)state;
+	uint8_t rec[QL_HDR + QL_PEER_MAX + 16];
+	size_t h = ql_encode_hdr(rec, (const uint8_t *)"payload!", 8, "10.0.0.1", 5, 6, 7);
+	memcpy(rec + h, "payload!", 8);
+	assert_int_equal(ql_check(rec, h + 8, 100), h + 8);
+	assert_int_equal(ql_check(rec, h + 7, 100), 0); /* short */
+	assert_int_equal(ql_check(rec, h + 8, 4), 0); /* over max_record */
+	rec[h + 3] ^= 1;
+	assert_int_equal(ql_check(rec, h + 8, 100), 0); /* CRC */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(crc_check_value),
+		cmocka_unit_test(append_read_reopen),
+		cmocka_unit_test(torn_tail_truncated),
+		cmocka_unit_test(flipped_byte_mid_segment),
+		cmocka_unit_test(retention_whole_segments),
+		cmocka_unit_test(retention_by_age),
+		cmocka_unit_test(check_rejects_garbage),
+	};
+	vlog_set_level(VLOG_ERROR); /* the reports are expected here */
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
