@@ -230,8 +230,10 @@ static int cluster_start_at(struct th_cluster *c, int n, int base, const char *n
 			fclose(cf);
 			return -1;
 		}
-		fprintf(f, "node_id = %u\nport_offset = %d\npidfile = %s\nthreads = 2\n%s\n%s\n", nd->id,
-			nd->offset, nd->pidfile, node_conf_extra ? node_conf_extra : "",
+		/* lock_state_dir: cloudsync's durable token epoch, per cluster */
+		fprintf(f, "node_id = %u\nport_offset = %d\npidfile = %s\nthreads = 2\n"
+			"lock_state_dir = %s/state\n%s\n%s\n", nd->id,
+			nd->offset, nd->pidfile, c->dir, node_conf_extra ? node_conf_extra : "",
 			node_extra && node_extra[i] ? node_extra[i] : "");
 		fclose(f);
 		fprintf(cf, "node = %u 127.0.0.1 %d\n", nd->id, nd->offset);
