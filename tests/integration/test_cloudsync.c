@@ -465,6 +465,90 @@ static void libvirgo_calls(void **state)
 	assert_int_equal(virgo_unlock(b), 0);
 }
 
+/* ---- virgo lock ------------------------------------------------------- */
+
+static const char *virgo_bin(void)
+{
+	static char path[512];
+	snprintf(path, sizeof path, "%s/../virgo", th_build_dir());
+	return path;
+}
+
+/* flock(1)-like: the command runs with the token, its status comes back;
+ * --wait 0 on a held lock does not run it and exits 1. */
+static void cli_runs_command_under_lock(void **state)
+{
+	(void)state;
+	char out[4096];
+	const char *const run[] = {virgo_bin(), "-c", cl.client_conf, "lock", "--ttl", "2s", "clitest",
+				   "--", "sh", "-c", "echo tok=$VIRGO_LOCK_TOKEN name=$VIRGO_LOCK_NAME; exit 7",
+				   NULL};
+	assert_int_equal(th_run(run, out, sizeof out, 20000), 7);
+	uint64_t tok = 0;
+	char *p = strstr(out, "tok=");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p, "tok=%" SCNu64, &tok), 1);
+	assert_true(tok > 0);
+	assert_non_null(strstr(out, "name=clitest"));
+	virgo_lock_t *l;
+	assert_int_equal(virgo_lock("clitest", NULL, &l), 0); /* released on exit */
+	assert_true(virgo_lock_token(l) > tok);
+	const char *const busy[] = {virgo_bin(), "-c", cl.client_conf, "lock", "--wait", "0",
+				    "clitest", "--", "sh", "-c", "echo ran", NULL};
+	assert_int_equal(th_run(busy, out, sizeof out, 20000), 1);
+	assert_null(strstr(out, "ran"));
+	const char *const ls[] = {virgo_bin(), "-c", cl.client_conf, "lock", "ls", NULL};
+	assert_int_equal(th_run(ls, out, sizeof out, 20000), 0);
+	assert_non_null(strstr(out, "clitest"));
+	assert_int_equal(virgo_unlock(l), 0);
+}
+
+struct cli_bg {
+	pthread_t th;
+	int rc;
+	char out[4096];
+};
+
+static void *cli_bg_main(void *arg)
+{
+	struct cli_bg *b = arg;
+	const char *const run[] = {virgo_bin(), "-c", cl.client_conf, "lock", "--ttl", "900ms", "lostlock",
+				   "--", "sleep", "30", NULL};
+	b->rc = th_run(run, b->out, sizeof b->out, 25000);
+	return NULL;
+}
+
+/* The home node goes away under `virgo lock -- sleep 30`: the renewal
+ * fails, the command is stopped with SIGTERM, and we are told why. */
+static void cli_stops_command_when_lock_lost(void **state)
+{
+	(void)state;
+	int home = virgo_lock_home("lostlock");
+	assert_true(home >= 0);
+	static struct cli_bg b;
+	assert_int_equal(pthread_create(&b.th, NULL, cli_bg_main, &b), 0);
+	int fd = cs_conn(home);
+	char buf[4096];
+	int64_t deadline = th_now_ms() + 10000;
+	for (;;) {
+		req_until(fd, "ls lostlock\r\n", buf, sizeof buf, "END\r\n");
+		if (strstr(buf, "STAT lock lostlock ") || th_now_ms() > deadline)
+			break;
+		usleep(5000);
+	}
+	assert_non_null(strstr(buf, "STAT lock lostlock "));
+	close(fd);
+	int64_t t0 = th_now_ms();
+	th_node_signal(&cl, home, SIGKILL);
+	pthread_join(b.th, NULL);
+	int64_t took = th_now_ms() - t0;
+	printf("command stopped %" PRId64 " ms after the home node died: %s", took, b.out);
+	assert_int_equal(b.rc, 128 + SIGTERM);
+	assert_non_null(strstr(b.out, "lost the lock 'lostlock'"));
+	assert_true(took < 5000);
+	assert_int_equal(th_node_start(&cl, home), 0);
+}
+
 /* Tokens keep growing when the lock's home node restarts. */
 static void home_restart_keeps_tokens_growing(void **state)
 {
@@ -495,6 +579,8 @@ int main(void)
 		cmocka_unit_test(libvirgo_calls),
 		cmocka_unit_test(exclusion_16_clients),
 		cmocka_unit_test(paused_holder_loses_lease),
+		cmocka_unit_test(cli_runs_command_under_lock),
+		cmocka_unit_test(cli_stops_command_when_lock_lost),
 		cmocka_unit_test(home_restart_keeps_tokens_growing),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
