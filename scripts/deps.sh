@@ -6,6 +6,8 @@ set -e
 PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-dev netcat-openbsd libmemcached-tools libmemcached-dev python3"
 # make bench also compares against peers measured in the same run
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS memcached gnuplot-nox"
+# cloudsync's peer: the usual single-instance Redis lock (SET NX PX + DEL)
+[ "${1:-}" = "--bench" ] && PKGS="$PKGS redis-server redis-tools"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
