@@ -31,6 +31,7 @@
 #define CS_BUCKETS 4096
 #define CS_NEVER INT64_MAX
 #define CS_PEER_MAX 64
+#define CS_SWEEP_GAP_MS 2 /* lease ends and wait timeouts are this late at most */
 
 struct cs_lock;
 
@@ -62,6 +63,7 @@ struct cs_table {
 	pthread_t timer;
 	bool stop;
 	int64_t next_due; /* earliest deadline registered since the last sweep */
+	int64_t swept; /* when the last sweep ran */
 	cs_deliver_fn deliver;
 	uint64_t epoch, seq;
 	unsigned max_entries, entries;
@@ -427,13 +429,18 @@ static void *timer_main(void *arg)
 	pthread_mutex_lock(&t->mu);
 	while (!t->stop) {
 		int64_t now = now_ms();
-		if (t->next_due <= now) {
+		if (t->next_due <= now && now >= t->swept + CS_SWEEP_GAP_MS) {
 			sweep(t, now);
+			t->swept = now;
 			continue;
 		}
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
+		/* sweeps walk the whole table: at most one per CS_SWEEP_GAP_MS,
+		 * so many leases ending at nearby times cost one walk */
 		int64_t wait = t->next_due - now;
+		if (wait < t->swept + CS_SWEEP_GAP_MS - now)
+			wait = t->swept + CS_SWEEP_GAP_MS - now;
 		if (wait > 1000)
 			wait = 1000; /* bounded: a missed signal costs a second at most */
 		ts.tv_sec += wait / 1000;
