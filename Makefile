@@ -17,6 +17,8 @@ LDLIBS_EV := $(shell pkg-config --libs libevent_pthreads 2>/dev/null || echo -le
 LDLIBS_INI := $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
 # libmemcached: the real client some tests and benches drive (empty without it)
 LDLIBS_MC := $(shell pkg-config --libs libmemcached 2>/dev/null)
+# ZooKeeper's C client: cloudsync's zookeeper lock backend (libzookeeper-mt-dev)
+LDLIBS_ZK := -lzookeeper_mt
 
 ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -53,7 +55,7 @@ TEST_PLUGINS := $(BUILD)/tests/libvtp_fast.so $(BUILD)/tests/libvtp_slow.so \
 BINS := $(BUILD)/virgod $(BUILD)/virgo $(BUILD)/libvirgo.so $(BUILD)/libvirgo.a
 
 .SECONDARY:
-.PHONY: all test test-run test-asan test-tsan unit integration demo bench bench-bins install uninstall check-docs clean deps fuzz
+.PHONY: test-cloudsync-zk all test test-run test-asan test-tsan unit integration demo bench bench-bins install uninstall check-docs clean deps fuzz
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -61,7 +63,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/virgod: $(DAEMON_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_EV) $(LDLIBS_INI) -ldl -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_EV) $(LDLIBS_INI) $(LDLIBS_ZK) -ldl -lm -lpthread
 
 $(BUILD)/libvirgo.a: $(LIB_OBJ) $(COMMON_OBJ)
 	@rm -f $@
@@ -76,7 +78,7 @@ $(BUILD)/virgo: $(CLI_OBJ) $(BUILD)/libvirgo.a
 
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(HARNESS_OBJ) $(DAEMON_LIB_OBJ) $(LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) $(LDLIBS_MC) -ldl -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) $(LDLIBS_MC) $(LDLIBS_ZK) -ldl -lm -lpthread
 
 $(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libvirgo.a
 	@mkdir -p $(dir $@)
@@ -115,6 +117,16 @@ test-tsan: deps
 	    build-tsan/tests/libvtp_fast.so build-tsan/tests/libvtp_slow.so
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" BUILD=build-tsan \
 	    tests/run.sh $(addprefix build-tsan/tests/,$(TSAN_TESTS))
+
+# cloudsync's zookeeper backend against a real ZooKeeper the test starts
+# (Debian's zookeeper + a JRE; a few seconds of JVM start): not in `make test`
+ZK_TEST := $(BUILD)/tests/test_cloudsync_zk
+$(ZK_TEST): $(BUILD)/obj/tests/zk/test_cloudsync_zk.o $(HARNESS_OBJ) $(BUILD)/libvirgo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_INI) -lm -lpthread
+test-cloudsync-zk: $(BINS) $(ZK_TEST)
+	scripts/deps.sh --zk
+	@BUILD=$(BUILD) tests/run.sh $(ZK_TEST)
 
 deps:
 	scripts/deps.sh

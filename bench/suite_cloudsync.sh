@@ -35,7 +35,7 @@ if ! command -v redis-server >/dev/null || [ ! -x "$LB" ]; then
 fi
 
 OFF=1100
-while ! port_free $((40000 + OFF)) || ! port_free $((30000 + OFF)) || ! port_free $((10000 + OFF)) ||
+while ! port_unused $((40000 + OFF)) || ! port_free $((30000 + OFF)) || ! port_free $((10000 + OFF)) ||
 	! port_free $((11211 + OFF)); do OFF=$((OFF + 1)); done
 CSP=$((40000 + OFF))
 cat >"$W/node.conf" <<CONF

@@ -3,9 +3,11 @@
 # --bench: and to benchmark), if any is missing (uses sudo when not root).
 # Safe to run repeatedly.
 set -e
-PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-dev netcat-openbsd libmemcached-tools libmemcached-dev python3"
+PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-dev netcat-openbsd libmemcached-tools libmemcached-dev python3 libzookeeper-mt-dev"
 # make bench also compares against peers measured in the same run
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS memcached gnuplot-nox"
+# make test-cloudsync-zk: a ZooKeeper server to test cloudsync's zookeeper backend
+[ "${1:-}" = "--zk" ] && PKGS="$PKGS zookeeperd"
 # cloudsync's peer: the usual single-instance Redis lock (SET NX PX + DEL)
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS redis-server redis-tools"
 missing=""

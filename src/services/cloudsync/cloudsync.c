@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../../common/errcode.h"
 #include "../../daemon/config.h"
@@ -24,11 +25,13 @@
 #include "cloudsync_proto.h"
 #include "cloudsync_settings.h"
 #include "cloudsync_table.h"
+#include "cloudsync_zk.h"
 
 #define CS_LS_MAX 1000 /* lines of one ls reply */
 
 struct cloudsync {
-	struct cs_table *tab; /* NULL when the state dir is unusable */
+	struct cs_table *tab; /* local backend; NULL when the state dir is unusable */
+	struct cs_zk *zk; /* zookeeper backend */
 	unsigned node_id;
 	char why[512]; /* why locks are off (tab NULL) */
 };
@@ -36,6 +39,7 @@ struct cloudsync {
 struct cs_conn {
 	struct frame_state fs;
 	struct cs_owner ow;
+	struct cs_zk_owner zow;
 	bool blocked; /* a lock request waits: its reply is still to come */
 };
 
@@ -47,8 +51,8 @@ static void cs_deliver(struct vconn *c, void *arg)
 		struct evbuffer *out = vconn_out(c);
 		cc->blocked = false;
 		if (d->err)
-			evbuffer_add_printf(out, "ERR %s gave up waiting for the lock\r\n",
-					    ec_name(d->err));
+			evbuffer_add_printf(out, "ERR %s %s\r\n", ec_name(d->err),
+					    d->msg ? d->msg : "gave up waiting for the lock");
 		else
 			evbuffer_add_printf(out, "OK %" PRIu64 " %" PRIu64 "\r\n", d->token, d->ttl_ms);
 	}
@@ -66,6 +70,28 @@ static int cloudsync_init(const struct vd_node *node, void **out)
 	cs->node_id = node->cfg->node_id;
 	uint64_t epoch = 0;
 	char err[400];
+	if (strcmp(st->lock_backend, "zookeeper") == 0) {
+		if (!st->zookeeper[0]) {
+			log_error("lock_backend = zookeeper needs zookeeper = host:port,...");
+			free(cs);
+			return -EINVAL;
+		}
+		cs->zk = cs_zk_new(st->zookeeper, st->zookeeper_wait_ms, (unsigned)st->lock_max,
+				   cs_deliver, err, sizeof err);
+		if (!cs->zk) {
+			log_error("cloudsync: %s", err);
+			free(cs);
+			return -EIO;
+		}
+		log_info("cloudsync_ready backend=zookeeper hosts=%s", st->zookeeper);
+		*out = cs;
+		return 0;
+	}
+	if (strcmp(st->lock_backend, "local") != 0) {
+		log_error("lock_backend must be local or zookeeper, not '%s'", st->lock_backend);
+		free(cs);
+		return -EINVAL;
+	}
 	int rc = cs_epoch_next(st->lock_state_dir, cs->node_id, &epoch, err, sizeof err);
 	if (rc == 0) {
 		cs->tab = cs_table_new(epoch, (unsigned)st->lock_max, cs_deliver);
@@ -88,6 +114,7 @@ static void cloudsync_fini(void *svc)
 {
 	struct cloudsync *cs = svc;
 	cs_table_free(cs->tab);
+	cs_zk_free(cs->zk);
 	free(cs);
 }
 
@@ -113,6 +140,8 @@ static void reply_stats(struct cloudsync *cs, struct evbuffer *out)
 	struct cs_stats s = {0};
 	if (cs->tab)
 		cs_table_stats(cs->tab, &s);
+	if (cs->zk)
+		cs_zk_stats(cs->zk, &s);
 	evbuffer_add_printf(out,
 			    "STAT node_id %u\r\nSTAT enabled %d\r\nSTAT epoch %" PRIu64 "\r\n"
 			    "STAT locks %" PRIu64 "\r\nSTAT holders %" PRIu64 "\r\n"
@@ -120,8 +149,49 @@ static void reply_stats(struct cloudsync *cs, struct evbuffer *out)
 			    "STAT handoffs %" PRIu64 "\r\nSTAT expired %" PRIu64 "\r\n"
 			    "STAT timeouts %" PRIu64 "\r\nSTAT released_on_close %" PRIu64 "\r\n"
 			    "END\r\n",
-			    cs->node_id, cs->tab != NULL, s.epoch, s.locks, s.holders, s.waiters,
+			    cs->node_id, cs->tab || cs->zk, s.epoch, s.locks, s.holders, s.waiters,
 			    s.grants, s.handoffs, s.expired, s.timeouts, s.releases_on_close);
+}
+
+static const char not_held[] = "not held by this connection (lease ended, released, or never taken)";
+
+/* lock/trylock/renew/unlock/ls on the zookeeper backend. */
+static int cloudsync_exec_zk(struct vconn *c, struct cloudsync *cs, struct cs_conn *cc,
+			     const struct cs_req *r, struct evbuffer *out)
+{
+	uint64_t token = 0;
+	const char *msg = NULL;
+	int rc;
+	switch (r->op) {
+	case CS_OP_LOCK:
+	case CS_OP_TRYLOCK:
+		rc = cs_zk_lock(cs->zk, &cc->zow, c, r, r->op == CS_OP_TRYLOCK, &msg);
+		if (rc) {
+			reply_err(out, rc, msg);
+			return VSVC_KEEP;
+		}
+		cc->blocked = true;
+		return VSVC_WAIT;
+	case CS_OP_RENEW:
+		rc = cs_zk_renew(cs->zk, &cc->zow, r->name, r->name_len, r->ttl_ms, &token);
+		if (rc == 0)
+			evbuffer_add_printf(out, "OK %" PRIu64 " %" PRIu64 "\r\n", token, r->ttl_ms);
+		else
+			reply_err(out, ENOLCK, not_held);
+		return VSVC_KEEP;
+	case CS_OP_UNLOCK:
+		rc = cs_zk_unlock(cs->zk, &cc->zow, r->name, r->name_len);
+		if (rc == 0)
+			evbuffer_add(out, "OK\r\n", 4);
+		else
+			reply_err(out, ENOLCK, not_held);
+		return VSVC_KEEP;
+	case CS_OP_LS:
+		cs_zk_ls(cs->zk, r->name_len ? r->name : NULL, r->name_len, CS_LS_MAX, out);
+		return VSVC_KEEP;
+	default:
+		return VSVC_CLOSE;
+	}
 }
 
 /* Runs one request: VSVC_KEEP, VSVC_CLOSE (quit) or VSVC_WAIT (queued). */
@@ -145,6 +215,8 @@ static int cloudsync_exec(struct vconn *c, struct cloudsync *cs, struct cs_conn 
 	default:
 		break;
 	}
+	if (cs->zk)
+		return cloudsync_exec_zk(c, cs, cc, r, out);
 	if (!cs->tab) {
 		reply_err(out, EIO, cs->why);
 		return VSVC_KEEP;
@@ -236,6 +308,17 @@ static void cloudsync_conn_close(struct vconn *c)
 	struct cs_conn *cc = vconn_state(c);
 	if (cs->tab)
 		cs_table_owner_gone(cs->tab, &cc->ow);
+	if (cs->zk)
+		cs_zk_owner_gone(cs->zk, &cc->zow);
+}
+
+/* The first tick comes once the node listens: only then may the
+ * zookeeper backend open its client connection. */
+static void cloudsync_tick(void *svc)
+{
+	struct cloudsync *cs = svc;
+	if (cs->zk)
+		cs_zk_start(cs->zk);
 }
 
 const struct vsvc cloudsync_service = {
@@ -250,4 +333,5 @@ const struct vsvc cloudsync_service = {
 	.fini = cloudsync_fini,
 	.on_input = cloudsync_on_input,
 	.conn_close = cloudsync_conn_close,
+	.tick = cloudsync_tick,
 };

@@ -13,6 +13,9 @@
 struct cs_settings {
 	char lock_state_dir[256]; /* holds cloudsync-<node_id>.epoch */
 	int lock_max; /* holders + waiters at once, node-wide */
+	char lock_backend[16]; /* "local" or "zookeeper" */
+	char zookeeper[1024]; /* host:port,... of the ensemble (zookeeper backend) */
+	int zookeeper_wait_ms; /* how long start-up waits for the first session */
 };
 
 extern const struct vsvc_key cs_settings_keys[];

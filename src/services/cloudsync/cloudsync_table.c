@@ -276,7 +276,7 @@ enum cs_lock_result cs_table_lock(struct cs_table *t, struct cs_owner *ow, struc
 	}
 	struct cs_entry *e = entry_new(t, lk, ow, c, r->ttl_ms);
 	if (e && busy) {
-		e->dlv = malloc(sizeof *e->dlv);
+		e->dlv = calloc(1, sizeof *e->dlv);
 		e->ticket = e->dlv ? vconn_ticket_new(c) : NULL;
 		if (!e->ticket) {
 			entry_free(t, e);

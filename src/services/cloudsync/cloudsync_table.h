@@ -39,6 +39,7 @@ struct cs_owner {
  * malloc'd by the table; the function frees it). */
 struct cs_delivery {
 	int err; /* 0: granted; else a positive errno (ETIMEDOUT) */
+	const char *msg; /* err's sentence (static), or NULL for the default */
 	uint64_t token, ttl_ms;
 };
 
