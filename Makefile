@@ -139,7 +139,7 @@ BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libvirgo.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_MC) $(LDLIBS_INI) -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_MC) $(LDLIBS_INI) $(LDLIBS_ZK) -lm -lpthread
 bench-bins: $(BENCH_BIN)
 # the trivial plugin function bench/suite_cpupool.sh times
 bench-bins: $(BUILD)/bench/libvbench_plugin.so $(BUILD)/bench/libvbench_plugin_slow.so

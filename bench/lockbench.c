@@ -1,7 +1,7 @@
 /*
  * lockbench.c - lock round trips and handoffs against cloudsync or Redis.
  *
- *   lockbench -s virgo|redis -p PORT [-c CLIENTS] [-d SECS] [-r RETRY_US] [-H HOLD_US]
+ *   lockbench -s virgo|redis|zk -p PORT [-c CLIENTS] [-d SECS] [-r RETRY_US] [-H HOLD_US]
  *
  * Each client is a thread with its own connection, taking and releasing
  * one lock ("bench") in a loop for SECS seconds, holding it HOLD_US (a
@@ -11,6 +11,11 @@
  * and "unlock bench".  Redis, as its users do it: "SET bench <token> NX PX
  * 30000" and "DEL bench"; a client that finds the lock taken sleeps
  * RETRY_US and tries again (redis-py's Lock sleeps 100 ms by default).
+ * ZooKeeper (PORT is its client port), its lock recipe used directly with
+ * the C client, as cloudsync's zookeeper backend does it: create an
+ * ephemeral sequential znode under /lockbench/bench, list the children,
+ * hold the lock if ours is the lowest, else watch the one before it; the
+ * release deletes the znode.
  * Prints one line: clients, acquisitions per second, handoffs per second
  * (acquisitions by another client than the previous holder: a lock that
  * one client keeps re-taking while the others sleep hands off nothing),
@@ -30,12 +35,16 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#ifndef THREADED
+#define THREADED
+#endif
+#include <zookeeper/zookeeper.h>
 
 #define MAXC 64
 #define MAXS 2000000
 
 static int port, nclients = 1, secs = 2, retry_us = 100000, hold_us;
-static int redis;
+static int redis, zk;
 static _Atomic int stop;
 static _Atomic int last_holder = -1;
 static _Atomic long handoffs; /* grants to another client than the last holder */
@@ -102,17 +111,113 @@ static void out(int fd, const char *s)
 	}
 }
 
+/* ---- ZooKeeper's recipe, synchronous calls ---------------------------- */
+
+struct zkw {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int fired;
+};
+
+static void zk_watch(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+	(void)zh;
+	(void)state;
+	(void)path;
+	struct zkw *w = ctx;
+	if (type == ZOO_SESSION_EVENT)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->fired = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void zk_session(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+	(void)zh;
+	(void)type;
+	(void)state;
+	(void)path;
+	(void)ctx;
+}
+
+static zhandle_t *zk_open(void)
+{
+	char hosts[64];
+	snprintf(hosts, sizeof hosts, "127.0.0.1:%d", port);
+	zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+	zhandle_t *zh = zookeeper_init(hosts, zk_session, 10000, NULL, NULL, 0);
+	for (int i = 0; zh && zoo_state(zh) != ZOO_CONNECTED_STATE && i < 1000; i++)
+		usleep(10000);
+	if (!zh || zoo_state(zh) != ZOO_CONNECTED_STATE) {
+		fprintf(stderr, "zookeeper: no session\n");
+		exit(1);
+	}
+	zoo_create(zh, "/lockbench", "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+	zoo_create(zh, "/lockbench/bench", "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+	return zh;
+}
+
+static uint64_t zk_seq(const char *s)
+{
+	const char *d = strrchr(s, '-');
+	return d ? strtoull(d + 1, NULL, 10) : UINT64_MAX;
+}
+
+/* Takes the lock; *mine gets our znode's path. */
+static void zk_acquire(zhandle_t *zh, char *mine, size_t cap)
+{
+	if (zoo_create(zh, "/lockbench/bench/n-", "", 0, &ZOO_OPEN_ACL_UNSAFE,
+		       ZOO_EPHEMERAL | ZOO_SEQUENCE, mine, (int)cap) != ZOK) {
+		fprintf(stderr, "zookeeper: create failed\n");
+		exit(1);
+	}
+	uint64_t me = zk_seq(mine);
+	for (;;) {
+		struct String_vector sv;
+		if (zoo_get_children(zh, "/lockbench/bench", 0, &sv) != ZOK) {
+			fprintf(stderr, "zookeeper: get_children failed\n");
+			exit(1);
+		}
+		char pred[256] = "";
+		uint64_t ps = 0;
+		for (int i = 0; i < sv.count; i++) {
+			uint64_t q = zk_seq(sv.data[i]);
+			if (q < me && (!pred[0] || q > ps)) {
+				snprintf(pred, sizeof pred, "/lockbench/bench/%s", sv.data[i]);
+				ps = q;
+			}
+		}
+		deallocate_String_vector(&sv);
+		if (!pred[0])
+			return;
+		struct zkw w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+		int rc = zoo_wexists(zh, pred, zk_watch, &w, NULL);
+		if (rc == ZNONODE)
+			continue; /* (the watch waits for a creation: w must outlive it) */
+		pthread_mutex_lock(&w.mu);
+		while (!w.fired)
+			pthread_cond_wait(&w.cond, &w.mu);
+		pthread_mutex_unlock(&w.mu);
+	}
+}
+
 static void *client(void *arg)
 {
 	int id = (int)(intptr_t)arg;
-	int fd = conn();
+	zhandle_t *zh = zk ? zk_open() : NULL;
+	int fd = zk ? -1 : conn();
+	char mine[256];
 	struct rd r = {.len = 0};
 	char line[256], cmd[128];
 	waits[id] = malloc(MAXS * sizeof(int64_t));
 	uint64_t seq = 0;
 	while (!stop && nwaits[id] < MAXS) {
 		int64_t t0 = now_us();
-		if (redis) {
+		if (zk) {
+			zk_acquire(zh, mine, sizeof mine);
+		} else if (redis) {
 			for (;;) {
 				snprintf(cmd, sizeof cmd, "SET bench %d-%llu NX PX 30000\r\n", id,
 					 (unsigned long long)++seq);
@@ -140,11 +245,18 @@ static void *client(void *arg)
 		waits[id][nwaits[id]++] = got - t0;
 		if (hold_us)
 			usleep((useconds_t)hold_us);
+		if (zk) {
+			zoo_delete(zh, mine, -1);
+			continue;
+		}
 		out(fd, redis ? "DEL bench\r\n" : "unlock bench\r\n");
 		line_in(fd, &r, line, sizeof line);
 	}
 done:
-	close(fd);
+	if (zh)
+		zookeeper_close(zh);
+	if (fd >= 0)
+		close(fd);
 	return NULL;
 }
 
@@ -159,7 +271,7 @@ int main(int argc, char **argv)
 	int o;
 	while ((o = getopt(argc, argv, "s:p:c:d:r:H:")) != -1) {
 		switch (o) {
-		case 's': redis = strcmp(optarg, "redis") == 0; break;
+		case 's': redis = strcmp(optarg, "redis") == 0; zk = strcmp(optarg, "zk") == 0; break;
 		case 'p': port = atoi(optarg); break;
 		case 'c': nclients = atoi(optarg); break;
 		case 'd': secs = atoi(optarg); break;

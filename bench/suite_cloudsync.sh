@@ -15,6 +15,12 @@
 #    cloudsync queues the waiters (FIFO, the grant is pushed); Redis
 #    clients retry as their users do: after 100 ms (redis-py's Lock
 #    default) and after 1 ms (a tight spin).
+# 3. The zookeeper backend (a second virgod, lock_backend = zookeeper)
+#    beside ZooKeeper's own lock recipe used directly with its C client,
+#    both against one ZooKeeper started here (Debian's zookeeper + java;
+#    forceSync=no, so this VM's disk latency does not drown the
+#    difference): uncontended round trip ratio (target <= 1.2) and 16
+#    contenders' handoffs/s.
 # Writes cloudsync.md.
 set -u
 B=$1
@@ -26,7 +32,9 @@ OUT=$R/cloudsync.md
 W=$(mktemp -d "${TMPDIR:-/tmp}/virgo-bench-cs-XXXXXX")
 VPID=""
 RPID=""
-trap '[ -n "$VPID" ] && kill $VPID 2>/dev/null; [ -n "$RPID" ] && kill $RPID 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
+ZPID=""
+ZVPID=""
+trap 'for p in $VPID $RPID $ZPID $ZVPID; do kill $p 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"' EXIT
 . "$(dirname "$0")/ports.sh"
 
 if ! command -v redis-server >/dev/null || [ ! -x "$LB" ]; then
@@ -90,6 +98,70 @@ hv=$(echo "$cv" | field handoffs_per_s)
 h100=$(echo "$cr100" | field handoffs_per_s)
 h1=$(echo "$cr1" | field handoffs_per_s)
 
+# 3. zookeeper backend vs the recipe used directly
+zk_md=""
+if [ -x /usr/bin/java ] && [ -r /usr/share/java/zookeeper.jar ]; then
+	ZP=22181
+	while ! port_unused $ZP; do ZP=$((ZP + 1)); done
+	mkdir -p "$W/zk"
+	java -Xmx256m -Dzookeeper.forceSync=no -Dzookeeper.admin.enableServer=false \
+		-cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar \
+		org.apache.zookeeper.server.ZooKeeperServerMain $ZP "$W/zk" >"$W/zk.log" 2>&1 &
+	ZPID=$!
+	ZOFF=$((OFF + 1))
+	while ! port_unused $((40000 + ZOFF)) || ! port_free $((30000 + ZOFF)) ||
+		! port_free $((10000 + ZOFF)) || ! port_free $((11211 + ZOFF)); do ZOFF=$((ZOFF + 1)); done
+	cat >"$W/zknode.conf" <<CONF
+node_id = 2
+port_offset = $ZOFF
+threads = 2
+log_level = warn
+lock_backend = zookeeper
+zookeeper = 127.0.0.1:$ZP
+CONF
+	if wait_port $ZP 30; then
+		"$B/virgod" --config "$W/zknode.conf" >"$W/zkvirgod.log" 2>&1 &
+		ZVPID=$!
+		ZCS=$((40000 + ZOFF))
+		wait_port $ZCS 5
+		n=0 # the node's session starts once it listens
+		until printf 'trylock benchready\r\n' | nc -q1 127.0.0.1 $ZCS 2>/dev/null | grep -q '^OK'; do
+			n=$((n + 1)); [ $n -lt 200 ] || break
+			sleep 0.05
+		done
+		: >"$W/zpairs"
+		i=0
+		while [ $i -lt "$REPS" ]; do
+			v=$("$LB" -s virgo -p $ZCS -c 1 -d "$SECS" | field acq_per_s)
+			z=$("$LB" -s zk -p $ZP -c 1 -d "$SECS" | field acq_per_s)
+			echo "$v $z" >>"$W/zpairs"
+			i=$((i + 1))
+		done
+		zratio=$(awk '{printf "%.3f\n", ($1 > 0 ? $2 / $1 : 0)}' "$W/zpairs" | median)
+		zmin=$(awk '{printf "%.3f\n", ($1 > 0 ? $2 / $1 : 0)}' "$W/zpairs" | sort -g | head -1)
+		zmax=$(awk '{printf "%.3f\n", ($1 > 0 ? $2 / $1 : 0)}' "$W/zpairs" | sort -g | tail -1)
+		zvrt=$(awk '{print ($1 > 0 ? 1e6 / $1 : 0)}' "$W/zpairs" | median)
+		zzrt=$(awk '{print ($2 > 0 ? 1e6 / $2 : 0)}' "$W/zpairs" | median)
+		zcv=$("$LB" -s virgo -p $ZCS -c 16 -d "$SECS" -H 100)
+		zcz=$("$LB" -s zk -p $ZP -c 16 -d "$SECS" -H 100)
+		zk_md=$(
+			echo "### zookeeper backend vs ZooKeeper's lock recipe used directly"
+			echo
+			echo "One ZooKeeper 3.8 (standalone, forceSync=no) for both."
+			echo
+			echo "| | cloudsync (lock_backend = zookeeper) | recipe via the C client | ratio (target <= 1.2) |"
+			echo "|---|---|---|---|"
+			printf '| uncontended round trip (median of %s, µs) | %.0f | %.0f | **%s** (pairs: %s..%s) |\n' "$REPS" "$zvrt" "$zzrt" "$zratio" "$zmin" "$zmax"
+			printf '| 16 contenders: handoffs/s | %s | %s | |\n' "$(echo "$zcv" | field handoffs_per_s)" "$(echo "$zcz" | field handoffs_per_s)"
+			printf '| 16 contenders: wait p99 (µs) | %s | %s | |\n' "$(echo "$zcv" | field wait_p99_us)" "$(echo "$zcz" | field wait_p99_us)"
+		)
+	else
+		zk_md="### zookeeper backend: skipped (ZooKeeper did not start)"
+	fi
+else
+	zk_md="### zookeeper backend: skipped (needs java and Debian's zookeeper: apt-get install zookeeperd)"
+fi
+
 {
 	echo "## cloudsync (cluster locks) vs Redis SET NX PX + DEL"
 	echo
@@ -115,5 +187,7 @@ h1=$(echo "$cr1" | field handoffs_per_s)
 	echo "unlucky clients wait for whole retry periods (wait max); cloudsync serves"
 	echo "the waiters in arrival order, so every grant is a handoff and the wait is"
 	echo "bounded by the queue ahead (16 x the hold)."
+	echo
+	echo "$zk_md"
 } >"$OUT"
 cat "$OUT"

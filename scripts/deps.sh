@@ -9,7 +9,7 @@ PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-d
 # make test-cloudsync-zk: a ZooKeeper server to test cloudsync's zookeeper backend
 [ "${1:-}" = "--zk" ] && PKGS="$PKGS zookeeperd"
 # cloudsync's peer: the usual single-instance Redis lock (SET NX PX + DEL)
-[ "${1:-}" = "--bench" ] && PKGS="$PKGS redis-server redis-tools"
+[ "${1:-}" = "--bench" ] && PKGS="$PKGS redis-server redis-tools zookeeperd"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
