@@ -657,6 +657,15 @@ void cs_zk_free(struct cs_zk *z)
 	pthread_join(z->timer, NULL);
 	if (z->zh)
 		zookeeper_close(z->zh); /* runs the pending completions, which free */
+	/* what is left is only referenced by watches that can no longer
+	 * fire (a predecessor that was gone when we asked: on_pred_exists) */
+	for (struct zk_req *q = z->all, *n; q; q = n) {
+		n = q->anext;
+		if (q->ticket)
+			vconn_ticket_drop(q->ticket);
+		free(q->dlv);
+		free(q);
+	}
 	pthread_mutex_destroy(&z->mu);
 	pthread_cond_destroy(&z->cond);
 	free(z);
