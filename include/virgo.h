@@ -301,7 +301,8 @@ uint64_t virgo_lock_token(const virgo_lock_t *lock);
 /* The lock's name (owned by the handle). */
 const char *virgo_lock_name(const virgo_lock_t *lock);
 /* Milliseconds of lease left by this process's clock, counted from when
- * the last lock/renew request was sent (so never longer than the node's);
+ * the last lock/renew request was sent (a grant that waited in line: from
+ * its arrival less a round trip), so not longer than the node's;
  * <= 0: assume the lock is lost. */
 int64_t virgo_lock_left_ms(const virgo_lock_t *lock);
 /* Restart the lease (ttl_ms from now): 0, or -ENOLCK when the hold has

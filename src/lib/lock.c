@@ -387,9 +387,12 @@ static int lock_take(const char *name, const struct virgo_lock_opts *o, bool try
 			/* in line: the grant comes when the lock is ours (the
 			 * node ends a bounded wait itself; allow it the
 			 * round trip) */
-			int64_t d = wait > 0 ? vc_now_ms() + wait + c->cfg.timeout_ms : INT64_MAX;
+			int64_t now = vc_now_ms(), rtt = now - sent;
+			int64_t d = wait > 0 ? now + wait + c->cfg.timeout_ms : INT64_MAX;
 			rc = read_line(l, line, sizeof line, d);
-			sent = vc_now_ms(); /* the lease started no earlier than now - RTT */
+			/* the node started the lease when it sent the grant: count
+			 * from its arrival less a round trip, never later */
+			sent = vc_now_ms() - rtt;
 		}
 		if (rc == 0) {
 			if (parse_ok(line, &l->token) == 0) {
