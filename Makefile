@@ -19,6 +19,8 @@ LDLIBS_INI := $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
 LDLIBS_MC := $(shell pkg-config --libs libmemcached 2>/dev/null)
 # OpenSSL 3: TLS in virgod, libvirgo and the CLI (virgo certs)
 LDLIBS_SSL := $(shell pkg-config --libs libssl libcrypto 2>/dev/null || echo -lssl -lcrypto)
+# ZooKeeper's C client: cloudsync's zookeeper lock backend (libzookeeper-mt-dev)
+LDLIBS_ZK := -lzookeeper_mt
 
 ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -55,7 +57,7 @@ TEST_PLUGINS := $(BUILD)/tests/libvtp_fast.so $(BUILD)/tests/libvtp_slow.so \
 BINS := $(BUILD)/virgod $(BUILD)/virgo $(BUILD)/libvirgo.so $(BUILD)/libvirgo.a
 
 .SECONDARY:
-.PHONY: all test test-run test-cluster test-asan test-tsan unit integration demo bench bench-bins install uninstall check-docs clean deps fuzz
+.PHONY: all test test-run test-cluster test-cloudsync-zk test-asan test-tsan unit integration demo bench bench-bins install uninstall check-docs clean deps fuzz
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -63,7 +65,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/virgod: $(DAEMON_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_EV) $(LDLIBS_INI) $(LDLIBS_SSL) -ldl -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_EV) $(LDLIBS_INI) $(LDLIBS_SSL) $(LDLIBS_ZK) -ldl -lm -lpthread
 
 $(BUILD)/libvirgo.a: $(LIB_OBJ) $(COMMON_OBJ)
 	@rm -f $@
@@ -78,7 +80,7 @@ $(BUILD)/virgo: $(CLI_OBJ) $(BUILD)/libvirgo.a
 
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(HARNESS_OBJ) $(DAEMON_LIB_OBJ) $(LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) $(LDLIBS_MC) $(LDLIBS_SSL) -ldl -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) $(LDLIBS_MC) $(LDLIBS_SSL) $(LDLIBS_ZK) -ldl -lm -lpthread
 
 $(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libvirgo.a
 	@mkdir -p $(dir $@)
@@ -138,6 +140,15 @@ $(BUILD)/tests/cluster_lb: $(BUILD)/obj/tests/cluster/cluster_lb.o $(BUILD)/libv
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_INI) $(LDLIBS_SSL) -lm -lpthread
 test-cluster: all $(BUILD)/tests/cluster_lb
 	tests/cluster/netns_cluster.sh $(BUILD)
+# cloudsync's zookeeper backend against a real ZooKeeper the test starts
+# (Debian's zookeeper + a JRE; a few seconds of JVM start): not in `make test`
+ZK_TEST := $(BUILD)/tests/test_cloudsync_zk
+$(ZK_TEST): $(BUILD)/obj/tests/zk/test_cloudsync_zk.o $(HARNESS_OBJ) $(BUILD)/libvirgo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_INI) -lm -lpthread
+test-cloudsync-zk: $(BINS) $(ZK_TEST)
+	scripts/deps.sh --zk
+	@BUILD=$(BUILD) tests/run.sh $(ZK_TEST)
 
 deps:
 	scripts/deps.sh
@@ -150,7 +161,7 @@ BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libvirgo.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_MC) $(LDLIBS_INI) $(LDLIBS_SSL) -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_MC) $(LDLIBS_INI) $(LDLIBS_SSL) $(LDLIBS_ZK) -lm -lpthread
 bench-bins: $(BENCH_BIN)
 # the trivial plugin function bench/suite_cpupool.sh times
 bench-bins: $(BUILD)/bench/libvbench_plugin.so $(BUILD)/bench/libvbench_plugin_slow.so

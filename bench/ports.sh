@@ -3,6 +3,10 @@
 
 # port_free <port>: nothing listens on it
 port_free() { ! ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
+# port_unused <port>: no socket at all uses it as its local port (ports in
+# the ephemeral range, such as cloudsync's 40000+, are also taken by
+# client connections, whose TIME-WAIT blocks a listener's bind for 60 s)
+port_unused() { ! ss -Htan "sport = :$1" 2>/dev/null | grep -q .; }
 
 # wait_port <port> <seconds>: until something accepts on 127.0.0.1:port
 wait_port() {

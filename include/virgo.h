@@ -285,6 +285,62 @@ struct virgo_load {
 /* Fetch the idx-th configured node's load (0-based). */
 int virgo_load(int idx, struct virgo_load *load);
 
+/* ---- cluster locks: cloudsync (notes §912, §991; docs/PROTOCOL.md) -------
+ * A named lock lives on its home node (ketama of the name over the
+ * configured nodes: every client with the same node list asks the same
+ * node).  Waiters are served first come, first served; each grant carries
+ * a fencing token, strictly increasing per lock, also across restarts of
+ * the home node.  A hold is a lease: renew it within ttl_ms or the node
+ * passes the lock on, and a hold ends at once when its connection drops
+ * (the process died).  So protect a resource with the token, not with the
+ * belief that you still hold the lock: pass it along with every write
+ * (virgo_set_fenced) and the node refuses writes of an older holder. */
+typedef struct virgo_lock virgo_lock_t;
+
+struct virgo_lock_opts {
+	uint64_t ttl_ms; /* lease length; 0: 30000 (at most 86400000) */
+	int64_t wait_ms; /* virgo_lock: give up after this long (-ETIMEDOUT);
+			  * 0: wait for ever */
+};
+/* Take the lock, waiting in line (opts may be NULL).  On success *lock is
+ * a handle (freed by virgo_unlock) and 0 is returned; -ETIMEDOUT, -EINVAL
+ * (bad name: 1-128 of A-Z a-z 0-9 . _ - : @ /), -EDEADLK, transport
+ * errors (the home node is down: the lock is unavailable until it is
+ * back; another node is never asked, which would break exclusion). */
+int virgo_lock(const char *name, const struct virgo_lock_opts *opts, virgo_lock_t **lock);
+/* Take the lock only if it is free now: 0, or -EBUSY. */
+int virgo_trylock(const char *name, const struct virgo_lock_opts *opts, virgo_lock_t **lock);
+/* The hold's fencing token (never 0). */
+uint64_t virgo_lock_token(const virgo_lock_t *lock);
+/* The lock's name (owned by the handle). */
+const char *virgo_lock_name(const virgo_lock_t *lock);
+/* Milliseconds of lease left by this process's clock, counted from when
+ * the last lock/renew request was sent (a grant that waited in line: from
+ * its arrival less a round trip), so not longer than the node's;
+ * <= 0: assume the lock is lost. */
+int64_t virgo_lock_left_ms(const virgo_lock_t *lock);
+/* Restart the lease (ttl_ms from now): 0, or -ENOLCK when the hold has
+ * already ended (lease over, lock passed on), or a transport error (the
+ * hold is then lost too: its connection is closed).  Thread-safe against
+ * virgo_lock_left_ms, so a renewal thread may run beside the holder. */
+int virgo_lock_renew(virgo_lock_t *lock);
+/* Release the lock and free the handle (always freed): 0, -ENOLCK (the
+ * hold had ended already), or a transport error. */
+int virgo_unlock(virgo_lock_t *lock);
+/* virgo_set guarded by a fencing token: the allocation's node refuses the
+ * write with -ESTALE if it has seen a newer token of lock_name (a newer
+ * holder wrote, or the node is the lock's home and granted one).  Not for
+ * a span (-EINVAL): its chunks live on several nodes. */
+int virgo_set_fenced(virgo_vuid_t vuid, const void *data, size_t len, const char *lock_name,
+		     uint64_t token);
+/* The home node of a lock name (0-based index, virgo_node_info), or an error. */
+int virgo_lock_home(const char *name);
+/* The idx-th node's locks as text, one per line:
+ * "lock <name> <token> <holder> <lease_ms_left> <waiters>"; with name
+ * non-NULL that lock and its "waiter <ticket> <peer> <wait_ms_left|->"
+ * lines.  *text is malloc'd (caller frees). */
+int virgo_lock_ls(int idx, const char *name, char **text);
+
 /* ---- cluster view -------------------------------------------------------- */
 
 struct virgo_node_info {

@@ -81,6 +81,12 @@ done
 
 # 5. the C example and the plugin against a local cluster
 off=$((1000 + $$ % 400))
+# cloudsync's ports (40000 + offset) lie in the ephemeral range: skip
+# offsets where a client connection (even in TIME-WAIT) holds one
+while ss -Htan 2>/dev/null | awk -v a=$((40001 + off)) -v b=$((40003 + off)) \
+	'{n = split($4, p, ":"); if (p[n] >= a && p[n] <= b) f = 1} END {exit !f}'; do
+	off=$((off + 3))
+done
 : >"$tmp/client.conf"
 sed 's/^#\([a-z_]* =\)/\1/' packaging/virgo_cloud.conf |
 	grep -v '^\(pidfile\|log_file\|listen\|insecure_listen\|port_offset\|node_id\|plugins\|[a-z]*_port\|tls_[a-z]*\|memcache_tls\|auth_token\) =' >"$tmp/cloud.conf"

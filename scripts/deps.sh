@@ -3,9 +3,13 @@
 # --bench: and to benchmark), if any is missing (uses sudo when not root).
 # Safe to run repeatedly.
 set -e
-PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-dev netcat-openbsd libmemcached-tools libmemcached-dev python3 iproute2 nftables libfuse3-dev fuse3"
+PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-dev netcat-openbsd libmemcached-tools libmemcached-dev python3 iproute2 nftables libfuse3-dev fuse3 libzookeeper-mt-dev"
 # make bench also compares against peers measured in the same run
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS memcached gnuplot-nox redis-server redis-tools"
+# make test-cloudsync-zk: a ZooKeeper server to test cloudsync's zookeeper backend
+[ "${1:-}" = "--zk" ] && PKGS="$PKGS zookeeperd"
+# cloudsync's peers: the usual single-instance Redis lock, and ZooKeeper's recipe
+[ "${1:-}" = "--bench" ] && PKGS="$PKGS zookeeperd"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

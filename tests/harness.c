@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,8 +243,10 @@ static int cluster_start_at(struct th_cluster *c, int n, int base, const char *n
 			fclose(cf);
 			return -1;
 		}
-		fprintf(f, "node_id = %u\nport_offset = %d\npidfile = %s\nthreads = 2\nqueue_port = %d\n%s\n%s\n",
-			nd->id, nd->offset, nd->pidfile, TH_QUEUE_PORT + nd->offset,
+		/* lock_state_dir: cloudsync's durable token epoch, per cluster */
+		fprintf(f, "node_id = %u\nport_offset = %d\npidfile = %s\nthreads = 2\nqueue_port = %d\n"
+			"lock_state_dir = %s/state\n%s\n%s\n",
+			nd->id, nd->offset, nd->pidfile, TH_QUEUE_PORT + nd->offset, c->dir,
 			node_conf_extra ? node_conf_extra : "",
 			node_extra && node_extra[i] ? node_extra[i] : "");
 		fclose(f);
@@ -264,11 +267,41 @@ static int cluster_start_at(struct th_cluster *c, int n, int base, const char *n
 /* Test binaries of other checkouts may run at the same time and hold an
  * offset block we picked: then a node cannot bind, and we retry the whole
  * cluster on another block. */
+/* Can virgod bind base port + off (as it does: SO_REUSEADDR on loopback)?
+ * Ports in the ephemeral range (cloudsync's 40000+) are also the local
+ * ports of client connections, and one in TIME-WAIT blocks the bind for
+ * a minute: such a block is skipped before any node is started. */
+static bool port_bindable(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return true;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+	close(fd);
+	return ok;
+}
+
+static bool block_bindable(int base, int n)
+{
+	static const int svc_base[] = {40000};
+	for (int i = 0; i < n; i++)
+		for (size_t k = 0; k < sizeof svc_base / sizeof svc_base[0]; k++)
+			if (!port_bindable(svc_base[k] + base + i))
+				return false;
+	return true;
+}
+
 int th_cluster_start_nodes(struct th_cluster *c, int n, const char *node_conf_extra,
 			   const char *const node_extra[], const char *client_extra)
 {
 	for (int attempt = 0;; attempt++) {
 		int base = th_offset_base(n);
+		for (int skip = 0; skip < 100 && !block_bindable(base, n); skip++)
+			base = th_offset_base(n);
 		if (cluster_start_at(c, n, base, node_conf_extra, node_extra, client_extra) == 0)
 			return 0;
 		if (attempt == 4)

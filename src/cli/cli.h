@@ -95,5 +95,7 @@ int cli_parse_ttl(const char *s, uint64_t *ms);
 int cmd_certs(int argc, char **argv);
 /* queue.c: virgo queue push|sub|work|read|ls|stat */
 int cmd_queue(int argc, char **argv);
+/* lock.c: virgo lock [--wait T] [--ttl T] NAME -- cmd..., virgo lock ls */
+int cmd_lock(int argc, char **argv);
 
 #endif

@@ -175,6 +175,20 @@ static const struct cli_cmd cmds[] = {
 	 "virgo queue read orders --from 0 --format kingcobra\nvirgo queue ls\n"
 	 "virgo queue stat orders\n",
 	 0},
+	{"lock", cmd_lock, "lock [--wait T] [--ttl T] <name> -- <command> [args...] | lock ls [<name>]",
+	 "run a command while holding a cluster lock (like flock(1)), or list locks",
+	 "  --wait T   give up after T (90 = seconds, 30s, 500ms); 0: only if free now;\n"
+	 "             default: wait for ever, served first come, first served\n"
+	 "  --ttl T    the lease (default 30s), renewed every T/3 while the command runs;\n"
+	 "             if a renewal fails the command gets SIGTERM, then SIGKILL after 5 s\n"
+	 "  The command sees VIRGO_LOCK_TOKEN (the fencing token: pass it with its writes,\n"
+	 "  e.g. mempool's set ... fence=<name>:<token>) and VIRGO_LOCK_NAME.\n"
+	 "  Exit status: the command's; 1 when the lock was not taken.\n"
+	 "  lock ls [<name>]: every node's locks (holder, token, lease left, waiters).\n",
+	 "virgo lock backup -- ./backup.sh\n"
+	 "virgo lock --wait 10s --ttl 30s deploy -- make deploy\n"
+	 "virgo lock ls\n",
+	 0},
 	{"help", cmd_help, "help [<command>]", "list the commands, or show one command's help",
 	 NULL, "virgo help\nvirgo help malloc\nvirgo malloc --help\n", 1},
 };

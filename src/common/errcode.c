@@ -16,6 +16,8 @@ static const struct {
 	{ENOSPC, "ENOSPC"},   {ETIMEDOUT, "ETIMEDOUT"}, {ENOSYS, "ENOSYS"},
 	{EMSGSIZE, "EMSGSIZE"}, {EIO, "EIO"},		{EPERM, "EPERM"},
 	{ECANCELED, "ECANCELED"}, {EAGAIN, "EAGAIN"},	{EBADF, "EBADF"},
+	/* cloudsync: locks and fenced writes */
+	{ENOLCK, "ENOLCK"},   {ESTALE, "ESTALE"},	{EDEADLK, "EDEADLK"},
 };
 
 const char *ec_name(int err)

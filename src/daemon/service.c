@@ -10,6 +10,7 @@ extern const struct vsvc cpupool_service;
 extern const struct vsvc mempool_service;
 extern const struct vsvc memcache_service;
 extern const struct vsvc queue_service;
+extern const struct vsvc cloudsync_service;
 
 /* weak: an in-process test may link its own table of test services */
 __attribute__((weak)) const struct vsvc *const vsvc_table[] = {
@@ -17,5 +18,6 @@ __attribute__((weak)) const struct vsvc *const vsvc_table[] = {
 	&cpupool_service,
 	&memcache_service,
 	&queue_service,
+	&cloudsync_service,
 	NULL,
 };

@@ -29,6 +29,7 @@ enum vc_svc {
 	VC_SVC_CLOUDFS,
 	VC_SVC_QUEUE,
 	VC_SVC_MEMCACHE,
+	VC_SVC_CLOUDSYNC,
 	VC_SVC_COUNT
 };
 extern const int vc_svc_base_port[VC_SVC_COUNT];

@@ -61,6 +61,7 @@ static int wait_fd(int fd, short ev, int64_t deadline)
 const int vc_svc_base_port[VC_SVC_COUNT] = {
 	[VC_SVC_MEMPOOL] = 30000, [VC_SVC_CPUPOOL] = 10000, [VC_SVC_EVENTNET] = 20000,
 	[VC_SVC_CLOUDFS] = 50000, [VC_SVC_QUEUE] = 60000,   [VC_SVC_MEMCACHE] = 11211,
+	[VC_SVC_CLOUDSYNC] = 40000,
 };
 
 static int send_all(struct vc_conn *k, struct iovec *iov, int iovcnt, int64_t deadline,

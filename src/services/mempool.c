@@ -19,6 +19,7 @@
 #include "../daemon/config.h"
 #include "../daemon/service.h"
 #include "../daemon/transport.h"
+#include "cloudsync/cloudsync_fence.h"
 #include "mempool_proto.h"
 #include "mempool_store.h"
 #include "memacct.h"
@@ -190,7 +191,8 @@ static void mempool_tick(void *svc)
 
 static const char mempool_help[] =
 	"HELP malloc <size> [span] [ttl=<ms>] [owner=<tag>] [rid=<hex>] -> OK <vuid>\r\n"
-	"HELP set <vuid> <nbytes> [<offset>]     + <nbytes> bytes + CRLF -> OK\r\n"
+	"HELP set <vuid> <nbytes> [<offset>] [fence=<lock>:<token>] + <nbytes> bytes + CRLF "
+	"-> OK (ERR ESTALE: a newer token wrote)\r\n"
 	"HELP get <vuid> [<offset> <length>]     -> VALUE <n> + bytes + CRLF\r\n"
 	"HELP free <vuid>                        -> OK\r\n"
 	"HELP free owner=<tag>                   -> OK <allocations freed>\r\n"
@@ -201,6 +203,43 @@ static const char mempool_help[] =
 	"HELP virgo_cloud_malloc(<size>) virgo_cloud_set(<vuid>,<data>) "
 	"virgo_cloud_get(<vuid>) virgo_cloud_free(<vuid>)\r\n"
 	"END\r\n";
+
+struct fenced_set {
+	struct mempool *mp;
+	const struct mp_req *r;
+};
+
+static int fenced_set_write(void *arg)
+{
+	struct fenced_set *f = arg;
+	return mp_store_write(f->mp->store, f->r->vuid, f->r->offset, f->r->data, f->r->data_len,
+			      !f->r->has_offset);
+}
+
+/* set ... fence=<lock>:<token>: the write runs only if no newer token of
+ * that lock was seen on this node (cloudsync_fence.h); the check, the
+ * write and raising the newest token are one step under the fence lock. */
+static int mempool_fenced_set(struct mempool *mp, const struct mp_req *r, struct evbuffer *out)
+{
+	struct fenced_set f = {mp, r};
+	uint64_t newest = 0;
+	int rc = cs_fence_write(r->fence_name, r->fence_len, r->fence_token, fenced_set_write, &f,
+				&newest);
+	if (rc == -ESTALE) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "token %" PRIu64 " of lock %.*s is older than %" PRIu64
+			 " (the lock has passed on: your hold ended)",
+			 r->fence_token, (int)r->fence_len, r->fence_name, newest);
+		reply_err(mp, out, ESTALE, msg);
+	} else if (rc == -ENOSPC) {
+		reply_err(mp, out, ENOSPC, "fence table full (too many fenced lock names)");
+	} else if (rc < 0) {
+		reply_err(mp, out, -rc, store_msg(-rc));
+	} else {
+		evbuffer_add(out, "OK\r\n", 4);
+	}
+	return VSVC_KEEP;
+}
 
 /* Runs one parsed request; returns VSVC_CLOSE for quit. */
 static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req *r,
@@ -232,6 +271,8 @@ static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req
 	case MP_OP_SET:
 		if ((rc = mp_store_check(mp->store, r->vuid, vconn_identity_id(c))) < 0)
 			break;
+		if (r->fence_name)
+			return mempool_fenced_set(mp, r, out);
 		rc = mp_store_write(mp->store, r->vuid, r->offset, r->data, r->data_len,
 				    !r->has_offset);
 		if (rc < 0)

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "../common/vuid.h"
+#include "cloudsync/cloudsync_proto.h"
 
 #define MP_MAX_TOKENS 7 /* malloc <size> span shared ttl= owner= rid= */
 
@@ -119,6 +120,9 @@ static int parse_hex64(const uint8_t *t, size_t n, uint64_t *out)
 	return 0;
 }
 
+static const char set_usage[] =
+	"usage: set <vuid> <nbytes> [<offset>] [fence=<lock>:<token>]";
+
 static const char malloc_usage[] =
 	"usage: malloc <size> [span] [shared] [ttl=<ms>] [owner=<tag>] [rid=<hex>]";
 
@@ -188,7 +192,7 @@ enum mp_parse_result mp_parse(struct frame_state *st, const uint8_t *buf, size_t
 		/* set <vuid> <nbytes> [<offset>] \r\n <payload> \r\n */
 		uint64_t n;
 		if (nt < 3 || frame_u64(tok[2], tl[2], &n) != 0)
-			return fail(code, msg, EINVAL, "usage: set <vuid> <nbytes> [<offset>]");
+			return fail(code, msg, EINVAL, set_usage);
 		if (n > lim->max_value) {
 			st->swallow = n;
 			st->discard_line = true; /* then its terminator */
@@ -209,14 +213,25 @@ enum mp_parse_result mp_parse(struct frame_state *st, const uint8_t *buf, size_t
 			st->discard_line = true;
 			return fail(code, msg, EINVAL, "payload not followed by CRLF (bad data chunk)");
 		}
-		if (nt > 4)
-			return fail(code, msg, EINVAL, "usage: set <vuid> <nbytes> [<offset>]");
+		if (nt > 5)
+			return fail(code, msg, EINVAL, set_usage);
 		if (parse_vuid_tok(tok[1], tl[1], &req->vuid) != 0)
 			return fail(code, msg, EINVAL, "bad VUID (expected hex)");
-		if (nt == 4) {
-			if (frame_u64(tok[3], tl[3], &req->offset) != 0)
-				return fail(code, msg, EINVAL, "bad offset");
-			req->has_offset = true;
+		for (int i = 3; i < nt; i++) {
+			const uint8_t *v;
+			size_t vl;
+			if (kv_is(tok[i], tl[i], "fence", &v, &vl) && !req->fence_name) {
+				if (cs_fence_parse(v, vl, &req->fence_name, &req->fence_len,
+						   &req->fence_token) != 0)
+					return fail(code, msg, EINVAL,
+						    "fence= takes <lock>:<token> (token >= 1)");
+			} else if (i == 3) {
+				if (frame_u64(tok[3], tl[3], &req->offset) != 0)
+					return fail(code, msg, EINVAL, "bad offset");
+				req->has_offset = true;
+			} else {
+				return fail(code, msg, EINVAL, set_usage);
+			}
 		}
 		req->op = MP_OP_SET;
 		req->data = buf + used;

@@ -56,6 +56,11 @@ struct mp_req {
 	uint64_t rid;
 	uint64_t cursor; /* ls: where the page starts (0: the beginning) */
 	uint64_t count; /* ls: entries asked for (1..MP_LS_MAX) */
+	/* set ... fence=<lock>:<token>: a fenced write (cloudsync_fence.h);
+	 * fence_name points into the buffer, NULL when not fenced */
+	const char *fence_name;
+	size_t fence_len;
+	uint64_t fence_token;
 };
 
 struct mp_limits {
