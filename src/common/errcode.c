@@ -16,6 +16,11 @@ static const struct {
 	{ENOSPC, "ENOSPC"},   {ETIMEDOUT, "ETIMEDOUT"}, {ENOSYS, "ENOSYS"},
 	{EMSGSIZE, "EMSGSIZE"}, {EIO, "EIO"},		{EPERM, "EPERM"},
 	{ECANCELED, "ECANCELED"}, {EAGAIN, "EAGAIN"},	{EBADF, "EBADF"},
+	/* file systems (cloudfs) */
+	{EROFS, "EROFS"},     {EMFILE, "EMFILE"},	{ENOTDIR, "ENOTDIR"},
+	{EISDIR, "EISDIR"},   {ENOTEMPTY, "ENOTEMPTY"}, {ELOOP, "ELOOP"},
+	{ENAMETOOLONG, "ENAMETOOLONG"}, {EXDEV, "EXDEV"}, {EFBIG, "EFBIG"},
+	{EOPNOTSUPP, "EOPNOTSUPP"}, {EDQUOT, "EDQUOT"}, {ETXTBSY, "ETXTBSY"},
 };
 
 const char *ec_name(int err)
