@@ -7,6 +7,7 @@
 #ifndef VIRGO_CLI_H
 #define VIRGO_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,5 +70,15 @@ int cmd_help(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_renew(int argc, char **argv);
 int cli_parse_ttl(const char *s, uint64_t *ms);
+/* fs.c: files of any node's cloudfs, named nodeN:/path */
+int cmd_cp(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_fsls(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_mkdir(int argc, char **argv);
+int cmd_mv(int argc, char **argv);
+int cmd_stat(int argc, char **argv);
+/* virgo ls with -l or a nodeN:/path lists files (cmd_fsls) */
+bool cli_fs_ls_args(int argc, char **argv);
 
 #endif

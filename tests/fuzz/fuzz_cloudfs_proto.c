@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "replay.h"
+#include "../../src/common/pathcodec.h"
 #include "../../src/services/cloudfs/cloudfs_proto.h"
 
 static const struct cfs_limits lim = {.max_line = 256, .max_io = 4096};
@@ -48,11 +49,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the path codec round-trips whatever it encodes */
 	if (size < 600) {
 		char enc[1800], dec[CFS_PATH_MAX + 1];
-		size_t e = cfs_path_encode((const char *)data, size, enc, sizeof enc);
+		size_t e = pathcodec_encode((const char *)data, size, enc, sizeof enc);
 		if (e >= sizeof enc || strlen(enc) != e)
 			abort();
 		if (size && !memchr(data, 0, size)) {
-			if (cfs_path_decode((const uint8_t *)enc, e, dec, sizeof dec) != 0 ||
+			if (pathcodec_decode((const uint8_t *)enc, e, dec, sizeof dec) != 0 ||
 			    memcmp(dec, data, size) != 0 || dec[size] != '\0')
 				abort();
 		}

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "../../src/common/pathcodec.h"
 #include "../../src/services/cloudfs/cloudfs_proto.h"
 
 static const struct cfs_limits lim = {.max_line = 256, .max_io = 1000};
@@ -239,17 +240,17 @@ static void path_codec(void **state)
 {
 	(void)state;
 	char enc[64], dec[64];
-	size_t n = cfs_path_encode("a b%\n\xc3\xa9", 7, enc, sizeof enc);
+	size_t n = pathcodec_encode("a b%\n\xc3\xa9", 7, enc, sizeof enc);
 	assert_string_equal(enc, "a%20b%25%0A%C3%A9");
 	assert_int_equal(n, strlen(enc));
-	assert_int_equal(cfs_path_decode((const uint8_t *)enc, n, dec, sizeof dec), 0);
+	assert_int_equal(pathcodec_decode((const uint8_t *)enc, n, dec, sizeof dec), 0);
 	assert_string_equal(dec, "a b%\n\xc3\xa9");
 	/* truncation reports the needed length, stays terminated */
 	char small[4];
-	assert_int_equal(cfs_path_encode("abcdef", 6, small, sizeof small), 6);
+	assert_int_equal(pathcodec_encode("abcdef", 6, small, sizeof small), 6);
 	assert_string_equal(small, "abc");
-	assert_int_equal(cfs_path_decode((const uint8_t *)"abc", 3, small, 3), -1);
-	assert_int_equal(cfs_path_decode((const uint8_t *)"", 0, small, 3), -1);
+	assert_int_equal(pathcodec_decode((const uint8_t *)"abc", 3, small, 3), -1);
+	assert_int_equal(pathcodec_decode((const uint8_t *)"", 0, small, 3), -1);
 }
 
 int main(void)

@@ -20,6 +20,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "../../common/pathcodec.h"
 #include "cloudfs_path.h"
 
 static char type_char(mode_t m)
@@ -272,7 +273,7 @@ static int do_name_op(struct cfs_job *j)
 			rc = -errno;
 			break;
 		}
-		cfs_path_encode(target, (size_t)n, enc, sizeof enc);
+		pathcodec_encode(target, (size_t)n, enc, sizeof enc);
 		evbuffer_add_printf(j->reply, "OK %s\r\n", enc);
 		break;
 	}
@@ -337,7 +338,7 @@ static int do_readdir(struct cfs_job *j)
 			struct stat st;
 			if (fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 				continue; /* removed meanwhile */
-			cfs_path_encode(d->d_name, strlen(d->d_name), enc, sizeof enc);
+			pathcodec_encode(d->d_name, strlen(d->d_name), enc, sizeof enc);
 			evbuffer_add_printf(j->reply, "STAT ent %c %o %" PRIu64 " %" PRId64 " %s\r\n",
 					    type_char(st.st_mode), (unsigned)(st.st_mode & 07777),
 					    (uint64_t)st.st_size, ts_ns(&st.st_mtim), enc);

@@ -102,12 +102,4 @@ enum cfs_parse_result cfs_parse(struct frame_state *st, const uint8_t *buf, size
 				const struct cfs_limits *lim, struct cfs_req *req, size_t *consumed,
 				uint64_t *need, int *err_code, const char **err_msg);
 
-/* Decodes a path token (%XX escapes) into out (cap bytes, NUL-terminated).
- * 0, or -1: bad escape, a NUL byte, empty, or longer than cap - 1. */
-int cfs_path_decode(const uint8_t *s, size_t n, char *out, size_t cap);
-/* Encodes n bytes as one token: bytes <= 0x20, >= 0x7f and '%' become
- * %XX.  Writes at most cap bytes with a NUL; returns the length it needs
- * (without the NUL), like snprintf. */
-size_t cfs_path_encode(const char *s, size_t n, char *out, size_t cap);
-
 #endif
