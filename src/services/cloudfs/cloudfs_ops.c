@@ -155,6 +155,19 @@ static void proc_path(int fd, char *buf, size_t cap)
 	snprintf(buf, cap, "/proc/self/fd/%d", fd);
 }
 
+static void utimens_times(const struct cfs_req *r, struct timespec ts[2])
+{
+	int64_t t[2] = {r->atime_ns, r->mtime_ns};
+	for (int i = 0; i < 2; i++) {
+		if (t[i] == CFS_TIME_NOW)
+			ts[i] = (struct timespec){0, UTIME_NOW};
+		else if (t[i] == CFS_TIME_OMIT)
+			ts[i] = (struct timespec){0, UTIME_OMIT};
+		else
+			ts[i] = (struct timespec){t[i] / 1000000000, t[i] % 1000000000};
+	}
+}
+
 static int do_path_fd_op(struct cfs_job *j)
 {
 	const struct cfs_req *r = &j->req;
@@ -191,20 +204,12 @@ static int do_path_fd_op(struct cfs_job *j)
 		else
 			evbuffer_add(j->reply, "OK\r\n", 4);
 		break;
-	case CFS_OP_UTIMENS: {
+	case CFS_OP_UTIMENS: { /* the export root itself (else do_name_op) */
 		fd = cfs_path_open(j->root, r->path, O_PATH, 0);
 		if (fd < 0)
 			return fd;
 		struct timespec ts[2];
-		int64_t t[2] = {r->atime_ns, r->mtime_ns};
-		for (int i = 0; i < 2; i++) {
-			if (t[i] == CFS_TIME_NOW)
-				ts[i] = (struct timespec){0, UTIME_NOW};
-			else if (t[i] == CFS_TIME_OMIT)
-				ts[i] = (struct timespec){0, UTIME_OMIT};
-			else
-				ts[i] = (struct timespec){t[i] / 1000000000, t[i] % 1000000000};
-		}
+		utimens_times(r, ts);
 		proc_path(fd, pp, sizeof pp);
 		if (utimensat(AT_FDCWD, pp, ts, 0) != 0)
 			rc = -errno;
@@ -255,6 +260,12 @@ static int do_name_op(struct cfs_job *j)
 	case CFS_OP_MKDIR:
 		rc = mkdirat(dfd, nm, (mode_t)r->mode) != 0 ? -errno : 0;
 		break;
+	case CFS_OP_UTIMENS: { /* a symlink's own times, as lutimes (tar) */
+		struct timespec ts[2];
+		utimens_times(r, ts);
+		rc = utimensat(dfd, nm, ts, AT_SYMLINK_NOFOLLOW) != 0 ? -errno : 0;
+		break;
+	}
 	case CFS_OP_SYMLINK:
 		/* the target is only text: following it later is confined */
 		rc = symlinkat(r->path2, dfd, nm) != 0 ? -errno : 0;
@@ -407,11 +418,21 @@ void cfs_ops_run(struct cfs_job *j)
 	case CFS_OP_STAT:
 	case CFS_OP_TRUNCATE:
 	case CFS_OP_CHMOD:
-	case CFS_OP_UTIMENS:
 	case CFS_OP_FSYNCDIR:
 		j->rc = do_path_fd_op(j);
 		break;
 	case CFS_OP_LSTAT:
+	case CFS_OP_UTIMENS:
+		/* the export root has no parent to name it in: by descriptor,
+		 * as the root is never a symlink from the client's side */
+		if (r->path[strspn(r->path, "/")] == '\0') {
+			if (r->op == CFS_OP_LSTAT)
+				j->req.op = CFS_OP_STAT;
+			j->rc = do_path_fd_op(j);
+			break;
+		}
+		j->rc = do_name_op(j);
+		break;
 	case CFS_OP_UNLINK:
 	case CFS_OP_RMDIR:
 	case CFS_OP_MKDIR:
