@@ -140,11 +140,13 @@ static void progress(uint64_t done, uint64_t total, double t0, bool final)
 
 int cmd_cp(int argc, char **argv)
 {
-	bool resume = false;
+	bool resume = false, sync = false;
 	int first = 1;
 	while (first < argc && argv[first][0] == '-' && argv[first][1]) {
 		if (strcmp(argv[first], "--resume") == 0)
 			resume = true;
+		else if (strcmp(argv[first], "--fsync") == 0)
+			sync = true;
 		else if (strcmp(argv[first], "--") == 0) {
 			first++;
 			break;
@@ -223,6 +225,12 @@ int cmd_cp(int argc, char **argv)
 				last = now;
 			}
 		}
+	}
+	if (status == 0 && sync) { /* durable before we say done */
+		rc = out.remote ? virgo_fsync(out.rfd)
+		     : out.lfd <= 2 || fsync(out.lfd) == 0 ? 0 : -errno;
+		if (rc)
+			status = fs_fail("cp: fsync", dst, rc, out.remote);
 	}
 	if (tty && status == 0)
 		progress(off - start, size - start, t0, true);

@@ -101,11 +101,12 @@ static const struct cli_cmd cmds[] = {
 	 "the node owning each memcached key (ketama, as memcached clients shard)",
 	 "  One line per key: <key> node <id> <host>:<memcache port>.\n",
 	 "virgo owner k\nvirgo owner user:1 user:2\n", 0},
-	{"cp", cmd_cp, "cp [--resume] <src> <dst>",
+	{"cp", cmd_cp, "cp [--resume] [--fsync] <src> <dst>",
 	 "copy a file to, from or between nodes (nodeN:/path); constant memory",
 	 "  Either side is a local path, - (stdin/stdout) or nodeN:/path (N:/path).\n"
 	 "  A destination directory (or one ending in /) keeps the source's name.\n"
 	 "  --resume   continue from the destination's size (a copy that stopped)\n"
+	 "  --fsync    make the copy durable (fsync) before exiting\n"
 	 "  On a terminal, progress goes to stderr.\n",
 	 "virgo cp ./big.iso node2:/data/big.iso\nvirgo cp node2:/data/big.iso /tmp/\n"
 	 "virgo cp --resume ./big.iso node2:/data/big.iso\n", 0},
