@@ -18,12 +18,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
+#include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "virgo.h"
@@ -358,6 +361,28 @@ static void usage(FILE *f)
 		   "Unmount with: fusermount3 -u <mountpoint>\n");
 }
 
+/* The kernel reads ahead at most read_ahead_kb of the mount's bdi
+ * (128 KiB by default, whatever max_readahead says): raise it to 1 MiB so
+ * sequential reads travel in 1 MiB requests.  Best effort (root only).
+ * On its own thread once the loop serves: the stat of the mount point is
+ * a request to this very process. */
+static void *raise_readahead(void *arg)
+{
+	const char *mountpoint = arg;
+	struct stat st;
+	if (stat(mountpoint, &st) != 0)
+		return NULL;
+	char p[96];
+	snprintf(p, sizeof p, "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
+		 minor(st.st_dev));
+	FILE *f = fopen(p, "w");
+	if (f) {
+		fprintf(f, "%u\n", VFS_IO_MAX / 1024);
+		fclose(f);
+	}
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	const char *conf = NULL;
@@ -378,13 +403,37 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	args[n] = NULL;
 	int rc = virgo_init(conf);
 	if (rc) {
 		fprintf(stderr, "virgofs: %s\n", virgo_strerror(rc));
 		return 2;
 	}
-	args[n] = NULL;
-	rc = fuse_main(n, args, &vfs_ops, NULL);
+	/* fuse_main, unrolled to tune the mount between mounting and serving */
+	struct fuse_args fa = FUSE_ARGS_INIT(n, args);
+	struct fuse_cmdline_opts o;
+	if (fuse_parse_cmdline(&fa, &o) != 0 || !o.mountpoint) {
+		usage(stderr);
+		virgo_fini();
+		return 2;
+	}
+	rc = 1;
+	struct fuse *f = fuse_new(&fa, &vfs_ops, sizeof vfs_ops, NULL);
+	if (f && fuse_mount(f, o.mountpoint) == 0) {
+		pthread_t ra;
+		if (fuse_daemonize(o.foreground) == 0 &&
+		    fuse_set_signal_handlers(fuse_get_session(f)) == 0) {
+			if (pthread_create(&ra, NULL, raise_readahead, o.mountpoint) == 0)
+				pthread_detach(ra);
+			rc = o.singlethread ? fuse_loop(f) : fuse_loop_mt(f, o.clone_fd);
+			fuse_remove_signal_handlers(fuse_get_session(f));
+		}
+		fuse_unmount(f);
+	}
+	if (f)
+		fuse_destroy(f);
+	free(o.mountpoint);
+	fuse_opt_free_args(&fa);
 	virgo_fini();
-	return rc;
+	return rc ? 1 : 0;
 }

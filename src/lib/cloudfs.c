@@ -39,6 +39,37 @@ struct vfs_file {
 static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vfs_file *files;
 
+/* Connections of closed files, kept for the next open on their node: a
+ * new TCP connection per open would cost a connect and an accept (small
+ * files are opened by the thousand).  Clean (no descriptor left on them:
+ * the node closed it on our close).  Per node index, under files_lock. */
+#define VFS_SPARE_MAX 8
+struct vfs_spare {
+	struct vc_conn *k[VFS_SPARE_MAX];
+	int n;
+};
+static struct vfs_spare spares[VC_MAX_NODES];
+
+static struct vc_conn *spare_take(int idx)
+{
+	pthread_mutex_lock(&files_lock);
+	struct vc_conn *k = spares[idx].n ? spares[idx].k[--spares[idx].n] : NULL;
+	pthread_mutex_unlock(&files_lock);
+	return k;
+}
+
+/* Keeps k for reuse or closes it. */
+static void spare_put(int idx, struct vc_conn *k)
+{
+	pthread_mutex_lock(&files_lock);
+	if (k && k->off == k->len && spares[idx].n < VFS_SPARE_MAX) {
+		spares[idx].k[spares[idx].n++] = k;
+		k = NULL;
+	}
+	pthread_mutex_unlock(&files_lock);
+	vc_conn_free(k);
+}
+
 static void file_release(struct vfs_file *f)
 {
 	pthread_mutex_lock(&files_lock);
@@ -74,6 +105,9 @@ static struct vfs_file *file_get(virgo_fd_t fd, bool remove)
 void vfs_files_drop(void)
 {
 	pthread_mutex_lock(&files_lock);
+	for (int i = 0; i < VC_MAX_NODES; i++) /* the next client may differ */
+		while (spares[i].n)
+			vc_conn_free(spares[i].k[--spares[i].n]);
 	struct vfs_file *f = files;
 	files = NULL;
 	for (struct vfs_file *g = f; g; g = g->next) {
@@ -221,30 +255,49 @@ int virgo_open_ex(const char *path, int flags, unsigned mode, virgo_fd_t *fd)
 	char *enc = malloc(ENC_CAP), *hdr = malloc(ENC_CAP + 64);
 	struct vfs_file *f = calloc(1, sizeof *f);
 	rc = enc && hdr && f ? locate(&c, path, &idx, enc, ENC_CAP) : -ENOMEM;
-	if (rc == 0)
-		rc = vc_conn_open_held(c, idx, VC_SVC_CLOUDFS, &f->k);
-	if (rc == 0) {
-		int n = snprintf(hdr, ENC_CAP + 64, "open %s %s %o\r\n", enc, fw, mode);
+	int n = rc == 0 ? snprintf(hdr, ENC_CAP + 64, "open %s %s %o\r\n", enc, fw, mode) : 0;
+	for (int attempt = 0; rc == 0; attempt++) {
+		/* a spare connection first; one the node closed meanwhile
+		 * (idle timeout, restart) never ran the request: retry on a
+		 * fresh one */
+		bool reused = (f->k = attempt == 0 ? spare_take(idx) : NULL) != NULL;
+		if (!reused)
+			rc = vc_conn_open_held(c, idx, VC_SVC_CLOUDFS, &f->k);
+		if (rc)
+			break;
 		struct vc_reply rep;
 		bool broken;
 		rc = vc_conn_call(c, idx, VC_SVC_CLOUDFS, f->k, hdr, (size_t)n, NULL, 0, &rep, &broken);
 		free(rep.data);
+		if (broken) {
+			vc_conn_free(f->k);
+			f->k = NULL;
+			if (reused && (rc == -ECONNRESET || rc == -EPIPE)) {
+				rc = 0;
+				continue;
+			}
+			break;
+		}
 		char *end = NULL;
 		uint64_t v = rc == 0 ? strtoull(rep.line + 2, &end, 16) : 0;
 		if (rc == 0 && (v == 0 || !end || *end))
 			rc = -VIRGO_EBADREPLY;
-		if (rc == 0) {
-			f->fd = v;
-			f->idx = idx;
-			f->users = 1;
-			pthread_mutex_init(&f->lock, NULL);
-			pthread_mutex_lock(&files_lock);
-			f->next = files;
-			files = f;
-			pthread_mutex_unlock(&files_lock);
-			*fd = v;
-			f = NULL;
+		if (rc) {
+			spare_put(idx, f->k); /* an ERR reply leaves it clean */
+			f->k = NULL;
+			break;
 		}
+		f->fd = v;
+		f->idx = idx;
+		f->users = 1;
+		pthread_mutex_init(&f->lock, NULL);
+		pthread_mutex_lock(&files_lock);
+		f->next = files;
+		files = f;
+		pthread_mutex_unlock(&files_lock);
+		*fd = v;
+		f = NULL;
+		break;
 	}
 	if (f) {
 		vc_conn_free(f->k);
@@ -357,8 +410,12 @@ int virgo_close(virgo_fd_t fd)
 		rc = vc_conn_call(c, f->idx, VC_SVC_CLOUDFS, f->k, hdr, (size_t)n, NULL, 0, &rep,
 				  &broken);
 		free(rep.data);
-		if (broken)
+		if (broken) {
 			rc = 0; /* the node closes it with the connection anyway */
+		} else {
+			spare_put(f->idx, f->k); /* clean again: reused by a later open */
+			f->k = NULL;
+		}
 	}
 	pthread_mutex_unlock(&f->lock);
 	file_release(f);
