@@ -444,12 +444,18 @@ static int cloudfs_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			rc = VSVC_CLOSE;
 			break;
 		}
-		const uint8_t *buf = evbuffer_pullup(in, -1);
+		/* only what this request needs is made contiguous: its line,
+		 * or the line and payload the parser asked for; pipelined
+		 * writes behind it stay where they are */
+		size_t avail = cc->need ? cc->need : fs->lim.max_line + 64;
+		if (avail > len)
+			avail = len;
+		const uint8_t *buf = evbuffer_pullup(in, (ssize_t)avail);
 		size_t used;
 		int code;
 		const char *msg;
-		enum cfs_parse_result pr =
-			cfs_parse(&cc->fs, buf, len, eof, &fs->lim, req, &used, &cc->need, &code, &msg);
+		enum cfs_parse_result pr = cfs_parse(&cc->fs, buf, avail, eof && avail == len, &fs->lim,
+						     req, &used, &cc->need, &code, &msg);
 		/* a write whose payload is still arriving: the node bounds
 		 * the bytes of such bodies (body_budget, body_timeout) */
 		if (pr == CFS_MORE && cc->need > 0 && !cc->in_body && !eof) {
@@ -477,6 +483,8 @@ static int cloudfs_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			rc = r;
 			break;
 		}
+		if (pr == CFS_MORE && used == 0 && cc->need > avail && cc->need <= len)
+			continue; /* the whole request is buffered: parse it now */
 		if (pr == CFS_MORE && (eof || used == 0))
 			break;
 	}
