@@ -8,7 +8,9 @@ VIRGOD=$B/virgod
 VIRGO=$B/virgo
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/virgo-demo-XXXXXX")
 PIDS=""
+MNT=""
 stop() {
+	[ -z "$MNT" ] || fusermount3 -u -z "$MNT" 2>/dev/null || true
 	for p in $PIDS; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in $PIDS; do wait "$p" 2>/dev/null || true; done
 	PIDS=""
@@ -123,6 +125,20 @@ printf 'virgo_cloud_close(%s)\n' "$FD" | nc 127.0.0.1 50000 >/dev/null
 run "$VIRGO" cat node1:/virgofstest.txt; echo
 run "$VIRGO" ls node1:/
 run "$VIRGO" cat node1:/../../etc/passwd || echo "(refused: paths stay under the export root)"
+if [ -x "$B/virgofs" ] && [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
+	say "the whole cluster as one FUSE mount: unmodified programs on remote files"
+	mkdir -p "$DIR/mnt"
+	printf '$ %s\n' "$B/virgofs $DIR/mnt"
+	"$B/virgofs" "$DIR/mnt" && MNT="$DIR/mnt"
+	n=0
+	while [ -n "${MNT:-}" ] && [ ! -d "$DIR/mnt/node2" ] && [ $n -lt 250 ]; do sleep 0.02; n=$((n + 1)); done
+	run ls "$DIR/mnt"
+	run sha256sum "$DIR/big.bin" "$DIR/mnt/node2/data/big.bin" "$DIR/mnt/node3/data.bin"
+	run cp "$DIR/mnt/node2/data/big.bin" "$DIR/mnt/node1/via-mount.bin"
+	run ls -l "$DIR/mnt/node1"
+	run fusermount3 -u "$DIR/mnt"
+	MNT=""
+fi
 
 say "stopping the cluster (SIGTERM: drain and exit 0)"
 for p in $PIDS; do kill -TERM "$p"; done
