@@ -28,12 +28,18 @@
 
 struct vfs_file {
 	struct vfs_file *next;
-	virgo_fd_t fd;
+	virgo_fd_t fd; /* the caller's handle: the node's first descriptor */
+	virgo_fd_t sfd; /* the node's descriptor now (another after a reopen) */
 	int idx; /* the node's index in the client config */
-	struct vc_conn *k; /* NULL once broken: every call then fails */
+	struct vc_conn *k; /* NULL once broken: reopened by the next call */
 	pthread_mutex_t lock; /* one request at a time on k */
 	int users; /* references (files_lock) */
 	bool removed; /* closed: freed by its last user */
+	bool dirty; /* written since the last fsync */
+	bool lost; /* the connection broke while dirty: fsync/close say EIO once */
+	bool seq; /* the descriptor's own position was used: no reopen */
+	char fw[8]; /* open flags word for a reopen (no c, t, x) */
+	char *enc; /* the encoded path, for a reopen (malloc'd) */
 };
 
 static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -78,6 +84,7 @@ static void file_release(struct vfs_file *f)
 	if (last) {
 		vc_conn_free(f->k);
 		pthread_mutex_destroy(&f->lock);
+		free(f->enc);
 		free(f);
 	}
 }
@@ -123,6 +130,7 @@ void vfs_files_drop(void)
 		if (last) {
 			vc_conn_free(f->k);
 			pthread_mutex_destroy(&f->lock);
+			free(f->enc);
 			free(f);
 		}
 		f = next;
@@ -191,9 +199,45 @@ static int simple_path_call(const char *op, const char *path, const char *tail)
 	return rc;
 }
 
-/* One request on fd's own connection. */
-static int fd_call(virgo_fd_t fd, const char *hdr, size_t hdr_len, const void *payload,
-		   size_t plen, struct vc_reply *rep)
+/* f->lock held: a new connection and descriptor for f after its
+ * connection broke (the node restarted, or closed it after idle_timeout).
+ * Never creates or truncates. */
+static int file_reopen(struct vc_client *c, struct vfs_file *f)
+{
+	char *hdr = malloc(ENC_CAP + 64);
+	if (!hdr)
+		return -ENOMEM;
+	int n = snprintf(hdr, ENC_CAP + 64, "open %s %s\r\n", f->enc, f->fw);
+	int rc = vc_conn_open_held(c, f->idx, VC_SVC_CLOUDFS, &f->k);
+	if (rc == 0) {
+		struct vc_reply rep;
+		bool broken;
+		rc = vc_conn_call(c, f->idx, VC_SVC_CLOUDFS, f->k, hdr, (size_t)n, NULL, 0, &rep,
+				  &broken);
+		free(rep.data);
+		char *end = NULL;
+		uint64_t v = rc == 0 ? strtoull(rep.line + 2, &end, 16) : 0;
+		if (rc == 0 && (v == 0 || !end || *end))
+			rc = -VIRGO_EBADREPLY;
+		if (rc == 0)
+			f->sfd = v;
+		if (rc) {
+			vc_conn_free(f->k);
+			f->k = NULL;
+		}
+	}
+	free(hdr);
+	return rc;
+}
+
+/* One request on fd's own connection: "<op> <descriptor>[ <tail>]" (+
+ * payload).  A connection found broken is reopened once and the request
+ * sent again, when that is safe: at an explicit offset, or without one
+ * (fstat, fsync, ftruncate) -- never for read/write at the descriptor's
+ * own position, which died with it.  Writes acknowledged before a break
+ * may be lost with the node: the next fsync (or close) says EIO. */
+static int fd_call(virgo_fd_t fd, const char *op, const char *tail, const void *payload,
+		   size_t plen, bool positional, struct vc_reply *rep)
 {
 	memset(rep, 0, sizeof *rep);
 	struct vc_client *c;
@@ -204,16 +248,37 @@ static int fd_call(virgo_fd_t fd, const char *hdr, size_t hdr_len, const void *p
 	if (!f)
 		return -EBADF;
 	pthread_mutex_lock(&f->lock);
-	if (!f->k) {
-		rc = -ECONNRESET; /* the node dropped the descriptor with the connection */
-	} else {
-		bool broken;
-		rc = vc_conn_call(c, f->idx, VC_SVC_CLOUDFS, f->k, hdr, hdr_len, payload, plen, rep,
-				  &broken);
-		if (broken) {
-			vc_conn_free(f->k);
-			f->k = NULL;
+	if (!positional)
+		f->seq = true;
+	for (int attempt = 0;; attempt++) {
+		if (!f->k) {
+			rc = f->seq ? -ECONNRESET : file_reopen(c, f);
+			if (rc)
+				break;
 		}
+		char hdr[128];
+		int n = snprintf(hdr, sizeof hdr, "%s %" PRIx64 "%s%s\r\n", op, f->sfd, tail ? " " : "",
+				 tail ? tail : "");
+		bool broken;
+		rc = vc_conn_call(c, f->idx, VC_SVC_CLOUDFS, f->k, hdr, (size_t)n, payload, plen, rep,
+				  &broken);
+		if (!broken)
+			break;
+		vc_conn_free(f->k);
+		f->k = NULL;
+		if (f->dirty) {
+			f->lost = true;
+			f->dirty = false;
+		}
+		if (attempt > 0 || f->seq)
+			break;
+	}
+	if (rc == 0 && payload)
+		f->dirty = true;
+	if (strcmp(op, "fsync") == 0 && rc == 0) {
+		if (f->lost)
+			rc = -EIO; /* writes before a break may not have reached the disk */
+		f->lost = false;
 	}
 	pthread_mutex_unlock(&f->lock);
 	file_release(f);
@@ -287,9 +352,16 @@ int virgo_open_ex(const char *path, int flags, unsigned mode, virgo_fd_t *fd)
 			f->k = NULL;
 			break;
 		}
-		f->fd = v;
+		f->fd = f->sfd = v;
 		f->idx = idx;
 		f->users = 1;
+		size_t w = 0;
+		for (const char *q = fw; *q; q++)
+			if (*q != 'c' && *q != 't' && *q != 'x')
+				f->fw[w++] = *q;
+		f->fw[w] = '\0';
+		f->enc = enc;
+		enc = NULL;
 		pthread_mutex_init(&f->lock, NULL);
 		pthread_mutex_lock(&files_lock);
 		f->next = files;
@@ -318,12 +390,13 @@ ssize_t virgo_read(virgo_fd_t fd, void *buf, size_t size, int64_t pos)
 	size_t done = 0;
 	while (done < size) {
 		size_t want = size - done < VFS_CHUNK ? size - done : VFS_CHUNK;
-		char hdr[96];
-		int n = pos < 0 ? snprintf(hdr, sizeof hdr, "read %" PRIx64 " %zu\r\n", fd, want)
-				: snprintf(hdr, sizeof hdr, "pread %" PRIx64 " %zu %" PRIu64 "\r\n", fd,
-					   want, (uint64_t)pos + done);
+		char tail[64];
+		if (pos < 0)
+			snprintf(tail, sizeof tail, "%zu", want);
+		else
+			snprintf(tail, sizeof tail, "%zu %" PRIu64, want, (uint64_t)pos + done);
 		struct vc_reply rep;
-		int rc = fd_call(fd, hdr, (size_t)n, NULL, 0, &rep);
+		int rc = fd_call(fd, pos < 0 ? "read" : "pread", tail, NULL, 0, pos >= 0, &rep);
 		if (rc == 0 && (strncmp(rep.line, "VALUE ", 6) != 0 || rep.data_len > want))
 			rc = -VIRGO_EBADREPLY;
 		if (rc) {
@@ -349,13 +422,15 @@ ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
 	size_t done = 0;
 	do {
 		size_t len = size - done < VFS_CHUNK ? size - done : VFS_CHUNK;
-		char hdr[96];
-		int n = pos < 0 ? snprintf(hdr, sizeof hdr, "write %" PRIx64 " %zu\r\n", fd, len)
-				: snprintf(hdr, sizeof hdr, "pwrite %" PRIx64 " %zu %" PRIu64 "\r\n",
-					   fd, len, (uint64_t)pos + done);
+		char tail[64];
+		if (pos < 0)
+			snprintf(tail, sizeof tail, "%zu", len);
+		else
+			snprintf(tail, sizeof tail, "%zu %" PRIu64, len, (uint64_t)pos + done);
 		struct vc_reply rep;
-		int rc = fd_call(fd, hdr, (size_t)n, len ? (const void *)((const uint8_t *)data + done) : (const void *)"",
-				  len, &rep);
+		int rc = fd_call(fd, pos < 0 ? "write" : "pwrite", tail,
+				 len ? (const void *)((const uint8_t *)data + done) : (const void *)"", len,
+				 pos >= 0, &rep);
 		free(rep.data);
 		if (rc == 0 && strtoull(rep.line + 2, NULL, 10) != len)
 			rc = -EIO;
@@ -383,11 +458,8 @@ ssize_t virgo_pwrite(virgo_fd_t fd, const void *data, size_t size, uint64_t offs
 
 static int fd_simple(virgo_fd_t fd, const char *op, const char *tail)
 {
-	char hdr[128];
-	int n = snprintf(hdr, sizeof hdr, "%s %" PRIx64 "%s%s\r\n", op, fd, tail ? " " : "",
-			 tail ? tail : "");
 	struct vc_reply rep;
-	int rc = fd_call(fd, hdr, (size_t)n, NULL, 0, &rep);
+	int rc = fd_call(fd, op, tail, NULL, 0, true, &rep);
 	free(rep.data);
 	return vc_err_done(op, rc);
 }
@@ -404,7 +476,7 @@ int virgo_close(virgo_fd_t fd)
 	pthread_mutex_lock(&f->lock);
 	if (f->k) {
 		char hdr[64];
-		int n = snprintf(hdr, sizeof hdr, "close %" PRIx64 "\r\n", fd);
+		int n = snprintf(hdr, sizeof hdr, "close %" PRIx64 "\r\n", f->sfd);
 		struct vc_reply rep;
 		bool broken;
 		rc = vc_conn_call(c, f->idx, VC_SVC_CLOUDFS, f->k, hdr, (size_t)n, NULL, 0, &rep,
@@ -412,11 +484,15 @@ int virgo_close(virgo_fd_t fd)
 		free(rep.data);
 		if (broken) {
 			rc = 0; /* the node closes it with the connection anyway */
+			if (f->dirty)
+				f->lost = true;
 		} else {
 			spare_put(f->idx, f->k); /* clean again: reused by a later open */
 			f->k = NULL;
 		}
 	}
+	if (rc == 0 && f->lost)
+		rc = -EIO; /* writes before a broken connection may be lost */
 	pthread_mutex_unlock(&f->lock);
 	file_release(f);
 	return vc_err_done("close", rc);
@@ -460,10 +536,8 @@ int virgo_lstat(const char *path, struct virgo_stat *st) { return stat_call("lst
 
 int virgo_fstat(virgo_fd_t fd, struct virgo_stat *st)
 {
-	char hdr[64];
-	int n = snprintf(hdr, sizeof hdr, "fstat %" PRIx64 "\r\n", fd);
 	struct vc_reply rep;
-	int rc = fd_call(fd, hdr, (size_t)n, NULL, 0, &rep);
+	int rc = fd_call(fd, "fstat", NULL, NULL, 0, true, &rep);
 	free(rep.data);
 	if (rc == 0)
 		rc = parse_stat(rep.line, st);
