@@ -278,7 +278,12 @@ int virgo_load(int idx, struct virgo_load *load);
  * (the node id of virgo_client.conf); without one, the first configured
  * node.  A descriptor is 64 bits with the owning node in bits 63..48, and
  * lives on a connection of its own: the node closes it if this process
- * goes away.  A write returned to the caller is visible to every later
+ * goes away.  When that connection breaks (the node restarted, or closed
+ * it after idle_timeout), the next positioned call (pread/pwrite/fstat/
+ * fsync/ftruncate) reopens the file and goes on; writes acknowledged
+ * before the break may be lost, which the next virgo_fsync or virgo_close
+ * reports as -EIO, once.  Calls at the descriptor's own position (pos < 0)
+ * cannot resume: -ECONNRESET.  A write returned to the caller is visible to every later
  * read on any connection; virgo_fsync makes it durable.  Any size is moved
  * in chunks of at most 1 MiB, so memory stays bounded. */
 typedef uint64_t virgo_fd_t;
