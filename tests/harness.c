@@ -250,7 +250,10 @@ static int cluster_start_at(struct th_cluster *c, int n, int base, const char *n
 
 /* Test binaries of other checkouts may run at the same time and hold an
  * offset block we picked: then a node cannot bind, and we retry the whole
- * cluster on another block. */
+ * cluster on another block.  Ports above 32767 (cloudfs 50000+) lie in
+ * Linux's ephemeral range, where any client socket in TIME_WAIT blocks a
+ * listener's bind: after a test that opened many connections, a few
+ * blocks in a row can be unlucky, hence the generous retry count. */
 int th_cluster_start_nodes(struct th_cluster *c, int n, const char *node_conf_extra,
 			   const char *const node_extra[], const char *client_extra)
 {
@@ -258,7 +261,7 @@ int th_cluster_start_nodes(struct th_cluster *c, int n, const char *node_conf_ex
 		int base = th_offset_base(n);
 		if (cluster_start_at(c, n, base, node_conf_extra, node_extra, client_extra) == 0)
 			return 0;
-		if (attempt == 4)
+		if (attempt == 24)
 			return -1;
 		fprintf(stderr, "harness: offset block %d busy? retrying on another\n", base);
 		th_offset_base(37 + (int)(getpid() % 50)); /* jump away from the busy block */
