@@ -55,6 +55,12 @@ TEST_PLUGINS := $(BUILD)/tests/libvtp_fast.so $(BUILD)/tests/libvtp_slow.so \
                 $(BUILD)/tests/libvtp_notable.so
 
 BINS := $(BUILD)/virgod $(BUILD)/virgo $(BUILD)/libvirgo.so $(BUILD)/libvirgo.a
+# virgofs, the FUSE client of the cloud file system: built where libfuse3 is
+CFLAGS_FUSE := $(shell pkg-config --cflags fuse3 2>/dev/null)
+LDLIBS_FUSE := $(shell pkg-config --libs fuse3 2>/dev/null)
+ifneq ($(LDLIBS_FUSE),)
+BINS += $(BUILD)/virgofs
+endif
 
 .SECONDARY:
 .PHONY: all test test-run test-cluster test-cloudsync-zk test-asan test-tsan unit integration demo bench bench-bins install uninstall check-docs clean deps fuzz
@@ -66,6 +72,13 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/virgod: $(DAEMON_OBJ) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_EV) $(LDLIBS_INI) $(LDLIBS_SSL) $(LDLIBS_ZK) -ldl -lm -lpthread
+
+$(BUILD)/obj/src/fuse/%.o: src/fuse/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CFLAGS_FUSE) -MMD -MP -c $< -o $@
+
+$(BUILD)/virgofs: $(call obj,$(wildcard src/fuse/*.c)) $(BUILD)/libvirgo.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_FUSE) $(LDLIBS_INI) $(LDLIBS_SSL) -lm -lpthread
 
 $(BUILD)/libvirgo.a: $(LIB_OBJ) $(COMMON_OBJ)
 	@rm -f $@
@@ -145,7 +158,7 @@ test-cluster: all $(BUILD)/tests/cluster_lb
 ZK_TEST := $(BUILD)/tests/test_cloudsync_zk
 $(ZK_TEST): $(BUILD)/obj/tests/zk/test_cloudsync_zk.o $(HARNESS_OBJ) $(BUILD)/libvirgo.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_INI) -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_INI) $(LDLIBS_SSL) -lm -lpthread
 test-cloudsync-zk: $(BINS) $(ZK_TEST)
 	scripts/deps.sh --zk
 	@BUILD=$(BUILD) tests/run.sh $(ZK_TEST)
@@ -217,6 +230,7 @@ install: all
 	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/virgo $(addprefix $(DESTDIR)$(MANDIR)/man,1 3 5 8)
 	install -m 755 $(BUILD)/virgod $(BUILD)/virgo $(DESTDIR)$(BINDIR)/
+	[ ! -x $(BUILD)/virgofs ] || install -m 755 $(BUILD)/virgofs $(DESTDIR)$(BINDIR)/
 	install -m 644 $(BUILD)/libvirgo.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(BUILD)/libvirgo.so $(DESTDIR)$(LIBDIR)/libvirgo.so.0
 	ln -sf libvirgo.so.0 $(DESTDIR)$(LIBDIR)/libvirgo.so
@@ -246,7 +260,8 @@ check-docs: all
 
 # Removes what install put there, except config files under $(SYSCONFDIR).
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/virgod $(DESTDIR)$(BINDIR)/virgo $(DESTDIR)$(LIBDIR)/libvirgo.a \
+	rm -f $(DESTDIR)$(BINDIR)/virgod $(DESTDIR)$(BINDIR)/virgo $(DESTDIR)$(BINDIR)/virgofs \
+	    $(DESTDIR)$(LIBDIR)/libvirgo.a \
 	    $(DESTDIR)$(LIBDIR)/libvirgo.so.0 $(DESTDIR)$(LIBDIR)/libvirgo.so \
 	    $(DESTDIR)$(LIBDIR)/pkgconfig/libvirgo.pc $(DESTDIR)$(INCLUDEDIR)/virgo.h \
 	    $(DESTDIR)$(BASHCOMPDIR)/virgo $(DESTDIR)$(BASHCOMPDIR)/virgod \

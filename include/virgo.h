@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -340,6 +341,86 @@ int virgo_lock_home(const char *name);
  * non-NULL that lock and its "waiter <ticket> <peer> <wait_ms_left|->"
  * lines.  *text is malloc'd (caller frees). */
 int virgo_lock_ls(int idx, const char *name, char **text);
+/* ---- Cloud file system: virgo_open/read/write/close (notes §902/§903) -----
+ * Files on any node, under that node's export root (cloudfs_export_root).
+ * A path names its node with a prefix: "node2:/data/x" or "2:/data/x"
+ * (the node id of virgo_client.conf); without one, the first configured
+ * node.  A descriptor is 64 bits with the owning node in bits 63..48, and
+ * lives on a connection of its own: the node closes it if this process
+ * goes away.  When that connection breaks (the node restarted, or closed
+ * it after idle_timeout), the next positioned call (pread/pwrite/fstat/
+ * fsync/ftruncate) reopens the file and goes on; writes acknowledged
+ * before the break may be lost, which the next virgo_fsync or virgo_close
+ * reports as -EIO, once.  Calls at the descriptor's own position (pos < 0)
+ * cannot resume: -ECONNRESET.  A write returned to the caller is visible to every later
+ * read on any connection; virgo_fsync makes it durable.  Any size is moved
+ * in chunks of at most 1 MiB, so memory stays bounded. */
+typedef uint64_t virgo_fd_t;
+
+/* The notes' call: opens path read-write, creating it (mode 0644) if
+ * missing, as the original did.  0 and *fd. */
+int virgo_open(const char *path, virgo_fd_t *fd);
+/* With open(2) flags (O_RDONLY/O_WRONLY/O_RDWR, O_CREAT, O_TRUNC, O_EXCL,
+ * O_APPEND; others -EINVAL) and the mode of a created file. */
+int virgo_open_ex(const char *path, int flags, unsigned mode, virgo_fd_t *fd);
+/* The notes' argument order: reads up to size bytes at pos (pos < 0: at the
+ * descriptor's position, which then advances).  Bytes read (0 at the end of
+ * the file), or a negative error. */
+ssize_t virgo_read(virgo_fd_t fd, void *buf, size_t size, int64_t pos);
+/* Writes size bytes at pos (pos < 0: at the descriptor's position).  size
+ * on success, or a negative error (part may have been written). */
+ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos);
+/* Closes fd (also when its node is unreachable: the descriptor is gone). */
+int virgo_close(virgo_fd_t fd);
+ssize_t virgo_pread(virgo_fd_t fd, void *buf, size_t size, uint64_t offset);
+ssize_t virgo_pwrite(virgo_fd_t fd, const void *data, size_t size, uint64_t offset);
+int virgo_fsync(virgo_fd_t fd);
+int virgo_ftruncate(virgo_fd_t fd, uint64_t size);
+
+struct virgo_stat {
+	char type; /* 'f' file, 'd' directory, 'l' symlink, 'p', 's', 'c', 'b' */
+	unsigned mode; /* permission bits (07777) */
+	uint64_t size, nlink, ino, blocks; /* blocks of 512 bytes */
+	unsigned uid, gid;
+	int64_t atime_ns, mtime_ns, ctime_ns; /* since the epoch */
+};
+int virgo_stat(const char *path, struct virgo_stat *st); /* follows a final symlink */
+int virgo_lstat(const char *path, struct virgo_stat *st);
+int virgo_fstat(virgo_fd_t fd, struct virgo_stat *st);
+int virgo_unlink(const char *path);
+int virgo_mkdir(const char *path, unsigned mode);
+int virgo_rmdir(const char *path);
+/* Both paths on one node (else -EXDEV). */
+int virgo_rename(const char *from, const char *to);
+int virgo_truncate(const char *path, uint64_t size);
+int virgo_chmod(const char *path, unsigned mode);
+/* Times in ns since the epoch; VIRGO_TIME_NOW or VIRGO_TIME_OMIT. */
+#define VIRGO_TIME_NOW (-1)
+#define VIRGO_TIME_OMIT (-2)
+int virgo_utimens(const char *path, int64_t atime_ns, int64_t mtime_ns);
+/* linkpath (with its node prefix) becomes a symlink holding target as is. */
+int virgo_symlink(const char *target, const char *linkpath);
+/* The target into buf (NUL-terminated, cap bytes): its length, or -ERANGE. */
+ssize_t virgo_readlink(const char *path, char *buf, size_t cap);
+
+struct virgo_dirent {
+	char name[256];
+	char type; /* as in virgo_stat */
+	unsigned mode;
+	uint64_t size;
+	int64_t mtime_ns;
+};
+/* One page of a directory (up to max entries, 1..4096), from *cursor (0:
+ * the start); *cursor becomes the next page's start, 0 after the last.
+ * *out is malloc'd (caller frees), *n entries.  "." and ".." are left out. */
+int virgo_readdir(const char *path, uint64_t *cursor, size_t max, struct virgo_dirent **out,
+		  size_t *n);
+
+struct virgo_statfs {
+	uint64_t bsize, blocks, bfree, bavail, files, ffree, namemax;
+};
+/* The file system of the node path names (only its prefix matters). */
+int virgo_statfs(const char *path, struct virgo_statfs *st);
 
 /* ---- cluster view -------------------------------------------------------- */
 

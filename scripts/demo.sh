@@ -8,7 +8,9 @@ VIRGOD=$B/virgod
 VIRGO=$B/virgo
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/virgo-demo-XXXXXX")
 PIDS=""
+MNT=""
 stop() {
+	[ -z "$MNT" ] || fusermount3 -u -z "$MNT" 2>/dev/null || true
 	for p in $PIDS; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in $PIDS; do wait "$p" 2>/dev/null || true; done
 	PIDS=""
@@ -26,7 +28,7 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 busy() { nc -z 127.0.0.1 "$1" 2>/dev/null; }
 MCBASE=11211
 for i in 0 1 2; do
-	for port in $((10000 + i)) $((30000 + i)); do
+	for port in $((10000 + i)) $((30000 + i)) $((50000 + i)); do
 		if busy $port; then
 			echo "port $port is in use (a virgod already running? stop it first)" >&2
 			exit 1
@@ -38,8 +40,8 @@ done
 
 say "starting 3 virgod nodes (logs in $DIR)"
 for i in 1 2 3; do
-	printf 'node_id = %d\nport_offset = %d\npidfile = %s\nmemcache_port = %d\n' \
-		"$i" $((i - 1)) "$DIR/node$i.pid" $((MCBASE + i - 1)) >"$DIR/node$i.conf"
+	printf 'node_id = %d\nport_offset = %d\npidfile = %s\nmemcache_port = %d\ncloudfs_export_root = %s\n' \
+		"$i" $((i - 1)) "$DIR/node$i.pid" $((MCBASE + i - 1)) "$DIR/export$i" >"$DIR/node$i.conf"
 	"$VIRGOD" --config "$DIR/node$i.conf" 2>"$DIR/node$i.log" &
 	PIDS="$PIDS $!"
 done
@@ -104,6 +106,39 @@ printf 'virgo_clone(virgo_cloud_test,hello)\n' | nc 127.0.0.1 10000
 printf '$ printf '"'"'load\\r\\nquit\\r\\n'"'"' | nc 127.0.0.1 10002\n'
 printf 'load\r\nquit\r\n' | nc 127.0.0.1 10002
 run "$VIRGO" status
+
+say "cloud file system: files on any node (notes §902, §903)"
+head -c 5000000 /dev/urandom >"$DIR/big.bin"
+run "$VIRGO" mkdir -p node2:/data
+run "$VIRGO" cp "$DIR/big.bin" node2:/data/big.bin
+run "$VIRGO" cp node2:/data/big.bin node3:/data.bin     # node to node
+run "$VIRGO" cp node3:/data.bin "$DIR/back.bin"
+run cmp "$DIR/big.bin" "$DIR/back.bin" && echo "identical after here -> node2 -> node3 -> here"
+run "$VIRGO" ls -l node2:/data
+run "$VIRGO" stat node3:/data.bin
+printf "\$ printf 'virgo_cloud_open(/virgofstest.txt)\\\\n' | nc 127.0.0.1 50000\n"
+FD=$(printf 'virgo_cloud_open(/virgofstest.txt)\n' | nc 127.0.0.1 50000 | tr -d '\r')
+echo "$FD"
+printf "\$ printf 'virgo_cloud_write($FD,hello from the notes,20,0)\\\\n' | nc 127.0.0.1 50000\n"
+printf 'virgo_cloud_write(%s,hello from the notes,20,0)\n' "$FD" | nc 127.0.0.1 50000
+printf 'virgo_cloud_close(%s)\n' "$FD" | nc 127.0.0.1 50000 >/dev/null
+run "$VIRGO" cat node1:/virgofstest.txt; echo
+run "$VIRGO" ls node1:/
+run "$VIRGO" cat node1:/../../etc/passwd || echo "(refused: paths stay under the export root)"
+if [ -x "$B/virgofs" ] && [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
+	say "the whole cluster as one FUSE mount: unmodified programs on remote files"
+	mkdir -p "$DIR/mnt"
+	printf '$ %s\n' "$B/virgofs $DIR/mnt"
+	"$B/virgofs" "$DIR/mnt" && MNT="$DIR/mnt"
+	n=0
+	while [ -n "${MNT:-}" ] && [ ! -d "$DIR/mnt/node2" ] && [ $n -lt 250 ]; do sleep 0.02; n=$((n + 1)); done
+	run ls "$DIR/mnt"
+	run sha256sum "$DIR/big.bin" "$DIR/mnt/node2/data/big.bin" "$DIR/mnt/node3/data.bin"
+	run cp "$DIR/mnt/node2/data/big.bin" "$DIR/mnt/node1/via-mount.bin"
+	run ls -l "$DIR/mnt/node1"
+	run fusermount3 -u "$DIR/mnt"
+	MNT=""
+fi
 
 say "stopping the cluster (SIGTERM: drain and exit 0)"
 for p in $PIDS; do kill -TERM "$p"; done

@@ -3,9 +3,9 @@
 # --bench: and to benchmark), if any is missing (uses sudo when not root).
 # Safe to run repeatedly.
 set -e
-PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-dev netcat-openbsd libmemcached-tools libmemcached-dev python3 iproute2 nftables libfuse3-dev fuse3 libzookeeper-mt-dev"
+PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-dev netcat-openbsd libmemcached-tools libmemcached-dev python3 iproute2 nftables libfuse3-dev fuse3 libzookeeper-mt-dev rsync"
 # make bench also compares against peers measured in the same run
-[ "${1:-}" = "--bench" ] && PKGS="$PKGS memcached gnuplot-nox redis-server redis-tools"
+[ "${1:-}" = "--bench" ] && PKGS="$PKGS memcached gnuplot-nox redis-server redis-tools sshfs openssh-server"
 # make test-cloudsync-zk: a ZooKeeper server to test cloudsync's zookeeper backend
 [ "${1:-}" = "--zk" ] && PKGS="$PKGS zookeeperd"
 # cloudsync's peers: the usual single-instance Redis lock, and ZooKeeper's recipe

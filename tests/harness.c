@@ -304,7 +304,7 @@ int th_cluster_start_nodes(struct th_cluster *c, int n, const char *node_conf_ex
 			base = th_offset_base(n);
 		if (cluster_start_at(c, n, base, node_conf_extra, node_extra, client_extra) == 0)
 			return 0;
-		if (attempt == 4)
+		if (attempt == 24)
 			return -1;
 		fprintf(stderr, "harness: offset block %d busy? retrying on another\n", base);
 		th_offset_base(37 + (int)(getpid() % 50)); /* jump away from the busy block */

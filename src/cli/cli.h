@@ -8,6 +8,7 @@
 #ifndef VIRGO_CLI_H
 #define VIRGO_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -97,5 +98,15 @@ int cmd_certs(int argc, char **argv);
 int cmd_queue(int argc, char **argv);
 /* lock.c: virgo lock [--wait T] [--ttl T] NAME -- cmd..., virgo lock ls */
 int cmd_lock(int argc, char **argv);
+/* fs.c: files of any node's cloudfs, named nodeN:/path */
+int cmd_cp(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_fsls(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_mkdir(int argc, char **argv);
+int cmd_mv(int argc, char **argv);
+int cmd_stat(int argc, char **argv);
+/* virgo ls with -l or a nodeN:/path lists files (cmd_fsls) */
+bool cli_fs_ls_args(int argc, char **argv);
 
 #endif

@@ -81,6 +81,8 @@ static int ls_node(int idx, unsigned id)
 
 int cmd_ls(int argc, char **argv)
 {
+	if (cli_fs_ls_args(argc, argv))
+		return cmd_fsls(argc, argv); /* files: virgo ls -l node2:/data */
 	if (argc > 2)
 		return cli_usage("ls", "wants at most one node (N or nodeN)");
 	unsigned want = 0;

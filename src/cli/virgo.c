@@ -60,10 +60,11 @@ static const struct cli_cmd cmds[] = {
 	{"renew", cmd_renew, "renew <vuid> <T>", "restart an allocation's lease: T from now",
 	 "  <T>  90 (seconds), 30s, 15m, 1h, 2d; 0 removes the lease\n",
 	 "virgo renew 1000000000000001 1h\n", 0},
-	{"ls", cmd_ls, "ls [nodeN]",
-	 "list allocations: VUID, size, stored bytes, age, idle time, lease, owner",
-	 "  Every node, or one; the node sends pages, never its whole table at once.\n",
-	 "virgo ls\nvirgo ls node2\n", 0},
+	{"ls", cmd_ls, "ls [nodeN] | ls [-l] nodeN:/path...",
+	 "list allocations (VUID, size, stored bytes, age, idle, lease, owner), or files",
+	 "  Every node, or one; the node sends pages, never its whole table at once.\n"
+	 "  With nodeN:/path: that directory's files (cloudfs); -l: mode, size, mtime.\n",
+	 "virgo ls\nvirgo ls node2\nvirgo ls -l node2:/data\n", 0},
 	{"clone", cmd_clone,
 	 "clone [--bg] [--on nodeN] [--policy P] [--timeout MS] <function> [<arg>|-]",
 	 "run a function (built-in or plugin) on the best node; prints its result",
@@ -189,6 +190,26 @@ static const struct cli_cmd cmds[] = {
 	 "virgo lock --wait 10s --ttl 30s deploy -- make deploy\n"
 	 "virgo lock ls\n",
 	 0},
+	{"cp", cmd_cp, "cp [--resume] [--fsync] <src> <dst>",
+	 "copy a file to, from or between nodes (nodeN:/path); constant memory",
+	 "  Either side is a local path, - (stdin/stdout) or nodeN:/path (N:/path).\n"
+	 "  A destination directory (or one ending in /) keeps the source's name.\n"
+	 "  --resume   continue from the destination's size (a copy that stopped)\n"
+	 "  --fsync    make the copy durable (fsync) before exiting\n"
+	 "  On a terminal, progress goes to stderr.\n",
+	 "virgo cp ./big.iso node2:/data/big.iso\nvirgo cp node2:/data/big.iso /tmp/\n"
+	 "virgo cp --resume ./big.iso node2:/data/big.iso\n", 0},
+	{"cat", cmd_cat, "cat nodeN:/path...", "print remote files to stdout", NULL,
+	 "virgo cat node3:/logs/app.log\n", 0},
+	{"rm", cmd_rm, "rm [-d] nodeN:/path...", "remove remote files (-d: empty directories too)",
+	 NULL, "virgo rm node2:/data/big.iso\n", 0},
+	{"mkdir", cmd_mkdir, "mkdir [-p] nodeN:/path...",
+	 "make remote directories (-p: with parents, no error if present)", NULL,
+	 "virgo mkdir -p node2:/data/in/2024\n", 0},
+	{"mv", cmd_mv, "mv nodeN:/from nodeN:/to", "rename a remote file (within one node)", NULL,
+	 "virgo mv node2:/data/a node2:/data/b\n", 0},
+	{"stat", cmd_stat, "stat nodeN:/path...", "show a remote file's type, mode, size and times",
+	 NULL, "virgo stat node2:/data/big.iso\n", 0},
 	{"help", cmd_help, "help [<command>]", "list the commands, or show one command's help",
 	 NULL, "virgo help\nvirgo help malloc\nvirgo malloc --help\n", 1},
 };

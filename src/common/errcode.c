@@ -18,6 +18,11 @@ static const struct {
 	{ECANCELED, "ECANCELED"}, {EAGAIN, "EAGAIN"},	{EBADF, "EBADF"},
 	/* cloudsync: locks and fenced writes */
 	{ENOLCK, "ENOLCK"},   {ESTALE, "ESTALE"},	{EDEADLK, "EDEADLK"},
+	/* file systems (cloudfs) */
+	{EROFS, "EROFS"},     {EMFILE, "EMFILE"},	{ENOTDIR, "ENOTDIR"},
+	{EISDIR, "EISDIR"},   {ENOTEMPTY, "ENOTEMPTY"}, {ELOOP, "ELOOP"},
+	{ENAMETOOLONG, "ENAMETOOLONG"}, {EXDEV, "EXDEV"}, {EFBIG, "EFBIG"},
+	{EOPNOTSUPP, "EOPNOTSUPP"}, {EDQUOT, "EDQUOT"}, {ETXTBSY, "ETXTBSY"},
 };
 
 const char *ec_name(int err)

@@ -11,6 +11,7 @@ extern const struct vsvc mempool_service;
 extern const struct vsvc memcache_service;
 extern const struct vsvc queue_service;
 extern const struct vsvc cloudsync_service;
+extern const struct vsvc cloudfs_service;
 
 /* weak: an in-process test may link its own table of test services */
 __attribute__((weak)) const struct vsvc *const vsvc_table[] = {
@@ -19,5 +20,6 @@ __attribute__((weak)) const struct vsvc *const vsvc_table[] = {
 	&memcache_service,
 	&queue_service,
 	&cloudsync_service,
+	&cloudfs_service,
 	NULL,
 };

@@ -105,6 +105,7 @@ int virgo_init(const char *path)
 void virgo_fini(void)
 {
 	vj_wait_running(); /* the library's own threads still use the client */
+	vfs_files_drop(); /* open remote files end with the client */
 	pthread_mutex_lock(&vc_init_lock);
 	struct vc_client *c = vc_global;
 	vc_global = NULL;

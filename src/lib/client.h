@@ -198,6 +198,19 @@ int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr
 		  const void *payload, size_t plen, int timeout_ms, int flags,
 		  struct vc_reply *rep);
 
+/* A connection the caller holds (never pooled), for state that lives on
+ * one connection (cloudfs descriptors are closed with their connection).
+ * vc_conn_call sends one request and reads its reply like vc_call_svc,
+ * without re-sending; *broken says the connection is unusable after it
+ * (free it).  vc_conn_free closes it. */
+int vc_conn_open_held(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn **out);
+int vc_conn_call(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
+		 const char *hdr, size_t hdr_len, const void *payload, size_t plen,
+		 struct vc_reply *rep, bool *broken);
+void vc_conn_free(struct vc_conn *k);
+/* virgo_fini: closes the connections of files still open (cloudfs.c). */
+void vfs_files_drop(void);
+
 /* The calling thread's error detail (virgo_last_error), cleared by vc_get.
  * vc_err_done(op, rc) ends a call: a failure with no detail set
  * meanwhile gets "<op>: <virgo_strerror(rc)>"; a success clears it.  vc_err_node

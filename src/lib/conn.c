@@ -534,3 +534,47 @@ int vc_stream_bytes(struct vc_conn *k, void *dst, size_t n, int64_t deadline)
 {
 	return read_bytes(k, dst, n, deadline);
 }
+
+/* ---- held connections (state that lives on one connection) ------------- */
+
+int vc_conn_open_held(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn **out)
+{
+	int rc = conn_open(c, &c->cfg.nodes[idx], svc, out);
+	if (rc) {
+		vc_node_failed(c, idx, svc);
+		vc_err_node(c, idx, svc, "connect", rc, NULL);
+	}
+	return rc;
+}
+
+void vc_conn_free(struct vc_conn *k)
+{
+	if (k)
+		conn_close(k);
+}
+
+int vc_conn_call(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
+		 const char *hdr, size_t hdr_len, const void *payload, size_t plen,
+		 struct vc_reply *rep, bool *broken)
+{
+	int64_t deadline = vc_now_ms() + c->cfg.timeout_ms;
+	memset(rep, 0, sizeof *rep);
+	struct iovec iov[3] = {{(void *)hdr, hdr_len}, {(void *)payload, plen}, {(void *)"\r\n", 2}};
+	int rc = send_all(k, iov, payload ? 3 : 1, deadline, NULL);
+	int transport = 1;
+	if (rc == 0)
+		rc = read_reply(k, rep, deadline, &transport);
+	*broken = transport != 0;
+	if (transport) {
+		free(rep->data);
+		memset(rep, 0, sizeof *rep);
+		if (rc != -EBADMSG && rc != -ENOMEM)
+			vc_node_failed(c, idx, svc);
+		vc_err_node(c, idx, svc, hdr, rc, NULL);
+		return rc;
+	}
+	vc_node_ok(c, idx, svc);
+	if (rc)
+		vc_err_node(c, idx, svc, hdr, rc, err_sentence(rep->line));
+	return rc;
+}

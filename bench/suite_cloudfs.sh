@@ -1,0 +1,192 @@
+#!/bin/sh
+# bench/suite_cloudfs.sh <build-dir> <results-dir> - the cloud file system
+# against its peers, measured in the same run on this machine: the local
+# disk itself and sshfs over loopback (Debian's sshfs + an sshd of
+# openssh-server bound to 127.0.0.1 on a free port, started here, default
+# options: the usual sshfs set-up).
+#
+# Starts its own virgod (cloudfs only, export root on the local disk under
+# $BENCH_CFS_DIR, default /var/tmp) and a virgofs mount of it.
+#   - sequential write of BENCH_CFS_MB MiB (default 1024) from a file in
+#     the page cache, made durable (dd conv=fsync, virgo cp --fsync);
+#   - sequential read of it from a cold page cache: the file's pages are
+#     dropped before each read with posix_fadvise(DONTNEED) (dd
+#     iflag=nocache count=0) on the node's file and on the client's view
+#     of it, so the whole machine's cache is left alone;
+#   - small files through the mounts: BENCH_CFS_FILES (default 10000)
+#     creates (open+write 4 KiB+close), stats, and a readdir of them;
+#   - virgod's resident memory before and its peak (VmHWM) after the
+#     copies.
+# Writes cloudfs.md.
+set -u
+B=$1
+R=$2
+MB=${BENCH_CFS_MB:-1024}
+NFILES=${BENCH_CFS_FILES:-10000}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/ports.sh"
+W=$(mktemp -d "${BENCH_CFS_DIR:-/var/tmp}/virgo-bench-cfs-XXXXXX")
+PIDS=""
+MNTS=""
+cleanup() {
+	for m in $MNTS; do fusermount3 -u -z "$m" 2>/dev/null; done
+	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
+	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+FSOPS=$BENCH_TOOLS/fsops
+[ -x "$FSOPS" ] || cc -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$W/fsops" "$ROOT/bench/fsops.c" && FSOPS=${FSOPS%/*}/fsops
+[ -x "$FSOPS" ] || FSOPS=$W/fsops
+
+now() { date +%s.%N; }
+rate() { awk -v mb="$MB" -v a="$1" -v b="$2" 'BEGIN {printf "%.0f", mb / (b - a)}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0 && a > 0) printf "%.2f", a / b; else print "-"}'; }
+cold() { for f in "$@"; do dd if="$f" iflag=nocache count=0 status=none 2>/dev/null; done; }
+
+# --- virgod (cloudfs only) and virgofs ------------------------------------------
+OFF=1100
+while ! port_free $((50000 + OFF)); do OFF=$((OFF + 1)); done
+mkdir -p "$W/export" "$W/mnt" "$W/local" "$W/sshexport" "$W/sshmnt"
+cat >"$W/node.conf" <<CONF
+node_id = 1
+port_offset = $OFF
+mempool_port = 0
+cpupool_port = 0
+memcache_port = 0
+threads = 2
+pidfile = $W/virgod.pid
+log_level = warn
+cloudfs_export_root = $W/export
+CONF
+printf 'node = 1 127.0.0.1 %d\ntimeout_ms = 120000\n' $OFF >"$W/client.conf"
+"$B/virgod" --config "$W/node.conf" >"$W/virgod.log" 2>&1 &
+VPID=$!
+PIDS="$PIDS $VPID"
+wait_port $((50000 + OFF)) 5 || { echo "virgod did not start"; cat "$W/virgod.log"; exit 1; }
+export VIRGO_CLIENT_CONF="$W/client.conf"
+V="$B/virgo -c $W/client.conf"
+HAVE_FUSE=""
+if [ -x "$B/virgofs" ] && [ -e /dev/fuse ]; then
+	"$B/virgofs" -c "$W/client.conf" -f "$W/mnt" >"$W/virgofs.log" 2>&1 &
+	PIDS="$PIDS $!"
+	n=0
+	while [ ! -d "$W/mnt/node1" ] && [ $n -lt 250 ]; do sleep 0.02; n=$((n + 1)); done
+	[ -d "$W/mnt/node1" ] && HAVE_FUSE=1 && MNTS="$MNTS $W/mnt"
+fi
+[ -n "$HAVE_FUSE" ] || echo "virgofs not mounted (no /dev/fuse or no build/virgofs): no mount figures"
+
+# --- sshd on 127.0.0.1 and sshfs ------------------------------------------------
+HAVE_SSHFS=""
+if command -v sshfs >/dev/null && [ -x /usr/sbin/sshd ]; then
+	SP=22220
+	while ! port_free $SP; do SP=$((SP + 1)); done
+	mkdir -p "$W/ssh" /run/sshd 2>/dev/null
+	ssh-keygen -q -t ed25519 -N '' -f "$W/ssh/host" && ssh-keygen -q -t ed25519 -N '' -f "$W/ssh/id"
+	cp "$W/ssh/id.pub" "$W/ssh/authorized_keys"
+	cat >"$W/ssh/sshd_config" <<CONF
+ListenAddress 127.0.0.1
+Port $SP
+HostKey $W/ssh/host
+AuthorizedKeysFile $W/ssh/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+StrictModes no
+UsePAM no
+PidFile $W/ssh/sshd.pid
+Subsystem sftp internal-sftp
+CONF
+	/usr/sbin/sshd -D -e -f "$W/ssh/sshd_config" >"$W/sshd.log" 2>&1 &
+	PIDS="$PIDS $!"
+	if wait_port $SP 5 && sshfs -p $SP -o IdentityFile="$W/ssh/id",StrictHostKeyChecking=no \
+		-o UserKnownHostsFile=/dev/null,BatchMode=yes \
+		"$(id -un)@127.0.0.1:$W/sshexport" "$W/sshmnt" >"$W/sshfs.log" 2>&1; then
+		HAVE_SSHFS=1
+		MNTS="$MNTS $W/sshmnt"
+	else
+		echo "sshfs did not mount:"; cat "$W/sshd.log" "$W/sshfs.log"
+	fi
+else
+	echo "sshfs or openssh-server not installed (scripts/deps.sh --bench): no sshfs figures"
+fi
+
+# --- sequential write and cold read ----------------------------------------------
+head -c $((MB * 1048576)) /dev/urandom >"$W/src.bin"
+cat "$W/src.bin" >/dev/null # the source stays in the page cache
+rss0=$(awk '/VmRSS/ {print $2}' /proc/$VPID/status)
+sync
+
+t0=$(now); dd if="$W/src.bin" of="$W/local/f" bs=1M conv=fsync status=none; t1=$(now)
+w_local=$(rate $t0 $t1)
+t0=$(now); $V cp --fsync "$W/src.bin" node1:/cp.bin; t1=$(now)
+w_cp=$(rate $t0 $t1)
+cmp -s "$W/src.bin" "$W/export/cp.bin" || echo "virgo cp: copy differs!"
+w_mnt=-; w_ssh=-
+if [ -n "$HAVE_FUSE" ]; then
+	t0=$(now); dd if="$W/src.bin" of="$W/mnt/node1/mnt.bin" bs=1M conv=fsync status=none; t1=$(now)
+	w_mnt=$(rate $t0 $t1)
+fi
+if [ -n "$HAVE_SSHFS" ]; then
+	t0=$(now); dd if="$W/src.bin" of="$W/sshmnt/ssh.bin" bs=1M conv=fsync status=none; t1=$(now)
+	w_ssh=$(rate $t0 $t1)
+fi
+rss1=$(awk '/VmHWM/ {print $2}' /proc/$VPID/status)
+sync
+
+cold "$W/local/f"
+t0=$(now); dd if="$W/local/f" of=/dev/null bs=1M status=none; t1=$(now)
+r_local=$(rate $t0 $t1)
+cold "$W/export/cp.bin"
+t0=$(now); $V cp node1:/cp.bin - >/dev/null; t1=$(now)
+r_cp=$(rate $t0 $t1)
+r_mnt=-; r_ssh=-
+if [ -n "$HAVE_FUSE" ]; then
+	cold "$W/export/mnt.bin" "$W/mnt/node1/mnt.bin"
+	t0=$(now); dd if="$W/mnt/node1/mnt.bin" of=/dev/null bs=1M status=none; t1=$(now)
+	r_mnt=$(rate $t0 $t1)
+fi
+if [ -n "$HAVE_SSHFS" ]; then
+	cold "$W/sshexport/ssh.bin" "$W/sshmnt/ssh.bin"
+	t0=$(now); dd if="$W/sshmnt/ssh.bin" of=/dev/null bs=1M status=none; t1=$(now)
+	r_ssh=$(rate $t0 $t1)
+fi
+rss2=$(awk '/VmHWM/ {print $2}' /proc/$VPID/status)
+rm -f "$W/src.bin" "$W/local/f" "$W/export/cp.bin" "$W/export/mnt.bin" "$W/sshexport/ssh.bin"
+
+# --- small files -----------------------------------------------------------------
+small() { # <dir> -> "create stat readdir" ops/s
+	mkdir -p "$1/small"
+	c=$("$FSOPS" create "$1/small" $NFILES | awk '{print $3}')
+	s=$("$FSOPS" stat "$1/small" $NFILES | awk '{print $3}')
+	d=$("$FSOPS" readdir "$1/small" | awk '{print $1 == '$NFILES' ? $3 : 0}')
+	echo "$c $s $d"
+}
+set -- $(small "$W/local"); sl_c=$1 sl_s=$2 sl_d=$3
+sm_c=- sm_s=- sm_d=- ss_c=- ss_s=- ss_d=-
+[ -n "$HAVE_FUSE" ] && { set -- $(small "$W/mnt/node1"); sm_c=$1 sm_s=$2 sm_d=$3; }
+[ -n "$HAVE_SSHFS" ] && { set -- $(small "$W/sshmnt"); ss_c=$1 ss_s=$2 ss_d=$3; }
+
+# --- report -------------------------------------------------------------------
+{
+	echo "## cloudfs: virgo cp and the virgofs mount vs the local disk and sshfs"
+	echo
+	echo "One virgod (cloudfs, 2 threads) exporting a directory on the local disk;"
+	echo "sshfs mounts the same disk through an sshd on 127.0.0.1 (default options)."
+	echo "Sequential: $MB MiB, writes made durable (fsync), reads from a cold page"
+	echo "cache (the file's pages dropped with fadvise DONTNEED before each read)."
+	echo "Small files: $NFILES files of 4 KiB through each mount (create = open+write+close)."
+	echo
+	echo "| operation | local disk | virgo cp | virgofs mount | sshfs | cp / local | mount / local | cp / sshfs | mount / sshfs |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+	echo "| seq write MiB/s | $w_local | $w_cp | $w_mnt | $w_ssh | $(ratio $w_cp $w_local) | $(ratio $w_mnt $w_local) | $(ratio $w_cp $w_ssh) | $(ratio $w_mnt $w_ssh) |"
+	echo "| seq read MiB/s (cold) | $r_local | $r_cp | $r_mnt | $r_ssh | $(ratio $r_cp $r_local) | $(ratio $r_mnt $r_local) | $(ratio $r_cp $r_ssh) | $(ratio $r_mnt $r_ssh) |"
+	echo "| create 4 KiB files/s | $sl_c | | $sm_c | $ss_c | | $(ratio $sm_c $sl_c) | | $(ratio $sm_c $ss_c) |"
+	echo "| stat/s | $sl_s | | $sm_s | $ss_s | | $(ratio $sm_s $sl_s) | | $(ratio $sm_s $ss_s) |"
+	echo "| readdir entries/s ($NFILES) | $sl_d | | $sm_d | $ss_d | | $(ratio $sm_d $sl_d) | | $(ratio $sm_d $ss_d) |"
+	echo
+	echo "virgod resident memory: $rss0 kB before the copies, peak (VmHWM) $rss1 kB after the"
+	echo "writes and $rss2 kB after the reads of $MB MiB each (the node streams in 1 MiB pieces)."
+} >"$R/cloudfs.md"
+cat "$R/cloudfs.md"

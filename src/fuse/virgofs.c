@@ -1,0 +1,439 @@
+/*
+ * virgofs.c - the whole cluster as one FUSE 3 file system: /mnt/<node>/...
+ * (node1, node2, ... as virgo_client.conf names them) is each node's
+ * cloudfs export, so unmodified programs (cp, cat, tar, rsync, sha256sum)
+ * work on remote files.
+ *
+ * Every operation is a libvirgo call with the client's timeout
+ * (virgo_client.conf timeout_ms, default 5 s): a node that dies or hangs
+ * gives callers EIO within it, never a hung process; the next call after
+ * the node is back works again (an open file whose node restarted stays
+ * EIO: its descriptor died with the node).  Consistency is close-to-open,
+ * as NFS: attributes and entries are cached for one second, and the page
+ * cache of a file is dropped at open when its size or mtime changed.
+ * Reads and writes go in requests of up to 1 MiB.
+ */
+#define FUSE_USE_VERSION 31
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "virgo.h"
+
+#define VFS_IO_MAX (1u << 20)
+
+/* Transport and protocol failures (node dead, hung, restarted) are EIO to
+ * the caller; file system errors pass through. */
+static int fs_err(long rc)
+{
+	if (rc >= 0)
+		return (int)rc;
+	int e = (int)-rc;
+	if (e >= VIRGO_EPROTO_BASE || e == ECONNREFUSED || e == ECONNRESET || e == ETIMEDOUT ||
+	    e == EPIPE || e == EHOSTUNREACH || e == EPROTO || e == EBADMSG || e == ENETUNREACH)
+		return -EIO;
+	return (int)rc;
+}
+
+/* "/node2/a/b" -> "node2:/a/b"; "/" -> "" (the root of nodes).  0, or
+ * -ENOENT for a first component that is not a configured node. */
+static int remote(const char *path, char *out, size_t cap)
+{
+	if (strcmp(path, "/") == 0) {
+		out[0] = '\0';
+		return 0;
+	}
+	const char *p = path + 1, *slash = strchr(p, '/');
+	size_t n = slash ? (size_t)(slash - p) : strlen(p);
+	char *end;
+	if (n < 5 || strncmp(p, "node", 4) != 0)
+		return -ENOENT;
+	unsigned long id = strtoul(p + 4, &end, 10);
+	if (end != p + n || id == 0 || id > 65535)
+		return -ENOENT;
+	int count = virgo_node_count();
+	bool known = false;
+	for (int i = 0; i < count && !known; i++) {
+		struct virgo_node_info ni;
+		known = virgo_node_info(i, &ni) == 0 && ni.id == id;
+	}
+	if (!known)
+		return -ENOENT;
+	if ((size_t)snprintf(out, cap, "node%lu:%s", id, slash ? slash : "/") >= cap)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+#define REMOTE(path, r)                                                                         \
+	char r[8192];                                                                           \
+	do {                                                                                    \
+		int rc_ = remote(path, r, sizeof r);                                            \
+		if (rc_)                                                                        \
+			return rc_;                                                             \
+	} while (0)
+
+static void to_stat(const struct virgo_stat *v, struct stat *st)
+{
+	memset(st, 0, sizeof *st);
+	mode_t t = v->type == 'd' ? S_IFDIR : v->type == 'l' ? S_IFLNK : v->type == 'p' ? S_IFIFO
+		 : v->type == 's' ? S_IFSOCK : v->type == 'c' ? S_IFCHR : v->type == 'b' ? S_IFBLK
+		 : S_IFREG;
+	st->st_mode = t | (v->mode & 07777);
+	st->st_size = (off_t)v->size;
+	st->st_nlink = (nlink_t)v->nlink;
+	st->st_uid = v->uid;
+	st->st_gid = v->gid;
+	st->st_ino = v->ino;
+	st->st_blocks = (blkcnt_t)v->blocks;
+	st->st_blksize = VFS_IO_MAX;
+	st->st_atim = (struct timespec){v->atime_ns / 1000000000, v->atime_ns % 1000000000};
+	st->st_mtim = (struct timespec){v->mtime_ns / 1000000000, v->mtime_ns % 1000000000};
+	st->st_ctim = (struct timespec){v->ctime_ns / 1000000000, v->ctime_ns % 1000000000};
+}
+
+static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	conn->max_write = VFS_IO_MAX;
+	conn->max_readahead = VFS_IO_MAX;
+	cfg->attr_timeout = 1.0;
+	cfg->entry_timeout = 1.0;
+	cfg->negative_timeout = 0;
+	cfg->auto_cache = 1; /* close-to-open: drop a changed file's pages at open */
+	return NULL;
+}
+
+static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	if (fi && fi->fh) {
+		struct virgo_stat v;
+		int rc = virgo_fstat(fi->fh, &v);
+		if (rc == 0) {
+			to_stat(&v, st);
+			return 0;
+		}
+	}
+	REMOTE(path, r);
+	if (!r[0]) {
+		memset(st, 0, sizeof *st);
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+		return 0;
+	}
+	struct virgo_stat v;
+	int rc = virgo_lstat(r, &v);
+	if (rc)
+		return fs_err(rc);
+	to_stat(&v, st);
+	return 0;
+}
+
+static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
+		       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	(void)off;
+	(void)fi;
+	(void)flags;
+	REMOTE(path, r);
+	filler(buf, ".", NULL, 0, 0);
+	filler(buf, "..", NULL, 0, 0);
+	if (!r[0]) {
+		int n = virgo_node_count();
+		for (int i = 0; i < n; i++) {
+			struct virgo_node_info ni;
+			char name[32];
+			if (virgo_node_info(i, &ni) != 0)
+				continue;
+			snprintf(name, sizeof name, "node%u", ni.id);
+			filler(buf, name, NULL, 0, 0);
+		}
+		return 0;
+	}
+	uint64_t cursor = 0;
+	do {
+		struct virgo_dirent *d;
+		size_t n;
+		int rc = virgo_readdir(r, &cursor, 4096, &d, &n);
+		if (rc)
+			return fs_err(rc);
+		for (size_t i = 0; i < n; i++) {
+			struct stat st;
+			memset(&st, 0, sizeof st);
+			st.st_mode = (d[i].type == 'd' ? S_IFDIR : d[i].type == 'l' ? S_IFLNK : S_IFREG) |
+				     (d[i].mode & 07777);
+			filler(buf, d[i].name, &st, 0, 0);
+		}
+		free(d);
+	} while (cursor);
+	return 0;
+}
+
+static int vfs_open(const char *path, struct fuse_file_info *fi)
+{
+	REMOTE(path, r);
+	if (!r[0])
+		return -EISDIR;
+	virgo_fd_t fd;
+	int flags = fi->flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_EXCL | O_APPEND);
+	int rc = virgo_open_ex(r, flags, 0644, &fd);
+	if (rc)
+		return fs_err(rc);
+	fi->fh = fd;
+	return 0;
+}
+
+static int vfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	REMOTE(path, r);
+	virgo_fd_t fd;
+	int flags = (fi->flags & (O_ACCMODE | O_TRUNC | O_EXCL | O_APPEND)) | O_CREAT;
+	int rc = virgo_open_ex(r, flags, mode & 07777, &fd);
+	if (rc)
+		return fs_err(rc);
+	fi->fh = fd;
+	return 0;
+}
+
+static int vfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	(void)path;
+	return fs_err(virgo_pread(fi->fh, buf, size, (uint64_t)off));
+}
+
+static int vfs_write(const char *path, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	(void)path;
+	return fs_err(virgo_pwrite(fi->fh, buf, size, (uint64_t)off));
+}
+
+static int vfs_release(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	virgo_close(fi->fh);
+	return 0;
+}
+
+static int vfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	(void)path;
+	(void)datasync;
+	return fs_err(virgo_fsync(fi->fh));
+}
+
+static int vfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	if (fi && fi->fh)
+		return fs_err(virgo_ftruncate(fi->fh, (uint64_t)size));
+	REMOTE(path, r);
+	return fs_err(virgo_truncate(r, (uint64_t)size));
+}
+
+static int vfs_mkdir(const char *path, mode_t mode)
+{
+	REMOTE(path, r);
+	return fs_err(virgo_mkdir(r, mode & 07777));
+}
+
+static int vfs_unlink(const char *path)
+{
+	REMOTE(path, r);
+	return fs_err(virgo_unlink(r));
+}
+
+static int vfs_rmdir(const char *path)
+{
+	REMOTE(path, r);
+	return fs_err(virgo_rmdir(r));
+}
+
+static int vfs_rename(const char *from, const char *to, unsigned int flags)
+{
+	if (flags)
+		return -EINVAL; /* RENAME_NOREPLACE/EXCHANGE: not offered */
+	REMOTE(from, a);
+	REMOTE(to, b);
+	return fs_err(virgo_rename(a, b));
+}
+
+static int vfs_symlink(const char *target, const char *linkpath)
+{
+	REMOTE(linkpath, r);
+	return fs_err(virgo_symlink(target, r));
+}
+
+static int vfs_readlink(const char *path, char *buf, size_t size)
+{
+	REMOTE(path, r);
+	ssize_t n = virgo_readlink(r, buf, size);
+	return n < 0 ? fs_err(n) : 0;
+}
+
+static int vfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	(void)fi;
+	REMOTE(path, r);
+	return fs_err(virgo_chmod(r, mode & 07777));
+}
+
+static int vfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+	(void)path;
+	(void)fi;
+	/* ownership stays the node's (tar -p, rsync -a as root ask for it) */
+	return (uid == (uid_t)-1 || uid == 0) && (gid == (gid_t)-1 || gid == 0) ? 0 : -EPERM;
+}
+
+static int64_t ts_ns(const struct timespec *t)
+{
+	if (t->tv_nsec == UTIME_NOW)
+		return VIRGO_TIME_NOW;
+	if (t->tv_nsec == UTIME_OMIT)
+		return VIRGO_TIME_OMIT;
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+static int vfs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+	(void)fi;
+	REMOTE(path, r);
+	if (!tv)
+		return fs_err(virgo_utimens(r, VIRGO_TIME_NOW, VIRGO_TIME_NOW));
+	return fs_err(virgo_utimens(r, ts_ns(&tv[0]), ts_ns(&tv[1])));
+}
+
+static int vfs_statfs(const char *path, struct statvfs *sv)
+{
+	REMOTE(path, r);
+	struct virgo_statfs s;
+	int rc = virgo_statfs(r[0] ? r : "/", &s);
+	if (rc)
+		return fs_err(rc);
+	memset(sv, 0, sizeof *sv);
+	sv->f_bsize = sv->f_frsize = s.bsize;
+	sv->f_blocks = s.blocks;
+	sv->f_bfree = s.bfree;
+	sv->f_bavail = s.bavail;
+	sv->f_files = s.files;
+	sv->f_ffree = s.ffree;
+	sv->f_namemax = s.namemax;
+	return 0;
+}
+
+static const struct fuse_operations vfs_ops = {
+	.init = vfs_init,
+	.getattr = vfs_getattr,
+	.readdir = vfs_readdir,
+	.open = vfs_open,
+	.create = vfs_create,
+	.read = vfs_read,
+	.write = vfs_write,
+	.release = vfs_release,
+	.fsync = vfs_fsync,
+	.truncate = vfs_truncate,
+	.mkdir = vfs_mkdir,
+	.unlink = vfs_unlink,
+	.rmdir = vfs_rmdir,
+	.rename = vfs_rename,
+	.symlink = vfs_symlink,
+	.readlink = vfs_readlink,
+	.chmod = vfs_chmod,
+	.chown = vfs_chown,
+	.utimens = vfs_utimens,
+	.statfs = vfs_statfs,
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: virgofs [-c FILE] <mountpoint> [FUSE options: -f -d -s -o opt,...]\n"
+		   "Mounts every node of the VIRGO cluster: <mountpoint>/node<id>/... is that\n"
+		   "node's cloudfs export.  -c: the client config (default as for virgo).\n"
+		   "Unmount with: fusermount3 -u <mountpoint>\n");
+}
+
+/* The kernel reads ahead at most read_ahead_kb of the mount's bdi
+ * (128 KiB by default, whatever max_readahead says): raise it to 1 MiB so
+ * sequential reads travel in 1 MiB requests.  Best effort (root only).
+ * On its own thread once the loop serves: the stat of the mount point is
+ * a request to this very process. */
+static void *raise_readahead(void *arg)
+{
+	const char *mountpoint = arg;
+	struct stat st;
+	if (stat(mountpoint, &st) != 0)
+		return NULL;
+	char p[96];
+	snprintf(p, sizeof p, "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
+		 minor(st.st_dev));
+	FILE *f = fopen(p, "w");
+	if (f) {
+		fprintf(f, "%u\n", VFS_IO_MAX / 1024);
+		fclose(f);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	const char *conf = NULL;
+	char *args[64];
+	int n = 0;
+	args[n++] = argv[0];
+	for (int i = 1; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+			conf = argv[++i];
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (n < 62) {
+			args[n++] = argv[i];
+		}
+	}
+	if (n < 2) {
+		usage(stderr);
+		return 2;
+	}
+	args[n] = NULL;
+	int rc = virgo_init(conf);
+	if (rc) {
+		fprintf(stderr, "virgofs: %s\n", virgo_strerror(rc));
+		return 2;
+	}
+	/* fuse_main, unrolled to tune the mount between mounting and serving */
+	struct fuse_args fa = FUSE_ARGS_INIT(n, args);
+	struct fuse_cmdline_opts o;
+	if (fuse_parse_cmdline(&fa, &o) != 0 || !o.mountpoint) {
+		usage(stderr);
+		virgo_fini();
+		return 2;
+	}
+	rc = 1;
+	struct fuse *f = fuse_new(&fa, &vfs_ops, sizeof vfs_ops, NULL);
+	if (f && fuse_mount(f, o.mountpoint) == 0) {
+		pthread_t ra;
+		if (fuse_daemonize(o.foreground) == 0 &&
+		    fuse_set_signal_handlers(fuse_get_session(f)) == 0) {
+			if (pthread_create(&ra, NULL, raise_readahead, o.mountpoint) == 0)
+				pthread_detach(ra);
+			rc = o.singlethread ? fuse_loop(f) : fuse_loop_mt(f, o.clone_fd);
+			fuse_remove_signal_handlers(fuse_get_session(f));
+		}
+		fuse_unmount(f);
+	}
+	if (f)
+		fuse_destroy(f);
+	free(o.mountpoint);
+	fuse_opt_free_args(&fa);
+	virgo_fini();
+	return rc ? 1 : 0;
+}

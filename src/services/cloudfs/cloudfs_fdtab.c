@@ -1,0 +1,259 @@
+/*
+ * cloudfs_fdtab.c - the node's VIRGO descriptor table (cloudfs_fdtab.h).
+ *
+ * A flat array of slots under one mutex: every operation is a few
+ * instructions, and the slot count is bounded by cloudfs_max_fds, so the
+ * linear scans (a free slot, a closing connection's entries, the idle
+ * sweep) stay in the microseconds.
+ */
+#include "cloudfs_fdtab.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define SLOT_BITS 24
+#define GEN_MASK ((UINT64_C(1) << 24) - 1)
+
+struct cfs_entry {
+	int osfd;
+	bool used; /* registered (also while closing with refs left) */
+	bool closing; /* closed by its owner: refused, closed at refs 0 */
+	bool writable;
+	uint32_t gen;
+	int refs;
+	uint64_t owner;
+	int64_t last_ms;
+};
+
+struct cfs_fdtab {
+	pthread_mutex_t lock;
+	unsigned node_id;
+	int max, max_call;
+	int open, call;
+	int hint; /* where to look for a free slot first */
+	struct cfs_entry *e;
+};
+
+struct cfs_fdtab *cfs_fdtab_new(unsigned node_id, int max_fds, int max_call, uint64_t seed)
+{
+	if (max_fds < 1 || max_fds > (1 << SLOT_BITS))
+		return NULL;
+	struct cfs_fdtab *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	t->e = calloc((size_t)max_fds, sizeof *t->e);
+	if (!t->e) {
+		free(t);
+		return NULL;
+	}
+	pthread_mutex_init(&t->lock, NULL);
+	t->node_id = node_id;
+	t->max = max_fds;
+	t->max_call = max_call;
+	for (int i = 0; i < max_fds; i++) {
+		t->e[i].osfd = -1;
+		t->e[i].gen = (uint32_t)((seed + (uint64_t)i * 7919) & GEN_MASK);
+	}
+	return t;
+}
+
+void cfs_fdtab_free(struct cfs_fdtab *t)
+{
+	if (!t)
+		return;
+	for (int i = 0; i < t->max; i++)
+		if (t->e[i].used && t->e[i].osfd >= 0)
+			close(t->e[i].osfd);
+	pthread_mutex_destroy(&t->lock);
+	free(t->e);
+	free(t);
+}
+
+static uint64_t make_vfd(const struct cfs_fdtab *t, int slot)
+{
+	return (uint64_t)(t->node_id & 0xffff) << 48 | ((uint64_t)t->e[slot].gen & GEN_MASK) << SLOT_BITS |
+	       (uint64_t)slot;
+}
+
+/* The slot of a live entry vfd names, or -1. */
+static int find(struct cfs_fdtab *t, uint64_t vfd)
+{
+	if (cfs_fd_node(vfd) != (t->node_id & 0xffff))
+		return -1;
+	uint64_t slot = vfd & ((UINT64_C(1) << SLOT_BITS) - 1);
+	if (slot >= (uint64_t)t->max)
+		return -1;
+	struct cfs_entry *e = &t->e[slot];
+	if (!e->used || e->closing || e->gen != ((vfd >> SLOT_BITS) & GEN_MASK))
+		return -1;
+	return (int)slot;
+}
+
+/* Lock held: the entry is done for; close now or at its last put. */
+static int release(struct cfs_fdtab *t, int slot)
+{
+	struct cfs_entry *e = &t->e[slot];
+	int fd = -1;
+	if (!e->closing) {
+		e->closing = true;
+		t->open--;
+		if (e->owner == 0)
+			t->call--;
+	}
+	if (e->refs == 0) {
+		fd = e->osfd;
+		e->osfd = -1;
+		e->used = false;
+		e->closing = false;
+		e->gen = (e->gen + 1) & GEN_MASK;
+	}
+	return fd;
+}
+
+int cfs_fdtab_add(struct cfs_fdtab *t, int osfd, uint64_t owner, int per_owner_max, bool writable,
+		  int64_t now_ms, uint64_t *vfd)
+{
+	pthread_mutex_lock(&t->lock);
+	int rc = -EMFILE;
+	if (t->open >= t->max || (owner == 0 && t->call >= t->max_call))
+		goto out;
+	if (owner != 0) {
+		int mine = 0;
+		for (int i = 0; i < t->max; i++)
+			if (t->e[i].used && !t->e[i].closing && t->e[i].owner == owner)
+				mine++;
+		if (mine >= per_owner_max)
+			goto out;
+	}
+	for (int k = 0; k < t->max; k++) {
+		int i = (t->hint + k) % t->max;
+		struct cfs_entry *e = &t->e[i];
+		if (e->used)
+			continue;
+		e->used = true;
+		e->closing = false;
+		e->osfd = osfd;
+		e->owner = owner;
+		e->writable = writable;
+		e->refs = 0;
+		e->last_ms = now_ms;
+		t->open++;
+		if (owner == 0)
+			t->call++;
+		t->hint = (i + 1) % t->max;
+		*vfd = make_vfd(t, i);
+		rc = 0;
+		break;
+	}
+out:
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+int cfs_fdtab_get(struct cfs_fdtab *t, uint64_t vfd, uint64_t owner, int64_t now_ms, int *osfd,
+		  bool *writable)
+{
+	pthread_mutex_lock(&t->lock);
+	int slot = find(t, vfd), rc = -EBADF;
+	if (slot >= 0 && (t->e[slot].owner == 0 || t->e[slot].owner == owner)) {
+		struct cfs_entry *e = &t->e[slot];
+		e->refs++;
+		e->last_ms = now_ms;
+		*osfd = e->osfd;
+		if (writable)
+			*writable = e->writable;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+void cfs_fdtab_put(struct cfs_fdtab *t, uint64_t vfd)
+{
+	uint64_t slot = vfd & ((UINT64_C(1) << SLOT_BITS) - 1);
+	int fd = -1;
+	pthread_mutex_lock(&t->lock);
+	if (slot < (uint64_t)t->max) {
+		struct cfs_entry *e = &t->e[slot];
+		if (e->used && e->refs > 0 && e->gen == ((vfd >> SLOT_BITS) & GEN_MASK)) {
+			e->refs--;
+			if (e->closing)
+				fd = release(t, (int)slot);
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (fd >= 0)
+		close(fd);
+}
+
+int cfs_fdtab_close(struct cfs_fdtab *t, uint64_t vfd, uint64_t owner)
+{
+	int fd = -1, rc = -EBADF;
+	pthread_mutex_lock(&t->lock);
+	int slot = find(t, vfd);
+	if (slot >= 0 && (t->e[slot].owner == 0 || t->e[slot].owner == owner)) {
+		fd = release(t, slot);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+void cfs_fdtab_close_owner(struct cfs_fdtab *t, uint64_t owner)
+{
+	if (owner == 0)
+		return;
+	pthread_mutex_lock(&t->lock);
+	for (int i = 0; i < t->max; i++) {
+		struct cfs_entry *e = &t->e[i];
+		if (e->used && !e->closing && e->owner == owner) {
+			int fd = release(t, i);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+int cfs_fdtab_expire(struct cfs_fdtab *t, int64_t now_ms, int64_t idle_ms)
+{
+	int n = 0;
+	pthread_mutex_lock(&t->lock);
+	if (t->call > 0) {
+		for (int i = 0; i < t->max; i++) {
+			struct cfs_entry *e = &t->e[i];
+			if (e->used && !e->closing && e->owner == 0 && e->refs == 0 &&
+			    now_ms - e->last_ms >= idle_ms) {
+				int fd = release(t, i);
+				if (fd >= 0)
+					close(fd);
+				n++;
+			}
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+int cfs_fdtab_owned(struct cfs_fdtab *t, uint64_t owner)
+{
+	int mine = 0;
+	pthread_mutex_lock(&t->lock);
+	for (int i = 0; i < t->max; i++)
+		if (t->e[i].used && !t->e[i].closing && t->e[i].owner == owner)
+			mine++;
+	pthread_mutex_unlock(&t->lock);
+	return mine;
+}
+
+void cfs_fdtab_counts(struct cfs_fdtab *t, struct cfs_fdtab_counts *out)
+{
+	pthread_mutex_lock(&t->lock);
+	out->open = t->open;
+	out->call = t->call;
+	pthread_mutex_unlock(&t->lock);
+}

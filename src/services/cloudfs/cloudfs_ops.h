@@ -1,0 +1,41 @@
+/*
+ * cloudfs_ops.h - one cloudfs request run against the disk, on a pool
+ * thread (never on an event loop: a stat on a slow disk, an fsync, a
+ * 1 MiB read all block).  The service glue (cloudfs.c) parses, checks
+ * the descriptor and the read-only rule, fills a job, and writes the
+ * reply the job built once it is back on the connection's loop.
+ */
+#ifndef VIRGO_CLOUDFS_OPS_H
+#define VIRGO_CLOUDFS_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cloudfs_proto.h"
+
+struct evbuffer;
+struct vconn_ticket;
+
+struct cfs_job {
+	struct cfs_req req; /* the request (paths copied) */
+	int root; /* the export root (O_PATH directory) */
+	uint64_t max_io; /* read replies are clipped to this */
+	int osfd; /* fd requests: the OS descriptor (a reference held), else -1 */
+	uint8_t *data; /* write payload (owned by the job), data_len bytes */
+	size_t data_len;
+	uint64_t vfd; /* the descriptor the reference is held on */
+	struct vconn_ticket *ticket;
+	void *svc; /* the service (for the done callback) */
+	/* results */
+	int rc; /* 0 or -errno */
+	const char *msg; /* the error's sentence, or NULL for the usual one */
+	struct evbuffer *reply; /* the reply (rc == 0), built by cfs_ops_run */
+	int newfd; /* open: the OS descriptor to register (else -1) */
+	bool writable; /* open: opened for writing */
+};
+
+/* Runs j->req; sets j->rc and, on success, fills j->reply (open: sets
+ * j->newfd and leaves the reply to the caller, who mints the descriptor). */
+void cfs_ops_run(struct cfs_job *j);
+
+#endif

@@ -1,0 +1,338 @@
+/*
+ * test_cloudfs_client.c - the client side of the cloud file system against
+ * a real 2-node loopback cluster: libvirgo's virgo_open/read/write/close in
+ * the notes' argument order and the path calls, the virgo cp/cat/ls/rm/
+ * mkdir/mv/stat commands (copies both ways, checked byte for byte), and
+ * the notes' telnet path through a real nc.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../harness.h"
+#include "virgo.h"
+
+static struct th_cluster cl;
+static char exp_dir[2][300], work[300], virgo[512];
+static char out[1 << 16];
+
+static int setup(void **state)
+{
+	(void)state;
+	const char *base = th_tmpdir();
+	static char extra[2][400];
+	const char *per[2];
+	for (int i = 0; i < 2; i++) {
+		snprintf(exp_dir[i], sizeof exp_dir[i], "%s/export%d", base, i + 1);
+		snprintf(extra[i], sizeof extra[i], "cloudfs_export_root = %s\n", exp_dir[i]);
+		per[i] = extra[i];
+	}
+	snprintf(work, sizeof work, "%s/work", base);
+	if (mkdir(work, 0755) != 0)
+		return -1;
+	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	if (th_cluster_start_nodes(&cl, 2, "", per, NULL) != 0)
+		return -1;
+	return th_cluster_client(&cl);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	return th_cluster_teardown(&cl);
+}
+
+static int cli(const char *a0, ...)
+{
+	const char *av[32];
+	int n = 0;
+	av[n++] = virgo;
+	av[n++] = "-c";
+	av[n++] = cl.client_conf;
+	va_list ap;
+	va_start(ap, a0);
+	for (const char *a = a0; a && n < 31; a = va_arg(ap, const char *))
+		av[n++] = a;
+	va_end(ap);
+	av[n] = NULL;
+	return th_run(av, out, sizeof out, 30000);
+}
+
+static void notes_calls(void **state)
+{
+	(void)state;
+	virgo_fd_t fd;
+	/* the notes' order: virgo_open(path), virgo_write(fd, data, size, pos),
+	 * virgo_read(fd, buf, size, pos), virgo_close(fd) */
+	assert_int_equal(virgo_open("node2:/virgofstest.txt", &fd), 0);
+	assert_int_equal(virgo_vuid_node(fd), 2);
+	assert_int_equal(virgo_write(fd, "virgo file system", 17, 0), 17);
+	char buf[64] = "";
+	assert_int_equal(virgo_read(fd, buf, sizeof buf, 6), 11);
+	assert_memory_equal(buf, "file system", 11);
+	assert_int_equal(virgo_read(fd, buf, sizeof buf, 100), 0);
+	assert_int_equal(virgo_close(fd), 0);
+	assert_int_equal(virgo_close(fd), -EBADF);
+	char p[400];
+	snprintf(p, sizeof p, "%s/virgofstest.txt", exp_dir[1]);
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 17);
+	/* without a prefix: the first node */
+	assert_int_equal(virgo_open("/first.txt", &fd), 0);
+	assert_int_equal(virgo_vuid_node(fd), 1);
+	/* pos < 0: the descriptor's own position */
+	assert_int_equal(virgo_write(fd, "ab", 2, -1), 2);
+	assert_int_equal(virgo_write(fd, "cd", 2, -1), 2);
+	assert_int_equal(virgo_fsync(fd), 0);
+	assert_int_equal(virgo_pread(fd, buf, 4, 0), 4);
+	assert_memory_equal(buf, "abcd", 4);
+	struct virgo_stat vs;
+	assert_int_equal(virgo_fstat(fd, &vs), 0);
+	assert_int_equal(vs.size, 4);
+	assert_int_equal(vs.type, 'f');
+	assert_int_equal(virgo_ftruncate(fd, 1), 0);
+	assert_int_equal(virgo_close(fd), 0);
+	assert_int_equal(virgo_open("node9:/x", &fd), -VIRGO_ENONODE);
+	assert_int_equal(virgo_open("node1:/../x", &fd), -EACCES);
+	assert_int_equal(virgo_open_ex("node1:/nope", O_RDONLY, 0, &fd), -ENOENT);
+	assert_int_equal(virgo_open_ex("node1:/x", O_RDONLY | O_DIRECT, 0, &fd), -EINVAL);
+}
+
+static void large_pread_pwrite(void **state)
+{
+	(void)state;
+	/* 5 MiB + 3: several chunks each way, an odd tail */
+	size_t n = (5u << 20) + 3;
+	uint8_t *a = malloc(n), *b = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		a[i] = (uint8_t)(i * 131 + (i >> 11));
+	virgo_fd_t fd;
+	assert_int_equal(virgo_open_ex("node1:/large.bin", O_RDWR | O_CREAT | O_TRUNC, 0600, &fd), 0);
+	assert_int_equal(virgo_pwrite(fd, a, n, 1000), (ssize_t)n);
+	memset(b, 0xee, n);
+	assert_int_equal(virgo_pread(fd, b, n, 1000), (ssize_t)n);
+	assert_memory_equal(a, b, n);
+	assert_int_equal(virgo_pread(fd, b, 1000, 0), 1000);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(b[i], 0); /* the hole */
+	assert_int_equal(virgo_close(fd), 0);
+	struct virgo_stat st;
+	assert_int_equal(virgo_stat("node1:/large.bin", &st), 0);
+	assert_int_equal(st.size, n + 1000);
+	assert_int_equal(st.mode, 0600);
+	free(a);
+	free(b);
+}
+
+static void path_calls(void **state)
+{
+	(void)state;
+	assert_int_equal(virgo_mkdir("node2:/d", 0750), 0);
+	assert_int_equal(virgo_mkdir("node2:/d", 0750), -EEXIST);
+	virgo_fd_t fd;
+	assert_int_equal(virgo_open("node2:/d/a b", &fd), 0);
+	assert_int_equal(virgo_close(fd), 0);
+	assert_int_equal(virgo_rename("node2:/d/a b", "node2:/d/c"), 0);
+	assert_int_equal(virgo_rename("node2:/d/c", "node1:/c"), -EXDEV);
+	assert_int_equal(virgo_symlink("c", "node2:/d/l"), 0);
+	char t[64];
+	assert_int_equal(virgo_readlink("node2:/d/l", t, sizeof t), 1);
+	assert_string_equal(t, "c");
+	struct virgo_stat st;
+	assert_int_equal(virgo_lstat("node2:/d/l", &st), 0);
+	assert_int_equal(st.type, 'l');
+	assert_int_equal(virgo_chmod("node2:/d/c", 0600), 0);
+	assert_int_equal(virgo_utimens("node2:/d/c", VIRGO_TIME_OMIT, 1234567890123456789LL), 0);
+	assert_int_equal(virgo_stat("node2:/d/l", &st), 0);
+	assert_int_equal(st.mode, 0600);
+	assert_true(st.mtime_ns == 1234567890123456789LL);
+	assert_int_equal(virgo_truncate("node2:/d/c", 9), 0);
+	uint64_t cursor = 0;
+	int seen = 0;
+	do {
+		struct virgo_dirent *d;
+		size_t n;
+		assert_int_equal(virgo_readdir("node2:/d", &cursor, 1, &d, &n), 0);
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(d[i].name, "c") == 0) {
+				assert_int_equal(d[i].size, 9);
+				seen++;
+			}
+			if (strcmp(d[i].name, "l") == 0)
+				seen++;
+		}
+		free(d);
+	} while (cursor);
+	assert_int_equal(seen, 2);
+	struct virgo_statfs sf;
+	assert_int_equal(virgo_statfs("node2:/", &sf), 0);
+	assert_true(sf.bsize > 0 && sf.blocks > 0);
+	assert_int_equal(virgo_rmdir("node2:/d"), -ENOTEMPTY);
+	assert_int_equal(virgo_unlink("node2:/d/l"), 0);
+	assert_int_equal(virgo_unlink("node2:/d/c"), 0);
+	assert_int_equal(virgo_rmdir("node2:/d"), 0);
+	assert_int_equal(virgo_stat("node2:/d", &st), -ENOENT);
+}
+
+static void write_local(const char *name, size_t n, uint64_t seed)
+{
+	char p[400];
+	snprintf(p, sizeof p, "%s/%s", work, name);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	uint64_t x = seed | 1;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		fputc((int)(x & 0xff), f);
+	}
+	fclose(f);
+}
+
+static bool same_files(const char *a, const char *b)
+{
+	FILE *f = fopen(a, "r"), *g = fopen(b, "r");
+	bool same = f && g;
+	while (same) {
+		int x = fgetc(f), y = fgetc(g);
+		if (x != y)
+			same = false;
+		if (x == EOF || y == EOF)
+			break;
+	}
+	if (f)
+		fclose(f);
+	if (g)
+		fclose(g);
+	return same;
+}
+
+static void cli_copies(void **state)
+{
+	(void)state;
+	static const size_t sizes[] = {0, 1, (3u << 20) + 7};
+	for (int i = 0; i < 3; i++) {
+		char name[32], src[400], remote[64], back[400];
+		snprintf(name, sizeof name, "f%d.bin", i);
+		write_local(name, sizes[i], 77 + (uint64_t)i);
+		snprintf(src, sizeof src, "%s/%s", work, name);
+		snprintf(remote, sizeof remote, "node2:/in/%s", name);
+		snprintf(back, sizeof back, "%s/back-%s", work, name);
+		if (i == 0)
+			assert_int_equal(cli("mkdir", "-p", "node2:/in", NULL), 0);
+		assert_int_equal(cli("cp", src, remote, NULL), 0);
+		assert_int_equal(cli("cp", remote, back, NULL), 0);
+		assert_true(same_files(src, back));
+		char on_disk[400];
+		snprintf(on_disk, sizeof on_disk, "%s/in/%s", exp_dir[1], name);
+		assert_true(same_files(src, on_disk));
+	}
+	/* node to node, into a directory */
+	assert_int_equal(cli("mkdir", "node1:/copies", NULL), 0);
+	assert_int_equal(cli("cp", "node2:/in/f2.bin", "node1:/copies/", NULL), 0);
+	char a[400], b[400];
+	snprintf(a, sizeof a, "%s/f2.bin", work);
+	snprintf(b, sizeof b, "%s/copies/f2.bin", exp_dir[0]);
+	assert_true(same_files(a, b));
+	/* --resume: a cut copy completes */
+	assert_int_equal(truncate(b, 1000), 0);
+	assert_int_equal(cli("cp", "--resume", a, "node1:/copies/f2.bin", NULL), 0);
+	assert_true(same_files(a, b));
+	assert_int_equal(cli("ls", "-l", "node2:/in", NULL), 0);
+	assert_non_null(strstr(out, "-rw-r--r--"));
+	assert_non_null(strstr(out, " f2.bin\n"));
+	assert_non_null(strstr(out, "      3145735 "));
+	assert_int_equal(cli("ls", "node2:/", NULL), 0);
+	assert_non_null(strstr(out, "in/\n"));
+	assert_int_equal(cli("stat", "node2:/in/f1.bin", NULL), 0);
+	assert_non_null(strstr(out, "Size: 1 "));
+	assert_int_equal(cli("mv", "node2:/in/f1.bin", "node2:/in/g1.bin", NULL), 0);
+	assert_int_equal(cli("mv", "node2:/in/g1.bin", "node1:/g1.bin", NULL), 1);
+	assert_int_equal(cli("rm", "node2:/in/g1.bin", NULL), 0);
+	assert_int_equal(cli("rm", "node2:/in/g1.bin", NULL), 1);
+	assert_non_null(strstr(out, "no such file"));
+	assert_int_equal(cli("cat", "node2:/virgofstest.txt", NULL), 0);
+	assert_string_equal(out, "virgo file system");
+	assert_int_equal(cli("cat", "node2:/none", NULL), 1);
+	assert_int_equal(cli("cp", "node2:/in", "/tmp/x", NULL), 1); /* a directory */
+	assert_int_equal(cli("cp", "onlyone", NULL), 2);
+	assert_int_equal(cli("rm", "local/path", NULL), 2);
+}
+
+/* A node restarted under an open file: positioned calls reopen it and go
+ * on; writes acknowledged before the break may be lost, which the next
+ * fsync reports (once).  A file read at its own position cannot resume. */
+static void reopen_after_restart(void **state)
+{
+	(void)state;
+	virgo_fd_t fd, sq;
+	assert_int_equal(virgo_open_ex("node2:/re.txt", O_RDWR | O_CREAT | O_TRUNC, 0644, &fd), 0);
+	assert_int_equal(virgo_pwrite(fd, "abc", 3, 0), 3);
+	assert_int_equal(virgo_fsync(fd), 0);
+	assert_int_equal(virgo_pwrite(fd, "def", 3, 3), 3); /* not fsync'd */
+	assert_int_equal(virgo_open_ex("node2:/re.txt", O_RDONLY, 0, &sq), 0);
+	char buf[16];
+	assert_int_equal(virgo_read(sq, buf, 1, -1), 1);
+	th_node_signal(&cl, 1, SIGKILL);
+	assert_int_equal(th_node_start(&cl, 1), 0);
+	memset(buf, 0, sizeof buf);
+	assert_int_equal(virgo_pread(fd, buf, sizeof buf, 0), 6); /* reopened */
+	assert_memory_equal(buf, "abcdef", 6); /* a process crash keeps the page cache */
+	assert_int_equal(virgo_fsync(fd), -EIO); /* "def" was at risk */
+	assert_int_equal(virgo_fsync(fd), 0);
+	struct virgo_stat st;
+	assert_int_equal(virgo_fstat(fd, &st), 0);
+	assert_int_equal(st.size, 6);
+	assert_int_equal(virgo_close(fd), 0);
+	assert_true(virgo_read(sq, buf, 1, -1) < 0); /* its position is gone */
+	virgo_close(sq);
+}
+
+/* printf 'virgo_cloud_open(/virgofstest.txt)\n' | nc 127.0.0.1 50000 */
+static void notes_nc_path(void **state)
+{
+	(void)state;
+	if (access("/usr/bin/nc", X_OK) != 0 && access("/bin/nc", X_OK) != 0)
+		skip();
+	char sh[512];
+	snprintf(sh, sizeof sh, "printf 'virgo_cloud_open(/virgofstest.txt)\\n' | nc 127.0.0.1 %d",
+		 th_port(&cl, 0, 50000));
+	const char *av[] = {"/bin/sh", "-c", sh, NULL};
+	/* returns (the node closes after the reply) with a bare decimal */
+	assert_int_equal(th_run(av, out, sizeof out, 10000), 0);
+	char *end;
+	unsigned long long fd = strtoull(out, &end, 10);
+	assert_true(fd >> 48 == 1);
+	assert_string_equal(end, "\r\n");
+	snprintf(sh, sizeof sh,
+		 "printf 'virgo_cloud_write(%llu,from nc,7,0)\\n' | nc 127.0.0.1 %d && "
+		 "printf 'virgo_cloud_read(%llu,none,7,0)\\n' | nc 127.0.0.1 %d && "
+		 "printf 'virgo_cloud_close(%llu)\\n' | nc 127.0.0.1 %d",
+		 fd, th_port(&cl, 0, 50000), fd, th_port(&cl, 0, 50000), fd, th_port(&cl, 0, 50000));
+	assert_int_equal(th_run(av, out, sizeof out, 10000), 0);
+	assert_string_equal(out, "OK 7\r\nfrom nc\r\nOK\r\n");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(notes_calls), cmocka_unit_test(large_pread_pwrite),
+		cmocka_unit_test(path_calls),  cmocka_unit_test(cli_copies),
+		cmocka_unit_test(reopen_after_restart), cmocka_unit_test(notes_nc_path),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

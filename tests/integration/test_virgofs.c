@@ -1,0 +1,256 @@
+/*
+ * test_virgofs.c - the FUSE mount against a real 2-node cluster: cp,
+ * sha256sum, tar, rsync and sqlite3 on remote files through it; a node
+ * killed under a reader gives EIO within the client timeout (never a hung
+ * process) and the mount works again once the node is back; a stopped
+ * (hung) node gives EIO within the timeout too; fusermount3 -u unmounts.
+ * Skipped (counted) where /dev/fuse or the virgofs binary is absent.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../harness.h"
+
+#define TIMEOUT_MS 2000 /* the client's timeout_ms (virgo_client.conf) */
+
+static struct th_cluster cl;
+static char base[300], exp_dir[2][400], mnt[400], virgofs[600], fslog[400];
+static pid_t fs_pid;
+static bool usable;
+static char out[1 << 16];
+
+static int sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	const char *av[] = {"/bin/sh", "-c", cmd, NULL};
+	int rc = th_run(av, out, sizeof out, 30000);
+	if (rc != 0)
+		fprintf(stderr, "sh: %s -> %d\n%s\n", cmd, rc, out);
+	return rc;
+}
+
+static void unmount(void)
+{
+	const char *av[] = {"/bin/fusermount3", "-u", "-z", mnt, NULL};
+	char o[512];
+	th_run(av, o, sizeof o, 10000);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(virgofs, sizeof virgofs, "%s/../virgofs", th_build_dir());
+	if (access("/dev/fuse", R_OK | W_OK) != 0 || access(virgofs, X_OK) != 0 ||
+	    access("/bin/fusermount3", X_OK) != 0)
+		return 0; /* every test skips */
+	snprintf(base, sizeof base, "%s", th_tmpdir());
+	static char extra[2][500];
+	const char *per[2];
+	for (int i = 0; i < 2; i++) {
+		snprintf(exp_dir[i], sizeof exp_dir[i], "%s/export%d", base, i + 1);
+		snprintf(extra[i], sizeof extra[i], "cloudfs_export_root = %s\n", exp_dir[i]);
+		per[i] = extra[i];
+	}
+	snprintf(mnt, sizeof mnt, "%s/mnt", base);
+	snprintf(fslog, sizeof fslog, "%s/virgofs.log", base);
+	if (mkdir(mnt, 0755) != 0)
+		return -1;
+	char client[100];
+	snprintf(client, sizeof client, "timeout_ms = %d\nconnect_timeout_ms = 500\n", TIMEOUT_MS);
+	if (th_cluster_start_nodes(&cl, 2, "", per, client) != 0)
+		return -1;
+	fs_pid = fork();
+	if (fs_pid == 0) {
+		int fd = open(fslog, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(virgofs, "virgofs", "-c", cl.client_conf, "-f", mnt, (char *)NULL);
+		_exit(127);
+	}
+	/* mounted once the nodes' directories show up */
+	char p[500];
+	snprintf(p, sizeof p, "%s/node2", mnt);
+	int64_t end = th_now_ms() + 10000;
+	struct stat st;
+	while (th_now_ms() < end) {
+		if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+			usable = true;
+			return 0;
+		}
+		if (waitpid(fs_pid, NULL, WNOHANG) == fs_pid)
+			break;
+		usleep(20000);
+	}
+	fprintf(stderr, "virgofs did not mount; its log:\n");
+	sh("cat %s", fslog);
+	fputs(out, stderr);
+	return -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (!usable && !fs_pid)
+		return 0;
+	unmount();
+	if (fs_pid > 0) {
+		kill(fs_pid, SIGTERM);
+		waitpid(fs_pid, NULL, 0);
+	}
+	return th_cluster_teardown(&cl);
+}
+
+#define NEED_MOUNT()                                                                               \
+	do {                                                                                       \
+		if (!usable)                                                                       \
+			skip();                                                                    \
+	} while (0)
+
+static void cp_and_sha256sum(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	assert_int_equal(sh("head -c 20971523 /dev/urandom > %s/src.bin", base), 0);
+	assert_int_equal(sh("mkdir -p %s/node2/data && cp %s/src.bin %s/node2/data/big.bin", mnt, base, mnt), 0);
+	assert_int_equal(sh("cd %s && sha256sum src.bin | cut -d' ' -f1 > a && "
+			    "sha256sum %s/node2/data/big.bin | cut -d' ' -f1 > b && "
+			    "sha256sum %s/data/big.bin | cut -d' ' -f1 > c && cmp a b && cmp a c",
+			    base, mnt, exp_dir[1]),
+			 0);
+	/* and back out, and node to node */
+	assert_int_equal(sh("cp %s/node2/data/big.bin %s/back.bin && cmp %s/src.bin %s/back.bin", mnt,
+			    base, base, base),
+			 0);
+	assert_int_equal(sh("cp %s/node2/data/big.bin %s/node1/copy.bin && cmp %s/src.bin %s/copy.bin",
+			    mnt, mnt, base, exp_dir[0]),
+			 0);
+	/* an empty and a 1-byte file */
+	assert_int_equal(sh(": > %s/node1/empty && printf x > %s/node1/one && "
+			    "test ! -s %s/empty && test \"$(cat %s/node1/one)\" = x",
+			    mnt, mnt, exp_dir[0], mnt),
+			 0);
+	assert_int_equal(sh("ls %s", mnt), 0);
+	assert_string_equal(out, "node1\nnode2\n");
+}
+
+static void tar_rsync_sqlite(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	/* a tree with odd names, through tar and back */
+	assert_int_equal(sh("mkdir -p %s/tree/a/b && echo one > %s/tree/a/1 && "
+			    "echo 'two words' > '%s/tree/a/b/with space' && ln -s 1 %s/tree/a/link && "
+			    "tar -C %s -cf - tree | tar -C %s/node1 -xf - && diff -r %s/tree %s/node1/tree",
+			    base, base, base, base, base, mnt, base, mnt),
+			 0);
+	assert_int_equal(sh("readlink %s/node1/tree/a/link", mnt), 0);
+	assert_string_equal(out, "1\n");
+	if (access("/usr/bin/rsync", X_OK) == 0)
+		assert_int_equal(sh("rsync -a %s/tree/ %s/node2/synced/ && diff -r %s/tree %s/node2/synced && "
+				    "rsync -a %s/node2/synced/ %s/back/ && diff -r %s/tree %s/back",
+				    base, mnt, base, mnt, mnt, base, base, base),
+				 0);
+	if (access("/usr/bin/sqlite3", X_OK) == 0) {
+		assert_int_equal(sh("sqlite3 %s/node1/db 'create table t(a); insert into t values(20),(22); "
+				    "select sum(a) from t;'",
+				    mnt),
+				 0);
+		assert_string_equal(out, "42\n");
+	}
+	assert_int_equal(sh("mv %s/node1/tree %s/node1/moved && rm -r %s/node1/moved && test ! -e %s/tree",
+			    mnt, mnt, mnt, exp_dir[0]),
+			 0);
+}
+
+/* A node killed under a reader: EIO within the timeout; the mount works
+ * again once the node is back. */
+static void node_killed_under_reader(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	assert_int_equal(sh("head -c 8388608 /dev/zero > %s/data/zeros", exp_dir[1]), 0);
+	char p[500];
+	snprintf(p, sizeof p, "%s/node2/data/zeros", mnt);
+	int fd = open(p, O_RDONLY);
+	assert_true(fd >= 0);
+	char buf[4096];
+	assert_int_equal(pread(fd, buf, sizeof buf, 0), (ssize_t)sizeof buf);
+	th_node_signal(&cl, 1, SIGKILL);
+	int64_t t0 = th_now_ms();
+	ssize_t n = pread(fd, buf, sizeof buf, 6 << 20); /* not read ahead yet */
+	int e = errno;
+	int64_t took = th_now_ms() - t0;
+	printf("read after kill -9: %zd (%s) in %lld ms\n", n, n < 0 ? strerror(e) : "data",
+	       (long long)took);
+	assert_int_equal(n, -1);
+	assert_int_equal(e, EIO);
+	assert_true(took <= TIMEOUT_MS + 1000);
+	close(fd);
+	/* a new open fails fast too (the node is down) */
+	t0 = th_now_ms();
+	assert_int_not_equal(sh("cat %s/node2/data/zeros > /dev/null", mnt), 0);
+	assert_true(th_now_ms() - t0 <= TIMEOUT_MS + 1000);
+	/* back: the mount works again */
+	assert_int_equal(th_node_start(&cl, 1), 0);
+	int64_t end = th_now_ms() + 10000;
+	int rc;
+	while ((rc = sh("cmp %s/node2/data/zeros %s/data/zeros", mnt, exp_dir[1])) != 0 &&
+	       th_now_ms() < end)
+		usleep(100000);
+	assert_int_equal(rc, 0);
+}
+
+/* A hung node (SIGSTOP): EIO within the timeout, not a process stuck in D. */
+static void hung_node_times_out(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	th_node_signal(&cl, 0, SIGSTOP);
+	int64_t t0 = th_now_ms();
+	char p[500];
+	snprintf(p, sizeof p, "%s/node1/never-seen-%lld", mnt, (long long)t0);
+	int fd = open(p, O_RDWR | O_CREAT, 0644);
+	int e = errno;
+	int64_t took = th_now_ms() - t0;
+	th_node_signal(&cl, 0, SIGCONT);
+	printf("open on a stopped node: %d (%s) in %lld ms\n", fd, fd < 0 ? strerror(e) : "ok",
+	       (long long)took);
+	assert_int_equal(fd, -1);
+	assert_int_equal(e, EIO);
+	assert_true(took <= 2 * TIMEOUT_MS + 1000);
+	/* continued: it answers again */
+	int64_t end = th_now_ms() + 10000;
+	int rc;
+	while ((rc = sh("ls %s/node1 > /dev/null", mnt)) != 0 && th_now_ms() < end)
+		usleep(100000);
+	assert_int_equal(rc, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(cp_and_sha256sum),
+		cmocka_unit_test(tar_rsync_sqlite),
+		cmocka_unit_test(node_killed_under_reader),
+		cmocka_unit_test(hung_node_times_out),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
