@@ -200,6 +200,11 @@ struct vconn_feed *vconn_feed_new(struct vconn *c, size_t max_bytes);
 int vconn_feed_push(struct vconn_feed *f, const void *data, size_t len);
 /* Any thread: the producer is done with f (queued bytes still go out). */
 void vconn_feed_release(struct vconn_feed *f);
+/* Any thread: the feed moves its bytes into vconn_out(c) only while that
+ * holds less than out_cap (default and maximum VCONN_OUT_BUDGET), so a
+ * connection that is only a feed (a watch) queues at most max_bytes +
+ * out_cap + one push for a client that stops reading. */
+void vconn_feed_limit_out(struct vconn_feed *f, size_t out_cap);
 /* Loop thread: writes what vconn_out(c) holds now, for replies produced
  * outside on_input (feeds, timers).  c may be freed (a dead peer). */
 void vconn_flush(struct vconn *c);

@@ -1,0 +1,363 @@
+/*
+ * test_analytics.c - the kernel analytics service end to end on real
+ * nodes: the original's file (its exact lines), re-read when it changes
+ * and on SIGHUP; a publisher writing chunks to the port; the outbound
+ * stream against a test server, including the server's restart; watches
+ * that resume by revision without missing or repeating; live knobs that
+ * change what the node does, and a bad value refused.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../harness.h"
+#include "virgo.h"
+
+#define AN_BASE 64000
+#define CP_BASE 10000
+#define NODE_EXTRA "cpu_workers = 2\ncpu_queue = 8\njob_timeout_ms = 5000\n"
+#define CLIENT_EXTRA "timeout_ms = 3000\nconnect_timeout_ms = 500\nload_max_age_ms = 0\n"
+
+/* The original's file (COMPAT.md): pairs over two lines, the balancer's
+ * appended load with brackets and spaces. */
+#define ORIGINAL_CONF "match=True,kernel_analytics1=v1\n,localhost_load=[0.52, 0.58, 0.59]\n"
+
+static struct th_cluster cl;
+static char dir[256], conf_path[320], node_extra[2][800];
+
+/* ---- the test stream server -------------------------------------------- */
+
+static struct {
+	int lfd, port;
+	pthread_t th;
+	_Atomic int stop, sessions;
+	_Atomic int restart; /* close the listener, reopen it on the same port */
+	char next[256]; /* what the next session sends (under mu) */
+	pthread_mutex_t mu;
+	char got[128]; /* the start line it received */
+} srvr = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int listen_on(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 8) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void *stream_server(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&srvr.stop)) {
+		if (atomic_exchange(&srvr.restart, 0)) {
+			close(srvr.lfd);
+			srvr.lfd = listen_on(srvr.port);
+		}
+		struct pollfd p = {srvr.lfd, POLLIN, 0};
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		int fd = accept4(srvr.lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		char buf[128];
+		ssize_t n = th_recv_until(fd, buf, sizeof buf, "\n", 2000);
+		pthread_mutex_lock(&srvr.mu);
+		if (n > 0)
+			snprintf(srvr.got, sizeof srvr.got, "%s", buf);
+		char msg[256];
+		snprintf(msg, sizeof msg, "%s", srvr.next);
+		pthread_mutex_unlock(&srvr.mu);
+		th_send(fd, msg, strlen(msg));
+		atomic_fetch_add(&srvr.sessions, 1);
+		/* hold the session until told to restart or stop */
+		while (!atomic_load(&srvr.stop) && !atomic_load(&srvr.restart)) {
+			struct timespec ts = {0, 20 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+		close(fd);
+	}
+	close(srvr.lfd);
+	return NULL;
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static int an_port(int node) { return th_port(&cl, node, AN_BASE); }
+
+/* Sends req to node's analytics port, returns the reply up to until. */
+static void an_call(int node, const char *req, const char *until, char *out, size_t cap)
+{
+	int fd = th_connect(an_port(node));
+	assert_true(fd >= 0);
+	assert_int_equal(th_send(fd, req, strlen(req)), 0);
+	assert_true(th_recv_until(fd, out, cap, until, 3000) > 0);
+	close(fd);
+}
+
+/* Polls `get key` until its value is want (3 s deadline). */
+static bool wait_value(int node, const char *key, const char *want)
+{
+	char req[256], out[2048], tail[1200];
+	snprintf(req, sizeof req, "get %s\r\n", key);
+	int64_t deadline = th_now_ms() + 3000;
+	while (th_now_ms() < deadline) {
+		an_call(node, req, "\r\n", out, sizeof out);
+		uint64_t rev;
+		if (sscanf(out, "VALUE %*s %" SCNu64 " %1199[^\r]", &rev, tail) == 2 &&
+		    strcmp(tail, want) == 0)
+			return true;
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "%s never became '%s' (last: %s)\n", key, want, out);
+	return false;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof dir, "%s", th_tmpdir());
+	snprintf(conf_path, sizeof conf_path, "%s/virgo_kernel_analytics.conf", dir);
+	write_file(conf_path, ORIGINAL_CONF);
+	srvr.lfd = listen_on(0);
+	struct sockaddr_in a;
+	socklen_t al = sizeof a;
+	getsockname(srvr.lfd, (struct sockaddr *)&a, &al);
+	srvr.port = ntohs(a.sin_port);
+	snprintf(srvr.next, sizeof srvr.next, "streamed1=s1\nstreamed2=[a, b],streamed3=c\n");
+	pthread_create(&srvr.th, NULL, stream_server, NULL);
+	snprintf(node_extra[0], sizeof node_extra[0],
+		 "analytics_conf = %s\nanalytics_stream = 127.0.0.1:%d\n", conf_path, srvr.port);
+	snprintf(node_extra[1], sizeof node_extra[1], "analytics_conf = \n");
+	const char *extra[2] = {node_extra[0], node_extra[1]};
+	if (th_cluster_start_nodes(&cl, 2, NODE_EXTRA, extra, CLIENT_EXTRA) != 0)
+		return -1;
+	return th_cluster_client(&cl);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	atomic_store(&srvr.stop, 1);
+	pthread_join(srvr.th, NULL);
+	return th_cluster_teardown(&cl);
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void original_file_is_read(void **state)
+{
+	(void)state;
+	char out[4096];
+	an_call(0, "ls\r\n", "END\r\n", out, sizeof out);
+	assert_non_null(strstr(out, " match "));
+	assert_true(wait_value(0, "match", "True"));
+	assert_true(wait_value(0, "kernel_analytics1", "v1"));
+	assert_true(wait_value(0, "localhost_load", "[0.52, 0.58, 0.59]"));
+}
+
+static void file_change_is_noticed(void **state)
+{
+	(void)state;
+	write_file(conf_path, "match=False,kernel_analytics1=v2\n");
+	assert_true(wait_value(0, "kernel_analytics1", "v2"));
+	assert_true(wait_value(0, "match", "False"));
+}
+
+static void sighup_rereads(void **state)
+{
+	(void)state;
+	/* same size, same inode, old mtime: only SIGHUP can tell */
+	struct stat st;
+	assert_int_equal(stat(conf_path, &st), 0);
+	int fd = open(conf_path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "v3", 2, 30), 2); /* kernel_analytics1=v2 -> v3 */
+	close(fd);
+	struct timespec ts[2] = {st.st_atim, st.st_mtim};
+	assert_int_equal(utimensat(AT_FDCWD, conf_path, ts, 0), 0);
+	char out[256];
+	/* two ticks pass: the poll did not see it */
+	struct timespec nap = {1, 200 * 1000 * 1000};
+	nanosleep(&nap, NULL);
+	an_call(0, "get kernel_analytics1\r\n", "\r\n", out, sizeof out);
+	assert_non_null(strstr(out, " v2\r\n"));
+	th_node_signal(&cl, 0, SIGHUP);
+	assert_true(wait_value(0, "kernel_analytics1", "v3"));
+}
+
+static void publisher_over_the_socket(void **state)
+{
+	(void)state;
+	/* echo 'MaxNetworkBandwidth=255,match=True' | nc 127.0.0.1 64000 */
+	int fd = th_connect(an_port(1));
+	const char *chunk = "MaxNetworkBandwidth=255,match=True\nk1=v1\nk2=[x, y]";
+	th_send(fd, chunk, strlen(chunk));
+	shutdown(fd, SHUT_WR);
+	char out[256];
+	assert_int_equal(th_recv_until(fd, out, sizeof out, NULL, 3000), 0); /* no reply, closed */
+	close(fd);
+	assert_true(wait_value(1, "MaxNetworkBandwidth", "255"));
+	assert_true(wait_value(1, "match", "True"));
+	assert_true(wait_value(1, "k2", "[x, y]"));
+	/* a refused piece is answered, the others still apply */
+	fd = th_connect(an_port(1));
+	chunk = "bad key=1,k3=ok\n";
+	th_send(fd, chunk, strlen(chunk));
+	assert_true(th_recv_until(fd, out, sizeof out, "\r\n", 3000) > 0);
+	assert_non_null(strstr(out, "ERR EINVAL bad key"));
+	close(fd);
+	assert_true(wait_value(1, "k3", "ok"));
+}
+
+static void outbound_stream_and_its_restart(void **state)
+{
+	(void)state;
+	assert_true(wait_value(0, "streamed1", "s1"));
+	assert_true(wait_value(0, "streamed2", "[a, b]"));
+	assert_true(wait_value(0, "streamed3", "c"));
+	pthread_mutex_lock(&srvr.mu);
+	assert_string_equal(srvr.got, "KERNEL_ANALYTICS_STREAMING_START\n");
+	snprintf(srvr.next, sizeof srvr.next, "streamed1=after_restart\n");
+	pthread_mutex_unlock(&srvr.mu);
+	int before = atomic_load(&srvr.sessions);
+	atomic_store(&srvr.restart, 1); /* the server goes away and comes back */
+	assert_true(wait_value(0, "streamed1", "after_restart"));
+	assert_true(atomic_load(&srvr.sessions) > before);
+}
+
+/* Reads CHANGE lines (after what pre holds) until n were read; returns
+ * their revisions and keys. */
+static void read_changes(int fd, const char *pre, int n, uint64_t *revs, char keys[][32])
+{
+	char buf[8192];
+	size_t used = strlen(pre);
+	memcpy(buf, pre, used);
+	int got = 0;
+	int64_t deadline = th_now_ms() + 3000;
+	while (got < n) {
+		assert_true(th_now_ms() < deadline);
+		char *nl;
+		while (got < n && (nl = memchr(buf, '\n', used))) {
+			*nl = '\0';
+			char key[32];
+			if (sscanf(buf, "CHANGE %" SCNu64 " %31s", &revs[got], key) != 2)
+				fail_msg("not a change: \"%s\"", buf);
+			if (keys)
+				snprintf(keys[got], 32, "%s", key);
+			got++;
+			size_t ll = (size_t)(nl - buf) + 1;
+			memmove(buf, nl + 1, used - ll);
+			used -= ll;
+		}
+		if (got == n)
+			break;
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 100) > 0) {
+			ssize_t r = recv(fd, buf + used, sizeof buf - 1 - used, 0);
+			assert_true(r > 0);
+			used += (size_t)r;
+		}
+	}
+	assert_int_equal(used, 0); /* nothing more than asked for */
+}
+
+static void watch_resumes_by_revision(void **state)
+{
+	(void)state;
+	char out[256];
+	int w = th_connect(an_port(1));
+	th_send(w, "watch\r\n", 7);
+	assert_true(th_recv_until(w, out, sizeof out, "\r\n", 3000) > 0);
+	uint64_t start;
+	assert_int_equal(sscanf(out, "WATCHING %" SCNu64, &start), 1);
+	char pre[256];
+	snprintf(pre, sizeof pre, "%s", strstr(out, "\r\n") + 2);
+	an_call(1, "set wa=1,wb=2\r\nset wa=3\r\n", "OK", out, sizeof out);
+	uint64_t revs[8];
+	char keys[8][32];
+	read_changes(w, pre, 3, revs, keys);
+	assert_true(revs[0] == start + 1 && revs[1] == start + 2 && revs[2] == start + 3);
+	assert_string_equal(keys[0], "wa");
+	assert_string_equal(keys[2], "wa");
+	close(w); /* the watcher goes away; changes go on */
+	an_call(1, "set wb=4\r\n", "\r\n", out, sizeof out);
+	an_call(1, "set wc=5\r\n", "\r\n", out, sizeof out);
+	char req[64];
+	snprintf(req, sizeof req, "watch from %" PRIu64 "\r\n", revs[2]);
+	w = th_connect(an_port(1));
+	th_send(w, req, strlen(req));
+	assert_true(th_recv_until(w, out, sizeof out, "\r\n", 3000) > 0);
+	assert_non_null(strstr(out, "WATCHING"));
+	/* the replayed changes may have come with it */
+	snprintf(pre, sizeof pre, "%s", strstr(out, "\r\n") + 2);
+	/* exactly the two it missed, then a live one: none missing, none twice */
+	an_call(1, "set wd=6\r\n", "\r\n", out, sizeof out);
+	read_changes(w, pre, 3, revs, keys);
+	assert_true(revs[0] == start + 4 && revs[1] == start + 5 && revs[2] == start + 6);
+	assert_string_equal(keys[0], "wb");
+	assert_string_equal(keys[1], "wc");
+	assert_string_equal(keys[2], "wd");
+	close(w);
+}
+
+static void bad_knob_value_is_refused(void **state)
+{
+	(void)state;
+	char out[512];
+	an_call(1, "set weight=250\r\n", "\r\n", out, sizeof out);
+	assert_non_null(strstr(out, "OK "));
+	an_call(1, "set weight=heavy\r\n", "\r\n", out, sizeof out);
+	assert_non_null(strstr(out, "ERR EINVAL weight: "));
+	an_call(1, "set weight=1001\r\n", "\r\n", out, sizeof out);
+	assert_non_null(strstr(out, "ERR EINVAL"));
+	assert_true(wait_value(1, "weight", "250"));
+	an_call(1, "set weight=100\r\n", "\r\n", out, sizeof out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(original_file_is_read),
+		cmocka_unit_test(file_change_is_noticed),
+		cmocka_unit_test(sighup_rereads),
+		cmocka_unit_test(publisher_over_the_socket),
+		cmocka_unit_test(outbound_stream_and_its_restart),
+		cmocka_unit_test(watch_resumes_by_revision),
+		cmocka_unit_test(bad_knob_value_is_refused),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
