@@ -267,6 +267,7 @@ struct virgo_load {
 	int running, queued, workers, queue_max;
 	uint64_t mem_free, mem_total;
 	uint64_t jobs_done, jobs_failed, jobs_rejected, jobs_cancelled;
+	int weight; /* placement weight 0..1000 (analytics knob `weight`; 0: drained) */
 };
 /* Fetch the idx-th configured node's load (0-based). */
 int virgo_load(int idx, struct virgo_load *load);

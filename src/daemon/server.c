@@ -49,6 +49,7 @@
 #include "../common/abstime.h"
 #include "../services/memacct.h"
 #include "log.h"
+#include "knob_daemon.h"
 #include "service.h"
 #include "transport.h"
 #include "workpool.h"
@@ -825,11 +826,13 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		if (srv->listeners[i] == l)
 			idx = i;
 	char peer[64];
-	if (atomic_fetch_add(&srv->nconns, 1) >= srv->cfg.max_conns) {
+	/* max_connections is a live knob (knob_daemon.c) */
+	int max_conns = __atomic_load_n(&srv->cfg.max_conns, __ATOMIC_RELAXED);
+	if (atomic_fetch_add(&srv->nconns, 1) >= max_conns) {
 		atomic_fetch_sub(&srv->nconns, 1);
 		peer_name(addr, peer, sizeof peer);
 		log_warn_every("conn_refused peer=%s svc=%s reason=max_connections limit=%d", peer,
-			       vsvc_table[idx]->name, srv->cfg.max_conns);
+			       vsvc_table[idx]->name, max_conns);
 		refuse(fd, "ERR EBUSY too many connections\r\n");
 		return;
 	}
@@ -1112,6 +1115,7 @@ struct vd_server *server_start(const struct vd_config *cfg)
 	srv->pool = vd_workpool_new(cores > 2 ? (int)cores : 2, VD_POOL_QUEUE, "blocking");
 	if (!srv->acct || !srv->pool)
 		goto fail;
+	vknob_daemon_register(srv->acct, &srv->cfg.max_conns);
 	for (int i = 0; vsvc_table[i]; i++) {
 		if (vd_config_port(cfg, i) == 0)
 			continue;
@@ -1240,6 +1244,7 @@ void server_free(struct vd_server *srv)
 		if (stuck)
 			log_warn("%d blocking jobs still running at exit; leaving them", stuck);
 	}
+	vknob_daemon_unregister();
 	if (srv->acct)
 		ma_node_release(srv->acct);
 	if (srv->sig_term)

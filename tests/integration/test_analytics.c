@@ -348,6 +348,188 @@ static void bad_knob_value_is_refused(void **state)
 	an_call(1, "set weight=100\r\n", "\r\n", out, sizeof out);
 }
 
+/* Runs n virgo_sleep(ms) calls at once on node's cpupool (the notes'
+ * call syntax, one connection each); returns the wall time, and each
+ * reply's first line in replies (may be NULL). */
+static int64_t run_sleeps(int node, int n, int ms, char replies[][128])
+{
+	int fds[8];
+	char req[64];
+	snprintf(req, sizeof req, "virgo_clone(virgo_sleep,%d)\n", ms);
+	int64_t t0 = th_now_ms();
+	for (int i = 0; i < n; i++) {
+		fds[i] = th_connect(th_port(&cl, node, CP_BASE));
+		assert_true(fds[i] >= 0);
+		th_send(fds[i], req, strlen(req));
+	}
+	for (int i = 0; i < n; i++) {
+		char buf[256];
+		assert_true(th_recv_until(fds[i], buf, sizeof buf, NULL, 8000) >= 0);
+		if (replies)
+			snprintf(replies[i], 128, "%s", buf);
+		close(fds[i]);
+	}
+	return th_now_ms() - t0;
+}
+
+static void set_ok(int node, const char *pair)
+{
+	char req[256], out[512];
+	snprintf(req, sizeof req, "set %s\r\n", pair);
+	an_call(node, req, "\r\n", out, sizeof out);
+	if (strncmp(out, "OK ", 3) != 0)
+		fail_msg("set %s: %s", pair, out);
+}
+
+static void set_refused(int node, const char *pair, const char *why)
+{
+	char req[256], out[512];
+	snprintf(req, sizeof req, "set %s\r\n", pair);
+	an_call(node, req, "\r\n", out, sizeof out);
+	if (strncmp(out, "ERR EINVAL ", 11) != 0 || !strstr(out, why))
+		fail_msg("set %s: %s", pair, out);
+}
+
+static void cpu_workers_serialises_jobs(void **state)
+{
+	(void)state;
+	int64_t both = run_sleeps(0, 2, 300, NULL);
+	assert_true(both < 580); /* two workers: side by side */
+	set_ok(0, "cpu_workers=1");
+	int64_t one = run_sleeps(0, 2, 300, NULL);
+	fprintf(stderr, "two 300 ms jobs: %lld ms with 2 workers, %lld ms with 1\n",
+		(long long)both, (long long)one);
+	assert_true(one >= 590); /* one after the other */
+	set_refused(0, "cpu_workers=-1", "cpu_workers must be");
+	set_refused(0, "cpu_workers=many", "cpu_workers must be");
+	assert_true(wait_value(0, "cpu_workers", "1"));
+	set_ok(0, "cpu_workers=2");
+	assert_true(run_sleeps(0, 2, 300, NULL) < 580);
+}
+
+static void cpu_queue_and_job_timeout(void **state)
+{
+	(void)state;
+	char rep[4][128];
+	set_ok(0, "cpu_workers=1,cpu_queue=0");
+	run_sleeps(0, 2, 300, rep); /* the second finds no room */
+	assert_non_null(strstr(rep[0], "virgo_sleep") ? rep[0] : rep[1]);
+	assert_true(strstr(rep[0], "EBUSY") || strstr(rep[1], "EBUSY"));
+	set_ok(0, "cpu_workers=2,cpu_queue=8");
+	set_ok(0, "job_timeout_ms=100");
+	run_sleeps(0, 1, 400, rep);
+	assert_non_null(strstr(rep[0], "ETIMEDOUT"));
+	set_refused(0, "job_timeout_ms=0", "job_timeout_ms must be");
+	set_ok(0, "job_timeout_ms=5000");
+	run_sleeps(0, 1, 50, rep);
+	assert_null(strstr(rep[0], "ERR"));
+}
+
+static void weight_zero_stops_placement(void **state)
+{
+	(void)state;
+	unsigned on;
+	void *out;
+	size_t n;
+	int seen[3] = {0};
+	for (int i = 0; i < 12; i++) {
+		assert_int_equal(virgo_clone_ex("virgo_cloud_test", "x", 1, NULL, &out, &n, &on), 0);
+		free(out);
+		seen[on] += on <= 2;
+	}
+	assert_true(seen[1] > 0 && seen[2] > 0);
+	set_ok(1, "weight=0");
+	struct virgo_load l;
+	assert_int_equal(virgo_load(1, &l), 0);
+	assert_int_equal(l.weight, 0);
+	seen[1] = seen[2] = 0;
+	for (int i = 0; i < 12; i++) {
+		assert_int_equal(virgo_clone_ex("virgo_cloud_test", "x", 1, NULL, &out, &n, &on), 0);
+		free(out);
+		seen[on] += on <= 2;
+	}
+	assert_int_equal(seen[2], 0);
+	assert_int_equal(seen[1], 12);
+	set_ok(1, "weight=100");
+}
+
+static void mem_limit_max_connections_log_level(void **state)
+{
+	(void)state;
+	uint64_t v[3];
+	assert_int_equal(virgo_malloc(600 << 10, &v[0]), 0); /* 256M by default: fits */
+	assert_int_equal(virgo_malloc(600 << 10, &v[1]), 0);
+	assert_int_equal(virgo_free(v[1]), 0);
+	set_ok(0, "mem_limit=1M");
+	set_ok(1, "mem_limit=1M");
+	/* whichever node holds v[0], the next 600K does not fit beside it there
+	 * and no node has room for two */
+	assert_int_equal(virgo_malloc(600 << 10, &v[1]), 0);
+	assert_int_equal(virgo_malloc(600 << 10, &v[2]), -ENOMEM);
+	/* below what the allocations hold: refused, the old limit stays */
+	set_refused(0, "mem_limit=1M,mem_limit=1048575", "mem_limit must be");
+	set_refused(0, "mem_limit=lots", "mem_limit must be");
+	set_ok(0, "mem_limit=256M");
+	set_ok(1, "mem_limit=256M");
+	assert_int_equal(virgo_malloc(600 << 10, &v[2]), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(virgo_free(v[i]), 0);
+
+	virgo_fini(); /* its pooled connections would count too */
+	set_ok(1, "max_connections=2");
+	int fds[5], refused = 0;
+	for (int i = 0; i < 5; i++) {
+		char buf[128];
+		fds[i] = th_connect(th_port(&cl, 1, 30000));
+		if (th_recv_until(fds[i], buf, sizeof buf, "\r\n", 300) > 0 &&
+		    strstr(buf, "ERR EBUSY too many connections"))
+			refused++;
+	}
+	assert_true(refused >= 3); /* at most two at once */
+	for (int i = 0; i < 5; i++)
+		close(fds[i]);
+	/* the slots are free again once the node saw the closes */
+	int64_t deadline = th_now_ms() + 3000;
+	char out[256] = "";
+	while (th_now_ms() < deadline) {
+		int fd = th_connect(an_port(1));
+		th_send(fd, "set max_connections=3000\r\n", 27);
+		th_recv_until(fd, out, sizeof out, "\r\n", 1000);
+		close(fd);
+		if (strncmp(out, "OK", 2) == 0)
+			break;
+	}
+	assert_int_equal(strncmp(out, "OK", 2), 0);
+	assert_int_equal(th_cluster_client(&cl), 0);
+	set_refused(1, "max_connections=0", "max_connections must be");
+
+	set_ok(0, "log_level=debug");
+	assert_true(wait_value(0, "log_level", "debug"));
+	set_refused(0, "log_level=loud", "log_level must be");
+	set_ok(0, "log_level=info");
+	set_ok(0, "MaxNetworkBandwidth=255");
+	set_refused(0, "MaxNetworkBandwidth=fast", "MaxNetworkBandwidth must be");
+}
+
+static void node_publishes_what_it_learns(void **state)
+{
+	(void)state;
+	run_sleeps(0, 1, 20, NULL);
+	char out[8192];
+	int64_t deadline = th_now_ms() + 3000;
+	while (th_now_ms() < deadline) {
+		an_call(0, "ls\r\n", "END\r\n", out, sizeof out);
+		if (strstr(out, "runtime_ms.virgo_sleep") && strstr(out, "(learnt) ["))
+			break;
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	assert_non_null(strstr(out, "VAR runtime_ms.virgo_sleep "));
+	assert_non_null(strstr(out, "VAR localhost_load "));
+	an_call(0, "set localhost_load=[0]\r\n", "\r\n", out, sizeof out);
+	assert_non_null(strstr(out, "ERR EACCES"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -358,6 +540,11 @@ int main(void)
 		cmocka_unit_test(outbound_stream_and_its_restart),
 		cmocka_unit_test(watch_resumes_by_revision),
 		cmocka_unit_test(bad_knob_value_is_refused),
+		cmocka_unit_test(cpu_workers_serialises_jobs),
+		cmocka_unit_test(cpu_queue_and_job_timeout),
+		cmocka_unit_test(weight_zero_stops_placement),
+		cmocka_unit_test(mem_limit_max_connections_log_level),
+		cmocka_unit_test(node_publishes_what_it_learns),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
