@@ -14,13 +14,16 @@
  * guards the store and the watchers, and every change is pushed to every
  * watcher's feed under it, so each watcher sees changes in revision
  * order.  A feed that is full (a slow watcher) marks its watcher stalled;
- * the tick pushes what it missed from the rings once the feed drained,
- * or tells it that the changes were dropped (ERANGE) so it can re-read.
+ * a timer on its connection's loop (10 ms, backing off to 1 s while the
+ * client reads nothing) pushes what it missed from the rings as the feed
+ * drains, or tells it that the changes were dropped (ERANGE) so it can
+ * re-read.
  * Per watcher at most AN_FEED_BYTES wait in the feed and AN_FEED_BYTES in
  * the connection's output: the memory bound the README documents.
  */
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <pthread.h>
@@ -48,7 +51,10 @@
 
 struct an_watcher {
 	struct an_watcher *next;
+	struct analytics *an;
 	struct vconn_feed *feed;
+	struct event *timer; /* on the connection's loop: catch-up while stalled */
+	int backoff_ms; /* the timer's period: 10 ms, doubling to 1 s without progress */
 	uint64_t next_rev; /* the first revision not pushed yet */
 	bool stalled; /* the feed was full: the tick pushes the rest */
 	bool gone; /* told ERANGE (or closed): nothing more is pushed */
@@ -91,6 +97,11 @@ static bool push_change(struct an_watcher *w, uint64_t rev, const char *key, con
 	int n = format_change(w, line, sizeof line, rev, key, val, vlen);
 	int rc = vconn_feed_push(w->feed, line, (size_t)n);
 	if (rc == -ENOBUFS || rc == -ENOMEM) {
+		if (!w->stalled && w->timer) {
+			struct timeval tv = {0, 10 * 1000};
+			w->backoff_ms = 10;
+			event_add(w->timer, &tv); /* thread-safe (evthread) */
+		}
 		w->stalled = true;
 		w->next_rev = rev;
 		return false;
@@ -121,6 +132,8 @@ static int catchup_cb(void *arg, const struct an_entry *e)
 static void catch_up(struct analytics *an, struct an_watcher *w)
 {
 	w->stalled = false;
+	struct event *timer = w->timer;
+	w->timer = NULL; /* push_change must not re-arm it from here */
 	int rc = an_store_since(an->st, w->next_rev - 1, catchup_cb, w);
 	if (rc == -ERANGE) {
 		char line[160];
@@ -134,6 +147,29 @@ static void catch_up(struct analytics *an, struct an_watcher *w)
 	} else if (rc == -ENOMEM) {
 		w->stalled = true;
 	}
+	w->timer = timer;
+}
+
+/* The watcher's loop: catch up while stalled, backing off when no
+ * progress is made (a client that reads nothing costs little). */
+static void watcher_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct an_watcher *w = arg;
+	pthread_mutex_lock(&w->an->mu);
+	if (w->stalled && !w->gone) {
+		uint64_t before = w->next_rev;
+		catch_up(w->an, w);
+		if (w->stalled) {
+			w->backoff_ms = w->next_rev != before ? 10 : w->backoff_ms * 2;
+			if (w->backoff_ms > 1000)
+				w->backoff_ms = 1000;
+			struct timeval tv = {w->backoff_ms / 1000, (w->backoff_ms % 1000) * 1000};
+			event_add(w->timer, &tv);
+		}
+	}
+	pthread_mutex_unlock(&w->an->mu);
 }
 
 /* ---- applying variables --------------------------------------------------- */
@@ -468,9 +504,18 @@ static void do_watch(struct analytics *an, struct vconn *c, struct an_conn *cc,
 	vconn_feed_limit_out(f, AN_FEED_BYTES);
 	w->feed = f;
 	w->plain = plain;
+	w->an = an;
+	w->timer = event_new(vconn_base(c), -1, 0, watcher_timer_cb, w);
+	if (!w->timer) {
+		vconn_feed_release(f);
+		free(w);
+		reply_err(out, ENOMEM, "out of memory");
+		return;
+	}
 	pthread_mutex_lock(&an->mu);
 	if (an->nwatchers >= an->max_watchers) {
 		pthread_mutex_unlock(&an->mu);
+		event_free(w->timer);
 		vconn_feed_release(f);
 		free(w);
 		reply_err(out, EBUSY, "too many watchers (analytics_max_watchers)");
@@ -480,6 +525,7 @@ static void do_watch(struct analytics *an, struct vconn *c, struct an_conn *cc,
 	if (r->has_rev && r->rev < an_store_resumable(an->st)) {
 		uint64_t from = an_store_resumable(an->st);
 		pthread_mutex_unlock(&an->mu);
+		event_free(w->timer);
 		vconn_feed_release(f);
 		free(w);
 		reply_err(out, ERANGE,
@@ -652,6 +698,7 @@ static void analytics_conn_close(struct vconn *c)
 			break;
 		}
 	pthread_mutex_unlock(&an->mu);
+	event_free(cc->w->timer); /* its loop is this thread: not running now */
 	vconn_feed_release(cc->w->feed);
 	free(cc->w);
 	cc->w = NULL;
@@ -700,6 +747,8 @@ static void analytics_fini(void *svc)
 	while (an->watchers) {
 		struct an_watcher *w = an->watchers;
 		an->watchers = w->next;
+		if (w->timer)
+			event_free(w->timer);
 		vconn_feed_release(w->feed);
 		free(w);
 	}
