@@ -299,6 +299,38 @@ int virgo_key_owner(const void *key, size_t len);
  * malloc'd (caller frees). */
 int virgo_mempool_stats(int idx, char **text);
 
+/* ---- kernel analytics (notes §898, §907, §775; docs/PROTOCOL.md) ------ *
+ * Each node holds key=value variables, with a per-node revision for every
+ * change; variables that name a live knob (README: cpu_workers, weight,
+ * mem_limit, ...) change what the node does at once.  idx is the 0-based
+ * node index (virgo_node_info).  Values are at most 1024 bytes, names 1-128
+ * of A-Z a-z 0-9 _ . : / -. */
+#define VIRGO_ANALYTICS_NOW UINT64_MAX /* watch: only changes from now on */
+/* One variable or change; returning nonzero stops the walk or watch. */
+typedef int (*virgo_analytics_fn)(void *arg, uint64_t rev, const char *key, const char *value);
+/* The value (NUL-terminated, truncated to cap) and, if rev is not NULL,
+ * its revision (0: a knob never set, shown as the value in force).
+ * 0, -ENOENT, or another negative error. */
+int virgo_analytics_get(int idx, const char *key, char *value, size_t cap, uint64_t *rev);
+/* Sets key=value on the idx-th node, or on every node when idx < 0 (the
+ * first failure is returned; the others are still tried).  A value a
+ * knob refuses: -EINVAL, the old value stays and virgo_last_error()
+ * says why.  -EACCES: a read-only (learnt) variable, or this address may
+ * not publish there.  *rev (may be NULL) gets the change's revision. */
+int virgo_analytics_set(int idx, const char *key, const char *value, uint64_t *rev);
+/* Every variable whose name starts with prefix (NULL or "": all), by name. */
+int virgo_analytics_ls(int idx, const char *prefix, virgo_analytics_fn fn, void *arg);
+/* The kept values of key (the last 500), oldest first. */
+int virgo_analytics_history(int idx, const char *key, virgo_analytics_fn fn, void *arg);
+/* Calls fn for every change on the idx-th node after revision after_rev
+ * (VIRGO_ANALYTICS_NOW: from now on), in order, each exactly once: when
+ * the connection breaks it reconnects (with back-off) and resumes after
+ * the last revision delivered.  Returns 0 once fn returned nonzero,
+ * -ETIMEDOUT after timeout_ms without a change (< 0: wait for ever),
+ * -ERANGE when the node no longer holds changes that were missed. */
+int virgo_analytics_watch(int idx, uint64_t after_rev, int timeout_ms, virgo_analytics_fn fn,
+			  void *arg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -530,6 +530,109 @@ static void node_publishes_what_it_learns(void **state)
 	assert_non_null(strstr(out, "ERR EACCES"));
 }
 
+static int count_cb(void *arg, uint64_t rev, const char *key, const char *value)
+{
+	(void)rev;
+	(void)value;
+	if (strcmp(key, "libkey") == 0)
+		++*(int *)arg;
+	return 0;
+}
+
+struct seen {
+	int n;
+	uint64_t rev[8];
+	char val[8][32];
+};
+
+static int watch_cb(void *arg, uint64_t rev, const char *key, const char *value)
+{
+	struct seen *s = arg;
+	if (strcmp(key, "wk") != 0)
+		return 0; /* learnt variables change too */
+	s->rev[s->n] = rev;
+	snprintf(s->val[s->n], 32, "%s", value);
+	return ++s->n == 3;
+}
+
+static void *setter(void *arg)
+{
+	(void)arg;
+	struct timespec ts = {0, 100 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	for (int i = 0; i < 3; i++) {
+		char v[8];
+		snprintf(v, sizeof v, "w%d", i);
+		virgo_analytics_set(1, "wk", v, NULL);
+	}
+	return NULL;
+}
+
+static void libvirgo_and_cli(void **state)
+{
+	(void)state;
+	uint64_t rev = 0, rev2 = 0;
+	char v[64];
+	assert_int_equal(virgo_analytics_set(1, "libkey", "[1, 2]", &rev), 0);
+	assert_true(rev > 0);
+	assert_int_equal(virgo_analytics_get(1, "libkey", v, sizeof v, &rev2), 0);
+	assert_string_equal(v, "[1, 2]");
+	assert_true(rev2 == rev);
+	assert_int_equal(virgo_analytics_get(1, "nosuch", v, sizeof v, NULL), -ENOENT);
+	assert_int_equal(virgo_analytics_set(1, "weight", "x", NULL), -EINVAL);
+	assert_non_null(strstr(virgo_last_error(), "weight must be"));
+	assert_int_equal(virgo_analytics_set(-1, "allkey", "z", NULL), 0);
+	assert_int_equal(virgo_analytics_get(0, "allkey", v, sizeof v, NULL), 0);
+	assert_int_equal(virgo_analytics_get(1, "allkey", v, sizeof v, NULL), 0);
+	assert_int_equal(virgo_analytics_get(0, "cpu_workers", v, sizeof v, &rev), 0);
+	int n = 0;
+	assert_int_equal(virgo_analytics_ls(1, NULL, count_cb, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(virgo_analytics_set(1, "libkey", "3", NULL), 0);
+	n = 0;
+	assert_int_equal(virgo_analytics_history(1, "libkey", count_cb, &n), 0);
+	assert_int_equal(n, 2);
+	/* a watch from now sees the next three changes, in order */
+	struct seen s = {0};
+	pthread_t th;
+	pthread_create(&th, NULL, setter, NULL);
+	assert_int_equal(virgo_analytics_watch(1, VIRGO_ANALYTICS_NOW, 3000, watch_cb, &s), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.val[0], "w0");
+	assert_string_equal(s.val[2], "w2");
+	/* and from a revision: the same three again */
+	struct seen s2 = {0};
+	assert_int_equal(virgo_analytics_watch(1, s.rev[0] - 1, 3000, watch_cb, &s2), 0);
+	assert_true(s2.rev[0] == s.rev[0] && s2.rev[2] == s.rev[2]);
+	assert_int_equal(virgo_analytics_watch(1, UINT64_MAX - 1, 1000, watch_cb, &s2), -ERANGE);
+	assert_int_equal(virgo_analytics_watch(1, VIRGO_ANALYTICS_NOW, 300, watch_cb, &s2),
+			 -ETIMEDOUT);
+
+	/* the CLI */
+	char virgo[700], out[8192];
+	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	const char *set[] = {virgo, "-c", cl.client_conf, "analytics", "set", "node2",
+			     "clikey=[a b]", NULL};
+	assert_int_equal(th_run(set, out, sizeof out, 10000), 0);
+	const char *get[] = {virgo, "-c", cl.client_conf, "analytics", "get", "node2", "clikey",
+			     NULL};
+	assert_int_equal(th_run(get, out, sizeof out, 10000), 0);
+	assert_string_equal(out, "[a b]\n");
+	const char *bad[] = {virgo, "-c", cl.client_conf, "analytics", "set", "--all",
+			     "cpu_queue=-5", NULL};
+	assert_int_equal(th_run(bad, out, sizeof out, 10000), 1);
+	assert_non_null(strstr(out, "cpu_queue must be"));
+	const char *ls[] = {virgo, "-c", cl.client_conf, "analytics", "ls", "--all", NULL};
+	assert_int_equal(th_run(ls, out, sizeof out, 10000), 0);
+	assert_non_null(strstr(out, "clikey"));
+	assert_non_null(strstr(out, "localhost_load"));
+	const char *hist[] = {virgo, "-c", cl.client_conf, "analytics", "history", "2", "libkey",
+			      NULL};
+	assert_int_equal(th_run(hist, out, sizeof out, 10000), 0);
+	assert_non_null(strstr(out, "[1, 2]\n"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -545,6 +648,7 @@ int main(void)
 		cmocka_unit_test(weight_zero_stops_placement),
 		cmocka_unit_test(mem_limit_max_connections_log_level),
 		cmocka_unit_test(node_publishes_what_it_learns),
+		cmocka_unit_test(libvirgo_and_cli),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -534,6 +534,17 @@ static void do_watch(struct analytics *an, struct vconn *c, struct an_conn *cc,
 			  r->rev, from);
 		return;
 	}
+	if (r->has_rev && r->rev > now) { /* revisions start over when a node restarts */
+		pthread_mutex_unlock(&an->mu);
+		event_free(w->timer);
+		vconn_feed_release(f);
+		free(w);
+		reply_err(out, ERANGE,
+			  "revision %" PRIu64 " is ahead of this node's %" PRIu64
+			  " (it restarted): re-read and watch from %" PRIu64,
+			  r->rev, now, now);
+		return;
+	}
 	if (!plain)
 		evbuffer_add_printf(out, "WATCHING %" PRIu64 "\r\n", now);
 	w->next = an->watchers;
