@@ -193,6 +193,19 @@ struct virgo_plugin_function {
 };
 #define VIRGO_PLUGIN_TABLE "virgo_plugin_functions"
 
+/* Optional in a plugin library: what the node offers its functions.  A
+ * library that defines (default visibility)
+ *   const struct virgo_plugin_host *virgo_plugin_host;
+ * finds it set when the node loads it.  analytics_get copies the node's
+ * kernel analytics variable key (see "kernel analytics" below) into buf,
+ * NUL-terminated and truncated to cap, and returns the value's length,
+ * or -ENOENT; callable from any plugin function, any thread. */
+struct virgo_plugin_host {
+	int version; /* 1 */
+	int (*analytics_get)(const char *key, char *buf, size_t cap);
+};
+#define VIRGO_PLUGIN_HOST "virgo_plugin_host"
+
 /* Placement policies (virgo_client.conf `clone_policy`, or per call). */
 enum virgo_policy {
 	VIRGO_POLICY_DEFAULT = 0, /* the configured clone_policy */

@@ -350,8 +350,12 @@ static void job_run(void *arg)
 			j->out_len = 0;
 		}
 	} else {
-		struct cp_exec_limits lim = {cp->output_cap, cp->mem_limit, j->deadline_ms, cp->cg};
+		struct cp_exec_limits lim = {cp->output_cap, cp->mem_limit, j->deadline_ms, cp->cg,
+					     NULL};
+		char **env = cp_knobs_env(); /* the analytics snapshot (may be NULL) */
+		lim.env = env;
 		j->rc = cp_exec_run(j->path, j->argv, &lim, j->cancel_pipe[0], &j->xr);
+		free(env);
 		if (j->rc == -E2BIG)
 			j->msg = "argument list longer than the kernel's limit for exec (ARG_MAX)";
 	}

@@ -197,3 +197,40 @@ void cp_knobs_learn(struct cp_knobs *k, const char *name, double ms)
 	k->fn[hit].fresh = true;
 	pthread_mutex_unlock(&k->mu);
 }
+
+char **cp_knobs_env(void)
+{
+	char *vars = malloc(CP_ENV_BYTES);
+	if (!vars)
+		return NULL;
+	int n = vknob_env(vars, CP_ENV_BYTES);
+	if (n <= 0) {
+		free(vars);
+		return NULL;
+	}
+	size_t used = 0;
+	for (int i = 0; i < n; i++)
+		used += strlen(vars + used) + 1;
+	static const char path[] = "PATH=/usr/local/bin:/usr/bin:/bin", lc[] = "LC_ALL=C";
+	size_t ptrs = sizeof(char *) * (size_t)(n + 3);
+	char **env = malloc(ptrs + sizeof path + sizeof lc + used);
+	if (!env) {
+		free(vars);
+		return NULL;
+	}
+	char *s = (char *)env + ptrs;
+	memcpy(s, path, sizeof path);
+	env[0] = s;
+	s += sizeof path;
+	memcpy(s, lc, sizeof lc);
+	env[1] = s;
+	s += sizeof lc;
+	memcpy(s, vars, used);
+	for (int i = 0; i < n; i++) {
+		env[2 + i] = s;
+		s += strlen(s) + 1;
+	}
+	env[n + 2] = NULL;
+	free(vars);
+	return env;
+}

@@ -22,6 +22,14 @@ void cp_knobs_free(struct cp_knobs *k);
 /* Any thread: name (a function or program) ran ok for ms. */
 void cp_knobs_learn(struct cp_knobs *k, const char *name, double ms);
 
+/* The environment of a program the cpupool runs: PATH, LC_ALL and a
+ * snapshot of the node's analytics variables as VIRGO_AN_<name>=<value>
+ * (name's other characters as '_'; at most CP_ENV_BYTES in all), as one
+ * malloc'd block (pointers then strings; caller frees the pointer), or
+ * NULL (no analytics or out of memory: the default environment). */
+char **cp_knobs_env(void);
+#define CP_ENV_BYTES (64u << 10)
+
 /* The EWMA weight of a new run time. */
 #define CP_LEARN_ALPHA 0.3
 #define CP_LEARN_FNS 64 /* functions tracked (least recently run go first) */

@@ -34,7 +34,8 @@
 
 #define AN_BASE 64000
 #define CP_BASE 10000
-#define NODE_EXTRA "cpu_workers = 2\ncpu_queue = 8\njob_timeout_ms = 5000\n"
+#define NODE_EXTRA                                                                         \
+	"cpu_workers = 2\ncpu_queue = 8\njob_timeout_ms = 5000\nallow_exec = echo, sh\n"
 #define CLIENT_EXTRA "timeout_ms = 3000\nconnect_timeout_ms = 500\nload_max_age_ms = 0\n"
 
 /* The original's file (COMPAT.md): pairs over two lines, the balancer's
@@ -160,8 +161,10 @@ static int setup(void **state)
 	snprintf(srvr.next, sizeof srvr.next, "streamed1=s1\nstreamed2=[a, b],streamed3=c\n");
 	pthread_create(&srvr.th, NULL, stream_server, NULL);
 	snprintf(node_extra[0], sizeof node_extra[0],
-		 "analytics_conf = %s\nanalytics_stream = 127.0.0.1:%d\n", conf_path, srvr.port);
-	snprintf(node_extra[1], sizeof node_extra[1], "analytics_conf = \n");
+		 "analytics_conf = %s\nanalytics_stream = 127.0.0.1:%d\nplugins = %s/libvtp_fast.so\n",
+		 conf_path, srvr.port, th_build_dir());
+	snprintf(node_extra[1], sizeof node_extra[1], "analytics_conf = \nplugins = %s/libvtp_fast.so\n",
+		 th_build_dir());
 	const char *extra[2] = {node_extra[0], node_extra[1]};
 	if (th_cluster_start_nodes(&cl, 2, NODE_EXTRA, extra, CLIENT_EXTRA) != 0)
 		return -1;
@@ -633,6 +636,28 @@ static void libvirgo_and_cli(void **state)
 	assert_non_null(strstr(out, "[1, 2]\n"));
 }
 
+static void plugins_and_programs_read_variables(void **state)
+{
+	(void)state;
+	set_ok(0, "plugin_var=[p, q]");
+	struct virgo_call_opts o = {.node_id = 1};
+	void *out;
+	size_t n;
+	assert_int_equal(virgo_clone_ex("tp_analytics", "plugin_var", 10, &o, &out, &n, NULL), 0);
+	assert_int_equal(n, 6);
+	assert_memory_equal(out, "[p, q]", 6);
+	free(out);
+	assert_int_equal(virgo_clone_ex("tp_analytics", "nosuch", 6, &o, &out, &n, NULL), -ENOENT);
+	/* a program sees a snapshot in its environment */
+	const char *argv[] = {"sh", "-c", "echo \"$VIRGO_AN_plugin_var|$PATH\"", NULL};
+	struct virgo_run_result r;
+	assert_int_equal(virgo_run_ex(argv, &o, &r), 0);
+	assert_int_equal(r.exit_code, 0);
+	assert_int_equal(r.out_len, strlen("[p, q]|/usr/local/bin:/usr/bin:/bin\n"));
+	assert_memory_equal(r.out, "[p, q]|/usr/local/bin:/usr/bin:/bin\n", r.out_len);
+	virgo_run_result_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -649,6 +674,7 @@ int main(void)
 		cmocka_unit_test(mem_limit_max_connections_log_level),
 		cmocka_unit_test(node_publishes_what_it_learns),
 		cmocka_unit_test(libvirgo_and_cli),
+		cmocka_unit_test(plugins_and_programs_read_variables),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
