@@ -5,7 +5,7 @@
 set -e
 PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-dev netcat-openbsd libmemcached-tools libmemcached-dev python3"
 # make bench also compares against peers measured in the same run
-[ "${1:-}" = "--bench" ] && PKGS="$PKGS memcached gnuplot-nox"
+[ "${1:-}" = "--bench" ] && PKGS="$PKGS memcached gnuplot-nox redis-server"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
