@@ -658,6 +658,41 @@ static void plugins_and_programs_read_variables(void **state)
 	virgo_run_result_free(&r);
 }
 
+static void publishing_restricted_by_address(void **state)
+{
+	(void)state;
+	char orig[4096], out[512];
+	FILE *f = fopen(cl.nodes[1].conf, "r");
+	assert_non_null(f);
+	size_t n = fread(orig, 1, sizeof orig - 1, f);
+	orig[n] = '\0';
+	fclose(f);
+	char restricted[4200];
+	snprintf(restricted, sizeof restricted, "%sanalytics_publish_from = 10.9.9.*\n", orig);
+	write_file(cl.nodes[1].conf, restricted);
+	th_node_signal(&cl, 1, SIGHUP);
+	int64_t deadline = th_now_ms() + 3000;
+	do { /* SIGHUP is handled on the node's own time */
+		an_call(1, "set pr=1\r\n", "\r\n", out, sizeof out);
+	} while (!strstr(out, "ERR EACCES") && th_now_ms() < deadline);
+	assert_non_null(strstr(out, "ERR EACCES"));
+	an_call(1, "pr=2\n", "\r\n", out, sizeof out); /* a bare publisher too */
+	assert_non_null(strstr(out, "ERR EACCES"));
+	an_call(1, "get weight\r\n", "\r\n", out, sizeof out); /* reading still works */
+	assert_non_null(strstr(out, "VALUE weight"));
+	snprintf(restricted, sizeof restricted, "%sanalytics_publish_from = 10.9.9.9, 127.0.0.*\n",
+		 orig);
+	write_file(cl.nodes[1].conf, restricted);
+	th_node_signal(&cl, 1, SIGHUP);
+	deadline = th_now_ms() + 3000;
+	do {
+		an_call(1, "set pr=3\r\n", "\r\n", out, sizeof out);
+	} while (strncmp(out, "OK", 2) != 0 && th_now_ms() < deadline);
+	assert_int_equal(strncmp(out, "OK", 2), 0);
+	write_file(cl.nodes[1].conf, orig);
+	th_node_signal(&cl, 1, SIGHUP);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -675,6 +710,7 @@ int main(void)
 		cmocka_unit_test(node_publishes_what_it_learns),
 		cmocka_unit_test(libvirgo_and_cli),
 		cmocka_unit_test(plugins_and_programs_read_variables),
+		cmocka_unit_test(publishing_restricted_by_address),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
