@@ -11,7 +11,8 @@
 # back-to-back runs alternating which goes first; the ratio of p99s is
 # taken within each pair and the median pair ratio is reported with its
 # range.  This suite starts its own virgod (threads = 2, no variables
-# file) so the shared one's other suites do not disturb it.
+# file) so the shared one's other suites do not disturb it; it takes
+# BENCH_VIRGOD_EXTRA too (e.g. "cpu_affinity = no").
 # Writes analytics.md.
 set -u
 B=$1
@@ -40,6 +41,7 @@ threads = 2
 max_connections = 4000
 analytics_conf =
 pidfile = $W/virgod.pid
+${BENCH_VIRGOD_EXTRA:-}
 CONF
 "$B/virgod" --config "$W/node.conf" >"$W/virgod.log" 2>&1 &
 PIDS="$PIDS $!"
