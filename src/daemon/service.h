@@ -205,6 +205,8 @@ void vconn_feed_release(struct vconn_feed *f);
  * connection that is only a feed (a watch) queues at most max_bytes +
  * out_cap + one push for a client that stops reading. */
 void vconn_feed_limit_out(struct vconn_feed *f, size_t out_cap);
+/* Any thread: bytes waiting in the feed now (not yet in the output). */
+size_t vconn_feed_pending(struct vconn_feed *f);
 /* Loop thread: writes what vconn_out(c) holds now, for replies produced
  * outside on_input (feeds, timers).  c may be freed (a dead peer). */
 void vconn_flush(struct vconn *c);

@@ -106,6 +106,14 @@ int vconn_feed_push(struct vconn_feed *f, const void *data, size_t len)
 
 void vconn_feed_release(struct vconn_feed *f) { feed_unref(f); }
 
+size_t vconn_feed_pending(struct vconn_feed *f)
+{
+	pthread_mutex_lock(&f->mu);
+	size_t n = evbuffer_get_length(f->pending);
+	pthread_mutex_unlock(&f->mu);
+	return n;
+}
+
 void vconn_feed_limit_out(struct vconn_feed *f, size_t out_cap)
 {
 	pthread_mutex_lock(&f->mu);
