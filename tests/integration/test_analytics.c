@@ -693,6 +693,21 @@ static void publishing_restricted_by_address(void **state)
 	th_node_signal(&cl, 1, SIGHUP);
 }
 
+static void serves_the_original_stream(void **state)
+{
+	(void)state;
+	/* a node is itself a stream server for another node (or nc) */
+	set_ok(1, "st1=[x, y]");
+	int fd = th_connect(an_port(1));
+	th_send(fd, "KERNEL_ANALYTICS_STREAMING_START\n", 33);
+	char out[8192];
+	assert_true(th_recv_until(fd, out, sizeof out, "st1=[x, y]\n", 3000) > 0);
+	assert_null(strstr(out, "CHANGE")); /* bare name=value lines */
+	set_ok(1, "st2=later");
+	assert_true(th_recv_until(fd, out, sizeof out, "st2=later\n", 3000) > 0);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -711,6 +726,7 @@ int main(void)
 		cmocka_unit_test(libvirgo_and_cli),
 		cmocka_unit_test(plugins_and_programs_read_variables),
 		cmocka_unit_test(publishing_restricted_by_address),
+		cmocka_unit_test(serves_the_original_stream),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
