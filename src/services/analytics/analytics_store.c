@@ -218,8 +218,8 @@ int an_store_list(const struct an_store *s, const char *prefix, size_t plen, an_
 	qsort(v, (size_t)s->nkeys, sizeof *v, by_key);
 	int rc = 0;
 	for (int i = 0; i < s->nkeys && rc == 0; i++) {
-		if (plen && strncmp(v[i]->key, prefix, plen) != 0)
-			continue;
+		if (v[i]->len == 0 || (plen && strncmp(v[i]->key, prefix, plen) != 0))
+			continue; /* len 0: its first value did not fit in memory */
 		struct an_entry e;
 		fill(v[i], newest(v[i]), &e);
 		rc = fn(arg, &e);
