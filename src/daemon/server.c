@@ -1055,7 +1055,7 @@ static int worker_start(struct vd_server *srv, struct vd_worker *w, int g, int k
 	}
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
-	if (srv->ncpus > 0) {
+	if (srv->ncpus > 0 && !vsvc_table[g]->unpinned) {
 		cpu_set_t set;
 		CPU_ZERO(&set);
 		CPU_SET(srv->cpus[k % srv->ncpus], &set);

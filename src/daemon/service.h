@@ -82,6 +82,15 @@ struct vsvc {
 	 * worker threads (server.c, cpu_affinity): true when its state holds
 	 * nothing tied to one event loop (no vconn_base events). */
 	bool movable;
+	/* cpu_affinity never pins its workers: a service whose connections
+	 * stay put and whose replies are latency-bound pushes (the analytics
+	 * watches) gains nothing from a pinned thread and loses its tail
+	 * latency on a busy host, where a pinned thread waits for its own CPU
+	 * while another is idle. */
+	bool unpinned;
+	/* Worker threads when <name>_threads is not set (0: the node's
+	 * `threads`). */
+	int threads;
 	/* Its own config keys ({NULL}-terminated, or NULL), stored in a
 	 * settings struct of settings_size bytes (at most VD_SETTINGS_MAX)
 	 * that settings_defaults fills before the file is read. */
