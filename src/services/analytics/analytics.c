@@ -11,15 +11,8 @@
  * (analytics_stream.c) and from the node itself (learnt, read-only: the
  * knob registry's reporters, polled by the tick).  A variable that names
  * a knob is applied first and stored only if the knob took it.  One mutex
- * guards the store and the watchers, and every change is pushed to every
- * watcher's feed under it, so each watcher sees changes in revision
- * order.  A feed that is full (a slow watcher) marks its watcher stalled;
- * a timer on its connection's loop (10 ms, backing off to 1 s while the
- * client reads nothing) pushes what it missed from the rings as the feed
- * drains, or tells it that the changes were dropped (ERANGE) so it can
- * re-read.
- * Per watcher at most AN_FEED_BYTES wait in the feed and AN_FEED_BYTES in
- * the connection's output: the memory bound the README documents.
+ * guards the store and the watchers (analytics_watch.c); the file is
+ * read by analytics_conf.c.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -40,159 +33,11 @@
 #include "../../daemon/knob.h"
 #include "../../daemon/log.h"
 #include "../../daemon/service.h"
+#include "analytics_int.h"
 #include "analytics_proto.h"
 #include "analytics_settings.h"
 #include "analytics_store.h"
 #include "analytics_stream.h"
-
-#define AN_FEED_BYTES (16u << 10) /* per watcher, in its feed and in its output */
-#define AN_CONF_MAX (1u << 20) /* bytes of virgo_kernel_analytics.conf read */
-#define AN_LINE_OUT (AN_MAX_KEY + AN_MAX_VALUE + 64)
-
-struct an_watcher {
-	struct an_watcher *next;
-	struct analytics *an;
-	struct vconn_feed *feed;
-	struct event *timer; /* on the connection's loop: catch-up while stalled */
-	int backoff_ms; /* the timer's period: 10 ms, doubling to 1 s without progress */
-	uint64_t next_rev; /* the first revision not pushed yet */
-	bool stalled; /* the feed was full: the tick pushes the rest */
-	bool gone; /* told ERANGE (or closed): nothing more is pushed */
-	bool plain; /* KERNEL_ANALYTICS_STREAMING_START: bare key=value lines */
-};
-
-struct analytics {
-	pthread_mutex_t mu; /* store, watchers, conf, publish_from */
-	struct an_store *st;
-	struct an_watcher *watchers;
-	int nwatchers, max_watchers;
-	char conf[256];
-	struct stat conf_st;
-	bool conf_seen; /* conf_st is the file last read */
-	char publish_from[1024];
-	struct an_stream *stream;
-	unsigned node_id;
-};
-
-struct an_conn {
-	struct frame_state fs;
-	struct an_watcher *w; /* this connection watches (owned, under mu) */
-};
-
-/* ---- changes and watchers ------------------------------------------------- */
-
-static int format_change(const struct an_watcher *w, char *buf, size_t cap, uint64_t rev,
-			 const char *key, const char *val, size_t vlen)
-{
-	if (w->plain)
-		return snprintf(buf, cap, "%s=%.*s\n", key, (int)vlen, val);
-	return snprintf(buf, cap, "CHANGE %" PRIu64 " %s %.*s\r\n", rev, key, (int)vlen, val);
-}
-
-/* Pushes one change to w (line: its formatted text, or NULL to format
- * it here); false when its feed is full (w is stalled). */
-static bool push_line(struct an_watcher *w, uint64_t rev, const char *line, size_t n)
-{
-	int rc = vconn_feed_push(w->feed, line, n);
-	if (rc == -ENOBUFS || rc == -ENOMEM) {
-		if (!w->stalled && w->timer) {
-			struct timeval tv = {0, 10 * 1000};
-			w->backoff_ms = 10;
-			event_add(w->timer, &tv); /* thread-safe (evthread) */
-		}
-		w->stalled = true;
-		w->next_rev = rev;
-		return false;
-	}
-	if (rc == -EPIPE)
-		w->gone = true; /* its conn_close is about to free it */
-	w->next_rev = rev + 1;
-	return true;
-}
-
-static bool push_change(struct an_watcher *w, uint64_t rev, const char *key, const char *val,
-			size_t vlen)
-{
-	char line[AN_LINE_OUT];
-	int n = format_change(w, line, sizeof line, rev, key, val, vlen);
-	return push_line(w, rev, line, (size_t)n);
-}
-
-/* mu held: a change with revision rev was stored. */
-static void notify(struct analytics *an, uint64_t rev, const char *key, const char *val,
-		   size_t vlen)
-{
-	/* formatted once per kind, not once per watcher (1,000 watchers) */
-	char native[AN_LINE_OUT], plain[AN_LINE_OUT];
-	int nn = -1, np = -1;
-	for (struct an_watcher *w = an->watchers; w; w = w->next) {
-		if (w->stalled || w->gone)
-			continue;
-		if (w->plain && np < 0)
-			np = format_change(w, plain, sizeof plain, rev, key, val, vlen);
-		else if (!w->plain && nn < 0)
-			nn = format_change(w, native, sizeof native, rev, key, val, vlen);
-		if (w->plain)
-			push_line(w, rev, plain, (size_t)np);
-		else
-			push_line(w, rev, native, (size_t)nn);
-	}
-}
-
-static int catchup_cb(void *arg, const struct an_entry *e)
-{
-	struct an_watcher *w = arg;
-	return push_change(w, e->rev, e->key, e->val, e->vlen) ? 0 : 1;
-}
-
-/* mu held: pushes what w missed since w->next_rev; it stays stalled while
- * its feed is full.  Changes already dropped from the rings: tell it. */
-static void catch_up(struct analytics *an, struct an_watcher *w)
-{
-	/* its client has not read what is queued: do not walk the rings
-	 * (1,000 silent watchers must cost next to nothing) */
-	if (vconn_feed_pending(w->feed) > AN_FEED_BYTES / 2)
-		return;
-	w->stalled = false;
-	struct event *timer = w->timer;
-	w->timer = NULL; /* push_change must not re-arm it from here */
-	int rc = an_store_since(an->st, w->next_rev - 1, catchup_cb, w);
-	if (rc == -ERANGE) {
-		char line[160];
-		int n = snprintf(line, sizeof line,
-				 "ERR ERANGE changes after revision %" PRIu64
-				 " were dropped; re-read and watch from %" PRIu64 "\r\n",
-				 w->next_rev - 1, an_store_rev(an->st));
-		/* the feed may still be full: then the next tick tries again */
-		w->gone = vconn_feed_push(w->feed, line, (size_t)n) == 0;
-		w->stalled = !w->gone;
-	} else if (rc == -ENOMEM) {
-		w->stalled = true;
-	}
-	w->timer = timer;
-}
-
-/* The watcher's loop: catch up while stalled, backing off when no
- * progress is made (a client that reads nothing costs little). */
-static void watcher_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct an_watcher *w = arg;
-	pthread_mutex_lock(&w->an->mu);
-	if (w->stalled && !w->gone) {
-		uint64_t before = w->next_rev;
-		catch_up(w->an, w);
-		if (w->stalled) {
-			w->backoff_ms = w->next_rev != before ? 10 : w->backoff_ms * 2;
-			if (w->backoff_ms > 1000)
-				w->backoff_ms = 1000;
-			struct timeval tv = {w->backoff_ms / 1000, (w->backoff_ms % 1000) * 1000};
-			event_add(w->timer, &tv);
-		}
-	}
-	pthread_mutex_unlock(&w->an->mu);
-}
 
 /* ---- applying variables --------------------------------------------------- */
 
@@ -240,7 +85,7 @@ static int apply_locked(struct analytics *an, const char *key, size_t klen, cons
 		return rc;
 	}
 	if (rc == 1)
-		notify(an, *rev, k, v, vlen);
+		an_notify(an, *rev, k, v, vlen);
 	return rc;
 }
 
@@ -253,9 +98,7 @@ static int apply(struct analytics *an, const char *key, size_t klen, const char 
 	return rc;
 }
 
-/* Applies every pair of a chunk (file, stream, publisher); logs what was
- * refused, at most a few lines per chunk.  Returns the pieces refused. */
-static int apply_chunk(struct analytics *an, const char *buf, size_t len, const char *from)
+int an_apply_chunk(struct analytics *an, const char *buf, size_t len, const char *from)
 {
 	size_t pos = 0;
 	struct an_pair p;
@@ -277,57 +120,7 @@ static int apply_chunk(struct analytics *an, const char *buf, size_t len, const 
 
 static void stream_line(void *ctx, const char *line, size_t len)
 {
-	apply_chunk(ctx, line, len, "analytics_stream");
-}
-
-/* ---- the variables file --------------------------------------------------- */
-
-/* Reads the file if it changed since last read (or force).  Main thread. */
-static void conf_check(struct analytics *an, bool force)
-{
-	char path[256];
-	pthread_mutex_lock(&an->mu);
-	snprintf(path, sizeof path, "%s", an->conf);
-	struct stat old = an->conf_st;
-	bool seen = an->conf_seen;
-	pthread_mutex_unlock(&an->mu);
-	if (!path[0])
-		return;
-	struct stat st;
-	if (stat(path, &st) != 0) {
-		if (seen)
-			log_info("analytics: %s is gone; variables stay as they are", path);
-		pthread_mutex_lock(&an->mu);
-		an->conf_seen = false;
-		pthread_mutex_unlock(&an->mu);
-		return;
-	}
-	if (!force && seen && st.st_mtim.tv_sec == old.st_mtim.tv_sec &&
-	    st.st_mtim.tv_nsec == old.st_mtim.tv_nsec && st.st_size == old.st_size &&
-	    st.st_ino == old.st_ino)
-		return;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		log_warn("analytics: cannot read %s: %s", path, strerror(errno));
-		return;
-	}
-	char *buf = malloc(AN_CONF_MAX);
-	size_t len = 0;
-	ssize_t n;
-	while (buf && len < AN_CONF_MAX && (n = read(fd, buf + len, AN_CONF_MAX - len)) > 0)
-		len += (size_t)n;
-	close(fd);
-	if (!buf)
-		return;
-	if (len == AN_CONF_MAX)
-		log_warn("analytics: %s: only the first %u bytes are read", path, AN_CONF_MAX);
-	pthread_mutex_lock(&an->mu);
-	an->conf_st = st;
-	an->conf_seen = true;
-	pthread_mutex_unlock(&an->mu);
-	int bad = apply_chunk(an, buf, len, path);
-	log_info("analytics: read %s (%zu bytes%s)", path, len, bad ? ", some refused" : "");
-	free(buf);
+	an_apply_chunk(ctx, line, len, "analytics_stream");
 }
 
 /* ---- learnt variables and the view for plugins and programs ---------------- */
@@ -512,85 +305,6 @@ static int hist_cb(void *arg, const struct an_entry *e)
 	return 0;
 }
 
-static void do_watch(struct analytics *an, struct vconn *c, struct an_conn *cc,
-		     const struct an_req *r, bool plain)
-{
-	struct evbuffer *out = vconn_out(c);
-	struct an_watcher *w = calloc(1, sizeof *w);
-	struct vconn_feed *f = w ? vconn_feed_new(c, AN_FEED_BYTES) : NULL;
-	if (!f) {
-		free(w);
-		reply_err(out, ENOMEM, "out of memory");
-		return;
-	}
-	vconn_feed_limit_out(f, AN_FEED_BYTES);
-	w->feed = f;
-	w->plain = plain;
-	w->an = an;
-	w->timer = event_new(vconn_base(c), -1, 0, watcher_timer_cb, w);
-	if (!w->timer) {
-		vconn_feed_release(f);
-		free(w);
-		reply_err(out, ENOMEM, "out of memory");
-		return;
-	}
-	pthread_mutex_lock(&an->mu);
-	if (an->nwatchers >= an->max_watchers) {
-		pthread_mutex_unlock(&an->mu);
-		event_free(w->timer);
-		vconn_feed_release(f);
-		free(w);
-		reply_err(out, EBUSY, "too many watchers (analytics_max_watchers)");
-		return;
-	}
-	uint64_t now = an_store_rev(an->st);
-	if (r->has_rev && r->rev < an_store_resumable(an->st)) {
-		uint64_t from = an_store_resumable(an->st);
-		pthread_mutex_unlock(&an->mu);
-		event_free(w->timer);
-		vconn_feed_release(f);
-		free(w);
-		reply_err(out, ERANGE,
-			  "changes after revision %" PRIu64 " were dropped; watch from %" PRIu64
-			  " or later",
-			  r->rev, from);
-		return;
-	}
-	if (r->has_rev && r->rev > now) { /* revisions start over when a node restarts */
-		pthread_mutex_unlock(&an->mu);
-		event_free(w->timer);
-		vconn_feed_release(f);
-		free(w);
-		reply_err(out, ERANGE,
-			  "revision %" PRIu64 " is ahead of this node's %" PRIu64
-			  " (it restarted): re-read and watch from %" PRIu64,
-			  r->rev, now, now);
-		return;
-	}
-	if (!plain)
-		evbuffer_add_printf(out, "WATCHING %" PRIu64 "\r\n", now);
-	w->next = an->watchers;
-	an->watchers = w;
-	an->nwatchers++;
-	cc->w = w;
-	if (plain) { /* the current values first, then every change */
-		struct evbuffer *tmp = evbuffer_new();
-		struct ls_ctx x = {tmp, "", true};
-		if (tmp) {
-			an_store_list(an->st, NULL, 0, ls_cb, &x);
-			evbuffer_add_buffer(out, tmp);
-			evbuffer_free(tmp);
-		}
-		w->next_rev = now + 1;
-	} else if (r->has_rev && r->rev < now) {
-		w->next_rev = r->rev + 1;
-		catch_up(an, w);
-	} else {
-		w->next_rev = now + 1;
-	}
-	pthread_mutex_unlock(&an->mu);
-}
-
 static const char an_help[] =
 	"HELP get <name>                     VALUE <name> <rev> <value>\r\n"
 	"HELP set <name>=<value>[,...]       OK <rev> (a refused knob value: ERR EINVAL <why>)\r\n"
@@ -666,9 +380,13 @@ static int exec_req(struct analytics *an, struct vconn *c, struct an_conn *cc,
 		return VSVC_KEEP;
 	}
 	case AN_WATCH:
-	case AN_STREAM:
-		do_watch(an, c, cc, r, r->cmd == AN_STREAM);
+	case AN_STREAM: {
+		char why[200];
+		int rc = an_watch_start(an, c, cc, r, r->cmd == AN_STREAM, why, sizeof why);
+		if (rc)
+			reply_err(out, -rc, "%s", why);
 		return VSVC_KEEP;
+	}
 	case AN_HELP:
 		evbuffer_add(out, an_help, sizeof an_help - 1);
 		return VSVC_KEEP;
@@ -719,22 +437,7 @@ static int analytics_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 
 static void analytics_conn_close(struct vconn *c)
 {
-	struct analytics *an = vconn_svc(c);
-	struct an_conn *cc = vconn_state(c);
-	if (!cc->w)
-		return;
-	pthread_mutex_lock(&an->mu);
-	for (struct an_watcher **p = &an->watchers; *p; p = &(*p)->next)
-		if (*p == cc->w) {
-			*p = cc->w->next;
-			an->nwatchers--;
-			break;
-		}
-	pthread_mutex_unlock(&an->mu);
-	event_free(cc->w->timer); /* its loop is this thread: not running now */
-	vconn_feed_release(cc->w->feed);
-	free(cc->w);
-	cc->w = NULL;
+	an_watch_end(vconn_svc(c), vconn_state(c));
 }
 
 /* ---- life cycle ------------------------------------------------------------- */
@@ -757,7 +460,7 @@ static int analytics_init(const struct vd_node *node, void **out)
 	snprintf(an->publish_from, sizeof an->publish_from, "%s", s->publish_from);
 	vknob_node_init();
 	vknob_set_vars(var_get, var_env, an);
-	conf_check(an, true);
+	an_conf_check(an, true);
 	if (s->stream[0] && !(an->stream = an_stream_start(s->stream, stream_line, an))) {
 		log_error("analytics_stream: '%s' is not host:port", s->stream);
 		vknob_unregister(an);
@@ -777,14 +480,7 @@ static void analytics_fini(void *svc)
 	struct analytics *an = svc;
 	an_stream_stop(an->stream);
 	vknob_unregister(an);
-	while (an->watchers) {
-		struct an_watcher *w = an->watchers;
-		an->watchers = w->next;
-		if (w->timer)
-			event_free(w->timer);
-		vconn_feed_release(w->feed);
-		free(w);
-	}
+	an_watchers_free(an);
 	an_store_free(an->st);
 	pthread_mutex_destroy(&an->mu);
 	free(an);
@@ -800,20 +496,16 @@ static int analytics_reload(void *svc, const void *settings)
 	snprintf(an->conf, sizeof an->conf, "%s", s->conf);
 	snprintf(an->publish_from, sizeof an->publish_from, "%s", s->publish_from);
 	pthread_mutex_unlock(&an->mu);
-	conf_check(an, true);
+	an_conf_check(an, true);
 	return 0;
 }
 
 static void analytics_tick(void *svc)
 {
 	struct analytics *an = svc;
-	conf_check(an, false);
+	an_conf_check(an, false);
 	vknob_report(learnt_emit, an);
-	pthread_mutex_lock(&an->mu);
-	for (struct an_watcher *w = an->watchers; w; w = w->next)
-		if (w->stalled && !w->gone)
-			catch_up(an, w);
-	pthread_mutex_unlock(&an->mu);
+	an_watchers_tick(an);
 }
 
 const struct vsvc analytics_service = {
