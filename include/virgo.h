@@ -208,6 +208,19 @@ struct virgo_plugin_function {
 };
 #define VIRGO_PLUGIN_TABLE "virgo_plugin_functions"
 
+/* Optional in a plugin library: what the node offers its functions.  A
+ * library that defines (default visibility)
+ *   const struct virgo_plugin_host *virgo_plugin_host;
+ * finds it set when the node loads it.  analytics_get copies the node's
+ * kernel analytics variable key (see "kernel analytics" below) into buf,
+ * NUL-terminated and truncated to cap, and returns the value's length,
+ * or -ENOENT; callable from any plugin function, any thread. */
+struct virgo_plugin_host {
+	int version; /* 1 */
+	int (*analytics_get)(const char *key, char *buf, size_t cap);
+};
+#define VIRGO_PLUGIN_HOST "virgo_plugin_host"
+
 /* Placement policies (virgo_client.conf `clone_policy`, or per call). */
 enum virgo_policy {
 	VIRGO_POLICY_DEFAULT = 0, /* the configured clone_policy */
@@ -282,6 +295,7 @@ struct virgo_load {
 	int running, queued, workers, queue_max;
 	uint64_t mem_free, mem_total;
 	uint64_t jobs_done, jobs_failed, jobs_rejected, jobs_cancelled;
+	int weight; /* placement weight 0..1000 (analytics knob `weight`; 0: drained) */
 };
 /* Fetch the idx-th configured node's load (0-based). */
 int virgo_load(int idx, struct virgo_load *load);
@@ -537,6 +551,37 @@ int virgo_queue_stat_ex(int idx, const char *topic, char **text);
  * "REQUEST#<client ip>#<sec>:<nsec>#<payload> $$" (payload bytes as they
  * are); returns a malloc'd NUL-terminated line without newline, or NULL. */
 char *virgo_queue_kingcobra_line(const struct virgo_queue_msg *m);
+/* ---- kernel analytics (notes §898, §907, §775; docs/PROTOCOL.md) ------ *
+ * Each node holds key=value variables, with a per-node revision for every
+ * change; variables that name a live knob (README: cpu_workers, weight,
+ * mem_limit, ...) change what the node does at once.  idx is the 0-based
+ * node index (virgo_node_info).  Values are at most 1024 bytes, names 1-128
+ * of A-Z a-z 0-9 _ . : / -. */
+#define VIRGO_ANALYTICS_NOW UINT64_MAX /* watch: only changes from now on */
+/* One variable or change; returning nonzero stops the walk or watch. */
+typedef int (*virgo_analytics_fn)(void *arg, uint64_t rev, const char *key, const char *value);
+/* The value (NUL-terminated, truncated to cap) and, if rev is not NULL,
+ * its revision (0: a knob never set, shown as the value in force).
+ * 0, -ENOENT, or another negative error. */
+int virgo_analytics_get(int idx, const char *key, char *value, size_t cap, uint64_t *rev);
+/* Sets key=value on the idx-th node, or on every node when idx < 0 (the
+ * first failure is returned; the others are still tried).  A value a
+ * knob refuses: -EINVAL, the old value stays and virgo_last_error()
+ * says why.  -EACCES: a read-only (learnt) variable, or this address may
+ * not publish there.  *rev (may be NULL) gets the change's revision. */
+int virgo_analytics_set(int idx, const char *key, const char *value, uint64_t *rev);
+/* Every variable whose name starts with prefix (NULL or "": all), by name. */
+int virgo_analytics_ls(int idx, const char *prefix, virgo_analytics_fn fn, void *arg);
+/* The kept values of key (the last 500), oldest first. */
+int virgo_analytics_history(int idx, const char *key, virgo_analytics_fn fn, void *arg);
+/* Calls fn for every change on the idx-th node after revision after_rev
+ * (VIRGO_ANALYTICS_NOW: from now on), in order, each exactly once: when
+ * the connection breaks it reconnects (with back-off) and resumes after
+ * the last revision delivered.  Returns 0 once fn returned nonzero,
+ * -ETIMEDOUT after timeout_ms without a change (< 0: wait for ever),
+ * -ERANGE when the node no longer holds changes that were missed. */
+int virgo_analytics_watch(int idx, uint64_t after_rev, int timeout_ms, virgo_analytics_fn fn,
+			  void *arg);
 
 #ifdef __cplusplus
 }

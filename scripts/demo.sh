@@ -28,7 +28,7 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 busy() { nc -z 127.0.0.1 "$1" 2>/dev/null; }
 MCBASE=11211
 for i in 0 1 2; do
-	for port in $((10000 + i)) $((30000 + i)) $((50000 + i)); do
+	for port in $((10000 + i)) $((30000 + i)) $((50000 + i)) $((64000 + i)); do
 		if busy $port; then
 			echo "port $port is in use (a virgod already running? stop it first)" >&2
 			exit 1
@@ -39,9 +39,12 @@ done
 [ $MCBASE = 11211 ] || echo "(11211 is taken, probably by a system memcached: the demo's memcached port is $MCBASE)"
 
 say "starting 3 virgod nodes (logs in $DIR)"
+# the original's kernel analytics file, for node 1
+printf 'match=True,kernel_analytics1=v1\n' >"$DIR/virgo_kernel_analytics.conf"
 for i in 1 2 3; do
-	printf 'node_id = %d\nport_offset = %d\npidfile = %s\nmemcache_port = %d\ncloudfs_export_root = %s\n' \
-		"$i" $((i - 1)) "$DIR/node$i.pid" $((MCBASE + i - 1)) "$DIR/export$i" >"$DIR/node$i.conf"
+	printf 'node_id = %d\nport_offset = %d\npidfile = %s\nmemcache_port = %d\ncloudfs_export_root = %s\nanalytics_conf = %s\n' \
+		"$i" $((i - 1)) "$DIR/node$i.pid" $((MCBASE + i - 1)) "$DIR/export$i" \
+		"$([ $i = 1 ] && echo "$DIR/virgo_kernel_analytics.conf")" >"$DIR/node$i.conf"
 	"$VIRGOD" --config "$DIR/node$i.conf" 2>"$DIR/node$i.log" &
 	PIDS="$PIDS $!"
 done
@@ -139,6 +142,28 @@ if [ -x "$B/virgofs" ] && [ -e /dev/fuse ] && command -v fusermount3 >/dev/null;
 	run fusermount3 -u "$DIR/mnt"
 	MNT=""
 fi
+say "kernel analytics: learnt variables that change what the nodes do, live (notes §898)"
+echo "\$ echo 'MaxNetworkBandwidth=255,match=True' | nc -q1 127.0.0.1 64000"
+echo 'MaxNetworkBandwidth=255,match=True' | nc -q1 127.0.0.1 64000
+echo "\$ echo ',threshold=[0.5, 0.3, 0.2]' >> virgo_kernel_analytics.conf   # re-read within a second"
+echo ',threshold=[0.5, 0.3, 0.2]' >>"$DIR/virgo_kernel_analytics.conf"
+sleep 1.5
+run "$VIRGO" analytics ls node1
+two_sleeps() { # two 400 ms jobs on node 1 at once: the wall time
+	t0=$(date +%s%N)
+	"$VIRGO" clone --on node1 virgo_sleep 400 >/dev/null &
+	"$VIRGO" clone --on node1 virgo_sleep 400 >/dev/null
+	wait $!
+	echo "two 400 ms jobs on node 1 took $((($(date +%s%N) - t0) / 1000000)) ms"
+}
+two_sleeps
+run "$VIRGO" analytics set node1 cpu_workers=1      # from now on one job at a time
+two_sleeps
+printf '$ virgo analytics set node1 cpu_workers=lots\n'
+"$VIRGO" analytics set node1 cpu_workers=lots || echo "(exit $?: refused, the old value stays)"
+run "$VIRGO" analytics set node1 cpu_workers=0      # back to one per core
+run "$VIRGO" analytics set node2 weight=0           # drain node 2: no new jobs there
+run "$VIRGO" analytics history node1 cpu_workers
 
 say "stopping the cluster (SIGTERM: drain and exit 0)"
 for p in $PIDS; do kill -TERM "$p"; done

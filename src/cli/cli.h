@@ -108,5 +108,7 @@ int cmd_mv(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 /* virgo ls with -l or a nodeN:/path lists files (cmd_fsls) */
 bool cli_fs_ls_args(int argc, char **argv);
+/* analytics.c: virgo analytics set|get|ls|watch|history */
+int cmd_analytics(int argc, char **argv);
 
 #endif

@@ -210,6 +210,22 @@ static const struct cli_cmd cmds[] = {
 	 "virgo mv node2:/data/a node2:/data/b\n", 0},
 	{"stat", cmd_stat, "stat nodeN:/path...", "show a remote file's type, mode, size and times",
 	 NULL, "virgo stat node2:/data/big.iso\n", 0},
+	{"analytics", cmd_analytics,
+	 "analytics set <nodeN|--all> <name>=<value>... | get <nodeN> <name> | ls [nodeN|--all] | "
+	 "watch [nodeN|--all] [--from REV] | history <nodeN> <name>",
+	 "kernel analytics variables: live knobs and what nodes learn",
+	 "  set      change variables; a live knob (cpu_workers, cpu_queue, job_timeout_ms,\n"
+	 "           mem_limit, max_connections, log_level, weight, MaxNetworkBandwidth)\n"
+	 "           takes effect at once; a bad value is refused and the old one stays\n"
+	 "  get      one variable's value\n"
+	 "  ls       every variable: node, name, revision, value ((learnt): read-only)\n"
+	 "  watch    every change as it happens, with its revision; --from REV resumes\n"
+	 "           after revision REV (one node); reconnects without missing a change\n"
+	 "  history  the last 500 values of a variable, oldest first\n",
+	 "virgo analytics set node2 cpu_workers=1\nvirgo analytics set --all weight=0\n"
+	 "virgo analytics get node2 cpu_workers\nvirgo analytics ls node2\n"
+	 "virgo analytics watch --all\nvirgo analytics history node2 MaxNetworkBandwidth\n",
+	 0},
 	{"help", cmd_help, "help [<command>]", "list the commands, or show one command's help",
 	 NULL, "virgo help\nvirgo help malloc\nvirgo malloc --help\n", 1},
 };

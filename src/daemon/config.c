@@ -140,7 +140,10 @@ bool vd_config_svc_secured(const struct vd_config *cfg, int idx)
 
 int vd_config_threads(const struct vd_config *cfg, int idx)
 {
-	int n = cfg->svc_threads[idx] > 0 ? cfg->svc_threads[idx] : cfg->threads;
+	/* <service>_threads, else the service's own default, else threads */
+	int n = cfg->svc_threads[idx] > 0	   ? cfg->svc_threads[idx]
+		: vsvc_table[idx]->threads > 0 ? vsvc_table[idx]->threads
+					       : cfg->threads;
 	if (n <= 0)
 		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? n : 1;

@@ -34,6 +34,11 @@ static long long mono_s(void)
 }
 
 void vlog_set_level(enum vlog_level lvl) { atomic_store(&vlog_level_cur, (int)lvl); }
+enum vlog_level vlog_get_level(void) { return (enum vlog_level)atomic_load(&vlog_level_cur); }
+const char *vlog_level_name(enum vlog_level lvl)
+{
+	return (int)lvl >= 0 && lvl <= VLOG_DEBUG ? vlog_names[lvl] : "?";
+}
 
 int vlog_parse_level(const char *s, enum vlog_level *out)
 {

@@ -18,6 +18,8 @@
 enum vlog_level { VLOG_ERROR = 0, VLOG_WARN, VLOG_INFO, VLOG_DEBUG };
 
 void vlog_set_level(enum vlog_level lvl);
+enum vlog_level vlog_get_level(void);
+const char *vlog_level_name(enum vlog_level lvl); /* "error" .. "debug" */
 /* Parses error/warn/info/debug; returns 0 or -1. */
 int vlog_parse_level(const char *s, enum vlog_level *out);
 void vlog(enum vlog_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

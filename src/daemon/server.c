@@ -53,6 +53,7 @@
 #include "../services/memacct.h"
 #include "auth.h"
 #include "log.h"
+#include "knob_daemon.h"
 #include "service.h"
 #include "transport.h"
 #include "workpool.h"
@@ -931,11 +932,13 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		if (srv->listeners[i] == l)
 			idx = i;
 	char peer[64];
-	if (atomic_fetch_add(&srv->nconns, 1) >= srv->cfg.max_conns) {
+	/* max_connections is a live knob (knob_daemon.c) */
+	int max_conns = __atomic_load_n(&srv->cfg.max_conns, __ATOMIC_RELAXED);
+	if (atomic_fetch_add(&srv->nconns, 1) >= max_conns) {
 		atomic_fetch_sub(&srv->nconns, 1);
 		peer_name(addr, peer, sizeof peer);
 		log_warn_every("conn_refused peer=%s svc=%s reason=max_connections limit=%d", peer,
-			       vsvc_table[idx]->name, srv->cfg.max_conns);
+			       vsvc_table[idx]->name, max_conns);
 		refuse(fd, "ERR EBUSY too many connections\r\n");
 		return;
 	}
@@ -1191,7 +1194,7 @@ static int worker_start(struct vd_server *srv, struct vd_worker *w, int g, int k
 	}
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
-	if (srv->ncpus > 0) {
+	if (srv->ncpus > 0 && !vsvc_table[g]->unpinned) {
 		cpu_set_t set;
 		CPU_ZERO(&set);
 		CPU_SET(srv->cpus[k % srv->ncpus], &set);
@@ -1274,6 +1277,7 @@ struct vd_server *server_start(const struct vd_config *cfg)
 	srv->pool = vd_workpool_new(cores > 2 ? (int)cores : 2, VD_POOL_QUEUE, "blocking");
 	if (!srv->acct || !srv->pool)
 		goto fail;
+	vknob_daemon_register(srv->acct, &srv->cfg.max_conns);
 	for (int i = 0; vsvc_table[i]; i++) {
 		if (vd_config_port(cfg, i) == 0)
 			continue;
@@ -1402,6 +1406,7 @@ void server_free(struct vd_server *srv)
 		if (stuck)
 			log_warn("%d blocking jobs still running at exit; leaving them", stuck);
 	}
+	vknob_daemon_unregister();
 	if (srv->acct)
 		ma_node_release(srv->acct);
 	vd_tls_free(srv->tls);

@@ -12,6 +12,7 @@ extern const struct vsvc memcache_service;
 extern const struct vsvc queue_service;
 extern const struct vsvc cloudsync_service;
 extern const struct vsvc cloudfs_service;
+extern const struct vsvc analytics_service;
 
 /* weak: an in-process test may link its own table of test services */
 __attribute__((weak)) const struct vsvc *const vsvc_table[] = {
@@ -21,5 +22,6 @@ __attribute__((weak)) const struct vsvc *const vsvc_table[] = {
 	&queue_service,
 	&cloudsync_service,
 	&cloudfs_service,
+	&analytics_service,
 	NULL,
 };

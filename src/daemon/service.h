@@ -82,6 +82,15 @@ struct vsvc {
 	 * worker threads (server.c, cpu_affinity): true when its state holds
 	 * nothing tied to one event loop (no vconn_base events). */
 	bool movable;
+	/* cpu_affinity never pins its workers: a service whose connections
+	 * stay put and whose replies are latency-bound pushes (the analytics
+	 * watches) gains nothing from a pinned thread and loses its tail
+	 * latency on a busy host, where a pinned thread waits for its own CPU
+	 * while another is idle. */
+	bool unpinned;
+	/* Worker threads when <name>_threads is not set (0: the node's
+	 * `threads`). */
+	int threads;
 	/* Its own config keys ({NULL}-terminated, or NULL), stored in a
 	 * settings struct of settings_size bytes (at most VD_SETTINGS_MAX)
 	 * that settings_defaults fills before the file is read. */
@@ -207,6 +216,13 @@ struct vconn_feed *vconn_feed_new(struct vconn *c, size_t max_bytes);
 int vconn_feed_push(struct vconn_feed *f, const void *data, size_t len);
 /* Any thread: the producer is done with f (queued bytes still go out). */
 void vconn_feed_release(struct vconn_feed *f);
+/* Any thread: the feed moves its bytes into vconn_out(c) only while that
+ * holds less than out_cap (default and maximum VCONN_OUT_BUDGET), so a
+ * connection that is only a feed (a watch) queues at most max_bytes +
+ * out_cap + one push for a client that stops reading. */
+void vconn_feed_limit_out(struct vconn_feed *f, size_t out_cap);
+/* Any thread: bytes waiting in the feed now (not yet in the output). */
+size_t vconn_feed_pending(struct vconn_feed *f);
 /* Loop thread: writes what vconn_out(c) holds now, for replies produced
  * outside on_input (feeds, timers).  c may be freed (a dead peer). */
 void vconn_flush(struct vconn *c);

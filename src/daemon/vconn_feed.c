@@ -27,6 +27,7 @@ struct vconn_feed {
 	struct event *ev;
 	struct evbuffer *pending;
 	size_t max_bytes;
+	size_t out_cap; /* moves pending into vconn_out while it holds less */
 	int refs;
 };
 
@@ -54,8 +55,8 @@ static void feed_run_cb(evutil_socket_t fd, short what, void *arg)
 	struct evbuffer *out = vconn_out(c);
 	pthread_mutex_lock(&f->mu);
 	size_t have = evbuffer_get_length(out);
-	if (have < VCONN_OUT_BUDGET)
-		evbuffer_remove_buffer(f->pending, out, VCONN_OUT_BUDGET - have);
+	if (have < f->out_cap)
+		evbuffer_remove_buffer(f->pending, out, f->out_cap - have);
 	pthread_mutex_unlock(&f->mu);
 	vconn_flush(c);
 }
@@ -78,6 +79,7 @@ struct vconn_feed *vconn_feed_new(struct vconn *c, size_t max_bytes)
 	pthread_mutex_init(&f->mu, NULL);
 	f->c = c;
 	f->max_bytes = max_bytes;
+	f->out_cap = VCONN_OUT_BUDGET;
 	f->refs = 2; /* the connection's and the caller's */
 	struct vconn_feed **slot = vconn_feed_slot(c);
 	f->next = *slot;
@@ -103,6 +105,21 @@ int vconn_feed_push(struct vconn_feed *f, const void *data, size_t len)
 }
 
 void vconn_feed_release(struct vconn_feed *f) { feed_unref(f); }
+
+size_t vconn_feed_pending(struct vconn_feed *f)
+{
+	pthread_mutex_lock(&f->mu);
+	size_t n = evbuffer_get_length(f->pending);
+	pthread_mutex_unlock(&f->mu);
+	return n;
+}
+
+void vconn_feed_limit_out(struct vconn_feed *f, size_t out_cap)
+{
+	pthread_mutex_lock(&f->mu);
+	f->out_cap = out_cap < VCONN_OUT_BUDGET ? out_cap : VCONN_OUT_BUDGET;
+	pthread_mutex_unlock(&f->mu);
+}
 
 void vconn_feeds_drained(struct vconn *c)
 {

@@ -141,14 +141,16 @@ int lb_pick(struct vc_client *c, const uint64_t *avoid)
 	return cand[rng_next(c) % (uint64_t)ncand];
 }
 
-static double parse_stat(const char *text, const char *name)
+static double parse_stat_or(const char *text, const char *name, double dflt)
 {
 	size_t nl = strlen(name);
 	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
 		if (strncmp(l, name, nl) == 0 && l[nl] == ' ')
 			return strtod(l + nl + 1, NULL);
-	return 0;
+	return dflt;
 }
+
+static double parse_stat(const char *text, const char *name) { return parse_stat_or(text, name, 0); }
 
 int lb_load_fetch(struct vc_client *c, int idx, struct virgo_load *out)
 {
@@ -178,6 +180,8 @@ int lb_load_fetch(struct vc_client *c, int idx, struct virgo_load *out)
 		.jobs_failed = (uint64_t)parse_stat(t, "jobs_failed"),
 		.jobs_rejected = (uint64_t)parse_stat(t, "jobs_rejected"),
 		.jobs_cancelled = (uint64_t)parse_stat(t, "jobs_cancelled"),
+		/* nodes without the analytics knob report none: full weight */
+		.weight = (int)parse_stat_or(t, "weight", 100),
 	};
 	free(rep.data);
 	pthread_mutex_lock(&c->lb_lock);
@@ -188,6 +192,7 @@ int lb_load_fetch(struct vc_client *c, int idx, struct virgo_load *out)
 	e->queued = l.queued;
 	e->workers = l.workers > 0 ? l.workers : 1;
 	e->load1 = l.load1;
+	e->weight = l.weight;
 	e->inflight_at_fetch = atomic_load(&c->inflight[idx]);
 	pthread_mutex_unlock(&c->lb_lock);
 	if (out)
@@ -257,11 +262,23 @@ int lb_pick_cpu(struct vc_client *c, enum vc_policy policy, const char *key, con
 			return -1;
 	}
 	pthread_mutex_lock(&c->lb_lock);
+	/* weight 0 (the node's analytics knob): no new placement there,
+	 * unless every candidate is at 0 */
+	int weighted = 0;
+	for (int i = 0; i < n; i++)
+		weighted += !c->load[cand[i]].valid || c->load[cand[i]].weight > 0;
+	if (weighted > 0)
+		for (int i = 0; i < n; i++)
+			if (c->load[cand[i]].valid && c->load[cand[i]].weight <= 0)
+				cand[i--] = cand[--n];
 	double *row = policy == VC_POLICY_LEARNED ? learned_row(c, key, false) : NULL;
 	for (int i = 0; i < n; i++) {
 		struct lb_load *e = &c->load[cand[i]];
 		int since = atomic_load(&c->inflight[cand[i]]) - e->inflight_at_fetch;
 		v[i].jobs = (e->valid ? e->running + e->queued : 0) + (since > 0 ? since : 0);
+		/* a node of weight 200 looks half as loaded as one of 100 */
+		if (e->valid && e->weight > 0 && e->weight != 100)
+			v[i].jobs *= 100.0 / e->weight;
 		v[i].workers = e->valid ? e->workers : 1;
 		v[i].ewma_ms = row ? row[cand[i]] : -1;
 	}

@@ -102,6 +102,7 @@ struct lb_load {
 	int64_t fetched_ms;
 	int running, queued, workers;
 	double load1;
+	int weight; /* placement weight (analytics knob; 100 when not reported) */
 	int inflight_at_fetch; /* this client's jobs there when fetched */
 };
 

@@ -37,11 +37,13 @@
 
 #include "../common/errcode.h"
 #include "../daemon/config.h"
+#include "../daemon/knob.h"
 #include "../daemon/log.h"
 #include "../daemon/service.h"
 #include "cpupool_builtin.h"
 #include "cpupool_cgroup.h"
 #include "cpupool_exec.h"
+#include "cpupool_knobs.h"
 #include "cpupool_load.h"
 #include "cpupool_plugin.h"
 #include "cpupool_pool.h"
@@ -86,6 +88,7 @@ struct cpupool {
 	pthread_mutex_t det_mu; /* guards det (connections of every loop) */
 	struct cp_detached *det;
 	int ndet; /* slots: one per job the pool can hold */
+	struct cp_knobs *knobs; /* live knobs and learnt run times (analytics) */
 };
 
 enum cp_kind { CP_K_BUILTIN, CP_K_PLUGIN, CP_K_EXEC };
@@ -293,6 +296,7 @@ static void load_fill(struct cpupool *cp, struct cp_load *l)
 	l->jobs_failed = cp->failed;
 	l->jobs_rejected = cp->rejected;
 	l->jobs_cancelled = cp->cancelled;
+	l->weight = vknob_weight();
 }
 
 static char *load_text(void *arg)
@@ -314,6 +318,7 @@ static void job_run(void *arg)
 	struct cp_job *j = arg;
 	struct cpupool *cp = j->cp;
 	const struct cp_allow *a = NULL;
+	int64_t started = now_ms();
 	if (j->resolve && !(a = find_allow_stat(cp, j->path))) {
 		j->rc = -EACCES;
 		j->msg = "program not in this node's allow_exec list";
@@ -349,8 +354,12 @@ static void job_run(void *arg)
 			j->out_len = 0;
 		}
 	} else {
-		struct cp_exec_limits lim = {cp->output_cap, cp->mem_limit, j->deadline_ms, cp->cg};
+		struct cp_exec_limits lim = {cp->output_cap, cp->mem_limit, j->deadline_ms, cp->cg,
+					     NULL};
+		char **env = cp_knobs_env(); /* the analytics snapshot (may be NULL) */
+		lim.env = env;
 		j->rc = cp_exec_run(j->path, j->argv, &lim, j->cancel_pipe[0], &j->xr);
+		free(env);
 		if (j->rc == -E2BIG)
 			j->msg = "argument list longer than the kernel's limit for exec (ARG_MAX)";
 	}
@@ -359,9 +368,10 @@ static void job_run(void *arg)
 	if (j->rc == -ETIMEDOUT && !j->msg)
 		log_warn_every("job_deadline peer=%s program=%s timeout_ms=%lld", j->peer, j->name,
 			       (long long)j->timeout_ms);
-	if (j->rc == 0)
+	if (j->rc == 0) {
 		atomic_fetch_add(&cp->done, 1);
-	else if (j->rc == -ECANCELED)
+		cp_knobs_learn(cp->knobs, j->name, (double)(now_ms() - started));
+	} else if (j->rc == -ECANCELED)
 		atomic_fetch_add(&cp->cancelled, 1);
 	else
 		atomic_fetch_add(&cp->failed, 1);
@@ -880,6 +890,7 @@ static int cpupool_init(const struct vd_node *node, void **out)
 	}
 	if (cp->nallow > 0)
 		cp->cg = cp_cgroup_open(workers, cp->max_procs);
+	cp->knobs = cp_knobs_new(cp->pool, &cp->job_timeout_ms);
 	log_info("cpupool: %d workers, queue %d, %d allowed programs, job timeout %d ms", workers,
 		 st->cpu_queue, cp->nallow, atomic_load(&cp->job_timeout_ms));
 	*out = cp;
@@ -893,6 +904,8 @@ static struct cpupool *cp_abandoned;
 static void cpupool_fini(void *svc)
 {
 	struct cpupool *cp = svc;
+	cp_knobs_free(cp->knobs); /* before the pool its knobs resize */
+	cp->knobs = NULL;
 	/* connections are closed: running jobs are cancelled.  A plugin
 	 * function that ignores its cancel flag gets drain_timeout_ms, then
 	 * the node exits without it */

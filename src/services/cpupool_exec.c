@@ -116,7 +116,8 @@ static void child_exec(const char *path, char *const argv[], const struct cp_exe
 	rl.rlim_cur = rl.rlim_max = (rlim_t)(left > 0 ? left / 1000 + 2 : 2);
 	setrlimit(RLIMIT_CPU, &rl);
 	static char *const envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C", NULL};
-	execve(path, argv, envp);
+	/* lim->env was built before fork, with PATH and LC_ALL first */
+	execve(path, argv, lim->env ? lim->env : envp);
 fail:;
 	int e = errno;
 	ssize_t w = write(errpipe_w, &e, sizeof e);

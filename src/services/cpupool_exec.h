@@ -15,6 +15,9 @@ struct cp_exec_limits {
 	uint64_t mem_limit; /* RLIMIT_AS of the child (0: none) */
 	int64_t deadline_ms; /* CLOCK_MONOTONIC ms; killed (group) after it */
 	struct cp_cgroup *cg; /* NULL: no pids cgroup (cpupool_cgroup.h) */
+	/* extra "NAME=value" strings for the program's environment (the
+	 * analytics snapshot, VIRGO_AN_*), NULL-terminated; NULL: none */
+	char *const *env;
 };
 
 struct cp_exec_result {

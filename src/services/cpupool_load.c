@@ -42,10 +42,11 @@ size_t cp_load_format(const struct cp_load *l, const char *p, const char *e, cha
 			 "%srunning %d%s%squeued %d%s%sworkers %d%s%squeue_max %d%s"
 			 "%smem_free %" PRIu64 "%s%smem_total %" PRIu64 "%s"
 			 "%sjobs_done %" PRIu64 "%s%sjobs_failed %" PRIu64 "%s"
-			 "%sjobs_rejected %" PRIu64 "%s%sjobs_cancelled %" PRIu64 "%s",
+			 "%sjobs_rejected %" PRIu64 "%s%sjobs_cancelled %" PRIu64 "%s%sweight %d%s",
 			 p, l->node_id, e, p, l->cores, e, p, l->load1, e, p, l->load5, e, p,
 			 l->load15, e, p, l->running, e, p, l->queued, e, p, l->workers, e, p,
 			 l->queue_max, e, p, l->mem_free, e, p, l->mem_total, e, p, l->jobs_done, e,
-			 p, l->jobs_failed, e, p, l->jobs_rejected, e, p, l->jobs_cancelled, e);
+			 p, l->jobs_failed, e, p, l->jobs_rejected, e, p, l->jobs_cancelled, e, p,
+			 l->weight, e);
 	return n < 0 ? 0 : (size_t)n;
 }

@@ -16,6 +16,7 @@ struct cp_load {
 	int running, queued, workers, queue_max;
 	uint64_t mem_free, mem_total; /* bytes (MemAvailable, MemTotal) */
 	uint64_t jobs_done, jobs_failed, jobs_rejected, jobs_cancelled;
+	int weight; /* placement weight (the analytics knob `weight`) */
 };
 
 /* Fills cores, load averages and memory from the system. */

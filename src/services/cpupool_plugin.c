@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../daemon/knob.h"
 #include "../daemon/log.h"
 #include "cpupool_proto.h"
 
@@ -63,6 +64,20 @@ static const ElfW(Sym) *own_symbol(const struct cp_lib *lib, const void *addr)
 	    !lib->lm || strcmp(info.dli_fname, lib->lm->l_name) != 0 || info.dli_saddr != addr)
 		return NULL; /* a dependency's (libc's system), or inside another symbol */
 	return sym;
+}
+
+static const struct virgo_plugin_host cp_host = {1, vknob_var};
+
+/* Sets the library's virgo_plugin_host pointer, if it defines one: a
+ * data object of a pointer's size in the library itself, nothing else. */
+static void host_attach(struct cp_lib *lib)
+{
+	void *addr = dlsym(lib->h, VIRGO_PLUGIN_HOST);
+	const ElfW(Sym) *sym = addr ? own_symbol(lib, addr) : NULL;
+	if (!sym || ELF64_ST_TYPE(sym->st_info) != STT_OBJECT ||
+	    sym->st_size != sizeof(const struct virgo_plugin_host *))
+		return;
+	*(const struct virgo_plugin_host **)addr = &cp_host;
 }
 
 /* Copies the library's export table, if it has one.  0, or -1 (logged)
@@ -145,6 +160,7 @@ int cp_plugins_open(const char *list, struct cp_plugins **out)
 		}
 		if (load_table(lib) != 0)
 			goto fail;
+		host_attach(lib);
 		if (lib->has_table)
 			log_info("cpupool: plugin library %s loaded (%d functions in %s)", t, lib->nexp,
 				 VIRGO_PLUGIN_TABLE);

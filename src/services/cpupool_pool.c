@@ -32,15 +32,24 @@ struct cp_pool {
 	bool stop;
 	cp_pool_fn run, drop;
 	pthread_t *th;
-	int nth;
+	int nth, thcap; /* threads started (index < workers take jobs) */
+};
+
+struct pool_thread {
+	struct cp_pool *p;
+	int idx;
 };
 
 static void *pool_main(void *arg)
 {
-	struct cp_pool *p = arg;
+	struct pool_thread *pt = arg;
+	struct cp_pool *p = pt->p;
+	int idx = pt->idx;
+	free(pt);
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		while (!p->stop && p->len == 0)
+		/* a thread beyond a lowered worker count parks until raised */
+		while (!p->stop && (p->len == 0 || idx >= p->workers))
 			pthread_cond_wait(&p->cv, &p->mu);
 		if (p->stop)
 			break;
@@ -57,6 +66,32 @@ static void *pool_main(void *arg)
 	pthread_cond_broadcast(&p->gone_cv);
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
+}
+
+/* mu held: threads up to n (indexes nth..n-1). */
+static int start_threads(struct cp_pool *p, int n)
+{
+	if (n > p->thcap) {
+		pthread_t *th = realloc(p->th, sizeof *th * (size_t)n);
+		if (!th)
+			return -ENOMEM;
+		p->th = th;
+		p->thcap = n;
+	}
+	while (p->nth < n) {
+		struct pool_thread *pt = malloc(sizeof *pt);
+		if (!pt)
+			return -ENOMEM;
+		*pt = (struct pool_thread){p, p->nth};
+		p->alive++;
+		if (pthread_create(&p->th[p->nth], NULL, pool_main, pt) != 0) {
+			p->alive--;
+			free(pt);
+			return -EAGAIN;
+		}
+		p->nth++;
+	}
+	return 0;
 }
 
 struct cp_pool *cp_pool_new(int workers, int queue_max, cp_pool_fn run, cp_pool_fn drop)
@@ -78,19 +113,14 @@ struct cp_pool *cp_pool_new(int workers, int queue_max, cp_pool_fn run, cp_pool_
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->gone_cv, &ca);
 	pthread_condattr_destroy(&ca);
+	p->thcap = p->workers;
 	if (!p->ring || !p->th)
 		goto fail;
-	for (; p->nth < p->workers; p->nth++) {
-		pthread_mutex_lock(&p->mu);
-		p->alive++;
-		pthread_mutex_unlock(&p->mu);
-		if (pthread_create(&p->th[p->nth], NULL, pool_main, p) != 0) {
-			pthread_mutex_lock(&p->mu);
-			p->alive--;
-			pthread_mutex_unlock(&p->mu);
-			goto fail;
-		}
-	}
+	pthread_mutex_lock(&p->mu);
+	int rc = start_threads(p, p->workers);
+	pthread_mutex_unlock(&p->mu);
+	if (rc != 0)
+		goto fail;
 	return p;
 fail:
 	cp_pool_free(p, -1);
@@ -100,15 +130,50 @@ fail:
 int cp_pool_submit(struct cp_pool *p, void *job)
 {
 	pthread_mutex_lock(&p->mu);
-	if (p->stop || p->running + p->len >= p->workers + p->queue_max) {
+	if (p->stop || p->running + p->len >= p->workers + p->queue_max || p->len >= p->cap) {
 		pthread_mutex_unlock(&p->mu);
 		return -EBUSY;
 	}
 	p->ring[(p->head + p->len) % p->cap] = job;
 	p->len++;
-	pthread_cond_signal(&p->cv);
+	/* parked threads (beyond workers) would swallow a single signal */
+	if (p->nth > p->workers)
+		pthread_cond_broadcast(&p->cv);
+	else
+		pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	return 0;
+}
+
+int cp_pool_resize(struct cp_pool *p, int workers, int queue_max)
+{
+	if (workers < 1 || queue_max < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&p->mu);
+	int cap = workers + queue_max;
+	if (cap < p->len)
+		cap = p->len; /* jobs already queued stay */
+	if (cap != p->cap) {
+		void **ring = calloc((size_t)cap, sizeof *ring);
+		if (!ring) {
+			pthread_mutex_unlock(&p->mu);
+			return -ENOMEM;
+		}
+		for (int i = 0; i < p->len; i++)
+			ring[i] = p->ring[(p->head + i) % p->cap];
+		free(p->ring);
+		p->ring = ring;
+		p->cap = cap;
+		p->head = 0;
+	}
+	int rc = start_threads(p, workers);
+	if (rc == 0) {
+		p->workers = workers;
+		p->queue_max = queue_max;
+	}
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return rc;
 }
 
 void cp_pool_counts(struct cp_pool *p, struct cp_pool_counts *out)

@@ -18,6 +18,13 @@ struct cp_pool *cp_pool_new(int workers, int queue_max, cp_pool_fn run, cp_pool_
 /* 0, or -EBUSY (every worker busy and the queue full; job not taken). */
 int cp_pool_submit(struct cp_pool *p, void *job);
 
+/* Live resize: from now on at most `workers` jobs run at once and
+ * queue_max wait beyond them.  Raising starts threads; lowering lets the
+ * running jobs finish (threads beyond the count then park), and jobs
+ * already queued stay queued.  0, -EINVAL, -ENOMEM or -EAGAIN (no thread
+ * could be started; the old sizes stay). */
+int cp_pool_resize(struct cp_pool *p, int workers, int queue_max);
+
 struct cp_pool_counts {
 	int running, queued, workers, queue_max;
 };

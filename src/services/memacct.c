@@ -23,7 +23,7 @@
 #define MA_EVICT_TRIES 8
 
 struct ma_acct {
-	uint64_t limit;
+	_Atomic uint64_t limit; /* live: ma_set_limit (the mem_limit knob) */
 	_Atomic uint64_t used, pinned, cache, pinned_evictions;
 	/* for ma_tick: bytes released since the last trim, reservations and
 	 * releases since the last tick, trims done */
@@ -93,8 +93,9 @@ void ma_set_evictor(struct ma_acct *ma, ma_evict_fn fn, void *ctx)
 static bool ma_try(struct ma_acct *ma, uint64_t n)
 {
 	uint64_t cur = atomic_load_explicit(&ma->used, memory_order_relaxed);
+	uint64_t limit = atomic_load_explicit(&ma->limit, memory_order_relaxed);
 	do {
-		if (n > ma->limit || cur > ma->limit - n)
+		if (n > limit || cur > limit - n)
 			return false;
 	} while (!atomic_compare_exchange_weak(&ma->used, &cur, cur + n));
 	return true;
@@ -106,10 +107,11 @@ bool ma_reserve_pinned(struct ma_acct *ma, uint64_t n)
 		/* Only cache can make room; if pinned bytes alone leave no
 		 * space, evicting the whole cache would be for nothing. */
 		uint64_t pinned = atomic_load(&ma->pinned);
-		if (i == MA_EVICT_TRIES || n > ma->limit || pinned > ma->limit - n)
+		uint64_t limit = atomic_load(&ma->limit);
+		if (i == MA_EVICT_TRIES || n > limit || pinned > limit - n)
 			return false;
 		uint64_t used = atomic_load(&ma->used);
-		uint64_t want = used + n > ma->limit ? used + n - ma->limit : n;
+		uint64_t want = used + n > limit ? used + n - limit : n;
 		pthread_mutex_lock(&ma->evlock);
 		ma_evict_fn fn = ma->evict;
 		void *ctx = ma->evict_ctx;
@@ -187,6 +189,24 @@ uint64_t ma_resident_bytes(void)
 		return 0;
 	long page = sysconf(_SC_PAGESIZE);
 	return resident * (uint64_t)(page > 0 ? page : 4096);
+}
+
+int ma_set_limit(struct ma_acct *ma, uint64_t limit)
+{
+	if (limit == 0 || atomic_load(&ma->pinned) > limit)
+		return -1;
+	atomic_store(&ma->limit, limit);
+	/* cached items over the new limit go now (pinned ones cannot) */
+	uint64_t used = atomic_load(&ma->used);
+	if (used > limit) {
+		pthread_mutex_lock(&ma->evlock);
+		ma_evict_fn fn = ma->evict;
+		void *ctx = ma->evict_ctx;
+		pthread_mutex_unlock(&ma->evlock);
+		if (fn)
+			fn(ctx, used - limit);
+	}
+	return 0;
 }
 
 void ma_get_usage(struct ma_acct *ma, struct ma_usage *out)

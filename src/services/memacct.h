@@ -56,6 +56,11 @@ void ma_release_cache(struct ma_acct *ma, uint64_t n);
 
 void ma_get_usage(struct ma_acct *ma, struct ma_usage *out);
 
+/* Live limit change (the mem_limit knob): 0, or -1 when pinned bytes
+ * already exceed limit (refused; the old limit stays).  Cached items over
+ * the new limit are evicted at once. */
+int ma_set_limit(struct ma_acct *ma, uint64_t limit);
+
 /* ---- returning freed memory to the system -------------------------------
  * The C library keeps freed memory for reuse, so after a burst the process
  * would sit at its peak for ever.  Call ma_tick once a second (the

@@ -82,6 +82,29 @@ int tp_stubborn(const void *arg, size_t len, void **out, size_t *out_len,
 	return -ETIMEDOUT;
 }
 
+/* Set by the node at load (virgo.h, virgo_plugin_host). */
+const struct virgo_plugin_host *virgo_plugin_host;
+
+/* Returns the node's kernel analytics variable named by arg. */
+int tp_analytics(const void *arg, size_t len, void **out, size_t *out_len,
+		 const volatile int *cancel)
+{
+	(void)cancel;
+	char key[129] = {0}, val[1100];
+	if (!virgo_plugin_host || len == 0 || len >= sizeof key)
+		return -EINVAL;
+	memcpy(key, arg, len);
+	int n = virgo_plugin_host->analytics_get(key, val, sizeof val);
+	if (n < 0)
+		return n;
+	*out = malloc((size_t)n + 1);
+	if (!*out)
+		return -ENOMEM;
+	memcpy(*out, val, (size_t)n);
+	*out_len = (size_t)n;
+	return 0;
+}
+
 /* Exported data: calling it as code was a remote crash (issue 14 #3). */
 const char plugin_version[] = "vtp 1.0";
 
@@ -101,6 +124,7 @@ int tp_hidden(int a, int b)
 
 const struct virgo_plugin_function virgo_plugin_functions[] = {
 	{"tp_reverse", tp_reverse}, {"tp_fail", tp_fail},	  {"tp_spin", tp_spin},
-	{"tp_work", tp_work},	    {"tp_stubborn", tp_stubborn}, {NULL, NULL},
+	{"tp_work", tp_work},	    {"tp_stubborn", tp_stubborn}, {"tp_analytics", tp_analytics},
+	{NULL, NULL},
 };
 #endif

@@ -1,0 +1,92 @@
+#!/bin/sh
+# bench/suite_analytics.sh <build-dir> <results-dir> - change-to-watcher
+# latency of the kernel analytics port against Redis pub/sub (Debian's
+# redis-server, started here on a free loopback port, no persistence)
+# delivering the same message to the same number of subscribers.
+#
+# bench/bench_analytics.c: one publisher, W watchers (W = 1 and 1000),
+# messages one after the other; the latency of a message to a watcher is
+# from just before the publisher sends it to the watcher's read that
+# returns it.  Both servers get the same client, BENCH_REPS pairs of
+# back-to-back runs alternating which goes first; the ratio of p99s is
+# taken within each pair and the median pair ratio is reported with its
+# range.  This suite starts its own virgod (threads = 2, no variables
+# file) so the shared one's other suites do not disturb it; it takes
+# BENCH_VIRGOD_EXTRA too (e.g. "cpu_affinity = no").
+# Writes analytics.md.
+set -u
+B=$1
+R=$2
+REPS=${BENCH_REPS:-5}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/ports.sh"
+W=$(mktemp -d "${TMPDIR:-/tmp}/virgo-bench-an-XXXXXX")
+PIDS=""
+trap 'for p in $PIDS; do kill $p 2>/dev/null; done; for p in $PIDS; do wait $p 2>/dev/null; done; rm -rf "$W"' EXIT
+TOOL=$B/bench/bench_analytics
+[ -x "$TOOL" ] || ${CC:-cc} -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$TOOL" "$ROOT/bench/bench_analytics.c" || exit 1
+command -v redis-server >/dev/null || { echo "redis-server not found (scripts/deps.sh --bench)" >&2; exit 1; }
+
+RP=16379
+while ! port_free $RP; do RP=$((RP + 1)); done
+redis-server --port $RP --bind 127.0.0.1 --save '' --appendonly no --maxclients 4000 \
+	--loglevel warning >"$W/redis.log" 2>&1 &
+PIDS="$PIDS $!"
+OFF=1400
+while ! port_free $((64000 + OFF)) || ! port_free $((30000 + OFF)) || ! port_free $((10000 + OFF)) ||
+	! port_free $((11211 + OFF)); do OFF=$((OFF - 1)); done
+cat >"$W/node.conf" <<CONF
+port_offset = $OFF
+threads = 2
+max_connections = 4000
+analytics_conf =
+pidfile = $W/virgod.pid
+${BENCH_VIRGOD_EXTRA:-}
+CONF
+"$B/virgod" --config "$W/node.conf" >"$W/virgod.log" 2>&1 &
+PIDS="$PIDS $!"
+wait_port $RP 5 || { echo "redis-server did not start" >&2; cat "$W/redis.log" >&2; exit 1; }
+wait_port $((64000 + OFF)) 5 || { echo "virgod did not start" >&2; cat "$W/virgod.log" >&2; exit 1; }
+
+median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print 0; else print a[int((NR + 1) / 2)]}'; }
+rows=""
+for w in 1 1000; do
+	msgs=3000
+	[ $w -gt 1 ] && msgs=100
+	: >"$W/pairs.$w"
+	i=0
+	while [ $i -lt "$REPS" ]; do
+		if [ $((i % 2)) -eq 0 ]; then
+			v=$("$TOOL" virgo $((64000 + OFF)) $w $msgs) || exit 1
+			r=$("$TOOL" redis $RP $w $msgs) || exit 1
+		else
+			r=$("$TOOL" redis $RP $w $msgs) || exit 1
+			v=$("$TOOL" virgo $((64000 + OFF)) $w $msgs) || exit 1
+		fi
+		echo "$v $r" >>"$W/pairs.$w"
+		echo "analytics W=$w: virgo p50/p99/max us $v | redis $r" >&2
+		i=$((i + 1))
+	done
+	# columns: v50 v99 vmax vn r50 r99 rmax rn
+	v50=$(awk '{print $1}' "$W/pairs.$w" | median)
+	v99=$(awk '{print $2}' "$W/pairs.$w" | median)
+	r50=$(awk '{print $5}' "$W/pairs.$w" | median)
+	r99=$(awk '{print $6}' "$W/pairs.$w" | median)
+	ratio=$(awk '$6 > 0 {printf "%.4f\n", $2 / $6}' "$W/pairs.$w" | sort -g |
+		awk '{r[NR] = $1} END {printf "%.2f (%.2f..%.2f)", r[int((NR + 1) / 2)], r[1], r[NR]}')
+	rows="$rows| $w | $msgs | $v50 | $r50 | $v99 | $r99 | $ratio |
+"
+done
+{
+	echo "## analytics: change-to-watcher latency vs Redis pub/sub"
+	echo
+	echo "One publisher, W watchers (subscribers), messages one at a time; µs from"
+	echo "just before the publish to each watcher's read that returns it"
+	echo "(bench/bench_analytics.c). Medians of $REPS alternating pairs; the p99"
+	echo "ratio is virgod / redis within each pair (median, range). Target: <= 1.0."
+	echo
+	echo "| watchers | messages | virgod p50 | redis p50 | virgod p99 | redis p99 | p99 ratio |"
+	echo "|---|---|---|---|---|---|---|"
+	printf "%s" "$rows"
+} >"$R/analytics.md"
+cat "$R/analytics.md" >&2

@@ -1,0 +1,29 @@
+/*
+ * analytics_settings.h - the kernel analytics service's own keys of
+ * virgo_cloud.conf (service-owned settings, service.h): where the
+ * original's variables file is, where to stream variables from, and the
+ * bounds of the store and of its watchers.
+ */
+#ifndef VIRGO_ANALYTICS_SETTINGS_H
+#define VIRGO_ANALYTICS_SETTINGS_H
+
+#include <stdint.h>
+
+#include "../../daemon/service.h"
+
+#define AN_DEFAULT_CONF "/etc/virgo_kernel_analytics.conf"
+
+struct an_settings {
+	char conf[256]; /* the variables file ("" = none); re-read when it changes */
+	char stream[256]; /* "host:port" to stream variables from ("" = none) */
+	int max_keys; /* variables a node holds */
+	uint64_t history_bytes; /* bytes of values kept over all rings */
+	int max_watchers; /* watch connections at once */
+	char publish_from[1024]; /* addresses that may change variables ("" = any) */
+};
+
+extern const struct vsvc_key an_settings_keys[];
+void an_settings_defaults(void *settings);
+void an_settings_needs(const struct vd_config *cfg, const void *settings, struct vsvc_needs *out);
+
+#endif
