@@ -16,6 +16,7 @@ static const struct {
 	{ENOSPC, "ENOSPC"},   {ETIMEDOUT, "ETIMEDOUT"}, {ENOSYS, "ENOSYS"},
 	{EMSGSIZE, "EMSGSIZE"}, {EIO, "EIO"},		{EPERM, "EPERM"},
 	{ECANCELED, "ECANCELED"}, {EAGAIN, "EAGAIN"},	{EBADF, "EBADF"},
+	{ELOOP, "ELOOP"}, /* eventnet: an edge that would make a cycle */
 };
 
 const char *ec_name(int err)

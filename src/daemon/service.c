@@ -9,11 +9,13 @@
 extern const struct vsvc cpupool_service;
 extern const struct vsvc mempool_service;
 extern const struct vsvc memcache_service;
+extern const struct vsvc eventnet_service;
 
 /* weak: an in-process test may link its own table of test services */
 __attribute__((weak)) const struct vsvc *const vsvc_table[] = {
 	&mempool_service,
 	&cpupool_service,
 	&memcache_service,
+	&eventnet_service,
 	NULL,
 };
