@@ -69,5 +69,7 @@ int cmd_help(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_renew(int argc, char **argv);
 int cli_parse_ttl(const char *s, uint64_t *ms);
+/* eventnet.c: virgo eventnet log|get|why|before|dot|svg|json|shiviz|tail */
+int cmd_eventnet(int argc, char **argv);
 
 #endif
