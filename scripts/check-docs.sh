@@ -83,7 +83,7 @@ done
 off=$((1000 + $$ % 400))
 : >"$tmp/client.conf"
 sed 's/^#\([a-z_]* =\)/\1/' packaging/virgo_cloud.conf |
-	grep -v '^\(pidfile\|log_file\|listen\|insecure_listen\|port_offset\|node_id\|plugins\|[a-z]*_port\) =' >"$tmp/cloud.conf"
+	grep -v '^\(pidfile\|log_file\|listen\|insecure_listen\|port_offset\|node_id\|plugins\|eventnet_dir\|[a-z]*_port\) =' >"$tmp/cloud.conf"
 echo "plugins = $tmp/libwc.so" >>"$tmp/cloud.conf"
 for i in 1 2 3; do
 	"$B/virgod" -c "$tmp/cloud.conf" -n $i -o $((off + i)) -p "$tmp/n$i.pid" -v warn &

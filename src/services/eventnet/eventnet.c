@@ -631,9 +631,18 @@ static int evn_init(const struct vd_node *node, void **out)
 	en->pj = evbuffer_new();
 	en->pv = evbuffer_new();
 	en->pe = evbuffer_new();
-	char dir[256];
-	if (st->dir[0]) {
-		snprintf(dir, sizeof dir, "%s", st->dir);
+	char dir[300];
+	if (st->dir[0]) { /* %n: the node id, so nodes of one host can share a config */
+		size_t o = 0;
+		for (const char *p = st->dir; *p && o < sizeof dir - 8; p++) {
+			if (p[0] == '%' && p[1] == 'n') {
+				o += (size_t)snprintf(dir + o, sizeof dir - o, "%u", en->node_id);
+				p++;
+			} else {
+				dir[o++] = *p;
+			}
+		}
+		dir[o] = '\0';
 	} else {
 		const char *t = getenv("TMPDIR");
 		snprintf(dir, sizeof dir, "%s/virgo-eventnet-%u-%d", t && *t ? t : "/tmp",

@@ -11,7 +11,7 @@
 #include "../../daemon/service.h"
 
 struct evn_settings {
-	char dir[256]; /* eventnet_dir; "" = /tmp/virgo-eventnet-<port> */
+	char dir[256]; /* eventnet_dir (%n: the node id); "" = $TMPDIR/virgo-eventnet-<node>-<port> */
 	int sync_ms; /* eventnet_sync_ms: fdatasync period; 0 = before each reply */
 	uint64_t max_events; /* eventnet_max_events */
 	uint64_t max_bytes; /* eventnet_max_bytes: memory the graph may hold */
