@@ -5,7 +5,6 @@
  */
 #include "evclock.h"
 
-#include <stdio.h>
 #include <string.h>
 
 static int dec(const char *s, size_t n, uint64_t max, uint64_t *out)
@@ -79,18 +78,40 @@ int evc_parse(struct evc *v, const char *s, size_t len)
 	return 0;
 }
 
-size_t evc_format(const struct evc *v, char *out)
+size_t evc_u64(char *out, uint64_t v)
 {
-	if (v->n == 0) {
+	size_t n = 1;
+	for (uint64_t t = v; t >= 10; t /= 10)
+		n++;
+	for (size_t i = n; i > 0; i--) {
+		out[i - 1] = (char)('0' + v % 10);
+		v /= 10;
+	}
+	return n;
+}
+
+size_t evc_format_ents(const struct evc_ent *e, unsigned cnt, char *out)
+{
+	if (cnt == 0) {
 		out[0] = '-';
 		out[1] = '\0';
 		return 1;
 	}
 	size_t n = 0;
-	for (unsigned i = 0; i < v->n; i++)
-		n += (size_t)sprintf(out + n, "%s%u:%llu", i ? "," : "", (unsigned)v->e[i].node,
-				     (unsigned long long)v->e[i].c);
+	for (unsigned i = 0; i < cnt; i++) {
+		if (i)
+			out[n++] = ',';
+		n += evc_u64(out + n, e[i].node);
+		out[n++] = ':';
+		n += evc_u64(out + n, e[i].c);
+	}
+	out[n] = '\0';
 	return n;
+}
+
+size_t evc_format(const struct evc *v, char *out)
+{
+	return evc_format_ents(v->e, v->n, out);
 }
 
 int evc_merge_ents(struct evc *dst, const struct evc_ent *src, unsigned n)

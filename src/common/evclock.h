@@ -40,6 +40,11 @@ int evc_parse(struct evc *v, const char *s, size_t len);
 /* Writes the wire form ("-" when empty) into out (EVC_TEXT_MAX + 1
  * bytes); returns its length. */
 size_t evc_format(const struct evc *v, char *out);
+/* The same for a raw array of n entries (no terminating NUL when n > 0
+ * is not guaranteed: it writes one). */
+size_t evc_format_ents(const struct evc_ent *e, unsigned n, char *out);
+/* Writes v in decimal (no NUL); returns its length (at most 20). */
+size_t evc_u64(char *out, uint64_t v);
 /* The counter of node (0 when absent). */
 uint64_t evc_get(const struct evc *v, uint16_t node);
 /* Sets node's counter (c > 0); -1 when the clock already names EVC_MAX nodes. */

@@ -386,7 +386,8 @@ int virgo_eventnet_log(const char *id, const char *partakers, const char *conv, 
 		w += 7 + al;
 	}
 	*w++ = '\x01';
-	memcpy(w, conv, cl);
+	if (cl)
+		memcpy(w, conv, cl);
 	w += cl;
 	*w++ = '\n';
 	bool wake = L.q.n == 0;

@@ -98,10 +98,13 @@ static void batched_log_and_flush(void **state)
 static void causes_on_other_nodes(void **state)
 {
 	(void)state;
-	raw_log(0, "log n1 partakers=node1 conv=(clone,f)\n");
-	raw_log(1, "log n2 partakers=node2\n");
-	raw_log(2, "log n3\n");
-	/* wherever this process's home node is, two of the causes are remote */
+	/* this process logs to its home node (pid modulo the node count);
+	 * the causes and n3 go to the two others, so both causes are remote
+	 * and n3 is concurrent with what the home node records */
+	int home = (int)(getpid() % 3);
+	raw_log((home + 1) % 3, "log n1 partakers=node1 conv=(clone,f)\n");
+	raw_log((home + 2) % 3, "log n2 partakers=node2\n");
+	raw_log((home + 1) % 3, "log n3\n");
 	assert_int_equal(virgo_eventnet_log("joined", NULL, "(reply)", "n1,n2"), 0);
 	assert_int_equal(virgo_eventnet_flush(10000), 0);
 	assert_int_equal(virgo_eventnet_before("n1", "joined"), VIRGO_EV_BEFORE);

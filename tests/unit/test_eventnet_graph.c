@@ -11,7 +11,6 @@
  * format.
  */
 #include <errno.h>
-#include <event2/buffer.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -270,13 +269,14 @@ static char *slurp(const char *path)
 /* Applies a change like the service: graph, then the files' lines. */
 static void apply(struct evd *d, struct evg *g, const struct evg_change *ch, const char *conv)
 {
-	struct evbuffer *j = evbuffer_new(), *v = evbuffer_new(), *e = evbuffer_new();
-	evd_journal_change(j, g, ch, conv, conv ? strlen(conv) : 0);
-	evd_text_change(v, e, g, ch);
-	assert_int_equal(evd_append(d, j, v, e), 0);
-	evbuffer_free(j);
-	evbuffer_free(v);
-	evbuffer_free(e);
+	struct evd_buf j = {0}, v = {0}, e = {0};
+	evd_journal_change(&j, g, ch, conv, conv ? strlen(conv) : 0);
+	evd_text_change(&v, &e, g, ch);
+	assert_int_equal(evd_append(d, &j, &v, &e), 0);
+	assert_int_equal(j.n + v.n + e.n, 0);
+	evd_buf_free(&j);
+	evd_buf_free(&v);
+	evd_buf_free(&e);
 }
 
 static void journal_replay_and_torn_tail(void **state)
@@ -309,11 +309,10 @@ static void journal_replay_and_torn_tail(void **state)
 	in.conv = S("(bye,ciao)");
 	assert_int_equal(evg_log(&g, &in, &ch, &why), 0);
 	apply(&d, &g, &ch, "(bye,ciao)");
-	struct evbuffer *vt = evbuffer_new();
-	evd_vertices_text(vt, &g);
-	assert_int_equal(evd_replace_vertices(&d, (const char *)evbuffer_pullup(vt, -1),
-					      evbuffer_get_length(vt)), 0);
-	evbuffer_free(vt);
+	struct evd_buf vt = {0};
+	evd_vertices_text(&vt, &g);
+	assert_int_equal(evd_replace_vertices(&d, vt.p, vt.n), 0);
+	evd_buf_free(&vt);
 	assert_int_equal(evd_sync(&d), 0);
 	snprintf(path, sizeof path, "%s/EventNetVertices.txt", dir);
 	assert_string_equal(slurp(path), "1 - alice,bob - (hello,hi)#(bye,ciao)\n2 -  - \n");

@@ -34,7 +34,8 @@
 #define EVN_HELD_MAX (VCONN_OUT_BUDGET / 2) /* replies held for one batch */
 #define EVN_REPLY_MAX (VCONN_OUT_BUDGET / 2) /* bytes of one why/dump reply */
 #define EVN_FEED_MAX (256 * 1024) /* bytes a tail subscriber may lag */
-#define EVN_REWRITE_MS 1000 /* EventNetVertices.txt rewritten at most this often */
+#define EVN_REWRITE_MS 1000
+#define EVN_PENDING_MAX (64u << 20) /* eventnet_ack = queued: unwritten bytes before replies wait */ /* EventNetVertices.txt rewritten at most this often */
 
 struct evn_sub {
 	struct evn_sub *next;
@@ -54,11 +55,13 @@ struct eventnet {
 	pthread_cond_t idle; /* signalled when a flush job ends */
 	struct evg g;
 	struct evd d;
-	struct evbuffer *pj, *pv, *pe; /* journal / vertices / edges lines not yet written */
+	struct evd_buf pj, pv, pe; /* journal / vertices / edges lines not yet written */
+	struct evd_buf fj, fv, fe; /* the flush job's: swapped with those, memory kept */
 	struct evn_waiter *wait_head, **wait_tail;
 	bool flushing, vert_dirty, unsynced;
 	int64_t last_sync_ms, last_rewrite_ms;
 	int sync_ms;
+	bool ack_written; /* replies wait for the write (else: sent at once) */
 	struct vd_workpool *pool;
 	struct evn_sub *subs;
 	unsigned node_id;
@@ -98,47 +101,60 @@ static void kick_locked(struct eventnet *en)
 
 static void post_waiters(struct evn_waiter *w, int rc);
 
+static void swap_buf(struct evd_buf *a, struct evd_buf *b)
+{
+	struct evd_buf t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/* A burst may have grown a buffer a lot: give the memory back. */
+static void trim_buf(struct evd_buf *b)
+{
+	if (b->n == 0 && b->cap > (16u << 20))
+		evd_buf_free(b);
+}
+
 static void flush_job(void *arg, bool cancelled)
 {
 	struct eventnet *en = arg;
-	struct evbuffer *j = evbuffer_new(), *v = evbuffer_new(), *e = evbuffer_new();
 	for (;;) {
-		struct evbuffer *vt = NULL;
+		struct evd_buf vt = {0};
+		bool rewrite = false;
 		pthread_mutex_lock(&en->mu);
 		int64_t now = now_ms();
-		if (en->vert_dirty && now - en->last_rewrite_ms >= EVN_REWRITE_MS && j && v && e) {
-			vt = evbuffer_new();
-			if (vt) {
-				evd_vertices_text(vt, &en->g);
-				evbuffer_drain(en->pv, evbuffer_get_length(en->pv));
-				en->vert_dirty = false;
-				en->last_rewrite_ms = now;
-			}
+		if (en->vert_dirty && now - en->last_rewrite_ms >= EVN_REWRITE_MS) {
+			/* the whole file from the graph: the queued vertex lines are in it */
+			evd_vertices_text(&vt, &en->g);
+			en->pv.n = 0;
+			en->vert_dirty = false;
+			en->last_rewrite_ms = now;
+			rewrite = true;
 		}
-		if (j && v && e) {
-			evbuffer_add_buffer(j, en->pj);
-			evbuffer_add_buffer(v, en->pv);
-			evbuffer_add_buffer(e, en->pe);
-		}
+		swap_buf(&en->pj, &en->fj);
+		swap_buf(&en->pv, &en->fv);
+		swap_buf(&en->pe, &en->fe);
 		struct evn_waiter *w = en->wait_head;
 		en->wait_head = NULL;
 		en->wait_tail = &en->wait_head;
-		bool wrote = j && evbuffer_get_length(j) > 0;
+		bool wrote = en->fj.n > 0;
 		if (wrote)
 			en->unsynced = true;
 		bool sync = en->unsynced && (en->sync_ms == 0 || now - en->last_sync_ms >= en->sync_ms);
 		pthread_mutex_unlock(&en->mu);
 
-		int rc = cancelled ? -ECANCELED : (!j || !v || !e) ? -ENOMEM : 0;
-		if (rc == 0)
-			rc = evd_append(&en->d, j, v, e);
-		if (rc == 0 && vt)
-			rc = evd_replace_vertices(&en->d, (const char *)evbuffer_pullup(vt, -1),
-						  evbuffer_get_length(vt));
+		/* only this job touches f* and the files (one job at a time) */
+		int rc = cancelled ? -ECANCELED : evd_append(&en->d, &en->fj, &en->fv, &en->fe);
+		en->fj.n = en->fv.n = en->fe.n = 0;
+		en->fj.oom = en->fv.oom = en->fe.oom = false;
+		trim_buf(&en->fj);
+		trim_buf(&en->fv);
+		trim_buf(&en->fe);
+		if (rc == 0 && rewrite)
+			rc = vt.oom ? -ENOMEM : evd_replace_vertices(&en->d, vt.p, vt.n);
 		if (rc == 0 && sync)
 			rc = evd_sync(&en->d);
-		if (vt)
-			evbuffer_free(vt);
+		evd_buf_free(&vt);
 		if (rc && rc != -ECANCELED)
 			log_error("eventnet_write_failed dir=%s err=%s", en->d.dir, strerror(-rc));
 		post_waiters(w, rc);
@@ -151,11 +167,11 @@ static void flush_job(void *arg, bool cancelled)
 			en->last_sync_ms = now;
 			en->syncs++;
 		}
-		if (vt && rc == 0)
+		if (rewrite && rc == 0)
 			en->rewrites++;
 		if (rc)
 			en->io_errors++;
-		bool more = !cancelled && (en->wait_head || evbuffer_get_length(en->pj) > 0);
+		bool more = !cancelled && (en->wait_head || en->pj.n > 0);
 		if (!more) {
 			en->flushing = false;
 			pthread_cond_broadcast(&en->idle);
@@ -164,12 +180,6 @@ static void flush_job(void *arg, bool cancelled)
 		if (!more)
 			break;
 	}
-	if (j)
-		evbuffer_free(j);
-	if (v)
-		evbuffer_free(v);
-	if (e)
-		evbuffer_free(e);
 }
 
 static void reply_done(struct vconn *c, void *arg)
@@ -206,23 +216,39 @@ static void post_waiters(struct evn_waiter *w, int rc)
 
 static void event_line(struct evbuffer *out, const struct evg *g, const struct evg_event *e)
 {
-	char vc[EVC_TEXT_MAX + 1];
-	struct evc v;
-	v.n = e->vcn;
-	memcpy(v.e, e->vc, e->vcn * sizeof v.e[0]);
-	evc_format(&v, vc);
-	evbuffer_add_printf(out, "EVENT %s %u %" PRIu64 " %" PRIu64 " %s %s ", e->id,
-			    (unsigned)e->node, e->seq, e->lamport, vc,
-			    e->partakers[0] ? e->partakers : "-");
-	size_t pl = evg_parents_len(g, e);
-	if (pl == 0) {
+	char b[EVN_LINE_HEAD];
+	size_t n = 0, pl = strlen(e->partakers);
+	memcpy(b, "EVENT ", 6);
+	n = 6;
+	memcpy(b + n, e->id, e->id_len);
+	n += e->id_len;
+	b[n++] = ' ';
+	n += evc_u64(b + n, e->node);
+	b[n++] = ' ';
+	n += evc_u64(b + n, e->seq);
+	b[n++] = ' ';
+	n += evc_u64(b + n, e->lamport);
+	b[n++] = ' ';
+	n += evc_format_ents(e->vc, e->vcn, b + n);
+	b[n++] = ' ';
+	if (pl) {
+		memcpy(b + n, e->partakers, pl);
+		n += pl;
+	} else {
+		b[n++] = '-';
+	}
+	b[n++] = ' ';
+	evbuffer_add(out, b, n);
+	size_t cl = evg_parents_len(g, e);
+	if (cl == 0) {
 		evbuffer_add(out, "-", 1);
 	} else {
-		char *p = malloc(pl + 2);
+		char *p = cl < sizeof b - 2 ? b : malloc(cl + 2);
 		if (p) {
-			evg_parents_csv(g, e, p, pl + 2);
-			evbuffer_add(out, p, pl);
-			free(p);
+			evg_parents_csv(g, e, p, cl + 2);
+			evbuffer_add(out, p, cl);
+			if (p != b)
+				free(p);
 		}
 	}
 	evbuffer_add(out, " ", 1);
@@ -271,8 +297,8 @@ static void feed_event(struct eventnet *en, uint32_t idx)
 static void record_change(struct eventnet *en, const struct evg_change *ch, const char *conv,
 			  size_t conv_len)
 {
-	evd_journal_change(en->pj, &en->g, ch, conv, conv_len);
-	evd_text_change(en->pv, en->pe, &en->g, ch);
+	evd_journal_change(&en->pj, &en->g, ch, conv, conv_len);
+	evd_text_change(&en->pv, &en->pe, &en->g, ch);
 	if (ch->conv_appended)
 		en->vert_dirty = true;
 	if (ch->created)
@@ -282,13 +308,22 @@ static void record_change(struct eventnet *en, const struct evg_change *ch, cons
 static void reply_logged(struct evbuffer *out, const struct evg *g, uint32_t idx)
 {
 	const struct evg_event *e = g->ev[idx];
-	char vc[EVC_TEXT_MAX + 1];
-	struct evc v;
-	v.n = e->vcn;
-	memcpy(v.e, e->vc, e->vcn * sizeof v.e[0]);
-	evc_format(&v, vc);
-	evbuffer_add_printf(out, "OK %s %u %" PRIu64 " %" PRIu64 " %s\r\n", e->id, (unsigned)e->node,
-			    e->seq, e->lamport, vc);
+	char b[EVN_LINE_HEAD];
+	size_t n = 3;
+	memcpy(b, "OK ", 3);
+	memcpy(b + n, e->id, e->id_len);
+	n += e->id_len;
+	b[n++] = ' ';
+	n += evc_u64(b + n, e->node);
+	b[n++] = ' ';
+	n += evc_u64(b + n, e->seq);
+	b[n++] = ' ';
+	n += evc_u64(b + n, e->lamport);
+	b[n++] = ' ';
+	n += evc_format_ents(e->vc, e->vcn, b + n);
+	b[n++] = '\r';
+	b[n++] = '\n';
+	evbuffer_add(out, b, n);
 }
 
 static const char evn_help[] =
@@ -380,8 +415,7 @@ static bool find(struct eventnet *en, struct evbuffer *out, struct evn_str id, u
 	return true;
 }
 
-/* Under mu.  Returns true when the request changed the graph (its reply
- * must wait for the write). */
+/* Under mu.  Returns true when the request changed the graph. */
 static bool exec_locked(struct vconn *c, struct eventnet *en, const struct evn_req *r,
 			struct evbuffer *out)
 {
@@ -510,7 +544,10 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		return VSVC_CLOSE;
 	if (ec->waiting)
 		return VSVC_WAIT;
-	bool changed = false, quit = false;
+	bool quit = false, oom = false;
+	/* one lock for everything that arrived: a pipelined batch costs one
+	 * acquisition, not one per event */
+	pthread_mutex_lock(&en->mu);
 	for (;;) {
 		size_t len = evbuffer_get_length(in);
 		if (len == 0)
@@ -535,54 +572,57 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		 * write, the following ones wait behind it */
 		struct evbuffer *out = ec->held ? ec->held : vconn_out(c);
 		if (pr == EVN_ERROR) {
-			pthread_mutex_lock(&en->mu);
 			reply_err(en, out, code, msg);
-			pthread_mutex_unlock(&en->mu);
 			ec->legacy_close = req.legacy;
 		} else if (req.op == EVN_OP_QUIT) {
 			quit = true;
 		} else {
 			bool mutating = req.op == EVN_OP_LOG || req.op == EVN_OP_EDGE;
-			if (mutating && !ec->held) {
+			/* eventnet_ack = queued still holds the replies when the
+			 * writes fall far behind (back-pressure) */
+			if (mutating && !ec->held &&
+			    (en->ack_written || en->pj.n > EVN_PENDING_MAX)) {
 				ec->held = evbuffer_new();
 				if (!ec->held) {
-					evbuffer_add(vconn_out(c), "ERR ENOMEM out of memory\r\n", 26);
-					return VSVC_CLOSE;
+					oom = true;
+					break;
 				}
 				out = ec->held;
 			}
-			pthread_mutex_lock(&en->mu);
-			changed |= exec_locked(c, en, &req, out);
-			pthread_mutex_unlock(&en->mu);
+			exec_locked(c, en, &req, out);
 			ec->legacy_close = req.legacy;
 		}
 		evbuffer_drain(in, used);
 		if (quit)
 			break;
 	}
-	if (ec->held) {
+	if (!en->ack_written && en->pj.n > 0)
+		kick_locked(en); /* eventnet_ack = queued: written within a moment */
+	if (ec->held && !oom) {
 		struct evn_waiter *w = calloc(1, sizeof *w);
 		struct vconn_ticket *t = w ? vconn_ticket_new(c) : NULL;
-		if (!t) {
-			free(w);
-			evbuffer_add(vconn_out(c), "ERR ENOMEM out of memory\r\n", 26);
-			return VSVC_CLOSE;
+		if (t) {
+			w->t = t;
+			w->replies = ec->held;
+			ec->held = NULL;
+			ec->waiting = true;
+			*en->wait_tail = w;
+			en->wait_tail = &w->next;
+			kick_locked(en);
+			pthread_mutex_unlock(&en->mu);
+			return VSVC_WAIT;
 		}
-		w->t = t;
-		w->replies = ec->held;
-		ec->held = NULL;
-		ec->waiting = true;
-		pthread_mutex_lock(&en->mu);
-		*en->wait_tail = w;
-		en->wait_tail = &w->next;
-		kick_locked(en);
-		pthread_mutex_unlock(&en->mu);
-		(void)changed;
-		return VSVC_WAIT;
+		free(w);
+		oom = true;
+	}
+	pthread_mutex_unlock(&en->mu);
+	if (oom) {
+		evbuffer_add(vconn_out(c), "ERR ENOMEM out of memory\r\n", 26);
+		return VSVC_CLOSE;
 	}
 	if (quit)
 		return VSVC_CLOSE;
-	if (evbuffer_get_length(in) > 0 && (vconn_out_full(c)))
+	if (evbuffer_get_length(in) > 0 && vconn_out_full(c))
 		return VSVC_MORE;
 	/* the notes' clients send one message and wait for the close */
 	if (ec->legacy_close && evbuffer_get_length(in) == 0)
@@ -627,10 +667,14 @@ static int evn_init(const struct vd_node *node, void **out)
 	en->node_id = node->cfg->node_id;
 	en->max_line = node->cfg->max_line;
 	en->sync_ms = st->sync_ms;
+	if (strcmp(st->ack, "written") == 0) {
+		en->ack_written = true;
+	} else if (strcmp(st->ack, "queued") != 0) {
+		log_error("eventnet_ack = %s: want written or queued", st->ack);
+		free(en);
+		return -EINVAL;
+	}
 	en->pool = node->pool;
-	en->pj = evbuffer_new();
-	en->pv = evbuffer_new();
-	en->pe = evbuffer_new();
 	char dir[300];
 	if (st->dir[0]) { /* %n: the node id, so nodes of one host can share a config */
 		size_t o = 0;
@@ -649,8 +693,7 @@ static int evn_init(const struct vd_node *node, void **out)
 			 en->node_id, 20000 + node->cfg->port_offset);
 	}
 	char err[600];
-	if (!en->pj || !en->pv || !en->pe ||
-	    evg_init(&en->g, (uint16_t)en->node_id, st->max_events, st->max_bytes) != 0) {
+	if (evg_init(&en->g, (uint16_t)en->node_id, st->max_events, st->max_bytes) != 0) {
 		log_error("eventnet: out of memory");
 		goto fail;
 	}
@@ -659,17 +702,12 @@ static int evn_init(const struct vd_node *node, void **out)
 		goto fail;
 	}
 	en->last_sync_ms = en->last_rewrite_ms = now_ms();
-	log_info("eventnet_ready dir=%s events=%" PRIu32 " sync_ms=%d", dir, en->g.n, en->sync_ms);
+	log_info("eventnet_ready dir=%s events=%" PRIu32 " ack=%s sync_ms=%d", dir, en->g.n,
+		 en->ack_written ? "written" : "queued", en->sync_ms);
 	*out = en;
 	return 0;
 fail:
 	evg_free(&en->g);
-	if (en->pj)
-		evbuffer_free(en->pj);
-	if (en->pv)
-		evbuffer_free(en->pv);
-	if (en->pe)
-		evbuffer_free(en->pe);
 	free(en);
 	return -EIO;
 }
@@ -679,7 +717,7 @@ static void evn_tick(void *svc)
 	struct eventnet *en = svc;
 	pthread_mutex_lock(&en->mu);
 	int64_t now = now_ms();
-	if (en->wait_head || evbuffer_get_length(en->pj) > 0 ||
+	if (en->wait_head || en->pj.n > 0 ||
 	    (en->vert_dirty && now - en->last_rewrite_ms >= EVN_REWRITE_MS) ||
 	    (en->unsynced && now - en->last_sync_ms >= en->sync_ms))
 		kick_locked(en);
@@ -694,16 +732,14 @@ static void evn_fini(void *svc)
 		pthread_cond_wait(&en->idle, &en->mu);
 	/* what is still pending is written and synced here */
 	if (en->vert_dirty) {
-		struct evbuffer *vt = evbuffer_new();
-		if (vt) {
-			evd_vertices_text(vt, &en->g);
-			evbuffer_drain(en->pv, evbuffer_get_length(en->pv));
-			evd_replace_vertices(&en->d, (const char *)evbuffer_pullup(vt, -1),
-					     evbuffer_get_length(vt));
-			evbuffer_free(vt);
-		}
+		struct evd_buf vt = {0};
+		evd_vertices_text(&vt, &en->g);
+		en->pv.n = 0;
+		if (!vt.oom)
+			evd_replace_vertices(&en->d, vt.p, vt.n);
+		evd_buf_free(&vt);
 	}
-	evd_append(&en->d, en->pj, en->pv, en->pe);
+	evd_append(&en->d, &en->pj, &en->pv, &en->pe);
 	evd_sync(&en->d);
 	struct evn_waiter *w = en->wait_head;
 	en->wait_head = NULL;
@@ -711,9 +747,9 @@ static void evn_fini(void *svc)
 	post_waiters(w, 0);
 	evd_close(&en->d);
 	evg_free(&en->g);
-	evbuffer_free(en->pj);
-	evbuffer_free(en->pv);
-	evbuffer_free(en->pe);
+	struct evd_buf *bufs[] = {&en->pj, &en->pv, &en->pe, &en->fj, &en->fv, &en->fe};
+	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+		evd_buf_free(bufs[i]);
 	pthread_cond_destroy(&en->idle);
 	pthread_mutex_destroy(&en->mu);
 	free(en);

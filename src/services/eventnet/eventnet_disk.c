@@ -11,7 +11,6 @@
 #include "eventnet_disk.h"
 
 #include <errno.h>
-#include <event2/buffer.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -187,33 +186,32 @@ static int replace_file(struct evd *d, const char *name, const char *text, size_
 
 static int rewrite_texts(struct evd *d, const struct evg *g)
 {
-	struct evbuffer *v = evbuffer_new(), *e = evbuffer_new();
-	int rc = -ENOMEM;
-	if (!v || !e)
-		goto out;
-	evd_vertices_text(v, g);
+	struct evd_buf v = {0}, e = {0};
+	evd_vertices_text(&v, g);
 	for (uint32_t i = 0; i < g->n; i++) {
 		const struct evg_event *ev = g->ev[i];
-		for (uint32_t k = 0; k < ev->nparents; k++)
-			evbuffer_add_printf(e, "%s,%s\n", g->ev[ev->parents[k]]->id, ev->id);
+		for (uint32_t k = 0; k < ev->nparents; k++) {
+			const struct evg_event *p = g->ev[ev->parents[k]];
+			evd_buf_add(&e, p->id, p->id_len);
+			evd_buf_add(&e, ",", 1);
+			evd_buf_add(&e, ev->id, ev->id_len);
+			evd_buf_add(&e, "\n", 1);
+		}
 		for (const char *r = ev->rparents; r && *r;) {
 			const char *c = strchr(r, ',');
 			size_t n = c ? (size_t)(c - r) : strlen(r);
-			evbuffer_add(e, r, n);
-			evbuffer_add_printf(e, ",%s\n", ev->id);
+			evd_buf_add(&e, r, n);
+			evd_buf_add(&e, ",", 1);
+			evd_buf_add(&e, ev->id, ev->id_len);
+			evd_buf_add(&e, "\n", 1);
 			r = c ? c + 1 : r + n;
 		}
 	}
-	rc = replace_file(d, VERTICES, (const char *)evbuffer_pullup(v, -1), evbuffer_get_length(v),
-			  &d->vfd);
+	int rc = v.oom || e.oom ? -ENOMEM : replace_file(d, VERTICES, v.p, v.n, &d->vfd);
 	if (rc == 0)
-		rc = replace_file(d, EDGES, (const char *)evbuffer_pullup(e, -1),
-				  evbuffer_get_length(e), &d->efd);
-out:
-	if (v)
-		evbuffer_free(v);
-	if (e)
-		evbuffer_free(e);
+		rc = replace_file(d, EDGES, e.p, e.n, &d->efd);
+	evd_buf_free(&v);
+	evd_buf_free(&e);
 	return rc;
 }
 
@@ -261,27 +259,43 @@ void evd_close(struct evd *d)
 	}
 }
 
-static int drain_to(int fd, struct evbuffer *b)
+void evd_buf_add(struct evd_buf *b, const void *s, size_t n)
 {
-	while (evbuffer_get_length(b)) {
-		int w = evbuffer_write(b, fd);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
+	if (b->oom || n == 0)
+		return;
+	if (b->n + n > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 65536;
+		while (cap < b->n + n)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = true;
+			return;
 		}
+		b->p = p;
+		b->cap = cap;
 	}
-	return 0;
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
 }
 
-int evd_append(struct evd *d, struct evbuffer *journal, struct evbuffer *vertices,
-	       struct evbuffer *edges)
+void evd_buf_free(struct evd_buf *b)
 {
-	int rc = drain_to(d->jfd, journal);
+	free(b->p);
+	*b = (struct evd_buf){0};
+}
+
+int evd_append(struct evd *d, struct evd_buf *journal, struct evd_buf *vertices,
+	       struct evd_buf *edges)
+{
+	if (journal->oom || vertices->oom || edges->oom)
+		return -ENOMEM;
+	int rc = write_all(d->jfd, journal->p, journal->n);
 	if (rc == 0)
-		rc = drain_to(d->vfd, vertices);
+		rc = write_all(d->vfd, vertices->p, vertices->n);
 	if (rc == 0)
-		rc = drain_to(d->efd, edges);
+		rc = write_all(d->efd, edges->p, edges->n);
+	journal->n = vertices->n = edges->n = 0;
 	return rc;
 }
 
@@ -297,55 +311,99 @@ int evd_replace_vertices(struct evd *d, const char *text, size_t n)
 	return replace_file(d, VERTICES, text, n, &d->vfd);
 }
 
-void evd_journal_change(struct evbuffer *j, const struct evg *g, const struct evg_change *ch,
+/* Line building without printf (this is the ingest path). */
+#define PUT(str, len)                                                                              \
+	do {                                                                                       \
+		memcpy(b + n, (str), (len));                                                       \
+		n += (len);                                                                        \
+	} while (0)
+#define PUTS(lit) PUT(lit, sizeof(lit) - 1)
+
+void evd_journal_change(struct evd_buf *j, const struct evg *g, const struct evg_change *ch,
 			const char *conv, size_t conv_len)
 {
 	const struct evg_event *e = g->ev[ch->idx];
+	char b[EVN_LINE_HEAD];
+	size_t n = 0;
 	if (ch->created) {
-		char vc[EVC_TEXT_MAX + 1];
-		struct evc v;
-		v.n = e->vcn;
-		memcpy(v.e, e->vc, e->vcn * sizeof v.e[0]);
-		evc_format(&v, vc);
-		evbuffer_add_printf(j, "E %u %" PRIu64 " %" PRIu64 " %s %s %s ", (unsigned)e->node,
-				    e->seq, e->lamport, vc, e->id,
-				    e->partakers[0] ? e->partakers : "-");
+		size_t pl = strlen(e->partakers);
+		PUTS("E ");
+		n += evc_u64(b + n, e->node);
+		b[n++] = ' ';
+		n += evc_u64(b + n, e->seq);
+		b[n++] = ' ';
+		n += evc_u64(b + n, e->lamport);
+		b[n++] = ' ';
+		n += evc_format_ents(e->vc, e->vcn, b + n);
+		b[n++] = ' ';
+		PUT(e->id, e->id_len);
+		b[n++] = ' ';
+		if (pl)
+			PUT(e->partakers, pl);
+		else
+			b[n++] = '-';
+		b[n++] = ' ';
+		evd_buf_add(j, b, n);
 		if (e->conv_len)
-			evbuffer_add(j, e->conv, e->conv_len);
-		evbuffer_add(j, "\n", 1);
+			evd_buf_add(j, e->conv, e->conv_len);
+		evd_buf_add(j, "\n", 1);
 	} else if (ch->conv_appended) {
-		evbuffer_add_printf(j, "C %s ", e->id);
-		evbuffer_add(j, conv, conv_len);
-		evbuffer_add(j, "\n", 1);
+		PUTS("C ");
+		PUT(e->id, e->id_len);
+		b[n++] = ' ';
+		evd_buf_add(j, b, n);
+		evd_buf_add(j, conv, conv_len);
+		evd_buf_add(j, "\n", 1);
 	}
 	for (unsigned k = 0; k < ch->nadded; k++) {
-		evbuffer_add_printf(j, "P %s ", e->id);
-		evbuffer_add(j, ch->added[k].p, ch->added[k].n);
-		evbuffer_add(j, "\n", 1);
+		n = 0;
+		PUTS("P ");
+		PUT(e->id, e->id_len);
+		b[n++] = ' ';
+		PUT(ch->added[k].p, ch->added[k].n);
+		b[n++] = '\n';
+		evd_buf_add(j, b, n);
 	}
 }
 
-static void vertex_line(struct evbuffer *v, const struct evg_event *e)
+static void vertex_line(struct evd_buf *v, const struct evg_event *e)
 {
-	evbuffer_add_printf(v, "%s - %s - ", e->id, e->partakers);
+	char b[EVN_LINE_HEAD];
+	size_t n = 0, pl = strlen(e->partakers);
+	PUT(e->id, e->id_len);
+	PUTS(" - ");
+	PUT(e->partakers, pl);
+	PUTS(" - ");
+	if (e->conv_len && e->conv_len < sizeof b - n - 1) {
+		PUT(e->conv, e->conv_len);
+		b[n++] = '\n';
+		evd_buf_add(v, b, n);
+		return;
+	}
+	evd_buf_add(v, b, n);
 	if (e->conv_len)
-		evbuffer_add(v, e->conv, e->conv_len);
-	evbuffer_add(v, "\n", 1);
+		evd_buf_add(v, e->conv, e->conv_len);
+	evd_buf_add(v, "\n", 1);
 }
 
-void evd_text_change(struct evbuffer *v, struct evbuffer *e, const struct evg *g,
+void evd_text_change(struct evd_buf *v, struct evd_buf *e, const struct evg *g,
 		     const struct evg_change *ch)
 {
 	const struct evg_event *ev = g->ev[ch->idx];
 	if (ch->created)
 		vertex_line(v, ev);
 	for (unsigned k = 0; k < ch->nadded; k++) {
-		evbuffer_add(e, ch->added[k].p, ch->added[k].n);
-		evbuffer_add_printf(e, ",%s\n", ev->id);
+		char b[2 * 130];
+		size_t n = 0;
+		PUT(ch->added[k].p, ch->added[k].n);
+		b[n++] = ',';
+		PUT(ev->id, ev->id_len);
+		b[n++] = '\n';
+		evd_buf_add(e, b, n);
 	}
 }
 
-void evd_vertices_text(struct evbuffer *out, const struct evg *g)
+void evd_vertices_text(struct evd_buf *out, const struct evg *g)
 {
 	for (uint32_t i = 0; i < g->n; i++)
 		vertex_line(out, g->ev[i]);

@@ -12,12 +12,26 @@
 #ifndef VIRGO_EVENTNET_DISK_H
 #define VIRGO_EVENTNET_DISK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "eventnet_graph.h"
 
-struct evbuffer;
+/* A growable byte buffer that keeps its capacity: the ingest path swaps
+ * two sets of them instead of allocating and freeing per batch.  oom is
+ * set (and the bytes dropped) when it cannot grow. */
+struct evd_buf {
+	char *p;
+	size_t n, cap;
+	bool oom;
+};
+void evd_buf_add(struct evd_buf *b, const void *s, size_t n);
+/* Frees the memory (b is empty and usable again). */
+void evd_buf_free(struct evd_buf *b);
+
+/* Room for a line without its conversation: id, clock, partakers, numbers. */
+#define EVN_LINE_HEAD (256 + EVC_TEXT_MAX + 1024 + 64)
 
 struct evd {
 	int dfd, lock_fd, jfd, vfd, efd;
@@ -32,25 +46,25 @@ struct evd {
 int evd_open(struct evd *d, const char *dir, struct evg *g, char *err, size_t errlen);
 void evd_close(struct evd *d);
 
-/* Appends (and drains) the three buffers to the journal, the vertices
- * and the edges files.  0 or -errno. */
-int evd_append(struct evd *d, struct evbuffer *journal, struct evbuffer *vertices,
-	       struct evbuffer *edges);
+/* Appends the three buffers to the journal, the vertices and the edges
+ * files and empties them (keeping their memory).  0 or -errno. */
+int evd_append(struct evd *d, struct evd_buf *journal, struct evd_buf *vertices,
+	       struct evd_buf *edges);
 /* fdatasync of the three files.  0 or -errno. */
 int evd_sync(struct evd *d);
 /* Replaces EventNetVertices.txt by text[0..n) (temporary file + rename).
  * 0 or -errno. */
 int evd_replace_vertices(struct evd *d, const char *text, size_t n);
 
-/* Formatting (pure; into evbuffers).  A journal record of the change ch
+/* Formatting (pure; into buffers).  A journal record of the change ch
  * (its new event, appended conversation, added causes). */
-void evd_journal_change(struct evbuffer *j, const struct evg *g, const struct evg_change *ch,
+void evd_journal_change(struct evd_buf *j, const struct evg *g, const struct evg_change *ch,
 			const char *conv, size_t conv_len);
 /* The text files' lines for the change: a new vertex line (or nothing:
  * an appended conversation rewrites the file later), an edge per cause. */
-void evd_text_change(struct evbuffer *v, struct evbuffer *e, const struct evg *g,
+void evd_text_change(struct evd_buf *v, struct evd_buf *e, const struct evg *g,
 		     const struct evg_change *ch);
 /* The whole EventNetVertices.txt for g. */
-void evd_vertices_text(struct evbuffer *out, const struct evg *g);
+void evd_vertices_text(struct evd_buf *out, const struct evg *g);
 
 #endif

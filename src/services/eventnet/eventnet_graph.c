@@ -17,6 +17,13 @@ static uint32_t hash_id(const char *s, size_t n)
 		h ^= (unsigned char)s[i];
 		h *= 16777619u;
 	}
+	/* murmur3's finaliser: ids differing in their last digits would
+	 * otherwise land in neighbouring slots (long linear-probe runs) */
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
 	return h;
 }
 
@@ -48,24 +55,27 @@ void evg_free(struct evg *g)
 
 int64_t evg_find(const struct evg *g, const char *id, size_t n)
 {
-	uint32_t mask = g->nslot - 1;
-	for (uint32_t h = hash_id(id, n) & mask;; h = (h + 1) & mask) {
-		uint32_t s = g->slot[h];
+	uint32_t mask = g->nslot - 1, hash = hash_id(id, n);
+	for (uint32_t h = hash & mask;; h = (h + 1) & mask) {
+		uint64_t s = g->slot[h];
 		if (s == 0)
 			return -1;
-		const struct evg_event *e = g->ev[s - 1];
-		if (strlen(e->id) == n && memcmp(e->id, id, n) == 0)
-			return s - 1;
+		if ((uint32_t)(s >> 32) != hash)
+			continue; /* no need to touch the event */
+		uint32_t i = (uint32_t)s - 1;
+		const struct evg_event *e = g->ev[i];
+		if (e->id_len == n && memcmp(e->id, id, n) == 0)
+			return i;
 	}
 }
 
-static void slot_put(uint32_t *slot, uint32_t nslot, const char *id, uint32_t idx)
+static void slot_put(uint64_t *slot, uint32_t nslot, uint32_t hash, uint32_t idx)
 {
 	uint32_t mask = nslot - 1;
-	uint32_t h = hash_id(id, strlen(id)) & mask;
+	uint32_t h = hash & mask;
 	while (slot[h])
 		h = (h + 1) & mask;
-	slot[h] = idx + 1;
+	slot[h] = (uint64_t)hash << 32 | (idx + 1);
 }
 
 /* Room for one more event: the array, the marks and the index. */
@@ -86,11 +96,11 @@ static int grow(struct evg *g)
 	}
 	if ((uint64_t)(g->n + 1) * 2 > g->nslot) {
 		uint32_t ns = g->nslot * 2;
-		uint32_t *slot = calloc(ns, sizeof *slot);
+		uint64_t *slot = calloc(ns, sizeof *slot);
 		if (!slot)
 			return -ENOMEM;
 		for (uint32_t i = 0; i < g->n; i++)
-			slot_put(slot, ns, g->ev[i]->id, i);
+			slot_put(slot, ns, g->ev[i]->hash, i);
 		free(g->slot);
 		g->slot = slot;
 		g->nslot = ns;
@@ -111,8 +121,11 @@ static struct evg_event *event_new(struct evg *g, struct evg_str id, struct evg_
 	e->vcn = (uint16_t)vc->n;
 	e->id = (char *)(e->vc + vc->n);
 	memcpy(e->id, id.p, id.n);
+	e->id_len = (uint16_t)id.n;
+	e->hash = hash_id(id.p, id.n);
 	e->partakers = e->id + id.n + 1;
-	memcpy(e->partakers, partakers.p, partakers.n);
+	if (partakers.n)
+		memcpy(e->partakers, partakers.p, partakers.n);
 	if (conv.n) {
 		e->conv = malloc(conv.n + 1);
 		if (!e->conv) {
@@ -130,7 +143,7 @@ static struct evg_event *event_new(struct evg *g, struct evg_str id, struct evg_
 static void insert(struct evg *g, struct evg_event *e)
 {
 	g->ev[g->n] = e;
-	slot_put(g->slot, g->nslot, e->id, g->n);
+	slot_put(g->slot, g->nslot, e->hash, g->n);
 	g->n++;
 }
 
@@ -288,7 +301,9 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 		*why = "the event's conversations would exceed 64 KiB";
 		return -E2BIG;
 	}
-	struct evc v = g->clock;
+	struct evc v;
+	v.n = g->clock.n; /* only the entries in use: the struct is 1 KiB */
+	memcpy(v.e, g->clock.e, v.n * sizeof v.e[0]);
 	uint64_t lam = g->lamport > in->lamport ? g->lamport : in->lamport;
 	if (in->clock) {
 		if (evc_get(in->clock, g->node_id) > g->seq) {
@@ -334,7 +349,8 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 	e->node = g->node_id;
 	e->seq = ++g->seq;
 	e->lamport = g->lamport = lam + 1;
-	g->clock = v;
+	g->clock.n = v.n;
+	memcpy(g->clock.e, v.e, v.n * sizeof v.e[0]);
 	insert(g, e);
 	out->idx = g->n - 1;
 	out->created = true;

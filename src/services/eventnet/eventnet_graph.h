@@ -33,6 +33,8 @@ struct evg_event {
 	uint32_t nparents, capparents;
 	char *rparents; /* remote causes, csv (malloc'd) or NULL */
 	uint64_t seq, lamport;
+	uint32_t hash; /* of the id */
+	uint16_t id_len;
 	uint16_t node;
 	uint16_t vcn;
 	struct evc_ent *vc; /* vcn entries (in this allocation) */
@@ -41,7 +43,7 @@ struct evg_event {
 struct evg {
 	struct evg_event **ev; /* by index: the order of recording */
 	uint32_t n, cap;
-	uint32_t *slot; /* open addressing over ids: index + 1, 0 empty */
+	uint64_t *slot; /* open addressing over ids: hash << 32 | (index + 1), 0 empty */
 	uint32_t nslot; /* power of two */
 	uint32_t *mark; /* why's visited marks (epoch-stamped), cap entries */
 	uint32_t epoch;

@@ -12,6 +12,7 @@
 
 struct evn_settings {
 	char dir[256]; /* eventnet_dir (%n: the node id); "" = $TMPDIR/virgo-eventnet-<node>-<port> */
+	char ack[16]; /* eventnet_ack: "written" (reply after the write) or "queued" */
 	int sync_ms; /* eventnet_sync_ms: fdatasync period; 0 = before each reply */
 	uint64_t max_events; /* eventnet_max_events */
 	uint64_t max_bytes; /* eventnet_max_bytes: memory the graph may hold */
