@@ -42,7 +42,8 @@ void evg_free(struct evg *g)
 {
 	for (uint32_t i = 0; i < g->n; i++) {
 		struct evg_event *e = g->ev[i];
-		free(e->conv);
+		if (e->conv_own)
+			free(e->conv);
 		free(e->parents);
 		free(e->rparents);
 		free(e);
@@ -53,13 +54,17 @@ void evg_free(struct evg *g)
 	memset(g, 0, sizeof *g);
 }
 
-int64_t evg_find(const struct evg *g, const char *id, size_t n)
+/* Index of id (hash given), or -1 with *empty the slot it would take. */
+static int64_t find_slot(const struct evg *g, const char *id, size_t n, uint32_t hash,
+			 uint32_t *empty)
 {
-	uint32_t mask = g->nslot - 1, hash = hash_id(id, n);
+	uint32_t mask = g->nslot - 1;
 	for (uint32_t h = hash & mask;; h = (h + 1) & mask) {
 		uint64_t s = g->slot[h];
-		if (s == 0)
+		if (s == 0) {
+			*empty = h;
 			return -1;
+		}
 		if ((uint32_t)(s >> 32) != hash)
 			continue; /* no need to touch the event */
 		uint32_t i = (uint32_t)s - 1;
@@ -67,6 +72,12 @@ int64_t evg_find(const struct evg *g, const char *id, size_t n)
 		if (e->id_len == n && memcmp(e->id, id, n) == 0)
 			return i;
 	}
+}
+
+int64_t evg_find(const struct evg *g, const char *id, size_t n)
+{
+	uint32_t empty;
+	return find_slot(g, id, n, hash_id(id, n), &empty);
 }
 
 static void slot_put(uint64_t *slot, uint32_t nslot, uint32_t hash, uint32_t idx)
@@ -78,7 +89,7 @@ static void slot_put(uint64_t *slot, uint32_t nslot, uint32_t hash, uint32_t idx
 	slot[h] = (uint64_t)hash << 32 | (idx + 1);
 }
 
-/* Room for one more event: the array, the marks and the index. */
+/* Room for one more event: the array and the index. */
 static int grow(struct evg *g)
 {
 	if (g->n == g->cap) {
@@ -87,11 +98,6 @@ static int grow(struct evg *g)
 		if (!ev)
 			return -ENOMEM;
 		g->ev = ev;
-		uint32_t *mark = realloc(g->mark, cap * sizeof *mark);
-		if (!mark)
-			return -ENOMEM;
-		memset(mark + g->cap, 0, (cap - g->cap) * sizeof *mark);
-		g->mark = mark;
 		g->cap = cap;
 	}
 	if ((uint64_t)(g->n + 1) * 2 > g->nslot) {
@@ -112,31 +118,30 @@ static struct evg_event *event_new(struct evg *g, struct evg_str id, struct evg_
 				   struct evg_str conv, const struct evc *vc)
 {
 	size_t sz = sizeof(struct evg_event) + vc->n * sizeof(struct evc_ent) + id.n + 1 +
-		    partakers.n + 1;
-	struct evg_event *e = calloc(1, sz);
+		    partakers.n + 1 + (conv.n ? conv.n + 1 : 0);
+	struct evg_event *e = malloc(sz);
 	if (!e)
 		return NULL;
+	memset(e, 0, sizeof *e);
 	e->vc = (struct evc_ent *)(e + 1);
 	memcpy(e->vc, vc->e, vc->n * sizeof(struct evc_ent));
 	e->vcn = (uint16_t)vc->n;
 	e->id = (char *)(e->vc + vc->n);
 	memcpy(e->id, id.p, id.n);
+	e->id[id.n] = '\0';
 	e->id_len = (uint16_t)id.n;
 	e->hash = hash_id(id.p, id.n);
 	e->partakers = e->id + id.n + 1;
 	if (partakers.n)
 		memcpy(e->partakers, partakers.p, partakers.n);
-	if (conv.n) {
-		e->conv = malloc(conv.n + 1);
-		if (!e->conv) {
-			free(e);
-			return NULL;
-		}
+	e->partakers[partakers.n] = '\0';
+	if (conv.n) { /* in the same block until an append */
+		e->conv = e->partakers + partakers.n + 1;
 		memcpy(e->conv, conv.p, conv.n);
 		e->conv[conv.n] = '\0';
 		e->conv_len = conv.n;
 	}
-	g->bytes += sz + conv.n + 64;
+	g->bytes += sz + 32;
 	return e;
 }
 
@@ -250,9 +255,12 @@ static int update(struct evg *g, uint32_t idx, const struct evg_log_in *in,
 	}
 	/* apply */
 	if (in->conv.n) {
-		char *c = realloc(e->conv, newlen + 1);
+		char *c = e->conv_own ? realloc(e->conv, newlen + 1) : malloc(newlen + 1);
 		if (!c)
 			return -ENOMEM;
+		if (!e->conv_own && e->conv_len)
+			memcpy(c, e->conv, e->conv_len);
+		e->conv_own = true;
 		if (e->conv_len)
 			c[e->conv_len++] = '#';
 		memcpy(c + e->conv_len, in->conv.p, in->conv.n);
@@ -287,7 +295,11 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 		*why = "too many causes";
 		return -EINVAL;
 	}
-	int64_t have = evg_find(g, in->id.p, in->id.n);
+	int rc = grow(g); /* first: the slot found below stays valid */
+	if (rc)
+		return rc;
+	uint32_t empty;
+	int64_t have = find_slot(g, in->id.p, in->id.n, hash_id(in->id.p, in->id.n), &empty);
 	if (have >= 0) {
 		out->idx = (uint32_t)have;
 		return update(g, (uint32_t)have, in, out, why);
@@ -340,9 +352,6 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 		*why = "the clock would name more than 64 nodes";
 		return -EINVAL;
 	}
-	int rc = grow(g);
-	if (rc)
-		return rc;
 	struct evg_event *e = event_new(g, in->id, in->partakers, in->conv, &v);
 	if (!e)
 		return -ENOMEM;
@@ -351,7 +360,9 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 	e->lamport = g->lamport = lam + 1;
 	g->clock.n = v.n;
 	memcpy(g->clock.e, v.e, v.n * sizeof v.e[0]);
-	insert(g, e);
+	g->ev[g->n] = e;
+	g->slot[empty] = (uint64_t)e->hash << 32 | (g->n + 1);
+	g->n++;
 	out->idx = g->n - 1;
 	out->created = true;
 	for (unsigned k = 0; k < in->nafter; k++) {
@@ -461,8 +472,16 @@ int evg_why(struct evg *g, uint32_t idx, uint32_t **out, size_t *n, char **remot
 	*out = NULL;
 	*n = 0;
 	*remote = NULL;
+	if (g->nmark < g->n) { /* marks are for why only: sized here, not on ingest */
+		uint32_t *m = realloc(g->mark, (size_t)g->cap * sizeof *m);
+		if (!m)
+			return -ENOMEM;
+		memset(m + g->nmark, 0, (size_t)(g->cap - g->nmark) * sizeof *m);
+		g->mark = m;
+		g->nmark = g->cap;
+	}
 	if (++g->epoch == 0) { /* wrapped: clear the marks once */
-		memset(g->mark, 0, g->cap * sizeof *g->mark);
+		memset(g->mark, 0, (size_t)g->nmark * sizeof *g->mark);
 		g->epoch = 1;
 	}
 	size_t cap = 64, len = 0, rlen = 0, rcap = 0;

@@ -27,13 +27,15 @@
 struct evg_event {
 	char *id; /* NUL-terminated (in this allocation) */
 	char *partakers; /* NUL-terminated, "" when none (in this allocation) */
-	char *conv; /* malloc'd, NUL-terminated, conv_len bytes; NULL when empty */
+	char *conv; /* NUL-terminated, conv_len bytes; NULL when empty; in this
+		     * allocation until an append moves it to its own */
 	size_t conv_len;
 	uint32_t *parents; /* local causes, by index (malloc'd) */
 	uint32_t nparents, capparents;
 	char *rparents; /* remote causes, csv (malloc'd) or NULL */
 	uint64_t seq, lamport;
 	uint32_t hash; /* of the id */
+	bool conv_own; /* conv is its own malloc'd block */
 	uint16_t id_len;
 	uint16_t node;
 	uint16_t vcn;
@@ -45,7 +47,8 @@ struct evg {
 	uint32_t n, cap;
 	uint64_t *slot; /* open addressing over ids: hash << 32 | (index + 1), 0 empty */
 	uint32_t nslot; /* power of two */
-	uint32_t *mark; /* why's visited marks (epoch-stamped), cap entries */
+	uint32_t *mark; /* why's visited marks (epoch-stamped), nmark entries */
+	uint32_t nmark;
 	uint32_t epoch;
 	uint16_t node_id;
 	struct evc clock; /* the node's clock: every event recorded here */
