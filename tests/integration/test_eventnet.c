@@ -3,8 +3,9 @@
  * every message form of the notes and the original (answered "EventNet
  * updated", then closed, as `nc` expects), the text files' exact format,
  * pipelined native logging, cycle refusal on the wire, clocks carried by
- * the client across three nodes, the tail feed, and a crash (SIGKILL)
- * with a torn journal tail repaired at restart.
+ * the client across three nodes, the tail feed, the files of a node that
+ * acknowledges before writing (eventnet_ack = queued), and a crash
+ * (SIGKILL) with a torn journal tail repaired at restart.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -36,7 +37,9 @@ static int setup(void **state)
 	const char *node_extra[3];
 	for (int i = 0; i < 3; i++) {
 		snprintf(evdir[i], sizeof evdir[i], "%s/eventnet%d", tmp, i + 1);
-		snprintf(extra[i], sizeof extra[i], "eventnet_dir = %s\n", evdir[i]);
+		/* node 2 acknowledges before writing (eventnet_ack = queued) */
+		snprintf(extra[i], sizeof extra[i], "eventnet_dir = %s\n%s", evdir[i],
+			 i == 1 ? "eventnet_ack = queued\n" : "");
 		node_extra[i] = extra[i];
 	}
 	return th_cluster_start_nodes(&cl, 3, "eventnet_sync_ms = 200\n", node_extra, "");
@@ -340,6 +343,9 @@ static void tail_follows_new_events(void **state)
 	assert_non_null(strstr(r, " tailed1 \r\n"));
 	close(t);
 	close(w);
+	/* node 2 replied before writing: the files still get the events */
+	file_is(evdir[1], "EventNetEdges.txt", "\ntailed1,tailed2\n", true);
+	file_is(evdir[1], "EventNetVertices.txt", "\ntailed1 -  - (x)\ntailed2 -  - \n", true);
 }
 
 static void crash_with_torn_tail(void **state)

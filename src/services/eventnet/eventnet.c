@@ -118,6 +118,13 @@ static void trim_buf(struct evd_buf *b)
 static void flush_job(void *arg, bool cancelled)
 {
 	struct eventnet *en = arg;
+	if (cancelled) { /* the pool is going away: fini writes what is pending */
+		pthread_mutex_lock(&en->mu);
+		en->flushing = false;
+		pthread_cond_broadcast(&en->idle);
+		pthread_mutex_unlock(&en->mu);
+		return;
+	}
 	for (;;) {
 		struct evd_buf vt = {0};
 		bool rewrite = false;
@@ -144,7 +151,7 @@ static void flush_job(void *arg, bool cancelled)
 		pthread_mutex_unlock(&en->mu);
 
 		/* only this job touches f* and the files (one job at a time) */
-		int rc = cancelled ? -ECANCELED : evd_append(&en->d, &en->fj, &en->fv, &en->fe);
+		int rc = evd_append(&en->d, &en->fj, &en->fv, &en->fe);
 		en->fj.n = en->fv.n = en->fe.n = 0;
 		en->fj.oom = en->fv.oom = en->fe.oom = false;
 		trim_buf(&en->fj);
@@ -155,7 +162,7 @@ static void flush_job(void *arg, bool cancelled)
 		if (rc == 0 && sync)
 			rc = evd_sync(&en->d);
 		evd_buf_free(&vt);
-		if (rc && rc != -ECANCELED)
+		if (rc)
 			log_error("eventnet_write_failed dir=%s err=%s", en->d.dir, strerror(-rc));
 		post_waiters(w, rc);
 
@@ -171,7 +178,7 @@ static void flush_job(void *arg, bool cancelled)
 			en->rewrites++;
 		if (rc)
 			en->io_errors++;
-		bool more = !cancelled && (en->wait_head || en->pj.n > 0);
+		bool more = en->wait_head || en->pj.n > 0;
 		if (!more) {
 			en->flushing = false;
 			pthread_cond_broadcast(&en->idle);
