@@ -26,7 +26,7 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 busy() { nc -z 127.0.0.1 "$1" 2>/dev/null; }
 MCBASE=11211
 for i in 0 1 2; do
-	for port in $((10000 + i)) $((30000 + i)); do
+	for port in $((10000 + i)) $((20000 + i)) $((30000 + i)); do
 		if busy $port; then
 			echo "port $port is in use (a virgod already running? stop it first)" >&2
 			exit 1
@@ -38,8 +38,8 @@ done
 
 say "starting 3 virgod nodes (logs in $DIR)"
 for i in 1 2 3; do
-	printf 'node_id = %d\nport_offset = %d\npidfile = %s\nmemcache_port = %d\n' \
-		"$i" $((i - 1)) "$DIR/node$i.pid" $((MCBASE + i - 1)) >"$DIR/node$i.conf"
+	printf 'node_id = %d\nport_offset = %d\npidfile = %s\nmemcache_port = %d\neventnet_dir = %s\n' \
+		"$i" $((i - 1)) "$DIR/node$i.pid" $((MCBASE + i - 1)) "$DIR/eventnet$i" >"$DIR/node$i.conf"
 	"$VIRGOD" --config "$DIR/node$i.conf" 2>"$DIR/node$i.log" &
 	PIDS="$PIDS $!"
 done
@@ -104,6 +104,27 @@ printf 'virgo_clone(virgo_cloud_test,hello)\n' | nc 127.0.0.1 10000
 printf '$ printf '"'"'load\\r\\nquit\\r\\n'"'"' | nc 127.0.0.1 10002\n'
 printf 'load\r\nquit\r\n' | nc 127.0.0.1 10002
 run "$VIRGO" status
+
+say "EventNet: a causal event graph with logical clocks (notes §913, §923, §994)"
+printf "\$ printf 'eventnet_vertexmsg#1-alice,bob-(hello,hi)\\\\n' | nc 127.0.0.1 20000\n"
+printf 'eventnet_vertexmsg#1-alice,bob-(hello,hi)\n' | nc 127.0.0.1 20000
+printf "\$ printf 'eventnet_edgemsg#3#1#2\\\\n' | nc 127.0.0.1 20000\n"
+printf 'eventnet_edgemsg#3#1#2\n' | nc 127.0.0.1 20000
+run "$VIRGO" eventnet log --id login --partakers alice,web1 --conv '(GET,/login)' --after 2
+echo '$ VIRGO_TRACE=1 virgo clone --on node2 virgo_cloud_test traced   # libvirgo traces itself'
+VIRGO_TRACE=1 "$VIRGO" clone --on node2 virgo_cloud_test traced
+echo
+T=$("$VIRGO" eventnet tail -n 50 | awk '$3 ~ /^clone-.*-reply$/ {id = $3} END {print id}')
+run "$VIRGO" eventnet why "$T"   # submit (home node) -> run (node 2) -> reply, by their clocks
+run "$VIRGO" eventnet before login "$T"
+run "$VIRGO" eventnet tail -n 3
+run "$VIRGO" eventnet dot
+if command -v dot >/dev/null; then
+	"$VIRGO" eventnet svg >"$DIR/eventnet.svg" &&
+		echo "\$ virgo eventnet svg > eventnet.svg   # $(wc -c <"$DIR/eventnet.svg") bytes of SVG"
+fi
+printf '$ cat EventNetVertices.txt EventNetEdges.txt   # node 1, for the AsFer reader\n'
+cat "$DIR/eventnet1/EventNetVertices.txt" "$DIR/eventnet1/EventNetEdges.txt"
 
 say "stopping the cluster (SIGTERM: drain and exit 0)"
 for p in $PIDS; do kill -TERM "$p"; done

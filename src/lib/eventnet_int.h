@@ -7,6 +7,7 @@
 #ifndef VIRGO_LIB_EVENTNET_INT_H
 #define VIRGO_LIB_EVENTNET_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,20 @@ int ven_err(const char *line, const char *op, unsigned node);
 int ven_parse_event(const char *line, size_t len, struct virgo_event *ev);
 /* Frees the strings of one event (not the struct). */
 void ven_event_clear(struct virgo_event *ev);
+
+/* Tracing libvirgo's own calls (eventnet_trace.c): VIRGO_TRACE=1. */
+struct ven_trace {
+	char base[64]; /* clone-<pid>-<n> */
+	char prev[160]; /* the previous step's event, "" before the first */
+	char clock[1800]; /* its vector clock */
+	uint64_t lamport;
+	int home;
+};
+bool ven_tracing(void);
+void ven_trace_begin(struct ven_trace *t);
+/* Logs <base>-<step> on node index idx (-1: home) after the previous step. */
+void ven_trace_step(struct ven_trace *t, int idx, const char *step, const char *partakers,
+		    const char *conv);
 
 /* Stops the logger thread (virgo_fini): what is queued is sent first,
  * for at most timeout_ms. */

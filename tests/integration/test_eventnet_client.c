@@ -4,7 +4,8 @@
  * flush, causes on other nodes (the library carries their clocks), errors
  * reported by flush (a cycle), the cluster-wide why / before / dump, the
  * tail callback, and the exports: DOT drawn by graphviz's `dot -Tsvg`,
- * JSON read by python3, the ShiViz log's shape, the CLI's svg.
+ * JSON read by python3, the ShiViz log's shape, the CLI's svg; and a
+ * traced virgo_clone (VIRGO_TRACE=1) across two nodes.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -266,6 +267,45 @@ static void exports(void **state)
 	}
 }
 
+/* VIRGO_TRACE=1: a virgo_clone on another node than this process's home
+ * node leaves submit (home) -> run (the node that ran it) -> reply (home),
+ * each after the previous one by its clock. */
+static void traced_clone_across_nodes(void **state)
+{
+	(void)state;
+	int home = (int)(getpid() % 3);
+	struct virgo_call_opts o = {.node_id = cl.nodes[(home + 1) % 3].id};
+	void *out = NULL;
+	size_t n = 0;
+	unsigned ran = 0;
+	setenv("VIRGO_TRACE", "1", 1);
+	int rc = virgo_clone_ex("virgo_cloud_test", "traced", 6, &o, &out, &n, &ran);
+	unsetenv("VIRGO_TRACE");
+	assert_int_equal(rc, 0);
+	free(out);
+	assert_int_equal(ran, o.node_id);
+	char id[3][64];
+	const char *step[3] = {"submit", "run", "reply"};
+	for (int i = 0; i < 3; i++)
+		snprintf(id[i], sizeof id[i], "clone-%d-1-%s", (int)getpid(), step[i]);
+	struct virgo_event *evs;
+	size_t k;
+	assert_int_equal(virgo_eventnet_why(id[2], &evs, &k), 0);
+	assert_int_equal(k, 3);
+	for (int i = 0; i < 3; i++)
+		assert_string_equal(evs[i].id, id[i]);
+	assert_int_equal(evs[0].node, cl.nodes[home].id);
+	assert_int_equal(evs[1].node, o.node_id);
+	assert_int_equal(evs[2].node, cl.nodes[home].id);
+	char who[32];
+	snprintf(who, sizeof who, "node%u", o.node_id);
+	assert_string_equal(evs[1].partakers, who);
+	assert_true(evs[0].lamport < evs[1].lamport && evs[1].lamport < evs[2].lamport);
+	assert_int_equal(virgo_eventnet_compare(&evs[0], &evs[1]), VIRGO_EV_BEFORE);
+	assert_int_equal(virgo_eventnet_compare(&evs[1], &evs[2]), VIRGO_EV_BEFORE);
+	virgo_events_free(evs, k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -273,6 +313,7 @@ int main(void)
 		cmocka_unit_test(causes_on_other_nodes),
 		cmocka_unit_test(tail_every_node),
 		cmocka_unit_test(exports),
+		cmocka_unit_test(traced_clone_across_nodes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
