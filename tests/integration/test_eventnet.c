@@ -200,6 +200,18 @@ static void native_pipelined_and_queries(void **state)
 	assert_non_null(strstr(r, "NEXT 2\r\n"));
 	r = xchg(fd, "ping\n", "\r\n");
 	assert_string_equal(r, "PONG 1\r\n");
+	/* a query sent while a change is being written is answered after it */
+	for (int i = 0; i < 50; i++) {
+		char a[64], b[64];
+		snprintf(a, sizeof a, "log ord%d\n", i);
+		snprintf(b, sizeof b, "get ord%d\nping\n", i);
+		assert_int_equal(th_send(fd, a, strlen(a)), 0);
+		r = xchg(fd, b, "PONG 1\r\n");
+		snprintf(a, sizeof a, "OK ord%d 1 ", i);
+		snprintf(b, sizeof b, "\r\nEVENT ord%d 1 ", i);
+		if (strncmp(r, a, strlen(a)) != 0 || !strstr(r, b))
+			fail_msg("out of order: %s", r);
+	}
 	close(fd);
 }
 

@@ -35,6 +35,7 @@
 #define EVN_REPLY_MAX (VCONN_OUT_BUDGET / 2) /* bytes of one why/dump reply */
 #define EVN_FEED_MAX (256 * 1024) /* bytes a tail subscriber may lag */
 #define EVN_REWRITE_MS 1000
+#define EVN_MAX_OUTSTANDING 8 /* batches of a connection being written at once */
 #define EVN_PENDING_MAX (64u << 20) /* eventnet_ack = queued: unwritten bytes before replies wait */ /* EventNetVertices.txt rewritten at most this often */
 
 struct evn_sub {
@@ -71,8 +72,14 @@ struct eventnet {
 
 struct evn_conn {
 	struct frame_state fs;
-	struct evbuffer *held; /* replies waiting for their batch's write */
-	bool waiting; /* a batch of ours is being written (VSVC_WAIT) */
+	struct evbuffer *held; /* replies of the batch being run */
+	/* batches of ours being written, and the bytes of their replies: a
+	 * connection goes on with its next requests meanwhile (the replies
+	 * are delivered in order, as the writes complete in order) until
+	 * these reach EVN_MAX_OUTSTANDING / EVN_HELD_MAX */
+	int outstanding;
+	size_t held_bytes;
+	bool waiting; /* returned VSVC_WAIT: resume when a batch is written */
 	bool legacy_close; /* last request used the notes' syntax */
 	bool failed; /* the journal write failed: close */
 	struct evn_sub *sub; /* tail subscription */
@@ -192,9 +199,11 @@ static void flush_job(void *arg, bool cancelled)
 static void reply_done(struct vconn *c, void *arg)
 {
 	struct evn_waiter *w = arg;
+	bool resume = false;
 	if (c) {
 		struct evn_conn *ec = vconn_state(c);
-		ec->waiting = false;
+		ec->outstanding--;
+		ec->held_bytes -= evbuffer_get_length(w->replies);
 		if (w->rc) {
 			evbuffer_add_printf(vconn_out(c), "ERR EIO the event journal could not be written: %s\r\n",
 					    strerror(-w->rc));
@@ -202,11 +211,15 @@ static void reply_done(struct vconn *c, void *arg)
 		} else {
 			evbuffer_add_buffer(vconn_out(c), w->replies);
 		}
+		resume = ec->waiting || ec->failed;
+		ec->waiting = false;
 	}
 	evbuffer_free(w->replies);
 	free(w);
-	if (c)
-		vconn_resume(c);
+	if (resume)
+		vconn_resume(c); /* takes the input that waited, or closes */
+	else if (c)
+		vconn_flush(c);
 }
 
 static void post_waiters(struct evn_waiter *w, int rc)
@@ -543,8 +556,21 @@ static bool exec_locked(struct vconn *c, struct eventnet *en, const struct evn_r
 	}
 }
 
+/* One parsed request of a round (parsed without the lock). */
+struct evn_parsed {
+	enum evn_parse_result pr;
+	struct evn_req req;
+	int code;
+	const char *msg;
+	struct frame_state fs_before; /* to parse it again if the round stops early */
+	size_t start; /* its offset in the input */
+};
+
+#define EVN_ROUND 64 /* requests parsed, then run under one lock acquisition */
+
 static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 {
+	static __thread struct evn_parsed round[EVN_ROUND];
 	struct eventnet *en = vconn_svc(c);
 	struct evn_conn *ec = vconn_state(c);
 	if (ec->failed)
@@ -552,43 +578,72 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 	if (ec->waiting)
 		return VSVC_WAIT;
 	bool quit = false, oom = false;
-	/* one lock for everything that arrived: a pipelined batch costs one
-	 * acquisition, not one per event */
-	pthread_mutex_lock(&en->mu);
 	for (;;) {
 		size_t len = evbuffer_get_length(in);
-		if (len == 0)
+		if (len == 0 || quit || oom)
 			break;
 		if (vconn_out_full(c) ||
 		    (ec->held && evbuffer_get_length(ec->held) > EVN_HELD_MAX))
 			break;
+		/* parse a round of requests outside the lock (the strings point
+		 * into buf: nothing is drained until the round has run) */
 		const uint8_t *buf = evbuffer_pullup(in, -1);
-		struct evn_req req;
-		size_t used;
-		int code;
-		const char *msg;
-		enum evn_parse_result pr =
-			evn_parse(&ec->fs, buf, len, eof, en->max_line, &req, &used, &code, &msg);
-		if (pr == EVN_MORE) {
-			evbuffer_drain(in, used);
-			if (used == 0)
+		size_t off = 0;
+		int nr = 0;
+		while (nr < EVN_ROUND && off < len) {
+			struct evn_parsed *p = &round[nr];
+			size_t used;
+			p->fs_before = ec->fs;
+			p->start = off;
+			p->pr = evn_parse(&ec->fs, buf + off, len - off, eof, en->max_line, &p->req,
+					  &used, &p->code, &p->msg);
+			off += used;
+			if (p->pr == EVN_MORE) {
+				if (used == 0)
+					break;
+				continue; /* skipped bytes (an oversized line's rest) */
+			}
+			nr++;
+			if (p->pr == EVN_REQ && p->req.op == EVN_OP_QUIT)
 				break;
-			continue;
 		}
-		/* replies keep the requests' order: once one waits for the
-		 * write, the following ones wait behind it */
-		struct evbuffer *out = ec->held ? ec->held : vconn_out(c);
-		if (pr == EVN_ERROR) {
-			reply_err(en, out, code, msg);
-			ec->legacy_close = req.legacy;
-		} else if (req.op == EVN_OP_QUIT) {
-			quit = true;
-		} else {
-			bool mutating = req.op == EVN_OP_LOG || req.op == EVN_OP_EDGE;
-			/* eventnet_ack = queued still holds the replies when the
-			 * writes fall far behind (back-pressure) */
-			if (mutating && !ec->held &&
-			    (en->ack_written || en->pj.n > EVN_PENDING_MAX)) {
+		/* then run them under one lock acquisition */
+		if (nr)
+			pthread_mutex_lock(&en->mu);
+		size_t done = off;
+		for (int i = 0; i < nr; i++) {
+			struct evn_parsed *p = &round[i];
+			/* replies piling up (large why/dump pages): the rest of
+			 * the round waits, parsed again next time */
+			if (i > 0 && (vconn_out_full(c) ||
+				      (ec->held && evbuffer_get_length(ec->held) > EVN_HELD_MAX))) {
+				ec->fs = p->fs_before;
+				done = p->start;
+				break;
+			}
+			/* replies keep the requests' order: once one waits for
+			 * the write, the following ones wait behind it */
+			if (!ec->held && ec->outstanding > 0 && !(ec->held = evbuffer_new())) {
+				oom = true;
+				break;
+			}
+			struct evbuffer *out = ec->held ? ec->held : vconn_out(c);
+			if (p->pr == EVN_ERROR) {
+				reply_err(en, out, p->code, p->msg);
+				ec->legacy_close = p->req.legacy;
+				continue;
+			}
+			if (p->req.op == EVN_OP_QUIT) {
+				quit = true;
+				break;
+			}
+			bool mutating = p->req.op == EVN_OP_LOG || p->req.op == EVN_OP_EDGE;
+			/* a reply waits for the write when it answers a change
+			 * (eventnet_ack = queued: only when the writes fall far
+			 * behind), and any reply waits behind earlier ones that do */
+			if (!ec->held &&
+			    (ec->outstanding > 0 ||
+			     (mutating && (en->ack_written || en->pj.n > EVN_PENDING_MAX)))) {
 				ec->held = evbuffer_new();
 				if (!ec->held) {
 					oom = true;
@@ -596,13 +651,16 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 				}
 				out = ec->held;
 			}
-			exec_locked(c, en, &req, out);
-			ec->legacy_close = req.legacy;
+			exec_locked(c, en, &p->req, out);
+			ec->legacy_close = p->req.legacy;
 		}
-		evbuffer_drain(in, used);
-		if (quit)
-			break;
+		if (nr)
+			pthread_mutex_unlock(&en->mu);
+		evbuffer_drain(in, done);
+		if (nr == 0)
+			break; /* an incomplete request: wait for more */
 	}
+	pthread_mutex_lock(&en->mu);
 	if (!en->ack_written && en->pj.n > 0)
 		kick_locked(en); /* eventnet_ack = queued: written within a moment */
 	if (ec->held && !oom) {
@@ -612,17 +670,28 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			w->t = t;
 			w->replies = ec->held;
 			ec->held = NULL;
-			ec->waiting = true;
+			ec->outstanding++;
+			ec->held_bytes += evbuffer_get_length(w->replies);
 			*en->wait_tail = w;
 			en->wait_tail = &w->next;
 			kick_locked(en);
-			pthread_mutex_unlock(&en->mu);
-			return VSVC_WAIT;
+		} else {
+			free(w);
+			oom = true;
 		}
-		free(w);
-		oom = true;
 	}
 	pthread_mutex_unlock(&en->mu);
+	/* wait (not read on) when the peer is done sending (do not close
+	 * before the replies), a call-syntax client waits for its close, or
+	 * enough is in flight */
+	if (!oom && ec->outstanding > 0 &&
+	    (eof || quit || ec->legacy_close || ec->outstanding >= EVN_MAX_OUTSTANDING ||
+	     ec->held_bytes > EVN_HELD_MAX)) {
+		if (quit) /* close once the replies are out: see the quit again then */
+			evbuffer_prepend(in, "quit\n", 5);
+		ec->waiting = true;
+		return VSVC_WAIT;
+	}
 	if (oom) {
 		evbuffer_add(vconn_out(c), "ERR ENOMEM out of memory\r\n", 26);
 		return VSVC_CLOSE;
