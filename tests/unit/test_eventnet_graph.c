@@ -295,7 +295,7 @@ static void journal_replay_and_torn_tail(void **state)
 	struct evg g2;
 	struct evd d2;
 	assert_int_equal(evg_init(&g2, 2, 1000, 1 << 24), 0);
-	assert_int_equal(evd_open(&d2, dir, &g2, err, sizeof err), -1);
+	assert_int_equal(evd_open(&d2, dir, &g2, err, sizeof err), -2);
 	assert_non_null(strstr(err, "in use"));
 	evg_free(&g2);
 

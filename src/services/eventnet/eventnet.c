@@ -68,6 +68,7 @@ struct eventnet {
 	unsigned node_id;
 	size_t max_line;
 	uint64_t ops_log, ops_edge, ops_query, errors, io_errors, batches, syncs, rewrites;
+	char locked_out[600]; /* non-empty: eventnet_dir held by another process */
 };
 
 struct evn_conn {
@@ -577,6 +578,10 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		return VSVC_CLOSE;
 	if (ec->waiting)
 		return VSVC_WAIT;
+	if (en->locked_out[0]) {
+		evbuffer_add_printf(vconn_out(c), "ERR EBUSY %s\r\n", en->locked_out);
+		return VSVC_CLOSE;
+	}
 	bool quit = false, oom = false;
 	for (;;) {
 		size_t len = evbuffer_get_length(in);
@@ -773,7 +778,17 @@ static int evn_init(const struct vd_node *node, void **out)
 		log_error("eventnet: out of memory");
 		goto fail;
 	}
-	if (evd_open(&en->d, dir, &en->g, err, sizeof err) != 0) {
+	int orc = evd_open(&en->d, dir, &en->g, err, sizeof err);
+	if (orc == -2) {
+		/* another virgod holds the directory: most likely this one is a
+		 * second instance of the same node and fails on its ports next;
+		 * otherwise its eventnet port refuses every request */
+		log_error("eventnet: %s: the eventnet port answers ERR EBUSY", err);
+		snprintf(en->locked_out, sizeof en->locked_out, "%s", err);
+		*out = en;
+		return 0;
+	}
+	if (orc != 0) {
 		log_error("eventnet: %s", err);
 		goto fail;
 	}
@@ -791,6 +806,8 @@ fail:
 static void evn_tick(void *svc)
 {
 	struct eventnet *en = svc;
+	if (en->locked_out[0])
+		return;
 	pthread_mutex_lock(&en->mu);
 	int64_t now = now_ms();
 	if (en->wait_head || en->pj.n > 0 ||
@@ -803,6 +820,13 @@ static void evn_tick(void *svc)
 static void evn_fini(void *svc)
 {
 	struct eventnet *en = svc;
+	if (en->locked_out[0]) {
+		evg_free(&en->g);
+		pthread_cond_destroy(&en->idle);
+		pthread_mutex_destroy(&en->mu);
+		free(en);
+		return;
+	}
 	pthread_mutex_lock(&en->mu);
 	while (en->flushing)
 		pthread_cond_wait(&en->idle, &en->mu);

@@ -226,9 +226,11 @@ int evd_open(struct evd *d, const char *dir, struct evg *g, char *err, size_t er
 	}
 	d->lock_fd = openat(d->dfd, "eventnet.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (d->lock_fd < 0 || flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		bool busy = d->lock_fd >= 0 && errno == EWOULDBLOCK;
 		snprintf(err, errlen, "eventnet_dir %s: %s", dir,
-			 errno == EWOULDBLOCK ? "in use by another virgod" : strerror(errno));
-		goto fail;
+			 busy ? "in use by another virgod" : strerror(errno));
+		evd_close(d);
+		return busy ? -2 : -1;
 	}
 	d->jfd = openat(d->dfd, JOURNAL, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (d->jfd < 0) {

@@ -42,7 +42,8 @@ struct evd {
 
 /* Creates dir (and its parents) if needed, locks it against a second
  * virgod, replays the journal into g (cutting a torn tail) and rewrites
- * the text files.  0, or -1 with a sentence in err. */
+ * the text files.  0, -2 when another process holds the directory, or
+ * -1; a sentence in err. */
 int evd_open(struct evd *d, const char *dir, struct evg *g, char *err, size_t errlen);
 void evd_close(struct evd *d);
 
