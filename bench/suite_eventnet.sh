@@ -126,8 +126,7 @@ v() { echo " $1" | sed -n "s/.* $2=\([0-9.]*\).*/\1/p"; }
 	echo
 	echo "| virgo_eventnet_log() (batched, 400,000 events of 32 B) | |"
 	echo "|---|---|"
-	echo "| caller's time per call, mean | $(v "$LOGR" call_ns) ns |"
-	echo "| caller's time per call, p99 | $(v "$LOGR" p99_call_ns) ns |"
+	echo "| caller's time per call: median / p99 / mean | $(v "$LOGR" p50_call_ns) / $(v "$LOGR" p99_call_ns) / $(v "$LOGR" call_ns) ns |"
 	echo "| end to end (queue, send, record, write), flushing every 100,000 | $(v "$LOGR" e2e_per_s) events/s |"
 	echo
 	echo "The call checks its arguments and appends to a queue under a mutex; a library"

@@ -410,12 +410,14 @@ static void reply_why(struct eventnet *en, struct evbuffer *out, uint32_t idx, u
 		evbuffer_add_buffer(out, body);
 		evbuffer_free(body);
 	}
-	for (const char *r = remote; r && *r;) {
+	size_t room = EVN_REPLY_MAX; /* REMOTE lines too stay within one reply's bound */
+	for (const char *r = remote; r && *r && room > 200;) {
 		const char *c = strchr(r, ',');
 		size_t l = c ? (size_t)(c - r) : strlen(r);
 		evbuffer_add(out, "REMOTE ", 7);
 		evbuffer_add(out, r, l);
 		evbuffer_add(out, "\r\n", 2);
+		room -= l + 9;
 		r = c ? c + 1 : r + l;
 	}
 	evbuffer_add(out, "END\r\n", 5);
