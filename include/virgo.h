@@ -75,7 +75,8 @@ const char *virgo_last_error(void);
  * chunks on several nodes; the returned VUID names the whole span.
  * -EINVAL for size 0; -ENOMEM when the nodes cannot hold it, and at once
  * (without asking any node) for a size above chunk_size * 65536, the most
- * one span can hold (so virgo_malloc(SIZE_MAX) is -ENOMEM). */
+ * one span can hold (so virgo_malloc(SIZE_MAX) is -ENOMEM).  It carries
+ * the process's default owner tag (virgo_owner_default: "<host>:<pid>"). */
 int virgo_malloc(size_t size, virgo_vuid_t *vuid);
 
 /* Replace the value: write len bytes at offset 0 and make len the stored
@@ -94,8 +95,17 @@ struct virgo_malloc_opts {
 			  * malloc/renew (counted in whole seconds, checked
 			  * about once a second); 0: never */
 	const char *owner; /* tag for virgo_free_owner/virgo ls: 1..64 chars of
-			    * A-Z a-z 0-9 . _ - : @ / (borrowed); NULL: none */
+			    * A-Z a-z 0-9 . _ - : @ / (borrowed); NULL: the
+			    * process's default, virgo_owner_default(); "": no
+			    * tag at all */
 };
+/* The owner tag every malloc of this process carries unless it names one
+ * (virgo_malloc too): $VIRGO_OWNER when that is a valid tag, else
+ * "<host>:<pid>" (the host name cut to 53 bytes, characters a tag cannot
+ * hold as '_'), so `virgo free --owner <host>:<pid>` reclaims what a
+ * crashed program left.  A static per-thread string (do not free), valid
+ * until this thread's next call of it. */
+const char *virgo_owner_default(void);
 /* (Every malloc carries a request id: a malloc that got no reply is sent
  * again by a later malloc/free call of this process and what it allocated
  * freed; docs/PROTOCOL.md "Finding memory again".)
@@ -289,6 +299,17 @@ int virgo_node_info(int idx, struct virgo_node_info *info);
  * -EPROTO, *node_id the id it gave; it is then not used for placement
  * (virgo_malloc, virgo_clone check each node's id once the same way). */
 int virgo_ping(int idx, unsigned *node_id, double *rtt_us);
+/* Share node health with later processes through the file at path
+ * (created mode 0600; the virgo command uses $XDG_RUNTIME_DIR/
+ * virgo-health): services of nodes that did not answer within the timeout
+ * less than max_age_ms ago, as recorded there, start in back-off now, so
+ * virgo_malloc, virgo_clone and virgo_run place work on other nodes first
+ * (as after such a timeout in this process), and virgo_fini records this
+ * process's view (timeouts only; a node that answered again is dropped).
+ * Calls addressed to one node (virgo_ping, stats, a VUID's get/set/free)
+ * still ask it.  Call after virgo_init.  0; -EPERM for a file that is
+ * not a regular file owned by this user (then it is not used); -EINVAL. */
+int virgo_health_cache(const char *path, int max_age_ms);
 /* Which configured node owns a memcached key (1..250 bytes) under ketama
  * consistent hashing over every configured node (docs/PROTOCOL.md,
  * "Key placement"): returns its 0-based index (see virgo_node_info), or
@@ -297,6 +318,11 @@ int virgo_key_owner(const void *key, size_t len);
 /* The idx-th node's mempool statistics as "name value" lines; *text is
  * malloc'd (caller frees). */
 int virgo_mempool_stats(int idx, char **text);
+/* The idx-th node's memcache statistics (its memcached port's `stats`:
+ * get_hits, get_misses, evictions, curr_items, ...) as "name value"
+ * lines; *text is malloc'd (caller frees).  A node whose memcache port is
+ * off answers -ECONNREFUSED. */
+int virgo_memcache_stats(int idx, char **text);
 
 /* ---- EventNet: a causal event graph across the cluster (notes §913, §923,
  * §994; docs/PROTOCOL.md "EventNet") ---------------------------------------

@@ -1,6 +1,7 @@
 /*
  * cli.h - what the virgo command's files share: the subcommands (one file
- * per family: mem.c, cpu.c, cluster.c) and their argument helpers.
+ * per family: mem.c, ls.c, cpu.c, jobs.c, cluster.c) and their argument
+ * helpers (util.c, fanout.c).
  * Every cmd_* gets argv from the subcommand name on and returns the
  * process exit status (2 for usage errors).
  */
@@ -51,6 +52,27 @@ int cli_parse_uint(const char *what, const char *s, unsigned long min, unsigned 
 /* All of stdin (at most CLI_STDIN_MAX), malloc'd (caller frees); NULL
  * after printing why. */
 uint8_t *cli_read_stdin(size_t *len);
+
+/* fanout.c: fn(i, arg) for every i in 0..n-1, many at once on threads
+ * of their own (each i exactly once); returns when all have returned. */
+void cli_fanout(int n, void (*fn)(int i, void *arg), void *arg);
+
+/* jobs.c: a call run in the background (virgo clone/run --bg). */
+struct cli_bg_call {
+	int is_run;
+	const char *const *argv; /* run: NULL-terminated */
+	const char *fn; /* clone: function, argument bytes */
+	const void *arg;
+	size_t arg_len;
+	struct virgo_call_opts opts;
+};
+/* Starts call as background job: a detached holder process makes it and
+ * leaves the result for virgo wait; prints the job id.  words/nwords:
+ * the command line shown by virgo jobs.  Returns the exit status. */
+int cli_bg_start(const struct cli_bg_call *call, char *const *words, int nwords);
+int cmd_jobs(int argc, char **argv);
+int cmd_wait(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
 
 int cmd_malloc(int argc, char **argv);
 int cmd_set(int argc, char **argv);

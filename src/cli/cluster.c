@@ -12,6 +12,19 @@
 
 #include "cli.h"
 
+/* One node's ping, asked on a thread of its own (cli_fanout). */
+struct ping_res {
+	int rc;
+	unsigned id;
+	double us;
+};
+
+static void ping_one(int i, void *arg)
+{
+	struct ping_res *r = (struct ping_res *)arg + i;
+	r->rc = virgo_ping(i, &r->id, &r->us);
+}
+
 int cmd_ping(int argc, char **argv)
 {
 	(void)argv;
@@ -20,24 +33,27 @@ int cmd_ping(int argc, char **argv)
 	int n = virgo_node_count(), down = 0;
 	if (n < 0)
 		return cli_fail("config", n);
+	struct ping_res *res = calloc((size_t)n + 1, sizeof *res);
+	if (!res)
+		return cli_fail("ping", -ENOMEM);
+	cli_fanout(n, ping_one, res);
 	for (int i = 0; i < n; i++) {
 		struct virgo_node_info ni;
 		virgo_node_info(i, &ni);
-		unsigned id;
-		double us;
-		int rc = virgo_ping(i, &id, &us);
-		if (rc) {
-			printf("node %u %s+%d: DOWN (%s)\n", ni.id, ni.host, ni.port_offset,
-			       virgo_strerror(rc));
-			down++;
-		} else if (id != ni.id) {
+		struct ping_res *r = &res[i];
+		if (r->rc == -EPROTO) {
 			printf("node %u %s+%d: answers as node %u (check virgo_client.conf)\n", ni.id,
-			       ni.host, ni.port_offset, id);
+			       ni.host, ni.port_offset, r->id);
+			down++;
+		} else if (r->rc) {
+			printf("node %u %s+%d: DOWN (%s)\n", ni.id, ni.host, ni.port_offset,
+			       virgo_strerror(r->rc));
 			down++;
 		} else {
-			printf("node %u %s+%d: up, %.0f us\n", ni.id, ni.host, ni.port_offset, us);
+			printf("node %u %s+%d: up, %.0f us\n", ni.id, ni.host, ni.port_offset, r->us);
 		}
 	}
+	free(res);
 	return down ? 1 : 0;
 }
 
@@ -94,9 +110,68 @@ static const char *const status_pool_keys[] = {"allocations", "bytes",	      "ac
 					       "limit",	      "cache_bytes", "live_bytes",
 					       "resident_bytes", "leased"};
 
-static void status_json_node(const struct virgo_node_info *ni, int first, int rc, const char *text,
-			     int lrc, const struct virgo_load *ld)
+/* What status asks each node, each on a thread of its own (cli_fanout):
+ * the mempool's stats, the cpupool's load, the memcache port's stats. */
+enum { ST_MEMPOOL, ST_LOAD, ST_MEMCACHE, ST_QUERIES };
+struct status_res {
+	int rc, lrc, mrc;
+	char *text, *mtext; /* malloc'd stats texts */
+	struct virgo_load ld;
+	char detail[512], ldetail[512]; /* virgo_last_error() of the failed calls */
+};
+
+static void status_one(int i, void *arg)
 {
+	struct status_res *r = (struct status_res *)arg + i / ST_QUERIES;
+	int node = i / ST_QUERIES;
+	switch (i % ST_QUERIES) {
+	case ST_MEMPOOL:
+		r->rc = virgo_mempool_stats(node, &r->text);
+		if (r->rc)
+			snprintf(r->detail, sizeof r->detail, "%s", virgo_last_error());
+		break;
+	case ST_LOAD:
+		r->lrc = virgo_load(node, &r->ld);
+		if (r->lrc)
+			snprintf(r->ldetail, sizeof r->ldetail, "%s", virgo_last_error());
+		break;
+	default: r->mrc = virgo_memcache_stats(node, &r->mtext); break;
+	}
+}
+
+/* The node's sentence for a node that answered neither service. */
+static const char *status_why(const struct status_res *r)
+{
+	if (r->detail[0])
+		return r->detail;
+	if (r->ldetail[0])
+		return r->ldetail;
+	return virgo_strerror(r->rc ? r->rc : r->lrc);
+}
+
+/* The memcache port's cache figures: hits, misses, evictions, items;
+ * 0 when the node did not answer them. */
+struct status_mc {
+	unsigned long long hits, misses, evictions, items;
+};
+
+static int status_mc(const struct status_res *r, struct status_mc *m)
+{
+	if (r->mrc || !r->mtext)
+		return 0;
+	memset(m, 0, sizeof *m);
+	return status_stat(r->mtext, "get_hits", &m->hits) &&
+	       status_stat(r->mtext, "get_misses", &m->misses) &&
+	       (status_stat(r->mtext, "evictions", &m->evictions), 1) &&
+	       (status_stat(r->mtext, "curr_items", &m->items), 1);
+}
+
+static void status_json_node(const struct virgo_node_info *ni, int first,
+			     const struct status_res *r)
+{
+	int rc = r->rc, lrc = r->lrc;
+	const char *text = r->text;
+	const struct virgo_load *ld = &r->ld;
 	printf("%s\n    {\"id\": %u, \"host\": ", first ? "" : ",", ni->id);
 	status_json_str(ni->host);
 	printf(", \"port_offset\": %d, \"address\": ", ni->port_offset);
@@ -109,7 +184,7 @@ static void status_json_node(const struct virgo_node_info *ni, int first, int rc
 	printf(", \"state\": \"%s\"", rc && lrc ? "down" : "up");
 	if (rc && lrc) {
 		printf(", \"error\": ");
-		status_json_str(*virgo_last_error() ? virgo_last_error() : virgo_strerror(lrc));
+		status_json_str(status_why(r));
 	}
 	if (lrc == 0)
 		printf(", \"cores\": %d, \"load1\": %.2f, \"load5\": %.2f, \"load15\": %.2f, "
@@ -130,17 +205,32 @@ static void status_json_node(const struct virgo_node_info *ni, int first, int rc
 		}
 		printf("}");
 	}
+	struct status_mc m;
+	if (status_mc(r, &m)) {
+		printf(", \"memcache\": {\"items\": %llu, \"get_hits\": %llu, "
+		       "\"get_misses\": %llu, \"evictions\": %llu, \"hit_rate\": ",
+		       m.items, m.hits, m.misses, m.evictions);
+		if (m.hits + m.misses)
+			printf("%.4f}", (double)m.hits / (double)(m.hits + m.misses));
+		else
+			printf("null}");
+	}
 	printf("}");
 }
 
-static void status_table_node(const struct virgo_node_info *ni, int rc, const char *text, int lrc,
-			      const struct virgo_load *ld)
+#define STATUS_FMT                                                                          \
+	"%-5s %-21s %-5s %-5s %-6s %-11s %-10s %-6s %-7s %-13s %-6s %-7s %-5s %-6s %-13s %s\n"
+
+static void status_table_node(const struct virgo_node_info *ni, const struct status_res *r)
 {
-	char addr[96];
+	int rc = r->rc, lrc = r->lrc;
+	const char *text = r->text;
+	const struct virgo_load *ld = &r->ld;
+	char id[16], addr[96];
+	snprintf(id, sizeof id, "%u", ni->id);
 	snprintf(addr, sizeof addr, "%s:%d", ni->host, STATUS_MEMPOOL_PORT + ni->port_offset);
 	if (rc && lrc) {
-		const char *d = virgo_last_error();
-		printf("%-5u %-21s %-5s %s\n", ni->id, addr, "DOWN", *d ? d : virgo_strerror(lrc));
+		printf("%-5s %-21s %-5s %s\n", id, addr, "DOWN", status_why(r));
 		return;
 	}
 	char rw[32] = "-", q[32] = "-", done[32] = "-", cores[16] = "-", l1[16] = "-", mf[16] = "-";
@@ -171,8 +261,17 @@ static void status_table_node(const struct virgo_node_info *ni, int rc, const ch
 			snprintf(lr, sizeof lr, "%s/%s", status_human(a, h1, sizeof h1),
 				 status_human(b, h2, sizeof h2));
 	}
-	printf("%-5u %-21s %-5s %-5s %-6s %-11s %-10s %-6s %-7s %-13s %-6s %-13s %s\n", ni->id, addr,
-	       "up", cores, l1, rw, q, done, allocs, pin, cache, lr, mf);
+	char items[24] = "-", hit[16] = "-", ev[24] = "-";
+	struct status_mc m;
+	if (status_mc(r, &m)) {
+		snprintf(items, sizeof items, "%llu", m.items);
+		snprintf(ev, sizeof ev, "%llu", m.evictions);
+		if (m.hits + m.misses)
+			snprintf(hit, sizeof hit, "%.0f%%",
+				 100.0 * (double)m.hits / (double)(m.hits + m.misses));
+	}
+	printf(STATUS_FMT, id, addr, "up", cores, l1, rw, q, done, allocs, pin, cache, items, hit,
+	       ev, lr, mf);
 }
 
 int cmd_status(int argc, char **argv)
@@ -187,27 +286,30 @@ int cmd_status(int argc, char **argv)
 	int n = virgo_node_count(), down = 0;
 	if (n < 0)
 		return cli_fail("config", n);
+	struct status_res *res = calloc((size_t)n + 1, sizeof *res);
+	if (!res)
+		return cli_fail("status", -ENOMEM);
+	/* every node and service at once: a hung node costs one timeout */
+	cli_fanout(n * ST_QUERIES, status_one, res);
 	if (json)
 		printf("{\"nodes\": [");
 	else
-		printf("%-5s %-21s %-5s %-5s %-6s %-11s %-10s %-6s %-7s %-13s %-6s %-13s %s\n", "NODE",
-		       "ADDRESS", "STATE", "CORES", "LOAD1", "RUN/WORKERS", "QUEUED/MAX", "JOBS",
-		       "ALLOCS", "PINNED/LIMIT", "CACHE", "LIVE/RES", "MEMFREE");
+		printf(STATUS_FMT, "NODE", "ADDRESS", "STATE", "CORES", "LOAD1", "RUN/WORKERS",
+		       "QUEUED/MAX", "JOBS", "ALLOCS", "PINNED/LIMIT", "CACHE", "ITEMS", "HIT%",
+		       "EVICT", "LIVE/RES", "MEMFREE");
 	for (int i = 0; i < n; i++) {
 		struct virgo_node_info ni;
 		virgo_node_info(i, &ni);
-		char *text = NULL;
-		int rc = virgo_mempool_stats(i, &text);
-		struct virgo_load ld;
-		memset(&ld, 0, sizeof ld);
-		int lrc = virgo_load(i, &ld);
-		down += rc && lrc;
+		struct status_res *r = &res[i];
+		down += r->rc && r->lrc;
 		if (json)
-			status_json_node(&ni, i == 0, rc, text, lrc, &ld);
+			status_json_node(&ni, i == 0, r);
 		else
-			status_table_node(&ni, rc, text, lrc, &ld);
-		free(text);
+			status_table_node(&ni, r);
+		free(r->text);
+		free(r->mtext);
 	}
+	free(res);
 	if (json)
 		printf("\n  ],\n  \"down\": %d\n}\n", down);
 	return down ? 1 : 0;

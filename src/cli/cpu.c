@@ -13,13 +13,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/abstime.h"
 #include "cli.h"
 
 /* Parses the shared options (--on, --policy, --timeout, and -j, -v for
  * map) of command cmd up to "--" or the first operand.  Returns the index
  * of the first operand or -1 after printing why (cli_usage). */
 static int cpu_opts(const char *cmd, int argc, char **argv, struct virgo_call_opts *o, int *jobs,
-		    bool *verbose)
+		    bool *verbose, bool *bg)
 {
 	memset(o, 0, sizeof *o);
 	int i = 1;
@@ -31,6 +32,11 @@ static int cpu_opts(const char *cmd, int argc, char **argv, struct virgo_call_op
 			return i;
 		if (verbose && (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0)) {
 			*verbose = true;
+			i++;
+			continue;
+		}
+		if (bg && strcmp(a, "--bg") == 0) {
+			*bg = true;
 			i++;
 			continue;
 		}
@@ -73,7 +79,8 @@ static int cpu_opts(const char *cmd, int argc, char **argv, struct virgo_call_op
 int cmd_clone(int argc, char **argv)
 {
 	struct virgo_call_opts o;
-	int i = cpu_opts("clone", argc, argv, &o, NULL, NULL);
+	bool bg = false;
+	int i = cpu_opts("clone", argc, argv, &o, NULL, NULL, &bg);
 	if (i < 0)
 		return 2;
 	if (argc - i < 1)
@@ -90,6 +97,13 @@ int cmd_clone(int argc, char **argv)
 	} else if (argc - i == 2) {
 		arg = (uint8_t *)argv[i + 1];
 		len = strlen(argv[i + 1]);
+	}
+	if (bg) {
+		struct cli_bg_call call = {.fn = fn, .arg = arg, .arg_len = len, .opts = o};
+		int st = cli_bg_start(&call, argv + i, argc - i);
+		if (from_stdin)
+			free(arg);
+		return st;
 	}
 	void *out = NULL;
 	size_t n = 0;
@@ -109,11 +123,17 @@ int cmd_clone(int argc, char **argv)
 int cmd_run(int argc, char **argv)
 {
 	struct virgo_call_opts o;
-	int i = cpu_opts("run", argc, argv, &o, NULL, NULL);
+	bool bg = false;
+	int i = cpu_opts("run", argc, argv, &o, NULL, NULL, &bg);
 	if (i < 0)
 		return 2;
 	if (i >= argc)
 		return cli_usage("run", "wants a program to run");
+	if (bg) {
+		struct cli_bg_call call = {.is_run = 1, .argv = (const char *const *)(argv + i),
+					   .opts = o};
+		return cli_bg_start(&call, argv + i, argc - i);
+	}
 	struct virgo_run_result r;
 	int rc = virgo_run_ex((const char *const *)(argv + i), &o, &r);
 	if (rc) {
@@ -151,7 +171,59 @@ struct map_ctx {
 	int *rc;
 	bool *done;
 	char **detail; /* virgo_last_error() of a failed job (malloc'd) */
+	int ndone, nfailed; /* finished jobs, of which failed or not run (mu) */
 };
+
+/* The progress line of map on a terminal (stderr a tty): done/total,
+ * failures, elapsed time and an ETA from the mean time per job so far.
+ * Drawn at most 5 times a second, from 0.5 s on (short runs never show
+ * it), cleared before any output is printed and at the end. */
+struct map_progress {
+	bool on, shown;
+	int64_t start_ms, drawn_ms;
+};
+
+static int64_t map_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "42s", "3m05s", "1h02m". */
+static void map_dur(char *buf, size_t cap, int64_t ms)
+{
+	long long s = (long long)(ms / 1000);
+	if (s < 60)
+		snprintf(buf, cap, "%llds", s);
+	else if (s < 3600)
+		snprintf(buf, cap, "%lldm%02llds", s / 60, s % 60);
+	else
+		snprintf(buf, cap, "%lldh%02lldm", s / 3600, s / 60 % 60);
+}
+
+static void map_progress_clear(struct map_progress *p)
+{
+	if (p->shown)
+		fputs("\r\033[K", stderr);
+	p->shown = false;
+}
+
+static void map_progress_draw(struct map_progress *p, int done, int failed, int total)
+{
+	int64_t now = map_now_ms();
+	if (!p->on || now - p->start_ms < 500 || (p->shown && now - p->drawn_ms < 200))
+		return;
+	char el[32], eta[32] = "?";
+	map_dur(el, sizeof el, now - p->start_ms);
+	if (done > 0)
+		map_dur(eta, sizeof eta, (now - p->start_ms) * (total - done) / done);
+	fprintf(stderr, "\r\033[Kvirgo map: %d/%d done, %d failed, %s elapsed, ETA %s", done, total,
+		failed, el, eta);
+	fflush(stderr);
+	p->shown = true;
+	p->drawn_ms = now;
+}
 
 /* argv for input k: {} replaced by the input (within words too), or the
  * input appended when the command has no {}.  malloc'd strings. */
@@ -205,6 +277,8 @@ static void *map_worker(void *arg)
 		pthread_mutex_lock(&m->mu);
 		m->res[k] = r;
 		m->rc[k] = rc;
+		m->ndone++;
+		m->nfailed += rc != 0 || r.exit_code != 0;
 		if (rc && *virgo_last_error())
 			m->detail[k] = strdup(virgo_last_error());
 		m->done[k] = true;
@@ -274,7 +348,7 @@ int cmd_map(int argc, char **argv)
 	memset(&m, 0, sizeof m);
 	int jobs = 4;
 	bool verbose = false;
-	int i = cpu_opts("map", argc, argv, &m.o, &jobs, &verbose);
+	int i = cpu_opts("map", argc, argv, &m.o, &jobs, &verbose, NULL);
 	if (i < 0)
 		return 2;
 	int sep = -1;
@@ -319,12 +393,25 @@ int cmd_map(int argc, char **argv)
 	if (started == 0)
 		return cli_fail("map", -EAGAIN);
 	int failed = 0, refused = 0;
+	struct map_progress prog = {.on = isatty(STDERR_FILENO), .start_ms = map_now_ms()};
 	/* print each result as soon as every earlier one is printed */
 	for (int k = 0; k < m.n; k++) {
 		pthread_mutex_lock(&m.mu);
-		while (!m.done[k])
-			pthread_cond_wait(&m.cv, &m.mu);
+		while (!m.done[k]) {
+			if (!prog.on) {
+				pthread_cond_wait(&m.cv, &m.mu);
+				continue;
+			}
+			struct timespec dl;
+			abstime_after_ms(CLOCK_REALTIME, 200, &dl);
+			pthread_cond_timedwait(&m.cv, &m.mu, &dl);
+			int nd = m.ndone, nf = m.nfailed;
+			pthread_mutex_unlock(&m.mu);
+			map_progress_draw(&prog, nd, nf, m.n);
+			pthread_mutex_lock(&m.mu);
+		}
 		pthread_mutex_unlock(&m.mu);
+		map_progress_clear(&prog);
 		struct virgo_run_result *r = &m.res[k];
 		if (verbose && !m.rc[k])
 			fprintf(stderr, "virgo: map input %d '%s': node %u, exit %d\n", k + 1,
@@ -345,6 +432,7 @@ int cmd_map(int argc, char **argv)
 		failed += r->exit_code != 0;
 		virgo_run_result_free(r);
 	}
+	map_progress_clear(&prog);
 	for (int k = 0; k < started; k++)
 		pthread_join(th[k], NULL);
 	free(th);

@@ -39,6 +39,18 @@ int cmd_malloc(int argc, char **argv)
 		return 2;
 	if (size == 0)
 		return cli_usage("malloc", "the size must be at least 1 byte");
+	/* No --owner: the program that ran virgo (the shell or script, our
+	 * parent) is the one that may leave memory behind, so the default tag
+	 * is <host>:<parent pid>, unless $VIRGO_OWNER names one. */
+	char deftag[80];
+	if (!mo.owner && !getenv("VIRGO_OWNER")) {
+		snprintf(deftag, sizeof deftag, "%s", virgo_owner_default());
+		char *colon = strrchr(deftag, ':');
+		if (colon)
+			snprintf(colon + 1, sizeof deftag - (size_t)(colon + 1 - deftag), "%ld",
+				 (long)getppid());
+		mo.owner = deftag;
+	}
 	virgo_vuid_t v;
 	int rc = virgo_malloc_ex(size, &mo, &v);
 	if (rc)

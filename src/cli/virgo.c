@@ -3,7 +3,7 @@
  * This file holds the one table of subcommands (name, usage, summary,
  * details, examples) that dispatch, `virgo help`, `virgo help <cmd>` and
  * `virgo <cmd> --help` all read, the global options and the dispatch; the
- * subcommands live in mem.c, cpu.c and cluster.c (cli.h).
+ * subcommands live in mem.c, ls.c, cpu.c, jobs.c and cluster.c (cli.h).
  *
  * Exit status: 0 success, 1 a call failed, 2 bad arguments or an unusable
  * -c file; run passes the program's status through (124: killed at its
@@ -32,7 +32,10 @@ static const struct cli_cmd cmds[] = {
 	 "  <size>       bytes, or with a unit: K, M, G (powers of 1024; 64M, 1G, 512KB)\n"
 	 "  --ttl T      a lease: the node frees it after T (90 = seconds, 30s, 15m, 1h, 2d)\n"
 	 "               unless renewed (virgo renew)\n"
-	 "  --owner TAG  a tag to find it again (virgo ls, virgo free --owner)\n",
+	 "  --owner TAG  a tag to find it again (virgo ls, virgo free --owner); default\n"
+	 "               $VIRGO_OWNER, else <host>:<pid of the shell or script running virgo>,\n"
+	 "               so a script can end with: virgo free --owner \"$(hostname):$$\";\n"
+	 "               --owner '' for no tag\n",
 	 "virgo malloc 5000\nvirgo malloc 64M\nvirgo malloc 5000 --ttl 1h --owner backup-job\n", 0},
 	{"set", cmd_set, "set <vuid> <data>|- [--offset N]",
 	 "store bytes: replace the value, or patch at an offset with --offset",
@@ -59,15 +62,18 @@ static const struct cli_cmd cmds[] = {
 	 "list allocations: VUID, size, stored bytes, age, idle time, lease, owner",
 	 "  Every node, or one; the node sends pages, never its whole table at once.\n",
 	 "virgo ls\nvirgo ls node2\n", 0},
-	{"clone", cmd_clone, "clone [--on nodeN] [--policy P] [--timeout MS] <function> [<arg>|-]",
+	{"clone", cmd_clone,
+	 "clone [--bg] [--on nodeN] [--policy P] [--timeout MS] <function> [<arg>|-]",
 	 "run a function (built-in or plugin) on the best node; prints its result",
-	 CPU_OPTS "  -                read the argument from stdin\n",
+	 CPU_OPTS "  --bg             in the background: print a job id at once (virgo jobs, wait)\n"
+	 "  -                read the argument from stdin\n",
 	 "virgo clone virgo_cloud_test \"some text\"\nvirgo clone wordcount - < file.txt\n"
 	 "virgo clone --on node2 --timeout 2000 virgo_cloud_test hi\n",
 	 0},
-	{"run", cmd_run, "run [--on nodeN] [--policy P] [--timeout MS] -- <program> [args...]",
+	{"run", cmd_run, "run [--bg] [--on nodeN] [--policy P] [--timeout MS] -- <program> [args...]",
 	 "run an allowed program on a node; its stdout, stderr and exit status pass through",
-	 CPU_OPTS "  Exit status: the program's; 124 killed at its deadline; 125 not run.\n",
+	 CPU_OPTS "  --bg             in the background: print a job id at once (virgo jobs, wait)\n"
+	 "  Exit status: the program's; 124 killed at its deadline; 125 not run.\n",
 	 "virgo run -- uname -a\nvirgo run --on node2 -- false; echo $?\n"
 	 "virgo run --policy learned --timeout 2000 -- sha256sum /etc/hostname\n",
 	 0},
@@ -79,10 +85,35 @@ static const struct cli_cmd cmds[] = {
 	 "  -v, --verbose    on stderr, one line per job: input, node, exit status\n" CPU_OPTS
 	 "  {} in the command is replaced by the input, else the input is appended.\n"
 	 "  Without :::, the inputs are read from stdin, one per line (empty lines skipped).\n"
+	 "  On a terminal (stderr a tty) a line shows done/total, failures and an ETA.\n"
 	 "  Exit status: 0 all succeeded; 1 a program failed; 125 a job was not run.\n",
 	 "virgo map -j 8 -- gzip -9 -c {} ::: /var/log/*.log\nvirgo map -- echo v ::: a b c\n"
 	 "ls *.txt | virgo map -v -- wc -l\n", 0},
-	{"ping", cmd_ping, "ping", "ping every node's mempool; exit 1 if any is down", NULL,
+	{"jobs", cmd_jobs, "jobs", "list this user's background jobs (clone/run --bg)",
+	 "  JOB STATE NODE PID AGE COMMAND; STATE: running, done, exit N (the program\n"
+	 "  failed), deadline (killed at it), failed (not run), lost (its holder process\n"
+	 "  died: the node cancelled the job).  A finished job stays until virgo wait or\n"
+	 "  virgo cancel collects it.  Jobs live in $XDG_RUNTIME_DIR/virgo-jobs (else\n"
+	 "  /tmp/virgo-jobs-<uid>), each held by a detached virgo process; a program's\n"
+	 "  own virgo_clone_submit jobs stay in that program.\n",
+	 "virgo run --bg -- sleep 60\nvirgo jobs\n", 0},
+	{"wait", cmd_wait, "wait <job>",
+	 "wait for a background job; print its output and exit as clone/run would have",
+	 "  <job>  the id clone/run --bg printed (3 or %3)\n"
+	 "  Exit status: run: the program's, 124 killed at its deadline, 125 not run (or\n"
+	 "  its holder died); clone: 0, or 1 with the node's error.  The job is then gone.\n"
+	 "  To give up after a while: timeout 10 virgo wait 3 (the job keeps running).\n",
+	 "virgo wait 3\nvirgo wait \"$(virgo run --bg -- sha256sum /etc/hostname)\"\n"
+	 "timeout 10 virgo wait 3\n", 0},
+	{"cancel", cmd_cancel, "cancel <job>",
+	 "stop a background job (the node kills or drops it), or discard a finished one",
+	 "  Stops the job's holder process; its connection closes and the node cancels\n"
+	 "  the job: a program and its children are killed, a queued job is dropped, a\n"
+	 "  plugin function's cancel flag is set.\n",
+	 "virgo cancel 3\n", 0},
+	{"ping", cmd_ping, "ping", "ping every node's mempool; exit 1 if any is down",
+	 "  All nodes at once (a hung node costs one timeout); a node answering with\n"
+	 "  another id than virgo_client.conf gives it is named and counts as down.\n",
 	 "virgo ping\n", 0},
 	{"status", cmd_status, "status [--json]",
 	 "table of the configured nodes: address, load, jobs, pool memory; exit 1 if any is down",
@@ -91,7 +122,10 @@ static const struct cli_cmd cmds[] = {
 	 "                   reports them (virgo stats)\n"
 	 "  ADDRESS is the node's mempool host:port; bytes in K, M, G (powers of 1024).\n"
 	 "  PINNED/LIMIT: bytes the allocations hold (with overhead) / the node's mem_limit;\n"
-	 "  CACHE: memcache items; LIVE/RES: all the node accounts / its resident set.\n",
+	 "  CACHE: bytes the memcache items hold; ITEMS, HIT% (get hits / gets since the\n"
+	 "  node started), EVICT: the memcache port's own stats (\"memcache\" in --json);\n"
+	 "  LIVE/RES: all the node accounts / its resident set.\n"
+	 "  Every node and service is asked at once: hung nodes cost one timeout in all.\n",
 	 "virgo status\nvirgo status || echo 'a node is down'\n"
 	 "virgo status --json | python3 -m json.tool\n", 0},
 	{"stats", cmd_stats, "stats [<node id>]", "mempool statistics of one node or every node",
@@ -231,6 +265,21 @@ static int check_conf(const char *path)
 	return 2;
 }
 
+/* Nodes that hung (timed out) in the last minute, as earlier virgo
+ * commands of this user saw them, start in back-off: placement skips them,
+ * so a hung node costs one timeout a minute, not one per command.  Kept
+ * in $XDG_RUNTIME_DIR/virgo-health (a private directory); without it, no
+ * cache. */
+static void cli_health_cache(void)
+{
+	const char *x = getenv("XDG_RUNTIME_DIR");
+	if (!x || x[0] != '/')
+		return;
+	char path[512];
+	snprintf(path, sizeof path, "%s/virgo-health", x);
+	virgo_health_cache(path, 60000);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -281,6 +330,7 @@ int main(int argc, char **argv)
 			cli_fail("config", rc);
 		return 2;
 	}
+	cli_health_cache();
 	rc = cmd->fn(cargc, cargv);
 	virgo_fini();
 	return rc;

@@ -95,6 +95,7 @@ void virgo_fini(void)
 	pthread_mutex_unlock(&vc_init_lock);
 	if (!c)
 		return;
+	vc_health_save(c);
 	for (int i = 0; i < c->cfg.nnodes; i++) {
 		for (int s = 0; s < VC_SVC_COUNT; s++)
 			vc_pool_flush(&c->cfg.nodes[i], (enum vc_svc)s);
@@ -167,6 +168,7 @@ void vc_node_ok(struct vc_client *c, int idx, enum vc_svc svc)
 	n->backoff_ms[svc] = 0;
 	n->down_until_ms[svc] = 0;
 	pthread_mutex_unlock(&n->lock);
+	atomic_store_explicit(&n->hung_at_ms[svc], 0, memory_order_relaxed);
 }
 
 bool vc_node_up(struct vc_node *n, enum vc_svc svc, int64_t now)
@@ -338,4 +340,29 @@ int virgo_mempool_stats(int idx, char **text)
 {
 	vc_err_clear();
 	return vc_err_done("stats", do_mempool_stats(idx, text));
+}
+
+static int do_memcache_stats(int idx, char **text)
+{
+	struct vc_client *c;
+	int err = vc_get_node(idx, &c);
+	if (err)
+		return err;
+	struct vc_reply rep;
+	int rc = vc_call_svc(c, idx, VC_SVC_MEMCACHE, "stats\r\n", 7, NULL, 0, VC_IDEMPOTENT,
+			     &rep);
+	if (rc == 0 && !rep.data)
+		rc = -VIRGO_EBADREPLY;
+	if (rc) {
+		free(rep.data);
+		return rc;
+	}
+	*text = (char *)rep.data;
+	return 0;
+}
+
+int virgo_memcache_stats(int idx, char **text)
+{
+	vc_err_clear();
+	return vc_err_done("memcache stats", do_memcache_stats(idx, text));
 }

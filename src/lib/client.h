@@ -67,6 +67,9 @@ struct vc_node {
 	/* per service: 1 once the node answered ping with its configured
 	 * id; back to 0 when it fails (it may come back as another node) */
 	_Atomic int id_ok[VC_SVC_COUNT];
+	/* per service: wall-clock ms of the last reply timeout (a hung node),
+	 * 0 once it answered again; shared across processes by health.c */
+	_Atomic int64_t hung_at_ms[VC_SVC_COUNT];
 };
 
 struct vc_config {
@@ -105,6 +108,8 @@ struct vc_client {
 	struct lb_load load[VC_MAX_NODES];
 	_Atomic int inflight[VC_MAX_NODES]; /* this client's jobs per node */
 	struct lb_learned *learned; /* malloc'd on first use */
+	char health_path[512]; /* virgo_health_cache's file, "" for none */
+	int health_max_age_ms;
 };
 
 /* The process-wide client, initialised on first use; NULL + *err on
@@ -194,6 +199,11 @@ void vc_err_node(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr,
 		 const char *sentence);
 /* Sets the detail to text as is (a job's, handed over by virgo_job_wait). */
 void vc_err_set(const char *text);
+
+/* health.c: a reply timeout from node idx's service svc (remembered
+ * for virgo_health_cache); and virgo_fini's write of the cache file. */
+void vc_health_hung(struct vc_client *c, int idx, enum vc_svc svc);
+void vc_health_save(struct vc_client *c);
 
 /* Blocks until no async job (job.c) is running: virgo_fini must not free
  * the client under the library's own job threads. */

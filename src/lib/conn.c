@@ -427,6 +427,8 @@ int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr
 		int rc = pool_get(c, n, svc, !idempotent, &k, &reused);
 		if (rc) {
 			vc_node_failed(c, idx, svc);
+			if (rc == -ETIMEDOUT) /* no answer to the SYN: as costly */
+				vc_health_hung(c, idx, svc);
 			vc_err_node(c, idx, svc, hdr, rc, NULL);
 			return rc;
 		}
@@ -462,6 +464,8 @@ int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr
 			vc_pool_flush(n, svc);
 		if (rc != -EBADMSG && rc != -ENOMEM)
 			vc_node_failed(c, idx, svc);
+		if (rc == -ETIMEDOUT)
+			vc_health_hung(c, idx, svc);
 		vc_err_node(c, idx, svc, hdr, rc, NULL);
 		return rc;
 	}

@@ -288,8 +288,17 @@ int virgo_malloc_ex(size_t size, const struct virgo_malloc_opts *o, virgo_vuid_t
 	struct vc_client *c = vc_get(&err);
 	if (!c)
 		return err;
-	if (size == 0 || !vuid || (o && o->owner && !vc_owner_ok(o->owner)))
+	if (size == 0 || !vuid || (o && o->owner && *o->owner && !vc_owner_ok(o->owner)))
 		return -EINVAL;
+	/* no tag given: the process's default (host:pid); "" asks for none */
+	struct virgo_malloc_opts eff = {0};
+	if (o)
+		eff = *o;
+	if (!eff.owner)
+		eff.owner = virgo_owner_default();
+	else if (!*eff.owner)
+		eff.owner = NULL;
+	o = &eff;
 	orphans_retry(c);
 	uint64_t cs = c->cfg.chunk_size;
 	if (size <= cs)

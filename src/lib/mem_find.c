@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../common/vuid.h"
 #include "client.h"
@@ -26,6 +27,28 @@ bool vc_owner_ok(const char *o)
 		if (!isalnum((unsigned char)o[i]) && !strchr("._-:@/", o[i]))
 			return false;
 	return true;
+}
+
+const char *virgo_owner_default(void)
+{
+	static _Thread_local char tag[65];
+	const char *env = getenv("VIRGO_OWNER");
+	if (env && vc_owner_ok(env)) {
+		snprintf(tag, sizeof tag, "%s", env);
+		return tag;
+	}
+	char host[256];
+	if (gethostname(host, sizeof host) != 0)
+		snprintf(host, sizeof host, "localhost");
+	host[sizeof host - 1] = '\0';
+	/* a host name is letters, digits, '-' and '.'; anything else a tag
+	 * cannot carry becomes '_'; at most 53 bytes leave room for the pid */
+	host[53] = '\0';
+	for (char *h = host; *h; h++)
+		if (!isalnum((unsigned char)*h) && !strchr("._-", *h))
+			*h = '_';
+	snprintf(tag, sizeof tag, "%s:%ld", host[0] ? host : "localhost", (long)getpid());
+	return tag;
 }
 
 /* One table per process (libvirgo has one client); entries of an earlier

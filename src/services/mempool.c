@@ -211,6 +211,13 @@ static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req
 					  .owner_len = r->owner_len, .has_rid = r->has_rid,
 					  .rid = r->rid};
 		rc = mp_store_alloc_ex(mp->store, r->size, r->span, &o, &v);
+		if (rc == -ENOMEM) { /* a client at the node's mem_limit */
+			struct ma_usage u;
+			ma_get_usage(mp->acct, &u);
+			log_warn_every("mem_refused peer=%s size=%" PRIu64 " pinned=%" PRIu64
+				       " cache=%" PRIu64 " limit=%" PRIu64,
+				       vconn_peer(c), r->size, u.pinned, u.cache, u.limit);
+		}
 		if (rc < 0)
 			break;
 		vuid_format(v, hex);

@@ -7,7 +7,9 @@
  * name and the client's own ip:port; a node with log_file writes there
  * and reopens it on SIGHUP (logrotate); and a client config that swaps
  * two nodes' ids makes virgo_ping fail with -EPROTO and malloc place
- * nothing on them.  Every wait polls with a deadline.
+ * nothing on them; a malloc refused at mem_limit names the client and the
+ * sizes, at most a few lines a second however fast a client retries.
+ * Every wait polls with a deadline.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -118,7 +120,8 @@ static int setup(void **state)
 	/* node 1: the events; node 2: log_file; node 3: placement target */
 	snprintf(node_extra[0], sizeof node_extra[0],
 		 "allow_exec = sleep\ncpu_workers = 2\ncpu_queue = 2\n"
-		 "memcache_max_connections = 1\nrequest_timeout = 1\nbody_timeout = 1\n");
+		 "memcache_max_connections = 1\nrequest_timeout = 1\nbody_timeout = 1\n"
+		 "mem_limit = 16M\nmax_alloc = 8M\n");
 	snprintf(node_extra[1], sizeof node_extra[1], "log_file = %s\n", logfile2);
 	const char *extra[3] = {node_extra[0], node_extra[1], NULL};
 	return th_cluster_start_nodes(&cl, 3, "idle_timeout = 120\n", extra, "");
@@ -326,6 +329,81 @@ static void swapped_node_ids_are_refused(void **state)
 	virgo_fini();
 }
 
+/* Lines of path holding needle. */
+static int log_count(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	char line[2048];
+	int n = 0;
+	while (fgets(line, sizeof line, f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* A malloc over node 1's mem_limit (16M) is refused and logged with the
+ * client's address and the sizes; a client retrying 40 times at once
+ * gets a handful of lines (5 a second at most), not 40. */
+static void mem_limit_refusal_is_logged(void **state)
+{
+	(void)state;
+	int fd = connect_node(0, 30000);
+	char peer[64], buf[512];
+	local_peer(fd, peer, sizeof peer);
+	char vuids[4][40];
+	int held = 0, refused = 0;
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(th_send(fd, "malloc 8388608\r\n", 16), 0);
+		memset(buf, 0, sizeof buf);
+		assert_true(th_recv_until(fd, buf, sizeof buf, "\r\n", WAIT_MS) > 0);
+		if (strncmp(buf, "OK ", 3) == 0)
+			sscanf(buf + 3, "%39s", vuids[held++]);
+		else if (strstr(buf, "ERR ENOMEM"))
+			refused++;
+		else
+			fail_msg("malloc 8M: %s", buf);
+	}
+	assert_true(held >= 1 && refused >= 1);
+	assert_true(wait_log(cl.nodes[0].log, "mem_refused ", peer, "size=8388608",
+			     "limit=16777216", "pinned=", NULL));
+	int before = log_count(cl.nodes[0].log, "mem_refused ");
+	static char burst[40 * 16 + 1];
+	size_t bl = 0;
+	for (int i = 0; i < 40; i++)
+		bl += (size_t)snprintf(burst + bl, sizeof burst - bl, "malloc 8388608\r\n");
+	assert_int_equal(th_send(fd, burst, bl), 0);
+	static char rbuf[8192];
+	int lines = 0;
+	size_t got = 0;
+	int64_t deadline = th_now_ms() + WAIT_MS;
+	while (lines < 40 && th_now_ms() < deadline) {
+		ssize_t k = th_recv_until(fd, rbuf + got, sizeof rbuf - 1 - got, "\n", 1000);
+		if (k <= 0)
+			continue;
+		lines = 0;
+		got += (size_t)k;
+		rbuf[got] = '\0';
+		for (char *p = rbuf; (p = strstr(p, "ERR ENOMEM")); p++)
+			lines++;
+	}
+	assert_int_equal(lines, 40);
+	int logged = log_count(cl.nodes[0].log, "mem_refused ") - before;
+	/* 5 a second; the burst may straddle a second boundary */
+	if (logged < 1 || logged > 10)
+		fail_msg("40 refusals logged %d lines (want 1..10)", logged);
+	for (int i = 0; i < held; i++) {
+		char req[64];
+		int n = snprintf(req, sizeof req, "free %s\r\n", vuids[i]);
+		assert_int_equal(th_send(fd, req, (size_t)n), 0);
+		memset(buf, 0, sizeof buf);
+		assert_true(th_recv_until(fd, buf, sizeof buf, "\r\n", WAIT_MS) > 0);
+		assert_non_null(strstr(buf, "OK"));
+	}
+	close(fd);
+}
+
 /* Stopping a node that still holds allocations says how many and how
  * much it dropped (runs last: node 3 is stopped). */
 static void dropped_allocations_are_logged(void **state)
@@ -356,6 +434,7 @@ int main(void)
 		cmocka_unit_test(log_file_reopens_on_sighup),
 		cmocka_unit_test(log_options_in_help),
 		cmocka_unit_test(swapped_node_ids_are_refused),
+		cmocka_unit_test(mem_limit_refusal_is_logged),
 		cmocka_unit_test(dropped_allocations_are_logged),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
