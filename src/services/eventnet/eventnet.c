@@ -868,7 +868,9 @@ const struct vsvc eventnet_service = {
 	.name = "eventnet",
 	.base_port = 20000,
 	.conn_size = sizeof(struct evn_conn),
-	.movable = false,
+	/* between requests nothing ties a connection to its loop (one with a
+	 * ticket or a feed is never moved: server.c) */
+	.movable = true,
 	.keys = evn_settings_keys,
 	.settings_size = sizeof(struct evn_settings),
 	.settings_defaults = evn_settings_defaults,
