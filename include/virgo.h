@@ -582,6 +582,83 @@ int virgo_analytics_history(int idx, const char *key, virgo_analytics_fn fn, voi
  * -ERANGE when the node no longer holds changes that were missed. */
 int virgo_analytics_watch(int idx, uint64_t after_rev, int timeout_ms, virgo_analytics_fn fn,
 			  void *arg);
+/* ---- EventNet: a causal event graph across the cluster (notes §913, §923,
+ * §994; docs/PROTOCOL.md "EventNet") ---------------------------------------
+ * Events (an id, the partakers, their conversations) and the causes they
+ * were logged after; each node gives every event it records a Lamport
+ * time and a vector clock over the nodes, so "happened before" and
+ * "concurrent" can be told apart across the cluster. */
+
+/* Logs an event without waiting: the call checks its arguments and queues
+ * the event; a library thread sends the queue in batches to this
+ * process's home node.  id: 1..128 printable bytes without blanks, '#',
+ * ',' or '@'.  partakers: a csv without blanks or '#' (NULL: none); conv:
+ * the conversation (NULL: none; no control bytes, at most 60 KiB);
+ * after: a csv of up to 16 causes, events logged before (NULL: none) --
+ * on any node: a cause recorded elsewhere is looked up and its clock sent
+ * along.  Logging an id again appends the conversation and the causes to
+ * it (the notes' vertex update).  0 once queued; -EINVAL, -EAGAIN (16 MiB
+ * queued and not yet sent: the nodes do not keep up), -ENOMEM.  Errors a
+ * node reports come back from virgo_eventnet_flush. */
+int virgo_eventnet_log(const char *id, const char *partakers, const char *conv,
+		       const char *after);
+/* Waits until every event this process logged so far is recorded (or
+ * timeout_ms passes): 0, -ETIMEDOUT, or the first error since the last
+ * flush (virgo_last_error says which event and why, e.g. -ELOOP for a
+ * cycle).  virgo_fini flushes (up to 5 s) before it returns. */
+int virgo_eventnet_flush(int timeout_ms);
+
+/* An event as a node recorded it.  The strings are the library's (one
+ * block per event), released by virgo_events_free. */
+struct virgo_event {
+	char id[129];
+	unsigned node; /* the node that recorded it */
+	uint64_t seq; /* its place in that node's order (1, 2, ...) */
+	uint64_t lamport; /* its Lamport time */
+	char *clock; /* its vector clock, "<node>:<count>,..." */
+	char *partakers; /* csv, "" when none */
+	char *causes; /* csv of the events it was logged after, "" when none */
+	char *conv; /* its conversations ('#'-joined), "" when none */
+};
+/* Frees an array of n events returned by the calls below (and the array). */
+void virgo_events_free(struct virgo_event *evs, size_t n);
+/* The event id, from whichever node recorded it: *ev is an array of one
+ * (virgo_events_free(*ev, 1)).  0, -ENOENT, -EINVAL, transport errors. */
+int virgo_eventnet_get(const char *id, struct virgo_event **ev);
+
+enum {
+	VIRGO_EV_EQUAL = 0, /* the same clock (the same event) */
+	VIRGO_EV_BEFORE = 1, /* a happened before b */
+	VIRGO_EV_AFTER = 2, /* b happened before a */
+	VIRGO_EV_CONCURRENT = 3, /* neither: no causal path either way */
+};
+/* How event a relates to b by their vector clocks: a VIRGO_EV_* value, or
+ * a negative error (-ENOENT when either is recorded nowhere). */
+int virgo_eventnet_before(const char *a, const char *b);
+/* The same for two events already fetched. */
+int virgo_eventnet_compare(const struct virgo_event *a, const struct virgo_event *b);
+/* id's causal history across the cluster: its ancestors through the
+ * logged causes, then id itself last, in causal order (by Lamport time,
+ * then node and sequence).  *evs: virgo_events_free(*evs, *n). */
+int virgo_eventnet_why(const char *id, struct virgo_event **evs, size_t *n);
+/* Every event of every node, merged in causal order. */
+int virgo_eventnet_dump(struct virgo_event **evs, size_t *n);
+/* Follows every node: cb gets each new event as it is recorded (in the
+ * order each node records them) until it returns non-zero (then 0 is
+ * returned) or every node's feed ends (-VIRGO_ENONODE when none could be
+ * followed).  A node tells a subscriber too slow to keep up how many it
+ * skipped; those are not passed to cb. */
+int virgo_eventnet_tail(int (*cb)(const struct virgo_event *ev, void *arg), void *arg);
+
+enum {
+	VIRGO_EV_DOT = 0, /* graphviz: a cluster per node, an edge per cause */
+	VIRGO_EV_JSON = 1, /* {"events": [{"id", "node", "seq", "lamport", "clock", ...}]} */
+	VIRGO_EV_SHIVIZ = 2, /* GoVector's log format, which ShiViz reads */
+};
+/* The n events as text in a format: *text is malloc'd (caller frees),
+ * *len its length.  0, -EINVAL, -ENOMEM. */
+int virgo_eventnet_export(const struct virgo_event *evs, size_t n, int format, char **text,
+			  size_t *len);
 
 #ifdef __cplusplus
 }

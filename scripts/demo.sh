@@ -28,7 +28,7 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 busy() { nc -z 127.0.0.1 "$1" 2>/dev/null; }
 MCBASE=11211
 for i in 0 1 2; do
-	for port in $((10000 + i)) $((30000 + i)) $((50000 + i)) $((64000 + i)); do
+	for port in $((10000 + i)) $((20000 + i)) $((30000 + i)) $((50000 + i)) $((64000 + i)); do
 		if busy $port; then
 			echo "port $port is in use (a virgod already running? stop it first)" >&2
 			exit 1
@@ -42,8 +42,8 @@ say "starting 3 virgod nodes (logs in $DIR)"
 # the original's kernel analytics file, for node 1
 printf 'match=True,kernel_analytics1=v1\n' >"$DIR/virgo_kernel_analytics.conf"
 for i in 1 2 3; do
-	printf 'node_id = %d\nport_offset = %d\npidfile = %s\nmemcache_port = %d\ncloudfs_export_root = %s\nanalytics_conf = %s\n' \
-		"$i" $((i - 1)) "$DIR/node$i.pid" $((MCBASE + i - 1)) "$DIR/export$i" \
+	printf 'node_id = %d\nport_offset = %d\npidfile = %s\nmemcache_port = %d\ncloudfs_export_root = %s\neventnet_dir = %s\nanalytics_conf = %s\n' \
+		"$i" $((i - 1)) "$DIR/node$i.pid" $((MCBASE + i - 1)) "$DIR/export$i" "$DIR/eventnet$i" \
 		"$([ $i = 1 ] && echo "$DIR/virgo_kernel_analytics.conf")" >"$DIR/node$i.conf"
 	"$VIRGOD" --config "$DIR/node$i.conf" 2>"$DIR/node$i.log" &
 	PIDS="$PIDS $!"
@@ -164,6 +164,26 @@ printf '$ virgo analytics set node1 cpu_workers=lots\n'
 run "$VIRGO" analytics set node1 cpu_workers=0      # back to one per core
 run "$VIRGO" analytics set node2 weight=0           # drain node 2: no new jobs there
 run "$VIRGO" analytics history node1 cpu_workers
+say "EventNet: a causal event graph with logical clocks (notes §913, §923, §994)"
+printf "\$ printf 'eventnet_vertexmsg#1-alice,bob-(hello,hi)\\\\n' | nc 127.0.0.1 20000\n"
+printf 'eventnet_vertexmsg#1-alice,bob-(hello,hi)\n' | nc 127.0.0.1 20000
+printf "\$ printf 'eventnet_edgemsg#3#1#2\\\\n' | nc 127.0.0.1 20000\n"
+printf 'eventnet_edgemsg#3#1#2\n' | nc 127.0.0.1 20000
+run "$VIRGO" eventnet log --id login --partakers alice,web1 --conv '(GET,/login)' --after 2
+echo '$ VIRGO_TRACE=1 virgo clone --on node2 virgo_cloud_test traced   # libvirgo traces itself'
+VIRGO_TRACE=1 "$VIRGO" clone --on node2 virgo_cloud_test traced
+echo
+T=$("$VIRGO" eventnet tail -n 50 | awk '$3 ~ /^clone-.*-reply$/ {id = $3} END {print id}')
+run "$VIRGO" eventnet why "$T"   # submit (home node) -> run (node 2) -> reply, by their clocks
+run "$VIRGO" eventnet before login "$T"
+run "$VIRGO" eventnet tail -n 3
+run "$VIRGO" eventnet dot
+if command -v dot >/dev/null; then
+	"$VIRGO" eventnet svg >"$DIR/eventnet.svg" &&
+		echo "\$ virgo eventnet svg > eventnet.svg   # $(wc -c <"$DIR/eventnet.svg") bytes of SVG"
+fi
+printf '$ cat EventNetVertices.txt EventNetEdges.txt   # node 1, for the AsFer reader\n'
+cat "$DIR/eventnet1/EventNetVertices.txt" "$DIR/eventnet1/EventNetEdges.txt"
 
 say "stopping the cluster (SIGTERM: drain and exit 0)"
 for p in $PIDS; do kill -TERM "$p"; done

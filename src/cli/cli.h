@@ -110,5 +110,7 @@ int cmd_stat(int argc, char **argv);
 bool cli_fs_ls_args(int argc, char **argv);
 /* analytics.c: virgo analytics set|get|ls|watch|history */
 int cmd_analytics(int argc, char **argv);
+/* eventnet.c: virgo eventnet log|get|why|before|dot|svg|json|shiviz|tail */
+int cmd_eventnet(int argc, char **argv);
 
 #endif

@@ -226,6 +226,24 @@ static const struct cli_cmd cmds[] = {
 	 "virgo analytics get node2 cpu_workers\nvirgo analytics ls node2\n"
 	 "virgo analytics watch --all\nvirgo analytics history node2 MaxNetworkBandwidth\n",
 	 0},
+	{"eventnet", cmd_eventnet,
+	 "eventnet log|get|why|before|dot|svg|json|shiviz|tail ...",
+	 "log events and query the cluster's causal event graph (logical clocks)",
+	 "  log --id ID [--partakers CSV] [--conv TEXT] [--after EV[,EV...]]\n"
+	 "                   record an event (logged after its causes, on any node)\n"
+	 "  get <event>      the event: Lamport time, node, vector clock, causes\n"
+	 "  why <event>      its causal history across the nodes, in causal order\n"
+	 "  before <a> <b>   happened before, after, or concurrent (vector clocks)\n"
+	 "  dot|json|shiviz [<event>]  the whole graph (or one history) as graphviz DOT,\n"
+	 "                   JSON, or a ShiViz log (https://bestchai.bitbucket.io/shiviz/)\n"
+	 "  svg [<event>]    the DOT drawn by graphviz's dot -Tsvg (apt-get install graphviz)\n"
+	 "  tail [-n N] [-f] the last N events (default 10); -f: then follow every node\n"
+	 "  Lines: <Lamport time> node<N> <event> [<vector clock>] partakers= after= <conv>\n",
+	 "virgo eventnet log --id login --partakers alice,web1 --conv '(GET,/login)'\n"
+	 "virgo eventnet log --id session --after login\n"
+	 "virgo eventnet why session\nvirgo eventnet before login session\n"
+	 "virgo eventnet svg > g.svg\nvirgo eventnet tail -f\n",
+	 0},
 	{"help", cmd_help, "help [<command>]", "list the commands, or show one command's help",
 	 NULL, "virgo help\nvirgo help malloc\nvirgo malloc --help\n", 1},
 };

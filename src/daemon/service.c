@@ -13,6 +13,7 @@ extern const struct vsvc queue_service;
 extern const struct vsvc cloudsync_service;
 extern const struct vsvc cloudfs_service;
 extern const struct vsvc analytics_service;
+extern const struct vsvc eventnet_service;
 
 /* weak: an in-process test may link its own table of test services */
 __attribute__((weak)) const struct vsvc *const vsvc_table[] = {
@@ -23,5 +24,6 @@ __attribute__((weak)) const struct vsvc *const vsvc_table[] = {
 	&cloudsync_service,
 	&cloudfs_service,
 	&analytics_service,
+	&eventnet_service,
 	NULL,
 };

@@ -14,6 +14,7 @@
 #include "../common/cfgfile.h"
 #include "client.h"
 #include "transport.h"
+#include "eventnet_int.h"
 
 static pthread_mutex_t vc_init_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vc_client *_Atomic vc_global;
@@ -104,6 +105,7 @@ int virgo_init(const char *path)
 
 void virgo_fini(void)
 {
+	ven_shutdown(5000); /* the EventNet logger sends what is queued */
 	vj_wait_running(); /* the library's own threads still use the client */
 	vfs_files_drop(); /* open remote files end with the client */
 	pthread_mutex_lock(&vc_init_lock);

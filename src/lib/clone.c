@@ -19,6 +19,7 @@
 
 #include "balancer.h"
 #include "client.h"
+#include "eventnet_int.h"
 
 static const char *const policy_names[] = {
 	[VIRGO_POLICY_RANDOM] = "random",
@@ -123,9 +124,29 @@ static int clone_ex(const char *fn, const void *arg, size_t arg_len,
 			 ? snprintf(hdr, sizeof hdr, "clone %s %zu %d\r\n", fn, arg_len, opts->timeout_ms)
 			 : snprintf(hdr, sizeof hdr, "clone %s %zu\r\n", fn, arg_len);
 	struct vc_reply rep;
-	int rc = cpu_call(c, opts, fn, hdr, (size_t)hl, arg ? arg : "", arg_len, &rep, ran_on);
+	struct ven_trace *tr = ven_tracing() ? malloc(sizeof *tr) : NULL; /* VIRGO_TRACE=1 */
+	char tconv[320];
+	unsigned on = 0;
+	if (tr) {
+		ven_trace_begin(tr);
+		snprintf(tconv, sizeof tconv, "(clone,%s,%zu bytes)", fn, arg_len);
+		ven_trace_step(tr, -1, "submit", "client", tconv);
+	}
+	int rc = cpu_call(c, opts, fn, hdr, (size_t)hl, arg ? arg : "", arg_len, &rep, &on);
+	if (ran_on)
+		*ran_on = on;
 	if (rc == 0 && strncmp(rep.line, "VALUE ", 6) != 0)
 		rc = -VIRGO_EBADREPLY;
+	if (tr) {
+		char who[32];
+		snprintf(who, sizeof who, "node%u", on);
+		snprintf(tconv, sizeof tconv, "(run,%s,%s)", fn, rc ? "failed" : "ok");
+		if (on)
+			ven_trace_step(tr, vc_node_index(c, on), "run", who, tconv);
+		snprintf(tconv, sizeof tconv, "(reply,%d,%zu bytes)", rc, rc ? (size_t)0 : rep.data_len);
+		ven_trace_step(tr, -1, "reply", "client", tconv);
+		free(tr);
+	}
 	if (rc) {
 		free(rep.data);
 		return rc;

@@ -1,0 +1,883 @@
+/*
+ * eventnet.c - the EventNet service (port 20000, notes §923/§924/§994):
+ * glue between the parser (eventnet_proto.c), the causal graph
+ * (eventnet_graph.c) and its files (eventnet_disk.c).
+ *
+ * A request that changes the graph is applied in memory at once (under
+ * the service's mutex, so every worker thread sees one graph and one
+ * clock) and its journal and text lines are queued; its reply is held
+ * until a workpool job has written that batch (group commit: one write
+ * for every request that arrived meanwhile, on every connection), so an
+ * acknowledged event survives a crash of virgod.  fdatasync follows at
+ * most eventnet_sync_ms later (0: before the reply).  Queries answer from
+ * memory; tail subscribers get each new event through a bounded feed.
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../../common/errcode.h"
+#include "../../daemon/config.h"
+#include "../../daemon/log.h"
+#include "../../daemon/service.h"
+#include "../../daemon/workpool.h"
+#include "eventnet_disk.h"
+#include "eventnet_graph.h"
+#include "eventnet_proto.h"
+#include "eventnet_settings.h"
+
+#define EVN_HELD_MAX (VCONN_OUT_BUDGET / 2) /* replies held for one batch */
+#define EVN_REPLY_MAX (VCONN_OUT_BUDGET / 2) /* bytes of one why/dump reply */
+#define EVN_FEED_MAX (256 * 1024) /* bytes a tail subscriber may lag */
+#define EVN_REWRITE_MS 1000
+#define EVN_MAX_OUTSTANDING 8 /* batches of a connection being written at once */
+#define EVN_PENDING_MAX (64u << 20) /* eventnet_ack = queued: unwritten bytes before replies wait */ /* EventNetVertices.txt rewritten at most this often */
+
+struct evn_sub {
+	struct evn_sub *next;
+	struct vconn_feed *feed;
+	uint64_t dropped; /* events it missed (lagging); told before the next */
+};
+
+struct evn_waiter {
+	struct evn_waiter *next;
+	struct vconn_ticket *t;
+	struct evbuffer *replies;
+	int rc; /* the batch's write result */
+};
+
+struct eventnet {
+	pthread_mutex_t mu; /* guards everything below */
+	pthread_cond_t idle; /* signalled when a flush job ends */
+	struct evg g;
+	struct evd d;
+	struct evd_buf pj, pv, pe; /* journal / vertices / edges lines not yet written */
+	struct evd_buf fj, fv, fe; /* the flush job's: swapped with those, memory kept */
+	struct evn_waiter *wait_head, **wait_tail;
+	bool flushing, vert_dirty, unsynced;
+	int64_t last_sync_ms, last_rewrite_ms;
+	int sync_ms;
+	bool ack_written; /* replies wait for the write (else: sent at once) */
+	struct vd_workpool *pool;
+	struct evn_sub *subs;
+	unsigned node_id;
+	size_t max_line;
+	uint64_t ops_log, ops_edge, ops_query, errors, io_errors, batches, syncs, rewrites;
+	char locked_out[600]; /* non-empty: eventnet_dir held by another process */
+};
+
+struct evn_conn {
+	struct frame_state fs;
+	struct evbuffer *held; /* replies of the batch being run */
+	/* batches of ours being written, and the bytes of their replies: a
+	 * connection goes on with its next requests meanwhile (the replies
+	 * are delivered in order, as the writes complete in order) until
+	 * these reach EVN_MAX_OUTSTANDING / EVN_HELD_MAX */
+	int outstanding;
+	size_t held_bytes;
+	bool waiting; /* returned VSVC_WAIT: resume when a batch is written */
+	bool legacy_close; /* last request used the notes' syntax */
+	bool failed; /* the journal write failed: close */
+	struct evn_sub *sub; /* tail subscription */
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the flush job (workpool) ------------------------------------------ */
+
+static void flush_job(void *arg, bool cancelled);
+
+/* Under mu: starts a flush job unless one runs. */
+static void kick_locked(struct eventnet *en)
+{
+	if (en->flushing)
+		return;
+	if (vd_workpool_submit(en->pool, flush_job, en) == 0)
+		en->flushing = true;
+	/* else the pool is full: the tick retries within a second */
+}
+
+static void post_waiters(struct evn_waiter *w, int rc);
+
+static void swap_buf(struct evd_buf *a, struct evd_buf *b)
+{
+	struct evd_buf t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/* A burst may have grown a buffer a lot: give the memory back. */
+static void trim_buf(struct evd_buf *b)
+{
+	if (b->n == 0 && b->cap > (16u << 20))
+		evd_buf_free(b);
+}
+
+static void flush_job(void *arg, bool cancelled)
+{
+	struct eventnet *en = arg;
+	if (cancelled) { /* the pool is going away: fini writes what is pending */
+		pthread_mutex_lock(&en->mu);
+		en->flushing = false;
+		pthread_cond_broadcast(&en->idle);
+		pthread_mutex_unlock(&en->mu);
+		return;
+	}
+	for (;;) {
+		struct evd_buf vt = {0};
+		bool rewrite = false;
+		pthread_mutex_lock(&en->mu);
+		int64_t now = now_ms();
+		if (en->vert_dirty && now - en->last_rewrite_ms >= EVN_REWRITE_MS) {
+			/* the whole file from the graph: the queued vertex lines are in it */
+			evd_vertices_text(&vt, &en->g);
+			en->pv.n = 0;
+			en->vert_dirty = false;
+			en->last_rewrite_ms = now;
+			rewrite = true;
+		}
+		swap_buf(&en->pj, &en->fj);
+		swap_buf(&en->pv, &en->fv);
+		swap_buf(&en->pe, &en->fe);
+		struct evn_waiter *w = en->wait_head;
+		en->wait_head = NULL;
+		en->wait_tail = &en->wait_head;
+		bool wrote = en->fj.n > 0;
+		if (wrote)
+			en->unsynced = true;
+		bool sync = en->unsynced && (en->sync_ms == 0 || now - en->last_sync_ms >= en->sync_ms);
+		pthread_mutex_unlock(&en->mu);
+
+		/* only this job touches f* and the files (one job at a time) */
+		int rc = evd_append(&en->d, &en->fj, &en->fv, &en->fe);
+		en->fj.n = en->fv.n = en->fe.n = 0;
+		en->fj.oom = en->fv.oom = en->fe.oom = false;
+		trim_buf(&en->fj);
+		trim_buf(&en->fv);
+		trim_buf(&en->fe);
+		if (rc == 0 && rewrite)
+			rc = vt.oom ? -ENOMEM : evd_replace_vertices(&en->d, vt.p, vt.n);
+		if (rc == 0 && sync)
+			rc = evd_sync(&en->d);
+		evd_buf_free(&vt);
+		if (rc)
+			log_error("eventnet_write_failed dir=%s err=%s", en->d.dir, strerror(-rc));
+		post_waiters(w, rc);
+
+		pthread_mutex_lock(&en->mu);
+		if (wrote)
+			en->batches++;
+		if (rc == 0 && sync) {
+			en->unsynced = false;
+			en->last_sync_ms = now;
+			en->syncs++;
+		}
+		if (rewrite && rc == 0)
+			en->rewrites++;
+		if (rc)
+			en->io_errors++;
+		bool more = en->wait_head || en->pj.n > 0;
+		if (!more) {
+			en->flushing = false;
+			pthread_cond_broadcast(&en->idle);
+		}
+		pthread_mutex_unlock(&en->mu);
+		if (!more)
+			break;
+	}
+}
+
+static void reply_done(struct vconn *c, void *arg)
+{
+	struct evn_waiter *w = arg;
+	bool resume = false;
+	if (c) {
+		struct evn_conn *ec = vconn_state(c);
+		ec->outstanding--;
+		ec->held_bytes -= evbuffer_get_length(w->replies);
+		if (w->rc) {
+			evbuffer_add_printf(vconn_out(c), "ERR EIO the event journal could not be written: %s\r\n",
+					    strerror(-w->rc));
+			ec->failed = true;
+		} else {
+			evbuffer_add_buffer(vconn_out(c), w->replies);
+		}
+		resume = ec->waiting || ec->failed;
+		ec->waiting = false;
+	}
+	evbuffer_free(w->replies);
+	free(w);
+	if (resume)
+		vconn_resume(c); /* takes the input that waited, or closes */
+	else if (c)
+		vconn_flush(c);
+}
+
+static void post_waiters(struct evn_waiter *w, int rc)
+{
+	while (w) {
+		struct evn_waiter *next = w->next;
+		w->rc = rc;
+		vconn_ticket_post(w->t, reply_done, w);
+		w = next;
+	}
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+static void event_line(struct evbuffer *out, const struct evg *g, const struct evg_event *e)
+{
+	char b[EVN_LINE_HEAD];
+	size_t n = 0, pl = strlen(e->partakers);
+	memcpy(b, "EVENT ", 6);
+	n = 6;
+	memcpy(b + n, e->id, e->id_len);
+	n += e->id_len;
+	b[n++] = ' ';
+	n += evc_u64(b + n, e->node);
+	b[n++] = ' ';
+	n += evc_u64(b + n, e->seq);
+	b[n++] = ' ';
+	n += evc_u64(b + n, e->lamport);
+	b[n++] = ' ';
+	n += evc_format_ents(e->vc, e->vcn, b + n);
+	b[n++] = ' ';
+	if (pl) {
+		memcpy(b + n, e->partakers, pl);
+		n += pl;
+	} else {
+		b[n++] = '-';
+	}
+	b[n++] = ' ';
+	evbuffer_add(out, b, n);
+	size_t cl = evg_parents_len(g, e);
+	if (cl == 0) {
+		evbuffer_add(out, "-", 1);
+	} else {
+		char *p = cl < sizeof b - 2 ? b : malloc(cl + 2);
+		if (p) {
+			evg_parents_csv(g, e, p, cl + 2);
+			evbuffer_add(out, p, cl);
+			if (p != b)
+				free(p);
+		}
+	}
+	evbuffer_add(out, " ", 1);
+	if (e->conv_len)
+		evbuffer_add(out, e->conv, e->conv_len);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void reply_err(struct eventnet *en, struct evbuffer *out, int code, const char *msg)
+{
+	en->errors++;
+	evbuffer_add_printf(out, "ERR %s %s\r\n", ec_name(code), msg);
+}
+
+/* Under mu: tells every tail subscriber about event idx. */
+static void feed_event(struct eventnet *en, uint32_t idx)
+{
+	if (!en->subs)
+		return;
+	struct evbuffer *line = evbuffer_new();
+	if (!line)
+		return;
+	event_line(line, &en->g, en->g.ev[idx]);
+	size_t n = evbuffer_get_length(line);
+	const void *p = evbuffer_pullup(line, -1);
+	for (struct evn_sub **sp = &en->subs; *sp;) {
+		struct evn_sub *s = *sp;
+		int rc = 0;
+		if (s->dropped) {
+			char m[48];
+			int ml = snprintf(m, sizeof m, "DROPPED %" PRIu64 "\r\n", s->dropped);
+			rc = vconn_feed_push(s->feed, m, (size_t)ml);
+			if (rc == 0)
+				s->dropped = 0;
+		}
+		if (rc == 0)
+			rc = vconn_feed_push(s->feed, p, n);
+		if (rc == -ENOBUFS || rc == -ENOMEM)
+			s->dropped++;
+		sp = &s->next;
+	}
+	evbuffer_free(line);
+}
+
+/* Under mu: queues the files' lines of a change, feeds the new event. */
+static void record_change(struct eventnet *en, const struct evg_change *ch, const char *conv,
+			  size_t conv_len)
+{
+	evd_journal_change(&en->pj, &en->g, ch, conv, conv_len);
+	evd_text_change(&en->pv, &en->pe, &en->g, ch);
+	if (ch->conv_appended)
+		en->vert_dirty = true;
+	if (ch->created)
+		feed_event(en, ch->idx);
+}
+
+static void reply_logged(struct evbuffer *out, const struct evg *g, uint32_t idx)
+{
+	const struct evg_event *e = g->ev[idx];
+	char b[EVN_LINE_HEAD];
+	size_t n = 3;
+	memcpy(b, "OK ", 3);
+	memcpy(b + n, e->id, e->id_len);
+	n += e->id_len;
+	b[n++] = ' ';
+	n += evc_u64(b + n, e->node);
+	b[n++] = ' ';
+	n += evc_u64(b + n, e->seq);
+	b[n++] = ' ';
+	n += evc_u64(b + n, e->lamport);
+	b[n++] = ' ';
+	n += evc_format_ents(e->vc, e->vcn, b + n);
+	b[n++] = '\r';
+	b[n++] = '\n';
+	evbuffer_add(out, b, n);
+}
+
+static const char evn_help[] =
+	"HELP log <id> [partakers=<csv>] [after=<id>,...] [clock=<node>:<n>,...] [lamport=<n>] "
+	"[conv=<text to end of line>] -> OK <id> <node> <seq> <lamport> <vclock>\r\n"
+	"HELP edge <from> <to>          -> OK (ERR ELOOP when it would make a cycle)\r\n"
+	"HELP get <id>                  -> EVENT <id> <node> <seq> <lamport> <vclock> "
+	"<partakers|-> <causes|-> <conversations>\r\n"
+	"HELP why <id> [<max>]          -> ANCESTORS <total> <listed>, EVENT lines in causal "
+	"order, REMOTE <id> lines, END\r\n"
+	"HELP before <a> <b>            -> ORDER before|after|equal|concurrent\r\n"
+	"HELP dump [<cursor> [<count>]] -> EVENT lines, NEXT <cursor>, END\r\n"
+	"HELP tail                      -> OK, then an EVENT line per new event\r\n"
+	"HELP clock | stats | ping | help | quit\r\n"
+	"HELP eventnet_vertexmsg#<id>-<partakers>-<conversations> "
+	"eventnet_edgemsg#<id>#<from>#<to> -> EventNet updated\r\n"
+	"END\r\n";
+
+static void reply_stats(struct eventnet *en, struct evbuffer *out)
+{
+	char vc[EVC_TEXT_MAX + 1];
+	evc_format(&en->g.clock, vc);
+	int subs = 0;
+	for (struct evn_sub *s = en->subs; s; s = s->next)
+		subs++;
+	evbuffer_add_printf(
+		out,
+		"STAT node_id %u\r\nSTAT events %" PRIu32 "\r\nSTAT edges %" PRIu64 "\r\n"
+		"STAT bytes %" PRIu64 "\r\nSTAT max_events %" PRIu64 "\r\nSTAT max_bytes %" PRIu64 "\r\n"
+		"STAT lamport %" PRIu64 "\r\nSTAT clock %s\r\n"
+		"STAT ops_log %" PRIu64 "\r\nSTAT ops_edge %" PRIu64 "\r\nSTAT ops_query %" PRIu64 "\r\n"
+		"STAT errors %" PRIu64 "\r\nSTAT io_errors %" PRIu64 "\r\nSTAT write_batches %" PRIu64
+		"\r\nSTAT syncs %" PRIu64 "\r\nSTAT rewrites %" PRIu64 "\r\nSTAT sync_ms %d\r\n"
+		"STAT tail_subscribers %d\r\nSTAT replayed %" PRIu64 "\r\nSTAT repaired_bytes %" PRIu64
+		"\r\nSTAT dir %s\r\nEND\r\n",
+		en->node_id, en->g.n, en->g.nedges, en->g.bytes, en->g.max_events, en->g.max_bytes,
+		en->g.lamport, vc, en->ops_log, en->ops_edge, en->ops_query, en->errors, en->io_errors,
+		en->batches, en->syncs, en->rewrites, en->sync_ms, subs, en->d.replayed,
+		en->d.repaired_bytes, en->d.dir);
+}
+
+static void reply_why(struct eventnet *en, struct evbuffer *out, uint32_t idx, uint64_t max)
+{
+	uint32_t *anc;
+	size_t n;
+	char *remote;
+	if (evg_why(&en->g, idx, &anc, &n, &remote) != 0) {
+		reply_err(en, out, ENOMEM, "out of memory");
+		return;
+	}
+	struct evbuffer *body = evbuffer_new();
+	size_t listed = 0;
+	/* the latest causes matter most when the list is cut: list the tail */
+	size_t from = n > max ? n - max : 0;
+	for (size_t i = from; body && i < n; i++) {
+		if (evbuffer_get_length(body) > EVN_REPLY_MAX)
+			break;
+		event_line(body, &en->g, en->g.ev[anc[i]]);
+		listed++;
+	}
+	evbuffer_add_printf(out, "ANCESTORS %zu %zu\r\n", n, listed);
+	if (body) {
+		evbuffer_add_buffer(out, body);
+		evbuffer_free(body);
+	}
+	size_t room = EVN_REPLY_MAX; /* REMOTE lines too stay within one reply's bound */
+	for (const char *r = remote; r && *r && room > 200;) {
+		const char *c = strchr(r, ',');
+		size_t l = c ? (size_t)(c - r) : strlen(r);
+		evbuffer_add(out, "REMOTE ", 7);
+		evbuffer_add(out, r, l);
+		evbuffer_add(out, "\r\n", 2);
+		room -= l + 9;
+		r = c ? c + 1 : r + l;
+	}
+	evbuffer_add(out, "END\r\n", 5);
+	free(anc);
+	free(remote);
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+static bool find(struct eventnet *en, struct evbuffer *out, struct evn_str id, uint32_t *idx)
+{
+	int64_t i = evg_find(&en->g, id.p, id.n);
+	if (i < 0) {
+		reply_err(en, out, ENOENT, "no such event on this node");
+		return false;
+	}
+	*idx = (uint32_t)i;
+	return true;
+}
+
+/* Under mu.  Returns true when the request changed the graph. */
+static bool exec_locked(struct vconn *c, struct eventnet *en, const struct evn_req *r,
+			struct evbuffer *out)
+{
+	const char *why = NULL;
+	uint32_t a, b;
+	switch (r->op) {
+	case EVN_OP_LOG: {
+		en->ops_log++;
+		struct evg_str after[EVN_AFTER_MAX];
+		for (unsigned k = 0; k < r->nafter; k++)
+			after[k] = (struct evg_str){r->after[k].p, r->after[k].n};
+		struct evg_log_in in = {
+			.id = {r->id.p, r->id.n},
+			.partakers = {r->partakers.p, r->partakers.n},
+			.conv = {r->conv.p, r->conv.n},
+			.after = after,
+			.nafter = r->nafter,
+			.clock = r->has_clock ? &r->clock : NULL,
+			.lamport = r->lamport,
+		};
+		struct evg_change ch;
+		int rc = evg_log(&en->g, &in, &ch, &why);
+		if (rc) {
+			reply_err(en, out, -rc, why);
+			return false;
+		}
+		record_change(en, &ch, r->conv.p, r->conv.n);
+		if (r->legacy)
+			evbuffer_add(out, "EventNet updated\r\n", 18);
+		else
+			reply_logged(out, &en->g, ch.idx);
+		return true;
+	}
+	case EVN_OP_EDGE: {
+		en->ops_edge++;
+		struct evg_change ch[2];
+		int nch;
+		int rc = evg_edge(&en->g, (struct evg_str){r->id.p, r->id.n},
+				  (struct evg_str){r->id2.p, r->id2.n}, ch, &nch, &why);
+		for (int k = 0; k < nch; k++)
+			record_change(en, &ch[k], NULL, 0);
+		if (rc)
+			reply_err(en, out, -rc, why);
+		else if (r->legacy)
+			evbuffer_add(out, "EventNet updated\r\n", 18);
+		else
+			evbuffer_add(out, "OK\r\n", 4);
+		return nch > 0;
+	}
+	case EVN_OP_GET:
+		en->ops_query++;
+		if (find(en, out, r->id, &a))
+			event_line(out, &en->g, en->g.ev[a]);
+		return false;
+	case EVN_OP_WHY:
+		en->ops_query++;
+		if (find(en, out, r->id, &a))
+			reply_why(en, out, a, r->count);
+		return false;
+	case EVN_OP_BEFORE:
+		en->ops_query++;
+		if (find(en, out, r->id, &a) && find(en, out, r->id2, &b)) {
+			const struct evg_event *x = en->g.ev[a], *y = en->g.ev[b];
+			evbuffer_add_printf(out, "ORDER %s\r\n",
+					    evc_order_name(evc_compare_ents(x->vc, x->vcn, y->vc, y->vcn)));
+		}
+		return false;
+	case EVN_OP_DUMP: {
+		en->ops_query++;
+		uint64_t i = r->cursor;
+		size_t start = evbuffer_get_length(out);
+		for (; i < en->g.n && i - r->cursor < r->count; i++) {
+			if (evbuffer_get_length(out) - start > EVN_REPLY_MAX)
+				break;
+			event_line(out, &en->g, en->g.ev[i]);
+		}
+		evbuffer_add_printf(out, "NEXT %" PRIu64 "\r\nEND\r\n", i < en->g.n ? i : 0);
+		return false;
+	}
+	case EVN_OP_TAIL: {
+		struct evn_conn *ec = vconn_state(c);
+		if (ec->sub) {
+			reply_err(en, out, EEXIST, "already following");
+			return false;
+		}
+		struct evn_sub *s = calloc(1, sizeof *s);
+		if (s)
+			s->feed = vconn_feed_new(c, EVN_FEED_MAX);
+		if (!s || !s->feed) {
+			free(s);
+			reply_err(en, out, ENOMEM, "out of memory");
+			return false;
+		}
+		s->next = en->subs;
+		en->subs = s;
+		ec->sub = s;
+		evbuffer_add(out, "OK tail\r\n", 9);
+		return false;
+	}
+	case EVN_OP_CLOCK: {
+		char vc[EVC_TEXT_MAX + 1];
+		evc_format(&en->g.clock, vc);
+		evbuffer_add_printf(out, "CLOCK %u %" PRIu64 " %s\r\n", en->node_id, en->g.lamport, vc);
+		return false;
+	}
+	case EVN_OP_STATS:
+		reply_stats(en, out);
+		return false;
+	case EVN_OP_PING:
+		evbuffer_add_printf(out, "PONG %u\r\n", en->node_id);
+		return false;
+	case EVN_OP_HELP:
+		evbuffer_add(out, evn_help, sizeof evn_help - 1);
+		return false;
+	case EVN_OP_QUIT:
+	default:
+		return false;
+	}
+}
+
+/* One parsed request of a round (parsed without the lock). */
+struct evn_parsed {
+	enum evn_parse_result pr;
+	struct evn_req req;
+	int code;
+	const char *msg;
+	struct frame_state fs_before; /* to parse it again if the round stops early */
+	size_t start; /* its offset in the input */
+};
+
+#define EVN_ROUND 64 /* requests parsed, then run under one lock acquisition */
+
+static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
+{
+	static __thread struct evn_parsed round[EVN_ROUND];
+	struct eventnet *en = vconn_svc(c);
+	struct evn_conn *ec = vconn_state(c);
+	if (ec->failed)
+		return VSVC_CLOSE;
+	if (ec->waiting)
+		return VSVC_WAIT;
+	if (en->locked_out[0]) {
+		evbuffer_add_printf(vconn_out(c), "ERR EBUSY %s\r\n", en->locked_out);
+		return VSVC_CLOSE;
+	}
+	bool quit = false, oom = false;
+	for (;;) {
+		size_t len = evbuffer_get_length(in);
+		if (len == 0 || quit || oom)
+			break;
+		if (vconn_out_full(c) ||
+		    (ec->held && evbuffer_get_length(ec->held) > EVN_HELD_MAX))
+			break;
+		/* parse a round of requests outside the lock (the strings point
+		 * into buf: nothing is drained until the round has run) */
+		const uint8_t *buf = evbuffer_pullup(in, -1);
+		size_t off = 0;
+		int nr = 0;
+		while (nr < EVN_ROUND && off < len) {
+			struct evn_parsed *p = &round[nr];
+			size_t used;
+			p->fs_before = ec->fs;
+			p->start = off;
+			p->pr = evn_parse(&ec->fs, buf + off, len - off, eof, en->max_line, &p->req,
+					  &used, &p->code, &p->msg);
+			off += used;
+			if (p->pr == EVN_MORE) {
+				if (used == 0)
+					break;
+				continue; /* skipped bytes (an oversized line's rest) */
+			}
+			nr++;
+			if (p->pr == EVN_REQ && p->req.op == EVN_OP_QUIT)
+				break;
+		}
+		/* then run them under one lock acquisition */
+		if (nr)
+			pthread_mutex_lock(&en->mu);
+		size_t done = off;
+		for (int i = 0; i < nr; i++) {
+			struct evn_parsed *p = &round[i];
+			/* replies piling up (large why/dump pages): the rest of
+			 * the round waits, parsed again next time */
+			if (i > 0 && (vconn_out_full(c) ||
+				      (ec->held && evbuffer_get_length(ec->held) > EVN_HELD_MAX))) {
+				ec->fs = p->fs_before;
+				done = p->start;
+				break;
+			}
+			/* replies keep the requests' order: once one waits for
+			 * the write, the following ones wait behind it */
+			if (!ec->held && ec->outstanding > 0 && !(ec->held = evbuffer_new())) {
+				oom = true;
+				break;
+			}
+			struct evbuffer *out = ec->held ? ec->held : vconn_out(c);
+			if (p->pr == EVN_ERROR) {
+				reply_err(en, out, p->code, p->msg);
+				ec->legacy_close = p->req.legacy;
+				continue;
+			}
+			if (p->req.op == EVN_OP_QUIT) {
+				quit = true;
+				break;
+			}
+			bool mutating = p->req.op == EVN_OP_LOG || p->req.op == EVN_OP_EDGE;
+			/* a reply waits for the write when it answers a change
+			 * (eventnet_ack = queued: only when the writes fall far
+			 * behind), and any reply waits behind earlier ones that do */
+			if (!ec->held &&
+			    (ec->outstanding > 0 ||
+			     (mutating && (en->ack_written || en->pj.n > EVN_PENDING_MAX)))) {
+				ec->held = evbuffer_new();
+				if (!ec->held) {
+					oom = true;
+					break;
+				}
+				out = ec->held;
+			}
+			exec_locked(c, en, &p->req, out);
+			ec->legacy_close = p->req.legacy;
+		}
+		if (nr)
+			pthread_mutex_unlock(&en->mu);
+		evbuffer_drain(in, done);
+		if (nr == 0)
+			break; /* an incomplete request: wait for more */
+	}
+	pthread_mutex_lock(&en->mu);
+	if (!en->ack_written && en->pj.n > 0)
+		kick_locked(en); /* eventnet_ack = queued: written within a moment */
+	if (ec->held && !oom) {
+		struct evn_waiter *w = calloc(1, sizeof *w);
+		struct vconn_ticket *t = w ? vconn_ticket_new(c) : NULL;
+		if (t) {
+			w->t = t;
+			w->replies = ec->held;
+			ec->held = NULL;
+			ec->outstanding++;
+			ec->held_bytes += evbuffer_get_length(w->replies);
+			*en->wait_tail = w;
+			en->wait_tail = &w->next;
+			kick_locked(en);
+		} else {
+			free(w);
+			oom = true;
+		}
+	}
+	pthread_mutex_unlock(&en->mu);
+	/* wait (not read on) when the peer is done sending (do not close
+	 * before the replies), a call-syntax client waits for its close, or
+	 * enough is in flight */
+	if (!oom && ec->outstanding > 0 &&
+	    (eof || quit || ec->legacy_close || ec->outstanding >= EVN_MAX_OUTSTANDING ||
+	     ec->held_bytes > EVN_HELD_MAX)) {
+		if (quit) /* close once the replies are out: see the quit again then */
+			evbuffer_prepend(in, "quit\n", 5);
+		ec->waiting = true;
+		return VSVC_WAIT;
+	}
+	if (oom) {
+		evbuffer_add(vconn_out(c), "ERR ENOMEM out of memory\r\n", 26);
+		return VSVC_CLOSE;
+	}
+	if (quit)
+		return VSVC_CLOSE;
+	if (evbuffer_get_length(in) > 0 && vconn_out_full(c))
+		return VSVC_MORE;
+	/* the notes' clients send one message and wait for the close */
+	if (ec->legacy_close && evbuffer_get_length(in) == 0)
+		return VSVC_CLOSE;
+	return VSVC_KEEP;
+}
+
+static void evn_conn_close(struct vconn *c)
+{
+	struct eventnet *en = vconn_svc(c);
+	struct evn_conn *ec = vconn_state(c);
+	if (ec->held) {
+		evbuffer_free(ec->held);
+		ec->held = NULL;
+	}
+	if (ec->sub) {
+		pthread_mutex_lock(&en->mu);
+		for (struct evn_sub **sp = &en->subs; *sp; sp = &(*sp)->next) {
+			if (*sp == ec->sub) {
+				*sp = ec->sub->next;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&en->mu);
+		vconn_feed_release(ec->sub->feed);
+		free(ec->sub);
+		ec->sub = NULL;
+	}
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+static int evn_init(const struct vd_node *node, void **out)
+{
+	const struct evn_settings *st = node->settings;
+	struct eventnet *en = calloc(1, sizeof *en);
+	if (!en)
+		return -ENOMEM;
+	pthread_mutex_init(&en->mu, NULL);
+	pthread_cond_init(&en->idle, NULL);
+	en->wait_tail = &en->wait_head;
+	en->node_id = node->cfg->node_id;
+	en->max_line = node->cfg->max_line;
+	en->sync_ms = st->sync_ms;
+	if (strcmp(st->ack, "written") == 0) {
+		en->ack_written = true;
+	} else if (strcmp(st->ack, "queued") != 0) {
+		log_error("eventnet_ack = %s: want written or queued", st->ack);
+		free(en);
+		return -EINVAL;
+	}
+	en->pool = node->pool;
+	char dir[300];
+	if (st->dir[0]) { /* %n: the node id, so nodes of one host can share a config */
+		size_t o = 0;
+		for (const char *p = st->dir; *p && o < sizeof dir - 8; p++) {
+			if (p[0] == '%' && p[1] == 'n') {
+				o += (size_t)snprintf(dir + o, sizeof dir - o, "%u", en->node_id);
+				p++;
+			} else {
+				dir[o++] = *p;
+			}
+		}
+		dir[o] = '\0';
+	} else {
+		const char *t = getenv("TMPDIR");
+		snprintf(dir, sizeof dir, "%s/virgo-eventnet-%u-%d", t && *t ? t : "/tmp",
+			 en->node_id, 20000 + node->cfg->port_offset);
+	}
+	char err[600];
+	if (evg_init(&en->g, (uint16_t)en->node_id, st->max_events, st->max_bytes) != 0) {
+		log_error("eventnet: out of memory");
+		goto fail;
+	}
+	int orc = evd_open(&en->d, dir, &en->g, err, sizeof err);
+	if (orc == -2) {
+		/* another virgod holds the directory: most likely this one is a
+		 * second instance of the same node and fails on its ports next;
+		 * otherwise its eventnet port refuses every request */
+		log_error("eventnet: %s: the eventnet port answers ERR EBUSY", err);
+		snprintf(en->locked_out, sizeof en->locked_out, "%s", err);
+		*out = en;
+		return 0;
+	}
+	if (orc != 0) {
+		log_error("eventnet: %s", err);
+		goto fail;
+	}
+	en->last_sync_ms = en->last_rewrite_ms = now_ms();
+	log_info("eventnet_ready dir=%s events=%" PRIu32 " ack=%s sync_ms=%d", dir, en->g.n,
+		 en->ack_written ? "written" : "queued", en->sync_ms);
+	*out = en;
+	return 0;
+fail:
+	evg_free(&en->g);
+	free(en);
+	return -EIO;
+}
+
+static void evn_tick(void *svc)
+{
+	struct eventnet *en = svc;
+	if (en->locked_out[0])
+		return;
+	pthread_mutex_lock(&en->mu);
+	int64_t now = now_ms();
+	if (en->wait_head || en->pj.n > 0 ||
+	    (en->vert_dirty && now - en->last_rewrite_ms >= EVN_REWRITE_MS) ||
+	    (en->unsynced && now - en->last_sync_ms >= en->sync_ms))
+		kick_locked(en);
+	pthread_mutex_unlock(&en->mu);
+}
+
+static void evn_fini(void *svc)
+{
+	struct eventnet *en = svc;
+	if (en->locked_out[0]) {
+		evg_free(&en->g);
+		pthread_cond_destroy(&en->idle);
+		pthread_mutex_destroy(&en->mu);
+		free(en);
+		return;
+	}
+	pthread_mutex_lock(&en->mu);
+	while (en->flushing)
+		pthread_cond_wait(&en->idle, &en->mu);
+	/* what is still pending is written and synced here */
+	if (en->vert_dirty) {
+		struct evd_buf vt = {0};
+		evd_vertices_text(&vt, &en->g);
+		en->pv.n = 0;
+		if (!vt.oom)
+			evd_replace_vertices(&en->d, vt.p, vt.n);
+		evd_buf_free(&vt);
+	}
+	evd_append(&en->d, &en->pj, &en->pv, &en->pe);
+	evd_sync(&en->d);
+	struct evn_waiter *w = en->wait_head;
+	en->wait_head = NULL;
+	pthread_mutex_unlock(&en->mu);
+	post_waiters(w, 0);
+	evd_close(&en->d);
+	evg_free(&en->g);
+	struct evd_buf *bufs[] = {&en->pj, &en->pv, &en->pe, &en->fj, &en->fv, &en->fe};
+	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+		evd_buf_free(bufs[i]);
+	pthread_cond_destroy(&en->idle);
+	pthread_mutex_destroy(&en->mu);
+	free(en);
+}
+
+static void evn_needs(const struct vd_config *cfg, const void *settings, struct vsvc_needs *out)
+{
+	(void)cfg;
+	(void)settings;
+	out->fds += 6; /* the journal, the two text files, the lock, the directory, a temp */
+}
+
+const struct vsvc eventnet_service = {
+	.name = "eventnet",
+	.base_port = 20000,
+	.conn_size = sizeof(struct evn_conn),
+	/* between requests nothing ties a connection to its loop (one with a
+	 * ticket or a feed is never moved: server.c) */
+	.movable = true,
+	.keys = evn_settings_keys,
+	.settings_size = sizeof(struct evn_settings),
+	.settings_defaults = evn_settings_defaults,
+	.needs = evn_needs,
+	.init = evn_init,
+	.fini = evn_fini,
+	.on_input = evn_on_input,
+	.conn_close = evn_conn_close,
+	.tick = evn_tick,
+};

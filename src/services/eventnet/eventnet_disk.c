@@ -1,0 +1,412 @@
+/*
+ * eventnet_disk.c - the journal and the text files (eventnet_disk.h).
+ *
+ * Journal records, one line each (the conversation is the rest of the line):
+ *   E <node> <seq> <lamport> <vclock> <id> <partakers|-> <conversation>
+ *   C <id> <conversation appended>
+ *   P <id> <cause>
+ * A line that does not parse, or a last line without its newline, is
+ * where a crash tore the file: it and everything after it are cut off.
+ */
+#include "eventnet_disk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../daemon/log.h"
+
+#define JOURNAL "eventnet.journal"
+#define VERTICES "EventNetVertices.txt"
+#define EDGES "EventNetEdges.txt"
+
+static int mkdir_p(const char *path)
+{
+	char tmp[512];
+	snprintf(tmp, sizeof tmp, "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* Splits off the next space-separated field of [*s, end). */
+static int field(const char **s, const char *end, struct evg_str *out)
+{
+	const char *p = *s;
+	const char *sp = memchr(p, ' ', (size_t)(end - p));
+	if (!sp)
+		return -1;
+	*out = (struct evg_str){p, (size_t)(sp - p)};
+	*s = sp + 1;
+	return out->n ? 0 : -1;
+}
+
+static int num(struct evg_str f, uint64_t *v)
+{
+	if (f.n == 0 || f.n > 20)
+		return -1;
+	uint64_t x = 0;
+	for (size_t i = 0; i < f.n; i++) {
+		if (f.p[i] < '0' || f.p[i] > '9')
+			return -1;
+		x = x * 10 + (uint64_t)(f.p[i] - '0');
+	}
+	*v = x;
+	return 0;
+}
+
+/* Applies one journal line [s, end) (no newline).  0 or -1. */
+static int replay_line(struct evg *g, const char *s, const char *end)
+{
+	if (end - s < 2 || s[1] != ' ')
+		return -1;
+	char kind = s[0];
+	s += 2;
+	struct evg_str f[6];
+	if (kind == 'E') {
+		for (int i = 0; i < 6; i++)
+			if (field(&s, end, &f[i]))
+				return -1;
+		uint64_t node, seq, lam;
+		struct evc vc;
+		if (num(f[0], &node) || node == 0 || node > 65535 || num(f[1], &seq) ||
+		    num(f[2], &lam) || evc_parse(&vc, f[3].p, f[3].n))
+			return -1;
+		struct evg_str part = f[5];
+		if (part.n == 1 && part.p[0] == '-')
+			part.n = 0;
+		struct evg_str conv = {s, (size_t)(end - s)};
+		return evg_replay_event(g, f[4], part, conv, (uint16_t)node, seq, lam, &vc);
+	}
+	if (kind == 'C' || kind == 'P') {
+		if (field(&s, end, &f[0]))
+			return -1;
+		struct evg_str rest = {s, (size_t)(end - s)};
+		if (kind == 'C')
+			return evg_replay_conv(g, f[0], rest);
+		return rest.n ? evg_replay_cause(g, f[0], rest) : -1;
+	}
+	return -1;
+}
+
+/* Replays the journal; cuts a torn tail.  0 or -1 (err set). */
+static int replay(struct evd *d, struct evg *g, char *err, size_t errlen)
+{
+	struct stat st;
+	if (fstat(d->jfd, &st) != 0) {
+		snprintf(err, errlen, "%s/%s: %s", d->dir, JOURNAL, strerror(errno));
+		return -1;
+	}
+	if (st.st_size == 0)
+		return 0;
+	size_t size = (size_t)st.st_size;
+	const char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, d->jfd, 0);
+	if (map == MAP_FAILED) {
+		snprintf(err, errlen, "%s/%s: mmap: %s", d->dir, JOURNAL, strerror(errno));
+		return -1;
+	}
+	size_t good = 0;
+	while (good < size) {
+		const char *nl = memchr(map + good, '\n', size - good);
+		if (!nl || replay_line(g, map + good, nl) != 0)
+			break;
+		good = (size_t)(nl - map) + 1;
+		d->replayed++;
+	}
+	munmap((void *)map, size);
+	if (good < size) {
+		d->repaired_bytes = size - good;
+		log_warn("eventnet_journal_repaired dir=%s cut_bytes=%zu kept_records=%" PRIu64,
+			 d->dir, size - good, d->replayed);
+		if (ftruncate(d->jfd, (off_t)good) != 0 || fsync(d->jfd) != 0) {
+			snprintf(err, errlen, "%s/%s: cannot cut the torn tail: %s", d->dir, JOURNAL,
+				 strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Writes text[0..n) as dir/name atomically (tmp + fsync + rename). */
+static int replace_file(struct evd *d, const char *name, const char *text, size_t n, int *fdp)
+{
+	char tmp[64];
+	snprintf(tmp, sizeof tmp, "%s.tmp", name);
+	int fd = openat(d->dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	int rc = write_all(fd, text, n);
+	if (rc == 0 && fdatasync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && renameat(d->dfd, tmp, d->dfd, name) != 0)
+		rc = -errno;
+	if (rc)
+		return rc;
+	if (fdp) { /* reopen for appending: the old descriptor names the old file */
+		int nfd = openat(d->dfd, name, O_WRONLY | O_APPEND | O_CLOEXEC);
+		if (nfd < 0)
+			return -errno;
+		if (*fdp >= 0)
+			close(*fdp);
+		*fdp = nfd;
+	}
+	return 0;
+}
+
+static int rewrite_texts(struct evd *d, const struct evg *g)
+{
+	struct evd_buf v = {0}, e = {0};
+	evd_vertices_text(&v, g);
+	for (uint32_t i = 0; i < g->n; i++) {
+		const struct evg_event *ev = g->ev[i];
+		for (uint32_t k = 0; k < ev->nparents; k++) {
+			const struct evg_event *p = g->ev[ev->parents[k]];
+			evd_buf_add(&e, p->id, p->id_len);
+			evd_buf_add(&e, ",", 1);
+			evd_buf_add(&e, ev->id, ev->id_len);
+			evd_buf_add(&e, "\n", 1);
+		}
+		for (const char *r = ev->rparents; r && *r;) {
+			const char *c = strchr(r, ',');
+			size_t n = c ? (size_t)(c - r) : strlen(r);
+			evd_buf_add(&e, r, n);
+			evd_buf_add(&e, ",", 1);
+			evd_buf_add(&e, ev->id, ev->id_len);
+			evd_buf_add(&e, "\n", 1);
+			r = c ? c + 1 : r + n;
+		}
+	}
+	int rc = v.oom || e.oom ? -ENOMEM : replace_file(d, VERTICES, v.p, v.n, &d->vfd);
+	if (rc == 0)
+		rc = replace_file(d, EDGES, e.p, e.n, &d->efd);
+	evd_buf_free(&v);
+	evd_buf_free(&e);
+	return rc;
+}
+
+int evd_open(struct evd *d, const char *dir, struct evg *g, char *err, size_t errlen)
+{
+	memset(d, 0, sizeof *d);
+	d->dfd = d->lock_fd = d->jfd = d->vfd = d->efd = -1;
+	snprintf(d->dir, sizeof d->dir, "%s", dir);
+	if (mkdir_p(dir) != 0 || (d->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "eventnet_dir %s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	d->lock_fd = openat(d->dfd, "eventnet.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (d->lock_fd < 0 || flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		bool busy = d->lock_fd >= 0 && errno == EWOULDBLOCK;
+		snprintf(err, errlen, "eventnet_dir %s: %s", dir,
+			 busy ? "in use by another virgod" : strerror(errno));
+		evd_close(d);
+		return busy ? -2 : -1;
+	}
+	d->jfd = openat(d->dfd, JOURNAL, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (d->jfd < 0) {
+		snprintf(err, errlen, "%s/%s: %s", dir, JOURNAL, strerror(errno));
+		goto fail;
+	}
+	if (replay(d, g, err, errlen) != 0)
+		goto fail;
+	int rc = rewrite_texts(d, g);
+	if (rc) {
+		snprintf(err, errlen, "eventnet_dir %s: writing the text files: %s", dir,
+			 strerror(-rc));
+		goto fail;
+	}
+	return 0;
+fail:
+	evd_close(d);
+	return -1;
+}
+
+void evd_close(struct evd *d)
+{
+	int *fds[] = {&d->jfd, &d->vfd, &d->efd, &d->lock_fd, &d->dfd};
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+void evd_buf_add(struct evd_buf *b, const void *s, size_t n)
+{
+	if (b->oom || n == 0)
+		return;
+	if (b->n + n > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 65536;
+		while (cap < b->n + n)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+}
+
+void evd_buf_free(struct evd_buf *b)
+{
+	free(b->p);
+	*b = (struct evd_buf){0};
+}
+
+int evd_append(struct evd *d, struct evd_buf *journal, struct evd_buf *vertices,
+	       struct evd_buf *edges)
+{
+	if (journal->oom || vertices->oom || edges->oom)
+		return -ENOMEM;
+	int rc = write_all(d->jfd, journal->p, journal->n);
+	if (rc == 0)
+		rc = write_all(d->vfd, vertices->p, vertices->n);
+	if (rc == 0)
+		rc = write_all(d->efd, edges->p, edges->n);
+	journal->n = vertices->n = edges->n = 0;
+	return rc;
+}
+
+int evd_sync(struct evd *d)
+{
+	if (fdatasync(d->jfd) != 0 || fdatasync(d->vfd) != 0 || fdatasync(d->efd) != 0)
+		return -errno;
+	return 0;
+}
+
+int evd_replace_vertices(struct evd *d, const char *text, size_t n)
+{
+	return replace_file(d, VERTICES, text, n, &d->vfd);
+}
+
+/* Line building without printf (this is the ingest path). */
+#define PUT(str, len)                                                                              \
+	do {                                                                                       \
+		memcpy(b + n, (str), (len));                                                       \
+		n += (len);                                                                        \
+	} while (0)
+#define PUTS(lit) PUT(lit, sizeof(lit) - 1)
+
+void evd_journal_change(struct evd_buf *j, const struct evg *g, const struct evg_change *ch,
+			const char *conv, size_t conv_len)
+{
+	const struct evg_event *e = g->ev[ch->idx];
+	char b[EVN_LINE_HEAD];
+	size_t n = 0;
+	if (ch->created) {
+		size_t pl = strlen(e->partakers);
+		PUTS("E ");
+		n += evc_u64(b + n, e->node);
+		b[n++] = ' ';
+		n += evc_u64(b + n, e->seq);
+		b[n++] = ' ';
+		n += evc_u64(b + n, e->lamport);
+		b[n++] = ' ';
+		n += evc_format_ents(e->vc, e->vcn, b + n);
+		b[n++] = ' ';
+		PUT(e->id, e->id_len);
+		b[n++] = ' ';
+		if (pl)
+			PUT(e->partakers, pl);
+		else
+			b[n++] = '-';
+		b[n++] = ' ';
+		evd_buf_add(j, b, n);
+		if (e->conv_len)
+			evd_buf_add(j, e->conv, e->conv_len);
+		evd_buf_add(j, "\n", 1);
+	} else if (ch->conv_appended) {
+		PUTS("C ");
+		PUT(e->id, e->id_len);
+		b[n++] = ' ';
+		evd_buf_add(j, b, n);
+		evd_buf_add(j, conv, conv_len);
+		evd_buf_add(j, "\n", 1);
+	}
+	for (unsigned k = 0; k < ch->nadded; k++) {
+		n = 0;
+		PUTS("P ");
+		PUT(e->id, e->id_len);
+		b[n++] = ' ';
+		PUT(ch->added[k].p, ch->added[k].n);
+		b[n++] = '\n';
+		evd_buf_add(j, b, n);
+	}
+}
+
+static void vertex_line(struct evd_buf *v, const struct evg_event *e)
+{
+	char b[EVN_LINE_HEAD];
+	size_t n = 0, pl = strlen(e->partakers);
+	PUT(e->id, e->id_len);
+	PUTS(" - ");
+	PUT(e->partakers, pl);
+	PUTS(" - ");
+	if (e->conv_len && e->conv_len < sizeof b - n - 1) {
+		PUT(e->conv, e->conv_len);
+		b[n++] = '\n';
+		evd_buf_add(v, b, n);
+		return;
+	}
+	evd_buf_add(v, b, n);
+	if (e->conv_len)
+		evd_buf_add(v, e->conv, e->conv_len);
+	evd_buf_add(v, "\n", 1);
+}
+
+void evd_text_change(struct evd_buf *v, struct evd_buf *e, const struct evg *g,
+		     const struct evg_change *ch)
+{
+	const struct evg_event *ev = g->ev[ch->idx];
+	if (ch->created)
+		vertex_line(v, ev);
+	for (unsigned k = 0; k < ch->nadded; k++) {
+		char b[2 * 130];
+		size_t n = 0;
+		PUT(ch->added[k].p, ch->added[k].n);
+		b[n++] = ',';
+		PUT(ev->id, ev->id_len);
+		b[n++] = '\n';
+		evd_buf_add(e, b, n);
+	}
+}
+
+void evd_vertices_text(struct evd_buf *out, const struct evg *g)
+{
+	for (uint32_t i = 0; i < g->n; i++)
+		vertex_line(out, g->ev[i]);
+}

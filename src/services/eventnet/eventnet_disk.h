@@ -1,0 +1,71 @@
+/*
+ * eventnet_disk.h - a node's EventNet files: the journal (the truth,
+ * replayed at start-up) and the two text files the notes' AsFer reader
+ * reads, EventNetVertices.txt ("<id> - <partakers csv> - <conversations>")
+ * and EventNetEdges.txt ("<from>,<to>"), all under eventnet_dir.
+ *
+ * Blocking I/O: called from the workpool (or at start-up), never from an
+ * event loop.  A torn tail of the journal (a crash mid-write) is cut off
+ * at start-up and both text files are rewritten from the journal, so the
+ * three always agree after a restart.
+ */
+#ifndef VIRGO_EVENTNET_DISK_H
+#define VIRGO_EVENTNET_DISK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eventnet_graph.h"
+
+/* A growable byte buffer that keeps its capacity: the ingest path swaps
+ * two sets of them instead of allocating and freeing per batch.  oom is
+ * set (and the bytes dropped) when it cannot grow. */
+struct evd_buf {
+	char *p;
+	size_t n, cap;
+	bool oom;
+};
+void evd_buf_add(struct evd_buf *b, const void *s, size_t n);
+/* Frees the memory (b is empty and usable again). */
+void evd_buf_free(struct evd_buf *b);
+
+/* Room for a line without its conversation: id, clock, partakers, numbers. */
+#define EVN_LINE_HEAD (256 + EVC_TEXT_MAX + 1024 + 64)
+
+struct evd {
+	int dfd, lock_fd, jfd, vfd, efd;
+	char dir[512];
+	uint64_t repaired_bytes; /* cut off the journal's tail at start-up */
+	uint64_t replayed; /* journal records replayed */
+};
+
+/* Creates dir (and its parents) if needed, locks it against a second
+ * virgod, replays the journal into g (cutting a torn tail) and rewrites
+ * the text files.  0, -2 when another process holds the directory, or
+ * -1; a sentence in err. */
+int evd_open(struct evd *d, const char *dir, struct evg *g, char *err, size_t errlen);
+void evd_close(struct evd *d);
+
+/* Appends the three buffers to the journal, the vertices and the edges
+ * files and empties them (keeping their memory).  0 or -errno. */
+int evd_append(struct evd *d, struct evd_buf *journal, struct evd_buf *vertices,
+	       struct evd_buf *edges);
+/* fdatasync of the three files.  0 or -errno. */
+int evd_sync(struct evd *d);
+/* Replaces EventNetVertices.txt by text[0..n) (temporary file + rename).
+ * 0 or -errno. */
+int evd_replace_vertices(struct evd *d, const char *text, size_t n);
+
+/* Formatting (pure; into buffers).  A journal record of the change ch
+ * (its new event, appended conversation, added causes). */
+void evd_journal_change(struct evd_buf *j, const struct evg *g, const struct evg_change *ch,
+			const char *conv, size_t conv_len);
+/* The text files' lines for the change: a new vertex line (or nothing:
+ * an appended conversation rewrites the file later), an edge per cause. */
+void evd_text_change(struct evd_buf *v, struct evd_buf *e, const struct evg *g,
+		     const struct evg_change *ch);
+/* The whole EventNetVertices.txt for g. */
+void evd_vertices_text(struct evd_buf *out, const struct evg *g);
+
+#endif

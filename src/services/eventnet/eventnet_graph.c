@@ -1,0 +1,577 @@
+/*
+ * eventnet_graph.c - the in-memory causal graph and its clocks
+ * (eventnet_graph.h): an array of events in recording order, an
+ * open-addressing id index, and the clock rules.  Every change checks
+ * everything first and then applies, so a refused request changes nothing.
+ */
+#include "eventnet_graph.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint32_t hash_id(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 16777619u;
+	}
+	/* murmur3's finaliser: ids differing in their last digits would
+	 * otherwise land in neighbouring slots (long linear-probe runs) */
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
+int evg_init(struct evg *g, uint16_t node_id, uint64_t max_events, uint64_t max_bytes)
+{
+	memset(g, 0, sizeof *g);
+	g->node_id = node_id;
+	g->max_events = max_events < UINT32_MAX / 2 ? max_events : UINT32_MAX / 2;
+	g->max_bytes = max_bytes;
+	g->nslot = 1024;
+	g->slot = calloc(g->nslot, sizeof *g->slot);
+	return g->slot ? 0 : -ENOMEM;
+}
+
+void evg_free(struct evg *g)
+{
+	for (uint32_t i = 0; i < g->n; i++) {
+		struct evg_event *e = g->ev[i];
+		if (e->conv_own)
+			free(e->conv);
+		free(e->parents);
+		free(e->rparents);
+		free(e);
+	}
+	free(g->ev);
+	free(g->slot);
+	free(g->mark);
+	memset(g, 0, sizeof *g);
+}
+
+/* Index of id (hash given), or -1 with *empty the slot it would take. */
+static int64_t find_slot(const struct evg *g, const char *id, size_t n, uint32_t hash,
+			 uint32_t *empty)
+{
+	uint32_t mask = g->nslot - 1;
+	for (uint32_t h = hash & mask;; h = (h + 1) & mask) {
+		uint64_t s = g->slot[h];
+		if (s == 0) {
+			*empty = h;
+			return -1;
+		}
+		if ((uint32_t)(s >> 32) != hash)
+			continue; /* no need to touch the event */
+		uint32_t i = (uint32_t)s - 1;
+		const struct evg_event *e = g->ev[i];
+		if (e->id_len == n && memcmp(e->id, id, n) == 0)
+			return i;
+	}
+}
+
+int64_t evg_find(const struct evg *g, const char *id, size_t n)
+{
+	uint32_t empty;
+	return find_slot(g, id, n, hash_id(id, n), &empty);
+}
+
+static void slot_put(uint64_t *slot, uint32_t nslot, uint32_t hash, uint32_t idx)
+{
+	uint32_t mask = nslot - 1;
+	uint32_t h = hash & mask;
+	while (slot[h])
+		h = (h + 1) & mask;
+	slot[h] = (uint64_t)hash << 32 | (idx + 1);
+}
+
+/* Room for one more event: the array and the index. */
+static int grow(struct evg *g)
+{
+	if (g->n == g->cap) {
+		uint32_t cap = g->cap ? g->cap * 2 : 1024;
+		struct evg_event **ev = realloc(g->ev, cap * sizeof *ev);
+		if (!ev)
+			return -ENOMEM;
+		g->ev = ev;
+		g->cap = cap;
+	}
+	if ((uint64_t)(g->n + 1) * 2 > g->nslot) {
+		uint32_t ns = g->nslot * 2;
+		uint64_t *slot = calloc(ns, sizeof *slot);
+		if (!slot)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < g->n; i++)
+			slot_put(slot, ns, g->ev[i]->hash, i);
+		free(g->slot);
+		g->slot = slot;
+		g->nslot = ns;
+	}
+	return 0;
+}
+
+static struct evg_event *event_new(struct evg *g, struct evg_str id, struct evg_str partakers,
+				   struct evg_str conv, const struct evc *vc)
+{
+	size_t sz = sizeof(struct evg_event) + vc->n * sizeof(struct evc_ent) + id.n + 1 +
+		    partakers.n + 1 + (conv.n ? conv.n + 1 : 0);
+	struct evg_event *e = malloc(sz);
+	if (!e)
+		return NULL;
+	memset(e, 0, sizeof *e);
+	e->vc = (struct evc_ent *)(e + 1);
+	memcpy(e->vc, vc->e, vc->n * sizeof(struct evc_ent));
+	e->vcn = (uint16_t)vc->n;
+	e->id = (char *)(e->vc + vc->n);
+	memcpy(e->id, id.p, id.n);
+	e->id[id.n] = '\0';
+	e->id_len = (uint16_t)id.n;
+	e->hash = hash_id(id.p, id.n);
+	e->partakers = e->id + id.n + 1;
+	if (partakers.n)
+		memcpy(e->partakers, partakers.p, partakers.n);
+	e->partakers[partakers.n] = '\0';
+	if (conv.n) { /* in the same block until an append */
+		e->conv = e->partakers + partakers.n + 1;
+		memcpy(e->conv, conv.p, conv.n);
+		e->conv[conv.n] = '\0';
+		e->conv_len = conv.n;
+	}
+	g->bytes += sz + 32;
+	return e;
+}
+
+static void insert(struct evg *g, struct evg_event *e)
+{
+	g->ev[g->n] = e;
+	slot_put(g->slot, g->nslot, e->hash, g->n);
+	g->n++;
+}
+
+static bool has_parent(const struct evg_event *e, uint32_t p)
+{
+	for (uint32_t i = 0; i < e->nparents; i++)
+		if (e->parents[i] == p)
+			return true;
+	return false;
+}
+
+static bool has_rparent(const struct evg_event *e, struct evg_str id)
+{
+	for (const char *s = e->rparents; s && *s;) {
+		const char *c = strchr(s, ',');
+		size_t n = c ? (size_t)(c - s) : strlen(s);
+		if (n == id.n && memcmp(s, id.p, n) == 0)
+			return true;
+		s = c ? c + 1 : s + n;
+	}
+	return false;
+}
+
+static int add_parent(struct evg *g, struct evg_event *e, uint32_t p)
+{
+	if (e->nparents == e->capparents) {
+		uint32_t cap = e->capparents ? e->capparents * 2 : 2;
+		uint32_t *np = realloc(e->parents, cap * sizeof *np);
+		if (!np)
+			return -ENOMEM;
+		e->parents = np;
+		e->capparents = cap;
+	}
+	e->parents[e->nparents++] = p;
+	g->nedges++;
+	g->bytes += sizeof(uint32_t);
+	return 0;
+}
+
+static int add_rparent(struct evg *g, struct evg_event *e, struct evg_str id)
+{
+	size_t old = e->rparents ? strlen(e->rparents) : 0;
+	char *r = realloc(e->rparents, old + id.n + 2);
+	if (!r)
+		return -ENOMEM;
+	if (old)
+		r[old++] = ',';
+	memcpy(r + old, id.p, id.n);
+	r[old + id.n] = '\0';
+	e->rparents = r;
+	g->nedges++;
+	g->bytes += id.n + 1;
+	return 0;
+}
+
+static enum evc_order order_of(const struct evg_event *a, const struct evg_event *b)
+{
+	return evc_compare_ents(a->vc, a->vcn, b->vc, b->vcn);
+}
+
+static bool str_eq(struct evg_str a, struct evg_str b)
+{
+	return a.n == b.n && memcmp(a.p, b.p, a.n) == 0;
+}
+
+/* The causes of an update of the recorded event e: all checked first. */
+static int update(struct evg *g, uint32_t idx, const struct evg_log_in *in,
+		  struct evg_change *out, const char **why)
+{
+	struct evg_event *e = g->ev[idx];
+	size_t newlen = e->conv_len;
+	if (in->conv.n)
+		newlen += in->conv.n + (e->conv_len ? 1 : 0);
+	if (newlen > EVG_CONV_MAX) {
+		*why = "the event's conversations would exceed 64 KiB";
+		return -E2BIG;
+	}
+	if (in->conv.n && g->bytes + in->conv.n > g->max_bytes) {
+		*why = "the event graph is full (eventnet_max_bytes)";
+		return -ENOSPC;
+	}
+	for (unsigned k = 0; k < in->nafter; k++) {
+		struct evg_str a = in->after[k];
+		int64_t p = evg_find(g, a.p, a.n);
+		if (p == (int64_t)idx) {
+			*why = "an event cannot cause itself";
+			return -ELOOP;
+		}
+		if (p >= 0) {
+			if (order_of(g->ev[p], e) != EVC_BEFORE) {
+				*why = "the cause was recorded after the event: the edge would make a cycle";
+				return -ELOOP;
+			}
+		} else if (!has_rparent(e, a)) {
+			enum evc_order o = in->clock ? evc_compare_ents(in->clock->e, in->clock->n,
+									 e->vc, e->vcn)
+						     : EVC_CONCURRENT;
+			if (o != EVC_BEFORE && o != EVC_EQUAL) {
+				*why = "a cause recorded elsewhere can be added to a recorded event only "
+				       "with a clock= that precedes it";
+				return -ELOOP;
+			}
+		}
+	}
+	/* apply */
+	if (in->conv.n) {
+		char *c = e->conv_own ? realloc(e->conv, newlen + 1) : malloc(newlen + 1);
+		if (!c)
+			return -ENOMEM;
+		if (!e->conv_own && e->conv_len)
+			memcpy(c, e->conv, e->conv_len);
+		e->conv_own = true;
+		if (e->conv_len)
+			c[e->conv_len++] = '#';
+		memcpy(c + e->conv_len, in->conv.p, in->conv.n);
+		e->conv_len += in->conv.n;
+		c[e->conv_len] = '\0';
+		e->conv = c;
+		g->bytes += in->conv.n + 1;
+		out->conv_appended = true;
+	}
+	for (unsigned k = 0; k < in->nafter; k++) {
+		struct evg_str a = in->after[k];
+		int64_t p = evg_find(g, a.p, a.n);
+		int rc = 0;
+		if (p >= 0 && !has_parent(e, (uint32_t)p))
+			rc = add_parent(g, e, (uint32_t)p);
+		else if (p < 0 && !has_rparent(e, a))
+			rc = add_rparent(g, e, a);
+		else
+			continue;
+		if (rc)
+			return rc;
+		out->added[out->nadded++] = a;
+	}
+	return 0;
+}
+
+int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, const char **why)
+{
+	memset(out, 0, sizeof *out);
+	*why = "out of memory";
+	if (in->nafter > 16) {
+		*why = "too many causes";
+		return -EINVAL;
+	}
+	int rc = grow(g); /* first: the slot found below stays valid */
+	if (rc)
+		return rc;
+	uint32_t empty;
+	int64_t have = find_slot(g, in->id.p, in->id.n, hash_id(in->id.p, in->id.n), &empty);
+	if (have >= 0) {
+		out->idx = (uint32_t)have;
+		return update(g, (uint32_t)have, in, out, why);
+	}
+	if (g->n >= g->max_events ||
+	    g->bytes + in->id.n + in->partakers.n + in->conv.n + 256 > g->max_bytes) {
+		*why = "the event graph is full (eventnet_max_events / eventnet_max_bytes)";
+		return -ENOSPC;
+	}
+	if (in->conv.n > EVG_CONV_MAX) {
+		*why = "the event's conversations would exceed 64 KiB";
+		return -E2BIG;
+	}
+	struct evc v;
+	v.n = g->clock.n; /* only the entries in use: the struct is 1 KiB */
+	memcpy(v.e, g->clock.e, v.n * sizeof v.e[0]);
+	uint64_t lam = g->lamport > in->lamport ? g->lamport : in->lamport;
+	if (in->clock) {
+		if (evc_get(in->clock, g->node_id) > g->seq) {
+			*why = "clock= names events of this node that it never recorded";
+			return -EINVAL;
+		}
+		if (evc_merge(&v, in->clock) != 0) {
+			*why = "clock= would name more than 64 nodes";
+			return -EINVAL;
+		}
+	}
+	for (unsigned k = 0; k < in->nafter; k++) {
+		if (str_eq(in->after[k], in->id)) {
+			*why = "an event cannot cause itself";
+			return -ELOOP;
+		}
+		int64_t p = evg_find(g, in->after[k].p, in->after[k].n);
+		if (p < 0 && !in->clock) {
+			*why = "a cause is not recorded on this node: give its clock (clock=) when it "
+			       "was recorded on another node";
+			return -ENOENT;
+		}
+		if (p < 0)
+			continue;
+		const struct evg_event *pe = g->ev[p];
+		if (pe->lamport > lam)
+			lam = pe->lamport;
+		if (evc_merge_ents(&v, pe->vc, pe->vcn) != 0) {
+			*why = "the clock would name more than 64 nodes";
+			return -EINVAL;
+		}
+	}
+	if (evc_set(&v, g->node_id, g->seq + 1) != 0) {
+		*why = "the clock would name more than 64 nodes";
+		return -EINVAL;
+	}
+	struct evg_event *e = event_new(g, in->id, in->partakers, in->conv, &v);
+	if (!e)
+		return -ENOMEM;
+	e->node = g->node_id;
+	e->seq = ++g->seq;
+	e->lamport = g->lamport = lam + 1;
+	g->clock.n = v.n;
+	memcpy(g->clock.e, v.e, v.n * sizeof v.e[0]);
+	g->ev[g->n] = e;
+	g->slot[empty] = (uint64_t)e->hash << 32 | (g->n + 1);
+	g->n++;
+	out->idx = g->n - 1;
+	out->created = true;
+	for (unsigned k = 0; k < in->nafter; k++) {
+		struct evg_str a = in->after[k];
+		int64_t p = evg_find(g, a.p, a.n);
+		if (p >= 0 ? has_parent(e, (uint32_t)p) : has_rparent(e, a))
+			continue; /* named twice */
+		rc = p >= 0 ? add_parent(g, e, (uint32_t)p) : add_rparent(g, e, a);
+		if (rc)
+			return rc;
+		out->added[out->nadded++] = a;
+	}
+	return 0;
+}
+
+int evg_edge(struct evg *g, struct evg_str from, struct evg_str to, struct evg_change ch[2],
+	     int *nch, const char **why)
+{
+	*nch = 0;
+	if (str_eq(from, to)) {
+		*why = "an event cannot cause itself: the edge would make a cycle";
+		return -ELOOP;
+	}
+	int64_t fi = evg_find(g, from.p, from.n), ti = evg_find(g, to.p, to.n);
+	if (ti >= 0 && fi < 0) {
+		*why = "the effect is recorded and the cause is not: a cause must be logged before "
+		       "its effect (the edge would make a cycle)";
+		return -ELOOP;
+	}
+	if (fi < 0) {
+		struct evg_log_in in = {.id = from};
+		int rc = evg_log(g, &in, &ch[0], why);
+		if (rc)
+			return rc;
+		(*nch)++;
+	}
+	struct evg_log_in in = {.id = to, .after = &from, .nafter = 1};
+	int rc = evg_log(g, &in, &ch[*nch], why);
+	if (rc)
+		return rc;
+	(*nch)++;
+	return 0;
+}
+
+int evg_replay_event(struct evg *g, struct evg_str id, struct evg_str partakers,
+		     struct evg_str conv, uint16_t node, uint64_t seq, uint64_t lamport,
+		     const struct evc *vc)
+{
+	if (evg_find(g, id.p, id.n) >= 0 || conv.n > EVG_CONV_MAX || grow(g) != 0)
+		return -1;
+	struct evg_event *e = event_new(g, id, partakers, conv, vc);
+	if (!e)
+		return -1;
+	e->node = node;
+	e->seq = seq;
+	e->lamport = lamport;
+	insert(g, e);
+	if (evc_merge(&g->clock, vc) != 0)
+		return -1;
+	if (node == g->node_id && seq > g->seq)
+		g->seq = seq;
+	if (lamport > g->lamport)
+		g->lamport = lamport;
+	return 0;
+}
+
+int evg_replay_conv(struct evg *g, struct evg_str id, struct evg_str conv)
+{
+	struct evg_log_in in = {.id = id, .conv = conv};
+	struct evg_change ch;
+	const char *why;
+	int64_t i = evg_find(g, id.p, id.n);
+	if (i < 0)
+		return -1;
+	uint64_t max = g->max_bytes;
+	g->max_bytes = UINT64_MAX; /* what was accepted once stays */
+	int rc = update(g, (uint32_t)i, &in, &ch, &why);
+	g->max_bytes = max;
+	return rc ? -1 : 0;
+}
+
+int evg_replay_cause(struct evg *g, struct evg_str id, struct evg_str cause)
+{
+	int64_t i = evg_find(g, id.p, id.n);
+	if (i < 0)
+		return -1;
+	struct evg_event *e = g->ev[i];
+	int64_t p = evg_find(g, cause.p, cause.n);
+	if (p >= 0)
+		return has_parent(e, (uint32_t)p) ? 0 : add_parent(g, e, (uint32_t)p);
+	return has_rparent(e, cause) ? 0 : add_rparent(g, e, cause);
+}
+
+static int cmp_causal(const void *pa, const void *pb, void *arg)
+{
+	const struct evg *g = arg;
+	const struct evg_event *a = g->ev[*(const uint32_t *)pa], *b = g->ev[*(const uint32_t *)pb];
+	if (a->lamport != b->lamport)
+		return a->lamport < b->lamport ? -1 : 1;
+	if (a->node != b->node)
+		return a->node < b->node ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+int evg_why(struct evg *g, uint32_t idx, uint32_t **out, size_t *n, char **remote)
+{
+	*out = NULL;
+	*n = 0;
+	*remote = NULL;
+	if (g->nmark < g->n) { /* marks are for why only: sized here, not on ingest */
+		uint32_t *m = realloc(g->mark, (size_t)g->cap * sizeof *m);
+		if (!m)
+			return -ENOMEM;
+		memset(m + g->nmark, 0, (size_t)(g->cap - g->nmark) * sizeof *m);
+		g->mark = m;
+		g->nmark = g->cap;
+	}
+	if (++g->epoch == 0) { /* wrapped: clear the marks once */
+		memset(g->mark, 0, (size_t)g->nmark * sizeof *g->mark);
+		g->epoch = 1;
+	}
+	size_t cap = 64, len = 0, rlen = 0, rcap = 0;
+	uint32_t *stack = malloc(cap * sizeof *stack);
+	char *rem = NULL;
+	if (!stack)
+		return -ENOMEM;
+	stack[len++] = idx;
+	g->mark[idx] = g->epoch;
+	size_t head = 0; /* stack[0..head) are done, the rest to visit */
+	while (head < len) {
+		const struct evg_event *e = g->ev[stack[head++]];
+		for (uint32_t k = 0; k < e->nparents; k++) {
+			uint32_t p = e->parents[k];
+			if (g->mark[p] == g->epoch)
+				continue;
+			g->mark[p] = g->epoch;
+			if (len == cap) {
+				uint32_t *s = realloc(stack, cap * 2 * sizeof *s);
+				if (!s)
+					goto oom;
+				stack = s;
+				cap *= 2;
+			}
+			stack[len++] = p;
+		}
+		if (e->rparents) {
+			size_t rl = strlen(e->rparents);
+			if (rlen + rl + 2 > rcap) {
+				size_t nc = (rlen + rl + 2) * 2;
+				char *r = realloc(rem, nc);
+				if (!r)
+					goto oom;
+				rem = r;
+				rcap = nc;
+			}
+			if (rlen)
+				rem[rlen++] = ',';
+			memcpy(rem + rlen, e->rparents, rl);
+			rlen += rl;
+			rem[rlen] = '\0';
+		}
+	}
+	/* stack[0] is the event itself; the rest its ancestors */
+	memmove(stack, stack + 1, (len - 1) * sizeof *stack);
+	len--;
+	qsort_r(stack, len, sizeof *stack, cmp_causal, g);
+	*out = stack;
+	*n = len;
+	*remote = rem;
+	return 0;
+oom:
+	free(stack);
+	free(rem);
+	return -ENOMEM;
+}
+
+size_t evg_parents_len(const struct evg *g, const struct evg_event *e)
+{
+	size_t n = 0;
+	for (uint32_t k = 0; k < e->nparents; k++)
+		n += strlen(g->ev[e->parents[k]]->id) + 1;
+	if (e->rparents)
+		n += strlen(e->rparents) + 1;
+	return n ? n - 1 : 0;
+}
+
+size_t evg_parents_csv(const struct evg *g, const struct evg_event *e, char *buf, size_t cap)
+{
+	size_t n = 0;
+	for (uint32_t k = 0; k < e->nparents; k++) {
+		const char *id = g->ev[e->parents[k]]->id;
+		size_t l = strlen(id);
+		if (n + l + 2 > cap)
+			break;
+		if (n)
+			buf[n++] = ',';
+		memcpy(buf + n, id, l);
+		n += l;
+	}
+	if (e->rparents) {
+		size_t l = strlen(e->rparents);
+		if (n + l + 2 <= cap) {
+			if (n)
+				buf[n++] = ',';
+			memcpy(buf + n, e->rparents, l);
+			n += l;
+		}
+	}
+	if (cap)
+		buf[n < cap ? n : cap - 1] = '\0';
+	return n;
+}

@@ -1,0 +1,127 @@
+/*
+ * eventnet_graph.h - one node's causal event graph in memory, with its
+ * logical clocks (no locking, no I/O: the service locks, the journal
+ * persists; unit-tested directly).
+ *
+ * The node is one process in Lamport's sense: the events it records are
+ * ordered, and each gets the node's next sequence number, a Lamport time
+ * (greater than the node's previous one, the client's carried time and
+ * every cause's) and a vector clock (the node's clock merged with the
+ * client's carried clock and every cause's, with the node's own entry
+ * set to the sequence number).  So a -> b implies L(a) < L(b) and
+ * V(a) < V(b), and two events with incomparable clocks are concurrent.
+ * Causes ("parents") are the logged edges: local ones by index, remote
+ * ones (recorded on another node, known here only by id) by name.
+ */
+#ifndef VIRGO_EVENTNET_GRAPH_H
+#define VIRGO_EVENTNET_GRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../common/evclock.h"
+
+#define EVG_CONV_MAX (64 * 1024) /* bytes of one vertex's conversations */
+
+struct evg_event {
+	char *id; /* NUL-terminated (in this allocation) */
+	char *partakers; /* NUL-terminated, "" when none (in this allocation) */
+	char *conv; /* NUL-terminated, conv_len bytes; NULL when empty; in this
+		     * allocation until an append moves it to its own */
+	size_t conv_len;
+	uint32_t *parents; /* local causes, by index (malloc'd) */
+	uint32_t nparents, capparents;
+	char *rparents; /* remote causes, csv (malloc'd) or NULL */
+	uint64_t seq, lamport;
+	uint32_t hash; /* of the id */
+	bool conv_own; /* conv is its own malloc'd block */
+	uint16_t id_len;
+	uint16_t node;
+	uint16_t vcn;
+	struct evc_ent *vc; /* vcn entries (in this allocation) */
+};
+
+struct evg {
+	struct evg_event **ev; /* by index: the order of recording */
+	uint32_t n, cap;
+	uint64_t *slot; /* open addressing over ids: hash << 32 | (index + 1), 0 empty */
+	uint32_t nslot; /* power of two */
+	uint32_t *mark; /* why's visited marks (epoch-stamped), nmark entries */
+	uint32_t nmark;
+	uint32_t epoch;
+	uint16_t node_id;
+	struct evc clock; /* the node's clock: every event recorded here */
+	uint64_t seq, lamport;
+	uint64_t nedges; /* causes recorded (local + remote) */
+	uint64_t bytes; /* memory held by events (approximate) */
+	uint64_t max_events, max_bytes;
+};
+
+/* 0 or -ENOMEM.  max_events / max_bytes bound what the graph holds. */
+int evg_init(struct evg *g, uint16_t node_id, uint64_t max_events, uint64_t max_bytes);
+void evg_free(struct evg *g);
+
+/* Index of the event named id[0..n), or -1. */
+int64_t evg_find(const struct evg *g, const char *id, size_t n);
+
+struct evg_str {
+	const char *p;
+	size_t n;
+};
+
+struct evg_log_in {
+	struct evg_str id, partakers, conv;
+	const struct evg_str *after; /* causes: local or remote ids */
+	unsigned nafter;
+	const struct evc *clock; /* the client's carried clock, or NULL */
+	uint64_t lamport; /* the client's carried Lamport time (0: none) */
+};
+
+/* What a change did, for the journal and the text files: the event,
+ * whether it is new, and which causes were added. */
+struct evg_change {
+	uint32_t idx;
+	bool created;
+	bool conv_appended;
+	unsigned nadded; /* causes newly recorded for idx, ids in added[] */
+	struct evg_str added[16 + 1];
+};
+
+/* Logs an event: a new one, or (an id already recorded) appends the
+ * conversation (joined with '#') and adds the causes.  0, or a negative
+ * errno with *why set: -ELOOP (a local cause recorded after it: a
+ * cycle), -EINVAL (a clock naming events this node never recorded),
+ * -ENOSPC (max_events / max_bytes), -E2BIG (conversations too long),
+ * -ENOMEM. */
+int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, const char **why);
+
+/* Records the edge from -> to (both on this node): to is created when
+ * unknown (and from before it, when unknown too).  ch[0..*nch) get the
+ * changes in order (at most 2).  0, or -ELOOP when to is recorded
+ * already and from is not (or happened after it, or is to), -ENOSPC,
+ * -ENOMEM, with *why set. */
+int evg_edge(struct evg *g, struct evg_str from, struct evg_str to, struct evg_change ch[2],
+	     int *nch, const char **why);
+
+/* Replays one event exactly as journaled (start-up).  0 or -1. */
+int evg_replay_event(struct evg *g, struct evg_str id, struct evg_str partakers,
+		     struct evg_str conv, uint16_t node, uint64_t seq, uint64_t lamport,
+		     const struct evc *vc);
+/* Replays an appended conversation or an added cause.  0 or -1. */
+int evg_replay_conv(struct evg *g, struct evg_str id, struct evg_str conv);
+int evg_replay_cause(struct evg *g, struct evg_str id, struct evg_str cause);
+
+/* The ancestors of idx through the recorded causes, sorted causally (by
+ * Lamport time, then node and sequence).  *out (malloc'd, caller frees)
+ * gets their indices; *remote (malloc'd csv, caller frees; NULL when
+ * none) the remote causes met on the way.  0 or -ENOMEM. */
+int evg_why(struct evg *g, uint32_t idx, uint32_t **out, size_t *n, char **remote);
+
+/* Writes the causes of e as a csv into buf (cap bytes); returns its
+ * length, or 0 when none ("-" is not written). */
+size_t evg_parents_csv(const struct evg *g, const struct evg_event *e, char *buf, size_t cap);
+/* Bytes evg_parents_csv needs (without the NUL). */
+size_t evg_parents_len(const struct evg *g, const struct evg_event *e);
+
+#endif

@@ -1,0 +1,402 @@
+/*
+ * test_eventnet.c - the EventNet port end to end on real virgod nodes:
+ * every message form of the notes and the original (answered "EventNet
+ * updated", then closed, as `nc` expects), the text files' exact format,
+ * pipelined native logging, cycle refusal on the wire, clocks carried by
+ * the client across three nodes, the tail feed, the files of a node that
+ * acknowledges before writing (eventnet_ack = queued), and a crash
+ * (SIGKILL) with a torn journal tail repaired at restart.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../src/common/evclock.h"
+#include "../harness.h"
+
+static struct th_cluster cl;
+static char evdir[3][400];
+
+static int setup(void **state)
+{
+	(void)state;
+	const char *tmp = th_tmpdir();
+	static char extra[3][500];
+	const char *node_extra[3];
+	for (int i = 0; i < 3; i++) {
+		snprintf(evdir[i], sizeof evdir[i], "%s/eventnet%d", tmp, i + 1);
+		/* node 2 acknowledges before writing (eventnet_ack = queued) */
+		snprintf(extra[i], sizeof extra[i], "eventnet_dir = %s\n%s", evdir[i],
+			 i == 1 ? "eventnet_ack = queued\n" : "");
+		node_extra[i] = extra[i];
+	}
+	return th_cluster_start_nodes(&cl, 3, "eventnet_sync_ms = 200\n", node_extra, "");
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	return th_cluster_stop(&cl) == 0 ? 0 : -1;
+}
+
+static int conn(int node)
+{
+	int fd = th_connect(th_port(&cl, node, 20000));
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static char rbuf[1 << 21];
+
+/* Sends req on fd and reads until needle; returns the text read. */
+static const char *xchg(int fd, const char *req, const char *needle)
+{
+	assert_int_equal(th_send(fd, req, strlen(req)), 0);
+	ssize_t n = th_recv_until(fd, rbuf, sizeof rbuf, needle, 5000);
+	if (n < 0 || !strstr(rbuf, needle))
+		fail_msg("sent %.80s: wanted %s, got '%s'", req, needle, n >= 0 ? rbuf : "(nothing)");
+	return rbuf;
+}
+
+/* One message in the notes' style: one connection, reply, then EOF. */
+static void legacy(int node, const char *msg, const char *want)
+{
+	int fd = conn(node);
+	assert_int_equal(th_send(fd, msg, strlen(msg)), 0);
+	char buf[512];
+	size_t got = 0;
+	int64_t deadline = th_now_ms() + 5000;
+	for (;;) { /* read to EOF: the node closes after answering */
+		ssize_t r = recv(fd, buf + got, sizeof buf - 1 - got, MSG_DONTWAIT);
+		if (r == 0)
+			break;
+		if (r > 0) {
+			got += (size_t)r;
+			continue;
+		}
+		if (th_now_ms() > deadline)
+			fail_msg("%s: no EOF after '%.*s'", msg, (int)got, buf);
+		struct timespec ts = {0, 2000000};
+		nanosleep(&ts, NULL);
+	}
+	buf[got] = '\0';
+	if (strcmp(buf, want) != 0)
+		fail_msg("%s: got '%s', want '%s'", msg, buf, want);
+	close(fd);
+}
+
+static char *slurp(const char *dir, const char *name)
+{
+	static char buf[1 << 16];
+	char path[600];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), t = strlen(tail);
+	return n >= t && strcmp(s + n - t, tail) == 0;
+}
+
+/* Polls (with a deadline) until dir/name holds exactly want (or, when
+ * suffix, ends with it). */
+static void file_is(const char *dir, const char *name, const char *want, bool suffix)
+{
+	int64_t deadline = th_now_ms() + 5000;
+	const char *got;
+	while (!(got = slurp(dir, name)) ||
+	       (suffix ? !ends_with(got, want) : strcmp(got, want) != 0)) {
+		if (th_now_ms() > deadline)
+			fail_msg("%s: got '%s', want '%s'", name, got ? got : "(missing)", want);
+		struct timespec ts = {0, 10000000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+#define file_becomes(dir, name, want) file_is(dir, name, want, false)
+
+static void every_message_form_and_the_files(void **state)
+{
+	(void)state;
+	const char *ok = "EventNet updated\r\n";
+	legacy(0, "eventnet_vertexmsg#1-alice,bob-(hello,hi)\n", ok); /* the issue's example */
+	legacy(0, "eventnet_edgemsg#3#1#2\n", ok); /* 3 fields: creates 2 */
+	legacy(0, "eventnet_edgemsg#2#4#\n", ok); /* the original's 2 fields + '#' */
+	legacy(0, "eventnet_edgemsg#4#5\n", ok);
+	legacy(0, "eventnet_vertextmsg#6-carol-(x,y)\n", ok); /* misspelt */
+	legacy(0, "eventnet_vertexmsg#7#dave,eve#(a,b)#(c,d)\n", ok); /* '#' separators */
+	legacy(0, "eventnet_vertexmsg#1-alice,bob-(bye,ciao)\n", ok); /* appends to vertex 1 */
+	char pad[256] = "eventnet_edgemsg#9#6#7"; /* NUL-padded like the kernel clients */
+	int fd = conn(0);
+	assert_int_equal(th_send(fd, pad, sizeof pad), 0);
+	xchg(fd, "", ok);
+	close(fd);
+	legacy(0, "eventnet_edgemsg#5#1\n",
+	       "ERR ELOOP the cause was recorded after the event: the edge would make a cycle\r\n");
+	legacy(0, "eventnet_vertexmsg#nosep\n",
+	       "ERR EINVAL vertex message: want eventnet_vertexmsg#<id>-<partakers>-<conversations>\r\n");
+
+	file_becomes(evdir[0], "EventNetVertices.txt",
+		     "1 - alice,bob - (hello,hi)#(bye,ciao)\n"
+		     "2 -  - \n"
+		     "4 -  - \n"
+		     "5 -  - \n"
+		     "6 - carol - (x,y)\n"
+		     "7 - dave,eve - (a,b)#(c,d)\n");
+	file_becomes(evdir[0], "EventNetEdges.txt", "1,2\n2,4\n4,5\n6,7\n");
+}
+
+static void native_pipelined_and_queries(void **state)
+{
+	(void)state;
+	enum { N = 3000 };
+	static char req[N * 64];
+	size_t n = 0;
+	/* a chain p0 -> p1 -> ... in one write: the replies come back in order */
+	n += (size_t)sprintf(req + n, "log p0 after=1 conv=(op,0)\n");
+	for (int i = 1; i < N; i++)
+		n += (size_t)sprintf(req + n, "log p%d partakers=w%d after=p%d conv=(op,%d)\n", i,
+				     i % 7, i - 1, i);
+	int fd = conn(0);
+	const char *r = xchg(fd, req, "OK p2999 ");
+	int oks = 0;
+	for (const char *p = r; (p = strstr(p, "OK p")); p++)
+		oks++;
+	assert_int_equal(oks, N);
+	r = xchg(fd, "why p10 3\n", "END\r\n");
+	assert_non_null(strstr(r, "ANCESTORS 11 3\r\nEVENT p7 "));
+	assert_non_null(strstr(r, "EVENT p9 "));
+	r = xchg(fd, "before p1 p2000\n", "\r\n");
+	assert_string_equal(r, "ORDER before\r\n");
+	r = xchg(fd, "before p2000 p1\n", "\r\n");
+	assert_string_equal(r, "ORDER after\r\n");
+	r = xchg(fd, "edge p2999 p0\n", "\r\n");
+	assert_non_null(strstr(r, "ERR ELOOP"));
+	r = xchg(fd, "log p5 after=p9\n", "\r\n");
+	assert_non_null(strstr(r, "ERR ELOOP"));
+	r = xchg(fd, "get nosuch\n", "\r\n");
+	assert_non_null(strstr(r, "ERR ENOENT"));
+	r = xchg(fd, "dump 0 2\n", "END\r\n");
+	assert_non_null(strstr(r, "EVENT 1 1 1 1 1:1 alice,bob - (hello,hi)#(bye,ciao)\r\n"));
+	assert_non_null(strstr(r, "NEXT 2\r\n"));
+	r = xchg(fd, "ping\n", "\r\n");
+	assert_string_equal(r, "PONG 1\r\n");
+	/* a query sent while a change is being written is answered after it */
+	for (int i = 0; i < 50; i++) {
+		char a[64], b[64];
+		snprintf(a, sizeof a, "log ord%d\n", i);
+		snprintf(b, sizeof b, "get ord%d\nping\n", i);
+		assert_int_equal(th_send(fd, a, strlen(a)), 0);
+		r = xchg(fd, b, "PONG 1\r\n");
+		snprintf(a, sizeof a, "OK ord%d 1 ", i);
+		snprintf(b, sizeof b, "\r\nEVENT ord%d 1 ", i);
+		if (strncmp(r, a, strlen(a)) != 0 || !strstr(r, b))
+			fail_msg("out of order: %s", r);
+	}
+	close(fd);
+}
+
+/* "OK <id> <node> <seq> <lamport> <vc>" -> lamport and clock */
+static void parse_ok(const char *r, uint64_t *lam, struct evc *vc)
+{
+	char id[200], v[EVC_TEXT_MAX + 1];
+	unsigned node;
+	unsigned long long seq, l;
+	if (sscanf(r, "OK %199s %u %llu %llu %1700s", id, &node, &seq, &l, v) != 5)
+		fail_msg("bad OK line '%s'", r);
+	*lam = l;
+	assert_int_equal(evc_parse(vc, v, strlen(v)), 0);
+}
+
+static void clocks_cross_nodes(void **state)
+{
+	(void)state;
+	int f1 = conn(0), f2 = conn(1), f3 = conn(2);
+	uint64_t la, lb, lc, ld;
+	struct evc va, vb, vc, vd;
+	parse_ok(xchg(f1, "log req1 partakers=client conv=(clone,f)\n", "\r\n"), &la, &va);
+	char line[4000], vtext[EVC_TEXT_MAX + 1];
+	evc_format(&va, vtext);
+	snprintf(line, sizeof line, "log run1 after=req1 clock=%s lamport=%llu partakers=node2\n",
+		 vtext, (unsigned long long)la);
+	parse_ok(xchg(f2, line, "\r\n"), &lb, &vb);
+	parse_ok(xchg(f3, "log other partakers=node3\n", "\r\n"), &lc, &vc);
+	evc_format(&vb, vtext);
+	snprintf(line, sizeof line, "log reply1 after=run1 clock=%s lamport=%llu\n", vtext,
+		 (unsigned long long)lb);
+	parse_ok(xchg(f1, line, "\r\n"), &ld, &vd);
+	assert_true(la < lb && lb < ld);
+	assert_int_equal(evc_compare(&va, &vb), EVC_BEFORE);
+	assert_int_equal(evc_compare(&vb, &vd), EVC_BEFORE);
+	assert_int_equal(evc_compare(&vc, &vb), EVC_CONCURRENT);
+	assert_int_equal(evc_compare(&vc, &vd), EVC_CONCURRENT);
+	/* node 2 keeps the remote cause by name; why reports it */
+	const char *r = xchg(f2, "why run1\n", "END\r\n");
+	assert_non_null(strstr(r, "ANCESTORS 0 0\r\nREMOTE req1\r\nEND\r\n"));
+	/* a clock naming node 2's future is refused */
+	r = xchg(f2, "log bad clock=2:999999\n", "\r\n");
+	assert_non_null(strstr(r, "ERR EINVAL"));
+	close(f1);
+	close(f2);
+	close(f3);
+}
+
+
+/* Random causal histories over the three real nodes: each event goes to a
+ * random node after up to three random earlier events; causes recorded
+ * elsewhere travel as the client's clock= and lamport= (as libvirgo sends
+ * them).  For every pair: a -> b (node order and causes, transitively)
+ * implies L(a) < L(b) and V(a) < V(b); no path either way: concurrent. */
+#define PN 90
+static void clock_property_over_three_nodes(void **state)
+{
+	(void)state;
+	int fd[3] = {conn(0), conn(1), conn(2)};
+	static struct evc vc[PN];
+	static uint64_t lam[PN];
+	static uint64_t anc[PN][2];
+	int node[PN], last[3] = {-1, -1, -1};
+	srand(4242);
+	for (int i = 0; i < PN; i++) {
+		int nd = rand() % 3, causes[3], nc = 0;
+		char after[256] = "", line[4096], vtext[EVC_TEXT_MAX + 1];
+		struct evc carried = {0};
+		uint64_t clam = 0;
+		bool remote = false;
+		for (int k = i ? rand() % 4 : 0; k > 0; k--) {
+			int p = rand() % i;
+			bool dup = false;
+			for (int q = 0; q < nc; q++)
+				dup |= causes[q] == p;
+			if (dup)
+				continue;
+			causes[nc++] = p;
+			size_t al = strlen(after);
+			snprintf(after + al, sizeof after - al, "%sq%d", al ? "," : "", p);
+			if (node[p] != nd) {
+				evc_merge(&carried, &vc[p]);
+				if (lam[p] > clam)
+					clam = lam[p];
+				remote = true;
+			}
+		}
+		int n = snprintf(line, sizeof line, "log q%d", i);
+		if (nc)
+			n += snprintf(line + n, sizeof line - (size_t)n, " after=%s", after);
+		if (remote) {
+			evc_format(&carried, vtext);
+			n += snprintf(line + n, sizeof line - (size_t)n, " clock=%s lamport=%llu", vtext,
+				      (unsigned long long)clam);
+		}
+		snprintf(line + n, sizeof line - (size_t)n, "\n");
+		parse_ok(xchg(fd[nd], line, "\r\n"), &lam[i], &vc[i]);
+		node[i] = nd;
+		int preds[4], np = 0;
+		if (last[nd] >= 0)
+			preds[np++] = last[nd];
+		for (int q = 0; q < nc; q++)
+			preds[np++] = causes[q];
+		for (int q = 0; q < np; q++) {
+			anc[i][0] |= anc[preds[q]][0];
+			anc[i][1] |= anc[preds[q]][1];
+			anc[i][preds[q] / 64] |= UINT64_C(1) << (preds[q] % 64);
+		}
+		last[nd] = i;
+	}
+	int concurrent = 0;
+	for (int a = 0; a < PN; a++) {
+		for (int b = 0; b < PN; b++) {
+			if (a == b)
+				continue;
+			bool ab = (anc[b][a / 64] >> (a % 64)) & 1, ba = (anc[a][b / 64] >> (b % 64)) & 1;
+			enum evc_order o = evc_compare(&vc[a], &vc[b]);
+			if (ab && (lam[a] >= lam[b] || o != EVC_BEFORE))
+				fail_msg("q%d -> q%d but L %llu/%llu, %s", a, b, (unsigned long long)lam[a],
+					 (unsigned long long)lam[b], evc_order_name(o));
+			if (!ab && !ba) {
+				concurrent++;
+				if (o != EVC_CONCURRENT)
+					fail_msg("q%d || q%d but %s", a, b, evc_order_name(o));
+			}
+		}
+	}
+	assert_true(concurrent > 0);
+	for (int i = 0; i < 3; i++)
+		close(fd[i]);
+}
+
+static void tail_follows_new_events(void **state)
+{
+	(void)state;
+	int t = conn(1), w = conn(1);
+	xchg(t, "tail\n", "OK tail\r\n");
+	xchg(w, "log tailed1 conv=(x)\nlog tailed2 after=tailed1\n", "OK tailed2");
+	const char *r = xchg(t, "", "EVENT tailed2 ");
+	assert_non_null(strstr(r, "EVENT tailed1 2 "));
+	assert_non_null(strstr(r, " tailed1 \r\n"));
+	close(t);
+	close(w);
+	/* node 2 replied before writing: the files still get the events */
+	file_is(evdir[1], "EventNetEdges.txt", "\ntailed1,tailed2\n", true);
+	file_is(evdir[1], "EventNetVertices.txt", "\ntailed1 -  - (x)\ntailed2 -  - \n", true);
+}
+
+static void crash_with_torn_tail(void **state)
+{
+	(void)state;
+	int fd = conn(2);
+	xchg(fd, "log c1\nlog c2 after=c1 conv=(z)\n", "OK c2 ");
+	close(fd);
+	th_node_signal(&cl, 2, SIGKILL);
+	char path[600];
+	snprintf(path, sizeof path, "%s/eventnet.journal", evdir[2]);
+	int j = open(path, O_WRONLY | O_APPEND);
+	assert_true(j >= 0);
+	assert_int_equal(write(j, "E 3 9 9 3:9 half", 16), 16);
+	close(j);
+	assert_int_equal(th_node_start(&cl, 2), 0);
+	fd = conn(2);
+	const char *r = xchg(fd, "stats\n", "END\r\n");
+	assert_non_null(strstr(r, "STAT repaired_bytes 16\r\n"));
+	r = xchg(fd, "get c2\n", "\r\n");
+	assert_non_null(strstr(r, "EVENT c2 3 "));
+	assert_non_null(strstr(r, " c1 (z)\r\n"));
+	r = xchg(fd, "get half\n", "\r\n");
+	assert_non_null(strstr(r, "ERR ENOENT"));
+	r = xchg(fd, "log c3 after=c2\n", "\r\n");
+	assert_non_null(strstr(r, "OK c3 3 "));
+	close(fd);
+	file_is(evdir[2], "EventNetEdges.txt", "\nc1,c2\nc2,c3\n", true);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(every_message_form_and_the_files),
+		cmocka_unit_test(native_pipelined_and_queries),
+		cmocka_unit_test(clocks_cross_nodes),
+		cmocka_unit_test(clock_property_over_three_nodes),
+		cmocka_unit_test(tail_follows_new_events),
+		cmocka_unit_test(crash_with_torn_tail),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

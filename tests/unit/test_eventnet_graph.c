@@ -1,0 +1,368 @@
+/*
+ * test_eventnet_graph.c - the causal graph's clocks and rules, and its files.
+ *
+ * Property test: random causal histories over 3 nodes (events at random
+ * nodes, causes picked among all earlier events, remote ones carried by
+ * the client's clock as libvirgo does): for every pair, a -> b (the
+ * transitive closure of node order and causes) implies L(a) < L(b) and
+ * V(a) < V(b), and a pair with no path either way is reported concurrent.
+ * Then cycle refusal, conversation appends, why's causal order, the
+ * bounds, and the journal: replay, a torn tail cut, the text files' exact
+ * format.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../src/services/eventnet/eventnet_disk.h"
+#include "../../src/services/eventnet/eventnet_graph.h"
+
+#define S(x) ((struct evg_str){(x), strlen(x)})
+
+#define NEV 240
+#define NNODES 3
+
+struct hist {
+	struct evg g[NNODES];
+	char id[NEV][16];
+	int node[NEV]; /* 0..2 */
+	uint32_t idx[NEV]; /* index in its node's graph */
+	uint64_t anc[NEV][(NEV + 63) / 64]; /* ground truth ancestors */
+	int n;
+};
+
+static bool hb(const struct hist *h, int a, int b)
+{
+	return (h->anc[b][a / 64] >> (a % 64)) & 1;
+}
+
+static const struct evg_event *ev_of(const struct hist *h, int i)
+{
+	return h->g[h->node[i]].ev[h->idx[i]];
+}
+
+static void run_history(struct hist *h, unsigned seed)
+{
+	srand(seed);
+	memset(h, 0, sizeof *h);
+	for (int k = 0; k < NNODES; k++)
+		assert_int_equal(evg_init(&h->g[k], (uint16_t)(k + 1), 1u << 20, 1u << 28), 0);
+	int last_at[NNODES] = {-1, -1, -1};
+	for (int i = 0; i < NEV; i++) {
+		int nd = rand() % NNODES;
+		snprintf(h->id[i], sizeof h->id[i], "e%d", i);
+		struct evg_str after[4];
+		int causes[4], nc = 0;
+		int want = i ? rand() % 4 : 0;
+		struct evc clock = {0};
+		uint64_t lam = 0;
+		bool remote = false;
+		for (int c = 0; c < want; c++) {
+			int p = rand() % i;
+			bool dup = false;
+			for (int q = 0; q < nc; q++)
+				dup |= causes[q] == p;
+			if (dup)
+				continue;
+			causes[nc] = p;
+			after[nc++] = S(h->id[p]);
+			if (h->node[p] != nd) { /* the client carries the cause's clock */
+				const struct evg_event *pe = ev_of(h, p);
+				assert_int_equal(evc_merge_ents(&clock, pe->vc, pe->vcn), 0);
+				if (pe->lamport > lam)
+					lam = pe->lamport;
+				remote = true;
+			}
+		}
+		struct evg_log_in in = {.id = S(h->id[i]), .after = after, .nafter = (unsigned)nc,
+					.clock = remote ? &clock : NULL, .lamport = lam};
+		struct evg_change ch;
+		const char *why = NULL;
+		int rc = evg_log(&h->g[nd], &in, &ch, &why);
+		if (rc)
+			fail_msg("log %s: %d %s", h->id[i], rc, why);
+		assert_true(ch.created);
+		h->node[i] = nd;
+		h->idx[i] = ch.idx;
+		/* ground truth: node order + causes, transitively */
+		int preds[5], np = 0;
+		if (last_at[nd] >= 0)
+			preds[np++] = last_at[nd];
+		for (int q = 0; q < nc; q++)
+			preds[np++] = causes[q];
+		for (int q = 0; q < np; q++) {
+			int p = preds[q];
+			for (size_t w = 0; w < sizeof h->anc[0] / 8; w++)
+				h->anc[i][w] |= h->anc[p][w];
+			h->anc[i][p / 64] |= UINT64_C(1) << (p % 64);
+		}
+		last_at[nd] = i;
+		h->n++;
+	}
+}
+
+static void clocks_match_causality_on_random_histories(void **state)
+{
+	(void)state;
+	static struct hist h;
+	uint64_t pairs = 0, concurrent = 0;
+	for (unsigned seed = 1; seed <= 25; seed++) {
+		run_history(&h, seed);
+		for (int a = 0; a < h.n; a++) {
+			for (int b = 0; b < h.n; b++) {
+				if (a == b)
+					continue;
+				const struct evg_event *x = ev_of(&h, a), *y = ev_of(&h, b);
+				enum evc_order o = evc_compare_ents(x->vc, x->vcn, y->vc, y->vcn);
+				pairs++;
+				if (hb(&h, a, b)) {
+					if (x->lamport >= y->lamport || o != EVC_BEFORE)
+						fail_msg("seed %u: %s -> %s but L %lu/%lu order %s", seed,
+							 h.id[a], h.id[b], (unsigned long)x->lamport,
+							 (unsigned long)y->lamport, evc_order_name(o));
+				} else if (!hb(&h, b, a)) {
+					concurrent++;
+					if (o != EVC_CONCURRENT)
+						fail_msg("seed %u: %s || %s but reported %s", seed, h.id[a],
+							 h.id[b], evc_order_name(o));
+				}
+			}
+		}
+		/* why lists exactly the ancestors through causes, causally sorted */
+		for (int i = 0; i < h.n; i += 17) {
+			struct evg *g = &h.g[h.node[i]];
+			uint32_t *anc;
+			size_t n;
+			char *remote;
+			assert_int_equal(evg_why(g, h.idx[i], &anc, &n, &remote), 0);
+			for (size_t k = 1; k < n; k++)
+				assert_true(g->ev[anc[k - 1]]->lamport <= g->ev[anc[k]]->lamport);
+			for (size_t k = 0; k < n; k++) {
+				const struct evg_event *e = g->ev[anc[k]];
+				int j = atoi(e->id + 1);
+				assert_true(hb(&h, j, i));
+			}
+			free(anc);
+			free(remote);
+		}
+		for (int k = 0; k < NNODES; k++)
+			evg_free(&h.g[k]);
+	}
+	assert_true(concurrent > pairs / 20); /* the histories do have concurrency */
+}
+
+static int log_simple(struct evg *g, const char *id, const char *after, const char **why)
+{
+	struct evg_str a = after ? S(after) : (struct evg_str){0};
+	struct evg_log_in in = {.id = S(id), .after = after ? &a : NULL, .nafter = after ? 1 : 0};
+	struct evg_change ch;
+	return evg_log(g, &in, &ch, why);
+}
+
+static void cycles_are_refused(void **state)
+{
+	(void)state;
+	struct evg g;
+	const char *why;
+	assert_int_equal(evg_init(&g, 1, 1000, 1 << 24), 0);
+	assert_int_equal(log_simple(&g, "a", NULL, &why), 0);
+	assert_int_equal(log_simple(&g, "b", "a", &why), 0);
+	assert_int_equal(log_simple(&g, "c", "b", &why), 0);
+	struct evg_change ch[2];
+	int nch;
+	/* c -> a would close a -> b -> c -> a */
+	assert_int_equal(evg_edge(&g, S("c"), S("a"), ch, &nch, &why), -ELOOP);
+	assert_int_equal(nch, 0);
+	assert_non_null(strstr(why, "cycle"));
+	assert_int_equal(evg_edge(&g, S("a"), S("a"), ch, &nch, &why), -ELOOP);
+	/* an effect recorded before its unknown cause */
+	assert_int_equal(evg_edge(&g, S("zz"), S("a"), ch, &nch, &why), -ELOOP);
+	assert_int_equal(evg_find(&g, "zz", 2), -1);
+	/* a log naming a later event as the cause of an existing one */
+	assert_int_equal(log_simple(&g, "a", "c", &why), -ELOOP);
+	assert_int_equal(log_simple(&g, "a", "a", &why), -ELOOP);
+	assert_int_equal(log_simple(&g, "d", "d", &why), -ELOOP);
+	/* a consistent edge between recorded events is added once */
+	assert_int_equal(evg_edge(&g, S("a"), S("c"), ch, &nch, &why), 0);
+	assert_int_equal(nch, 1);
+	assert_int_equal(ch[0].nadded, 1);
+	assert_int_equal(evg_edge(&g, S("a"), S("c"), ch, &nch, &why), 0);
+	assert_int_equal(ch[0].nadded, 0);
+	/* edges create unknown endpoints: from before to */
+	assert_int_equal(evg_edge(&g, S("x"), S("y"), ch, &nch, &why), 0);
+	assert_int_equal(nch, 2);
+	assert_true(g.ev[evg_find(&g, "x", 1)]->seq < g.ev[evg_find(&g, "y", 1)]->seq);
+	/* an unknown cause needs the clock it was recorded with */
+	assert_int_equal(log_simple(&g, "e", "elsewhere", &why), -ENOENT);
+	struct evc foreign = {0};
+	evc_set(&foreign, 2, 4);
+	struct evg_str a = S("elsewhere");
+	struct evg_log_in in = {.id = S("e"), .after = &a, .nafter = 1, .clock = &foreign,
+				.lamport = 40};
+	struct evg_change c1;
+	assert_int_equal(evg_log(&g, &in, &c1, &why), 0);
+	const struct evg_event *e = g.ev[c1.idx];
+	assert_int_equal(e->lamport, 41);
+	assert_string_equal(e->rparents, "elsewhere");
+	/* a clock claiming events of this node it never recorded */
+	evc_set(&foreign, 1, 999);
+	in.id = S("f");
+	assert_int_equal(evg_log(&g, &in, &c1, &why), -EINVAL);
+	evg_free(&g);
+}
+
+static void conversations_append_and_bounds(void **state)
+{
+	(void)state;
+	struct evg g;
+	const char *why;
+	assert_int_equal(evg_init(&g, 1, 1024, 1 << 24), 0);
+	struct evg_log_in in = {.id = S("1"), .partakers = S("alice,bob"), .conv = S("(hello,hi)")};
+	struct evg_change ch;
+	assert_int_equal(evg_log(&g, &in, &ch, &why), 0);
+	uint64_t seq = g.seq;
+	in.conv = S("(bye,ciao)");
+	assert_int_equal(evg_log(&g, &in, &ch, &why), 0);
+	assert_false(ch.created);
+	assert_true(ch.conv_appended);
+	assert_string_equal(g.ev[0]->conv, "(hello,hi)#(bye,ciao)");
+	assert_int_equal(g.seq, seq); /* the same vertex: no new event */
+	/* max_events */
+	char id[16];
+	for (int i = 0; i < 1023; i++) {
+		snprintf(id, sizeof id, "n%d", i);
+		struct evg_log_in x = {.id = S(id)};
+		assert_int_equal(evg_log(&g, &x, &ch, &why), 0);
+	}
+	struct evg_log_in x = {.id = S("over")};
+	assert_int_equal(evg_log(&g, &x, &ch, &why), -ENOSPC);
+	assert_int_equal(g.n, 1024);
+	/* every id is still found after the index grew */
+	for (int i = 0; i < 1023; i++) {
+		snprintf(id, sizeof id, "n%d", i);
+		assert_int_equal(evg_find(&g, id, strlen(id)), i + 1);
+	}
+	evg_free(&g);
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	static char buf[65536];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* Applies a change like the service: graph, then the files' lines. */
+static void apply(struct evd *d, struct evg *g, const struct evg_change *ch, const char *conv)
+{
+	struct evd_buf j = {0}, v = {0}, e = {0};
+	evd_journal_change(&j, g, ch, conv, conv ? strlen(conv) : 0);
+	evd_text_change(&v, &e, g, ch);
+	assert_int_equal(evd_append(d, &j, &v, &e), 0);
+	assert_int_equal(j.n + v.n + e.n, 0);
+	evd_buf_free(&j);
+	evd_buf_free(&v);
+	evd_buf_free(&e);
+}
+
+static void journal_replay_and_torn_tail(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/virgo-evtest-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[600];
+	struct evg g;
+	struct evd d;
+	char err[600];
+	const char *why;
+	assert_int_equal(evg_init(&g, 1, 1000, 1 << 24), 0);
+	assert_int_equal(evd_open(&d, dir, &g, err, sizeof err), 0);
+	/* a second node on the same directory is refused */
+	struct evg g2;
+	struct evd d2;
+	assert_int_equal(evg_init(&g2, 2, 1000, 1 << 24), 0);
+	assert_int_equal(evd_open(&d2, dir, &g2, err, sizeof err), -2);
+	assert_non_null(strstr(err, "in use"));
+	evg_free(&g2);
+
+	struct evg_change ch, ch2[2];
+	int nch;
+	struct evg_log_in in = {.id = S("1"), .partakers = S("alice,bob"), .conv = S("(hello,hi)")};
+	assert_int_equal(evg_log(&g, &in, &ch, &why), 0);
+	apply(&d, &g, &ch, "(hello,hi)");
+	assert_int_equal(evg_edge(&g, S("1"), S("2"), ch2, &nch, &why), 0);
+	apply(&d, &g, &ch2[0], NULL);
+	in.conv = S("(bye,ciao)");
+	assert_int_equal(evg_log(&g, &in, &ch, &why), 0);
+	apply(&d, &g, &ch, "(bye,ciao)");
+	struct evd_buf vt = {0};
+	evd_vertices_text(&vt, &g);
+	assert_int_equal(evd_replace_vertices(&d, vt.p, vt.n), 0);
+	evd_buf_free(&vt);
+	assert_int_equal(evd_sync(&d), 0);
+	snprintf(path, sizeof path, "%s/EventNetVertices.txt", dir);
+	assert_string_equal(slurp(path), "1 - alice,bob - (hello,hi)#(bye,ciao)\n2 -  - \n");
+	snprintf(path, sizeof path, "%s/EventNetEdges.txt", dir);
+	assert_string_equal(slurp(path), "1,2\n");
+	evd_close(&d);
+	uint64_t lam = g.lamport;
+	evg_free(&g);
+
+	/* a crash mid-write: half a record at the end */
+	snprintf(path, sizeof path, "%s/eventnet.journal", dir);
+	int fd = open(path, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "E 1 3 3 1:3 torn al", 19), 19);
+	close(fd);
+	snprintf(path, sizeof path, "%s/EventNetEdges.txt", dir);
+	fd = open(path, O_WRONLY | O_APPEND);
+	assert_int_equal(write(fd, "1,to", 4), 4); /* torn too */
+	close(fd);
+
+	assert_int_equal(evg_init(&g, 1, 1000, 1 << 24), 0);
+	assert_int_equal(evd_open(&d, dir, &g, err, sizeof err), 0);
+	assert_int_equal(d.repaired_bytes, 19);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.lamport, lam);
+	assert_int_equal(evg_find(&g, "torn", 4), -1);
+	assert_string_equal(g.ev[0]->conv, "(hello,hi)#(bye,ciao)");
+	assert_int_equal(g.ev[1]->nparents, 1);
+	snprintf(path, sizeof path, "%s/EventNetEdges.txt", dir);
+	assert_string_equal(slurp(path), "1,2\n");
+	snprintf(path, sizeof path, "%s/EventNetVertices.txt", dir);
+	assert_string_equal(slurp(path), "1 - alice,bob - (hello,hi)#(bye,ciao)\n2 -  - \n");
+	/* the clock goes on from where it was */
+	struct evg_log_in n3 = {.id = S("3")};
+	assert_int_equal(evg_log(&g, &n3, &ch, &why), 0);
+	assert_int_equal(g.ev[ch.idx]->seq, 3);
+	evd_close(&d);
+	evg_free(&g);
+	char cmd[700];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(clocks_match_causality_on_random_histories),
+		cmocka_unit_test(cycles_are_refused),
+		cmocka_unit_test(conversations_append_and_bounds),
+		cmocka_unit_test(journal_replay_and_torn_tail),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
