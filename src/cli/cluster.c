@@ -17,12 +17,15 @@ struct ping_res {
 	int rc;
 	unsigned id;
 	double us;
+	char detail[512]; /* virgo_last_error() of a failed ping (the TLS or node's reason) */
 };
 
 static void ping_one(int i, void *arg)
 {
 	struct ping_res *r = (struct ping_res *)arg + i;
 	r->rc = virgo_ping(i, &r->id, &r->us);
+	if (r->rc)
+		snprintf(r->detail, sizeof r->detail, "%s", virgo_last_error());
 }
 
 int cmd_ping(int argc, char **argv)
@@ -47,7 +50,7 @@ int cmd_ping(int argc, char **argv)
 			down++;
 		} else if (r->rc) {
 			printf("node %u %s+%d: DOWN (%s)\n", ni.id, ni.host, ni.port_offset,
-			       virgo_strerror(r->rc));
+			       r->detail[0] ? r->detail : virgo_strerror(r->rc));
 			down++;
 		} else {
 			printf("node %u %s+%d: up, %.0f us\n", ni.id, ni.host, ni.port_offset, r->us);
