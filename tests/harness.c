@@ -268,7 +268,7 @@ static int cluster_start_at(struct th_cluster *c, int n, int base, const char *n
  * offset block we picked: then a node cannot bind, and we retry the whole
  * cluster on another block. */
 /* Can virgod bind base port + off (as it does: SO_REUSEADDR on loopback)?
- * Ports in the ephemeral range (cloudsync's 40000+) are also the local
+ * Ports in the ephemeral range (cloudsync's 40000+, cloudfs's 50000+) are also the local
  * ports of client connections, and one in TIME-WAIT blocks the bind for
  * a minute: such a block is skipped before any node is started. */
 static bool port_bindable(int port)
@@ -287,7 +287,7 @@ static bool port_bindable(int port)
 
 static bool block_bindable(int base, int n)
 {
-	static const int svc_base[] = {40000};
+	static const int svc_base[] = {40000, 50000};
 	for (int i = 0; i < n; i++)
 		for (size_t k = 0; k < sizeof svc_base / sizeof svc_base[0]; k++)
 			if (!port_bindable(svc_base[k] + base + i))

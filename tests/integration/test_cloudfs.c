@@ -129,7 +129,7 @@ static void cli_send(struct cli *k, const char *fmt, ...)
 /* Sends a request line, returns its one-line reply in a static buffer. */
 static const char *cmd(struct cli *k, const char *fmt, ...)
 {
-	static char reply[1024];
+	static __thread char reply[1024]; /* per thread: concurrent_writers runs three clients at once */
 	char line[9000];
 	va_list ap;
 	va_start(ap, fmt);
