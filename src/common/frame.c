@@ -120,6 +120,33 @@ enum frame_payload_result frame_payload(const uint8_t *buf, size_t len, uint64_t
 	return PAYLOAD_BADTERM;
 }
 
+enum frame_body_result frame_body(struct frame_state *st, const uint8_t *buf, size_t len,
+				  bool eof, const uint8_t *line, size_t used, uint64_t n,
+				  uint64_t max, size_t *consumed, uint64_t *need)
+{
+	if (n > max) {
+		st->swallow = n;
+		st->discard_line = true; /* then its terminator */
+		*consumed = used + frame_swallow(st, len - used);
+		return FRAME_BODY_TOOBIG;
+	}
+	size_t pused;
+	enum frame_payload_result pr = frame_payload(buf + used, len - used, n, eof, &pused, need);
+	if (pr == PAYLOAD_MORE) {
+		/* keep the line: the request is parsed again once the payload
+		 * is in; drop only what precedes the line */
+		*consumed = (size_t)(line - buf);
+		*need += (uint64_t)(used - *consumed);
+		return FRAME_BODY_MORE;
+	}
+	*consumed = used + pused;
+	if (pr == PAYLOAD_BADTERM) {
+		st->discard_line = true;
+		return FRAME_BODY_BADTERM;
+	}
+	return FRAME_BODY_OK;
+}
+
 size_t frame_swallow(struct frame_state *st, size_t len)
 {
 	size_t d = (uint64_t)len < st->swallow ? len : (size_t)st->swallow;

@@ -46,6 +46,23 @@ enum frame_payload_result frame_payload(const uint8_t *buf, size_t len, uint64_t
 /* Drops up to len bytes of a payload being swallowed; returns bytes dropped. */
 size_t frame_swallow(struct frame_state *st, size_t len);
 
+enum frame_body_result {
+	FRAME_BODY_MORE = 0, /* need *need bytes from the line on; *consumed keeps the line */
+	FRAME_BODY_OK, /* the payload is buf[used..used+n); *consumed covers it */
+	FRAME_BODY_TOOBIG, /* n > max: being swallowed with its line's terminator */
+	FRAME_BODY_BADTERM, /* n bytes not followed by CRLF/LF: the rest of the line is dropped */
+};
+
+/* The payload of n bytes that the line starting at `line` (in buf, parsed
+ * up to buf + used) announced, for every service's "<cmd> ... <n>\r\n<data>\r\n"
+ * requests: refuses (and swallows) one larger than max, keeps the line
+ * unconsumed until the whole payload is in so the request is parsed again
+ * then, and drops a payload whose terminator is wrong.  Sets *consumed
+ * (and *need for MORE) as the service parsers return them. */
+enum frame_body_result frame_body(struct frame_state *st, const uint8_t *buf, size_t len,
+				  bool eof, const uint8_t *line, size_t used, uint64_t n,
+				  uint64_t max, size_t *consumed, uint64_t *need);
+
 /* Splits a line into at most max whitespace-separated tokens.  Returns the
  * number of tokens, or -1 if there are more than max. */
 int frame_tokens(const uint8_t *line, size_t len, const uint8_t **tok, size_t *tok_len, int max);

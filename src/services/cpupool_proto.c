@@ -139,23 +139,12 @@ static enum cp_parse_result payload_req(struct frame_state *st, const uint8_t *b
 	uint64_t n;
 	if (nt < first + 1 || frame_u64(tok[first], tl[first], &n) != 0)
 		return fail(code, msg, EINVAL, usage);
-	if (n > lim->max_arg) {
-		st->swallow = n;
-		st->discard_line = true;
-		*consumed = used + frame_swallow(st, len - used);
-		return fail(code, msg, E2BIG, "argument larger than max_value");
-	}
-	size_t pused;
-	enum frame_payload_result pr = frame_payload(buf + used, len - used, n, eof, &pused, need);
-	if (pr == PAYLOAD_MORE) {
-		*consumed = (size_t)(line - buf);
-		*need += (uint64_t)(used - *consumed);
-		return CP_MORE;
-	}
-	*consumed = used + pused;
-	if (pr == PAYLOAD_BADTERM) {
-		st->discard_line = true;
+	switch (frame_body(st, buf, len, eof, line, used, n, lim->max_arg, consumed, need)) {
+	case FRAME_BODY_TOOBIG: return fail(code, msg, E2BIG, "argument larger than max_value");
+	case FRAME_BODY_MORE: return CP_MORE;
+	case FRAME_BODY_BADTERM:
 		return fail(code, msg, EINVAL, "payload not followed by CRLF (bad data chunk)");
+	case FRAME_BODY_OK: break;
 	}
 	if (nt > first + 2)
 		return fail(code, msg, EINVAL, usage);

@@ -193,25 +193,12 @@ enum mp_parse_result mp_parse(struct frame_state *st, const uint8_t *buf, size_t
 		uint64_t n;
 		if (nt < 3 || frame_u64(tok[2], tl[2], &n) != 0)
 			return fail(code, msg, EINVAL, set_usage);
-		if (n > lim->max_value) {
-			st->swallow = n;
-			st->discard_line = true; /* then its terminator */
-			*consumed = used + frame_swallow(st, len - used);
-			return fail(code, msg, E2BIG, "value larger than max_value");
-		}
-		size_t pused;
-		enum frame_payload_result pr = frame_payload(buf + used, len - used, n, eof, &pused, need);
-		if (pr == PAYLOAD_MORE) {
-			/* keep the line: the request is re-parsed once the
-			 * payload is in; drop only what precedes the line */
-			*consumed = (size_t)(line - buf);
-			*need += (uint64_t)(used - *consumed);
-			return MP_MORE;
-		}
-		*consumed = used + pused;
-		if (pr == PAYLOAD_BADTERM) {
-			st->discard_line = true;
+		switch (frame_body(st, buf, len, eof, line, used, n, lim->max_value, consumed, need)) {
+		case FRAME_BODY_TOOBIG: return fail(code, msg, E2BIG, "value larger than max_value");
+		case FRAME_BODY_MORE: return MP_MORE;
+		case FRAME_BODY_BADTERM:
 			return fail(code, msg, EINVAL, "payload not followed by CRLF (bad data chunk)");
+		case FRAME_BODY_OK: break;
 		}
 		if (nt > 5)
 			return fail(code, msg, EINVAL, set_usage);

@@ -147,12 +147,46 @@ static void swallow(void **state)
 	assert_string_equal(line, "ping");
 }
 
+/* frame_body: the payload a request line announced ("set x 5\r\nhello\r\n"
+ * with the line parsed up to used = 13, after "pad ") */
+static void body(void **state)
+{
+	(void)state;
+	const uint8_t *b = (const uint8_t *)"pad set x 5\r\nhello\r\nnext";
+	const uint8_t *line = b + 4;
+	size_t used = 13, consumed;
+	uint64_t need = 0;
+	struct frame_state st = {0};
+	/* all there */
+	assert_int_equal(frame_body(&st, b, 24, false, line, used, 5, 5, &consumed, &need),
+			 FRAME_BODY_OK);
+	assert_int_equal(consumed, 20);
+	/* not yet: the line stays, only what precedes it is dropped */
+	need = 0;
+	assert_int_equal(frame_body(&st, b, 17, false, line, used, 5, 5, &consumed, &need),
+			 FRAME_BODY_MORE);
+	assert_int_equal(consumed, 4);
+	assert_int_equal(need, 6 + 9); /* "hello" + at least an LF, and the line */
+	/* too big: swallowed with its terminator, the rest of the line dropped */
+	assert_int_equal(frame_body(&st, b, 24, false, line, used, 5, 4, &consumed, &need),
+			 FRAME_BODY_TOOBIG);
+	assert_int_equal(consumed, 18);
+	assert_true(st.discard_line);
+	assert_int_equal(st.swallow, 0);
+	/* a bad terminator */
+	st = (struct frame_state){0};
+	const uint8_t *bad = (const uint8_t *)"set x 5\r\nhelloXXmore\n";
+	assert_int_equal(frame_body(&st, bad, 21, false, bad, 9, 5, 5, &consumed, &need),
+			 FRAME_BODY_BADTERM);
+	assert_true(st.discard_line);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(terminators),	     cmocka_unit_test(skips_empty_and_nul_padding),
 		cmocka_unit_test(too_long_then_recovers), cmocka_unit_test(payload),
-		cmocka_unit_test(tokens_and_numbers),   cmocka_unit_test(swallow),
+		cmocka_unit_test(tokens_and_numbers),   cmocka_unit_test(swallow), cmocka_unit_test(body),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -335,24 +335,13 @@ enum cfs_parse_result cfs_parse(struct frame_state *st, const uint8_t *buf, size
 		uint64_t n;
 		if (na < 2 || frame_u64(tok[2], tl[2], &n) != 0)
 			return fail(code, msg, EINVAL, cm->usage);
-		if (n > lim->max_io) {
-			st->swallow = n;
-			st->discard_line = true; /* then its terminator */
-			*consumed = used + frame_swallow(st, len - used);
+		switch (frame_body(st, buf, len, eof, line, used, n, lim->max_io, consumed, need)) {
+		case FRAME_BODY_TOOBIG:
 			return fail(code, msg, E2BIG, "payload larger than cloudfs_max_io (write in pieces)");
-		}
-		size_t pused;
-		enum frame_payload_result pr = frame_payload(buf + used, len - used, n, eof, &pused, need);
-		if (pr == PAYLOAD_MORE) {
-			/* keep the line: it is parsed again once the payload is in */
-			*consumed = (size_t)(line - buf);
-			*need += (uint64_t)(used - *consumed);
-			return CFS_MORE;
-		}
-		*consumed = used + pused;
-		if (pr == PAYLOAD_BADTERM) {
-			st->discard_line = true;
+		case FRAME_BODY_MORE: return CFS_MORE;
+		case FRAME_BODY_BADTERM:
 			return fail(code, msg, EINVAL, "payload not followed by CRLF (bad data chunk)");
+		case FRAME_BODY_OK: break;
 		}
 		if (na != cm->min || parse_fd_hex(tok[1], tl[1], &req->fd) != 0 ||
 		    (na == 3 && frame_u64(tok[3], tl[3], &req->offset) != 0))

@@ -61,24 +61,11 @@ static enum qp_parse_result parse_push(struct frame_state *st, const uint8_t *bu
 	uint64_t n;
 	if (nt < 3 || frame_u64(tok[2], tl[2], &n) != 0)
 		return fail(code, msg, EINVAL, push_usage);
-	if (n > lim->max_record) {
-		st->swallow = n;
-		st->discard_line = true; /* then its terminator */
-		*consumed = used + frame_swallow(st, len - used);
-		return fail(code, msg, E2BIG, "payload larger than queue_max_record");
-	}
-	size_t pused;
-	enum frame_payload_result pr = frame_payload(buf + used, len - used, n, eof, &pused, need);
-	if (pr == PAYLOAD_MORE) {
-		/* keep the line: re-parsed once the payload is in */
-		*consumed = (size_t)(line - buf);
-		*need += (uint64_t)(used - *consumed);
-		return QP_MORE;
-	}
-	*consumed = used + pused;
-	if (pr == PAYLOAD_BADTERM) {
-		st->discard_line = true;
-		return fail(code, msg, EINVAL, "payload not followed by CRLF");
+	switch (frame_body(st, buf, len, eof, line, used, n, lim->max_record, consumed, need)) {
+	case FRAME_BODY_TOOBIG: return fail(code, msg, E2BIG, "payload larger than queue_max_record");
+	case FRAME_BODY_MORE: return QP_MORE;
+	case FRAME_BODY_BADTERM: return fail(code, msg, EINVAL, "payload not followed by CRLF");
+	case FRAME_BODY_OK: break;
 	}
 	if (nt > 4)
 		return fail(code, msg, EINVAL, push_usage);
