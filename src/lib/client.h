@@ -238,9 +238,9 @@ void vj_wait_running(void);
  * subscription, a replay): open one to the idx-th node's service; send
  * a (+ b and CRLF when b is non-NULL); read a line (no CRLF) or exactly n
  * bytes.  Deadlines are vc_now_ms() based; 0 or a negative errno
- * (-ECONNRESET at EOF).  Close with vc_stream_close. */
+ * (-ECONNRESET at EOF).  Close with vc_conn_free.  (vc_conn_open_held
+ * is this open plus the node's failure bookkeeping.) */
 int vc_stream_open(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn **out);
-void vc_stream_close(struct vc_conn *k);
 int vc_stream_send(struct vc_conn *k, const void *a, size_t alen, const void *b, size_t blen,
 		   int64_t deadline);
 int vc_stream_line(struct vc_conn *k, char *line, size_t cap, int64_t deadline);

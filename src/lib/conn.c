@@ -512,11 +512,6 @@ int vc_stream_open(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn
 	return conn_open(c, &c->cfg.nodes[idx], svc, out);
 }
 
-void vc_stream_close(struct vc_conn *k)
-{
-	conn_close(k);
-}
-
 int vc_stream_send(struct vc_conn *k, const void *a, size_t alen, const void *b, size_t blen,
 		   int64_t deadline)
 {
@@ -539,7 +534,7 @@ int vc_stream_bytes(struct vc_conn *k, void *dst, size_t n, int64_t deadline)
 
 int vc_conn_open_held(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn **out)
 {
-	int rc = conn_open(c, &c->cfg.nodes[idx], svc, out);
+	int rc = vc_stream_open(c, idx, svc, out);
 	if (rc) {
 		vc_node_failed(c, idx, svc);
 		vc_err_node(c, idx, svc, "connect", rc, NULL);

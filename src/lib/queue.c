@@ -3,7 +3,7 @@
  *
  * A push is one pooled request, never re-sent once any of it left (it may
  * have been stored: VC_IDEMPOTENT is not set).  Replays, subscriptions and
- * group memberships use a dedicated connection each (vc_stream_*), because
+ * group memberships use a dedicated connection each (vc_stream_*, vc_conn_free), because
  * their replies are streams of MSG records rather than one reply.  A topic
  * lives on the node virgo_key_owner(topic) names unless the _ex forms give
  * a node index.
@@ -161,7 +161,7 @@ static int stream_cmd(int idx, const char *hdr, size_t hl, struct vc_client **cp
 	if (rc == 0 && line)
 		rc = vc_stream_line(*kp, line, cap, deadline);
 	if (rc) {
-		vc_stream_close(*kp);
+		vc_conn_free(*kp);
 		*kp = NULL;
 	}
 	return rc;
@@ -206,7 +206,7 @@ static int do_read(int idx, const char *topic, uint64_t from, size_t max,
 		got++;
 		rc = vc_stream_line(k, line, sizeof line, deadline);
 	}
-	vc_stream_close(k);
+	vc_conn_free(k);
 	if (rc) {
 		virgo_queue_msgs_free(arr, got);
 		return rc;
@@ -246,7 +246,7 @@ static int open_sub(int idx, const char *hdr, size_t hl, const char *want,
 	int rc = stream_cmd(idx, hdr, hl, &s->c, &s->k, line, sizeof line);
 	if (rc == 0 && strncmp(line, want, strlen(want)) != 0) {
 		rc = err_of(line);
-		vc_stream_close(s->k);
+		vc_conn_free(s->k);
 	}
 	if (rc) {
 		free(s);
@@ -336,7 +336,7 @@ void virgo_queue_close(struct virgo_queue_sub *s)
 {
 	if (!s)
 		return;
-	vc_stream_close(s->k);
+	vc_conn_free(s->k);
 	free(s);
 }
 
