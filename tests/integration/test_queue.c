@@ -685,8 +685,19 @@ static void slow_subscriber_bounded(void **state)
 	}
 	qc_close(c);
 	assert_int_equal(th_peak_growth_ok(cl.nodes[0].pid, before, 24 * 1024), 0);
-	/* retention (1M) deleted what it had not read: once it reads, it is
-	 * told why nothing more comes */
+	/* retention (1M) deletes what it had not read (on the node's tick):
+	 * wait for that before reading, or a fast reader may get there first */
+	uint64_t deleted = 0;
+	int64_t ret_deadline = th_now_ms() + 5000;
+	while (th_now_ms() < ret_deadline) {
+		stat_value("slow", "deleted_segments", &deleted);
+		if (deleted > 0)
+			break;
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	assert_true(deleted > 0);
+	/* once it reads, it is told why nothing more comes */
 	static char rbuf[1 << 16];
 	size_t keep = 0;
 	bool told = false;
