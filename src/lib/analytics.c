@@ -4,8 +4,9 @@
  * port (64000 + port_offset).
  *
  * A watch is a stream, not a request/reply, so these calls use their own
- * short-lived TCP connection (connect_timeout_ms and timeout_ms of the
- * client config) rather than the pooled ones.  Replies are read line by
+ * short-lived connection (vc_stream_open, conn.c: TLS and the AUTH token;
+ * connect_timeout_ms and timeout_ms of the client config) rather than the
+ * pooled ones.  Replies are read line by
  * line (at most AN_LIB_LINE bytes: a name, a revision and a 1024-byte
  * value fit).  A watch remembers the last revision it delivered and, when
  * its connection breaks, reconnects with back-off (backoff_ms doubling to
@@ -13,121 +14,35 @@
  * is missed or delivered twice.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "../common/errcode.h"
 #include "client.h"
+#include "transport.h"
 #include "virgo.h"
 
-#define AN_LIB_PORT 64000
 #define AN_LIB_LINE 2048
 
 struct an_link {
-	int fd;
-	char buf[8192];
-	size_t off, len;
+	struct vc_conn *k; /* NULL when closed */
 };
 
-static int an_dial(struct vc_client *c, int idx, struct an_link *l)
+static void an_close(struct an_link *l)
 {
-	struct vc_node *n = &c->cfg.nodes[idx];
-	l->fd = -1;
-	char port[16];
-	snprintf(port, sizeof port, "%d", AN_LIB_PORT + n->port_offset);
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-	if (getaddrinfo(n->host, port, &hints, &res) != 0 || !res)
-		return -EHOSTUNREACH;
-	int rc = -ECONNREFUSED;
-	l->off = l->len = 0;
-	for (struct addrinfo *a = res; a && l->fd < 0; a = a->ai_next) {
-		int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (fd < 0)
-			continue;
-		if (connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno != EINPROGRESS) {
-			rc = -errno;
-			close(fd);
-			continue;
-		}
-		struct pollfd p = {fd, POLLOUT, 0};
-		int err = 0;
-		socklen_t el = sizeof err;
-		if (poll(&p, 1, c->cfg.connect_timeout_ms) != 1 ||
-		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err) {
-			rc = err ? -err : -ETIMEDOUT;
-			close(fd);
-			continue;
-		}
-		l->fd = fd;
-	}
-	freeaddrinfo(res);
-	return l->fd >= 0 ? 0 : rc;
-}
-
-static int an_send(struct an_link *l, const char *s, size_t n, int timeout_ms)
-{
-	while (n > 0) {
-		ssize_t w = send(l->fd, s, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EAGAIN) {
-			struct pollfd p = {l->fd, POLLOUT, 0};
-			if (poll(&p, 1, timeout_ms) != 1)
-				return -ETIMEDOUT;
-			continue;
-		}
-		if (w < 0)
-			return -errno;
-		s += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	vc_conn_free(l->k);
+	l->k = NULL;
 }
 
 /* The next line (no CR/LF) into line; 0, -ETIMEDOUT (timeout_ms < 0:
- * none), -ECONNRESET (closed), -EMSGSIZE. */
+ * none), -ECONNRESET (closed), -EBADMSG (too long). */
 static int an_line(struct an_link *l, char *line, size_t cap, int timeout_ms)
 {
-	for (;;) {
-		char *nl = memchr(l->buf + l->off, '\n', l->len - l->off);
-		if (nl) {
-			size_t n = (size_t)(nl - (l->buf + l->off));
-			if (n && nl[-1] == '\r')
-				n--;
-			if (n >= cap)
-				return -EMSGSIZE;
-			memcpy(line, l->buf + l->off, n);
-			line[n] = '\0';
-			l->off = (size_t)(nl - l->buf) + 1;
-			return 0;
-		}
-		if (l->off > 0) {
-			memmove(l->buf, l->buf + l->off, l->len - l->off);
-			l->len -= l->off;
-			l->off = 0;
-		}
-		if (l->len == sizeof l->buf)
-			return -EMSGSIZE;
-		struct pollfd p = {l->fd, POLLIN, 0};
-		int pr = poll(&p, 1, timeout_ms);
-		if (pr == 0)
-			return -ETIMEDOUT;
-		if (pr < 0)
-			return -errno;
-		ssize_t r = recv(l->fd, l->buf + l->len, sizeof l->buf - l->len, 0);
-		if (r == 0)
-			return -ECONNRESET;
-		if (r < 0 && errno != EAGAIN && errno != EINTR)
-			return -errno;
-		if (r > 0)
-			l->len += (size_t)r;
-	}
+	int64_t deadline = timeout_ms < 0 ? INT64_MAX / 2 : vc_now_ms() + timeout_ms;
+	return vc_stream_line(l->k, line, cap, deadline);
 }
 
 /* "ERR <CODE> <sentence>": the negative errno, the detail recorded. */
@@ -142,23 +57,26 @@ static int an_err(struct vc_client *c, int idx, const char *op, const char *line
 	return -ec_from_name(code, cl);
 }
 
-/* Connects, sends req; 0 or a negative error (detail recorded). */
+/* Connects, sends req; 0 or a negative error (detail recorded: a
+ * refused TLS handshake or token says why). */
 static int an_open(int idx, const char *op, const char *req, struct vc_client **cp,
 		   struct an_link *l)
 {
-	l->fd = -1;
+	l->k = NULL;
 	int err = vc_get_node(idx, cp);
 	if (err)
 		return vc_err_done("analytics", err);
-	err = an_dial(*cp, idx, l);
-	if (!err && (err = an_send(l, req, strlen(req), (*cp)->cfg.timeout_ms)) != 0) {
-		close(l->fd);
-		l->fd = -1;
-	}
+	vc_tls_why[0] = '\0';
+	err = vc_stream_open(*cp, idx, VC_SVC_ANALYTICS, &l->k);
+	if (err)
+		l->k = NULL;
+	else if ((err = vc_stream_send(l->k, req, strlen(req), NULL, 0,
+				       vc_now_ms() + (*cp)->cfg.timeout_ms)) != 0)
+		an_close(l);
 	if (err) {
-		char t[300];
-		snprintf(t, sizeof t, "node %u: analytics %s: %s", (*cp)->cfg.nodes[idx].id, op,
-			 strerror(-err));
+		char t[500];
+		snprintf(t, sizeof t, "node %u: analytics %s: %s%s%s", (*cp)->cfg.nodes[idx].id, op,
+			 strerror(-err), vc_tls_why[0] ? ": " : "", vc_tls_why);
 		vc_err_set(t);
 	}
 	return err;
@@ -214,7 +132,7 @@ int virgo_analytics_get(int idx, const char *key, char *value, size_t cap, uint6
 	if (rc)
 		return rc;
 	rc = an_line(&l, line, sizeof line, c->cfg.timeout_ms);
-	close(l.fd);
+	an_close(&l);
 	if (rc)
 		return vc_err_done("analytics get", rc);
 	if (strncmp(line, "ERR ", 4) == 0)
@@ -241,7 +159,7 @@ static int set_one(int idx, const char *key, const char *value, uint64_t *rev)
 	if (rc)
 		return rc;
 	rc = an_line(&l, line, sizeof line, c->cfg.timeout_ms);
-	close(l.fd);
+	an_close(&l);
 	if (rc)
 		return vc_err_done("analytics set", rc);
 	if (strncmp(line, "ERR ", 4) == 0)
@@ -292,7 +210,7 @@ static int walk(int idx, const char *op, const char *req, bool with_key, virgo_a
 		if (strcmp(line, "END") == 0)
 			break;
 		if (strncmp(line, "ERR ", 4) == 0) {
-			close(l.fd);
+			an_close(&l);
 			return an_err(c, idx, op, line);
 		}
 		uint64_t r;
@@ -305,7 +223,7 @@ static int walk(int idx, const char *op, const char *req, bool with_key, virgo_a
 		if (!stopped && fn(arg, r, k, v) != 0)
 			stopped = true; /* read the rest: the connection closes anyway */
 	}
-	close(l.fd);
+	an_close(&l);
 	return vc_err_done(op, rc);
 }
 
@@ -337,7 +255,7 @@ int virgo_analytics_history(int idx, const char *key, virgo_analytics_fn fn, voi
 		if (strcmp(line, "END") == 0)
 			break;
 		if (strncmp(line, "ERR ", 4) == 0) {
-			close(l.fd);
+			an_close(&l);
 			return an_err(c, idx, "history", line);
 		}
 		uint64_t r;
@@ -349,15 +267,8 @@ int virgo_analytics_history(int idx, const char *key, virgo_analytics_fn fn, voi
 		if (!stopped && fn(arg, r, key, v) != 0)
 			stopped = true;
 	}
-	close(l.fd);
+	an_close(&l);
 	return vc_err_done("analytics history", rc);
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int virgo_analytics_watch(int idx, uint64_t after_rev, int timeout_ms, virgo_analytics_fn fn,
@@ -369,7 +280,7 @@ int virgo_analytics_watch(int idx, uint64_t after_rev, int timeout_ms, virgo_ana
 		return vc_err_done("analytics watch", err);
 	uint64_t last = after_rev; /* the last revision delivered */
 	int backoff = c->cfg.backoff_ms > 0 ? c->cfg.backoff_ms : 100;
-	int64_t quiet_since = now_ms();
+	int64_t quiet_since = vc_now_ms();
 	for (;;) {
 		char req[64];
 		if (last == VIRGO_ANALYTICS_NOW)
@@ -378,11 +289,15 @@ int virgo_analytics_watch(int idx, uint64_t after_rev, int timeout_ms, virgo_ana
 			snprintf(req, sizeof req, "watch from %" PRIu64 "\r\n", last);
 		struct an_link l;
 		int rc = an_open(idx, "watch", req, &c, &l);
+		/* refused credentials (a wrong token, a certificate the node
+		 * does not accept) will not heal by retrying */
+		if (rc == -EACCES || rc == -EPROTO || (rc == -ECONNREFUSED && vc_tls_why[0]))
+			return rc;
 		char line[AN_LIB_LINE];
 		if (rc == 0)
 			rc = an_line(&l, line, sizeof line, c->cfg.timeout_ms);
 		if (rc == 0 && strncmp(line, "ERR ", 4) == 0) {
-			close(l.fd);
+			an_close(&l);
 			return an_err(c, idx, "watch", line);
 		}
 		if (rc == 0 && strncmp(line, "WATCHING ", 9) == 0) {
@@ -392,18 +307,18 @@ int virgo_analytics_watch(int idx, uint64_t after_rev, int timeout_ms, virgo_ana
 			for (;;) {
 				int wait = -1;
 				if (timeout_ms >= 0) {
-					int64_t left = quiet_since + timeout_ms - now_ms();
+					int64_t left = quiet_since + timeout_ms - vc_now_ms();
 					wait = left > 0 ? (int)left : 0;
 				}
 				rc = an_line(&l, line, sizeof line, wait);
 				if (rc == -ETIMEDOUT && timeout_ms >= 0) {
-					close(l.fd);
+					an_close(&l);
 					return vc_err_done("analytics watch", -ETIMEDOUT);
 				}
 				if (rc)
 					break; /* reconnect and resume */
 				if (strncmp(line, "ERR ", 4) == 0) {
-					close(l.fd);
+					an_close(&l);
 					return an_err(c, idx, "watch", line);
 				}
 				uint64_t r;
@@ -426,16 +341,15 @@ int virgo_analytics_watch(int idx, uint64_t after_rev, int timeout_ms, virgo_ana
 				if (r <= last && last != VIRGO_ANALYTICS_NOW)
 					continue; /* never twice */
 				last = r;
-				quiet_since = now_ms();
+				quiet_since = vc_now_ms();
 				if (fn(arg, r, k, ke ? ke + 1 : "") != 0) {
-					close(l.fd);
+					an_close(&l);
 					return vc_err_done("analytics watch", 0);
 				}
 			}
 		}
-		if (l.fd >= 0)
-			close(l.fd);
-		if (timeout_ms >= 0 && now_ms() - quiet_since >= timeout_ms)
+		an_close(&l);
+		if (timeout_ms >= 0 && vc_now_ms() - quiet_since >= timeout_ms)
 			return vc_err_done("analytics watch", -ETIMEDOUT);
 		struct timespec ts = {backoff / 1000, (long)(backoff % 1000) * 1000000};
 		nanosleep(&ts, NULL);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../../include/virgo.h"
 #include "orphans.h"
@@ -30,6 +31,7 @@ enum vc_svc {
 	VC_SVC_QUEUE,
 	VC_SVC_MEMCACHE,
 	VC_SVC_CLOUDSYNC,
+	VC_SVC_ANALYTICS,
 	VC_SVC_COUNT
 };
 extern const int vc_svc_base_port[VC_SVC_COUNT];
@@ -245,5 +247,19 @@ int vc_stream_send(struct vc_conn *k, const void *a, size_t alen, const void *b,
 		   int64_t deadline);
 int vc_stream_line(struct vc_conn *k, char *line, size_t cap, int64_t deadline);
 int vc_stream_bytes(struct vc_conn *k, void *dst, size_t n, int64_t deadline);
+/* What has arrived, at most cap bytes: the read-ahead first, else one
+ * read; a count > 0 or a negative errno (-ECONNRESET at EOF).  For
+ * streams whose lines may be longer than the read-ahead (EventNet). */
+ssize_t vc_stream_some(struct vc_conn *k, void *dst, size_t cap, int64_t deadline);
+/* Bytes received that poll() on k->fd cannot see (read-ahead, TLS). */
+bool vc_stream_buffered(struct vc_conn *k);
+/* The pool for a caller that speaks the protocol itself (a lock hold
+ * uses its connection for as long as it holds): vc_conn_take takes an
+ * idle connection the node has not closed (*reused) or opens one, no
+ * back-off bookkeeping; vc_conn_give puts it back (closed instead when
+ * the pool is full or a reply is left unread).  Both own nothing after. */
+int vc_conn_take(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn **out,
+		 bool *reused);
+void vc_conn_give(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k);
 
 #endif

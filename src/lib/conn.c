@@ -48,12 +48,12 @@ static int wait_fd(int fd, short ev, int64_t deadline)
 		if (left <= 0)
 			return -ETIMEDOUT;
 		struct pollfd p = {.fd = fd, .events = ev};
-		int r = poll(&p, 1, (int)left);
+		/* a minute at most per poll: a far deadline (a stream with
+		 * none, INT64_MAX / 2) must not wrap to a bogus timeout */
+		int r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
 		if (r > 0)
 			return 0;
-		if (r == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
+		if (r < 0 && errno != EINTR)
 			return -errno;
 	}
 }
@@ -61,7 +61,7 @@ static int wait_fd(int fd, short ev, int64_t deadline)
 const int vc_svc_base_port[VC_SVC_COUNT] = {
 	[VC_SVC_MEMPOOL] = 30000, [VC_SVC_CPUPOOL] = 10000, [VC_SVC_EVENTNET] = 20000,
 	[VC_SVC_CLOUDFS] = 50000, [VC_SVC_QUEUE] = 60000,   [VC_SVC_MEMCACHE] = 11211,
-	[VC_SVC_CLOUDSYNC] = 40000,
+	[VC_SVC_CLOUDSYNC] = 40000, [VC_SVC_ANALYTICS] = 64000,
 };
 
 static int send_all(struct vc_conn *k, struct iovec *iov, int iovcnt, int64_t deadline,
@@ -540,6 +540,38 @@ int vc_conn_open_held(struct vc_client *c, int idx, enum vc_svc svc, struct vc_c
 		vc_err_node(c, idx, svc, "connect", rc, NULL);
 	}
 	return rc;
+}
+
+int vc_conn_take(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn **out,
+		 bool *reused)
+{
+	int r = 0;
+	int rc = pool_get(c, &c->cfg.nodes[idx], svc, true, out, &r);
+	*reused = r != 0;
+	return rc;
+}
+
+void vc_conn_give(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k)
+{
+	pool_put(c, &c->cfg.nodes[idx], svc, k);
+}
+
+ssize_t vc_stream_some(struct vc_conn *k, void *dst, size_t cap, int64_t deadline)
+{
+	if (k->off == k->len) {
+		int rc = fill(k, deadline);
+		if (rc)
+			return rc;
+	}
+	size_t take = k->len - k->off < cap ? k->len - k->off : cap;
+	memcpy(dst, k->buf + k->off, take);
+	k->off += take;
+	return (ssize_t)take;
+}
+
+bool vc_stream_buffered(struct vc_conn *k)
+{
+	return k->off < k->len || (k->tp->pending && k->tp->pending(k));
 }
 
 void vc_conn_free(struct vc_conn *k)

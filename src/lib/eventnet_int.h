@@ -1,8 +1,8 @@
 /*
  * eventnet_int.h - libvirgo's EventNet internals shared by the batched
- * logger (eventnet.c) and the queries (eventnet_query.c): a plain
- * connection to a node's eventnet port with a line reader, and the
- * parser of the node's EVENT lines.
+ * logger (eventnet.c) and the queries (eventnet_query.c): a connection
+ * to a node's eventnet port (libvirgo's, conn.c: TLS and the AUTH token)
+ * with a reader of long lines, and the parser of the node's EVENT lines.
  */
 #ifndef VIRGO_LIB_EVENTNET_INT_H
 #define VIRGO_LIB_EVENTNET_INT_H
@@ -16,16 +16,24 @@
 #define VEN_BASE_PORT 20000
 #define VEN_LINE_MAX (160 * 1024) /* an EVENT line: 64K of conversations + causes */
 
+struct vc_conn;
+
 struct ven_conn {
-	int fd;
+	int fd; /* k's socket, for poll(); -1 when closed */
+	struct vc_conn *k;
+	int timeout_ms; /* per read or write; 0: none */
 	size_t off, len;
 	char buf[VEN_LINE_MAX];
 };
 
-/* Connects to the idx-th configured node's eventnet port; 0 or -errno.
- * Every read and write on it gives up after timeout_ms (0: never). */
+/* Connects to the idx-th configured node's eventnet port; 0 or -errno
+ * (a refused TLS handshake or token: the detail says why).  Every read
+ * and write on it gives up after timeout_ms (0: never). */
 int ven_open(int idx, int timeout_ms, struct ven_conn *k);
 void ven_close(struct ven_conn *k);
+/* Received bytes that poll() on k->fd cannot see (a TLS record, or a
+ * whole line already read). */
+bool ven_pending(struct ven_conn *k);
 /* Writes all of buf; 0 or -errno. */
 int ven_send(struct ven_conn *k, const char *buf, size_t n);
 /* The next line without its CRLF, NUL-terminated, in k->buf (valid until

@@ -1,84 +1,74 @@
 /*
- * eventnet_io.c - a plain blocking connection to a node's eventnet port
- * with socket timeouts and a line reader, and the EVENT line parser
- * (eventnet_int.h).  Separate from the pooled request/reply connections
- * of conn.c because EventNet streams (pipelined batches, why/dump pages,
- * the tail feed) carry many lines per request and long lines.
+ * eventnet_io.c - a blocking-style connection to a node's eventnet port
+ * with per-operation timeouts and a reader of long lines, and the EVENT
+ * line parser (eventnet_int.h).  The connection is libvirgo's own
+ * (vc_stream_open, conn.c), so it carries TLS and the AUTH token; it is
+ * kept outside the request pool because EventNet streams (pipelined
+ * batches, why/dump pages, the tail feed) carry many lines per request
+ * and lines longer than conn.c's read-ahead.
  */
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include "../common/errcode.h"
 #include "client.h"
 #include "eventnet_int.h"
+#include "transport.h"
 
 int ven_open(int idx, int timeout_ms, struct ven_conn *k)
 {
-	struct virgo_node_info ni;
-	int rc = virgo_node_info(idx, &ni);
+	k->fd = -1;
+	k->k = NULL;
+	k->off = k->len = 0;
+	k->timeout_ms = timeout_ms;
+	struct vc_client *c;
+	int rc = vc_get_node(idx, &c);
 	if (rc)
 		return rc;
-	char port[16];
-	snprintf(port, sizeof port, "%d", VEN_BASE_PORT + ni.port_offset);
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
-	if (getaddrinfo(ni.host, port, &hints, &res) != 0)
-		return -EHOSTUNREACH;
-	rc = -ECONNREFUSED;
-	k->fd = -1;
-	k->off = k->len = 0;
-	for (struct addrinfo *a = res; a; a = a->ai_next) {
-		int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
-			k->fd = fd;
-			rc = 0;
-			break;
-		}
-		rc = errno == EINPROGRESS ? -ETIMEDOUT : -errno;
-		close(fd);
+	vc_tls_why[0] = '\0';
+	rc = vc_stream_open(c, idx, VC_SVC_EVENTNET, &k->k);
+	if (rc) {
+		k->k = NULL;
+		vc_err_node(c, idx, VC_SVC_EVENTNET, "connect", rc,
+			    vc_tls_why[0] ? vc_tls_why : NULL);
+		return rc;
 	}
-	freeaddrinfo(res);
-	return rc;
+	k->fd = k->k->fd;
+	return 0;
 }
 
 void ven_close(struct ven_conn *k)
 {
 	if (k->fd >= 0)
-		close(k->fd);
+		vc_conn_free(k->k);
+	k->k = NULL;
 	k->fd = -1;
+}
+
+static int64_t ven_deadline(const struct ven_conn *k)
+{
+	return k->timeout_ms > 0 ? vc_now_ms() + k->timeout_ms : INT64_MAX / 2;
 }
 
 int ven_send(struct ven_conn *k, const char *buf, size_t n)
 {
-	while (n) {
-		ssize_t w = send(k->fd, buf, n, MSG_NOSIGNAL);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
-		}
-		buf += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	if (k->fd < 0)
+		return -EPIPE;
+	return vc_stream_send(k->k, buf, n, NULL, 0, ven_deadline(k));
+}
+
+bool ven_pending(struct ven_conn *k)
+{
+	return k->fd >= 0 && (memchr(k->buf + k->off, '\n', k->len - k->off) ||
+			      vc_stream_buffered(k->k));
 }
 
 int ven_readline(struct ven_conn *k, char **line, size_t *len)
 {
+	if (k->fd < 0)
+		return -EPIPE;
 	for (;;) {
 		char *nl = memchr(k->buf + k->off, '\n', k->len - k->off);
 		if (nl) {
@@ -99,14 +89,12 @@ int ven_readline(struct ven_conn *k, char **line, size_t *len)
 		}
 		if (k->len == sizeof k->buf)
 			return -EMSGSIZE;
-		ssize_t r = recv(k->fd, k->buf + k->len, sizeof k->buf - k->len, 0);
-		if (r == 0)
-			return -EPIPE;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
-		}
+		ssize_t r = vc_stream_some(k->k, k->buf + k->len, sizeof k->buf - k->len,
+					   ven_deadline(k));
+		if (r == -ECONNRESET)
+			return -EPIPE; /* EOF */
+		if (r < 0)
+			return (int)r;
 		k->len += (size_t)r;
 	}
 }

@@ -356,14 +356,19 @@ int virgo_eventnet_tail(int (*cb)(const struct virgo_event *ev, void *arg), void
 	if (rc == 0 && open == 0)
 		rc = -VIRGO_ENONODE;
 	while (rc == 0 && open > 0) {
-		if (poll(p, (nfds_t)nn, -1) < 0) {
+		/* bytes a TLS record brought that poll() cannot see */
+		bool ready = false;
+		for (int i = 0; i < nn; i++)
+			ready = ready || (p[i].fd >= 0 && ven_pending(&k[i]));
+		if (poll(p, (nfds_t)nn, ready ? 0 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			rc = -errno;
 			break;
 		}
 		for (int i = 0; i < nn && rc == 0; i++) {
-			if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+			if (p[i].fd < 0 ||
+			    (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)) && !ven_pending(&k[i])))
 				continue;
 			/* one read's worth of lines, then back to poll */
 			do {

@@ -4,46 +4,40 @@
  *
  * A hold belongs to the connection that took it (the node releases it
  * when the connection drops), so each handle owns one connection to the
- * lock's home node for as long as it holds the lock, outside the request
- * pool; after a clean unlock the connection goes to a small idle list and
- * the next lock on that node reuses it (an acquire is then one round
+ * lock's home node for as long as it holds the lock, taken from the
+ * node's cloudsync pool (conn.c: TLS and the AUTH token like every other
+ * connection); after a clean unlock the connection goes back to the pool
+ * and the next lock on that node reuses it (an acquire is then one round
  * trip, no connect).  The home node is ketama of the name over the
  * configured nodes; the ring is built once per client configuration.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "../common/errcode.h"
 #include "../common/vuid.h"
 #include "client.h"
 #include "ketama.h"
+#include "transport.h"
 
 #define LK_NAME_MAX 128
 #define LK_TTL_DEFAULT 30000
 #define LK_TTL_MAX 86400000
-#define LK_IDLE_MAX 16 /* idle lock connections kept per process */
 
 struct virgo_lock {
 	pthread_mutex_t mu; /* renew from another thread than the holder */
-	int fd; /* -1 once the hold is known lost */
+	struct vc_conn *k; /* NULL once the hold is known lost */
+	int idx; /* the home node's index */
 	char host[64];
 	int port;
 	char name[LK_NAME_MAX + 1];
 	uint64_t token, ttl_ms;
 	int64_t lease_end; /* vc_now_ms() clock */
-	char rbuf[512]; /* read-ahead of the reply stream */
-	size_t rlen;
 };
 
 /* ---- home node ------------------------------------------------------ */
@@ -137,159 +131,16 @@ int virgo_lock_home(const char *name)
 
 /* ---- connections ------------------------------------------------------ */
 
-static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-	int fd;
-	int port;
-	char host[64];
-} idle_conns[LK_IDLE_MAX];
-static int idle_n;
-
-static int wait_fd(int fd, short ev, int64_t deadline)
+/* A request line on the hold's connection. */
+static int send_line(struct virgo_lock *l, const char *s, size_t n, int64_t deadline)
 {
-	for (;;) {
-		int tmo = -1;
-		if (deadline != INT64_MAX) {
-			int64_t left = deadline - vc_now_ms();
-			if (left <= 0)
-				return -ETIMEDOUT;
-			tmo = left > 60000 ? 60000 : (int)left;
-		}
-		struct pollfd p = {.fd = fd, .events = ev};
-		int r = poll(&p, 1, tmo);
-		if (r > 0)
-			return 0;
-		if (r < 0 && errno != EINTR)
-			return -errno;
-	}
+	return vc_stream_send(l->k, s, n, NULL, 0, deadline);
 }
 
-/* An idle connection to host:port the node has not closed, or -1. */
-static int idle_take(const char *host, int port)
-{
-	int fd = -1;
-	pthread_mutex_lock(&idle_mu);
-	for (int i = idle_n - 1; i >= 0 && fd < 0; i--) {
-		if (idle_conns[i].port != port || strcmp(idle_conns[i].host, host) != 0)
-			continue;
-		int f = idle_conns[i].fd;
-		idle_conns[i] = idle_conns[--idle_n];
-		struct pollfd p = {.fd = f, .events = POLLIN};
-		if (poll(&p, 1, 0) != 0) /* EOF or reset while idle */
-			close(f);
-		else
-			fd = f;
-	}
-	pthread_mutex_unlock(&idle_mu);
-	return fd;
-}
-
-static void idle_put(int fd, const char *host, int port)
-{
-	pthread_mutex_lock(&idle_mu);
-	if (idle_n < LK_IDLE_MAX) {
-		idle_conns[idle_n].fd = fd;
-		idle_conns[idle_n].port = port;
-		snprintf(idle_conns[idle_n].host, sizeof idle_conns[idle_n].host, "%s", host);
-		idle_n++;
-		fd = -1;
-	}
-	pthread_mutex_unlock(&idle_mu);
-	if (fd >= 0)
-		close(fd);
-}
-
-static int lk_connect(struct vc_client *c, const char *host, int port)
-{
-	int fd = idle_take(host, port);
-	if (fd >= 0)
-		return fd;
-	char ps[16];
-	snprintf(ps, sizeof ps, "%d", port);
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
-	if (getaddrinfo(host, ps, &hints, &ai) != 0)
-		return -EHOSTUNREACH;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		freeaddrinfo(ai);
-		return -errno;
-	}
-	int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
-	freeaddrinfo(ai);
-	if (rc != 0 && errno != EINPROGRESS) {
-		rc = -errno;
-		close(fd);
-		return rc;
-	}
-	if (rc != 0) {
-		rc = wait_fd(fd, POLLOUT, vc_now_ms() + c->cfg.connect_timeout_ms);
-		int soerr = 0;
-		socklen_t sl = sizeof soerr;
-		if (rc == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr)
-			rc = -soerr;
-		if (rc) {
-			close(fd);
-			return rc;
-		}
-	}
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	return fd;
-}
-
-static int send_line(int fd, const char *s, size_t n, int64_t deadline)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-		if (w > 0) {
-			s += w;
-			n -= (size_t)w;
-			continue;
-		}
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno != EAGAIN)
-			return -errno;
-		int rc = wait_fd(fd, POLLOUT, deadline);
-		if (rc)
-			return rc;
-	}
-	return 0;
-}
-
-/* One reply line (CRLF stripped) into line; deadline INT64_MAX: none. */
+/* One reply line (CRLF stripped) into line; deadline INT64_MAX / 2: none. */
 static int read_line(struct virgo_lock *l, char *line, size_t cap, int64_t deadline)
 {
-	for (;;) {
-		char *nl = memchr(l->rbuf, '\n', l->rlen);
-		if (nl) {
-			size_t n = (size_t)(nl - l->rbuf);
-			size_t keep = n > 0 && l->rbuf[n - 1] == '\r' ? n - 1 : n;
-			if (keep >= cap)
-				return -EBADMSG;
-			memcpy(line, l->rbuf, keep);
-			line[keep] = '\0';
-			memmove(l->rbuf, nl + 1, l->rlen - n - 1);
-			l->rlen -= n + 1;
-			return 0;
-		}
-		if (l->rlen == sizeof l->rbuf)
-			return -EBADMSG;
-		ssize_t r = recv(l->fd, l->rbuf + l->rlen, sizeof l->rbuf - l->rlen, 0);
-		if (r > 0) {
-			l->rlen += (size_t)r;
-			continue;
-		}
-		if (r == 0)
-			return -ECONNRESET;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return -errno;
-		int rc = wait_fd(l->fd, POLLIN, deadline);
-		if (rc)
-			return rc;
-	}
+	return vc_stream_line(l->k, line, cap, deadline);
 }
 
 /* "ERR <CODE> <sentence>": -errno, with the sentence as the error detail. */
@@ -324,10 +175,8 @@ static int parse_ok(const char *line, uint64_t *token)
 
 static void lk_drop_conn(struct virgo_lock *l)
 {
-	if (l->fd >= 0)
-		close(l->fd);
-	l->fd = -1;
-	l->rlen = 0;
+	vc_conn_free(l->k);
+	l->k = NULL;
 }
 
 static void lk_free(struct virgo_lock *l)
@@ -359,6 +208,7 @@ static int lock_take(const char *name, const struct virgo_lock_opts *o, bool try
 	pthread_mutex_init(&l->mu, NULL);
 	memcpy(l->name, name, len);
 	l->ttl_ms = ttl;
+	l->idx = idx;
 	snprintf(l->host, sizeof l->host, "%s", c->cfg.nodes[idx].host);
 	l->port = vc_svc_base_port[VC_SVC_CLOUDSYNC] + c->cfg.nodes[idx].port_offset;
 	char hdr[256];
@@ -372,14 +222,14 @@ static int lock_take(const char *name, const struct virgo_lock_opts *o, bool try
 		hl = snprintf(hdr, sizeof hdr, "lock %s %" PRIu64 "\r\n", l->name, ttl);
 	int rc = 0;
 	for (int attempt = 0; attempt < 2; attempt++) {
-		l->fd = lk_connect(c, l->host, l->port);
-		if (l->fd < 0) {
-			rc = l->fd;
+		bool reused = false;
+		vc_tls_why[0] = '\0';
+		rc = vc_conn_take(c, idx, VC_SVC_CLOUDSYNC, &l->k, &reused);
+		if (rc)
 			break;
-		}
 		int64_t sent = vc_now_ms();
 		int64_t deadline = sent + c->cfg.timeout_ms;
-		rc = send_line(l->fd, hdr, (size_t)hl, deadline);
+		rc = send_line(l, hdr, (size_t)hl, deadline);
 		char line[256];
 		if (rc == 0)
 			rc = read_line(l, line, sizeof line, deadline);
@@ -388,7 +238,7 @@ static int lock_take(const char *name, const struct virgo_lock_opts *o, bool try
 			 * node ends a bounded wait itself; allow it the
 			 * round trip) */
 			int64_t now = vc_now_ms(), rtt = now - sent;
-			int64_t d = wait > 0 ? now + wait + c->cfg.timeout_ms : INT64_MAX;
+			int64_t d = wait > 0 ? now + wait + c->cfg.timeout_ms : INT64_MAX / 2;
 			rc = read_line(l, line, sizeof line, d);
 			/* the node started the lease when it sent the grant: count
 			 * from its arrival less a round trip, never later */
@@ -404,8 +254,8 @@ static int lock_take(const char *name, const struct virgo_lock_opts *o, bool try
 			rc = err_reply(l, try ? "trylock" : "lock", line);
 			/* a refusal leaves the connection usable */
 			if (rc != -VIRGO_EBADREPLY) {
-				idle_put(l->fd, l->host, l->port);
-				l->fd = -1;
+				vc_conn_give(c, idx, VC_SVC_CLOUDSYNC, l->k);
+				l->k = NULL;
 			}
 			lk_free(l);
 			return rc;
@@ -413,12 +263,13 @@ static int lock_take(const char *name, const struct virgo_lock_opts *o, bool try
 		lk_drop_conn(l);
 		/* a reused idle connection the node closed before reading the
 		 * request: nothing was queued, try once on a fresh one */
-		if (!(attempt == 0 && (rc == -ECONNRESET || rc == -EPIPE)))
+		if (!(attempt == 0 && reused && (rc == -ECONNRESET || rc == -EPIPE)))
 			break;
 	}
-	char text[300];
-	snprintf(text, sizeof text, "%s:%d: lock '%s': %s", l->host, l->port, l->name,
-		 virgo_strerror(rc));
+	/* a refused TLS handshake or token says why (vc_tls_why) */
+	char text[500];
+	snprintf(text, sizeof text, "%s:%d: lock '%s': %s%s%s", l->host, l->port, l->name,
+		 virgo_strerror(rc), vc_tls_why[0] ? ": " : "", vc_tls_why);
 	vc_err_set(text);
 	lk_free(l);
 	return rc;
@@ -444,7 +295,7 @@ int64_t virgo_lock_left_ms(const virgo_lock_t *lock)
 		return 0;
 	struct virgo_lock *l = (struct virgo_lock *)lock;
 	pthread_mutex_lock(&l->mu);
-	int64_t left = l->fd < 0 ? 0 : l->lease_end - vc_now_ms();
+	int64_t left = !l->k ? 0 : l->lease_end - vc_now_ms();
 	pthread_mutex_unlock(&l->mu);
 	return left;
 }
@@ -457,11 +308,11 @@ static int hold_call(struct virgo_lock *l, const char *hdr, size_t hl, char *lin
 	struct vc_client *c = vc_get(&err);
 	if (!c)
 		return err;
-	if (l->fd < 0)
+	if (!l->k)
 		return -ENOLCK;
 	*sent = vc_now_ms();
 	int64_t deadline = *sent + c->cfg.timeout_ms;
-	int rc = send_line(l->fd, hdr, hl, deadline);
+	int rc = send_line(l, hdr, hl, deadline);
 	if (rc == 0)
 		rc = read_line(l, line, cap, deadline);
 	if (rc) {
@@ -503,9 +354,16 @@ int virgo_unlock(virgo_lock_t *l)
 	int64_t sent;
 	pthread_mutex_lock(&l->mu);
 	int rc = hold_call(l, hdr, (size_t)hl, line, sizeof line, &sent);
-	if (rc == 0 && strcmp(line, "OK") == 0 && l->rlen == 0) {
-		idle_put(l->fd, l->host, l->port);
-		l->fd = -1;
+	if (rc == 0 && strcmp(line, "OK") == 0) {
+		/* back to the pool (closed there if a stray reply follows),
+		 * unless the client was re-initialised meanwhile */
+		int e = 0;
+		struct vc_client *c = vc_get(&e);
+		if (c && l->idx < c->cfg.nnodes && strcmp(c->cfg.nodes[l->idx].host, l->host) == 0 &&
+		    vc_svc_base_port[VC_SVC_CLOUDSYNC] + c->cfg.nodes[l->idx].port_offset == l->port) {
+			vc_conn_give(c, l->idx, VC_SVC_CLOUDSYNC, l->k);
+			l->k = NULL;
+		}
 	} else if (rc == 0) {
 		rc = err_reply(l, "unlock", line);
 	}
