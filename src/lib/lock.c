@@ -268,8 +268,8 @@ static int lock_take(const char *name, const struct virgo_lock_opts *o, bool try
 	}
 	/* a refused TLS handshake or token says why (vc_tls_why) */
 	char text[500];
-	snprintf(text, sizeof text, "%s:%d: lock '%s': %s%s%s", l->host, l->port, l->name,
-		 virgo_strerror(rc), vc_tls_why[0] ? ": " : "", vc_tls_why);
+	snprintf(text, sizeof text, "%s:%d: lock '%s': %s", l->host, l->port, l->name,
+		 vc_tls_why[0] ? vc_tls_why : virgo_strerror(rc));
 	vc_err_set(text);
 	lk_free(l);
 	return rc;

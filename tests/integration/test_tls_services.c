@@ -1,0 +1,418 @@
+/*
+ * test_tls_services.c - the services with their own connections in
+ * libvirgo (cloudsync locks, EventNet, kernel analytics) against nodes
+ * that require TLS or a token, through libvirgo and through the CLI.
+ *
+ * Two clusters of two nodes: one with mutual TLS (certificates made at
+ * run time by certgen.c), one plain TCP with an auth_token.  On both:
+ * lock, renew and unlock (and a second lock reusing the pooled
+ * connection); EventNet log on each node, `why` merging the two nodes'
+ * histories, and tail; analytics set, get and a watch that sees a change.
+ * The same through the `virgo` command.  A wrong or missing token, and a
+ * client without TLS, are refused with an error that says why -- for
+ * each of the three services, and a watch does not retry for ever.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../src/cli/certgen.h"
+#include "../harness.h"
+#include "virgo.h"
+
+#define TOKEN "svc-token-0123456789abcdef"
+
+static struct th_cluster tls_c, tok_c;
+static char dir[300], certs[300];
+static char virgo[700];
+static char out[16384];
+
+/* A client config file for cluster c with extra lines; node_first: the
+ * index listed first (so the EventNet home node can be chosen). */
+static const char *conf_for(const char *name, const struct th_cluster *c, int first,
+			    const char *extra)
+{
+	static char path[6][400];
+	static int slot;
+	char *p = path[slot++ % 6];
+	snprintf(p, 400, "%s/%s.conf", dir, name);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	for (int k = 0; k < c->n; k++) {
+		int i = (first + k) % c->n;
+		fprintf(f, "node = %u 127.0.0.1 %d\n", c->nodes[i].id, c->nodes[i].offset);
+	}
+	fprintf(f, "timeout_ms = 3000\nconnect_timeout_ms = 1000\nbackoff_ms = 50\n"
+		   "backoff_max_ms = 200\n%s\n",
+		extra ? extra : "");
+	fclose(f);
+	return p;
+}
+
+static char tls_extra[1200];
+
+static int group_setup(void **state)
+{
+	(void)state;
+	char err[512] = "";
+	snprintf(dir, sizeof dir, "%s", th_tmpdir());
+	snprintf(certs, sizeof certs, "%s/certs", dir);
+	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	if (certgen_ca(certs, "svc CA", 2, err, sizeof err) ||
+	    certgen_issue(certs, "node", CERTGEN_NODE, "127.0.0.1", -60, 86400, err, sizeof err) ||
+	    certgen_issue(certs, "alice", CERTGEN_CLIENT, NULL, -60, 86400, err, sizeof err)) {
+		fprintf(stderr, "certgen: %s\n", err);
+		return -1;
+	}
+	char node[1200];
+	snprintf(node, sizeof node, "tls_cert = %s/node.pem\ntls_key = %s/node.key\ntls_ca = %s/ca.pem\n",
+		 certs, certs, certs);
+	snprintf(tls_extra, sizeof tls_extra,
+		 "tls_ca = %s/ca.pem\ntls_cert = %s/alice.pem\ntls_key = %s/alice.key", certs, certs,
+		 certs);
+	if (th_cluster_start(&tls_c, 2, node, tls_extra) != 0)
+		return -1;
+	if (th_cluster_start(&tok_c, 2, "auth_token = " TOKEN "\n", "auth_token = " TOKEN "\n") != 0)
+		return -1;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	virgo_fini();
+	int a = th_cluster_stop(&tls_c);
+	int b = th_cluster_stop(&tok_c);
+	return a || b ? -1 : 0;
+}
+
+static void use(const char *conf)
+{
+	virgo_fini();
+	assert_int_equal(virgo_init(conf), 0);
+}
+
+/* ---- locks ------------------------------------------------------------ */
+
+static void locks_work(void)
+{
+	virgo_lock_t *l = NULL;
+	struct virgo_lock_opts o = {.ttl_ms = 5000};
+	assert_int_equal(virgo_lock("svc/lock-a", &o, &l), 0);
+	assert_true(virgo_lock_token(l) > 0);
+	/* held: another handle cannot take it */
+	virgo_lock_t *l2 = NULL;
+	assert_int_equal(virgo_trylock("svc/lock-a", &o, &l2), -EBUSY);
+	assert_int_equal(virgo_lock_renew(l), 0);
+	assert_true(virgo_lock_left_ms(l) > 4000);
+	assert_int_equal(virgo_unlock(l), 0);
+	/* again, on the connection the unlock gave back to the pool */
+	assert_int_equal(virgo_trylock("svc/lock-a", &o, &l2), 0);
+	assert_int_equal(virgo_unlock(l2), 0);
+	/* a lock whose home is the other node */
+	char name[64];
+	int home0 = virgo_lock_home("svc/lock-a");
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof name, "svc/lock-%d", i);
+		if (virgo_lock_home(name) != home0)
+			break;
+	}
+	assert_int_not_equal(virgo_lock_home(name), home0);
+	assert_int_equal(virgo_lock(name, &o, &l), 0);
+	assert_int_equal(virgo_unlock(l), 0);
+}
+
+static void test_lock_tls(void **state)
+{
+	(void)state;
+	use(tls_c.client_conf);
+	locks_work();
+}
+
+static void test_lock_token(void **state)
+{
+	(void)state;
+	use(tok_c.client_conf);
+	locks_work();
+}
+
+/* ---- EventNet ---------------------------------------------------------- */
+
+struct tail_arg {
+	const char *want; /* an id prefix */
+	int seen;
+};
+
+static int tail_cb(const struct virgo_event *ev, void *arg)
+{
+	struct tail_arg *t = arg;
+	if (strncmp(ev->id, t->want, strlen(t->want)) == 0) {
+		t->seen = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static void *tail_main(void *arg)
+{
+	intptr_t rc = virgo_eventnet_tail(tail_cb, arg);
+	return (void *)rc;
+}
+
+/* A config whose EventNet home (getpid() % 2) is node index `node`. */
+static const char *home_conf(const char *name, const struct th_cluster *c, int node,
+			     const char *extra)
+{
+	int first = (node - (int)(getpid() % 2) + 2) % 2;
+	return conf_for(name, c, first, extra);
+}
+
+static void eventnet_works(const struct th_cluster *c, const char *tag, const char *extra)
+{
+	char a[64], b[64], d[64];
+	snprintf(a, sizeof a, "%s-order", tag);
+	snprintf(b, sizeof b, "%s-pay", tag);
+	snprintf(d, sizeof d, "%s-ship", tag);
+	/* a on node 1, b after it on node 2: why(b) merges both nodes */
+	use(home_conf("ev1", c, 0, extra));
+	assert_int_equal(virgo_eventnet_log(a, "shop", "ordered", NULL), 0);
+	assert_int_equal(virgo_eventnet_flush(5000), 0);
+	use(home_conf("ev2", c, 1, extra));
+	assert_int_equal(virgo_eventnet_log(b, "bank", "paid", a), 0);
+	assert_int_equal(virgo_eventnet_flush(5000), 0);
+	struct virgo_event *evs = NULL;
+	size_t n = 0;
+	assert_int_equal(virgo_eventnet_why(b, &evs, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(evs[0].id, a);
+	assert_string_equal(evs[1].id, b);
+	assert_int_equal(evs[0].node, c->nodes[0].id);
+	assert_int_equal(evs[1].node, c->nodes[1].id);
+	virgo_events_free(evs, n);
+	assert_int_equal(virgo_eventnet_before(a, b), VIRGO_EV_BEFORE);
+	/* tail over every node sees an event logged after it started */
+	struct tail_arg t = {d, 0};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, tail_main, &t), 0);
+	int64_t deadline = th_now_ms() + 10000;
+	for (int i = 0; !t.seen && th_now_ms() < deadline; i++) {
+		/* the tail may not be subscribed yet: log another until it
+		 * sees one */
+		char di[80];
+		snprintf(di, sizeof di, "%s-%d", d, i);
+		assert_int_equal(virgo_eventnet_log(di, NULL, "shipped", b), 0);
+		assert_int_equal(virgo_eventnet_flush(5000), 0);
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(t.seen, 1); /* (a failure leaves the thread behind) */
+	void *rc;
+	pthread_join(th, &rc);
+	assert_int_equal((intptr_t)rc, 0);
+}
+
+static void test_eventnet_tls(void **state)
+{
+	(void)state;
+	eventnet_works(&tls_c, "tls", tls_extra);
+}
+
+static void test_eventnet_token(void **state)
+{
+	(void)state;
+	eventnet_works(&tok_c, "tok", "auth_token = " TOKEN);
+}
+
+/* ---- analytics --------------------------------------------------------- */
+
+struct watch_arg {
+	int idx;
+	uint64_t from;
+	int rc, seen;
+};
+
+static int watch_cb(void *arg, uint64_t rev, const char *key, const char *value)
+{
+	struct watch_arg *w = arg;
+	(void)rev;
+	if (strcmp(key, "svc.watched") == 0 && strcmp(value, "2") == 0) {
+		w->seen = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static void *watch_main(void *arg)
+{
+	struct watch_arg *w = arg;
+	w->rc = virgo_analytics_watch(w->idx, w->from, 10000, watch_cb, w);
+	return NULL;
+}
+
+static void analytics_works(void)
+{
+	uint64_t rev = 0, rev2 = 0;
+	char value[64];
+	assert_int_equal(virgo_analytics_set(0, "svc.watched", "1", &rev), 0);
+	assert_true(rev > 0);
+	assert_int_equal(virgo_analytics_get(0, "svc.watched", value, sizeof value, &rev2), 0);
+	assert_string_equal(value, "1");
+	assert_int_equal(rev2, rev);
+	/* a watch from that revision sees the next change */
+	struct watch_arg w = {0, rev, 0, 0};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, watch_main, &w), 0);
+	assert_int_equal(virgo_analytics_set(0, "svc.watched", "2", NULL), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(w.rc, 0);
+	assert_int_equal(w.seen, 1);
+	/* on every node */
+	assert_int_equal(virgo_analytics_set(-1, "svc.all", "yes", NULL), 0);
+	assert_int_equal(virgo_analytics_get(1, "svc.all", value, sizeof value, NULL), 0);
+	assert_string_equal(value, "yes");
+}
+
+static void test_analytics_tls(void **state)
+{
+	(void)state;
+	use(tls_c.client_conf);
+	analytics_works();
+}
+
+static void test_analytics_token(void **state)
+{
+	(void)state;
+	use(tok_c.client_conf);
+	analytics_works();
+}
+
+/* ---- refusals ---------------------------------------------------------- */
+
+static void refused(const char *conf, const char *why)
+{
+	use(conf);
+	virgo_lock_t *l = NULL;
+	assert_int_not_equal(virgo_lock("svc/refused", NULL, &l), 0);
+	assert_null(l);
+	fprintf(stderr, "  lock: %s\n", virgo_last_error());
+	assert_non_null(strstr(virgo_last_error(), why));
+	char v[32];
+	assert_int_not_equal(virgo_analytics_get(0, "svc.watched", v, sizeof v, NULL), 0);
+	fprintf(stderr, "  analytics: %s\n", virgo_last_error());
+	assert_non_null(strstr(virgo_last_error(), why));
+	/* a watch gives up at once: credentials do not heal by retrying */
+	int64_t t0 = th_now_ms();
+	struct watch_arg w = {0, VIRGO_ANALYTICS_NOW, 0, 0};
+	w.rc = virgo_analytics_watch(0, VIRGO_ANALYTICS_NOW, 5000, watch_cb, &w);
+	assert_int_not_equal(w.rc, 0);
+	assert_int_not_equal(w.rc, -ETIMEDOUT);
+	assert_true(th_now_ms() - t0 < 3000);
+	struct virgo_event *evs = NULL;
+	size_t n = 0;
+	assert_int_not_equal(virgo_eventnet_why("tls-pay", &evs, &n), 0);
+	fprintf(stderr, "  eventnet: %s\n", virgo_last_error());
+	/* the logger: queued, then the flush reports the refusal */
+	assert_int_equal(virgo_eventnet_log("svc-refused", NULL, NULL, NULL), 0);
+	assert_int_not_equal(virgo_eventnet_flush(3000), 0);
+}
+
+static void test_wrong_token_refused(void **state)
+{
+	(void)state;
+	refused(conf_for("wrongtok", &tok_c, 0, "auth_token = not-the-token-0123456789"),
+		"wrong token");
+	refused(conf_for("notok", &tok_c, 0, NULL), "AUTH");
+}
+
+static void test_no_tls_refused(void **state)
+{
+	(void)state;
+	refused(conf_for("plain", &tls_c, 0, NULL), "requires TLS");
+}
+
+/* ---- the CLI ----------------------------------------------------------- */
+
+static int cli(const char *conf, const char *a0, ...)
+{
+	const char *av[32];
+	int n = 0;
+	av[n++] = virgo;
+	av[n++] = "-c";
+	av[n++] = conf;
+	va_list ap;
+	va_start(ap, a0);
+	for (const char *a = a0; a && n < 31; a = va_arg(ap, const char *))
+		av[n++] = a;
+	va_end(ap);
+	av[n] = NULL;
+	out[0] = '\0';
+	return th_run(av, out, sizeof out, 20000);
+}
+
+static void cli_works(const struct th_cluster *c, const char *tag)
+{
+	const char *conf = c->client_conf;
+	char id1[64], id2[64], after[80], node1[16];
+	snprintf(id1, sizeof id1, "cli-%s-1", tag);
+	snprintf(id2, sizeof id2, "cli-%s-2", tag);
+	snprintf(after, sizeof after, "--after=%s", id1);
+	snprintf(node1, sizeof node1, "%u", c->nodes[0].id);
+	assert_int_equal(cli(conf, "lock", "svc/cli", "--", "true", NULL), 0);
+	assert_int_equal(cli(conf, "lock", "ls", NULL), 0);
+	assert_int_equal(cli(conf, "analytics", "set", node1, "svc.cli=42", NULL), 0);
+	assert_int_equal(cli(conf, "analytics", "get", node1, "svc.cli", NULL), 0);
+	assert_string_equal(out, "42\n");
+	assert_int_equal(cli(conf, "eventnet", "log", "--id", id1, "--conv", "hello", NULL), 0);
+	assert_int_equal(cli(conf, "eventnet", "log", "--id", id2, after, NULL), 0);
+	assert_int_equal(cli(conf, "eventnet", "why", id2, NULL), 0);
+	assert_non_null(strstr(out, id1));
+	assert_non_null(strstr(out, id2));
+}
+
+static void test_cli_tls(void **state)
+{
+	(void)state;
+	cli_works(&tls_c, "tls");
+}
+
+static void test_cli_token(void **state)
+{
+	(void)state;
+	cli_works(&tok_c, "tok");
+	const char *bad = conf_for("cliwrong", &tok_c, 0, "auth_token = not-the-token-0123456789");
+	assert_int_not_equal(cli(bad, "lock", "svc/cli", "--", "true", NULL), 0);
+	assert_non_null(strstr(out, "wrong token"));
+	assert_int_not_equal(cli(bad, "analytics", "get", "1", "svc.cli", NULL), 0);
+	assert_non_null(strstr(out, "wrong token"));
+	assert_int_not_equal(cli(bad, "eventnet", "why", "cli-tok-2", NULL), 0);
+	assert_non_null(strstr(out, "wrong token"));
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lock_tls),
+		cmocka_unit_test(test_lock_token),
+		cmocka_unit_test(test_eventnet_tls),
+		cmocka_unit_test(test_eventnet_token),
+		cmocka_unit_test(test_analytics_tls),
+		cmocka_unit_test(test_analytics_token),
+		cmocka_unit_test(test_wrong_token_refused),
+		cmocka_unit_test(test_no_tls_refused),
+		cmocka_unit_test(test_cli_tls),
+		cmocka_unit_test(test_cli_token),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
