@@ -915,8 +915,15 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static void refuse(evutil_socket_t fd, const char *line)
+/* A connection refused at accept: the error line, or on a port that
+ * requires TLS a TLS alert (plain text there would be garbage to a TLS
+ * client, and is not what that port may send). */
+static void refuse(struct vd_server *srv, int idx, evutil_socket_t fd, const char *line)
 {
+	if (srv->tls && vd_config_svc_secured(&srv->cfg, idx)) {
+		vd_tls_refuse(fd);
+		return;
+	}
 	ssize_t r = send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)r;
 	evutil_closesocket(fd);
@@ -939,7 +946,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		peer_name(addr, peer, sizeof peer);
 		log_warn_every("conn_refused peer=%s svc=%s reason=max_connections limit=%d", peer,
 			       vsvc_table[idx]->name, max_conns);
-		refuse(fd, "ERR EBUSY too many connections\r\n");
+		refuse(srv, idx, fd, "ERR EBUSY too many connections\r\n");
 		return;
 	}
 	if (atomic_fetch_add(&srv->group[idx].nconns, 1) >= srv->group[idx].max_conns) {
@@ -949,7 +956,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		log_warn_every("conn_refused peer=%s svc=%s reason=service_max_connections "
 			       "limit=%d",
 			       peer, vsvc_table[idx]->name, srv->group[idx].max_conns);
-		refuse(fd, "ERR EBUSY too many connections\r\n");
+		refuse(srv, idx, fd, "ERR EBUSY too many connections\r\n");
 		return;
 	}
 	struct vd_worker *w = &srv->workers[srv->group[idx].first + srv->group[idx].next];
@@ -963,7 +970,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		peer_name(addr, peer, sizeof peer);
 		log_warn_every("conn_refused peer=%s svc=%s reason=worker_inbox_full", peer,
 			       vsvc_table[idx]->name);
-		refuse(fd, "ERR EBUSY server overloaded\r\n");
+		refuse(srv, idx, fd, "ERR EBUSY server overloaded\r\n");
 	}
 }
 

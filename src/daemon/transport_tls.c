@@ -482,3 +482,20 @@ void vd_tls_stats_add(struct evbuffer *out)
 			    atomic_load(&tls_ktls_active), atomic_load(&tls_ktls_total),
 			    why ? why : (atomic_load(&tls_on) ? "available" : "tls_off"));
 }
+
+void vd_tls_refuse(int fd)
+{
+	/* a fatal internal_error alert: before the handshake, alerts travel
+	 * as plain records, so a TLS client reads it as the node's refusal
+	 * ("tlsv1 alert internal error") instead of garbage or a reset */
+	static const unsigned char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50};
+	ssize_t w = send(fd, alert, sizeof alert, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)w;
+	/* take what the client sent (its ClientHello), so that the close is
+	 * a FIN, not a reset that could destroy the alert in flight */
+	char sink[4096];
+	for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+		;
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}

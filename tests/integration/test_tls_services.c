@@ -11,8 +11,13 @@
  * The same through the `virgo` command.  A wrong or missing token, and a
  * client without TLS, are refused with an error that says why -- for
  * each of the three services, and a watch does not retry for ever.
+ * A node at its connection limit on a TLS port (the memcached port with
+ * memcache_tls) refuses with a TLS alert, never a plain-text line.
  */
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -22,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,7 +39,7 @@
 
 #define TOKEN "svc-token-0123456789abcdef"
 
-static struct th_cluster tls_c, tok_c;
+static struct th_cluster tls_c, tok_c, busy_c;
 static char dir[300], certs[300];
 static char virgo[700];
 static char out[16384];
@@ -85,6 +91,10 @@ static int group_setup(void **state)
 		return -1;
 	if (th_cluster_start(&tok_c, 2, "auth_token = " TOKEN "\n", "auth_token = " TOKEN "\n") != 0)
 		return -1;
+	char busy[1400];
+	snprintf(busy, sizeof busy, "%smemcache_tls = yes\nmemcache_max_connections = 1\n", node);
+	if (th_cluster_start(&busy_c, 1, busy, tls_extra) != 0)
+		return -1;
 	return 0;
 }
 
@@ -94,7 +104,8 @@ static int group_teardown(void **state)
 	virgo_fini();
 	int a = th_cluster_stop(&tls_c);
 	int b = th_cluster_stop(&tok_c);
-	return a || b ? -1 : 0;
+	int d = th_cluster_stop(&busy_c);
+	return a || b || d ? -1 : 0;
 }
 
 static void use(const char *conf)
@@ -341,6 +352,90 @@ static void test_no_tls_refused(void **state)
 	refused(conf_for("plain", &tls_c, 0, NULL), "requires TLS");
 }
 
+/* ---- a refusal at the connection limit on a TLS port ----------------- */
+
+/* Everything fd receives until EOF (or 3 s): its length, bytes in buf. */
+static ssize_t read_all(int fd, unsigned char *buf, size_t cap)
+{
+	size_t used = 0;
+	int64_t deadline = th_now_ms() + 3000;
+	while (used < cap && th_now_ms() < deadline) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		ssize_t r = recv(fd, buf + used, cap - used, 0);
+		if (r <= 0)
+			return r < 0 && used == 0 ? -1 : (ssize_t)used;
+		used += (size_t)r;
+	}
+	return (ssize_t)used;
+}
+
+static void test_busy_tls_port_refuses_with_alert(void **state)
+{
+	(void)state;
+	int port = th_port(&busy_c, 0, 11211);
+	int hold = th_connect(port); /* the port's one connection */
+	assert_true(hold >= 0);
+	/* the node counts it once accepted: wait until a second is refused */
+	unsigned char buf[256];
+	ssize_t n = 0;
+	int64_t deadline = th_now_ms() + 5000;
+	do {
+		int fd = th_connect(port);
+		assert_true(fd >= 0);
+		n = read_all(fd, buf, sizeof buf);
+		close(fd);
+	} while (n == 0 && th_now_ms() < deadline);
+	/* one fatal TLS alert record, not "ERR EBUSY ..." in plain text */
+	assert_int_equal(n, 7);
+	assert_int_equal(buf[0], 0x15);
+	assert_int_equal(buf[5], 2); /* fatal */
+	assert_null(memmem(buf, (size_t)n, "ERR", 3));
+	/* a TLS client reads it as the node's alert */
+	char ca[400];
+	snprintf(ca, sizeof ca, "%s/ca.pem", certs);
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX_load_verify_locations(ctx, ca, NULL);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	int fd = th_connect(port);
+	assert_true(fd >= 0);
+	SSL *ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	assert_true(SSL_connect(ssl) <= 0);
+	char why[256];
+	ERR_error_string_n(ERR_peek_error(), why, sizeof why);
+	fprintf(stderr, "  TLS client: %s\n", why);
+	assert_non_null(strstr(why, "alert internal error"));
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	close(fd);
+	close(hold);
+	/* the slot is free again: a TLS client is served */
+	deadline = th_now_ms() + 5000;
+	int ok = 0;
+	while (!ok && th_now_ms() < deadline) {
+		char pem[400], key[400];
+		snprintf(pem, sizeof pem, "%s/alice.pem", certs);
+		snprintf(key, sizeof key, "%s/alice.key", certs);
+		ctx = SSL_CTX_new(TLS_client_method());
+		SSL_CTX_load_verify_locations(ctx, ca, NULL);
+		SSL_CTX_use_certificate_file(ctx, pem, SSL_FILETYPE_PEM);
+		SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM);
+		fd = th_connect(port);
+		ssl = SSL_new(ctx);
+		SSL_set_fd(ssl, fd);
+		ok = SSL_connect(ssl) == 1 && SSL_write(ssl, "version\r\n", 9) == 9 &&
+		     SSL_read(ssl, why, sizeof why - 1) > 0 && strncmp(why, "VERSION", 7) == 0;
+		SSL_free(ssl);
+		SSL_CTX_free(ctx);
+		ERR_clear_error();
+		close(fd);
+	}
+	assert_true(ok);
+}
+
 /* ---- the CLI ----------------------------------------------------------- */
 
 static int cli(const char *conf, const char *a0, ...)
@@ -413,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_no_tls_refused),
 		cmocka_unit_test(test_cli_tls),
 		cmocka_unit_test(test_cli_token),
+		cmocka_unit_test(test_busy_tls_port_refuses_with_alert),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
