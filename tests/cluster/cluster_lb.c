@@ -11,6 +11,7 @@
  *       before AT ("before"), and for the last third ("last"), or for all
  *       ("all") without AT; max_ms: the slowest malloc.
  *   cluster_lb run N       N virgo_run of echo, the same counts
+ *   cluster_lb clone N     N virgo_clone of the built-in virgo_cloud_test
  *
  * Exit 0 when every call succeeded, 1 otherwise.
  */
@@ -31,8 +32,9 @@ static int64_t now_ms(void)
 
 int main(int argc, char **argv)
 {
-	if (argc < 3 || (strcmp(argv[1], "malloc") && strcmp(argv[1], "run"))) {
-		fprintf(stderr, "usage: cluster_lb malloc|run N [SPACING_MS [AT CMD]]\n");
+	if (argc < 3 || (strcmp(argv[1], "malloc") && strcmp(argv[1], "run") &&
+			 strcmp(argv[1], "clone"))) {
+		fprintf(stderr, "usage: cluster_lb malloc|run|clone N [SPACING_MS [AT CMD]]\n");
 		return 2;
 	}
 	int n = atoi(argv[2]), failed = 0;
@@ -84,6 +86,24 @@ int main(int argc, char **argv)
 			per[node < 8 ? node : 0]++;
 			if (i >= n - n / 3)
 				last[node < 8 ? node : 0]++;
+		} else if (strcmp(argv[1], "clone") == 0) {
+			void *res = NULL;
+			size_t len = 0;
+			unsigned node = 0;
+			int rc = virgo_clone_ex("virgo_cloud_test", "over tls", 8, NULL, &res, &len,
+						&node);
+			int64_t dt = now_ms() - t0;
+			if (dt > worst)
+				worst = dt;
+			if (rc != 0 || len < 8 || !memmem(res, len, "over tls", 8)) {
+				fprintf(stderr, "cluster_lb: clone: %s\n", virgo_last_error());
+				failed++;
+			} else {
+				per[node < 8 ? node : 0]++;
+				if (i >= n - n / 3)
+					last[node < 8 ? node : 0]++;
+			}
+			free(res);
 		} else {
 			const char *const av[] = {"echo", "hello", NULL};
 			struct virgo_run_result res;
