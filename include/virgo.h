@@ -579,7 +579,9 @@ int virgo_analytics_history(int idx, const char *key, virgo_analytics_fn fn, voi
  * the connection breaks it reconnects (with back-off) and resumes after
  * the last revision delivered.  Returns 0 once fn returned nonzero,
  * -ETIMEDOUT after timeout_ms without a change (< 0: wait for ever),
- * -ERANGE when the node no longer holds changes that were missed. */
+ * -ERANGE when the node no longer holds changes that were missed; a node
+ * refusing the credentials (token, certificate) ends it at once (-EACCES,
+ * -ECONNREFUSED with the reason in virgo_last_error). */
 int virgo_analytics_watch(int idx, uint64_t after_rev, int timeout_ms, virgo_analytics_fn fn,
 			  void *arg);
 /* ---- EventNet: a causal event graph across the cluster (notes §913, §923,
