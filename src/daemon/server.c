@@ -173,6 +173,7 @@ struct vd_server {
 	 * a connection closes or accept_retry fires (memcached's way) */
 	_Atomic bool accept_paused;
 	struct event *accept_retry;
+	int refused_lingering; /* refused TLS sockets waiting to close (main thread) */
 	/* cpu_affinity: the CPUs this process may run on; worker k of every
 	 * group is pinned to cpus[k % ncpus].  ncpus 0: no pinning. */
 	int cpus[VD_MAX_CPUS];
@@ -915,6 +916,22 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+#define VD_REFUSE_LINGER_MAX 256 /* refused TLS sockets kept open at once */
+
+/* A refused TLS socket, its alert sent: the client's ClientHello (or
+ * EOF) came, or a second passed; closing now is a FIN, not a reset that
+ * would destroy the alert before the client read it. */
+static void refuse_linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct vd_server *srv = arg;
+	(void)what;
+	char sink[4096];
+	for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+		;
+	evutil_closesocket(fd);
+	srv->refused_lingering--;
+}
+
 /* A connection refused at accept: the error line, or on a port that
  * requires TLS a TLS alert (plain text there would be garbage to a TLS
  * client, and is not what that port may send). */
@@ -922,6 +939,15 @@ static void refuse(struct vd_server *srv, int idx, evutil_socket_t fd, const cha
 {
 	if (srv->tls && vd_config_svc_secured(&srv->cfg, idx)) {
 		vd_tls_refuse(fd);
+		struct timeval tv = {1, 0};
+		if (srv->refused_lingering < VD_REFUSE_LINGER_MAX &&
+		    evutil_make_socket_nonblocking(fd) == 0 &&
+		    event_base_once(srv->base, fd, EV_READ | EV_TIMEOUT, refuse_linger_cb, srv,
+				    &tv) == 0) {
+			srv->refused_lingering++;
+			return;
+		}
+		evutil_closesocket(fd);
 		return;
 	}
 	ssize_t r = send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);

@@ -72,8 +72,9 @@ const char *vd_tls_peer_name(const struct vd_tconn *t);
 /* Appends the node's TLS and kTLS counters as "STAT k v" lines. */
 void vd_tls_stats_add(struct evbuffer *out);
 /* Refuses a fresh accepted socket of a TLS port (a connection limit)
- * without a handshake: a TLS alert, never a plain-text line, then a
- * clean close of fd. */
+ * without a handshake: a TLS alert, never a plain-text line, and the
+ * sending side shut down.  The caller closes fd, best once the client's
+ * ClientHello has arrived (else the close is a reset). */
 void vd_tls_refuse(int fd);
 
 #endif

@@ -497,5 +497,4 @@ void vd_tls_refuse(int fd)
 	for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
 		;
 	shutdown(fd, SHUT_WR);
-	close(fd);
 }

@@ -99,7 +99,13 @@ static void tls_note(const char *what)
 	char buf[160] = "";
 	if (e)
 		ERR_error_string_n(e, buf, sizeof buf);
-	snprintf(vc_tls_why, sizeof vc_tls_why, "TLS %s: %s", what, e ? buf : "connection closed");
+	/* a node refusing a connection for a limit sends internal_error
+	 * before any handshake (vd_tls_refuse) */
+	const char *hint = e && ERR_GET_REASON(e) == SSL_R_TLSV1_ALERT_INTERNAL_ERROR
+				   ? " (the node refused the connection: at a connection limit?)"
+				   : "";
+	snprintf(vc_tls_why, sizeof vc_tls_why, "TLS %s: %s%s", what, e ? buf : "connection closed",
+		 hint);
 	ERR_clear_error();
 }
 

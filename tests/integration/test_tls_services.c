@@ -93,7 +93,9 @@ static int group_setup(void **state)
 		return -1;
 	char busy[1400];
 	snprintf(busy, sizeof busy, "%smemcache_tls = yes\nmemcache_max_connections = 1\n", node);
-	if (th_cluster_start(&busy_c, 1, busy, tls_extra) != 0)
+	char busy_client[1300];
+	snprintf(busy_client, sizeof busy_client, "%s\nmemcache_tls = yes", tls_extra);
+	if (th_cluster_start(&busy_c, 1, busy, busy_client) != 0)
 		return -1;
 	return 0;
 }
@@ -411,6 +413,12 @@ static void test_busy_tls_port_refuses_with_alert(void **state)
 	SSL_CTX_free(ctx);
 	ERR_clear_error();
 	close(fd);
+	/* libvirgo says why */
+	use(busy_c.client_conf);
+	char *text = NULL;
+	assert_int_not_equal(virgo_memcache_stats(0, &text), 0);
+	fprintf(stderr, "  libvirgo: %s\n", virgo_last_error());
+	assert_non_null(strstr(virgo_last_error(), "connection limit"));
 	close(hold);
 	/* the slot is free again: a TLS client is served */
 	deadline = th_now_ms() + 5000;
