@@ -377,6 +377,20 @@ int th_cluster_stop(struct th_cluster *c)
 	return bad;
 }
 
+int th_cliv(const char *virgo, const char *conf, char *out, size_t cap, int timeout_ms,
+	    const char *a0, va_list ap)
+{
+	const char *av[64];
+	int n = 0;
+	av[n++] = virgo;
+	av[n++] = "-c";
+	av[n++] = conf;
+	for (const char *a = a0; a && n < 63; a = va_arg(ap, const char *))
+		av[n++] = a;
+	av[n] = NULL;
+	return th_run(av, out, cap, timeout_ms);
+}
+
 int th_run(const char *const argv[], char *out, size_t cap, int timeout_ms)
 {
 	int p[2];

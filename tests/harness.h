@@ -10,6 +10,7 @@
 #ifndef VIRGO_HARNESS_H
 #define VIRGO_HARNESS_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -76,6 +77,12 @@ void th_node_signal(struct th_cluster *c, int i, int sig);
 /* Runs a command line with a deadline; stdout+stderr captured into out
  * (NUL-terminated, truncated to cap).  Returns the exit status, or -1. */
 int th_run(const char *const argv[], char *out, size_t cap, int timeout_ms);
+
+/* Runs the CLI: `<virgo> -c <conf> a0 ap...` (NULL-terminated, at most
+ * 60 arguments) with th_run's capture and deadline.  For a test's own
+ * variadic wrapper.  Returns the exit status, or -1. */
+int th_cliv(const char *virgo, const char *conf, char *out, size_t cap, int timeout_ms,
+	    const char *a0, va_list ap);
 
 /* Node i's port of the service with that base port (60000, the queue:
  * 61000 + offset, see harness.c). */

@@ -67,18 +67,10 @@ static int teardown(void **state)
 /* Runs `virgo -c <client conf> args...` (NULL-terminated); output in out. */
 static int cli(const char *a0, ...)
 {
-	const char *av[64];
-	int n = 0;
-	av[n++] = virgo;
-	av[n++] = "-c";
-	av[n++] = cl.client_conf;
 	va_list ap;
 	va_start(ap, a0);
-	for (const char *a = a0; a && n < 63; a = va_arg(ap, const char *))
-		av[n++] = a;
+	int rc = th_cliv(virgo, cl.client_conf, out, sizeof out, 20000, a0, ap);
 	va_end(ap);
-	av[n] = NULL;
-	int rc = th_run(av, out, sizeof out, 20000);
 	return rc;
 }
 

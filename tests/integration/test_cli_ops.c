@@ -70,18 +70,11 @@ static int teardown(void **state)
 /* Runs `virgo -c <conf> args...` (NULL-terminated); output in out. */
 static int cli_conf(const char *conf, const char *a0, ...)
 {
-	const char *av[64];
-	int n = 0;
-	av[n++] = virgo;
-	av[n++] = "-c";
-	av[n++] = conf;
 	va_list ap;
 	va_start(ap, a0);
-	for (const char *a = a0; a && n < 63; a = va_arg(ap, const char *))
-		av[n++] = a;
+	int rc = th_cliv(virgo, conf, out, sizeof out, 30000, a0, ap);
 	va_end(ap);
-	av[n] = NULL;
-	return th_run(av, out, sizeof out, 30000);
+	return rc;
 }
 #define cli(...) cli_conf(cl.client_conf, __VA_ARGS__)
 

@@ -56,18 +56,11 @@ static int teardown(void **state)
 
 static int cli(const char *a0, ...)
 {
-	const char *av[32];
-	int n = 0;
-	av[n++] = virgo;
-	av[n++] = "-c";
-	av[n++] = cl.client_conf;
 	va_list ap;
 	va_start(ap, a0);
-	for (const char *a = a0; a && n < 31; a = va_arg(ap, const char *))
-		av[n++] = a;
+	int rc = th_cliv(virgo, cl.client_conf, out, sizeof out, 30000, a0, ap);
 	va_end(ap);
-	av[n] = NULL;
-	return th_run(av, out, sizeof out, 30000);
+	return rc;
 }
 
 static void notes_calls(void **state)

@@ -448,19 +448,11 @@ static void test_busy_tls_port_refuses_with_alert(void **state)
 
 static int cli(const char *conf, const char *a0, ...)
 {
-	const char *av[32];
-	int n = 0;
-	av[n++] = virgo;
-	av[n++] = "-c";
-	av[n++] = conf;
 	va_list ap;
 	va_start(ap, a0);
-	for (const char *a = a0; a && n < 31; a = va_arg(ap, const char *))
-		av[n++] = a;
+	int rc = th_cliv(virgo, conf, out, sizeof out, 20000, a0, ap);
 	va_end(ap);
-	av[n] = NULL;
-	out[0] = '\0';
-	return th_run(av, out, sizeof out, 20000);
+	return rc;
 }
 
 static void cli_works(const struct th_cluster *c, const char *tag)
