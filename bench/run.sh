@@ -53,7 +53,7 @@ trap 'exit 130' INT TERM
 # running run.sh on a tree built without them)
 mkdir -p "$B/bench"
 [ -x "$B/bench/mcload" ] ||
-	${CC:-cc} -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$B/bench/mcload" bench/mcload.c -lpthread ||
+	${CC:-cc} -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$B/bench/mcload" bench/mcload.c -lssl -lcrypto -lpthread ||
 	exit 1
 
 # memcached -t 2, the peer of the memcached port
