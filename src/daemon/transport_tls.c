@@ -32,11 +32,15 @@
 #include <unistd.h>
 
 #include "../common/ktls.h"
+#include "../common/tlsout.h"
 #include "config.h"
 #include "log.h"
 
 /* one TLS record's worth of plaintext per SSL_write_ex */
 #define TLS_WRITE_CHUNK 16384
+/* records encrypted ahead and sent by one send() (tlsout.h): up to
+ * 128 KiB of a reply per system call, as plain TCP's writev would */
+#define TLS_BATCH_RECORDS 8
 /* sessions a context keeps for resumption (ctx_build) */
 #define VD_TLS_SESSIONS 4096
 
@@ -44,6 +48,7 @@ struct vd_tls {
 	pthread_mutex_t lock; /* guards ctx (swapped by reload) */
 	SSL_CTX *ctx;
 	bool client_certs; /* tls_ca set: a client certificate is required */
+	bool ktls; /* kTLS may work: records go through the socket BIO */
 };
 
 /* One connection's TLS state (vd_tconn.ctx). */
@@ -54,6 +59,19 @@ struct tls_conn {
 	bool failed; /* a fatal error: no close_notify */
 	bool ktls_send, ktls_recv;
 	char peer_cn[64];
+	/* Without kTLS the SSL writes its records into out (tlsout.h) and
+	 * tls_write sends several at once.  Records of reply bytes not yet
+	 * on the wire keep those bytes at the front of the output evbuffer
+	 * (so server.c keeps writing until they are): `ahead` of them are
+	 * encrypted already, rec[] says where each record ends in out. */
+	bool buffered;
+	struct tlsout out;
+	size_t ahead;
+	int nrec;
+	struct {
+		size_t plain; /* reply bytes in the record */
+		uint64_t end; /* out.written after it */
+	} rec[TLS_BATCH_RECORDS];
 };
 
 /* node-wide counters (one daemon per process; in-process tests share them) */
@@ -181,6 +199,8 @@ struct vd_tls *vd_tls_new(const struct vd_config *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	tls->client_certs = cfg->tls_ca[0] != 0;
+	const char *why;
+	tls->ktls = ktls_possible(&why);
 	pthread_mutex_init(&tls->lock, NULL);
 	atomic_store(&tls_on, true);
 	atomic_store(&tls_need_certs, tls->client_certs);
@@ -230,7 +250,21 @@ int vd_tls_attach(struct vd_tls *tls, struct vd_tconn *t)
 	pthread_mutex_lock(&tls->lock);
 	s->ssl = SSL_new(tls->ctx);
 	pthread_mutex_unlock(&tls->lock);
-	if (!s->ssl || SSL_set_fd(s->ssl, t->fd) != 1) {
+	bool ok = s->ssl != NULL;
+	if (ok && tls->ktls) {
+		ok = SSL_set_fd(s->ssl, t->fd) == 1;
+	} else if (ok) {
+		BIO *rb = BIO_new_socket(t->fd, BIO_NOCLOSE), *wb = tlsout_bio(&s->out);
+		if (rb && wb) {
+			SSL_set_bio(s->ssl, rb, wb); /* the SSL owns both */
+			s->buffered = true;
+		} else {
+			BIO_free(rb);
+			BIO_free(wb);
+			ok = false;
+		}
+	}
+	if (!ok) {
 		SSL_free(s->ssl);
 		free(s);
 		ERR_clear_error();
@@ -369,6 +403,36 @@ static int tls_check_first(struct vd_tconn *t)
 	return -1;
 }
 
+/* Sends what the SSL wrote outside tls_write (handshake messages, session
+ * tickets, alerts) while no reply records wait: those are tls_write's to
+ * send, in order, and this output then follows them.  -1 with errno on a
+ * socket error. */
+static int tls_send_control(struct vd_tconn *t)
+{
+	struct tls_conn *s = t->ctx;
+	if (!s->buffered || s->nrec > 0 || tlsout_held(&s->out) == 0)
+		return 0;
+	return tlsout_send(&s->out, t->fd) < 0 ? -1 : 0;
+}
+
+/* What readv returns after its reads (r, and err: their errno when
+ * r < 0), once the SSL's own output is sent; a handshake whose next
+ * flight could not all be sent waits for writability, not for the peer
+ * (which waits for that flight). */
+static ssize_t tls_read_result(struct vd_tconn *t, ssize_t r, int err)
+{
+	struct tls_conn *s = t->ctx;
+	if (tls_send_control(t) < 0)
+		return -1;
+	if (r < 0) {
+		errno = err;
+		if (err == EAGAIN && s->buffered && !s->established && s->nrec == 0 &&
+		    tlsout_held(&s->out) > 0)
+			t->want = EV_WRITE;
+	}
+	return r;
+}
+
 static ssize_t tls_readv(struct vd_tconn *t, struct iovec *iov, int n)
 {
 	struct tls_conn *s = t->ctx;
@@ -377,6 +441,8 @@ static ssize_t tls_readv(struct vd_tconn *t, struct iovec *iov, int n)
 		if (c <= 0)
 			return c;
 	}
+	if (tls_send_control(t) < 0)
+		return -1;
 	size_t total = 0;
 	for (int i = 0; i < n; i++) {
 		char *p = iov[i].iov_base;
@@ -390,9 +456,12 @@ static ssize_t tls_readv(struct vd_tconn *t, struct iovec *iov, int n)
 			if (r <= 0) {
 				if (total > 0) {
 					ERR_clear_error();
-					return (ssize_t)total;
+					return tls_read_result(t, (ssize_t)total, 0);
 				}
-				return tls_fail(t, r);
+				int f = tls_fail(t, r);
+				if (f < 0 && errno != EAGAIN)
+					return f;
+				return tls_read_result(t, f, errno);
 			}
 			total += got;
 			p += got;
@@ -400,15 +469,113 @@ static ssize_t tls_readv(struct vd_tconn *t, struct iovec *iov, int n)
 			/* more only if OpenSSL holds it already: another
 			 * read of the socket would just say EAGAIN */
 			if (!SSL_has_pending(s->ssl))
-				return (ssize_t)total;
+				return tls_read_result(t, (ssize_t)total, 0);
 		}
 	}
-	return (ssize_t)total;
+	return tls_read_result(t, (ssize_t)total, 0);
+}
+
+/* Drains from buf the reply bytes whose records are all on the wire;
+ * returns how many. */
+static size_t tls_retire(struct tls_conn *s, struct evbuffer *buf)
+{
+	size_t done = 0;
+	int k = 0;
+	while (k < s->nrec && s->rec[k].end <= s->out.sent)
+		done += s->rec[k++].plain;
+	if (k > 0) {
+		memmove(s->rec, s->rec + k, (size_t)(s->nrec - k) * sizeof s->rec[0]);
+		s->nrec -= k;
+		s->ahead -= done;
+		evbuffer_drain(buf, done);
+	}
+	return done;
+}
+
+/* tls_write without kTLS: encrypts up to TLS_BATCH_RECORDS records of
+ * buf into s->out and sends them with one send().  Bytes drained from
+ * buf (their records sent), or -1 with errno (EAGAIN: want set). */
+static int tls_write_batch(struct vd_tconn *t, struct evbuffer *buf)
+{
+	struct tls_conn *s = t->ctx;
+	size_t len = evbuffer_get_length(buf);
+	if (s->nrec == 0) { /* what was held is not reply bytes: send it first */
+		if (tlsout_held(&s->out) > 0) {
+			int r = tlsout_send(&s->out, t->fd);
+			if (r < 0)
+				return -1;
+			if (r > 0) {
+				t->want = EV_WRITE;
+				errno = EAGAIN;
+				return -1;
+			}
+		}
+	}
+	/* room for the whole batch at once (a record adds 22 bytes) */
+	size_t batch = len - s->ahead;
+	if (batch > (size_t)TLS_BATCH_RECORDS * TLS_WRITE_CHUNK)
+		batch = (size_t)TLS_BATCH_RECORDS * TLS_WRITE_CHUNK;
+	if (tlsout_reserve(&s->out, batch + TLS_BATCH_RECORDS * 64) != 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	while (s->nrec < TLS_BATCH_RECORDS && s->ahead < len && tlsout_held(&s->out) < (1u << 20)) {
+		size_t n = len - s->ahead;
+		if (n > TLS_WRITE_CHUNK)
+			n = TLS_WRITE_CHUNK;
+		unsigned char tmp[TLS_WRITE_CHUNK];
+		const unsigned char *p;
+		struct evbuffer_ptr pos;
+		struct evbuffer_iovec v;
+		if (evbuffer_ptr_set(buf, &pos, s->ahead, EVBUFFER_PTR_SET) == 0 &&
+		    evbuffer_peek(buf, (ev_ssize_t)n, &pos, &v, 1) >= 1 && v.iov_len >= n) {
+			p = v.iov_base; /* contiguous where it is */
+		} else {
+			if (evbuffer_ptr_set(buf, &pos, s->ahead, EVBUFFER_PTR_SET) != 0 ||
+			    evbuffer_copyout_from(buf, &pos, tmp, n) != (ev_ssize_t)n) {
+				errno = ENOMEM;
+				return -1;
+			}
+			p = tmp;
+		}
+		size_t w = 0;
+		errq_reset();
+		int r = SSL_write_ex(s->ssl, p, n, &w);
+		if (!s->established && SSL_is_init_finished(s->ssl))
+			tls_established(s);
+		if (r <= 0) {
+			if (s->nrec > 0) /* send what is encrypted; retry this later */
+				break;
+			r = tls_fail(t, r);
+			if (r == 0) { /* the peer closed: nothing more can be written */
+				errno = EPIPE;
+				r = -1;
+			}
+			return r;
+		}
+		s->ahead += w;
+		s->rec[s->nrec].plain = w;
+		s->rec[s->nrec].end = s->out.written;
+		s->nrec++;
+	}
+	int r = tlsout_send(&s->out, t->fd);
+	if (r < 0)
+		return -1;
+	size_t done = tls_retire(s, buf);
+	if (r == 0)
+		tlsout_trim(&s->out);
+	if (done > 0)
+		return (int)done;
+	t->want = EV_WRITE;
+	errno = EAGAIN;
+	return -1;
 }
 
 static int tls_write(struct vd_tconn *t, struct evbuffer *buf)
 {
 	struct tls_conn *s = t->ctx;
+	if (s->buffered)
+		return tls_write_batch(t, buf);
 	size_t len = evbuffer_get_length(buf);
 	if (len > TLS_WRITE_CHUNK)
 		len = TLS_WRITE_CHUNK;
@@ -441,6 +608,8 @@ static int tls_shutdown(struct vd_tconn *t)
 		ERR_clear_error();
 		SSL_shutdown(s->ssl); /* close_notify, best effort */
 		ERR_clear_error();
+		if (s->buffered && s->nrec == 0)
+			tlsout_send(&s->out, t->fd);
 	}
 	return shutdown(t->fd, SHUT_WR);
 }
@@ -467,6 +636,7 @@ static void tls_close(struct vd_tconn *t)
 				SSL_set_shutdown(s->ssl, SSL_get_shutdown(s->ssl) | SSL_SENT_SHUTDOWN);
 		}
 		SSL_free(s->ssl);
+		tlsout_release(&s->out);
 		free(s);
 		t->ctx = NULL;
 		ERR_clear_error();

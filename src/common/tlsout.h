@@ -1,0 +1,45 @@
+/*
+ * tlsout.h - a write BIO that collects TLS records for one send().
+ *
+ * With a socket BIO, OpenSSL writes every record with its own write():
+ * a 64 KiB reply is five system calls on our side and, on loopback,
+ * up to five wake-ups of the reader, where plain TCP makes one writev.
+ * An SSL whose write BIO is a tlsout appends its records to the tlsout's
+ * buffer instead (never blocking); the owner sends them with
+ * tlsout_send, several records per system call, and keeps what the
+ * socket did not take for later.  Byte counters (written, sent) let the
+ * owner tell which of its records are on the wire.  Used by the node's
+ * TLS transport and libvirgo's where kTLS is off (kTLS needs the socket
+ * BIO).
+ */
+#ifndef VIRGO_TLSOUT_H
+#define VIRGO_TLSOUT_H
+
+#include <openssl/bio.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct tlsout {
+	unsigned char *buf; /* owned: tlsout_release */
+	size_t off, len, cap; /* unsent bytes: buf[off..len) */
+	uint64_t written; /* bytes appended since creation */
+	uint64_t sent; /* bytes sent since creation */
+};
+
+/* A BIO appending to o (o must outlive it); NULL when out of memory.
+ * Owned by the caller (SSL_set_bio hands it to the SSL). */
+BIO *tlsout_bio(struct tlsout *o);
+/* Bytes held, not yet sent. */
+static inline size_t tlsout_held(const struct tlsout *o) { return o->len - o->off; }
+/* Makes room for n more bytes in one allocation (records then append
+ * without growing the buffer step by step): 0, or -1 out of memory. */
+int tlsout_reserve(struct tlsout *o, size_t n);
+/* Sends what o holds on fd (non-blocking, MSG_NOSIGNAL): 0 when all of
+ * it went, 1 when the socket took only part (EAGAIN), -1 with errno. */
+int tlsout_send(struct tlsout *o, int fd);
+/* Frees the buffer when nothing is held and it has grown past what one
+ * small reply needs (an idle connection keeps no large buffer). */
+void tlsout_trim(struct tlsout *o);
+void tlsout_release(struct tlsout *o);
+
+#endif
