@@ -86,7 +86,7 @@ static void tlsout_init_meth(void)
 	BIO_meth_free(m);
 }
 
-BIO *tlsout_bio(struct tlsout *o)
+static BIO *tlsout_bio(struct tlsout *o)
 {
 	pthread_once(&tlsout_once, tlsout_init_meth);
 	if (!tlsout_meth)
@@ -95,6 +95,38 @@ BIO *tlsout_bio(struct tlsout *o)
 	if (b)
 		BIO_set_data(b, o);
 	return b;
+}
+
+int tlsout_attach(SSL *ssl, int fd, struct tlsout *o)
+{
+	BIO *rb = BIO_new_socket(fd, BIO_NOCLOSE), *wb = tlsout_bio(o);
+	if (!rb || !wb) {
+		BIO_free(rb);
+		BIO_free(wb);
+		return -1;
+	}
+	SSL_set_bio(ssl, rb, wb); /* the SSL owns both */
+	return 0;
+}
+
+void tlsout_mark(struct tlsout *o, size_t plain)
+{
+	o->ahead += plain;
+	o->rec[o->nrec].plain = plain;
+	o->rec[o->nrec].end = o->written;
+	o->nrec++;
+}
+
+size_t tlsout_retire(struct tlsout *o)
+{
+	size_t done = 0;
+	int k = 0;
+	while (k < o->nrec && o->rec[k].end <= o->sent)
+		done += o->rec[k++].plain;
+	memmove(o->rec, o->rec + k, (size_t)(o->nrec - k) * sizeof o->rec[0]);
+	o->nrec -= k;
+	o->ahead -= done;
+	return done;
 }
 
 int tlsout_send(struct tlsout *o, int fd)

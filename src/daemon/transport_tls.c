@@ -38,9 +38,6 @@
 
 /* one TLS record's worth of plaintext per SSL_write_ex */
 #define TLS_WRITE_CHUNK 16384
-/* records encrypted ahead and sent by one send() (tlsout.h): up to
- * 128 KiB of a reply per system call, as plain TCP's writev would */
-#define TLS_BATCH_RECORDS 8
 /* sessions a context keeps for resumption (ctx_build) */
 #define VD_TLS_SESSIONS 4096
 
@@ -60,18 +57,12 @@ struct tls_conn {
 	bool ktls_send, ktls_recv;
 	char peer_cn[64];
 	/* Without kTLS the SSL writes its records into out (tlsout.h) and
-	 * tls_write sends several at once.  Records of reply bytes not yet
-	 * on the wire keep those bytes at the front of the output evbuffer
-	 * (so server.c keeps writing until they are): `ahead` of them are
-	 * encrypted already, rec[] says where each record ends in out. */
+	 * tls_write sends up to TLSOUT_BATCH of them (128 KiB of a reply)
+	 * per system call, as plain TCP's writev would.  Reply bytes whose
+	 * records are not on the wire yet stay at the front of the output
+	 * evbuffer, so server.c keeps writing until they are. */
 	bool buffered;
 	struct tlsout out;
-	size_t ahead;
-	int nrec;
-	struct {
-		size_t plain; /* reply bytes in the record */
-		uint64_t end; /* out.written after it */
-	} rec[TLS_BATCH_RECORDS];
 };
 
 /* node-wide counters (one daemon per process; in-process tests share them) */
@@ -254,15 +245,8 @@ int vd_tls_attach(struct vd_tls *tls, struct vd_tconn *t)
 	if (ok && tls->ktls) {
 		ok = SSL_set_fd(s->ssl, t->fd) == 1;
 	} else if (ok) {
-		BIO *rb = BIO_new_socket(t->fd, BIO_NOCLOSE), *wb = tlsout_bio(&s->out);
-		if (rb && wb) {
-			SSL_set_bio(s->ssl, rb, wb); /* the SSL owns both */
-			s->buffered = true;
-		} else {
-			BIO_free(rb);
-			BIO_free(wb);
-			ok = false;
-		}
+		ok = tlsout_attach(s->ssl, t->fd, &s->out) == 0;
+		s->buffered = ok;
 	}
 	if (!ok) {
 		SSL_free(s->ssl);
@@ -410,7 +394,7 @@ static int tls_check_first(struct vd_tconn *t)
 static int tls_send_control(struct vd_tconn *t)
 {
 	struct tls_conn *s = t->ctx;
-	if (!s->buffered || s->nrec > 0 || tlsout_held(&s->out) == 0)
+	if (!s->buffered || s->out.nrec > 0 || tlsout_held(&s->out) == 0)
 		return 0;
 	return tlsout_send(&s->out, t->fd) < 0 ? -1 : 0;
 }
@@ -426,7 +410,7 @@ static ssize_t tls_read_result(struct vd_tconn *t, ssize_t r, int err)
 		return -1;
 	if (r < 0) {
 		errno = err;
-		if (err == EAGAIN && s->buffered && !s->established && s->nrec == 0 &&
+		if (err == EAGAIN && s->buffered && !s->established && s->out.nrec == 0 &&
 		    tlsout_held(&s->out) > 0)
 			t->want = EV_WRITE;
 	}
@@ -475,31 +459,14 @@ static ssize_t tls_readv(struct vd_tconn *t, struct iovec *iov, int n)
 	return tls_read_result(t, (ssize_t)total, 0);
 }
 
-/* Drains from buf the reply bytes whose records are all on the wire;
- * returns how many. */
-static size_t tls_retire(struct tls_conn *s, struct evbuffer *buf)
-{
-	size_t done = 0;
-	int k = 0;
-	while (k < s->nrec && s->rec[k].end <= s->out.sent)
-		done += s->rec[k++].plain;
-	if (k > 0) {
-		memmove(s->rec, s->rec + k, (size_t)(s->nrec - k) * sizeof s->rec[0]);
-		s->nrec -= k;
-		s->ahead -= done;
-		evbuffer_drain(buf, done);
-	}
-	return done;
-}
-
-/* tls_write without kTLS: encrypts up to TLS_BATCH_RECORDS records of
+/* tls_write without kTLS: encrypts up to TLSOUT_BATCH records of
  * buf into s->out and sends them with one send().  Bytes drained from
  * buf (their records sent), or -1 with errno (EAGAIN: want set). */
 static int tls_write_batch(struct vd_tconn *t, struct evbuffer *buf)
 {
 	struct tls_conn *s = t->ctx;
 	size_t len = evbuffer_get_length(buf);
-	if (s->nrec == 0) { /* what was held is not reply bytes: send it first */
+	if (s->out.nrec == 0) { /* what was held is not reply bytes: send it first */
 		if (tlsout_held(&s->out) > 0) {
 			int r = tlsout_send(&s->out, t->fd);
 			if (r < 0)
@@ -512,26 +479,26 @@ static int tls_write_batch(struct vd_tconn *t, struct evbuffer *buf)
 		}
 	}
 	/* room for the whole batch at once (a record adds 22 bytes) */
-	size_t batch = len - s->ahead;
-	if (batch > (size_t)TLS_BATCH_RECORDS * TLS_WRITE_CHUNK)
-		batch = (size_t)TLS_BATCH_RECORDS * TLS_WRITE_CHUNK;
-	if (tlsout_reserve(&s->out, batch + TLS_BATCH_RECORDS * 64) != 0) {
+	size_t batch = len - s->out.ahead;
+	if (batch > (size_t)TLSOUT_BATCH * TLS_WRITE_CHUNK)
+		batch = (size_t)TLSOUT_BATCH * TLS_WRITE_CHUNK;
+	if (tlsout_reserve(&s->out, batch + TLSOUT_BATCH * 64) != 0) {
 		errno = ENOMEM;
 		return -1;
 	}
-	while (s->nrec < TLS_BATCH_RECORDS && s->ahead < len && tlsout_held(&s->out) < (1u << 20)) {
-		size_t n = len - s->ahead;
+	while (s->out.nrec < TLSOUT_BATCH && s->out.ahead < len && tlsout_held(&s->out) < (1u << 20)) {
+		size_t n = len - s->out.ahead;
 		if (n > TLS_WRITE_CHUNK)
 			n = TLS_WRITE_CHUNK;
 		unsigned char tmp[TLS_WRITE_CHUNK];
 		const unsigned char *p;
 		struct evbuffer_ptr pos;
 		struct evbuffer_iovec v;
-		if (evbuffer_ptr_set(buf, &pos, s->ahead, EVBUFFER_PTR_SET) == 0 &&
+		if (evbuffer_ptr_set(buf, &pos, s->out.ahead, EVBUFFER_PTR_SET) == 0 &&
 		    evbuffer_peek(buf, (ev_ssize_t)n, &pos, &v, 1) >= 1 && v.iov_len >= n) {
 			p = v.iov_base; /* contiguous where it is */
 		} else {
-			if (evbuffer_ptr_set(buf, &pos, s->ahead, EVBUFFER_PTR_SET) != 0 ||
+			if (evbuffer_ptr_set(buf, &pos, s->out.ahead, EVBUFFER_PTR_SET) != 0 ||
 			    evbuffer_copyout_from(buf, &pos, tmp, n) != (ev_ssize_t)n) {
 				errno = ENOMEM;
 				return -1;
@@ -544,7 +511,7 @@ static int tls_write_batch(struct vd_tconn *t, struct evbuffer *buf)
 		if (!s->established && SSL_is_init_finished(s->ssl))
 			tls_established(s);
 		if (r <= 0) {
-			if (s->nrec > 0) /* send what is encrypted; retry this later */
+			if (s->out.nrec > 0) /* send what is encrypted; retry this later */
 				break;
 			r = tls_fail(t, r);
 			if (r == 0) { /* the peer closed: nothing more can be written */
@@ -553,15 +520,13 @@ static int tls_write_batch(struct vd_tconn *t, struct evbuffer *buf)
 			}
 			return r;
 		}
-		s->ahead += w;
-		s->rec[s->nrec].plain = w;
-		s->rec[s->nrec].end = s->out.written;
-		s->nrec++;
+		tlsout_mark(&s->out, w);
 	}
 	int r = tlsout_send(&s->out, t->fd);
 	if (r < 0)
 		return -1;
-	size_t done = tls_retire(s, buf);
+	size_t done = tlsout_retire(&s->out);
+	evbuffer_drain(buf, done);
 	if (r == 0)
 		tlsout_trim(&s->out);
 	if (done > 0)
@@ -608,7 +573,7 @@ static int tls_shutdown(struct vd_tconn *t)
 		ERR_clear_error();
 		SSL_shutdown(s->ssl); /* close_notify, best effort */
 		ERR_clear_error();
-		if (s->buffered && s->nrec == 0)
+		if (s->buffered && s->out.nrec == 0)
 			tlsout_send(&s->out, t->fd);
 	}
 	return shutdown(t->fd, SHUT_WR);

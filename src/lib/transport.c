@@ -77,9 +77,6 @@ const struct vc_transport vc_tcp_transport = {
  * client's certificate for nodes that require one.  Each node's service
  * remembers the last session ticket it sent, so a new pooled connection
  * resumes instead of doing a full handshake. */
-/* records encrypted ahead and sent by one send() (tlsout.h) */
-#define VC_TLS_BATCH 8
-
 struct vc_tls_conn {
 	SSL *ssl;
 	pthread_mutex_t *lock; /* the node's: guards *slot */
@@ -88,16 +85,9 @@ struct vc_tls_conn {
 	/* Without kTLS the SSL writes its records into out and tls_write
 	 * sends several at once (a 64 KiB value: one send, not five).  A
 	 * write reports only bytes whose records are on the wire, so the
-	 * caller passes the rest again: `ahead` of those are encrypted
-	 * already, rec[] says where each record ends in out. */
+	 * caller passes the rest again (tlsout.h). */
 	bool buffered;
 	struct tlsout out;
-	size_t ahead;
-	int nrec;
-	struct {
-		size_t plain;
-		uint64_t end;
-	} rec[VC_TLS_BATCH];
 };
 
 /* SSL_get_error needs an empty error queue before the call it explains;
@@ -203,15 +193,8 @@ int vc_tls_attach(struct vc_conn *k, void *ctx, const char *host, pthread_mutex_
 	if (ok && (SSL_CTX_get_options(ctx) & SSL_OP_ENABLE_KTLS)) {
 		ok = SSL_set_fd(s->ssl, k->fd) == 1; /* kTLS needs the socket BIO */
 	} else if (ok) {
-		BIO *rb = BIO_new_socket(k->fd, BIO_NOCLOSE), *wb = tlsout_bio(&s->out);
-		if (rb && wb) {
-			SSL_set_bio(s->ssl, rb, wb); /* the SSL owns both */
-			s->buffered = true;
-		} else {
-			BIO_free(rb);
-			BIO_free(wb);
-			ok = false;
-		}
+		ok = tlsout_attach(s->ssl, k->fd, &s->out) == 0;
+		s->buffered = ok;
 	}
 	if (!ok) {
 		SSL_free(s->ssl);
@@ -279,7 +262,7 @@ static int tls_fail(struct vc_conn *k, int r, const char *what)
 static int tls_send_control(struct vc_conn *k)
 {
 	struct vc_tls_conn *s = k->tstate;
-	if (!s->buffered || s->nrec > 0 || tlsout_held(&s->out) == 0)
+	if (!s->buffered || s->out.nrec > 0 || tlsout_held(&s->out) == 0)
 		return 0;
 	int r = tlsout_send(&s->out, k->fd);
 	if (r > 0)
@@ -389,7 +372,7 @@ static size_t tls_gather(const struct iovec *iov, int iovcnt, size_t skip, unsig
 
 /* One record per SSL_write: small iovecs (a request line, its payload,
  * CRLF) are gathered into one buffer, so a request is one record; a large
- * one is written from where it is.  Without kTLS up to VC_TLS_BATCH
+ * one is written from where it is.  Without kTLS up to TLSOUT_BATCH
  * records go out in one system call, and only bytes whose records were
  * sent are reported written (the caller passes the rest again). */
 static ssize_t tls_write(struct vc_conn *k, const struct iovec *iov, int iovcnt)
@@ -412,7 +395,7 @@ static ssize_t tls_write(struct vc_conn *k, const struct iovec *iov, int iovcnt)
 		}
 		return (ssize_t)w;
 	}
-	if (s->nrec == 0 && tlsout_held(&s->out) > 0) { /* not request bytes: first */
+	if (s->out.nrec == 0 && tlsout_held(&s->out) > 0) { /* not request bytes: first */
 		int r = tlsout_send(&s->out, k->fd);
 		if (r != 0) {
 			if (r > 0) {
@@ -425,23 +408,23 @@ static ssize_t tls_write(struct vc_conn *k, const struct iovec *iov, int iovcnt)
 	size_t total = 0; /* room for the whole batch at once (a record adds 22 bytes) */
 	for (int i = 0; i < iovcnt; i++)
 		total += iov[i].iov_len;
-	total -= s->ahead < total ? s->ahead : total;
-	if (total > VC_TLS_BATCH * sizeof tmp)
-		total = VC_TLS_BATCH * sizeof tmp;
-	if (tlsout_reserve(&s->out, total + VC_TLS_BATCH * 64) != 0) {
+	total -= s->out.ahead < total ? s->out.ahead : total;
+	if (total > TLSOUT_BATCH * sizeof tmp)
+		total = TLSOUT_BATCH * sizeof tmp;
+	if (tlsout_reserve(&s->out, total + TLSOUT_BATCH * 64) != 0) {
 		errno = ENOMEM;
 		return -1;
 	}
-	while (s->nrec < VC_TLS_BATCH) {
+	while (s->out.nrec < TLSOUT_BATCH) {
 		const void *p;
-		size_t len = tls_gather(iov, iovcnt, s->ahead, tmp, sizeof tmp, &p);
+		size_t len = tls_gather(iov, iovcnt, s->out.ahead, tmp, sizeof tmp, &p);
 		if (len == 0)
 			break;
 		size_t w = 0;
 		errq_reset();
 		int r = SSL_write_ex(s->ssl, p, len, &w);
 		if (r <= 0) {
-			if (s->nrec > 0) /* send what is encrypted; retry this later */
+			if (s->out.nrec > 0) /* send what is encrypted; retry this later */
 				break;
 			r = tls_fail(k, r, "write");
 			if (r == 0) {
@@ -450,23 +433,14 @@ static ssize_t tls_write(struct vc_conn *k, const struct iovec *iov, int iovcnt)
 			}
 			return r;
 		}
-		s->ahead += w;
-		s->rec[s->nrec].plain = w;
-		s->rec[s->nrec].end = s->out.written;
-		s->nrec++;
+		tlsout_mark(&s->out, w);
 	}
-	if (s->nrec == 0)
+	if (s->out.nrec == 0)
 		return 0; /* nothing to write (empty iovecs) */
 	int r = tlsout_send(&s->out, k->fd);
 	if (r < 0)
 		return -1;
-	size_t done = 0;
-	int n = 0;
-	while (n < s->nrec && s->rec[n].end <= s->out.sent)
-		done += s->rec[n++].plain;
-	memmove(s->rec, s->rec + n, (size_t)(s->nrec - n) * sizeof s->rec[0]);
-	s->nrec -= n;
-	s->ahead -= done;
+	size_t done = tlsout_retire(&s->out);
 	if (r == 0)
 		tlsout_trim(&s->out);
 	if (done > 0)
