@@ -4,11 +4,12 @@
  * With a socket BIO, OpenSSL writes every record with its own write():
  * a 64 KiB reply is five system calls on our side and, on loopback,
  * up to five wake-ups of the reader, where plain TCP makes one writev.
- * An SSL whose write BIO is a tlsout appends its records to the tlsout's
+ * An SSL attached with tlsout_attach appends its records to the tlsout's
  * buffer instead (never blocking); the owner sends them with
  * tlsout_send, several records per system call, and keeps what the
- * socket did not take for later.  Byte counters (written, sent) let the
- * owner tell which of its records are on the wire.  Used by the node's
+ * socket did not take for later.  Byte counters (written, sent) tell
+ * which of the owner's records are on the wire (tlsout_mark,
+ * tlsout_retire).  Used by the node's
  * TLS transport and libvirgo's where kTLS is off (kTLS needs the socket
  * BIO).
  */
