@@ -29,13 +29,6 @@ if [ ! -x "$BIN" ] || [ ! -x "$CONN" ] || [ ! -x "$LOAD" ]; then
 fi
 DIR=$(mktemp -d)
 . "$(dirname "$0")/ports.sh"
-# an offset where every port of a node is unused (other suites or other
-# checkouts' benches may run at the same time)
-offset_free() {
-	for base in 10000 11211 20000 30000 40000 50000 60000 64000; do
-		port_unused $((base + $1)) || return 1
-	done
-}
 OFF_P=1340
 while ! offset_free $OFF_P; do OFF_P=$((OFF_P + 1)); done
 OFF_T=$((OFF_P + 1))
