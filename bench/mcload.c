@@ -12,11 +12,19 @@
  *   mcload -p PORT [-h 127.0.0.1] [-T 2] [-c 8] [-d 3] [-g 0.9] [-s 32]
  *          [-k 10000] [-M] [-P (prefill only)] [-N (no prefill)]
  *          [-R ops/s (open-loop pacing, e.g. a fixed background load)]
+ *          [-S CERTDIR (TLS 1.3 with CERTDIR/ca.pem, client.pem, client.key,
+ *           as `virgo certs init` writes them; bench/suite_tls.sh)]
+ *
+ * With -S every connection is a TLS connection doing exactly what the
+ * plain one does (one request in flight, the same requests), so the two
+ * runs differ only in the transport.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,10 +40,12 @@ struct opts {
 	int port, threads, conns, duration_s, value_size, keys;
 	double get_ratio, rate;
 	int mempool, prefill_only, no_prefill;
+	const char *certdir; /* -S: TLS */
 };
 
 struct lconn {
 	int fd;
+	SSL *ssl; /* -S: the connection's TLS state (blocking socket) */
 	char *req; /* request being sent */
 	size_t req_len, req_off;
 	char *buf; /* response */
@@ -59,12 +69,70 @@ struct worker {
 
 static char *value; /* value_size bytes of 'x' */
 static volatile int stop_flag;
+/* every worker's connections are open (TLS: handshakes done) before the
+ * measured window starts, so set-up cost is not counted as load */
+static pthread_barrier_t ready;
 
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static SSL_CTX *tls_ctx; /* -S */
+
+static void tls_die(const char *what)
+{
+	fprintf(stderr, "mcload: TLS %s: ", what);
+	ERR_print_errors_fp(stderr);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+static void tls_setup(const char *dir)
+{
+	char ca[512], cert[512], key[512];
+	snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+	snprintf(cert, sizeof cert, "%s/client.pem", dir);
+	snprintf(key, sizeof key, "%s/client.key", dir);
+	tls_ctx = SSL_CTX_new(TLS_client_method());
+	if (!tls_ctx || SSL_CTX_set_min_proto_version(tls_ctx, TLS1_3_VERSION) != 1 ||
+	    SSL_CTX_load_verify_locations(tls_ctx, ca, NULL) != 1 ||
+	    SSL_CTX_use_certificate_chain_file(tls_ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(tls_ctx, key, SSL_FILETYPE_PEM) != 1)
+		tls_die("set-up");
+	SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+	/* one recv per reply, not a header then a body (as the node and
+	 * libvirgo do without kTLS) */
+	SSL_CTX_set_read_ahead(tls_ctx, 1);
+}
+
+/* A TLS client end on fd (blocking), handshake done; NULL without -S. */
+static SSL *tls_open(int fd)
+{
+	if (!tls_ctx)
+		return NULL;
+	SSL *ssl = SSL_new(tls_ctx);
+	if (!ssl || SSL_set_fd(ssl, fd) != 1 || SSL_connect(ssl) != 1)
+		tls_die("handshake");
+	return ssl;
+}
+
+static ssize_t io_send(int fd, SSL *ssl, const char *p, size_t n)
+{
+	if (!ssl)
+		return send(fd, p, n, MSG_NOSIGNAL);
+	size_t w = 0;
+	return SSL_write_ex(ssl, p, n, &w) == 1 ? (ssize_t)w : -1;
+}
+
+static ssize_t io_recv(int fd, SSL *ssl, char *p, size_t n)
+{
+	if (!ssl)
+		return recv(fd, p, n, 0);
+	size_t r = 0;
+	return SSL_read_ex(ssl, p, n, &r) == 1 ? (ssize_t)r : -1;
 }
 
 static int dial(const struct opts *o)
@@ -81,10 +149,10 @@ static int dial(const struct opts *o)
 	return fd;
 }
 
-static void send_all(int fd, const char *p, size_t n)
+static void send_all(int fd, SSL *ssl, const char *p, size_t n)
 {
 	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		ssize_t w = io_send(fd, ssl, p, n);
 		if (w <= 0) {
 			perror("mcload: send");
 			exit(2);
@@ -95,11 +163,11 @@ static void send_all(int fd, const char *p, size_t n)
 }
 
 /* Blocking read of one reply line into buf (for set-up steps). */
-static void read_line(int fd, char *buf, size_t cap)
+static void read_line(int fd, SSL *ssl, char *buf, size_t cap)
 {
 	size_t n = 0;
 	while (n + 1 < cap) {
-		ssize_t r = recv(fd, buf + n, 1, 0);
+		ssize_t r = io_recv(fd, ssl, buf + n, 1);
 		if (r <= 0) {
 			fprintf(stderr, "mcload: connection closed during set-up\n");
 			exit(2);
@@ -122,17 +190,19 @@ static size_t build_set(char *out, int key, const struct opts *o)
 static void prefill(const struct opts *o)
 {
 	int fd = dial(o);
+	SSL *ssl = tls_open(fd);
 	char *req = malloc((size_t)o->value_size + 64), line[256];
 	for (int k = 0; k < o->keys; k++) {
 		size_t n = build_set(req, k, o);
-		send_all(fd, req, n);
-		read_line(fd, line, sizeof line);
+		send_all(fd, ssl, req, n);
+		read_line(fd, ssl, line, sizeof line);
 		if (strcmp(line, "STORED\r\n") != 0) {
 			fprintf(stderr, "mcload: prefill: %s", line);
 			exit(2);
 		}
 	}
 	free(req);
+	SSL_free(ssl);
 	close(fd);
 }
 
@@ -194,6 +264,7 @@ static void *worker_main(void *arg)
 	for (int i = 0; i < o->conns; i++) {
 		struct lconn *c = &cs[i];
 		c->fd = dial(o);
+		c->ssl = tls_open(c->fd);
 		c->cap = (size_t)o->value_size + 4096;
 		c->buf = malloc(c->cap);
 		c->req = malloc((size_t)o->value_size + 128);
@@ -201,8 +272,8 @@ static void *worker_main(void *arg)
 			char line[256];
 			char hdr[64];
 			snprintf(hdr, sizeof hdr, "malloc %d\r\n", o->value_size);
-			send_all(c->fd, hdr, strlen(hdr));
-			read_line(c->fd, line, sizeof line);
+			send_all(c->fd, c->ssl, hdr, strlen(hdr));
+			read_line(c->fd, c->ssl, line, sizeof line);
 			if (sscanf(line, "OK %31s", c->vuid) != 1) {
 				fprintf(stderr, "mcload: malloc: %s", line);
 				exit(2);
@@ -210,13 +281,16 @@ static void *worker_main(void *arg)
 			int n = snprintf(c->req, 64, "set %s %d\r\n", c->vuid, o->value_size);
 			memcpy(c->req + n, value, (size_t)o->value_size);
 			memcpy(c->req + n + o->value_size, "\r\n", 2);
-			send_all(c->fd, c->req, (size_t)n + (size_t)o->value_size + 2);
-			read_line(c->fd, line, sizeof line);
+			send_all(c->fd, c->ssl, c->req, (size_t)n + (size_t)o->value_size + 2);
+			read_line(c->fd, c->ssl, line, sizeof line);
 		}
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
 		epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
-		next_request(w, c);
-		send_all(c->fd, c->req, c->req_len);
+	}
+	pthread_barrier_wait(&ready);
+	for (int i = 0; i < o->conns; i++) {
+		next_request(w, &cs[i]);
+		send_all(cs[i].fd, cs[i].ssl, cs[i].req, cs[i].req_len);
 	}
 	struct epoll_event evs[64];
 	uint64_t period = o->rate > 0 ? (uint64_t)(1e9 * o->threads * o->conns / o->rate) : 0;
@@ -229,7 +303,7 @@ static void *worker_main(void *arg)
 				if (c->waiting && c->due <= t) {
 					c->waiting = 0;
 					next_request(w, c);
-					send_all(c->fd, c->req, c->req_len);
+					send_all(c->fd, c->ssl, c->req, c->req_len);
 				}
 				nwait += c->waiting;
 			}
@@ -237,13 +311,16 @@ static void *worker_main(void *arg)
 		int n = epoll_wait(ep, evs, 64, nwait ? 1 : 100);
 		for (int i = 0; i < n; i++) {
 			struct lconn *c = evs[i].data.ptr;
-			ssize_t r = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
-			if (r <= 0) {
-				fprintf(stderr, "mcload: server closed a connection\n");
-				exit(2);
-			}
-			c->len += (size_t)r;
-			int d = reply_done(w, c);
+			int d;
+			do { /* TLS: a reply over several records, some already read */
+				ssize_t r = io_recv(c->fd, c->ssl, c->buf + c->len, c->cap - c->len);
+				if (r <= 0) {
+					fprintf(stderr, "mcload: server closed a connection\n");
+					exit(2);
+				}
+				c->len += (size_t)r;
+				d = reply_done(w, c);
+			} while (d == 0 && c->len < c->cap && c->ssl && SSL_has_pending(c->ssl));
 			if (d == 0 && c->len < c->cap)
 				continue;
 			if (d != 1)
@@ -257,10 +334,11 @@ static void *worker_main(void *arg)
 				continue;
 			}
 			next_request(w, c);
-			send_all(c->fd, c->req, c->req_len);
+			send_all(c->fd, c->ssl, c->req, c->req_len);
 		}
 	}
 	for (int i = 0; i < o->conns; i++) {
+		SSL_free(cs[i].ssl);
 		close(cs[i].fd);
 		free(cs[i].buf);
 		free(cs[i].req);
@@ -278,9 +356,9 @@ static int cmp_u64(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	struct opts o = {"127.0.0.1", 0, 2, 8, 3, 32, 10000, 0.9, 0, 0, 0, 0};
+	struct opts o = {"127.0.0.1", 0, 2, 8, 3, 32, 10000, 0.9, 0, 0, 0, 0, NULL};
 	int ch;
-	while ((ch = getopt(argc, argv, "h:p:T:c:d:g:s:k:R:MPN")) != -1) {
+	while ((ch = getopt(argc, argv, "h:p:T:c:d:g:s:k:R:S:MPN")) != -1) {
 		switch (ch) {
 		case 'h': o.host = optarg; break;
 		case 'p': o.port = atoi(optarg); break;
@@ -294,11 +372,14 @@ int main(int argc, char **argv)
 		case 'P': o.prefill_only = 1; break;
 		case 'N': o.no_prefill = 1; break;
 		case 'R': o.rate = atof(optarg); break;
+		case 'S': o.certdir = optarg; break;
 		default: fprintf(stderr, "usage: see the comment at the top of mcload.c\n"); return 2;
 		}
 	}
 	if (o.port <= 0 || o.threads < 1 || o.conns < 1 || o.value_size < 1 || o.keys < 1)
 		return fprintf(stderr, "mcload: bad arguments\n"), 2;
+	if (o.certdir)
+		tls_setup(o.certdir);
 	value = malloc((size_t)o.value_size);
 	memset(value, 'x', (size_t)o.value_size);
 	if (!o.mempool && !o.no_prefill)
@@ -306,13 +387,15 @@ int main(int argc, char **argv)
 	if (o.prefill_only)
 		return 0;
 	struct worker *ws = calloc((size_t)o.threads, sizeof *ws);
-	uint64_t t0 = now_ns();
+	pthread_barrier_init(&ready, NULL, (unsigned)o.threads + 1);
 	for (int i = 0; i < o.threads; i++) {
 		ws[i].o = &o;
 		ws[i].id = i;
 		ws[i].seed = (unsigned)(i * 7919 + 17);
 		pthread_create(&ws[i].th, NULL, worker_main, &ws[i]);
 	}
+	pthread_barrier_wait(&ready);
+	uint64_t t0 = now_ns();
 	struct timespec d = {o.duration_s, 0};
 	nanosleep(&d, NULL); /* the measurement window itself */
 	stop_flag = 1;

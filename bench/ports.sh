@@ -8,6 +8,15 @@ port_free() { ! ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
 # client connections, whose TIME-WAIT blocks a listener's bind for 60 s)
 port_unused() { ! ss -Htan "sport = :$1" 2>/dev/null | grep -q .; }
 
+# offset_free <offset>: no socket uses any port of a virgod node at that
+# port offset (other suites, or other checkouts' benches, may be running;
+# a port taken by a client connection blocks a listener as much)
+offset_free() {
+	for base in 10000 11211 20000 30000 40000 50000 60000 64000; do
+		port_unused $((base + $1)) || return 1
+	done
+}
+
 # wait_port <port> <seconds>: until something accepts on 127.0.0.1:port
 wait_port() {
 	n=0

@@ -53,7 +53,7 @@ trap 'exit 130' INT TERM
 # running run.sh on a tree built without them)
 mkdir -p "$B/bench"
 [ -x "$B/bench/mcload" ] ||
-	${CC:-cc} -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$B/bench/mcload" bench/mcload.c -lpthread ||
+	${CC:-cc} -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$B/bench/mcload" bench/mcload.c -lssl -lcrypto -lpthread ||
 	exit 1
 
 # memcached -t 2, the peer of the memcached port
@@ -72,8 +72,7 @@ wait_port $MC_PORT 5 || { echo "bench: memcached did not start" >&2; exit 1; }
 
 # virgod: one node, 2 worker threads (as memcached -t 2), 2 GiB like -m 2048
 OFF=1000
-while ! port_free $((11211 + OFF)) || ! port_free $((30000 + OFF)) ||
-	! port_free $((10000 + OFF)) || ! port_unused $((40000 + OFF)); do OFF=$((OFF + 1)); done
+while ! offset_free $OFF; do OFF=$((OFF + 1)); done
 cat >"$TMP/virgo_cloud.conf" <<CONF
 node_id = 1
 port_offset = $OFF

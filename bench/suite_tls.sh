@@ -8,8 +8,11 @@
 #  2. connection set-up (bench_tlsconn: connect, handshake, one ping,
 #     close): plain, TLS full handshake, TLS with session resumption; and
 #     full handshakes per second against openssl s_server (the peer).
-# The memcached port stays plain TCP on a TLS node (memcached clients), so
-# its numbers do not change with TLS and are not repeated here.
+#  3. the memcached port, get-heavy (bench/mcload: 90% gets over 1000 keys,
+#     one request in flight per connection), TLS (memcache_tls = yes; mcload
+#     -S) vs plain, the same requests on the same number of connections.
+# The memcached port stays plain TCP by default (memcached clients); the
+# TLS node here turns memcache_tls on to measure what it costs.
 # kTLS is off on a kernel without the tls module: user-space TLS measured.
 # Usage: suite_tls.sh <build-dir> <results-dir>; writes suite_tls.md.
 set -eu
@@ -19,22 +22,23 @@ mkdir -p "$R"
 OUT="$R/suite_tls.md"
 BIN="$B/bench/bench_libvirgo"
 CONN="$B/bench/bench_tlsconn"
-if [ ! -x "$BIN" ] || [ ! -x "$CONN" ]; then
-	printf '### TLS vs plain TCP\n\nskipped: needs %s and %s (make bench-bins)\n' "$BIN" "$CONN" >"$OUT"
+LOAD="$B/bench/mcload"
+if [ ! -x "$BIN" ] || [ ! -x "$CONN" ] || [ ! -x "$LOAD" ]; then
+	printf '### TLS vs plain TCP\n\nskipped: needs %s, %s and %s (make bench-bins)\n' "$BIN" "$CONN" "$LOAD" >"$OUT"
 	exit 0
 fi
 DIR=$(mktemp -d)
 . "$(dirname "$0")/ports.sh"
 OFF_P=1340
-while ! port_free $((30000 + OFF_P)) || ! port_free $((10000 + OFF_P)) || ! port_free $((11211 + OFF_P)); do OFF_P=$((OFF_P + 1)); done
+while ! offset_free $OFF_P; do OFF_P=$((OFF_P + 1)); done
 OFF_T=$((OFF_P + 1))
-while ! port_free $((30000 + OFF_T)) || ! port_free $((10000 + OFF_T)) || ! port_free $((11211 + OFF_T)); do OFF_T=$((OFF_T + 1)); done
+while ! offset_free $OFF_T; do OFF_T=$((OFF_T + 1)); done
 PP="" PT=""
 cleanup() { kill $PP $PT 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 "$B/virgo" certs init "$DIR/certs" >/dev/null
 printf 'threads = 2\nport_offset = %d\npidfile = %s/p.pid\n' $OFF_P "$DIR" >"$DIR/plain.conf"
-printf 'threads = 2\nport_offset = %d\npidfile = %s/t.pid\ntls_cert = %s/certs/node1.pem\ntls_key = %s/certs/node1.key\ntls_ca = %s/certs/ca.pem\n' \
+printf 'threads = 2\nport_offset = %d\npidfile = %s/t.pid\ntls_cert = %s/certs/node1.pem\ntls_key = %s/certs/node1.key\ntls_ca = %s/certs/ca.pem\nmemcache_tls = yes\n' \
 	$OFF_T "$DIR" "$DIR" "$DIR" "$DIR" >"$DIR/tls.conf"
 "$B/virgod" -c "$DIR/plain.conf" 2>"$DIR/p.log" &
 PP=$!
@@ -84,6 +88,41 @@ for run in "1 32" "1 1024" "$THREADS 32" "$THREADS 1024" "$THREADS 65536"; do
 	tp=$(median <"$DIR/t.p99"); pp=$(median <"$DIR/p.p99")
 	awk -v th=$th -v s=$size -v to="$to" -v po="$po" -v tp="$tp" -v pp="$pp" 'BEGIN {
 		printf "| %d | %d B | %d | %d | **%.2f** | %.0f | %.0f |\n", th, s, to, po, to / po, tp, pp }' >>"$OUT"
+done
+SECS=${BENCH_SECS:-2}
+{
+	echo
+	echo "Memcached port, get-heavy: bench/mcload, 90% gets and 10% sets over 1000 keys, T threads"
+	echo "x C connections, one request in flight on each (${SECS} s runs; TLS: \`memcache_tls = yes\`,"
+	echo "mcload -S, the same requests); median of $REPS alternating runs."
+	echo
+	echo "| threads x conns | value | TLS gets+sets/s | plain /s | throughput TLS/plain | p99 TLS µs | p99 plain µs |"
+	echo "|---|---|---|---|---|---|---|"
+} >>"$OUT"
+for size in 32 1024; do
+	"$LOAD" -p $((11211 + OFF_P)) -k 1000 -s $size -P >/dev/null
+	"$LOAD" -p $((11211 + OFF_T)) -k 1000 -s $size -P -S "$DIR/certs" >/dev/null
+	for run in "1 1" "2 8"; do
+		th=${run% *}
+		cn=${run#* }
+		: >"$DIR/t.ops"; : >"$DIR/p.ops"; : >"$DIR/t.p99"; : >"$DIR/p.p99"
+		i=0
+		while [ $i -lt "$REPS" ]; do
+			"$LOAD" -p $((11211 + OFF_T)) -S "$DIR/certs" -T $th -c $cn -d "$SECS" -g 0.9 \
+				-k 1000 -s $size -N >"$DIR/run" && {
+				sed -n 's/.*ops_per_s=\([0-9.]*\).*/\1/p' "$DIR/run" >>"$DIR/t.ops"
+				sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' "$DIR/run" >>"$DIR/t.p99"; }
+			"$LOAD" -p $((11211 + OFF_P)) -T $th -c $cn -d "$SECS" -g 0.9 -k 1000 -s $size \
+				-N >"$DIR/run" && {
+				sed -n 's/.*ops_per_s=\([0-9.]*\).*/\1/p' "$DIR/run" >>"$DIR/p.ops"
+				sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' "$DIR/run" >>"$DIR/p.p99"; }
+			i=$((i + 1))
+		done
+		to=$(median <"$DIR/t.ops"); po=$(median <"$DIR/p.ops")
+		tp=$(median <"$DIR/t.p99"); pp=$(median <"$DIR/p.p99")
+		awk -v th=$th -v cn=$cn -v s=$size -v to="$to" -v po="$po" -v tp="$tp" -v pp="$pp" 'BEGIN {
+			printf "| %d x %d | %d B | %d | %d | **%.2f** | %.0f | %.0f |\n", th, cn, s, to, po, po ? to / po : 0, tp, pp }' >>"$OUT"
+	done
 done
 {
 	echo

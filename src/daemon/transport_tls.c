@@ -32,16 +32,20 @@
 #include <unistd.h>
 
 #include "../common/ktls.h"
+#include "../common/tlsout.h"
 #include "config.h"
 #include "log.h"
 
 /* one TLS record's worth of plaintext per SSL_write_ex */
 #define TLS_WRITE_CHUNK 16384
+/* sessions a context keeps for resumption (ctx_build) */
+#define VD_TLS_SESSIONS 4096
 
 struct vd_tls {
 	pthread_mutex_t lock; /* guards ctx (swapped by reload) */
 	SSL_CTX *ctx;
 	bool client_certs; /* tls_ca set: a client certificate is required */
+	bool ktls; /* kTLS may work: records go through the socket BIO */
 };
 
 /* One connection's TLS state (vd_tconn.ctx). */
@@ -52,6 +56,13 @@ struct tls_conn {
 	bool failed; /* a fatal error: no close_notify */
 	bool ktls_send, ktls_recv;
 	char peer_cn[64];
+	/* Without kTLS the SSL writes its records into out (tlsout.h) and
+	 * tls_write sends up to TLSOUT_BATCH of them (128 KiB of a reply)
+	 * per system call, as plain TCP's writev would.  Reply bytes whose
+	 * records are not on the wire yet stay at the front of the output
+	 * evbuffer, so server.c keeps writing until they are. */
+	bool buffered;
+	struct tlsout out;
 };
 
 /* node-wide counters (one daemon per process; in-process tests share them) */
@@ -101,13 +112,27 @@ static SSL_CTX *ctx_build(const struct vd_config *cfg, char *err, size_t errlen)
 		 * records per recv; SSL_has_pending reports what is left */
 		SSL_CTX_set_read_ahead(ctx, 1);
 	}
-	/* resumption: TLS 1.3 stateless tickets; one per handshake is enough
-	 * for a pooled client.  The id context lets a session with a client
-	 * certificate resume at all. */
+	/* resumption: one ticket per handshake is enough for a pooled
+	 * client.  The tickets are stateful (SSL_OP_NO_TICKET in TLS 1.3):
+	 * the ticket names a session kept in this context's cache.  A
+	 * stateless ticket carries the session, client certificate included,
+	 * and OpenSSL 3.0 decodes that certificate on every resumption
+	 * (d2i_SSL_SESSION, its key through the decoder framework): 55% of a
+	 * resumed handshake's CPU on the node, measured with callgrind.  The
+	 * cache is bounded (VD_TLS_SESSIONS, a few KiB each: the session and
+	 * its client certificate); when full, the oldest go and those clients
+	 * do one full handshake.  A ticket stays usable more than once
+	 * (libvirgo opens pooled connections in parallel from the node's
+	 * latest ticket): OpenSSL makes stateful tickets single-use only for
+	 * 0-RTT replay protection, and SSL_OP_NO_ANTI_REPLAY says so
+	 * explicitly (no early data is accepted here).  A reload's
+	 * new context starts with an empty cache, so a revoked client cannot
+	 * resume past its refusal.  The id context lets a session with a
+	 * client certificate resume at all. */
 	SSL_CTX_set_num_tickets(ctx, 1);
-	/* stateless tickets need no server-side cache (which would keep up
-	 * to 20480 sessions, each with its client's certificate) */
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_ANTI_REPLAY);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_sess_set_cache_size(ctx, VD_TLS_SESSIONS);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"virgo", 5);
 	const char *what = cfg->tls_cert;
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1)
@@ -165,6 +190,8 @@ struct vd_tls *vd_tls_new(const struct vd_config *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	tls->client_certs = cfg->tls_ca[0] != 0;
+	const char *why;
+	tls->ktls = ktls_possible(&why);
 	pthread_mutex_init(&tls->lock, NULL);
 	atomic_store(&tls_on, true);
 	atomic_store(&tls_need_certs, tls->client_certs);
@@ -214,7 +241,14 @@ int vd_tls_attach(struct vd_tls *tls, struct vd_tconn *t)
 	pthread_mutex_lock(&tls->lock);
 	s->ssl = SSL_new(tls->ctx);
 	pthread_mutex_unlock(&tls->lock);
-	if (!s->ssl || SSL_set_fd(s->ssl, t->fd) != 1) {
+	bool ok = s->ssl != NULL;
+	if (ok && tls->ktls) {
+		ok = SSL_set_fd(s->ssl, t->fd) == 1;
+	} else if (ok) {
+		ok = tlsout_attach(s->ssl, t->fd, &s->out) == 0;
+		s->buffered = ok;
+	}
+	if (!ok) {
 		SSL_free(s->ssl);
 		free(s);
 		ERR_clear_error();
@@ -353,6 +387,36 @@ static int tls_check_first(struct vd_tconn *t)
 	return -1;
 }
 
+/* Sends what the SSL wrote outside tls_write (handshake messages, session
+ * tickets, alerts) while no reply records wait: those are tls_write's to
+ * send, in order, and this output then follows them.  -1 with errno on a
+ * socket error. */
+static int tls_send_control(struct vd_tconn *t)
+{
+	struct tls_conn *s = t->ctx;
+	if (!s->buffered || s->out.nrec > 0 || tlsout_held(&s->out) == 0)
+		return 0;
+	return tlsout_send(&s->out, t->fd) < 0 ? -1 : 0;
+}
+
+/* What readv returns after its reads (r, and err: their errno when
+ * r < 0), once the SSL's own output is sent; a handshake whose next
+ * flight could not all be sent waits for writability, not for the peer
+ * (which waits for that flight). */
+static ssize_t tls_read_result(struct vd_tconn *t, ssize_t r, int err)
+{
+	struct tls_conn *s = t->ctx;
+	if (tls_send_control(t) < 0)
+		return -1;
+	if (r < 0) {
+		errno = err;
+		if (err == EAGAIN && s->buffered && !s->established && s->out.nrec == 0 &&
+		    tlsout_held(&s->out) > 0)
+			t->want = EV_WRITE;
+	}
+	return r;
+}
+
 static ssize_t tls_readv(struct vd_tconn *t, struct iovec *iov, int n)
 {
 	struct tls_conn *s = t->ctx;
@@ -361,6 +425,8 @@ static ssize_t tls_readv(struct vd_tconn *t, struct iovec *iov, int n)
 		if (c <= 0)
 			return c;
 	}
+	if (tls_send_control(t) < 0)
+		return -1;
 	size_t total = 0;
 	for (int i = 0; i < n; i++) {
 		char *p = iov[i].iov_base;
@@ -374,9 +440,12 @@ static ssize_t tls_readv(struct vd_tconn *t, struct iovec *iov, int n)
 			if (r <= 0) {
 				if (total > 0) {
 					ERR_clear_error();
-					return (ssize_t)total;
+					return tls_read_result(t, (ssize_t)total, 0);
 				}
-				return tls_fail(t, r);
+				int f = tls_fail(t, r);
+				if (f < 0 && errno != EAGAIN)
+					return f;
+				return tls_read_result(t, f, errno);
 			}
 			total += got;
 			p += got;
@@ -384,15 +453,94 @@ static ssize_t tls_readv(struct vd_tconn *t, struct iovec *iov, int n)
 			/* more only if OpenSSL holds it already: another
 			 * read of the socket would just say EAGAIN */
 			if (!SSL_has_pending(s->ssl))
-				return (ssize_t)total;
+				return tls_read_result(t, (ssize_t)total, 0);
 		}
 	}
-	return (ssize_t)total;
+	return tls_read_result(t, (ssize_t)total, 0);
+}
+
+/* tls_write without kTLS: encrypts up to TLSOUT_BATCH records of
+ * buf into s->out and sends them with one send().  Bytes drained from
+ * buf (their records sent), or -1 with errno (EAGAIN: want set). */
+static int tls_write_batch(struct vd_tconn *t, struct evbuffer *buf)
+{
+	struct tls_conn *s = t->ctx;
+	size_t len = evbuffer_get_length(buf);
+	if (s->out.nrec == 0) { /* what was held is not reply bytes: send it first */
+		if (tlsout_held(&s->out) > 0) {
+			int r = tlsout_send(&s->out, t->fd);
+			if (r < 0)
+				return -1;
+			if (r > 0) {
+				t->want = EV_WRITE;
+				errno = EAGAIN;
+				return -1;
+			}
+		}
+	}
+	/* room for the whole batch at once (a record adds 22 bytes) */
+	size_t batch = len - s->out.ahead;
+	if (batch > (size_t)TLSOUT_BATCH * TLS_WRITE_CHUNK)
+		batch = (size_t)TLSOUT_BATCH * TLS_WRITE_CHUNK;
+	if (tlsout_reserve(&s->out, batch + TLSOUT_BATCH * 64) != 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	while (s->out.nrec < TLSOUT_BATCH && s->out.ahead < len && tlsout_held(&s->out) < (1u << 20)) {
+		size_t n = len - s->out.ahead;
+		if (n > TLS_WRITE_CHUNK)
+			n = TLS_WRITE_CHUNK;
+		unsigned char tmp[TLS_WRITE_CHUNK];
+		const unsigned char *p;
+		struct evbuffer_ptr pos;
+		struct evbuffer_iovec v;
+		if (evbuffer_ptr_set(buf, &pos, s->out.ahead, EVBUFFER_PTR_SET) == 0 &&
+		    evbuffer_peek(buf, (ev_ssize_t)n, &pos, &v, 1) >= 1 && v.iov_len >= n) {
+			p = v.iov_base; /* contiguous where it is */
+		} else {
+			if (evbuffer_ptr_set(buf, &pos, s->out.ahead, EVBUFFER_PTR_SET) != 0 ||
+			    evbuffer_copyout_from(buf, &pos, tmp, n) != (ev_ssize_t)n) {
+				errno = ENOMEM;
+				return -1;
+			}
+			p = tmp;
+		}
+		size_t w = 0;
+		errq_reset();
+		int r = SSL_write_ex(s->ssl, p, n, &w);
+		if (!s->established && SSL_is_init_finished(s->ssl))
+			tls_established(s);
+		if (r <= 0) {
+			if (s->out.nrec > 0) /* send what is encrypted; retry this later */
+				break;
+			r = tls_fail(t, r);
+			if (r == 0) { /* the peer closed: nothing more can be written */
+				errno = EPIPE;
+				r = -1;
+			}
+			return r;
+		}
+		tlsout_mark(&s->out, w);
+	}
+	int r = tlsout_send(&s->out, t->fd);
+	if (r < 0)
+		return -1;
+	size_t done = tlsout_retire(&s->out);
+	evbuffer_drain(buf, done);
+	if (r == 0)
+		tlsout_trim(&s->out);
+	if (done > 0)
+		return (int)done;
+	t->want = EV_WRITE;
+	errno = EAGAIN;
+	return -1;
 }
 
 static int tls_write(struct vd_tconn *t, struct evbuffer *buf)
 {
 	struct tls_conn *s = t->ctx;
+	if (s->buffered)
+		return tls_write_batch(t, buf);
 	size_t len = evbuffer_get_length(buf);
 	if (len > TLS_WRITE_CHUNK)
 		len = TLS_WRITE_CHUNK;
@@ -425,6 +573,8 @@ static int tls_shutdown(struct vd_tconn *t)
 		ERR_clear_error();
 		SSL_shutdown(s->ssl); /* close_notify, best effort */
 		ERR_clear_error();
+		if (s->buffered && s->out.nrec == 0)
+			tlsout_send(&s->out, t->fd);
 	}
 	return shutdown(t->fd, SHUT_WR);
 }
@@ -443,8 +593,15 @@ static void tls_close(struct vd_tconn *t)
 			atomic_fetch_sub(&tls_active, 1);
 			if (s->ktls_send || s->ktls_recv)
 				atomic_fetch_sub(&tls_ktls_active, 1);
+			/* SSL_free drops the session (the one the client's
+			 * ticket names) from the cache unless our close_notify
+			 * went out; a connection that ended without an error
+			 * (the client closed) leaves a resumable session */
+			if (!s->failed)
+				SSL_set_shutdown(s->ssl, SSL_get_shutdown(s->ssl) | SSL_SENT_SHUTDOWN);
 		}
 		SSL_free(s->ssl);
+		tlsout_release(&s->out);
 		free(s);
 		t->ctx = NULL;
 		ERR_clear_error();

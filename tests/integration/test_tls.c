@@ -401,14 +401,130 @@ static void test_revoked_after_reload(void **state)
 	raw_close(&r);
 }
 
+/* Exactly n bytes from r, or -1. */
+static int raw_readn(struct raw_tls *r, char *buf, size_t n)
+{
+	while (n > 0) {
+		size_t got = 0;
+		if (SSL_read_ex(r->ssl, buf, n, &got) != 1)
+			return -1;
+		buf += got;
+		n -= got;
+	}
+	return 0;
+}
+
+/* One reply line (CRLF stripped) from r, or -1. */
+static int raw_line(struct raw_tls *r, char *line, size_t cap)
+{
+	size_t n = 0;
+	while (n + 1 < cap) {
+		if (raw_readn(r, line + n, 1) != 0)
+			return -1;
+		if (line[n] == '\n') {
+			line[n > 0 && line[n - 1] == '\r' ? n - 1 : n] = '\0';
+			return 0;
+		}
+		n++;
+	}
+	return -1;
+}
+
+/* Replies larger than the socket takes, to a client that reads them
+ * only after sending every request: the node holds encrypted records the
+ * socket did not take and sends them in order as the client reads (one
+ * send carries several records: transport_tls.c). */
+static void test_large_replies_slow_reader(void **state)
+{
+	(void)state;
+	char ca[400], bob[400], line[256];
+	snprintf(ca, sizeof ca, "%s/ca.pem", certs);
+	snprintf(bob, sizeof bob, "%s/bob", certs);
+	struct raw_tls r;
+	assert_int_equal(raw_open(&r, th_port(&tls_c, 0, 30000), ca, bob), 0);
+	/* a window far smaller than the replies, so that the node's sends
+	 * fill it, yet each 1 MiB reply well inside request_timeout (1 s
+	 * here, restarted as each get is taken) on a loaded machine */
+	int small = 65536;
+	setsockopt(r.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	size_t big = (1u << 20) + 777; /* not a whole number of records */
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "malloc %zu\r\n", big);
+	assert_int_equal(SSL_write(r.ssl, cmd, (int)strlen(cmd)), (int)strlen(cmd));
+	char vuid[40];
+	assert_int_equal(raw_line(&r, line, sizeof line), 0);
+	assert_int_equal(sscanf(line, "OK %39s", vuid), 1);
+	char *val = malloc(big + 2), *got = malloc(big + 2);
+	assert_non_null(val);
+	assert_non_null(got);
+	for (size_t i = 0; i < big; i++)
+		val[i] = (char)(i * 131 + (i >> 12));
+	memcpy(val + big, "\r\n", 2);
+	snprintf(cmd, sizeof cmd, "set %s %zu\r\n", vuid, big);
+	assert_int_equal(SSL_write(r.ssl, cmd, (int)strlen(cmd)), (int)strlen(cmd));
+	assert_int_equal(SSL_write(r.ssl, val, (int)big + 2), (int)big + 2);
+	assert_int_equal(raw_line(&r, line, sizeof line), 0);
+	assert_string_equal(line, "OK");
+	enum { GETS = 8 };
+	char gets[GETS * 64] = "";
+	for (int i = 0; i < GETS; i++) {
+		snprintf(cmd, sizeof cmd, "get %s\r\n", vuid);
+		strcat(gets, cmd);
+	}
+	assert_int_equal(SSL_write(r.ssl, gets, (int)strlen(gets)), (int)strlen(gets));
+	for (int i = 0; i < GETS; i++) {
+		assert_int_equal(raw_line(&r, line, sizeof line), 0);
+		unsigned long n = 0;
+		assert_int_equal(sscanf(line, "VALUE %lu", &n), 1);
+		assert_int_equal(n, big);
+		assert_int_equal(raw_readn(&r, got, big + 2), 0);
+		assert_memory_equal(got, val, big + 2);
+	}
+	assert_int_equal(raw_ping(&r), 0);
+	snprintf(cmd, sizeof cmd, "free %s\r\n", vuid);
+	assert_int_equal(raw_cmd(&r, cmd, "OK"), 0);
+	raw_close(&r);
+	free(val);
+	free(got);
+}
+
+/* The node's open TLS connections (its stats' tls_connections, the
+ * stats connection itself included), or -1. */
+static long tls_open_count(void)
+{
+	char *text = NULL;
+	long n = -1;
+	if (virgo_mempool_stats(0, &text) == 0 && strstr(text, "tls_connections "))
+		sscanf(strstr(text, "tls_connections ") + 16, "%ld", &n);
+	free(text);
+	return n;
+}
+
+/* Until the node has closed its end of every connection we closed (with
+ * pool_size = 0 the stats connection asking is then the only one open),
+ * so that a session must outlive the connection that issued it;
+ * deadline 5 s. */
+static void wait_tls_closed(void)
+{
+	for (int i = 0; i < 250 && tls_open_count() != 1; i++) {
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(tls_open_count(), 1);
+}
+
 /* A second connection resumes the session of the first (the node's
- * ticket), so pooled clients rarely pay a full handshake. */
+ * ticket), so pooled clients rarely pay a full handshake; the session
+ * outlives the connection that issued it, and one ticket serves twice. */
 static void test_resumption(void **state)
 {
 	(void)state;
-	char ca[400], bob[400];
+	char ca[400], bob[400], bobconf[400];
 	snprintf(ca, sizeof ca, "%s/ca.pem", certs);
 	snprintf(bob, sizeof bob, "%s/bob", certs);
+	snprintf(bobconf, sizeof bobconf, "%s", client_conf(7, &tls_c, ca, bob, NULL));
+	assert_int_equal(ping_with(bobconf), 0);
+	wait_tls_closed(); /* earlier tests' connections too */
 	struct raw_tls r;
 	assert_int_equal(raw_open(&r, th_port(&tls_c, 0, 30000), ca, bob), 0);
 	assert_int_equal(raw_ping(&r), 0); /* the ticket arrives with the reply */
@@ -416,24 +532,28 @@ static void test_resumption(void **state)
 	assert_non_null(sess);
 	assert_int_equal(SSL_SESSION_is_resumable(sess), 1);
 	raw_close(&r);
-	struct raw_tls r2;
-	memset(&r2, 0, sizeof r2);
-	r2.fd = th_connect(th_port(&tls_c, 0, 30000));
-	assert_true(r2.fd >= 0);
-	r2.ctx = SSL_CTX_new(TLS_client_method());
-	SSL_CTX_set_verify(r2.ctx, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_load_verify_locations(r2.ctx, ca, NULL);
-	r2.ssl = SSL_new(r2.ctx);
-	SSL_set_fd(r2.ssl, r2.fd);
-	SSL_set_session(r2.ssl, sess);
-	assert_int_equal(SSL_connect(r2.ssl), 1);
-	assert_int_equal(SSL_session_reused(r2.ssl), 1);
-	assert_int_equal(raw_ping(&r2), 0); /* bob's identity came with the session */
-	raw_close(&r2);
+	wait_tls_closed();
+	/* twice from the same ticket: libvirgo opens pooled connections in
+	 * parallel from the node's latest one */
+	for (int i = 0; i < 2; i++) {
+		struct raw_tls r2;
+		memset(&r2, 0, sizeof r2);
+		r2.fd = th_connect(th_port(&tls_c, 0, 30000));
+		assert_true(r2.fd >= 0);
+		r2.ctx = SSL_CTX_new(TLS_client_method());
+		SSL_CTX_set_verify(r2.ctx, SSL_VERIFY_PEER, NULL);
+		SSL_CTX_load_verify_locations(r2.ctx, ca, NULL);
+		r2.ssl = SSL_new(r2.ctx);
+		SSL_set_fd(r2.ssl, r2.fd);
+		SSL_set_session(r2.ssl, sess);
+		assert_int_equal(SSL_connect(r2.ssl), 1);
+		assert_int_equal(SSL_session_reused(r2.ssl), 1);
+		assert_int_equal(raw_ping(&r2), 0); /* bob's identity came with the session */
+		raw_close(&r2);
+		wait_tls_closed();
+	}
 	SSL_SESSION_free(sess);
 	/* libvirgo: every new connection after the first resumes */
-	char bobconf[400];
-	snprintf(bobconf, sizeof bobconf, "%s", client_conf(7, &tls_c, ca, bob, NULL));
 	unsigned long long before = 0, after = 0;
 	char *text = NULL;
 	assert_int_equal(ping_with(bobconf), 0);
@@ -542,6 +662,7 @@ int main(void)
 		cmocka_unit_test(test_cpupool_policy),
 		cmocka_unit_test(test_revoked_after_reload),
 		cmocka_unit_test(test_resumption),
+		cmocka_unit_test(test_large_replies_slow_reader),
 		cmocka_unit_test(test_handshake_deadline),
 		cmocka_unit_test(test_token),
 		cmocka_unit_test(test_refuses_non_loopback_without_auth),
