@@ -31,6 +31,10 @@ struct vd_config;
  * replies are written, before reading more. */
 #define VSVC_MORE 3
 
+/* struct vsvc's bulk */
+#define VSVC_BULK_TX 1u
+#define VSVC_BULK_RX 2u
+
 struct ma_acct;
 struct vd_workpool;
 
@@ -88,6 +92,12 @@ struct vsvc {
 	 * latency on a busy host, where a pinned thread waits for its own CPU
 	 * while another is idle. */
 	bool unpinned;
+	/* What of its traffic is bulk, capped node-wide by the
+	 * MaxNetworkBandwidth knob (bw.h): VSVC_BULK_TX (what it sends:
+	 * cloudfs reads, queue fan-out), VSVC_BULK_RX (what it receives:
+	 * cloudfs writes).  server.c meters every byte of such a
+	 * connection's reads and writes; 0: never capped. */
+	unsigned bulk;
 	/* Worker threads when <name>_threads is not set (0: the node's
 	 * `threads`). */
 	int threads;

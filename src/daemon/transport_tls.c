@@ -390,10 +390,14 @@ static ssize_t tls_readv(struct vd_tconn *t, struct iovec *iov, int n)
 	return (ssize_t)total;
 }
 
-static int tls_write(struct vd_tconn *t, struct evbuffer *buf)
+static int tls_write(struct vd_tconn *t, struct evbuffer *buf, size_t max)
 {
 	struct tls_conn *s = t->ctx;
 	size_t len = evbuffer_get_length(buf);
+	/* a retried SSL_write_ex may not shrink: a capped grant (bw.h) is
+	 * at least min(buffered, 16 KiB), so len is what it was before */
+	if (len > max)
+		len = max;
 	if (len > TLS_WRITE_CHUNK)
 		len = TLS_WRITE_CHUNK;
 	unsigned char *p = evbuffer_pullup(buf, (ev_ssize_t)len);
