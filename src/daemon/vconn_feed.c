@@ -61,6 +61,8 @@ static void feed_run_cb(evutil_socket_t fd, short what, void *arg)
 	vconn_flush(c);
 }
 
+void vconn_feed_run(struct vconn_feed *f) { feed_run_cb(-1, 0, f); }
+
 struct vconn_feed *vconn_feed_new(struct vconn *c, size_t max_bytes)
 {
 	struct vconn_feed *f = calloc(1, sizeof *f);

@@ -338,9 +338,14 @@ static int exec_req(struct analytics *an, struct vconn *c, struct an_conn *cc,
 		return VSVC_KEEP;
 	}
 	case AN_SET:
-	case AN_PUBLISH:
+	case AN_PUBLISH: {
+		/* the watchers on this loop get the change before our reply */
+		struct an_run run;
+		an_run_begin(&run, vconn_base(c));
 		do_set(an, c, r, r->cmd == AN_PUBLISH);
+		an_run_end(&run);
 		return VSVC_KEEP;
+	}
 	case AN_LS: {
 		struct evbuffer *tmp = evbuffer_new();
 		if (!tmp) {

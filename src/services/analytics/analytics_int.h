@@ -31,6 +31,7 @@ struct an_watcher {
 	struct an_watcher *next;
 	struct analytics *an;
 	struct vconn_feed *feed;
+	struct event_base *base; /* its connection's loop */
 	struct event *timer; /* on the connection's loop: catch-up while stalled */
 	int backoff_ms; /* the timer's period: 10 ms, doubling to 1 s without progress */
 	uint64_t next_rev; /* the first revision not pushed yet */
@@ -65,6 +66,22 @@ int an_apply_chunk(struct analytics *an, const char *buf, size_t len, const char
 /* ---- analytics_watch.c (mu held unless said) ---- */
 /* A change with revision rev was stored: push it to every watcher. */
 void an_notify(struct analytics *an, uint64_t rev, const char *key, const char *val, size_t vlen);
+
+/* A publisher's changes reach the watchers on its own loop first: between
+ * an_run_begin and an_run_end (loop thread, mu not held, around the
+ * applies of one request) an_notify notes those watchers' feeds, and
+ * an_run_end writes them at once (vconn_feed_run), before the reply to
+ * the publisher is written, not one event later behind it.  Watchers on
+ * other loops (analytics_threads > 1) and past AN_RUN_MAX are woken by
+ * their feeds' events as usual. */
+#define AN_RUN_MAX 64
+struct an_run {
+	struct event_base *base; /* the publisher's loop */
+	int n;
+	struct vconn_feed *feeds[AN_RUN_MAX];
+};
+void an_run_begin(struct an_run *run, struct event_base *base);
+void an_run_end(struct an_run *run);
 /* Loop thread of c, mu not held: c becomes a watch (plain: the original's
  * name=value stream) per r.  0, or a negative errno with why filled
  * (nothing was set up). */

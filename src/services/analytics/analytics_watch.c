@@ -59,6 +59,38 @@ static bool push_change(struct an_watcher *w, uint64_t rev, const char *key, con
 	return push_line(w, rev, line, (size_t)n);
 }
 
+/* this thread's publisher request under way (an_run_begin), or NULL */
+static _Thread_local struct an_run *cur_run;
+
+void an_run_begin(struct an_run *run, struct event_base *base)
+{
+	run->base = base;
+	run->n = 0;
+	cur_run = run;
+}
+
+void an_run_end(struct an_run *run)
+{
+	cur_run = NULL;
+	/* each feed once (noted once); running one may free its own
+	 * connection and feed, never another's */
+	for (int i = 0; i < run->n; i++)
+		vconn_feed_run(run->feeds[i]);
+	run->n = 0;
+}
+
+/* mu held: w (just pushed to) shares the publisher's loop: note it */
+static void note_run(struct an_watcher *w)
+{
+	struct an_run *run = cur_run;
+	if (!run || w->base != run->base || run->n == AN_RUN_MAX)
+		return;
+	for (int i = 0; i < run->n; i++)
+		if (run->feeds[i] == w->feed)
+			return;
+	run->feeds[run->n++] = w->feed;
+}
+
 void an_notify(struct analytics *an, uint64_t rev, const char *key, const char *val,
 		   size_t vlen)
 {
@@ -72,10 +104,10 @@ void an_notify(struct analytics *an, uint64_t rev, const char *key, const char *
 			np = format_change(w, plain, sizeof plain, rev, key, val, vlen);
 		else if (!w->plain && nn < 0)
 			nn = format_change(w, native, sizeof native, rev, key, val, vlen);
-		if (w->plain)
-			push_line(w, rev, plain, (size_t)np);
-		else
-			push_line(w, rev, native, (size_t)nn);
+		bool ok = w->plain ? push_line(w, rev, plain, (size_t)np)
+				   : push_line(w, rev, native, (size_t)nn);
+		if (ok && !w->gone)
+			note_run(w);
 	}
 }
 
@@ -153,6 +185,7 @@ int an_watch_start(struct analytics *an, struct vconn *c, struct an_conn *cc,
 	}
 	vconn_feed_limit_out(f, AN_FEED_BYTES);
 	w->feed = f;
+	w->base = vconn_base(c);
 	w->plain = plain;
 	w->an = an;
 	w->timer = event_new(vconn_base(c), -1, 0, watcher_timer_cb, w);
