@@ -204,16 +204,19 @@ static void reply_err(struct evbuffer *out, int err, const char *fmt, ...)
 /* May c's client change variables (analytics_publish_from)? */
 static bool may_publish(struct analytics *an, struct vconn *c)
 {
+	char list[1024], *save = NULL;
+	pthread_mutex_lock(&an->mu);
+	bool ok = !an->publish_from[0];
+	if (!ok)
+		snprintf(list, sizeof list, "%s", an->publish_from);
+	pthread_mutex_unlock(&an->mu);
+	if (ok) /* anyone may (the default): nothing to compare */
+		return true;
 	char ip[64];
 	snprintf(ip, sizeof ip, "%s", vconn_peer(c));
 	char *colon = strrchr(ip, ':');
 	if (colon)
 		*colon = '\0';
-	pthread_mutex_lock(&an->mu);
-	bool ok = !an->publish_from[0];
-	char list[1024], *save = NULL;
-	snprintf(list, sizeof list, "%s", an->publish_from);
-	pthread_mutex_unlock(&an->mu);
 	for (char *t = strtok_r(list, ", \t", &save); t && !ok; t = strtok_r(NULL, ", \t", &save)) {
 		size_t tl = strlen(t);
 		if (tl && t[tl - 1] == '*') /* a prefix: 10.0.* */
