@@ -68,6 +68,15 @@ static int apply_locked(struct analytics *an, const char *key, size_t klen, cons
 	struct an_entry cur;
 	bool have = an_store_get(an->st, k, klen, &cur) == 0;
 	bool same = have && cur.vlen == vlen && memcmp(cur.val, v, vlen) == 0;
+	if (!same) { /* a change: its revision must be reserved (analytics_rev.h) */
+		uint64_t next = an_store_rev(an->st) + 1;
+		int rc = an_rev_need(&an->rev, &next, why, why_cap);
+		if (rc) {
+			log_error("analytics: %s", why);
+			return rc;
+		}
+		an_store_skip_to(an->st, next - 1, false);
+	}
 	if (!learnt && !same && vknob_exists(k)) {
 		if (have && cur.learnt) {
 			snprintf(why, why_cap, "%s", store_why(-EACCES));
@@ -466,6 +475,11 @@ static int analytics_init(const struct vd_node *node, void **out)
 	an->node_id = node->node_id;
 	snprintf(an->conf, sizeof an->conf, "%s", s->conf);
 	snprintf(an->publish_from, sizeof an->publish_from, "%s", s->publish_from);
+	char err[400];
+	if (an_rev_open(&an->rev, s->dir, node->node_id, &an->rev_base, err, sizeof err) != 0)
+		log_warn("analytics: revisions start at 1 and a watch cannot tell a restart "
+			 "(analytics_dir: %s)", err);
+	an_store_skip_to(an->st, an->rev_base, true);
 	vknob_node_init();
 	vknob_set_vars(var_get, var_env, an);
 	an_conf_check(an, true);

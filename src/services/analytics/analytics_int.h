@@ -17,6 +17,7 @@
 
 #include "../../common/frame.h"
 #include "analytics_proto.h"
+#include "analytics_rev.h"
 #include "analytics_store.h"
 
 struct vconn;
@@ -43,6 +44,8 @@ struct an_watcher {
 struct analytics {
 	pthread_mutex_t mu; /* store, watchers, conf, publish_from */
 	struct an_store *st;
+	struct an_rev rev; /* revisions' reservation file (analytics_dir) */
+	uint64_t rev_base; /* revisions of this run are above it (0: a first start) */
 	struct an_watcher *watchers;
 	int nwatchers, max_watchers;
 	char conf[256];

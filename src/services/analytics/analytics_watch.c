@@ -241,13 +241,20 @@ int an_watch_start(struct analytics *an, struct vconn *c, struct an_conn *cc,
 		event_free(w->timer);
 		vconn_feed_release(f);
 		free(w);
-		snprintf(why, cap,
-			 "changes after revision %" PRIu64 " were dropped; watch from %" PRIu64
-			 " or later",
-			 r->rev, from);
+		if (r->rev < an->rev_base) /* analytics_rev.h */
+			snprintf(why, cap,
+				 "this node restarted after revision %" PRIu64
+				 " and its history was reset: re-read and watch from %" PRIu64,
+				 r->rev, now);
+		else
+			snprintf(why, cap,
+				 "changes after revision %" PRIu64 " were dropped; watch from %" PRIu64
+				 " or later",
+				 r->rev, from);
 		return -ERANGE;
 	}
-	if (r->has_rev && r->rev > now) { /* revisions start over when a node restarts */
+	/* ahead: a node without analytics_dir restarted (revisions start over) */
+	if (r->has_rev && r->rev > now) {
 		pthread_mutex_unlock(&an->mu);
 		event_free(w->timer);
 		vconn_feed_release(f);
