@@ -33,8 +33,13 @@ redis-server --port $RP --bind 127.0.0.1 --save '' --appendonly no --maxclients 
 	--loglevel warning >"$W/redis.log" 2>&1 &
 PIDS="$PIDS $!"
 OFF=1400
-while ! port_free $((64000 + OFF)) || ! port_free $((30000 + OFF)) || ! port_free $((10000 + OFF)) ||
-	! port_free $((11211 + OFF)); do OFF=$((OFF - 1)); done
+# every service's port: another node may listen on any, and those in the
+# ephemeral range (40000+, 50000+, 60000+) may be a client's TIME-WAIT
+ports_free() {
+	for b in 64000 30000 20000 11211 10000; do port_free $((b + $1)) || return 1; done
+	for b in 60000 50000 40000; do port_unused $((b + $1)) || return 1; done
+}
+while ! ports_free $OFF; do OFF=$((OFF - 1)); done
 cat >"$W/node.conf" <<CONF
 port_offset = $OFF
 threads = 2

@@ -243,10 +243,11 @@ static int cluster_start_at(struct th_cluster *c, int n, int base, const char *n
 			fclose(cf);
 			return -1;
 		}
-		/* lock_state_dir: cloudsync's durable token epoch, per cluster */
+		/* lock_state_dir: cloudsync's durable token epoch, per cluster;
+		 * analytics_dir: the analytics revisions' reservation, likewise */
 		fprintf(f, "node_id = %u\nport_offset = %d\npidfile = %s\nthreads = 2\nqueue_port = %d\n"
-			"lock_state_dir = %s/state\n%s\n%s\n",
-			nd->id, nd->offset, nd->pidfile, TH_QUEUE_PORT + nd->offset, c->dir,
+			"lock_state_dir = %s/state\nanalytics_dir = %s/state\n%s\n%s\n",
+			nd->id, nd->offset, nd->pidfile, TH_QUEUE_PORT + nd->offset, c->dir, c->dir,
 			node_conf_extra ? node_conf_extra : "",
 			node_extra && node_extra[i] ? node_extra[i] : "");
 		fclose(f);

@@ -9,6 +9,8 @@
  */
 #include "knob.h"
 
+#include "bw.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -198,7 +200,6 @@ int vknob_env(char *buf, size_t cap)
 /* ---- node-level knobs ---------------------------------------------------- */
 
 static _Atomic int node_weight = 100;
-static _Atomic uint64_t node_bw_mbit = 0;
 
 /* A decimal integer min..max, whole string. */
 static int parse_int(const char *v, int64_t min, int64_t max, int64_t *out)
@@ -230,7 +231,7 @@ static void weight_get(void *ctx, char *buf, size_t cap)
 	snprintf(buf, cap, "%d", atomic_load(&node_weight));
 }
 
-static int bw_set(void *ctx, const char *v, char *why, size_t cap)
+static int bandwidth_set(void *ctx, const char *v, char *why, size_t cap)
 {
 	(void)ctx;
 	int64_t x;
@@ -238,14 +239,14 @@ static int bw_set(void *ctx, const char *v, char *why, size_t cap)
 		snprintf(why, cap, "MaxNetworkBandwidth must be Mbit/s 0..1000000 (0: no cap)");
 		return -EINVAL;
 	}
-	atomic_store(&node_bw_mbit, (uint64_t)x);
+	bw_set_mbit((uint64_t)x); /* server.c's next read or write of a bulk connection */
 	return 0;
 }
 
-static void bw_get(void *ctx, char *buf, size_t cap)
+static void bandwidth_get(void *ctx, char *buf, size_t cap)
 {
 	(void)ctx;
-	snprintf(buf, cap, "%" PRIu64, atomic_load(&node_bw_mbit));
+	snprintf(buf, cap, "%" PRIu64, bw_mbit());
 }
 
 static int node_ctx; /* the node-level knobs' ctx */
@@ -254,12 +255,12 @@ void vknob_node_init(void)
 {
 	vknob_unregister(&node_ctx);
 	atomic_store(&node_weight, 100);
-	atomic_store(&node_bw_mbit, 0);
+	bw_set_mbit(0);
 	vknob_register("weight", "placement weight 0..1000 clients' balancers use (0: drain)",
 		       weight_set, weight_get, &node_ctx);
-	vknob_register("MaxNetworkBandwidth", "Mbit/s cap on bulk transfers (0: none)", bw_set,
-		       bw_get, &node_ctx);
+	vknob_register("MaxNetworkBandwidth", "Mbit/s cap on bulk transfers (0: none)", bandwidth_set,
+		       bandwidth_get, &node_ctx);
 }
 
 int vknob_weight(void) { return atomic_load(&node_weight); }
-uint64_t vknob_bandwidth_mbit(void) { return atomic_load(&node_bw_mbit); }
+uint64_t vknob_bandwidth_mbit(void) { return bw_mbit(); }

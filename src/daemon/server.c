@@ -52,6 +52,7 @@
 #include "../common/abstime.h"
 #include "../services/memacct.h"
 #include "auth.h"
+#include "bw.h"
 #include "log.h"
 #include "knob_daemon.h"
 #include "service.h"
@@ -108,6 +109,10 @@ struct vconn {
 	bool throttled; /* reading paused for back-pressure */
 	bool peer_eof; /* the peer has finished sending */
 	bool wev_armed;
+	/* MaxNetworkBandwidth (bw.h) held back a write or a read of this
+	 * bulk connection: bwev retries it when the bucket has refilled */
+	bool bw_tx_wait, bw_rx_wait;
+	struct event *bwev; /* lazily, on the owning worker's loop */
 	uint8_t *direct; /* vconn_direct: the body's destination */
 	size_t direct_left; /* bytes of it still to read */
 	struct vconn_async *async; /* deferred replies (vconn_async.c), lazily */
@@ -271,6 +276,8 @@ static void conn_release(struct vconn *c)
 		event_free(c->rev);
 	if (c->wev)
 		event_free(c->wev);
+	if (c->bwev)
+		event_free(c->bwev);
 	if (c->in)
 		evbuffer_free(c->in);
 	if (c->out)
@@ -343,13 +350,63 @@ static void conn_free(struct vconn *c)
 		event_base_loopexit(w->base, NULL);
 }
 
+static void conn_write_cb(evutil_socket_t fd, short what, void *arg);
+
+/* The bandwidth cap's timer: the bucket has refilled.  A held read
+ * resumes through the read event, a held write like a writable socket. */
+static void conn_bw_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct vconn *c = arg;
+	if (c->bw_rx_wait) {
+		c->bw_rx_wait = false;
+		if (!c->throttled && !c->peer_eof && !c->closing)
+			event_add(c->rev, NULL);
+	}
+	if (c->bw_tx_wait) {
+		c->bw_tx_wait = false;
+		conn_write_cb(fd, EV_WRITE, c); /* c may be freed */
+	}
+}
+
+/* Holds c's writes (BW_TX) or reads (BW_RX) for wait_us: true, or false
+ * when the timer cannot be had (the caller frees c). */
+static bool conn_bw_wait(struct vconn *c, uint64_t wait_us, enum bw_dir d)
+{
+	if (!c->bwev)
+		c->bwev = evtimer_new(c->w->base, conn_bw_cb, c);
+	if (!c->bwev)
+		return false;
+	if (d == BW_TX)
+		c->bw_tx_wait = true;
+	else
+		c->bw_rx_wait = true;
+	struct timeval tv = {0, (suseconds_t)wait_us};
+	evtimer_add(c->bwev, &tv);
+	return true;
+}
+
 /* Writes what the output buffer holds, now.  Returns false if the
  * connection failed (the caller frees it); arms the write event when the
  * socket is full, disarms it when everything is out. */
 static bool conn_flush(struct vconn *c)
 {
 	while (evbuffer_get_length(c->out) > 0) {
-		int n = c->tp->write(&c->t, c->out);
+		size_t max = SIZE_MAX;
+		if (c->svc->bulk & VSVC_BULK_TX) {
+			uint64_t wait_us;
+			max = bw_take(BW_TX, evbuffer_get_length(c->out), &wait_us);
+			if (max == 0) {
+				if (c->wev_armed) { /* the timer retries, not writability */
+					event_del(c->wev);
+					c->wev_armed = false;
+				}
+				return conn_bw_wait(c, wait_us, BW_TX);
+			}
+		}
+		int n = c->tp->write(&c->t, c->out, max);
+		if (max != SIZE_MAX)
+			bw_refund(BW_TX, max - (n > 0 ? (size_t)n : 0));
 		if (n < 0) {
 			int e = EVUTIL_SOCKET_ERROR();
 			if (e == EINTR)
@@ -411,7 +468,7 @@ static void conn_finish(struct vconn *c)
  * record partly taken): schedule another read. */
 static void conn_kick_pending(struct vconn *c)
 {
-	if (c->tp->pending && !c->throttled && !c->peer_eof && !c->closing &&
+	if (c->tp->pending && !c->throttled && !c->peer_eof && !c->closing && !c->bw_rx_wait &&
 	    c->tp->pending(&c->t))
 		event_active(c->rev, EV_READ, 0);
 }
@@ -434,7 +491,7 @@ static void conn_set_reading(struct vconn *c)
 		event_del(c->rev);
 	} else {
 		c->active_tick = c->w->tick;
-		if (!c->peer_eof) {
+		if (!c->peer_eof && !c->bw_rx_wait) { /* else conn_bw_cb adds it */
 			event_add(c->rev, NULL);
 			conn_kick_pending(c);
 		}
@@ -550,6 +607,7 @@ static bool conn_quiet(const struct vconn *c)
 {
 	return c->svc->movable && !c->closing && !c->lingering && !c->throttled && !c->peer_eof &&
 	       !c->w->draining && c->direct_left == 0 && !c->async && !c->feeds &&
+	       !c->bw_tx_wait && !c->bw_rx_wait &&
 	       evbuffer_get_length(c->in) == 0 && evbuffer_get_length(c->out) == 0 &&
 	       c->authed && !c->handshaking && !c->read_wants_write && !c->write_wants_read &&
 	       !(c->tp->pending && c->tp->pending(&c->t)); /* TLS: nothing held decrypted */
@@ -598,6 +656,10 @@ static bool conn_move(struct vconn *c)
 	if (!t || t == w)
 		return false;
 	event_del(c->rev);
+	if (c->bwev) { /* not pending (conn_quiet): the new worker makes its own */
+		event_free(c->bwev);
+		c->bwev = NULL;
+	}
 	worker_unlink(w, c);
 	struct vd_pending p = {.moved = c, .fd = c->t.fd};
 	/* once posted, c is t's (it may even be freed already): log from copies */
@@ -650,14 +712,39 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		d = 1;
 	}
 	size_t want = !d && evbuffer_get_length(c->in) >= VD_READ_BIG_AFTER ? VD_READ_BIG : VD_READ_CHUNK;
+	size_t grant = SIZE_MAX;
+	if ((c->svc->bulk & VSVC_BULK_RX) && c->authed && !c->handshaking) {
+		uint64_t wait_us;
+		grant = bw_take(BW_RX, want + (d ? c->direct_left : 0), &wait_us);
+		if (grant == 0) { /* leave it in the socket: the sender slows down */
+			event_del(c->rev);
+			if (!conn_bw_wait(c, wait_us, BW_RX))
+				conn_free(c);
+			return;
+		}
+	}
 	int nv = evbuffer_reserve_space(c->in, (ev_ssize_t)want, v + d, 2);
 	if (nv < 1) {
 		log_error("out of memory reading from %s", c->peer);
+		if (grant != SIZE_MAX)
+			bw_refund(BW_RX, grant);
 		conn_free(c);
 		return;
 	}
 	nv += d;
+	if (grant != SIZE_MAX) { /* read at most the grant */
+		size_t left = grant;
+		int k = 0;
+		for (; k < nv && left > 0; k++) {
+			if (v[k].iov_len > left)
+				v[k].iov_len = left;
+			left -= v[k].iov_len;
+		}
+		nv = k;
+	}
 	ssize_t r = c->tp->readv(&c->t, (struct iovec *)v, nv);
+	if (grant != SIZE_MAX)
+		bw_refund(BW_RX, grant - (r > 0 ? (size_t)r : 0));
 	c->active_tick = c->w->tick;
 	if (c->handshaking && vd_tls_established(&c->t)) {
 		/* the handshake's deadline ends with it (an AUTH line, if

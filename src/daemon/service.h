@@ -31,6 +31,10 @@ struct vd_config;
  * replies are written, before reading more. */
 #define VSVC_MORE 3
 
+/* struct vsvc's bulk */
+#define VSVC_BULK_TX 1u
+#define VSVC_BULK_RX 2u
+
 struct ma_acct;
 struct vd_workpool;
 
@@ -88,6 +92,12 @@ struct vsvc {
 	 * latency on a busy host, where a pinned thread waits for its own CPU
 	 * while another is idle. */
 	bool unpinned;
+	/* What of its traffic is bulk, capped node-wide by the
+	 * MaxNetworkBandwidth knob (bw.h): VSVC_BULK_TX (what it sends:
+	 * cloudfs reads, queue fan-out), VSVC_BULK_RX (what it receives:
+	 * cloudfs writes).  server.c meters every byte of such a
+	 * connection's reads and writes; 0: never capped. */
+	unsigned bulk;
 	/* Worker threads when <name>_threads is not set (0: the node's
 	 * `threads`). */
 	int threads;
@@ -214,6 +224,13 @@ struct vconn_feed *vconn_feed_new(struct vconn *c, size_t max_bytes);
 /* Any thread: queues len bytes for c's client.  0, -ENOBUFS (over
  * max_bytes; nothing queued), -EPIPE (the connection is gone), -ENOMEM. */
 int vconn_feed_push(struct vconn_feed *f, const void *data, size_t len);
+/* Loop thread of f's connection: does now what the pushes' event would
+ * do later in this loop iteration (moves what the output takes, writes
+ * it), e.g. so that a change reaches a watcher before the reply to the
+ * request that made it.  The connection may be freed by the write, and
+ * f with it if its producer released it meanwhile: do not use f after,
+ * unless the producer still holds its reference. */
+void vconn_feed_run(struct vconn_feed *f);
 /* Any thread: the producer is done with f (queued bytes still go out). */
 void vconn_feed_release(struct vconn_feed *f);
 /* Any thread: the feed moves its bytes into vconn_out(c) only while that

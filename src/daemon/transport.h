@@ -33,9 +33,11 @@ struct vd_transport {
 	/* Reads into iov[0..n): bytes read (> 0), 0 at end of stream, or -1
 	 * with errno (EAGAIN: set want, retry on that event). */
 	ssize_t (*readv)(struct vd_tconn *t, struct iovec *iov, int n);
-	/* Sends from the front of buf and drains what was sent: bytes sent,
-	 * or -1 with errno (EAGAIN: set want, retry on that event). */
-	int (*write)(struct vd_tconn *t, struct evbuffer *buf);
+	/* Sends at most max bytes from the front of buf (SIZE_MAX: all it
+	 * can; server.c passes less under MaxNetworkBandwidth, bw.h) and
+	 * drains what was sent: bytes sent, or -1 with errno (EAGAIN: set
+	 * want, retry on that event). */
+	int (*write)(struct vd_tconn *t, struct evbuffer *buf, size_t max);
 	/* Ends our direction of the stream (half-close); 0 or -1. */
 	int (*shutdown)(struct vd_tconn *t);
 	/* Releases ctx and closes fd (fd < 0: nothing to close). */

@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/util.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,9 +22,10 @@ static ssize_t tcp_readv(struct vd_tconn *t, struct iovec *iov, int n)
 	return r;
 }
 
-static int tcp_write(struct vd_tconn *t, struct evbuffer *buf)
+static int tcp_write(struct vd_tconn *t, struct evbuffer *buf, size_t max)
 {
-	int n = evbuffer_write(buf, t->fd);
+	int n = max == SIZE_MAX ? evbuffer_write(buf, t->fd)
+				: evbuffer_write_atmost(buf, t->fd, (ev_ssize_t)max);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		t->want = EV_WRITE;
 	return n;

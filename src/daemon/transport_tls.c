@@ -536,12 +536,16 @@ static int tls_write_batch(struct vd_tconn *t, struct evbuffer *buf)
 	return -1;
 }
 
-static int tls_write(struct vd_tconn *t, struct evbuffer *buf)
+static int tls_write(struct vd_tconn *t, struct evbuffer *buf, size_t max)
 {
 	struct tls_conn *s = t->ctx;
 	if (s->buffered)
 		return tls_write_batch(t, buf);
 	size_t len = evbuffer_get_length(buf);
+	/* a retried SSL_write_ex may not shrink: a capped grant (bw.h) is
+	 * at least min(buffered, 16 KiB), so len is what it was before */
+	if (len > max)
+		len = max;
 	if (len > TLS_WRITE_CHUNK)
 		len = TLS_WRITE_CHUNK;
 	unsigned char *p = evbuffer_pullup(buf, (ev_ssize_t)len);

@@ -61,6 +61,15 @@ static void feed_run_cb(evutil_socket_t fd, short what, void *arg)
 	vconn_flush(c);
 }
 
+void vconn_feed_run(struct vconn_feed *f)
+{
+	pthread_mutex_lock(&f->mu);
+	if (f->c) /* what the pushes' activation would do is done here */
+		event_del(f->ev);
+	pthread_mutex_unlock(&f->mu);
+	feed_run_cb(-1, 0, f);
+}
+
 struct vconn_feed *vconn_feed_new(struct vconn *c, size_t max_bytes)
 {
 	struct vconn_feed *f = calloc(1, sizeof *f);

@@ -708,6 +708,35 @@ static void serves_the_original_stream(void **state)
 	close(fd);
 }
 
+/* Revisions never repeat across a restart (analytics_dir): the restarted
+ * node's changes get higher revisions, and a watch from before the
+ * restart is told its history was reset instead of being given the new
+ * run's changes as if they followed. */
+static void watch_after_a_restart(void **state)
+{
+	(void)state;
+	char out[512];
+	uint64_t r1 = 0, r2 = 0;
+	an_call(1, "set rs1=before\r\n", "\r\n", out, sizeof out);
+	assert_int_equal(sscanf(out, "OK %" SCNu64, &r1), 1);
+	th_node_signal(&cl, 1, SIGTERM);
+	assert_int_equal(th_node_start(&cl, 1), 0);
+	an_call(1, "set rs2=after\r\n", "\r\n", out, sizeof out);
+	assert_int_equal(sscanf(out, "OK %" SCNu64, &r2), 1);
+	assert_true(r2 > r1);
+	char req[64];
+	snprintf(req, sizeof req, "watch from %" PRIu64 "\r\n", r1);
+	an_call(1, req, "\r\n", out, sizeof out);
+	assert_non_null(strstr(out, "ERR ERANGE"));
+	assert_non_null(strstr(out, "restarted"));
+	/* from the new run's revisions a watch resumes as before */
+	snprintf(req, sizeof req, "watch from %" PRIu64 "\r\n", r2 - 1);
+	int fd = th_connect(an_port(1));
+	th_send(fd, req, strlen(req));
+	assert_true(th_recv_until(fd, out, sizeof out, "rs2 after", 3000) > 0);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -727,6 +756,7 @@ int main(void)
 		cmocka_unit_test(plugins_and_programs_read_variables),
 		cmocka_unit_test(publishing_restricted_by_address),
 		cmocka_unit_test(serves_the_original_stream),
+		cmocka_unit_test(watch_after_a_restart),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -68,6 +68,15 @@ static int apply_locked(struct analytics *an, const char *key, size_t klen, cons
 	struct an_entry cur;
 	bool have = an_store_get(an->st, k, klen, &cur) == 0;
 	bool same = have && cur.vlen == vlen && memcmp(cur.val, v, vlen) == 0;
+	if (!same) { /* a change: its revision must be reserved (analytics_rev.h) */
+		uint64_t next = an_store_rev(an->st) + 1;
+		int rc = an_rev_need(&an->rev, &next, why, why_cap);
+		if (rc) {
+			log_error("analytics: %s", why);
+			return rc;
+		}
+		an_store_skip_to(an->st, next - 1, false);
+	}
 	if (!learnt && !same && vknob_exists(k)) {
 		if (have && cur.learnt) {
 			snprintf(why, why_cap, "%s", store_why(-EACCES));
@@ -204,16 +213,19 @@ static void reply_err(struct evbuffer *out, int err, const char *fmt, ...)
 /* May c's client change variables (analytics_publish_from)? */
 static bool may_publish(struct analytics *an, struct vconn *c)
 {
+	char list[1024], *save = NULL;
+	pthread_mutex_lock(&an->mu);
+	bool ok = !an->publish_from[0];
+	if (!ok)
+		snprintf(list, sizeof list, "%s", an->publish_from);
+	pthread_mutex_unlock(&an->mu);
+	if (ok) /* anyone may (the default): nothing to compare */
+		return true;
 	char ip[64];
 	snprintf(ip, sizeof ip, "%s", vconn_peer(c));
 	char *colon = strrchr(ip, ':');
 	if (colon)
 		*colon = '\0';
-	pthread_mutex_lock(&an->mu);
-	bool ok = !an->publish_from[0];
-	char list[1024], *save = NULL;
-	snprintf(list, sizeof list, "%s", an->publish_from);
-	pthread_mutex_unlock(&an->mu);
 	for (char *t = strtok_r(list, ", \t", &save); t && !ok; t = strtok_r(NULL, ", \t", &save)) {
 		size_t tl = strlen(t);
 		if (tl && t[tl - 1] == '*') /* a prefix: 10.0.* */
@@ -338,9 +350,14 @@ static int exec_req(struct analytics *an, struct vconn *c, struct an_conn *cc,
 		return VSVC_KEEP;
 	}
 	case AN_SET:
-	case AN_PUBLISH:
+	case AN_PUBLISH: {
+		/* the watchers on this loop get the change before our reply */
+		struct an_run run;
+		an_run_begin(&run, vconn_base(c));
 		do_set(an, c, r, r->cmd == AN_PUBLISH);
+		an_run_end(&run);
 		return VSVC_KEEP;
+	}
 	case AN_LS: {
 		struct evbuffer *tmp = evbuffer_new();
 		if (!tmp) {
@@ -458,6 +475,11 @@ static int analytics_init(const struct vd_node *node, void **out)
 	an->node_id = node->node_id;
 	snprintf(an->conf, sizeof an->conf, "%s", s->conf);
 	snprintf(an->publish_from, sizeof an->publish_from, "%s", s->publish_from);
+	char err[400];
+	if (an_rev_open(&an->rev, s->dir, node->node_id, &an->rev_base, err, sizeof err) != 0)
+		log_warn("analytics: revisions start at 1 and a watch cannot tell a restart "
+			 "(analytics_dir: %s)", err);
+	an_store_skip_to(an->st, an->rev_base, true);
 	vknob_node_init();
 	vknob_set_vars(var_get, var_env, an);
 	an_conf_check(an, true);

@@ -17,6 +17,7 @@
 
 #include "../../common/frame.h"
 #include "analytics_proto.h"
+#include "analytics_rev.h"
 #include "analytics_store.h"
 
 struct vconn;
@@ -31,6 +32,7 @@ struct an_watcher {
 	struct an_watcher *next;
 	struct analytics *an;
 	struct vconn_feed *feed;
+	struct event_base *base; /* its connection's loop */
 	struct event *timer; /* on the connection's loop: catch-up while stalled */
 	int backoff_ms; /* the timer's period: 10 ms, doubling to 1 s without progress */
 	uint64_t next_rev; /* the first revision not pushed yet */
@@ -42,6 +44,8 @@ struct an_watcher {
 struct analytics {
 	pthread_mutex_t mu; /* store, watchers, conf, publish_from */
 	struct an_store *st;
+	struct an_rev rev; /* revisions' reservation file (analytics_dir) */
+	uint64_t rev_base; /* revisions of this run are above it (0: a first start) */
 	struct an_watcher *watchers;
 	int nwatchers, max_watchers;
 	char conf[256];
@@ -65,6 +69,22 @@ int an_apply_chunk(struct analytics *an, const char *buf, size_t len, const char
 /* ---- analytics_watch.c (mu held unless said) ---- */
 /* A change with revision rev was stored: push it to every watcher. */
 void an_notify(struct analytics *an, uint64_t rev, const char *key, const char *val, size_t vlen);
+
+/* A publisher's changes reach the watchers on its own loop first: between
+ * an_run_begin and an_run_end (loop thread, mu not held, around the
+ * applies of one request) an_notify notes those watchers' feeds, and
+ * an_run_end writes them at once (vconn_feed_run), before the reply to
+ * the publisher is written, not one event later behind it.  Watchers on
+ * other loops (analytics_threads > 1) and past AN_RUN_MAX are woken by
+ * their feeds' events as usual. */
+#define AN_RUN_MAX 64
+struct an_run {
+	struct event_base *base; /* the publisher's loop */
+	int n;
+	struct vconn_feed *feeds[AN_RUN_MAX];
+};
+void an_run_begin(struct an_run *run, struct event_base *base);
+void an_run_end(struct an_run *run);
 /* Loop thread of c, mu not held: c becomes a watch (plain: the original's
  * name=value stream) per r.  0, or a negative errno with why filled
  * (nothing was set up). */

@@ -12,6 +12,7 @@
 #include "../../daemon/service.h"
 
 #define AN_DEFAULT_CONF "/etc/virgo_kernel_analytics.conf"
+#define AN_DEFAULT_DIR "/var/lib/virgo"
 
 struct an_settings {
 	char conf[256]; /* the variables file ("" = none); re-read when it changes */
@@ -20,6 +21,7 @@ struct an_settings {
 	uint64_t history_bytes; /* bytes of values kept over all rings */
 	int max_watchers; /* watch connections at once */
 	char publish_from[1024]; /* addresses that may change variables ("" = any) */
+	char dir[256]; /* where revisions are reserved (analytics_rev.h; "" = memory only) */
 };
 
 extern const struct vsvc_key an_settings_keys[];

@@ -196,6 +196,14 @@ int an_store_get(const struct an_store *s, const char *key, size_t klen, struct 
 	return 0;
 }
 
+void an_store_skip_to(struct an_store *s, uint64_t rev, bool reset)
+{
+	if (rev > s->rev)
+		s->rev = rev;
+	if (reset && rev > s->dropped)
+		s->dropped = rev;
+}
+
 uint64_t an_store_rev(const struct an_store *s) { return s->rev; }
 uint64_t an_store_resumable(const struct an_store *s) { return s->dropped; }
 int an_store_nkeys(const struct an_store *s) { return s->nkeys; }

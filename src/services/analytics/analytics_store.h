@@ -44,6 +44,11 @@ int an_store_set(struct an_store *s, const char *key, size_t klen, const char *v
 /* The current value of key: 0 and *out filled, or -ENOENT. */
 int an_store_get(const struct an_store *s, const char *key, size_t klen, struct an_entry *out);
 
+/* The next change gets revision rev + 1 (rev above an_store_rev: a jump
+ * ahead, analytics_rev.h).  reset (a restart, the store still empty):
+ * watches after earlier revisions are refused (an_store_resumable). */
+void an_store_skip_to(struct an_store *s, uint64_t rev, bool reset);
+
 /* The last revision given (0: none yet). */
 uint64_t an_store_rev(const struct an_store *s);
 /* Watches may resume after any revision >= this (older: changes after

@@ -22,12 +22,42 @@
 #include "../../daemon/service.h"
 #include "analytics_int.h"
 
+static char *put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+/* "CHANGE <rev> <key> <val>" CRLF, or "<key>=<val>" LF for plain; buf
+ * holds AN_LINE_OUT (key and value are within their limits).  Built by
+ * hand: snprintf was a sixth of the instructions a change costs. */
 static int format_change(const struct an_watcher *w, char *buf, size_t cap, uint64_t rev,
 			 const char *key, const char *val, size_t vlen)
 {
-	if (w->plain)
-		return snprintf(buf, cap, "%s=%.*s\n", key, (int)vlen, val);
-	return snprintf(buf, cap, "CHANGE %" PRIu64 " %s %.*s\r\n", rev, key, (int)vlen, val);
+	(void)cap;
+	size_t klen = strlen(key);
+	char *p = buf;
+	if (w->plain) {
+		p = put(p, key, klen);
+		*p++ = '=';
+		p = put(p, val, vlen);
+		*p++ = '\n';
+		return (int)(p - buf);
+	}
+	char digits[20];
+	int nd = 0;
+	do
+		digits[nd++] = (char)('0' + rev % 10);
+	while ((rev /= 10) != 0);
+	p = put(p, "CHANGE ", 7);
+	while (nd)
+		*p++ = digits[--nd];
+	*p++ = ' ';
+	p = put(p, key, klen);
+	*p++ = ' ';
+	p = put(p, val, vlen);
+	p = put(p, "\r\n", 2);
+	return (int)(p - buf);
 }
 
 /* Pushes one change to w (line: its formatted text, or NULL to format
@@ -59,6 +89,38 @@ static bool push_change(struct an_watcher *w, uint64_t rev, const char *key, con
 	return push_line(w, rev, line, (size_t)n);
 }
 
+/* this thread's publisher request under way (an_run_begin), or NULL */
+static _Thread_local struct an_run *cur_run;
+
+void an_run_begin(struct an_run *run, struct event_base *base)
+{
+	run->base = base;
+	run->n = 0;
+	cur_run = run;
+}
+
+void an_run_end(struct an_run *run)
+{
+	cur_run = NULL;
+	/* each feed once (noted once); running one may free its own
+	 * connection and feed, never another's */
+	for (int i = 0; i < run->n; i++)
+		vconn_feed_run(run->feeds[i]);
+	run->n = 0;
+}
+
+/* mu held: w (just pushed to) shares the publisher's loop: note it */
+static void note_run(struct an_watcher *w)
+{
+	struct an_run *run = cur_run;
+	if (!run || w->base != run->base || run->n == AN_RUN_MAX)
+		return;
+	for (int i = 0; i < run->n; i++)
+		if (run->feeds[i] == w->feed)
+			return;
+	run->feeds[run->n++] = w->feed;
+}
+
 void an_notify(struct analytics *an, uint64_t rev, const char *key, const char *val,
 		   size_t vlen)
 {
@@ -72,10 +134,10 @@ void an_notify(struct analytics *an, uint64_t rev, const char *key, const char *
 			np = format_change(w, plain, sizeof plain, rev, key, val, vlen);
 		else if (!w->plain && nn < 0)
 			nn = format_change(w, native, sizeof native, rev, key, val, vlen);
-		if (w->plain)
-			push_line(w, rev, plain, (size_t)np);
-		else
-			push_line(w, rev, native, (size_t)nn);
+		bool ok = w->plain ? push_line(w, rev, plain, (size_t)np)
+				   : push_line(w, rev, native, (size_t)nn);
+		if (ok && !w->gone)
+			note_run(w);
 	}
 }
 
@@ -153,6 +215,7 @@ int an_watch_start(struct analytics *an, struct vconn *c, struct an_conn *cc,
 	}
 	vconn_feed_limit_out(f, AN_FEED_BYTES);
 	w->feed = f;
+	w->base = vconn_base(c);
 	w->plain = plain;
 	w->an = an;
 	w->timer = event_new(vconn_base(c), -1, 0, watcher_timer_cb, w);
@@ -178,13 +241,20 @@ int an_watch_start(struct analytics *an, struct vconn *c, struct an_conn *cc,
 		event_free(w->timer);
 		vconn_feed_release(f);
 		free(w);
-		snprintf(why, cap,
-			 "changes after revision %" PRIu64 " were dropped; watch from %" PRIu64
-			 " or later",
-			 r->rev, from);
+		if (r->rev < an->rev_base) /* analytics_rev.h */
+			snprintf(why, cap,
+				 "this node restarted after revision %" PRIu64
+				 " and its history was reset: re-read and watch from %" PRIu64,
+				 r->rev, now);
+		else
+			snprintf(why, cap,
+				 "changes after revision %" PRIu64 " were dropped; watch from %" PRIu64
+				 " or later",
+				 r->rev, from);
 		return -ERANGE;
 	}
-	if (r->has_rev && r->rev > now) { /* revisions start over when a node restarts */
+	/* ahead: a node without analytics_dir restarted (revisions start over) */
+	if (r->has_rev && r->rev > now) {
 		pthread_mutex_unlock(&an->mu);
 		event_free(w->timer);
 		vconn_feed_release(f);

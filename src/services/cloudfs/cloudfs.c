@@ -519,6 +519,7 @@ const struct vsvc cloudfs_service = {
 	.base_port = 50000,
 	.conn_size = sizeof(struct cloudfs_conn),
 	.movable = true,
+	.bulk = VSVC_BULK_TX | VSVC_BULK_RX, /* reads and writes: MaxNetworkBandwidth */
 	.keys = cfs_settings_keys,
 	.settings_size = sizeof(struct cfs_settings),
 	.settings_defaults = cfs_settings_defaults,

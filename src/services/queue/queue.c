@@ -595,6 +595,7 @@ const struct vsvc queue_service = {
 	.base_port = 60000,
 	.conn_size = sizeof(struct q_conn),
 	.movable = true,
+	.bulk = VSVC_BULK_TX, /* fan-out (sub, join, read): MaxNetworkBandwidth */
 	.keys = q_settings_keys,
 	.settings_size = sizeof(struct q_settings),
 	.settings_defaults = q_settings_defaults,
