@@ -47,7 +47,7 @@ struct cloudfs {
 	int root; /* the export root, opened on first use (-1: not yet) */
 	bool root_failed; /* logged once */
 	_Atomic uint64_t next_conn_id;
-	_Atomic uint64_t ops, errors, bytes_read, bytes_written, busy;
+	_Atomic uint64_t ops, errors, bytes_read, bytes_written, bytes_sendfile, busy;
 };
 
 struct cloudfs_conn {
@@ -57,6 +57,7 @@ struct cloudfs_conn {
 	bool legacy_close; /* last request used the call syntax */
 	bool in_body; /* a write's payload is arriving under vconn_body_begin */
 	bool busy; /* a job is out on the pool */
+	bool file_out; /* a reply with a file segment may still be unsent */
 };
 
 static int64_t now_ms(void)
@@ -223,6 +224,8 @@ static void job_done(struct vconn *c, void *arg)
 		}
 	} else if (j->rc == 0) {
 		evbuffer_add_buffer(out, j->reply);
+		if (j->file_bytes)
+			cc->file_out = true;
 	} else {
 		reply_err(fs, out, -j->rc, j->msg);
 	}
@@ -255,6 +258,7 @@ static void job_work(void *arg, bool cancelled)
 			atomic_fetch_add(&fs->bytes_written, j->data_len);
 		else if (j->req.op == CFS_OP_READ || j->req.op == CFS_OP_PREAD)
 			atomic_fetch_add(&fs->bytes_read, evbuffer_get_length(j->reply));
+		atomic_fetch_add(&fs->bytes_sendfile, j->file_bytes);
 	}
 	vconn_ticket_post(j->ticket, job_done, j);
 }
@@ -302,6 +306,7 @@ static int start_job(struct vconn *c, struct cloudfs *fs, struct cloudfs_conn *c
 	j->svc = fs;
 	j->osfd = j->newfd = -1;
 	j->max_io = fs->set.max_io;
+	j->zero_copy = vconn_zero_copy(c);
 	j->reply = evbuffer_new();
 	if (!j->reply || (r->data_len && !(j->data = malloc(r->data_len)))) {
 		job_free(j);
@@ -350,11 +355,13 @@ static void reply_stats(struct cloudfs *fs, struct evbuffer *out)
 			    "STAT open_fds %d\r\nSTAT call_fds %d\r\nSTAT max_fds %d\r\n"
 			    "STAT max_io %" PRIu64 "\r\nSTAT ops %" PRIu64 "\r\n"
 			    "STAT errors %" PRIu64 "\r\nSTAT bytes_read %" PRIu64 "\r\n"
-			    "STAT bytes_written %" PRIu64 "\r\nSTAT pool_busy %" PRIu64 "\r\nEND\r\n",
+			    "STAT bytes_written %" PRIu64 "\r\nSTAT bytes_sendfile %" PRIu64
+			    "\r\nSTAT pool_busy %" PRIu64 "\r\nEND\r\n",
 			    fs->node_id, fs->root_path, fs->set.read_only ? 1 : 0, n.open, n.call,
 			    fs->set.max_fds, fs->set.max_io, atomic_load(&fs->ops),
 			    atomic_load(&fs->errors), atomic_load(&fs->bytes_read),
-			    atomic_load(&fs->bytes_written), atomic_load(&fs->busy));
+			    atomic_load(&fs->bytes_written), atomic_load(&fs->bytes_sendfile),
+			    atomic_load(&fs->busy));
 }
 
 static const char cloudfs_help[] =
@@ -417,6 +424,14 @@ static int cloudfs_exec(struct vconn *c, struct cloudfs *fs, struct cloudfs_conn
 	}
 }
 
+/* The next request in is a pread (which cannot change a file). */
+static bool next_is_pread(struct evbuffer *in)
+{
+	char w[6];
+	return evbuffer_copyout(in, w, sizeof w) == (ev_ssize_t)sizeof w &&
+	       memcmp(w, "pread ", sizeof w) == 0;
+}
+
 static int cloudfs_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 {
 	struct cloudfs *fs = vconn_svc(c);
@@ -435,6 +450,16 @@ static int cloudfs_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		size_t len = evbuffer_get_length(in);
 		if (len == 0 || (!eof && cc->need && len < cc->need))
 			break;
+		/* a file segment is read from the file when it is sent: a
+		 * later request of this connection that may change the file
+		 * waits until it is out, so the read returns what it would
+		 * have when it ran (reads go on meanwhile) */
+		if (cc->file_out && evbuffer_get_length(out) == 0)
+			cc->file_out = false;
+		if (cc->file_out && !cc->need && !next_is_pread(in)) {
+			rc = VSVC_MORE;
+			break;
+		}
 		if (vconn_out_full(c)) {
 			rc = VSVC_MORE;
 			break;
