@@ -19,7 +19,7 @@
 
 #include "cli.h"
 
-#define FS_CHUNK (8u << 20) /* libvirgo keeps several 1 MiB pieces of it in flight */
+#define FS_CHUNK (1u << 20)
 
 /* "node2:/x" or "2:/x" (a ':' before any '/'). */
 static bool is_remote(const char *p)

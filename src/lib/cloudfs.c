@@ -153,6 +153,18 @@ static struct vfs_file *file_get(virgo_fd_t fd, bool remove)
 	return f;
 }
 
+/* The client and a reference to fd's entry (file_release it; remove as
+ * for file_get): 0, the client's init error, or -EBADF. */
+static int file_ref(virgo_fd_t fd, bool remove, struct vc_client **c, struct vfs_file **f)
+{
+	*f = NULL;
+	int rc = vc_get_node(0, c);
+	if (rc)
+		return rc;
+	*f = file_get(fd, remove);
+	return *f ? 0 : -EBADF;
+}
+
 void vfs_files_drop(void)
 {
 	pthread_mutex_lock(&files_lock);
@@ -468,12 +480,10 @@ static int fd_call(virgo_fd_t fd, const char *op, const char *tail, const void *
 {
 	memset(rep, 0, sizeof *rep);
 	struct vc_client *c;
-	int rc = vc_get_node(0, &c);
+	struct vfs_file *f;
+	int rc = file_ref(fd, false, &c, &f);
 	if (rc)
 		return rc;
-	struct vfs_file *f = file_get(fd, false);
-	if (!f)
-		return -EBADF;
 	if (!positional) {
 		pthread_mutex_lock(&f->lock);
 		f->seq = true;
@@ -620,15 +630,21 @@ static int file_window(virgo_fd_t fd)
 	return w;
 }
 
+/* "<count>" (pos < 0) or "<count> <offset>": a read's or write's tail. */
+static void io_tail(char tail[64], size_t count, int64_t pos)
+{
+	if (pos < 0)
+		snprintf(tail, 64, "%zu", count);
+	else
+		snprintf(tail, 64, "%zu %" PRIu64, count, (uint64_t)pos);
+}
+
 /* One chunk at the descriptor's position, or one chunk anywhere after a
  * pipelined one failed (fd_call retries it on a reopened connection). */
 static ssize_t read_one(virgo_fd_t fd, uint8_t *dst, size_t want, int64_t pos)
 {
 	char tail[64];
-	if (pos < 0)
-		snprintf(tail, sizeof tail, "%zu", want);
-	else
-		snprintf(tail, sizeof tail, "%zu %" PRIu64, want, (uint64_t)pos);
+	io_tail(tail, want, pos);
 	struct vc_reply rep;
 	int rc = fd_call(fd, pos < 0 ? "read" : "pread", tail, NULL, 0, pos >= 0, dst, want, &rep);
 	free(rep.data);
@@ -643,12 +659,10 @@ static ssize_t read_one(virgo_fd_t fd, uint8_t *dst, size_t want, int64_t pos)
 static ssize_t read_pipelined(virgo_fd_t fd, uint8_t *buf, size_t size, uint64_t pos, int window)
 {
 	struct vc_client *c;
-	int rc = vc_get_node(0, &c);
+	struct vfs_file *f;
+	int rc = file_ref(fd, false, &c, &f);
 	if (rc)
 		return rc;
-	struct vfs_file *f = file_get(fd, false);
-	if (!f)
-		return -EBADF;
 	struct {
 		struct vfs_tk t;
 		size_t off, want;
@@ -664,7 +678,7 @@ static ssize_t read_pipelined(virgo_fd_t fd, uint8_t *buf, size_t size, uint64_t
 			q[i].off = sent;
 			q[i].want = size - sent < VFS_CHUNK ? size - sent : VFS_CHUNK;
 			char tail[64];
-			snprintf(tail, sizeof tail, "%zu %" PRIu64, q[i].want, pos + sent);
+			io_tail(tail, q[i].want, (int64_t)(pos + sent));
 			bool broken;
 			int e = fd_send(c, f, "pread", tail, NULL, 0, false, q[i].hdr, &q[i].t, &broken);
 			if (e) {
@@ -748,10 +762,7 @@ static ssize_t write_simple(virgo_fd_t fd, const void *data, size_t size, int64_
 	do {
 		size_t len = size - done < VFS_CHUNK ? size - done : VFS_CHUNK;
 		char tail[64];
-		if (pos < 0)
-			snprintf(tail, sizeof tail, "%zu", len);
-		else
-			snprintf(tail, sizeof tail, "%zu %" PRIu64, len, (uint64_t)pos + done);
+		io_tail(tail, len, pos < 0 ? pos : pos + (int64_t)done);
 		struct vc_reply rep;
 		int rc = fd_call(fd, pos < 0 ? "write" : "pwrite", tail,
 				 len ? (const void *)((const uint8_t *)data + done) : (const void *)"", len,
@@ -770,22 +781,23 @@ static ssize_t write_simple(virgo_fd_t fd, const void *data, size_t size, int64_
 ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
 {
 	struct vc_client *c;
-	int rc = vc_get_node(0, &c);
+	struct vfs_file *f;
+	int rc = file_ref(fd, false, &c, &f);
 	if (rc)
-		return rc;
-	struct vfs_file *f = file_get(fd, false);
-	if (!f)
-		return vc_err_done("write", -EBADF);
+		return vc_err_done("write", rc);
 	pthread_mutex_lock(&f->lock);
 	bool async = f->wb > 0 && pos >= 0;
 	int window = pos >= 0 && !f->tls ? VFS_WINDOW : 1;
 	rc = f->werr; /* a write-behind write failed: say so now, once */
 	f->werr = 0;
 	pthread_mutex_unlock(&f->lock);
-	if (rc || (!async && window == 1)) {
+	/* one chunk (or no window): the plain call, which retries on a
+	 * reopened connection */
+	if (rc || (!async && (window == 1 || size <= VFS_CHUNK))) {
 		file_release(f);
 		return rc ? vc_err_done("write", rc) : write_simple(fd, data, size, pos);
 	}
+	bool brk = false;
 	struct {
 		struct vfs_tk t;
 		size_t len;
@@ -796,10 +808,7 @@ ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
 	do {
 		size_t len = size - done < VFS_CHUNK ? size - done : VFS_CHUNK;
 		char tail[64];
-		if (pos < 0)
-			snprintf(tail, sizeof tail, "%zu", len);
-		else
-			snprintf(tail, sizeof tail, "%zu %" PRIu64, len, (uint64_t)pos + done);
+		io_tail(tail, len, pos < 0 ? pos : pos + (int64_t)done);
 		const void *p = len ? (const void *)((const uint8_t *)data + done) : (const void *)"";
 		int i = (head + n) % VFS_WINDOW;
 		bool broken;
@@ -811,6 +820,7 @@ ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
 			q[i].len = len;
 			n++;
 		}
+		brk |= broken;
 		if (rc)
 			break;
 		done += len;
@@ -819,6 +829,7 @@ ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
 			struct vc_reply rep;
 			int e = fd_wait(c, f, &q[head].t, q[head].hdr, NULL, 0, &rep, &broken);
 			free(rep.data);
+			brk |= broken;
 			if (e == 0 && strtoull(rep.line + 2, NULL, 10) != q[head].len)
 				e = -EIO;
 			if (e == 0) {
@@ -841,6 +852,11 @@ ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
 		n--;
 	}
 	file_release(f);
+	/* the connection broke: positioned writes are idempotent, so the
+	 * whole call once more, chunk by chunk, on a reopened connection
+	 * (write-behind writes lost with it are fsync's and close's EIO) */
+	if (rc && brk && pos >= 0)
+		return write_simple(fd, data, size, pos);
 	if (rc)
 		return vc_err_done("write", rc);
 	vc_err_done("write", 0);
@@ -867,12 +883,10 @@ int virgo_writebehind(virgo_fd_t fd, unsigned window)
 int virgo_flush(virgo_fd_t fd)
 {
 	struct vc_client *c;
-	int rc = vc_get_node(0, &c);
+	struct vfs_file *f;
+	int rc = file_ref(fd, false, &c, &f);
 	if (rc)
-		return rc;
-	struct vfs_file *f = file_get(fd, false);
-	if (!f)
-		return vc_err_done("flush", -EBADF);
+		return vc_err_done("flush", rc);
 	pthread_mutex_lock(&f->lock);
 	drain_locked(c, f);
 	rc = f->werr ? f->werr : f->lost ? -EIO : 0; /* kept for fsync/close */
@@ -906,12 +920,10 @@ static int fd_simple(virgo_fd_t fd, const char *op, const char *tail)
 int virgo_close(virgo_fd_t fd)
 {
 	struct vc_client *c;
-	int rc = vc_get_node(0, &c);
+	struct vfs_file *f;
+	int rc = file_ref(fd, true, &c, &f);
 	if (rc)
-		return rc;
-	struct vfs_file *f = file_get(fd, true);
-	if (!f)
-		return vc_err_done("close", -EBADF);
+		return vc_err_done("close", rc);
 	pthread_mutex_lock(&f->slock); /* nobody sends any more */
 	pthread_mutex_lock(&f->lock);
 	drain_locked(c, f); /* write-behind writes answered first */

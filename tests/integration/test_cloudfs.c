@@ -245,8 +245,9 @@ static int setup(void **state)
 		return -1;
 	for (int i = 0; i < NNODES; i++) {
 		snprintf(extra[i], sizeof extra[i],
-			 "cloudfs_export_root = %s\ncloudfs_max_fds_per_conn = 16\n%s%s", exp_dir[i],
+			 "cloudfs_export_root = %s\ncloudfs_max_fds_per_conn = 16\n%s%s%s", exp_dir[i],
 			 i == 3 ? "cloudfs_read_only = yes\n" : "",
+			 i == 0 ? "cloudfs_sendfile_loopback = yes\n" : "",
 			 i == 1 ? "cloudfs_call_fd_idle_s = 1\n" : "");
 		per[i] = extra[i];
 	}
@@ -827,24 +828,38 @@ static void sendfile_reads(void **state)
 	k = cli_open(0);
 	assert_string_equal(cmd(k, "virgo_cloud_close(%llu)", lfd), "OK");
 	cli_close(k);
+	/* node 2 keeps the default: a client on this machine gets copies */
+	char p2[600];
+	snprintf(p2, sizeof p2, "cp %s/sf.bin %s/sf.bin", exp_dir[0], exp_dir[1]);
+	assert_int_equal(system(p2), 0);
+	uint64_t sf2 = stat_value(1, "bytes_sendfile");
+	k = cli_open(1);
+	fd = open_fd(k, "/sf.bin", "r");
+	assert_int_equal(pread_some(k, fd, got, chunk, 0, NULL, 0), (long)chunk);
+	assert_memory_equal(got, want, chunk);
+	cli_close(k);
+	assert_int_equal(stat_value(1, "bytes_sendfile"), sf2);
 	free(want);
 	free(got);
 }
 
-/* A read's bytes leave the file when they are sent, later than the read
- * ran when the client is slow to take them: a write pipelined behind
- * reads on the same connection waits until they are out, so every read
- * returns the bytes from before the write, and a read after it the new. */
+/* Copied reads (node 2: the default for a client on this machine) hold
+ * the bytes of when they ran: a write pipelined behind 8 MiB of read
+ * replies the client has not taken yet does not show in them, and a read
+ * after it, on any connection, sees it. */
 static void write_behind_pending_reads(void **state)
 {
 	(void)state;
 	const size_t chunk = 1u << 20, nr = 8;
 	uint8_t *old = local_file("wr.bin", nr * chunk, 5);
+	char cp[700];
+	snprintf(cp, sizeof cp, "mv %s/wr.bin %s/wr.bin", exp_dir[0], exp_dir[1]);
+	assert_int_equal(system(cp), 0);
 	uint8_t *neu = malloc(chunk), *got = malloc(chunk + 2);
 	assert_non_null(neu);
 	assert_non_null(got);
 	fill_pattern(neu, chunk, 6);
-	struct cli *k = cli_open(0);
+	struct cli *k = cli_open(1);
 	uint64_t fd = open_fd(k, "/wr.bin", "rw");
 	/* 8 MiB of replies: more than the socket buffers hold */
 	for (size_t i = 0; i < nr; i++)
@@ -867,7 +882,7 @@ static void write_behind_pending_reads(void **state)
 	assert_int_equal(pread_some(k, fd, got, chunk, 0, NULL, 0), (long)chunk);
 	assert_memory_equal(got, neu, chunk);
 	/* and another connection sees it too */
-	struct cli *k2 = cli_open(0);
+	struct cli *k2 = cli_open(1);
 	uint64_t fd2 = open_fd(k2, "/wr.bin", "r");
 	assert_int_equal(pread_some(k2, fd2, got, chunk, 0, NULL, 0), (long)chunk);
 	assert_memory_equal(got, neu, chunk);

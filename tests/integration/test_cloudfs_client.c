@@ -40,7 +40,8 @@ static int setup(void **state)
 	const char *per[2];
 	for (int i = 0; i < 2; i++) {
 		snprintf(exp_dir[i], sizeof exp_dir[i], "%s/export%d", base, i + 1);
-		snprintf(extra[i], sizeof extra[i], "cloudfs_export_root = %s\n", exp_dir[i]);
+		snprintf(extra[i], sizeof extra[i], "cloudfs_export_root = %s\n%s", exp_dir[i],
+			 i == 0 ? "cloudfs_sendfile_loopback = yes\n" : "");
 		per[i] = extra[i];
 	}
 	snprintf(work, sizeof work, "%s/work", base);
@@ -453,8 +454,10 @@ static void writebehind_node_killed(void **state)
 {
 	(void)state;
 	size_t chunk = 1u << 20;
-	uint8_t *a = calloc(1, chunk);
-	virgo_fd_t w;
+	uint8_t *a = calloc(1, chunk), *big = malloc(3 * chunk), *back = malloc(3 * chunk);
+	pattern(big, 3 * chunk, 7);
+	virgo_fd_t w, s;
+	assert_int_equal(virgo_open_ex("node2:/wbs.bin", O_RDWR | O_CREAT | O_TRUNC, 0644, &s), 0);
 	assert_int_equal(virgo_open_ex("node2:/wbk.bin", O_WRONLY | O_CREAT | O_TRUNC, 0644, &w), 0);
 	assert_int_equal(virgo_writebehind(w, 4), 0);
 	for (int i = 0; i < 3; i++)
@@ -468,6 +471,14 @@ static void writebehind_node_killed(void **state)
 	assert_int_equal(th_node_start(&cl, 1), 0);
 	assert_int_equal(virgo_open_ex("node2:/wbk.bin", O_RDONLY, 0, &w), 0);
 	assert_int_equal(virgo_close(w), 0);
+	/* a descriptor idle across the restart: a pipelined write finds its
+	 * connection dead, reopens it and goes on */
+	assert_int_equal(virgo_pwrite(s, big, 3 * chunk, 0), (ssize_t)(3 * chunk));
+	assert_int_equal(virgo_pread(s, back, 3 * chunk, 0), (ssize_t)(3 * chunk));
+	assert_memory_equal(big, back, 3 * chunk);
+	assert_int_equal(virgo_close(s), 0);
+	free(big);
+	free(back);
 	free(a);
 }
 

@@ -76,7 +76,10 @@ static void devnull_open(void) { devnull = open("/dev/null", O_WRONLY | O_CLOEXE
  * page cache here first (sendfile of them to /dev/null: no copy, waits
  * for the disk) so the send on the event loop does not wait for the
  * disk; this also finds how many bytes there are before the end of the
- * file.  *got: the bytes queued (0: none, at or past the end).  -errno,
+ * file.  The bytes sent are the file's when they are transmitted (the
+ * socket holds page references, not copies): a write that lands before
+ * then shows in them.  *got: the bytes queued (0: none, at or past the
+ * end).  -errno,
  * or 1 when this path is unavailable (the caller copies instead). */
 static int cfs_reply_file(struct cfs_job *j, int fd, uint64_t off, size_t want, size_t *got)
 {
