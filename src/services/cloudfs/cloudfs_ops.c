@@ -64,6 +64,10 @@ static void free_chunk(const void *data, size_t len, void *arg)
 /* Reads at least this large go out with sendfile where the connection
  * allows it; smaller ones are cheaper copied. */
 #define CFS_SENDFILE_MIN (64u << 10)
+/* A file segment is queued in pieces of at most this: libevent sends a
+ * piece with one sendfile call whatever evbuffer_write_atmost was asked,
+ * so a limit on the bytes one transport write sends holds to a piece. */
+#define CFS_SENDFILE_PIECE (256u << 10)
 
 static int devnull = -1;
 static pthread_once_t devnull_once = PTHREAD_ONCE_INIT;
@@ -105,12 +109,23 @@ static int cfs_reply_file(struct cfs_job *j, int fd, uint64_t off, size_t want, 
 	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* the segment closes its own */
 	if (dfd < 0)
 		return -errno;
-	evbuffer_set_flags(j->reply, EVBUFFER_FLAG_DRAINS_TO_FD);
-	if (evbuffer_add_file(j->reply, dfd, (ev_off_t)off, (ev_off_t)n) != 0) {
-		j->file_bytes = 0;
-		return -ENOMEM; /* dfd: libevent's (closed, or lost on ENOMEM) */
+	struct evbuffer_file_segment *seg =
+		evbuffer_file_segment_new(dfd, (ev_off_t)off, (ev_off_t)n, EVBUF_FS_CLOSE_ON_FREE);
+	if (!seg) {
+		close(dfd);
+		return -ENOMEM;
 	}
-	return 0;
+	evbuffer_set_flags(j->reply, EVBUFFER_FLAG_DRAINS_TO_FD);
+	int rc = 0;
+	for (size_t o = 0; o < n && rc == 0; o += CFS_SENDFILE_PIECE) {
+		size_t len = n - o < CFS_SENDFILE_PIECE ? n - o : CFS_SENDFILE_PIECE;
+		if (evbuffer_add_file_segment(j->reply, seg, (ev_off_t)o, (ev_off_t)len) != 0)
+			rc = -ENOMEM;
+	}
+	evbuffer_file_segment_free(seg); /* the reply's pieces hold it */
+	if (rc)
+		j->file_bytes = 0; /* the caller frees the partial reply */
+	return rc;
 }
 
 static int do_read(struct cfs_job *j)
