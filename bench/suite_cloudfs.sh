@@ -48,7 +48,10 @@ cold() { for f in "$@"; do dd if="$f" iflag=nocache count=0 status=none 2>/dev/n
 
 # --- virgod (cloudfs only) and virgofs ------------------------------------------
 OFF=1100
-while ! port_free $((50000 + OFF)); do OFF=$((OFF + 1)); done
+ports_free() { # every port this node listens on (other helpers' nodes may sit near)
+	for b in 20000 50000 60000 64000; do port_unused $((b + $1)) || return 1; done
+}
+while ! ports_free $OFF; do OFF=$((OFF + 1)); done
 mkdir -p "$W/export" "$W/mnt" "$W/local" "$W/sshexport" "$W/sshmnt"
 cat >"$W/node.conf" <<CONF
 node_id = 1
@@ -56,6 +59,7 @@ port_offset = $OFF
 mempool_port = 0
 cpupool_port = 0
 memcache_port = 0
+cloudsync_port = 0
 threads = 2
 pidfile = $W/virgod.pid
 log_level = warn

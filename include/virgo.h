@@ -389,6 +389,17 @@ int virgo_close(virgo_fd_t fd);
 ssize_t virgo_pread(virgo_fd_t fd, void *buf, size_t size, uint64_t offset);
 ssize_t virgo_pwrite(virgo_fd_t fd, const void *data, size_t size, uint64_t offset);
 int virgo_fsync(virgo_fd_t fd);
+/* Write-behind (virgofs uses it): positioned writes on fd return once
+ * sent, with at most window (<= 32) of them not yet acknowledged by the
+ * node; 0 turns it off.  A failed one is reported by a later
+ * virgo_pwrite, virgo_flush, virgo_fsync or virgo_close.  Over TLS it
+ * stays off.  0 or -EBADF. */
+int virgo_writebehind(virgo_fd_t fd, unsigned window);
+/* Waits until every write on fd is acknowledged by the node (visible to
+ * any later read, not yet durable: virgo_fsync).  0, the error of a
+ * write-behind write, or -EIO if the connection broke with writes in
+ * flight; the error stays for the next write, fsync or close. */
+int virgo_flush(virgo_fd_t fd);
 int virgo_ftruncate(virgo_fd_t fd, uint64_t size);
 
 struct virgo_stat {

@@ -227,6 +227,8 @@ size_t vconn_direct(struct vconn *c, void *dst, size_t len)
 
 size_t vconn_direct_left(struct vconn *c) { return c->direct_left; }
 
+bool vconn_zero_copy(const struct vconn *c) { return c->tp == &vd_transport_tcp; }
+
 bool vconn_out_full(const struct vconn *c)
 {
 	return evbuffer_get_length(c->out) >= VCONN_OUT_BUDGET;

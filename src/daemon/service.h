@@ -160,6 +160,13 @@ uint64_t vconn_identity_id(struct vconn *c);
  * connection and logs why. */
 #define VCONN_OUT_BUDGET (1u << 20)
 bool vconn_out_full(const struct vconn *c);
+/* True when c's output reaches the socket as it is (plain TCP): a reply
+ * may then hold file segments (evbuffer_add_file on a buffer flagged
+ * EVBUFFER_FLAG_DRAINS_TO_FD) that the transport's write sends with
+ * sendfile(2), without a copy through user space.  They still go out
+ * through vconn_out(c) and the transport's write, like every reply byte.
+ * False over TLS (its transport needs the bytes in memory). */
+bool vconn_zero_copy(const struct vconn *c);
 
 /* ---- bodies in flight (enforced by server.c, node-wide) -----------------
  * Before reserving memory for a request body of len bytes that is still

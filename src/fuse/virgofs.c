@@ -11,7 +11,14 @@
  * EIO: its descriptor died with the node).  Consistency is close-to-open,
  * as NFS: attributes and entries are cached for one second, and the page
  * cache of a file is dropped at open when its size or mtime changed.
- * Reads and writes go in requests of up to 1 MiB.
+ * Reads and writes go in requests of up to 1 MiB; the kernel reads ahead
+ * VFS_READAHEAD, whose requests travel pipelined on the file's connection.
+ * Writes are write-behind (virgo_writebehind): a write returns once sent,
+ * and close (FUSE flush) waits until the node has acknowledged every one,
+ * so close-to-open holds and a failed write is close's error.  The
+ * kernel's writeback cache (-o writeback_cache) is not used: with it the
+ * kernel trusts its own idea of a file's size over the node's, so a file
+ * grown by another client would look short here until evicted.
  */
 #define FUSE_USE_VERSION 31
 
@@ -32,6 +39,8 @@
 #include "virgo.h"
 
 #define VFS_IO_MAX (1u << 20)
+#define VFS_READAHEAD (4u << 20)
+#define VFS_WRITEBEHIND 4 /* writes in flight per open file */
 
 /* Transport and protocol failures (node dead, hung, restarted) are EIO to
  * the caller; file system errors pass through. */
@@ -102,10 +111,61 @@ static void to_stat(const struct virgo_stat *v, struct stat *st)
 	st->st_ctim = (struct timespec){v->ctime_ns / 1000000000, v->ctime_ns % 1000000000};
 }
 
+/* Files open for writing here: a stat or truncate by path goes on
+ * another connection than their write-behind writes, so it first waits
+ * for those (a size the kernel then caches must include them). */
+static pthread_mutex_t wr_lock = PTHREAD_MUTEX_INITIALIZER;
+static virgo_fd_t *wr_fds;
+static size_t wr_n, wr_cap;
+
+static void wr_add(virgo_fd_t fd)
+{
+	pthread_mutex_lock(&wr_lock);
+	if (wr_n == wr_cap) {
+		size_t cap = wr_cap ? 2 * wr_cap : 16;
+		virgo_fd_t *p = realloc(wr_fds, cap * sizeof *p);
+		if (p) {
+			wr_fds = p;
+			wr_cap = cap;
+		}
+	}
+	if (wr_n < wr_cap) {
+		wr_fds[wr_n++] = fd;
+		virgo_writebehind(fd, VFS_WRITEBEHIND);
+	} /* else: no room to track it, so no write-behind for it */
+	pthread_mutex_unlock(&wr_lock);
+}
+
+static void wr_remove(virgo_fd_t fd)
+{
+	pthread_mutex_lock(&wr_lock);
+	for (size_t i = 0; i < wr_n; i++)
+		if (wr_fds[i] == fd) {
+			wr_fds[i] = wr_fds[--wr_n];
+			break;
+		}
+	pthread_mutex_unlock(&wr_lock);
+}
+
+/* Every write-behind write of this mount acknowledged (errors stay for
+ * each file's own flush or close). */
+static void wr_settle(void)
+{
+	pthread_mutex_lock(&wr_lock);
+	size_t n = wr_n;
+	virgo_fd_t *fds = n ? malloc(n * sizeof *fds) : NULL;
+	if (fds)
+		memcpy(fds, wr_fds, n * sizeof *fds);
+	pthread_mutex_unlock(&wr_lock);
+	for (size_t i = 0; fds && i < n; i++)
+		virgo_flush(fds[i]);
+	free(fds);
+}
+
 static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	conn->max_write = VFS_IO_MAX;
-	conn->max_readahead = VFS_IO_MAX;
+	conn->max_readahead = VFS_READAHEAD;
 	cfg->attr_timeout = 1.0;
 	cfg->entry_timeout = 1.0;
 	cfg->negative_timeout = 0;
@@ -124,6 +184,7 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
 		}
 	}
 	REMOTE(path, r);
+	wr_settle();
 	if (!r[0]) {
 		memset(st, 0, sizeof *st);
 		st->st_mode = S_IFDIR | 0755;
@@ -188,6 +249,8 @@ static int vfs_open(const char *path, struct fuse_file_info *fi)
 	int rc = virgo_open_ex(r, flags, 0644, &fd);
 	if (rc)
 		return fs_err(rc);
+	if ((flags & O_ACCMODE) != O_RDONLY)
+		wr_add(fd);
 	fi->fh = fd;
 	return 0;
 }
@@ -200,6 +263,8 @@ static int vfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	int rc = virgo_open_ex(r, flags, mode & 07777, &fd);
 	if (rc)
 		return fs_err(rc);
+	if ((flags & O_ACCMODE) != O_RDONLY)
+		wr_add(fd);
 	fi->fh = fd;
 	return 0;
 }
@@ -217,9 +282,18 @@ static int vfs_write(const char *path, const char *buf, size_t size, off_t off,
 	return fs_err(virgo_pwrite(fi->fh, buf, size, (uint64_t)off));
 }
 
+/* close(2) of one of the file's descriptors: every write acknowledged
+ * (close-to-open), and a write-behind failure is close's error. */
+static int vfs_flush(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	return fs_err(virgo_flush(fi->fh));
+}
+
 static int vfs_release(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
+	wr_remove(fi->fh);
 	virgo_close(fi->fh);
 	return 0;
 }
@@ -236,6 +310,7 @@ static int vfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	if (fi && fi->fh)
 		return fs_err(virgo_ftruncate(fi->fh, (uint64_t)size));
 	REMOTE(path, r);
+	wr_settle();
 	return fs_err(virgo_truncate(r, (uint64_t)size));
 }
 
@@ -307,6 +382,7 @@ static int vfs_utimens(const char *path, const struct timespec tv[2], struct fus
 {
 	(void)fi;
 	REMOTE(path, r);
+	wr_settle();
 	if (!tv)
 		return fs_err(virgo_utimens(r, VIRGO_TIME_NOW, VIRGO_TIME_NOW));
 	return fs_err(virgo_utimens(r, ts_ns(&tv[0]), ts_ns(&tv[1])));
@@ -338,6 +414,7 @@ static const struct fuse_operations vfs_ops = {
 	.create = vfs_create,
 	.read = vfs_read,
 	.write = vfs_write,
+	.flush = vfs_flush,
 	.release = vfs_release,
 	.fsync = vfs_fsync,
 	.truncate = vfs_truncate,
@@ -362,8 +439,9 @@ static void usage(FILE *f)
 }
 
 /* The kernel reads ahead at most read_ahead_kb of the mount's bdi
- * (128 KiB by default, whatever max_readahead says): raise it to 1 MiB so
- * sequential reads travel in 1 MiB requests.  Best effort (root only).
+ * (128 KiB by default, whatever max_readahead says): raise it to
+ * VFS_READAHEAD so sequential reads travel as several 1 MiB requests in
+ * flight.  Best effort (root only).
  * On its own thread once the loop serves: the stat of the mount point is
  * a request to this very process. */
 static void *raise_readahead(void *arg)
@@ -377,7 +455,7 @@ static void *raise_readahead(void *arg)
 		 minor(st.st_dev));
 	FILE *f = fopen(p, "w");
 	if (f) {
-		fprintf(f, "%u\n", VFS_IO_MAX / 1024);
+		fprintf(f, "%u\n", VFS_READAHEAD / 1024);
 		fclose(f);
 	}
 	return NULL;

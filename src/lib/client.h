@@ -210,6 +210,17 @@ int vc_conn_open_held(struct vc_client *c, int idx, enum vc_svc svc, struct vc_c
 int vc_conn_call(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
 		 const char *hdr, size_t hdr_len, const void *payload, size_t plen,
 		 struct vc_reply *rep, bool *broken);
+/* vc_conn_call in halves, for several requests in flight on one held
+ * connection (replies come in request order): vc_conn_send sends one,
+ * vc_conn_recv reads the next reply (hdr: its request, for error
+ * detail).  into (may be NULL): a VALUE payload of at most cap bytes is
+ * read straight there (rep->data stays NULL, rep->data_len says how
+ * much); a larger one breaks the connection (-EBADMSG).  Not for TLS
+ * connections from two threads at once (k->tstate: one SSL object). */
+int vc_conn_send(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
+		 const char *hdr, size_t hdr_len, const void *payload, size_t plen, bool *broken);
+int vc_conn_recv(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
+		 const char *hdr, void *into, size_t cap, struct vc_reply *rep, bool *broken);
 void vc_conn_free(struct vc_conn *k);
 /* virgo_fini: closes the connections of files still open (cloudfs.c). */
 void vfs_files_drop(void);

@@ -10,6 +10,16 @@
  * ordinary per-node pool.  Large reads and writes go in chunks of at most
  * VFS_CHUNK bytes (the node's default cloudfs_max_io), so memory stays
  * bounded whatever the size.
+ *
+ * Requests on one file's connection are pipelined: a large read or write
+ * keeps up to VFS_WINDOW chunks in flight, and calls from several threads
+ * on one descriptor (FUSE readahead) each send theirs and read their
+ * replies in turn (tickets in send order: the node answers in order).  A
+ * descriptor in write-behind mode (virgo_writebehind, virgofs) returns
+ * from a write once it is sent; its reply is read by whoever comes next,
+ * and a failure is reported by a later write, virgo_flush, fsync or close.
+ * TLS connections keep one request in flight (one SSL object must not be
+ * read and written from two threads at once).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,12 +29,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "../common/pathcodec.h"
 #include "client.h"
 
 #define VFS_CHUNK (1u << 20)
+#define VFS_WINDOW 4 /* chunks in flight within one large read or write */
+#define VFS_RING 64 /* requests in flight on one file's connection, at most */
 #define VFS_PATH_MAX 4095
+
+/* A request in flight: async (write-behind) ones have no thread waiting
+ * for their reply, which must say "OK <expect>". */
+struct vfs_slot {
+	bool async;
+	size_t expect;
+};
+
+/* A sent request: its place in the reply order on connection gen. */
+struct vfs_tk {
+	uint64_t seq;
+	unsigned gen;
+};
 
 struct vfs_file {
 	struct vfs_file *next;
@@ -32,7 +58,19 @@ struct vfs_file {
 	virgo_fd_t sfd; /* the node's descriptor now (another after a reopen) */
 	int idx; /* the node's index in the client config */
 	struct vc_conn *k; /* NULL once broken: reopened by the next call */
-	pthread_mutex_t lock; /* one request at a time on k */
+	pthread_mutex_t slock; /* one sender at a time on k; taken before lock */
+	pthread_mutex_t lock; /* the fields below */
+	pthread_cond_t cv; /* a reply was read, or k was dropped */
+	uint64_t sent, done; /* requests sent on k, replies read (or failed) */
+	unsigned gen; /* bumped when k is dropped: its requests fail */
+	bool sending, receiving; /* a thread writes to / reads from k unlocked */
+	bool broken; /* k failed: dropped once nobody is using it */
+	int brk_rc; /* the error that broke it */
+	bool tls; /* k is TLS: one request at a time (slock held to its reply) */
+	unsigned wb; /* write-behind window, 0: off */
+	unsigned nasync; /* write-behind writes in flight */
+	int werr; /* a write-behind write's error, reported once */
+	struct vfs_slot ring[VFS_RING]; /* by seq % VFS_RING */
 	int users; /* references (files_lock) */
 	bool removed; /* closed: freed by its last user */
 	bool dirty; /* written since the last fsync */
@@ -76,17 +114,23 @@ static void spare_put(int idx, struct vc_conn *k)
 	vc_conn_free(k);
 }
 
+static void file_free(struct vfs_file *f)
+{
+	vc_conn_free(f->k);
+	pthread_mutex_destroy(&f->slock);
+	pthread_mutex_destroy(&f->lock);
+	pthread_cond_destroy(&f->cv);
+	free(f->enc);
+	free(f);
+}
+
 static void file_release(struct vfs_file *f)
 {
 	pthread_mutex_lock(&files_lock);
 	bool last = --f->users == 0 && f->removed;
 	pthread_mutex_unlock(&files_lock);
-	if (last) {
-		vc_conn_free(f->k);
-		pthread_mutex_destroy(&f->lock);
-		free(f->enc);
-		free(f);
-	}
+	if (last)
+		file_free(f);
 }
 
 /* A reference to fd's entry (file_release it), or NULL. remove: take it
@@ -109,6 +153,18 @@ static struct vfs_file *file_get(virgo_fd_t fd, bool remove)
 	return f;
 }
 
+/* The client and a reference to fd's entry (file_release it; remove as
+ * for file_get): 0, the client's init error, or -EBADF. */
+static int file_ref(virgo_fd_t fd, bool remove, struct vc_client **c, struct vfs_file **f)
+{
+	*f = NULL;
+	int rc = vc_get_node(0, c);
+	if (rc)
+		return rc;
+	*f = file_get(fd, remove);
+	return *f ? 0 : -EBADF;
+}
+
 void vfs_files_drop(void)
 {
 	pthread_mutex_lock(&files_lock);
@@ -127,12 +183,8 @@ void vfs_files_drop(void)
 		pthread_mutex_lock(&files_lock);
 		bool last = f->users == 0;
 		pthread_mutex_unlock(&files_lock);
-		if (last) {
-			vc_conn_free(f->k);
-			pthread_mutex_destroy(&f->lock);
-			free(f->enc);
-			free(f);
-		}
+		if (last)
+			file_free(f);
 		f = next;
 	}
 }
@@ -219,8 +271,10 @@ static int file_reopen(struct vc_client *c, struct vfs_file *f)
 		uint64_t v = rc == 0 ? strtoull(rep.line + 2, &end, 16) : 0;
 		if (rc == 0 && (v == 0 || !end || *end))
 			rc = -VIRGO_EBADREPLY;
-		if (rc == 0)
+		if (rc == 0) {
 			f->sfd = v;
+			f->tls = f->k->tstate != NULL;
+		}
 		if (rc) {
 			vc_conn_free(f->k);
 			f->k = NULL;
@@ -230,54 +284,231 @@ static int file_reopen(struct vc_client *c, struct vfs_file *f)
 	return rc;
 }
 
+/* f->lock held: drops k once it broke and nobody is using it; its
+ * requests still waiting fail (gen changes). */
+static void conn_drop_if_idle(struct vfs_file *f)
+{
+	if (!f->broken || f->sending || f->receiving)
+		return;
+	vc_conn_free(f->k);
+	f->k = NULL;
+	f->broken = false;
+	f->done = f->sent;
+	f->nasync = 0;
+	f->gen++;
+	pthread_cond_broadcast(&f->cv);
+}
+
+/* f->lock held: k failed with rc.  Acknowledged writes may be lost with
+ * the node, and so are write-behind writes not yet acknowledged: the
+ * next fsync or close says EIO.  The socket is shut so a thread blocked
+ * on it returns now. */
+static void conn_broke(struct vfs_file *f, int rc)
+{
+	if (!f->broken && f->k) {
+		f->broken = true;
+		f->brk_rc = rc ? rc : -ECONNRESET;
+		shutdown(f->k->fd, SHUT_RDWR);
+	}
+	if (f->dirty || f->nasync) {
+		f->lost = true;
+		f->dirty = false;
+	}
+	conn_drop_if_idle(f);
+}
+
+/* f->lock held (dropped meanwhile), nobody receiving: reads the reply of
+ * request f->done. */
+static int recv_turn(struct vc_client *c, struct vfs_file *f, const char *hdr, void *into,
+		     size_t cap, struct vc_reply *rep, bool *broken)
+{
+	struct vc_conn *k = f->k;
+	f->receiving = true;
+	pthread_mutex_unlock(&f->lock);
+	int rc = vc_conn_recv(c, f->idx, VC_SVC_CLOUDFS, k, hdr, into, cap, rep, broken);
+	pthread_mutex_lock(&f->lock);
+	f->receiving = false;
+	f->done++;
+	if (*broken)
+		conn_broke(f, rc);
+	pthread_cond_broadcast(&f->cv);
+	return rc;
+}
+
+/* f->lock held, nobody receiving, request f->done is a write-behind
+ * write: reads its reply and keeps its failure for later. */
+static void settle_async(struct vc_client *c, struct vfs_file *f)
+{
+	struct vfs_slot s = f->ring[f->done % VFS_RING];
+	struct vc_reply rep;
+	bool broken;
+	int rc = recv_turn(c, f, "pwrite (write-behind)\r\n", NULL, 0, &rep, &broken);
+	free(rep.data);
+	if (broken) {
+		f->lost = true;
+		return;
+	}
+	if (f->nasync)
+		f->nasync--;
+	if (rc == 0 && strtoull(rep.line + 2, NULL, 10) != s.expect)
+		rc = -EIO;
+	if (rc == 0)
+		f->dirty = true;
+	else if (!f->werr)
+		f->werr = rc;
+	pthread_cond_broadcast(&f->cv);
+}
+
+/* f->lock held: true if the next reply to read is a write-behind one
+ * nobody else is reading (the caller then settles it). */
+static bool async_turn(const struct vfs_file *f)
+{
+	return f->k && !f->broken && !f->receiving && f->done < f->sent &&
+	       f->ring[f->done % VFS_RING].async;
+}
+
+/* f->lock held: waits until every request sent is answered. */
+static void drain_locked(struct vc_client *c, struct vfs_file *f)
+{
+	while (f->k && f->done < f->sent) {
+		if (async_turn(f))
+			settle_async(c, f);
+		else
+			pthread_cond_wait(&f->cv, &f->lock);
+	}
+}
+
+/* Sends "<op> <descriptor>[ <tail>]" (+ payload) on f's connection, which
+ * is reopened first after a break when that is safe (!f->seq).  hdr
+ * (cap 128) gets the request line; *t its place in the reply order.
+ * async: a write-behind write of plen bytes (nobody waits for it).  On a
+ * TLS connection slock stays held until fd_wait has read the reply. */
+static int fd_send(struct vc_client *c, struct vfs_file *f, const char *op, const char *tail,
+		   const void *payload, size_t plen, bool async, char *hdr, struct vfs_tk *t,
+		   bool *broken)
+{
+	*broken = false;
+	pthread_mutex_lock(&f->slock);
+	pthread_mutex_lock(&f->lock);
+	int rc = 0;
+	for (;;) {
+		if (f->broken) { /* a reader or writer still on the dead k */
+			pthread_cond_wait(&f->cv, &f->lock);
+			continue;
+		}
+		if (!f->k) {
+			rc = f->seq ? -ECONNRESET : file_reopen(c, f);
+			if (rc)
+				break;
+			continue;
+		}
+		bool full = f->sent - f->done >= VFS_RING || (async && f->nasync >= f->wb);
+		if (!full)
+			break;
+		if (async_turn(f))
+			settle_async(c, f);
+		else
+			pthread_cond_wait(&f->cv, &f->lock);
+	}
+	if (rc) {
+		pthread_mutex_unlock(&f->lock);
+		pthread_mutex_unlock(&f->slock);
+		*broken = true;
+		return rc;
+	}
+	int n = snprintf(hdr, 128, "%s %" PRIx64 "%s%s\r\n", op, f->sfd, tail ? " " : "",
+			 tail ? tail : "");
+	t->seq = f->sent++;
+	t->gen = f->gen;
+	f->ring[t->seq % VFS_RING] = (struct vfs_slot){async, plen};
+	if (async)
+		f->nasync++;
+	f->sending = true;
+	struct vc_conn *k = f->k;
+	pthread_mutex_unlock(&f->lock);
+	rc = vc_conn_send(c, f->idx, VC_SVC_CLOUDFS, k, hdr, (size_t)n, payload, plen, broken);
+	pthread_mutex_lock(&f->lock);
+	f->sending = false;
+	if (*broken)
+		conn_broke(f, rc);
+	else
+		conn_drop_if_idle(f); /* a reader found it broken meanwhile */
+	pthread_mutex_unlock(&f->lock);
+	if (rc || !f->tls)
+		pthread_mutex_unlock(&f->slock);
+	return rc;
+}
+
+/* Reads the reply of request t (into/cap as vc_conn_recv), after those
+ * sent before it.  A broken connection fails every request on it. */
+static int fd_wait(struct vc_client *c, struct vfs_file *f, const struct vfs_tk *t,
+		   const char *hdr, void *into, size_t cap, struct vc_reply *rep, bool *broken)
+{
+	memset(rep, 0, sizeof *rep);
+	pthread_mutex_lock(&f->lock);
+	int rc;
+	for (;;) {
+		if (t->gen != f->gen || f->broken) {
+			rc = f->brk_rc ? f->brk_rc : -ECONNRESET;
+			*broken = true;
+			break;
+		}
+		if (!f->receiving && f->done == t->seq) {
+			rc = recv_turn(c, f, hdr, into, cap, rep, broken);
+			break;
+		}
+		if (async_turn(f))
+			settle_async(c, f);
+		else
+			pthread_cond_wait(&f->cv, &f->lock);
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (f->tls)
+		pthread_mutex_unlock(&f->slock);
+	return rc;
+}
+
 /* One request on fd's own connection: "<op> <descriptor>[ <tail>]" (+
  * payload).  A connection found broken is reopened once and the request
  * sent again, when that is safe: at an explicit offset, or without one
  * (fstat, fsync, ftruncate) -- never for read/write at the descriptor's
  * own position, which died with it.  Writes acknowledged before a break
- * may be lost with the node: the next fsync (or close) says EIO. */
+ * may be lost with the node: the next fsync (or close) says EIO.  into/cap:
+ * where a VALUE reply goes (NULL: rep->data, malloc'd). */
 static int fd_call(virgo_fd_t fd, const char *op, const char *tail, const void *payload,
-		   size_t plen, bool positional, struct vc_reply *rep)
+		   size_t plen, bool positional, void *into, size_t cap, struct vc_reply *rep)
 {
 	memset(rep, 0, sizeof *rep);
 	struct vc_client *c;
-	int rc = vc_get_node(0, &c);
+	struct vfs_file *f;
+	int rc = file_ref(fd, false, &c, &f);
 	if (rc)
 		return rc;
-	struct vfs_file *f = file_get(fd, false);
-	if (!f)
-		return -EBADF;
-	pthread_mutex_lock(&f->lock);
-	if (!positional)
+	if (!positional) {
+		pthread_mutex_lock(&f->lock);
 		f->seq = true;
+		pthread_mutex_unlock(&f->lock);
+	}
 	for (int attempt = 0;; attempt++) {
-		if (!f->k) {
-			rc = f->seq ? -ECONNRESET : file_reopen(c, f);
-			if (rc)
-				break;
-		}
 		char hdr[128];
-		int n = snprintf(hdr, sizeof hdr, "%s %" PRIx64 "%s%s\r\n", op, f->sfd, tail ? " " : "",
-				 tail ? tail : "");
+		struct vfs_tk t;
 		bool broken;
-		rc = vc_conn_call(c, f->idx, VC_SVC_CLOUDFS, f->k, hdr, (size_t)n, payload, plen, rep,
-				  &broken);
-		if (!broken)
-			break;
-		vc_conn_free(f->k);
-		f->k = NULL;
-		if (f->dirty) {
-			f->lost = true;
-			f->dirty = false;
-		}
-		if (attempt > 0 || f->seq)
+		rc = fd_send(c, f, op, tail, payload, plen, false, hdr, &t, &broken);
+		if (rc == 0)
+			rc = fd_wait(c, f, &t, hdr, into, cap, rep, &broken);
+		if (!broken || attempt > 0 || f->seq)
 			break;
 	}
+	pthread_mutex_lock(&f->lock);
 	if (rc == 0 && payload)
 		f->dirty = true;
 	if (strcmp(op, "fsync") == 0 && rc == 0) {
-		if (f->lost)
+		/* the writes before it were answered first (in order) */
+		if (f->werr)
+			rc = f->werr;
+		else if (f->lost)
 			rc = -EIO; /* writes before a break may not have reached the disk */
+		f->werr = 0;
 		f->lost = false;
 	}
 	pthread_mutex_unlock(&f->lock);
@@ -362,7 +593,10 @@ int virgo_open_ex(const char *path, int flags, unsigned mode, virgo_fd_t *fd)
 		f->fw[w] = '\0';
 		f->enc = enc;
 		enc = NULL;
+		f->tls = f->k->tstate != NULL;
+		pthread_mutex_init(&f->slock, NULL);
 		pthread_mutex_init(&f->lock, NULL);
+		pthread_cond_init(&f->cv, NULL);
 		pthread_mutex_lock(&files_lock);
 		f->next = files;
 		files = f;
@@ -385,52 +619,154 @@ int virgo_open(const char *path, virgo_fd_t *fd)
 	return virgo_open_ex(path, O_RDWR | O_CREAT, 0644, fd);
 }
 
+/* The window of chunks in flight for one call on f: 1 over TLS. */
+static int file_window(virgo_fd_t fd)
+{
+	struct vfs_file *f = file_get(fd, false);
+	if (!f)
+		return 1;
+	int w = f->tls ? 1 : VFS_WINDOW;
+	file_release(f);
+	return w;
+}
+
+/* "<count>" (pos < 0) or "<count> <offset>": a read's or write's tail. */
+static void io_tail(char tail[64], size_t count, int64_t pos)
+{
+	if (pos < 0)
+		snprintf(tail, 64, "%zu", count);
+	else
+		snprintf(tail, 64, "%zu %" PRIu64, count, (uint64_t)pos);
+}
+
+/* One chunk at the descriptor's position, or one chunk anywhere after a
+ * pipelined one failed (fd_call retries it on a reopened connection). */
+static ssize_t read_one(virgo_fd_t fd, uint8_t *dst, size_t want, int64_t pos)
+{
+	char tail[64];
+	io_tail(tail, want, pos);
+	struct vc_reply rep;
+	int rc = fd_call(fd, pos < 0 ? "read" : "pread", tail, NULL, 0, pos >= 0, dst, want, &rep);
+	free(rep.data);
+	if (rc == 0 && strncmp(rep.line, "VALUE ", 6) != 0)
+		rc = -VIRGO_EBADREPLY;
+	return rc ? rc : (ssize_t)rep.data_len;
+}
+
+/* Positioned read of size bytes at pos, up to window chunks in flight,
+ * each straight into buf.  Stops at the first short chunk (end of file);
+ * replies to the chunks sent after it are read and ignored. */
+static ssize_t read_pipelined(virgo_fd_t fd, uint8_t *buf, size_t size, uint64_t pos, int window)
+{
+	struct vc_client *c;
+	struct vfs_file *f;
+	int rc = file_ref(fd, false, &c, &f);
+	if (rc)
+		return rc;
+	struct {
+		struct vfs_tk t;
+		size_t off, want;
+		char hdr[128];
+	} q[VFS_WINDOW];
+	size_t sent = 0, done = 0;
+	int head = 0, n = 0;
+	bool stop = false;
+	rc = 0;
+	while (n > 0 || (!stop && sent < size)) {
+		while (!stop && n < window && sent < size) {
+			int i = (head + n) % VFS_WINDOW;
+			q[i].off = sent;
+			q[i].want = size - sent < VFS_CHUNK ? size - sent : VFS_CHUNK;
+			char tail[64];
+			io_tail(tail, q[i].want, (int64_t)(pos + sent));
+			bool broken;
+			int e = fd_send(c, f, "pread", tail, NULL, 0, false, q[i].hdr, &q[i].t, &broken);
+			if (e) {
+				if (!rc)
+					rc = e;
+				stop = true;
+				break;
+			}
+			sent += q[i].want;
+			n++;
+		}
+		if (n == 0)
+			break;
+		struct vc_reply rep;
+		bool broken;
+		int e = fd_wait(c, f, &q[head].t, q[head].hdr, buf + q[head].off, q[head].want, &rep,
+				&broken);
+		free(rep.data);
+		if (e == 0 && strncmp(rep.line, "VALUE ", 6) != 0)
+			e = -VIRGO_EBADREPLY;
+		if (!stop && !rc) {
+			if (e) {
+				rc = e;
+				stop = true;
+			} else {
+				done += rep.data_len;
+				if (rep.data_len < q[head].want)
+					stop = true; /* end of file */
+			}
+		}
+		head = (head + 1) % VFS_WINDOW;
+		n--;
+	}
+	file_release(f);
+	if (rc && done < size) {
+		/* the chunk at done failed: once more on its own, which
+		 * reopens a broken connection; then go on from there */
+		ssize_t r = read_one(fd, buf + done, size - done < VFS_CHUNK ? size - done : VFS_CHUNK,
+				     (int64_t)(pos + done));
+		if (r < 0)
+			return done ? (ssize_t)done : r;
+		done += (size_t)r;
+		if ((size_t)r == VFS_CHUNK && done < size) {
+			ssize_t more = read_pipelined(fd, buf + done, size - done, pos + done, window);
+			if (more > 0)
+				done += (size_t)more;
+		}
+	}
+	return (ssize_t)done;
+}
+
 ssize_t virgo_read(virgo_fd_t fd, void *buf, size_t size, int64_t pos)
 {
 	size_t done = 0;
+	int window = pos >= 0 && size > VFS_CHUNK ? file_window(fd) : 1;
+	if (window > 1) {
+		ssize_t r = read_pipelined(fd, buf, size, (uint64_t)pos, window);
+		vc_err_done("read", r < 0 ? (int)r : 0);
+		return r;
+	}
 	while (done < size) {
 		size_t want = size - done < VFS_CHUNK ? size - done : VFS_CHUNK;
-		char tail[64];
-		if (pos < 0)
-			snprintf(tail, sizeof tail, "%zu", want);
-		else
-			snprintf(tail, sizeof tail, "%zu %" PRIu64, want, (uint64_t)pos + done);
-		struct vc_reply rep;
-		int rc = fd_call(fd, pos < 0 ? "read" : "pread", tail, NULL, 0, pos >= 0, &rep);
-		if (rc == 0 && (strncmp(rep.line, "VALUE ", 6) != 0 || rep.data_len > want))
-			rc = -VIRGO_EBADREPLY;
-		if (rc) {
-			free(rep.data);
+		ssize_t r = read_one(fd, (uint8_t *)buf + done, want, pos < 0 ? pos : pos + (int64_t)done);
+		if (r < 0) {
 			if (done)
 				break; /* what was read stands */
-			return vc_err_done("read", rc);
+			return vc_err_done("read", (int)r);
 		}
-		if (rep.data_len)
-			memcpy((uint8_t *)buf + done, rep.data, rep.data_len);
-		done += rep.data_len;
-		size_t got = rep.data_len;
-		free(rep.data);
-		if (got < want)
+		done += (size_t)r;
+		if ((size_t)r < want)
 			break; /* end of file */
 	}
 	vc_err_done("read", 0);
 	return (ssize_t)done;
 }
 
-ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
+/* One chunk at a time (at the descriptor's position, or over TLS). */
+static ssize_t write_simple(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
 {
 	size_t done = 0;
 	do {
 		size_t len = size - done < VFS_CHUNK ? size - done : VFS_CHUNK;
 		char tail[64];
-		if (pos < 0)
-			snprintf(tail, sizeof tail, "%zu", len);
-		else
-			snprintf(tail, sizeof tail, "%zu %" PRIu64, len, (uint64_t)pos + done);
+		io_tail(tail, len, pos < 0 ? pos : pos + (int64_t)done);
 		struct vc_reply rep;
 		int rc = fd_call(fd, pos < 0 ? "write" : "pwrite", tail,
 				 len ? (const void *)((const uint8_t *)data + done) : (const void *)"", len,
-				 pos >= 0, &rep);
+				 pos >= 0, NULL, 0, &rep);
 		free(rep.data);
 		if (rc == 0 && strtoull(rep.line + 2, NULL, 10) != len)
 			rc = -EIO;
@@ -440,6 +776,123 @@ ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
 	} while (done < size);
 	vc_err_done("write", 0);
 	return (ssize_t)done;
+}
+
+ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
+{
+	struct vc_client *c;
+	struct vfs_file *f;
+	int rc = file_ref(fd, false, &c, &f);
+	if (rc)
+		return vc_err_done("write", rc);
+	pthread_mutex_lock(&f->lock);
+	bool async = f->wb > 0 && pos >= 0;
+	int window = pos >= 0 && !f->tls ? VFS_WINDOW : 1;
+	rc = f->werr; /* a write-behind write failed: say so now, once */
+	f->werr = 0;
+	pthread_mutex_unlock(&f->lock);
+	/* one chunk (or no window): the plain call, which retries on a
+	 * reopened connection */
+	if (rc || (!async && (window == 1 || size <= VFS_CHUNK))) {
+		file_release(f);
+		return rc ? vc_err_done("write", rc) : write_simple(fd, data, size, pos);
+	}
+	bool brk = false;
+	struct {
+		struct vfs_tk t;
+		size_t len;
+		char hdr[128];
+	} q[VFS_WINDOW];
+	int head = 0, n = 0;
+	size_t done = 0;
+	do {
+		size_t len = size - done < VFS_CHUNK ? size - done : VFS_CHUNK;
+		char tail[64];
+		io_tail(tail, len, pos < 0 ? pos : pos + (int64_t)done);
+		const void *p = len ? (const void *)((const uint8_t *)data + done) : (const void *)"";
+		int i = (head + n) % VFS_WINDOW;
+		bool broken;
+		if (async) /* sent is enough; the reply is read later */
+			rc = fd_send(c, f, "pwrite", tail, p, len, true, q[i].hdr, &q[i].t, &broken);
+		else
+			rc = fd_send(c, f, "pwrite", tail, p, len, false, q[i].hdr, &q[i].t, &broken);
+		if (rc == 0 && !async) {
+			q[i].len = len;
+			n++;
+		}
+		brk |= broken;
+		if (rc)
+			break;
+		done += len;
+		/* a full window, or the end: the oldest reply */
+		while (n > 0 && (n == window || done == size)) {
+			struct vc_reply rep;
+			int e = fd_wait(c, f, &q[head].t, q[head].hdr, NULL, 0, &rep, &broken);
+			free(rep.data);
+			brk |= broken;
+			if (e == 0 && strtoull(rep.line + 2, NULL, 10) != q[head].len)
+				e = -EIO;
+			if (e == 0) {
+				pthread_mutex_lock(&f->lock);
+				f->dirty = true;
+				pthread_mutex_unlock(&f->lock);
+			}
+			if (e && !rc)
+				rc = e;
+			head = (head + 1) % VFS_WINDOW;
+			n--;
+		}
+	} while (!rc && done < size);
+	while (n > 0) { /* after a failure: the replies still due */
+		struct vc_reply rep;
+		bool broken;
+		fd_wait(c, f, &q[head].t, q[head].hdr, NULL, 0, &rep, &broken);
+		free(rep.data);
+		head = (head + 1) % VFS_WINDOW;
+		n--;
+	}
+	file_release(f);
+	/* the connection broke: positioned writes are idempotent, so the
+	 * whole call once more, chunk by chunk, on a reopened connection
+	 * (write-behind writes lost with it are fsync's and close's EIO) */
+	if (rc && brk && pos >= 0)
+		return write_simple(fd, data, size, pos);
+	if (rc)
+		return vc_err_done("write", rc);
+	vc_err_done("write", 0);
+	return (ssize_t)done;
+}
+
+int virgo_writebehind(virgo_fd_t fd, unsigned window)
+{
+	struct vfs_file *f = file_get(fd, false);
+	if (!f)
+		return -EBADF;
+	if (window > VFS_RING / 2)
+		window = VFS_RING / 2;
+	pthread_mutex_lock(&f->slock);
+	pthread_mutex_lock(&f->lock);
+	f->wb = f->tls ? 0 : window;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_unlock(&f->slock);
+	file_release(f);
+	return 0;
+}
+
+int virgo_flush(virgo_fd_t fd)
+{
+	struct vc_client *c;
+	struct vfs_file *f;
+	int rc = file_ref(fd, false, &c, &f);
+	if (rc)
+		return vc_err_done("flush", rc);
+	pthread_mutex_lock(&f->lock);
+	drain_locked(c, f);
+	rc = f->werr ? f->werr : f->lost ? -EIO : 0; /* kept for fsync/close */
+	pthread_mutex_unlock(&f->lock);
+	file_release(f);
+	return vc_err_done("flush", rc);
 }
 
 ssize_t virgo_pread(virgo_fd_t fd, void *buf, size_t size, uint64_t offset)
@@ -459,7 +912,7 @@ ssize_t virgo_pwrite(virgo_fd_t fd, const void *data, size_t size, uint64_t offs
 static int fd_simple(virgo_fd_t fd, const char *op, const char *tail)
 {
 	struct vc_reply rep;
-	int rc = fd_call(fd, op, tail, NULL, 0, true, &rep);
+	int rc = fd_call(fd, op, tail, NULL, 0, true, NULL, 0, &rep);
 	free(rep.data);
 	return vc_err_done(op, rc);
 }
@@ -467,23 +920,25 @@ static int fd_simple(virgo_fd_t fd, const char *op, const char *tail)
 int virgo_close(virgo_fd_t fd)
 {
 	struct vc_client *c;
-	int rc = vc_get_node(0, &c);
+	struct vfs_file *f;
+	int rc = file_ref(fd, true, &c, &f);
 	if (rc)
-		return rc;
-	struct vfs_file *f = file_get(fd, true);
-	if (!f)
-		return vc_err_done("close", -EBADF);
+		return vc_err_done("close", rc);
+	pthread_mutex_lock(&f->slock); /* nobody sends any more */
 	pthread_mutex_lock(&f->lock);
-	if (f->k) {
+	drain_locked(c, f); /* write-behind writes answered first */
+	rc = f->werr;
+	int crc = 0;
+	if (f->k && !f->broken) {
 		char hdr[64];
 		int n = snprintf(hdr, sizeof hdr, "close %" PRIx64 "\r\n", f->sfd);
 		struct vc_reply rep;
 		bool broken;
-		rc = vc_conn_call(c, f->idx, VC_SVC_CLOUDFS, f->k, hdr, (size_t)n, NULL, 0, &rep,
-				  &broken);
+		crc = vc_conn_call(c, f->idx, VC_SVC_CLOUDFS, f->k, hdr, (size_t)n, NULL, 0, &rep,
+				   &broken);
 		free(rep.data);
 		if (broken) {
-			rc = 0; /* the node closes it with the connection anyway */
+			crc = 0; /* the node closes it with the connection anyway */
 			if (f->dirty)
 				f->lost = true;
 		} else {
@@ -491,9 +946,12 @@ int virgo_close(virgo_fd_t fd)
 			f->k = NULL;
 		}
 	}
+	if (rc == 0)
+		rc = crc;
 	if (rc == 0 && f->lost)
 		rc = -EIO; /* writes before a broken connection may be lost */
 	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_unlock(&f->slock);
 	file_release(f);
 	return vc_err_done("close", rc);
 }
@@ -537,7 +995,7 @@ int virgo_lstat(const char *path, struct virgo_stat *st) { return stat_call("lst
 int virgo_fstat(virgo_fd_t fd, struct virgo_stat *st)
 {
 	struct vc_reply rep;
-	int rc = fd_call(fd, "fstat", NULL, NULL, 0, true, &rep);
+	int rc = fd_call(fd, "fstat", NULL, NULL, 0, true, NULL, 0, &rep);
 	free(rep.data);
 	if (rc == 0)
 		rc = parse_stat(rep.line, st);

@@ -353,7 +353,8 @@ static int read_bytes(struct vc_conn *k, uint8_t *dst, size_t n, int64_t deadlin
 
 /* Reads one reply; returns 0, -errno for ERR replies, or a transport error
  * (*transport = 1). */
-static int read_reply(struct vc_conn *k, struct vc_reply *rep, int64_t deadline, int *transport)
+static int read_reply(struct vc_conn *k, struct vc_reply *rep, void *into, size_t into_cap,
+		      int64_t deadline, int *transport)
 {
 	size_t len;
 	*transport = 1;
@@ -371,13 +372,13 @@ static int read_reply(struct vc_conn *k, struct vc_reply *rep, int64_t deadline,
 		return -err;
 	case VC_R_VALUE: {
 		*transport = 1;
-		if (n > SIZE_MAX - 2)
+		if (n > SIZE_MAX - 2 || (into && n > into_cap))
 			return -EBADMSG;
-		rep->data = malloc(n + 1);
-		if (!rep->data)
+		uint8_t *dst = into;
+		if (!dst && !(dst = rep->data = malloc(n + 1)))
 			return -ENOMEM;
 		rep->data_len = (size_t)n;
-		rc = read_bytes(k, rep->data, (size_t)n, deadline);
+		rc = read_bytes(k, dst, (size_t)n, deadline);
 		uint8_t crlf[2];
 		if (rc == 0)
 			rc = read_bytes(k, crlf, 2, deadline);
@@ -471,7 +472,7 @@ int vc_call_svc_t(struct vc_client *c, int idx, enum vc_svc svc, const char *hdr
 		rc = send_all(k, iov, payload ? 3 : 1, deadline, &sent);
 		int transport = 1;
 		if (rc == 0)
-			rc = read_reply(k, rep, deadline, &transport);
+			rc = read_reply(k, rep, NULL, 0, deadline, &transport);
 		if (!transport) {
 			pool_put(c, n, svc, k);
 			vc_node_ok(c, idx, svc);
@@ -580,17 +581,27 @@ void vc_conn_free(struct vc_conn *k)
 		conn_close(k);
 }
 
-int vc_conn_call(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
-		 const char *hdr, size_t hdr_len, const void *payload, size_t plen,
-		 struct vc_reply *rep, bool *broken)
+int vc_conn_send(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
+		 const char *hdr, size_t hdr_len, const void *payload, size_t plen, bool *broken)
+{
+	int64_t deadline = vc_now_ms() + c->cfg.timeout_ms;
+	struct iovec iov[3] = {{(void *)hdr, hdr_len}, {(void *)payload, plen}, {(void *)"\r\n", 2}};
+	int rc = send_all(k, iov, payload ? 3 : 1, deadline, NULL);
+	*broken = rc != 0;
+	if (rc) {
+		vc_node_failed(c, idx, svc);
+		vc_err_node(c, idx, svc, hdr, rc, NULL);
+	}
+	return rc;
+}
+
+int vc_conn_recv(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
+		 const char *hdr, void *into, size_t cap, struct vc_reply *rep, bool *broken)
 {
 	int64_t deadline = vc_now_ms() + c->cfg.timeout_ms;
 	memset(rep, 0, sizeof *rep);
-	struct iovec iov[3] = {{(void *)hdr, hdr_len}, {(void *)payload, plen}, {(void *)"\r\n", 2}};
-	int rc = send_all(k, iov, payload ? 3 : 1, deadline, NULL);
 	int transport = 1;
-	if (rc == 0)
-		rc = read_reply(k, rep, deadline, &transport);
+	int rc = read_reply(k, rep, into, cap, deadline, &transport);
 	*broken = transport != 0;
 	if (transport) {
 		free(rep->data);
@@ -604,4 +615,13 @@ int vc_conn_call(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *
 	if (rc)
 		vc_err_node(c, idx, svc, hdr, rc, err_sentence(rep->line));
 	return rc;
+}
+
+int vc_conn_call(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
+		 const char *hdr, size_t hdr_len, const void *payload, size_t plen,
+		 struct vc_reply *rep, bool *broken)
+{
+	memset(rep, 0, sizeof *rep);
+	int rc = vc_conn_send(c, idx, svc, k, hdr, hdr_len, payload, plen, broken);
+	return rc ? rc : vc_conn_recv(c, idx, svc, k, hdr, NULL, 0, rep, broken);
 }

@@ -5,7 +5,10 @@
  * paths, symlinks out, a symlink swapped in during the calls), a
  * read-only export, descriptors freed when their connection goes, the
  * per-connection cap, call-syntax descriptors expiring, paged readdir,
- * the metadata calls, and concurrent writers on three nodes.
+ * the metadata calls, and concurrent writers on three nodes.  Large
+ * preads on plain TCP go out with sendfile: their bytes and SHA-256, a
+ * read across the end of the file, the call syntax's bare bytes, and a
+ * pipelined write behind a read that is still being sent.
  *
  * Nodes 1-3 export their own directories; node 4 exports node 1's
  * directory read-only.
@@ -27,6 +30,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "../harness.h"
 #include "virgo.h"
@@ -241,8 +245,9 @@ static int setup(void **state)
 		return -1;
 	for (int i = 0; i < NNODES; i++) {
 		snprintf(extra[i], sizeof extra[i],
-			 "cloudfs_export_root = %s\ncloudfs_max_fds_per_conn = 16\n%s%s", exp_dir[i],
+			 "cloudfs_export_root = %s\ncloudfs_max_fds_per_conn = 16\n%s%s%s", exp_dir[i],
 			 i == 3 ? "cloudfs_read_only = yes\n" : "",
+			 i == 0 ? "cloudfs_sendfile_loopback = yes\n" : "",
 			 i == 1 ? "cloudfs_call_fd_idle_s = 1\n" : "");
 		per[i] = extra[i];
 	}
@@ -742,6 +747,152 @@ static void concurrent_writers(void **state)
 	}
 }
 
+static void sha256(const void *p, size_t n, unsigned char md[32])
+{
+	unsigned int len = 0;
+	assert_int_equal(EVP_Digest(p, n, md, &len, EVP_sha256(), NULL), 1);
+	assert_int_equal(len, 32);
+}
+
+/* A file of n pattern bytes written straight into node 1's export. */
+static uint8_t *local_file(const char *name, size_t n, uint64_t seed)
+{
+	uint8_t *p = malloc(n);
+	assert_non_null(p);
+	fill_pattern(p, n, seed);
+	char path[600];
+	snprintf(path, sizeof path, "%s/%s", exp_dir[0], name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(p, 1, n, f), n);
+	assert_int_equal(fclose(f), 0);
+	return p;
+}
+
+static void sendfile_reads(void **state)
+{
+	(void)state;
+	const size_t n = (9u << 20) + 5, chunk = 1u << 20;
+	uint8_t *want = local_file("sf.bin", n, 77);
+	uint8_t *got = malloc(n + chunk);
+	assert_non_null(got);
+	uint64_t sf0 = stat_value(0, "bytes_sendfile");
+	struct cli *k = cli_open(0);
+	uint64_t fd = open_fd(k, "/sf.bin", "r");
+	/* every chunk asked at once (pipelined), the last across the end */
+	size_t nreq = (n + chunk - 1) / chunk;
+	for (size_t i = 0; i < nreq; i++)
+		cli_send(k, "pread %llx %zu %zu\r\n", (unsigned long long)fd, chunk, i * chunk);
+	size_t off = 0;
+	for (size_t i = 0; i < nreq; i++) {
+		char line[64];
+		assert_int_equal(cli_line(k, line, sizeof line), 0);
+		size_t v = strtoull(line + 6, NULL, 10);
+		assert_memory_equal(line, "VALUE ", 6);
+		assert_int_equal(v, i + 1 < nreq ? chunk : n - i * chunk);
+		assert_int_equal(cli_bytes(k, got + off, v + 2), 0);
+		assert_memory_equal(got + off + v, "\r\n", 2);
+		off += v;
+	}
+	assert_int_equal(off, n);
+	unsigned char a[32], b[32];
+	sha256(want, n, a);
+	sha256(got, n, b);
+	assert_memory_equal(a, b, 32);
+	assert_true(stat_value(0, "bytes_sendfile") - sf0 >= n);
+	/* across the end: what there is; at and past it: nothing */
+	assert_int_equal(pread_some(k, fd, got, chunk, n - 5, NULL, 0), 5);
+	assert_memory_equal(got, want + n - 5, 5);
+	assert_int_equal(pread_some(k, fd, got, chunk, n, NULL, 0), 0);
+	assert_int_equal(pread_some(k, fd, got, chunk, n + (5u << 20), NULL, 0), 0);
+	/* the plain read (the descriptor's position) still copies and moves it */
+	cli_send(k, "read %llx 100000\r\n", (unsigned long long)fd);
+	char line[64];
+	assert_int_equal(cli_line(k, line, sizeof line), 0);
+	assert_string_equal(line, "VALUE 100000");
+	assert_int_equal(cli_bytes(k, got, 100002), 0);
+	assert_memory_equal(got, want, 100000);
+	assert_string_equal(cmd(k, "close %llx", (unsigned long long)fd), "OK");
+	cli_close(k);
+	/* the call syntax: bare bytes, then the connection closes */
+	k = cli_open(0);
+	unsigned long long lfd = strtoull(cmd(k, "virgo_cloud_open(/sf.bin)"), NULL, 10);
+	cli_close(k);
+	k = cli_open(0);
+	cli_send(k, "virgo_cloud_read(%llu,none,300000,1000)\r\n", lfd);
+	assert_int_equal(cli_bytes(k, got, 300002), 0);
+	assert_memory_equal(got, want + 1000, 300000);
+	assert_memory_equal(got + 300000, "\r\n", 2);
+	assert_int_equal(cli_fill(k), 0); /* closed */
+	cli_close(k);
+	k = cli_open(0);
+	assert_string_equal(cmd(k, "virgo_cloud_close(%llu)", lfd), "OK");
+	cli_close(k);
+	/* node 2 keeps the default: a client on this machine gets copies */
+	char p2[600];
+	snprintf(p2, sizeof p2, "cp %s/sf.bin %s/sf.bin", exp_dir[0], exp_dir[1]);
+	assert_int_equal(system(p2), 0);
+	uint64_t sf2 = stat_value(1, "bytes_sendfile");
+	k = cli_open(1);
+	fd = open_fd(k, "/sf.bin", "r");
+	assert_int_equal(pread_some(k, fd, got, chunk, 0, NULL, 0), (long)chunk);
+	assert_memory_equal(got, want, chunk);
+	cli_close(k);
+	assert_int_equal(stat_value(1, "bytes_sendfile"), sf2);
+	free(want);
+	free(got);
+}
+
+/* Copied reads (node 2: the default for a client on this machine) hold
+ * the bytes of when they ran: a write pipelined behind 8 MiB of read
+ * replies the client has not taken yet does not show in them, and a read
+ * after it, on any connection, sees it. */
+static void write_behind_pending_reads(void **state)
+{
+	(void)state;
+	const size_t chunk = 1u << 20, nr = 8;
+	uint8_t *old = local_file("wr.bin", nr * chunk, 5);
+	char cp[700];
+	snprintf(cp, sizeof cp, "mv %s/wr.bin %s/wr.bin", exp_dir[0], exp_dir[1]);
+	assert_int_equal(system(cp), 0);
+	uint8_t *neu = malloc(chunk), *got = malloc(chunk + 2);
+	assert_non_null(neu);
+	assert_non_null(got);
+	fill_pattern(neu, chunk, 6);
+	struct cli *k = cli_open(1);
+	uint64_t fd = open_fd(k, "/wr.bin", "rw");
+	/* 8 MiB of replies: more than the socket buffers hold */
+	for (size_t i = 0; i < nr; i++)
+		cli_send(k, "pread %llx %zu 0\r\n", (unsigned long long)fd, chunk);
+	char hdr[128];
+	int h = snprintf(hdr, sizeof hdr, "pwrite %llx %zu 0\r\n", (unsigned long long)fd, chunk);
+	assert_int_equal(th_send(k->fd, hdr, (size_t)h), 0);
+	assert_int_equal(th_send(k->fd, neu, chunk), 0);
+	cli_send(k, "\r\npread %llx %zu 0\r\n", (unsigned long long)fd, chunk);
+	for (size_t i = 0; i < nr; i++) {
+		char line[64];
+		assert_int_equal(cli_line(k, line, sizeof line), 0);
+		assert_string_equal(line, "VALUE 1048576");
+		assert_int_equal(cli_bytes(k, got, chunk + 2), 0);
+		assert_memory_equal(got, old, chunk);
+	}
+	char line[64];
+	assert_int_equal(cli_line(k, line, sizeof line), 0);
+	assert_string_equal(line, "OK 1048576");
+	assert_int_equal(pread_some(k, fd, got, chunk, 0, NULL, 0), (long)chunk);
+	assert_memory_equal(got, neu, chunk);
+	/* and another connection sees it too */
+	struct cli *k2 = cli_open(1);
+	uint64_t fd2 = open_fd(k2, "/wr.bin", "r");
+	assert_int_equal(pread_some(k2, fd2, got, chunk, 0, NULL, 0), (long)chunk);
+	assert_memory_equal(got, neu, chunk);
+	cli_close(k2);
+	cli_close(k);
+	free(old);
+	free(neu);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -750,7 +901,8 @@ int main(void)
 		cmocka_unit_test(symlink_swapped_in),  cmocka_unit_test(read_only_export),
 		cmocka_unit_test(descriptors_per_connection), cmocka_unit_test(call_fds_expire),
 		cmocka_unit_test(readdir_paged),       cmocka_unit_test(metadata_calls),
-		cmocka_unit_test(concurrent_writers),
+		cmocka_unit_test(concurrent_writers),  cmocka_unit_test(sendfile_reads),
+		cmocka_unit_test(write_behind_pending_reads),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

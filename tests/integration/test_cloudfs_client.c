@@ -3,9 +3,13 @@
  * a real 2-node loopback cluster: libvirgo's virgo_open/read/write/close in
  * the notes' argument order and the path calls, the virgo cp/cat/ls/rm/
  * mkdir/mv/stat commands (copies both ways, checked byte for byte), and
- * the notes' telnet path through a real nc.
+ * the notes' telnet path through a real nc.  Pipelining: a large read
+ * across the end of a file, threads reading one descriptor at once (as
+ * FUSE readahead does), write-behind writes visible to another
+ * descriptor after virgo_flush, and a write-behind failure reported.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -36,7 +40,8 @@ static int setup(void **state)
 	const char *per[2];
 	for (int i = 0; i < 2; i++) {
 		snprintf(exp_dir[i], sizeof exp_dir[i], "%s/export%d", base, i + 1);
-		snprintf(extra[i], sizeof extra[i], "cloudfs_export_root = %s\n", exp_dir[i]);
+		snprintf(extra[i], sizeof extra[i], "cloudfs_export_root = %s\n%s", exp_dir[i],
+			 i == 0 ? "cloudfs_sendfile_loopback = yes\n" : "");
 		per[i] = extra[i];
 	}
 	snprintf(work, sizeof work, "%s/work", base);
@@ -320,12 +325,165 @@ static void notes_nc_path(void **state)
 	assert_string_equal(out, "OK 7\r\nfrom nc\r\nOK\r\n");
 }
 
+static void pattern(uint8_t *p, size_t n, uint64_t off)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)((off + i) * 131 + ((off + i) >> 11));
+}
+
+static void pipelined_read_eof(void **state)
+{
+	(void)state;
+	size_t n = (3u << 20) + 12345;
+	uint8_t *a = malloc(n), *b = malloc(8u << 20);
+	pattern(a, n, 0);
+	virgo_fd_t fd;
+	assert_int_equal(virgo_open_ex("node2:/eof.bin", O_RDWR | O_CREAT | O_TRUNC, 0644, &fd), 0);
+	assert_int_equal(virgo_pwrite(fd, a, n, 0), (ssize_t)n);
+	/* 8 MiB asked, a window of chunks in flight, the file ends in the 4th */
+	assert_int_equal(virgo_pread(fd, b, 8u << 20, 0), (ssize_t)n);
+	assert_memory_equal(a, b, n);
+	assert_int_equal(virgo_pread(fd, b, 8u << 20, n - 7), 7);
+	assert_memory_equal(b, a + n - 7, 7);
+	assert_int_equal(virgo_pread(fd, b, 8u << 20, n), 0);
+	assert_int_equal(virgo_pread(fd, b, 3u << 20, n + (1u << 30)), 0);
+	assert_int_equal(virgo_close(fd), 0);
+	free(a);
+	free(b);
+}
+
+struct reader {
+	virgo_fd_t fd;
+	int id;
+	int bad;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	uint8_t *buf = malloc(1u << 20), *want = malloc(1u << 20);
+	for (int round = 0; round < 4; round++)
+		for (int c = r->id; c < 16; c += 4) {
+			uint64_t off = (uint64_t)c << 20;
+			if (virgo_pread(r->fd, buf, 1u << 20, off) != (1 << 20)) {
+				r->bad++;
+				continue;
+			}
+			pattern(want, 1u << 20, off);
+			if (memcmp(buf, want, 1u << 20) != 0)
+				r->bad++;
+		}
+	free(buf);
+	free(want);
+	return NULL;
+}
+
+static void threads_share_descriptor(void **state)
+{
+	(void)state;
+	size_t n = 16u << 20;
+	uint8_t *a = malloc(n);
+	pattern(a, n, 0);
+	virgo_fd_t fd;
+	assert_int_equal(virgo_open_ex("node1:/shared.bin", O_RDWR | O_CREAT | O_TRUNC, 0644, &fd), 0);
+	assert_int_equal(virgo_pwrite(fd, a, n, 0), (ssize_t)n);
+	free(a);
+	/* four threads' requests interleave on the descriptor's one
+	 * connection; each gets its own reply */
+	struct reader r[4];
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++) {
+		r[i] = (struct reader){fd, i, 0};
+		assert_int_equal(pthread_create(&th[i], NULL, reader_main, &r[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(r[i].bad, 0);
+	}
+	assert_int_equal(virgo_close(fd), 0);
+}
+
+static void writebehind_visible_after_flush(void **state)
+{
+	(void)state;
+	size_t chunk = 1u << 20;
+	uint8_t *a = malloc(6 * chunk), *b = malloc(6 * chunk);
+	pattern(a, 6 * chunk, 99);
+	virgo_fd_t w, r;
+	assert_int_equal(virgo_open_ex("node2:/wb.bin", O_WRONLY | O_CREAT | O_TRUNC, 0644, &w), 0);
+	assert_int_equal(virgo_writebehind(w, 4), 0);
+	for (int i = 0; i < 6; i++) /* each returns once sent */
+		assert_int_equal(virgo_pwrite(w, a + i * chunk, chunk, i * chunk), (ssize_t)chunk);
+	struct virgo_stat st;
+	assert_int_equal(virgo_fstat(w, &st), 0); /* behind the writes on their connection */
+	assert_int_equal(st.size, 6 * chunk);
+	assert_int_equal(virgo_pwrite(w, "tail", 4, 6 * chunk), 4);
+	assert_int_equal(virgo_flush(w), 0);
+	/* acknowledged: any other descriptor reads it */
+	assert_int_equal(virgo_open_ex("node2:/wb.bin", O_RDONLY, 0, &r), 0);
+	assert_int_equal(virgo_pread(r, b, 6 * chunk, 0), (ssize_t)(6 * chunk));
+	assert_memory_equal(a, b, 6 * chunk);
+	assert_int_equal(virgo_pread(r, b, 16, 6 * chunk), 4);
+	assert_memory_equal(b, "tail", 4);
+	assert_int_equal(virgo_fsync(w), 0);
+	assert_int_equal(virgo_close(w), 0);
+	/* a write the node refuses (a read-only descriptor): sent, then
+	 * reported by flush, by the next write, and gone after that */
+	assert_int_equal(virgo_writebehind(r, 4), 0);
+	assert_int_equal(virgo_pwrite(r, "x", 1, 0), 1);
+	assert_int_equal(virgo_flush(r), -EBADF);
+	assert_int_equal(virgo_pwrite(r, "x", 1, 0), -EBADF);
+	assert_int_equal(virgo_flush(r), 0);
+	assert_int_equal(virgo_close(r), 0);
+	assert_int_equal(virgo_writebehind(r, 4), -EBADF);
+	free(a);
+	free(b);
+}
+
+/* The node dies with write-behind writes in flight: flush and close say
+ * EIO (within the client timeout), and the node serves again after its
+ * restart. */
+static void writebehind_node_killed(void **state)
+{
+	(void)state;
+	size_t chunk = 1u << 20;
+	uint8_t *a = calloc(1, chunk), *big = malloc(3 * chunk), *back = malloc(3 * chunk);
+	pattern(big, 3 * chunk, 7);
+	virgo_fd_t w, s;
+	assert_int_equal(virgo_open_ex("node2:/wbs.bin", O_RDWR | O_CREAT | O_TRUNC, 0644, &s), 0);
+	assert_int_equal(virgo_open_ex("node2:/wbk.bin", O_WRONLY | O_CREAT | O_TRUNC, 0644, &w), 0);
+	assert_int_equal(virgo_writebehind(w, 4), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(virgo_pwrite(w, a, chunk, (uint64_t)i * chunk), (ssize_t)chunk);
+	th_node_signal(&cl, 1, SIGKILL);
+	int64_t t0 = th_now_ms();
+	int rc = virgo_flush(w);
+	assert_true(rc == -EIO || rc == 0); /* 0: all three were answered before the kill */
+	assert_int_equal(virgo_close(w), -EIO); /* acknowledged, never fsync'd: at risk */
+	assert_true(th_now_ms() - t0 < 15000);
+	assert_int_equal(th_node_start(&cl, 1), 0);
+	assert_int_equal(virgo_open_ex("node2:/wbk.bin", O_RDONLY, 0, &w), 0);
+	assert_int_equal(virgo_close(w), 0);
+	/* a descriptor idle across the restart: a pipelined write finds its
+	 * connection dead, reopens it and goes on */
+	assert_int_equal(virgo_pwrite(s, big, 3 * chunk, 0), (ssize_t)(3 * chunk));
+	assert_int_equal(virgo_pread(s, back, 3 * chunk, 0), (ssize_t)(3 * chunk));
+	assert_memory_equal(big, back, 3 * chunk);
+	assert_int_equal(virgo_close(s), 0);
+	free(big);
+	free(back);
+	free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(notes_calls), cmocka_unit_test(large_pread_pwrite),
 		cmocka_unit_test(path_calls),  cmocka_unit_test(cli_copies),
 		cmocka_unit_test(reopen_after_restart), cmocka_unit_test(notes_nc_path),
+		cmocka_unit_test(pipelined_read_eof), cmocka_unit_test(threads_share_descriptor),
+		cmocka_unit_test(writebehind_visible_after_flush),
+		cmocka_unit_test(writebehind_node_killed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

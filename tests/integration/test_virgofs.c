@@ -4,6 +4,10 @@
  * killed under a reader gives EIO within the client timeout (never a hung
  * process) and the mount works again once the node is back; a stopped
  * (hung) node gives EIO within the timeout too; fusermount3 -u unmounts.
+ * Writes are write-behind: a stat by path while the file is open counts
+ * every write made, close returns once the node has them all (the
+ * export's file is complete), and a file grown behind the mount's back
+ * shows its size within the attribute timeout and reads whole.
  * Skipped (counted) where /dev/fuse or the virgofs binary is absent.
  */
 #include <errno.h>
@@ -151,6 +155,55 @@ static void cp_and_sha256sum(void **state)
 	assert_string_equal(out, "node1\nnode2\n");
 }
 
+static void writebehind_close_to_open(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	char p[600], e[600];
+	snprintf(p, sizeof p, "%s/node1/wb.bin", mnt);
+	snprintf(e, sizeof e, "%s/wb.bin", exp_dir[0]);
+	size_t chunk = 1u << 20, n = 6;
+	uint8_t *buf = malloc(chunk), *back = malloc(chunk);
+	assert_non_null(buf);
+	assert_non_null(back);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	for (size_t i = 0; i < n; i++) {
+		memset(buf, (int)('a' + i), chunk);
+		assert_int_equal(write(fd, buf, chunk), (ssize_t)chunk);
+	}
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0); /* by path: another connection */
+	assert_int_equal(st.st_size, (off_t)(n * chunk));
+	assert_int_equal(close(fd), 0);
+	/* on the node's disk, whole, as soon as close returned */
+	assert_int_equal(stat(e, &st), 0);
+	assert_int_equal(st.st_size, (off_t)(n * chunk));
+	int lf = open(e, O_RDONLY);
+	assert_true(lf >= 0);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(pread(lf, back, chunk, (off_t)(i * chunk)), (ssize_t)chunk);
+		memset(buf, (int)('a' + i), chunk);
+		assert_memory_equal(back, buf, chunk);
+	}
+	close(lf);
+	/* grown on the node behind the mount's back: the size shows once the
+	 * attribute cache (1 s) expires, and an open then reads it whole */
+	assert_int_equal(sh("head -c 1048576 /dev/zero >> %s", e), 0);
+	int64_t deadline = th_now_ms() + 5000;
+	while (stat(p, &st) == 0 && st.st_size != (off_t)((n + 1) * chunk) && th_now_ms() < deadline)
+		usleep(50000);
+	assert_int_equal(st.st_size, (off_t)((n + 1) * chunk));
+	fd = open(p, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, back, chunk, (off_t)(n * chunk)), (ssize_t)chunk);
+	memset(buf, 0, chunk);
+	assert_memory_equal(back, buf, chunk);
+	close(fd);
+	free(buf);
+	free(back);
+}
+
 static void tar_rsync_sqlite(void **state)
 {
 	(void)state;
@@ -248,6 +301,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(cp_and_sha256sum),
+		cmocka_unit_test(writebehind_close_to_open),
 		cmocka_unit_test(tar_rsync_sqlite),
 		cmocka_unit_test(node_killed_under_reader),
 		cmocka_unit_test(hung_node_times_out),

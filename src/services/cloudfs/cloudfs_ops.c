@@ -17,7 +17,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sendfile.h>
 #include <sys/syscall.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "../../common/pathcodec.h"
@@ -59,15 +61,107 @@ static void free_chunk(const void *data, size_t len, void *arg)
 	free(arg);
 }
 
+/* Reads at least this large go out with sendfile where the connection
+ * allows it; smaller ones are cheaper copied. */
+#define CFS_SENDFILE_MIN (64u << 10)
+/* A file segment is queued in pieces of at most this: libevent sends a
+ * piece with one sendfile call whatever evbuffer_write_atmost was asked,
+ * so a limit on the bytes one transport write sends holds to a piece. */
+#define CFS_SENDFILE_PIECE (256u << 10)
+
+static int devnull = -1;
+static pthread_once_t devnull_once = PTHREAD_ONCE_INIT;
+static void devnull_open(void) { devnull = open("/dev/null", O_WRONLY | O_CLOEXEC); }
+
+/* The one place a read's file bytes are queued for the client without a
+ * copy: want bytes of fd at off become a file segment of j->reply, sent
+ * by the server's transport write (tcp_write -> evbuffer_write ->
+ * sendfile) like any other reply byte.  The pages are brought into the
+ * page cache here first (sendfile of them to /dev/null: no copy, waits
+ * for the disk) so the send on the event loop does not wait for the
+ * disk; this also finds how many bytes there are before the end of the
+ * file.  The bytes sent are the file's when they are transmitted (the
+ * socket holds page references, not copies): a write that lands before
+ * then shows in them.  *got: the bytes queued (0: none, at or past the
+ * end).  -errno,
+ * or 1 when this path is unavailable (the caller copies instead). */
+static int cfs_reply_file(struct cfs_job *j, int fd, uint64_t off, size_t want, size_t *got)
+{
+	pthread_once(&devnull_once, devnull_open);
+	if (devnull < 0)
+		return 1;
+	size_t n = 0;
+	while (n < want) {
+		off_t o = (off_t)(off + n);
+		ssize_t s = sendfile(devnull, fd, &o, want - n);
+		if (s < 0 && errno == EINTR)
+			continue;
+		if (s < 0)
+			return n == 0 && (errno == EINVAL || errno == ENOSYS) ? 1 : -errno;
+		if (s == 0)
+			break;
+		n += (size_t)s;
+	}
+	*got = n;
+	if (n == 0)
+		return 0;
+	j->file_bytes = n;
+	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* the segment closes its own */
+	if (dfd < 0)
+		return -errno;
+	struct evbuffer_file_segment *seg =
+		evbuffer_file_segment_new(dfd, (ev_off_t)off, (ev_off_t)n, EVBUF_FS_CLOSE_ON_FREE);
+	if (!seg) {
+		close(dfd);
+		return -ENOMEM;
+	}
+	evbuffer_set_flags(j->reply, EVBUFFER_FLAG_DRAINS_TO_FD);
+	int rc = 0;
+	for (size_t o = 0; o < n && rc == 0; o += CFS_SENDFILE_PIECE) {
+		size_t len = n - o < CFS_SENDFILE_PIECE ? n - o : CFS_SENDFILE_PIECE;
+		if (evbuffer_add_file_segment(j->reply, seg, (ev_off_t)o, (ev_off_t)len) != 0)
+			rc = -ENOMEM;
+	}
+	evbuffer_file_segment_free(seg); /* the reply's pieces hold it */
+	if (rc)
+		j->file_bytes = 0; /* the caller frees the partial reply */
+	return rc;
+}
+
 static int do_read(struct cfs_job *j)
 {
 	const struct cfs_req *r = &j->req;
 	size_t want = (size_t)(r->count < j->max_io ? r->count : j->max_io);
+	bool positioned = r->op == CFS_OP_PREAD || (r->legacy && r->has_offset);
+	if (j->zero_copy && positioned && want >= CFS_SENDFILE_MIN) {
+		/* the header is written after the length is known: a
+		 * separate buffer would cost a copy, so build it in front */
+		struct evbuffer *body = j->reply;
+		struct evbuffer *head = evbuffer_new();
+		if (!head)
+			return -ENOMEM;
+		size_t got = 0;
+		int rc = cfs_reply_file(j, j->osfd, r->offset, want, &got);
+		if (rc <= 0) {
+			if (rc == 0) {
+				if (!r->legacy)
+					evbuffer_add_printf(head, "VALUE %zu\r\n", got);
+				evbuffer_add_buffer(head, body);
+				evbuffer_add(head, "\r\n", 2);
+				evbuffer_set_flags(head, EVBUFFER_FLAG_DRAINS_TO_FD);
+				j->reply = head;
+				evbuffer_free(body);
+			} else {
+				evbuffer_free(head);
+			}
+			return rc;
+		}
+		evbuffer_free(head); /* no sendfile here: copy */
+	}
 	uint8_t *buf = malloc(want ? want : 1);
 	if (!buf)
 		return -ENOMEM;
 	size_t got = 0;
-	bool positioned = r->op == CFS_OP_PREAD || (r->legacy && r->has_offset);
 	while (got < want) {
 		ssize_t n = positioned ? pread(j->osfd, buf + got, want - got, (off_t)(r->offset + got))
 				       : read(j->osfd, buf + got, want - got);

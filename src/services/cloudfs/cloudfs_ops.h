@@ -20,6 +20,7 @@ struct cfs_job {
 	struct cfs_req req; /* the request (paths copied) */
 	int root; /* the export root (O_PATH directory) */
 	uint64_t max_io; /* read replies are clipped to this */
+	bool zero_copy; /* the connection sends file segments with sendfile */
 	int osfd; /* fd requests: the OS descriptor (a reference held), else -1 */
 	uint8_t *data; /* write payload (owned by the job), data_len bytes */
 	size_t data_len;
@@ -31,6 +32,7 @@ struct cfs_job {
 	const char *msg; /* the error's sentence, or NULL for the usual one */
 	struct evbuffer *reply; /* the reply (rc == 0), built by cfs_ops_run */
 	int newfd; /* open: the OS descriptor to register (else -1) */
+	size_t file_bytes; /* read: bytes of the reply queued as a file segment */
 	bool writable; /* open: opened for writing */
 };
 

@@ -24,6 +24,8 @@ const struct vsvc_key cfs_settings_keys[] = {
 	CFS_KEY("cloudfs_call_fds", VSVC_KEY_INT, call_fds, 0, 0, 1000000, "0..1000000", false),
 	CFS_KEY("cloudfs_call_fd_idle_s", VSVC_KEY_INT, call_fd_idle_s, 0, 1, 86400, "1..86400",
 		false),
+	CFS_KEY("cloudfs_sendfile_loopback", VSVC_KEY_BOOL, sendfile_loopback, 0, 0, 0, "yes or no",
+		false),
 	{NULL, 0, 0, 0, 0, 0, NULL, false},
 };
 
@@ -37,6 +39,7 @@ void cfs_settings_defaults(void *settings)
 	s->max_fds_per_conn = 256;
 	s->call_fds = 256;
 	s->call_fd_idle_s = 300;
+	s->sendfile_loopback = false;
 }
 
 void cfs_settings_needs(const struct vd_config *cfg, const void *settings, struct vsvc_needs *out)

@@ -25,6 +25,7 @@ struct cfs_settings {
 	int max_fds_per_conn; /* native descriptors one connection may hold */
 	int call_fds; /* call-syntax descriptors (node-wide, outlive connections) */
 	int call_fd_idle_s; /* a call-syntax descriptor unused this long is closed */
+	bool sendfile_loopback; /* sendfile reads to clients on this machine too */
 };
 
 extern const struct vsvc_key cfs_settings_keys[];
