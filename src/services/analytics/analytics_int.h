@@ -17,6 +17,7 @@
 
 #include "../../common/frame.h"
 #include "analytics_proto.h"
+#include "analytics_settings.h"
 #include "analytics_store.h"
 
 struct vconn;
@@ -40,7 +41,7 @@ struct an_watcher {
 };
 
 struct analytics {
-	pthread_mutex_t mu; /* store, watchers, conf, publish_from */
+	pthread_mutex_t mu; /* store, watchers, conf, publish_from, publishers */
 	struct an_store *st;
 	struct an_watcher *watchers;
 	int nwatchers, max_watchers;
@@ -48,6 +49,7 @@ struct analytics {
 	struct stat conf_st;
 	bool conf_seen; /* conf_st is the file last read */
 	char publish_from[1024];
+	char publishers[AN_PUBLISHERS_MAX]; /* analytics_publishers (idpolicy.h map) */
 	struct an_stream *stream;
 	unsigned node_id;
 };

@@ -23,6 +23,8 @@ const struct vsvc_key an_settings_keys[] = {
 	       false),
 	AN_KEY("analytics_publish_from", VSVC_KEY_STR, publish_from, 1024, 0, 0, "a shorter list",
 	       true),
+	AN_KEY("analytics_publishers", VSVC_KEY_STR, publishers, AN_PUBLISHERS_MAX, 0, 0,
+	       "a shorter map", true),
 	{NULL, 0, 0, 0, 0, 0, NULL, false},
 };
 
@@ -35,6 +37,7 @@ void an_settings_defaults(void *settings)
 	s->history_bytes = UINT64_C(16) << 20;
 	s->max_watchers = 4096;
 	s->publish_from[0] = '\0';
+	s->publishers[0] = '\0';
 }
 
 void an_settings_needs(const struct vd_config *cfg, const void *settings, struct vsvc_needs *out)

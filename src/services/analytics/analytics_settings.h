@@ -12,6 +12,7 @@
 #include "../../daemon/service.h"
 
 #define AN_DEFAULT_CONF "/etc/virgo_kernel_analytics.conf"
+#define AN_PUBLISHERS_MAX 2048 /* analytics_publishers */
 
 struct an_settings {
 	char conf[256]; /* the variables file ("" = none); re-read when it changes */
@@ -20,6 +21,9 @@ struct an_settings {
 	uint64_t history_bytes; /* bytes of values kept over all rings */
 	int max_watchers; /* watch connections at once */
 	char publish_from[1024]; /* addresses that may change variables ("" = any) */
+	/* identities that may change which variables (idpolicy.h map: an
+	 * identity it does not name may change none; "" = any) */
+	char publishers[AN_PUBLISHERS_MAX];
 };
 
 extern const struct vsvc_key an_settings_keys[];

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "../../common/errcode.h"
+#include "../../common/idpolicy.h"
 #include "../../daemon/config.h"
 #include "../../daemon/log.h"
 #include "../../daemon/service.h"
@@ -179,6 +180,8 @@ static int root_get(struct cloudfs *fs)
 	return root;
 }
 
+static const char not_yours[] = "descriptor opened by another identity";
+
 static void reply_err(struct cloudfs *fs, struct evbuffer *out, int code, const char *msg)
 {
 	atomic_fetch_add(&fs->errors, 1);
@@ -212,7 +215,8 @@ static void job_done(struct vconn *c, void *arg)
 	if (j->rc == 0 && j->req.op == CFS_OP_OPEN) {
 		uint64_t vfd;
 		int rc = cfs_fdtab_add(fs->tab, j->newfd, j->req.legacy ? 0 : cc->id,
-				       fs->set.max_fds_per_conn, j->writable, now_ms(), &vfd);
+				       vconn_identity_id(c), fs->set.max_fds_per_conn, j->writable,
+				       now_ms(), &vfd);
 		if (rc != 0) {
 			close(j->newfd);
 			reply_err(fs, out, -rc, NULL);
@@ -312,10 +316,12 @@ static int start_job(struct vconn *c, struct cloudfs *fs, struct cloudfs_conn *c
 		memcpy(j->data, r->data, r->data_len);
 	j->data_len = r->data_len;
 	if (op_uses_fd(r->op)) {
-		if (cfs_fdtab_get(fs->tab, r->fd, cc->id, now_ms(), &j->osfd, NULL) != 0) {
+		int e = cfs_fdtab_get(fs->tab, r->fd, cc->id, vconn_identity_id(c), now_ms(),
+				      &j->osfd, NULL);
+		if (e != 0) {
 			j->osfd = -1;
 			job_free(j);
-			reply_err(fs, out, EBADF, NULL);
+			reply_err(fs, out, -e, e == -EACCES ? not_yours : NULL);
 			return VSVC_KEEP;
 		}
 		j->vfd = r->fd;
@@ -380,21 +386,34 @@ static int cloudfs_exec(struct vconn *c, struct cloudfs *fs, struct cloudfs_conn
 {
 	struct evbuffer *out = vconn_out(c);
 	atomic_fetch_add(&fs->ops, 1);
+	bool may_write = !fs->set.read_only &&
+			 (!fs->set.writers[0] || idpol_list_has(fs->set.writers, vconn_identity(c)));
+	/* the notes' open: for writing when this client may write */
 	if (r->legacy && r->op == CFS_OP_OPEN)
-		r->flags = fs->set.read_only ? CFS_O_READ : CFS_O_READ | CFS_O_WRITE | CFS_O_CREAT;
+		r->flags = may_write ? CFS_O_READ | CFS_O_WRITE | CFS_O_CREAT : CFS_O_READ;
 	if (r->legacy && r->op == CFS_OP_OPEN)
 		r->mode = 0644;
 	if (fs->set.read_only && op_modifies(r)) {
 		reply_err(fs, out, EROFS, NULL);
 		return VSVC_KEEP;
 	}
+	/* cloudfs_writers: the identities that may change this export */
+	if (!may_write && op_modifies(r)) {
+		log_info_every("cloudfs_refused peer=%s identity=%s reason=cloudfs_writers",
+			       vconn_peer(c), vconn_identity(c)[0] ? vconn_identity(c) : "-");
+		reply_err(fs, out, EACCES,
+			  "this identity may only read this export (cloudfs_writers)");
+		return VSVC_KEEP;
+	}
 	switch (r->op) {
-	case CFS_OP_CLOSE:
-		if (cfs_fdtab_close(fs->tab, r->fd, cc->id) != 0)
-			reply_err(fs, out, EBADF, NULL);
+	case CFS_OP_CLOSE: {
+		int e = cfs_fdtab_close(fs->tab, r->fd, cc->id, vconn_identity_id(c));
+		if (e != 0)
+			reply_err(fs, out, -e, e == -EACCES ? not_yours : NULL);
 		else
 			evbuffer_add(out, "OK\r\n", 4);
 		return VSVC_KEEP;
+	}
 	case CFS_OP_OPEN:
 		if (!r->legacy && cfs_fdtab_owned(fs->tab, cc->id) >= fs->set.max_fds_per_conn) {
 			reply_err(fs, out, EMFILE, NULL);
