@@ -5,14 +5,16 @@
  * Clients alice, bob and carol hold certificates of the cluster CA (made
  * at run time by certgen.c); each request goes over its own TLS
  * connection, so the identity is the certificate's CN.  The node's policy:
- * bob may run only echo (cpupool_programs), only alice may change the
- * cloudfs export (cloudfs_writers), alice may publish any analytics
+ * bob may run only echo (cpupool_programs), only alice and carol may
+ * change the cloudfs export (cloudfs_writers), alice may publish any analytics
  * variable, bob only app_* ones, carol none (analytics_publishers).  What
  * must hold: bob gets EACCES for alice's private allocation in a listing
  * (he sees her shared one), for her cloudfs descriptors (call-form and
  * native, use and close), for her consumer group (also after a restart of
  * the node) unless she created it shared, and for renewing or unlocking
- * her lock; each policy key refuses and allows as configured.
+ * her lock; carol may not write-open, truncate, unlink or rename a file
+ * alice holds open for writing; each policy key refuses and allows as
+ * configured.
  */
 #include <errno.h>
 #include <openssl/err.h>
@@ -136,7 +138,7 @@ static int group_setup(void **state)
 	snprintf(node, sizeof node,
 		 "tls_cert = %s/node1.pem\ntls_key = %s/node1.key\ntls_ca = %s/ca.pem\n"
 		 "cloudfs_export_root = %s\nqueue_dir = %s\nanalytics_conf =\n"
-		 "cpupool_programs = bob:echo\ncloudfs_writers = alice\n"
+		 "cpupool_programs = bob:echo\ncloudfs_writers = alice, carol\n"
 		 "analytics_publishers = alice:* bob:app_*\n",
 		 certs, certs, certs, xdir, qdir);
 	snprintf(client, sizeof client,
@@ -223,6 +225,39 @@ static void test_cloudfs_descriptors_and_writers(void **state)
 	assert_true(strtoull(buf, NULL, 10) > 0);
 	assert_true(starts(as("alice", 50000, "mkdir /alicedir\r\n", buf, sizeof buf), "OK"));
 	assert_true(starts(as("alice", 50000, "unlink /notes.txt\r\n", buf, sizeof buf), "OK"));
+}
+
+/* A file one identity holds open for writing is not pulled from under it
+ * by another writer of the export; reading it is fine, and so is its own
+ * identity on another connection. */
+static void test_cloudfs_writer_guard(void **state)
+{
+	(void)state;
+	char buf[1024];
+	assert_true(starts(as("carol", 50000, "open /other.txt wc\r\n", buf, sizeof buf), "OK "));
+	struct who a;
+	who_open(&a, 50000, "alice");
+	assert_true(starts(who_line(&a, "open /held.txt rwc\r\n", buf, sizeof buf), "OK "));
+	char fd[32];
+	snprintf(fd, sizeof fd, "%.*s", (int)strcspn(buf + 3, "\r\n"), buf + 3);
+	static const char *const refused[] = {
+		"open /held.txt w\r\n",	"open /held.txt rwt\r\n", "truncate /held.txt 0\r\n",
+		"unlink /held.txt\r\n",	"rename /held.txt /moved.txt\r\n",
+		"rename /other.txt /held.txt\r\n",
+	};
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		as("carol", 50000, refused[i], buf, sizeof buf);
+		if (!starts(buf, "ERR EACCES"))
+			fail_msg("%s -> %s", refused[i], buf);
+		assert_non_null(strstr(buf, "another identity"));
+	}
+	assert_true(starts(as("carol", 50000, "open /held.txt r\r\n", buf, sizeof buf), "OK "));
+	assert_true(starts(as("alice", 50000, "open /held.txt w\r\n", buf, sizeof buf), "OK "));
+	char line[64];
+	snprintf(line, sizeof line, "close %s\r\n", fd);
+	assert_true(starts(who_line(&a, line, buf, sizeof buf), "OK"));
+	who_close(&a);
+	assert_true(starts(as("carol", 50000, "unlink /held.txt\r\n", buf, sizeof buf), "OK"));
 }
 
 /* Polls path until it holds needle (the group's owner line is written by
@@ -340,6 +375,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mempool_listing),
 		cmocka_unit_test(test_cloudfs_descriptors_and_writers),
+		cmocka_unit_test(test_cloudfs_writer_guard),
 		cmocka_unit_test(test_queue_groups),
 		cmocka_unit_test(test_lock_holder),
 		cmocka_unit_test(test_cpupool_programs),

@@ -3,7 +3,8 @@
  * in the top bits), ownership, the caps, stale descriptors refused after
  * close and reuse, deferred close while a job holds a reference, closing
  * a connection's descriptors, the idle expiry of call-syntax ones, and
- * descriptors refused to identities other than the one that opened them.
+ * descriptors refused to identities other than the one that opened them,
+ * and the files held open for writing (for other identities' changes).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -167,6 +169,36 @@ static void identities(void **state)
 	cfs_fdtab_free(t);
 }
 
+/* Writable entries remember their file: cfs_fdtab_writer_other finds a
+ * file open for writing by another identity (not by the asker's own,
+ * not through a read-only or a closed entry). */
+static void writers(void **state)
+{
+	(void)state;
+	const uint64_t alice = 0xa11ce, bob = 0xb0b;
+	char path[] = "/tmp/virgo-fdtab-XXXXXX";
+	int w = mkstemp(path);
+	assert_true(w >= 0);
+	int r = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(r >= 0);
+	struct stat st;
+	assert_int_equal(fstat(w, &st), 0);
+	unlink(path);
+	uint64_t dev = (uint64_t)st.st_dev, ino = (uint64_t)st.st_ino;
+	struct cfs_fdtab *t = cfs_fdtab_new(1, 8, 8, 1);
+	uint64_t ro, rw;
+	assert_int_equal(cfs_fdtab_add(t, r, 10, alice, 8, false, 0, &ro), 0);
+	assert_false(cfs_fdtab_writer_other(t, dev, ino, bob)); /* read-only: not a writer */
+	assert_int_equal(cfs_fdtab_add(t, w, 10, alice, 8, true, 0, &rw), 0);
+	assert_true(cfs_fdtab_writer_other(t, dev, ino, bob));
+	assert_true(cfs_fdtab_writer_other(t, dev, ino, 0));
+	assert_false(cfs_fdtab_writer_other(t, dev, ino, alice));
+	assert_false(cfs_fdtab_writer_other(t, dev, ino + 1, bob));
+	assert_int_equal(cfs_fdtab_close(t, rw, 10, alice), 0);
+	assert_false(cfs_fdtab_writer_other(t, dev, ino, bob));
+	cfs_fdtab_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -175,6 +207,7 @@ int main(void)
 		cmocka_unit_test(deferred_close_and_owner_close),
 		cmocka_unit_test(idle_expiry),
 		cmocka_unit_test(identities),
+		cmocka_unit_test(writers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -234,6 +235,59 @@ static void job_done(struct vconn *c, void *arg)
 	vconn_resume(c);
 }
 
+/* Is the file at path (its final symlink followed or not) open for
+ * writing through another identity's descriptor? */
+static bool path_written_by_other(struct cloudfs *fs, int root, const char *path, bool follow,
+				  uint64_t ident)
+{
+	struct stat st;
+	int rc;
+	if (follow) {
+		int fd = cfs_path_open(root, path, O_PATH, 0);
+		if (fd < 0)
+			return false;
+		rc = fstat(fd, &st);
+		close(fd);
+	} else {
+		char name[NAME_MAX + 1];
+		const char *nm;
+		int dfd = cfs_path_parent(root, path, name, &nm);
+		if (dfd < 0)
+			return false;
+		rc = fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW);
+		close(dfd);
+	}
+	return rc == 0 && S_ISREG(st.st_mode) &&
+	       cfs_fdtab_writer_other(fs->tab, (uint64_t)st.st_dev, (uint64_t)st.st_ino, ident);
+}
+
+/* A file another identity holds open for writing may not be opened for
+ * writing, truncated, unlinked, renamed or renamed over by this one
+ * (docs/SECURITY.md).  Checked as the request starts: it keeps identities
+ * from pulling a file from under each other's writers, it is not a lock
+ * (a writer that opens just after the check is not seen).  A node that
+ * authenticates no one has one identity: nothing to check. */
+static bool held_by_other_writer(struct cloudfs *fs, const struct cfs_job *j)
+{
+	const struct cfs_req *r = &j->req;
+	if (j->ident == 0)
+		return false;
+	switch (r->op) {
+	case CFS_OP_OPEN:
+		return (r->flags & (CFS_O_WRITE | CFS_O_TRUNC)) &&
+		       path_written_by_other(fs, j->root, r->path, true, j->ident);
+	case CFS_OP_TRUNCATE:
+		return path_written_by_other(fs, j->root, r->path, true, j->ident);
+	case CFS_OP_UNLINK:
+		return path_written_by_other(fs, j->root, r->path, false, j->ident);
+	case CFS_OP_RENAME:
+		return path_written_by_other(fs, j->root, r->path, false, j->ident) ||
+		       path_written_by_other(fs, j->root, r->path2, false, j->ident);
+	default:
+		return false;
+	}
+}
+
 static void job_work(void *arg, bool cancelled)
 {
 	struct cfs_job *j = arg;
@@ -252,7 +306,12 @@ static void job_work(void *arg, bool cancelled)
 					 : "export root unavailable (cloudfs_export_root; see the node's log)";
 	} else {
 		j->root = root;
-		cfs_ops_run(j);
+		if (held_by_other_writer(fs, j)) {
+			j->rc = -EACCES;
+			j->msg = "open for writing by another identity";
+		} else {
+			cfs_ops_run(j);
+		}
 	}
 	if (j->rc == 0) {
 		if (j->req.op == CFS_OP_WRITE || j->req.op == CFS_OP_PWRITE)
@@ -304,6 +363,7 @@ static int start_job(struct vconn *c, struct cloudfs *fs, struct cloudfs_conn *c
 	j->req = *r;
 	j->req.data = NULL;
 	j->svc = fs;
+	j->ident = vconn_identity_id(c);
 	j->osfd = j->newfd = -1;
 	j->max_io = fs->set.max_io;
 	j->reply = evbuffer_new();

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SLOT_BITS 24
@@ -25,6 +26,7 @@ struct cfs_entry {
 	int refs;
 	uint64_t owner;
 	uint64_t ident; /* the identity that opened it (vconn_identity_id) */
+	uint64_t dev, ino; /* the file it is open on (writers: cfs_fdtab_writer_other) */
 	int64_t last_ms;
 };
 
@@ -139,6 +141,12 @@ int cfs_fdtab_add(struct cfs_fdtab *t, int osfd, uint64_t owner, uint64_t ident,
 		e->owner = owner;
 		e->ident = ident;
 		e->writable = writable;
+		struct stat st;
+		e->dev = e->ino = 0;
+		if (writable && fstat(osfd, &st) == 0) {
+			e->dev = (uint64_t)st.st_dev;
+			e->ino = (uint64_t)st.st_ino;
+		}
 		e->refs = 0;
 		e->last_ms = now_ms;
 		t->open++;
@@ -250,6 +258,19 @@ int cfs_fdtab_expire(struct cfs_fdtab *t, int64_t now_ms, int64_t idle_ms)
 	}
 	pthread_mutex_unlock(&t->lock);
 	return n;
+}
+
+bool cfs_fdtab_writer_other(struct cfs_fdtab *t, uint64_t dev, uint64_t ino, uint64_t ident)
+{
+	bool hit = false;
+	pthread_mutex_lock(&t->lock);
+	for (int i = 0; i < t->max && !hit; i++) {
+		const struct cfs_entry *e = &t->e[i];
+		hit = e->used && !e->closing && e->writable && e->ino == ino && e->dev == dev &&
+		      e->ino != 0 && e->ident != ident;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return hit;
 }
 
 int cfs_fdtab_owned(struct cfs_fdtab *t, uint64_t owner)

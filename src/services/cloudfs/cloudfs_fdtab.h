@@ -54,6 +54,10 @@ int cfs_fdtab_close(struct cfs_fdtab *t, uint64_t vfd, uint64_t owner, uint64_t 
 void cfs_fdtab_close_owner(struct cfs_fdtab *t, uint64_t owner);
 /* Closes node-owned entries unused for idle_ms; returns how many. */
 int cfs_fdtab_expire(struct cfs_fdtab *t, int64_t now_ms, int64_t idle_ms);
+/* Is the file (dev, ino) open for writing through a descriptor of an
+ * identity other than ident?  (Writable entries remember their file at
+ * cfs_fdtab_add.) */
+bool cfs_fdtab_writer_other(struct cfs_fdtab *t, uint64_t dev, uint64_t ino, uint64_t ident);
 /* Entries owned by owner (for the per-connection cap's pre-check). */
 int cfs_fdtab_owned(struct cfs_fdtab *t, uint64_t owner);
 void cfs_fdtab_counts(struct cfs_fdtab *t, struct cfs_fdtab_counts *out);
