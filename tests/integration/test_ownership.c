@@ -2,7 +2,7 @@
  * test_ownership.c - identities own what they create, and the node's
  * identity policies, against a real virgod with mutual TLS.
  *
- * Clients alice, bob and carol hold certificates of the cluster CA (made
+ * Clients alice, bob, carol and dave hold certificates of the cluster CA (made
  * at run time by certgen.c); each request goes over its own TLS
  * connection, so the identity is the certificate's CN.  The node's policy:
  * bob may run only echo (cpupool_programs), only alice and carol may
@@ -11,7 +11,8 @@
  * must hold: bob gets EACCES for alice's private allocation in a listing
  * (he sees her shared one), for her cloudfs descriptors (call-form and
  * native, use and close), for her consumer group (also after a restart of
- * the node) unless she created it shared, and for renewing or unlocking
+ * the node) unless she created it shared (dave, in queue_group_admins,
+ * may join it), and for renewing or unlocking
  * her lock; carol may not write-open, truncate, unlink or rename a file
  * alice holds open for writing; each policy key refuses and allows as
  * configured.
@@ -130,7 +131,8 @@ static int group_setup(void **state)
 			  sizeof err) ||
 	    certgen_issue(certs, "alice", CERTGEN_CLIENT, NULL, -60, 86400, err, sizeof err) ||
 	    certgen_issue(certs, "bob", CERTGEN_CLIENT, NULL, -60, 86400, err, sizeof err) ||
-	    certgen_issue(certs, "carol", CERTGEN_CLIENT, NULL, -60, 86400, err, sizeof err)) {
+	    certgen_issue(certs, "carol", CERTGEN_CLIENT, NULL, -60, 86400, err, sizeof err) ||
+	    certgen_issue(certs, "dave", CERTGEN_CLIENT, NULL, -60, 86400, err, sizeof err)) {
 		fprintf(stderr, "certgen: %s\n", err);
 		return -1;
 	}
@@ -139,7 +141,7 @@ static int group_setup(void **state)
 		 "tls_cert = %s/node1.pem\ntls_key = %s/node1.key\ntls_ca = %s/ca.pem\n"
 		 "cloudfs_export_root = %s\nqueue_dir = %s\nanalytics_conf =\n"
 		 "cpupool_programs = bob:echo\ncloudfs_writers = alice, carol\n"
-		 "analytics_publishers = alice:* bob:app_*\n",
+		 "analytics_publishers = alice:* bob:app_*\nqueue_group_admins = dave\n",
 		 certs, certs, certs, xdir, qdir);
 	snprintf(client, sizeof client,
 		 "tls_ca = %s/ca.pem\ntls_cert = %s/alice.pem\ntls_key = %s/alice.key\n", certs,
@@ -299,6 +301,8 @@ static void test_queue_groups(void **state)
 	assert_true(starts(as("bob", 60000, "join jobs workers\r\n", buf, sizeof buf), "ERR EACCES"));
 	assert_true(starts(as("carol", 60000, "join jobs workers 2\r\n", buf, sizeof buf),
 			   "ERR EACCES"));
+	/* queue_group_admins = dave: any group */
+	assert_true(starts(as("dave", 60000, "join jobs workers\r\n", buf, sizeof buf), "OK"));
 	/* created shared: anyone's */
 	who_open(&a, 60000, "alice");
 	assert_true(starts(who_line(&a, "join jobs pool shared\r\n", buf, sizeof buf), "OK"));

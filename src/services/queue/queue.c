@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../../common/errcode.h"
+#include "../../common/idpolicy.h"
 #include "../../daemon/config.h"
 #include "../../daemon/log.h"
 #include "../../daemon/workpool.h"
@@ -462,10 +463,11 @@ static int q_exec(struct vconn *c, struct queue *q, struct q_conn *qc, const str
 		return VSVC_KEEP;
 	case QP_JOIN:
 		rc = qd_join(q, c, topic, group, (int)r->max_inflight, vconn_identity_id(c), r->shared,
-			     &qc->sub);
+			     idpol_list_has(q->set.group_admins, vconn_identity(c)), &qc->sub);
 		if (rc == -EACCES) {
 			reply_err(out, EACCES, "group owned by another identity (its owner can create "
-					       "it with: join <topic> <group> shared)");
+					       "it with: join <topic> <group> shared; queue_group_admins "
+					       "may join any)");
 			return VSVC_KEEP;
 		}
 		if (rc)

@@ -526,7 +526,7 @@ void qd_sub_close(struct queue *q, struct q_sub *s)
 }
 
 int qd_join(struct queue *q, struct vconn *c, const char *topic, const char *group,
-	    int max_inflight, uint64_t ident, bool shared, struct q_sub **out)
+	    int max_inflight, uint64_t ident, bool shared, bool admin, struct q_sub **out)
 {
 	struct q_sub *m = calloc(1, sizeof *m);
 	if (!m)
@@ -541,7 +541,7 @@ int qd_join(struct queue *q, struct vconn *c, const char *topic, const char *gro
 	ql_reader_init(&m->rd, 0);
 	pthread_mutex_lock(&q->dmu);
 	bool is_shared, changed;
-	int orc = qo_claim(q, topic, group, ident, shared, &is_shared, &changed);
+	int orc = qo_claim(q, topic, group, ident, shared, admin, &is_shared, &changed);
 	if (orc) {
 		pthread_mutex_unlock(&q->dmu);
 		vconn_feed_release(m->feed);

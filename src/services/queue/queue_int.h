@@ -139,12 +139,13 @@ void qh_wake(struct queue *q);
  * every open topic. */
 void qo_load(struct queue *q);
 void qo_free(struct queue *q);
-/* Under dmu: may ident join topic/group?  0 (a new group is claimed for
+/* Under dmu: may ident join topic/group (admin: it is in
+ * queue_group_admins, and may join any)?  0 (a new group is claimed for
  * ident unless ident is 0; *is_shared: anyone may join it; *changed: the
  * owner line must be written), -EACCES, or -ENOSPC (too many owned
  * groups). */
 int qo_claim(struct queue *q, const char *topic, const char *group, uint64_t ident, bool shared,
-	     bool *is_shared, bool *changed);
+	     bool admin, bool *is_shared, bool *changed);
 /* Under dmu: the owner of topic/group (0: none). */
 uint64_t qo_owner(struct queue *q, const char *topic, const char *group);
 /* The group file's owner line: "owner <16 hex> shared|private\n" into buf
@@ -166,10 +167,10 @@ int qd_sub_open(struct queue *q, struct vconn *c, const char *topic, bool from_e
 		uint64_t from, uint64_t *first, struct q_sub **out);
 void qd_sub_close(struct queue *q, struct q_sub *s);
 /* Loop thread of c: c, of identity ident, joins group of topic (creating
- * it, owned by ident, shared or not).  0 or -errno (-EACCES: another
- * identity's group, queue_owner.c). */
+ * it, owned by ident, shared or not; admin: may join any group).  0 or
+ * -errno (-EACCES: another identity's group, queue_owner.c). */
 int qd_join(struct queue *q, struct vconn *c, const char *topic, const char *group,
-	    int max_inflight, uint64_t ident, bool shared, struct q_sub **out);
+	    int max_inflight, uint64_t ident, bool shared, bool admin, struct q_sub **out);
 /* A member acks offset: 0, or -ENOENT (not in flight for it). */
 int qd_ack(struct queue *q, struct q_sub *member, uint64_t offset);
 /* Counters for stat: subscribers and groups of topic. */

@@ -11,7 +11,8 @@
  * as the second line of <topic>/<group>.group, "owner <hex> shared|private",
  * written with the group's position (queue_deliver.c), and read back for
  * every topic at start-up, so a restart does not hand a group to whoever
- * joins first.
+ * joins first.  The identities in queue_group_admins may join any group
+ * (an operator draining a group whose owner is gone).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -90,12 +91,12 @@ static struct q_gowner *add(struct queue *q, const char *topic, const char *grou
 }
 
 int qo_claim(struct queue *q, const char *topic, const char *group, uint64_t ident, bool shared,
-	     bool *is_shared, bool *changed)
+	     bool admin, bool *is_shared, bool *changed)
 {
 	struct q_gowner *o = find(q, topic, group);
 	*changed = false;
 	if (o) {
-		if (o->ident != ident && !o->shared)
+		if (o->ident != ident && !o->shared && !admin)
 			return -EACCES;
 		if (o->ident == ident && shared && !o->shared)
 			*changed = o->shared = true; /* the owner shares it now */
