@@ -99,8 +99,9 @@ $(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_INI) $(LDLIBS_MC) $(LDLIBS_SSL) -lm -lpthread
 
-# the TLS tests make their certificates with the code behind `virgo certs`
-$(BUILD)/tests/test_tls $(BUILD)/tests/test_tls_services: $(BUILD)/obj/src/cli/certgen.o
+# the TLS, TLS-services and ownership tests make their certificates with
+# the code behind `virgo certs`
+$(BUILD)/tests/test_tls $(BUILD)/tests/test_tls_services $(BUILD)/tests/test_ownership: $(BUILD)/obj/src/cli/certgen.o
 
 $(BUILD)/tests/libvtp_fast.so: tests/plugin/testplugin.c include/virgo.h
 	@mkdir -p $(dir $@)

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "../common/errcode.h"
+#include "../common/idpolicy.h"
 #include "../daemon/config.h"
 #include "../daemon/knob.h"
 #include "../daemon/log.h"
@@ -83,6 +84,7 @@ struct cpupool {
 	struct cp_cgroup *cg; /* NULL: no pids cgroup here */
 	int max_procs;
 	char identities[1024]; /* cpupool_identities: who may run jobs ("" all) */
+	char programs[CP_PROGRAMS_MAX]; /* cpupool_programs: what each may run (idpolicy.h) */
 	long arg_strlen_max; /* the kernel's MAX_ARG_STRLEN: 32 pages, NUL included */
 	_Atomic uint64_t done, failed, rejected, cancelled;
 	pthread_mutex_t det_mu; /* guards det (connections of every loop) */
@@ -662,22 +664,34 @@ static const char cpupool_help[] =
 	"HELP built-ins: virgo_cloud_test (echo), virgo_sleep (<ms>), virgo_load\r\n"
 	"END\r\n";
 
-/* Is the connection's identity in cpupool_identities (or is the list
- * empty)?  The list: names separated by commas and/or spaces. */
-static bool identity_allowed(const struct cpupool *cp, struct vconn *c)
+/* May the connection's identity run this request's program or function?
+ * cpupool_identities: who may run anything ("" everyone);
+ * cpupool_programs: per identity, which of the allowed names (idpolicy.h:
+ * an identity it does not name keeps the whole allow-list).  NULL, or the
+ * refusal's sentence (*key: the key that refused). */
+static const char *identity_refusal(const struct cpupool *cp, struct vconn *c,
+				    const struct cp_req *r, const char **key)
 {
-	if (!cp->identities[0])
-		return true;
 	const char *id = vconn_identity(c);
-	size_t n = strlen(id);
-	for (const char *p = cp->identities; *p;) {
-		p += strspn(p, ", \t");
-		size_t w = strcspn(p, ", \t");
-		if (w && w == n && memcmp(p, id, n) == 0)
-			return true;
-		p += w;
+	*key = "cpupool_identities";
+	if (cp->identities[0] && !idpol_list_has(cp->identities, id))
+		return "this identity may not run jobs on this node (cpupool_identities)";
+	const char *name = (const char *)r->name;
+	size_t len = r->name_len;
+	if (r->op == CP_OP_RUN) {
+		name = (const char *)r->data;
+		len = strnlen(name, r->data_len);
+		const char *slash = memrchr(name, '/', len); /* /usr/bin/echo is echo */
+		if (slash) {
+			len -= (size_t)(slash + 1 - name);
+			name = slash + 1;
+		}
 	}
-	return false;
+	*key = "cpupool_programs";
+	if (!idpol_map_allows(cp->programs, id, name, len, false))
+		return "this identity may not run that program or function on this node "
+		       "(cpupool_programs)";
+	return NULL;
 }
 
 /* ---- use_as_kingcobra_service (notes §976, §1017) -------------------------
@@ -732,15 +746,15 @@ static void route_request(struct vconn *c, const struct cp_req *r)
 static int cpupool_exec(struct cpupool *cp, struct vconn *c, const struct cp_req *r)
 {
 	struct evbuffer *out = vconn_out(c);
+	const char *why, *key;
 	switch (r->op) {
 	case CP_OP_CLONE:
 	case CP_OP_RUN:
 	case CP_OP_CALL:
-		if (!identity_allowed(cp, c)) {
-			log_info_every("job_refused peer=%s identity=%s reason=cpupool_identities",
-				       vconn_peer(c), vconn_identity(c)[0] ? vconn_identity(c) : "-");
-			reply_err(out, EACCES,
-				  "this identity may not run jobs on this node (cpupool_identities)");
+		if ((why = identity_refusal(cp, c, r, &key)) != NULL) {
+			log_info_every("job_refused peer=%s identity=%s reason=%s", vconn_peer(c),
+				       vconn_identity(c)[0] ? vconn_identity(c) : "-", key);
+			reply_err(out, EACCES, why);
 			return r->legacy ? VSVC_CLOSE : VSVC_KEEP;
 		}
 		if (cp->kingcobra && r->op != CP_OP_RUN) {
@@ -867,6 +881,13 @@ static int cpupool_init(const struct vd_node *node, void **out)
 	cp->drain_timeout_ms = cfg->drain_timeout_ms;
 	cp->max_procs = st->job_max_procs;
 	snprintf(cp->identities, sizeof cp->identities, "%s", st->identities);
+	snprintf(cp->programs, sizeof cp->programs, "%s", st->programs);
+	char why[256];
+	if (idpol_map_check(cp->programs, why, sizeof why) != 0) {
+		log_error("cpupool_programs: %s", why);
+		free(cp);
+		return -EINVAL;
+	}
 	cp->kingcobra = st->use_as_kingcobra_service;
 	long page = sysconf(_SC_PAGESIZE);
 	cp->arg_strlen_max = 32 * (page > 0 ? page : 4096);

@@ -28,6 +28,8 @@ const struct vsvc_key cp_settings_keys[] = {
 	       "a size from 16M to 16384G", false),
 	CP_KEY("job_max_procs", VSVC_KEY_INT, job_max_procs, 0, 1, 100000, "1..100000", false),
 	CP_KEY("cpupool_identities", VSVC_KEY_STR, identities, 1024, 0, 0, "a shorter list", false),
+	CP_KEY("cpupool_programs", VSVC_KEY_STR, programs, CP_PROGRAMS_MAX, 0, 0, "a shorter map",
+	       false),
 	CP_KEY("use_as_kingcobra_service", VSVC_KEY_BOOL, use_as_kingcobra_service, 0, 0, 0, "yes or no",
 	       false),
 	{NULL, 0, 0, 0, 0, 0, NULL, false},

@@ -17,6 +17,8 @@
  * whatever their arguments (documented in README). */
 #define CP_DEFAULT_ALLOW_EXEC "echo, true, false, uname, nproc"
 
+#define CP_PROGRAMS_MAX 2048 /* cpupool_programs */
+
 struct cp_settings {
 	char allow_exec[4096]; /* comma-separated program names / absolute paths */
 	char plugins[4096]; /* comma-separated plugin library paths */
@@ -28,6 +30,9 @@ struct cp_settings {
 	int job_max_procs; /* processes a program's job may have (pids cgroup) */
 	/* identities (vconn_identity) that may run jobs; "" = every client */
 	char identities[1024];
+	/* per identity, which programs / functions it may run (idpolicy.h
+	 * map); an identity it does not name keeps the whole allow-list */
+	char programs[CP_PROGRAMS_MAX];
 	bool use_as_kingcobra_service; /* enqueue clone calls on the queue (§976) */
 };
 

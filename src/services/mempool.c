@@ -174,7 +174,9 @@ static void reply_ls(struct vconn *c, struct mempool *mp, const struct mp_req *r
 		     struct evbuffer *out)
 {
 	struct ls_ctx l = {c, out};
-	uint64_t next = mp_store_list(mp->store, r->cursor, (size_t)r->count, ls_line, &l);
+	/* another identity's allocations are not listed (not even their VUIDs) */
+	uint64_t next = mp_store_list_as(mp->store, r->cursor, (size_t)r->count,
+					 vconn_identity_id(c), ls_line, &l);
 	evbuffer_add_printf(out, "STAT next %" PRIx64 "\r\nEND\r\n", next);
 }
 

@@ -520,6 +520,8 @@ struct list_ctx {
 	mp_list_fn fn;
 	void *ctx;
 	uint32_t now;
+	bool check; /* list only what ident may use */
+	uint64_t ident;
 };
 
 static bool list_visit(void *arg, struct mp_stripe *s, struct mp_entry **slot, bool *stop)
@@ -527,6 +529,8 @@ static bool list_visit(void *arg, struct mp_stripe *s, struct mp_entry **slot, b
 	(void)s;
 	struct list_ctx *l = arg;
 	struct mp_info in;
+	if (l->check && !entry_allows(*slot, l->ident))
+		return false;
 	info_of(*slot, l->now, &in);
 	if (!l->fn(l->ctx, &in))
 		*stop = true; /* after this bucket: a page ends between buckets */
@@ -535,7 +539,16 @@ static bool list_visit(void *arg, struct mp_stripe *s, struct mp_entry **slot, b
 
 uint64_t mp_store_list(struct mp_store *st, uint64_t cursor, size_t max, mp_list_fn fn, void *ctx)
 {
-	struct list_ctx l = {fn, ctx, now_s(st)};
+	struct list_ctx l = {fn, ctx, now_s(st), false, 0};
+	if (max == 0)
+		max = 1;
+	return walk(st, cursor, max, list_visit, &l);
+}
+
+uint64_t mp_store_list_as(struct mp_store *st, uint64_t cursor, size_t max, uint64_t ident,
+			  mp_list_fn fn, void *ctx)
+{
+	struct list_ctx l = {fn, ctx, now_s(st), true, ident};
 	if (max == 0)
 		max = 1;
 	return walk(st, cursor, max, list_visit, &l);

@@ -97,6 +97,11 @@ int mp_store_renew(struct mp_store *st, uint64_t vuid, uint64_t ttl_ms);
  * call the store. */
 typedef bool (*mp_list_fn)(void *ctx, const struct mp_info *info);
 uint64_t mp_store_list(struct mp_store *st, uint64_t cursor, size_t max, mp_list_fn fn, void *ctx);
+/* The same, listing only the allocations identity ident may use (its own,
+ * shared ones and unowned ones: mp_store_check); the others still count
+ * towards max, so a page may hold fewer lines than max. */
+uint64_t mp_store_list_as(struct mp_store *st, uint64_t cursor, size_t max, uint64_t ident,
+			  mp_list_fn fn, void *ctx);
 
 /* Frees allocations whose lease ended at now_ms (mp_store_now_ms time),
  * visiting at most about max_visit entries from where the last call

@@ -1,7 +1,8 @@
 /*
  * test_queue_proto.c - the queue parser: push with binary payloads split
  * across reads, sub/read/join/ack/ls/stat, the telnet path, limits and
- * error paths (a bad push's payload is skipped, never parsed).
+ * error paths (a bad push's payload is skipped, never parsed), join's
+ * shared flag and the group files' owner line (queue_owner.c).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "../../src/services/queue/queue_int.h"
 #include "../../src/services/queue/queue_proto.h"
 
 static const struct qp_limits lim = {.max_line = 128, .max_record = 1000};
@@ -206,12 +208,64 @@ static void names(void **state)
 	assert_false(qp_name_valid(n, 65));
 }
 
+/* join ... shared: the group a join creates is anyone's; "shared" is only
+ * a flag as the last of four or five words (a group may be named so). */
+static void join_shared(void **state)
+{
+	(void)state;
+	struct frame_state st = {0};
+	struct parsed p = P("join orders billing shared\r\n");
+	assert_int_equal(p.r, QP_REQ);
+	assert_true(p.req.shared);
+	assert_int_equal(p.req.max_inflight, QP_INFLIGHT_DEFAULT);
+	p = P("join orders billing 4 shared\r\n");
+	assert_int_equal(p.r, QP_REQ);
+	assert_true(p.req.shared);
+	assert_int_equal(p.req.max_inflight, 4);
+	p = P("join orders shared\r\n");
+	assert_int_equal(p.r, QP_REQ);
+	assert_false(p.req.shared);
+	assert_memory_equal(p.req.group, "shared", 6);
+	p = P("join orders billing 4\r\n");
+	assert_false(p.req.shared);
+	p = P("join orders billing 4 5 shared\r\n");
+	assert_int_equal(p.r, QP_ERROR);
+	p = P("join orders billing shared shared\r\n");
+	assert_int_equal(p.r, QP_ERROR);
+}
+
+/* The owner line of a group file (queue_owner.c): written and read back;
+ * anything else is no owner. */
+static void owner_line(void **state)
+{
+	(void)state;
+	char buf[64];
+	uint64_t id = 0;
+	bool sh = true;
+	int n = qo_format(buf, sizeof buf, UINT64_C(0x0123456789abcdef), false);
+	assert_int_equal(qo_parse(buf, (size_t)n, &id, &sh), 0);
+	assert_true(id == UINT64_C(0x0123456789abcdef));
+	assert_false(sh);
+	n = qo_format(buf, sizeof buf, 7, true);
+	assert_int_equal(qo_parse(buf, (size_t)n - 1, &id, &sh), 0); /* without its LF */
+	assert_true(id == 7 && sh);
+	static const char *const bad[] = {
+		"", "owner", "owner 0123456789abcdef", "owner 0123456789abcdeX shared\n",
+		"owner 0123456789ABCDEF shared\n", "owner 0123456789abcdef  shared\n",
+		"owner 0123456789abcdef public\n", "owned 0123456789abcdef shared\n",
+		"owner 0123456789abcdef sharedx\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_int_equal(qo_parse(bad[i], strlen(bad[i]), &id, &sh), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(push_binary), cmocka_unit_test(push_split),
 		cmocka_unit_test(push_errors), cmocka_unit_test(commands),
 		cmocka_unit_test(telnet_path), cmocka_unit_test(names),
+		cmocka_unit_test(join_shared), cmocka_unit_test(owner_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "../../common/errcode.h"
+#include "../../common/idpolicy.h"
 #include "../../common/frame.h"
 #include "../../daemon/config.h"
 #include "../../daemon/knob.h"
@@ -244,6 +245,12 @@ static void do_set(struct analytics *an, struct vconn *c, const struct an_req *r
 			  vconn_peer(c));
 		return;
 	}
+	/* which keys this identity may set (analytics_publishers) */
+	char pubs[AN_PUBLISHERS_MAX];
+	pthread_mutex_lock(&an->mu);
+	snprintf(pubs, sizeof pubs, "%s", an->publishers);
+	pthread_mutex_unlock(&an->mu);
+	const char *id = vconn_identity(c);
 	size_t pos = 0;
 	struct an_pair p;
 	int rc;
@@ -254,6 +261,14 @@ static void do_set(struct analytics *an, struct vconn *c, const struct an_req *r
 		if (rc < 0) {
 			reply_err(out, EINVAL, "%.*s: %s", (int)(p.klen > 64 ? 64 : p.klen), p.key,
 				  p.err);
+			if (quiet)
+				continue;
+			return;
+		}
+		if (!idpol_map_allows(pubs, id, p.key, p.klen, true)) {
+			reply_err(out, EACCES, "%.*s: identity '%s' may not publish this key "
+					       "(analytics_publishers)",
+				  (int)(p.klen > 64 ? 64 : p.klen), p.key, id[0] ? id : "-");
 			if (quiet)
 				continue;
 			return;
@@ -475,6 +490,15 @@ static int analytics_init(const struct vd_node *node, void **out)
 	an->node_id = node->node_id;
 	snprintf(an->conf, sizeof an->conf, "%s", s->conf);
 	snprintf(an->publish_from, sizeof an->publish_from, "%s", s->publish_from);
+	char bad[256];
+	if (idpol_map_check(s->publishers, bad, sizeof bad) != 0) {
+		log_error("analytics_publishers: %s", bad);
+		an_store_free(an->st);
+		pthread_mutex_destroy(&an->mu);
+		free(an);
+		return -EINVAL;
+	}
+	snprintf(an->publishers, sizeof an->publishers, "%s", s->publishers);
 	char err[400];
 	if (an_rev_open(&an->rev, s->dir, node->node_id, &an->rev_base, err, sizeof err) != 0)
 		log_warn("analytics: revisions start at 1 and a watch cannot tell a restart "
@@ -508,15 +532,22 @@ static void analytics_fini(void *svc)
 	free(an);
 }
 
-/* SIGHUP: the file is read again (and analytics_conf/_publish_from may
- * have changed). */
+/* SIGHUP: the file is read again (and analytics_conf/_publish_from/
+ * _publishers may have changed; a malformed _publishers refuses the
+ * reload). */
 static int analytics_reload(void *svc, const void *settings)
 {
 	struct analytics *an = svc;
 	const struct an_settings *s = settings;
+	char bad[256];
+	if (idpol_map_check(s->publishers, bad, sizeof bad) != 0) {
+		log_error("analytics_publishers: %s (the old policy stays)", bad);
+		return -1;
+	}
 	pthread_mutex_lock(&an->mu);
 	snprintf(an->conf, sizeof an->conf, "%s", s->conf);
 	snprintf(an->publish_from, sizeof an->publish_from, "%s", s->publish_from);
+	snprintf(an->publishers, sizeof an->publishers, "%s", s->publishers);
 	pthread_mutex_unlock(&an->mu);
 	an_conf_check(an, true);
 	return 0;

@@ -18,6 +18,7 @@
 #include "../../common/frame.h"
 #include "analytics_proto.h"
 #include "analytics_rev.h"
+#include "analytics_settings.h"
 #include "analytics_store.h"
 
 struct vconn;
@@ -42,7 +43,7 @@ struct an_watcher {
 };
 
 struct analytics {
-	pthread_mutex_t mu; /* store, watchers, conf, publish_from */
+	pthread_mutex_t mu; /* store, watchers, conf, publish_from, publishers */
 	struct an_store *st;
 	struct an_rev rev; /* revisions' reservation file (analytics_dir) */
 	uint64_t rev_base; /* revisions of this run are above it (0: a first start) */
@@ -52,6 +53,7 @@ struct analytics {
 	struct stat conf_st;
 	bool conf_seen; /* conf_st is the file last read */
 	char publish_from[1024];
+	char publishers[AN_PUBLISHERS_MAX]; /* analytics_publishers (idpolicy.h map) */
 	struct an_stream *stream;
 	unsigned node_id;
 };

@@ -24,6 +24,8 @@ const struct vsvc_key an_settings_keys[] = {
 	AN_KEY("analytics_publish_from", VSVC_KEY_STR, publish_from, 1024, 0, 0, "a shorter list",
 	       true),
 	AN_KEY("analytics_dir", VSVC_KEY_STR, dir, 256, 0, 0, "a shorter path", false),
+	AN_KEY("analytics_publishers", VSVC_KEY_STR, publishers, AN_PUBLISHERS_MAX, 0, 0,
+	       "a shorter map", true),
 	{NULL, 0, 0, 0, 0, 0, NULL, false},
 };
 
@@ -37,6 +39,7 @@ void an_settings_defaults(void *settings)
 	s->max_watchers = 4096;
 	s->publish_from[0] = '\0';
 	snprintf(s->dir, sizeof s->dir, "%s", AN_DEFAULT_DIR);
+	s->publishers[0] = '\0';
 }
 
 void an_settings_needs(const struct vd_config *cfg, const void *settings, struct vsvc_needs *out)

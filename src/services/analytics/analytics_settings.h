@@ -13,6 +13,7 @@
 
 #define AN_DEFAULT_CONF "/etc/virgo_kernel_analytics.conf"
 #define AN_DEFAULT_DIR "/var/lib/virgo"
+#define AN_PUBLISHERS_MAX 2048 /* analytics_publishers */
 
 struct an_settings {
 	char conf[256]; /* the variables file ("" = none); re-read when it changes */
@@ -22,6 +23,9 @@ struct an_settings {
 	int max_watchers; /* watch connections at once */
 	char publish_from[1024]; /* addresses that may change variables ("" = any) */
 	char dir[256]; /* where revisions are reserved (analytics_rev.h; "" = memory only) */
+	/* identities that may change which variables (idpolicy.h map: an
+	 * identity it does not name may change none; "" = any) */
+	char publishers[AN_PUBLISHERS_MAX];
 };
 
 extern const struct vsvc_key an_settings_keys[];

@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "../../common/errcode.h"
+#include "../../common/idpolicy.h"
 #include "../../daemon/config.h"
 #include "../../daemon/log.h"
 #include "../../daemon/service.h"
@@ -179,6 +181,8 @@ static int root_get(struct cloudfs *fs)
 	return root;
 }
 
+static const char not_yours[] = "descriptor opened by another identity";
+
 static void reply_err(struct cloudfs *fs, struct evbuffer *out, int code, const char *msg)
 {
 	atomic_fetch_add(&fs->errors, 1);
@@ -212,7 +216,8 @@ static void job_done(struct vconn *c, void *arg)
 	if (j->rc == 0 && j->req.op == CFS_OP_OPEN) {
 		uint64_t vfd;
 		int rc = cfs_fdtab_add(fs->tab, j->newfd, j->req.legacy ? 0 : cc->id,
-				       fs->set.max_fds_per_conn, j->writable, now_ms(), &vfd);
+				       vconn_identity_id(c), fs->set.max_fds_per_conn, j->writable,
+				       now_ms(), &vfd);
 		if (rc != 0) {
 			close(j->newfd);
 			reply_err(fs, out, -rc, NULL);
@@ -228,6 +233,59 @@ static void job_done(struct vconn *c, void *arg)
 	}
 	job_free(j);
 	vconn_resume(c);
+}
+
+/* Is the file at path (its final symlink followed or not) open for
+ * writing through another identity's descriptor? */
+static bool path_written_by_other(struct cloudfs *fs, int root, const char *path, bool follow,
+				  uint64_t ident)
+{
+	struct stat st;
+	int rc;
+	if (follow) {
+		int fd = cfs_path_open(root, path, O_PATH, 0);
+		if (fd < 0)
+			return false;
+		rc = fstat(fd, &st);
+		close(fd);
+	} else {
+		char name[NAME_MAX + 1];
+		const char *nm;
+		int dfd = cfs_path_parent(root, path, name, &nm);
+		if (dfd < 0)
+			return false;
+		rc = fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW);
+		close(dfd);
+	}
+	return rc == 0 && S_ISREG(st.st_mode) &&
+	       cfs_fdtab_writer_other(fs->tab, (uint64_t)st.st_dev, (uint64_t)st.st_ino, ident);
+}
+
+/* A file another identity holds open for writing may not be opened for
+ * writing, truncated, unlinked, renamed or renamed over by this one
+ * (docs/SECURITY.md).  Checked as the request starts: it keeps identities
+ * from pulling a file from under each other's writers, it is not a lock
+ * (a writer that opens just after the check is not seen).  A node that
+ * authenticates no one has one identity: nothing to check. */
+static bool held_by_other_writer(struct cloudfs *fs, const struct cfs_job *j)
+{
+	const struct cfs_req *r = &j->req;
+	if (j->ident == 0)
+		return false;
+	switch (r->op) {
+	case CFS_OP_OPEN:
+		return (r->flags & (CFS_O_WRITE | CFS_O_TRUNC)) &&
+		       path_written_by_other(fs, j->root, r->path, true, j->ident);
+	case CFS_OP_TRUNCATE:
+		return path_written_by_other(fs, j->root, r->path, true, j->ident);
+	case CFS_OP_UNLINK:
+		return path_written_by_other(fs, j->root, r->path, false, j->ident);
+	case CFS_OP_RENAME:
+		return path_written_by_other(fs, j->root, r->path, false, j->ident) ||
+		       path_written_by_other(fs, j->root, r->path2, false, j->ident);
+	default:
+		return false;
+	}
 }
 
 static void job_work(void *arg, bool cancelled)
@@ -248,7 +306,12 @@ static void job_work(void *arg, bool cancelled)
 					 : "export root unavailable (cloudfs_export_root; see the node's log)";
 	} else {
 		j->root = root;
-		cfs_ops_run(j);
+		if (held_by_other_writer(fs, j)) {
+			j->rc = -EACCES;
+			j->msg = "open for writing by another identity";
+		} else {
+			cfs_ops_run(j);
+		}
 	}
 	if (j->rc == 0) {
 		if (j->req.op == CFS_OP_WRITE || j->req.op == CFS_OP_PWRITE)
@@ -314,6 +377,7 @@ static int start_job(struct vconn *c, struct cloudfs *fs, struct cloudfs_conn *c
 	j->req = *r;
 	j->req.data = NULL;
 	j->svc = fs;
+	j->ident = vconn_identity_id(c);
 	j->osfd = j->newfd = -1;
 	j->max_io = fs->set.max_io;
 	j->zero_copy = vconn_zero_copy(c) &&
@@ -328,10 +392,12 @@ static int start_job(struct vconn *c, struct cloudfs *fs, struct cloudfs_conn *c
 		memcpy(j->data, r->data, r->data_len);
 	j->data_len = r->data_len;
 	if (op_uses_fd(r->op)) {
-		if (cfs_fdtab_get(fs->tab, r->fd, cc->id, now_ms(), &j->osfd, NULL) != 0) {
+		int e = cfs_fdtab_get(fs->tab, r->fd, cc->id, vconn_identity_id(c), now_ms(),
+				      &j->osfd, NULL);
+		if (e != 0) {
 			j->osfd = -1;
 			job_free(j);
-			reply_err(fs, out, EBADF, NULL);
+			reply_err(fs, out, -e, e == -EACCES ? not_yours : NULL);
 			return VSVC_KEEP;
 		}
 		j->vfd = r->fd;
@@ -398,21 +464,34 @@ static int cloudfs_exec(struct vconn *c, struct cloudfs *fs, struct cloudfs_conn
 {
 	struct evbuffer *out = vconn_out(c);
 	atomic_fetch_add(&fs->ops, 1);
+	bool may_write = !fs->set.read_only &&
+			 (!fs->set.writers[0] || idpol_list_has(fs->set.writers, vconn_identity(c)));
+	/* the notes' open: for writing when this client may write */
 	if (r->legacy && r->op == CFS_OP_OPEN)
-		r->flags = fs->set.read_only ? CFS_O_READ : CFS_O_READ | CFS_O_WRITE | CFS_O_CREAT;
+		r->flags = may_write ? CFS_O_READ | CFS_O_WRITE | CFS_O_CREAT : CFS_O_READ;
 	if (r->legacy && r->op == CFS_OP_OPEN)
 		r->mode = 0644;
 	if (fs->set.read_only && op_modifies(r)) {
 		reply_err(fs, out, EROFS, NULL);
 		return VSVC_KEEP;
 	}
+	/* cloudfs_writers: the identities that may change this export */
+	if (!may_write && op_modifies(r)) {
+		log_info_every("cloudfs_refused peer=%s identity=%s reason=cloudfs_writers",
+			       vconn_peer(c), vconn_identity(c)[0] ? vconn_identity(c) : "-");
+		reply_err(fs, out, EACCES,
+			  "this identity may only read this export (cloudfs_writers)");
+		return VSVC_KEEP;
+	}
 	switch (r->op) {
-	case CFS_OP_CLOSE:
-		if (cfs_fdtab_close(fs->tab, r->fd, cc->id) != 0)
-			reply_err(fs, out, EBADF, NULL);
+	case CFS_OP_CLOSE: {
+		int e = cfs_fdtab_close(fs->tab, r->fd, cc->id, vconn_identity_id(c));
+		if (e != 0)
+			reply_err(fs, out, -e, e == -EACCES ? not_yours : NULL);
 		else
 			evbuffer_add(out, "OK\r\n", 4);
 		return VSVC_KEEP;
+	}
 	case CFS_OP_OPEN:
 		if (!r->legacy && cfs_fdtab_owned(fs->tab, cc->id) >= fs->set.max_fds_per_conn) {
 			reply_err(fs, out, EMFILE, NULL);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SLOT_BITS 24
@@ -24,6 +25,8 @@ struct cfs_entry {
 	uint32_t gen;
 	int refs;
 	uint64_t owner;
+	uint64_t ident; /* the identity that opened it (vconn_identity_id) */
+	uint64_t dev, ino; /* the file it is open on (writers: cfs_fdtab_writer_other) */
 	int64_t last_ms;
 };
 
@@ -112,8 +115,8 @@ static int release(struct cfs_fdtab *t, int slot)
 	return fd;
 }
 
-int cfs_fdtab_add(struct cfs_fdtab *t, int osfd, uint64_t owner, int per_owner_max, bool writable,
-		  int64_t now_ms, uint64_t *vfd)
+int cfs_fdtab_add(struct cfs_fdtab *t, int osfd, uint64_t owner, uint64_t ident, int per_owner_max,
+		  bool writable, int64_t now_ms, uint64_t *vfd)
 {
 	pthread_mutex_lock(&t->lock);
 	int rc = -EMFILE;
@@ -136,7 +139,14 @@ int cfs_fdtab_add(struct cfs_fdtab *t, int osfd, uint64_t owner, int per_owner_m
 		e->closing = false;
 		e->osfd = osfd;
 		e->owner = owner;
+		e->ident = ident;
 		e->writable = writable;
+		struct stat st;
+		e->dev = e->ino = 0;
+		if (writable && fstat(osfd, &st) == 0) {
+			e->dev = (uint64_t)st.st_dev;
+			e->ino = (uint64_t)st.st_ino;
+		}
 		e->refs = 0;
 		e->last_ms = now_ms;
 		t->open++;
@@ -152,19 +162,31 @@ out:
 	return rc;
 }
 
-int cfs_fdtab_get(struct cfs_fdtab *t, uint64_t vfd, uint64_t owner, int64_t now_ms, int *osfd,
-		  bool *writable)
+/* Lock held: may (owner, ident) use slot?  0, -EACCES (another
+ * identity's), -EBADF (none, or another connection's of the same one). */
+static int may_use(const struct cfs_fdtab *t, int slot, uint64_t owner, uint64_t ident)
+{
+	if (slot < 0)
+		return -EBADF;
+	const struct cfs_entry *e = &t->e[slot];
+	if (e->ident != ident)
+		return -EACCES;
+	return e->owner == 0 || e->owner == owner ? 0 : -EBADF;
+}
+
+int cfs_fdtab_get(struct cfs_fdtab *t, uint64_t vfd, uint64_t owner, uint64_t ident, int64_t now_ms,
+		  int *osfd, bool *writable)
 {
 	pthread_mutex_lock(&t->lock);
-	int slot = find(t, vfd), rc = -EBADF;
-	if (slot >= 0 && (t->e[slot].owner == 0 || t->e[slot].owner == owner)) {
+	int slot = find(t, vfd);
+	int rc = may_use(t, slot, owner, ident);
+	if (rc == 0) {
 		struct cfs_entry *e = &t->e[slot];
 		e->refs++;
 		e->last_ms = now_ms;
 		*osfd = e->osfd;
 		if (writable)
 			*writable = e->writable;
-		rc = 0;
 	}
 	pthread_mutex_unlock(&t->lock);
 	return rc;
@@ -188,15 +210,14 @@ void cfs_fdtab_put(struct cfs_fdtab *t, uint64_t vfd)
 		close(fd);
 }
 
-int cfs_fdtab_close(struct cfs_fdtab *t, uint64_t vfd, uint64_t owner)
+int cfs_fdtab_close(struct cfs_fdtab *t, uint64_t vfd, uint64_t owner, uint64_t ident)
 {
-	int fd = -1, rc = -EBADF;
+	int fd = -1;
 	pthread_mutex_lock(&t->lock);
 	int slot = find(t, vfd);
-	if (slot >= 0 && (t->e[slot].owner == 0 || t->e[slot].owner == owner)) {
+	int rc = may_use(t, slot, owner, ident);
+	if (rc == 0)
 		fd = release(t, slot);
-		rc = 0;
-	}
 	pthread_mutex_unlock(&t->lock);
 	if (fd >= 0)
 		close(fd);
@@ -237,6 +258,19 @@ int cfs_fdtab_expire(struct cfs_fdtab *t, int64_t now_ms, int64_t idle_ms)
 	}
 	pthread_mutex_unlock(&t->lock);
 	return n;
+}
+
+bool cfs_fdtab_writer_other(struct cfs_fdtab *t, uint64_t dev, uint64_t ino, uint64_t ident)
+{
+	bool hit = false;
+	pthread_mutex_lock(&t->lock);
+	for (int i = 0; i < t->max && !hit; i++) {
+		const struct cfs_entry *e = &t->e[i];
+		hit = e->used && !e->closing && e->writable && e->ino == ino && e->dev == dev &&
+		      e->ino != 0 && e->ident != ident;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return hit;
 }
 
 int cfs_fdtab_owned(struct cfs_fdtab *t, uint64_t owner)

@@ -6,7 +6,10 @@
  * (seeded from the start-up clock, bumped at each reuse of a slot, so a
  * stale or a previous life's descriptor is refused, not aliased), bits
  * 23..0 the slot.  An entry is owned by one connection (native open) or by
- * the node (owner 0: the call syntax, whose connections last one request).
+ * the node (owner 0: the call syntax, whose connections last one request),
+ * and belongs to the identity that opened it (vconn_identity_id; 0 on a
+ * node that authenticates no one): another identity gets -EACCES for it,
+ * whichever connection it comes from (docs/SECURITY.md).
  * Thread-safe: entries are used from pool threads while the loop opens
  * and closes them; a reference keeps the OS descriptor alive while a job
  * uses it, and the last reference of a closed entry closes it.
@@ -32,24 +35,29 @@ void cfs_fdtab_free(struct cfs_fdtab *t);
 /* The node a descriptor belongs to. */
 static inline unsigned cfs_fd_node(uint64_t vfd) { return (unsigned)(vfd >> 48); }
 
-/* Registers osfd for owner (0: the node).  0 and *vfd, or -EMFILE when the
- * node's, the owner's (per_owner_max) or the call-syntax cap is reached
- * (osfd is then left to the caller). */
-int cfs_fdtab_add(struct cfs_fdtab *t, int osfd, uint64_t owner, int per_owner_max, bool writable,
-		  int64_t now_ms, uint64_t *vfd);
-/* Takes a reference for a job: 0 with *osfd (and *writable), or -EBADF
- * (unknown, closed, another node's, or owned by another connection). */
-int cfs_fdtab_get(struct cfs_fdtab *t, uint64_t vfd, uint64_t owner, int64_t now_ms, int *osfd,
-		  bool *writable);
+/* Registers osfd for owner (0: the node), opened by identity ident.  0 and
+ * *vfd, or -EMFILE when the node's, the owner's (per_owner_max) or the
+ * call-syntax cap is reached (osfd is then left to the caller). */
+int cfs_fdtab_add(struct cfs_fdtab *t, int osfd, uint64_t owner, uint64_t ident, int per_owner_max,
+		  bool writable, int64_t now_ms, uint64_t *vfd);
+/* Takes a reference for a job: 0 with *osfd (and *writable), -EACCES
+ * (another identity's), or -EBADF (unknown, closed, another node's, or
+ * owned by another connection). */
+int cfs_fdtab_get(struct cfs_fdtab *t, uint64_t vfd, uint64_t owner, uint64_t ident, int64_t now_ms,
+		  int *osfd, bool *writable);
 /* Drops the reference cfs_fdtab_get took (any thread). */
 void cfs_fdtab_put(struct cfs_fdtab *t, uint64_t vfd);
-/* Closes vfd for owner: 0 or -EBADF.  The OS descriptor closes when the
- * last job using it is done. */
-int cfs_fdtab_close(struct cfs_fdtab *t, uint64_t vfd, uint64_t owner);
+/* Closes vfd for owner and ident: 0, -EACCES or -EBADF (as get).  The OS
+ * descriptor closes when the last job using it is done. */
+int cfs_fdtab_close(struct cfs_fdtab *t, uint64_t vfd, uint64_t owner, uint64_t ident);
 /* Closes every entry of owner (a connection that went away). */
 void cfs_fdtab_close_owner(struct cfs_fdtab *t, uint64_t owner);
 /* Closes node-owned entries unused for idle_ms; returns how many. */
 int cfs_fdtab_expire(struct cfs_fdtab *t, int64_t now_ms, int64_t idle_ms);
+/* Is the file (dev, ino) open for writing through a descriptor of an
+ * identity other than ident?  (Writable entries remember their file at
+ * cfs_fdtab_add.) */
+bool cfs_fdtab_writer_other(struct cfs_fdtab *t, uint64_t dev, uint64_t ino, uint64_t ident);
 /* Entries owned by owner (for the per-connection cap's pre-check). */
 int cfs_fdtab_owned(struct cfs_fdtab *t, uint64_t owner);
 void cfs_fdtab_counts(struct cfs_fdtab *t, struct cfs_fdtab_counts *out);

@@ -25,6 +25,7 @@ struct cfs_job {
 	uint8_t *data; /* write payload (owned by the job), data_len bytes */
 	size_t data_len;
 	uint64_t vfd; /* the descriptor the reference is held on */
+	uint64_t ident; /* the caller's identity (vconn_identity_id; 0: none) */
 	struct vconn_ticket *ticket;
 	void *svc; /* the service (for the done callback) */
 	/* results */

@@ -16,6 +16,7 @@ const struct vsvc_key cfs_settings_keys[] = {
 	CFS_KEY("cloudfs_export_root", VSVC_KEY_STR, export_root, 4096, 0, 0, "a shorter path",
 		false),
 	CFS_KEY("cloudfs_read_only", VSVC_KEY_BOOL, read_only, 0, 0, 0, "yes or no", false),
+	CFS_KEY("cloudfs_writers", VSVC_KEY_STR, writers, 1024, 0, 0, "a shorter list", false),
 	CFS_KEY("cloudfs_max_io", VSVC_KEY_SIZE, max_io, 0, 4096, INT64_C(16) << 20,
 		"a size from 4K to 16M", false),
 	CFS_KEY("cloudfs_max_fds", VSVC_KEY_INT, max_fds, 0, 1, 1000000, "1..1000000", false),
@@ -34,6 +35,7 @@ void cfs_settings_defaults(void *settings)
 	struct cfs_settings *s = settings;
 	s->export_root[0] = '\0';
 	s->read_only = false;
+	s->writers[0] = '\0';
 	s->max_io = UINT64_C(1) << 20;
 	s->max_fds = 4096;
 	s->max_fds_per_conn = 256;

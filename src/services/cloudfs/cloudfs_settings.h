@@ -20,6 +20,8 @@
 struct cfs_settings {
 	char export_root[4096]; /* absolute directory, never "/"; "" = the default */
 	bool read_only; /* refuse every change */
+	/* identities that may change the export (idpolicy.h list; "" = all) */
+	char writers[1024];
 	uint64_t max_io; /* largest read reply / write payload */
 	int max_fds; /* descriptors open at once, node-wide (both kinds) */
 	int max_fds_per_conn; /* native descriptors one connection may hold */

@@ -41,6 +41,7 @@ struct cs_conn {
 	struct cs_owner ow;
 	struct cs_zk_owner zow;
 	bool blocked; /* a lock request waits: its reply is still to come */
+	bool ident_set; /* ow.ident is filled (once, before the table sees ow) */
 };
 
 static void cs_deliver(struct vconn *c, void *arg)
@@ -154,6 +155,7 @@ static void reply_stats(struct cloudsync *cs, struct evbuffer *out)
 }
 
 static const char not_held[] = "not held by this connection (lease ended, released, or never taken)";
+static const char held_by_other[] = "held by another identity (only its holder may renew or unlock it)";
 
 /* lock/trylock/renew/unlock/ls on the zookeeper backend. */
 static int cloudsync_exec_zk(struct vconn *c, struct cloudsync *cs, struct cs_conn *cc,
@@ -200,6 +202,10 @@ static int cloudsync_exec(struct vconn *c, struct cloudsync *cs, struct cs_conn 
 {
 	uint64_t token = 0;
 	int rc;
+	if (!cc->ident_set) { /* the table compares it to other holders' */
+		cc->ow.ident = vconn_identity_id(c);
+		cc->ident_set = true;
+	}
 	switch (r->op) {
 	case CS_OP_PING:
 		evbuffer_add_printf(out, "PONG %u\r\n", cs->node_id);
@@ -246,16 +252,14 @@ static int cloudsync_exec(struct vconn *c, struct cloudsync *cs, struct cs_conn 
 		if (rc == 0)
 			evbuffer_add_printf(out, "OK %" PRIu64 " %" PRIu64 "\r\n", token, r->ttl_ms);
 		else
-			reply_err(out, ENOLCK,
-				  "not held by this connection (lease ended, released, or never taken)");
+			reply_err(out, -rc, rc == -EACCES ? held_by_other : not_held);
 		return VSVC_KEEP;
 	case CS_OP_UNLOCK:
 		rc = cs_table_unlock(cs->tab, &cc->ow, r->name, r->name_len);
 		if (rc == 0)
 			evbuffer_add(out, "OK\r\n", 4);
 		else
-			reply_err(out, ENOLCK,
-				  "not held by this connection (lease ended, released, or never taken)");
+			reply_err(out, -rc, rc == -EACCES ? held_by_other : not_held);
 		return VSVC_KEEP;
 	case CS_OP_LS:
 		cs_table_ls(cs->tab, r->name_len ? r->name : NULL, r->name_len, CS_LS_MAX, out);

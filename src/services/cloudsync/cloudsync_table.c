@@ -318,15 +318,24 @@ out:
 	return res;
 }
 
-/* ow's hold on name, or NULL; a hold whose lease ended is released here. */
+/* ow's hold on name, or NULL with *err: -ENOLCK (not held by ow; a hold
+ * whose lease ended is released here), or -EACCES when another identity
+ * holds it (a connection of ow's own identity holding it is -ENOLCK, as
+ * before identities: the lock is the connection's). */
 static struct cs_entry *find_hold(struct cs_table *t, struct cs_owner *ow, const char *name,
-				  size_t len, int64_t now)
+				  size_t len, int64_t now, int *err)
 {
 	struct cs_lock *lk = *lock_slot(t, name, len);
-	if (!lk || !lk->holder || lk->holder->ow != ow)
+	*err = -ENOLCK;
+	if (!lk || !lk->holder)
 		return NULL;
 	if (lease_over(lk->holder, now)) {
 		expire(t, lk->holder, now);
+		return NULL;
+	}
+	if (lk->holder->ow != ow) {
+		if (lk->holder->ow->ident != ow->ident)
+			*err = -EACCES;
 		return NULL;
 	}
 	return lk->holder;
@@ -336,8 +345,9 @@ int cs_table_renew(struct cs_table *t, struct cs_owner *ow, const char *name, si
 		   uint64_t ttl_ms, uint64_t *token)
 {
 	int64_t now = now_ms();
+	int err;
 	pthread_mutex_lock(&t->mu);
-	struct cs_entry *h = find_hold(t, ow, name, len, now);
+	struct cs_entry *h = find_hold(t, ow, name, len, now, &err);
 	if (h) {
 		h->ttl_ms = ttl_ms;
 		h->deadline = now + (int64_t)ttl_ms;
@@ -345,18 +355,19 @@ int cs_table_renew(struct cs_table *t, struct cs_owner *ow, const char *name, si
 		*token = h->token;
 	}
 	pthread_mutex_unlock(&t->mu);
-	return h ? 0 : -ENOLCK;
+	return h ? 0 : err;
 }
 
 int cs_table_unlock(struct cs_table *t, struct cs_owner *ow, const char *name, size_t len)
 {
 	int64_t now = now_ms();
+	int err;
 	pthread_mutex_lock(&t->mu);
-	struct cs_entry *h = find_hold(t, ow, name, len, now);
+	struct cs_entry *h = find_hold(t, ow, name, len, now, &err);
 	if (h)
 		release(t, h, now);
 	pthread_mutex_unlock(&t->mu);
-	return h ? 0 : -ENOLCK;
+	return h ? 0 : err;
 }
 
 void cs_table_owner_gone(struct cs_table *t, struct cs_owner *ow)

@@ -33,6 +33,7 @@ struct cs_owner {
 	struct cs_entry *held; /* the locks it holds */
 	struct cs_entry *waiting; /* the one lock request it waits on, or NULL */
 	unsigned nheld;
+	uint64_t ident; /* its connection's identity (vconn_identity_id) */
 };
 
 /* What a waiting connection receives on its loop (cs_deliver_fn's arg,
@@ -71,11 +72,13 @@ enum cs_lock_result {
 enum cs_lock_result cs_table_lock(struct cs_table *t, struct cs_owner *ow, struct vconn *c,
 				  const struct cs_req *r, bool try, uint64_t *token, unsigned *pos,
 				  int *err, const char **msg);
-/* Extends ow's lease on name to ttl_ms from now: 0 and *token, or -ENOLCK
- * (not held: never taken, released, or the lease already ended). */
+/* Extends ow's lease on name to ttl_ms from now: 0 and *token, -ENOLCK
+ * (not held: never taken, released, or the lease already ended), or
+ * -EACCES (held by a connection of another identity). */
 int cs_table_renew(struct cs_table *t, struct cs_owner *ow, const char *name, size_t len,
 		   uint64_t ttl_ms, uint64_t *token);
-/* Releases ow's hold on name (the next waiter gets it): 0 or -ENOLCK. */
+/* Releases ow's hold on name (the next waiter gets it): 0, -ENOLCK or
+ * -EACCES (as renew). */
 int cs_table_unlock(struct cs_table *t, struct cs_owner *ow, const char *name, size_t len);
 /* The connection is closing: leave any queue, release every lock held
  * (each passes to its next waiter at once). */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../../common/errcode.h"
+#include "../../common/idpolicy.h"
 #include "../../daemon/config.h"
 #include "../../daemon/log.h"
 #include "../../daemon/workpool.h"
@@ -103,6 +104,7 @@ static int q_init(const struct vd_node *node, void **out)
 		q_fini(q);
 		return hrc;
 	}
+	qo_load(q); /* consumer groups' owners, before anyone joins */
 	if (qc_start(q) != 0 || qd_start(q) != 0) {
 		q_fini(q);
 		return -ENOMEM;
@@ -123,6 +125,7 @@ static void q_fini(void *svc)
 	qh_stop(q); /* before the writer: it may wait for a reply's commit */
 	qc_stop(q);
 	qd_stop(q);
+	qo_free(q);
 	qt_free_all(q);
 	if (q->lockfd >= 0)
 		close(q->lockfd);
@@ -411,7 +414,8 @@ static const char q_help[] =
 	"<lamport> (once durable)\r\n"
 	"HELP sub <topic> [<from>|end]        -> OK <first offset>, then MSG lines\r\n"
 	"HELP read <topic> <from> [<count>]   -> MSG lines, END <next offset>\r\n"
-	"HELP join <topic> <group> [<max_inflight>] -> OK, then MSG lines; answer ack <offset>\r\n"
+	"HELP join <topic> <group> [<max_inflight>] [shared] -> OK, then MSG lines; answer ack "
+	"<offset>\r\n"
 	"HELP MSG <topic> <offset> <lamport> <ip>:<sec>.<nsec> <nbytes> + bytes + CRLF\r\n"
 	"HELP ls | stat <topic> | ping | help | quit\r\n"
 	"HELP any other line: a request enqueued on the default topic (telnet path)\r\n"
@@ -458,7 +462,14 @@ static int q_exec(struct vconn *c, struct queue *q, struct q_conn *qc, const str
 		evbuffer_add_printf(out, "OK %" PRIu64 "\r\n", first);
 		return VSVC_KEEP;
 	case QP_JOIN:
-		rc = qd_join(q, c, topic, group, (int)r->max_inflight, &qc->sub);
+		rc = qd_join(q, c, topic, group, (int)r->max_inflight, vconn_identity_id(c), r->shared,
+			     idpol_list_has(q->set.group_admins, vconn_identity(c)), &qc->sub);
+		if (rc == -EACCES) {
+			reply_err(out, EACCES, "group owned by another identity (its owner can create "
+					       "it with: join <topic> <group> shared; queue_group_admins "
+					       "may join any)");
+			return VSVC_KEEP;
+		}
 		if (rc)
 			break;
 		qc->member = true;

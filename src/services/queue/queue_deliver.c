@@ -72,6 +72,9 @@ struct q_group {
 	struct ql_reader rd, rd2; /* new records; redeliveries */
 	bool loaded;
 	uint64_t committed, persisted, last_persist_ms, redelivered;
+	uint64_t owner; /* its owner's identity (queue_owner.c), 0: none */
+	bool shared; /* anyone may join it */
+	bool owner_dirty; /* the owner line is still to be written */
 };
 
 static uint64_t mono_ms(void)
@@ -211,8 +214,10 @@ static void group_persist(struct q_group *g)
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		goto fail;
-	char line[32];
+	char line[96];
 	int n = snprintf(line, sizeof line, "%" PRIu64 "\n", g->committed);
+	if (g->owner) /* the second line: who owns it (queue_owner.c) */
+		n += qo_format(line + n, sizeof line - (size_t)n, g->owner, g->shared);
 	if (write(fd, line, (size_t)n) != n || fdatasync(fd) != 0) {
 		close(fd);
 		goto fail;
@@ -226,6 +231,7 @@ static void group_persist(struct q_group *g)
 		close(dfd);
 	}
 	g->persisted = g->committed;
+	g->owner_dirty = false;
 	return;
 fail:;
 	static struct vlog_rl rl;
@@ -264,6 +270,8 @@ static int64_t deliver_group(struct queue *q, struct q_group *g, struct dbuf *db
 		return -1;
 	if (!g->loaded)
 		group_load(g);
+	if (g->owner_dirty) /* a new owner, or the owner shared it */
+		group_persist(g);
 	uint64_t now = mono_ms();
 	/* members gone, deadlines passed: back to be delivered again */
 	for (int i = 0; i < g->nents; i++) {
@@ -395,7 +403,8 @@ static void *deliver_main(void *arg)
 				if (w >= 0 && (wait < 0 || w < wait))
 					wait = w;
 			}
-			if (!g->members && g->nents == 0 && g->committed == g->persisted) {
+			if (!g->members && g->nents == 0 && g->committed == g->persisted &&
+			    !g->owner_dirty) {
 				*gp = g->next; /* idle: its state is on disk */
 				ql_reader_close(&g->rd);
 				ql_reader_close(&g->rd2);
@@ -517,7 +526,7 @@ void qd_sub_close(struct queue *q, struct q_sub *s)
 }
 
 int qd_join(struct queue *q, struct vconn *c, const char *topic, const char *group,
-	    int max_inflight, struct q_sub **out)
+	    int max_inflight, uint64_t ident, bool shared, bool admin, struct q_sub **out)
 {
 	struct q_sub *m = calloc(1, sizeof *m);
 	if (!m)
@@ -531,6 +540,14 @@ int qd_join(struct queue *q, struct vconn *c, const char *topic, const char *gro
 	m->max_inflight = max_inflight;
 	ql_reader_init(&m->rd, 0);
 	pthread_mutex_lock(&q->dmu);
+	bool is_shared, changed;
+	int orc = qo_claim(q, topic, group, ident, shared, admin, &is_shared, &changed);
+	if (orc) {
+		pthread_mutex_unlock(&q->dmu);
+		vconn_feed_release(m->feed);
+		free(m);
+		return orc;
+	}
 	struct q_group *g = q->groups;
 	int ng = 0;
 	for (; g; g = g->next, ng++)
@@ -556,6 +573,9 @@ int qd_join(struct queue *q, struct vconn *c, const char *topic, const char *gro
 		free(m);
 		return ng >= Q_MAX_GROUPS ? -ENOSPC : -ENOMEM;
 	}
+	g->owner = qo_owner(q, topic, group);
+	g->shared = is_shared;
+	g->owner_dirty |= changed;
 	m->g = g;
 	m->next = g->members;
 	g->members = m;

@@ -25,6 +25,7 @@
 
 struct q_sub;
 struct q_group;
+struct q_gowner;
 
 struct queue {
 	struct q_settings set;
@@ -61,6 +62,9 @@ struct queue {
 	struct q_group *groups;
 	bool dstop, dwake;
 	_Atomic int consumers; /* subscribers + members: wake the thread only then */
+	/* consumer groups' owners (queue_owner.c), under dmu */
+	struct q_gowner *gowners;
+	int ngowners, cap_gowners;
 	pthread_t deliverer;
 	bool deliverer_started;
 
@@ -130,6 +134,25 @@ void qh_stop(struct queue *q);
 /* New records were published (writer thread). */
 void qh_wake(struct queue *q);
 
+/* ---- consumer groups' owners (queue_owner.c) --------------------------- */
+/* Start-up, before the delivery thread: the owners in the group files of
+ * every open topic. */
+void qo_load(struct queue *q);
+void qo_free(struct queue *q);
+/* Under dmu: may ident join topic/group (admin: it is in
+ * queue_group_admins, and may join any)?  0 (a new group is claimed for
+ * ident unless ident is 0; *is_shared: anyone may join it; *changed: the
+ * owner line must be written), -EACCES, or -ENOSPC (too many owned
+ * groups). */
+int qo_claim(struct queue *q, const char *topic, const char *group, uint64_t ident, bool shared,
+	     bool admin, bool *is_shared, bool *changed);
+/* Under dmu: the owner of topic/group (0: none). */
+uint64_t qo_owner(struct queue *q, const char *topic, const char *group);
+/* The group file's owner line: "owner <16 hex> shared|private\n" into buf
+ * (snprintf's result), and its parser (0, or -1 for anything else). */
+int qo_format(char *buf, size_t cap, uint64_t ident, bool shared);
+int qo_parse(const char *line, size_t len, uint64_t *ident, bool *shared);
+
 /* ---- delivery (queue_deliver.c) ---------------------------------------- */
 int qd_start(struct queue *q);
 void qd_stop(struct queue *q);
@@ -143,9 +166,11 @@ void qd_wake_if_consumers(struct queue *q);
 int qd_sub_open(struct queue *q, struct vconn *c, const char *topic, bool from_end,
 		uint64_t from, uint64_t *first, struct q_sub **out);
 void qd_sub_close(struct queue *q, struct q_sub *s);
-/* Loop thread of c: c joins group of topic.  0 or -errno. */
+/* Loop thread of c: c, of identity ident, joins group of topic (creating
+ * it, owned by ident, shared or not; admin: may join any group).  0 or
+ * -errno (-EACCES: another identity's group, queue_owner.c). */
 int qd_join(struct queue *q, struct vconn *c, const char *topic, const char *group,
-	    int max_inflight, struct q_sub **out);
+	    int max_inflight, uint64_t ident, bool shared, bool admin, struct q_sub **out);
 /* A member acks offset: 0, or -ENOENT (not in flight for it). */
 int qd_ack(struct queue *q, struct q_sub *member, uint64_t offset);
 /* Counters for stat: subscribers and groups of topic. */

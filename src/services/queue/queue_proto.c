@@ -149,8 +149,13 @@ enum qp_parse_result qp_parse(struct frame_state *st, const uint8_t *buf, size_t
 	if (nt > 0 && tok_is(tok[0], tl[0], "join")) {
 		req->op = QP_JOIN;
 		req->max_inflight = QP_INFLIGHT_DEFAULT;
+		if (nt >= 4 && tok_is(tok[nt - 1], tl[nt - 1], "shared")) {
+			req->shared = true;
+			nt--;
+		}
 		if (nt < 3 || nt > 4)
-			return fail(code, msg, EINVAL, "usage: join <topic> <group> [<max_inflight>]");
+			return fail(code, msg, EINVAL,
+				    "usage: join <topic> <group> [<max_inflight>] [shared]");
 		if (!set_topic(req, tok[1], tl[1]) || !qp_name_valid((const char *)tok[2], tl[2]))
 			return fail(code, msg, EINVAL, name_rule);
 		req->group = (const char *)tok[2];

@@ -21,7 +21,7 @@ enum qp_op {
 	QP_PUSH = 1, /* push <topic> <n> [ts=<lamport>] + n bytes + CRLF */
 	QP_SUB, /* sub <topic> [<from>|end] */
 	QP_READ, /* read <topic> <from> [<count>] */
-	QP_JOIN, /* join <topic> <group> [<max_inflight>] */
+	QP_JOIN, /* join <topic> <group> [<max_inflight>] [shared] */
 	QP_ACK, /* ack <offset> (a group member's connection) */
 	QP_LS, /* ls */
 	QP_STAT, /* stat <topic> */
@@ -55,6 +55,7 @@ struct qp_req {
 	uint64_t from; /* sub/read: first offset wanted */
 	uint64_t count; /* read: records (1..QP_READ_MAX) */
 	uint64_t max_inflight; /* join: 1..QP_INFLIGHT_MAX */
+	bool shared; /* join: a group it creates is anyone's (queue_owner.c) */
 	uint64_t offset; /* ack */
 };
 

@@ -35,6 +35,8 @@ const struct vsvc_key q_settings_keys[] = {
 	Q_KEY("queue_handler", VSVC_KEY_STR, handler, 1024, 0, 0, "a shorter command", false),
 	Q_KEY("queue_handler_timeout_ms", VSVC_KEY_INT, handler_timeout_ms, 0, 1, 86400000,
 	      "1..86400000", false),
+	Q_KEY("queue_group_admins", VSVC_KEY_STR, group_admins, 512, 0, 0, "a shorter list",
+	      false),
 	{NULL, 0, 0, 0, 0, 0, NULL, false},
 };
 
@@ -53,6 +55,7 @@ void q_settings_defaults(void *settings)
 	s->max_topics = 256;
 	s->handler[0] = '\0';
 	s->handler_timeout_ms = 30000;
+	s->group_admins[0] = '\0';
 }
 
 int q_settings_fsync(const char *text, int *interval_ms)

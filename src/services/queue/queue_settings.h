@@ -29,6 +29,9 @@ struct q_settings {
 	int max_topics; /* queue_max_topics */
 	char handler[1024]; /* queue_handler: "<absolute program> [args]" ("" none) */
 	int handler_timeout_ms; /* queue_handler_timeout_ms */
+	/* queue_group_admins: identities that may join any consumer group
+	 * (idpolicy.h list; "" none) */
+	char group_admins[512];
 };
 
 extern const struct vsvc_key q_settings_keys[];
