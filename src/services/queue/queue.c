@@ -595,6 +595,10 @@ const struct vsvc queue_service = {
 	.base_port = 60000,
 	.conn_size = sizeof(struct q_conn),
 	.movable = true,
+	/* acks are posted from the writer thread: a worker pinned to a CPU
+	 * that the writer, the producers or anything else holds waits for it
+	 * while the other CPU may be idle (the analytics watches' case) */
+	.unpinned = true,
 	.keys = q_settings_keys,
 	.settings_size = sizeof(struct q_settings),
 	.settings_defaults = q_settings_defaults,
