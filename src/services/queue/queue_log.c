@@ -14,7 +14,7 @@
  * then writes records over them with pwrite().  Overwriting blocks that
  * exist leaves fdatasync() only the data to flush; an append would also
  * make it commit the file's new size and blocks to the journal, on every
- * sync (about half the syncs per second on this project's test disks).
+ * sync (appending managed 0.4-0.8 times the syncs per second here).
  * Zeros are not records: recovery treats a tail of zeros as the end of a
  * segment, not as damage, and a rolled or closed segment is cut back to
  * its records.
