@@ -4,8 +4,8 @@
 # appendfsync always (XADD of the same payloads), and this machine's own
 # fdatasync limit.
 #
-# Starts its own virgod (queue_dir under the suite's scratch directory,
-# queue_fsync = always, 2 threads) and its own redis-server on a free
+# Starts its own virgod (the queue alone, queue_dir under the suite's
+# scratch directory, queue_fsync = always, 2 threads) and its own redis-server on a free
 # loopback port (AOF in the same scratch directory, same file system).
 # Rows: 1 and 16 producers x 128 B and 4 KiB; each producer has one push
 # outstanding (closed loop: push, wait for the acknowledgement, push).
@@ -33,14 +33,22 @@ minmax() { sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s-%s", lo, h
 
 command -v redis-server >/dev/null || { echo "redis-server not installed (scripts/deps.sh --bench)" >&2; exit 1; }
 
+# only the queue listens (the other services' ports are off): on a shared
+# machine their ports, some in the ephemeral range, are often taken
 OFF=1400
-while ! port_free $((60000 + OFF)) || ! port_free $((30000 + OFF)) || ! port_free $((10000 + OFF)) ||
-	! port_free $((11211 + OFF)); do OFF=$((OFF + 1)); done
+while ! port_free $((60000 + OFF)); do OFF=$((OFF + 1)); done
 QP=$((60000 + OFF))
 cat >"$W/virgo_cloud.conf" <<CONF
 node_id = 1
 port_offset = $OFF
 threads = 2
+memcache_port = 0
+cpupool_port = 0
+mempool_port = 0
+cloudsync_port = 0
+cloudfs_port = 0
+eventnet_port = 0
+analytics_port = 0
 pidfile = $W/virgod.pid
 log_level = warn
 queue_dir = $W/q

@@ -231,6 +231,45 @@ static int q_read(int argc, char **argv)
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* One record of a subscription or a group: true when it counts towards
+ * --count.  m is freed after. */
+typedef bool (*follow_fn)(struct virgo_queue_sub *s, const struct virgo_queue_msg *m, void *arg);
+
+/* Takes records from s until Ctrl-C or `count` of them (0: no end),
+ * calling fn on each; closes s.  0, or cli_fail's status. */
+static int follow(struct virgo_queue_sub *s, unsigned long count, const char *what,
+		  follow_fn fn, void *arg)
+{
+	signal(SIGINT, on_sigint);
+	signal(SIGTERM, on_sigint);
+	unsigned long n = 0;
+	int rc = 0;
+	while (!q_stop && (!count || n < count)) {
+		struct virgo_queue_msg m;
+		rc = virgo_queue_next(s, 200, &m);
+		if (rc == -ETIMEDOUT) {
+			rc = 0;
+			continue;
+		}
+		if (rc)
+			break;
+		if (fn(s, &m, arg))
+			n++;
+		virgo_queue_msg_free(&m);
+	}
+	virgo_queue_close(s);
+	return rc ? cli_fail(what, rc) : 0;
+}
+
+static bool sub_one(struct virgo_queue_sub *s, const struct virgo_queue_msg *m, void *arg)
+{
+	(void)s;
+	const struct qopts *o = arg;
+	print_msg(m, o->fmt);
+	fflush(stdout);
+	return true;
+}
+
 static int q_sub(int argc, char **argv)
 {
 	struct qopts o;
@@ -247,25 +286,7 @@ static int q_sub(int argc, char **argv)
 	int rc = virgo_queue_sub_ex(idx, topic, o.has_from ? o.from : VIRGO_QUEUE_END, &s);
 	if (rc)
 		return cli_fail("queue sub", rc);
-	signal(SIGINT, on_sigint);
-	signal(SIGTERM, on_sigint);
-	unsigned long got = 0;
-	while (!q_stop && (!o.count || got < o.count)) {
-		struct virgo_queue_msg m;
-		rc = virgo_queue_next(s, 200, &m);
-		if (rc == -ETIMEDOUT)
-			continue;
-		if (rc) {
-			virgo_queue_close(s);
-			return cli_fail("queue sub", rc);
-		}
-		print_msg(&m, o.fmt);
-		fflush(stdout);
-		virgo_queue_msg_free(&m);
-		got++;
-	}
-	virgo_queue_close(s);
-	return 0;
+	return follow(s, o.count, "queue sub", sub_one, &o);
 }
 
 /* Runs argv with the payload on stdin; its stdout into *out (malloc'd).
@@ -337,6 +358,48 @@ static int run_handler(char **argv, const struct virgo_queue_msg *m, char **out,
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+struct work_ctx {
+	char **prog;
+	const char *topic, *reply;
+	int idx;
+};
+
+/* Runs the program on one record; acks it on exit 0, after publishing
+ * the reply (an ack without it would lose it).  A reply that could not
+ * be published leaves the record unacked (it runs again) and uncounted. */
+static bool work_one(struct virgo_queue_sub *s, const struct virgo_queue_msg *m, void *arg)
+{
+	const struct work_ctx *w = arg;
+	char *out = NULL;
+	size_t out_len = 0;
+	int st = run_handler(w->prog, m, &out, &out_len);
+	fprintf(stderr, "virgo: %s %" PRIu64 ": exit %d%s\n", w->topic, m->offset, st,
+		st == 0 ? "" : " (not acknowledged: delivered again)");
+	if (st == 0 && w->reply) {
+		char head[192];
+		int hl = kc_head(m, "REPLY", head, sizeof head);
+		char *rep = malloc((size_t)hl + out_len + 1);
+		int prc = -ENOMEM;
+		if (rep) {
+			memcpy(rep, head, (size_t)hl);
+			if (out_len)
+				memcpy(rep + hl, out, out_len);
+			prc = virgo_queue_push_ex(w->idx, w->reply, rep, (size_t)hl + out_len, NULL,
+						  NULL);
+		}
+		free(rep);
+		if (prc) {
+			cli_fail("queue work: reply", prc);
+			free(out);
+			return false;
+		}
+	}
+	if (st == 0)
+		virgo_queue_ack(s, m->offset);
+	free(out);
+	return true;
+}
+
 static int q_work(int argc, char **argv)
 {
 	/* options and the topic before "--", the program after */
@@ -362,53 +425,8 @@ static int q_work(int argc, char **argv)
 	int rc = virgo_queue_join_ex(idx, topic, o.group, (int)o.inflight, &s);
 	if (rc)
 		return cli_fail("queue work", rc);
-	signal(SIGINT, on_sigint);
-	signal(SIGTERM, on_sigint);
-	unsigned long done = 0;
-	while (!q_stop && (!o.count || done < o.count)) {
-		struct virgo_queue_msg m;
-		rc = virgo_queue_next(s, 200, &m);
-		if (rc == -ETIMEDOUT)
-			continue;
-		if (rc) {
-			virgo_queue_close(s);
-			return cli_fail("queue work", rc);
-		}
-		char *out = NULL;
-		size_t out_len = 0;
-		int st = run_handler(prog, &m, &out, &out_len);
-		fprintf(stderr, "virgo: %s %" PRIu64 ": exit %d%s\n", topic, m.offset, st,
-			st == 0 ? "" : " (not acknowledged: delivered again)");
-		if (st == 0) {
-			/* the reply first: an ack without it would lose it */
-			if (o.reply) {
-				char head[192];
-				int hl = kc_head(&m, "REPLY", head, sizeof head);
-				char *rep = malloc((size_t)hl + out_len + 1);
-				int prc = -ENOMEM;
-				if (rep) {
-					memcpy(rep, head, (size_t)hl);
-					if (out_len)
-						memcpy(rep + hl, out, out_len);
-					prc = virgo_queue_push_ex(idx, o.reply, rep, (size_t)hl + out_len,
-								  NULL, NULL);
-				}
-				free(rep);
-				if (prc) {
-					cli_fail("queue work: reply", prc);
-					free(out);
-					virgo_queue_msg_free(&m);
-					continue; /* not acked: it runs again */
-				}
-			}
-			virgo_queue_ack(s, m.offset);
-		}
-		free(out);
-		virgo_queue_msg_free(&m);
-		done++;
-	}
-	virgo_queue_close(s);
-	return 0;
+	struct work_ctx w = {prog, topic, o.reply, idx};
+	return follow(s, o.count, "queue work", work_one, &w);
 }
 
 static int q_stat(int argc, char **argv, int ls)

@@ -6,6 +6,8 @@
  * store, write the reply.  Replies to the notes' call syntax keep the
  * original's shape (bare hex id, bare data) so old scripts work; native
  * commands answer with a status word.  Errors are "ERR <CODE> <sentence>".
+ * With mempool_use_as_kingcobra_service the requests are not served but
+ * enqueued for KingCobra (queue_route.h).
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -21,8 +23,10 @@
 #include "../daemon/transport.h"
 #include "cloudsync/cloudsync_fence.h"
 #include "mempool_proto.h"
+#include "mempool_settings.h"
 #include "mempool_store.h"
 #include "memacct.h"
+#include "queue/queue_route.h"
 
 struct mempool {
 	struct ma_acct *acct; /* the node-wide accountant (shared with memcache) */
@@ -30,6 +34,7 @@ struct mempool {
 	struct mp_limits lim;
 	uint64_t max_alloc;
 	unsigned node_id;
+	bool kingcobra; /* mempool_use_as_kingcobra_service: requests go to the queue */
 };
 
 struct mempool_conn {
@@ -37,6 +42,7 @@ struct mempool_conn {
 	uint64_t need; /* wait for this much input before parsing again */
 	bool legacy_close; /* last request used the call syntax */
 	bool in_body; /* a set's payload is arriving under vconn_body_begin */
+	bool routed; /* mempool_use_as_kingcobra_service: waiting for the queue */
 };
 
 static int mempool_init(const struct vd_node *node, void **out)
@@ -60,6 +66,8 @@ static int mempool_init(const struct vd_node *node, void **out)
 	mp->lim.max_value = cfg->max_value;
 	mp->max_alloc = cfg->max_alloc;
 	mp->node_id = cfg->node_id;
+	const struct mp_settings *st = node->settings;
+	mp->kingcobra = st && st->use_as_kingcobra_service;
 	*out = mp;
 	return 0;
 }
@@ -243,6 +251,53 @@ static int mempool_fenced_set(struct mempool *mp, const struct mp_req *r, struct
 	return VSVC_KEEP;
 }
 
+/* ---- mempool_use_as_kingcobra_service (notes §976, §977) -----------------
+ * A request (malloc, set, get, free, renew) is not served: the request as
+ * it arrived (its line and, for set, its payload; without the last line
+ * end) is appended to the queue's default topic, stamped with the caller's
+ * address, and the caller gets "QUEUED <topic> <offset>" once it is
+ * durable; a KingCobra worker publishes the result on its reply topic.
+ * ls, stats, ping, help and quit are still answered here. */
+static bool routable(enum mp_op op)
+{
+	return op == MP_OP_MALLOC || op == MP_OP_SET || op == MP_OP_GET || op == MP_OP_FREE ||
+	       op == MP_OP_FREE_OWNER || op == MP_OP_RENEW;
+}
+
+static void routed_done(struct vconn *c, void *arg, int err, const char *topic, uint64_t off)
+{
+	struct mempool *mp = arg;
+	if (!c)
+		return;
+	struct mempool_conn *mc = vconn_state(c);
+	mc->routed = false;
+	struct evbuffer *out = vconn_out(c);
+	if (err)
+		reply_err(mp, out, err, "mempool_use_as_kingcobra_service: the request could not be queued");
+	else
+		evbuffer_add_printf(out, "QUEUED %s %" PRIu64 "\r\n", topic, off);
+	vconn_resume(c);
+}
+
+/* VSVC_WAIT (routed_done resumes c) or VSVC_KEEP (refused: answered). */
+static int route_request(struct vconn *c, struct mempool *mp, const uint8_t *req, size_t n)
+{
+	if (n && req[n - 1] == '\n')
+		n--;
+	if (n && req[n - 1] == '\r')
+		n--;
+	int rc = queue_route(c, req, n, routed_done, mp);
+	if (rc == 0) {
+		((struct mempool_conn *)vconn_state(c))->routed = true;
+		return VSVC_WAIT;
+	}
+	reply_err(mp, vconn_out(c), -rc,
+		  rc == -ENOSYS ? "mempool_use_as_kingcobra_service: this node runs no queue service"
+		  : rc == -E2BIG ? "mempool_use_as_kingcobra_service: request larger than queue_max_record"
+				 : "mempool_use_as_kingcobra_service: the request could not be queued");
+	return VSVC_KEEP;
+}
+
 /* Runs one parsed request; returns VSVC_CLOSE for quit. */
 static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req *r,
 			struct evbuffer *out)
@@ -348,6 +403,8 @@ static int mempool_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 	struct mempool_conn *mc = vconn_state(c);
 	struct evbuffer *out = vconn_out(c);
 	for (;;) {
+		if (mc->routed)
+			return VSVC_WAIT; /* routed_done resumes */
 		size_t len = evbuffer_get_length(in);
 		if (len == 0 || (!eof && mc->need && len < mc->need))
 			break;
@@ -385,6 +442,14 @@ static int mempool_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			vconn_body_end(c);
 			mc->in_body = false;
 		}
+		if (pr == MP_REQ && mp->kingcobra && routable(req.op)) {
+			mc->legacy_close = req.legacy;
+			rc = route_request(c, mp, buf, used);
+			evbuffer_drain(in, used);
+			if (rc == VSVC_WAIT)
+				return VSVC_WAIT;
+			continue;
+		}
 		if (pr == MP_REQ) {
 			rc = mempool_exec(c, mp, &req, out);
 			mc->legacy_close = req.legacy;
@@ -411,6 +476,9 @@ const struct vsvc mempool_service = {
 	.base_port = 30000,
 	.conn_size = sizeof(struct mempool_conn),
 	.movable = true,
+	.keys = mp_settings_keys,
+	.settings_size = sizeof(struct mp_settings),
+	.settings_defaults = mp_settings_defaults,
 	.init = mempool_init,
 	.fini = mempool_fini,
 	.on_input = mempool_on_input,

@@ -45,13 +45,18 @@ struct qc {
 	char buf[1 << 17];
 };
 
-static struct qc *qc_open(void)
+static struct qc *qc_open_port(int p)
 {
 	struct qc *c = calloc(1, sizeof *c);
 	assert_non_null(c);
-	c->fd = th_connect(port);
+	c->fd = th_connect(p);
 	assert_true(c->fd >= 0);
 	return c;
+}
+
+static struct qc *qc_open(void)
+{
+	return qc_open_port(port);
 }
 
 static void qc_close(struct qc *c)
@@ -236,7 +241,8 @@ static int setup(void **state)
 	snprintf(extra, sizeof extra,
 		 "queue_dir = %s\nqueue_segment_bytes = 64K\nqueue_retention_bytes = 1M\n"
 		 "queue_ack_timeout_ms = 400\nqueue_sub_buffer = 64K\nqueue_max_record = 64K\n"
-		 "use_as_kingcobra_service = yes\nqueue_handler = /usr/bin/tr a-z A-Z\n",
+		 "use_as_kingcobra_service = yes\nmempool_use_as_kingcobra_service = yes\n"
+		 "queue_handler = /usr/bin/tr a-z A-Z\n",
 		 qdir);
 	if (th_cluster_start(&cl, 1, extra, "") != 0)
 		return -1;
@@ -844,6 +850,72 @@ static void routed_clone_comes_back_on_reply_topic(void **state)
 	assert_non_null(strstr(text, "#virgo_cloud_test routed hello"));
 }
 
+/* mempool_use_as_kingcobra_service: the mempool enqueues a request (its
+ * line and a set's payload) instead of serving it and answers QUEUED once
+ * it is durable; a KingCobra worker runs it and its result comes back on
+ * the reply topic.  Call syntax: the same answer, then the close the
+ * original's clients wait for.  ping is still answered here. */
+static void routed_mempool_comes_back_on_reply_topic(void **state)
+{
+	(void)state;
+	struct qc *m = qc_open_port(th_port(&cl, 0, 30000));
+	char line[256];
+	qc_sendf(m, "ping\r\n");
+	assert_int_equal(qc_line(m, line, sizeof line, 5000), 0);
+	assert_true(strncmp(line, "PONG ", 5) == 0);
+	qc_sendf(m, "malloc 4242\r\n");
+	assert_int_equal(qc_line(m, line, sizeof line, 5000), 0);
+	unsigned long long off1, off2, off3;
+	if (sscanf(line, "QUEUED kingcobra %llu", &off1) != 1)
+		fail_msg("malloc answered: %s", line);
+	/* a set with a binary payload, pipelined behind a get: in order */
+	static const char set[] = "set 1000000000001f 6\r\nab\0\ncd\r\nget 1000000000001f\r\n";
+	assert_int_equal(send(m->fd, set, sizeof set - 1, 0), (ssize_t)(sizeof set - 1));
+	assert_int_equal(qc_line(m, line, sizeof line, 5000), 0);
+	if (sscanf(line, "QUEUED kingcobra %llu", &off2) != 1)
+		fail_msg("set answered: %s", line);
+	assert_int_equal(qc_line(m, line, sizeof line, 5000), 0);
+	assert_int_equal(sscanf(line, "QUEUED kingcobra %llu", &off3), 1);
+	assert_true(off1 < off2 && off2 < off3);
+	qc_close(m);
+	m = qc_open_port(th_port(&cl, 0, 30000));
+	qc_sendf(m, "virgo_cloud_malloc(77)\n");
+	assert_int_equal(qc_line(m, line, sizeof line, 5000), 0);
+	unsigned long long off4;
+	assert_int_equal(sscanf(line, "QUEUED kingcobra %llu", &off4), 1);
+	assert_true(off4 > off3);
+	assert_int_equal(qc_line(m, line, sizeof line, 5000), -1); /* closed */
+	qc_close(m);
+	/* the records as they arrived, stamped with the caller's address */
+	struct qc *r = qc_open();
+	qc_sendf(r, "read kingcobra %llu 1\r\n", off2);
+	static struct msg g;
+	assert_int_equal(qc_msg(r, &g, 5000), 0);
+	if (g.len != 28)
+		fail_msg("record (%zu): %.*s", g.len, (int)g.len, (char *)g.data);
+	assert_memory_equal(g.data, "set 1000000000001f 6\r\nab\0\ncd", 28);
+	assert_true(strncmp(g.stamp, "127.0.0.1:", 10) == 0);
+	qc_close(r);
+	/* a worker of its own group: every record up to the last one */
+	char virgo[400], count[32], text[8192];
+	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	snprintf(count, sizeof count, "%llu", off4 + 1);
+	const char *work[] = {virgo, "-c", cl.client_conf, "queue", "work", "kingcobra", "--group",
+			      "kcm", "--reply", "mempool.reply", "--count", count, "--", "cat", NULL};
+	assert_int_equal(th_run(work, text, sizeof text, 10000), 0);
+	const char *rd[] = {virgo, "-c", cl.client_conf, "queue", "read", "mempool.reply", "--format",
+			    "raw", NULL};
+	memset(text, 0, sizeof text); /* the set's reply holds a NUL: search it all */
+	assert_int_equal(th_run(rd, text, sizeof text, 10000), 0);
+	static const char *const want[] = {"REPLY#127.0.0.1#", "#malloc 4242",
+					   "#set 1000000000001f 6\r\nab\0\ncd",
+					   "#get 1000000000001f", "#virgo_cloud_malloc(77)"};
+	static const size_t want_len[] = {16, 12, 29, 19, 23};
+	for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+		if (!memmem(text, sizeof text, want[i], want_len[i]))
+			fail_msg("reply topic lacks %s", want[i]);
+}
+
 /* the node's own KingCobra handler (queue_handler) runs its program per
  * request of the default topic and publishes REPLY#... on <topic>.reply */
 struct find_ctx {
@@ -894,6 +966,7 @@ int main(void)
 		cmocka_unit_test(libvirgo_calls),
 		cmocka_unit_test(cli_push_read),
 		cmocka_unit_test(routed_clone_comes_back_on_reply_topic),
+		cmocka_unit_test(routed_mempool_comes_back_on_reply_topic),
 		cmocka_unit_test(node_handler_replies),
 		cmocka_unit_test(offsets_survive_restart),
 		cmocka_unit_test(group_redelivery),

@@ -607,6 +607,10 @@ const struct vsvc queue_service = {
 	.conn_size = sizeof(struct q_conn),
 	.movable = true,
 	.bulk = VSVC_BULK_TX, /* fan-out (sub, join, read): MaxNetworkBandwidth */
+	/* acks are posted from the writer thread: a worker pinned to a CPU
+	 * that the writer, the producers or anything else holds waits for it
+	 * while the other CPU may be idle (the analytics watches' case) */
+	.unpinned = true,
 	.keys = q_settings_keys,
 	.settings_size = sizeof(struct q_settings),
 	.settings_defaults = q_settings_defaults,

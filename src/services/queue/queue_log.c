@@ -8,6 +8,16 @@
  * whole of one ql_read (page-cache preads), the writer only for index and
  * list updates, never across write() or fdatasync().  Records are stored
  * little-endian.
+ *
+ * The active segment is preallocated: the writer writes zeros ahead of its
+ * records, a chunk (QL_PREALLOC, at most the segment size) at a time, and
+ * then writes records over them with pwrite().  Overwriting blocks that
+ * exist leaves fdatasync() only the data to flush; an append would also
+ * make it commit the file's new size and blocks to the journal, on every
+ * sync (appending managed 0.4-0.8 times the syncs per second here).
+ * Zeros are not records: recovery treats a tail of zeros as the end of a
+ * segment, not as damage, and a rolled or closed segment is cut back to
+ * its records.
  */
 #include "queue_log.h"
 
@@ -26,6 +36,7 @@
 #include "queue_crc.h"
 
 #define QL_IDX_EVERY 64
+#define QL_PREALLOC (UINT64_C(1) << 20)
 #define QL_PATH 512
 
 struct ql_idx {
@@ -42,6 +53,7 @@ struct ql_seg {
 	uint64_t wsize; /* written bytes (writer) */
 	uint64_t nrec; /* records in it */
 	uint64_t last_ns; /* time of its newest record */
+	uint64_t alloc; /* recovery: its file's size, zeros included */
 	struct ql_idx *idx;
 	size_t nidx, cidx;
 	struct ql_bad *bad;
@@ -55,6 +67,7 @@ struct ql_topic {
 	struct ql_seg **segs;
 	size_t nsegs, csegs;
 	int afd; /* the active (last) segment, writer's */
+	uint64_t alloc_end; /* writer: the active segment's size with its zeros */
 	int dfd; /* the directory, for fsync after a roll */
 	uint8_t *wbuf;
 	size_t wlen, wcap;
@@ -221,6 +234,14 @@ static uint64_t resync(const uint8_t *p, uint64_t from, uint64_t size, uint64_t 
 	return size;
 }
 
+static bool all_zero(const uint8_t *p, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
 /* Scans one segment file; last: it is the active one (a bad tail is cut). */
 static int seg_recover(struct ql_topic *t, struct ql_seg *s, uint64_t expect, bool last,
 		       uint64_t *next)
@@ -268,6 +289,13 @@ static int seg_recover(struct ql_topic *t, struct ql_seg *s, uint64_t expect, bo
 			pos += tot;
 			continue;
 		}
+		if (all_zero(p + pos, size - pos)) {
+			/* preallocated space (or a kill -9 before it was
+			 * used): no record was ever there */
+			s->alloc = size;
+			size = pos;
+			break;
+		}
 		uint64_t q = resync(p, pos + 1, size, expect, t->max_record);
 		if (q < size) {
 			log_warn("queue_corrupt topic=%s segment=%020" PRIu64 " pos=%" PRIu64
@@ -305,6 +333,8 @@ static int seg_recover(struct ql_topic *t, struct ql_seg *s, uint64_t expect, bo
 	if (p)
 		munmap((void *)p, (size_t)sb.st_size);
 	s->size = s->wsize = size;
+	if (s->alloc < size)
+		s->alloc = size;
 	close(fd);
 	*next = expect;
 	return rc;
@@ -371,7 +401,8 @@ static int topic_load(struct ql_topic *t)
 	char path[QL_PATH];
 	if ((rc = seg_path(t, a->base, path, sizeof path)) != 0)
 		return rc;
-	t->afd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	t->afd = open(path, O_WRONLY | O_CLOEXEC);
+	t->alloc_end = a->alloc;
 	return t->afd < 0 ? -errno : 0;
 }
 
@@ -419,8 +450,13 @@ void ql_close(struct ql_topic *t)
 {
 	if (!t)
 		return;
-	if (t->afd >= 0)
+	if (t->afd >= 0) {
+		/* give back the preallocated zeros (recovery would skip them) */
+		if (t->nsegs && t->alloc_end > t->segs[t->nsegs - 1]->wsize &&
+		    ftruncate(t->afd, (off_t)t->segs[t->nsegs - 1]->wsize) != 0)
+			log_warn("queue_truncate topic=%s error=%s", t->name, strerror(errno));
 		close(t->afd);
+	}
 	if (t->dfd >= 0)
 		close(t->dfd);
 	for (size_t i = 0; i < t->nsegs; i++)
@@ -445,12 +481,16 @@ static int roll(struct ql_topic *t)
 	int rc = ql_flush(t);
 	if (rc)
 		return rc;
+	/* the finished segment keeps only its records (one sync for both) */
+	uint64_t end = t->segs[t->nsegs - 1]->wsize;
+	if (t->alloc_end > end && ftruncate(t->afd, (off_t)end) != 0)
+		return fail(t, errno);
 	if (fdatasync(t->afd) != 0)
 		return fail(t, errno);
 	char path[QL_PATH];
 	if ((rc = seg_path(t, t->next_off, path, sizeof path)) != 0)
 		return fail(t, -rc);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return fail(t, errno);
 	pthread_mutex_lock(&t->mu);
@@ -465,6 +505,7 @@ static int roll(struct ql_topic *t)
 	}
 	close(t->afd);
 	t->afd = fd;
+	t->alloc_end = 0;
 	t->dir_dirty = true;
 	return 0;
 }
@@ -514,19 +555,56 @@ int ql_append(struct ql_topic *t, const uint8_t *data, size_t len, const char *p
 	return 0;
 }
 
+static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t at)
+{
+	size_t done = 0;
+	while (done < n) {
+		ssize_t w = pwrite(fd, p + done, n - done, (off_t)(at + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? errno : EIO;
+		done += (size_t)w;
+	}
+	return 0;
+}
+
+/* Zeros from the records' end `end` up to the next chunk boundary (at most
+ * the segment size), when the records have reached the zeros' end.  Best
+ * effort: without them the records are appended, just as durably. */
+static void prealloc(struct ql_topic *t, uint64_t end)
+{
+	if (end < t->alloc_end)
+		return;
+	uint64_t chunk = t->seg_bytes < QL_PREALLOC ? t->seg_bytes : QL_PREALLOC;
+	if (chunk < 4096)
+		return;
+	uint64_t to = (end / chunk + 1) * chunk;
+	if (to > t->seg_bytes)
+		to = t->seg_bytes;
+	static const uint8_t zeros[65536];
+	uint64_t at = end;
+	while (at < to) {
+		size_t n = to - at < sizeof zeros ? (size_t)(to - at) : sizeof zeros;
+		if (pwrite_all(t->afd, zeros, n, at) != 0)
+			break;
+		at += n;
+	}
+	t->alloc_end = at;
+}
+
 int ql_flush(struct ql_topic *t)
 {
 	if (t->failed)
 		return -EIO;
-	size_t done = 0;
-	while (done < t->wlen) {
-		ssize_t w = write(t->afd, t->wbuf + done, t->wlen - done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return fail(t, w < 0 ? errno : EIO);
-		done += (size_t)w;
-	}
+	uint64_t at = t->segs[t->nsegs - 1]->wsize;
+	int err = pwrite_all(t->afd, t->wbuf, t->wlen, at);
+	if (err)
+		return fail(t, err);
+	if (at + t->wlen > t->alloc_end)
+		t->alloc_end = at + t->wlen;
+	if (t->wlen)
+		prealloc(t, at + t->wlen);
 	pthread_mutex_lock(&t->mu);
 	t->segs[t->nsegs - 1]->wsize += t->wlen;
 	pthread_mutex_unlock(&t->mu);
