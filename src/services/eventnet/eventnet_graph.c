@@ -46,7 +46,11 @@ void evg_free(struct evg *g)
 			free(e->conv);
 		free(e->parents);
 		free(e->rparents);
-		free(e);
+	}
+	while (g->chunks) {
+		struct evg_chunk *c = g->chunks;
+		g->chunks = c->next;
+		free(c);
 	}
 	free(g->ev);
 	free(g->slot);
@@ -105,8 +109,11 @@ static int grow(struct evg *g)
 		uint64_t *slot = calloc(ns, sizeof *slot);
 		if (!slot)
 			return -ENOMEM;
-		for (uint32_t i = 0; i < g->n; i++)
-			slot_put(slot, ns, g->ev[i]->hash, i);
+		/* the slots carry the hashes: no event is touched */
+		for (uint32_t i = 0; i < g->nslot; i++)
+			if (g->slot[i])
+				slot_put(slot, ns, (uint32_t)(g->slot[i] >> 32),
+					 (uint32_t)g->slot[i] - 1);
 		free(g->slot);
 		g->slot = slot;
 		g->nslot = ns;
@@ -114,12 +121,44 @@ static int grow(struct evg *g)
 	return 0;
 }
 
+/* Events are never freed one by one (evg_free frees the graph): they
+ * are carved from 1 MiB chunks, no malloc per event.  8-byte aligned. */
+#define EVG_CHUNK (1u << 20)
+static void *chunk_alloc(struct evg *g, size_t sz)
+{
+	sz = (sz + 7) & ~(size_t)7;
+	if (sz > EVG_CHUNK / 4) { /* a big one: a chunk of its own, behind the head */
+		struct evg_chunk *c = malloc(sizeof *c + sz);
+		if (!c)
+			return NULL;
+		c->left = 0;
+		c->next = g->chunks ? g->chunks->next : NULL;
+		if (g->chunks)
+			g->chunks->next = c;
+		else
+			g->chunks = c;
+		return c->data;
+	}
+	if (!g->chunks || g->chunks->left < sz) {
+		struct evg_chunk *c = malloc(sizeof *c + EVG_CHUNK);
+		if (!c)
+			return NULL;
+		c->left = EVG_CHUNK;
+		c->next = g->chunks;
+		g->chunks = c;
+	}
+	struct evg_chunk *c = g->chunks;
+	void *p = c->data + (EVG_CHUNK - c->left);
+	c->left -= sz;
+	return p;
+}
+
 static struct evg_event *event_new(struct evg *g, struct evg_str id, struct evg_str partakers,
 				   struct evg_str conv, const struct evc *vc)
 {
 	size_t sz = sizeof(struct evg_event) + vc->n * sizeof(struct evc_ent) + id.n + 1 +
 		    partakers.n + 1 + (conv.n ? conv.n + 1 : 0);
-	struct evg_event *e = malloc(sz);
+	struct evg_event *e = chunk_alloc(g, sz);
 	if (!e)
 		return NULL;
 	memset(e, 0, sizeof *e);

@@ -9,42 +9,49 @@
 #include <errno.h>
 #include <string.h>
 
-static bool id_char(unsigned char ch)
+/* Byte classes, one table lookup a byte (this is the ingest path):
+ * ids are printable ASCII without blanks, '#', ',' or '@'; partakers the
+ * same with ','; conversations anything but control bytes. */
+enum { C_ID = 1, C_PART = 2, C_CONV = 4 };
+static const unsigned char cls[256] = {
+	[' '] = C_CONV,
+	[0x21 ... 0x22] = C_ID | C_PART | C_CONV,
+	['#'] = C_CONV,
+	[0x24 ... 0x2b] = C_ID | C_PART | C_CONV,
+	[','] = C_PART | C_CONV,
+	[0x2d ... 0x3f] = C_ID | C_PART | C_CONV,
+	['@'] = C_PART | C_CONV,
+	[0x41 ... 0x7e] = C_ID | C_PART | C_CONV,
+	[0x80 ... 0xff] = C_CONV,
+};
+
+/* Whether every byte of s[0..n) has class c. */
+static bool all_of(const char *s, size_t n, unsigned char c)
 {
-	return ch > 0x20 && ch < 0x7f && ch != '#' && ch != ',' && ch != '@';
+	unsigned char m = c;
+	for (size_t i = 0; i < n; i++)
+		m &= cls[(unsigned char)s[i]];
+	return m != 0;
 }
 
 bool evn_id_valid(const char *s, size_t n)
 {
 	if (n == 0 || n > EVN_ID_MAX || (n == 1 && s[0] == '-'))
 		return false; /* "-" stands for "none" in EVENT lines */
-	for (size_t i = 0; i < n; i++)
-		if (!id_char((unsigned char)s[i]))
-			return false;
-	return true;
+	return all_of(s, n, C_ID);
 }
 
 static bool partakers_valid(const char *s, size_t n)
 {
 	if (n > EVN_PARTAKERS_MAX || (n == 1 && s[0] == '-'))
 		return false; /* "-" stands for "none" in EVENT lines */
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch <= 0x20 || ch >= 0x7f || ch == '#')
-			return false;
-	}
-	return true;
+	return all_of(s, n, C_PART);
 }
 
 /* Conversations: any text but control bytes (one line of the files). */
 static bool conv_valid(const char *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch < 0x20 || ch == 0x7f)
-			return false;
-	}
-	return true;
+	return all_of(s, n, C_CONV);
 }
 
 static struct evn_str trim(const char *p, size_t n)
@@ -305,6 +312,8 @@ enum evn_parse_result evn_parse(struct frame_state *st, const uint8_t *buf, size
 	static const char edge[] = "eventnet_edgemsg#";
 	static const char vx[] = "eventnet_vertexmsg#";
 	static const char vtx[] = "eventnet_vertextmsg#";
+	if (n < 9 || s[0] != 'e') /* not one of the notes' messages: skip their prefixes */
+		return parse_native(s, n, req, err_code, err_msg);
 	if (has_prefix(s, n, edge)) {
 		req->legacy = true;
 		return parse_legacy_edge(s + sizeof edge - 1, n - (sizeof edge - 1), req, err_code,
