@@ -8,7 +8,11 @@
  * node, clone-<pid>-<n>-run on the node that ran the job, and
  * clone-<pid>-<n>-reply back on the home node.  So `virgo eventnet why
  * clone-<pid>-<n>-reply` shows the request's path through the cluster in
- * causal order whatever the machines' clocks say.  Steps are logged
+ * causal order whatever the machines' clocks say.  The clone request
+ * carries the submit event's clock (trace=<context>): a node with
+ * eventnet_trace = yes records the run step itself when the job has run
+ * (the library then only reads that event's clock for the reply step);
+ * on other nodes the library logs it.  Steps are logged
  * synchronously (in order, one round trip each) and a failure to log
  * never fails the traced call.
  */
@@ -73,4 +77,41 @@ void ven_trace_step(struct ven_trace *t, int idx, const char *step, const char *
 	}
 	ven_close(k);
 	free(k);
+}
+
+size_t ven_trace_context(const struct ven_trace *t, const char *step, char *buf, size_t cap)
+{
+	if (!t->prev[0])
+		return 0;
+	int n = snprintf(buf, cap, " trace=%s-%s@%s@%llu@%s", t->base, step, t->prev,
+			 (unsigned long long)t->lamport, t->clock);
+	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+int ven_trace_adopt(struct ven_trace *t, int idx, const char *step)
+{
+	struct ven_conn *k = malloc(sizeof *k);
+	if (!k)
+		return -ENOMEM;
+	char line[200];
+	snprintf(line, sizeof line, "get %s-%s\n", t->base, step);
+	char *rep;
+	size_t len;
+	int rc = -ENOENT;
+	if (ven_open(idx, 5000, k) == 0 && ven_send(k, line, strlen(line)) == 0 &&
+	    ven_readline(k, &rep, &len) == 0 && strncmp(rep, "EVENT ", 6) == 0) {
+		/* EVENT <id> <node> <seq> <lamport> <vc> ... */
+		char id[160], vc[sizeof t->clock];
+		unsigned node;
+		unsigned long long seq, lam;
+		if (sscanf(rep, "EVENT %159s %u %llu %llu %1700s", id, &node, &seq, &lam, vc) == 5) {
+			snprintf(t->prev, sizeof t->prev, "%s", id);
+			snprintf(t->clock, sizeof t->clock, "%s", vc);
+			t->lamport = lam;
+			rc = 0;
+		}
+	}
+	ven_close(k);
+	free(k);
+	return rc;
 }

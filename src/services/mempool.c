@@ -22,6 +22,7 @@
 #include "cloudsync/cloudsync_fence.h"
 #include "mempool_proto.h"
 #include "mempool_store.h"
+#include "eventnet/eventnet_trace.h"
 #include "memacct.h"
 
 struct mempool {
@@ -265,6 +266,7 @@ static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req
 		if (rc < 0)
 			break;
 		vuid_format(v, hex);
+		evn_trace_note("mempool", "malloc", hex); /* eventnet_trace = yes */
 		evbuffer_add_printf(out, r->legacy ? "%s\r\n" : "OK %s\r\n", hex);
 		return VSVC_KEEP;
 	}
@@ -305,6 +307,7 @@ static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req
 		rc = mp_store_release(mp->store, r->vuid);
 		if (rc < 0)
 			break;
+		evn_trace_note("mempool", "free", NULL); /* eventnet_trace = yes */
 		evbuffer_add(out, "OK\r\n", 4);
 		return VSVC_KEEP;
 	case MP_OP_FREE_OWNER:

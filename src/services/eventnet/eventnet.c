@@ -25,6 +25,7 @@
 #include <event2/buffer.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@
 #include "eventnet_graph.h"
 #include "eventnet_proto.h"
 #include "eventnet_settings.h"
+#include "eventnet_trace.h"
 
 #define EVN_HELD_MAX (VCONN_OUT_BUDGET / 2) /* replies held for one batch */
 #define EVN_REPLY_MAX (VCONN_OUT_BUDGET / 2) /* bytes of one why/dump reply */
@@ -86,6 +88,8 @@ struct eventnet {
 	unsigned node_id;
 	size_t max_line;
 	uint64_t ops_log, ops_edge, ops_query, errors, io_errors, batches, syncs, rewrites;
+	uint64_t traced; /* the node's own events (eventnet_trace) */
+	bool trace;
 	char locked_out[600]; /* non-empty: eventnet_dir held by another process */
 };
 
@@ -453,11 +457,12 @@ static void reply_stats(struct eventnet *en, struct evbuffer *out)
 		"STAT ops_log %" PRIu64 "\r\nSTAT ops_edge %" PRIu64 "\r\nSTAT ops_query %" PRIu64 "\r\n"
 		"STAT errors %" PRIu64 "\r\nSTAT io_errors %" PRIu64 "\r\nSTAT write_batches %" PRIu64
 		"\r\nSTAT syncs %" PRIu64 "\r\nSTAT rewrites %" PRIu64 "\r\nSTAT sync_ms %d\r\n"
-		"STAT tail_subscribers %d\r\nSTAT replayed %" PRIu64 "\r\nSTAT repaired_bytes %" PRIu64
+		"STAT tail_subscribers %d\r\nSTAT trace %s\r\nSTAT traced %" PRIu64 "\r\nSTAT replayed %" PRIu64 "\r\nSTAT repaired_bytes %" PRIu64
 		"\r\nSTAT dir %s\r\nEND\r\n",
 		en->node_id, en->g.n, en->g.nedges, en->g.bytes, en->g.max_events, en->g.max_bytes,
 		en->g.lamport, vc, en->ops_log, en->ops_edge, en->ops_query, en->errors, en->io_errors,
-		en->batches, en->syncs, en->rewrites, en->sync_ms, subs, en->d.replayed,
+		en->batches, en->syncs, en->rewrites, en->sync_ms, subs, en->trace ? "yes" : "no",
+		en->traced, en->d.replayed,
 		en->d.repaired_bytes, en->d.dir);
 }
 
@@ -835,6 +840,46 @@ static void evn_conn_close(struct vconn *c)
 	}
 }
 
+/* ---- the node tracing itself (eventnet_trace.h) ------------------------- */
+
+/* The service when eventnet_trace = yes (one node per process). */
+static struct eventnet *_Atomic evn_traced;
+
+bool evn_trace_enabled(void)
+{
+	return atomic_load_explicit(&evn_traced, memory_order_relaxed) != NULL;
+}
+
+unsigned evn_node_id(void)
+{
+	struct eventnet *en = atomic_load(&evn_traced);
+	return en ? en->node_id : 0;
+}
+
+int evn_node_log(const struct evg_log_in *in)
+{
+	struct eventnet *en = atomic_load(&evn_traced);
+	if (!en)
+		return -ENODEV;
+	const char *why = NULL;
+	struct evg_change ch;
+	pthread_mutex_lock(&en->mu);
+	int rc = evg_log(&en->g, in, &ch, &why);
+	if (rc == 0) {
+		en->traced++;
+		/* written with the next batch, else by the tick's flush job:
+		 * nobody waits for it */
+		record_change(en, &ch, in->conv.p, in->conv.n, NULL, 0);
+	} else {
+		en->errors++;
+	}
+	pthread_mutex_unlock(&en->mu);
+	if (rc)
+		log_info_every("eventnet_trace_refused id=%.*s reason=%s", (int)in->id.n, in->id.p,
+			       why ? why : "?");
+	return rc;
+}
+
 /* ---- life cycle --------------------------------------------------------- */
 
 static int evn_init(const struct vd_node *node, void **out)
@@ -902,8 +947,11 @@ static int evn_init(const struct vd_node *node, void **out)
 		goto fail;
 	}
 	en->last_sync_ms = en->last_rewrite_ms = now_ms();
-	log_info("eventnet_ready dir=%s events=%" PRIu32 " ack=%s sync_ms=%d", dir, en->g.n,
-		 en->ack_written ? "written" : "queued", en->sync_ms);
+	en->trace = st->trace;
+	if (en->trace)
+		atomic_store(&evn_traced, en);
+	log_info("eventnet_ready dir=%s events=%" PRIu32 " ack=%s sync_ms=%d trace=%s", dir, en->g.n,
+		 en->ack_written ? "written" : "queued", en->sync_ms, en->trace ? "yes" : "no");
 	*out = en;
 	return 0;
 fail:
@@ -929,6 +977,8 @@ static void evn_tick(void *svc)
 static void evn_fini(void *svc)
 {
 	struct eventnet *en = svc;
+	struct eventnet *self = en;
+	atomic_compare_exchange_strong(&evn_traced, &self, NULL);
 	if (en->locked_out[0]) {
 		evg_free(&en->g);
 		pthread_cond_destroy(&en->idle);

@@ -54,6 +54,29 @@ static bool conv_valid(const char *s, size_t n)
 	return all_of(s, n, C_CONV);
 }
 
+int evn_trace_parse(const char *s, size_t n, struct evn_trace_ctx *out)
+{
+	if (n > EVN_TRACE_MAX)
+		return -1;
+	struct evn_str f[4];
+	size_t i = 0;
+	for (int k = 0; k < 4; k++) {
+		const char *at = k < 3 ? memchr(s + i, '@', n - i) : NULL;
+		size_t e = at ? (size_t)(at - s) : n;
+		if (k < 3 && !at)
+			return -1;
+		f[k] = (struct evn_str){s + i, e - i};
+		i = e + 1;
+	}
+	if (!evn_id_valid(f[0].p, f[0].n) || !evn_id_valid(f[1].p, f[1].n) ||
+	    frame_u64((const uint8_t *)f[2].p, f[2].n, &out->lamport) != 0 ||
+	    out->lamport > UINT64_MAX / 2 || evc_parse(&out->clock, f[3].p, f[3].n) != 0)
+		return -1;
+	out->id = f[0];
+	out->cause = f[1];
+	return 0;
+}
+
 static struct evn_str trim(const char *p, size_t n)
 {
 	while (n && (*p == ' ' || *p == '\t')) {
