@@ -263,6 +263,34 @@ static void clocks(void **state)
 	assert_int_equal(evc_set(&big, EVC_MAX + 1, 1), -1);
 }
 
+/* A control byte anywhere in a conversation is refused (the check goes
+ * eight bytes a step); bytes 0x80-0xff (UTF-8) are text. */
+static void conversation_bytes(void **state)
+{
+	(void)state;
+	for (int pos = 0; pos < 40; pos++) {
+		const unsigned char bad[] = {0x01, 0x1f, 0x7f, 0x09};
+		for (size_t b = 0; b < sizeof bad; b++) {
+			char line[80] = "log c conv=";
+			size_t o = strlen(line);
+			memset(line + o, 'x', 40);
+			line[o + (size_t)pos] = (char)bad[b];
+			memcpy(line + o + 40, "\n", 2);
+			struct parsed p = parse_n(line, o + 41, 4096);
+			if (!(bad[b] == 0x09 && pos == 39)) /* a trailing blank is trimmed */
+				assert_int_equal(p.r, EVN_ERROR);
+		}
+		char line[80] = "log c conv=";
+		size_t o = strlen(line);
+		memset(line + o, 'x', 40);
+		line[o + (size_t)pos] = (char)0xc3;
+		memcpy(line + o + 40, "\n", 2);
+		struct parsed p = parse_n(line, o + 41, 4096);
+		assert_int_equal(p.r, EVN_REQ);
+		assert_int_equal(p.req.conv.n, 40);
+	}
+}
+
 /* evc_u64 (two digits a step) at its edges. */
 static void numbers(void **state)
 {
@@ -361,6 +389,7 @@ int main(void)
 		cmocka_unit_test(framing_and_limits),
 		cmocka_unit_test(clocks),
 		cmocka_unit_test(numbers),
+		cmocka_unit_test(conversation_bytes),
 		cmocka_unit_test(trace_contexts),
 		cmocka_unit_test(random_bytes_never_break_the_parser),
 	};

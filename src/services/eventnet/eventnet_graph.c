@@ -153,8 +153,8 @@ static void *chunk_alloc(struct evg *g, size_t sz)
 	return p;
 }
 
-static struct evg_event *event_new(struct evg *g, struct evg_str id, struct evg_str partakers,
-				   struct evg_str conv, const struct evc *vc)
+static struct evg_event *event_new(struct evg *g, struct evg_str id, uint32_t hash,
+				   struct evg_str partakers, struct evg_str conv, const struct evc *vc)
 {
 	size_t sz = sizeof(struct evg_event) + vc->n * sizeof(struct evc_ent) + id.n + 1 +
 		    partakers.n + 1 + (conv.n ? conv.n + 1 : 0);
@@ -169,7 +169,7 @@ static struct evg_event *event_new(struct evg *g, struct evg_str id, struct evg_
 	memcpy(e->id, id.p, id.n);
 	e->id[id.n] = '\0';
 	e->id_len = (uint16_t)id.n;
-	e->hash = hash_id(id.p, id.n);
+	e->hash = hash;
 	e->partakers = e->id + id.n + 1;
 	if (partakers.n)
 		memcpy(e->partakers, partakers.p, partakers.n);
@@ -328,7 +328,10 @@ static int update(struct evg *g, uint32_t idx, const struct evg_log_in *in,
 
 int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, const char **why)
 {
-	memset(out, 0, sizeof *out);
+	/* not the whole struct: added[] is read up to nadded */
+	out->idx = 0;
+	out->created = out->conv_appended = false;
+	out->nadded = 0;
 	*why = "out of memory";
 	if (in->nafter > 16) {
 		*why = "too many causes";
@@ -338,7 +341,8 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 	if (rc)
 		return rc;
 	uint32_t empty;
-	int64_t have = find_slot(g, in->id.p, in->id.n, hash_id(in->id.p, in->id.n), &empty);
+	uint32_t hash = hash_id(in->id.p, in->id.n);
+	int64_t have = find_slot(g, in->id.p, in->id.n, hash, &empty);
 	if (have >= 0) {
 		out->idx = (uint32_t)have;
 		return update(g, (uint32_t)have, in, out, why);
@@ -391,7 +395,7 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 		*why = "the clock would name more than 64 nodes";
 		return -EINVAL;
 	}
-	struct evg_event *e = event_new(g, in->id, in->partakers, in->conv, &v);
+	struct evg_event *e = event_new(g, in->id, hash, in->partakers, in->conv, &v);
 	if (!e)
 		return -ENOMEM;
 	e->node = g->node_id;
@@ -452,7 +456,7 @@ int evg_replay_event(struct evg *g, struct evg_str id, struct evg_str partakers,
 {
 	if (evg_find(g, id.p, id.n) >= 0 || conv.n > EVG_CONV_MAX || grow(g) != 0)
 		return -1;
-	struct evg_event *e = event_new(g, id, partakers, conv, vc);
+	struct evg_event *e = event_new(g, id, hash_id(id.p, id.n), partakers, conv, vc);
 	if (!e)
 		return -1;
 	e->node = node;

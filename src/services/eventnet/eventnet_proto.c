@@ -48,10 +48,20 @@ static bool partakers_valid(const char *s, size_t n)
 	return all_of(s, n, C_PART);
 }
 
-/* Conversations: any text but control bytes (one line of the files). */
+/* Conversations: any text but control bytes (one line of the files).
+ * Eight bytes a step: none below 0x20, none 0x7f (exact tests). */
 static bool conv_valid(const char *s, size_t n)
 {
-	return all_of(s, n, C_CONV);
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x, y;
+		memcpy(&x, s + i, 8);
+		y = x ^ (0x7f * ones);
+		if (((x - 0x20 * ones) & ~x & highs) || ((y - ones) & ~y & highs))
+			return false;
+	}
+	return all_of(s + i, n - i, C_CONV);
 }
 
 int evn_trace_parse(const char *s, size_t n, struct evn_trace_ctx *out)
