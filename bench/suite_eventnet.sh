@@ -118,9 +118,10 @@ v() { echo " $1" | sed -n "s/.* $2=\([0-9.]*\).*/\1/p"; }
 		echo "| $mode | $c | $ev | $mc | **$r** ($lo-$hi) |"
 	done <"$W/rows"
 	echo
-	echo "\`written\` (the default) replies once the event's lines are written to the files"
-	echo "(a workpool thread, one write for everything that arrived meanwhile); \`queued\`"
-	echo "replies at once and writes within moments (an acknowledged event can be lost if"
+	echo "\`written\` (the default) replies once the event's journal line is written (the"
+	echo "worker that ran the batch writes every line queued so far, then answers the batch"
+	echo "with one write; the text files follow from a workpool thread); \`queued\`"
+	echo "replies at once and writes within a second (an acknowledged event can be lost if"
 	echo "virgod dies in between).  Ratio: EventNet / memcached port within each pair, median"
 	echo "over the pairs."
 	echo

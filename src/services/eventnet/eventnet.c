@@ -273,7 +273,8 @@ static void flush_job(void *arg, bool cancelled)
 				en->io_errors++;
 			}
 		}
-		bool more = en->wait_head || en->pj.n > 0 || en->pv.n + en->pe.n > EVN_TEXT_BATCH;
+		bool more = en->wait_head || en->pj.n > EVN_TEXT_BATCH ||
+			    en->pv.n + en->pe.n > EVN_TEXT_BATCH;
 		if (!more) {
 			en->flushing = false;
 			pthread_cond_broadcast(&en->idle);
@@ -753,8 +754,10 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 	}
 	bool commit = false;
 	pthread_mutex_lock(&en->mu);
-	if ((!en->ack_written && en->pj.n > 0) || en->pv.n + en->pe.n > EVN_TEXT_BATCH)
-		kick_locked(en); /* eventnet_ack = queued, or the text files: written within a moment */
+	/* eventnet_ack = queued and the text files: written in 256 KiB
+	 * batches, else by the tick's flush job within the second */
+	if ((!en->ack_written && en->pj.n > EVN_TEXT_BATCH) || en->pv.n + en->pe.n > EVN_TEXT_BATCH)
+		kick_locked(en);
 	if (ec->held && !oom && en->ack_written && en->sync_ms > 0 && !en->slow_io &&
 	    ec->outstanding == 0) {
 		commit = true; /* this worker writes (see the top of the file) */
