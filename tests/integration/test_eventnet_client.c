@@ -270,16 +270,21 @@ static void exports(void **state)
 	}
 }
 
+/* One request to node i's port base + offset; the reply up to needle. */
+static void raw_call(int i, int base, const char *line, char *buf, size_t cap, const char *needle)
+{
+	int fd = th_connect(th_port(&cl, i, base));
+	assert_true(fd >= 0);
+	assert_int_equal(th_send(fd, line, strlen(line)), 0);
+	assert_true(th_recv_until(fd, buf, cap, needle, 5000) > 0);
+	close(fd);
+}
+
 /* A STAT value of node i's eventnet port. */
 static long long stat_of(int i, const char *name)
 {
-	int fd = th_connect(th_port(&cl, i, 20000));
-	assert_true(fd >= 0);
-	assert_int_equal(th_send(fd, "stats\r\n", 7), 0);
-	char buf[4096];
-	assert_true(th_recv_until(fd, buf, sizeof buf, "END\r\n", 5000) > 0);
-	close(fd);
-	char key[64];
+	char buf[4096], key[64];
+	raw_call(i, 20000, "stats\r\n", buf, sizeof buf, "END\r\n");
 	snprintf(key, sizeof key, "STAT %s ", name);
 	const char *p = strstr(buf, key);
 	assert_non_null(p);
@@ -345,12 +350,8 @@ static void traced_clone_across_nodes(void **state)
 	/* a mempool malloc is a node event where tracing is on, only there */
 	for (int i = 0; i < 3; i += 2) {
 		long long was = stat_of(i, "traced");
-		int fd = th_connect(th_port(&cl, i, 30000));
-		assert_true(fd >= 0);
-		assert_int_equal(th_send(fd, "malloc 16\r\n", 11), 0);
 		char buf[128];
-		assert_true(th_recv_until(fd, buf, sizeof buf, "\r\n", 5000) > 0);
-		close(fd);
+		raw_call(i, 30000, "malloc 16\r\n", buf, sizeof buf, "\r\n");
 		assert_int_equal(strncmp(buf, "OK ", 3), 0);
 		assert_int_equal(stat_of(i, "traced"), i == 0 ? was + 1 : 0);
 	}
