@@ -321,15 +321,40 @@ int evd_replace_vertices(struct evd *d, const char *text, size_t n)
 	} while (0)
 #define PUTS(lit) PUT(lit, sizeof(lit) - 1)
 
+/* The sequence number in decimal is usually also the Lamport time and
+ * the node's own clock entry (one node, or one that leads): copied, not
+ * formatted again (this runs under the graph's lock for every event). */
 size_t evd_event_clocks(const struct evg_event *e, char *b)
 {
 	size_t n = evc_u64(b, e->node);
 	b[n++] = ' ';
-	n += evc_u64(b + n, e->seq);
+	char *seq = b + n;
+	size_t sl = evc_u64(seq, e->seq);
+	n += sl;
 	b[n++] = ' ';
-	n += evc_u64(b + n, e->lamport);
+	if (e->lamport == e->seq) {
+		memcpy(b + n, seq, sl);
+		n += sl;
+	} else {
+		n += evc_u64(b + n, e->lamport);
+	}
 	b[n++] = ' ';
-	n += evc_format_ents(e->vc, e->vcn, b + n);
+	if (e->vcn == 0) {
+		b[n++] = '-';
+		return n;
+	}
+	for (unsigned i = 0; i < e->vcn; i++) {
+		if (i)
+			b[n++] = ',';
+		n += evc_u64(b + n, e->vc[i].node);
+		b[n++] = ':';
+		if (e->vc[i].c == e->seq) {
+			memcpy(b + n, seq, sl);
+			n += sl;
+		} else {
+			n += evc_u64(b + n, e->vc[i].c);
+		}
+	}
 	return n;
 }
 
