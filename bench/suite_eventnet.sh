@@ -45,8 +45,10 @@ CONF
 }
 free_offset() {
 	o=$1
+	# cloudsync's 40000+ is in the ephemeral range: no socket at all may use it
 	while ! port_free $((11211 + o)) || ! port_free $((20000 + o)) || ! port_free $((30000 + o)) ||
-		! port_free $((10000 + o)); do o=$((o + 1)); done
+		! port_free $((10000 + o)) || ! port_unused $((40000 + o)) || ! port_free $((50000 + o)) ||
+		! port_free $((60000 + o)); do o=$((o + 1)); done
 	echo $o
 }
 OFFW=$(free_offset 1300)
@@ -118,9 +120,10 @@ v() { echo " $1" | sed -n "s/.* $2=\([0-9.]*\).*/\1/p"; }
 		echo "| $mode | $c | $ev | $mc | **$r** ($lo-$hi) |"
 	done <"$W/rows"
 	echo
-	echo "\`written\` (the default) replies once the event's lines are written to the files"
-	echo "(a workpool thread, one write for everything that arrived meanwhile); \`queued\`"
-	echo "replies at once and writes within moments (an acknowledged event can be lost if"
+	echo "\`written\` (the default) replies once the event's journal line is written (the"
+	echo "worker that ran the batch writes every line queued so far, then answers the batch"
+	echo "with one write; the text files follow from a workpool thread); \`queued\`"
+	echo "replies at once and writes within a second (an acknowledged event can be lost if"
 	echo "virgod dies in between).  Ratio: EventNet / memcached port within each pair, median"
 	echo "over the pairs."
 	echo

@@ -42,9 +42,10 @@ say "starting 3 virgod nodes (logs in $DIR)"
 # the original's kernel analytics file, for node 1
 printf 'match=True,kernel_analytics1=v1\n' >"$DIR/virgo_kernel_analytics.conf"
 for i in 1 2 3; do
-	printf 'node_id = %d\nport_offset = %d\npidfile = %s\nmemcache_port = %d\ncloudfs_export_root = %s\neventnet_dir = %s\nanalytics_conf = %s\n' \
+	# node 2 traces itself (eventnet_trace): it records the traced clone's run step
+	printf 'node_id = %d\nport_offset = %d\npidfile = %s\nmemcache_port = %d\ncloudfs_export_root = %s\neventnet_dir = %s\nanalytics_conf = %s\neventnet_trace = %s\n' \
 		"$i" $((i - 1)) "$DIR/node$i.pid" $((MCBASE + i - 1)) "$DIR/export$i" "$DIR/eventnet$i" \
-		"$([ $i = 1 ] && echo "$DIR/virgo_kernel_analytics.conf")" >"$DIR/node$i.conf"
+		"$([ $i = 1 ] && echo "$DIR/virgo_kernel_analytics.conf")" "$([ $i = 2 ] && echo yes || echo no)" >"$DIR/node$i.conf"
 	"$VIRGOD" --config "$DIR/node$i.conf" 2>"$DIR/node$i.log" &
 	PIDS="$PIDS $!"
 done
@@ -174,7 +175,7 @@ echo '$ VIRGO_TRACE=1 virgo clone --on node2 virgo_cloud_test traced   # libvirg
 VIRGO_TRACE=1 "$VIRGO" clone --on node2 virgo_cloud_test traced
 echo
 T=$("$VIRGO" eventnet tail -n 50 | awk '$3 ~ /^clone-.*-reply$/ {id = $3} END {print id}')
-run "$VIRGO" eventnet why "$T"   # submit (home node) -> run (node 2) -> reply, by their clocks
+run "$VIRGO" eventnet why "$T"   # submit (home node) -> run (recorded by node 2 itself: eventnet_trace) -> reply, by their clocks
 run "$VIRGO" eventnet before login "$T"
 run "$VIRGO" eventnet tail -n 3
 run "$VIRGO" eventnet dot

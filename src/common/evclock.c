@@ -78,16 +78,35 @@ int evc_parse(struct evc *v, const char *s, size_t len)
 	return 0;
 }
 
+/* Two digits a step from the back of a scratch buffer (every event's
+ * journal line, reply and EVENT line carries several numbers). */
 size_t evc_u64(char *out, uint64_t v)
 {
-	size_t n = 1;
-	for (uint64_t t = v; t >= 10; t /= 10)
-		n++;
-	for (size_t i = n; i > 0; i--) {
-		out[i - 1] = (char)('0' + v % 10);
-		v /= 10;
+	static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+				    "25262728293031323334353637383940414243444546474849"
+				    "50515253545556575859606162636465666768697071727374"
+				    "75767778798081828384858687888990919293949596979899";
+	if (v < 10) {
+		out[0] = (char)('0' + v);
+		return 1;
 	}
-	return n;
+	char t[20];
+	size_t i = sizeof t;
+	while (v >= 100) {
+		unsigned d = (unsigned)(v % 100) * 2;
+		v /= 100;
+		t[--i] = pairs[d + 1];
+		t[--i] = pairs[d];
+	}
+	if (v >= 10) {
+		unsigned d = (unsigned)v * 2;
+		t[--i] = pairs[d + 1];
+		t[--i] = pairs[d];
+	} else {
+		t[--i] = (char)('0' + v);
+	}
+	memcpy(out, t + i, sizeof t - i);
+	return sizeof t - i;
 }
 
 size_t evc_format_ents(const struct evc_ent *e, unsigned cnt, char *out)

@@ -12,6 +12,24 @@
 
 static bool is_term(uint8_t c) { return c == '\n' || c == '\r' || c == '\0'; }
 
+/* Index of the first terminator in p[0..n), or n.  Eight bytes a step
+ * while none of them is below 14 (every terminator is), then bytewise. */
+static size_t term_scan(const uint8_t *p, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	size_t i = 0;
+	while (i + 8 <= n) {
+		uint64_t x;
+		memcpy(&x, p + i, 8);
+		if ((x - 14 * ones) & ~x & highs)
+			break; /* a byte below 14 in this word */
+		i += 8;
+	}
+	while (i < n && !is_term(p[i]))
+		i++;
+	return i;
+}
+
 enum frame_result frame_next_line(struct frame_state *st, const uint8_t *buf, size_t len,
 				  bool eof, size_t max_line, const uint8_t **line,
 				  size_t *line_len, size_t *consumed)
@@ -45,9 +63,7 @@ enum frame_result frame_next_line(struct frame_state *st, const uint8_t *buf, si
 		size_t start = pos;
 		size_t lim = len - start < max_line + 1 ? len - start : max_line + 1;
 		const uint8_t *p = buf + start;
-		size_t i = 0;
-		while (i < lim && !is_term(p[i]))
-			i++;
+		size_t i = term_scan(p, lim);
 		if (i > max_line) {
 			st->discard_line = true;
 			*consumed = start + i;

@@ -119,10 +119,10 @@ static int clone_ex(const char *fn, const void *arg, size_t arg_len,
 	size_t fl = fn ? strlen(fn) : 0;
 	if (fl == 0 || fl > 255 || strpbrk(fn, " \t\r\n"))
 		return -EINVAL;
-	char hdr[320];
+	char hdr[320 + 2100]; /* room for a trace context */
 	int hl = opts && opts->timeout_ms > 0
-			 ? snprintf(hdr, sizeof hdr, "clone %s %zu %d\r\n", fn, arg_len, opts->timeout_ms)
-			 : snprintf(hdr, sizeof hdr, "clone %s %zu\r\n", fn, arg_len);
+			 ? snprintf(hdr, sizeof hdr, "clone %s %zu %d", fn, arg_len, opts->timeout_ms)
+			 : snprintf(hdr, sizeof hdr, "clone %s %zu", fn, arg_len);
 	struct vc_reply rep;
 	struct ven_trace *tr = ven_tracing() ? malloc(sizeof *tr) : NULL; /* VIRGO_TRACE=1 */
 	char tconv[320];
@@ -131,7 +131,10 @@ static int clone_ex(const char *fn, const void *arg, size_t arg_len,
 		ven_trace_begin(tr);
 		snprintf(tconv, sizeof tconv, "(clone,%s,%zu bytes)", fn, arg_len);
 		ven_trace_step(tr, -1, "submit", "client", tconv);
+		hl += (int)ven_trace_context(tr, "run", hdr + hl, sizeof hdr - (size_t)hl - 2);
 	}
+	hdr[hl++] = '\r';
+	hdr[hl++] = '\n';
 	int rc = cpu_call(c, opts, fn, hdr, (size_t)hl, arg ? arg : "", arg_len, &rep, &on);
 	if (ran_on)
 		*ran_on = on;
@@ -141,7 +144,8 @@ static int clone_ex(const char *fn, const void *arg, size_t arg_len,
 		char who[32];
 		snprintf(who, sizeof who, "node%u", on);
 		snprintf(tconv, sizeof tconv, "(run,%s,%s)", fn, rc ? "failed" : "ok");
-		if (on)
+		/* a node tracing itself recorded the run step (trace=) */
+		if (on && ven_trace_adopt(tr, vc_node_index(c, on), "run") != 0)
 			ven_trace_step(tr, vc_node_index(c, on), "run", who, tconv);
 		snprintf(tconv, sizeof tconv, "(reply,%d,%zu bytes)", rc, rc ? (size_t)0 : rep.data_len);
 		ven_trace_step(tr, -1, "reply", "client", tconv);

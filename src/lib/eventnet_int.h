@@ -62,6 +62,14 @@ void ven_trace_begin(struct ven_trace *t);
 /* Logs <base>-<step> on node index idx (-1: home) after the previous step. */
 void ven_trace_step(struct ven_trace *t, int idx, const char *step, const char *partakers,
 		    const char *conv);
+/* " trace=<base>-<step>@<previous step>@<lamport>@<clock>" into buf (cap
+ * bytes): the context a traced request carries so that a node with
+ * eventnet_trace = yes records <base>-<step> itself.  Its length, 0 when
+ * there is no previous step or it does not fit. */
+size_t ven_trace_context(const struct ven_trace *t, const char *step, char *buf, size_t cap);
+/* Takes <base>-<step> as the previous step when node index idx recorded
+ * it (its clock, for the next step): 0, or -ENOENT / -errno. */
+int ven_trace_adopt(struct ven_trace *t, int idx, const char *step);
 
 /* Stops the logger thread (virgo_fini): what is queued is sent first,
  * for at most timeout_ms. */

@@ -50,6 +50,7 @@
 #include "cpupool_pool.h"
 #include "cpupool_proto.h"
 #include "cpupool_settings.h"
+#include "eventnet/eventnet_trace.h"
 #include "queue/queue_route.h"
 
 #define CP_MAX_ALLOW 64
@@ -120,6 +121,8 @@ struct cp_job {
 	uint8_t *out;
 	size_t out_len;
 	struct cp_exec_result xr;
+	char *trace; /* the request's trace context (eventnet_trace = yes), or NULL */
+	size_t trace_len;
 };
 
 struct cpupool_conn {
@@ -280,6 +283,7 @@ static void job_free(struct cp_job *j)
 	free(j->arg);
 	free(j->out);
 	cp_exec_result_free(&j->xr);
+	free(j->trace);
 	free(j);
 }
 
@@ -441,6 +445,8 @@ static void job_done(struct vconn *c, void *arg)
 		return;
 	}
 	conn_job_clear(c, cc);
+	evn_trace_caused((const uint8_t *)j->trace, j->trace_len, "cpupool",
+			 j->rc ? "(run,failed)" : "(run,ok)"); /* eventnet_trace = yes */
 	write_result(j, vconn_out(c));
 	job_free(j);
 	vconn_resume(c);
@@ -572,6 +578,9 @@ static void start_job(struct cpupool *cp, struct vconn *c, const struct cp_req *
 	struct cp_job *j = job_new(cp, r);
 	const char *msg = "out of memory";
 	int rc = j ? 0 : -ENOMEM;
+	if (rc == 0 && r->trace && evn_trace_enabled() &&
+	    (j->trace = strndup((const char *)r->trace, r->trace_len)))
+		j->trace_len = r->trace_len; /* recorded when the job has run */
 	if (rc == 0) {
 		snprintf(j->peer, sizeof j->peer, "%s", vconn_peer(c));
 		rc = job_resolve(cp, j, r, &msg);

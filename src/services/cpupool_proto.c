@@ -183,10 +183,19 @@ enum cp_parse_result cp_parse(struct frame_state *st, const uint8_t *buf, size_t
 	if (nt <= 0)
 		return fail(code, msg, EINVAL, "too many arguments");
 	if (tok_is(tok[0], tl[0], "clone")) {
-		static const char usage[] = "usage: clone <function> <nbytes> [<timeout_ms>]";
+		static const char usage[] =
+			"usage: clone <function> <nbytes> [<timeout_ms>] [trace=<context>]";
 		if (nt < 3) {
 			/* no byte count: nothing to skip */
 			return fail(code, msg, EINVAL, usage);
+		}
+		/* an optional last trace=<context> (eventnet_trace): opaque here */
+		if (nt >= 4 && tl[nt - 1] > 6 && memcmp(tok[nt - 1], "trace=", 6) == 0) {
+			if (tl[nt - 1] - 6 > CP_TRACE_MAX)
+				return fail(code, msg, EINVAL, "trace context too long");
+			req->trace = tok[nt - 1] + 6;
+			req->trace_len = tl[nt - 1] - 6;
+			nt--;
 		}
 		enum cp_parse_result r = payload_req(st, buf, len, eof, used, line, tok, tl, nt, 2,
 						     lim, req, consumed, need, code, msg, usage);

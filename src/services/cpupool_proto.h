@@ -2,7 +2,8 @@
  * cpupool_proto.h - the cpupool wire protocol parser (port 10000).
  *
  * Pure: bytes in, one request (or one error) out, no I/O, no allocation.
- * Native commands: clone <name> <n> [<timeout_ms>] + n argument bytes,
+ * Native commands: clone <name> <n> [<timeout_ms>] [trace=<context>] + n
+ * argument bytes (the context: see eventnet_trace.h),
  * run <n> [<timeout_ms>] + an argv block of n bytes (NUL-terminated
  * strings), load/stats, ping, help, quit.  The notes' forms:
  * virgo_clone(<name>,<arg>) and a bare name on a line, answered in the
@@ -20,6 +21,7 @@
 
 #define CP_NAME_MAX 255 /* function or program name */
 #define CP_ARGS_MAX 256 /* argv entries of one run */
+#define CP_TRACE_MAX 2048 /* bytes of a clone's trace=<context> (eventnet_trace.h) */
 
 enum cp_op {
 	CP_OP_CLONE = 1, /* a built-in or plugin function by name */
@@ -39,6 +41,8 @@ struct cp_req {
 	const uint8_t *data; /* clone/call argument, run argv block */
 	size_t data_len;
 	uint64_t timeout_ms; /* 0: the node's job_timeout_ms */
+	const uint8_t *trace; /* clone trace=<context>: an EventNet trace context, or NULL */
+	size_t trace_len;
 };
 
 struct cp_limits {

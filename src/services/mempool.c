@@ -25,6 +25,7 @@
 #include "mempool_proto.h"
 #include "mempool_settings.h"
 #include "mempool_store.h"
+#include "eventnet/eventnet_trace.h"
 #include "memacct.h"
 #include "queue/queue_route.h"
 
@@ -322,6 +323,7 @@ static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req
 		if (rc < 0)
 			break;
 		vuid_format(v, hex);
+		evn_trace_note("mempool", "malloc", hex); /* eventnet_trace = yes */
 		evbuffer_add_printf(out, r->legacy ? "%s\r\n" : "OK %s\r\n", hex);
 		return VSVC_KEEP;
 	}
@@ -362,6 +364,7 @@ static int mempool_exec(struct vconn *c, struct mempool *mp, const struct mp_req
 		rc = mp_store_release(mp->store, r->vuid);
 		if (rc < 0)
 			break;
+		evn_trace_note("mempool", "free", NULL); /* eventnet_trace = yes */
 		evbuffer_add(out, "OK\r\n", 4);
 		return VSVC_KEEP;
 	case MP_OP_FREE_OWNER:

@@ -2,7 +2,9 @@
  * fuzz_eventnet_proto.c - libFuzzer target for the EventNet parser and the
  * framing under it: any bytes, fed whole and then in random-sized pieces
  * (as TCP delivers them), must parse without reading outside the buffer,
- * must always make progress, and every request must satisfy the limits.
+ * must always make progress, and every request must satisfy the limits;
+ * the same bytes as a trace context (evn_trace_parse) must parse or be
+ * refused without reading outside them.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -52,6 +54,14 @@ static void drive(const uint8_t *buf, size_t n, bool eof, void *state, size_t *o
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct evn_trace_ctx t;
+	if (evn_trace_parse((const char *)data, size, &t) == 0) {
+		in_buf(t.id, data, data + size);
+		in_buf(t.cause, data, data + size);
+		if (!evn_id_valid(t.id.p, t.id.n) || !evn_id_valid(t.cause.p, t.cause.n) ||
+		    t.clock.n > EVC_MAX)
+			abort();
+	}
 	replay(data, size, sizeof(struct frame_state), drive);
 	return 0;
 }

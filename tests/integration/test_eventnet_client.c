@@ -5,7 +5,9 @@
  * reported by flush (a cycle), the cluster-wide why / before / dump, the
  * tail callback, and the exports: DOT drawn by graphviz's `dot -Tsvg`,
  * JSON read by python3, the ShiViz log's shape, the CLI's svg; and a
- * traced virgo_clone (VIRGO_TRACE=1) across two nodes.
+ * traced virgo_clone (VIRGO_TRACE=1) across two nodes, recorded by the
+ * node that ran it when it traces itself (eventnet_trace = yes on nodes 1
+ * and 2, not on node 3: nothing is recorded there).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,7 +36,8 @@ static int setup(void **state)
 	static char extra[3][400];
 	const char *ne[3];
 	for (int i = 0; i < 3; i++) {
-		snprintf(extra[i], sizeof extra[i], "eventnet_dir = %s/ev%d\n", tmp, i + 1);
+		snprintf(extra[i], sizeof extra[i], "eventnet_dir = %s/ev%d\n%s", tmp, i + 1,
+			 i < 2 ? "eventnet_trace = yes\n" : "");
 		ne[i] = extra[i];
 	}
 	if (th_cluster_start_nodes(&cl, 3, "", ne, "") != 0)
@@ -267,14 +270,34 @@ static void exports(void **state)
 	}
 }
 
-/* VIRGO_TRACE=1: a virgo_clone on another node than this process's home
- * node leaves submit (home) -> run (the node that ran it) -> reply (home),
- * each after the previous one by its clock. */
-static void traced_clone_across_nodes(void **state)
+/* One request to node i's port base + offset; the reply up to needle. */
+static void raw_call(int i, int base, const char *line, char *buf, size_t cap, const char *needle)
 {
-	(void)state;
+	int fd = th_connect(th_port(&cl, i, base));
+	assert_true(fd >= 0);
+	assert_int_equal(th_send(fd, line, strlen(line)), 0);
+	assert_true(th_recv_until(fd, buf, cap, needle, 5000) > 0);
+	close(fd);
+}
+
+/* A STAT value of node i's eventnet port. */
+static long long stat_of(int i, const char *name)
+{
+	char buf[4096], key[64];
+	raw_call(i, 20000, "stats\r\n", buf, sizeof buf, "END\r\n");
+	snprintf(key, sizeof key, "STAT %s ", name);
+	const char *p = strstr(buf, key);
+	assert_non_null(p);
+	return atoll(p + strlen(key));
+}
+
+/* VIRGO_TRACE=1 clone of fn on node index t: checks the chain submit
+ * (home) -> run (node t) -> reply (home), each after the previous one by
+ * its clock; run's partakers say who recorded it. */
+static void traced_clone_on(int t, int nth, const char *run_partakers)
+{
 	int home = (int)(getpid() % 3);
-	struct virgo_call_opts o = {.node_id = cl.nodes[(home + 1) % 3].id};
+	struct virgo_call_opts o = {.node_id = cl.nodes[t].id};
 	void *out = NULL;
 	size_t n = 0;
 	unsigned ran = 0;
@@ -287,7 +310,7 @@ static void traced_clone_across_nodes(void **state)
 	char id[3][64];
 	const char *step[3] = {"submit", "run", "reply"};
 	for (int i = 0; i < 3; i++)
-		snprintf(id[i], sizeof id[i], "clone-%d-1-%s", (int)getpid(), step[i]);
+		snprintf(id[i], sizeof id[i], "clone-%d-%d-%s", (int)getpid(), nth, step[i]);
 	struct virgo_event *evs;
 	size_t k;
 	assert_int_equal(virgo_eventnet_why(id[2], &evs, &k), 0);
@@ -297,13 +320,41 @@ static void traced_clone_across_nodes(void **state)
 	assert_int_equal(evs[0].node, cl.nodes[home].id);
 	assert_int_equal(evs[1].node, o.node_id);
 	assert_int_equal(evs[2].node, cl.nodes[home].id);
-	char who[32];
-	snprintf(who, sizeof who, "node%u", o.node_id);
-	assert_string_equal(evs[1].partakers, who);
+	assert_string_equal(evs[1].partakers, run_partakers);
 	assert_true(evs[0].lamport < evs[1].lamport && evs[1].lamport < evs[2].lamport);
 	assert_int_equal(virgo_eventnet_compare(&evs[0], &evs[1]), VIRGO_EV_BEFORE);
 	assert_int_equal(virgo_eventnet_compare(&evs[1], &evs[2]), VIRGO_EV_BEFORE);
 	virgo_events_free(evs, k);
+}
+
+/* A virgo_clone on another node than this process's home node, which
+ * traces itself: the node records the run step (partakers
+ * node<id>,cpupool) after the client's submit, with its clock.  Then one
+ * on node 3, which does not: the library logs the run step there itself
+ * and node 3 records nothing of its own. */
+static void traced_clone_across_nodes(void **state)
+{
+	(void)state;
+	int home = (int)(getpid() % 3);
+	int t = home == 0 ? 1 : 0; /* traces itself, not home */
+	long long before = stat_of(t, "traced");
+	char who[48];
+	snprintf(who, sizeof who, "node%u,cpupool", cl.nodes[t].id);
+	traced_clone_on(t, 1, who);
+	assert_int_equal(stat_of(t, "traced"), before + 1);
+
+	snprintf(who, sizeof who, "node%u", cl.nodes[2].id);
+	traced_clone_on(2, 2, who);
+	assert_int_equal(stat_of(2, "traced"), 0);
+
+	/* a mempool malloc is a node event where tracing is on, only there */
+	for (int i = 0; i < 3; i += 2) {
+		long long was = stat_of(i, "traced");
+		char buf[128];
+		raw_call(i, 30000, "malloc 16\r\n", buf, sizeof buf, "\r\n");
+		assert_int_equal(strncmp(buf, "OK ", 3), 0);
+		assert_int_equal(stat_of(i, "traced"), i == 0 ? was + 1 : 0);
+	}
 }
 
 int main(void)

@@ -49,6 +49,42 @@ static void clone_binary_payload(void **s)
 	assert_int_equal(p.req.timeout_ms, 0);
 }
 
+/* An optional last trace=<context> (eventnet_trace): kept, opaque. */
+static void clone_trace_context(void **s)
+{
+	(void)s;
+	struct frame_state st = {0};
+	const char in[] = "clone f 2 500 trace=a-run@a-submit@3@1:2\r\nhi\r\n";
+	struct parsed p = parse(&st, in, sizeof in - 1, false);
+	assert_int_equal(p.r, CP_REQ);
+	assert_int_equal(p.req.op, CP_OP_CLONE);
+	assert_int_equal(p.req.timeout_ms, 500);
+	assert_int_equal(p.req.trace_len, 20);
+	assert_memory_equal(p.req.trace, "a-run@a-submit@3@1:2", 20);
+	assert_int_equal(p.req.data_len, 2);
+	const char nt[] = "clone f 2 trace=x@y@1@1:1\r\nhi\r\n";
+	memset(&st, 0, sizeof st);
+	p = parse(&st, nt, sizeof nt - 1, false);
+	assert_int_equal(p.r, CP_REQ);
+	assert_int_equal(p.req.timeout_ms, 0);
+	assert_int_equal(p.req.trace_len, 9);
+	const char plain[] = "clone f 2\r\nhi\r\n";
+	memset(&st, 0, sizeof st);
+	p = parse(&st, plain, sizeof plain - 1, false);
+	assert_int_equal(p.r, CP_REQ);
+	assert_null(p.req.trace);
+	static char big[CP_TRACE_MAX + 64];
+	int n = snprintf(big, sizeof big, "clone f 2 trace=");
+	memset(big + n, 'a', CP_TRACE_MAX + 1);
+	memcpy(big + n + CP_TRACE_MAX + 1, "\r\nhi\r\n", 6);
+	memset(&st, 0, sizeof st);
+	const struct cp_limits wide = {.max_line = 65536, .max_arg = 1000};
+	p.r = cp_parse(&st, (const uint8_t *)big, (size_t)n + CP_TRACE_MAX + 7, false, &wide,
+		       &p.req, &p.used, &p.need, &p.code, &p.msg);
+	assert_int_equal(p.r, CP_ERROR);
+	assert_int_equal(p.code, EINVAL);
+}
+
 static void clone_waits_for_payload(void **s)
 {
 	(void)s;
@@ -269,6 +305,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(clone_binary_payload),
+		cmocka_unit_test(clone_trace_context),
 		cmocka_unit_test(clone_waits_for_payload),
 		cmocka_unit_test(clone_errors),
 		cmocka_unit_test(oversized_argument_is_skipped),

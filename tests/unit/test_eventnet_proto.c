@@ -263,6 +263,82 @@ static void clocks(void **state)
 	assert_int_equal(evc_set(&big, EVC_MAX + 1, 1), -1);
 }
 
+/* A control byte anywhere in a conversation is refused (the check goes
+ * eight bytes a step); bytes 0x80-0xff (UTF-8) are text. */
+static void conversation_bytes(void **state)
+{
+	(void)state;
+	for (int pos = 0; pos < 40; pos++) {
+		const unsigned char bad[] = {0x01, 0x1f, 0x7f, 0x09};
+		for (size_t b = 0; b < sizeof bad; b++) {
+			char line[80] = "log c conv=";
+			size_t o = strlen(line);
+			memset(line + o, 'x', 40);
+			line[o + (size_t)pos] = (char)bad[b];
+			memcpy(line + o + 40, "\n", 2);
+			struct parsed p = parse_n(line, o + 41, 4096);
+			if (!(bad[b] == 0x09 && pos == 39)) /* a trailing blank is trimmed */
+				assert_int_equal(p.r, EVN_ERROR);
+		}
+		char line[80] = "log c conv=";
+		size_t o = strlen(line);
+		memset(line + o, 'x', 40);
+		line[o + (size_t)pos] = (char)0xc3;
+		memcpy(line + o + 40, "\n", 2);
+		struct parsed p = parse_n(line, o + 41, 4096);
+		assert_int_equal(p.r, EVN_REQ);
+		assert_int_equal(p.req.conv.n, 40);
+	}
+}
+
+/* evc_u64 (two digits a step) at its edges. */
+static void numbers(void **state)
+{
+	(void)state;
+	const uint64_t v[] = {0, 9, 10, 99, 100, 101, 999, 1000, 123456789, UINT64_MAX};
+	const char *want[] = {"0",   "9",    "10",        "99",
+			      "100", "101",  "999",       "1000",
+			      "123456789", "18446744073709551615"};
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		char b[24];
+		size_t n = evc_u64(b, v[i]);
+		assert_int_equal(n, strlen(want[i]));
+		assert_memory_equal(b, want[i], n);
+	}
+}
+
+/* A trace context: <id>@<cause>@<lamport>@<vclock>. */
+static void trace_contexts(void **state)
+{
+	(void)state;
+	struct evn_trace_ctx t;
+	const char ok[] = "clone-7-1-run@clone-7-1-submit@12@1:3,2:5";
+	assert_int_equal(evn_trace_parse(ok, sizeof ok - 1, &t), 0);
+	assert_int_equal(t.id.n, 13);
+	assert_memory_equal(t.id.p, "clone-7-1-run", 13);
+	assert_int_equal(t.cause.n, 16);
+	assert_memory_equal(t.cause.p, "clone-7-1-submit", 16);
+	assert_int_equal(t.lamport, 12);
+	assert_int_equal(t.clock.n, 2);
+	assert_int_equal(t.clock.e[1].node, 2);
+	assert_int_equal(t.clock.e[1].c, 5);
+	const char *bad[] = {"",
+			     "a@b@1",
+			     "a@b@x@1:1",
+			     "@b@1@1:1",
+			     "a@@1@1:1",
+			     "a b@c@1@1:1",
+			     "a@c@1@1:1@",
+			     "a@c@1@0:1",
+			     "a,b@c@1@1:1",
+			     "a@c@99999999999999999999@1:1"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_int_equal(evn_trace_parse(bad[i], strlen(bad[i]), &t), -1);
+	static char huge[EVN_TRACE_MAX + 2];
+	memset(huge, 'a', sizeof huge - 1);
+	assert_int_equal(evn_trace_parse(huge, sizeof huge - 1, &t), -1);
+}
+
 static void random_bytes_never_break_the_parser(void **state)
 {
 	(void)state;
@@ -312,6 +388,9 @@ int main(void)
 		cmocka_unit_test(native_queries),
 		cmocka_unit_test(framing_and_limits),
 		cmocka_unit_test(clocks),
+		cmocka_unit_test(numbers),
+		cmocka_unit_test(conversation_bytes),
+		cmocka_unit_test(trace_contexts),
 		cmocka_unit_test(random_bytes_never_break_the_parser),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,6 +37,7 @@
 #include "cloudfs_path.h"
 #include "cloudfs_proto.h"
 #include "cloudfs_settings.h"
+#include "../eventnet/eventnet_trace.h"
 
 struct cloudfs {
 	struct cfs_settings set;
@@ -218,6 +219,7 @@ static void job_done(struct vconn *c, void *arg)
 		int rc = cfs_fdtab_add(fs->tab, j->newfd, j->req.legacy ? 0 : cc->id,
 				       vconn_identity_id(c), fs->set.max_fds_per_conn, j->writable,
 				       now_ms(), &vfd);
+		evn_trace_note("cloudfs", rc ? "open_failed" : "open", NULL); /* eventnet_trace */
 		if (rc != 0) {
 			close(j->newfd);
 			reply_err(fs, out, -rc, NULL);

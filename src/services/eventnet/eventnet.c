@@ -5,17 +5,27 @@
  *
  * A request that changes the graph is applied in memory at once (under
  * the service's mutex, so every worker thread sees one graph and one
- * clock) and its journal and text lines are queued; its reply is held
- * until a workpool job has written that batch (group commit: one write
- * for every request that arrived meanwhile, on every connection), so an
- * acknowledged event survives a crash of virgod.  fdatasync follows at
- * most eventnet_sync_ms later (0: before the reply).  Queries answer from
- * memory; tail subscribers get each new event through a bounded feed.
+ * clock) and its journal and text lines are queued.  With eventnet_ack =
+ * written its reply is held until its journal lines are written (write(2)
+ * into the page cache, so an acknowledged event survives a crash of
+ * virgod; the journal is the truth the text files are rebuilt from at
+ * start-up): the worker that ran a pipelined batch writes every journal
+ * line queued so far, from every connection, before it replies to the
+ * batch with one write (group commit: a worker that finds its lines
+ * already written by another replies at once).  No thread hand-off per
+ * batch.  The workpool's flush job does what may block for long or can
+ * wait: the text files' lines (every 256 KiB, else within the second's
+ * tick), fdatasync (at most eventnet_sync_ms later; with 0 every reply
+ * waits for a flush job that syncs) and the rewrite of
+ * EventNetVertices.txt (a batch arriving meanwhile is answered by that
+ * job, not by its worker).  Queries answer from memory; tail
+ * subscribers get each new event through a bounded feed.
  */
 #include <errno.h>
 #include <event2/buffer.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,11 +40,13 @@
 #include "eventnet_graph.h"
 #include "eventnet_proto.h"
 #include "eventnet_settings.h"
+#include "eventnet_trace.h"
 
 #define EVN_HELD_MAX (VCONN_OUT_BUDGET / 2) /* replies held for one batch */
 #define EVN_REPLY_MAX (VCONN_OUT_BUDGET / 2) /* bytes of one why/dump reply */
 #define EVN_FEED_MAX (256 * 1024) /* bytes a tail subscriber may lag */
 #define EVN_REWRITE_MS 1000
+#define EVN_TEXT_BATCH (256 * 1024) /* text files' bytes queued before the flush job is kicked */
 #define EVN_MAX_OUTSTANDING 8 /* batches of a connection being written at once */
 #define EVN_PENDING_MAX (64u << 20) /* eventnet_ack = queued: unwritten bytes before replies wait */ /* EventNetVertices.txt rewritten at most this often */
 
@@ -52,6 +64,9 @@ struct evn_waiter {
 };
 
 struct eventnet {
+	/* wmu orders the writes to the files (the f* buffers, d's appends
+	 * and rewrites); taken before mu, never while holding it */
+	pthread_mutex_t wmu;
 	pthread_mutex_t mu; /* guards everything below */
 	pthread_cond_t idle; /* signalled when a flush job ends */
 	struct evg g;
@@ -60,6 +75,11 @@ struct eventnet {
 	struct evd_buf fj, fv, fe; /* the flush job's: swapped with those, memory kept */
 	struct evn_waiter *wait_head, **wait_tail;
 	bool flushing, vert_dirty, unsynced;
+	bool slow_io; /* the flush job rewrites the vertices file: batches go to it */
+	/* changes queued (one per record_change) and written so far; the
+	 * last failed write lost the changes (fail_lo, fail_hi] */
+	uint64_t gen_queued, gen_written, fail_lo, fail_hi;
+	int fail_rc;
 	int64_t last_sync_ms, last_rewrite_ms;
 	int sync_ms;
 	bool ack_written; /* replies wait for the write (else: sent at once) */
@@ -68,6 +88,8 @@ struct eventnet {
 	unsigned node_id;
 	size_t max_line;
 	uint64_t ops_log, ops_edge, ops_query, errors, io_errors, batches, syncs, rewrites;
+	uint64_t traced; /* the node's own events (eventnet_trace) */
+	bool trace;
 	char locked_out[600]; /* non-empty: eventnet_dir held by another process */
 };
 
@@ -81,6 +103,7 @@ struct evn_conn {
 	int outstanding;
 	size_t held_bytes;
 	bool waiting; /* returned VSVC_WAIT: resume when a batch is written */
+	uint64_t upto; /* the gen_queued of this call's last change: written before its replies */
 	bool legacy_close; /* last request used the notes' syntax */
 	bool failed; /* the journal write failed: close */
 	struct evn_sub *sub; /* tail subscription */
@@ -123,6 +146,87 @@ static void trim_buf(struct evd_buf *b)
 		evd_buf_free(b);
 }
 
+/* With wmu held (not mu): writes every journal line queued so far, from
+ * every connection; with text (the flush job), the text files' lines too,
+ * and replaces EventNetVertices.txt when an appended conversation is due
+ * (*rewrote).  0 or -errno. */
+static int write_queued(struct eventnet *en, bool text, bool *rewrote)
+{
+	bool may_rewrite = text;
+	struct evd_buf vt = {0};
+	bool rewrite = false;
+	pthread_mutex_lock(&en->mu);
+	int64_t now = now_ms();
+	if (may_rewrite && en->vert_dirty && now - en->last_rewrite_ms >= EVN_REWRITE_MS) {
+		/* the whole file from the graph: the queued vertex lines are in it */
+		evd_vertices_text(&vt, &en->g);
+		en->pv.n = 0;
+		en->vert_dirty = false;
+		en->last_rewrite_ms = now;
+		rewrite = true;
+	}
+	swap_buf(&en->pj, &en->fj);
+	if (text) {
+		swap_buf(&en->pv, &en->fv);
+		swap_buf(&en->pe, &en->fe);
+	}
+	uint64_t from = en->gen_written, target = en->gen_queued;
+	bool wrote = en->fj.n > 0;
+	pthread_mutex_unlock(&en->mu);
+
+	/* only a holder of wmu touches f* and the files */
+	int rc = evd_append(&en->d, &en->fj, &en->fv, &en->fe);
+	en->fj.n = en->fv.n = en->fe.n = 0;
+	en->fj.oom = en->fv.oom = en->fe.oom = false;
+	trim_buf(&en->fj);
+	trim_buf(&en->fv);
+	trim_buf(&en->fe);
+	if (rc == 0 && rewrite)
+		rc = vt.oom ? -ENOMEM : evd_replace_vertices(&en->d, vt.p, vt.n);
+	evd_buf_free(&vt);
+	if (rc)
+		log_error("eventnet_write_failed dir=%s err=%s", en->d.dir, strerror(-rc));
+
+	pthread_mutex_lock(&en->mu);
+	en->gen_written = target;
+	if (wrote) {
+		en->unsynced = true;
+		en->batches++;
+	}
+	if (rewrite && rc == 0)
+		en->rewrites++;
+	if (rc) {
+		en->io_errors++;
+		en->fail_lo = from;
+		en->fail_hi = target;
+		en->fail_rc = rc;
+	}
+	pthread_mutex_unlock(&en->mu);
+	if (rewrote)
+		*rewrote = rewrite;
+	return rc;
+}
+
+/* The calling worker's group commit: 0 once the changes up to gen are
+ * written (by this call, or by another worker or the flush job that
+ * took them first), or the -errno of the write that had them. */
+static int commit_upto(struct eventnet *en, uint64_t gen)
+{
+	pthread_mutex_lock(&en->wmu);
+	pthread_mutex_lock(&en->mu);
+	bool done = en->gen_written >= gen;
+	pthread_mutex_unlock(&en->mu);
+	int rc = done ? 0 : write_queued(en, false, NULL);
+	pthread_mutex_lock(&en->mu);
+	if (gen > en->fail_lo && gen <= en->fail_hi)
+		rc = en->fail_rc;
+	else
+		rc = 0;
+	pthread_mutex_unlock(&en->mu);
+	pthread_mutex_unlock(&en->wmu);
+	return rc;
+}
+
 static void flush_job(void *arg, bool cancelled)
 {
 	struct eventnet *en = arg;
@@ -134,59 +238,43 @@ static void flush_job(void *arg, bool cancelled)
 		return;
 	}
 	for (;;) {
-		struct evd_buf vt = {0};
-		bool rewrite = false;
+		pthread_mutex_lock(&en->wmu);
+		/* the waiters first: their lines are queued, so the write has them */
 		pthread_mutex_lock(&en->mu);
-		int64_t now = now_ms();
-		if (en->vert_dirty && now - en->last_rewrite_ms >= EVN_REWRITE_MS) {
-			/* the whole file from the graph: the queued vertex lines are in it */
-			evd_vertices_text(&vt, &en->g);
-			en->pv.n = 0;
-			en->vert_dirty = false;
-			en->last_rewrite_ms = now;
-			rewrite = true;
-		}
-		swap_buf(&en->pj, &en->fj);
-		swap_buf(&en->pv, &en->fv);
-		swap_buf(&en->pe, &en->fe);
 		struct evn_waiter *w = en->wait_head;
 		en->wait_head = NULL;
 		en->wait_tail = &en->wait_head;
-		bool wrote = en->fj.n > 0;
-		if (wrote)
-			en->unsynced = true;
-		bool sync = en->unsynced && (en->sync_ms == 0 || now - en->last_sync_ms >= en->sync_ms);
+		int64_t now = now_ms();
+		if (en->vert_dirty && now - en->last_rewrite_ms >= EVN_REWRITE_MS)
+			en->slow_io = true; /* batches meanwhile come to this job */
 		pthread_mutex_unlock(&en->mu);
+		int rc = write_queued(en, true, NULL);
+		pthread_mutex_lock(&en->mu);
+		en->slow_io = false;
+		bool sync = rc == 0 && en->unsynced &&
+			    (en->sync_ms == 0 || now - en->last_sync_ms >= en->sync_ms);
+		if (sync)
+			en->unsynced = false; /* a write from now on sets it again */
+		pthread_mutex_unlock(&en->mu);
+		pthread_mutex_unlock(&en->wmu);
 
-		/* only this job touches f* and the files (one job at a time) */
-		int rc = evd_append(&en->d, &en->fj, &en->fv, &en->fe);
-		en->fj.n = en->fv.n = en->fe.n = 0;
-		en->fj.oom = en->fv.oom = en->fe.oom = false;
-		trim_buf(&en->fj);
-		trim_buf(&en->fv);
-		trim_buf(&en->fe);
-		if (rc == 0 && rewrite)
-			rc = vt.oom ? -ENOMEM : evd_replace_vertices(&en->d, vt.p, vt.n);
-		if (rc == 0 && sync)
-			rc = evd_sync(&en->d);
-		evd_buf_free(&vt);
-		if (rc)
-			log_error("eventnet_write_failed dir=%s err=%s", en->d.dir, strerror(-rc));
+		/* fdatasync without wmu: workers go on writing meanwhile */
+		if (sync && (rc = evd_sync(&en->d)) != 0)
+			log_error("eventnet_sync_failed dir=%s err=%s", en->d.dir, strerror(-rc));
 		post_waiters(w, rc);
 
 		pthread_mutex_lock(&en->mu);
-		if (wrote)
-			en->batches++;
-		if (rc == 0 && sync) {
-			en->unsynced = false;
-			en->last_sync_ms = now;
-			en->syncs++;
+		if (sync) {
+			if (rc == 0) {
+				en->last_sync_ms = now;
+				en->syncs++;
+			} else {
+				en->unsynced = true;
+				en->io_errors++;
+			}
 		}
-		if (rewrite && rc == 0)
-			en->rewrites++;
-		if (rc)
-			en->io_errors++;
-		bool more = en->wait_head || en->pj.n > 0;
+		bool more = en->wait_head || en->pj.n > EVN_TEXT_BATCH ||
+			    en->pv.n + en->pe.n > EVN_TEXT_BATCH;
 		if (!more) {
 			en->flushing = false;
 			pthread_cond_broadcast(&en->idle);
@@ -244,13 +332,7 @@ static void event_line(struct evbuffer *out, const struct evg *g, const struct e
 	memcpy(b + n, e->id, e->id_len);
 	n += e->id_len;
 	b[n++] = ' ';
-	n += evc_u64(b + n, e->node);
-	b[n++] = ' ';
-	n += evc_u64(b + n, e->seq);
-	b[n++] = ' ';
-	n += evc_u64(b + n, e->lamport);
-	b[n++] = ' ';
-	n += evc_format_ents(e->vc, e->vcn, b + n);
+	n += evd_event_clocks(e, b + n);
 	b[n++] = ' ';
 	if (pl) {
 		memcpy(b + n, e->partakers, pl);
@@ -314,34 +396,32 @@ static void feed_event(struct eventnet *en, uint32_t idx)
 	evbuffer_free(line);
 }
 
-/* Under mu: queues the files' lines of a change, feeds the new event. */
+/* Under mu: queues the files' lines of a change, feeds the new event.
+ * clocks: evd_event_clocks() of a new event, or NULL. */
 static void record_change(struct eventnet *en, const struct evg_change *ch, const char *conv,
-			  size_t conv_len)
+			  size_t conv_len, const char *clocks, size_t clocks_n)
 {
-	evd_journal_change(&en->pj, &en->g, ch, conv, conv_len);
+	evd_journal_change(&en->pj, &en->g, ch, conv, conv_len, clocks, clocks_n);
 	evd_text_change(&en->pv, &en->pe, &en->g, ch);
+	en->gen_queued++;
 	if (ch->conv_appended)
 		en->vert_dirty = true;
 	if (ch->created)
 		feed_event(en, ch->idx);
 }
 
-static void reply_logged(struct evbuffer *out, const struct evg *g, uint32_t idx)
+/* "OK <id> <clocks>" (clocks: evd_event_clocks() of the event). */
+static void reply_logged(struct evbuffer *out, const struct evg_event *e, const char *clocks,
+			 size_t clocks_n)
 {
-	const struct evg_event *e = g->ev[idx];
-	char b[EVN_LINE_HEAD];
+	char b[EVN_LINE_HEAD + 140];
 	size_t n = 3;
 	memcpy(b, "OK ", 3);
 	memcpy(b + n, e->id, e->id_len);
 	n += e->id_len;
 	b[n++] = ' ';
-	n += evc_u64(b + n, e->node);
-	b[n++] = ' ';
-	n += evc_u64(b + n, e->seq);
-	b[n++] = ' ';
-	n += evc_u64(b + n, e->lamport);
-	b[n++] = ' ';
-	n += evc_format_ents(e->vc, e->vcn, b + n);
+	memcpy(b + n, clocks, clocks_n);
+	n += clocks_n;
 	b[n++] = '\r';
 	b[n++] = '\n';
 	evbuffer_add(out, b, n);
@@ -378,11 +458,12 @@ static void reply_stats(struct eventnet *en, struct evbuffer *out)
 		"STAT ops_log %" PRIu64 "\r\nSTAT ops_edge %" PRIu64 "\r\nSTAT ops_query %" PRIu64 "\r\n"
 		"STAT errors %" PRIu64 "\r\nSTAT io_errors %" PRIu64 "\r\nSTAT write_batches %" PRIu64
 		"\r\nSTAT syncs %" PRIu64 "\r\nSTAT rewrites %" PRIu64 "\r\nSTAT sync_ms %d\r\n"
-		"STAT tail_subscribers %d\r\nSTAT replayed %" PRIu64 "\r\nSTAT repaired_bytes %" PRIu64
+		"STAT tail_subscribers %d\r\nSTAT trace %s\r\nSTAT traced %" PRIu64 "\r\nSTAT replayed %" PRIu64 "\r\nSTAT repaired_bytes %" PRIu64
 		"\r\nSTAT dir %s\r\nEND\r\n",
 		en->node_id, en->g.n, en->g.nedges, en->g.bytes, en->g.max_events, en->g.max_bytes,
 		en->g.lamport, vc, en->ops_log, en->ops_edge, en->ops_query, en->errors, en->io_errors,
-		en->batches, en->syncs, en->rewrites, en->sync_ms, subs, en->d.replayed,
+		en->batches, en->syncs, en->rewrites, en->sync_ms, subs, en->trace ? "yes" : "no",
+		en->traced, en->d.replayed,
 		en->d.repaired_bytes, en->d.dir);
 }
 
@@ -465,11 +546,14 @@ static bool exec_locked(struct vconn *c, struct eventnet *en, const struct evn_r
 			reply_err(en, out, -rc, why);
 			return false;
 		}
-		record_change(en, &ch, r->conv.p, r->conv.n);
+		const struct evg_event *e = en->g.ev[ch.idx];
+		char clocks[EVN_LINE_HEAD];
+		size_t cn = evd_event_clocks(e, clocks);
+		record_change(en, &ch, r->conv.p, r->conv.n, ch.created ? clocks : NULL, cn);
 		if (r->legacy)
 			evbuffer_add(out, "EventNet updated\r\n", 18);
 		else
-			reply_logged(out, &en->g, ch.idx);
+			reply_logged(out, e, clocks, cn);
 		return true;
 	}
 	case EVN_OP_EDGE: {
@@ -479,7 +563,7 @@ static bool exec_locked(struct vconn *c, struct eventnet *en, const struct evn_r
 		int rc = evg_edge(&en->g, (struct evg_str){r->id.p, r->id.n},
 				  (struct evg_str){r->id2.p, r->id2.n}, ch, &nch, &why);
 		for (int k = 0; k < nch; k++)
-			record_change(en, &ch[k], NULL, 0);
+			record_change(en, &ch[k], NULL, 0, NULL, 0);
 		if (rc)
 			reply_err(en, out, -rc, why);
 		else if (r->legacy)
@@ -658,7 +742,8 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 				}
 				out = ec->held;
 			}
-			exec_locked(c, en, &p->req, out);
+			if (exec_locked(c, en, &p->req, out))
+				ec->upto = en->gen_queued;
 			ec->legacy_close = p->req.legacy;
 		}
 		if (nr)
@@ -667,10 +752,16 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		if (nr == 0)
 			break; /* an incomplete request: wait for more */
 	}
+	bool commit = false;
 	pthread_mutex_lock(&en->mu);
-	if (!en->ack_written && en->pj.n > 0)
-		kick_locked(en); /* eventnet_ack = queued: written within a moment */
-	if (ec->held && !oom) {
+	/* eventnet_ack = queued and the text files: written in 256 KiB
+	 * batches, else by the tick's flush job within the second */
+	if ((!en->ack_written && en->pj.n > EVN_TEXT_BATCH) || en->pv.n + en->pe.n > EVN_TEXT_BATCH)
+		kick_locked(en);
+	if (ec->held && !oom && en->ack_written && en->sync_ms > 0 && !en->slow_io &&
+	    ec->outstanding == 0) {
+		commit = true; /* this worker writes (see the top of the file) */
+	} else if (ec->held && !oom) {
 		struct evn_waiter *w = calloc(1, sizeof *w);
 		struct vconn_ticket *t = w ? vconn_ticket_new(c) : NULL;
 		if (t) {
@@ -688,6 +779,22 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		}
 	}
 	pthread_mutex_unlock(&en->mu);
+	if (commit) {
+		int rc = ec->upto ? commit_upto(en, ec->upto) : 0;
+		if (rc) {
+			evbuffer_add_printf(vconn_out(c),
+					    "ERR EIO the event journal could not be written: %s\r\n",
+					    strerror(-rc));
+			ec->failed = true;
+		} else {
+			evbuffer_add_buffer(vconn_out(c), ec->held);
+		}
+		evbuffer_free(ec->held);
+		ec->held = NULL;
+		if (rc)
+			return VSVC_CLOSE;
+	}
+	ec->upto = 0;
 	/* wait (not read on) when the peer is done sending (do not close
 	 * before the replies), a call-syntax client waits for its close, or
 	 * enough is in flight */
@@ -736,6 +843,46 @@ static void evn_conn_close(struct vconn *c)
 	}
 }
 
+/* ---- the node tracing itself (eventnet_trace.h) ------------------------- */
+
+/* The service when eventnet_trace = yes (one node per process). */
+static struct eventnet *_Atomic evn_traced;
+
+bool evn_trace_enabled(void)
+{
+	return atomic_load_explicit(&evn_traced, memory_order_relaxed) != NULL;
+}
+
+unsigned evn_node_id(void)
+{
+	struct eventnet *en = atomic_load(&evn_traced);
+	return en ? en->node_id : 0;
+}
+
+int evn_node_log(const struct evg_log_in *in)
+{
+	struct eventnet *en = atomic_load(&evn_traced);
+	if (!en)
+		return -ENODEV;
+	const char *why = NULL;
+	struct evg_change ch;
+	pthread_mutex_lock(&en->mu);
+	int rc = evg_log(&en->g, in, &ch, &why);
+	if (rc == 0) {
+		en->traced++;
+		/* written with the next batch, else by the tick's flush job:
+		 * nobody waits for it */
+		record_change(en, &ch, in->conv.p, in->conv.n, NULL, 0);
+	} else {
+		en->errors++;
+	}
+	pthread_mutex_unlock(&en->mu);
+	if (rc)
+		log_info_every("eventnet_trace_refused id=%.*s reason=%s", (int)in->id.n, in->id.p,
+			       why ? why : "?");
+	return rc;
+}
+
 /* ---- life cycle --------------------------------------------------------- */
 
 static int evn_init(const struct vd_node *node, void **out)
@@ -744,7 +891,15 @@ static int evn_init(const struct vd_node *node, void **out)
 	struct eventnet *en = calloc(1, sizeof *en);
 	if (!en)
 		return -ENOMEM;
-	pthread_mutex_init(&en->mu, NULL);
+	/* held for a round of at most 64 requests: a worker that finds it
+	 * taken spins a little before it sleeps (a futex sleep and wake-up
+	 * cost more than the wait) */
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&en->wmu, &ma);
+	pthread_mutex_init(&en->mu, &ma);
+	pthread_mutexattr_destroy(&ma);
 	pthread_cond_init(&en->idle, NULL);
 	en->wait_tail = &en->wait_head;
 	en->node_id = node->cfg->node_id;
@@ -795,8 +950,11 @@ static int evn_init(const struct vd_node *node, void **out)
 		goto fail;
 	}
 	en->last_sync_ms = en->last_rewrite_ms = now_ms();
-	log_info("eventnet_ready dir=%s events=%" PRIu32 " ack=%s sync_ms=%d", dir, en->g.n,
-		 en->ack_written ? "written" : "queued", en->sync_ms);
+	en->trace = st->trace;
+	if (en->trace)
+		atomic_store(&evn_traced, en);
+	log_info("eventnet_ready dir=%s events=%" PRIu32 " ack=%s sync_ms=%d trace=%s", dir, en->g.n,
+		 en->ack_written ? "written" : "queued", en->sync_ms, en->trace ? "yes" : "no");
 	*out = en;
 	return 0;
 fail:
@@ -812,7 +970,7 @@ static void evn_tick(void *svc)
 		return;
 	pthread_mutex_lock(&en->mu);
 	int64_t now = now_ms();
-	if (en->wait_head || en->pj.n > 0 ||
+	if (en->wait_head || en->pj.n > 0 || en->pv.n > 0 || en->pe.n > 0 ||
 	    (en->vert_dirty && now - en->last_rewrite_ms >= EVN_REWRITE_MS) ||
 	    (en->unsynced && now - en->last_sync_ms >= en->sync_ms))
 		kick_locked(en);
@@ -822,16 +980,25 @@ static void evn_tick(void *svc)
 static void evn_fini(void *svc)
 {
 	struct eventnet *en = svc;
+	struct eventnet *self = en;
+	atomic_compare_exchange_strong(&evn_traced, &self, NULL);
 	if (en->locked_out[0]) {
 		evg_free(&en->g);
 		pthread_cond_destroy(&en->idle);
 		pthread_mutex_destroy(&en->mu);
+		pthread_mutex_destroy(&en->wmu);
 		free(en);
 		return;
 	}
+	pthread_mutex_lock(&en->wmu);
 	pthread_mutex_lock(&en->mu);
-	while (en->flushing)
+	while (en->flushing) { /* the job takes wmu: let it */
+		pthread_mutex_unlock(&en->wmu);
 		pthread_cond_wait(&en->idle, &en->mu);
+		pthread_mutex_unlock(&en->mu);
+		pthread_mutex_lock(&en->wmu);
+		pthread_mutex_lock(&en->mu);
+	}
 	/* what is still pending is written and synced here */
 	if (en->vert_dirty) {
 		struct evd_buf vt = {0};
@@ -846,6 +1013,7 @@ static void evn_fini(void *svc)
 	struct evn_waiter *w = en->wait_head;
 	en->wait_head = NULL;
 	pthread_mutex_unlock(&en->mu);
+	pthread_mutex_unlock(&en->wmu);
 	post_waiters(w, 0);
 	evd_close(&en->d);
 	evg_free(&en->g);
@@ -854,6 +1022,7 @@ static void evn_fini(void *svc)
 		evd_buf_free(bufs[i]);
 	pthread_cond_destroy(&en->idle);
 	pthread_mutex_destroy(&en->mu);
+	pthread_mutex_destroy(&en->wmu);
 	free(en);
 }
 

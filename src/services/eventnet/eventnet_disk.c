@@ -321,8 +321,45 @@ int evd_replace_vertices(struct evd *d, const char *text, size_t n)
 	} while (0)
 #define PUTS(lit) PUT(lit, sizeof(lit) - 1)
 
+/* The sequence number in decimal is usually also the Lamport time and
+ * the node's own clock entry (one node, or one that leads): copied, not
+ * formatted again (this runs under the graph's lock for every event). */
+size_t evd_event_clocks(const struct evg_event *e, char *b)
+{
+	size_t n = evc_u64(b, e->node);
+	b[n++] = ' ';
+	char *seq = b + n;
+	size_t sl = evc_u64(seq, e->seq);
+	n += sl;
+	b[n++] = ' ';
+	if (e->lamport == e->seq) {
+		memcpy(b + n, seq, sl);
+		n += sl;
+	} else {
+		n += evc_u64(b + n, e->lamport);
+	}
+	b[n++] = ' ';
+	if (e->vcn == 0) {
+		b[n++] = '-';
+		return n;
+	}
+	for (unsigned i = 0; i < e->vcn; i++) {
+		if (i)
+			b[n++] = ',';
+		n += evc_u64(b + n, e->vc[i].node);
+		b[n++] = ':';
+		if (e->vc[i].c == e->seq) {
+			memcpy(b + n, seq, sl);
+			n += sl;
+		} else {
+			n += evc_u64(b + n, e->vc[i].c);
+		}
+	}
+	return n;
+}
+
 void evd_journal_change(struct evd_buf *j, const struct evg *g, const struct evg_change *ch,
-			const char *conv, size_t conv_len)
+			const char *conv, size_t conv_len, const char *clocks, size_t clocks_n)
 {
 	const struct evg_event *e = g->ev[ch->idx];
 	char b[EVN_LINE_HEAD];
@@ -330,13 +367,10 @@ void evd_journal_change(struct evd_buf *j, const struct evg *g, const struct evg
 	if (ch->created) {
 		size_t pl = strlen(e->partakers);
 		PUTS("E ");
-		n += evc_u64(b + n, e->node);
-		b[n++] = ' ';
-		n += evc_u64(b + n, e->seq);
-		b[n++] = ' ';
-		n += evc_u64(b + n, e->lamport);
-		b[n++] = ' ';
-		n += evc_format_ents(e->vc, e->vcn, b + n);
+		if (clocks)
+			PUT(clocks, clocks_n);
+		else
+			n += evd_event_clocks(e, b + n);
 		b[n++] = ' ';
 		PUT(e->id, e->id_len);
 		b[n++] = ' ';
@@ -345,10 +379,16 @@ void evd_journal_change(struct evd_buf *j, const struct evg *g, const struct evg
 		else
 			b[n++] = '-';
 		b[n++] = ' ';
-		evd_buf_add(j, b, n);
-		if (e->conv_len)
+		if (e->conv_len < sizeof b - n - 1) { /* the usual small event: one copy */
+			if (e->conv_len)
+				PUT(e->conv, e->conv_len);
+			b[n++] = '\n';
+			evd_buf_add(j, b, n);
+		} else {
+			evd_buf_add(j, b, n);
 			evd_buf_add(j, e->conv, e->conv_len);
-		evd_buf_add(j, "\n", 1);
+			evd_buf_add(j, "\n", 1);
+		}
 	} else if (ch->conv_appended) {
 		PUTS("C ");
 		PUT(e->id, e->id_len);

@@ -57,10 +57,15 @@ int evd_sync(struct evd *d);
  * 0 or -errno. */
 int evd_replace_vertices(struct evd *d, const char *text, size_t n);
 
-/* Formatting (pure; into buffers).  A journal record of the change ch
- * (its new event, appended conversation, added causes). */
+/* Formatting (pure; into buffers).  "<node> <seq> <lamport> <vclock>"
+ * of e into b (room for EVN_LINE_HEAD); returns its length (no NUL).
+ * The journal record, the reply to a log and an EVENT line all carry it. */
+size_t evd_event_clocks(const struct evg_event *e, char *b);
+/* A journal record of the change ch (its new event, appended
+ * conversation, added causes); clocks[0..clocks_n) is
+ * evd_event_clocks() of a new event (NULL: formatted here). */
 void evd_journal_change(struct evd_buf *j, const struct evg *g, const struct evg_change *ch,
-			const char *conv, size_t conv_len);
+			const char *conv, size_t conv_len, const char *clocks, size_t clocks_n);
 /* The text files' lines for the change: a new vertex line (or nothing:
  * an appended conversation rewrites the file later), an edge per cause. */
 void evd_text_change(struct evd_buf *v, struct evd_buf *e, const struct evg *g,

@@ -46,7 +46,11 @@ void evg_free(struct evg *g)
 			free(e->conv);
 		free(e->parents);
 		free(e->rparents);
-		free(e);
+	}
+	while (g->chunks) {
+		struct evg_chunk *c = g->chunks;
+		g->chunks = c->next;
+		free(c);
 	}
 	free(g->ev);
 	free(g->slot);
@@ -105,8 +109,11 @@ static int grow(struct evg *g)
 		uint64_t *slot = calloc(ns, sizeof *slot);
 		if (!slot)
 			return -ENOMEM;
-		for (uint32_t i = 0; i < g->n; i++)
-			slot_put(slot, ns, g->ev[i]->hash, i);
+		/* the slots carry the hashes: no event is touched */
+		for (uint32_t i = 0; i < g->nslot; i++)
+			if (g->slot[i])
+				slot_put(slot, ns, (uint32_t)(g->slot[i] >> 32),
+					 (uint32_t)g->slot[i] - 1);
 		free(g->slot);
 		g->slot = slot;
 		g->nslot = ns;
@@ -114,12 +121,44 @@ static int grow(struct evg *g)
 	return 0;
 }
 
-static struct evg_event *event_new(struct evg *g, struct evg_str id, struct evg_str partakers,
-				   struct evg_str conv, const struct evc *vc)
+/* Events are never freed one by one (evg_free frees the graph): they
+ * are carved from 1 MiB chunks, no malloc per event.  8-byte aligned. */
+#define EVG_CHUNK (1u << 20)
+static void *chunk_alloc(struct evg *g, size_t sz)
+{
+	sz = (sz + 7) & ~(size_t)7;
+	if (sz > EVG_CHUNK / 4) { /* a big one: a chunk of its own, behind the head */
+		struct evg_chunk *c = malloc(sizeof *c + sz);
+		if (!c)
+			return NULL;
+		c->left = 0;
+		c->next = g->chunks ? g->chunks->next : NULL;
+		if (g->chunks)
+			g->chunks->next = c;
+		else
+			g->chunks = c;
+		return c->data;
+	}
+	if (!g->chunks || g->chunks->left < sz) {
+		struct evg_chunk *c = malloc(sizeof *c + EVG_CHUNK);
+		if (!c)
+			return NULL;
+		c->left = EVG_CHUNK;
+		c->next = g->chunks;
+		g->chunks = c;
+	}
+	struct evg_chunk *c = g->chunks;
+	void *p = c->data + (EVG_CHUNK - c->left);
+	c->left -= sz;
+	return p;
+}
+
+static struct evg_event *event_new(struct evg *g, struct evg_str id, uint32_t hash,
+				   struct evg_str partakers, struct evg_str conv, const struct evc *vc)
 {
 	size_t sz = sizeof(struct evg_event) + vc->n * sizeof(struct evc_ent) + id.n + 1 +
 		    partakers.n + 1 + (conv.n ? conv.n + 1 : 0);
-	struct evg_event *e = malloc(sz);
+	struct evg_event *e = chunk_alloc(g, sz);
 	if (!e)
 		return NULL;
 	memset(e, 0, sizeof *e);
@@ -130,7 +169,7 @@ static struct evg_event *event_new(struct evg *g, struct evg_str id, struct evg_
 	memcpy(e->id, id.p, id.n);
 	e->id[id.n] = '\0';
 	e->id_len = (uint16_t)id.n;
-	e->hash = hash_id(id.p, id.n);
+	e->hash = hash;
 	e->partakers = e->id + id.n + 1;
 	if (partakers.n)
 		memcpy(e->partakers, partakers.p, partakers.n);
@@ -289,7 +328,10 @@ static int update(struct evg *g, uint32_t idx, const struct evg_log_in *in,
 
 int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, const char **why)
 {
-	memset(out, 0, sizeof *out);
+	/* not the whole struct: added[] is read up to nadded */
+	out->idx = 0;
+	out->created = out->conv_appended = false;
+	out->nadded = 0;
 	*why = "out of memory";
 	if (in->nafter > 16) {
 		*why = "too many causes";
@@ -299,7 +341,8 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 	if (rc)
 		return rc;
 	uint32_t empty;
-	int64_t have = find_slot(g, in->id.p, in->id.n, hash_id(in->id.p, in->id.n), &empty);
+	uint32_t hash = hash_id(in->id.p, in->id.n);
+	int64_t have = find_slot(g, in->id.p, in->id.n, hash, &empty);
 	if (have >= 0) {
 		out->idx = (uint32_t)have;
 		return update(g, (uint32_t)have, in, out, why);
@@ -352,7 +395,7 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 		*why = "the clock would name more than 64 nodes";
 		return -EINVAL;
 	}
-	struct evg_event *e = event_new(g, in->id, in->partakers, in->conv, &v);
+	struct evg_event *e = event_new(g, in->id, hash, in->partakers, in->conv, &v);
 	if (!e)
 		return -ENOMEM;
 	e->node = g->node_id;
@@ -413,7 +456,7 @@ int evg_replay_event(struct evg *g, struct evg_str id, struct evg_str partakers,
 {
 	if (evg_find(g, id.p, id.n) >= 0 || conv.n > EVG_CONV_MAX || grow(g) != 0)
 		return -1;
-	struct evg_event *e = event_new(g, id, partakers, conv, vc);
+	struct evg_event *e = event_new(g, id, hash_id(id.p, id.n), partakers, conv, vc);
 	if (!e)
 		return -1;
 	e->node = node;

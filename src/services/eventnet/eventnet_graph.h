@@ -42,8 +42,16 @@ struct evg_event {
 	struct evc_ent *vc; /* vcn entries (in this allocation) */
 };
 
+/* Memory the events are carved from (eventnet_graph.c). */
+struct evg_chunk {
+	struct evg_chunk *next;
+	size_t left; /* bytes free at the end of data */
+	char data[]; /* 16 bytes in: 8-byte aligned */
+};
+
 struct evg {
 	struct evg_event **ev; /* by index: the order of recording */
+	struct evg_chunk *chunks; /* the head is the one being carved */
 	uint32_t n, cap;
 	uint64_t *slot; /* open addressing over ids: hash << 32 | (index + 1), 0 empty */
 	uint32_t nslot; /* power of two */

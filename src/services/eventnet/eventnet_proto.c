@@ -9,42 +9,82 @@
 #include <errno.h>
 #include <string.h>
 
-static bool id_char(unsigned char ch)
+/* Byte classes, one table lookup a byte (this is the ingest path):
+ * ids are printable ASCII without blanks, '#', ',' or '@'; partakers the
+ * same with ','; conversations anything but control bytes. */
+enum { C_ID = 1, C_PART = 2, C_CONV = 4 };
+static const unsigned char cls[256] = {
+	[' '] = C_CONV,
+	[0x21 ... 0x22] = C_ID | C_PART | C_CONV,
+	['#'] = C_CONV,
+	[0x24 ... 0x2b] = C_ID | C_PART | C_CONV,
+	[','] = C_PART | C_CONV,
+	[0x2d ... 0x3f] = C_ID | C_PART | C_CONV,
+	['@'] = C_PART | C_CONV,
+	[0x41 ... 0x7e] = C_ID | C_PART | C_CONV,
+	[0x80 ... 0xff] = C_CONV,
+};
+
+/* Whether every byte of s[0..n) has class c. */
+static bool all_of(const char *s, size_t n, unsigned char c)
 {
-	return ch > 0x20 && ch < 0x7f && ch != '#' && ch != ',' && ch != '@';
+	unsigned char m = c;
+	for (size_t i = 0; i < n; i++)
+		m &= cls[(unsigned char)s[i]];
+	return m != 0;
 }
 
 bool evn_id_valid(const char *s, size_t n)
 {
 	if (n == 0 || n > EVN_ID_MAX || (n == 1 && s[0] == '-'))
 		return false; /* "-" stands for "none" in EVENT lines */
-	for (size_t i = 0; i < n; i++)
-		if (!id_char((unsigned char)s[i]))
-			return false;
-	return true;
+	return all_of(s, n, C_ID);
 }
 
 static bool partakers_valid(const char *s, size_t n)
 {
 	if (n > EVN_PARTAKERS_MAX || (n == 1 && s[0] == '-'))
 		return false; /* "-" stands for "none" in EVENT lines */
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch <= 0x20 || ch >= 0x7f || ch == '#')
-			return false;
-	}
-	return true;
+	return all_of(s, n, C_PART);
 }
 
-/* Conversations: any text but control bytes (one line of the files). */
+/* Conversations: any text but control bytes (one line of the files).
+ * Eight bytes a step: none below 0x20, none 0x7f (exact tests). */
 static bool conv_valid(const char *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch < 0x20 || ch == 0x7f)
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x, y;
+		memcpy(&x, s + i, 8);
+		y = x ^ (0x7f * ones);
+		if (((x - 0x20 * ones) & ~x & highs) || ((y - ones) & ~y & highs))
 			return false;
 	}
-	return true;
+	return all_of(s + i, n - i, C_CONV);
+}
+
+int evn_trace_parse(const char *s, size_t n, struct evn_trace_ctx *out)
+{
+	if (n > EVN_TRACE_MAX)
+		return -1;
+	struct evn_str f[4];
+	size_t i = 0;
+	for (int k = 0; k < 4; k++) {
+		const char *at = k < 3 ? memchr(s + i, '@', n - i) : NULL;
+		size_t e = at ? (size_t)(at - s) : n;
+		if (k < 3 && !at)
+			return -1;
+		f[k] = (struct evn_str){s + i, e - i};
+		i = e + 1;
+	}
+	if (!evn_id_valid(f[0].p, f[0].n) || !evn_id_valid(f[1].p, f[1].n) ||
+	    frame_u64((const uint8_t *)f[2].p, f[2].n, &out->lamport) != 0 ||
+	    out->lamport > UINT64_MAX / 2 || evc_parse(&out->clock, f[3].p, f[3].n) != 0)
+		return -1;
+	out->id = f[0];
+	out->cause = f[1];
+	return 0;
 }
 
 static struct evn_str trim(const char *p, size_t n)
@@ -305,6 +345,8 @@ enum evn_parse_result evn_parse(struct frame_state *st, const uint8_t *buf, size
 	static const char edge[] = "eventnet_edgemsg#";
 	static const char vx[] = "eventnet_vertexmsg#";
 	static const char vtx[] = "eventnet_vertextmsg#";
+	if (n < 9 || s[0] != 'e') /* not one of the notes' messages: skip their prefixes */
+		return parse_native(s, n, req, err_code, err_msg);
 	if (has_prefix(s, n, edge)) {
 		req->legacy = true;
 		return parse_legacy_edge(s + sizeof edge - 1, n - (sizeof edge - 1), req, err_code,

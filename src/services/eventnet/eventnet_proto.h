@@ -68,6 +68,21 @@ enum evn_parse_result {
 	EVN_ERROR, /* *err_code (positive errno) and *err_msg describe it */
 };
 
+/* A request's trace context (another service's request line carries it
+ * as trace=<id>@<cause>@<lamport>@<vclock>, eventnet_trace.h): the node
+ * records its event <id> after the client's event <cause>, merging the
+ * client's clocks. */
+struct evn_trace_ctx {
+	struct evn_str id, cause;
+	uint64_t lamport;
+	struct evc clock;
+};
+#define EVN_TRACE_MAX (2 * EVN_ID_MAX + 24 + EVC_TEXT_MAX) /* bytes of one context */
+
+/* Parses a trace context (without "trace=") of n bytes: 0, or -1 when
+ * malformed or longer than EVN_TRACE_MAX.  Strings point into s. */
+int evn_trace_parse(const char *s, size_t n, struct evn_trace_ctx *out);
+
 /* An event id: 1..EVN_ID_MAX bytes of printable ASCII without blanks,
  * '#', ',' or '@' (the files and the CLI's id@node use those). */
 bool evn_id_valid(const char *s, size_t n);

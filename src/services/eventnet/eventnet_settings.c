@@ -19,6 +19,7 @@ const struct vsvc_key evn_settings_keys[] = {
 		"a count from 1K to 1G", false),
 	EVN_KEY("eventnet_max_bytes", VSVC_KEY_SIZE, max_bytes, 0, INT64_C(1) << 20,
 		INT64_C(1) << 40, "a size from 1M to 1024G", false),
+	EVN_KEY("eventnet_trace", VSVC_KEY_BOOL, trace, 0, 0, 0, "yes or no", false),
 	{NULL, 0, 0, 0, 0, 0, NULL, false},
 };
 

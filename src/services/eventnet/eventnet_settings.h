@@ -16,6 +16,7 @@ struct evn_settings {
 	int sync_ms; /* eventnet_sync_ms: fdatasync period; 0 = before each reply */
 	uint64_t max_events; /* eventnet_max_events */
 	uint64_t max_bytes; /* eventnet_max_bytes: memory the graph may hold */
+	bool trace; /* eventnet_trace: the node's services record their own events */
 };
 
 extern const struct vsvc_key evn_settings_keys[];

@@ -27,6 +27,7 @@
 #include "../../daemon/config.h"
 #include "../../daemon/log.h"
 #include "../../daemon/workpool.h"
+#include "../eventnet/eventnet_trace.h"
 #include "queue_int.h"
 #include "queue_route.h"
 
@@ -548,6 +549,7 @@ static int q_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			}
 			if (arc)
 				batch_add(b, NULL, 0, NULL, 0, NULL, ENOMEM, "out of memory");
+			evn_trace_note("queue", "push", NULL); /* eventnet_trace = yes */
 			evbuffer_drain(in, used);
 			if (b->n >= Q_BATCH_RECS || b->bytes >= Q_BATCH_BYTES)
 				break;
