@@ -2,7 +2,8 @@
  * test_bandwidth.c - the MaxNetworkBandwidth live knob on a real node:
  * set over the analytics port, it caps the measured rate of a cloudfs
  * read, a cloudfs write and a queue subscriber's fan-out to within 10% of
- * the cap (a cap far below what loopback carries, measured over seconds);
+ * the cap (a cap far below what loopback carries, measured over seconds;
+ * the cloudfs reads go out with sendfile, as they do to remote clients);
  * raising it raises the rate and 0 lifts it within a second; a bad value
  * is refused with a reason and the old cap stays.
  */
@@ -154,6 +155,20 @@ static double read_rate(int fd, int ms)
 	return (double)bytes * 1000.0 / (double)(now - t0);
 }
 
+/* The node's cloudfs "STAT bytes_sendfile" counter. */
+static uint64_t cfs_bytes_sendfile(void)
+{
+	int fd = th_connect(th_port(&cl, 0, CFS_BASE));
+	assert_true(fd >= 0);
+	assert_int_equal(th_send(fd, "stats\r\n", 7), 0);
+	char out[4096];
+	assert_true(th_recv_until(fd, out, sizeof out, "END\r\n", 3000) > 0);
+	close(fd);
+	const char *p = strstr(out, "STAT bytes_sendfile ");
+	assert_non_null(p);
+	return strtoull(p + strlen("STAT bytes_sendfile "), NULL, 10);
+}
+
 static void assert_near(double rate, double mbit, const char *what)
 {
 	double want = mbit * 125000.0;
@@ -175,7 +190,8 @@ static int setup(void **state)
 		chunk[i] = (uint8_t)('a' + i % 26);
 	const char *d = th_tmpdir();
 	snprintf(extra, sizeof extra,
-		 "analytics_conf = \ncloudfs_export_root = %s/export\nqueue_dir = %s/q\n"
+		 "analytics_conf = \ncloudfs_export_root = %s/export\ncloudfs_sendfile_loopback = yes\n"
+		 "queue_dir = %s/q\n"
 		 "queue_max_record = 64K\nqueue_sub_buffer = 256K\nqueue_retention_bytes = 256M\n",
 		 d, d);
 	char cmd[600];
@@ -200,8 +216,11 @@ static void cloudfs_read_is_capped_and_lifted(void **state)
 	int fd = cfs_open_file("big");
 	for (unsigned i = 0; i < FILE_MIB; i++)
 		cfs_pwrite(fd, MIB, (uint64_t)i * MIB);
+	uint64_t sf0 = cfs_bytes_sendfile();
 	set_cap("40");
 	assert_near(read_rate(fd, MEASURE_MS), 40, "cloudfs read");
+	/* the capped bytes were the sendfile path's, not a copy's */
+	assert_true(cfs_bytes_sendfile() - sf0 >= 10u * MIB);
 	set_cap("80"); /* raised: the rate follows */
 	assert_near(read_rate(fd, 2000), 80, "cloudfs read");
 	set_cap("8");
