@@ -14,6 +14,18 @@
 # The memcached port stays plain TCP by default (memcached clients); the
 # TLS node here turns memcache_tls on to measure what it costs.
 # kTLS is off on a kernel without the tls module: user-space TLS measured.
+# Every load row also gives the node's and the client's CPU per request
+# (the node's from /proc, the client's from /usr/bin/time): client and
+# nodes share the CPUs, so TLS's cost in the client lowers the ratio as
+# much as the node's does.
+#  4. what one TLS record costs in this OpenSSL (bench_tlsrecord: seal +
+#     open through OpenSSL's record layer, and the cipher alone through
+#     EVP), and from it, per row above, the best TLS/plain ratio the row
+#     could show: plain's CPU per request over plain's plus its records'
+#     cost (a request and its reply, each sealed once and opened once).
+#     The records are measured hot in cache without sockets (the fastest
+#     of 5 runs), so the ceilings are generous: in the request loop the
+#     same OpenSSL path costs several times more.
 # Usage: suite_tls.sh <build-dir> <results-dir>; writes suite_tls.md.
 set -eu
 B=${1:-build-bench}
@@ -23,8 +35,9 @@ OUT="$R/suite_tls.md"
 BIN="$B/bench/bench_libvirgo"
 CONN="$B/bench/bench_tlsconn"
 LOAD="$B/bench/mcload"
-if [ ! -x "$BIN" ] || [ ! -x "$CONN" ] || [ ! -x "$LOAD" ]; then
-	printf '### TLS vs plain TCP\n\nskipped: needs %s, %s and %s (make bench-bins)\n' "$BIN" "$CONN" "$LOAD" >"$OUT"
+REC="$B/bench/bench_tlsrecord"
+if [ ! -x "$BIN" ] || [ ! -x "$CONN" ] || [ ! -x "$LOAD" ] || [ ! -x "$REC" ]; then
+	printf '### TLS vs plain TCP\n\nskipped: needs %s, %s, %s and %s (make bench-bins)\n' "$BIN" "$CONN" "$LOAD" "$REC" >"$OUT"
 	exit 0
 fi
 DIR=$(mktemp -d)
@@ -53,10 +66,77 @@ printf 'node = 1 127.0.0.1 %d\n' $OFF_P >"$DIR/cplain.conf"
 printf 'node = 1 127.0.0.1 %d\ntls_ca = %s/certs/ca.pem\ntls_cert = %s/certs/client.pem\ntls_key = %s/certs/client.key\n' \
 	$OFF_T "$DIR" "$DIR" "$DIR" >"$DIR/ctls.conf"
 REPS=${REPS:-${BENCH_REPS:-3}}
+NCPU=$(nproc 2>/dev/null || echo 2)
+# OpenSSL's cost per record, before the loads (lines "record|aead SUITE BYTES NS")
+"$REC" "$DIR/certs/node1.pem" "$DIR/certs/node1.key" >"$DIR/rec"
+# ceiling KIND PLAIN_US BYTES: the best TLS/plain ratio for a row whose
+# plain requests cost PLAIN_US µs each (CPU, node and client together)
+# with BYTES-byte values, if TLS cost only its records (KIND record:
+# through OpenSSL's record layer; aead: the cipher alone), AES-128-GCM as
+# the nodes negotiate.  A value travels in 16 KiB records; the other
+# direction is one small record.
+ceiling() {
+	awk -v k="$1" -v p="$2" -v b="$3" '
+		$1 == k && $2 == "TLS_AES_128_GCM_SHA256" { ns[$3] = $4 }
+		END {
+			big = int(b / 16384); rest = b - big * 16384
+			r = big * ns[16384] + ns[32]
+			if (rest > 0) r += rest <= 32 ? ns[32] : rest <= 1024 ? ns[1024] : ns[16384]
+			printf "%.2f", (p > 0 ? p / (p + r / 1000) : 0)
+		}' "$DIR/rec"
+}
+# plain_us OPS_PLAIN CONNS: the plain run's CPU µs per request (node and
+# client), measured, or without /usr/bin/time the time per request on
+# min(CONNS, CPUs) CPUs
+plain_us() {
+	if [ -n "$TIME" ]; then
+		awk -v a="$(col 1 "$DIR/p.cpu")" -v b="$(col 2 "$DIR/p.cpu")" 'BEGIN { print a + b }'
+	else
+		awk -v po="$1" -v c="$2" -v n="$NCPU" 'BEGIN { print po ? 1e6 / po * (c < n ? c : n) : 0 }'
+	fi
+}
 THREADS=8
 PAIRS=${PAIRS:-5000}
 CONNS=${CONNS:-2000}
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# CPU per request, the node's and the client's, of each run: where TLS's
+# extra cost lands (client and nodes share the CPUs, so the client's
+# share lowers the ratio as much as the node's)
+TIME=""
+[ -x /usr/bin/time ] && TIME=/usr/bin/time
+HZ=$(getconf CLK_TCK)
+node_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# measure t|p CMD...: runs CMD against the TLS or plain node (output in
+# $DIR/run), noting the node's CPU ticks and the client's CPU seconds
+measure() {
+	m=$1
+	shift
+	pid=$PT
+	[ "$m" = p ] && pid=$PP
+	n0=$(node_ticks $pid)
+	if [ -n "$TIME" ]; then
+		"$TIME" -f '%U %S' -o "$DIR/time" "$@" >"$DIR/run" || return 1
+	else
+		"$@" >"$DIR/run" || return 1
+		echo "0 0" >"$DIR/time"
+	fi
+	echo "$n0 $(node_ticks $pid) $(tail -n 1 "$DIR/time")" >"$DIR/cpu"
+}
+# cpu_note t|p REQUESTS: "node_us client_us" per request of the last run
+cpu_note() {
+	awk -v n="$2" -v hz="$HZ" '{ printf "%.2f %.2f\n", ($2 - $1) / hz * 1e6 / n, ($3 + $4) * 1e6 / n }' \
+		"$DIR/cpu" >>"$DIR/$1.cpu"
+}
+col() { awk -v c="$1" '{print $c}' "$2" | median; }
+# cpu_cells: the CPU columns of a row from $DIR/t.cpu and $DIR/p.cpu
+cpu_cells() {
+	awk -v nt="$(col 1 "$DIR/t.cpu")" -v np="$(col 1 "$DIR/p.cpu")" -v ct="$(col 2 "$DIR/t.cpu")" \
+		-v cp="$(col 2 "$DIR/p.cpu")" -v have="$TIME" 'BEGIN {
+		x = (nt - np) + (ct - cp)
+		if (have == "") { printf "%.1f / %.1f | - | - | -", nt, np; exit }
+		printf "%.1f / %.1f | %.1f / %.1f | %.0f%% | %.2f", nt, np, ct, cp, (x > 0 ? 100 * (ct - cp) / x : 0),
+			(nt + ct > 0 ? (np + cp) / (nt + ct) : 0) }'
+}
 {
 	echo "### TLS vs plain TCP (mempool through libvirgo; connection set-up)"
 	echo
@@ -66,28 +146,40 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 	echo "verified; median of $REPS alternating runs.  Client and nodes share the machine's CPUs:"
 	echo "with $THREADS threads the run is CPU-bound, and TLS's per-record work on both sides shows."
 	echo
-	echo "| clients | value | TLS ops/s | plain ops/s | throughput TLS/plain | p99 TLS µs | p99 plain µs |"
-	echo "|---|---|---|---|---|---|---|"
+	echo "CPU per request (µs, user + system, medians): the node's and the client's, TLS / plain;"
+	echo "the client's share of what TLS adds; plain's CPU per request over TLS's, node and client"
+	echo "together (what the throughput ratio comes to when the CPUs are the limit, and steadier"
+	echo "than it on a shared machine).  Ceilings (section 4): plain's CPU per request over"
+	echo "plain's plus the records' cost, through OpenSSL's record layer or the cipher alone"
+	echo "(what kTLS or a leaner record layer would approach on this CPU)."
+	echo
+	echo "| clients | value | TLS ops/s | plain ops/s | throughput TLS/plain | node CPU µs | client CPU µs | client's share | CPU plain/TLS | ceiling, OpenSSL records | ceiling, AES-GCM alone | p99 µs TLS / plain |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$OUT"
 for run in "1 32" "1 1024" "$THREADS 32" "$THREADS 1024" "$THREADS 65536"; do
 	th=${run% *}
 	size=${run#* }
-	: >"$DIR/t.ops"; : >"$DIR/p.ops"; : >"$DIR/t.p99"; : >"$DIR/p.p99"
+	: >"$DIR/t.ops"; : >"$DIR/p.ops"; : >"$DIR/t.p99"; : >"$DIR/p.p99"; : >"$DIR/t.cpu"; : >"$DIR/p.cpu"
 	p=$PAIRS; [ $size -ge 65536 ] && p=$((PAIRS / 10))
 	i=0
 	while [ $i -lt "$REPS" ]; do
-		VIRGO_CLIENT_CONF="$DIR/ctls.conf" "$BIN" virgo $th $p $size >"$DIR/run" && {
+		measure t env VIRGO_CLIENT_CONF="$DIR/ctls.conf" "$BIN" virgo $th $p $size && {
 			awk '/ops_per_sec/ {print $2}' "$DIR/run" >>"$DIR/t.ops"
-			awk '/p99_us/ {print $2}' "$DIR/run" >>"$DIR/t.p99"; }
-		VIRGO_CLIENT_CONF="$DIR/cplain.conf" "$BIN" virgo $th $p $size >"$DIR/run" && {
+			awk '/p99_us/ {print $2}' "$DIR/run" >>"$DIR/t.p99"
+			cpu_note t $((th * p * 2)); }
+		measure p env VIRGO_CLIENT_CONF="$DIR/cplain.conf" "$BIN" virgo $th $p $size && {
 			awk '/ops_per_sec/ {print $2}' "$DIR/run" >>"$DIR/p.ops"
-			awk '/p99_us/ {print $2}' "$DIR/run" >>"$DIR/p.p99"; }
+			awk '/p99_us/ {print $2}' "$DIR/run" >>"$DIR/p.p99"
+			cpu_note p $((th * p * 2)); }
 		i=$((i + 1))
 	done
 	to=$(median <"$DIR/t.ops"); po=$(median <"$DIR/p.ops")
 	tp=$(median <"$DIR/t.p99"); pp=$(median <"$DIR/p.p99")
-	awk -v th=$th -v s=$size -v to="$to" -v po="$po" -v tp="$tp" -v pp="$pp" 'BEGIN {
-		printf "| %d | %d B | %d | %d | **%.2f** | %.0f | %.0f |\n", th, s, to, po, to / po, tp, pp }' >>"$OUT"
+	pu=$(plain_us "$po" $th)
+	cr=$(ceiling record "$pu" $size); ca=$(ceiling aead "$pu" $size)
+	awk -v th=$th -v s=$size -v to="$to" -v po="$po" -v tp="$tp" -v pp="$pp" -v cr=$cr -v ca=$ca \
+		-v cc="$(cpu_cells)" 'BEGIN {
+		printf "| %d | %d B | %d | %d | **%.2f** | %s | %s | %s | %.0f / %.0f |\n", th, s, to, po, to / po, cc, cr, ca, tp, pp }' >>"$OUT"
 done
 SECS=${BENCH_SECS:-2}
 {
@@ -96,8 +188,8 @@ SECS=${BENCH_SECS:-2}
 	echo "x C connections, one request in flight on each (${SECS} s runs; TLS: \`memcache_tls = yes\`,"
 	echo "mcload -S, the same requests); median of $REPS alternating runs."
 	echo
-	echo "| threads x conns | value | TLS gets+sets/s | plain /s | throughput TLS/plain | p99 TLS µs | p99 plain µs |"
-	echo "|---|---|---|---|---|---|---|"
+	echo "| threads x conns | value | TLS gets+sets/s | plain /s | throughput TLS/plain | node CPU µs | client CPU µs | client's share | CPU plain/TLS | ceiling, OpenSSL records | ceiling, AES-GCM alone | p99 µs TLS / plain |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >>"$OUT"
 for size in 32 1024; do
 	"$LOAD" -p $((11211 + OFF_P)) -k 1000 -s $size -P >/dev/null
@@ -105,23 +197,28 @@ for size in 32 1024; do
 	for run in "1 1" "2 8"; do
 		th=${run% *}
 		cn=${run#* }
-		: >"$DIR/t.ops"; : >"$DIR/p.ops"; : >"$DIR/t.p99"; : >"$DIR/p.p99"
+		: >"$DIR/t.ops"; : >"$DIR/p.ops"; : >"$DIR/t.p99"; : >"$DIR/p.p99"; : >"$DIR/t.cpu"; : >"$DIR/p.cpu"
 		i=0
 		while [ $i -lt "$REPS" ]; do
-			"$LOAD" -p $((11211 + OFF_T)) -S "$DIR/certs" -T $th -c $cn -d "$SECS" -g 0.9 \
-				-k 1000 -s $size -N >"$DIR/run" && {
+			measure t "$LOAD" -p $((11211 + OFF_T)) -S "$DIR/certs" -T $th -c $cn -d "$SECS" -g 0.9 \
+				-k 1000 -s $size -N && {
 				sed -n 's/.*ops_per_s=\([0-9.]*\).*/\1/p' "$DIR/run" >>"$DIR/t.ops"
-				sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' "$DIR/run" >>"$DIR/t.p99"; }
-			"$LOAD" -p $((11211 + OFF_P)) -T $th -c $cn -d "$SECS" -g 0.9 -k 1000 -s $size \
-				-N >"$DIR/run" && {
+				sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' "$DIR/run" >>"$DIR/t.p99"
+				cpu_note t "$(awk -v s="$SECS" '{ sub(/.*ops_per_s=/, ""); print int($1 * s) }' "$DIR/run")"; }
+			measure p "$LOAD" -p $((11211 + OFF_P)) -T $th -c $cn -d "$SECS" -g 0.9 -k 1000 -s $size \
+				-N && {
 				sed -n 's/.*ops_per_s=\([0-9.]*\).*/\1/p' "$DIR/run" >>"$DIR/p.ops"
-				sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' "$DIR/run" >>"$DIR/p.p99"; }
+				sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' "$DIR/run" >>"$DIR/p.p99"
+				cpu_note p "$(awk -v s="$SECS" '{ sub(/.*ops_per_s=/, ""); print int($1 * s) }' "$DIR/run")"; }
 			i=$((i + 1))
 		done
 		to=$(median <"$DIR/t.ops"); po=$(median <"$DIR/p.ops")
 		tp=$(median <"$DIR/t.p99"); pp=$(median <"$DIR/p.p99")
-		awk -v th=$th -v cn=$cn -v s=$size -v to="$to" -v po="$po" -v tp="$tp" -v pp="$pp" 'BEGIN {
-			printf "| %d x %d | %d B | %d | %d | **%.2f** | %.0f | %.0f |\n", th, cn, s, to, po, po ? to / po : 0, tp, pp }' >>"$OUT"
+		pu=$(plain_us "$po" $((th * cn)))
+		cr=$(ceiling record "$pu" $size); ca=$(ceiling aead "$pu" $size)
+		awk -v th=$th -v cn=$cn -v s=$size -v to="$to" -v po="$po" -v tp="$tp" -v pp="$pp" -v cr=$cr -v ca=$ca \
+			-v cc="$(cpu_cells)" 'BEGIN {
+			printf "| %d x %d | %d B | %d | %d | **%.2f** | %s | %s | %s | %.0f / %.0f |\n", th, cn, s, to, po, po ? to / po : 0, cc, cr, ca, tp, pp }' >>"$OUT"
 	done
 done
 {
@@ -177,4 +274,17 @@ awk -v vn="${vn:-0}" -v sn="${sn:-0}" 'BEGIN {
 	printf "`openssl s_server` with the same certificates (mutual TLS 1.3), median of runs:\n\n"
 	printf "| handshake | virgod /s | s_server /s | **virgod/s_server** |\n|---|---|---|---|\n"
 	printf "| full (-new) | %.0f | %.0f | **%.2f** |\n", vn, sn, sn ? vn / sn : 0 }' >>"$OUT"
+{
+	echo
+	echo "What one TLS 1.3 record costs here (bench_tlsrecord, $(openssl version | cut -d' ' -f1-2)):"
+	echo "ns to seal and open one record through OpenSSL's record layer (SSL_write_ex, SSL_read_ex,"
+	echo "in memory), and through EVP alone on contexts keyed once (nonce, header, data, tag)."
+	echo
+	echo "| suite | record bytes | OpenSSL record ns | cipher alone ns | record layer's share |"
+	echo "|---|---|---|---|---|"
+	awk '$1 == "record" { r[$2 " " $3] = $4; order[++n] = $2 " " $3 }
+		$1 == "aead" { a[$2 " " $3] = $4 }
+		END { for (i = 1; i <= n; i++) { k = order[i]; split(k, f, " ")
+			printf "| %s | %d | %d | %d | %.0f%% |\n", f[1], f[2], r[k], a[k], 100 * (1 - a[k] / r[k]) } }' "$DIR/rec"
+} >>"$OUT"
 cat "$OUT"
