@@ -293,8 +293,7 @@ awk -v vn="${vn:-0}" -v sn="${sn:-0}" 'BEGIN {
 	[ -s "$DIR/extra32" ] && awk -v x="$(cat "$DIR/extra32")" '$1 == "record" && $2 == "TLS_AES_128_GCM_SHA256" && $3 == 32 {
 		printf "\nIn the memcached-port loop (1 connection, 32 B) TLS added %.1f µs of CPU per request,\n", x
 		printf "node and client together, where its two records cost %.1f µs hot here: %.1fx.  (perf puts\n", 2 * $4 / 1000, x / (2 * $4 / 1000)
-		printf "nearly all of it in libssl and libcrypto: OpenSSL'"'"'s per-record path runs that much slower\n"
-		printf "once per request between system calls, with the caches and branch predictors shared with\n"
-		printf "the kernel and the other process, than in a tight loop.)\n" }' "$DIR/rec"
+		printf "nearly all of it in libssl and libcrypto: OpenSSL'"'"'s per-record path costs that much more\n"
+		printf "run once per request by a thread that sleeps between requests than in a tight loop.)\n" }' "$DIR/rec"
 } >>"$OUT"
 cat "$OUT"
