@@ -12,7 +12,8 @@
  * fix it; a malformed file on SIGHUP keeps the old tokens (and the log
  * says why); removing bob from the file and SIGHUP refuses bob's new
  * connections and closes his open one, while alice's open connection
- * keeps working.
+ * keeps working.  `virgo certs add-token` writes a token the node takes
+ * after SIGHUP (the file stays mode 0600), `revoke-token` removes it.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -294,6 +295,40 @@ static void test_removed_refused_after_reload(void **state)
 	assert_int_equal(virgo_ping(0, NULL, NULL), 0);
 }
 
+/* `virgo certs add-token carol`: the token it prints is carol's after a
+ * reload; `revoke-token carol` and a reload refuse it again. */
+static void test_cli_add_revoke(void **state)
+{
+	(void)state;
+	char virgo[400], out[4096], tok[300] = "";
+	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	const char *add[] = {virgo, "certs", "add-token", "carol", "--file", tokens, NULL};
+	assert_int_equal(th_run(add, out, sizeof out, 10000), 0);
+	const char *at = strstr(out, "\nauth_token = ");
+	assert_non_null(at);
+	assert_int_equal(sscanf(at, "\nauth_token = %299s", tok), 1);
+	assert_int_equal(strlen(tok), 64);
+	struct stat st;
+	assert_int_equal(stat(tokens, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	th_node_signal(&cl, 0, SIGHUP);
+	int fd = -1;
+	for (int64_t end = th_now_ms() + 5000; fd < 0 && th_now_ms() < end; nap())
+		fd = raw_auth(tok);
+	assert_true(fd >= 0);
+	close(fd);
+	const char *rev[] = {virgo, "certs", "revoke-token", "carol", "--file", tokens, NULL};
+	assert_int_equal(th_run(rev, out, sizeof out, 10000), 0);
+	assert_int_not_equal(th_run(rev, out, sizeof out, 10000), 0); /* gone already */
+	th_node_signal(&cl, 0, SIGHUP);
+	for (int64_t end = th_now_ms() + 5000; th_now_ms() < end; nap()) {
+		if ((fd = raw_auth(tok)) < 0)
+			break;
+		close(fd);
+	}
+	assert_int_equal(fd, -1);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -304,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_bad_mode_refused_at_start),
 		cmocka_unit_test(test_malformed_reload_keeps_old),
 		cmocka_unit_test(test_removed_refused_after_reload),
+		cmocka_unit_test(test_cli_add_revoke),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

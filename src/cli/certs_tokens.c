@@ -1,0 +1,208 @@
+/*
+ * certs_tokens.c - virgo certs add-token / revoke-token: the named tokens
+ * file a node reads (auth_tokens_file, tokfile.h).  add-token appends
+ * "<name> <token>" with a fresh random token (32 bytes from OpenSSL's
+ * RAND_bytes, hex) and prints the line the client's virgo_client.conf
+ * needs; revoke-token rewrites the file without the name (a new file
+ * renamed over the old, so a node re-reading it never sees half of it).
+ * The file stays mode 0600: the node refuses one others may read.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/tokfile.h"
+#include "cli.h"
+
+#define CERTS_TOKEN_BYTES 32
+
+/* path's text (NUL-ended, *len bytes; "" when the file does not exist
+ * and missing_ok), after the node's own checks (mode, size, syntax);
+ * malloc'd, the caller frees it.  NULL after printing why. */
+static char *tokens_read(const char *path, bool missing_ok, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT && missing_ok) {
+			*len = 0;
+			return calloc(1, 1);
+		}
+		fprintf(stderr, "virgo certs: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	char *buf = NULL;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "virgo certs: %s: not a regular file\n", path);
+	} else if (st.st_mode & 077) {
+		fprintf(stderr,
+			"virgo certs: %s may be read by group or others (mode %04o); the nodes "
+			"refuse it: chmod 600 %s\n",
+			path, (unsigned)(st.st_mode & 07777), path);
+	} else if ((size_t)st.st_size > TOKFILE_MAX_BYTES) {
+		fprintf(stderr, "virgo certs: %s: larger than %u bytes\n", path, TOKFILE_MAX_BYTES);
+	} else if ((buf = malloc((size_t)st.st_size + 1))) {
+		ssize_t r = read(fd, buf, (size_t)st.st_size);
+		if (r < 0) {
+			fprintf(stderr, "virgo certs: %s: %s\n", path, strerror(errno));
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[r] = '\0';
+			*len = (size_t)r;
+		}
+	}
+	close(fd);
+	return buf;
+}
+
+/* The file's entries, checked as a node would (NULL after printing
+ * why); *n of them, pointing into buf.  The caller frees the array. */
+static struct tokfile_entry *tokens_parse(const char *path, const char *buf, size_t len, int *n)
+{
+	struct tokfile_entry *ents = malloc(TOKFILE_MAX_ENTRIES * sizeof *ents);
+	char err[256];
+	if (!ents) {
+		fprintf(stderr, "virgo certs: out of memory\n");
+		return NULL;
+	}
+	*n = tokfile_parse(buf, len, ents, TOKFILE_MAX_ENTRIES, err, sizeof err);
+	if (*n < 0) {
+		fprintf(stderr, "virgo certs: %s: %s (fix it first: the nodes refuse it too)\n",
+			path, err);
+		free(ents);
+		return NULL;
+	}
+	return ents;
+}
+
+static int tokens_find(const struct tokfile_entry *ents, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (ents[i].namelen == strlen(name) && memcmp(ents[i].name, name, ents[i].namelen) == 0)
+			return i;
+	return -1;
+}
+
+static int tokens_write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int certs_token_add(const char *path, const char *name)
+{
+	if (!tokfile_name_ok(name, strlen(name)))
+		return cli_usage("certs",
+				 "bad token name '%s' (1..%d letters, digits, '.', '_', '-', '@'; "
+				 "not 'token')",
+				 name, TOKFILE_NAME_MAX);
+	size_t len = 0;
+	char *buf = tokens_read(path, true, &len);
+	if (!buf)
+		return 1;
+	int n = 0, rc = 1;
+	struct tokfile_entry *ents = tokens_parse(path, buf, len, &n);
+	if (!ents)
+		goto out;
+	if (tokens_find(ents, n, name) >= 0) {
+		fprintf(stderr, "virgo certs: %s already has a token in %s (revoke-token %s first)\n",
+			name, path, name);
+		goto out;
+	}
+	unsigned char raw[CERTS_TOKEN_BYTES];
+	char line[TOKFILE_NAME_MAX + 2 * CERTS_TOKEN_BYTES + 4], *tok;
+	if (RAND_bytes(raw, sizeof raw) != 1) {
+		fprintf(stderr, "virgo certs: no random bytes from OpenSSL\n");
+		goto out;
+	}
+	int off = snprintf(line, sizeof line, "%s%s ", len && buf[len - 1] != '\n' ? "\n" : "", name);
+	tok = line + off;
+	for (size_t i = 0; i < sizeof raw; i++)
+		off += snprintf(line + off, sizeof line - (size_t)off, "%02x", raw[i]);
+	line[off++] = '\n';
+	OPENSSL_cleanse(raw, sizeof raw);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || tokens_write_all(fd, line, (size_t)off) != 0 || fsync(fd) != 0) {
+		fprintf(stderr, "virgo certs: %s: %s\n", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	close(fd);
+	line[off - 1] = '\0';
+	printf("%s: added %s (mode 0600)\n"
+	       "nodes:   auth_tokens_file = %s (a copy on each node, readable by virgod only),\n"
+	       "         then SIGHUP them (kill -HUP, or systemctl reload virgod)\n"
+	       "%s's virgo_client.conf:\n"
+	       "auth_token = %s\n",
+	       path, name, path, name, tok);
+	OPENSSL_cleanse(line, sizeof line);
+	rc = 0;
+out:
+	free(ents);
+	OPENSSL_cleanse(buf, len);
+	free(buf);
+	return rc;
+}
+
+int certs_token_revoke(const char *path, const char *name)
+{
+	size_t len = 0;
+	char *buf = tokens_read(path, false, &len);
+	if (!buf)
+		return 1;
+	int n = 0, rc = 1, fd = -1;
+	char tmp[600] = "";
+	struct tokfile_entry *ents = tokens_parse(path, buf, len, &n);
+	if (!ents)
+		goto out;
+	int k = tokens_find(ents, n, name);
+	if (k < 0) {
+		fprintf(stderr, "virgo certs: %s has no token named %s\n", path, name);
+		goto out;
+	}
+	/* everything but that entry's line, comments included */
+	const char *line = buf;
+	for (unsigned i = 1; i < ents[k].line; i++)
+		line = strchr(line, '\n') + 1;
+	const char *nl = strchr(line, '\n');
+	const char *after = nl ? nl + 1 : buf + len;
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.new", path) >= sizeof tmp) {
+		fprintf(stderr, "virgo certs: %s: path too long\n", path);
+		goto out;
+	}
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || tokens_write_all(fd, buf, (size_t)(line - buf)) != 0 ||
+	    tokens_write_all(fd, after, (size_t)(buf + len - after)) != 0 || fsync(fd) != 0 ||
+	    close(fd) != 0 || rename(tmp, path) != 0) {
+		fprintf(stderr, "virgo certs: %s: %s\n", fd < 0 ? tmp : path, strerror(errno));
+		if (fd >= 0)
+			unlink(tmp);
+		goto out;
+	}
+	printf("%s: %s's token removed; copy the file to the nodes and SIGHUP them: %s's new "
+	       "connections are refused and open ones closed\n",
+	       path, name, name);
+	rc = 0;
+out:
+	free(ents);
+	OPENSSL_cleanse(buf, len);
+	free(buf);
+	return rc;
+}
