@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/tokfile.h"
@@ -22,64 +21,48 @@
 
 #define CERTS_TOKEN_BYTES 32
 
-/* path's text (NUL-ended, *len bytes; "" when the file does not exist
- * and missing_ok), after the node's own checks (mode, size, syntax);
- * malloc'd, the caller frees it.  NULL after printing why. */
-static char *tokens_read(const char *path, bool missing_ok, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT && missing_ok) {
-			*len = 0;
-			return calloc(1, 1);
-		}
-		fprintf(stderr, "virgo certs: %s: %s\n", path, strerror(errno));
-		return NULL;
-	}
-	struct stat st;
-	char *buf = NULL;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		fprintf(stderr, "virgo certs: %s: not a regular file\n", path);
-	} else if (st.st_mode & 077) {
-		fprintf(stderr,
-			"virgo certs: %s may be read by group or others (mode %04o); the nodes "
-			"refuse it: chmod 600 %s\n",
-			path, (unsigned)(st.st_mode & 07777), path);
-	} else if ((size_t)st.st_size > TOKFILE_MAX_BYTES) {
-		fprintf(stderr, "virgo certs: %s: larger than %u bytes\n", path, TOKFILE_MAX_BYTES);
-	} else if ((buf = malloc((size_t)st.st_size + 1))) {
-		ssize_t r = read(fd, buf, (size_t)st.st_size);
-		if (r < 0) {
-			fprintf(stderr, "virgo certs: %s: %s\n", path, strerror(errno));
-			free(buf);
-			buf = NULL;
-		} else {
-			buf[r] = '\0';
-			*len = (size_t)r;
-		}
-	}
-	close(fd);
-	return buf;
-}
+/* The tokens file as read and parsed: its text and its entries. */
+struct tokens_doc {
+	char *buf;
+	size_t len;
+	struct tokfile_entry *ents; /* point into buf */
+	int n;
+};
 
-/* The file's entries, checked as a node would (NULL after printing
- * why); *n of them, pointing into buf.  The caller frees the array. */
-static struct tokfile_entry *tokens_parse(const char *path, const char *buf, size_t len, int *n)
+/* Reads and parses path as a node would (an absent file, when
+ * missing_ok, is an empty one): 0, or -1 after printing why. */
+static int tokens_open(struct tokens_doc *d, const char *path, bool missing_ok)
 {
-	struct tokfile_entry *ents = malloc(TOKFILE_MAX_ENTRIES * sizeof *ents);
-	char err[256];
-	if (!ents) {
-		fprintf(stderr, "virgo certs: out of memory\n");
-		return NULL;
+	char err[512];
+	memset(d, 0, sizeof *d);
+	d->buf = tokfile_read(path, &d->len, err, sizeof err);
+	if (!d->buf && errno == ENOENT && missing_ok)
+		d->buf = calloc(1, 1);
+	else if (!d->buf) {
+		fprintf(stderr, "virgo certs: %s%s\n", err,
+			errno == EACCES ? " (the nodes refuse it too)" : "");
+		return -1;
 	}
-	*n = tokfile_parse(buf, len, ents, TOKFILE_MAX_ENTRIES, err, sizeof err);
-	if (*n < 0) {
+	d->ents = malloc(TOKFILE_MAX_ENTRIES * sizeof *d->ents);
+	if (!d->buf || !d->ents) {
+		fprintf(stderr, "virgo certs: out of memory\n");
+		return -1;
+	}
+	d->n = tokfile_parse(d->buf, d->len, d->ents, TOKFILE_MAX_ENTRIES, err, sizeof err);
+	if (d->n < 0) {
 		fprintf(stderr, "virgo certs: %s: %s (fix it first: the nodes refuse it too)\n",
 			path, err);
-		free(ents);
-		return NULL;
+		return -1;
 	}
-	return ents;
+	return 0;
+}
+
+static void tokens_close(struct tokens_doc *d)
+{
+	free(d->ents);
+	if (d->buf)
+		OPENSSL_cleanse(d->buf, d->len);
+	free(d->buf);
 }
 
 static int tokens_find(const struct tokfile_entry *ents, int n, const char *name)
@@ -111,15 +94,11 @@ int certs_token_add(const char *path, const char *name)
 				 "bad token name '%s' (1..%d letters, digits, '.', '_', '-', '@'; "
 				 "not 'token')",
 				 name, TOKFILE_NAME_MAX);
-	size_t len = 0;
-	char *buf = tokens_read(path, true, &len);
-	if (!buf)
-		return 1;
-	int n = 0, rc = 1;
-	struct tokfile_entry *ents = tokens_parse(path, buf, len, &n);
-	if (!ents)
+	struct tokens_doc d;
+	int rc = 1;
+	if (tokens_open(&d, path, true) != 0)
 		goto out;
-	if (tokens_find(ents, n, name) >= 0) {
+	if (tokens_find(d.ents, d.n, name) >= 0) {
 		fprintf(stderr, "virgo certs: %s already has a token in %s (revoke-token %s first)\n",
 			name, path, name);
 		goto out;
@@ -130,7 +109,8 @@ int certs_token_add(const char *path, const char *name)
 		fprintf(stderr, "virgo certs: no random bytes from OpenSSL\n");
 		goto out;
 	}
-	int off = snprintf(line, sizeof line, "%s%s ", len && buf[len - 1] != '\n' ? "\n" : "", name);
+	int off = snprintf(line, sizeof line, "%s%s ", d.len && d.buf[d.len - 1] != '\n' ? "\n" : "",
+			   name);
 	tok = line + off;
 	for (size_t i = 0; i < sizeof raw; i++)
 		off += snprintf(line + off, sizeof line - (size_t)off, "%02x", raw[i]);
@@ -154,42 +134,36 @@ int certs_token_add(const char *path, const char *name)
 	OPENSSL_cleanse(line, sizeof line);
 	rc = 0;
 out:
-	free(ents);
-	OPENSSL_cleanse(buf, len);
-	free(buf);
+	tokens_close(&d);
 	return rc;
 }
 
 int certs_token_revoke(const char *path, const char *name)
 {
-	size_t len = 0;
-	char *buf = tokens_read(path, false, &len);
-	if (!buf)
-		return 1;
-	int n = 0, rc = 1, fd = -1;
+	struct tokens_doc d;
+	int rc = 1, fd = -1;
 	char tmp[600] = "";
-	struct tokfile_entry *ents = tokens_parse(path, buf, len, &n);
-	if (!ents)
+	if (tokens_open(&d, path, false) != 0)
 		goto out;
-	int k = tokens_find(ents, n, name);
+	int k = tokens_find(d.ents, d.n, name);
 	if (k < 0) {
 		fprintf(stderr, "virgo certs: %s has no token named %s\n", path, name);
 		goto out;
 	}
 	/* everything but that entry's line, comments included */
-	const char *line = buf;
-	for (unsigned i = 1; i < ents[k].line; i++)
+	const char *line = d.buf;
+	for (unsigned i = 1; i < d.ents[k].line; i++)
 		line = strchr(line, '\n') + 1;
 	const char *nl = strchr(line, '\n');
-	const char *after = nl ? nl + 1 : buf + len;
+	const char *after = nl ? nl + 1 : d.buf + d.len;
 	if ((size_t)snprintf(tmp, sizeof tmp, "%s.new", path) >= sizeof tmp) {
 		fprintf(stderr, "virgo certs: %s: path too long\n", path);
 		goto out;
 	}
 	unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || tokens_write_all(fd, buf, (size_t)(line - buf)) != 0 ||
-	    tokens_write_all(fd, after, (size_t)(buf + len - after)) != 0 || fsync(fd) != 0 ||
+	if (fd < 0 || tokens_write_all(fd, d.buf, (size_t)(line - d.buf)) != 0 ||
+	    tokens_write_all(fd, after, (size_t)(d.buf + d.len - after)) != 0 || fsync(fd) != 0 ||
 	    close(fd) != 0 || rename(tmp, path) != 0) {
 		fprintf(stderr, "virgo certs: %s: %s\n", fd < 0 ? tmp : path, strerror(errno));
 		if (fd >= 0)
@@ -201,8 +175,6 @@ int certs_token_revoke(const char *path, const char *name)
 	       path, name, name);
 	rc = 0;
 out:
-	free(ents);
-	OPENSSL_cleanse(buf, len);
-	free(buf);
+	tokens_close(&d);
 	return rc;
 }

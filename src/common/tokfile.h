@@ -3,9 +3,10 @@
  * one "<name> <token>" per line, '#' comment lines and blank lines
  * ignored.  A client that sends "AUTH <token>" is then the identity
  * <name>, as a client certificate's CN would make it; `virgo certs
- * add-token` writes such lines.  The parser is a pure function over the
- * file's bytes (the node reads and re-reads the file, the CLI checks it
- * before appending), with a limit on everything.
+ * add-token` writes such lines.  The parser (tokfile_proto.c) is a pure
+ * function over the file's bytes (the node reads and re-reads the file,
+ * the CLI checks it before appending), with a limit on everything;
+ * tokfile.c reads the file with the checks a file of secrets needs.
  */
 #ifndef VIRGO_TOKFILE_H
 #define VIRGO_TOKFILE_H
@@ -39,6 +40,14 @@ struct tokfile_entry {
  * buf: they live as long as it. */
 int tokfile_parse(const char *buf, size_t len, struct tokfile_entry *ents, size_t max, char *err,
 		  size_t errlen);
+
+/* The file at path, NUL-ended (*len bytes without the NUL), malloc'd
+ * (the caller frees it, best after OPENSSL_cleanse-ing it: it holds
+ * secrets).  Refused: not a regular file, any access for group or others
+ * (the sentence says to chmod 600), more than TOKFILE_MAX_BYTES.  NULL
+ * with a sentence naming path in err and errno set (ENOENT: no such
+ * file).  Not pure: reads the file (tokfile.c). */
+char *tokfile_read(const char *path, size_t *len, char *err, size_t errlen);
 
 /* Is name[0..len) a token name: 1..TOKFILE_NAME_MAX bytes of letters,
  * digits and . _ - @, and not "token" (the identity of the shared

@@ -7,16 +7,11 @@
  */
 #include "auth.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "../common/tokfile.h"
 
@@ -39,57 +34,6 @@ static bool tokens_digest(const char *s, size_t len, unsigned char md[VD_TOK_MD]
 	return EVP_Digest(s, len, md, &n, EVP_sha256(), NULL) == 1 && n == VD_TOK_MD;
 }
 
-/* path's bytes into a new NUL-ended buffer (*len without the NUL), after
- * the checks a file of secrets needs; NULL with err. */
-static char *tokens_read(const char *path, size_t *len, char *err, size_t errlen)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		snprintf(err, errlen, "auth_tokens_file %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	struct stat st;
-	char *buf = NULL;
-	if (fstat(fd, &st) != 0) {
-		snprintf(err, errlen, "auth_tokens_file %s: %s", path, strerror(errno));
-	} else if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "auth_tokens_file %s is not a regular file", path);
-	} else if (st.st_mode & 077) {
-		snprintf(err, errlen,
-			 "auth_tokens_file %s may be read or changed by group or others (mode "
-			 "%04o); it holds secrets: chmod 600 %s",
-			 path, (unsigned)(st.st_mode & 07777), path);
-	} else if ((uint64_t)st.st_size > TOKFILE_MAX_BYTES) {
-		snprintf(err, errlen, "auth_tokens_file %s is larger than %u bytes", path,
-			 TOKFILE_MAX_BYTES);
-	} else if (!(buf = malloc((size_t)st.st_size + 1))) {
-		snprintf(err, errlen, "auth_tokens_file %s: out of memory", path);
-	} else {
-		size_t got = 0;
-		ssize_t r = 1;
-		/* read to EOF (at most the limit): a file growing meanwhile
-		 * is cut at the size seen, and parsed as that */
-		while (got < (size_t)st.st_size &&
-		       (r = read(fd, buf + got, (size_t)st.st_size - got)) != 0) {
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0)
-				break;
-			got += (size_t)r;
-		}
-		if (r < 0) {
-			snprintf(err, errlen, "auth_tokens_file %s: %s", path, strerror(errno));
-			free(buf);
-			buf = NULL;
-		} else {
-			buf[got] = '\0';
-			*len = got;
-		}
-	}
-	close(fd);
-	return buf;
-}
-
 struct vd_tokens *vd_tokens_load(const char *shared, const char *path, char *err, size_t errlen)
 {
 	char *buf = NULL;
@@ -97,8 +41,11 @@ struct vd_tokens *vd_tokens_load(const char *shared, const char *path, char *err
 	struct tokfile_entry *ents = NULL;
 	int n = 0;
 	if (path[0]) {
-		if (!(buf = tokens_read(path, &len, err, errlen)))
+		char rerr[400];
+		if (!(buf = tokfile_read(path, &len, rerr, sizeof rerr))) {
+			snprintf(err, errlen, "auth_tokens_file %s", rerr);
 			return NULL;
+		}
 		ents = malloc(TOKFILE_MAX_ENTRIES * sizeof *ents);
 		char perr[256];
 		if (!ents) {
