@@ -148,7 +148,7 @@ struct vd_worker {
 	pthread_t th;
 	struct event_base *base;
 	struct event *notify, *drain, *sweep;
-	struct event *revoke; /* a reload changed the tokens: worker_revoke */
+	struct event *revoke; /* a reload changed the tokens: worker_revoke_cb */
 	uint64_t tick; /* seconds since the worker started, from the sweep */
 	pthread_mutex_t qlock;
 	struct vd_pending q[VD_PENDING_MAX];
