@@ -11,6 +11,8 @@
 #  3. the memcached port, get-heavy (bench/mcload: 90% gets over 1000 keys,
 #     one request in flight per connection), TLS (memcache_tls = yes; mcload
 #     -S) vs plain, the same requests on the same number of connections.
+#  4. a cloudfs copy (virgo cp) of CLOUDFS_MB MiB (default 1024) to the node
+#     and back, TLS vs plain (cloudfs over TLS: copied reads, no sendfile).
 # The memcached port stays plain TCP by default (memcached clients); the
 # TLS node here turns memcache_tls on to measure what it costs.
 # kTLS is off on a kernel without the tls module: user-space TLS measured.
@@ -53,6 +55,9 @@ trap cleanup EXIT
 printf 'threads = 2\nport_offset = %d\npidfile = %s/p.pid\n' $OFF_P "$DIR" >"$DIR/plain.conf"
 printf 'threads = 2\nport_offset = %d\npidfile = %s/t.pid\ntls_cert = %s/certs/node1.pem\ntls_key = %s/certs/node1.key\ntls_ca = %s/certs/ca.pem\nmemcache_tls = yes\n' \
 	$OFF_T "$DIR" "$DIR" "$DIR" "$DIR" >"$DIR/tls.conf"
+mkdir "$DIR/pexp" "$DIR/texp"
+echo "cloudfs_export_root = $DIR/pexp" >>"$DIR/plain.conf"
+echo "cloudfs_export_root = $DIR/texp" >>"$DIR/tls.conf"
 "$B/virgod" -c "$DIR/plain.conf" 2>"$DIR/p.log" &
 PP=$!
 "$B/virgod" -c "$DIR/tls.conf" 2>"$DIR/t.log" &
@@ -296,4 +301,44 @@ awk -v vn="${vn:-0}" -v sn="${sn:-0}" 'BEGIN {
 		printf "nearly all of it in libssl and libcrypto: OpenSSL'"'"'s per-record path costs that much more\n"
 		printf "run once per request by a thread that sleeps between requests than in a tight loop.)\n" }' "$DIR/rec"
 } >>"$OUT"
+MB=${CLOUDFS_MB:-1024}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# cp_ms CONF SRC DST: milliseconds one `virgo cp` took (0 when it failed)
+cp_ms() {
+	t0=$(now_ms)
+	if "$B/virgo" -c "$1" cp "$2" "$3" >/dev/null 2>"$DIR/cp.err"; then
+		echo $(($(now_ms) - t0))
+	else
+		cat "$DIR/cp.err" >&2
+		echo 0
+	fi
+}
+head -c $((MB * 1048576)) /dev/urandom >"$DIR/src.bin"
+for k in tput pput tget pget; do : >"$DIR/f.$k"; done
+i=0
+while [ $i -lt "$REPS" ]; do
+	cp_ms "$DIR/ctls.conf" "$DIR/src.bin" node1:/big.bin >>"$DIR/f.tput"
+	cp_ms "$DIR/cplain.conf" "$DIR/src.bin" node1:/big.bin >>"$DIR/f.pput"
+	cp_ms "$DIR/ctls.conf" node1:/big.bin "$DIR/back.bin" >>"$DIR/f.tget"
+	cmp -s "$DIR/src.bin" "$DIR/back.bin" || echo "cloudfs over TLS: the copy read back differs" >&2
+	rm -f "$DIR/back.bin"
+	cp_ms "$DIR/cplain.conf" node1:/big.bin "$DIR/back.bin" >>"$DIR/f.pget"
+	rm -f "$DIR/back.bin"
+	i=$((i + 1))
+done
+rm -f "$DIR/src.bin" "$DIR/pexp/big.bin" "$DIR/texp/big.bin"
+{
+	echo
+	echo "cloudfs: \`virgo cp\` of a $MB MiB file (random bytes) to the node and back, one client;"
+	echo "the node's export on the local disk; median of $REPS alternating runs."
+	echo
+	echo "| copy | TLS MiB/s | plain MiB/s | **TLS/plain** |"
+	echo "|---|---|---|---|"
+} >>"$OUT"
+for d in put get; do
+	tm=$(median <"$DIR/f.t$d"); pm=$(median <"$DIR/f.p$d")
+	awk -v d=$d -v mb=$MB -v t="$tm" -v p="$pm" 'BEGIN {
+		tr = t ? mb * 1000 / t : 0; pr = p ? mb * 1000 / p : 0
+		printf "| %s | %.0f | %.0f | **%.2f** |\n", d == "put" ? "local to node" : "node to local", tr, pr, pr ? tr / pr : 0 }' >>"$OUT"
+done
 cat "$OUT"

@@ -89,7 +89,7 @@ while ss -Htan 2>/dev/null | awk -v a=$((40001 + off)) -v b=$((40003 + off)) \
 done
 : >"$tmp/client.conf"
 sed 's/^#\([a-z_]* =\)/\1/' packaging/virgo_cloud.conf |
-	grep -v '^\(pidfile\|log_file\|listen\|insecure_listen\|port_offset\|node_id\|plugins\|eventnet_dir\|[a-z]*_port\|tls_[a-z]*\|memcache_tls\|auth_token\) =' >"$tmp/cloud.conf"
+	grep -v '^\(pidfile\|log_file\|listen\|insecure_listen\|port_offset\|node_id\|plugins\|eventnet_dir\|[a-z]*_port\|tls_[a-z]*\|memcache_tls\|auth_token\|auth_tokens_file\) =' >"$tmp/cloud.conf"
 echo "plugins = $tmp/libwc.so" >>"$tmp/cloud.conf"
 for i in 1 2 3; do
 	"$B/virgod" -c "$tmp/cloud.conf" -n $i -o $((off + i)) -p "$tmp/n$i.pid" -v warn &

@@ -5,6 +5,8 @@
  * certificate; `add-client` and `add-node` issue more from the same CA;
  * `revoke` puts one in the CA's CRL (crl.pem, for the nodes' tls_crl).
  * The files come from certgen.c (OpenSSL library); keys are mode 0600.
+ * `add-token` / `revoke-token` keep the named tokens file of plain-TCP
+ * set-ups (certs_tokens.c), by default DIR/tokens next to the CA.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,9 +19,9 @@
 
 #define CERTS_DEFAULT_DIR "virgo-certs"
 
-/* Parses [DIR] --dir D --days N --nodes LIST after argv[first]. */
+/* Parses [DIR] --dir D --days N --nodes LIST --file F after argv[first]. */
 struct certs_args {
-	const char *dir, *nodes, *pos[2];
+	const char *dir, *nodes, *file, *pos[2];
 	int npos;
 	unsigned long days;
 	int force;
@@ -28,6 +30,7 @@ struct certs_args {
 static int certs_parse(const char *cmd, int argc, char **argv, int first, struct certs_args *a)
 {
 	a->dir = NULL;
+	a->file = NULL;
 	a->nodes = "127.0.0.1";
 	a->npos = 0;
 	a->days = 825;
@@ -35,6 +38,8 @@ static int certs_parse(const char *cmd, int argc, char **argv, int first, struct
 	for (int i = first; i < argc; i++) {
 		if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
 			a->dir = argv[++i];
+		} else if (strcmp(argv[i], "--file") == 0 && i + 1 < argc) {
+			a->file = argv[++i];
 		} else if (strcmp(argv[i], "--nodes") == 0 && i + 1 < argc) {
 			a->nodes = argv[++i];
 		} else if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
@@ -142,10 +147,39 @@ static int certs_revoke(int argc, char **argv)
 	return 0;
 }
 
+/* add-token / revoke-token NAME [--file F | --dir D]: F, else D/tokens
+ * (D made, mode 0700, when missing). */
+static int certs_token(int argc, char **argv, bool add)
+{
+	struct certs_args a;
+	int rc = certs_parse("certs", argc, argv, 2, &a);
+	if (rc)
+		return rc;
+	if (a.npos != 1)
+		return cli_usage("certs", "%s wants one name", argv[1]);
+	char path[512];
+	if (a.file) {
+		snprintf(path, sizeof path, "%s", a.file);
+	} else {
+		const char *dir = a.dir ? a.dir : CERTS_DEFAULT_DIR;
+		if (add && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+			fprintf(stderr, "virgo certs: %s: %s\n", dir, strerror(errno));
+			return 1;
+		}
+		snprintf(path, sizeof path, "%s/tokens", dir);
+	}
+	return add ? certs_token_add(path, a.pos[0]) : certs_token_revoke(path, a.pos[0]);
+}
+
 int cmd_certs(int argc, char **argv)
 {
 	if (argc < 2)
-		return cli_usage("certs", "wants init, add-client, add-node or revoke");
+		return cli_usage("certs", "wants init, add-client, add-node, revoke, add-token or "
+					  "revoke-token");
+	if (strcmp(argv[1], "add-token") == 0)
+		return certs_token(argc, argv, true);
+	if (strcmp(argv[1], "revoke-token") == 0)
+		return certs_token(argc, argv, false);
 	if (strcmp(argv[1], "init") == 0)
 		return certs_init(argc, argv);
 	if (strcmp(argv[1], "add-client") == 0)

@@ -92,8 +92,14 @@ int cmd_help(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_renew(int argc, char **argv);
 int cli_parse_ttl(const char *s, uint64_t *ms);
-/* certs.c: virgo certs init|add-client|add-node|revoke */
+/* certs.c: virgo certs init|add-client|add-node|revoke|add-token|revoke-token */
 int cmd_certs(int argc, char **argv);
+/* certs_tokens.c: a new random token for name appended to the named
+ * tokens file at path (created mode 0600), printed with the client's
+ * auth_token line / name's line removed.  Exit status (0, 1, or 2 for a
+ * bad name). */
+int certs_token_add(const char *path, const char *name);
+int certs_token_revoke(const char *path, const char *name);
 /* queue.c: virgo queue push|sub|work|read|ls|stat */
 int cmd_queue(int argc, char **argv);
 /* lock.c: virgo lock [--wait T] [--ttl T] NAME -- cmd..., virgo lock ls */

@@ -138,8 +138,9 @@ static const struct cli_cmd cmds[] = {
 	 "  One line per key: <key> node <id> <host>:<memcache port>.\n",
 	 "virgo owner k\nvirgo owner user:1 user:2\n", 0},
 	{"certs", cmd_certs,
-	 "certs init [DIR] [--nodes ADDR,...] | add-client NAME | add-node NAME ADDR,... | revoke NAME",
-	 "make a cluster CA and TLS certificates for the nodes and clients",
+	 "certs init [DIR] [--nodes ADDR,...] | add-client NAME | add-node NAME ADDR,... | revoke NAME"
+	 " | add-token NAME | revoke-token NAME",
+	 "make a cluster CA and TLS certificates for the nodes and clients, or named tokens",
 	 "  init [DIR]      a CA (DIR/ca.pem, ca.key), nodeN.pem/.key for each address of\n"
 	 "                  --nodes (default 127.0.0.1; with 127.0.0.1 and localhost in\n"
 	 "                  subjectAltName too), client.pem/.key; DIR defaults to virgo-certs;\n"
@@ -147,11 +148,20 @@ static const struct cli_cmd cmds[] = {
 	 "  add-client NAME a client certificate whose CN (the client's identity) is NAME\n"
 	 "  add-node NAME ADDR,...  a node certificate for those addresses\n"
 	 "  revoke NAME     add NAME's certificate to DIR/crl.pem (the nodes' tls_crl)\n"
-	 "  --dir DIR       the CA's directory for add-*/revoke (default virgo-certs)\n"
+	 "  add-token NAME  append NAME and a new random token (32 bytes, hex) to the named\n"
+	 "                  tokens file (the nodes' auth_tokens_file; mode 0600), print the\n"
+	 "                  auth_token line for NAME's virgo_client.conf; NAME is then the\n"
+	 "                  client's identity, as a certificate's CN\n"
+	 "  revoke-token NAME  remove NAME's token from the file; after SIGHUP the nodes\n"
+	 "                  refuse NAME and close its open connections\n"
+	 "  --dir DIR       the CA's directory for add-*/revoke* (default virgo-certs)\n"
+	 "  --file PATH     the tokens file (default DIR/tokens)\n"
 	 "  --days N        validity (default 825)\n",
 	 "virgo certs init /etc/virgo/certs --nodes 10.0.0.1,10.0.0.2,10.0.0.3\n"
 	 "virgo certs add-client alice --dir /etc/virgo/certs\n"
-	 "virgo certs revoke alice --dir /etc/virgo/certs\n",
+	 "virgo certs revoke alice --dir /etc/virgo/certs\n"
+	 "virgo certs add-token ci-runner --file /etc/virgo/tokens\n"
+	 "virgo certs revoke-token ci-runner --file /etc/virgo/tokens\n",
 	 1},
 	{"queue", cmd_queue,
 	 "queue push|sub|work|read|ls|stat [--on nodeN] ...",

@@ -130,7 +130,8 @@ int vd_config_max_conns(const struct vd_config *cfg, int idx)
 
 bool vd_config_has_auth(const struct vd_config *cfg)
 {
-	return (cfg->tls_cert[0] && cfg->tls_ca[0]) || cfg->auth_token[0];
+	return (cfg->tls_cert[0] && cfg->tls_ca[0]) || cfg->auth_token[0] ||
+	       cfg->auth_tokens_file[0];
 }
 
 bool vd_config_svc_secured(const struct vd_config *cfg, int idx)
@@ -240,6 +241,10 @@ static int on_key(struct cfgfile_ctx *ctx, const char *section, const char *key,
 		    strpbrk(value, " \t"))
 			return bad(ctx, key, value, "16..255 characters without spaces");
 		snprintf(cfg->auth_token, sizeof cfg->auth_token, "%s", value);
+	} else if (strcmp(key, "auth_tokens_file") == 0) {
+		if (strlen(value) >= sizeof cfg->auth_tokens_file)
+			return bad(ctx, key, value, "a path shorter than 256 bytes");
+		snprintf(cfg->auth_tokens_file, sizeof cfg->auth_tokens_file, "%s", value);
 	} else if (strcmp(key, "tls_cert") == 0 || strcmp(key, "tls_key") == 0 ||
 		   strcmp(key, "tls_ca") == 0 || strcmp(key, "tls_crl") == 0) {
 		char *dst = key[4] == 'c' && key[5] == 'e'   ? cfg->tls_cert

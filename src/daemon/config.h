@@ -55,6 +55,9 @@ struct vd_config {
 	bool memcache_tls; /* the memcached port speaks TLS too (default: plain, loopback) */
 	/* shared token clients send first ("AUTH <token>"); "" = none */
 	char auth_token[256];
+	/* named tokens, "<name> <token>" lines (tokfile.h): a client sending
+	 * one is the identity <name>; re-read on SIGHUP; "" = none */
+	char auth_tokens_file[256];
 	char source[256]; /* file the settings came from ("" = defaults) */
 	/* each service's own settings (its keys), at svc_settings_at[i] */
 	size_t svc_settings_at[VD_MAX_SERVICES];
@@ -74,7 +77,8 @@ struct vsvc_needs;
 void vd_config_needs(const struct vd_config *cfg, int idx, struct vsvc_needs *out);
 /* The connection cap of service #idx (<= max_conns). */
 int vd_config_max_conns(const struct vd_config *cfg, int idx);
-/* Has authentication (client certificates or a token) been configured? */
+/* Has authentication (client certificates, a token or a tokens file) been
+ * configured? */
 bool vd_config_has_auth(const struct vd_config *cfg);
 /* Does service #idx use TLS / the token?  Every service does when
  * configured, but the memcached port only with memcache_tls. */

@@ -3,8 +3,10 @@
  *
  * Bytes cross through the connection's transport (transport.h: plain
  * TCP, or TLS when tls_cert/tls_key are set), never through a socket
- * call made here.  With auth_token set, a connection's first line must
- * be "AUTH <token>" (auth.h) before any byte reaches its service.
+ * call made here.  With auth_token or auth_tokens_file set, a
+ * connection's first line must be "AUTH <token>" (auth.h) before any byte
+ * reaches its service; a named token's connections are closed when a
+ * reload removes the name (conn_revoked).
  * Life of a connection: accepted on the main thread (refused with an error
  * line when max_connections is reached), queued to a worker, which owns
  * it from then on (with cpu_affinity, until it moves to the worker pinned
@@ -98,8 +100,10 @@ struct vconn {
 	bool write_wants_read; /* its write waits for readability */
 	bool authed; /* past the AUTH line (or none is asked for) */
 	bool handshaking; /* TLS handshake not done: it has request_timeout */
-	char ident[64]; /* vconn_identity: certificate CN, "token" or "" */
+	char ident[64]; /* vconn_identity: certificate CN, token name, "token" or "" */
 	uint64_t ident_id; /* its digest (vconn_identity_id) */
+	char tok_name[64]; /* the name its AUTH token had ("token": the shared one) */
+	unsigned tok_gen; /* srv->tokens_gen when tok_name was last found in the set */
 	struct event *rev, *wev; /* rev persists, with the idle timeout */
 	struct evbuffer *in, *out;
 	const struct vsvc *svc;
@@ -144,6 +148,7 @@ struct vd_worker {
 	pthread_t th;
 	struct event_base *base;
 	struct event *notify, *drain, *sweep;
+	struct event *revoke; /* a reload changed the tokens: worker_revoke_cb */
 	uint64_t tick; /* seconds since the worker started, from the sweep */
 	pthread_mutex_t qlock;
 	struct vd_pending q[VD_PENDING_MAX];
@@ -188,8 +193,10 @@ struct vd_server {
 	uint64_t body_budget; /* their bound */
 	uint64_t out_hard; /* queued output beyond this closes a connection */
 	struct vd_tls *tls; /* TLS contexts (NULL: plain TCP), transport_tls.c */
-	pthread_mutex_t token_lock; /* guards cfg.auth_token (SIGHUP rewrites it) */
-	bool token_on; /* auth_token was set at start (a restart turns it on or off) */
+	pthread_mutex_t token_lock; /* guards tokens (SIGHUP replaces them) */
+	struct vd_tokens *tokens; /* auth_token and auth_tokens_file's, as loaded */
+	_Atomic unsigned tokens_gen; /* + 1 at each reload of tokens */
+	bool token_on; /* tokens were asked for at start (a restart turns it on or off) */
 };
 
 struct evbuffer *vconn_out(struct vconn *c) { return c->out; }
@@ -199,7 +206,8 @@ const char *vconn_peer(struct vconn *c) { return c->peer; }
 const char *vconn_identity(struct vconn *c) { return c->ident; }
 uint64_t vconn_identity_id(struct vconn *c) { return c->ident_id; }
 
-/* The connection authenticated as name (a certificate's CN, "token"). */
+/* The connection authenticated as name (a certificate's CN, a token's
+ * name or "token"). */
 static void conn_set_identity(struct vconn *c, const char *name)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -517,7 +525,8 @@ static int conn_auth(struct vconn *c, bool eof)
 	bool ok = false;
 	if (n > 0) {
 		pthread_mutex_lock(&srv->token_lock);
-		ok = vd_auth_token_ok(srv->cfg.auth_token, tok, toklen);
+		ok = vd_tokens_match(srv->tokens, tok, toklen, c->tok_name, sizeof c->tok_name);
+		c->tok_gen = atomic_load(&srv->tokens_gen);
 		pthread_mutex_unlock(&srv->token_lock);
 	}
 	if (!ok) {
@@ -525,7 +534,8 @@ static int conn_auth(struct vconn *c, bool eof)
 			       n > 0 ? "wrong_token" : "no_auth_line");
 		evbuffer_drain(c->in, len);
 		evbuffer_add_printf(c->out, "ERR EACCES %s (set auth_token in virgo_client.conf "
-					    "to the node's auth_token)\r\n",
+					    "to the node's auth_token, or to your token of its "
+					    "auth_tokens_file)\r\n",
 				    n > 0 ? "wrong token" : "authentication required: send AUTH <token> first");
 		if (!conn_flush(c)) {
 			conn_free(c);
@@ -537,9 +547,28 @@ static int conn_auth(struct vconn *c, bool eof)
 	evbuffer_drain(c->in, (size_t)n);
 	evbuffer_add(c->out, "OK\r\n", 4);
 	c->authed = true;
-	if (!c->ident[0]) /* a client certificate names it better */
-		conn_set_identity(c, "token");
+	if (!c->ident[0]) /* a client certificate names it already */
+		conn_set_identity(c, c->tok_name);
 	return 1;
+}
+
+/* Was c authenticated by a token that a reload has since removed?  Its
+ * name is looked up again once per reload (tok_gen); a name still there
+ * keeps its connections even if its token changed (a rotation). */
+static bool conn_revoked(struct vconn *c)
+{
+	struct vd_server *srv = c->w->srv;
+	if (!c->tok_name[0] || c->tok_gen == atomic_load(&srv->tokens_gen))
+		return false;
+	pthread_mutex_lock(&srv->token_lock);
+	bool has = vd_tokens_has(srv->tokens, c->tok_name);
+	c->tok_gen = atomic_load(&srv->tokens_gen);
+	pthread_mutex_unlock(&srv->token_lock);
+	if (has)
+		return false;
+	log_info("conn_closed peer=%s svc=%s ident=%s reason=token_removed", c->peer,
+		 c->svc->name, c->tok_name);
+	return true;
 }
 
 /* Hands new input to the service and writes its replies; c may be freed
@@ -941,6 +970,8 @@ static void worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
 		uint64_t quiet = w->tick - c->active_tick;
 		if (c->lingering && quiet >= VD_LINGER_S) {
 			conn_free(c);
+		} else if (conn_revoked(c)) { /* one moved here since the reload */
+			conn_free(c);
 		} else if (c->body_len && w->tick - c->body_tick > (uint64_t)w->srv->cfg.body_timeout_s) {
 			log_info_every("conn_closed peer=%s svc=%s reason=body_timeout bytes=%llu "
 				       "timeout_s=%d",
@@ -970,6 +1001,21 @@ static void worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
 			conn_free(c);
 		}
 		c = n;
+	}
+}
+
+/* A reload removed token names: close their connections now (the sweep
+ * catches one that was moving between workers meanwhile).  Closed at
+ * once, not after its replies: the identity may no longer be served. */
+static void worker_revoke_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct vd_worker *w = arg;
+	for (struct vconn *c = w->conns, *n; c; c = n) {
+		n = c->next;
+		if (conn_revoked(c))
+			conn_free(c);
 	}
 }
 
@@ -1144,6 +1190,36 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(srv->base, NULL);
 }
 
+/* SIGHUP, tokens on: the new auth_token and auth_tokens_file (re-read)
+ * replace the old, and connections of names no longer there are closed.
+ * Neither set, or a file that cannot be used: the old tokens stay. */
+static int server_reload_tokens(struct vd_server *srv, const struct vd_config *nc)
+{
+	char err[512];
+	if (!nc->auth_token[0] && !nc->auth_tokens_file[0]) {
+		log_error("SIGHUP: auth_token and auth_tokens_file removed; keeping the old tokens "
+			  "(a restart turns token authentication off)");
+		return -1;
+	}
+	struct vd_tokens *t = vd_tokens_load(nc->auth_token, nc->auth_tokens_file, err, sizeof err);
+	if (!t) {
+		log_error("SIGHUP: %s; keeping the old tokens", err);
+		return -1;
+	}
+	pthread_mutex_lock(&srv->token_lock);
+	struct vd_tokens *old = srv->tokens;
+	srv->tokens = t;
+	atomic_fetch_add(&srv->tokens_gen, 1);
+	pthread_mutex_unlock(&srv->token_lock);
+	vd_tokens_free(old);
+	log_info("SIGHUP: tokens re-read (%s%zu named)", nc->auth_token[0] ? "auth_token, " : "",
+		 vd_tokens_named(t));
+	for (int i = 0; i < srv->nworkers; i++)
+		if (srv->workers[i].base)
+			event_active(srv->workers[i].revoke, EV_READ, 0);
+	return 0;
+}
+
 /* SIGHUP: re-read the config file; log_level and the keys services mark
  * reload take effect (each service's reload hook), the rest on restart.
  * A file that no longer parses changes nothing. */
@@ -1182,17 +1258,10 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 				 nc->tls_cert, nc->tls_ca[0] ? ", CA " : "", nc->tls_ca);
 		}
 	}
-	if (srv->token_on) {
-		if (!nc->auth_token[0]) {
-			log_error("SIGHUP: auth_token removed; keeping the old token (a restart "
-				  "turns token authentication off)");
-			failed++;
-		} else {
-			pthread_mutex_lock(&srv->token_lock);
-			memcpy(srv->cfg.auth_token, nc->auth_token, sizeof srv->cfg.auth_token);
-			pthread_mutex_unlock(&srv->token_lock);
-		}
-	}
+	if (srv->token_on && server_reload_tokens(srv, nc) != 0)
+		failed++;
+	else if (!srv->token_on && (nc->auth_token[0] || nc->auth_tokens_file[0]))
+		log_warn("SIGHUP: token authentication was off at start: a restart turns it on");
 	for (int i = 0; vsvc_table[i]; i++)
 		if (srv->svc_inited[i] && vsvc_table[i]->reload &&
 		    vsvc_table[i]->reload(srv->svc_state[i], vd_config_settings(nc, i)) != 0) {
@@ -1308,8 +1377,10 @@ static int worker_start(struct vd_server *srv, struct vd_worker *w, int g, int k
 	w->notify = event_new(w->base, -1, EV_PERSIST, worker_notify_cb, w);
 	w->drain = event_new(w->base, -1, 0, worker_drain_cb, w);
 	w->sweep = event_new(w->base, -1, EV_PERSIST, worker_sweep_cb, w);
+	w->revoke = event_new(w->base, -1, 0, worker_revoke_cb, w);
 	struct timeval second = {1, 0};
-	if (!w->notify || !w->drain || !w->sweep || event_add(w->sweep, &second) != 0) {
+	if (!w->notify || !w->drain || !w->sweep || !w->revoke ||
+	    event_add(w->sweep, &second) != 0) {
 		event_base_free(w->base);
 		w->base = NULL;
 		return -1;
@@ -1351,7 +1422,9 @@ struct vd_server *server_start(const struct vd_config *cfg)
 		log_error("refusing to listen on %s: a node reachable from other machines must "
 			  "authenticate its clients. Set tls_cert, tls_key and tls_ca (mutual TLS; "
 			  "'virgo certs init DIR' makes a cluster CA and the certificates), or "
-			  "auth_token = <a secret of 16+ characters> that clients also set; or "
+			  "auth_token = <a secret of 16+ characters> that clients also set, or "
+			  "auth_tokens_file = <a file of named tokens> ('virgo certs add-token "
+			  "NAME'); or "
 			  "insecure_listen = yes to serve anyone who can reach the ports",
 			  cfg->listen);
 		return NULL;
@@ -1365,12 +1438,24 @@ struct vd_server *server_start(const struct vd_config *cfg)
 		return NULL;
 	srv->cfg = *cfg;
 	pthread_mutex_init(&srv->token_lock, NULL);
-	srv->token_on = cfg->auth_token[0] != 0;
+	srv->token_on = cfg->auth_token[0] || cfg->auth_tokens_file[0];
+	if (srv->token_on) {
+		char err[512];
+		srv->tokens = vd_tokens_load(cfg->auth_token, cfg->auth_tokens_file, err, sizeof err);
+		if (!srv->tokens) {
+			log_error("%s", err);
+			pthread_mutex_destroy(&srv->token_lock);
+			free(srv);
+			return NULL;
+		}
+	}
 	if (cfg->tls_cert[0] || cfg->tls_key[0] || cfg->tls_ca[0]) {
 		char err[512];
 		srv->tls = vd_tls_new(cfg, err, sizeof err);
 		if (!srv->tls) {
 			log_error("%s", err);
+			vd_tokens_free(srv->tokens);
+			pthread_mutex_destroy(&srv->token_lock);
 			free(srv);
 			return NULL;
 		}
@@ -1379,7 +1464,9 @@ struct vd_server *server_start(const struct vd_config *cfg)
 					: "no client certificates asked for");
 	}
 	if (srv->token_on)
-		log_info("token authentication: clients send AUTH <token> first");
+		log_info("token authentication: clients send AUTH <token> first (%s%zu named "
+			 "tokens)",
+			 cfg->auth_token[0] ? "auth_token, " : "", vd_tokens_named(srv->tokens));
 	srv->body_budget = cfg->body_budget ? cfg->body_budget : cfg->mem_limit / 4;
 	/* one reply may overshoot the budget: the largest any service
 	 * declares (a value, a job's output) */
@@ -1483,6 +1570,7 @@ static void join_workers(struct vd_server *srv, int timeout_ms)
 		event_free(w->notify);
 		event_free(w->drain);
 		event_free(w->sweep);
+		event_free(w->revoke);
 		event_base_free(w->base);
 		w->base = NULL;
 	}
@@ -1532,6 +1620,7 @@ void server_free(struct vd_server *srv)
 	if (srv->acct)
 		ma_node_release(srv->acct);
 	vd_tls_free(srv->tls);
+	vd_tokens_free(srv->tokens);
 	pthread_mutex_destroy(&srv->token_lock);
 	if (srv->sig_term)
 		event_free(srv->sig_term);
