@@ -105,6 +105,7 @@ struct vconn {
 	const struct vsvc *svc;
 	void *svc_state;
 	bool closing; /* free once output is flushed */
+	bool broken; /* a write failed under vconn_write_held: free it from conn_write_cb */
 	bool lingering; /* replies out, write side shut, discarding input */
 	bool throttled; /* reading paused for back-pressure */
 	bool peer_eof; /* the peer has finished sending */
@@ -595,6 +596,19 @@ void vconn_flush(struct vconn *c)
 		conn_set_reading(c);
 }
 
+void vconn_write_held(struct vconn *c)
+{
+	if (c->broken)
+		return;
+	if (!conn_flush(c)) { /* the caller may hold what conn_close takes */
+		c->broken = true;
+		event_active(c->wev, EV_WRITE, 0);
+		return;
+	}
+	if (!c->closing)
+		conn_set_reading(c);
+}
+
 void vconn_resume(struct vconn *c)
 {
 	if (c->closing)
@@ -800,6 +814,10 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct vconn *c = arg;
+	if (c->broken) { /* vconn_write_held: its write failed */
+		conn_free(c);
+		return;
+	}
 	if (c->read_wants_write) { /* the transport's read waited for this */
 		c->read_wants_write = false;
 		if (evbuffer_get_length(c->out) == 0 && c->wev_armed) {
