@@ -449,13 +449,26 @@ static void set_ok(int node, const char *pair)
 		fail_msg("set %s: %s", pair, out);
 }
 
+/* A bad value is refused with the reason, and (one pair) the old value
+ * stays: `get` answers the same before and after. */
 static void set_refused(int node, const char *pair, const char *why)
 {
-	char req[256], out[512];
+	char req[256], out[512], get[128], before[512] = "", after[512] = "";
+	const char *eq = strchr(pair, '=');
+	bool one = eq && !strchr(pair, ',');
+	if (one) {
+		snprintf(get, sizeof get, "get %.*s\r\n", (int)(eq - pair), pair);
+		an_call(node, get, "\r\n", before, sizeof before);
+	}
 	snprintf(req, sizeof req, "set %s\r\n", pair);
 	an_call(node, req, "\r\n", out, sizeof out);
 	if (strncmp(out, "ERR EINVAL ", 11) != 0 || !strstr(out, why))
 		fail_msg("set %s: %s", pair, out);
+	if (one) {
+		an_call(node, get, "\r\n", after, sizeof after);
+		assert_non_null(strstr(before, "VALUE "));
+		assert_string_equal(before, after);
+	}
 }
 
 static void cpu_workers_serialises_jobs(void **state)
