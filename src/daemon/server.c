@@ -586,13 +586,16 @@ static void conn_process(struct vconn *c, bool eof)
 	conn_set_reading(c);
 }
 
-/* After a write outside conn_write_cb that emptied the output: feeds
- * still holding bytes (a feed moves at most its out_cap at a time) are
- * run again, else they would wait for a push that may never come. */
-static void conn_feeds_more(struct vconn *c)
+/* After a write outside conn_write_cb: feeds still holding bytes when it
+ * emptied the output (a feed moves at most its out_cap at a time) are
+ * run again, else they would wait for a push that may never come; then
+ * reading follows the output's state. */
+static void conn_written(struct vconn *c)
 {
 	if (c->feeds && evbuffer_get_length(c->out) == 0)
 		vconn_feeds_drained(c);
+	if (!c->closing)
+		conn_set_reading(c);
 }
 
 void vconn_flush(struct vconn *c)
@@ -601,9 +604,7 @@ void vconn_flush(struct vconn *c)
 		conn_free(c);
 		return;
 	}
-	conn_feeds_more(c);
-	if (!c->closing)
-		conn_set_reading(c);
+	conn_written(c);
 }
 
 void vconn_write_held(struct vconn *c)
@@ -615,9 +616,7 @@ void vconn_write_held(struct vconn *c)
 		event_active(c->wev, EV_WRITE, 0);
 		return;
 	}
-	conn_feeds_more(c);
-	if (!c->closing)
-		conn_set_reading(c);
+	conn_written(c);
 }
 
 void vconn_resume(struct vconn *c)
