@@ -8,7 +8,12 @@
  *                 publisher `set bench=<token>` (and reads its OK);
  *   redis <port>  redis-server pub/sub: watchers SUBSCRIBE bench, the
  *                 publisher PUBLISH bench <token>.
+ * `both` sets up both and sends each message to one then the other
+ * (alternating which goes first), so the two are measured under the
+ * same load at the same moments (a shared machine's load swings within
+ * a second); it prints virgo's four numbers, then redis'.
  * usage: bench_analytics virgo|redis <port> <watchers> <messages>
+ *        bench_analytics both <virgo-port> <redis-port> <watchers> <messages>
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -95,88 +100,131 @@ static int cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* One server under test: its watchers, their epoll set, its publisher
+ * and the latencies measured. */
+struct target {
+	bool redis;
+	int W, ep, pub;
+	struct sub *s;
+	int64_t *lat;
+	size_t n;
+};
+
+static void target_open(struct target *t, bool redis, int port, int W, int M)
+{
+	t->redis = redis;
+	t->W = W;
+	t->n = 0;
+	t->s = calloc((size_t)W, sizeof *t->s);
+	t->lat = malloc(sizeof *t->lat * (size_t)W * (size_t)M);
+	t->ep = epoll_create1(0);
+	for (int i = 0; i < W; i++) {
+		t->s[i].fd = dial(port);
+		if (redis)
+			send_all(t->s[i].fd, "*2\r\n$9\r\nSUBSCRIBE\r\n$5\r\nbench\r\n", 30);
+		else
+			send_all(t->s[i].fd, "watch\r\n", 7);
+	}
+	for (int i = 0; i < W; i++) {
+		read_until(t->s[i].fd, redis ? ":1\r\n" : "WATCHING");
+		struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+		epoll_ctl(t->ep, EPOLL_CTL_ADD, t->s[i].fd, &e);
+	}
+	t->pub = dial(port);
+}
+
+/* Publishes message m and waits until every watcher has it; false when
+ * one did not get it within 5 s or was closed. */
+static bool target_message(struct target *t, int m)
+{
+	static char buf[65536];
+	struct epoll_event ev[256];
+	char tok[16], req[128];
+	snprintf(tok, sizeof tok, "tk%07d", m);
+	int rl = t->redis ? snprintf(req, sizeof req,
+				     "*3\r\n$7\r\nPUBLISH\r\n$5\r\nbench\r\n$%zu\r\n%s\r\n",
+				     strlen(tok), tok)
+			  : snprintf(req, sizeof req, "set bench=%s\r\n", tok);
+	for (int i = 0; i < t->W; i++)
+		t->s[i].seen = false;
+	int left = t->W;
+	int64_t t0 = now_us();
+	send_all(t->pub, req, (size_t)rl);
+	while (left > 0) {
+		int k = epoll_wait(t->ep, ev, 256, 5000);
+		if (k <= 0) {
+			fprintf(stderr, "bench_analytics: message %d not delivered to %d watchers "
+					"within 5 s\n",
+				m, left);
+			return false;
+		}
+		int64_t now = now_us();
+		for (int j = 0; j < k; j++) {
+			struct sub *x = &t->s[ev[j].data.u32];
+			ssize_t r = recv(x->fd, buf + sizeof x->tail, sizeof buf - sizeof x->tail - 1,
+					 0);
+			if (r <= 0) {
+				fprintf(stderr, "bench_analytics: a watcher was closed\n");
+				return false;
+			}
+			/* search tail + new bytes */
+			char *start = buf + sizeof x->tail - x->tl;
+			memcpy(start, x->tail, x->tl);
+			size_t tot = x->tl + (size_t)r;
+			start[tot] = '\0';
+			if (!x->seen && memmem(start, tot, tok, strlen(tok))) {
+				x->seen = true;
+				t->lat[t->n++] = now - t0;
+				left--;
+			}
+			size_t keep = tot < sizeof x->tail ? tot : sizeof x->tail;
+			memcpy(x->tail, start + tot - keep, keep);
+			x->tl = keep;
+		}
+	}
+	/* the publisher's own reply */
+	read_until(t->pub, t->redis ? "\r\n" : "OK");
+	return true;
+}
+
+static void target_print(struct target *t, const char *end)
+{
+	qsort(t->lat, t->n, sizeof *t->lat, cmp);
+	size_t n = t->n;
+	printf("%lld %lld %lld %zu%s", (long long)t->lat[n / 2], (long long)t->lat[(n * 99) / 100],
+	       (long long)t->lat[n - 1], n, end);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 5) {
-		fprintf(stderr, "usage: bench_analytics virgo|redis <port> <watchers> <messages>\n");
+	bool both = argc == 6 && strcmp(argv[1], "both") == 0;
+	if (argc != 5 && !both) {
+		fprintf(stderr, "usage: bench_analytics virgo|redis <port> <watchers> <messages>\n"
+				"       bench_analytics both <virgo-port> <redis-port> <watchers> "
+				"<messages>\n");
 		return 2;
 	}
-	bool redis = strcmp(argv[1], "redis") == 0;
-	int port = atoi(argv[2]), W = atoi(argv[3]), M = atoi(argv[4]);
+	int W = atoi(argv[argc - 2]), M = atoi(argv[argc - 1]);
 	struct rlimit rl;
 	getrlimit(RLIMIT_NOFILE, &rl);
-	if (rl.rlim_cur < (rlim_t)W + 64) {
-		rl.rlim_cur = rl.rlim_max < (rlim_t)W + 64 ? rl.rlim_max : (rlim_t)W + 64;
+	rlim_t need = (rlim_t)W * (both ? 2 : 1) + 64;
+	if (rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	struct sub *s = calloc((size_t)W, sizeof *s);
-	int64_t *lat = malloc(sizeof *lat * (size_t)W * (size_t)M);
-	int ep = epoll_create1(0);
-	for (int i = 0; i < W; i++) {
-		s[i].fd = dial(port);
-		if (redis)
-			send_all(s[i].fd, "*2\r\n$9\r\nSUBSCRIBE\r\n$5\r\nbench\r\n", 30);
-		else
-			send_all(s[i].fd, "watch\r\n", 7);
+	struct target t[2];
+	int nt = both ? 2 : 1;
+	if (both) {
+		target_open(&t[0], false, atoi(argv[2]), W, M);
+		target_open(&t[1], true, atoi(argv[3]), W, M);
+	} else {
+		target_open(&t[0], strcmp(argv[1], "redis") == 0, atoi(argv[2]), W, M);
 	}
-	for (int i = 0; i < W; i++) {
-		read_until(s[i].fd, redis ? ":1\r\n" : "WATCHING");
-		struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
-		epoll_ctl(ep, EPOLL_CTL_ADD, s[i].fd, &e);
-	}
-	int pub = dial(port);
-	size_t n = 0;
-	char buf[65536];
-	struct epoll_event ev[256];
-	for (int m = 0; m < M; m++) {
-		char tok[16], req[128];
-		snprintf(tok, sizeof tok, "tk%07d", m);
-		int rl2 = redis ? snprintf(req, sizeof req,
-					   "*3\r\n$7\r\nPUBLISH\r\n$5\r\nbench\r\n$%zu\r\n%s\r\n",
-					   strlen(tok), tok)
-				: snprintf(req, sizeof req, "set bench=%s\r\n", tok);
-		for (int i = 0; i < W; i++)
-			s[i].seen = false;
-		int left = W;
-		int64_t t0 = now_us();
-		send_all(pub, req, (size_t)rl2);
-		while (left > 0) {
-			int k = epoll_wait(ep, ev, 256, 5000);
-			if (k <= 0) {
-				fprintf(stderr, "bench_analytics: message %d not delivered to %d watchers "
-						"within 5 s\n",
-					m, left);
+	for (int m = 0; m < M; m++)
+		for (int k = 0; k < nt; k++)
+			if (!target_message(&t[(m + k) % nt], m))
 				return 1;
-			}
-			int64_t t = now_us();
-			for (int j = 0; j < k; j++) {
-				struct sub *x = &s[ev[j].data.u32];
-				ssize_t r = recv(x->fd, buf + sizeof x->tail,
-						 sizeof buf - sizeof x->tail - 1, 0);
-				if (r <= 0) {
-					fprintf(stderr, "bench_analytics: a watcher was closed\n");
-					return 1;
-				}
-				/* search tail + new bytes */
-				char *start = buf + sizeof x->tail - x->tl;
-				memcpy(start, x->tail, x->tl);
-				size_t tot = x->tl + (size_t)r;
-				start[tot] = '\0';
-				if (!x->seen && memmem(start, tot, tok, strlen(tok))) {
-					x->seen = true;
-					lat[n++] = t - t0;
-					left--;
-				}
-				size_t keep = tot < sizeof x->tail ? tot : sizeof x->tail;
-				memcpy(x->tail, start + tot - keep, keep);
-				x->tl = keep;
-			}
-		}
-		/* the publisher's own reply */
-		read_until(pub, redis ? "\r\n" : "OK");
-	}
-	qsort(lat, n, sizeof *lat, cmp);
-	printf("%lld %lld %lld %zu\n", (long long)lat[n / 2], (long long)lat[(n * 99) / 100],
-	       (long long)lat[n - 1], n);
+	for (int k = 0; k < nt; k++)
+		target_print(&t[k], k + 1 < nt ? " " : "\n");
 	return 0;
 }

@@ -109,6 +109,7 @@ struct vconn {
 	const struct vsvc *svc;
 	void *svc_state;
 	bool closing; /* free once output is flushed */
+	bool broken; /* a write failed under vconn_write_held: free it from conn_write_cb */
 	bool lingering; /* replies out, write side shut, discarding input */
 	bool throttled; /* reading paused for back-pressure */
 	bool peer_eof; /* the peer has finished sending */
@@ -614,14 +615,37 @@ static void conn_process(struct vconn *c, bool eof)
 	conn_set_reading(c);
 }
 
+/* After a write outside conn_write_cb: feeds still holding bytes when it
+ * emptied the output (a feed moves at most its out_cap at a time) are
+ * run again, else they would wait for a push that may never come; then
+ * reading follows the output's state. */
+static void conn_written(struct vconn *c)
+{
+	if (c->feeds && evbuffer_get_length(c->out) == 0)
+		vconn_feeds_drained(c);
+	if (!c->closing)
+		conn_set_reading(c);
+}
+
 void vconn_flush(struct vconn *c)
 {
 	if (!conn_flush(c)) {
 		conn_free(c);
 		return;
 	}
-	if (!c->closing)
-		conn_set_reading(c);
+	conn_written(c);
+}
+
+void vconn_write_held(struct vconn *c)
+{
+	if (c->broken)
+		return;
+	if (!conn_flush(c)) { /* the caller may hold what conn_close takes */
+		c->broken = true;
+		event_active(c->wev, EV_WRITE, 0);
+		return;
+	}
+	conn_written(c);
 }
 
 void vconn_resume(struct vconn *c)
@@ -829,6 +853,10 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct vconn *c = arg;
+	if (c->broken) { /* vconn_write_held: its write failed */
+		conn_free(c);
+		return;
+	}
 	if (c->read_wants_write) { /* the transport's read waited for this */
 		c->read_wants_write = false;
 		if (evbuffer_get_length(c->out) == 0 && c->wev_armed) {

@@ -231,13 +231,14 @@ struct vconn_feed *vconn_feed_new(struct vconn *c, size_t max_bytes);
 /* Any thread: queues len bytes for c's client.  0, -ENOBUFS (over
  * max_bytes; nothing queued), -EPIPE (the connection is gone), -ENOMEM. */
 int vconn_feed_push(struct vconn_feed *f, const void *data, size_t len);
-/* Loop thread of f's connection: does now what the pushes' event would
- * do later in this loop iteration (moves what the output takes, writes
- * it), e.g. so that a change reaches a watcher before the reply to the
- * request that made it.  The connection may be freed by the write, and
- * f with it if its producer released it meanwhile: do not use f after,
- * unless the producer still holds its reference. */
-void vconn_feed_run(struct vconn_feed *f);
+/* Loop thread of f's connection only (e.g. a publisher's request on the
+ * loop of its watchers): the same, but while nothing waits in the feed
+ * and the output holds less than out_cap with the bytes, they go straight
+ * into vconn_out and are written at once (vconn_write_held): no event, no
+ * hand-over, no buffer kept between pushes, the bound unchanged.  Never
+ * frees the connection, so the caller may hold locks its close hook
+ * takes. */
+int vconn_feed_write_here(struct vconn_feed *f, const void *data, size_t len);
 /* Any thread: the producer is done with f (queued bytes still go out). */
 void vconn_feed_release(struct vconn_feed *f);
 /* Any thread: the feed moves its bytes into vconn_out(c) only while that
@@ -250,6 +251,10 @@ size_t vconn_feed_pending(struct vconn_feed *f);
 /* Loop thread: writes what vconn_out(c) holds now, for replies produced
  * outside on_input (feeds, timers).  c may be freed (a dead peer). */
 void vconn_flush(struct vconn *c);
+/* Loop thread: the same, but c is never freed here: when the write fails,
+ * c is closed from its loop a moment later (its conn_close hook runs
+ * then), so the caller may hold locks that hook takes. */
+void vconn_write_held(struct vconn *c);
 
 /* For server.c / vconn_async.c / vconn_feed.c only. */
 struct vconn_async;

@@ -11,11 +11,16 @@
  * connection keeps a list of its feeds (vconn_feed_slot) and detaches
  * them at close, so a late push sees NULL and fails with -EPIPE.  Two
  * references (the connection, the producer) decide when it is freed.
+ * A producer running on the connection's own loop (vconn_feed_write_here)
+ * appends straight to vconn_out and writes it while nothing waits in the
+ * feed and the output is under out_cap: no event, no hand-over, the same
+ * bound.
  */
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "service.h"
@@ -29,6 +34,7 @@ struct vconn_feed {
 	size_t max_bytes;
 	size_t out_cap; /* moves pending into vconn_out while it holds less */
 	int refs;
+	bool active; /* ev was activated and has not run yet */
 };
 
 static void feed_unref(struct vconn_feed *f)
@@ -54,20 +60,12 @@ static void feed_run_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	struct evbuffer *out = vconn_out(c);
 	pthread_mutex_lock(&f->mu);
+	f->active = false;
 	size_t have = evbuffer_get_length(out);
-	if (have < f->out_cap)
+	if (have < f->out_cap && evbuffer_get_length(f->pending) > 0)
 		evbuffer_remove_buffer(f->pending, out, f->out_cap - have);
 	pthread_mutex_unlock(&f->mu);
 	vconn_flush(c);
-}
-
-void vconn_feed_run(struct vconn_feed *f)
-{
-	pthread_mutex_lock(&f->mu);
-	if (f->c) /* what the pushes' activation would do is done here */
-		event_del(f->ev);
-	pthread_mutex_unlock(&f->mu);
-	feed_run_cb(-1, 0, f);
 }
 
 struct vconn_feed *vconn_feed_new(struct vconn *c, size_t max_bytes)
@@ -107,10 +105,31 @@ int vconn_feed_push(struct vconn_feed *f, const void *data, size_t len)
 		rc = -ENOBUFS;
 	else if (evbuffer_add(f->pending, data, len) != 0)
 		rc = -ENOMEM;
-	else
+	else if (!f->active) {
 		event_active(f->ev, EV_READ, 0);
+		f->active = true;
+	}
 	pthread_mutex_unlock(&f->mu);
 	return rc;
+}
+
+int vconn_feed_write_here(struct vconn_feed *f, const void *data, size_t len)
+{
+	pthread_mutex_lock(&f->mu);
+	struct vconn *c = f->c; /* only this thread (c's loop) clears it */
+	bool here = false;
+	if (c && evbuffer_get_length(f->pending) == 0) {
+		size_t have = evbuffer_get_length(vconn_out(c));
+		here = have < f->out_cap && len <= f->out_cap - have;
+	}
+	pthread_mutex_unlock(&f->mu);
+	if (!here)
+		return vconn_feed_push(f, data, len);
+	/* pushes from other threads now queue behind these bytes in pending */
+	if (evbuffer_add(vconn_out(c), data, len) != 0)
+		return -ENOMEM;
+	vconn_write_held(c);
+	return 0;
 }
 
 void vconn_feed_release(struct vconn_feed *f) { feed_unref(f); }
@@ -134,8 +153,10 @@ void vconn_feeds_drained(struct vconn *c)
 {
 	for (struct vconn_feed *f = *vconn_feed_slot(c); f; f = f->next) {
 		pthread_mutex_lock(&f->mu);
-		if (evbuffer_get_length(f->pending) > 0)
+		if (evbuffer_get_length(f->pending) > 0 && !f->active) {
 			event_active(f->ev, EV_READ, 0);
+			f->active = true;
+		}
 		pthread_mutex_unlock(&f->mu);
 	}
 }

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -337,6 +338,70 @@ static void watch_resumes_by_revision(void **state)
 	close(w);
 }
 
+static int open_fds(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	int n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Watchers on the publisher's loop are written to during its request,
+ * under the service's lock: one whose client has reset the connection
+ * must be closed later from its loop, not there.  Watchers vanish while
+ * changes go by: the node keeps serving, the one that stays gets every
+ * change in order, and every vanished watcher's socket is closed. */
+static void watchers_that_vanish_mid_publish(void **state)
+{
+	(void)state;
+	enum { N = 40 };
+	pid_t pid = cl.nodes[0].pid;
+	char out[512];
+	an_call(1, "get match\r\n", "\r\n", out, sizeof out);
+	int64_t deadline = th_now_ms() + 5000;
+	int before = open_fds(pid);
+	int w[N];
+	for (int i = 0; i < N; i++) {
+		w[i] = th_connect(an_port(1));
+		th_send(w[i], "watch\r\n", 7);
+	}
+	uint64_t start = 0;
+	for (int i = 0; i < N; i++) {
+		assert_true(th_recv_until(w[i], out, sizeof out, "\r\n", 3000) > 0);
+		assert_int_equal(sscanf(out, "WATCHING %" SCNu64, &start), 1);
+	}
+	/* all but the first reset their connections (RST: the node's next
+	 * write to them fails) while one request changes five variables */
+	for (int i = 1; i < N; i++) {
+		struct linger lg = {1, 0};
+		setsockopt(w[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		close(w[i]);
+	}
+	an_call(1, "set vm1=1,vm2=2,vm3=3,vm4=4,vm5=5\r\n", "OK", out, sizeof out);
+	an_call(1, "set vm1=6\r\n", "OK", out, sizeof out);
+	uint64_t revs[6];
+	char keys[6][32];
+	read_changes(w[0], "", 6, revs, keys);
+	for (int i = 0; i < 6; i++)
+		assert_true(revs[i] > start && (i == 0 || revs[i] == revs[i - 1] + 1));
+	assert_string_equal(keys[0], "vm1");
+	assert_string_equal(keys[4], "vm5");
+	assert_string_equal(keys[5], "vm1");
+	close(w[0]);
+	/* every watcher's socket is closed (polled, with a deadline) */
+	while (open_fds(pid) > before) {
+		assert_true(th_now_ms() < deadline);
+		usleep(10 * 1000);
+	}
+	an_call(1, "get vm1\r\n", "\r\n", out, sizeof out);
+	assert_non_null(strstr(out, "VALUE vm1"));
+}
+
 static void bad_knob_value_is_refused(void **state)
 {
 	(void)state;
@@ -384,13 +449,26 @@ static void set_ok(int node, const char *pair)
 		fail_msg("set %s: %s", pair, out);
 }
 
+/* A bad value is refused with the reason, and (one pair) the old value
+ * stays: `get` answers the same before and after. */
 static void set_refused(int node, const char *pair, const char *why)
 {
-	char req[256], out[512];
+	char req[256], out[512], get[128], before[512] = "", after[512] = "";
+	const char *eq = strchr(pair, '=');
+	bool one = eq && !strchr(pair, ',');
+	if (one) {
+		snprintf(get, sizeof get, "get %.*s\r\n", (int)(eq - pair), pair);
+		an_call(node, get, "\r\n", before, sizeof before);
+	}
 	snprintf(req, sizeof req, "set %s\r\n", pair);
 	an_call(node, req, "\r\n", out, sizeof out);
 	if (strncmp(out, "ERR EINVAL ", 11) != 0 || !strstr(out, why))
 		fail_msg("set %s: %s", pair, out);
+	if (one) {
+		an_call(node, get, "\r\n", after, sizeof after);
+		assert_non_null(strstr(before, "VALUE "));
+		assert_string_equal(before, after);
+	}
 }
 
 static void cpu_workers_serialises_jobs(void **state)
@@ -746,6 +824,7 @@ int main(void)
 		cmocka_unit_test(publisher_over_the_socket),
 		cmocka_unit_test(outbound_stream_and_its_restart),
 		cmocka_unit_test(watch_resumes_by_revision),
+		cmocka_unit_test(watchers_that_vanish_mid_publish),
 		cmocka_unit_test(bad_knob_value_is_refused),
 		cmocka_unit_test(cpu_workers_serialises_jobs),
 		cmocka_unit_test(cpu_queue_and_job_timeout),

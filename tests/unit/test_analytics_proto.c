@@ -4,6 +4,7 @@
  * native requests, limits and malformed input.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -173,6 +174,28 @@ static void random_bytes_never_break_the_parser(void **state)
 	}
 }
 
+/* the hand-made decimal of replies and changes: every digit count, the
+ * extremes, and nothing written past the number */
+static void decimal_numbers(void **state)
+{
+	(void)state;
+	char buf[32], want[32];
+	uint64_t vals[] = {0, 1, 9, 10, 99, 100, 12345, 1048576, UINT64_MAX / 2, UINT64_MAX};
+	for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+		memset(buf, '#', sizeof buf);
+		char *e = an_put_u64(buf, vals[i]);
+		int n = snprintf(want, sizeof want, "%" PRIu64, vals[i]);
+		assert_int_equal(e - buf, n);
+		assert_memory_equal(buf, want, (size_t)n);
+		assert_int_equal(*e, '#');
+	}
+	for (uint64_t v = 1; v < UINT64_MAX / 10; v *= 10) { /* 10^k - 1 and 10^k */
+		char *e = an_put_u64(buf, v * 10 - 1);
+		assert_int_equal(e - buf, snprintf(want, sizeof want, "%" PRIu64, v * 10 - 1));
+		assert_memory_equal(buf, want, (size_t)(e - buf));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -180,6 +203,7 @@ int main(void)
 		cmocka_unit_test(bad_pieces_are_skipped),
 		cmocka_unit_test(requests),
 		cmocka_unit_test(random_bytes_never_break_the_parser),
+		cmocka_unit_test(decimal_numbers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

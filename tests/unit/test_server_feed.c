@@ -13,6 +13,9 @@
  *   job           a reply computed on another thread (ticket), 1 ms later
  *   ask           "ok" at once
  *   spew N        N bytes of reply at once, ignoring the output budget
+ *   here N SIZE   the connection's own loop writes N lines of SIZE bytes
+ *                 through a feed (vconn_feed_write_here), stopping at the
+ *                 first one refused
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -41,7 +44,7 @@
 
 #define FEED_MAX (64u << 10)
 
-static _Atomic int pushed, refused, gone, producers_done, tickets_run;
+static _Atomic int pushed, refused, gone, producers_done, tickets_run, here_accepted;
 
 struct producer {
 	struct vconn_feed *f;
@@ -153,6 +156,21 @@ static int ft_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			pthread_t th;
 			pthread_create(&th, NULL, producer_main, p);
 			pthread_detach(th);
+		} else if (sscanf(line, "here %d %d", &count, &size) == 2) {
+			struct vconn_feed *f = vconn_feed_new(c, FEED_MAX);
+			vconn_feed_limit_out(f, 8192);
+			char *l = malloc((size_t)size);
+			int i = 0;
+			for (; i < count; i++) {
+				int h = snprintf(l, (size_t)size, "%08d ", i);
+				memset(l + h, 'h', (size_t)(size - h - 1));
+				l[size - 1] = '\n';
+				if (vconn_feed_write_here(f, l, (size_t)size) != 0)
+					break;
+			}
+			atomic_store(&here_accepted, i);
+			free(l);
+			vconn_feed_release(f); /* what it holds still goes out */
 		} else if (sscanf(line, "spew %d", &count) == 1) {
 			/* a service that ignores the output budget */
 			char *junk = malloc((size_t)count);
@@ -338,6 +356,32 @@ static void feed_pushes_arrive_in_order(void **state)
 	close(fd);
 }
 
+/* The connection's own loop writing through its feed: straight to the
+ * socket while it takes the bytes, then into the output up to the feed's
+ * out_cap, then into the feed up to its bound, then refused; the client
+ * then reads every accepted line once, in order (the feed's bytes follow
+ * the output's). */
+static void feed_written_from_its_own_loop(void **state)
+{
+	(void)state;
+	atomic_store(&here_accepted, -1);
+	int fd = th_connect(port);
+	assert_true(fd >= 0);
+	assert_int_equal(th_send(fd, "here 40000 1000\n", 16), 0);
+	int64_t deadline = th_now_ms() + 10000;
+	while (atomic_load(&here_accepted) < 0 && th_now_ms() < deadline)
+		usleep(1000);
+	int n = atomic_load(&here_accepted);
+	print_message("accepted %d of 40000 lines before the client read\n", n);
+	assert_true(n > 0 && n < 40000); /* the bound was reached */
+	assert_true((size_t)n * 1000 < FEED_MAX + 8192 + (32u << 20));
+	read_lines(fd, n, 1000);
+	char out[64];
+	assert_int_equal(th_send(fd, "ask\n", 4), 0);
+	assert_true(th_recv_until(fd, out, sizeof out, "ok\n", 3000) > 0);
+	close(fd);
+}
+
 /* A client that does not read: pushes beyond the feed's bound are
  * refused (nothing is buffered without limit); once it closes, pushes
  * fail with -EPIPE and the producer can end. */
@@ -449,6 +493,7 @@ int main(void)
 		cmocka_unit_test(service_owned_settings),
 		cmocka_unit_test(feed_pushes_arrive_in_order),
 		cmocka_unit_test(feed_bounded_then_gone),
+		cmocka_unit_test(feed_written_from_its_own_loop),
 		cmocka_unit_test(tickets_and_feeds_race_closes),
 		cmocka_unit_test(output_budget_enforced),
 	};

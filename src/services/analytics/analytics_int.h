@@ -74,16 +74,15 @@ void an_notify(struct analytics *an, uint64_t rev, const char *key, const char *
 
 /* A publisher's changes reach the watchers on its own loop first: between
  * an_run_begin and an_run_end (loop thread, mu not held, around the
- * applies of one request) an_notify notes those watchers' feeds, and
- * an_run_end writes them at once (vconn_feed_run), before the reply to
- * the publisher is written, not one event later behind it.  Watchers on
- * other loops (analytics_threads > 1) and past AN_RUN_MAX are woken by
- * their feeds' events as usual. */
-#define AN_RUN_MAX 64
+ * applies of one request) an_notify appends a change to the output of
+ * every watcher on that loop whose feed is empty and writes it there and
+ * then (vconn_feed_write_here: no event, no hand-over, the line's buffer
+ * freed before the next watcher's is taken), before the reply to the
+ * publisher is written: one loop iteration and one write per watcher, as
+ * Redis does.  Watchers on other loops (analytics_threads > 1) and
+ * backed-up ones are woken by their feeds' events as usual. */
 struct an_run {
 	struct event_base *base; /* the publisher's loop */
-	int n;
-	struct vconn_feed *feeds[AN_RUN_MAX];
 };
 void an_run_begin(struct an_run *run, struct event_base *base);
 void an_run_end(struct an_run *run);

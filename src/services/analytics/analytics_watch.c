@@ -44,14 +44,8 @@ static int format_change(const struct an_watcher *w, char *buf, size_t cap, uint
 		*p++ = '\n';
 		return (int)(p - buf);
 	}
-	char digits[20];
-	int nd = 0;
-	do
-		digits[nd++] = (char)('0' + rev % 10);
-	while ((rev /= 10) != 0);
 	p = put(p, "CHANGE ", 7);
-	while (nd)
-		*p++ = digits[--nd];
+	p = an_put_u64(p, rev);
 	*p++ = ' ';
 	p = put(p, key, klen);
 	*p++ = ' ';
@@ -60,11 +54,16 @@ static int format_change(const struct an_watcher *w, char *buf, size_t cap, uint
 	return (int)(p - buf);
 }
 
-/* Pushes one change to w (line: its formatted text, or NULL to format
- * it here); false when its feed is full (w is stalled). */
+/* this thread's publisher request under way (an_run_begin), or NULL */
+static _Thread_local struct an_run *cur_run;
+
+/* Pushes one change to w; false when its feed is full (w is stalled).  A
+ * watcher on the publisher's loop is written to at once. */
 static bool push_line(struct an_watcher *w, uint64_t rev, const char *line, size_t n)
 {
-	int rc = vconn_feed_push(w->feed, line, n);
+	struct an_run *run = cur_run;
+	int rc = run && w->base == run->base ? vconn_feed_write_here(w->feed, line, n)
+					     : vconn_feed_push(w->feed, line, n);
 	if (rc == -ENOBUFS || rc == -ENOMEM) {
 		if (!w->stalled && w->timer) {
 			struct timeval tv = {0, 10 * 1000};
@@ -89,36 +88,16 @@ static bool push_change(struct an_watcher *w, uint64_t rev, const char *key, con
 	return push_line(w, rev, line, (size_t)n);
 }
 
-/* this thread's publisher request under way (an_run_begin), or NULL */
-static _Thread_local struct an_run *cur_run;
-
 void an_run_begin(struct an_run *run, struct event_base *base)
 {
 	run->base = base;
-	run->n = 0;
 	cur_run = run;
 }
 
 void an_run_end(struct an_run *run)
 {
+	(void)run;
 	cur_run = NULL;
-	/* each feed once (noted once); running one may free its own
-	 * connection and feed, never another's */
-	for (int i = 0; i < run->n; i++)
-		vconn_feed_run(run->feeds[i]);
-	run->n = 0;
-}
-
-/* mu held: w (just pushed to) shares the publisher's loop: note it */
-static void note_run(struct an_watcher *w)
-{
-	struct an_run *run = cur_run;
-	if (!run || w->base != run->base || run->n == AN_RUN_MAX)
-		return;
-	for (int i = 0; i < run->n; i++)
-		if (run->feeds[i] == w->feed)
-			return;
-	run->feeds[run->n++] = w->feed;
 }
 
 void an_notify(struct analytics *an, uint64_t rev, const char *key, const char *val,
@@ -134,10 +113,10 @@ void an_notify(struct analytics *an, uint64_t rev, const char *key, const char *
 			np = format_change(w, plain, sizeof plain, rev, key, val, vlen);
 		else if (!w->plain && nn < 0)
 			nn = format_change(w, native, sizeof native, rev, key, val, vlen);
-		bool ok = w->plain ? push_line(w, rev, plain, (size_t)np)
-				   : push_line(w, rev, native, (size_t)nn);
-		if (ok && !w->gone)
-			note_run(w);
+		if (w->plain)
+			push_line(w, rev, plain, (size_t)np);
+		else
+			push_line(w, rev, native, (size_t)nn);
 	}
 }
 
