@@ -349,15 +349,29 @@ static void tail_follows_new_events(void **state)
 	(void)state;
 	int t = conn(1), w = conn(1);
 	xchg(t, "tail\n", "OK tail\r\n");
-	xchg(w, "log tailed1 conv=(x)\nlog tailed2 after=tailed1\n", "OK tailed2");
+	xchg(w, "log tailed0\nlog tailed1 conv=(x)\nlog tailed2 after=tailed1\n", "OK tailed2");
 	const char *r = xchg(t, "", "EVENT tailed2 ");
 	assert_non_null(strstr(r, "EVENT tailed1 2 "));
 	assert_non_null(strstr(r, " tailed1 \r\n"));
+	/* a re-logged vertex (the notes' appended conversation, a cause
+	 * added) comes again, whole; a re-log that changes nothing does not */
+	xchg(w, "log tailed1\nlog tailed1 conv=(y)\n", "OK tailed1");
+	r = xchg(t, "", "(x)#(y)\r\n");
+	const char *first = strstr(r, "EVENT tailed1 2 ");
+	assert_non_null(first);
+	assert_null(strstr(first + 1, "EVENT tailed1 ")); /* the no-op re-log: nothing */
+	legacy(1, "eventnet_vertexmsg#tailed2-carol-(z)\n", "EventNet updated\r\n");
+	r = xchg(t, "", " tailed1 (z)\r\n");
+	assert_non_null(strstr(r, "EVENT tailed2 2 "));
+	xchg(w, "log tailed2 after=tailed0\n", "OK tailed2");
+	r = xchg(t, "", " tailed1,tailed0 (z)\r\n");
+	assert_non_null(strstr(r, "EVENT tailed2 2 "));
 	close(t);
 	close(w);
 	/* node 2 replied before writing: the files still get the events */
-	file_is(evdir[1], "EventNetEdges.txt", "\ntailed1,tailed2\n", true);
-	file_is(evdir[1], "EventNetVertices.txt", "\ntailed1 -  - (x)\ntailed2 -  - \n", true);
+	file_is(evdir[1], "EventNetEdges.txt", "\ntailed1,tailed2\ntailed0,tailed2\n", true);
+	file_is(evdir[1], "EventNetVertices.txt",
+		"\ntailed0 -  - \ntailed1 -  - (x)#(y)\ntailed2 -  - (z)\n", true);
 }
 
 static void crash_with_torn_tail(void **state)
