@@ -474,12 +474,18 @@ static void reply_logged(struct evbuffer *out, const struct evg_event *e, const 
 }
 
 /* The reply to a log: reads only what never changes once e is recorded,
- * so it may run without the lock. */
-static void reply_logged_event(struct evbuffer *out, const struct evg_event *e)
+ * so it may run without the lock.  item: the staged change of a new
+ * event, which keeps the clocks for its journal line (or NULL). */
+static void reply_logged_event(struct evbuffer *out, const struct evg_event *e,
+			       struct evn_stage_item *item)
 {
 	char clocks[EVN_LINE_HEAD];
 	size_t cn = evd_event_clocks(e, clocks);
 	reply_logged(out, e, clocks, cn);
+	if (item && cn <= sizeof item->clocks) {
+		memcpy(item->clocks, clocks, cn);
+		item->clocks_n = (uint8_t)cn;
+	}
 }
 
 static const char evn_help[] =
@@ -625,7 +631,7 @@ static void exec_locked(struct vconn *c, struct eventnet *en, const struct evn_r
 		else if (logged)
 			*logged = e;
 		else
-			reply_logged_event(out, e);
+			reply_logged_event(out, e, NULL);
 		return;
 	}
 	case EVN_OP_EDGE: {
@@ -726,15 +732,17 @@ struct evn_parsed {
 	uint32_t hash; /* log: evg_hash of its id (outside the lock) */
 	const struct evg_event *logged; /* a log whose reply is formatted after the lock */
 	struct evbuffer *out; /* where that reply goes */
+	int item; /* its new event's staged change, or -1 */
 };
 
 /* The replies of round[from..to) that were left for after the lock (in
  * order: a reply written at once first sends those before it). */
-static void reply_deferred(struct evn_parsed *round, int from, int to)
+static void reply_deferred(struct evn_parsed *round, int from, int to, struct evn_stage *st)
 {
 	for (int i = from; i < to; i++) {
 		if (round[i].logged)
-			reply_logged_event(round[i].out, round[i].logged);
+			reply_logged_event(round[i].out, round[i].logged,
+					   round[i].item >= 0 ? &st->it[round[i].item] : NULL);
 		round[i].logged = NULL;
 	}
 }
@@ -830,7 +838,7 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			struct evbuffer *out = ec->held ? ec->held : vconn_out(c);
 			bool native_log = p->pr == EVN_REQ && p->req.op == EVN_OP_LOG && !p->req.legacy;
 			if (!native_log) { /* answered at once: the replies before it first */
-				reply_deferred(round, deferred, i);
+				reply_deferred(round, deferred, i, st);
 				deferred = i + 1;
 			}
 			if (p->pr == EVN_ERROR) {
@@ -857,12 +865,17 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 				out = ec->held;
 			}
 			p->out = out;
+			unsigned staged_before = st->n;
 			int fcode = 0;
 			const char *fmsg = NULL;
 			exec_locked(c, en, &p->req, p->hash, out, st, native_log ? &p->logged : NULL,
 				    &fcode, &fmsg);
+			/* a new event's change (staging may have failed: oom) */
+			p->item = p->logged && st->n == staged_before + 1 && st->it[staged_before].ch.created
+					  ? (int)staged_before
+					  : -1;
 			if (fcode) { /* a refused log: the replies before it, then its error */
-				reply_deferred(round, deferred, i);
+				reply_deferred(round, deferred, i, st);
 				deferred = i + 1;
 				reply_err(en, out, fcode, fmsg ? fmsg : "refused");
 			}
@@ -874,7 +887,7 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		if (nr)
 			evn_unlock(&en->mu);
 		/* the logs' replies, formatted without the lock */
-		reply_deferred(round, deferred, i);
+		reply_deferred(round, deferred, i, st);
 		/* the lines of the changes, while the requests' bytes are still there */
 		if (staged)
 			ec->upto = stage_commit(en, st);

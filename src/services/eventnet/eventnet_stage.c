@@ -30,13 +30,15 @@ void evn_stage_add(struct evn_stage *s, const struct evg_event *e, const struct 
 		i->ch.added[k] = ch->added[k];
 	i->conv = conv;
 	i->conv_len = conv_len;
+	i->clocks_n = 0;
 }
 
 void evn_stage_format(struct evn_stage *s)
 {
 	for (unsigned k = 0; k < s->n; k++) {
 		const struct evn_stage_item *i = &s->it[k];
-		evd_journal_change(&s->j, i->e, &i->ch, i->conv, i->conv_len, NULL, 0);
+		evd_journal_change(&s->j, i->e, &i->ch, i->conv, i->conv_len,
+				   i->clocks_n ? i->clocks : NULL, i->clocks_n);
 		evd_text_change(&s->v, &s->e, i->e, &i->ch, i->conv, i->conv_len);
 	}
 	s->n = 0;

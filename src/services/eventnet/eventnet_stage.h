@@ -20,11 +20,17 @@
 #include "eventnet_disk.h"
 #include "eventnet_graph.h"
 
+#define EVN_STAGE_CLOCKS 96 /* a one-to-three-node clock fits */
+
 struct evn_stage_item {
 	const struct evg_event *e;
 	struct evg_change ch;
 	const char *conv; /* the request's conversation, conv_len bytes */
 	size_t conv_len;
+	/* evd_event_clocks() of a new event when its reply formatted them
+	 * (clocks_n 0: the journal line formats them) */
+	uint8_t clocks_n;
+	char clocks[EVN_STAGE_CLOCKS];
 };
 
 struct evn_stage {
