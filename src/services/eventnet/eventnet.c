@@ -5,15 +5,19 @@
  *
  * A request that changes the graph is applied in memory at once (under
  * the service's mutex, so every worker thread sees one graph and one
- * clock) and its journal and text lines are queued.  With eventnet_ack =
+ * clock; a round of pipelined requests takes it once, and their journal
+ * and text lines and replies are formatted after it: eventnet_stage.c)
+ * and its journal and text lines are queued.  With eventnet_ack =
  * written its reply is held until its journal lines are written (write(2)
  * into the page cache, so an acknowledged event survives a crash of
  * virgod; the journal is the truth the text files are rebuilt from at
  * start-up): the worker that ran a pipelined batch writes every journal
  * line queued so far, from every connection, before it replies to the
  * batch with one write (group commit: a worker that finds its lines
- * already written by another replies at once).  No thread hand-off per
- * batch.  The workpool's flush job does what may block for long or can
+ * already written by another replies at once; one that finds another
+ * writing leaves its replies to the flush job and serves other
+ * connections meanwhile).  No thread hand-off per batch otherwise.  The
+ * workpool's flush job does what may block for long or can
  * wait: the text files' lines (every 256 KiB, else within the second's
  * tick), fdatasync (at most eventnet_sync_ms later; with 0 every reply
  * waits for a flush job that syncs) and the rewrite of
@@ -67,7 +71,8 @@ struct evn_waiter {
 
 struct eventnet {
 	/* wmu orders the writes to the files (the f* buffers, d's appends
-	 * and rewrites); taken before mu, never while holding it */
+	 * and rewrites); taken before mu, never while holding it (but for a
+	 * trylock, which cannot wait) */
 	struct evn_mutex wmu;
 	struct evn_mutex mu; /* guards everything below */
 	pthread_cond_t idle; /* signalled when a flush job ends */
@@ -218,21 +223,25 @@ static int write_queued(struct eventnet *en, bool text, bool *rewrote)
 	return rc;
 }
 
-/* The calling worker's group commit: 0 once the changes up to gen are
- * written (by this call, or by another worker or the flush job that
- * took them first), or the -errno of the write that had them. */
+/* Under mu: the result of the write that had the changes up to gen. */
+static int commit_result_locked(struct eventnet *en, uint64_t gen)
+{
+	return gen > en->fail_lo && gen <= en->fail_hi ? en->fail_rc : 0;
+}
+
+/* The calling worker's group commit, with wmu held (released here): 0
+ * once the changes up to gen are written (by this call, or by another
+ * worker or the flush job that took them first), or the -errno of the
+ * write that had them. */
 static int commit_upto(struct eventnet *en, uint64_t gen)
 {
-	evn_lock(&en->wmu);
 	evn_lock(&en->mu);
 	bool done = en->gen_written >= gen;
 	evn_unlock(&en->mu);
-	int rc = done ? 0 : write_queued(en, false, NULL);
+	if (!done)
+		write_queued(en, false, NULL);
 	evn_lock(&en->mu);
-	if (gen > en->fail_lo && gen <= en->fail_hi)
-		rc = en->fail_rc;
-	else
-		rc = 0;
+	int rc = commit_result_locked(en, gen);
 	evn_unlock(&en->mu);
 	evn_unlock(&en->wmu);
 	return rc;
@@ -895,7 +904,8 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		if (nr == 0)
 			break; /* an incomplete request: wait for more */
 	}
-	bool commit = false;
+	bool commit = false, written = false;
+	int written_rc = 0;
 	evn_lock(&en->mu);
 	/* the graph's next chunk is faulted in by this worker, outside the lock */
 	bool make_spare = !en->making_spare && evg_spare_wanted(&en->g);
@@ -905,10 +915,16 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 	 * batches, else by the tick's flush job within the second */
 	if ((!en->ack_written && en->pj.n > EVN_TEXT_BATCH) || en->pv.n + en->pe.n > EVN_TEXT_BATCH)
 		kick_locked(en);
-	if (ec->held && !oom && en->ack_written && en->sync_ms > 0 && !en->slow_io &&
-	    ec->outstanding == 0) {
+	bool may_commit = ec->held && !oom && en->ack_written && en->sync_ms > 0 && !en->slow_io &&
+			  ec->outstanding == 0;
+	if (may_commit && (ec->upto == 0 || en->gen_written >= ec->upto)) {
+		written = true; /* another writer had them: answer at once */
+		written_rc = ec->upto ? commit_result_locked(en, ec->upto) : 0;
+	} else if (may_commit && evn_trylock(&en->wmu)) {
 		commit = true; /* this worker writes (see the top of the file) */
 	} else if (ec->held && !oom) {
+		/* (also when another worker is writing: this one goes on with
+		 * other connections, and the flush job answers these replies) */
 		struct evn_waiter *w = calloc(1, sizeof *w);
 		struct vconn_ticket *t = w ? vconn_ticket_new(c) : NULL;
 		if (t) {
@@ -933,8 +949,8 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		en->making_spare = false;
 		evn_unlock(&en->mu);
 	}
-	if (commit) {
-		int rc = ec->upto ? commit_upto(en, ec->upto) : 0;
+	if (commit || written) {
+		int rc = commit ? commit_upto(en, ec->upto) : written_rc;
 		if (rc) {
 			evbuffer_add_printf(vconn_out(c),
 					    "ERR EIO the event journal could not be written: %s\r\n",

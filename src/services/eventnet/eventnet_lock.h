@@ -10,6 +10,7 @@
 #define VIRGO_EVENTNET_LOCK_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -44,6 +45,16 @@ static inline void evn_lock(struct evn_mutex *x)
 	__atomic_fetch_add(&x->wait_ns,
 			   (uint64_t)((int64_t)(b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec)),
 			   __ATOMIC_RELAXED);
+}
+
+/* Takes x when it is free: true, else false at once (no wait counted:
+ * the caller does something else). */
+static inline bool evn_trylock(struct evn_mutex *x)
+{
+	if (pthread_mutex_trylock(&x->m) != 0)
+		return false;
+	__atomic_fetch_add(&x->taken, 1, __ATOMIC_RELAXED);
+	return true;
 }
 
 /* "<taken> <waits> <ms waited>" for stats. */
