@@ -46,7 +46,7 @@ struct evg_event {
 struct evg_chunk {
 	struct evg_chunk *next;
 	uint32_t left; /* bytes free at the end of data */
-	uint32_t size; /* bytes of the mapping (a huge-page chunk), 0: malloc'd */
+	uint32_t size; /* bytes of the mapping (a 2 MiB chunk), 0: malloc'd */
 	char data[]; /* 16 bytes in: 8-byte aligned */
 };
 
@@ -83,8 +83,7 @@ uint32_t evg_hash(const char *id, size_t n);
  * its loads ahead instead of waiting for one miss after another. */
 void evg_prefetch(const struct evg *g, uint32_t hash);
 
-/* The event memory is carved from 2 MiB chunks (huge pages where the
- * kernel gives them).  evg_spare_wanted: true when the graph has no
+/* The event memory is carved from 2 MiB chunks.  evg_spare_wanted: true when the graph has no
  * spare chunk; evg_chunk_new (no graph, no lock: it faults the memory
  * in) makes one, evg_give_spare hands it to the graph (or frees it when
  * one arrived meanwhile).  Without a spare the graph maps one itself. */
