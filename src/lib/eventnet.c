@@ -246,7 +246,11 @@ static void resend_with_clock(const char *r, size_t rn)
 		merge_ok(line);
 }
 
-/* Sends one batch and reads its replies. */
+/* Sends one batch and reads its replies, a piece at a time: the node
+ * buffers about 1 MiB of replies (VCONN_OUT_BUDGET) for a connection
+ * that does not read them, and then stops reading its requests; a batch
+ * of megabytes sent whole before reading deadlocked until the timeout. */
+#define VEN_SEND_PIECE (128u << 10) /* bytes of requests, then their replies */
 static void send_batch(struct ven_buf *b)
 {
 	int rc = home_open();
@@ -255,40 +259,46 @@ static void send_batch(struct ven_buf *b)
 		return;
 	}
 	struct ven_buf out = {0};
-	for (size_t off = 0; off < b->n && rc == 0;) {
-		const char *nl = memchr(b->p + off, '\n', b->n - off);
-		rc = wire(&out, b->p + off, (size_t)(nl - (b->p + off)), NULL, 0);
-		off = (size_t)(nl - b->p) + 1;
-	}
-	if (rc == 0)
-		rc = ven_send(lk, out.p, out.n);
-	free(out.p);
 	/* the replies, one per record, in order; a refused remote cause is
 	 * re-sent once all are read */
 	size_t *retry = NULL, nretry = 0, off = 0;
-	for (uint64_t i = 0; rc == 0 && i < b->recs; i++) {
-		const char *r = b->p + off;
-		const char *nl = memchr(r, '\n', b->n - off);
-		size_t rn = (size_t)(nl - r);
-		char *line;
-		size_t len;
-		rc = ven_readline(lk, &line, &len);
-		if (rc)
-			break;
-		if (strncmp(line, "OK ", 3) == 0) {
-			merge_ok(line);
-		} else if (strncmp(line, "ERR ENOENT ", 11) == 0 && strstr(line, "clock=")) {
-			size_t *nr = realloc(retry, (nretry + 1) * sizeof *nr);
-			if (nr) {
-				retry = nr;
-				retry[nretry++] = off;
-			}
-		} else {
-			int e = ven_err(line, "log", home_node_id());
-			set_err(e ? e : -VIRGO_EBADREPLY, virgo_last_error());
+	while (rc == 0 && off < b->n) {
+		out.n = 0;
+		size_t end = off;
+		uint64_t nrec = 0;
+		while (rc == 0 && end < b->n && out.n < VEN_SEND_PIECE) {
+			const char *nl = memchr(b->p + end, '\n', b->n - end);
+			rc = wire(&out, b->p + end, (size_t)(nl - (b->p + end)), NULL, 0);
+			end = (size_t)(nl - b->p) + 1;
+			nrec++;
 		}
-		off += rn + 1;
+		if (rc == 0)
+			rc = ven_send(lk, out.p, out.n);
+		for (uint64_t i = 0; rc == 0 && i < nrec; i++) {
+			const char *r = b->p + off;
+			const char *nl = memchr(r, '\n', b->n - off);
+			size_t rn = (size_t)(nl - r);
+			char *line;
+			size_t len;
+			rc = ven_readline(lk, &line, &len);
+			if (rc)
+				break;
+			if (strncmp(line, "OK ", 3) == 0) {
+				merge_ok(line);
+			} else if (strncmp(line, "ERR ENOENT ", 11) == 0 && strstr(line, "clock=")) {
+				size_t *nr = realloc(retry, (nretry + 1) * sizeof *nr);
+				if (nr) {
+					retry = nr;
+					retry[nretry++] = off;
+				}
+			} else {
+				int e = ven_err(line, "log", home_node_id());
+				set_err(e ? e : -VIRGO_EBADREPLY, virgo_last_error());
+			}
+			off += rn + 1;
+		}
 	}
+	free(out.p);
 	if (rc) {
 		ven_close(lk);
 		set_err(rc, "eventnet log: the home node's connection failed (events may be lost)");

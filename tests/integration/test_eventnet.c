@@ -5,9 +5,11 @@
  * pipelined native logging, cycle refusal on the wire, clocks carried by
  * the client across three nodes, the tail feed, the files of a node that
  * acknowledges before writing (eventnet_ack = queued), and a crash
- * (SIGKILL) with a torn journal tail repaired at restart.
+ * (SIGKILL) with a torn journal tail repaired at restart, and two
+ * connections logging at once whose journal replays causes first.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -349,15 +351,29 @@ static void tail_follows_new_events(void **state)
 	(void)state;
 	int t = conn(1), w = conn(1);
 	xchg(t, "tail\n", "OK tail\r\n");
-	xchg(w, "log tailed1 conv=(x)\nlog tailed2 after=tailed1\n", "OK tailed2");
+	xchg(w, "log tailed0\nlog tailed1 conv=(x)\nlog tailed2 after=tailed1\n", "OK tailed2");
 	const char *r = xchg(t, "", "EVENT tailed2 ");
 	assert_non_null(strstr(r, "EVENT tailed1 2 "));
 	assert_non_null(strstr(r, " tailed1 \r\n"));
+	/* a re-logged vertex (the notes' appended conversation, a cause
+	 * added) comes again, whole; a re-log that changes nothing does not */
+	xchg(w, "log tailed1\nlog tailed1 conv=(y)\n", "OK tailed1");
+	r = xchg(t, "", "(x)#(y)\r\n");
+	const char *first = strstr(r, "EVENT tailed1 2 ");
+	assert_non_null(first);
+	assert_null(strstr(first + 1, "EVENT tailed1 ")); /* the no-op re-log: nothing */
+	legacy(1, "eventnet_vertexmsg#tailed2-carol-(z)\n", "EventNet updated\r\n");
+	r = xchg(t, "", " tailed1 (z)\r\n");
+	assert_non_null(strstr(r, "EVENT tailed2 2 "));
+	xchg(w, "log tailed2 after=tailed0\n", "OK tailed2");
+	r = xchg(t, "", " tailed1,tailed0 (z)\r\n");
+	assert_non_null(strstr(r, "EVENT tailed2 2 "));
 	close(t);
 	close(w);
 	/* node 2 replied before writing: the files still get the events */
-	file_is(evdir[1], "EventNetEdges.txt", "\ntailed1,tailed2\n", true);
-	file_is(evdir[1], "EventNetVertices.txt", "\ntailed1 -  - (x)\ntailed2 -  - \n", true);
+	file_is(evdir[1], "EventNetEdges.txt", "\ntailed1,tailed2\ntailed0,tailed2\n", true);
+	file_is(evdir[1], "EventNetVertices.txt",
+		"\ntailed0 -  - \ntailed1 -  - (x)#(y)\ntailed2 -  - (z)\n", true);
 }
 
 static void crash_with_torn_tail(void **state)
@@ -388,6 +404,102 @@ static void crash_with_torn_tail(void **state)
 	file_is(evdir[2], "EventNetEdges.txt", "\nc1,c2\nc2,c3\n", true);
 }
 
+/* Two connections log at once on the node that acknowledges writes,
+ * each event naming an event of the other connection as its cause (found
+ * or not: a missing one is refused).  Their rounds run on both worker
+ * threads and their journal lines are formatted outside the graph lock:
+ * after a SIGKILL the replayed journal must still have every
+ * acknowledged event, each cause recorded before its effect (a cause
+ * replayed after it would turn into a REMOTE one). */
+#define RACE_N 4096
+struct racer {
+	char me, other;
+	int fd, ok, bad;
+	char why[128]; /* the first unexpected reply */
+	bool created[RACE_N];
+};
+
+static void *race(void *arg)
+{
+	struct racer *r = arg;
+	static __thread char buf[1 << 16];
+	for (int i = 0; i < RACE_N; i += 64) {
+		char req[64 * 48 + 8];
+		size_t n = 0;
+		/* the other's event of a window before: being run meanwhile,
+		 * or not yet (refused), or recorded */
+		for (int k = i; k < i + 64; k++)
+			n += k >= 64 ? (size_t)snprintf(req + n, sizeof req - n, "log r%c%d after=r%c%d\n",
+							r->me, k, r->other, k - 64)
+				     : (size_t)snprintf(req + n, sizeof req - n, "log r%c%d\n", r->me, k);
+		n += (size_t)snprintf(req + n, sizeof req - n, "ping\n");
+		if (th_send(r->fd, req, n) != 0 || th_recv_until(r->fd, buf, sizeof buf, "PONG ", 10000) < 0) {
+			snprintf(r->why, sizeof r->why, "no reply");
+			r->bad++;
+			return NULL;
+		}
+		const char *l = buf;
+		for (int k = i; k < i + 64; k++) {
+			if (strncmp(l, "OK ", 3) == 0) {
+				r->created[k] = true;
+				r->ok++;
+			} else if (strncmp(l, "ERR ENOENT ", 11) != 0) {
+				if (!r->bad)
+					snprintf(r->why, sizeof r->why, "%.120s", l);
+				r->bad++;
+			}
+			l = strstr(l, "\r\n");
+			if (!l)
+				break;
+			l += 2;
+		}
+	}
+	return NULL;
+}
+
+static void concurrent_rounds_replay_in_order(void **state)
+{
+	(void)state;
+	static struct racer ra = {.me = 'a', .other = 'b'}, rb = {.me = 'b', .other = 'a'};
+	ra.fd = conn(2);
+	rb.fd = conn(2);
+	pthread_t ta, tb;
+	assert_int_equal(pthread_create(&ta, NULL, race, &ra), 0);
+	assert_int_equal(pthread_create(&tb, NULL, race, &rb), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	close(ra.fd);
+	close(rb.fd);
+	if (ra.bad + rb.bad)
+		fail_msg("unexpected replies: %s / %s", ra.why, rb.why);
+	assert_true(ra.ok + rb.ok >= 128); /* the first windows name no cause */
+	th_node_signal(&cl, 2, SIGKILL);
+	assert_int_equal(th_node_start(&cl, 2), 0);
+	int fd = conn(2);
+	struct racer *rs[2] = {&ra, &rb};
+	for (int w = 0; w < 2; w++) {
+		int last = -1;
+		for (int k = 0; k < RACE_N; k++) {
+			if (!rs[w]->created[k])
+				continue;
+			char q[64];
+			snprintf(q, sizeof q, "get r%c%d\n", rs[w]->me, k);
+			const char *r = xchg(fd, q, "\r\n");
+			if (strncmp(r, "EVENT ", 6) != 0)
+				fail_msg("r%c%d acknowledged, lost after the restart: %s", rs[w]->me, k, r);
+			last = k;
+		}
+		if (last < 0)
+			continue;
+		char q[64];
+		snprintf(q, sizeof q, "why r%c%d 0\n", rs[w]->me, last);
+		const char *r = xchg(fd, q, "END\r\n");
+		if (strstr(r, "REMOTE "))
+			fail_msg("a cause replayed after its effect: %s", r);
+	}
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +509,7 @@ int main(void)
 		cmocka_unit_test(clock_property_over_three_nodes),
 		cmocka_unit_test(tail_follows_new_events),
 		cmocka_unit_test(crash_with_torn_tail),
+		cmocka_unit_test(concurrent_rounds_replay_in_order),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -270,8 +270,9 @@ static char *slurp(const char *path)
 static void apply(struct evd *d, struct evg *g, const struct evg_change *ch, const char *conv)
 {
 	struct evd_buf j = {0}, v = {0}, e = {0};
-	evd_journal_change(&j, g, ch, conv, conv ? strlen(conv) : 0, NULL, 0);
-	evd_text_change(&v, &e, g, ch);
+	size_t cl = conv ? strlen(conv) : 0;
+	evd_journal_change(&j, g->ev[ch->idx], ch, conv, cl, NULL, 0);
+	evd_text_change(&v, &e, g->ev[ch->idx], ch, conv, cl);
 	assert_int_equal(evd_append(d, &j, &v, &e), 0);
 	assert_int_equal(j.n + v.n + e.n, 0);
 	evd_buf_free(&j);

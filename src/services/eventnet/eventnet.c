@@ -5,15 +5,19 @@
  *
  * A request that changes the graph is applied in memory at once (under
  * the service's mutex, so every worker thread sees one graph and one
- * clock) and its journal and text lines are queued.  With eventnet_ack =
+ * clock; a round of pipelined requests takes it once, and their journal
+ * and text lines and replies are formatted after it: eventnet_stage.c)
+ * and its journal and text lines are queued.  With eventnet_ack =
  * written its reply is held until its journal lines are written (write(2)
  * into the page cache, so an acknowledged event survives a crash of
  * virgod; the journal is the truth the text files are rebuilt from at
  * start-up): the worker that ran a pipelined batch writes every journal
  * line queued so far, from every connection, before it replies to the
  * batch with one write (group commit: a worker that finds its lines
- * already written by another replies at once).  No thread hand-off per
- * batch.  The workpool's flush job does what may block for long or can
+ * already written by another replies at once; one that finds another
+ * writing leaves its replies to the flush job and serves other
+ * connections meanwhile).  No thread hand-off per batch otherwise.  The
+ * workpool's flush job does what may block for long or can
  * wait: the text files' lines (every 256 KiB, else within the second's
  * tick), fdatasync (at most eventnet_sync_ms later; with 0 every reply
  * waits for a flush job that syncs) and the rewrite of
@@ -38,8 +42,10 @@
 #include "../../daemon/workpool.h"
 #include "eventnet_disk.h"
 #include "eventnet_graph.h"
+#include "eventnet_lock.h"
 #include "eventnet_proto.h"
 #include "eventnet_settings.h"
+#include "eventnet_stage.h"
 #include "eventnet_trace.h"
 
 #define EVN_HELD_MAX (VCONN_OUT_BUDGET / 2) /* replies held for one batch */
@@ -65,9 +71,10 @@ struct evn_waiter {
 
 struct eventnet {
 	/* wmu orders the writes to the files (the f* buffers, d's appends
-	 * and rewrites); taken before mu, never while holding it */
-	pthread_mutex_t wmu;
-	pthread_mutex_t mu; /* guards everything below */
+	 * and rewrites); taken before mu, never while holding it (but for a
+	 * trylock, which cannot wait) */
+	struct evn_mutex wmu;
+	struct evn_mutex mu; /* guards everything below */
 	pthread_cond_t idle; /* signalled when a flush job ends */
 	struct evg g;
 	struct evd d;
@@ -79,10 +86,15 @@ struct eventnet {
 	/* changes queued (one per record_change) and written so far; the
 	 * last failed write lost the changes (fail_lo, fail_hi] */
 	uint64_t gen_queued, gen_written, fail_lo, fail_hi;
+	/* rounds that changed the graph, numbered under mu; their lines are
+	 * queued in that order (stage_commit): jnext is the next to queue */
+	uint64_t jticket, jnext;
+	pthread_cond_t jturn; /* signalled when jnext moves */
 	int fail_rc;
 	int64_t last_sync_ms, last_rewrite_ms;
 	int sync_ms;
 	bool ack_written; /* replies wait for the write (else: sent at once) */
+	bool making_spare; /* a worker is faulting in the graph's next chunk */
 	struct vd_workpool *pool;
 	struct evn_sub *subs;
 	unsigned node_id;
@@ -107,6 +119,7 @@ struct evn_conn {
 	bool legacy_close; /* last request used the notes' syntax */
 	bool failed; /* the journal write failed: close */
 	struct evn_sub *sub; /* tail subscription */
+	struct evn_stage *stage; /* a round's changes (kept: its memory is reused) */
 };
 
 static int64_t now_ms(void)
@@ -155,9 +168,12 @@ static int write_queued(struct eventnet *en, bool text, bool *rewrote)
 	bool may_rewrite = text;
 	struct evd_buf vt = {0};
 	bool rewrite = false;
-	pthread_mutex_lock(&en->mu);
+	evn_lock(&en->mu);
 	int64_t now = now_ms();
-	if (may_rewrite && en->vert_dirty && now - en->last_rewrite_ms >= EVN_REWRITE_MS) {
+	/* not while a round's lines are staged but not queued: the graph has
+	 * its events already, the file would get them twice (the tick retries) */
+	if (may_rewrite && en->vert_dirty && now - en->last_rewrite_ms >= EVN_REWRITE_MS &&
+	    en->jnext == en->jticket) {
 		/* the whole file from the graph: the queued vertex lines are in it */
 		evd_vertices_text(&vt, &en->g);
 		en->pv.n = 0;
@@ -172,7 +188,7 @@ static int write_queued(struct eventnet *en, bool text, bool *rewrote)
 	}
 	uint64_t from = en->gen_written, target = en->gen_queued;
 	bool wrote = en->fj.n > 0;
-	pthread_mutex_unlock(&en->mu);
+	evn_unlock(&en->mu);
 
 	/* only a holder of wmu touches f* and the files */
 	int rc = evd_append(&en->d, &en->fj, &en->fv, &en->fe);
@@ -187,7 +203,7 @@ static int write_queued(struct eventnet *en, bool text, bool *rewrote)
 	if (rc)
 		log_error("eventnet_write_failed dir=%s err=%s", en->d.dir, strerror(-rc));
 
-	pthread_mutex_lock(&en->mu);
+	evn_lock(&en->mu);
 	en->gen_written = target;
 	if (wrote) {
 		en->unsynced = true;
@@ -201,29 +217,33 @@ static int write_queued(struct eventnet *en, bool text, bool *rewrote)
 		en->fail_hi = target;
 		en->fail_rc = rc;
 	}
-	pthread_mutex_unlock(&en->mu);
+	evn_unlock(&en->mu);
 	if (rewrote)
 		*rewrote = rewrite;
 	return rc;
 }
 
-/* The calling worker's group commit: 0 once the changes up to gen are
- * written (by this call, or by another worker or the flush job that
- * took them first), or the -errno of the write that had them. */
+/* Under mu: the result of the write that had the changes up to gen. */
+static int commit_result_locked(struct eventnet *en, uint64_t gen)
+{
+	return gen > en->fail_lo && gen <= en->fail_hi ? en->fail_rc : 0;
+}
+
+/* The calling worker's group commit, with wmu held (released here): 0
+ * once the changes up to gen are written (by this call, or by another
+ * worker or the flush job that took them first), or the -errno of the
+ * write that had them. */
 static int commit_upto(struct eventnet *en, uint64_t gen)
 {
-	pthread_mutex_lock(&en->wmu);
-	pthread_mutex_lock(&en->mu);
+	evn_lock(&en->mu);
 	bool done = en->gen_written >= gen;
-	pthread_mutex_unlock(&en->mu);
-	int rc = done ? 0 : write_queued(en, false, NULL);
-	pthread_mutex_lock(&en->mu);
-	if (gen > en->fail_lo && gen <= en->fail_hi)
-		rc = en->fail_rc;
-	else
-		rc = 0;
-	pthread_mutex_unlock(&en->mu);
-	pthread_mutex_unlock(&en->wmu);
+	evn_unlock(&en->mu);
+	if (!done)
+		write_queued(en, false, NULL);
+	evn_lock(&en->mu);
+	int rc = commit_result_locked(en, gen);
+	evn_unlock(&en->mu);
+	evn_unlock(&en->wmu);
 	return rc;
 }
 
@@ -231,39 +251,39 @@ static void flush_job(void *arg, bool cancelled)
 {
 	struct eventnet *en = arg;
 	if (cancelled) { /* the pool is going away: fini writes what is pending */
-		pthread_mutex_lock(&en->mu);
+		evn_lock(&en->mu);
 		en->flushing = false;
 		pthread_cond_broadcast(&en->idle);
-		pthread_mutex_unlock(&en->mu);
+		evn_unlock(&en->mu);
 		return;
 	}
 	for (;;) {
-		pthread_mutex_lock(&en->wmu);
+		evn_lock(&en->wmu);
 		/* the waiters first: their lines are queued, so the write has them */
-		pthread_mutex_lock(&en->mu);
+		evn_lock(&en->mu);
 		struct evn_waiter *w = en->wait_head;
 		en->wait_head = NULL;
 		en->wait_tail = &en->wait_head;
 		int64_t now = now_ms();
 		if (en->vert_dirty && now - en->last_rewrite_ms >= EVN_REWRITE_MS)
 			en->slow_io = true; /* batches meanwhile come to this job */
-		pthread_mutex_unlock(&en->mu);
+		evn_unlock(&en->mu);
 		int rc = write_queued(en, true, NULL);
-		pthread_mutex_lock(&en->mu);
+		evn_lock(&en->mu);
 		en->slow_io = false;
 		bool sync = rc == 0 && en->unsynced &&
 			    (en->sync_ms == 0 || now - en->last_sync_ms >= en->sync_ms);
 		if (sync)
 			en->unsynced = false; /* a write from now on sets it again */
-		pthread_mutex_unlock(&en->mu);
-		pthread_mutex_unlock(&en->wmu);
+		evn_unlock(&en->mu);
+		evn_unlock(&en->wmu);
 
 		/* fdatasync without wmu: workers go on writing meanwhile */
 		if (sync && (rc = evd_sync(&en->d)) != 0)
 			log_error("eventnet_sync_failed dir=%s err=%s", en->d.dir, strerror(-rc));
 		post_waiters(w, rc);
 
-		pthread_mutex_lock(&en->mu);
+		evn_lock(&en->mu);
 		if (sync) {
 			if (rc == 0) {
 				en->last_sync_ms = now;
@@ -279,7 +299,7 @@ static void flush_job(void *arg, bool cancelled)
 			en->flushing = false;
 			pthread_cond_broadcast(&en->idle);
 		}
-		pthread_mutex_unlock(&en->mu);
+		evn_unlock(&en->mu);
 		if (!more)
 			break;
 	}
@@ -396,18 +416,53 @@ static void feed_event(struct eventnet *en, uint32_t idx)
 	evbuffer_free(line);
 }
 
-/* Under mu: queues the files' lines of a change, feeds the new event.
- * clocks: evd_event_clocks() of a new event, or NULL. */
-static void record_change(struct eventnet *en, const struct evg_change *ch, const char *conv,
-			  size_t conv_len, const char *clocks, size_t clocks_n)
+/* Under mu: stages the files' lines of a change (formatted and queued by
+ * stage_commit, after the lock), feeds the event. */
+static void record_change(struct eventnet *en, struct evn_stage *st, const struct evg_change *ch,
+			  const char *conv, size_t conv_len)
 {
-	evd_journal_change(&en->pj, &en->g, ch, conv, conv_len, clocks, clocks_n);
-	evd_text_change(&en->pv, &en->pe, &en->g, ch);
-	en->gen_queued++;
+	evn_stage_add(st, en->g.ev[ch->idx], ch, conv, conv_len);
 	if (ch->conv_appended)
 		en->vert_dirty = true;
-	if (ch->created)
+	/* a new event, and one updated (a conversation appended, a cause
+	 * added): a follower sees its whole state again */
+	if (ch->created || ch->conv_appended || ch->nadded)
 		feed_event(en, ch->idx);
+}
+
+/* Under mu, at the end of a round that staged changes: its place in the
+ * journal's order (the order in which the rounds changed the graph). */
+static void stage_ticket(struct eventnet *en, struct evn_stage *st)
+{
+	st->ticket = en->jticket++;
+}
+
+/* Without mu: formats the staged lines of a round that took a ticket and
+ * queues them, in ticket order (waiting for the round before, which
+ * formats meanwhile).  Returns gen_queued after them: the reply to the
+ * round waits for the writes up to that. */
+static uint64_t stage_commit(struct eventnet *en, struct evn_stage *st)
+{
+	uint64_t changes = st->n;
+	evn_stage_format(st);
+	evn_lock(&en->mu);
+	while (en->jnext != st->ticket)
+		pthread_cond_wait(&en->jturn, &en->mu.m);
+	if (st->j.oom || st->v.oom || st->e.oom) { /* the write reports it */
+		en->pj.oom = true;
+	} else {
+		evd_buf_add(&en->pj, st->j.p, st->j.n);
+		evd_buf_add(&en->pv, st->v.p, st->v.n);
+		evd_buf_add(&en->pe, st->e.p, st->e.n);
+	}
+	en->gen_queued += changes;
+	en->jnext++;
+	pthread_cond_broadcast(&en->jturn);
+	uint64_t upto = en->gen_queued;
+	evn_unlock(&en->mu);
+	st->j.n = st->v.n = st->e.n = 0;
+	st->j.oom = st->v.oom = st->e.oom = false;
+	return upto;
 }
 
 /* "OK <id> <clocks>" (clocks: evd_event_clocks() of the event). */
@@ -425,6 +480,21 @@ static void reply_logged(struct evbuffer *out, const struct evg_event *e, const 
 	b[n++] = '\r';
 	b[n++] = '\n';
 	evbuffer_add(out, b, n);
+}
+
+/* The reply to a log: reads only what never changes once e is recorded,
+ * so it may run without the lock.  item: the staged change of a new
+ * event, which keeps the clocks for its journal line (or NULL). */
+static void reply_logged_event(struct evbuffer *out, const struct evg_event *e,
+			       struct evn_stage_item *item)
+{
+	char clocks[EVN_LINE_HEAD];
+	size_t cn = evd_event_clocks(e, clocks);
+	reply_logged(out, e, clocks, cn);
+	if (item && cn <= sizeof item->clocks) {
+		memcpy(item->clocks, clocks, cn);
+		item->clocks_n = (uint8_t)cn;
+	}
 }
 
 static const char evn_help[] =
@@ -459,12 +529,19 @@ static void reply_stats(struct eventnet *en, struct evbuffer *out)
 		"STAT errors %" PRIu64 "\r\nSTAT io_errors %" PRIu64 "\r\nSTAT write_batches %" PRIu64
 		"\r\nSTAT syncs %" PRIu64 "\r\nSTAT rewrites %" PRIu64 "\r\nSTAT sync_ms %d\r\n"
 		"STAT tail_subscribers %d\r\nSTAT trace %s\r\nSTAT traced %" PRIu64 "\r\nSTAT replayed %" PRIu64 "\r\nSTAT repaired_bytes %" PRIu64
-		"\r\nSTAT dir %s\r\nEND\r\n",
+		"\r\nSTAT dir %s\r\n",
 		en->node_id, en->g.n, en->g.nedges, en->g.bytes, en->g.max_events, en->g.max_bytes,
 		en->g.lamport, vc, en->ops_log, en->ops_edge, en->ops_query, en->errors, en->io_errors,
 		en->batches, en->syncs, en->rewrites, en->sync_ms, subs, en->trace ? "yes" : "no",
 		en->traced, en->d.replayed,
 		en->d.repaired_bytes, en->d.dir);
+	uint64_t m[3], w[3];
+	evn_mutex_counts(&en->mu, m);
+	evn_mutex_counts(&en->wmu, w);
+	evbuffer_add_printf(out,
+			    "STAT graph_lock %" PRIu64 " %" PRIu64 " %" PRIu64 "\r\n"
+			    "STAT write_lock %" PRIu64 " %" PRIu64 " %" PRIu64 "\r\nEND\r\n",
+			    m[0], m[1], m[2], w[0], w[1], w[2]);
 }
 
 static void reply_why(struct eventnet *en, struct evbuffer *out, uint32_t idx, uint64_t max)
@@ -519,9 +596,13 @@ static bool find(struct eventnet *en, struct evbuffer *out, struct evn_str id, u
 	return true;
 }
 
-/* Under mu.  Returns true when the request changed the graph. */
-static bool exec_locked(struct vconn *c, struct eventnet *en, const struct evn_req *r,
-			struct evbuffer *out)
+/* Under mu: runs a request; a change of the graph is staged in st.  A
+ * native log is not answered when logged is given: *logged gets its
+ * event (answered by reply_logged_event after the lock), or *fail_code
+ * and *fail_msg the refusal (the caller answers it). */
+static void exec_locked(struct vconn *c, struct eventnet *en, const struct evn_req *r,
+			uint32_t hash, struct evbuffer *out, struct evn_stage *st,
+			const struct evg_event **logged, int *fail_code, const char **fail_msg)
 {
 	const char *why = NULL;
 	uint32_t a, b;
@@ -539,22 +620,28 @@ static bool exec_locked(struct vconn *c, struct eventnet *en, const struct evn_r
 			.nafter = r->nafter,
 			.clock = r->has_clock ? &r->clock : NULL,
 			.lamport = r->lamport,
+			.hash = hash,
 		};
 		struct evg_change ch;
 		int rc = evg_log(&en->g, &in, &ch, &why);
+		if (rc && logged) {
+			*fail_code = -rc;
+			*fail_msg = why;
+			return;
+		}
 		if (rc) {
 			reply_err(en, out, -rc, why);
-			return false;
+			return;
 		}
 		const struct evg_event *e = en->g.ev[ch.idx];
-		char clocks[EVN_LINE_HEAD];
-		size_t cn = evd_event_clocks(e, clocks);
-		record_change(en, &ch, r->conv.p, r->conv.n, ch.created ? clocks : NULL, cn);
+		record_change(en, st, &ch, r->conv.p, r->conv.n);
 		if (r->legacy)
 			evbuffer_add(out, "EventNet updated\r\n", 18);
+		else if (logged)
+			*logged = e;
 		else
-			reply_logged(out, e, clocks, cn);
-		return true;
+			reply_logged_event(out, e, NULL);
+		return;
 	}
 	case EVN_OP_EDGE: {
 		en->ops_edge++;
@@ -563,25 +650,25 @@ static bool exec_locked(struct vconn *c, struct eventnet *en, const struct evn_r
 		int rc = evg_edge(&en->g, (struct evg_str){r->id.p, r->id.n},
 				  (struct evg_str){r->id2.p, r->id2.n}, ch, &nch, &why);
 		for (int k = 0; k < nch; k++)
-			record_change(en, &ch[k], NULL, 0, NULL, 0);
+			record_change(en, st, &ch[k], NULL, 0);
 		if (rc)
 			reply_err(en, out, -rc, why);
 		else if (r->legacy)
 			evbuffer_add(out, "EventNet updated\r\n", 18);
 		else
 			evbuffer_add(out, "OK\r\n", 4);
-		return nch > 0;
+		return;
 	}
 	case EVN_OP_GET:
 		en->ops_query++;
 		if (find(en, out, r->id, &a))
 			event_line(out, &en->g, en->g.ev[a]);
-		return false;
+		return;
 	case EVN_OP_WHY:
 		en->ops_query++;
 		if (find(en, out, r->id, &a))
 			reply_why(en, out, a, r->count);
-		return false;
+		return;
 	case EVN_OP_BEFORE:
 		en->ops_query++;
 		if (find(en, out, r->id, &a) && find(en, out, r->id2, &b)) {
@@ -589,7 +676,7 @@ static bool exec_locked(struct vconn *c, struct eventnet *en, const struct evn_r
 			evbuffer_add_printf(out, "ORDER %s\r\n",
 					    evc_order_name(evc_compare_ents(x->vc, x->vcn, y->vc, y->vcn)));
 		}
-		return false;
+		return;
 	case EVN_OP_DUMP: {
 		en->ops_query++;
 		uint64_t i = r->cursor;
@@ -600,13 +687,13 @@ static bool exec_locked(struct vconn *c, struct eventnet *en, const struct evn_r
 			event_line(out, &en->g, en->g.ev[i]);
 		}
 		evbuffer_add_printf(out, "NEXT %" PRIu64 "\r\nEND\r\n", i < en->g.n ? i : 0);
-		return false;
+		return;
 	}
 	case EVN_OP_TAIL: {
 		struct evn_conn *ec = vconn_state(c);
 		if (ec->sub) {
 			reply_err(en, out, EEXIST, "already following");
-			return false;
+			return;
 		}
 		struct evn_sub *s = calloc(1, sizeof *s);
 		if (s)
@@ -614,32 +701,32 @@ static bool exec_locked(struct vconn *c, struct eventnet *en, const struct evn_r
 		if (!s || !s->feed) {
 			free(s);
 			reply_err(en, out, ENOMEM, "out of memory");
-			return false;
+			return;
 		}
 		s->next = en->subs;
 		en->subs = s;
 		ec->sub = s;
 		evbuffer_add(out, "OK tail\r\n", 9);
-		return false;
+		return;
 	}
 	case EVN_OP_CLOCK: {
 		char vc[EVC_TEXT_MAX + 1];
 		evc_format(&en->g.clock, vc);
 		evbuffer_add_printf(out, "CLOCK %u %" PRIu64 " %s\r\n", en->node_id, en->g.lamport, vc);
-		return false;
+		return;
 	}
 	case EVN_OP_STATS:
 		reply_stats(en, out);
-		return false;
+		return;
 	case EVN_OP_PING:
 		evbuffer_add_printf(out, "PONG %u\r\n", en->node_id);
-		return false;
+		return;
 	case EVN_OP_HELP:
 		evbuffer_add(out, evn_help, sizeof evn_help - 1);
-		return false;
+		return;
 	case EVN_OP_QUIT:
 	default:
-		return false;
+		return;
 	}
 }
 
@@ -651,7 +738,32 @@ struct evn_parsed {
 	const char *msg;
 	struct frame_state fs_before; /* to parse it again if the round stops early */
 	size_t start; /* its offset in the input */
+	uint32_t hash; /* log: evg_hash of its id (outside the lock) */
+	const struct evg_event *logged; /* a log whose reply is formatted after the lock */
+	struct evbuffer *out; /* where that reply goes */
+	int item; /* its new event's staged change, or -1 */
 };
+
+/* The replies of round[from..to) that were left for after the lock (in
+ * order: a reply written at once first sends those before it). */
+static void reply_deferred(struct evn_parsed *round, int from, int to, struct evn_stage *st)
+{
+	for (int i = from; i < to; i++) {
+		if (round[i].logged)
+			reply_logged_event(round[i].out, round[i].logged,
+					   round[i].item >= 0 ? &st->it[round[i].item] : NULL);
+		round[i].logged = NULL;
+	}
+}
+
+#define EVN_PREFETCH 8 /* requests whose index slots are loaded ahead */
+
+/* Under mu: starts loading the index slot of round[i]'s event. */
+static void prefetch_req(struct eventnet *en, const struct evn_parsed *p)
+{
+	if (p->pr == EVN_REQ && p->req.op == EVN_OP_LOG)
+		evg_prefetch(&en->g, p->hash);
+}
 
 #define EVN_ROUND 64 /* requests parsed, then run under one lock acquisition */
 
@@ -669,6 +781,11 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		return VSVC_CLOSE;
 	}
 	bool quit = false, oom = false;
+	if (!ec->stage && !(ec->stage = calloc(1, sizeof *ec->stage))) {
+		evbuffer_add(vconn_out(c), "ERR ENOMEM out of memory\r\n", 26);
+		return VSVC_CLOSE;
+	}
+	struct evn_stage *st = ec->stage;
 	for (;;) {
 		size_t len = evbuffer_get_length(in);
 		if (len == 0 || quit || oom)
@@ -695,15 +812,24 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 				continue; /* skipped bytes (an oversized line's rest) */
 			}
 			nr++;
+			if (p->pr == EVN_REQ && p->req.op == EVN_OP_LOG)
+				p->hash = evg_hash(p->req.id.p, p->req.id.n);
 			if (p->pr == EVN_REQ && p->req.op == EVN_OP_QUIT)
 				break;
 		}
 		/* then run them under one lock acquisition */
 		if (nr)
-			pthread_mutex_lock(&en->mu);
+			evn_lock(&en->mu);
+		for (int i = 0; i < nr && i < EVN_PREFETCH; i++)
+			prefetch_req(en, &round[i]);
 		size_t done = off;
-		for (int i = 0; i < nr; i++) {
+		int deferred = 0; /* round[deferred..i) may have replies left for later */
+		int i;
+		for (i = 0; i < nr; i++) {
 			struct evn_parsed *p = &round[i];
+			p->logged = NULL;
+			if (i + EVN_PREFETCH < nr)
+				prefetch_req(en, &round[i + EVN_PREFETCH]);
 			/* replies piling up (large why/dump pages): the rest of
 			 * the round waits, parsed again next time */
 			if (i > 0 && (vconn_out_full(c) ||
@@ -719,6 +845,11 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 				break;
 			}
 			struct evbuffer *out = ec->held ? ec->held : vconn_out(c);
+			bool native_log = p->pr == EVN_REQ && p->req.op == EVN_OP_LOG && !p->req.legacy;
+			if (!native_log) { /* answered at once: the replies before it first */
+				reply_deferred(round, deferred, i, st);
+				deferred = i + 1;
+			}
 			if (p->pr == EVN_ERROR) {
 				reply_err(en, out, p->code, p->msg);
 				ec->legacy_close = p->req.legacy;
@@ -742,26 +873,58 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 				}
 				out = ec->held;
 			}
-			if (exec_locked(c, en, &p->req, out))
-				ec->upto = en->gen_queued;
+			p->out = out;
+			unsigned staged_before = st->n;
+			int fcode = 0;
+			const char *fmsg = NULL;
+			exec_locked(c, en, &p->req, p->hash, out, st, native_log ? &p->logged : NULL,
+				    &fcode, &fmsg);
+			/* a new event's change (staging may have failed: oom) */
+			p->item = p->logged && st->n == staged_before + 1 && st->it[staged_before].ch.created
+					  ? (int)staged_before
+					  : -1;
+			if (fcode) { /* a refused log: the replies before it, then its error */
+				reply_deferred(round, deferred, i, st);
+				deferred = i + 1;
+				reply_err(en, out, fcode, fmsg ? fmsg : "refused");
+			}
 			ec->legacy_close = p->req.legacy;
 		}
+		bool staged = st && st->n > 0;
+		if (staged)
+			stage_ticket(en, st);
 		if (nr)
-			pthread_mutex_unlock(&en->mu);
+			evn_unlock(&en->mu);
+		/* the logs' replies, formatted without the lock */
+		reply_deferred(round, deferred, i, st);
+		/* the lines of the changes, while the requests' bytes are still there */
+		if (staged)
+			ec->upto = stage_commit(en, st);
 		evbuffer_drain(in, done);
 		if (nr == 0)
 			break; /* an incomplete request: wait for more */
 	}
-	bool commit = false;
-	pthread_mutex_lock(&en->mu);
+	bool commit = false, written = false;
+	int written_rc = 0;
+	evn_lock(&en->mu);
+	/* the graph's next chunk is faulted in by this worker, outside the lock */
+	bool make_spare = !en->making_spare && evg_spare_wanted(&en->g);
+	if (make_spare)
+		en->making_spare = true;
 	/* eventnet_ack = queued and the text files: written in 256 KiB
 	 * batches, else by the tick's flush job within the second */
 	if ((!en->ack_written && en->pj.n > EVN_TEXT_BATCH) || en->pv.n + en->pe.n > EVN_TEXT_BATCH)
 		kick_locked(en);
-	if (ec->held && !oom && en->ack_written && en->sync_ms > 0 && !en->slow_io &&
-	    ec->outstanding == 0) {
+	bool may_commit = ec->held && !oom && en->ack_written && en->sync_ms > 0 && !en->slow_io &&
+			  ec->outstanding == 0;
+	if (may_commit && (ec->upto == 0 || en->gen_written >= ec->upto)) {
+		written = true; /* another writer had them: answer at once */
+		written_rc = ec->upto ? commit_result_locked(en, ec->upto) : 0;
+	} else if (may_commit && evn_trylock(&en->wmu)) {
 		commit = true; /* this worker writes (see the top of the file) */
 	} else if (ec->held && !oom) {
+		/* (also when another worker is writing: this one goes on with
+		 * other connections, and the flush job answers these replies) */
 		struct evn_waiter *w = calloc(1, sizeof *w);
 		struct vconn_ticket *t = w ? vconn_ticket_new(c) : NULL;
 		if (t) {
@@ -778,9 +941,16 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			oom = true;
 		}
 	}
-	pthread_mutex_unlock(&en->mu);
-	if (commit) {
-		int rc = ec->upto ? commit_upto(en, ec->upto) : 0;
+	evn_unlock(&en->mu);
+	if (make_spare) {
+		struct evg_chunk *spare = evg_chunk_new();
+		evn_lock(&en->mu);
+		evg_give_spare(&en->g, spare);
+		en->making_spare = false;
+		evn_unlock(&en->mu);
+	}
+	if (commit || written) {
+		int rc = commit ? commit_upto(en, ec->upto) : written_rc;
 		if (rc) {
 			evbuffer_add_printf(vconn_out(c),
 					    "ERR EIO the event journal could not be written: %s\r\n",
@@ -828,15 +998,20 @@ static void evn_conn_close(struct vconn *c)
 		evbuffer_free(ec->held);
 		ec->held = NULL;
 	}
+	if (ec->stage) {
+		evn_stage_free(ec->stage);
+		free(ec->stage);
+		ec->stage = NULL;
+	}
 	if (ec->sub) {
-		pthread_mutex_lock(&en->mu);
+		evn_lock(&en->mu);
 		for (struct evn_sub **sp = &en->subs; *sp; sp = &(*sp)->next) {
 			if (*sp == ec->sub) {
 				*sp = ec->sub->next;
 				break;
 			}
 		}
-		pthread_mutex_unlock(&en->mu);
+		evn_unlock(&en->mu);
 		vconn_feed_release(ec->sub->feed);
 		free(ec->sub);
 		ec->sub = NULL;
@@ -866,17 +1041,22 @@ int evn_node_log(const struct evg_log_in *in)
 		return -ENODEV;
 	const char *why = NULL;
 	struct evg_change ch;
-	pthread_mutex_lock(&en->mu);
+	struct evn_stage st = {0};
+	evn_lock(&en->mu);
 	int rc = evg_log(&en->g, in, &ch, &why);
 	if (rc == 0) {
 		en->traced++;
 		/* written with the next batch, else by the tick's flush job:
 		 * nobody waits for it */
-		record_change(en, &ch, in->conv.p, in->conv.n, NULL, 0);
+		record_change(en, &st, &ch, in->conv.p, in->conv.n);
+		stage_ticket(en, &st);
 	} else {
 		en->errors++;
 	}
-	pthread_mutex_unlock(&en->mu);
+	evn_unlock(&en->mu);
+	if (rc == 0)
+		stage_commit(en, &st);
+	evn_stage_free(&st);
 	if (rc)
 		log_info_every("eventnet_trace_refused id=%.*s reason=%s", (int)in->id.n, in->id.p,
 			       why ? why : "?");
@@ -894,13 +1074,10 @@ static int evn_init(const struct vd_node *node, void **out)
 	/* held for a round of at most 64 requests: a worker that finds it
 	 * taken spins a little before it sleeps (a futex sleep and wake-up
 	 * cost more than the wait) */
-	pthread_mutexattr_t ma;
-	pthread_mutexattr_init(&ma);
-	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
-	pthread_mutex_init(&en->wmu, &ma);
-	pthread_mutex_init(&en->mu, &ma);
-	pthread_mutexattr_destroy(&ma);
+	evn_mutex_init(&en->wmu);
+	evn_mutex_init(&en->mu);
 	pthread_cond_init(&en->idle, NULL);
+	pthread_cond_init(&en->jturn, NULL);
 	en->wait_tail = &en->wait_head;
 	en->node_id = node->cfg->node_id;
 	en->max_line = node->cfg->max_line;
@@ -968,13 +1145,13 @@ static void evn_tick(void *svc)
 	struct eventnet *en = svc;
 	if (en->locked_out[0])
 		return;
-	pthread_mutex_lock(&en->mu);
+	evn_lock(&en->mu);
 	int64_t now = now_ms();
 	if (en->wait_head || en->pj.n > 0 || en->pv.n > 0 || en->pe.n > 0 ||
 	    (en->vert_dirty && now - en->last_rewrite_ms >= EVN_REWRITE_MS) ||
 	    (en->unsynced && now - en->last_sync_ms >= en->sync_ms))
 		kick_locked(en);
-	pthread_mutex_unlock(&en->mu);
+	evn_unlock(&en->mu);
 }
 
 static void evn_fini(void *svc)
@@ -985,19 +1162,20 @@ static void evn_fini(void *svc)
 	if (en->locked_out[0]) {
 		evg_free(&en->g);
 		pthread_cond_destroy(&en->idle);
-		pthread_mutex_destroy(&en->mu);
-		pthread_mutex_destroy(&en->wmu);
+	pthread_cond_destroy(&en->jturn);
+		pthread_mutex_destroy(&en->mu.m);
+		pthread_mutex_destroy(&en->wmu.m);
 		free(en);
 		return;
 	}
-	pthread_mutex_lock(&en->wmu);
-	pthread_mutex_lock(&en->mu);
+	evn_lock(&en->wmu);
+	evn_lock(&en->mu);
 	while (en->flushing) { /* the job takes wmu: let it */
-		pthread_mutex_unlock(&en->wmu);
-		pthread_cond_wait(&en->idle, &en->mu);
-		pthread_mutex_unlock(&en->mu);
-		pthread_mutex_lock(&en->wmu);
-		pthread_mutex_lock(&en->mu);
+		evn_unlock(&en->wmu);
+		pthread_cond_wait(&en->idle, &en->mu.m);
+		evn_unlock(&en->mu);
+		evn_lock(&en->wmu);
+		evn_lock(&en->mu);
 	}
 	/* what is still pending is written and synced here */
 	if (en->vert_dirty) {
@@ -1012,8 +1190,8 @@ static void evn_fini(void *svc)
 	evd_sync(&en->d);
 	struct evn_waiter *w = en->wait_head;
 	en->wait_head = NULL;
-	pthread_mutex_unlock(&en->mu);
-	pthread_mutex_unlock(&en->wmu);
+	evn_unlock(&en->mu);
+	evn_unlock(&en->wmu);
 	post_waiters(w, 0);
 	evd_close(&en->d);
 	evg_free(&en->g);
@@ -1021,8 +1199,9 @@ static void evn_fini(void *svc)
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
 		evd_buf_free(bufs[i]);
 	pthread_cond_destroy(&en->idle);
-	pthread_mutex_destroy(&en->mu);
-	pthread_mutex_destroy(&en->wmu);
+	pthread_cond_destroy(&en->jturn);
+	pthread_mutex_destroy(&en->mu.m);
+	pthread_mutex_destroy(&en->wmu.m);
 	free(en);
 }
 

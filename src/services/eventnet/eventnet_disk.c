@@ -358,10 +358,9 @@ size_t evd_event_clocks(const struct evg_event *e, char *b)
 	return n;
 }
 
-void evd_journal_change(struct evd_buf *j, const struct evg *g, const struct evg_change *ch,
+void evd_journal_change(struct evd_buf *j, const struct evg_event *e, const struct evg_change *ch,
 			const char *conv, size_t conv_len, const char *clocks, size_t clocks_n)
 {
-	const struct evg_event *e = g->ev[ch->idx];
 	char b[EVN_LINE_HEAD];
 	size_t n = 0;
 	if (ch->created) {
@@ -379,14 +378,14 @@ void evd_journal_change(struct evd_buf *j, const struct evg *g, const struct evg
 		else
 			b[n++] = '-';
 		b[n++] = ' ';
-		if (e->conv_len < sizeof b - n - 1) { /* the usual small event: one copy */
-			if (e->conv_len)
-				PUT(e->conv, e->conv_len);
+		if (conv_len < sizeof b - n - 1) { /* the usual small event: one copy */
+			if (conv_len)
+				PUT(conv, conv_len);
 			b[n++] = '\n';
 			evd_buf_add(j, b, n);
 		} else {
 			evd_buf_add(j, b, n);
-			evd_buf_add(j, e->conv, e->conv_len);
+			evd_buf_add(j, conv, conv_len);
 			evd_buf_add(j, "\n", 1);
 		}
 	} else if (ch->conv_appended) {
@@ -408,7 +407,8 @@ void evd_journal_change(struct evd_buf *j, const struct evg *g, const struct evg
 	}
 }
 
-static void vertex_line(struct evd_buf *v, const struct evg_event *e)
+static void vertex_line(struct evd_buf *v, const struct evg_event *e, const char *conv,
+			size_t conv_len)
 {
 	char b[EVN_LINE_HEAD];
 	size_t n = 0, pl = strlen(e->partakers);
@@ -416,24 +416,23 @@ static void vertex_line(struct evd_buf *v, const struct evg_event *e)
 	PUTS(" - ");
 	PUT(e->partakers, pl);
 	PUTS(" - ");
-	if (e->conv_len && e->conv_len < sizeof b - n - 1) {
-		PUT(e->conv, e->conv_len);
+	if (conv_len && conv_len < sizeof b - n - 1) {
+		PUT(conv, conv_len);
 		b[n++] = '\n';
 		evd_buf_add(v, b, n);
 		return;
 	}
 	evd_buf_add(v, b, n);
-	if (e->conv_len)
-		evd_buf_add(v, e->conv, e->conv_len);
+	if (conv_len)
+		evd_buf_add(v, conv, conv_len);
 	evd_buf_add(v, "\n", 1);
 }
 
-void evd_text_change(struct evd_buf *v, struct evd_buf *e, const struct evg *g,
-		     const struct evg_change *ch)
+void evd_text_change(struct evd_buf *v, struct evd_buf *e, const struct evg_event *ev,
+		     const struct evg_change *ch, const char *conv, size_t conv_len)
 {
-	const struct evg_event *ev = g->ev[ch->idx];
 	if (ch->created)
-		vertex_line(v, ev);
+		vertex_line(v, ev, conv, conv_len);
 	for (unsigned k = 0; k < ch->nadded; k++) {
 		char b[2 * 130];
 		size_t n = 0;
@@ -448,5 +447,5 @@ void evd_text_change(struct evd_buf *v, struct evd_buf *e, const struct evg *g,
 void evd_vertices_text(struct evd_buf *out, const struct evg *g)
 {
 	for (uint32_t i = 0; i < g->n; i++)
-		vertex_line(out, g->ev[i]);
+		vertex_line(out, g->ev[i], g->ev[i]->conv, g->ev[i]->conv_len);
 }

@@ -61,15 +61,19 @@ int evd_replace_vertices(struct evd *d, const char *text, size_t n);
  * of e into b (room for EVN_LINE_HEAD); returns its length (no NUL).
  * The journal record, the reply to a log and an EVENT line all carry it. */
 size_t evd_event_clocks(const struct evg_event *e, char *b);
-/* A journal record of the change ch (its new event, appended
- * conversation, added causes); clocks[0..clocks_n) is
- * evd_event_clocks() of a new event (NULL: formatted here). */
-void evd_journal_change(struct evd_buf *j, const struct evg *g, const struct evg_change *ch,
+/* A journal record of the change ch to the event e (a new event, an
+ * appended conversation, added causes); conv[0..conv_len) is the
+ * request's conversation (a new event's whole one, or the appended
+ * one); clocks[0..clocks_n) is evd_event_clocks() of a new event (NULL:
+ * formatted here).  Reads only what never changes once e is recorded
+ * (its id, partakers, clocks), so it runs without the service's lock. */
+void evd_journal_change(struct evd_buf *j, const struct evg_event *e, const struct evg_change *ch,
 			const char *conv, size_t conv_len, const char *clocks, size_t clocks_n);
 /* The text files' lines for the change: a new vertex line (or nothing:
- * an appended conversation rewrites the file later), an edge per cause. */
-void evd_text_change(struct evd_buf *v, struct evd_buf *e, const struct evg *g,
-		     const struct evg_change *ch);
+ * an appended conversation rewrites the file later), an edge per cause.
+ * conv as for evd_journal_change; no lock needed either. */
+void evd_text_change(struct evd_buf *v, struct evd_buf *ed, const struct evg_event *e,
+		     const struct evg_change *ch, const char *conv, size_t conv_len);
 /* The whole EventNetVertices.txt for g. */
 void evd_vertices_text(struct evd_buf *out, const struct evg *g);
 

@@ -45,13 +45,15 @@ struct evg_event {
 /* Memory the events are carved from (eventnet_graph.c). */
 struct evg_chunk {
 	struct evg_chunk *next;
-	size_t left; /* bytes free at the end of data */
+	uint32_t left; /* bytes free at the end of data */
+	uint32_t size; /* bytes of the mapping (a 2 MiB chunk), 0: malloc'd */
 	char data[]; /* 16 bytes in: 8-byte aligned */
 };
 
 struct evg {
 	struct evg_event **ev; /* by index: the order of recording */
 	struct evg_chunk *chunks; /* the head is the one being carved */
+	struct evg_chunk *spare; /* the next one, faulted in outside the lock, or NULL */
 	uint32_t n, cap;
 	uint64_t *slot; /* open addressing over ids: hash << 32 | (index + 1), 0 empty */
 	uint32_t nslot; /* power of two */
@@ -73,6 +75,22 @@ void evg_free(struct evg *g);
 /* Index of the event named id[0..n), or -1. */
 int64_t evg_find(const struct evg *g, const char *id, size_t n);
 
+/* The hash of an id, as the index uses it: computed before taking the
+ * service's lock (evg_log_in.hash). */
+uint32_t evg_hash(const char *id, size_t n);
+/* Starts loading the index slot of hash into the cache: the slot table
+ * of a large graph does not fit in it, and a round of requests issues
+ * its loads ahead instead of waiting for one miss after another. */
+void evg_prefetch(const struct evg *g, uint32_t hash);
+
+/* The event memory is carved from 2 MiB chunks.  evg_spare_wanted: true when the graph has no
+ * spare chunk; evg_chunk_new (no graph, no lock: it faults the memory
+ * in) makes one, evg_give_spare hands it to the graph (or frees it when
+ * one arrived meanwhile).  Without a spare the graph maps one itself. */
+bool evg_spare_wanted(const struct evg *g);
+struct evg_chunk *evg_chunk_new(void);
+void evg_give_spare(struct evg *g, struct evg_chunk *c);
+
 struct evg_str {
 	const char *p;
 	size_t n;
@@ -84,6 +102,7 @@ struct evg_log_in {
 	unsigned nafter;
 	const struct evc *clock; /* the client's carried clock, or NULL */
 	uint64_t lamport; /* the client's carried Lamport time (0: none) */
+	uint32_t hash; /* evg_hash(id), or 0: computed by evg_log */
 };
 
 /* What a change did, for the journal and the text files: the event,
