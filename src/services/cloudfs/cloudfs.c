@@ -226,7 +226,9 @@ static void job_done(struct vconn *c, void *arg)
 		} else if (j->req.legacy) {
 			evbuffer_add_printf(out, "%" PRIu64 "\r\n", vfd);
 		} else {
-			evbuffer_add_printf(out, "OK %" PRIx64 "\r\n", vfd);
+			evbuffer_add_printf(out, "OK %" PRIx64, vfd);
+			evbuffer_add_buffer(out, j->reply); /* flag s: the stat fields */
+			evbuffer_add(out, "\r\n", 2);
 		}
 	} else if (j->rc == 0) {
 		evbuffer_add_buffer(out, j->reply);
@@ -445,7 +447,7 @@ static void reply_stats(struct cloudfs *fs, struct evbuffer *out)
 
 static const char cloudfs_help[] =
 	"HELP paths are relative to the node's export root, one token each, %XX escapes\r\n"
-	"HELP open <path> [<flags r w c t x a>] [<mode>] -> OK <fd>\r\n"
+	"HELP open <path> [<flags r w c t x a s>] [<mode>] -> OK <fd> [<stat>]\r\n"
 	"HELP read <fd> <count> | pread <fd> <count> <offset> -> VALUE <n> + bytes + CRLF\r\n"
 	"HELP write <fd> <n> | pwrite <fd> <n> <offset>, + n bytes + CRLF -> OK <n>\r\n"
 	"HELP close | fsync | fdatasync | fstat <fd>; ftruncate <fd> <size>\r\n"

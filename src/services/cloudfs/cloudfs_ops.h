@@ -38,7 +38,8 @@ struct cfs_job {
 };
 
 /* Runs j->req; sets j->rc and, on success, fills j->reply (open: sets
- * j->newfd and leaves the reply to the caller, who mints the descriptor). */
+ * j->newfd and leaves the reply's start to the caller, who mints the
+ * descriptor: j->reply holds only the stat fields of an open with 's'). */
 void cfs_ops_run(struct cfs_job *j);
 
 #endif
