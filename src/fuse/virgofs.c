@@ -9,8 +9,10 @@
  * gives callers EIO within it, never a hung process; the next call after
  * the node is back works again (an open file whose node restarted stays
  * EIO: its descriptor died with the node).  Consistency is close-to-open,
- * as NFS: attributes and entries are cached for one second, and the page
- * cache of a file is dropped at open when its size or mtime changed.
+ * as NFS: an open gets the file's attributes in its own reply, drops the
+ * kernel's when they changed (so a file grown elsewhere reads whole) and
+ * its pages too (auto_cache; unchanged files keep them); between opens,
+ * attributes and entries are cached VFS_CACHE_S.
  * Reads and writes go in requests of up to 1 MiB; the kernel reads ahead
  * VFS_READAHEAD, whose requests travel pipelined on the file's connection.
  * Writes are write-behind (virgo_writebehind): a write returns once sent,
