@@ -60,6 +60,13 @@ struct cloudfs_conn {
 	bool legacy_close; /* last request used the call syntax */
 	bool in_body; /* a write's payload is arriving under vconn_body_begin */
 	bool busy; /* a job is out on the pool */
+	/* the request being run: its bytes in the input buffer (frame_used
+	 * from its start; frame_buf where evbuffer_pullup put them), and
+	 * whether start_job took them over (the caller then drains none) */
+	struct evbuffer *frame_in;
+	const uint8_t *frame_buf;
+	size_t frame_used;
+	bool frame_taken;
 };
 
 static int64_t now_ms(void)
@@ -194,7 +201,10 @@ static void job_free(struct cfs_job *j)
 {
 	if (j->reply)
 		evbuffer_free(j->reply);
-	free(j->data);
+	if (j->frame)
+		evbuffer_free(j->frame); /* j->data pointed into it */
+	else
+		free(j->data);
 	free(j);
 }
 
@@ -367,6 +377,34 @@ static bool peer_is_loopback(const char *p)
 	return strncmp(p, "127.", 4) == 0 || (strncmp(p, "::1:", 4) == 0 && !strchr(p + 4, ':'));
 }
 
+/* A write's payload without copying it: when the request's bytes fill the
+ * input buffer's first chunk exactly (a large write, made contiguous by
+ * evbuffer_pullup), that chunk moves to the job as it is.  Else nothing
+ * (the caller copies the payload). */
+static void frame_take(struct cloudfs_conn *cc, struct cfs_job *j, const struct cfs_req *r)
+{
+	struct evbuffer *in = cc->frame_in;
+	if (!in || cc->frame_taken || r->data_len < 65536 ||
+	    evbuffer_get_contiguous_space(in) != cc->frame_used)
+		return;
+	struct evbuffer *b = evbuffer_new();
+	if (!b)
+		return;
+	if (evbuffer_remove_buffer(in, b, cc->frame_used) != (int)cc->frame_used) {
+		evbuffer_free(b); /* cannot happen: the bytes are there */
+		return;
+	}
+	uint8_t *p = evbuffer_pullup(b, -1); /* one chunk: no copy */
+	if (!p) {
+		evbuffer_prepend_buffer(in, b);
+		evbuffer_free(b);
+		return;
+	}
+	cc->frame_taken = true;
+	j->frame = b;
+	j->data = p + (r->data - cc->frame_buf);
+}
+
 /* Hands r to the pool.  VSVC_WAIT when it went, else the error reply is
  * written and VSVC_KEEP returned. */
 static int start_job(struct vconn *c, struct cloudfs *fs, struct cloudfs_conn *cc,
@@ -387,12 +425,14 @@ static int start_job(struct vconn *c, struct cloudfs *fs, struct cloudfs_conn *c
 	j->zero_copy = vconn_zero_copy(c) &&
 		       (fs->set.sendfile_loopback || !peer_is_loopback(vconn_peer(c)));
 	j->reply = evbuffer_new();
-	if (!j->reply || (r->data_len && !(j->data = malloc(r->data_len)))) {
+	if (j->reply && r->data_len)
+		frame_take(cc, j, r);
+	if (!j->reply || (r->data_len && !j->data && !(j->data = malloc(r->data_len)))) {
 		job_free(j);
 		reply_err(fs, out, ENOMEM, "out of memory");
 		return VSVC_KEEP;
 	}
-	if (r->data_len)
+	if (r->data_len && !j->frame)
 		memcpy(j->data, r->data, r->data_len);
 	j->data_len = r->data_len;
 	if (op_uses_fd(r->op)) {
@@ -573,13 +613,19 @@ static int cloudfs_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			cc->in_body = false;
 		}
 		int r = VSVC_KEEP;
+		cc->frame_taken = false;
 		if (pr == CFS_REQ) {
+			cc->frame_in = in;
+			cc->frame_buf = buf;
+			cc->frame_used = used;
 			r = cloudfs_exec(c, fs, cc, req);
+			cc->frame_in = NULL;
 			cc->legacy_close = req->legacy;
 		} else if (pr == CFS_ERROR) {
 			reply_err(fs, out, code, msg);
 		}
-		evbuffer_drain(in, used);
+		if (!cc->frame_taken)
+			evbuffer_drain(in, used);
 		if (r == VSVC_CLOSE || r == VSVC_WAIT) {
 			rc = r;
 			break;
