@@ -76,6 +76,7 @@ struct vfs_file {
 	bool dirty; /* written since the last fsync */
 	bool lost; /* the connection broke while dirty: fsync/close say EIO once */
 	bool seq; /* the descriptor's own position was used: no reopen */
+	bool stat_ok; /* opened with flag s: the node also answers "pwrite ... s" */
 	bool have_wst; /* wst: the file's attributes after every request sent */
 	struct virgo_stat wst; /* from the last write-behind write's reply */
 	char fw[8]; /* open flags word for a reopen (no c, t, x) */
@@ -425,7 +426,7 @@ static int fd_send(struct vc_client *c, struct vfs_file *f, const char *op, cons
 		return rc;
 	}
 	int n = snprintf(hdr, 128, "%s %" PRIx64 "%s%s%s\r\n", op, f->sfd, tail ? " " : "",
-			 tail ? tail : "", async ? " s" : "");
+			 tail ? tail : "", async && f->stat_ok ? " s" : "");
 	if (!async)
 		f->have_wst = false;
 	t->seq = f->sent++;
@@ -559,7 +560,8 @@ static int open_call(const char *path, int flags, unsigned mode, virgo_fd_t *fd,
 	int idx;
 	char fw[9];
 	int rc = flags_word(flags, fw);
-	if (rc == 0 && st)
+	bool with_s = rc == 0 && st;
+	if (with_s)
 		strcat(fw, "s");
 	if (rc || mode > 07777)
 		return vc_err_done("open", rc ? rc : -EINVAL);
@@ -591,13 +593,25 @@ static int open_call(const char *path, int flags, unsigned mode, virgo_fd_t *fd,
 		}
 		char *end = NULL;
 		uint64_t v = rc == 0 ? strtoull(rep.line + 2, &end, 16) : 0;
-		if (rc == 0 && (v == 0 || !end || (st ? parse_stat_fields(end, st) : *end)))
+		if (rc == 0 && (v == 0 || !end || (with_s ? parse_stat_fields(end, st) : *end)))
 			rc = -VIRGO_EBADREPLY;
+		if (rc == -EINVAL && with_s) {
+			/* a node from before flag s: open, then fstat */
+			with_s = false;
+			fw[strlen(fw) - 1] = '\0';
+			n = snprintf(hdr, ENC_CAP + 64, "open %s %s %o\r\n", enc, fw, mode);
+			spare_put(idx, f->k);
+			f->k = NULL;
+			rc = 0;
+			attempt = -1; /* the spare connection first again */
+			continue;
+		}
 		if (rc) {
 			spare_put(idx, f->k); /* an ERR reply leaves it clean */
 			f->k = NULL;
 			break;
 		}
+		f->stat_ok = with_s;
 		f->fd = f->sfd = v;
 		f->idx = idx;
 		f->users = 1;
@@ -626,6 +640,11 @@ static int open_call(const char *path, int flags, unsigned mode, virgo_fd_t *fd,
 	}
 	free(enc);
 	free(hdr);
+	if (rc == 0 && st && !with_s) {
+		rc = virgo_fstat(*fd, st);
+		if (rc)
+			virgo_close(*fd);
+	}
 	return vc_err_done("open", rc);
 }
 

@@ -410,11 +410,13 @@ static void writebehind_visible_after_flush(void **state)
 	uint8_t *a = malloc(6 * chunk), *b = malloc(6 * chunk);
 	pattern(a, 6 * chunk, 99);
 	virgo_fd_t w, r;
-	assert_int_equal(virgo_open_ex("node2:/wb.bin", O_WRONLY | O_CREAT | O_TRUNC, 0644, &w), 0);
+	struct virgo_stat st;
+	assert_int_equal(virgo_open_stat("node2:/wb.bin", O_WRONLY | O_CREAT | O_TRUNC, 0644, &w, &st), 0);
+	assert_int_equal(st.type, 'f');
+	assert_int_equal(st.size, 0); /* truncated by this open */
 	assert_int_equal(virgo_writebehind(w, 4), 0);
 	for (int i = 0; i < 6; i++) /* each returns once sent */
 		assert_int_equal(virgo_pwrite(w, a + i * chunk, chunk, i * chunk), (ssize_t)chunk);
-	struct virgo_stat st;
 	assert_int_equal(virgo_fstat(w, &st), 0); /* behind the writes on their connection */
 	assert_int_equal(st.size, 6 * chunk);
 	assert_int_equal(virgo_pwrite(w, "tail", 4, 6 * chunk), 4);
