@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "virgo.h"
+#include "vfs_cache.h"
 
 #define VFS_IO_MAX (1u << 20)
 #define VFS_READAHEAD (4u << 20)
@@ -132,117 +133,6 @@ static struct vfs_fh *fh_of(const struct fuse_file_info *fi)
 	return (struct vfs_fh *)(uintptr_t)fi->fh;
 }
 
-/* What the kernel was last told of each path's size and mtime (the
- * getattr replies it caches for attr_timeout), so that an open can tell
- * whether the file changed since: if it did, the kernel's attributes are
- * dropped (close-to-open: a file another client closed is read whole at
- * its new size, not up to the size cached here).  Bounded: emptied when
- * full; a path not found counts as changed.
- * A file closed here after writes gets its attributes from the last
- * write's reply (the kernel dropped its own on the write): a getattr of
- * it is answered from them for the attribute timeout, unless a file is
- * open for writing, so `stat` after writing costs no round trip. */
-#define SEEN_BUCKETS 16384
-#define SEEN_MAX 65536
-struct seen {
-	struct seen *next;
-	struct virgo_stat st;
-	double until; /* answer getattr from st until then (0: never) */
-	char path[];
-};
-static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct seen *seen_tab[SEEN_BUCKETS];
-static size_t seen_n;
-
-static struct seen **seen_slot(const char *path)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (const char *p = path; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	struct seen **e = &seen_tab[h % SEEN_BUCKETS];
-	while (*e && strcmp((*e)->path, path) != 0)
-		e = &(*e)->next;
-	return e;
-}
-
-static void seen_clear_locked(void)
-{
-	for (size_t i = 0; i < SEEN_BUCKETS; i++)
-		while (seen_tab[i]) {
-			struct seen *n = seen_tab[i]->next;
-			free(seen_tab[i]);
-			seen_tab[i] = n;
-		}
-	seen_n = 0;
-}
-
-static double mono_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
-
-/* How long the kernel caches attributes (-o attr_timeout or ours). */
-static double attr_timeout_s = VFS_CACHE_S;
-
-/* until: when a getattr stops being answered from v (0: not at all). */
-static void seen_put(const char *path, const struct virgo_stat *v, double until)
-{
-	pthread_mutex_lock(&seen_lock);
-	struct seen **e = seen_slot(path);
-	if (!*e) {
-		if (seen_n >= SEEN_MAX) {
-			seen_clear_locked();
-			e = seen_slot(path);
-		}
-		size_t n = strlen(path) + 1;
-		if ((*e = malloc(sizeof **e + n)) != NULL) {
-			(*e)->next = NULL;
-			memcpy((*e)->path, path, n);
-			seen_n++;
-		}
-	}
-	if (*e) {
-		(*e)->st = *v;
-		(*e)->until = until;
-	}
-	pthread_mutex_unlock(&seen_lock);
-}
-
-static void seen_drop(const char *path)
-{
-	pthread_mutex_lock(&seen_lock);
-	struct seen **e = seen_slot(path), *d = *e;
-	if (d) {
-		*e = d->next;
-		free(d);
-		seen_n--;
-	}
-	pthread_mutex_unlock(&seen_lock);
-}
-
-/* A getattr of path answered here: 0 and *v, or -1. */
-static int seen_answer(const char *path, struct virgo_stat *v)
-{
-	double now = mono_s();
-	pthread_mutex_lock(&seen_lock);
-	struct seen *e = *seen_slot(path);
-	int rc = e && now < e->until ? (*v = e->st, 0) : -1;
-	pthread_mutex_unlock(&seen_lock);
-	return rc;
-}
-
-/* True when the kernel may hold other attributes for path than v. */
-static bool seen_changed(const char *path, const struct virgo_stat *v)
-{
-	pthread_mutex_lock(&seen_lock);
-	struct seen *e = *seen_slot(path);
-	bool changed = !e || e->st.size != v->size || e->st.mtime_ns != v->mtime_ns;
-	pthread_mutex_unlock(&seen_lock);
-	return changed;
-}
-
 /* Files open for writing here: a stat or truncate by path goes on
  * another connection than their write-behind writes, so it first waits
  * for those (a size the kernel then caches must include them). */
@@ -330,7 +220,7 @@ static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 		cfg->attr_timeout = VFS_CACHE_S;
 		cfg->entry_timeout = VFS_CACHE_S;
 	}
-	attr_timeout_s = cfg->attr_timeout;
+	vfs_cache_set_timeout(cfg->attr_timeout);
 	cfg->negative_timeout = 0;
 	cfg->auto_cache = 1; /* close-to-open: drop a changed file's pages at open */
 	cfg->ac_attr_timeout_set = 1;
@@ -343,7 +233,7 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
 	struct vfs_fh *h = fi ? fh_of(fi) : NULL;
 	if (h && atomic_exchange(&h->fresh, false)) {
 		to_stat(&h->st, st);
-		seen_put(path, &h->st, 0);
+		vfs_cache_put(path, &h->st, false);
 		return 0;
 	}
 	if (h) {
@@ -351,13 +241,13 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
 		int rc = virgo_fstat(h->fd, &v);
 		if (rc == 0) {
 			to_stat(&v, st);
-			seen_put(path, &v, 0);
+			vfs_cache_put(path, &v, false);
 			return 0;
 		}
 	}
 	REMOTE(path, r);
 	struct virgo_stat v;
-	if (!wr_open() && seen_answer(path, &v) == 0) {
+	if (!wr_open() && vfs_cache_answer(path, &v) == 0) {
 		to_stat(&v, st);
 		return 0;
 	}
@@ -369,10 +259,12 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
 		return 0;
 	}
 	int rc = virgo_lstat(r, &v);
+	if (rc == -ENOENT)
+		vfs_cache_gone(path);
 	if (rc)
 		return fs_err(rc);
 	to_stat(&v, st);
-	seen_put(path, &v, 0);
+	vfs_cache_put(path, &v, false);
 	return 0;
 }
 
@@ -434,9 +326,9 @@ static int open_fh(const char *path, int flags, mode_t mode, struct fuse_file_in
 	/* close-to-open: changed since the kernel cached its attributes
 	 * (another client wrote it): drop them, so its reads go to the
 	 * new end (its pages go too, as auto_cache drops them anyway) */
-	if (!(flags & O_CREAT) && seen_changed(path, &h->st))
+	if (!(flags & O_CREAT) && vfs_cache_changed(path, &h->st))
 		fuse_invalidate_path(fuse_get_context()->fuse, path);
-	seen_put(path, &h->st, 0); /* what the kernel will be told */
+	vfs_cache_put(path, &h->st, false); /* what the kernel will be told */
 	if ((flags & O_ACCMODE) != O_RDONLY)
 		wr_add(h->fd);
 	fi->fh = (uintptr_t)h;
@@ -466,7 +358,7 @@ static int vfs_write(const char *path, const char *buf, size_t size, off_t off,
 {
 	atomic_store(&fh_of(fi)->fresh, false);
 	if (path)
-		seen_drop(path);
+		vfs_cache_stale(path);
 	return fs_err(virgo_pwrite(fh_of(fi)->fd, buf, size, (uint64_t)off));
 }
 
@@ -477,7 +369,7 @@ static int vfs_flush(const char *path, struct fuse_file_info *fi)
 	struct virgo_stat v;
 	int rc = virgo_flush_stat(fh_of(fi)->fd, &v);
 	if (rc == 0 && v.type && path)
-		seen_put(path, &v, mono_s() + attr_timeout_s);
+		vfs_cache_put(path, &v, true);
 	return fs_err(rc);
 }
 
@@ -503,13 +395,20 @@ static int vfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	if (fi && fi->fh) {
 		atomic_store(&fh_of(fi)->fresh, false);
 		if (path)
-			seen_drop(path);
+			vfs_cache_stale(path);
 		return fs_err(virgo_ftruncate(fh_of(fi)->fd, (uint64_t)size));
 	}
 	REMOTE(path, r);
-	seen_drop(path);
+	vfs_cache_stale(path);
 	wr_settle();
 	return fs_err(virgo_truncate(r, (uint64_t)size));
+}
+
+/* An entry removed here, or not: either way, ask the node next time. */
+static int removed(const char *path, int rc)
+{
+	vfs_cache_moved(path);
+	return fs_err(rc);
 }
 
 static int vfs_mkdir(const char *path, mode_t mode)
@@ -521,14 +420,13 @@ static int vfs_mkdir(const char *path, mode_t mode)
 static int vfs_unlink(const char *path)
 {
 	REMOTE(path, r);
-	seen_drop(path);
-	return fs_err(virgo_unlink(r));
+	return removed(path, virgo_unlink(r));
 }
 
 static int vfs_rmdir(const char *path)
 {
 	REMOTE(path, r);
-	return fs_err(virgo_rmdir(r));
+	return removed(path, virgo_rmdir(r));
 }
 
 static int vfs_rename(const char *from, const char *to, unsigned int flags)
@@ -537,9 +435,10 @@ static int vfs_rename(const char *from, const char *to, unsigned int flags)
 		return -EINVAL; /* RENAME_NOREPLACE/EXCHANGE: not offered */
 	REMOTE(from, a);
 	REMOTE(to, b);
-	seen_drop(from);
-	seen_drop(to);
-	return fs_err(virgo_rename(a, b));
+	int rc = virgo_rename(a, b);
+	vfs_cache_moved(from);
+	vfs_cache_gone(to);
+	return fs_err(rc);
 }
 
 static int vfs_symlink(const char *target, const char *linkpath)
@@ -559,7 +458,7 @@ static int vfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
 	(void)fi;
 	REMOTE(path, r);
-	seen_drop(path);
+	vfs_cache_stale(path);
 	return fs_err(virgo_chmod(r, mode & 07777));
 }
 
@@ -584,7 +483,7 @@ static int vfs_utimens(const char *path, const struct timespec tv[2], struct fus
 {
 	(void)fi;
 	REMOTE(path, r);
-	seen_drop(path);
+	vfs_cache_stale(path);
 	wr_settle();
 	if (!tv)
 		return fs_err(virgo_utimens(r, VIRGO_TIME_NOW, VIRGO_TIME_NOW));
