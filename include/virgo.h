@@ -412,6 +412,16 @@ struct virgo_stat {
 int virgo_stat(const char *path, struct virgo_stat *st); /* follows a final symlink */
 int virgo_lstat(const char *path, struct virgo_stat *st);
 int virgo_fstat(virgo_fd_t fd, struct virgo_stat *st);
+/* virgo_open_ex and, in the same round trip, *st: the opened file's
+ * attributes (as virgo_fstat would give right after the open; a node
+ * older than this call costs a second round trip for them). */
+int virgo_open_stat(const char *path, int flags, unsigned mode, virgo_fd_t *fd,
+		    struct virgo_stat *st);
+/* virgo_flush, and *st: the file's attributes as the node's reply to the
+ * last write-behind write gave them, when fd was opened by virgo_open_stat
+ * and no other request on it came after that write (st->type 0
+ * otherwise: ask virgo_fstat). */
+int virgo_flush_stat(virgo_fd_t fd, struct virgo_stat *st);
 int virgo_unlink(const char *path);
 int virgo_mkdir(const char *path, unsigned mode);
 int virgo_rmdir(const char *path);

@@ -9,8 +9,10 @@
  * gives callers EIO within it, never a hung process; the next call after
  * the node is back works again (an open file whose node restarted stays
  * EIO: its descriptor died with the node).  Consistency is close-to-open,
- * as NFS: attributes and entries are cached for one second, and the page
- * cache of a file is dropped at open when its size or mtime changed.
+ * as NFS: an open gets the file's attributes in its own reply, drops the
+ * kernel's when they changed (so a file grown elsewhere reads whole) and
+ * its pages too (auto_cache; unchanged files keep them); between opens,
+ * attributes and entries are cached VFS_CACHE_S.
  * Reads and writes go in requests of up to 1 MiB; the kernel reads ahead
  * VFS_READAHEAD, whose requests travel pipelined on the file's connection.
  * Writes are write-behind (virgo_writebehind): a write returns once sent,
@@ -27,20 +29,25 @@
 #include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "virgo.h"
+#include "vfs_cache.h"
 
 #define VFS_IO_MAX (1u << 20)
 #define VFS_READAHEAD (4u << 20)
 #define VFS_WRITEBEHIND 4 /* writes in flight per open file */
+#define VFS_CACHE_S 30.0 /* attribute and entry cache, seconds (NFS: 3 to 60) */
 
 /* Transport and protocol failures (node dead, hung, restarted) are EIO to
  * the caller; file system errors pass through. */
@@ -111,6 +118,21 @@ static void to_stat(const struct virgo_stat *v, struct stat *st)
 	st->st_ctim = (struct timespec){v->ctime_ns / 1000000000, v->ctime_ns % 1000000000};
 }
 
+/* An open file: fi->fh points at one.  st is the file's attributes from
+ * the open's own reply: the getattr that FUSE sends right after a create
+ * (and open's cache check) is answered from it instead of another round
+ * trip; used once, and never after a write or truncate through it. */
+struct vfs_fh {
+	virgo_fd_t fd;
+	atomic_bool fresh;
+	struct virgo_stat st;
+};
+
+static struct vfs_fh *fh_of(const struct fuse_file_info *fi)
+{
+	return (struct vfs_fh *)(uintptr_t)fi->fh;
+}
+
 /* Files open for writing here: a stat or truncate by path goes on
  * another connection than their write-behind writes, so it first waits
  * for those (a size the kernel then caches must include them). */
@@ -147,6 +169,15 @@ static void wr_remove(virgo_fd_t fd)
 	pthread_mutex_unlock(&wr_lock);
 }
 
+/* Is any file open for writing here? */
+static bool wr_open(void)
+{
+	pthread_mutex_lock(&wr_lock);
+	bool any = wr_n > 0;
+	pthread_mutex_unlock(&wr_lock);
+	return any;
+}
+
 /* Every write-behind write of this mount acknowledged (errors stay for
  * each file's own flush or close). */
 static void wr_settle(void)
@@ -162,28 +193,64 @@ static void wr_settle(void)
 	free(fds);
 }
 
+/* -o attr_timeout=/entry_timeout= given: libfuse has them, keep them. */
+static bool user_timeouts;
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	(void)data;
+	(void)arg;
+	(void)outargs;
+	if (key == 1)
+		user_timeouts = true;
+	return 1; /* left for fuse_new */
+}
+
+static const struct fuse_opt vfs_opts[] = {
+	FUSE_OPT_KEY("attr_timeout=", 1),
+	FUSE_OPT_KEY("entry_timeout=", 1),
+	FUSE_OPT_END,
+};
+
 static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	conn->max_write = VFS_IO_MAX;
 	conn->max_readahead = VFS_READAHEAD;
-	cfg->attr_timeout = 1.0;
-	cfg->entry_timeout = 1.0;
+	if (!user_timeouts) {
+		cfg->attr_timeout = VFS_CACHE_S;
+		cfg->entry_timeout = VFS_CACHE_S;
+	}
+	vfs_cache_set_timeout(cfg->attr_timeout);
 	cfg->negative_timeout = 0;
 	cfg->auto_cache = 1; /* close-to-open: drop a changed file's pages at open */
+	cfg->ac_attr_timeout_set = 1;
+	cfg->ac_attr_timeout = 0; /* ... judged by the open's own fresh attributes */
 	return NULL;
 }
 
 static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
-	if (fi && fi->fh) {
+	struct vfs_fh *h = fi ? fh_of(fi) : NULL;
+	if (h && atomic_exchange(&h->fresh, false)) {
+		to_stat(&h->st, st);
+		vfs_cache_put(path, &h->st, false);
+		return 0;
+	}
+	if (h) {
 		struct virgo_stat v;
-		int rc = virgo_fstat(fi->fh, &v);
+		int rc = virgo_fstat(h->fd, &v);
 		if (rc == 0) {
 			to_stat(&v, st);
+			vfs_cache_put(path, &v, false);
 			return 0;
 		}
 	}
 	REMOTE(path, r);
+	struct virgo_stat v;
+	if (!wr_open() && vfs_cache_answer(path, &v) == 0) {
+		to_stat(&v, st);
+		return 0;
+	}
 	wr_settle();
 	if (!r[0]) {
 		memset(st, 0, sizeof *st);
@@ -191,11 +258,13 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
 		st->st_nlink = 2;
 		return 0;
 	}
-	struct virgo_stat v;
 	int rc = virgo_lstat(r, &v);
+	if (rc == -ENOENT)
+		vfs_cache_gone(path);
 	if (rc)
 		return fs_err(rc);
 	to_stat(&v, st);
+	vfs_cache_put(path, &v, false);
 	return 0;
 }
 
@@ -239,62 +308,78 @@ static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
 	return 0;
 }
 
-static int vfs_open(const char *path, struct fuse_file_info *fi)
+/* open and create: the open's reply carries the file's attributes. */
+static int open_fh(const char *path, int flags, mode_t mode, struct fuse_file_info *fi)
 {
 	REMOTE(path, r);
 	if (!r[0])
 		return -EISDIR;
-	virgo_fd_t fd;
-	int flags = fi->flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_EXCL | O_APPEND);
-	int rc = virgo_open_ex(r, flags, 0644, &fd);
-	if (rc)
+	struct vfs_fh *h = malloc(sizeof *h);
+	if (!h)
+		return -ENOMEM;
+	int rc = virgo_open_stat(r, flags, mode & 07777, &h->fd, &h->st);
+	if (rc) {
+		free(h);
 		return fs_err(rc);
+	}
+	atomic_init(&h->fresh, true);
+	/* close-to-open: changed since the kernel cached its attributes
+	 * (another client wrote it): drop them, so its reads go to the
+	 * new end (its pages go too, as auto_cache drops them anyway) */
+	if (!(flags & O_CREAT) && vfs_cache_changed(path, &h->st))
+		fuse_invalidate_path(fuse_get_context()->fuse, path);
+	vfs_cache_put(path, &h->st, false); /* what the kernel will be told */
 	if ((flags & O_ACCMODE) != O_RDONLY)
-		wr_add(fd);
-	fi->fh = fd;
+		wr_add(h->fd);
+	fi->fh = (uintptr_t)h;
 	return 0;
+}
+
+static int vfs_open(const char *path, struct fuse_file_info *fi)
+{
+	return open_fh(path, fi->flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_EXCL | O_APPEND), 0644,
+		       fi);
 }
 
 static int vfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	REMOTE(path, r);
-	virgo_fd_t fd;
-	int flags = (fi->flags & (O_ACCMODE | O_TRUNC | O_EXCL | O_APPEND)) | O_CREAT;
-	int rc = virgo_open_ex(r, flags, mode & 07777, &fd);
-	if (rc)
-		return fs_err(rc);
-	if ((flags & O_ACCMODE) != O_RDONLY)
-		wr_add(fd);
-	fi->fh = fd;
-	return 0;
+	return open_fh(path, (fi->flags & (O_ACCMODE | O_TRUNC | O_EXCL | O_APPEND)) | O_CREAT,
+		       mode, fi);
 }
 
 static int vfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	(void)path;
-	return fs_err(virgo_pread(fi->fh, buf, size, (uint64_t)off));
+	return fs_err(virgo_pread(fh_of(fi)->fd, buf, size, (uint64_t)off));
 }
 
 static int vfs_write(const char *path, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	(void)path;
-	return fs_err(virgo_pwrite(fi->fh, buf, size, (uint64_t)off));
+	atomic_store(&fh_of(fi)->fresh, false);
+	if (path)
+		vfs_cache_stale(path);
+	return fs_err(virgo_pwrite(fh_of(fi)->fd, buf, size, (uint64_t)off));
 }
 
 /* close(2) of one of the file's descriptors: every write acknowledged
  * (close-to-open), and a write-behind failure is close's error. */
 static int vfs_flush(const char *path, struct fuse_file_info *fi)
 {
-	(void)path;
-	return fs_err(virgo_flush(fi->fh));
+	struct virgo_stat v;
+	int rc = virgo_flush_stat(fh_of(fi)->fd, &v);
+	if (rc == 0 && v.type && path)
+		vfs_cache_put(path, &v, true);
+	return fs_err(rc);
 }
 
 static int vfs_release(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
-	wr_remove(fi->fh);
-	virgo_close(fi->fh);
+	struct vfs_fh *h = fh_of(fi);
+	wr_remove(h->fd);
+	virgo_close(h->fd);
+	free(h);
 	return 0;
 }
 
@@ -302,16 +387,28 @@ static int vfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
 	(void)path;
 	(void)datasync;
-	return fs_err(virgo_fsync(fi->fh));
+	return fs_err(virgo_fsync(fh_of(fi)->fd));
 }
 
 static int vfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
-	if (fi && fi->fh)
-		return fs_err(virgo_ftruncate(fi->fh, (uint64_t)size));
+	if (fi && fi->fh) {
+		atomic_store(&fh_of(fi)->fresh, false);
+		if (path)
+			vfs_cache_stale(path);
+		return fs_err(virgo_ftruncate(fh_of(fi)->fd, (uint64_t)size));
+	}
 	REMOTE(path, r);
+	vfs_cache_stale(path);
 	wr_settle();
 	return fs_err(virgo_truncate(r, (uint64_t)size));
+}
+
+/* An entry removed here, or not: either way, ask the node next time. */
+static int removed(const char *path, int rc)
+{
+	vfs_cache_moved(path);
+	return fs_err(rc);
 }
 
 static int vfs_mkdir(const char *path, mode_t mode)
@@ -323,13 +420,13 @@ static int vfs_mkdir(const char *path, mode_t mode)
 static int vfs_unlink(const char *path)
 {
 	REMOTE(path, r);
-	return fs_err(virgo_unlink(r));
+	return removed(path, virgo_unlink(r));
 }
 
 static int vfs_rmdir(const char *path)
 {
 	REMOTE(path, r);
-	return fs_err(virgo_rmdir(r));
+	return removed(path, virgo_rmdir(r));
 }
 
 static int vfs_rename(const char *from, const char *to, unsigned int flags)
@@ -338,7 +435,10 @@ static int vfs_rename(const char *from, const char *to, unsigned int flags)
 		return -EINVAL; /* RENAME_NOREPLACE/EXCHANGE: not offered */
 	REMOTE(from, a);
 	REMOTE(to, b);
-	return fs_err(virgo_rename(a, b));
+	int rc = virgo_rename(a, b);
+	vfs_cache_moved(from);
+	vfs_cache_gone(to);
+	return fs_err(rc);
 }
 
 static int vfs_symlink(const char *target, const char *linkpath)
@@ -358,6 +458,7 @@ static int vfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
 	(void)fi;
 	REMOTE(path, r);
+	vfs_cache_stale(path);
 	return fs_err(virgo_chmod(r, mode & 07777));
 }
 
@@ -382,6 +483,7 @@ static int vfs_utimens(const char *path, const struct timespec tv[2], struct fus
 {
 	(void)fi;
 	REMOTE(path, r);
+	vfs_cache_stale(path);
 	wr_settle();
 	if (!tv)
 		return fs_err(virgo_utimens(r, VIRGO_TIME_NOW, VIRGO_TIME_NOW));
@@ -490,7 +592,8 @@ int main(int argc, char **argv)
 	/* fuse_main, unrolled to tune the mount between mounting and serving */
 	struct fuse_args fa = FUSE_ARGS_INIT(n, args);
 	struct fuse_cmdline_opts o;
-	if (fuse_parse_cmdline(&fa, &o) != 0 || !o.mountpoint) {
+	if (fuse_opt_parse(&fa, NULL, vfs_opts, opt_proc) != 0 || fuse_parse_cmdline(&fa, &o) != 0 ||
+	    !o.mountpoint) {
 		usage(stderr);
 		virgo_fini();
 		return 2;

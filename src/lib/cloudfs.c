@@ -76,6 +76,9 @@ struct vfs_file {
 	bool dirty; /* written since the last fsync */
 	bool lost; /* the connection broke while dirty: fsync/close say EIO once */
 	bool seq; /* the descriptor's own position was used: no reopen */
+	bool stat_ok; /* opened with flag s: the node also answers "pwrite ... s" */
+	bool have_wst; /* wst: the file's attributes after every request sent */
+	struct virgo_stat wst; /* from the last write-behind write's reply */
 	char fw[8]; /* open flags word for a reopen (no c, t, x) */
 	char *enc; /* the encoded path, for a reopen (malloc'd) */
 };
@@ -335,6 +338,8 @@ static int recv_turn(struct vc_client *c, struct vfs_file *f, const char *hdr, v
 	return rc;
 }
 
+static int parse_stat_fields(const char *s, struct virgo_stat *st);
+
 /* f->lock held, nobody receiving, request f->done is a write-behind
  * write: reads its reply and keeps its failure for later. */
 static void settle_async(struct vc_client *c, struct vfs_file *f)
@@ -350,8 +355,12 @@ static void settle_async(struct vc_client *c, struct vfs_file *f)
 	}
 	if (f->nasync)
 		f->nasync--;
-	if (rc == 0 && strtoull(rep.line + 2, NULL, 10) != s.expect)
+	char *end = NULL;
+	if (rc == 0 && strtoull(rep.line + 2, &end, 10) != s.expect)
 		rc = -EIO;
+	/* its stat fields ("pwrite ... s") are the file now if nothing was
+	 * sent after it */
+	f->have_wst = rc == 0 && f->done == f->sent && *end && parse_stat_fields(end, &f->wst) == 0;
 	if (rc == 0)
 		f->dirty = true;
 	else if (!f->werr)
@@ -416,8 +425,10 @@ static int fd_send(struct vc_client *c, struct vfs_file *f, const char *op, cons
 		*broken = true;
 		return rc;
 	}
-	int n = snprintf(hdr, 128, "%s %" PRIx64 "%s%s\r\n", op, f->sfd, tail ? " " : "",
-			 tail ? tail : "");
+	int n = snprintf(hdr, 128, "%s %" PRIx64 "%s%s%s\r\n", op, f->sfd, tail ? " " : "",
+			 tail ? tail : "", async && f->stat_ok ? " s" : "");
+	if (!async)
+		f->have_wst = false;
 	t->seq = f->sent++;
 	t->gen = f->gen;
 	f->ring[t->seq % VFS_RING] = (struct vfs_slot){async, plen};
@@ -540,12 +551,18 @@ static int flags_word(int flags, char *w)
 	return 0;
 }
 
-int virgo_open_ex(const char *path, int flags, unsigned mode, virgo_fd_t *fd)
+/* The open of virgo_open_ex; st non-NULL: with flag s, the reply's stat
+ * fields after the descriptor go to *st. */
+static int open_call(const char *path, int flags, unsigned mode, virgo_fd_t *fd,
+		     struct virgo_stat *st)
 {
 	struct vc_client *c;
 	int idx;
-	char fw[8];
+	char fw[9];
 	int rc = flags_word(flags, fw);
+	bool with_s = rc == 0 && st;
+	if (with_s)
+		strcat(fw, "s");
 	if (rc || mode > 07777)
 		return vc_err_done("open", rc ? rc : -EINVAL);
 	char *enc = malloc(ENC_CAP), *hdr = malloc(ENC_CAP + 64);
@@ -576,19 +593,31 @@ int virgo_open_ex(const char *path, int flags, unsigned mode, virgo_fd_t *fd)
 		}
 		char *end = NULL;
 		uint64_t v = rc == 0 ? strtoull(rep.line + 2, &end, 16) : 0;
-		if (rc == 0 && (v == 0 || !end || *end))
+		if (rc == 0 && (v == 0 || !end || (with_s ? parse_stat_fields(end, st) : *end)))
 			rc = -VIRGO_EBADREPLY;
+		if (rc == -EINVAL && with_s) {
+			/* a node from before flag s: open, then fstat */
+			with_s = false;
+			fw[strlen(fw) - 1] = '\0';
+			n = snprintf(hdr, ENC_CAP + 64, "open %s %s %o\r\n", enc, fw, mode);
+			spare_put(idx, f->k);
+			f->k = NULL;
+			rc = 0;
+			attempt = -1; /* the spare connection first again */
+			continue;
+		}
 		if (rc) {
 			spare_put(idx, f->k); /* an ERR reply leaves it clean */
 			f->k = NULL;
 			break;
 		}
+		f->stat_ok = with_s;
 		f->fd = f->sfd = v;
 		f->idx = idx;
 		f->users = 1;
 		size_t w = 0;
 		for (const char *q = fw; *q; q++)
-			if (*q != 'c' && *q != 't' && *q != 'x')
+			if (*q != 'c' && *q != 't' && *q != 'x' && *q != 's')
 				f->fw[w++] = *q;
 		f->fw[w] = '\0';
 		f->enc = enc;
@@ -611,7 +640,23 @@ int virgo_open_ex(const char *path, int flags, unsigned mode, virgo_fd_t *fd)
 	}
 	free(enc);
 	free(hdr);
+	if (rc == 0 && st && !with_s) {
+		rc = virgo_fstat(*fd, st);
+		if (rc)
+			virgo_close(*fd);
+	}
 	return vc_err_done("open", rc);
+}
+
+int virgo_open_ex(const char *path, int flags, unsigned mode, virgo_fd_t *fd)
+{
+	return open_call(path, flags, mode, fd, NULL);
+}
+
+int virgo_open_stat(const char *path, int flags, unsigned mode, virgo_fd_t *fd,
+		    struct virgo_stat *st)
+{
+	return open_call(path, flags, mode, fd, st);
 }
 
 int virgo_open(const char *path, virgo_fd_t *fd)
@@ -880,7 +925,9 @@ int virgo_writebehind(virgo_fd_t fd, unsigned window)
 	return 0;
 }
 
-int virgo_flush(virgo_fd_t fd)
+/* virgo_flush; st non-NULL: the attributes the last write-behind
+ * write's reply carried, when nothing was sent after it (else type 0). */
+static int flush_call(virgo_fd_t fd, struct virgo_stat *st)
 {
 	struct vc_client *c;
 	struct vfs_file *f;
@@ -890,9 +937,25 @@ int virgo_flush(virgo_fd_t fd)
 	pthread_mutex_lock(&f->lock);
 	drain_locked(c, f);
 	rc = f->werr ? f->werr : f->lost ? -EIO : 0; /* kept for fsync/close */
+	if (st) {
+		st->type = 0;
+		if (rc == 0 && f->have_wst)
+			*st = f->wst;
+		f->have_wst = false;
+	}
 	pthread_mutex_unlock(&f->lock);
 	file_release(f);
 	return vc_err_done("flush", rc);
+}
+
+int virgo_flush(virgo_fd_t fd)
+{
+	return flush_call(fd, NULL);
+}
+
+int virgo_flush_stat(virgo_fd_t fd, struct virgo_stat *st)
+{
+	return flush_call(fd, st);
 }
 
 ssize_t virgo_pread(virgo_fd_t fd, void *buf, size_t size, uint64_t offset)
@@ -965,18 +1028,25 @@ int virgo_ftruncate(virgo_fd_t fd, uint64_t size)
 	return fd_simple(fd, "ftruncate", t);
 }
 
-/* "OK <type> <mode> <size> <nlink> <uid> <gid> <atime> <mtime> <ctime> <ino> <blocks>" */
-static int parse_stat(const char *line, struct virgo_stat *st)
+/* "<type> <mode> <size> <nlink> <uid> <gid> <atime> <mtime> <ctime> <ino> <blocks>" */
+static int parse_stat_fields(const char *s, struct virgo_stat *st)
 {
 	char type;
 	unsigned mode, uid, gid;
 	unsigned long long size, nlink, ino, blocks;
 	long long at, mt, ct;
-	if (sscanf(line, "OK %c %o %llu %llu %u %u %lld %lld %lld %llu %llu", &type, &mode, &size,
-		   &nlink, &uid, &gid, &at, &mt, &ct, &ino, &blocks) != 11)
+	int end = 0;
+	if (sscanf(s, " %c %o %llu %llu %u %u %lld %lld %lld %llu %llu%n", &type, &mode, &size,
+		   &nlink, &uid, &gid, &at, &mt, &ct, &ino, &blocks, &end) != 11 || s[end])
 		return -VIRGO_EBADREPLY;
 	*st = (struct virgo_stat){type, mode, size, nlink, ino, blocks, uid, gid, at, mt, ct};
 	return 0;
+}
+
+/* "OK <stat fields>" */
+static int parse_stat(const char *line, struct virgo_stat *st)
+{
+	return strncmp(line, "OK ", 3) == 0 ? parse_stat_fields(line + 2, st) : -VIRGO_EBADREPLY;
 }
 
 static int stat_call(const char *op, const char *path, struct virgo_stat *st)

@@ -410,17 +410,33 @@ static void writebehind_visible_after_flush(void **state)
 	uint8_t *a = malloc(6 * chunk), *b = malloc(6 * chunk);
 	pattern(a, 6 * chunk, 99);
 	virgo_fd_t w, r;
-	assert_int_equal(virgo_open_ex("node2:/wb.bin", O_WRONLY | O_CREAT | O_TRUNC, 0644, &w), 0);
+	struct virgo_stat st;
+	assert_int_equal(virgo_open_stat("node2:/wb.bin", O_WRONLY | O_CREAT | O_TRUNC, 0644, &w, &st), 0);
+	assert_int_equal(st.type, 'f');
+	assert_int_equal(st.size, 0); /* truncated by this open */
 	assert_int_equal(virgo_writebehind(w, 4), 0);
 	for (int i = 0; i < 6; i++) /* each returns once sent */
 		assert_int_equal(virgo_pwrite(w, a + i * chunk, chunk, i * chunk), (ssize_t)chunk);
-	struct virgo_stat st;
 	assert_int_equal(virgo_fstat(w, &st), 0); /* behind the writes on their connection */
 	assert_int_equal(st.size, 6 * chunk);
 	assert_int_equal(virgo_pwrite(w, "tail", 4, 6 * chunk), 4);
+	/* the last write's reply carries the file's attributes */
+	struct virgo_stat fs;
+	assert_int_equal(virgo_flush_stat(w, &fs), 0);
+	assert_int_equal(fs.type, 'f');
+	assert_int_equal(fs.size, 6 * chunk + 4);
+	assert_int_equal(virgo_fstat(w, &st), 0);
+	assert_true(st.mtime_ns == fs.mtime_ns && st.ino == fs.ino && st.size == fs.size);
+	assert_int_equal(virgo_flush_stat(w, &fs), 0); /* nothing written since */
+	assert_int_equal(fs.type, 0);
 	assert_int_equal(virgo_flush(w), 0);
-	/* acknowledged: any other descriptor reads it */
-	assert_int_equal(virgo_open_ex("node2:/wb.bin", O_RDONLY, 0, &r), 0);
+	/* acknowledged: any other descriptor reads it; an open that
+	 * returns the attributes in its own reply */
+	struct virgo_stat os;
+	assert_int_equal(virgo_open_stat("node2:/wb.bin", O_RDONLY, 0, &r, &os), 0);
+	assert_int_equal(os.type, 'f');
+	assert_int_equal(os.size, 6 * chunk + 4);
+	assert_true(os.ino == st.ino && os.mtime_ns == st.mtime_ns);
 	assert_int_equal(virgo_pread(r, b, 6 * chunk, 0), (ssize_t)(6 * chunk));
 	assert_memory_equal(a, b, 6 * chunk);
 	assert_int_equal(virgo_pread(r, b, 16, 6 * chunk), 4);

@@ -48,6 +48,11 @@ static void native_fd_commands(void **state)
 	assert_int_equal(p->req.flags, CFS_O_READ | CFS_O_WRITE | CFS_O_CREAT | CFS_O_TRUNC);
 	assert_int_equal(p->req.mode, 0600);
 	assert_false(p->req.legacy);
+	p = P("open a wcts\r\n"); /* s: the reply carries the fstat */
+	assert_int_equal(p->r, CFS_REQ);
+	assert_int_equal(p->req.flags, CFS_O_WRITE | CFS_O_CREAT | CFS_O_TRUNC | CFS_O_STAT);
+	assert_int_equal(P("open a s\n")->code, EINVAL); /* s needs r or w */
+	assert_int_equal(P("open a rss\n")->code, EINVAL);
 	p = P("open a\n");
 	assert_int_equal(p->req.flags, CFS_O_READ);
 	assert_int_equal(p->req.mode, 0644);
@@ -154,6 +159,19 @@ static void write_payloads(void **state)
 	assert_memory_equal(p->req.data, "a\r\n\0b", 5);
 	assert_int_equal(p->req.offset, 7);
 	assert_int_equal(p->used, sizeof "pwrite 1a 5 7\r\na\r\n\0b\r\n" - 1);
+	assert_int_equal(p->req.flags, 0);
+	/* a trailing s: the reply carries the file's fstat */
+	memset(&st, 0, sizeof st);
+	p = P("pwrite 1a 2 7 s\r\nab\r\n");
+	assert_int_equal(p->r, CFS_REQ);
+	assert_int_equal(p->req.flags, CFS_O_STAT);
+	assert_int_equal(p->req.offset, 7);
+	assert_memory_equal(p->req.data, "ab", 2);
+	memset(&st, 0, sizeof st);
+	assert_int_equal(P("pwrite 1a 2 7 t\r\nab\r\n")->code, EINVAL);
+	memset(&st, 0, sizeof st);
+	assert_int_equal(P("write 1a 2 s\r\nab\r\n")->code, EINVAL); /* pwrite only */
+	memset(&st, 0, sizeof st);
 	/* incomplete: keep the line, ask for the whole */
 	p = P("write 1a 10\r\nabc");
 	assert_int_equal(p->r, CFS_MORE);

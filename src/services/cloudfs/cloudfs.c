@@ -60,6 +60,13 @@ struct cloudfs_conn {
 	bool legacy_close; /* last request used the call syntax */
 	bool in_body; /* a write's payload is arriving under vconn_body_begin */
 	bool busy; /* a job is out on the pool */
+	/* the request being run: its bytes in the input buffer (frame_used
+	 * from its start; frame_buf where evbuffer_pullup put them), and
+	 * whether start_job took them over (the caller then drains none) */
+	struct evbuffer *frame_in;
+	const uint8_t *frame_buf;
+	size_t frame_used;
+	bool frame_taken;
 };
 
 static int64_t now_ms(void)
@@ -194,7 +201,10 @@ static void job_free(struct cfs_job *j)
 {
 	if (j->reply)
 		evbuffer_free(j->reply);
-	free(j->data);
+	if (j->frame)
+		evbuffer_free(j->frame); /* j->data pointed into it */
+	else
+		free(j->data);
 	free(j);
 }
 
@@ -226,7 +236,9 @@ static void job_done(struct vconn *c, void *arg)
 		} else if (j->req.legacy) {
 			evbuffer_add_printf(out, "%" PRIu64 "\r\n", vfd);
 		} else {
-			evbuffer_add_printf(out, "OK %" PRIx64 "\r\n", vfd);
+			evbuffer_add_printf(out, "OK %" PRIx64, vfd);
+			evbuffer_add_buffer(out, j->reply); /* flag s: the stat fields */
+			evbuffer_add(out, "\r\n", 2);
 		}
 	} else if (j->rc == 0) {
 		evbuffer_add_buffer(out, j->reply);
@@ -365,6 +377,34 @@ static bool peer_is_loopback(const char *p)
 	return strncmp(p, "127.", 4) == 0 || (strncmp(p, "::1:", 4) == 0 && !strchr(p + 4, ':'));
 }
 
+/* A write's payload without copying it: when the request's bytes fill the
+ * input buffer's first chunk exactly (a large write, made contiguous by
+ * evbuffer_pullup), that chunk moves to the job as it is.  Else nothing
+ * (the caller copies the payload). */
+static void frame_take(struct cloudfs_conn *cc, struct cfs_job *j, const struct cfs_req *r)
+{
+	struct evbuffer *in = cc->frame_in;
+	if (!in || cc->frame_taken || r->data_len < 65536 ||
+	    evbuffer_get_contiguous_space(in) != cc->frame_used)
+		return;
+	struct evbuffer *b = evbuffer_new();
+	if (!b)
+		return;
+	if (evbuffer_remove_buffer(in, b, cc->frame_used) != (int)cc->frame_used) {
+		evbuffer_free(b); /* cannot happen: the bytes are there */
+		return;
+	}
+	uint8_t *p = evbuffer_pullup(b, -1); /* one chunk: no copy */
+	if (!p) {
+		evbuffer_prepend_buffer(in, b);
+		evbuffer_free(b);
+		return;
+	}
+	cc->frame_taken = true;
+	j->frame = b;
+	j->data = p + (r->data - cc->frame_buf);
+}
+
 /* Hands r to the pool.  VSVC_WAIT when it went, else the error reply is
  * written and VSVC_KEEP returned. */
 static int start_job(struct vconn *c, struct cloudfs *fs, struct cloudfs_conn *cc,
@@ -385,12 +425,14 @@ static int start_job(struct vconn *c, struct cloudfs *fs, struct cloudfs_conn *c
 	j->zero_copy = vconn_zero_copy(c) &&
 		       (fs->set.sendfile_loopback || !peer_is_loopback(vconn_peer(c)));
 	j->reply = evbuffer_new();
-	if (!j->reply || (r->data_len && !(j->data = malloc(r->data_len)))) {
+	if (j->reply && r->data_len)
+		frame_take(cc, j, r);
+	if (!j->reply || (r->data_len && !j->data && !(j->data = malloc(r->data_len)))) {
 		job_free(j);
 		reply_err(fs, out, ENOMEM, "out of memory");
 		return VSVC_KEEP;
 	}
-	if (r->data_len)
+	if (r->data_len && !j->frame)
 		memcpy(j->data, r->data, r->data_len);
 	j->data_len = r->data_len;
 	if (op_uses_fd(r->op)) {
@@ -445,7 +487,7 @@ static void reply_stats(struct cloudfs *fs, struct evbuffer *out)
 
 static const char cloudfs_help[] =
 	"HELP paths are relative to the node's export root, one token each, %XX escapes\r\n"
-	"HELP open <path> [<flags r w c t x a>] [<mode>] -> OK <fd>\r\n"
+	"HELP open <path> [<flags r w c t x a s>] [<mode>] -> OK <fd> [<stat>]\r\n"
 	"HELP read <fd> <count> | pread <fd> <count> <offset> -> VALUE <n> + bytes + CRLF\r\n"
 	"HELP write <fd> <n> | pwrite <fd> <n> <offset>, + n bytes + CRLF -> OK <n>\r\n"
 	"HELP close | fsync | fdatasync | fstat <fd>; ftruncate <fd> <size>\r\n"
@@ -571,13 +613,19 @@ static int cloudfs_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			cc->in_body = false;
 		}
 		int r = VSVC_KEEP;
+		cc->frame_taken = false;
 		if (pr == CFS_REQ) {
+			cc->frame_in = in;
+			cc->frame_buf = buf;
+			cc->frame_used = used;
 			r = cloudfs_exec(c, fs, cc, req);
+			cc->frame_in = NULL;
 			cc->legacy_close = req->legacy;
 		} else if (pr == CFS_ERROR) {
 			reply_err(fs, out, code, msg);
 		}
-		evbuffer_drain(in, used);
+		if (!cc->frame_taken)
+			evbuffer_drain(in, used);
 		if (r == VSVC_CLOSE || r == VSVC_WAIT) {
 			rc = r;
 			break;

@@ -42,16 +42,24 @@ static int64_t ts_ns(const struct timespec *t)
 	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
 }
 
-/* OK <type> <mode> <size> <nlink> <uid> <gid> <atime_ns> <mtime_ns> <ctime_ns> <ino> <blocks> */
-static void reply_stat(struct evbuffer *out, const struct stat *st)
+/* " <type> <mode> <size> <nlink> <uid> <gid> <atime_ns> <mtime_ns> <ctime_ns> <ino> <blocks>" */
+static void stat_fields(struct evbuffer *out, const struct stat *st)
 {
 	evbuffer_add_printf(out,
-			    "OK %c %o %" PRIu64 " %" PRIu64 " %u %u %" PRId64 " %" PRId64 " %" PRId64
-			    " %" PRIu64 " %" PRIu64 "\r\n",
+			    " %c %o %" PRIu64 " %" PRIu64 " %u %u %" PRId64 " %" PRId64 " %" PRId64
+			    " %" PRIu64 " %" PRIu64,
 			    type_char(st->st_mode), (unsigned)(st->st_mode & 07777),
 			    (uint64_t)st->st_size, (uint64_t)st->st_nlink, (unsigned)st->st_uid,
 			    (unsigned)st->st_gid, ts_ns(&st->st_atim), ts_ns(&st->st_mtim),
 			    ts_ns(&st->st_ctim), (uint64_t)st->st_ino, (uint64_t)st->st_blocks);
+}
+
+/* OK <stat fields> */
+static void reply_stat(struct evbuffer *out, const struct stat *st)
+{
+	evbuffer_add(out, "OK", 2);
+	stat_fields(out, st);
+	evbuffer_add(out, "\r\n", 2);
 }
 
 static void free_chunk(const void *data, size_t len, void *arg)
@@ -199,7 +207,11 @@ static int do_write(struct cfs_job *j)
 			return -errno;
 		done += (size_t)n;
 	}
-	evbuffer_add_printf(j->reply, "OK %zu\r\n", done);
+	evbuffer_add_printf(j->reply, "OK %zu", done);
+	struct stat st;
+	if ((r->flags & CFS_O_STAT) && fstat(j->osfd, &st) == 0)
+		stat_fields(j->reply, &st);
+	evbuffer_add(j->reply, "\r\n", 2);
 	return 0;
 }
 
@@ -239,6 +251,8 @@ static int do_open(struct cfs_job *j)
 		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	j->newfd = fd;
 	j->writable = (r->flags & CFS_O_WRITE) != 0;
+	if (r->flags & CFS_O_STAT) /* after the descriptor, in job_done */
+		stat_fields(j->reply, &st);
 	return 0;
 }
 

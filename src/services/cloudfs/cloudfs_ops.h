@@ -23,6 +23,8 @@ struct cfs_job {
 	bool zero_copy; /* the connection sends file segments with sendfile */
 	int osfd; /* fd requests: the OS descriptor (a reference held), else -1 */
 	uint8_t *data; /* write payload (owned by the job), data_len bytes */
+	struct evbuffer *frame; /* non-NULL: data points into it (the request's
+				 * bytes, moved from the input uncopied) */
 	size_t data_len;
 	uint64_t vfd; /* the descriptor the reference is held on */
 	uint64_t ident; /* the caller's identity (vconn_identity_id; 0: none) */
@@ -38,7 +40,8 @@ struct cfs_job {
 };
 
 /* Runs j->req; sets j->rc and, on success, fills j->reply (open: sets
- * j->newfd and leaves the reply to the caller, who mints the descriptor). */
+ * j->newfd and leaves the reply's start to the caller, who mints the
+ * descriptor: j->reply holds only the stat fields of an open with 's'). */
 void cfs_ops_run(struct cfs_job *j);
 
 #endif

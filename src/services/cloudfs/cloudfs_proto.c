@@ -94,6 +94,7 @@ static int parse_flags(const uint8_t *t, size_t n, unsigned *out)
 		case 't': b = CFS_O_TRUNC; break;
 		case 'x': b = CFS_O_EXCL; break;
 		case 'a': b = CFS_O_APPEND; break;
+		case 's': b = CFS_O_STAT; break;
 		default: return -1;
 		}
 		if (f & b)
@@ -249,11 +250,11 @@ struct cmd {
 };
 
 static const struct cmd cmds[] = {
-	{"open", CFS_OP_OPEN, 1, 3, "usage: open <path> [<flags: r w c t x a>] [<octal mode>]"},
+	{"open", CFS_OP_OPEN, 1, 3, "usage: open <path> [<flags: r w c t x a s>] [<octal mode>]"},
 	{"read", CFS_OP_READ, 2, 2, "usage: read <fd> <count>"},
 	{"pread", CFS_OP_PREAD, 3, 3, "usage: pread <fd> <count> <offset>"},
 	{"write", CFS_OP_WRITE, 2, 2, "usage: write <fd> <nbytes> + payload"},
-	{"pwrite", CFS_OP_PWRITE, 3, 3, "usage: pwrite <fd> <nbytes> <offset> + payload"},
+	{"pwrite", CFS_OP_PWRITE, 3, 4, "usage: pwrite <fd> <nbytes> <offset> [s] + payload"},
 	{"close", CFS_OP_CLOSE, 1, 1, "usage: close <fd>"},
 	{"fsync", CFS_OP_FSYNC, 1, 1, "usage: fsync <fd>"},
 	{"fdatasync", CFS_OP_FDATASYNC, 1, 1, "usage: fdatasync <fd>"},
@@ -343,6 +344,11 @@ enum cfs_parse_result cfs_parse(struct frame_state *st, const uint8_t *buf, size
 			return fail(code, msg, EINVAL, "payload not followed by CRLF (bad data chunk)");
 		case FRAME_BODY_OK: break;
 		}
+		/* pwrite's trailing "s": the reply carries the file's fstat */
+		if (na == 4 && cm->max == 4 && tok_is(tok[4], tl[4], "s")) {
+			req->flags = CFS_O_STAT;
+			na--;
+		}
 		if (na != cm->min || parse_fd_hex(tok[1], tl[1], &req->fd) != 0 ||
 		    (na == 3 && frame_u64(tok[3], tl[3], &req->offset) != 0))
 			return fail(code, msg, EINVAL, cm->usage);
@@ -363,7 +369,7 @@ enum cfs_parse_result cfs_parse(struct frame_state *st, const uint8_t *buf, size
 		req->mode = 0644;
 		if (na >= 2 && parse_flags(tok[2], tl[2], &req->flags) != 0)
 			return fail(code, msg, EINVAL,
-				    "open flags: letters r w c t x a, with r or w (t, a need w; x needs c)");
+				    "open flags: letters r w c t x a s, with r or w (t, a need w; x needs c)");
 		if (na == 3 && parse_mode(tok[3], tl[3], &req->mode) != 0)
 			return fail(code, msg, EINVAL, "mode is octal, at most 7777");
 		break;
