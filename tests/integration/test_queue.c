@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -821,6 +822,102 @@ static void cli_push_read(void **state)
 	assert_non_null(strstr(out, "#{\"ID\":1}"));
 }
 
+/* Polls topic's stat key until it equals want (5 s). */
+static void stat_until(const char *topic, const char *key, uint64_t want)
+{
+	uint64_t v = UINT64_MAX;
+	int64_t end = th_now_ms() + 5000;
+	do {
+		stat_value(topic, key, &v);
+		if (v == want)
+			return;
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	} while (th_now_ms() < end);
+	assert_int_equal(v, want);
+}
+
+/* What a user at the shell meets: ls and stat, clear errors for a bad
+ * topic name and for a worker program that cannot run (refused before
+ * joining, not failed on every record), and `sub` ended by Ctrl-C
+ * cleanly (exit 0, the node's subscriber gone). */
+static void cli_errors_and_ctrl_c(void **state)
+{
+	(void)state;
+	char virgo[400], out[8192];
+	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	const char *push[] = {virgo, "-c", cl.client_conf, "queue", "push", "clisub", "one", NULL};
+	assert_int_equal(th_run(push, out, sizeof out, 10000), 0);
+	const char *ls[] = {virgo, "-c", cl.client_conf, "queue", "ls", NULL};
+	assert_int_equal(th_run(ls, out, sizeof out, 10000), 0);
+	assert_non_null(strstr(out, "clisub"));
+	const char *st[] = {virgo, "-c", cl.client_conf, "queue", "stat", "clisub", NULL};
+	assert_int_equal(th_run(st, out, sizeof out, 10000), 0);
+	assert_non_null(strstr(out, "fsync always"));
+
+	const char *bad[] = {virgo, "-c", cl.client_conf, "queue", "push", "no/such", "x", NULL};
+	assert_int_equal(th_run(bad, out, sizeof out, 10000), 1);
+	assert_non_null(strstr(out, "'no/such' is not a topic name"));
+	const char *nr[] = {virgo, "-c", cl.client_conf, "queue", "read", "nosuchtopic", NULL};
+	assert_int_equal(th_run(nr, out, sizeof out, 10000), 1);
+	assert_non_null(strstr(out, "read: no such topic"));
+	const char *wk[] = {virgo, "-c", cl.client_conf, "queue", "work", "clisub", "--group",
+			    "nowork", "--", "/nonexistent/handler", NULL};
+	assert_int_equal(th_run(wk, out, sizeof out, 10000), 127);
+	assert_non_null(strstr(out, "/nonexistent/handler: No such file"));
+	uint64_t groups;
+	stat_value("clisub", "groups", &groups);
+	assert_int_equal(groups, 0);
+
+	/* sub, then Ctrl-C */
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		close(pfd[1]);
+		execl(virgo, virgo, "-c", cl.client_conf, "queue", "sub", "clisub", (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	stat_until("clisub", "subscribers", 1);
+	struct qc *c = qc_open();
+	qc_push(c, "clisub", "live one", 8);
+	qc_close(c);
+	char got[512] = "";
+	size_t gl = 0;
+	int64_t end = th_now_ms() + 5000;
+	while (!strstr(got, "live one\n") && th_now_ms() < end && gl < sizeof got - 1) {
+		struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+		if (poll(&p, 1, 100) == 1) {
+			ssize_t r = read(pfd[0], got + gl, sizeof got - 1 - gl);
+			if (r <= 0)
+				break;
+			gl += (size_t)r;
+			got[gl] = '\0';
+		}
+	}
+	assert_non_null(strstr(got, "\t127.0.0.1:"));
+	assert_non_null(strstr(got, "live one\n"));
+	kill(pid, SIGINT);
+	int status = -1;
+	end = th_now_ms() + 5000;
+	while (waitpid(pid, &status, WNOHANG) == 0 && th_now_ms() < end) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	if (!WIFEXITED(status)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		fail_msg("virgo queue sub did not exit on SIGINT");
+	}
+	assert_int_equal(WEXITSTATUS(status), 0);
+	close(pfd[0]);
+	stat_until("clisub", "subscribers", 0);
+}
+
 /* use_as_kingcobra_service: the cpupool enqueues a clone call instead of
  * running it; a KingCobra worker (virgo queue work) runs it and its
  * result comes back on the reply topic */
@@ -965,6 +1062,7 @@ int main(void)
 		cmocka_unit_test(telnet_path),
 		cmocka_unit_test(libvirgo_calls),
 		cmocka_unit_test(cli_push_read),
+		cmocka_unit_test(cli_errors_and_ctrl_c),
 		cmocka_unit_test(routed_clone_comes_back_on_reply_topic),
 		cmocka_unit_test(routed_mempool_comes_back_on_reply_topic),
 		cmocka_unit_test(node_handler_replies),
