@@ -1055,6 +1055,46 @@ static void node_handler_replies(void **state)
 	assert_true(g.found);
 }
 
+/* queue_handler = plugin <lib> <function>: the node calls a plugin
+ * function (a virgo_fn, as the cpupool's) per request and publishes its
+ * result on the reply topic; a node of its own, raw sockets only */
+static void node_handler_plugin(void **state)
+{
+	(void)state;
+	static struct th_cluster c2;
+	char extra[1024];
+	snprintf(extra, sizeof extra,
+		 "queue_dir = %s/q2\nqueue_handler = plugin %s/libvtp_fast.so tp_reverse\n",
+		 th_tmpdir(), th_build_dir());
+	assert_int_equal(th_cluster_start(&c2, 1, extra, ""), 0);
+	int saved = port;
+	port = th_port(&c2, 0, 60000);
+	struct qc *c = qc_open();
+	qc_sendf(c, "olleh nigulp\n");
+	char line[256];
+	assert_int_equal(qc_line(c, line, sizeof line, 5000), 0);
+	assert_true(strncmp(line, "OK kingcobra ", 13) == 0);
+	qc_close(c);
+	struct find_ctx g = {"#plugin hello", false};
+	int64_t deadline = th_now_ms() + 10000;
+	while (!g.found && th_now_ms() < deadline) {
+		struct qc *s = qc_open();
+		qc_sendf(s, "stat kingcobra.reply\r\n");
+		assert_int_equal(qc_line(s, line, sizeof line, 5000), 0);
+		qc_close(s);
+		if (strncmp(line, "STAT", 4) == 0)
+			read_topic("kingcobra.reply", 0, find_reply, &g);
+		if (!g.found) {
+			struct timespec ts = {0, 50 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	port = saved;
+	assert_int_equal(th_cluster_stop(&c2), 0);
+	setenv("VIRGO_CLIENT_CONF", cl.client_conf, 1);
+	assert_true(g.found);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1066,6 +1106,7 @@ int main(void)
 		cmocka_unit_test(routed_clone_comes_back_on_reply_topic),
 		cmocka_unit_test(routed_mempool_comes_back_on_reply_topic),
 		cmocka_unit_test(node_handler_replies),
+		cmocka_unit_test(node_handler_plugin),
 		cmocka_unit_test(offsets_survive_restart),
 		cmocka_unit_test(group_redelivery),
 		cmocka_unit_test(kill9_during_burst),
