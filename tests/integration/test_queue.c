@@ -1,7 +1,7 @@
 /*
  * test_queue.c - the queue service end to end against a real virgod:
- * push/sub/read with binary payloads, the telnet path, offsets surviving
- * a restart, consumer-group redelivery (a member that dies without
+ * push/sub/read with binary payloads, the telnet path, offsets and the
+ * Lamport clock surviving a restart, consumer-group redelivery (a member that dies without
  * acking, a passed ack deadline) and committed offsets surviving a
  * restart, group commit (16 producers share fdatasyncs), kill -9 during
  * a burst of 16 producers (every acknowledged
@@ -331,6 +331,43 @@ static void telnet_path(void **state)
 	assert_memory_equal(m.data, "hello kingcobra", 15);
 	assert_true(strncmp(m.stamp, "127.0.0.1:", 10) == 0);
 	qc_close(c);
+}
+
+/* push (optionally with the client's ts=) and wait: the OK's lamport */
+static uint64_t qc_push_lamport(struct qc *c, const char *topic, const char *data,
+				uint64_t ts)
+{
+	if (ts)
+		qc_sendf(c, "push %s %zu ts=%" PRIu64 "\r\n%s\r\n", topic, strlen(data), ts, data);
+	else
+		qc_sendf(c, "push %s %zu\r\n%s\r\n", topic, strlen(data), data);
+	char line[256], t[80];
+	uint64_t off, lam;
+	assert_int_equal(qc_line(c, line, sizeof line, 5000), 0);
+	if (sscanf(line, "OK %79s %" SCNu64 " %" SCNu64, t, &off, &lam) != 3)
+		fail_msg("push: %s", line);
+	return lam;
+}
+
+/* The Lamport timestamp: past the client's ts=, growing on every push
+ * (any topic), and still growing after kill -9 (recovered from the log) */
+static void lamport_clock(void **state)
+{
+	(void)state;
+	struct qc *c = qc_open();
+	uint64_t a = qc_push_lamport(c, "lamA", "one", 0);
+	uint64_t b = qc_push_lamport(c, "lamB", "two", 0);
+	assert_true(b > a);
+	uint64_t d = qc_push_lamport(c, "lamA", "three", b + 1000);
+	assert_true(d > b + 1000);
+	uint64_t e = qc_push_lamport(c, "lamB", "four", 5); /* an old ts: no step back */
+	assert_true(e > d);
+	qc_close(c);
+	assert_int_equal(restart(SIGKILL), 0);
+	c = qc_open();
+	uint64_t f = qc_push_lamport(c, "lamA", "five", 0);
+	qc_close(c);
+	assert_true(f > e);
 }
 
 static void offsets_survive_restart(void **state)
@@ -1141,6 +1178,7 @@ int main(void)
 		cmocka_unit_test(node_handler_replies),
 		cmocka_unit_test(node_handler_plugin),
 		cmocka_unit_test(offsets_survive_restart),
+		cmocka_unit_test(lamport_clock),
 		cmocka_unit_test(group_redelivery),
 		cmocka_unit_test(group_commit_shares_fdatasync),
 		cmocka_unit_test(kill9_during_burst),
