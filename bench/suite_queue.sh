@@ -75,7 +75,7 @@ run() { "$TOOL" "$1" "$2" "$3" "$4" "$SECS" || echo "0 0 0"; }
 	echo "Each producer pushes one record at a time and waits for its acknowledgement"
 	echo "(virgod: \`push\`, acknowledged after fdatasync with group commit; Redis:"
 	echo "\`XADD\`, acknowledged after its AOF fsync).  Both logs in $(df -P "$W" | awk 'NR == 2 {print $1}')"
-	echo "($(stat -f -c %T "$W")); $REPS back-to-back pairs of ${SECS} s runs, median (range) of"
+	echo "($(df -PT "$W" | awk 'NR == 2 {print $2}')); $REPS back-to-back pairs of ${SECS} s runs, median (range) of"
 	echo "the pairs' ratios."
 	echo
 	echo "| producers | payload | virgod push/s | Redis XADD/s | ratio | virgod p99 µs | Redis p99 µs | p99 ratio (lower is better) |"
