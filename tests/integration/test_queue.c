@@ -1125,28 +1125,28 @@ static void node_handler_replies(void **state)
 	assert_true(g.found);
 }
 
-/* queue_handler = plugin <lib> <function>: the node calls a plugin
- * function (a virgo_fn, as the cpupool's) per request and publishes its
- * result on the reply topic; a node of its own, raw sockets only */
-static void node_handler_plugin(void **state)
+/* A node of its own (raw sockets only) whose handler is the test plugin's
+ * function fn: a request, then a reply containing needle on
+ * kingcobra.reply within 5 s. */
+static void plugin_node_replies(const char *fn, const char *extra_conf, const char *request,
+				const char *needle)
 {
-	(void)state;
 	static struct th_cluster c2;
 	char extra[1024];
 	snprintf(extra, sizeof extra,
-		 "queue_dir = %s/q2\nqueue_handler = plugin %s/libvtp_fast.so tp_reverse\n",
-		 th_tmpdir(), th_build_dir());
+		 "queue_dir = %s/q2\nqueue_handler = plugin %s/libvtp_fast.so %s\n%s",
+		 th_tmpdir(), th_build_dir(), fn, extra_conf);
 	assert_int_equal(th_cluster_start(&c2, 1, extra, ""), 0);
 	int saved = port;
 	port = th_port(&c2, 0, 60000);
 	struct qc *c = qc_open();
-	qc_sendf(c, "olleh nigulp\n");
+	qc_sendf(c, "%s\n", request);
 	char line[256];
 	assert_int_equal(qc_line(c, line, sizeof line, 5000), 0);
 	assert_true(strncmp(line, "OK kingcobra ", 13) == 0);
 	qc_close(c);
-	struct find_ctx g = {"#plugin hello", false};
-	int64_t deadline = th_now_ms() + 10000;
+	struct find_ctx g = {needle, false};
+	int64_t deadline = th_now_ms() + 5000;
 	while (!g.found && th_now_ms() < deadline) {
 		struct qc *s = qc_open();
 		qc_sendf(s, "stat kingcobra.reply\r\n");
@@ -1163,6 +1163,18 @@ static void node_handler_plugin(void **state)
 	assert_int_equal(th_cluster_stop(&c2), 0);
 	setenv("VIRGO_CLIENT_CONF", cl.client_conf, 1);
 	assert_true(g.found);
+}
+
+/* queue_handler = plugin <lib> <function>: the node calls a plugin
+ * function (a virgo_fn, as the cpupool's) per request and publishes its
+ * result on the reply topic; at queue_handler_timeout_ms the function's
+ * cancel flag is set (tp_spin runs until cancelled, up to 60 s) and the
+ * reply is published */
+static void node_handler_plugin(void **state)
+{
+	(void)state;
+	plugin_node_replies("tp_reverse", "", "olleh nigulp", "#plugin hello");
+	plugin_node_replies("tp_spin", "queue_handler_timeout_ms = 300\n", "spin", "REPLY#127.0.0.1#");
 }
 
 int main(void)

@@ -204,9 +204,16 @@ static int run(struct queue *q, char **argv, const struct ql_record *rec, const 
 }
 
 /* ---- calling the plugin function ---------------------------------------- */
+/* The running function's cancel flag and which call the deadline timer
+ * was armed for: static (a node has one queue, so one handler), so a
+ * timer callback that fires as its call returns touches nothing that is
+ * freed, and cancels only its own call, never the next one. */
+static int qh_cancel, qh_call;
+
 static void cancel_at_deadline(union sigval v)
 {
-	__atomic_store_n((int *)v.sival_ptr, 1, __ATOMIC_RELEASE);
+	if (__atomic_load_n(&qh_call, __ATOMIC_ACQUIRE) == v.sival_int)
+		__atomic_store_n(&qh_cancel, 1, __ATOMIC_RELEASE);
 }
 
 /* Calls the plugin function on the record; its result (at most cap bytes
@@ -218,13 +225,14 @@ static int call(struct queue *q, const struct ql_record *rec, uint8_t *out, size
 		size_t *out_len)
 {
 	*out_len = 0;
-	__atomic_store_n(&q->hcancel, 0, __ATOMIC_RELEASE);
+	int gen = __atomic_add_fetch(&qh_call, 1, __ATOMIC_ACQ_REL);
+	__atomic_store_n(&qh_cancel, 0, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&q->hmu);
 	if (q->hstop)
-		q->hcancel = 1;
+		__atomic_store_n(&qh_cancel, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&q->hmu);
 	struct sigevent ev = {.sigev_notify = SIGEV_THREAD};
-	ev.sigev_value.sival_ptr = &q->hcancel;
+	ev.sigev_value.sival_int = gen;
 	ev.sigev_notify_function = cancel_at_deadline;
 	timer_t tm;
 	bool armed = timer_create(CLOCK_MONOTONIC, &ev, &tm) == 0;
@@ -235,15 +243,17 @@ static int call(struct queue *q, const struct ql_record *rec, uint8_t *out, size
 	}
 	void *res = NULL;
 	size_t res_len = 0;
-	int rc = q->hfn(rec->data, rec->len, &res, &res_len, &q->hcancel);
+	int rc = q->hfn(rec->data, rec->len, &res, &res_len, &qh_cancel);
 	if (armed)
 		timer_delete(tm);
+	bool late = __atomic_load_n(&qh_cancel, __ATOMIC_ACQUIRE);
+	__atomic_add_fetch(&qh_call, 1, __ATOMIC_ACQ_REL); /* a late callback: not ours */
 	if (res) {
 		*out_len = res_len < cap ? res_len : cap;
 		memcpy(out, res, *out_len);
 		free(res);
 	}
-	if (rc == 0 && __atomic_load_n(&q->hcancel, __ATOMIC_ACQUIRE))
+	if (rc == 0 && late)
 		rc = 124; /* late: its output is published, the lateness logged */
 	return rc > 0 && rc != 124 ? -rc : rc;
 }
@@ -423,7 +433,7 @@ void qh_stop(struct queue *q)
 		return;
 	pthread_mutex_lock(&q->hmu);
 	q->hstop = true;
-	__atomic_store_n(&q->hcancel, 1, __ATOMIC_RELEASE); /* a running function */
+	__atomic_store_n(&qh_cancel, 1, __ATOMIC_RELEASE); /* a running function */
 	pthread_cond_signal(&q->hcond);
 	pthread_mutex_unlock(&q->hmu);
 	/* a program still running is waited for up to its deadline */

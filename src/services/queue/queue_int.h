@@ -76,7 +76,6 @@ struct queue {
 	pthread_t handler;
 	struct cp_plugins *hplugins; /* queue_handler = plugin <lib> <fn> */
 	virgo_fn hfn;
-	int hcancel; /* the running function's cancel flag (atomic) */
 };
 
 enum { Q_READY = 0, Q_LAZY, Q_DISABLED };
