@@ -1098,18 +1098,18 @@ static void find_reply(struct msg *m, void *arg)
 		f->found = true;
 }
 
-static void node_handler_replies(void **state)
+/* Sends request as a telnet-path line (to the node on `port`) and waits
+ * up to timeout_ms for a reply containing needle on kingcobra.reply. */
+static bool handled(const char *request, const char *needle, int timeout_ms)
 {
-	(void)state;
 	struct qc *c = qc_open();
-	qc_sendf(c, "please handle me\n");
+	qc_sendf(c, "%s\n", request);
 	char line[256];
 	assert_int_equal(qc_line(c, line, sizeof line, 5000), 0);
 	assert_true(strncmp(line, "OK kingcobra ", 13) == 0);
 	qc_close(c);
-	/* the reply carries the request's stamp and the program's output */
-	struct find_ctx g = {"#PLEASE HANDLE ME", false};
-	int64_t deadline = th_now_ms() + 10000;
+	struct find_ctx g = {needle, false};
+	int64_t deadline = th_now_ms() + timeout_ms;
 	while (!g.found && th_now_ms() < deadline) {
 		struct qc *s = qc_open();
 		qc_sendf(s, "stat kingcobra.reply\r\n");
@@ -1122,7 +1122,14 @@ static void node_handler_replies(void **state)
 			nanosleep(&ts, NULL);
 		}
 	}
-	assert_true(g.found);
+	return g.found;
+}
+
+static void node_handler_replies(void **state)
+{
+	(void)state;
+	/* the reply carries the request's stamp and the program's output */
+	assert_true(handled("please handle me", "#PLEASE HANDLE ME", 10000));
 }
 
 /* A node of its own (raw sockets only) whose handler is the test plugin's
@@ -1139,30 +1146,11 @@ static void plugin_node_replies(const char *fn, const char *extra_conf, const ch
 	assert_int_equal(th_cluster_start(&c2, 1, extra, ""), 0);
 	int saved = port;
 	port = th_port(&c2, 0, 60000);
-	struct qc *c = qc_open();
-	qc_sendf(c, "%s\n", request);
-	char line[256];
-	assert_int_equal(qc_line(c, line, sizeof line, 5000), 0);
-	assert_true(strncmp(line, "OK kingcobra ", 13) == 0);
-	qc_close(c);
-	struct find_ctx g = {needle, false};
-	int64_t deadline = th_now_ms() + 5000;
-	while (!g.found && th_now_ms() < deadline) {
-		struct qc *s = qc_open();
-		qc_sendf(s, "stat kingcobra.reply\r\n");
-		assert_int_equal(qc_line(s, line, sizeof line, 5000), 0);
-		qc_close(s);
-		if (strncmp(line, "STAT", 4) == 0)
-			read_topic("kingcobra.reply", 0, find_reply, &g);
-		if (!g.found) {
-			struct timespec ts = {0, 50 * 1000 * 1000};
-			nanosleep(&ts, NULL);
-		}
-	}
+	bool found = handled(request, needle, 5000);
 	port = saved;
 	assert_int_equal(th_cluster_stop(&c2), 0);
 	setenv("VIRGO_CLIENT_CONF", cl.client_conf, 1);
-	assert_true(g.found);
+	assert_true(found);
 }
 
 /* queue_handler = plugin <lib> <function>: the node calls a plugin
