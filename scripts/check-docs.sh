@@ -81,10 +81,12 @@ done
 
 # 5. the C example and the plugin against a local cluster
 off=$((1000 + $$ % 400))
-# cloudsync's ports (40000 + offset) lie in the ephemeral range: skip
-# offsets where a client connection (even in TIME-WAIT) holds one
+# cloudsync's and cloudfs's ports (40000 and 50000 + offset) lie in the
+# ephemeral range: skip offsets where a client connection (even in
+# TIME-WAIT) holds one
 while ss -Htan 2>/dev/null | awk -v a=$((40001 + off)) -v b=$((40003 + off)) \
-	'{n = split($4, p, ":"); if (p[n] >= a && p[n] <= b) f = 1} END {exit !f}'; do
+	'{n = split($4, p, ":"); if ((p[n] >= a && p[n] <= b) ||
+	  (p[n] >= a + 10000 && p[n] <= b + 10000)) f = 1} END {exit !f}'; do
 	off=$((off + 3))
 done
 : >"$tmp/client.conf"

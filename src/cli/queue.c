@@ -358,6 +358,32 @@ static int run_handler(char **argv, const struct virgo_queue_msg *m, char **out,
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* Can execvp run prog (a path, or a name found on PATH)?  0, or the
+ * errno execvp would fail with.  work checks before it joins: a program
+ * that cannot run would otherwise fail on every record, none acked. */
+static int runnable(const char *prog)
+{
+	if (strchr(prog, '/'))
+		return access(prog, X_OK) == 0 ? 0 : errno;
+	const char *path = getenv("PATH");
+	if (!path || !*path)
+		path = "/bin:/usr/bin";
+	int err = ENOENT;
+	while (*path) {
+		size_t n = strcspn(path, ":");
+		char full[PATH_MAX];
+		if (snprintf(full, sizeof full, "%.*s/%s", (int)n, n ? path : ".", prog) <
+		    (int)sizeof full) {
+			if (access(full, X_OK) == 0)
+				return 0;
+			if (errno == EACCES)
+				err = EACCES;
+		}
+		path += n + (path[n] == ':');
+	}
+	return err;
+}
+
 struct work_ctx {
 	char **prog;
 	const char *topic, *reply;
@@ -418,6 +444,11 @@ static int q_work(int argc, char **argv)
 		return cli_usage("queue", "work wants one <topic> before --");
 	const char *topic = argv[i];
 	char **prog = argv + dd + 1;
+	int perr = runnable(prog[0]);
+	if (perr) {
+		fprintf(stderr, "virgo: queue work: %s: %s\n", prog[0], strerror(perr));
+		return perr == ENOENT ? 127 : 126;
+	}
 	int idx = topic_node(o.on, topic);
 	if (idx < 0)
 		return 1;

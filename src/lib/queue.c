@@ -23,6 +23,7 @@ struct virgo_queue_sub {
 	struct vc_client *c;
 	struct vc_conn *k;
 	int idx;
+	const char *verb; /* "sub" or "join": names the stream in errors */
 };
 
 static bool name_ok(const char *s)
@@ -39,10 +40,23 @@ static bool name_ok(const char *s)
 	return true;
 }
 
+/* -EINVAL, with a detail saying what a name may be (what: "topic"/"group") */
+static int bad_name(const char *what, const char *s)
+{
+	char t[200];
+	snprintf(t, sizeof t,
+		 "'%.64s%s' is not a %s name (1-64 characters of A-Z a-z 0-9 . _ -, "
+		 "not starting with '.')",
+		 s ? s : "", s && strlen(s) > 64 ? "..." : "", what);
+	vc_err_set(t);
+	return -EINVAL;
+}
+
 static int owner_of(const char *topic)
 {
+	vc_err_clear();
 	if (!name_ok(topic))
-		return -EINVAL;
+		return bad_name("topic", topic);
 	return virgo_key_owner(topic, strlen(topic));
 }
 
@@ -64,16 +78,18 @@ void virgo_queue_msgs_free(struct virgo_queue_msg *msgs, size_t n)
 	free(msgs);
 }
 
-/* "ERR <CODE> ..." -> -errno (or -VIRGO_EBADREPLY). */
-static int err_of(const char *line)
+/* "ERR <CODE> <sentence>" from node idx, answering request hdr ->
+ * -errno (or -VIRGO_EBADREPLY), the detail naming the node and request. */
+static int err_of(struct vc_client *c, int idx, const char *hdr, const char *line)
 {
 	if (strncmp(line, "ERR ", 4) != 0)
 		return -VIRGO_EBADREPLY;
 	const char *code = line + 4;
 	size_t n = strcspn(code, " ");
 	int e = ec_from_name(code, n);
-	vc_err_set(line);
-	return e > 0 ? -e : -VIRGO_EBADREPLY;
+	int rc = e > 0 ? -e : -VIRGO_EBADREPLY;
+	vc_err_node(c, idx, VC_SVC_QUEUE, hdr, rc, code[n] == ' ' ? code + n + 1 : NULL);
+	return rc;
 }
 
 /* After a "MSG ..." line: its fields, then payload + CRLF. */
@@ -106,7 +122,9 @@ static int read_msg(struct vc_conn *k, const char *line, struct virgo_queue_msg 
 static int do_push(int idx, const char *topic, const void *data, size_t len, uint64_t *offset,
 		   uint64_t *lamport)
 {
-	if (!name_ok(topic) || (!data && len))
+	if (!name_ok(topic))
+		return bad_name("topic", topic);
+	if (!data && len)
 		return -EINVAL;
 	struct vc_client *c;
 	int rc = vc_get_node(idx, &c);
@@ -172,7 +190,9 @@ static int do_read(int idx, const char *topic, uint64_t from, size_t max,
 {
 	*msgs = NULL;
 	*n = 0;
-	if (!name_ok(topic) || max == 0 || max > 10000)
+	if (!name_ok(topic))
+		return bad_name("topic", topic);
+	if (max == 0 || max > 10000)
 		return -EINVAL;
 	char hdr[160], line[512];
 	int hl = snprintf(hdr, sizeof hdr, "read %s %" PRIu64 " %zu\r\n", topic, from, max);
@@ -193,7 +213,7 @@ static int do_read(int idx, const char *topic, uint64_t from, size_t max,
 			break;
 		}
 		if (strncmp(line, "MSG ", 4) != 0) {
-			rc = err_of(line);
+			rc = err_of(c, idx, hdr, line);
 			break;
 		}
 		if (got == max) {
@@ -245,7 +265,7 @@ static int open_sub(int idx, const char *hdr, size_t hl, const char *want,
 	char line[512];
 	int rc = stream_cmd(idx, hdr, hl, &s->c, &s->k, line, sizeof line);
 	if (rc == 0 && strncmp(line, want, strlen(want)) != 0) {
-		rc = err_of(line);
+		rc = err_of(s->c, idx, hdr, line);
 		vc_conn_free(s->k);
 	}
 	if (rc) {
@@ -253,6 +273,7 @@ static int open_sub(int idx, const char *hdr, size_t hl, const char *want,
 		return rc;
 	}
 	s->idx = idx;
+	s->verb = hdr[0] == 'j' ? "join" : "sub";
 	*out = s;
 	return 0;
 }
@@ -261,7 +282,7 @@ int virgo_queue_sub_ex(int idx, const char *topic, uint64_t from, struct virgo_q
 {
 	vc_err_clear();
 	if (!name_ok(topic))
-		return vc_err_done("queue sub", -EINVAL);
+		return vc_err_done("queue sub", bad_name("topic", topic));
 	char hdr[160];
 	int hl = from == VIRGO_QUEUE_END
 			 ? snprintf(hdr, sizeof hdr, "sub %s end\r\n", topic)
@@ -281,7 +302,11 @@ int virgo_queue_join_ex(int idx, const char *topic, const char *group, int max_i
 			struct virgo_queue_sub **out)
 {
 	vc_err_clear();
-	if (!name_ok(topic) || !name_ok(group) || max_inflight < 0 || max_inflight > 1024)
+	if (!name_ok(topic))
+		return vc_err_done("queue join", bad_name("topic", topic));
+	if (!name_ok(group))
+		return vc_err_done("queue join", bad_name("group", group));
+	if (max_inflight < 0 || max_inflight > 1024)
 		return vc_err_done("queue join", -EINVAL);
 	char hdr[200];
 	int hl = snprintf(hdr, sizeof hdr, "join %s %s %d\r\n", topic, group,
@@ -311,7 +336,7 @@ int virgo_queue_next(struct virgo_queue_sub *s, int timeout_ms, struct virgo_que
 			/* the record's bytes follow at once */
 			rc = read_msg(s->k, line, msg, vc_now_ms() + s->c->cfg.timeout_ms);
 		else
-			rc = err_of(line);
+			rc = err_of(s->c, s->idx, s->verb, line);
 	}
 	if (rc == -ETIMEDOUT)
 		return rc; /* not an error of the node: nothing came */
@@ -344,7 +369,7 @@ static int do_stat(int idx, const char *topic, char **text)
 {
 	*text = NULL;
 	if (topic && !name_ok(topic))
-		return -EINVAL;
+		return bad_name("topic", topic);
 	struct vc_client *c;
 	int rc = vc_get_node(idx, &c);
 	if (rc)

@@ -1,9 +1,10 @@
 /*
  * test_queue.c - the queue service end to end against a real virgod:
- * push/sub/read with binary payloads, the telnet path, offsets surviving
- * a restart, consumer-group redelivery (a member that dies without
+ * push/sub/read with binary payloads, the telnet path, offsets and the
+ * Lamport clock surviving a restart, consumer-group redelivery (a member that dies without
  * acking, a passed ack deadline) and committed offsets surviving a
- * restart, kill -9 during a burst of 16 producers (every acknowledged
+ * restart, group commit (16 producers share fdatasyncs), kill -9 during
+ * a burst of 16 producers (every acknowledged
  * request present exactly once, in order per producer), a flipped byte
  * mid-segment detected and the rest served, retention deleting whole
  * segments, and a subscriber that never reads not growing the node.
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -329,6 +331,43 @@ static void telnet_path(void **state)
 	assert_memory_equal(m.data, "hello kingcobra", 15);
 	assert_true(strncmp(m.stamp, "127.0.0.1:", 10) == 0);
 	qc_close(c);
+}
+
+/* push (optionally with the client's ts=) and wait: the OK's lamport */
+static uint64_t qc_push_lamport(struct qc *c, const char *topic, const char *data,
+				uint64_t ts)
+{
+	if (ts)
+		qc_sendf(c, "push %s %zu ts=%" PRIu64 "\r\n%s\r\n", topic, strlen(data), ts, data);
+	else
+		qc_sendf(c, "push %s %zu\r\n%s\r\n", topic, strlen(data), data);
+	char line[256], t[80];
+	uint64_t off, lam;
+	assert_int_equal(qc_line(c, line, sizeof line, 5000), 0);
+	if (sscanf(line, "OK %79s %" SCNu64 " %" SCNu64, t, &off, &lam) != 3)
+		fail_msg("push: %s", line);
+	return lam;
+}
+
+/* The Lamport timestamp: past the client's ts=, growing on every push
+ * (any topic), and still growing after kill -9 (recovered from the log) */
+static void lamport_clock(void **state)
+{
+	(void)state;
+	struct qc *c = qc_open();
+	uint64_t a = qc_push_lamport(c, "lamA", "one", 0);
+	uint64_t b = qc_push_lamport(c, "lamB", "two", 0);
+	assert_true(b > a);
+	uint64_t d = qc_push_lamport(c, "lamA", "three", b + 1000);
+	assert_true(d > b + 1000);
+	uint64_t e = qc_push_lamport(c, "lamB", "four", 5); /* an old ts: no step back */
+	assert_true(e > d);
+	qc_close(c);
+	assert_int_equal(restart(SIGKILL), 0);
+	c = qc_open();
+	uint64_t f = qc_push_lamport(c, "lamA", "five", 0);
+	qc_close(c);
+	assert_true(f > e);
 }
 
 static void offsets_survive_restart(void **state)
@@ -821,6 +860,134 @@ static void cli_push_read(void **state)
 	assert_non_null(strstr(out, "#{\"ID\":1}"));
 }
 
+/* Group commit: 16 producers, each with one push outstanding at a time
+ * (sent together, then all 16 acknowledgements read), share fdatasyncs:
+ * the topic's log is synced fewer times than it got pushes. */
+static void group_commit_shares_fdatasync(void **state)
+{
+	(void)state;
+	enum { NP = 16, ROUNDS = 20 };
+	struct qc *c[NP];
+	for (int i = 0; i < NP; i++)
+		c[i] = qc_open();
+	qc_push(c[0], "gcommit", "first", 5); /* the topic exists */
+	uint64_t before, after;
+	stat_value("gcommit", "syncs", &before);
+	assert_true(before != UINT64_MAX);
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int i = 0; i < NP; i++)
+			qc_push_send(c[i], "gcommit", "0123456789abcdef", 16);
+		for (int i = 0; i < NP; i++) {
+			char line[256];
+			assert_int_equal(qc_line(c[i], line, sizeof line, 10000), 0);
+			assert_true(strncmp(line, "OK gcommit ", 11) == 0);
+		}
+	}
+	for (int i = 0; i < NP; i++)
+		qc_close(c[i]);
+	stat_value("gcommit", "syncs", &after);
+	print_message("%d pushes took %" PRIu64 " fdatasyncs\n", NP * ROUNDS, after - before);
+	assert_true(after > before);
+	/* ext4 here: ~27; tmpfs (no-op fdatasync, shortest rounds): ~33 */
+	assert_true((after - before) * 2 < (uint64_t)(NP * ROUNDS));
+}
+
+/* Polls topic's stat key until it equals want (5 s). */
+static void stat_until(const char *topic, const char *key, uint64_t want)
+{
+	uint64_t v = UINT64_MAX;
+	int64_t end = th_now_ms() + 5000;
+	do {
+		stat_value(topic, key, &v);
+		if (v == want)
+			return;
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	} while (th_now_ms() < end);
+	assert_int_equal(v, want);
+}
+
+/* What a user at the shell meets: ls and stat, clear errors for a bad
+ * topic name and for a worker program that cannot run (refused before
+ * joining, not failed on every record), and `sub` ended by Ctrl-C
+ * cleanly (exit 0, the node's subscriber gone). */
+static void cli_errors_and_ctrl_c(void **state)
+{
+	(void)state;
+	char virgo[400], out[8192];
+	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	const char *push[] = {virgo, "-c", cl.client_conf, "queue", "push", "clisub", "one", NULL};
+	assert_int_equal(th_run(push, out, sizeof out, 10000), 0);
+	const char *ls[] = {virgo, "-c", cl.client_conf, "queue", "ls", NULL};
+	assert_int_equal(th_run(ls, out, sizeof out, 10000), 0);
+	assert_non_null(strstr(out, "clisub"));
+	const char *st[] = {virgo, "-c", cl.client_conf, "queue", "stat", "clisub", NULL};
+	assert_int_equal(th_run(st, out, sizeof out, 10000), 0);
+	assert_non_null(strstr(out, "fsync always"));
+
+	const char *bad[] = {virgo, "-c", cl.client_conf, "queue", "push", "no/such", "x", NULL};
+	assert_int_equal(th_run(bad, out, sizeof out, 10000), 1);
+	assert_non_null(strstr(out, "'no/such' is not a topic name"));
+	const char *nr[] = {virgo, "-c", cl.client_conf, "queue", "read", "nosuchtopic", NULL};
+	assert_int_equal(th_run(nr, out, sizeof out, 10000), 1);
+	assert_non_null(strstr(out, "read: no such topic"));
+	const char *wk[] = {virgo, "-c", cl.client_conf, "queue", "work", "clisub", "--group",
+			    "nowork", "--", "/nonexistent/handler", NULL};
+	assert_int_equal(th_run(wk, out, sizeof out, 10000), 127);
+	assert_non_null(strstr(out, "/nonexistent/handler: No such file"));
+	uint64_t groups;
+	stat_value("clisub", "groups", &groups);
+	assert_int_equal(groups, 0);
+
+	/* sub, then Ctrl-C */
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		close(pfd[1]);
+		execl(virgo, virgo, "-c", cl.client_conf, "queue", "sub", "clisub", (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	stat_until("clisub", "subscribers", 1);
+	struct qc *c = qc_open();
+	qc_push(c, "clisub", "live one", 8);
+	qc_close(c);
+	char got[512] = "";
+	size_t gl = 0;
+	int64_t end = th_now_ms() + 5000;
+	while (!strstr(got, "live one\n") && th_now_ms() < end && gl < sizeof got - 1) {
+		struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+		if (poll(&p, 1, 100) == 1) {
+			ssize_t r = read(pfd[0], got + gl, sizeof got - 1 - gl);
+			if (r <= 0)
+				break;
+			gl += (size_t)r;
+			got[gl] = '\0';
+		}
+	}
+	assert_non_null(strstr(got, "\t127.0.0.1:"));
+	assert_non_null(strstr(got, "live one\n"));
+	kill(pid, SIGINT);
+	int status = -1;
+	end = th_now_ms() + 5000;
+	while (waitpid(pid, &status, WNOHANG) == 0 && th_now_ms() < end) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	if (!WIFEXITED(status)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		fail_msg("virgo queue sub did not exit on SIGINT");
+	}
+	assert_int_equal(WEXITSTATUS(status), 0);
+	close(pfd[0]);
+	stat_until("clisub", "subscribers", 0);
+}
+
 /* use_as_kingcobra_service: the cpupool enqueues a clone call instead of
  * running it; a KingCobra worker (virgo queue work) runs it and its
  * result comes back on the reply topic */
@@ -931,18 +1098,18 @@ static void find_reply(struct msg *m, void *arg)
 		f->found = true;
 }
 
-static void node_handler_replies(void **state)
+/* Sends request as a telnet-path line (to the node on `port`) and waits
+ * up to timeout_ms for a reply containing needle on kingcobra.reply. */
+static bool handled(const char *request, const char *needle, int timeout_ms)
 {
-	(void)state;
 	struct qc *c = qc_open();
-	qc_sendf(c, "please handle me\n");
+	qc_sendf(c, "%s\n", request);
 	char line[256];
 	assert_int_equal(qc_line(c, line, sizeof line, 5000), 0);
 	assert_true(strncmp(line, "OK kingcobra ", 13) == 0);
 	qc_close(c);
-	/* the reply carries the request's stamp and the program's output */
-	struct find_ctx g = {"#PLEASE HANDLE ME", false};
-	int64_t deadline = th_now_ms() + 10000;
+	struct find_ctx g = {needle, false};
+	int64_t deadline = th_now_ms() + timeout_ms;
 	while (!g.found && th_now_ms() < deadline) {
 		struct qc *s = qc_open();
 		qc_sendf(s, "stat kingcobra.reply\r\n");
@@ -955,7 +1122,47 @@ static void node_handler_replies(void **state)
 			nanosleep(&ts, NULL);
 		}
 	}
-	assert_true(g.found);
+	return g.found;
+}
+
+static void node_handler_replies(void **state)
+{
+	(void)state;
+	/* the reply carries the request's stamp and the program's output */
+	assert_true(handled("please handle me", "#PLEASE HANDLE ME", 10000));
+}
+
+/* A node of its own (raw sockets only) whose handler is the test plugin's
+ * function fn: a request, then a reply containing needle on
+ * kingcobra.reply within 5 s. */
+static void plugin_node_replies(const char *fn, const char *extra_conf, const char *request,
+				const char *needle)
+{
+	static struct th_cluster c2;
+	char extra[1024];
+	snprintf(extra, sizeof extra,
+		 "queue_dir = %s/q2\nqueue_handler = plugin %s/libvtp_fast.so %s\n%s",
+		 th_tmpdir(), th_build_dir(), fn, extra_conf);
+	assert_int_equal(th_cluster_start(&c2, 1, extra, ""), 0);
+	int saved = port;
+	port = th_port(&c2, 0, 60000);
+	bool found = handled(request, needle, 5000);
+	port = saved;
+	assert_int_equal(th_cluster_stop(&c2), 0);
+	setenv("VIRGO_CLIENT_CONF", cl.client_conf, 1);
+	assert_true(found);
+}
+
+/* queue_handler = plugin <lib> <function>: the node calls a plugin
+ * function (a virgo_fn, as the cpupool's) per request and publishes its
+ * result on the reply topic; at queue_handler_timeout_ms the function's
+ * cancel flag is set (tp_spin runs until cancelled, up to 60 s) and the
+ * reply is published */
+static void node_handler_plugin(void **state)
+{
+	(void)state;
+	plugin_node_replies("tp_reverse", "", "olleh nigulp", "#plugin hello");
+	plugin_node_replies("tp_spin", "queue_handler_timeout_ms = 300\n", "spin", "REPLY#127.0.0.1#");
 }
 
 int main(void)
@@ -965,11 +1172,15 @@ int main(void)
 		cmocka_unit_test(telnet_path),
 		cmocka_unit_test(libvirgo_calls),
 		cmocka_unit_test(cli_push_read),
+		cmocka_unit_test(cli_errors_and_ctrl_c),
 		cmocka_unit_test(routed_clone_comes_back_on_reply_topic),
 		cmocka_unit_test(routed_mempool_comes_back_on_reply_topic),
 		cmocka_unit_test(node_handler_replies),
+		cmocka_unit_test(node_handler_plugin),
 		cmocka_unit_test(offsets_survive_restart),
+		cmocka_unit_test(lamport_clock),
 		cmocka_unit_test(group_redelivery),
+		cmocka_unit_test(group_commit_shares_fdatasync),
 		cmocka_unit_test(kill9_during_burst),
 		cmocka_unit_test(flipped_byte_detected),
 		cmocka_unit_test(retention_whole_segments),

@@ -402,10 +402,10 @@ static void reply_stat(struct queue *q, const char *topic, struct evbuffer *out)
 			    "STAT segments %" PRIu64 "\r\nSTAT corrupt %" PRIu64 "\r\n"
 			    "STAT truncated_bytes %" PRIu64 "\r\nSTAT deleted_segments %" PRIu64
 			    "\r\nSTAT subscribers %d\r\nSTAT groups %d\r\nSTAT redelivered %" PRIu64
-			    "\r\nSTAT fsync %s\r\n",
+			    "\r\nSTAT fsync %s\r\nSTAT syncs %" PRIu64 "\r\n",
 			    topic, st.first, st.next, st.records, st.bytes, st.segments, st.corrupt,
 			    st.truncated_bytes, st.deleted_segments, subs, groups, redelivered,
-			    q->set.fsync);
+			    q->set.fsync, st.syncs);
 	qd_group_lines(q, topic, out);
 	evbuffer_add(out, "END\r\n", 5);
 }

@@ -3,8 +3,11 @@
  * with queue_handler set, one thread of the node takes the default
  * topic's requests in order, runs the configured program once per request
  * (the payload on its standard input; VIRGO_QUEUE_TOPIC, _OFFSET and
- * _STAMP in its environment; killed after queue_handler_timeout_ms) and
- * publishes REPLY#<client ip>#<sec>:<nsec>#<its standard output> on
+ * _STAMP in its environment; killed after queue_handler_timeout_ms), or
+ * calls the configured plugin function (`plugin <lib.so> <function>`, a
+ * virgo_fn loaded as the cpupool loads its plugins; the payload as its
+ * argument, its cancel flag set at the timeout and at shutdown), and
+ * publishes REPLY#<client ip>#<sec>:<nsec>#<its output> on
  * <topic>.reply, the original's reply record.  Its position is the group
  * file <topic>/kingcobra-handler.group, written (fdatasync, rename) only
  * after the reply is durable: after a crash a request may run once more,
@@ -200,6 +203,61 @@ static int run(struct queue *q, char **argv, const struct ql_record *rec, const 
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* ---- calling the plugin function ---------------------------------------- */
+/* The running function's cancel flag and which call the deadline timer
+ * was armed for: static (a node has one queue, so one handler), so a
+ * timer callback that fires as its call returns touches nothing that is
+ * freed, and cancels only its own call, never the next one. */
+static int qh_cancel, qh_call;
+
+static void cancel_at_deadline(union sigval v)
+{
+	if (__atomic_load_n(&qh_call, __ATOMIC_ACQUIRE) == v.sival_int)
+		__atomic_store_n(&qh_cancel, 1, __ATOMIC_RELEASE);
+}
+
+/* Calls the plugin function on the record; its result (at most cap bytes
+ * kept) into out.  The cancel flag is set at the deadline by a timer (a
+ * function cannot be killed; one that ignores the flag holds the handler
+ * up until it returns).  Returns 0, the function's negative errno, or 124
+ * when it returned after its deadline. */
+static int call(struct queue *q, const struct ql_record *rec, uint8_t *out, size_t cap,
+		size_t *out_len)
+{
+	*out_len = 0;
+	int gen = __atomic_add_fetch(&qh_call, 1, __ATOMIC_ACQ_REL);
+	__atomic_store_n(&qh_cancel, 0, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&q->hmu);
+	if (q->hstop)
+		__atomic_store_n(&qh_cancel, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&q->hmu);
+	struct sigevent ev = {.sigev_notify = SIGEV_THREAD};
+	ev.sigev_value.sival_int = gen;
+	ev.sigev_notify_function = cancel_at_deadline;
+	timer_t tm;
+	bool armed = timer_create(CLOCK_MONOTONIC, &ev, &tm) == 0;
+	if (armed) {
+		struct itimerspec its = {.it_value = {q->set.handler_timeout_ms / 1000,
+						      (q->set.handler_timeout_ms % 1000) * 1000000L}};
+		timer_settime(tm, 0, &its, NULL);
+	}
+	void *res = NULL;
+	size_t res_len = 0;
+	int rc = q->hfn(rec->data, rec->len, &res, &res_len, &qh_cancel);
+	if (armed)
+		timer_delete(tm);
+	bool late = __atomic_load_n(&qh_cancel, __ATOMIC_ACQUIRE);
+	__atomic_add_fetch(&qh_call, 1, __ATOMIC_ACQ_REL); /* a late callback: not ours */
+	if (res) {
+		*out_len = res_len < cap ? res_len : cap;
+		memcpy(out, res, *out_len);
+		free(res);
+	}
+	if (rc == 0 && late)
+		rc = 124; /* late: its output is published, the lateness logged */
+	return rc > 0 && rc != 124 ? -rc : rc;
+}
+
 /* ---- the position ------------------------------------------------------ */
 static uint64_t load_pos(struct ql_topic *t)
 {
@@ -268,10 +326,12 @@ static void *handler_main(void *arg)
 			continue;
 		}
 		size_t out_len = 0;
-		int st = run(q, argv, &rec, q->set.default_topic, out, cap, &out_len);
+		int st = q->hfn ? call(q, &rec, out, cap, &out_len)
+				: run(q, argv, &rec, q->set.default_topic, out, cap, &out_len);
 		if (st != 0)
 			log_warn("queue_handler_failed topic=%s offset=%" PRIu64 " program=%s status=%d",
-				 q->set.default_topic, rec.off, argv[0], st);
+				 q->set.default_topic, rec.off, q->hfn ? q->set.handler : argv[0],
+				 st);
 		char head[192];
 		int hl = snprintf(head, sizeof head, "REPLY#%s#%" PRIu64 ":%09" PRIu64 "#",
 				  rec.peer[0] ? rec.peer : "-", rec.time_ns / 1000000000u,
@@ -307,16 +367,43 @@ done:
 	return NULL;
 }
 
+/* "plugin <lib> <function>": loads the function into q->hfn.  0 or -EINVAL
+ * after saying why. */
+static int load_plugin(struct queue *q)
+{
+	char lib[1024], fn[256], extra[2];
+	if (sscanf(q->set.handler, "plugin %1023s %255s %1s", lib, fn, extra) != 2 ||
+	    lib[0] != '/') {
+		log_error("queue_handler = %s: want plugin /abs/lib.so <function>", q->set.handler);
+		return -EINVAL;
+	}
+	if (cp_plugins_open(lib, &q->hplugins) != 0)
+		return -EINVAL; /* logged */
+	if (!(q->hfn = cp_plugins_find(q->hplugins, fn))) {
+		log_error("queue_handler: %s has no callable function %s", lib, fn);
+		cp_plugins_free(q->hplugins);
+		q->hplugins = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int qh_start(struct queue *q)
 {
 	if (!q->set.handler[0])
 		return 0;
-	if (q->set.handler[0] != '/') {
-		log_error("queue_handler = %s: want an absolute path", q->set.handler);
-		return -EINVAL;
-	}
 	if (strlen(q->set.default_topic) + 6 > QP_NAME_MAX) {
 		log_error("queue_default_topic too long for its reply topic <topic>.reply");
+		return -EINVAL;
+	}
+	if (strncmp(q->set.handler, "plugin ", 7) == 0) {
+		int prc = load_plugin(q);
+		if (prc)
+			return prc;
+	} else if (q->set.handler[0] != '/') {
+		log_error("queue_handler = %s: want an absolute path (or plugin /abs/lib.so "
+			  "<function>)",
+			  q->set.handler);
 		return -EINVAL;
 	}
 	pthread_mutex_init(&q->hmu, NULL);
@@ -329,6 +416,9 @@ int qh_start(struct queue *q)
 	int rc = pthread_create(&q->handler, NULL, handler_main, q);
 	if (rc) {
 		q->hstarted = false;
+		cp_plugins_free(q->hplugins);
+		q->hplugins = NULL;
+		q->hfn = NULL;
 		return -rc;
 	}
 	pthread_setname_np(q->handler, "queue/handler");
@@ -343,11 +433,15 @@ void qh_stop(struct queue *q)
 		return;
 	pthread_mutex_lock(&q->hmu);
 	q->hstop = true;
+	__atomic_store_n(&qh_cancel, 1, __ATOMIC_RELEASE); /* a running function */
 	pthread_cond_signal(&q->hcond);
 	pthread_mutex_unlock(&q->hmu);
 	/* a program still running is waited for up to its deadline */
 	pthread_join(q->handler, NULL);
 	q->hstarted = false;
+	cp_plugins_free(q->hplugins);
+	q->hplugins = NULL;
+	q->hfn = NULL;
 	pthread_mutex_destroy(&q->hmu);
 	pthread_cond_destroy(&q->hcond);
 }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "../../daemon/service.h"
+#include "../cpupool_plugin.h"
 #include "queue_log.h"
 #include "queue_proto.h"
 #include "queue_settings.h"
@@ -73,6 +74,8 @@ struct queue {
 	pthread_cond_t hcond;
 	bool hstop, hstarted;
 	pthread_t handler;
+	struct cp_plugins *hplugins; /* queue_handler = plugin <lib> <fn> */
+	virgo_fn hfn;
 };
 
 enum { Q_READY = 0, Q_LAZY, Q_DISABLED };

@@ -487,6 +487,9 @@ static int roll(struct ql_topic *t)
 		return fail(t, errno);
 	if (fdatasync(t->afd) != 0)
 		return fail(t, errno);
+	pthread_mutex_lock(&t->mu);
+	t->st.syncs++;
+	pthread_mutex_unlock(&t->mu);
 	char path[QL_PATH];
 	if ((rc = seg_path(t, t->next_off, path, sizeof path)) != 0)
 		return fail(t, -rc);
@@ -618,6 +621,9 @@ int ql_sync(struct ql_topic *t)
 		return -EIO;
 	if (fdatasync(t->afd) != 0)
 		return fail(t, errno);
+	pthread_mutex_lock(&t->mu);
+	t->st.syncs++;
+	pthread_mutex_unlock(&t->mu);
 	if (t->dir_dirty) {
 		if (fsync(t->dfd) != 0)
 			return fail(t, errno);
