@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "../../src/common/evclock.h"
 #include "../../src/services/analytics/analytics_proto.h"
 
 /* All pairs of s as "k=v|k=v|" (bad pieces as "!piece|"). */
@@ -174,7 +175,7 @@ static void random_bytes_never_break_the_parser(void **state)
 	}
 }
 
-/* the hand-made decimal of replies and changes: every digit count, the
+/* the hand-made decimal (evc_u64) of replies and changes: every digit count, the
  * extremes, and nothing written past the number */
 static void decimal_numbers(void **state)
 {
@@ -183,14 +184,14 @@ static void decimal_numbers(void **state)
 	uint64_t vals[] = {0, 1, 9, 10, 99, 100, 12345, 1048576, UINT64_MAX / 2, UINT64_MAX};
 	for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
 		memset(buf, '#', sizeof buf);
-		char *e = an_put_u64(buf, vals[i]);
+		char *e = buf + evc_u64(buf, vals[i]);
 		int n = snprintf(want, sizeof want, "%" PRIu64, vals[i]);
 		assert_int_equal(e - buf, n);
 		assert_memory_equal(buf, want, (size_t)n);
 		assert_int_equal(*e, '#');
 	}
 	for (uint64_t v = 1; v < UINT64_MAX / 10; v *= 10) { /* 10^k - 1 and 10^k */
-		char *e = an_put_u64(buf, v * 10 - 1);
+		char *e = buf + evc_u64(buf, v * 10 - 1);
 		assert_int_equal(e - buf, snprintf(want, sizeof want, "%" PRIu64, v * 10 - 1));
 		assert_memory_equal(buf, want, (size_t)(e - buf));
 	}

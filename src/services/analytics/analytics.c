@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "../../common/errcode.h"
+#include "../../common/evclock.h"
 #include "../../common/idpolicy.h"
 #include "../../common/frame.h"
 #include "../../daemon/config.h"
@@ -284,9 +285,9 @@ static void do_set(struct analytics *an, struct vconn *c, const struct an_req *r
 		}
 		last = rev;
 	}
-	if (!quiet) { /* "OK <rev>" by hand (an_put_u64) */
+	if (!quiet) { /* "OK <rev>" by hand: snprintf was a sixth of a change's cost */
 		char line[32];
-		char *e = an_put_u64(line + 3, last);
+		char *e = line + 3 + evc_u64(line + 3, last);
 		memcpy(line, "OK ", 3);
 		memcpy(e, "\r\n", 2);
 		evbuffer_add(out, line, (size_t)(e + 2 - line));

@@ -200,14 +200,3 @@ int an_parse_request(const char *line, size_t len, struct an_req *r)
 	return bad(r, "unknown command (get, set, ls, watch, history, help, quit or key=value)");
 }
 
-char *an_put_u64(char *p, uint64_t v)
-{
-	char digits[20];
-	int nd = 0;
-	do
-		digits[nd++] = (char)('0' + v % 10);
-	while ((v /= 10) != 0);
-	while (nd)
-		*p++ = digits[--nd];
-	return p;
-}

@@ -66,11 +66,6 @@ struct an_req {
 	const char *err;
 };
 
-/* Writes v in decimal at p (at most 20 bytes, no NUL); returns the end.
- * The replies' numbers are formatted by hand: snprintf was a sixth of
- * what a change cost. */
-char *an_put_u64(char *p, uint64_t v);
-
 /* Parses one request line (without its terminator).  Returns 0, or
  * -EINVAL with r->cmd = AN_BAD and r->err set. */
 int an_parse_request(const char *line, size_t len, struct an_req *r);

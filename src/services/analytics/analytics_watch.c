@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../common/evclock.h"
 #include "../../daemon/service.h"
 #include "analytics_int.h"
 
@@ -45,7 +46,7 @@ static int format_change(const struct an_watcher *w, char *buf, size_t cap, uint
 		return (int)(p - buf);
 	}
 	p = put(p, "CHANGE ", 7);
-	p = an_put_u64(p, rev);
+	p += evc_u64(p, rev);
 	*p++ = ' ';
 	p = put(p, key, klen);
 	*p++ = ' ';
