@@ -3,7 +3,7 @@
 # --bench: and to benchmark), if any is missing (uses sudo when not root).
 # Safe to run repeatedly.
 set -e
-PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-dev netcat-openbsd libmemcached-tools libmemcached-dev python3 iproute2 nftables libfuse3-dev fuse3 libzookeeper-mt-dev rsync graphviz sqlite3"
+PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libcmocka-dev netcat-openbsd libmemcached-tools libmemcached-dev python3 iproute2 nftables libfuse3-dev fuse3 libzookeeper-mt-dev rsync graphviz sqlite3 liburing-dev"
 # make bench also compares against peers measured in the same run
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS memcached gnuplot-nox redis-server redis-tools sshfs openssh-server"
 # make test-cloudsync-zk: a ZooKeeper server to test cloudsync's zookeeper backend
