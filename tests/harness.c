@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -428,6 +429,38 @@ int th_run(const char *const argv[], char *out, size_t cap, int timeout_ms)
 	}
 	out[used] = '\0';
 	close(p[0]);
+	int st;
+	if (reap(pid, (int)(deadline - th_now_ms() > 0 ? deadline - th_now_ms() : 0), &st) != 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		return -1;
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int th_run_tty(const char *const argv[], char *out, size_t cap, int timeout_ms)
+{
+	int master;
+	pid_t pid = forkpty(&master, NULL, NULL, NULL);
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	size_t used = 0;
+	int64_t deadline = th_now_ms() + timeout_ms;
+	while (th_now_ms() < deadline && used < cap - 1) {
+		struct pollfd pf = {.fd = master, .events = POLLIN};
+		if (poll(&pf, 1, 200) <= 0)
+			continue;
+		ssize_t r = read(master, out + used, cap - 1 - used);
+		if (r <= 0)
+			break; /* EIO once the child closed the tty */
+		used += (size_t)r;
+	}
+	out[used] = '\0';
+	close(master);
 	int st;
 	if (reap(pid, (int)(deadline - th_now_ms() > 0 ? deadline - th_now_ms() : 0), &st) != 0) {
 		kill(pid, SIGKILL);

@@ -77,6 +77,10 @@ void th_node_signal(struct th_cluster *c, int i, int sig);
 /* Runs a command line with a deadline; stdout+stderr captured into out
  * (NUL-terminated, truncated to cap).  Returns the exit status, or -1. */
 int th_run(const char *const argv[], char *out, size_t cap, int timeout_ms);
+/* The same with stdin, stdout and stderr on a new pseudo-terminal (for
+ * what a CLI draws only on a terminal); out gets what the terminal got,
+ * CR/LF as a tty sends them.  Returns the exit status, or -1. */
+int th_run_tty(const char *const argv[], char *out, size_t cap, int timeout_ms);
 
 /* Runs the CLI: `<virgo> -c <conf> a0 ap...` (NULL-terminated, at most
  * 60 arguments) with th_run's capture and deadline.  For a test's own

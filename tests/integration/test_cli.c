@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pty.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -396,37 +395,6 @@ static void node_sentence_cannot_drive_the_terminal(void **s)
 	assert_null(strchr(out, '\x07'));
 }
 
-/* Runs argv with stdout on a pseudo-terminal; output (CR/LF as the tty
- * sends them) in buf.  Returns the exit status or -1. */
-static int run_on_tty(const char *const argv[], char *buf, size_t cap)
-{
-	int master;
-	pid_t pid = forkpty(&master, NULL, NULL, NULL);
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	size_t used = 0;
-	int64_t deadline = th_now_ms() + 10000;
-	while (th_now_ms() < deadline) {
-		struct pollfd p = {.fd = master, .events = POLLIN};
-		if (poll(&p, 1, 200) <= 0)
-			continue;
-		ssize_t r = read(master, buf + used, cap - 1 - used);
-		if (r <= 0)
-			break; /* EIO once the child closed the tty */
-		used += (size_t)r;
-	}
-	buf[used] = '\0';
-	close(master);
-	int st;
-	if (waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void exit_code_124_at_deadline_125_not_run(void **s)
 {
 	(void)s;
@@ -497,7 +465,7 @@ static void get_ends_with_newline_on_a_terminal(void **s)
 	assert_string_equal(out, "hello");
 	const char *tty[] = {virgo, "-c", cl.client_conf, "get", v, NULL};
 	static char tb[4096];
-	assert_int_equal(run_on_tty(tty, tb, sizeof tb), 0);
+	assert_int_equal(th_run_tty(tty, tb, sizeof tb, 10000), 0);
 	assert_string_equal(tb, "hello\r\n");
 	assert_int_equal(cli("free", v, NULL), 0);
 }

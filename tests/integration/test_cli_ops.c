@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <pty.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -456,37 +455,6 @@ static void background_jobs(void **s)
 	assert_int_equal(cli("jobs", "extra", NULL), 2);
 }
 
-/* Runs argv on a pseudo-terminal (stdout and stderr); what the terminal
- * got in buf.  Returns the exit status or -1. */
-static int run_on_tty(const char *const argv[], char *buf, size_t cap)
-{
-	int master;
-	pid_t pid = forkpty(&master, NULL, NULL, NULL);
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	size_t used = 0;
-	int64_t deadline = th_now_ms() + 20000;
-	while (th_now_ms() < deadline && used < cap - 1) {
-		struct pollfd p = {.fd = master, .events = POLLIN};
-		if (poll(&p, 1, 200) <= 0)
-			continue;
-		ssize_t r = read(master, buf + used, cap - 1 - used);
-		if (r <= 0)
-			break; /* EIO once the child closed the tty */
-		used += (size_t)r;
-	}
-	buf[used] = '\0';
-	close(master);
-	int st;
-	if (waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* virgo map on a terminal draws done/total, failures and an ETA on
  * stderr while it runs (about 1.2 s here) and clears the line; in a pipe
  * it prints none of it. */
@@ -496,7 +464,7 @@ static void map_progress_on_a_terminal(void **s)
 	const char *av[] = {virgo, "-c", cl.client_conf, "map", "-j", "2", "--", "sleep", ":::",
 			    "x", "0.4", "0.4", "0.4", "0.4", "0.4", "0.4", NULL};
 	static char tty[65536];
-	assert_int_equal(run_on_tty(av, tty, sizeof tty), 1); /* "sleep x" failed */
+	assert_int_equal(th_run_tty(av, tty, sizeof tty, 20000), 1); /* "sleep x" failed */
 	if (!strstr(tty, "virgo map: ") || !strstr(tty, "/7 done, 1 failed, ") ||
 	    !strstr(tty, " elapsed, ETA "))
 		fail_msg("no progress line on the terminal:\n%s", tty);
