@@ -74,11 +74,13 @@ int evg_init(struct evg *g, uint16_t node_id, uint64_t max_events, uint64_t max_
 void evg_free(struct evg *g)
 {
 	for (uint32_t i = 0; i < g->n; i++) {
-		struct evg_event *e = g->ev[i];
-		if (e->conv_own)
-			free(e->conv);
-		free(e->parents);
-		free(e->rparents);
+		struct evg_more *m = g->ev[i]->more;
+		if (m) {
+			free(m->parents);
+			free(m->rparents);
+			free(m->conv);
+			free(m);
+		}
 	}
 	if (g->spare)
 		g->spare->next = g->chunks;
@@ -93,17 +95,20 @@ void evg_free(struct evg *g)
 	}
 	free(g->ev);
 	big_free(g->slot, (size_t)g->nslot * sizeof *g->slot);
+	big_free(g->old, (size_t)g->nold * sizeof *g->old);
+	free(g->names);
 	free(g->mark);
 	memset(g, 0, sizeof *g);
 }
 
-/* Index of id (hash given), or -1 with *empty the slot it would take. */
-static int64_t find_slot(const struct evg *g, const char *id, size_t n, uint32_t hash,
-			 uint32_t *empty)
+/* Index of id (hash given) in the table slot[0..nslot), or -1 with
+ * *empty the slot it would take. */
+static int64_t probe(const struct evg *g, const uint64_t *slot, uint32_t nslot, const char *id,
+		     size_t n, uint32_t hash, uint32_t *empty)
 {
-	uint32_t mask = g->nslot - 1;
+	uint32_t mask = nslot - 1;
 	for (uint32_t h = hash & mask;; h = (h + 1) & mask) {
-		uint64_t s = g->slot[h];
+		uint64_t s = slot[h];
 		if (s == 0) {
 			*empty = h;
 			return -1;
@@ -112,9 +117,22 @@ static int64_t find_slot(const struct evg *g, const char *id, size_t n, uint32_t
 			continue; /* no need to touch the event */
 		uint32_t i = (uint32_t)s - 1;
 		const struct evg_event *e = g->ev[i];
-		if (e->id_len == n && memcmp(e->id, id, n) == 0)
+		if (e->id_len == n && memcmp(evg_ev_id(e), id, n) == 0)
 			return i;
 	}
+}
+
+/* Index of id (hash given), or -1 with *empty the slot of the current
+ * table it would take (the old one, while the index grows, is only read). */
+static int64_t find_slot(const struct evg *g, const char *id, size_t n, uint32_t hash,
+			 uint32_t *empty)
+{
+	int64_t i = probe(g, g->slot, g->nslot, id, n, hash, empty);
+	if (i < 0 && g->old) {
+		uint32_t unused;
+		i = probe(g, g->old, g->nold, id, n, hash, &unused);
+	}
+	return i;
 }
 
 void evg_prefetch(const struct evg *g, uint32_t hash)
@@ -137,6 +155,29 @@ static void slot_put(uint64_t *slot, uint32_t nslot, uint32_t hash, uint32_t idx
 	slot[h] = (uint64_t)hash << 32 | (idx + 1);
 }
 
+/* Old index slots copied per new event while the index grows: the new
+ * table (twice the size) takes nold / 2 more events before it must grow
+ * in turn, and by then the nold old slots are copied (step >= 2). */
+#define EVG_MOVE_STEP 8
+
+/* Copies up to k more slots of the old index into the current one; frees
+ * the old one when all are.  The slots carry the hashes: no event is
+ * touched. */
+static void index_move(struct evg *g, uint32_t k)
+{
+	uint32_t end = g->nold - g->moved > k ? g->moved + k : g->nold;
+	for (uint32_t i = g->moved; i < end; i++)
+		if (g->old[i])
+			slot_put(g->slot, g->nslot, (uint32_t)(g->old[i] >> 32),
+				 (uint32_t)g->old[i] - 1);
+	g->moved = end;
+	if (end == g->nold) {
+		big_free(g->old, (size_t)g->nold * sizeof *g->old);
+		g->old = NULL;
+		g->nold = g->moved = 0;
+	}
+}
+
 /* Room for one more event: the array and the index. */
 static int grow(struct evg *g)
 {
@@ -148,21 +189,42 @@ static int grow(struct evg *g)
 		g->ev = ev;
 		g->cap = cap;
 	}
+	if (g->old)
+		index_move(g, EVG_MOVE_STEP);
 	if ((uint64_t)(g->n + 1) * 2 > g->nslot) {
+		if (g->old) /* not reached with EVG_MOVE_STEP >= 2; for safety */
+			index_move(g, g->nold);
 		uint32_t ns = g->nslot * 2;
 		uint64_t *slot = big_alloc((size_t)ns * sizeof *slot, false);
 		if (!slot)
 			return -ENOMEM;
-		/* the slots carry the hashes: no event is touched */
-		for (uint32_t i = 0; i < g->nslot; i++)
-			if (g->slot[i])
-				slot_put(slot, ns, (uint32_t)(g->slot[i] >> 32),
-					 (uint32_t)g->slot[i] - 1);
-		big_free(g->slot, (size_t)g->nslot * sizeof *g->slot);
+		g->old = g->slot;
+		g->nold = g->nslot;
+		g->moved = 0;
 		g->slot = slot;
 		g->nslot = ns;
 	}
 	return 0;
+}
+
+uint64_t evg_bytes(const struct evg *g)
+{
+	return g->bytes + ((uint64_t)g->nslot + g->nold) * sizeof *g->slot +
+	       (uint64_t)g->cap * sizeof *g->ev + (uint64_t)g->nmark * sizeof *g->mark;
+}
+
+/* What the next event adds beyond its block: a new chunk when the head
+ * is nearly full, a larger index or array when they are due. */
+static uint64_t grow_bytes(const struct evg *g)
+{
+	uint64_t b = 0;
+	if ((uint64_t)(g->n + 1) * 2 > g->nslot)
+		b += (uint64_t)g->nslot * 2 * sizeof *g->slot;
+	if (g->n == g->cap)
+		b += (uint64_t)(g->cap ? g->cap : 1024) * sizeof *g->ev;
+	if (!g->chunks || g->chunks->left < 4096)
+		b += EVG_HUGE;
+	return b;
 }
 
 /* Events are never freed one by one (evg_free frees the graph): they
@@ -204,6 +266,7 @@ static void *chunk_alloc(struct evg *g, size_t sz)
 			return NULL;
 		c->left = 0;
 		c->size = 0;
+		g->bytes += sizeof *c + sz;
 		c->next = g->chunks ? g->chunks->next : NULL;
 		if (g->chunks)
 			g->chunks->next = c;
@@ -216,6 +279,7 @@ static void *chunk_alloc(struct evg *g, size_t sz)
 		if (!c)
 			return NULL;
 		g->spare = NULL;
+		g->bytes += EVG_HUGE;
 		c->next = g->chunks;
 		g->chunks = c;
 	}
@@ -225,34 +289,95 @@ static void *chunk_alloc(struct evg *g, size_t sz)
 	return p;
 }
 
+#define EVG_NAMES_MAX 65536 /* distinct partakers strings interned; more are copied */
+
+static bool name_eq(const char *name, struct evg_str s)
+{
+	return strncmp(name, s.p, s.n) == 0 && name[s.n] == '\0';
+}
+
+/* The partakers string s in the graph's memory: the one copy of it when
+ * interned (most events name the same few), else a copy of its own.
+ * NULL when empty or out of memory (*oom set). */
+static const char *intern(struct evg *g, struct evg_str s, bool *oom)
+{
+	*oom = false;
+	if (s.n == 0)
+		return NULL;
+	uint32_t h = evg_hash(s.p, s.n);
+	uint32_t mask = g->nnames - 1;
+	if (g->names)
+		for (uint32_t i = h & mask; g->names[i]; i = (i + 1) & mask)
+			if (name_eq(g->names[i], s))
+				return g->names[i];
+	char *c = chunk_alloc(g, s.n + 1);
+	if (!c) {
+		*oom = true;
+		return NULL;
+	}
+	memcpy(c, s.p, s.n);
+	c[s.n] = '\0';
+	if (g->unames >= EVG_NAMES_MAX)
+		return c;
+	if ((g->unames + 1) * 2 > g->nnames) { /* small (<= 1 MiB): rebuilt at once */
+		uint32_t nn = g->nnames ? g->nnames * 2 : 64;
+		const char **t = calloc(nn, sizeof *t);
+		if (!t)
+			return c; /* not interned: still correct */
+		for (uint32_t i = 0; i < g->nnames; i++) {
+			if (!g->names[i])
+				continue;
+			const char *x = g->names[i];
+			uint32_t j = evg_hash(x, strlen(x)) & (nn - 1);
+			while (t[j])
+				j = (j + 1) & (nn - 1);
+			t[j] = x;
+		}
+		g->bytes += (uint64_t)(nn - g->nnames) * sizeof *t;
+		free(g->names);
+		g->names = t;
+		g->nnames = nn;
+		mask = nn - 1;
+	}
+	uint32_t i = h & mask;
+	while (g->names[i])
+		i = (i + 1) & mask;
+	g->names[i] = c;
+	g->unames++;
+	return c;
+}
+
+/* Bytes of an event's block. */
+static size_t event_size(size_t id_n, size_t conv_n, unsigned vcn)
+{
+	return sizeof(struct evg_event) + vcn * sizeof(struct evc_ent) + id_n + 1 + conv_n + 1;
+}
+
 static struct evg_event *event_new(struct evg *g, struct evg_str id, uint32_t hash,
 				   struct evg_str partakers, struct evg_str conv, const struct evc *vc)
 {
-	size_t sz = sizeof(struct evg_event) + vc->n * sizeof(struct evc_ent) + id.n + 1 +
-		    partakers.n + 1 + (conv.n ? conv.n + 1 : 0);
-	struct evg_event *e = chunk_alloc(g, sz);
+	bool oom;
+	const char *names = intern(g, partakers, &oom);
+	if (oom)
+		return NULL;
+	struct evg_event *e = chunk_alloc(g, event_size(id.n, conv.n, vc->n));
 	if (!e)
 		return NULL;
 	memset(e, 0, sizeof *e);
-	e->vc = (struct evc_ent *)(e + 1);
-	memcpy(e->vc, vc->e, vc->n * sizeof(struct evc_ent));
-	e->vcn = (uint16_t)vc->n;
-	e->id = (char *)(e->vc + vc->n);
-	memcpy(e->id, id.p, id.n);
-	e->id[id.n] = '\0';
+	e->partakers = names;
+	struct evc_ent *v = (struct evc_ent *)(e + 1);
+	memcpy(v, vc->e, vc->n * sizeof(struct evc_ent));
+	e->vcn = (uint8_t)vc->n;
+	char *p = (char *)(v + vc->n);
+	memcpy(p, id.p, id.n);
+	p[id.n] = '\0';
 	e->id_len = (uint16_t)id.n;
 	e->hash = hash;
-	e->partakers = e->id + id.n + 1;
-	if (partakers.n)
-		memcpy(e->partakers, partakers.p, partakers.n);
-	e->partakers[partakers.n] = '\0';
-	if (conv.n) { /* in the same block until an append */
-		e->conv = e->partakers + partakers.n + 1;
-		memcpy(e->conv, conv.p, conv.n);
-		e->conv[conv.n] = '\0';
-		e->conv_len = conv.n;
-	}
-	g->bytes += sz + 32;
+	p += id.n + 1;
+	if (conv.n)
+		memcpy(p, conv.p, conv.n);
+	p[conv.n] = '\0';
+	e->conv_len = (uint32_t)conv.n;
 	return e;
 }
 
@@ -263,17 +388,24 @@ static void insert(struct evg *g, struct evg_event *e)
 	g->n++;
 }
 
+static struct evg_more *more_of(struct evg *g, struct evg_event *e)
+{
+	if (!e->more && (e->more = calloc(1, sizeof *e->more)))
+		g->bytes += sizeof *e->more + 16;
+	return e->more;
+}
+
 static bool has_parent(const struct evg_event *e, uint32_t p)
 {
-	for (uint32_t i = 0; i < e->nparents; i++)
-		if (e->parents[i] == p)
+	for (uint32_t i = 0, n = evg_ev_nparents(e); i < n; i++)
+		if (evg_ev_parent(e, i) == p)
 			return true;
 	return false;
 }
 
 static bool has_rparent(const struct evg_event *e, struct evg_str id)
 {
-	for (const char *s = e->rparents; s && *s;) {
+	for (const char *s = evg_ev_rparents(e); s && *s;) {
 		const char *c = strchr(s, ',');
 		size_t n = c ? (size_t)(c - s) : strlen(s);
 		if (n == id.n && memcmp(s, id.p, n) == 0)
@@ -285,31 +417,42 @@ static bool has_rparent(const struct evg_event *e, struct evg_str id)
 
 static int add_parent(struct evg *g, struct evg_event *e, uint32_t p)
 {
-	if (e->nparents == e->capparents) {
-		uint32_t cap = e->capparents ? e->capparents * 2 : 2;
-		uint32_t *np = realloc(e->parents, cap * sizeof *np);
+	if (!e->parent) {
+		e->parent = p + 1;
+		g->nedges++;
+		return 0;
+	}
+	struct evg_more *m = more_of(g, e);
+	if (!m)
+		return -ENOMEM;
+	if (m->nparents == m->capparents) {
+		uint32_t cap = m->capparents ? m->capparents * 2 : 2;
+		uint32_t *np = realloc(m->parents, cap * sizeof *np);
 		if (!np)
 			return -ENOMEM;
-		e->parents = np;
-		e->capparents = cap;
+		g->bytes += (cap - m->capparents) * sizeof *np;
+		m->parents = np;
+		m->capparents = cap;
 	}
-	e->parents[e->nparents++] = p;
+	m->parents[m->nparents++] = p;
 	g->nedges++;
-	g->bytes += sizeof(uint32_t);
 	return 0;
 }
 
 static int add_rparent(struct evg *g, struct evg_event *e, struct evg_str id)
 {
-	size_t old = e->rparents ? strlen(e->rparents) : 0;
-	char *r = realloc(e->rparents, old + id.n + 2);
+	struct evg_more *m = more_of(g, e);
+	if (!m)
+		return -ENOMEM;
+	size_t old = m->rparents ? strlen(m->rparents) : 0;
+	char *r = realloc(m->rparents, old + id.n + 2);
 	if (!r)
 		return -ENOMEM;
 	if (old)
 		r[old++] = ',';
 	memcpy(r + old, id.p, id.n);
 	r[old + id.n] = '\0';
-	e->rparents = r;
+	m->rparents = r;
 	g->nedges++;
 	g->bytes += id.n + 1;
 	return 0;
@@ -317,7 +460,7 @@ static int add_rparent(struct evg *g, struct evg_event *e, struct evg_str id)
 
 static enum evc_order order_of(const struct evg_event *a, const struct evg_event *b)
 {
-	return evc_compare_ents(a->vc, a->vcn, b->vc, b->vcn);
+	return evc_compare_ents(evg_ev_vc(a), a->vcn, evg_ev_vc(b), b->vcn);
 }
 
 static bool str_eq(struct evg_str a, struct evg_str b)
@@ -330,14 +473,16 @@ static int update(struct evg *g, uint32_t idx, const struct evg_log_in *in,
 		  struct evg_change *out, const char **why)
 {
 	struct evg_event *e = g->ev[idx];
-	size_t newlen = e->conv_len;
+	size_t curlen;
+	const char *cur = evg_ev_conv(e, &curlen);
+	size_t newlen = curlen;
 	if (in->conv.n)
-		newlen += in->conv.n + (e->conv_len ? 1 : 0);
+		newlen += in->conv.n + (curlen ? 1 : 0);
 	if (newlen > EVG_CONV_MAX) {
 		*why = "the event's conversations would exceed 64 KiB";
 		return -E2BIG;
 	}
-	if (in->conv.n && g->bytes + in->conv.n > g->max_bytes) {
+	if (in->conv.n && evg_bytes(g) + newlen + 1 > g->max_bytes) {
 		*why = "the event graph is full (eventnet_max_bytes)";
 		return -ENOSPC;
 	}
@@ -355,7 +500,7 @@ static int update(struct evg *g, uint32_t idx, const struct evg_log_in *in,
 			}
 		} else if (!has_rparent(e, a)) {
 			enum evc_order o = in->clock ? evc_compare_ents(in->clock->e, in->clock->n,
-									 e->vc, e->vcn)
+									 evg_ev_vc(e), e->vcn)
 						     : EVC_CONCURRENT;
 			if (o != EVC_BEFORE && o != EVC_EQUAL) {
 				*why = "a cause recorded elsewhere can be added to a recorded event only "
@@ -366,19 +511,20 @@ static int update(struct evg *g, uint32_t idx, const struct evg_log_in *in,
 	}
 	/* apply */
 	if (in->conv.n) {
-		char *c = e->conv_own ? realloc(e->conv, newlen + 1) : malloc(newlen + 1);
+		struct evg_more *m = more_of(g, e);
+		char *c = m ? realloc(m->conv, newlen + 1) : NULL;
 		if (!c)
 			return -ENOMEM;
-		if (!e->conv_own && e->conv_len)
-			memcpy(c, e->conv, e->conv_len);
-		e->conv_own = true;
-		if (e->conv_len)
-			c[e->conv_len++] = '#';
-		memcpy(c + e->conv_len, in->conv.p, in->conv.n);
-		e->conv_len += in->conv.n;
-		c[e->conv_len] = '\0';
-		e->conv = c;
-		g->bytes += in->conv.n + 1;
+		if (!m->conv && curlen) /* the first append: from the inline copy */
+			memcpy(c, cur, curlen);
+		size_t n = curlen;
+		if (n)
+			c[n++] = '#';
+		memcpy(c + n, in->conv.p, in->conv.n);
+		c[newlen] = '\0';
+		g->bytes += newlen - m->conv_len + (m->conv ? 0 : 1);
+		m->conv = c;
+		m->conv_len = newlen;
 		out->conv_appended = true;
 	}
 	for (unsigned k = 0; k < in->nafter; k++) {
@@ -419,8 +565,9 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 		out->idx = (uint32_t)have;
 		return update(g, (uint32_t)have, in, out, why);
 	}
-	if (g->n >= g->max_events ||
-	    g->bytes + in->id.n + in->partakers.n + in->conv.n + 256 > g->max_bytes) {
+	if (g->n >= g->max_events || evg_bytes(g) + grow_bytes(g) + in->partakers.n + 1 +
+						     event_size(in->id.n, in->conv.n, EVC_MAX / 4) >
+					     g->max_bytes) {
 		*why = "the event graph is full (eventnet_max_events / eventnet_max_bytes)";
 		return -ENOSPC;
 	}
@@ -458,7 +605,7 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 		const struct evg_event *pe = g->ev[p];
 		if (pe->lamport > lam)
 			lam = pe->lamport;
-		if (evc_merge_ents(&v, pe->vc, pe->vcn) != 0) {
+		if (evc_merge_ents(&v, evg_ev_vc(pe), pe->vcn) != 0) {
 			*why = "the clock would name more than 64 nodes";
 			return -EINVAL;
 		}
@@ -609,8 +756,8 @@ int evg_why(struct evg *g, uint32_t idx, uint32_t **out, size_t *n, char **remot
 	size_t head = 0; /* stack[0..head) are done, the rest to visit */
 	while (head < len) {
 		const struct evg_event *e = g->ev[stack[head++]];
-		for (uint32_t k = 0; k < e->nparents; k++) {
-			uint32_t p = e->parents[k];
+		for (uint32_t k = 0, np = evg_ev_nparents(e); k < np; k++) {
+			uint32_t p = evg_ev_parent(e, k);
 			if (g->mark[p] == g->epoch)
 				continue;
 			g->mark[p] = g->epoch;
@@ -623,8 +770,9 @@ int evg_why(struct evg *g, uint32_t idx, uint32_t **out, size_t *n, char **remot
 			}
 			stack[len++] = p;
 		}
-		if (e->rparents) {
-			size_t rl = strlen(e->rparents);
+		const char *rp = evg_ev_rparents(e);
+		if (rp) {
+			size_t rl = strlen(rp);
 			if (rlen + rl + 2 > rcap) {
 				size_t nc = (rlen + rl + 2) * 2;
 				char *r = realloc(rem, nc);
@@ -635,7 +783,7 @@ int evg_why(struct evg *g, uint32_t idx, uint32_t **out, size_t *n, char **remot
 			}
 			if (rlen)
 				rem[rlen++] = ',';
-			memcpy(rem + rlen, e->rparents, rl);
+			memcpy(rem + rlen, rp, rl);
 			rlen += rl;
 			rem[rlen] = '\0';
 		}
@@ -657,32 +805,34 @@ oom:
 size_t evg_parents_len(const struct evg *g, const struct evg_event *e)
 {
 	size_t n = 0;
-	for (uint32_t k = 0; k < e->nparents; k++)
-		n += strlen(g->ev[e->parents[k]]->id) + 1;
-	if (e->rparents)
-		n += strlen(e->rparents) + 1;
+	for (uint32_t k = 0, np = evg_ev_nparents(e); k < np; k++)
+		n += g->ev[evg_ev_parent(e, k)]->id_len + 1u;
+	const char *rp = evg_ev_rparents(e);
+	if (rp)
+		n += strlen(rp) + 1;
 	return n ? n - 1 : 0;
 }
 
 size_t evg_parents_csv(const struct evg *g, const struct evg_event *e, char *buf, size_t cap)
 {
 	size_t n = 0;
-	for (uint32_t k = 0; k < e->nparents; k++) {
-		const char *id = g->ev[e->parents[k]]->id;
-		size_t l = strlen(id);
+	for (uint32_t k = 0, np = evg_ev_nparents(e); k < np; k++) {
+		const struct evg_event *p = g->ev[evg_ev_parent(e, k)];
+		size_t l = p->id_len;
 		if (n + l + 2 > cap)
 			break;
 		if (n)
 			buf[n++] = ',';
-		memcpy(buf + n, id, l);
+		memcpy(buf + n, evg_ev_id(p), l);
 		n += l;
 	}
-	if (e->rparents) {
-		size_t l = strlen(e->rparents);
+	const char *rp = evg_ev_rparents(e);
+	if (rp) {
+		size_t l = strlen(rp);
 		if (n + l + 2 <= cap) {
 			if (n)
 				buf[n++] = ',';
-			memcpy(buf + n, e->rparents, l);
+			memcpy(buf + n, rp, l);
 			n += l;
 		}
 	}
