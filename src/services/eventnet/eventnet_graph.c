@@ -43,21 +43,29 @@ static void big_free(void *p, size_t size)
 		munmap(p, size);
 }
 
+/* Eight bytes a step (ids are short: one to three steps), then
+ * murmur3's 64-bit finaliser, so that ids differing in their last digits
+ * do not land in neighbouring slots (long linear-probe runs).  The hash
+ * lives only in memory (the index, the interned names). */
 uint32_t evg_hash(const char *s, size_t n)
 {
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
+	uint64_t h = 0x9e3779b97f4a7c15u ^ n;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, s + i, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdu;
+		h ^= h >> 29;
 	}
-	/* murmur3's finaliser: ids differing in their last digits would
-	 * otherwise land in neighbouring slots (long linear-probe runs) */
-	h ^= h >> 16;
-	h *= 0x85ebca6bu;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35u;
-	h ^= h >> 16;
-	return h;
+	if (i < n) {
+		uint64_t w = 0;
+		memcpy(&w, s + i, n - i);
+		h = (h ^ w) * 0xff51afd7ed558ccdu;
+	}
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53u;
+	h ^= h >> 33;
+	return (uint32_t)h;
 }
 
 int evg_init(struct evg *g, uint16_t node_id, uint64_t max_events, uint64_t max_bytes)
@@ -138,6 +146,8 @@ static int64_t find_slot(const struct evg *g, const char *id, size_t n, uint32_t
 void evg_prefetch(const struct evg *g, uint32_t hash)
 {
 	__builtin_prefetch(&g->slot[hash & (g->nslot - 1)]);
+	if (g->old) /* a new id is looked up in both while the index grows */
+		__builtin_prefetch(&g->old[hash & (g->nold - 1)]);
 }
 
 int64_t evg_find(const struct evg *g, const char *id, size_t n)
@@ -158,7 +168,7 @@ static void slot_put(uint64_t *slot, uint32_t nslot, uint32_t hash, uint32_t idx
 /* Old index slots copied per new event while the index grows: the new
  * table (twice the size) takes nold / 2 more events before it must grow
  * in turn, and by then the nold old slots are copied (step >= 2). */
-#define EVG_MOVE_STEP 8
+#define EVG_MOVE_STEP 4
 
 /* Copies up to k more slots of the old index into the current one; frees
  * the old one when all are.  The slots carry the hashes: no event is
@@ -198,6 +208,8 @@ static int grow(struct evg *g)
 		uint64_t *slot = big_alloc((size_t)ns * sizeof *slot, false);
 		if (!slot)
 			return -ENOMEM;
+		if ((size_t)ns * sizeof *slot >= EVG_HUGE) /* random probes: TLB misses */
+			madvise(slot, (size_t)ns * sizeof *slot, MADV_HUGEPAGE);
 		g->old = g->slot;
 		g->nold = g->nslot;
 		g->moved = 0;
