@@ -676,7 +676,7 @@ static void exec_locked(struct vconn *c, struct eventnet *en, const struct evn_r
 		if (find(en, out, r->id, &a) && find(en, out, r->id2, &b)) {
 			const struct evg_event *x = en->g.ev[a], *y = en->g.ev[b];
 			evbuffer_add_printf(out, "ORDER %s\r\n",
-					    evc_order_name(evc_compare_ents(evg_ev_vc(x), x->vcn, evg_ev_vc(y), y->vcn)));
+					    evc_order_name(evg_order(x, y)));
 		}
 		return;
 	case EVN_OP_DUMP: {

@@ -339,12 +339,13 @@ size_t evd_event_clocks(const struct evg_event *e, char *b)
 		n += evc_u64(b + n, e->lamport);
 	}
 	b[n++] = ' ';
-	if (e->vcn == 0) {
+	struct evc_ent vc[EVC_MAX];
+	unsigned vcn = evg_ev_clock(e, vc);
+	if (vcn == 0) {
 		b[n++] = '-';
 		return n;
 	}
-	const struct evc_ent *vc = evg_ev_vc(e);
-	for (unsigned i = 0; i < e->vcn; i++) {
+	for (unsigned i = 0; i < vcn; i++) {
 		if (i)
 			b[n++] = ',';
 		n += evc_u64(b + n, vc[i].node);

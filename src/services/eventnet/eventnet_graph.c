@@ -365,22 +365,35 @@ static size_t event_size(size_t id_n, size_t conv_n, unsigned vcn)
 	return sizeof(struct evg_event) + vcn * sizeof(struct evc_ent) + id_n + 1 + conv_n + 1;
 }
 
+/* A new event's block; its clock vc (node:seq, its own entry, is not
+ * stored but implied: evg_ev_clock). */
 static struct evg_event *event_new(struct evg *g, struct evg_str id, uint32_t hash,
-				   struct evg_str partakers, struct evg_str conv, const struct evc *vc)
+				   struct evg_str partakers, struct evg_str conv, const struct evc *vc,
+				   uint16_t node, uint64_t seq)
 {
 	bool oom;
 	const char *names = intern(g, partakers, &oom);
 	if (oom)
 		return NULL;
-	struct evg_event *e = chunk_alloc(g, event_size(id.n, conv.n, vc->n));
+	unsigned self = 0;
+	for (unsigned i = 0; i < vc->n; i++)
+		if (vc->e[i].node == node && vc->e[i].c == seq)
+			self = 1;
+	struct evg_event *e = chunk_alloc(g, event_size(id.n, conv.n, vc->n - self));
 	if (!e)
 		return NULL;
 	memset(e, 0, sizeof *e);
 	e->partakers = names;
+	e->node = node;
+	e->seq = seq;
+	e->self = self;
 	struct evc_ent *v = (struct evc_ent *)(e + 1);
-	memcpy(v, vc->e, vc->n * sizeof(struct evc_ent));
-	e->vcn = (uint8_t)vc->n;
-	char *p = (char *)(v + vc->n);
+	unsigned k = 0;
+	for (unsigned i = 0; i < vc->n; i++)
+		if (!self || vc->e[i].node != node)
+			v[k++] = vc->e[i];
+	e->vcn = (uint8_t)k;
+	char *p = (char *)(v + k);
 	memcpy(p, id.p, id.n);
 	p[id.n] = '\0';
 	e->id_len = (uint16_t)id.n;
@@ -470,9 +483,11 @@ static int add_rparent(struct evg *g, struct evg_event *e, struct evg_str id)
 	return 0;
 }
 
-static enum evc_order order_of(const struct evg_event *a, const struct evg_event *b)
+enum evc_order evg_order(const struct evg_event *a, const struct evg_event *b)
 {
-	return evc_compare_ents(evg_ev_vc(a), a->vcn, evg_ev_vc(b), b->vcn);
+	struct evc_ent x[EVC_MAX], y[EVC_MAX];
+	unsigned xn = evg_ev_clock(a, x), yn = evg_ev_clock(b, y);
+	return evc_compare_ents(x, xn, y, yn);
 }
 
 static bool str_eq(struct evg_str a, struct evg_str b)
@@ -506,13 +521,15 @@ static int update(struct evg *g, uint32_t idx, const struct evg_log_in *in,
 			return -ELOOP;
 		}
 		if (p >= 0) {
-			if (order_of(g->ev[p], e) != EVC_BEFORE) {
+			if (evg_order(g->ev[p], e) != EVC_BEFORE) {
 				*why = "the cause was recorded after the event: the edge would make a cycle";
 				return -ELOOP;
 			}
 		} else if (!has_rparent(e, a)) {
+			struct evc_ent ev[EVC_MAX];
+			unsigned en = evg_ev_clock(e, ev);
 			enum evc_order o = in->clock ? evc_compare_ents(in->clock->e, in->clock->n,
-									 evg_ev_vc(e), e->vcn)
+									 ev, en)
 						     : EVC_CONCURRENT;
 			if (o != EVC_BEFORE && o != EVC_EQUAL) {
 				*why = "a cause recorded elsewhere can be added to a recorded event only "
@@ -617,7 +634,9 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 		const struct evg_event *pe = g->ev[p];
 		if (pe->lamport > lam)
 			lam = pe->lamport;
-		if (evc_merge_ents(&v, evg_ev_vc(pe), pe->vcn) != 0) {
+		struct evc_ent pv[EVC_MAX];
+		unsigned pn = evg_ev_clock(pe, pv);
+		if (evc_merge_ents(&v, pv, pn) != 0) {
 			*why = "the clock would name more than 64 nodes";
 			return -EINVAL;
 		}
@@ -626,11 +645,11 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 		*why = "the clock would name more than 64 nodes";
 		return -EINVAL;
 	}
-	struct evg_event *e = event_new(g, in->id, hash, in->partakers, in->conv, &v);
+	struct evg_event *e =
+		event_new(g, in->id, hash, in->partakers, in->conv, &v, g->node_id, g->seq + 1);
 	if (!e)
 		return -ENOMEM;
-	e->node = g->node_id;
-	e->seq = ++g->seq;
+	++g->seq;
 	e->lamport = g->lamport = lam + 1;
 	g->clock.n = v.n;
 	memcpy(g->clock.e, v.e, v.n * sizeof v.e[0]);
@@ -687,11 +706,9 @@ int evg_replay_event(struct evg *g, struct evg_str id, struct evg_str partakers,
 {
 	if (evg_find(g, id.p, id.n) >= 0 || conv.n > EVG_CONV_MAX || grow(g) != 0)
 		return -1;
-	struct evg_event *e = event_new(g, id, evg_hash(id.p, id.n), partakers, conv, vc);
+	struct evg_event *e = event_new(g, id, evg_hash(id.p, id.n), partakers, conv, vc, node, seq);
 	if (!e)
 		return -1;
-	e->node = node;
-	e->seq = seq;
 	e->lamport = lamport;
 	insert(g, e);
 	if (evc_merge(&g->clock, vc) != 0)

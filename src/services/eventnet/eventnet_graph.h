@@ -25,7 +25,9 @@
 #define EVG_CONV_MAX (64 * 1024) /* bytes of one vertex's conversations */
 
 /* One event: 56 bytes of fixed fields, then in the same block its vector
- * clock (vcn entries), its id (NUL-terminated) and its conversation as
+ * clock (vcn entries; with self, without the entry of its own node, which
+ * is its seq: so a one-node cluster's events store none), its id
+ * (NUL-terminated) and its conversation as
  * first logged (NUL-terminated, conv_len bytes).  What only some events
  * have (a second local cause, a remote cause, an appended conversation)
  * hangs off more.  Read the variable parts through the evg_ev_*
@@ -47,13 +49,34 @@ struct evg_event {
 	uint32_t conv_len; /* of the inline conversation */
 	uint16_t id_len;
 	uint16_t node;
-	uint8_t vcn;
+	uint8_t vcn; /* clock entries stored */
+	bool self; /* the clock also has node:seq (not stored) */
 };
 
+/* The entries stored in the block (see evg_ev_clock). */
 static inline const struct evc_ent *evg_ev_vc(const struct evg_event *e)
 {
 	return (const struct evc_ent *)(e + 1);
 }
+/* The event's whole vector clock into out (room for EVC_MAX entries),
+ * sorted by node; returns the number of entries. */
+static inline unsigned evg_ev_clock(const struct evg_event *e, struct evc_ent *out)
+{
+	const struct evc_ent *v = evg_ev_vc(e);
+	unsigned n = 0, i = 0;
+	if (e->self) {
+		for (; i < e->vcn && v[i].node < e->node; i++)
+			out[n++] = v[i];
+		out[n].node = e->node;
+		out[n++].c = e->seq;
+	}
+	for (; i < e->vcn; i++)
+		out[n++] = v[i];
+	return n;
+}
+/* How a's clock compares with b's (EVC_BEFORE: a happened before b). */
+enum evc_order evg_order(const struct evg_event *a, const struct evg_event *b);
+
 static inline const char *evg_ev_id(const struct evg_event *e)
 {
 	return (const char *)(evg_ev_vc(e) + e->vcn);
