@@ -1134,6 +1134,14 @@ static int evn_init(const struct vd_node *node, void **out)
 		atomic_store(&evn_traced, en);
 	log_info("eventnet_ready dir=%s events=%" PRIu32 " ack=%s sync_ms=%d trace=%s", dir, en->g.n,
 		 en->ack_written ? "written" : "queued", en->sync_ms, en->trace ? "yes" : "no");
+	/* the journal replays whole: a graph already at its bound refuses
+	 * every new event, which an operator should hear about now */
+	if (en->g.n >= en->g.max_events || evg_bytes(&en->g) >= en->g.max_bytes)
+		log_warn("eventnet_graph_full dir=%s events=%" PRIu32 " bytes=%" PRIu64
+			 " max_events=%" PRIu64 " max_bytes=%" PRIu64
+			 ": new events get ERR ENOSPC; raise eventnet_max_events / eventnet_max_bytes "
+			 "or move the journal away",
+			 dir, en->g.n, evg_bytes(&en->g), en->g.max_events, en->g.max_bytes);
 	*out = en;
 	return 0;
 fail:
