@@ -24,14 +24,8 @@
 
 #define EVG_CONV_MAX (64 * 1024) /* bytes of one vertex's conversations */
 
-/* One event: 56 bytes of fixed fields, then in the same block its vector
- * clock (vcn entries; with self, without the entry of its own node, which
- * is its seq: so a one-node cluster's events store none), its id
- * (NUL-terminated) and its conversation as
- * first logged (NUL-terminated, conv_len bytes).  What only some events
- * have (a second local cause, a remote cause, an appended conversation)
- * hangs off more.  Read the variable parts through the evg_ev_*
- * accessors below. */
+/* What only some events have: a second local cause, a remote cause, an
+ * appended conversation (evg_event.more). */
 struct evg_more {
 	uint32_t *parents; /* the local causes after the first (malloc'd) */
 	uint32_t nparents, capparents;
@@ -40,6 +34,12 @@ struct evg_more {
 	size_t conv_len;
 };
 
+/* One event: 56 bytes of fixed fields, then in the same block its vector
+ * clock (vcn entries; with self, without the entry of its own node, which
+ * is its seq: so a one-node cluster's events store none), its id
+ * (NUL-terminated) and its conversation as first logged (NUL-terminated,
+ * conv_len bytes).  Read the variable parts through the evg_ev_*
+ * accessors below. */
 struct evg_event {
 	uint64_t seq, lamport;
 	struct evg_more *more; /* NULL for most events */
