@@ -13,6 +13,7 @@
 # is taken within each pair and the median reported with its range.  Both
 # acknowledgement policies: eventnet_ack = written (the default: a reply
 # means the event is in the journal file) and queued (a second virgod).
+# BENCH_EV_OFFSET: the first port offset tried (default 1300).
 # Writes eventnet.md.
 set -u
 B=$1
@@ -51,7 +52,7 @@ free_offset() {
 		! port_free $((60000 + o)); do o=$((o + 1)); done
 	echo $o
 }
-OFFW=$(free_offset 1300)
+OFFW=$(free_offset "${BENCH_EV_OFFSET:-1300}")
 start_node written "$OFFW" "eventnet_ack = written"
 OFFQ=$(free_offset $((OFFW + 1)))
 start_node queued "$OFFQ" "eventnet_ack = queued"

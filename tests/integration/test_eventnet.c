@@ -5,8 +5,9 @@
  * pipelined native logging, cycle refusal on the wire, clocks carried by
  * the client across three nodes, the tail feed, the files of a node that
  * acknowledges before writing (eventnet_ack = queued), and a crash
- * (SIGKILL) with a torn journal tail repaired at restart, and two
- * connections logging at once whose journal replays causes first.
+ * (SIGKILL) with a torn journal tail repaired at restart, two
+ * connections logging at once whose journal replays causes first, and a
+ * full graph (eventnet_max_events) refusing new events across a restart.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -500,6 +501,54 @@ static void concurrent_rounds_replay_in_order(void **state)
 	close(fd);
 }
 
+/* The whole of a small file into buf (cap bytes, NUL-terminated). */
+static void read_file(const char *path, char *buf, size_t cap)
+{
+	int f = open(path, O_RDONLY);
+	assert_true(f >= 0);
+	ssize_t n = read(f, buf, cap - 1);
+	close(f);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+}
+
+/* eventnet_max_events on a node of its own: a full graph refuses a new
+ * event with ERR ENOSPC (an append to a recorded one still works: it
+ * adds no event), keeps every recorded one, and after a restart (the
+ * journal replays whole) is still full and says so in its log. */
+static void full_graph_refuses_and_keeps(void **state)
+{
+	(void)state;
+	static struct th_cluster c2;
+	static char req[1024 * 16], log[1 << 16];
+	char extra[600];
+	snprintf(extra, sizeof extra, "eventnet_dir = %s/evfull\neventnet_max_events = 1K\n",
+		 th_tmpdir());
+	assert_int_equal(th_cluster_start(&c2, 1, extra, ""), 0);
+	int fd = th_connect(th_port(&c2, 0, 20000));
+	assert_true(fd >= 0);
+	size_t n = 0;
+	for (int i = 0; i < 1024; i++)
+		n += (size_t)snprintf(req + n, sizeof req - n, "log f%d\n", i);
+	xchg(fd, req, "OK f1023 ");
+	xchg(fd, "log over\n", "ERR ENOSPC");
+	xchg(fd, "log f5 conv=(more)\n", "OK f5 ");
+	assert_non_null(strstr(xchg(fd, "stats\n", "END\r\n"), "STAT events 1024\r\n"));
+	close(fd);
+	th_node_signal(&c2, 0, SIGTERM);
+	assert_int_equal(th_node_start(&c2, 0), 0);
+	fd = th_connect(th_port(&c2, 0, 20000));
+	assert_true(fd >= 0);
+	assert_non_null(strstr(xchg(fd, "get f5\n", "\r\n"), "(more)"));
+	xchg(fd, "get f1023\n", "EVENT f1023 ");
+	xchg(fd, "log over\n", "ERR ENOSPC");
+	close(fd);
+	read_file(c2.nodes[0].log, log, sizeof log);
+	assert_non_null(strstr(log, "eventnet_graph_full"));
+	assert_int_equal(th_cluster_stop(&c2), 0);
+	setenv("VIRGO_CLIENT_CONF", cl.client_conf, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -510,6 +559,7 @@ int main(void)
 		cmocka_unit_test(tail_follows_new_events),
 		cmocka_unit_test(crash_with_torn_tail),
 		cmocka_unit_test(concurrent_rounds_replay_in_order),
+		cmocka_unit_test(full_graph_refuses_and_keeps),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

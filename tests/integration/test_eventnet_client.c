@@ -7,7 +7,8 @@
  * JSON read by python3, the ShiViz log's shape, the CLI's svg; and a
  * traced virgo_clone (VIRGO_TRACE=1) across two nodes, recorded by the
  * node that ran it when it traces itself (eventnet_trace = yes on nodes 1
- * and 2, not on node 3: nothing is recorded there).
+ * and 2, not on node 3: nothing is recorded there); and a traced queue
+ * push and cloudfs open, with the events they cause.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -357,6 +358,106 @@ static void traced_clone_across_nodes(void **state)
 	}
 }
 
+/* The id of the first EVENT line of node i's events from cursor on whose
+ * id starts with prefix, into id (cap bytes); fails when none. */
+static void find_event(int i, long long cursor, const char *prefix, char *id, size_t cap)
+{
+	static char buf[1 << 16];
+	char req[64];
+	snprintf(req, sizeof req, "dump %lld 1000\r\n", cursor);
+	raw_call(i, 20000, req, buf, sizeof buf, "END\r\n");
+	char needle[96];
+	snprintf(needle, sizeof needle, "EVENT %s", prefix);
+	const char *p = strstr(buf, needle);
+	if (!p)
+		fail_msg("node %d: no event %s* after %lld in:\n%s", i, prefix, cursor, buf);
+	p += 6;
+	size_t n = strcspn(p, " ");
+	assert_true(n < cap);
+	memcpy(id, p, n);
+	id[n] = '\0';
+}
+
+/* With eventnet_trace = yes, a queue push and a cloudfs open are node
+ * events: recorded by the node that served them (partakers
+ * node<id>,<service>, conversation (push,) / (open,)), after what that
+ * node recorded before (clocks), with no causes of their own (they carry
+ * no client context, unlike a traced clone); an event logged after them
+ * has them as its causes and `why` lists them in causal order before it.  A node
+ * that does not trace itself records nothing. */
+static void traced_push_and_open(void **state)
+{
+	(void)state;
+	int i = 1; /* traces itself */
+	unsigned node = cl.nodes[i].id;
+	char buf[512], line[256];
+	long long cursor = stat_of(i, "events"), traced = stat_of(i, "traced");
+	snprintf(line, sizeof line, "log tp-before-%d conv=(start)\n", (int)getpid());
+	raw_log(i, line);
+	raw_call(i, 60000, "push evtrace 5\r\nhello\r\n", buf, sizeof buf, "\r\n");
+	assert_int_equal(strncmp(buf, "OK", 2), 0);
+	raw_call(i, 50000, "open /evtrace.txt rwc\r\n", buf, sizeof buf, "\r\n");
+	assert_int_equal(strncmp(buf, "OK ", 3), 0);
+	assert_int_equal(stat_of(i, "traced"), traced + 2);
+
+	char push[160], open[160], pre[64];
+	snprintf(pre, sizeof pre, "queue-push-n%u-", node);
+	find_event(i, cursor, pre, push, sizeof push);
+	snprintf(pre, sizeof pre, "cloudfs-open-n%u-", node);
+	find_event(i, cursor, pre, open, sizeof open);
+
+	char who[48];
+	struct virgo_event *b, *p, *o;
+	snprintf(line, sizeof line, "tp-before-%d", (int)getpid());
+	assert_int_equal(virgo_eventnet_get(line, &b), 0);
+	assert_int_equal(virgo_eventnet_get(push, &p), 0);
+	assert_int_equal(virgo_eventnet_get(open, &o), 0);
+	snprintf(who, sizeof who, "node%u,queue", node);
+	assert_string_equal(p->partakers, who);
+	assert_string_equal(p->conv, "(push,)");
+	assert_string_equal(p->causes, "");
+	snprintf(who, sizeof who, "node%u,cloudfs", node);
+	assert_string_equal(o->partakers, who);
+	assert_string_equal(o->conv, "(open,)");
+	assert_string_equal(o->causes, "");
+	assert_int_equal(p->node, node);
+	assert_int_equal(o->node, node);
+	/* the node's order: before -> push -> open, by both clocks */
+	assert_int_equal(virgo_eventnet_compare(b, p), VIRGO_EV_BEFORE);
+	assert_int_equal(virgo_eventnet_compare(p, o), VIRGO_EV_BEFORE);
+	assert_true(b->lamport < p->lamport && p->lamport < o->lamport);
+
+	/* an event caused by both: its causes, and why walks to them */
+	char after[400];
+	snprintf(after, sizeof after, "log tp-after-%d after=%s,%s conv=(done)\n", (int)getpid(),
+		 push, open);
+	raw_log(i, after);
+	snprintf(line, sizeof line, "tp-after-%d", (int)getpid());
+	struct virgo_event *a, *evs;
+	size_t k;
+	assert_int_equal(virgo_eventnet_get(line, &a), 0);
+	snprintf(after, sizeof after, "%s,%s", push, open);
+	assert_string_equal(a->causes, after);
+	assert_int_equal(virgo_eventnet_compare(o, a), VIRGO_EV_BEFORE);
+	assert_int_equal(virgo_eventnet_why(line, &evs, &k), 0);
+	assert_int_equal(k, 3); /* its ancestors, then itself */
+	assert_string_equal(evs[0].id, push);
+	assert_string_equal(evs[1].id, open);
+	assert_string_equal(evs[2].id, line);
+	virgo_events_free(evs, k);
+	virgo_events_free(a, 1);
+	virgo_events_free(b, 1);
+	virgo_events_free(p, 1);
+	virgo_events_free(o, 1);
+
+	/* node 3 does not trace itself: a push and an open record nothing */
+	raw_call(2, 60000, "push evtrace 5\r\nhello\r\n", buf, sizeof buf, "\r\n");
+	assert_int_equal(strncmp(buf, "OK", 2), 0);
+	raw_call(2, 50000, "open /evtrace.txt rwc\r\n", buf, sizeof buf, "\r\n");
+	assert_int_equal(strncmp(buf, "OK ", 3), 0);
+	assert_int_equal(stat_of(2, "traced"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -365,6 +466,7 @@ int main(void)
 		cmocka_unit_test(tail_every_node),
 		cmocka_unit_test(exports),
 		cmocka_unit_test(traced_clone_across_nodes),
+		cmocka_unit_test(traced_push_and_open),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

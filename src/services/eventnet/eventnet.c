@@ -346,16 +346,16 @@ static void post_waiters(struct evn_waiter *w, int rc)
 static void event_line(struct evbuffer *out, const struct evg *g, const struct evg_event *e)
 {
 	char b[EVN_LINE_HEAD];
-	size_t n = 0, pl = strlen(e->partakers);
+	size_t n = 0, pl = strlen(evg_ev_partakers(e));
 	memcpy(b, "EVENT ", 6);
 	n = 6;
-	memcpy(b + n, e->id, e->id_len);
+	memcpy(b + n, evg_ev_id(e), e->id_len);
 	n += e->id_len;
 	b[n++] = ' ';
 	n += evd_event_clocks(e, b + n);
 	b[n++] = ' ';
 	if (pl) {
-		memcpy(b + n, e->partakers, pl);
+		memcpy(b + n, evg_ev_partakers(e), pl);
 		n += pl;
 	} else {
 		b[n++] = '-';
@@ -375,8 +375,10 @@ static void event_line(struct evbuffer *out, const struct evg *g, const struct e
 		}
 	}
 	evbuffer_add(out, " ", 1);
-	if (e->conv_len)
-		evbuffer_add(out, e->conv, e->conv_len);
+	size_t convl;
+	const char *conv = evg_ev_conv(e, &convl);
+	if (convl)
+		evbuffer_add(out, conv, convl);
 	evbuffer_add(out, "\r\n", 2);
 }
 
@@ -472,7 +474,7 @@ static void reply_logged(struct evbuffer *out, const struct evg_event *e, const 
 	char b[EVN_LINE_HEAD + 140];
 	size_t n = 3;
 	memcpy(b, "OK ", 3);
-	memcpy(b + n, e->id, e->id_len);
+	memcpy(b + n, evg_ev_id(e), e->id_len);
 	n += e->id_len;
 	b[n++] = ' ';
 	memcpy(b + n, clocks, clocks_n);
@@ -530,7 +532,7 @@ static void reply_stats(struct eventnet *en, struct evbuffer *out)
 		"\r\nSTAT syncs %" PRIu64 "\r\nSTAT rewrites %" PRIu64 "\r\nSTAT sync_ms %d\r\n"
 		"STAT tail_subscribers %d\r\nSTAT trace %s\r\nSTAT traced %" PRIu64 "\r\nSTAT replayed %" PRIu64 "\r\nSTAT repaired_bytes %" PRIu64
 		"\r\nSTAT dir %s\r\n",
-		en->node_id, en->g.n, en->g.nedges, en->g.bytes, en->g.max_events, en->g.max_bytes,
+		en->node_id, en->g.n, en->g.nedges, evg_bytes(&en->g), en->g.max_events, en->g.max_bytes,
 		en->g.lamport, vc, en->ops_log, en->ops_edge, en->ops_query, en->errors, en->io_errors,
 		en->batches, en->syncs, en->rewrites, en->sync_ms, subs, en->trace ? "yes" : "no",
 		en->traced, en->d.replayed,
@@ -674,7 +676,7 @@ static void exec_locked(struct vconn *c, struct eventnet *en, const struct evn_r
 		if (find(en, out, r->id, &a) && find(en, out, r->id2, &b)) {
 			const struct evg_event *x = en->g.ev[a], *y = en->g.ev[b];
 			evbuffer_add_printf(out, "ORDER %s\r\n",
-					    evc_order_name(evc_compare_ents(x->vc, x->vcn, y->vc, y->vcn)));
+					    evc_order_name(evg_order(x, y)));
 		}
 		return;
 	case EVN_OP_DUMP: {
@@ -1132,6 +1134,14 @@ static int evn_init(const struct vd_node *node, void **out)
 		atomic_store(&evn_traced, en);
 	log_info("eventnet_ready dir=%s events=%" PRIu32 " ack=%s sync_ms=%d trace=%s", dir, en->g.n,
 		 en->ack_written ? "written" : "queued", en->sync_ms, en->trace ? "yes" : "no");
+	/* the journal replays whole: a graph already at its bound refuses
+	 * every new event, which an operator should hear about now */
+	if (en->g.n >= en->g.max_events || evg_bytes(&en->g) >= en->g.max_bytes)
+		log_warn("eventnet_graph_full dir=%s events=%" PRIu32 " bytes=%" PRIu64
+			 " max_events=%" PRIu64 " max_bytes=%" PRIu64
+			 ": new events get ERR ENOSPC; raise eventnet_max_events / eventnet_max_bytes "
+			 "or move the journal away",
+			 dir, en->g.n, evg_bytes(&en->g), en->g.max_events, en->g.max_bytes);
 	*out = en;
 	return 0;
 fail:

@@ -190,19 +190,19 @@ static int rewrite_texts(struct evd *d, const struct evg *g)
 	evd_vertices_text(&v, g);
 	for (uint32_t i = 0; i < g->n; i++) {
 		const struct evg_event *ev = g->ev[i];
-		for (uint32_t k = 0; k < ev->nparents; k++) {
-			const struct evg_event *p = g->ev[ev->parents[k]];
-			evd_buf_add(&e, p->id, p->id_len);
+		for (uint32_t k = 0, np = evg_ev_nparents(ev); k < np; k++) {
+			const struct evg_event *p = g->ev[evg_ev_parent(ev, k)];
+			evd_buf_add(&e, evg_ev_id(p), p->id_len);
 			evd_buf_add(&e, ",", 1);
-			evd_buf_add(&e, ev->id, ev->id_len);
+			evd_buf_add(&e, evg_ev_id(ev), ev->id_len);
 			evd_buf_add(&e, "\n", 1);
 		}
-		for (const char *r = ev->rparents; r && *r;) {
+		for (const char *r = evg_ev_rparents(ev); r && *r;) {
 			const char *c = strchr(r, ',');
 			size_t n = c ? (size_t)(c - r) : strlen(r);
 			evd_buf_add(&e, r, n);
 			evd_buf_add(&e, ",", 1);
-			evd_buf_add(&e, ev->id, ev->id_len);
+			evd_buf_add(&e, evg_ev_id(ev), ev->id_len);
 			evd_buf_add(&e, "\n", 1);
 			r = c ? c + 1 : r + n;
 		}
@@ -339,20 +339,22 @@ size_t evd_event_clocks(const struct evg_event *e, char *b)
 		n += evc_u64(b + n, e->lamport);
 	}
 	b[n++] = ' ';
-	if (e->vcn == 0) {
+	struct evc_ent vc[EVC_MAX];
+	unsigned vcn = evg_ev_clock(e, vc);
+	if (vcn == 0) {
 		b[n++] = '-';
 		return n;
 	}
-	for (unsigned i = 0; i < e->vcn; i++) {
+	for (unsigned i = 0; i < vcn; i++) {
 		if (i)
 			b[n++] = ',';
-		n += evc_u64(b + n, e->vc[i].node);
+		n += evc_u64(b + n, vc[i].node);
 		b[n++] = ':';
-		if (e->vc[i].c == e->seq) {
+		if (vc[i].c == e->seq) {
 			memcpy(b + n, seq, sl);
 			n += sl;
 		} else {
-			n += evc_u64(b + n, e->vc[i].c);
+			n += evc_u64(b + n, vc[i].c);
 		}
 	}
 	return n;
@@ -364,17 +366,17 @@ void evd_journal_change(struct evd_buf *j, const struct evg_event *e, const stru
 	char b[EVN_LINE_HEAD];
 	size_t n = 0;
 	if (ch->created) {
-		size_t pl = strlen(e->partakers);
+		size_t pl = strlen(evg_ev_partakers(e));
 		PUTS("E ");
 		if (clocks)
 			PUT(clocks, clocks_n);
 		else
 			n += evd_event_clocks(e, b + n);
 		b[n++] = ' ';
-		PUT(e->id, e->id_len);
+		PUT(evg_ev_id(e), e->id_len);
 		b[n++] = ' ';
 		if (pl)
-			PUT(e->partakers, pl);
+			PUT(evg_ev_partakers(e), pl);
 		else
 			b[n++] = '-';
 		b[n++] = ' ';
@@ -390,7 +392,7 @@ void evd_journal_change(struct evd_buf *j, const struct evg_event *e, const stru
 		}
 	} else if (ch->conv_appended) {
 		PUTS("C ");
-		PUT(e->id, e->id_len);
+		PUT(evg_ev_id(e), e->id_len);
 		b[n++] = ' ';
 		evd_buf_add(j, b, n);
 		evd_buf_add(j, conv, conv_len);
@@ -399,7 +401,7 @@ void evd_journal_change(struct evd_buf *j, const struct evg_event *e, const stru
 	for (unsigned k = 0; k < ch->nadded; k++) {
 		n = 0;
 		PUTS("P ");
-		PUT(e->id, e->id_len);
+		PUT(evg_ev_id(e), e->id_len);
 		b[n++] = ' ';
 		PUT(ch->added[k].p, ch->added[k].n);
 		b[n++] = '\n';
@@ -411,10 +413,10 @@ static void vertex_line(struct evd_buf *v, const struct evg_event *e, const char
 			size_t conv_len)
 {
 	char b[EVN_LINE_HEAD];
-	size_t n = 0, pl = strlen(e->partakers);
-	PUT(e->id, e->id_len);
+	size_t n = 0, pl = strlen(evg_ev_partakers(e));
+	PUT(evg_ev_id(e), e->id_len);
 	PUTS(" - ");
-	PUT(e->partakers, pl);
+	PUT(evg_ev_partakers(e), pl);
 	PUTS(" - ");
 	if (conv_len && conv_len < sizeof b - n - 1) {
 		PUT(conv, conv_len);
@@ -438,7 +440,7 @@ void evd_text_change(struct evd_buf *v, struct evd_buf *e, const struct evg_even
 		size_t n = 0;
 		PUT(ch->added[k].p, ch->added[k].n);
 		b[n++] = ',';
-		PUT(ev->id, ev->id_len);
+		PUT(evg_ev_id(ev), ev->id_len);
 		b[n++] = '\n';
 		evd_buf_add(e, b, n);
 	}
@@ -446,6 +448,9 @@ void evd_text_change(struct evd_buf *v, struct evd_buf *e, const struct evg_even
 
 void evd_vertices_text(struct evd_buf *out, const struct evg *g)
 {
-	for (uint32_t i = 0; i < g->n; i++)
-		vertex_line(out, g->ev[i], g->ev[i]->conv, g->ev[i]->conv_len);
+	for (uint32_t i = 0; i < g->n; i++) {
+		size_t cl;
+		const char *c = evg_ev_conv(g->ev[i], &cl);
+		vertex_line(out, g->ev[i], c, cl);
+	}
 }

@@ -15,21 +15,23 @@
 
 /* Memory of size bytes (zeroed): a mapping of its own when large (the
  * slot table, the event chunks), so that it goes back to the system when
- * freed.  With populate every page is faulted in here (the caller does
- * it outside the service's lock).  No huge pages: on the shared VM their
- * zeroing cost more than the TLB misses they saved (perf, 16 clients:
- * clear_page 21% of the samples).  NULL when out of memory.  Freed by
- * big_free(p, size). */
+ * freed.  With populate every page is allocated here (the caller does
+ * it outside the service's lock).  No huge pages for the event chunks: on
+ * the shared VM their zeroing cost more than the TLB misses they saved
+ * (perf, 16 clients: clear_page 21% of the samples); the index table,
+ * probed at random, asks for them (grow: its probes' share of the samples
+ * went from 11% to 5%, clear_page from 1% to 3%).  NULL when out of
+ * memory.  Freed by big_free(p, size). */
 static void *big_alloc(size_t size, bool populate)
 {
 	if (size < EVG_HUGE)
 		return calloc(1, size);
-	char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* populate: the kernel allocates every page in the one call, not one
+	 * page fault (a trap) per 4 KiB page on first touch */
+	char *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
-	if (populate) /* fault it in now (outside the service's lock) */
-		for (size_t o = 0; o < size; o += 4096)
-			((volatile char *)p)[o] = 0;
 	return p;
 }
 
@@ -43,21 +45,29 @@ static void big_free(void *p, size_t size)
 		munmap(p, size);
 }
 
+/* Eight bytes a step (ids are short: one to three steps), then
+ * murmur3's 64-bit finaliser, so that ids differing in their last digits
+ * do not land in neighbouring slots (long linear-probe runs).  The hash
+ * lives only in memory (the index, the interned names). */
 uint32_t evg_hash(const char *s, size_t n)
 {
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
+	uint64_t h = 0x9e3779b97f4a7c15u ^ n;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, s + i, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdu;
+		h ^= h >> 29;
 	}
-	/* murmur3's finaliser: ids differing in their last digits would
-	 * otherwise land in neighbouring slots (long linear-probe runs) */
-	h ^= h >> 16;
-	h *= 0x85ebca6bu;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35u;
-	h ^= h >> 16;
-	return h;
+	if (i < n) {
+		uint64_t w = 0;
+		memcpy(&w, s + i, n - i);
+		h = (h ^ w) * 0xff51afd7ed558ccdu;
+	}
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53u;
+	h ^= h >> 33;
+	return (uint32_t)h;
 }
 
 int evg_init(struct evg *g, uint16_t node_id, uint64_t max_events, uint64_t max_bytes)
@@ -74,11 +84,13 @@ int evg_init(struct evg *g, uint16_t node_id, uint64_t max_events, uint64_t max_
 void evg_free(struct evg *g)
 {
 	for (uint32_t i = 0; i < g->n; i++) {
-		struct evg_event *e = g->ev[i];
-		if (e->conv_own)
-			free(e->conv);
-		free(e->parents);
-		free(e->rparents);
+		struct evg_more *m = g->ev[i]->more;
+		if (m) {
+			free(m->parents);
+			free(m->rparents);
+			free(m->conv);
+			free(m);
+		}
 	}
 	if (g->spare)
 		g->spare->next = g->chunks;
@@ -93,17 +105,20 @@ void evg_free(struct evg *g)
 	}
 	free(g->ev);
 	big_free(g->slot, (size_t)g->nslot * sizeof *g->slot);
+	big_free(g->old, (size_t)g->nold * sizeof *g->old);
+	free(g->names);
 	free(g->mark);
 	memset(g, 0, sizeof *g);
 }
 
-/* Index of id (hash given), or -1 with *empty the slot it would take. */
-static int64_t find_slot(const struct evg *g, const char *id, size_t n, uint32_t hash,
-			 uint32_t *empty)
+/* Index of id (hash given) in the table slot[0..nslot), or -1 with
+ * *empty the slot it would take. */
+static int64_t probe(const struct evg *g, const uint64_t *slot, uint32_t nslot, const char *id,
+		     size_t n, uint32_t hash, uint32_t *empty)
 {
-	uint32_t mask = g->nslot - 1;
+	uint32_t mask = nslot - 1;
 	for (uint32_t h = hash & mask;; h = (h + 1) & mask) {
-		uint64_t s = g->slot[h];
+		uint64_t s = slot[h];
 		if (s == 0) {
 			*empty = h;
 			return -1;
@@ -112,14 +127,29 @@ static int64_t find_slot(const struct evg *g, const char *id, size_t n, uint32_t
 			continue; /* no need to touch the event */
 		uint32_t i = (uint32_t)s - 1;
 		const struct evg_event *e = g->ev[i];
-		if (e->id_len == n && memcmp(e->id, id, n) == 0)
+		if (e->id_len == n && memcmp(evg_ev_id(e), id, n) == 0)
 			return i;
 	}
+}
+
+/* Index of id (hash given), or -1 with *empty the slot of the current
+ * table it would take (the old one, while the index grows, is only read). */
+static int64_t find_slot(const struct evg *g, const char *id, size_t n, uint32_t hash,
+			 uint32_t *empty)
+{
+	int64_t i = probe(g, g->slot, g->nslot, id, n, hash, empty);
+	if (i < 0 && g->old) {
+		uint32_t unused;
+		i = probe(g, g->old, g->nold, id, n, hash, &unused);
+	}
+	return i;
 }
 
 void evg_prefetch(const struct evg *g, uint32_t hash)
 {
 	__builtin_prefetch(&g->slot[hash & (g->nslot - 1)]);
+	if (g->old) /* a new id is looked up in both while the index grows */
+		__builtin_prefetch(&g->old[hash & (g->nold - 1)]);
 }
 
 int64_t evg_find(const struct evg *g, const char *id, size_t n)
@@ -137,6 +167,32 @@ static void slot_put(uint64_t *slot, uint32_t nslot, uint32_t hash, uint32_t idx
 	slot[h] = (uint64_t)hash << 32 | (idx + 1);
 }
 
+/* Old index slots copied per new event while the index grows: the new
+ * table (twice the size) takes nold / 2 more events before it must grow
+ * in turn, and by then the nold old slots are copied (step >= 2).  The
+ * copying costs the same whatever the step; a larger one ends sooner the
+ * time during which a new id is looked up in both tables (16: an eighth
+ * of the time; at most 16 x 64 slots more in one round of requests). */
+#define EVG_MOVE_STEP 16
+
+/* Copies up to k more slots of the old index into the current one; frees
+ * the old one when all are.  The slots carry the hashes: no event is
+ * touched. */
+static void index_move(struct evg *g, uint32_t k)
+{
+	uint32_t end = g->nold - g->moved > k ? g->moved + k : g->nold;
+	for (uint32_t i = g->moved; i < end; i++)
+		if (g->old[i])
+			slot_put(g->slot, g->nslot, (uint32_t)(g->old[i] >> 32),
+				 (uint32_t)g->old[i] - 1);
+	g->moved = end;
+	if (end == g->nold) {
+		big_free(g->old, (size_t)g->nold * sizeof *g->old);
+		g->old = NULL;
+		g->nold = g->moved = 0;
+	}
+}
+
 /* Room for one more event: the array and the index. */
 static int grow(struct evg *g)
 {
@@ -148,21 +204,44 @@ static int grow(struct evg *g)
 		g->ev = ev;
 		g->cap = cap;
 	}
+	if (g->old)
+		index_move(g, EVG_MOVE_STEP);
 	if ((uint64_t)(g->n + 1) * 2 > g->nslot) {
+		if (g->old) /* not reached with EVG_MOVE_STEP >= 2; for safety */
+			index_move(g, g->nold);
 		uint32_t ns = g->nslot * 2;
 		uint64_t *slot = big_alloc((size_t)ns * sizeof *slot, false);
 		if (!slot)
 			return -ENOMEM;
-		/* the slots carry the hashes: no event is touched */
-		for (uint32_t i = 0; i < g->nslot; i++)
-			if (g->slot[i])
-				slot_put(slot, ns, (uint32_t)(g->slot[i] >> 32),
-					 (uint32_t)g->slot[i] - 1);
-		big_free(g->slot, (size_t)g->nslot * sizeof *g->slot);
+		if ((size_t)ns * sizeof *slot >= EVG_HUGE) /* random probes: TLB misses */
+			madvise(slot, (size_t)ns * sizeof *slot, MADV_HUGEPAGE);
+		g->old = g->slot;
+		g->nold = g->nslot;
+		g->moved = 0;
 		g->slot = slot;
 		g->nslot = ns;
 	}
 	return 0;
+}
+
+uint64_t evg_bytes(const struct evg *g)
+{
+	return g->bytes + ((uint64_t)g->nslot + g->nold) * sizeof *g->slot +
+	       (uint64_t)g->cap * sizeof *g->ev + (uint64_t)g->nmark * sizeof *g->mark;
+}
+
+/* What the next event adds beyond its block: a new chunk when the head
+ * is nearly full, a larger index or array when they are due. */
+static uint64_t grow_bytes(const struct evg *g)
+{
+	uint64_t b = 0;
+	if ((uint64_t)(g->n + 1) * 2 > g->nslot)
+		b += (uint64_t)g->nslot * 2 * sizeof *g->slot;
+	if (g->n == g->cap)
+		b += (uint64_t)(g->cap ? g->cap : 1024) * sizeof *g->ev;
+	if (!g->chunks || g->chunks->left < 4096)
+		b += EVG_HUGE;
+	return b;
 }
 
 /* Events are never freed one by one (evg_free frees the graph): they
@@ -204,6 +283,7 @@ static void *chunk_alloc(struct evg *g, size_t sz)
 			return NULL;
 		c->left = 0;
 		c->size = 0;
+		g->bytes += sizeof *c + sz;
 		c->next = g->chunks ? g->chunks->next : NULL;
 		if (g->chunks)
 			g->chunks->next = c;
@@ -216,6 +296,7 @@ static void *chunk_alloc(struct evg *g, size_t sz)
 		if (!c)
 			return NULL;
 		g->spare = NULL;
+		g->bytes += EVG_HUGE;
 		c->next = g->chunks;
 		g->chunks = c;
 	}
@@ -225,34 +306,108 @@ static void *chunk_alloc(struct evg *g, size_t sz)
 	return p;
 }
 
-static struct evg_event *event_new(struct evg *g, struct evg_str id, uint32_t hash,
-				   struct evg_str partakers, struct evg_str conv, const struct evc *vc)
+#define EVG_NAMES_MAX 65536 /* distinct partakers strings interned; more are copied */
+
+static bool name_eq(const char *name, struct evg_str s)
 {
-	size_t sz = sizeof(struct evg_event) + vc->n * sizeof(struct evc_ent) + id.n + 1 +
-		    partakers.n + 1 + (conv.n ? conv.n + 1 : 0);
-	struct evg_event *e = chunk_alloc(g, sz);
+	return strncmp(name, s.p, s.n) == 0 && name[s.n] == '\0';
+}
+
+/* The partakers string s in the graph's memory: the one copy of it when
+ * interned (most events name the same few), else a copy of its own.
+ * NULL when empty or out of memory (*oom set). */
+static const char *intern(struct evg *g, struct evg_str s, bool *oom)
+{
+	*oom = false;
+	if (s.n == 0)
+		return NULL;
+	uint32_t h = evg_hash(s.p, s.n);
+	uint32_t mask = g->nnames - 1;
+	if (g->names)
+		for (uint32_t i = h & mask; g->names[i]; i = (i + 1) & mask)
+			if (name_eq(g->names[i], s))
+				return g->names[i];
+	char *c = chunk_alloc(g, s.n + 1);
+	if (!c) {
+		*oom = true;
+		return NULL;
+	}
+	memcpy(c, s.p, s.n);
+	c[s.n] = '\0';
+	if (g->unames >= EVG_NAMES_MAX)
+		return c;
+	if ((g->unames + 1) * 2 > g->nnames) { /* small (<= 1 MiB): rebuilt at once */
+		uint32_t nn = g->nnames ? g->nnames * 2 : 64;
+		const char **t = calloc(nn, sizeof *t);
+		if (!t)
+			return c; /* not interned: still correct */
+		for (uint32_t i = 0; i < g->nnames; i++) {
+			if (!g->names[i])
+				continue;
+			const char *x = g->names[i];
+			uint32_t j = evg_hash(x, strlen(x)) & (nn - 1);
+			while (t[j])
+				j = (j + 1) & (nn - 1);
+			t[j] = x;
+		}
+		g->bytes += (uint64_t)(nn - g->nnames) * sizeof *t;
+		free(g->names);
+		g->names = t;
+		g->nnames = nn;
+		mask = nn - 1;
+	}
+	uint32_t i = h & mask;
+	while (g->names[i])
+		i = (i + 1) & mask;
+	g->names[i] = c;
+	g->unames++;
+	return c;
+}
+
+/* Bytes of an event's block. */
+static size_t event_size(size_t id_n, size_t conv_n, unsigned vcn)
+{
+	return sizeof(struct evg_event) + vcn * sizeof(struct evc_ent) + id_n + 1 + conv_n + 1;
+}
+
+/* A new event's block; its clock vc (node:seq, its own entry, is not
+ * stored but implied: evg_ev_clock). */
+static struct evg_event *event_new(struct evg *g, struct evg_str id, uint32_t hash,
+				   struct evg_str partakers, struct evg_str conv, const struct evc *vc,
+				   uint16_t node, uint64_t seq)
+{
+	bool oom;
+	const char *names = intern(g, partakers, &oom);
+	if (oom)
+		return NULL;
+	unsigned self = 0;
+	for (unsigned i = 0; i < vc->n; i++)
+		if (vc->e[i].node == node && vc->e[i].c == seq)
+			self = 1;
+	struct evg_event *e = chunk_alloc(g, event_size(id.n, conv.n, vc->n - self));
 	if (!e)
 		return NULL;
 	memset(e, 0, sizeof *e);
-	e->vc = (struct evc_ent *)(e + 1);
-	memcpy(e->vc, vc->e, vc->n * sizeof(struct evc_ent));
-	e->vcn = (uint16_t)vc->n;
-	e->id = (char *)(e->vc + vc->n);
-	memcpy(e->id, id.p, id.n);
-	e->id[id.n] = '\0';
+	e->partakers = names;
+	e->node = node;
+	e->seq = seq;
+	e->self = self;
+	struct evc_ent *v = (struct evc_ent *)(e + 1);
+	unsigned k = 0;
+	for (unsigned i = 0; i < vc->n; i++)
+		if (!self || vc->e[i].node != node)
+			v[k++] = vc->e[i];
+	e->vcn = (uint8_t)k;
+	char *p = (char *)(v + k);
+	memcpy(p, id.p, id.n);
+	p[id.n] = '\0';
 	e->id_len = (uint16_t)id.n;
 	e->hash = hash;
-	e->partakers = e->id + id.n + 1;
-	if (partakers.n)
-		memcpy(e->partakers, partakers.p, partakers.n);
-	e->partakers[partakers.n] = '\0';
-	if (conv.n) { /* in the same block until an append */
-		e->conv = e->partakers + partakers.n + 1;
-		memcpy(e->conv, conv.p, conv.n);
-		e->conv[conv.n] = '\0';
-		e->conv_len = conv.n;
-	}
-	g->bytes += sz + 32;
+	p += id.n + 1;
+	if (conv.n)
+		memcpy(p, conv.p, conv.n);
+	p[conv.n] = '\0';
+	e->conv_len = (uint32_t)conv.n;
 	return e;
 }
 
@@ -263,17 +418,24 @@ static void insert(struct evg *g, struct evg_event *e)
 	g->n++;
 }
 
+static struct evg_more *more_of(struct evg *g, struct evg_event *e)
+{
+	if (!e->more && (e->more = calloc(1, sizeof *e->more)))
+		g->bytes += sizeof *e->more + 16;
+	return e->more;
+}
+
 static bool has_parent(const struct evg_event *e, uint32_t p)
 {
-	for (uint32_t i = 0; i < e->nparents; i++)
-		if (e->parents[i] == p)
+	for (uint32_t i = 0, n = evg_ev_nparents(e); i < n; i++)
+		if (evg_ev_parent(e, i) == p)
 			return true;
 	return false;
 }
 
 static bool has_rparent(const struct evg_event *e, struct evg_str id)
 {
-	for (const char *s = e->rparents; s && *s;) {
+	for (const char *s = evg_ev_rparents(e); s && *s;) {
 		const char *c = strchr(s, ',');
 		size_t n = c ? (size_t)(c - s) : strlen(s);
 		if (n == id.n && memcmp(s, id.p, n) == 0)
@@ -285,39 +447,52 @@ static bool has_rparent(const struct evg_event *e, struct evg_str id)
 
 static int add_parent(struct evg *g, struct evg_event *e, uint32_t p)
 {
-	if (e->nparents == e->capparents) {
-		uint32_t cap = e->capparents ? e->capparents * 2 : 2;
-		uint32_t *np = realloc(e->parents, cap * sizeof *np);
+	if (!e->parent) {
+		e->parent = p + 1;
+		g->nedges++;
+		return 0;
+	}
+	struct evg_more *m = more_of(g, e);
+	if (!m)
+		return -ENOMEM;
+	if (m->nparents == m->capparents) {
+		uint32_t cap = m->capparents ? m->capparents * 2 : 2;
+		uint32_t *np = realloc(m->parents, cap * sizeof *np);
 		if (!np)
 			return -ENOMEM;
-		e->parents = np;
-		e->capparents = cap;
+		g->bytes += (cap - m->capparents) * sizeof *np;
+		m->parents = np;
+		m->capparents = cap;
 	}
-	e->parents[e->nparents++] = p;
+	m->parents[m->nparents++] = p;
 	g->nedges++;
-	g->bytes += sizeof(uint32_t);
 	return 0;
 }
 
 static int add_rparent(struct evg *g, struct evg_event *e, struct evg_str id)
 {
-	size_t old = e->rparents ? strlen(e->rparents) : 0;
-	char *r = realloc(e->rparents, old + id.n + 2);
+	struct evg_more *m = more_of(g, e);
+	if (!m)
+		return -ENOMEM;
+	size_t old = m->rparents ? strlen(m->rparents) : 0;
+	char *r = realloc(m->rparents, old + id.n + 2);
 	if (!r)
 		return -ENOMEM;
 	if (old)
 		r[old++] = ',';
 	memcpy(r + old, id.p, id.n);
 	r[old + id.n] = '\0';
-	e->rparents = r;
+	m->rparents = r;
 	g->nedges++;
 	g->bytes += id.n + 1;
 	return 0;
 }
 
-static enum evc_order order_of(const struct evg_event *a, const struct evg_event *b)
+enum evc_order evg_order(const struct evg_event *a, const struct evg_event *b)
 {
-	return evc_compare_ents(a->vc, a->vcn, b->vc, b->vcn);
+	struct evc_ent x[EVC_MAX], y[EVC_MAX];
+	unsigned xn = evg_ev_clock(a, x), yn = evg_ev_clock(b, y);
+	return evc_compare_ents(x, xn, y, yn);
 }
 
 static bool str_eq(struct evg_str a, struct evg_str b)
@@ -330,14 +505,16 @@ static int update(struct evg *g, uint32_t idx, const struct evg_log_in *in,
 		  struct evg_change *out, const char **why)
 {
 	struct evg_event *e = g->ev[idx];
-	size_t newlen = e->conv_len;
+	size_t curlen;
+	const char *cur = evg_ev_conv(e, &curlen);
+	size_t newlen = curlen;
 	if (in->conv.n)
-		newlen += in->conv.n + (e->conv_len ? 1 : 0);
+		newlen += in->conv.n + (curlen ? 1 : 0);
 	if (newlen > EVG_CONV_MAX) {
 		*why = "the event's conversations would exceed 64 KiB";
 		return -E2BIG;
 	}
-	if (in->conv.n && g->bytes + in->conv.n > g->max_bytes) {
+	if (in->conv.n && evg_bytes(g) + newlen + 1 > g->max_bytes) {
 		*why = "the event graph is full (eventnet_max_bytes)";
 		return -ENOSPC;
 	}
@@ -349,13 +526,15 @@ static int update(struct evg *g, uint32_t idx, const struct evg_log_in *in,
 			return -ELOOP;
 		}
 		if (p >= 0) {
-			if (order_of(g->ev[p], e) != EVC_BEFORE) {
+			if (evg_order(g->ev[p], e) != EVC_BEFORE) {
 				*why = "the cause was recorded after the event: the edge would make a cycle";
 				return -ELOOP;
 			}
 		} else if (!has_rparent(e, a)) {
+			struct evc_ent ev[EVC_MAX];
+			unsigned en = evg_ev_clock(e, ev);
 			enum evc_order o = in->clock ? evc_compare_ents(in->clock->e, in->clock->n,
-									 e->vc, e->vcn)
+									 ev, en)
 						     : EVC_CONCURRENT;
 			if (o != EVC_BEFORE && o != EVC_EQUAL) {
 				*why = "a cause recorded elsewhere can be added to a recorded event only "
@@ -366,19 +545,20 @@ static int update(struct evg *g, uint32_t idx, const struct evg_log_in *in,
 	}
 	/* apply */
 	if (in->conv.n) {
-		char *c = e->conv_own ? realloc(e->conv, newlen + 1) : malloc(newlen + 1);
+		struct evg_more *m = more_of(g, e);
+		char *c = m ? realloc(m->conv, newlen + 1) : NULL;
 		if (!c)
 			return -ENOMEM;
-		if (!e->conv_own && e->conv_len)
-			memcpy(c, e->conv, e->conv_len);
-		e->conv_own = true;
-		if (e->conv_len)
-			c[e->conv_len++] = '#';
-		memcpy(c + e->conv_len, in->conv.p, in->conv.n);
-		e->conv_len += in->conv.n;
-		c[e->conv_len] = '\0';
-		e->conv = c;
-		g->bytes += in->conv.n + 1;
+		if (!m->conv && curlen) /* the first append: from the inline copy */
+			memcpy(c, cur, curlen);
+		size_t n = curlen;
+		if (n)
+			c[n++] = '#';
+		memcpy(c + n, in->conv.p, in->conv.n);
+		c[newlen] = '\0';
+		g->bytes += newlen - m->conv_len + (m->conv ? 0 : 1);
+		m->conv = c;
+		m->conv_len = newlen;
 		out->conv_appended = true;
 	}
 	for (unsigned k = 0; k < in->nafter; k++) {
@@ -419,8 +599,9 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 		out->idx = (uint32_t)have;
 		return update(g, (uint32_t)have, in, out, why);
 	}
-	if (g->n >= g->max_events ||
-	    g->bytes + in->id.n + in->partakers.n + in->conv.n + 256 > g->max_bytes) {
+	if (g->n >= g->max_events || evg_bytes(g) + grow_bytes(g) + in->partakers.n + 1 +
+						     event_size(in->id.n, in->conv.n, EVC_MAX / 4) >
+					     g->max_bytes) {
 		*why = "the event graph is full (eventnet_max_events / eventnet_max_bytes)";
 		return -ENOSPC;
 	}
@@ -458,7 +639,9 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 		const struct evg_event *pe = g->ev[p];
 		if (pe->lamport > lam)
 			lam = pe->lamport;
-		if (evc_merge_ents(&v, pe->vc, pe->vcn) != 0) {
+		struct evc_ent pv[EVC_MAX];
+		unsigned pn = evg_ev_clock(pe, pv);
+		if (evc_merge_ents(&v, pv, pn) != 0) {
 			*why = "the clock would name more than 64 nodes";
 			return -EINVAL;
 		}
@@ -467,11 +650,11 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 		*why = "the clock would name more than 64 nodes";
 		return -EINVAL;
 	}
-	struct evg_event *e = event_new(g, in->id, hash, in->partakers, in->conv, &v);
+	struct evg_event *e =
+		event_new(g, in->id, hash, in->partakers, in->conv, &v, g->node_id, g->seq + 1);
 	if (!e)
 		return -ENOMEM;
-	e->node = g->node_id;
-	e->seq = ++g->seq;
+	++g->seq;
 	e->lamport = g->lamport = lam + 1;
 	g->clock.n = v.n;
 	memcpy(g->clock.e, v.e, v.n * sizeof v.e[0]);
@@ -528,11 +711,9 @@ int evg_replay_event(struct evg *g, struct evg_str id, struct evg_str partakers,
 {
 	if (evg_find(g, id.p, id.n) >= 0 || conv.n > EVG_CONV_MAX || grow(g) != 0)
 		return -1;
-	struct evg_event *e = event_new(g, id, evg_hash(id.p, id.n), partakers, conv, vc);
+	struct evg_event *e = event_new(g, id, evg_hash(id.p, id.n), partakers, conv, vc, node, seq);
 	if (!e)
 		return -1;
-	e->node = node;
-	e->seq = seq;
 	e->lamport = lamport;
 	insert(g, e);
 	if (evc_merge(&g->clock, vc) != 0)
@@ -609,8 +790,8 @@ int evg_why(struct evg *g, uint32_t idx, uint32_t **out, size_t *n, char **remot
 	size_t head = 0; /* stack[0..head) are done, the rest to visit */
 	while (head < len) {
 		const struct evg_event *e = g->ev[stack[head++]];
-		for (uint32_t k = 0; k < e->nparents; k++) {
-			uint32_t p = e->parents[k];
+		for (uint32_t k = 0, np = evg_ev_nparents(e); k < np; k++) {
+			uint32_t p = evg_ev_parent(e, k);
 			if (g->mark[p] == g->epoch)
 				continue;
 			g->mark[p] = g->epoch;
@@ -623,8 +804,9 @@ int evg_why(struct evg *g, uint32_t idx, uint32_t **out, size_t *n, char **remot
 			}
 			stack[len++] = p;
 		}
-		if (e->rparents) {
-			size_t rl = strlen(e->rparents);
+		const char *rp = evg_ev_rparents(e);
+		if (rp) {
+			size_t rl = strlen(rp);
 			if (rlen + rl + 2 > rcap) {
 				size_t nc = (rlen + rl + 2) * 2;
 				char *r = realloc(rem, nc);
@@ -635,7 +817,7 @@ int evg_why(struct evg *g, uint32_t idx, uint32_t **out, size_t *n, char **remot
 			}
 			if (rlen)
 				rem[rlen++] = ',';
-			memcpy(rem + rlen, e->rparents, rl);
+			memcpy(rem + rlen, rp, rl);
 			rlen += rl;
 			rem[rlen] = '\0';
 		}
@@ -657,32 +839,34 @@ oom:
 size_t evg_parents_len(const struct evg *g, const struct evg_event *e)
 {
 	size_t n = 0;
-	for (uint32_t k = 0; k < e->nparents; k++)
-		n += strlen(g->ev[e->parents[k]]->id) + 1;
-	if (e->rparents)
-		n += strlen(e->rparents) + 1;
+	for (uint32_t k = 0, np = evg_ev_nparents(e); k < np; k++)
+		n += g->ev[evg_ev_parent(e, k)]->id_len + 1u;
+	const char *rp = evg_ev_rparents(e);
+	if (rp)
+		n += strlen(rp) + 1;
 	return n ? n - 1 : 0;
 }
 
 size_t evg_parents_csv(const struct evg *g, const struct evg_event *e, char *buf, size_t cap)
 {
 	size_t n = 0;
-	for (uint32_t k = 0; k < e->nparents; k++) {
-		const char *id = g->ev[e->parents[k]]->id;
-		size_t l = strlen(id);
+	for (uint32_t k = 0, np = evg_ev_nparents(e); k < np; k++) {
+		const struct evg_event *p = g->ev[evg_ev_parent(e, k)];
+		size_t l = p->id_len;
 		if (n + l + 2 > cap)
 			break;
 		if (n)
 			buf[n++] = ',';
-		memcpy(buf + n, id, l);
+		memcpy(buf + n, evg_ev_id(p), l);
 		n += l;
 	}
-	if (e->rparents) {
-		size_t l = strlen(e->rparents);
+	const char *rp = evg_ev_rparents(e);
+	if (rp) {
+		size_t l = strlen(rp);
 		if (n + l + 2 <= cap) {
 			if (n)
 				buf[n++] = ',';
-			memcpy(buf + n, e->rparents, l);
+			memcpy(buf + n, rp, l);
 			n += l;
 		}
 	}

@@ -24,23 +24,91 @@
 
 #define EVG_CONV_MAX (64 * 1024) /* bytes of one vertex's conversations */
 
-struct evg_event {
-	char *id; /* NUL-terminated (in this allocation) */
-	char *partakers; /* NUL-terminated, "" when none (in this allocation) */
-	char *conv; /* NUL-terminated, conv_len bytes; NULL when empty; in this
-		     * allocation until an append moves it to its own */
-	size_t conv_len;
-	uint32_t *parents; /* local causes, by index (malloc'd) */
+/* What only some events have: a second local cause, a remote cause, an
+ * appended conversation (evg_event.more). */
+struct evg_more {
+	uint32_t *parents; /* the local causes after the first (malloc'd) */
 	uint32_t nparents, capparents;
 	char *rparents; /* remote causes, csv (malloc'd) or NULL */
+	char *conv; /* the conversations once one was appended (malloc'd), or NULL */
+	size_t conv_len;
+};
+
+/* One event: 56 bytes of fixed fields, then in the same block its vector
+ * clock (vcn entries; with self, without the entry of its own node, which
+ * is its seq: so a one-node cluster's events store none), its id
+ * (NUL-terminated) and its conversation as first logged (NUL-terminated,
+ * conv_len bytes).  Read the variable parts through the evg_ev_*
+ * accessors below. */
+struct evg_event {
 	uint64_t seq, lamport;
+	struct evg_more *more; /* NULL for most events */
+	const char *partakers; /* interned (the graph's memory), NUL-terminated; NULL: none */
 	uint32_t hash; /* of the id */
-	bool conv_own; /* conv is its own malloc'd block */
+	uint32_t parent; /* the first local cause: its index + 1; 0: none */
+	uint32_t conv_len; /* of the inline conversation */
 	uint16_t id_len;
 	uint16_t node;
-	uint16_t vcn;
-	struct evc_ent *vc; /* vcn entries (in this allocation) */
+	uint8_t vcn; /* clock entries stored */
+	bool self; /* the clock also has node:seq (not stored) */
 };
+
+/* The entries stored in the block (see evg_ev_clock). */
+static inline const struct evc_ent *evg_ev_vc(const struct evg_event *e)
+{
+	return (const struct evc_ent *)(e + 1);
+}
+/* The event's whole vector clock into out (room for EVC_MAX entries),
+ * sorted by node; returns the number of entries. */
+static inline unsigned evg_ev_clock(const struct evg_event *e, struct evc_ent *out)
+{
+	const struct evc_ent *v = evg_ev_vc(e);
+	unsigned n = 0, i = 0;
+	if (e->self) {
+		for (; i < e->vcn && v[i].node < e->node; i++)
+			out[n++] = v[i];
+		out[n].node = e->node;
+		out[n++].c = e->seq;
+	}
+	for (; i < e->vcn; i++)
+		out[n++] = v[i];
+	return n;
+}
+/* How a's clock compares with b's (EVC_BEFORE: a happened before b). */
+enum evc_order evg_order(const struct evg_event *a, const struct evg_event *b);
+
+static inline const char *evg_ev_id(const struct evg_event *e)
+{
+	return (const char *)(evg_ev_vc(e) + e->vcn);
+}
+static inline const char *evg_ev_partakers(const struct evg_event *e)
+{
+	return e->partakers ? e->partakers : "";
+}
+/* The conversations (NUL-terminated; *len bytes), "" when none.  An
+ * append replaces them: read only under the service's lock. */
+static inline const char *evg_ev_conv(const struct evg_event *e, size_t *len)
+{
+	if (e->more && e->more->conv) {
+		*len = e->more->conv_len;
+		return e->more->conv;
+	}
+	*len = e->conv_len;
+	return evg_ev_id(e) + e->id_len + 1;
+}
+static inline uint32_t evg_ev_nparents(const struct evg_event *e)
+{
+	return (e->parent ? 1 : 0) + (e->more ? e->more->nparents : 0);
+}
+/* The k-th local cause's index (k < evg_ev_nparents(e)). */
+static inline uint32_t evg_ev_parent(const struct evg_event *e, uint32_t k)
+{
+	return k == 0 && e->parent ? e->parent - 1 : e->more->parents[k - (e->parent ? 1 : 0)];
+}
+static inline const char *evg_ev_rparents(const struct evg_event *e)
+{
+	return e->more ? e->more->rparents : NULL;
+}
 
 /* Memory the events are carved from (eventnet_graph.c). */
 struct evg_chunk {
@@ -57,6 +125,14 @@ struct evg {
 	uint32_t n, cap;
 	uint64_t *slot; /* open addressing over ids: hash << 32 | (index + 1), 0 empty */
 	uint32_t nslot; /* power of two */
+	/* the index grows incrementally: while old is set, lookups also probe
+	 * it (read-only) and every new event copies a few of its slots into
+	 * slot; freed once all are copied.  No whole-table rehash at once. */
+	uint64_t *old;
+	uint32_t nold, moved; /* old's slots [0, moved) are copied */
+	/* partakers strings, interned: one copy in the graph's memory each */
+	const char **names; /* open addressing, nnames slots (power of two) */
+	uint32_t nnames, unames;
 	uint32_t *mark; /* why's visited marks (epoch-stamped), nmark entries */
 	uint32_t nmark;
 	uint32_t epoch;
@@ -64,13 +140,18 @@ struct evg {
 	struct evc clock; /* the node's clock: every event recorded here */
 	uint64_t seq, lamport;
 	uint64_t nedges; /* causes recorded (local + remote) */
-	uint64_t bytes; /* memory held by events (approximate) */
+	uint64_t bytes; /* memory held by events and their extras (see evg_bytes) */
 	uint64_t max_events, max_bytes;
 };
 
 /* 0 or -ENOMEM.  max_events / max_bytes bound what the graph holds. */
 int evg_init(struct evg *g, uint16_t node_id, uint64_t max_events, uint64_t max_bytes);
 void evg_free(struct evg *g);
+
+/* The memory the graph holds: its events (their blocks and extras), the
+ * id index (both tables while it grows) and the arrays by index.  What
+ * eventnet_max_bytes bounds. */
+uint64_t evg_bytes(const struct evg *g);
 
 /* Index of the event named id[0..n), or -1. */
 int64_t evg_find(const struct evg *g, const char *id, size_t n);

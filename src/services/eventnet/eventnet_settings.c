@@ -17,8 +17,9 @@ const struct vsvc_key evn_settings_keys[] = {
 	EVN_KEY("eventnet_sync_ms", VSVC_KEY_INT, sync_ms, 0, 0, 60000, "0..60000", false),
 	EVN_KEY("eventnet_max_events", VSVC_KEY_SIZE, max_events, 0, 1024, INT64_C(1) << 30,
 		"a count from 1K to 1G", false),
-	EVN_KEY("eventnet_max_bytes", VSVC_KEY_SIZE, max_bytes, 0, INT64_C(1) << 20,
-		INT64_C(1) << 40, "a size from 1M to 1024G", false),
+	/* events are carved from 2 MiB chunks: below 16M the bound is mostly slack */
+	EVN_KEY("eventnet_max_bytes", VSVC_KEY_SIZE, max_bytes, 0, INT64_C(16) << 20,
+		INT64_C(1) << 40, "a size from 16M to 1024G", false),
 	EVN_KEY("eventnet_trace", VSVC_KEY_BOOL, trace, 0, 0, 0, "yes or no", false),
 	{NULL, 0, 0, 0, 0, 0, NULL, false},
 };
