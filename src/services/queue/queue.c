@@ -80,6 +80,8 @@ static int q_init(const struct vd_node *node, void **out)
 	pthread_mutex_init(&q->tmu, NULL);
 	pthread_mutex_init(&q->wmu, NULL);
 	pthread_mutex_init(&q->dmu, NULL);
+	pthread_mutex_init(&q->zmu, NULL);
+	pthread_cond_init(&q->zcond, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -106,7 +108,7 @@ static int q_init(const struct vd_node *node, void **out)
 		return hrc;
 	}
 	qo_load(q); /* consumer groups' owners, before anyone joins */
-	if (qc_start(q) != 0 || qd_start(q) != 0) {
+	if (qz_start(q) != 0 || qc_start(q) != 0 || qd_start(q) != 0) {
 		q_fini(q);
 		return -ENOMEM;
 	}
@@ -125,6 +127,7 @@ static void q_fini(void *svc)
 	atomic_store(&q_node, NULL);
 	qh_stop(q); /* before the writer: it may wait for a reply's commit */
 	qc_stop(q);
+	qz_stop(q); /* after the writer, who queues work for it */
 	qd_stop(q);
 	qo_free(q);
 	qt_free_all(q);
@@ -135,6 +138,8 @@ static void q_fini(void *svc)
 	pthread_mutex_destroy(&q->tmu);
 	pthread_mutex_destroy(&q->wmu);
 	pthread_mutex_destroy(&q->dmu);
+	pthread_mutex_destroy(&q->zmu);
+	pthread_cond_destroy(&q->zcond);
 	free(q);
 }
 

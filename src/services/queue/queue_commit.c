@@ -86,14 +86,16 @@ static void commit_round(struct queue *q, struct q_batch *list, struct touched *
 {
 	int bad[QC_TOUCH_MAX] = {0};
 	for (int i = 0; i < tt->n; i++) {
-		int rc = ql_flush(tt->t[i]);
-		if (rc == 0 && q->interval_ms == 0)
-			rc = ql_sync(tt->t[i]);
+		/* always: one write that syncs only these bytes */
+		int rc = q->interval_ms == 0 ? ql_flush_sync(tt->t[i]) : ql_flush(tt->t[i]);
 		if (rc)
 			bad[i] = -rc;
 		else
 			ql_publish(tt->t[i]);
 	}
+	for (int i = 0; i < tt->n; i++)
+		if (!bad[i] && ql_wants_zeros(tt->t[i]))
+			qz_want(q, tt->t[i]); /* about once per chunk of zeros */
 	if (q->interval_ms == 0 && tt->n)
 		q->syncs++;
 	int k = 0;
