@@ -50,7 +50,6 @@ struct queue {
 	pthread_mutex_t wmu;
 	pthread_cond_t wcond;
 	struct q_batch *whead, *wtail;
-	int wbatches; /* batches queued in whead */
 	bool wstop;
 	pthread_t writer;
 	bool writer_started;
@@ -134,6 +133,11 @@ int qc_start(struct queue *q);
 /* Any thread: queues b for the writer, which posts b->ticket with
  * qc_done_fn once every record is durable (or failed). */
 void qc_submit(struct queue *q, struct q_batch *b);
+/* The same from the event loop of base (a connection's input): the
+ * writer is woken once that pass of the loop is over, with the batches of
+ * every connection the pass found readable (one group, one sync). */
+struct event_base;
+void qc_submit_loop(struct queue *q, struct q_batch *b, struct event_base *base);
 void qc_stop(struct queue *q); /* drains what was submitted, then joins */
 void qc_batch_free(struct q_batch *b);
 /* The completion the writer posts (queue.c): writes the replies. */
