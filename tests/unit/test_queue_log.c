@@ -299,6 +299,19 @@ static void append_sync_n(struct ql_topic *t, uint64_t first, uint64_t n, uint64
 	}
 }
 
+/* Reopens topic t under d: no damage reported, next offset `next`. */
+static struct ql_topic *reopen_clean(const char *d, uint64_t seg, uint64_t next)
+{
+	struct ql_topic *t;
+	struct ql_stats st;
+	assert_int_equal(ql_open(d, "t", seg, MAXREC, false, &t), 0);
+	ql_get_stats(t, &st);
+	assert_int_equal(st.next, next);
+	assert_int_equal(st.truncated_bytes, 0);
+	assert_int_equal(st.corrupt, 0);
+	return t;
+}
+
 static uint64_t file_size(const char *path)
 {
 	struct stat sb;
@@ -356,11 +369,7 @@ static void zero_ahead_by_helper(void **state)
 	ql_close(t);
 
 	/* closed: reopened whole, the active segment cut back to records */
-	assert_int_equal(ql_open(dir, "t", seg, MAXREC, false, &t), 0);
-	ql_get_stats(t, &st);
-	assert_int_equal(st.next, 38003);
-	assert_int_equal(st.truncated_bytes, 0);
-	assert_int_equal(st.corrupt, 0);
+	t = reopen_clean(dir, seg, 38003);
 	assert_int_equal(read_all(t, 0, &last), 38003);
 	assert_int_equal(last, 38002);
 	ql_close(t);
@@ -371,22 +380,14 @@ static void zero_ahead_by_helper(void **state)
 	snprintf(path, sizeof path, "%s/t/00000000000000000000.seg", kdir);
 	assert_int_equal(file_size(path), ahead);
 	assert_true(ahead >= (UINT64_C(2) << 20)); /* zeros well past the records */
-	assert_int_equal(ql_open(kdir, "t", seg, MAXREC, false, &t), 0);
+	t = reopen_clean(kdir, seg, 8003);
 	ql_zero_by_helper(t, true);
-	ql_get_stats(t, &st);
-	assert_int_equal(st.next, 8003);
-	assert_int_equal(st.truncated_bytes, 0);
-	assert_int_equal(st.corrupt, 0);
 	assert_int_equal(read_all(t, 0, &last), 8003);
 	append_sync_n(t, 8003, 5, 16); /* over the zeros */
 	assert_int_equal(read_all(t, 0, &last), 8008);
 	assert_int_equal(last, 8007);
 	ql_close(t);
-	assert_int_equal(ql_open(kdir, "t", seg, MAXREC, false, &t), 0);
-	ql_get_stats(t, &st);
-	assert_int_equal(st.next, 8008);
-	assert_int_equal(st.corrupt, 0);
-	ql_close(t);
+	ql_close(reopen_clean(kdir, seg, 8008));
 }
 
 static void flipped_byte_mid_segment(void **state)

@@ -11,8 +11,9 @@
  * window, never a timed wait (a timed wait overslept by 5-8 ms on a
  * loaded host): an event loop queues the batches of all the connections
  * it found readable and wakes the writer once, when that pass of its loop
- * is over (qc_submit_loop), so the writer sees them as one group.  Under `interval <ms>` it publishes and acknowledges after
- * the write() and fdatasync()s the dirty topics at most every <ms>.  A
+ * is over (qc_submit_loop), so the writer sees them as one group.  Under
+ * `interval <ms>` it publishes and acknowledges after the write() and
+ * fdatasync()s the dirty topics at most every <ms>.  A
  * failed write or fdatasync fails the topic (queue_log.c): no record is
  * ever acknowledged unless its bytes were written and, under always,
  * synced.  Once a second it also applies retention.

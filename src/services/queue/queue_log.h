@@ -44,7 +44,7 @@ struct ql_stats {
 	uint64_t corrupt; /* bad regions found mid-segment (skipped) */
 	uint64_t truncated_bytes; /* torn tail cut at open */
 	uint64_t deleted_segments; /* by retention */
-	uint64_t syncs; /* fdatasyncs of its log since start (group commit: < pushes) */
+	uint64_t syncs; /* syncs of its log since start (group commit: < pushes) */
 	uint64_t max_lamport;
 };
 
