@@ -5,13 +5,16 @@
 # fdatasync limit.
 #
 # Starts its own virgod (the queue alone, queue_dir under the suite's
-# scratch directory, queue_fsync = always, 2 threads) and its own redis-server on a free
-# loopback port (AOF in the same scratch directory, same file system).
+# scratch directory, queue_fsync = always, queue_threads at its default
+# of 1) and its own redis-server on a free loopback port (AOF in the same
+# scratch directory, same file system).
 # Rows: 1 and 16 producers x 128 B and 4 KiB; each producer has one push
 # outstanding (closed loop: push, wait for the acknowledgement, push).
 # BENCH_REPS pairs of back-to-back runs, alternating which server goes
 # first; the ratio is taken within each pair and the median reported
-# with its range.  The limit: one thread appending 128 B records and
+# with its range, and each server's CPU time per acknowledged push
+# (utime + stime from /proc over the same runs, median: steadier than
+# wall-clock on a shared machine).  The limit: one thread appending 128 B records and
 # fdatasync()ing every 1, 16 and 64 records (bench_queue fsync), the
 # best a log on this disk can do with that much group commit.  Also the
 # subscriber fan-out: 1 producer, 8 subscribers, end-to-end latency.
@@ -68,6 +71,19 @@ wait_port $RP 5 || { echo "redis-server did not start" >&2; cat "$R/queue-redis.
 
 # run <virgo|redis> <port> <producers> <size> -> "ops p50 p99"
 run() { "$TOOL" "$1" "$2" "$3" "$4" "$SECS" || echo "0 0 0"; }
+# CPU ticks (utime + stime) of a process so far
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+HZ=$(getconf CLK_TCK)
+# runc <virgo|redis> <port> <producers> <size> <pid> <cpufile>: run, and
+# append the server's CPU µs per acknowledged push to cpufile
+runc() {
+	c0=$(ticks "$5")
+	out=$(run "$1" "$2" "$3" "$4")
+	c1=$(ticks "$5")
+	echo "$out" | awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v s="$SECS" \
+		'{ if ($1 > 0) printf "%.1f\n", (b - a) * 1e6 / hz / ($1 * s); else print 0 }' >>"$6"
+	echo "$out"
+}
 
 {
 	echo "## queue: durable push vs Redis (appendonly yes, appendfsync always)"
@@ -78,8 +94,8 @@ run() { "$TOOL" "$1" "$2" "$3" "$4" "$SECS" || echo "0 0 0"; }
 	echo "($(df -PT "$W" | awk 'NR == 2 {print $2}')); $REPS back-to-back pairs of ${SECS} s runs, median (range) of"
 	echo "the pairs' ratios."
 	echo
-	echo "| producers | payload | virgod push/s | Redis XADD/s | ratio | virgod p99 µs | Redis p99 µs | p99 ratio (lower is better) |"
-	echo "|---|---|---|---|---|---|---|---|"
+	echo "| producers | payload | virgod push/s | Redis XADD/s | ratio | virgod p99 µs | Redis p99 µs | p99 ratio (lower is better) | CPU µs/push virgod / Redis |"
+	echo "|---|---|---|---|---|---|---|---|---|"
 } >"$R/queue.md"
 
 for row in "1 128" "16 128" "1 4096" "16 4096"; do
@@ -90,13 +106,15 @@ for row in "1 128" "16 128" "1 4096" "16 4096"; do
 	: >"$W/p99r"
 	: >"$W/v"
 	: >"$W/r"
+	: >"$W/vc"
+	: >"$W/rc"
 	for i in $(seq 1 "$REPS"); do
 		if [ $((i % 2)) -eq 1 ]; then
-			v=$(run virgo $QP "$np" "$sz")
-			r=$(run redis $RP "$np" "$sz")
+			v=$(runc virgo $QP "$np" "$sz" $VPID "$W/vc")
+			r=$(runc redis $RP "$np" "$sz" $RPID "$W/rc")
 		else
-			r=$(run redis $RP "$np" "$sz")
-			v=$(run virgo $QP "$np" "$sz")
+			r=$(runc redis $RP "$np" "$sz" $RPID "$W/rc")
+			v=$(runc virgo $QP "$np" "$sz" $VPID "$W/vc")
 		fi
 		echo "$v" >>"$W/v"
 		echo "$r" >>"$W/r"
@@ -110,7 +128,7 @@ for row in "1 128" "16 128" "1 4096" "16 4096"; do
 	rpp=$(cut -d' ' -f3 "$W/r" | median)
 	ra="$(median <"$W/ratios")× ($(minmax <"$W/ratios"))"
 	pr="$(median <"$W/p99r")× ($(minmax <"$W/p99r"))"
-	echo "| $np | $sz B | $vt | $rt | $ra | $vp | $rpp | $pr |" >>"$R/queue.md"
+	echo "| $np | $sz B | $vt | $rt | $ra | $vp | $rpp | $pr | $(median <"$W/vc") / $(median <"$W/rc") |" >>"$R/queue.md"
 done
 
 # the machine's own limit (same file system); the 16-producer row against

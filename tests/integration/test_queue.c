@@ -892,6 +892,50 @@ static void group_commit_shares_fdatasync(void **state)
 	assert_true((after - before) * 2 < (uint64_t)(NP * ROUNDS));
 }
 
+/* Pipelined pushes on one connection (sent in one go, more than one
+ * batch holds, with a bad request among them): every one is answered, in
+ * request order, with consecutive offsets, and they share a handful of
+ * syncs (one per batch, not one per push). */
+static void pipelined_batch_acks(void **state)
+{
+	(void)state;
+	enum { N = 600, BAD = 300 };
+	struct qc *c = qc_open();
+	uint64_t first = qc_push(c, "pipe", "first", 5);
+	uint64_t before, after;
+	stat_value("pipe", "syncs", &before);
+	static char buf[N * 48];
+	size_t len = 0;
+	for (int i = 0; i < N; i++)
+		len += (size_t)(i == BAD ? snprintf(buf + len, sizeof buf - len, "push bad/topic 2\r\nxx\r\n")
+					 : snprintf(buf + len, sizeof buf - len, "push pipe 6\r\np%05d\r\n", i));
+	assert_int_equal(th_send(c->fd, buf, len), 0);
+	uint64_t want = first + 1;
+	for (int i = 0; i < N; i++) {
+		char line[256], t[80];
+		uint64_t off, lam;
+		assert_int_equal(qc_line(c, line, sizeof line, 10000), 0);
+		if (i == BAD) {
+			assert_true(strncmp(line, "ERR ", 4) == 0);
+			continue;
+		}
+		if (sscanf(line, "OK %79s %" SCNu64 " %" SCNu64, t, &off, &lam) != 3)
+			fail_msg("push %d: %s", i, line);
+		assert_string_equal(t, "pipe");
+		assert_int_equal(off, want);
+		want++;
+	}
+	qc_sendf(c, "ping\r\n"); /* nothing more was answered */
+	char line[256];
+	assert_int_equal(qc_line(c, line, sizeof line, 5000), 0);
+	assert_true(strncmp(line, "PONG ", 5) == 0);
+	qc_close(c);
+	stat_value("pipe", "syncs", &after);
+	print_message("%d pipelined pushes took %" PRIu64 " syncs\n", N - 1, after - before);
+	assert_true(after > before);
+	assert_true(after - before <= 8);
+}
+
 /* Polls topic's stat key until it equals want (5 s). */
 static void stat_until(const char *topic, const char *key, uint64_t want)
 {
@@ -1181,6 +1225,7 @@ int main(void)
 		cmocka_unit_test(lamport_clock),
 		cmocka_unit_test(group_redelivery),
 		cmocka_unit_test(group_commit_shares_fdatasync),
+		cmocka_unit_test(pipelined_batch_acks),
 		cmocka_unit_test(kill9_during_burst),
 		cmocka_unit_test(flipped_byte_detected),
 		cmocka_unit_test(retention_whole_segments),

@@ -2,12 +2,15 @@
  * test_queue_log.c - a topic's segment log without a daemon: append, sync,
  * read back across segment rolls, reopen, a torn tail cut at open, a
  * flipped byte mid-segment reported and skipped while the rest is
- * served, retention deleting whole old segments only, and the CRC32C
+ * served, retention deleting whole old segments only, zeros written ahead
+ * by a helper thread while records are committed (never served, never
+ * taken for damage, whether the node is killed or closed), and the CRC32C
  * check value.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -260,6 +263,133 @@ static void preallocated_segments(void **state)
 	ql_close(t);
 }
 
+/* the zero-fill helper (queue_zero.c's loop, without the daemon) */
+struct zhelp {
+	struct ql_topic *t;
+	volatile int stop;
+	int runs, errors;
+};
+
+static void *zhelp_main(void *arg)
+{
+	struct zhelp *z = arg;
+	while (!z->stop) {
+		if (ql_wants_zeros(z->t)) {
+			z->runs++;
+			z->errors += ql_zero_ahead(z->t) != 0;
+		} else {
+			usleep(50);
+		}
+	}
+	return NULL;
+}
+
+static void append_sync_n(struct ql_topic *t, uint64_t first, uint64_t n, uint64_t per)
+{
+	uint8_t buf[400];
+	for (uint64_t i = first; i < first + n; i++) {
+		uint64_t off;
+		size_t len = payload(i, buf);
+		assert_int_equal(ql_append(t, buf, len, "127.0.0.1", i + 1, 1000 + i, &off), 0);
+		assert_int_equal(off, i);
+		if (i % per == per - 1 || i + 1 == first + n) {
+			assert_int_equal(ql_flush_sync(t), 0);
+			ql_publish(t);
+		}
+	}
+}
+
+/* Reopens topic t under d: no damage reported, next offset `next`. */
+static struct ql_topic *reopen_clean(const char *d, uint64_t seg, uint64_t next)
+{
+	struct ql_topic *t;
+	struct ql_stats st;
+	assert_int_equal(ql_open(d, "t", seg, MAXREC, false, &t), 0);
+	ql_get_stats(t, &st);
+	assert_int_equal(st.next, next);
+	assert_int_equal(st.truncated_bytes, 0);
+	assert_int_equal(st.corrupt, 0);
+	return t;
+}
+
+static uint64_t file_size(const char *path)
+{
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	return (uint64_t)sb.st_size;
+}
+
+/* Zeros written ahead by another thread while the writer commits with
+ * ql_flush_sync: the writer writes no zeros itself, the helper keeps a
+ * chunk ahead across rolls, every record reads back, and a copy taken
+ * mid-run (what kill -9 or a power cut after the syncs leaves: records,
+ * then zeros) recovers exactly the committed records, reporting no
+ * damage; its zero tail is then written over by new records. */
+static void zero_ahead_by_helper(void **state)
+{
+	(void)state;
+	fresh_dir("q9");
+	const uint64_t seg = UINT64_C(3) << 20; /* 1 MiB chunks, 3 per segment */
+	struct ql_topic *t;
+	assert_int_equal(ql_open(dir, "t", seg, MAXREC, true, &t), 0);
+	ql_zero_by_helper(t, true);
+	append_sync_n(t, 0, 3, 16);
+	char path[600];
+	last_segment(path, sizeof path, "t");
+	uint64_t recs = file_size(path);
+	assert_true(recs > 0 && recs < 4096); /* the writer wrote no zeros */
+	assert_true(ql_wants_zeros(t));
+	assert_int_equal(ql_zero_ahead(t), 0);
+	assert_int_equal(file_size(path), UINT64_C(2) << 20); /* two chunks */
+	assert_false(ql_wants_zeros(t));
+
+	struct zhelp z = {.t = t};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, zhelp_main, &z), 0);
+	append_sync_n(t, 3, 8000, 16); /* about 1.4 MiB */
+	/* wait for the helper to get ahead again (bounded) */
+	for (int i = 0; i < 2000 && ql_wants_zeros(t); i++)
+		usleep(1000);
+	last_segment(path, sizeof path, "t");
+	uint64_t ahead = file_size(path);
+	char cmd[1400];
+	snprintf(cmd, sizeof cmd, "rm -rf %s/k && mkdir -p %s/k && cp -r %s/t %s/k/", dir, dir, dir,
+		 dir);
+	assert_int_equal(system(cmd), 0);
+	append_sync_n(t, 8003, 30000, 16); /* rolls twice or more */
+	z.stop = 1;
+	pthread_join(th, NULL);
+	assert_int_equal(z.errors, 0);
+	assert_true(z.runs >= 3);
+	struct ql_stats st;
+	ql_get_stats(t, &st);
+	assert_true(st.segments >= 3);
+	uint64_t last = 0;
+	assert_int_equal(read_all(t, 0, &last), 38003);
+	ql_close(t);
+
+	/* closed: reopened whole, the active segment cut back to records */
+	t = reopen_clean(dir, seg, 38003);
+	assert_int_equal(read_all(t, 0, &last), 38003);
+	assert_int_equal(last, 38002);
+	ql_close(t);
+
+	/* killed mid-run: the zeros ahead are neither served nor damage */
+	char kdir[600];
+	snprintf(kdir, sizeof kdir, "%s/k", dir);
+	snprintf(path, sizeof path, "%s/t/00000000000000000000.seg", kdir);
+	assert_int_equal(file_size(path), ahead);
+	assert_true(ahead >= (UINT64_C(2) << 20)); /* zeros well past the records */
+	t = reopen_clean(kdir, seg, 8003);
+	ql_zero_by_helper(t, true);
+	assert_int_equal(read_all(t, 0, &last), 8003);
+	append_sync_n(t, 8003, 5, 16); /* over the zeros */
+	assert_int_equal(read_all(t, 0, &last), 8008);
+	assert_int_equal(last, 8007);
+	ql_close(t);
+	ql_close(reopen_clean(kdir, seg, 8008));
+}
+
 static void flipped_byte_mid_segment(void **state)
 {
 	(void)state;
@@ -389,6 +519,7 @@ int main(void)
 		cmocka_unit_test(append_read_reopen),
 		cmocka_unit_test(torn_tail_truncated),
 		cmocka_unit_test(preallocated_segments),
+		cmocka_unit_test(zero_ahead_by_helper),
 		cmocka_unit_test(flipped_byte_mid_segment),
 		cmocka_unit_test(retention_whole_segments),
 		cmocka_unit_test(retention_by_age),

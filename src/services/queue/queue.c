@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../../common/errcode.h"
+#include "../../common/evclock.h"
 #include "../../common/idpolicy.h"
 #include "../../daemon/config.h"
 #include "../../daemon/log.h"
@@ -80,6 +81,8 @@ static int q_init(const struct vd_node *node, void **out)
 	pthread_mutex_init(&q->tmu, NULL);
 	pthread_mutex_init(&q->wmu, NULL);
 	pthread_mutex_init(&q->dmu, NULL);
+	pthread_mutex_init(&q->zmu, NULL);
+	pthread_cond_init(&q->zcond, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -106,7 +109,7 @@ static int q_init(const struct vd_node *node, void **out)
 		return hrc;
 	}
 	qo_load(q); /* consumer groups' owners, before anyone joins */
-	if (qc_start(q) != 0 || qd_start(q) != 0) {
+	if (qz_start(q) != 0 || qc_start(q) != 0 || qd_start(q) != 0) {
 		q_fini(q);
 		return -ENOMEM;
 	}
@@ -125,6 +128,7 @@ static void q_fini(void *svc)
 	atomic_store(&q_node, NULL);
 	qh_stop(q); /* before the writer: it may wait for a reply's commit */
 	qc_stop(q);
+	qz_stop(q); /* after the writer, who queues work for it */
 	qd_stop(q);
 	qo_free(q);
 	qt_free_all(q);
@@ -135,6 +139,8 @@ static void q_fini(void *svc)
 	pthread_mutex_destroy(&q->tmu);
 	pthread_mutex_destroy(&q->wmu);
 	pthread_mutex_destroy(&q->dmu);
+	pthread_mutex_destroy(&q->zmu);
+	pthread_cond_destroy(&q->zcond);
 	free(q);
 }
 
@@ -167,14 +173,25 @@ void q_batch_done(struct vconn *c, void *arg)
 		qc_batch_free(b);
 		return;
 	}
+	/* every reply of the batch, in one write (the connection's) */
 	struct evbuffer *out = vconn_out(c);
 	for (int i = 0; i < b->n; i++) {
 		struct q_rec *r = &b->recs[i];
-		if (r->err)
+		if (r->err) {
 			reply_err(out, r->err, r->msg ? r->msg : err_msg(r->err));
-		else
-			evbuffer_add_printf(out, "OK %s %" PRIu64 " %" PRIu64 "\r\n", r->topic, r->off,
-					    r->lamport);
+			continue;
+		}
+		char line[QP_NAME_MAX + 64];
+		size_t tl = strlen(r->topic), n = 3 + tl;
+		memcpy(line, "OK ", 3);
+		memcpy(line + 3, r->topic, tl);
+		line[n++] = ' ';
+		n += evc_u64(line + n, r->off);
+		line[n++] = ' ';
+		n += evc_u64(line + n, r->lamport);
+		line[n++] = '\r';
+		line[n++] = '\n';
+		evbuffer_add(out, line, n);
 	}
 	struct q_conn *qc = vconn_state(c);
 	if (b->legacy)
@@ -582,7 +599,7 @@ static int q_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			return VSVC_CLOSE;
 		}
 		qc->waiting = true;
-		qc_submit(q, b);
+		qc_submit_loop(q, b, vconn_base(c));
 		return VSVC_WAIT;
 	}
 	/* the telnet path (§922): like the original's one-request
@@ -613,6 +630,11 @@ const struct vsvc queue_service = {
 	 * that the writer, the producers or anything else holds waits for it
 	 * while the other CPU may be idle (the analytics watches' case) */
 	.unpinned = true,
+	/* one loop by default (queue_threads): the acks of a commit round
+	 * then cost one wake-up of one loop, and the batches of one pass of
+	 * it reach the writer as one group; measured 19-21 µs of node CPU
+	 * per 128 B push against 21-29 with two loops (README, bench) */
+	.threads = 1,
 	.keys = q_settings_keys,
 	.settings_size = sizeof(struct q_settings),
 	.settings_defaults = q_settings_defaults,

@@ -3,17 +3,23 @@
  *
  * Connections submit batches of pushes and go on waiting (tickets).  The
  * writer takes every batch queued so far, appends their records to their
- * topics' logs, write()s each touched topic once, and then, under
- * `queue_fsync = always`, fdatasync()s each touched topic once before it
- * publishes the records to readers and posts the acknowledgements: all
- * producers whose pushes arrived while the previous fdatasync ran share
- * the next one.  Under `interval <ms>` it publishes and acknowledges after
- * the write() and fdatasync()s the dirty topics at most every <ms>.  A
+ * topics' logs, and then, under `queue_fsync = always`, makes each
+ * touched topic durable with one write that syncs its bytes
+ * (ql_flush_sync) before it publishes the records to readers and posts
+ * the acknowledgements: all producers whose pushes arrived while the
+ * previous sync ran share the next one.  The sync itself is the batching
+ * window, never a timed wait (a timed wait overslept by 5-8 ms on a
+ * loaded host): an event loop queues the batches of all the connections
+ * it found readable and wakes the writer once, when that pass of its loop
+ * is over (qc_submit_loop), so the writer sees them as one group.  Under
+ * `interval <ms>` it publishes and acknowledges after the write() and
+ * fdatasync()s the dirty topics at most every <ms>.  A
  * failed write or fdatasync fails the topic (queue_log.c): no record is
  * ever acknowledged unless its bytes were written and, under always,
  * synced.  Once a second it also applies retention.
  */
 #include <errno.h>
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,7 +38,7 @@ void qc_batch_free(struct q_batch *b)
 	free(b);
 }
 
-void qc_submit(struct queue *q, struct q_batch *b)
+static void enqueue(struct queue *q, struct q_batch *b, bool wake)
 {
 	b->next = NULL;
 	pthread_mutex_lock(&q->wmu);
@@ -41,9 +47,43 @@ void qc_submit(struct queue *q, struct q_batch *b)
 	else
 		q->whead = b;
 	q->wtail = b;
-	q->wbatches++;
+	if (wake)
+		pthread_cond_signal(&q->wcond);
+	pthread_mutex_unlock(&q->wmu);
+}
+
+void qc_submit(struct queue *q, struct q_batch *b)
+{
+	enqueue(q, b, true);
+}
+
+/* One wake per pass of an event loop: set while its kick is scheduled
+ * (each loop is one thread). */
+static __thread bool kick_pending;
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct queue *q = arg;
+	kick_pending = false;
+	pthread_mutex_lock(&q->wmu);
 	pthread_cond_signal(&q->wcond);
 	pthread_mutex_unlock(&q->wmu);
+}
+
+void qc_submit_loop(struct queue *q, struct q_batch *b, struct event_base *base)
+{
+	/* an immediate one-shot event runs after the events already active
+	 * in this pass: the other readable connections' input first */
+	if (!kick_pending) {
+		if (event_base_once(base, -1, EV_TIMEOUT, kick_cb, q, NULL) != 0) {
+			enqueue(q, b, true);
+			return;
+		}
+		kick_pending = true;
+	}
+	enqueue(q, b, false);
 }
 
 static uint64_t now_ns(void)
@@ -61,7 +101,6 @@ static uint64_t mono_ms(void)
 }
 
 #define QC_TOUCH_MAX 64
-#define Q_LINGER_US 200 /* longest wait for a round's usual producers */
 
 struct touched {
 	struct ql_topic *t[QC_TOUCH_MAX];
@@ -86,14 +125,16 @@ static void commit_round(struct queue *q, struct q_batch *list, struct touched *
 {
 	int bad[QC_TOUCH_MAX] = {0};
 	for (int i = 0; i < tt->n; i++) {
-		int rc = ql_flush(tt->t[i]);
-		if (rc == 0 && q->interval_ms == 0)
-			rc = ql_sync(tt->t[i]);
+		/* always: one write that syncs only these bytes */
+		int rc = q->interval_ms == 0 ? ql_flush_sync(tt->t[i]) : ql_flush(tt->t[i]);
 		if (rc)
 			bad[i] = -rc;
 		else
 			ql_publish(tt->t[i]);
 	}
+	for (int i = 0; i < tt->n; i++)
+		if (!bad[i] && ql_wants_zeros(tt->t[i]))
+			qz_want(q, tt->t[i]); /* about once per chunk of zeros */
 	if (q->interval_ms == 0 && tt->n)
 		q->syncs++;
 	int k = 0;
@@ -206,7 +247,6 @@ static void *writer_main(void *arg)
 	struct queue *q = arg;
 	struct touched dirty = {.n = 0};
 	uint64_t next_sync = 0, next_retain = mono_ms() + 1000;
-	int last_round = 0;
 	pthread_mutex_lock(&q->wmu);
 	for (;;) {
 		while (!q->whead && !q->wstop) {
@@ -222,28 +262,8 @@ static void *writer_main(void *arg)
 			abstime_after_ms(CLOCK_MONOTONIC, (int)(until - now), &ts);
 			pthread_cond_timedwait(&q->wcond, &q->wmu, &ts);
 		}
-		/* Gathering a group (fsync = always): the connections the last
-		 * round acknowledged usually push again at once; when fewer
-		 * batches are here than that round had, wait a little (at most
-		 * Q_LINGER_US) for the rest, so one fdatasync covers them all
-		 * instead of the producers splitting into two half-size groups
-		 * that alternate.  A lone producer never waits. */
-		if (q->interval_ms == 0 && q->whead && q->wbatches < last_round && !q->wstop) {
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_nsec += Q_LINGER_US * 1000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			while (q->wbatches < last_round && !q->wstop &&
-			       pthread_cond_timedwait(&q->wcond, &q->wmu, &ts) == 0)
-				;
-		}
 		struct q_batch *list = q->whead;
-		last_round = q->wbatches;
 		q->whead = q->wtail = NULL;
-		q->wbatches = 0;
 		bool stop = q->wstop;
 		pthread_mutex_unlock(&q->wmu);
 		if (list)

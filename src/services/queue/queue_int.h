@@ -2,7 +2,8 @@
  * queue_int.h - the queue service's shared state, between its modules:
  * queue.c (connections), queue_topics.c (the topic table),
  * queue_commit.c (the group-commit writer thread) and queue_deliver.c
- * (the delivery thread: subscribers and consumer groups).
+ * (the delivery thread: subscribers and consumer groups) and
+ * queue_zero.c (the thread that zero-fills segments ahead of the writer).
  *
  * Threads: the service's event loops parse requests; one writer thread
  * appends, syncs and acknowledges pushes (tickets); one delivery thread
@@ -49,12 +50,19 @@ struct queue {
 	pthread_mutex_t wmu;
 	pthread_cond_t wcond;
 	struct q_batch *whead, *wtail;
-	int wbatches; /* batches queued in whead */
 	bool wstop;
 	pthread_t writer;
 	bool writer_started;
 	uint64_t lamport; /* the node's Lamport clock (writer thread) */
 	uint64_t syncs, appended; /* counters (stat) */
+
+	/* zero-fill ahead (queue_zero.c): topics whose zeros run short */
+	pthread_mutex_t zmu;
+	pthread_cond_t zcond;
+	struct ql_topic **zwant; /* max_topics of them */
+	int nzwant;
+	bool zstop, zeroer_started;
+	pthread_t zeroer;
 
 	/* delivery (queue_deliver.c) */
 	pthread_mutex_t dmu;
@@ -125,10 +133,22 @@ int qc_start(struct queue *q);
 /* Any thread: queues b for the writer, which posts b->ticket with
  * qc_done_fn once every record is durable (or failed). */
 void qc_submit(struct queue *q, struct q_batch *b);
+/* The same from the event loop of base (a connection's input): the
+ * writer is woken once that pass of the loop is over, with the batches of
+ * every connection the pass found readable (one group, one sync). */
+struct event_base;
+void qc_submit_loop(struct queue *q, struct q_batch *b, struct event_base *base);
 void qc_stop(struct queue *q); /* drains what was submitted, then joins */
 void qc_batch_free(struct q_batch *b);
 /* The completion the writer posts (queue.c): writes the replies. */
 void q_batch_done(struct vconn *c, void *arg);
+
+/* ---- zero-fill ahead (queue_zero.c) ----------------------------------- */
+int qz_start(struct queue *q); /* 0 or -errno */
+void qz_stop(struct queue *q); /* after the writer */
+/* Writer thread: t's zeros run short (ql_wants_zeros); ignored when the
+ * thread is not running (the writer then appends past the zeros). */
+void qz_want(struct queue *q, struct ql_topic *t);
 
 /* ---- the node's KingCobra handler (queue_handler.c) ------------------- */
 /* Starts the handler thread when queue_handler is set.  0 or -errno. */

@@ -9,15 +9,28 @@
  * list updates, never across write() or fdatasync().  Records are stored
  * little-endian.
  *
- * The active segment is preallocated: the writer writes zeros ahead of its
+ * The active segment is preallocated: zeros are written ahead of its
  * records, a chunk (QL_PREALLOC, at most the segment size) at a time, and
- * then writes records over them with pwrite().  Overwriting blocks that
- * exist leaves fdatasync() only the data to flush; an append would also
+ * records are then written over them with pwrite().  Overwriting blocks
+ * that exist leaves the sync only the data to flush; an append would also
  * make it commit the file's new size and blocks to the journal, on every
  * sync (appending managed 0.4-0.8 times the syncs per second here).
  * Zeros are not records: recovery treats a tail of zeros as the end of a
  * segment, not as damage, and a rolled or closed segment is cut back to
  * its records.
+ *
+ * Who writes the zeros: the writer itself, after a flush (the default,
+ * and what the unit tests drive), or, once ql_zero_by_helper() is set,
+ * another thread calling ql_zero_ahead() when ql_wants_zeros() says so
+ * (queue_zero.c): it writes and fdatasync()s the next chunk while the
+ * writer goes on committing, so a commit never pays for 1 MiB of zeros.
+ * The two never write the same bytes: under t->zmu the helper reserves
+ * [zfrom, zto), which starts past everything the writer has claimed
+ * (wclaim), and a writer that must write into a reservation waits for it
+ * (the helper fell a whole chunk behind).  ql_flush_sync() makes the
+ * records durable with a write that syncs only its own range
+ * (pwritev2 RWF_DSYNC), so a commit never waits for the helper's zeros
+ * either, only for its own bytes.
  */
 #include "queue_log.h"
 
@@ -30,6 +43,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "../../daemon/log.h"
@@ -67,7 +81,15 @@ struct ql_topic {
 	struct ql_seg **segs;
 	size_t nsegs, csegs;
 	int afd; /* the active (last) segment, writer's */
-	uint64_t alloc_end; /* writer: the active segment's size with its zeros */
+	/* zero-fill ahead (see the top), under zmu: the active segment's
+	 * zeros end at zero_end (its file size when that passes the
+	 * records); the writer has written or is writing up to wclaim; the
+	 * helper is writing zeros at [zfrom, zto) while zbusy */
+	pthread_mutex_t zmu;
+	pthread_cond_t zcond;
+	uint64_t zero_end, wclaim, zfrom, zto;
+	bool zbusy, zhelper;
+	bool no_dsync; /* pwritev2(RWF_DSYNC) refused: write + fdatasync */
 	int dfd; /* the directory, for fsync after a roll */
 	uint8_t *wbuf;
 	size_t wlen, wcap;
@@ -402,7 +424,8 @@ static int topic_load(struct ql_topic *t)
 	if ((rc = seg_path(t, a->base, path, sizeof path)) != 0)
 		return rc;
 	t->afd = open(path, O_WRONLY | O_CLOEXEC);
-	t->alloc_end = a->alloc;
+	t->zero_end = a->alloc;
+	t->wclaim = a->wsize;
 	return t->afd < 0 ? -errno : 0;
 }
 
@@ -413,6 +436,8 @@ int ql_open(const char *dir, const char *name, uint64_t segment_bytes, uint64_t 
 	if (!t)
 		return -ENOMEM;
 	pthread_mutex_init(&t->mu, NULL);
+	pthread_mutex_init(&t->zmu, NULL);
+	pthread_cond_init(&t->zcond, NULL);
 	t->afd = t->dfd = -1;
 	snprintf(t->name, sizeof t->name, "%s", name);
 	int n = snprintf(t->path, sizeof t->path, "%s/%s", dir, name);
@@ -452,7 +477,7 @@ void ql_close(struct ql_topic *t)
 		return;
 	if (t->afd >= 0) {
 		/* give back the preallocated zeros (recovery would skip them) */
-		if (t->nsegs && t->alloc_end > t->segs[t->nsegs - 1]->wsize &&
+		if (t->nsegs && t->zero_end > t->segs[t->nsegs - 1]->wsize &&
 		    ftruncate(t->afd, (off_t)t->segs[t->nsegs - 1]->wsize) != 0)
 			log_warn("queue_truncate topic=%s error=%s", t->name, strerror(errno));
 		close(t->afd);
@@ -464,6 +489,8 @@ void ql_close(struct ql_topic *t)
 	free(t->segs);
 	free(t->wbuf);
 	pthread_mutex_destroy(&t->mu);
+	pthread_mutex_destroy(&t->zmu);
+	pthread_cond_destroy(&t->zcond);
 	free(t);
 }
 
@@ -481,12 +508,17 @@ static int roll(struct ql_topic *t)
 	int rc = ql_flush(t);
 	if (rc)
 		return rc;
-	/* the finished segment keeps only its records (one sync for both) */
+	/* the finished segment keeps only its records (one sync for both);
+	 * the helper is done with it first (zmu held until the switch) */
 	uint64_t end = t->segs[t->nsegs - 1]->wsize;
-	if (t->alloc_end > end && ftruncate(t->afd, (off_t)end) != 0)
-		return fail(t, errno);
-	if (fdatasync(t->afd) != 0)
-		return fail(t, errno);
+	pthread_mutex_lock(&t->zmu);
+	while (t->zbusy)
+		pthread_cond_wait(&t->zcond, &t->zmu);
+	if ((t->zero_end > end && ftruncate(t->afd, (off_t)end) != 0) || fdatasync(t->afd) != 0) {
+		int err = errno;
+		pthread_mutex_unlock(&t->zmu);
+		return fail(t, err);
+	}
 	pthread_mutex_lock(&t->mu);
 	t->st.syncs++;
 	pthread_mutex_unlock(&t->mu);
@@ -494,21 +526,26 @@ static int roll(struct ql_topic *t)
 	if ((rc = seg_path(t, t->next_off, path, sizeof path)) != 0)
 		return fail(t, -rc);
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return fail(t, errno);
+	if (fd < 0) {
+		int err = errno;
+		pthread_mutex_unlock(&t->zmu);
+		return fail(t, err);
+	}
 	pthread_mutex_lock(&t->mu);
 	struct ql_seg *old = t->segs[t->nsegs - 1];
 	old->size = old->wsize; /* synced above */
 	struct ql_seg *s = seg_add(t, t->next_off);
 	pthread_mutex_unlock(&t->mu);
 	if (!s) {
+		pthread_mutex_unlock(&t->zmu);
 		close(fd);
 		unlink(path);
 		return fail(t, ENOMEM);
 	}
 	close(t->afd);
 	t->afd = fd;
-	t->alloc_end = 0;
+	t->zero_end = t->wclaim = 0;
+	pthread_mutex_unlock(&t->zmu);
 	t->dir_dirty = true;
 	return 0;
 }
@@ -575,25 +612,107 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t at)
 /* Zeros from the records' end `end` up to the next chunk boundary (at most
  * the segment size), when the records have reached the zeros' end.  Best
  * effort: without them the records are appended, just as durably. */
-static void prealloc(struct ql_topic *t, uint64_t end)
+static uint64_t zero_chunk(const struct ql_topic *t)
 {
-	if (end < t->alloc_end)
-		return;
 	uint64_t chunk = t->seg_bytes < QL_PREALLOC ? t->seg_bytes : QL_PREALLOC;
-	if (chunk < 4096)
-		return;
-	uint64_t to = (end / chunk + 1) * chunk;
-	if (to > t->seg_bytes)
-		to = t->seg_bytes;
+	return chunk < 4096 ? 0 : chunk;
+}
+
+/* Writes zeros at [at, to); the end reached. */
+static uint64_t write_zeros(int fd, uint64_t at, uint64_t to)
+{
 	static const uint8_t zeros[65536];
-	uint64_t at = end;
 	while (at < to) {
 		size_t n = to - at < sizeof zeros ? (size_t)(to - at) : sizeof zeros;
-		if (pwrite_all(t->afd, zeros, n, at) != 0)
+		if (pwrite_all(fd, zeros, n, at) != 0)
 			break;
 		at += n;
 	}
-	t->alloc_end = at;
+	return at;
+}
+
+/* Inline zero-fill (no helper): zeros from the records' end `end` up to
+ * the next chunk boundary (at most the segment size), when the records
+ * have reached the zeros' end.  Best effort: without them the records are
+ * appended, just as durably. */
+static void prealloc(struct ql_topic *t, uint64_t end)
+{
+	uint64_t chunk = zero_chunk(t);
+	pthread_mutex_lock(&t->zmu);
+	if (chunk && end >= t->zero_end) {
+		uint64_t to = (end / chunk + 1) * chunk;
+		t->zero_end = write_zeros(t->afd, end, to > t->seg_bytes ? t->seg_bytes : to);
+	}
+	pthread_mutex_unlock(&t->zmu);
+}
+
+void ql_zero_by_helper(struct ql_topic *t, bool on)
+{
+	pthread_mutex_lock(&t->zmu);
+	t->zhelper = on;
+	pthread_mutex_unlock(&t->zmu);
+}
+
+bool ql_wants_zeros(struct ql_topic *t)
+{
+	uint64_t chunk = zero_chunk(t);
+	pthread_mutex_lock(&t->zmu);
+	bool want = t->zhelper && chunk && !t->zbusy && t->zero_end < t->seg_bytes &&
+		    t->zero_end < t->wclaim + chunk;
+	pthread_mutex_unlock(&t->zmu);
+	return want;
+}
+
+int ql_zero_ahead(struct ql_topic *t)
+{
+	uint64_t chunk = zero_chunk(t);
+	if (!chunk)
+		return 0;
+	pthread_mutex_lock(&t->zmu);
+	uint64_t from = t->zero_end > t->wclaim ? t->zero_end : t->wclaim;
+	uint64_t to = (t->wclaim / chunk + 2) * chunk;
+	if (to > t->seg_bytes)
+		to = t->seg_bytes;
+	if (t->zbusy || from >= to) {
+		pthread_mutex_unlock(&t->zmu);
+		return 0;
+	}
+	t->zbusy = true;
+	t->zfrom = from;
+	t->zto = to;
+	int fd = t->afd; /* stays open: a roll waits for !zbusy */
+	pthread_mutex_unlock(&t->zmu);
+	/* written and synced before the writer gets there: its syncs then
+	 * find blocks that exist and nothing of ours dirty */
+	uint64_t at = write_zeros(fd, from, to);
+	int rc = at < to ? -EIO : fdatasync(fd) != 0 ? -errno : 0;
+	pthread_mutex_lock(&t->zmu);
+	t->zbusy = false;
+	if (at > from)
+		t->zero_end = at;
+	pthread_cond_broadcast(&t->zcond);
+	pthread_mutex_unlock(&t->zmu);
+	return rc;
+}
+
+/* Claims [.., end) for the writer: waits while the helper writes zeros
+ * there. */
+static void claim(struct ql_topic *t, uint64_t end)
+{
+	pthread_mutex_lock(&t->zmu);
+	while (t->zbusy && end > t->zfrom)
+		pthread_cond_wait(&t->zcond, &t->zmu);
+	if (end > t->wclaim)
+		t->wclaim = end;
+	pthread_mutex_unlock(&t->zmu);
+}
+
+static void written(struct ql_topic *t)
+{
+	pthread_mutex_lock(&t->mu);
+	t->segs[t->nsegs - 1]->wsize += t->wlen;
+	pthread_mutex_unlock(&t->mu);
+	t->wlen = 0;
 }
 
 int ql_flush(struct ql_topic *t)
@@ -601,17 +720,67 @@ int ql_flush(struct ql_topic *t)
 	if (t->failed)
 		return -EIO;
 	uint64_t at = t->segs[t->nsegs - 1]->wsize;
+	claim(t, at + t->wlen);
 	int err = pwrite_all(t->afd, t->wbuf, t->wlen, at);
 	if (err)
 		return fail(t, err);
-	if (at + t->wlen > t->alloc_end)
-		t->alloc_end = at + t->wlen;
-	if (t->wlen)
+	if (t->wlen && !t->zhelper)
 		prealloc(t, at + t->wlen);
+	written(t);
+	return 0;
+}
+
+/* One write that is durable when it returns (RWF_DSYNC: only its own
+ * range is flushed).  0, -EOPNOTSUPP (not supported here) or -errno. */
+static int pwrite_dsync(int fd, const uint8_t *p, size_t n, uint64_t at)
+{
+#ifdef RWF_DSYNC
+	size_t done = 0;
+	while (done < n) {
+		struct iovec iov = {(void *)(p + done), n - done};
+		ssize_t w = pwritev2(fd, &iov, 1, (off_t)(at + done), RWF_DSYNC);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && done == 0 && (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS))
+			return -EOPNOTSUPP;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		done += (size_t)w;
+	}
+	return 0;
+#else
+	(void)fd, (void)p, (void)n, (void)at;
+	return -EOPNOTSUPP;
+#endif
+}
+
+int ql_flush_sync(struct ql_topic *t)
+{
+	if (t->failed)
+		return -EIO;
+	/* inline zeros are synced with the records, as before */
+	if (t->wlen == 0 || t->no_dsync || !t->zhelper) {
+		int rc = ql_flush(t);
+		return rc ? rc : ql_sync(t);
+	}
+	uint64_t at = t->segs[t->nsegs - 1]->wsize;
+	claim(t, at + t->wlen);
+	int rc = pwrite_dsync(t->afd, t->wbuf, t->wlen, at);
+	if (rc == -EOPNOTSUPP) {
+		t->no_dsync = true;
+		return ql_flush_sync(t);
+	}
+	if (rc)
+		return fail(t, -rc);
+	written(t);
 	pthread_mutex_lock(&t->mu);
-	t->segs[t->nsegs - 1]->wsize += t->wlen;
+	t->st.syncs++;
 	pthread_mutex_unlock(&t->mu);
-	t->wlen = 0;
+	if (t->dir_dirty) {
+		if (fsync(t->dfd) != 0)
+			return fail(t, errno);
+		t->dir_dirty = false;
+	}
 	return 0;
 }
 

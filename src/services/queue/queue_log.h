@@ -44,7 +44,7 @@ struct ql_stats {
 	uint64_t corrupt; /* bad regions found mid-segment (skipped) */
 	uint64_t truncated_bytes; /* torn tail cut at open */
 	uint64_t deleted_segments; /* by retention */
-	uint64_t syncs; /* fdatasyncs of its log since start (group commit: < pushes) */
+	uint64_t syncs; /* syncs of its log since start (group commit: < pushes) */
 	uint64_t max_lamport;
 };
 
@@ -69,6 +69,19 @@ int ql_append(struct ql_topic *t, const uint8_t *data, size_t len, const char *p
 int ql_flush(struct ql_topic *t);
 /* fdatasync()s the active segment (and the directory after a roll). */
 int ql_sync(struct ql_topic *t);
+/* ql_flush + ql_sync in one: writes what ql_append encoded with a write
+ * that syncs only those bytes (the helper's zeros elsewhere in the file
+ * are not waited for), then the directory after a roll.  0 or -errno. */
+int ql_flush_sync(struct ql_topic *t);
+/* Zero-fill ahead by another thread (queue_log.c's top): on, ql_flush no
+ * longer writes zeros itself; the writer asks ql_wants_zeros() after its
+ * flushes and has the helper call ql_zero_ahead(). */
+void ql_zero_by_helper(struct ql_topic *t, bool on);
+bool ql_wants_zeros(struct ql_topic *t);
+/* Helper thread: writes and fdatasync()s zeros ahead of the writer (about
+ * a chunk past what it has written).  0 or -errno (nothing lost: the
+ * writer then appends). */
+int ql_zero_ahead(struct ql_topic *t);
 /* Makes what was flushed visible to readers. */
 void ql_publish(struct ql_topic *t);
 /* Deletes whole old segments while the topic holds more than max_bytes

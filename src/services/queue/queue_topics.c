@@ -39,6 +39,7 @@ static int topic_open(struct queue *q, const char *name, bool create, struct ql_
 	int rc = ql_open(q->set.dir, name, q->set.segment_bytes, q->set.max_record, create, out);
 	if (rc)
 		return rc;
+	ql_zero_by_helper(*out, true); /* queue_zero.c */
 	struct ql_stats st;
 	ql_get_stats(*out, &st);
 	if (st.max_lamport > q->lamport)
