@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -64,20 +62,6 @@ struct watcher {
 };
 
 static uint64_t revs[2][CHANGES]; /* node, change: its revision there */
-
-static int connect_rcvbuf(int port, int rcvbuf)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (rcvbuf)
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
 
 /* Parses the whole lines in w's buffer; a change of t* must be the next
  * one, after the last revision, and carry the node's revision for it. */
@@ -147,26 +131,13 @@ static void read_all(struct watcher *ws, int from, int to, int node, int64_t dea
 				 ws[i].seen, CHANGES);
 }
 
-static bool log_has(int node, const char *needle)
-{
-	FILE *f = fopen(cl.nodes[node].log, "r");
-	if (!f)
-		return false;
-	char line[1024];
-	bool found = false;
-	while (!found && fgets(line, sizeof line, f))
-		found = strstr(line, needle) != NULL;
-	fclose(f);
-	return found;
-}
-
 /* Connects watchers ws[from..to) of node and reads their WATCHING. */
 static void watchers_open(struct watcher *ws, int from, int to, int node)
 {
 	int port = th_port(&cl, node, AN_BASE);
 	for (int i = from; i < to; i++) {
 		struct watcher *w = &ws[i];
-		w->fd = connect_rcvbuf(port, i == EARLY - 1 ? 4096 : 0);
+		w->fd = th_connect_rcvbuf(port, i == EARLY - 1 ? 4096 : 0);
 		assert_true(w->fd >= 0);
 		assert_int_equal(th_send(w->fd, "watch\r\n", 7), 0);
 	}
@@ -233,11 +204,11 @@ static void both_ways_deliver_the_same_stream(void **state)
 	for (int node = 0; node < 2; node++)
 		for (int i = 1; i < CHANGES; i++)
 			assert_true(revs[node][i] > revs[node][i - 1]);
-	assert_true(log_has(1, "watcher sends: one send(2) each (analytics_uring = no)"));
-	if (log_has(0, "watcher sends: io_uring batches"))
+	assert_true(th_log_has(&cl.nodes[1], "watcher sends: one send(2) each (analytics_uring = no)"));
+	if (th_log_has(&cl.nodes[0], "watcher sends: io_uring batches"))
 		printf("node 0 sent in io_uring batches, node 1 one send(2) each\n");
 	else /* the kernel refused io_uring: the fallback, said in the log */
-		assert_true(log_has(0, "watcher sends: one send(2) each (io_uring_queue_init"));
+		assert_true(th_log_has(&cl.nodes[0], "watcher sends: one send(2) each (io_uring_queue_init"));
 	for (int node = 0; node < 2; node++) {
 		close(pub[node]);
 		for (int i = 0; i < WATCHERS; i++)
