@@ -38,9 +38,9 @@
 #include "analytics_int.h"
 #include "analytics_proto.h"
 #include "analytics_settings.h"
-#include "analytics_uring.h"
 #include "analytics_store.h"
 #include "analytics_stream.h"
+#include "analytics_uring.h"
 
 /* ---- applying variables --------------------------------------------------- */
 
