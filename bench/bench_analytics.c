@@ -172,8 +172,11 @@ static bool target_message(struct target *t, int m)
 {
 	static char buf[65536];
 	struct epoll_event ev[256];
-	char tok[16], req[128];
-	snprintf(tok, sizeof tok, "tk%07d", m);
+	/* unique per run too: setting the value a variable already has is
+	 * no change, and a second run against the same server would wait
+	 * for a message no watcher is sent */
+	char tok[24], req[128];
+	snprintf(tok, sizeof tok, "tk%05d%07d", (int)(getpid() % 100000), m);
 	int rl = t->redis ? snprintf(req, sizeof req,
 				     "*3\r\n$7\r\nPUBLISH\r\n$5\r\nbench\r\n$%zu\r\n%s\r\n",
 				     strlen(tok), tok)
