@@ -21,6 +21,8 @@ LDLIBS_MC := $(shell pkg-config --libs libmemcached 2>/dev/null)
 LDLIBS_SSL := $(shell pkg-config --libs libssl libcrypto 2>/dev/null || echo -lssl -lcrypto)
 # ZooKeeper's C client: cloudsync's zookeeper lock backend (libzookeeper-mt-dev)
 LDLIBS_ZK := -lzookeeper_mt
+# liburing: the analytics watcher fan-out's batched sends (liburing-dev)
+LDLIBS_URING := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 
 ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -71,7 +73,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/virgod: $(DAEMON_OBJ) $(COMMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_EV) $(LDLIBS_INI) $(LDLIBS_SSL) $(LDLIBS_ZK) -ldl -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_EV) $(LDLIBS_INI) $(LDLIBS_SSL) $(LDLIBS_ZK) $(LDLIBS_URING) -ldl -lm -lpthread
 
 $(BUILD)/obj/src/fuse/%.o: src/fuse/%.c
 	@mkdir -p $(dir $@)
@@ -93,7 +95,7 @@ $(BUILD)/virgo: $(CLI_OBJ) $(BUILD)/libvirgo.a
 
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(HARNESS_OBJ) $(DAEMON_LIB_OBJ) $(LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) $(LDLIBS_MC) $(LDLIBS_SSL) $(LDLIBS_ZK) -ldl -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) $(LDLIBS_MC) $(LDLIBS_SSL) $(LDLIBS_ZK) $(LDLIBS_URING) -ldl -lm -lpthread
 
 $(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libvirgo.a
 	@mkdir -p $(dir $@)

@@ -11,7 +11,11 @@
  * `both` sets up both and sends each message to one then the other
  * (alternating which goes first), so the two are measured under the
  * same load at the same moments (a shared machine's load swings within
- * a second); it prints virgo's four numbers, then redis'.
+ * a second); it prints virgo's four numbers, then redis'.  With
+ * BENCH_AN_PIDS="<virgod pid> <redis pid>" in the environment it then
+ * prints each server's CPU time per message in µs (all its threads'
+ * run time from /proc/<pid>/task/<tid>/schedstat over the message loop,
+ * connection set-up excluded): virgod's, then redis'.
  * usage: bench_analytics virgo|redis <port> <watchers> <messages>
  *        bench_analytics both <virgo-port> <redis-port> <watchers> <messages>
  */
@@ -27,6 +31,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,6 +99,34 @@ static void read_until(int fd, const char *needle)
 	}
 }
 
+/* Nanoseconds all threads of pid have run so far (0 when unknown). */
+static uint64_t proc_run_ns(long pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%ld/task", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	uint64_t sum = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char p[320];
+		snprintf(p, sizeof p, "/proc/%ld/task/%s/schedstat", pid, e->d_name);
+		FILE *f = fopen(p, "r");
+		unsigned long long ns = 0;
+		if (f) {
+			if (fscanf(f, "%llu", &ns) != 1)
+				ns = 0;
+			fclose(f);
+		}
+		sum += ns;
+	}
+	closedir(d);
+	return sum;
+}
+
 static int cmp(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -139,8 +172,11 @@ static bool target_message(struct target *t, int m)
 {
 	static char buf[65536];
 	struct epoll_event ev[256];
-	char tok[16], req[128];
-	snprintf(tok, sizeof tok, "tk%07d", m);
+	/* unique per run too: setting the value a variable already has is
+	 * no change, and a second run against the same server would wait
+	 * for a message no watcher is sent */
+	char tok[24], req[128];
+	snprintf(tok, sizeof tok, "tk%05d%07d", (int)(getpid() % 100000), m);
 	int rl = t->redis ? snprintf(req, sizeof req,
 				     "*3\r\n$7\r\nPUBLISH\r\n$5\r\nbench\r\n$%zu\r\n%s\r\n",
 				     strlen(tok), tok)
@@ -220,11 +256,23 @@ int main(int argc, char **argv)
 	} else {
 		target_open(&t[0], strcmp(argv[1], "redis") == 0, atoi(argv[2]), W, M);
 	}
+	long pids[2] = {0, 0};
+	const char *pe = getenv("BENCH_AN_PIDS");
+	bool cpu = both && pe && sscanf(pe, "%ld %ld", &pids[0], &pids[1]) == 2;
+	uint64_t cpu0[2] = {0, 0};
+	for (int k = 0; cpu && k < 2; k++)
+		cpu0[k] = proc_run_ns(pids[k]);
 	for (int m = 0; m < M; m++)
 		for (int k = 0; k < nt; k++)
 			if (!target_message(&t[(m + k) % nt], m))
 				return 1;
+	uint64_t cpu1[2] = {0, 0};
+	for (int k = 0; cpu && k < 2; k++)
+		cpu1[k] = proc_run_ns(pids[k]);
 	for (int k = 0; k < nt; k++)
-		target_print(&t[k], k + 1 < nt ? " " : "\n");
+		target_print(&t[k], k + 1 < nt || cpu ? " " : "\n");
+	if (cpu)
+		printf("%.1f %.1f\n", (double)(cpu1[0] - cpu0[0]) / 1000.0 / M,
+		       (double)(cpu1[1] - cpu0[1]) / 1000.0 / M);
 	return 0;
 }

@@ -34,6 +34,7 @@ RP=16379
 while ! port_free $RP; do RP=$((RP + 1)); done
 redis-server --port $RP --bind 127.0.0.1 --save '' --appendonly no --maxclients 4000 \
 	--loglevel warning >"$W/redis.log" 2>&1 &
+RPID=$!
 PIDS="$PIDS $!"
 OFF=1400
 # every service's port: another node may listen on any, and those in the
@@ -52,6 +53,7 @@ pidfile = $W/virgod.pid
 ${BENCH_VIRGOD_EXTRA:-}
 CONF
 "$B/virgod" --config "$W/node.conf" >"$W/virgod.log" 2>&1 &
+VPID=$!
 PIDS="$PIDS $!"
 wait_port $RP 5 || { echo "redis-server did not start" >&2; cat "$W/redis.log" >&2; exit 1; }
 wait_port $((64000 + OFF)) 5 || { echo "virgod did not start" >&2; cat "$W/virgod.log" >&2; exit 1; }
@@ -64,19 +66,21 @@ for w in 1 1000; do
 	: >"$W/pairs.$w"
 	i=0
 	while [ $i -lt "$REPS" ]; do
-		vr=$("$TOOL" both $((64000 + OFF)) $RP $w $msgs) || exit 1
+		vr=$(BENCH_AN_PIDS="$VPID $RPID" "$TOOL" both $((64000 + OFF)) $RP $w $msgs) || exit 1
 		echo "$vr" >>"$W/pairs.$w"
-		echo "analytics W=$w: virgo then redis p50/p99/max us samples: $vr" >&2
+		echo "analytics W=$w: virgo then redis p50/p99/max us samples, then cpu us/msg virgo redis: $vr" >&2
 		i=$((i + 1))
 	done
-	# columns: v50 v99 vmax vn r50 r99 rmax rn
+	# columns: v50 v99 vmax vn r50 r99 rmax rn vcpu rcpu
+	vcpu=$(awk '{print $9}' "$W/pairs.$w" | median)
+	rcpu=$(awk '{print $10}' "$W/pairs.$w" | median)
 	v50=$(awk '{print $1}' "$W/pairs.$w" | median)
 	v99=$(awk '{print $2}' "$W/pairs.$w" | median)
 	r50=$(awk '{print $5}' "$W/pairs.$w" | median)
 	r99=$(awk '{print $6}' "$W/pairs.$w" | median)
 	ratio=$(awk '$6 > 0 {printf "%.4f\n", $2 / $6}' "$W/pairs.$w" | sort -g |
 		awk '{r[NR] = $1} END {printf "%.2f (%.2f..%.2f)", r[int((NR + 1) / 2)], r[1], r[NR]}')
-	rows="$rows| $w | $msgs | $v50 | $r50 | $v99 | $r99 | $ratio |
+	rows="$rows| $w | $msgs | $v50 | $r50 | $v99 | $r99 | $ratio | $vcpu | $rcpu |
 "
 done
 {
@@ -86,10 +90,12 @@ done
 	echo "just before the publish to each watcher's read that returns it"
 	echo "(bench/bench_analytics.c). Each message goes to both servers in turn"
 	echo "within one run; medians of $REPS runs; the p99 ratio is virgod / redis"
-	echo "within each run (median, range). Target: <= 1.0."
+	echo "within each run (median, range). Target: <= 1.0. CPU: each server's"
+	echo "run time (all threads, /proc schedstat) per message over the messages"
+	echo "of a run, median of the runs, µs."
 	echo
-	echo "| watchers | messages | virgod p50 | redis p50 | virgod p99 | redis p99 | p99 ratio |"
-	echo "|---|---|---|---|---|---|---|"
+	echo "| watchers | messages | virgod p50 | redis p50 | virgod p99 | redis p99 | p99 ratio | virgod CPU/msg | redis CPU/msg |"
+	echo "|---|---|---|---|---|---|---|---|---|"
 	printf "%s" "$rows"
 } >"$R/analytics.md"
 cat "$R/analytics.md" >&2

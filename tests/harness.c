@@ -535,3 +535,32 @@ int th_cluster_teardown(struct th_cluster *c)
 	virgo_fini();
 	return th_cluster_stop(c) == 0 ? 0 : -1;
 }
+
+int th_connect_rcvbuf(int port, int rcvbuf)
+{
+	struct sockaddr_in to = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (rcvbuf > 0) /* before connect: the window is agreed at the SYN */
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+	if (connect(fd, (struct sockaddr *)&to, sizeof to) == 0)
+		return fd;
+	close(fd);
+	return -1;
+}
+
+bool th_log_has(const struct th_node *n, const char *needle)
+{
+	FILE *f = fopen(n->log, "r");
+	if (!f)
+		return false;
+	char line[1024];
+	bool found = false;
+	while (!found && fgets(line, sizeof line, f))
+		found = strstr(line, needle) != NULL;
+	fclose(f);
+	return found;
+}

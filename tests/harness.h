@@ -11,6 +11,7 @@
 #define VIRGO_HARNESS_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -99,5 +100,11 @@ int th_send(int fd, const void *buf, size_t n);
 ssize_t th_recv_until(int fd, char *buf, size_t cap, const char *needle, int timeout_ms);
 
 int64_t th_now_ms(void);
+
+/* th_connect with SO_RCVBUF set first (rcvbuf > 0): a client whose small
+ * receive buffer keeps the kernel from hiding what a node queues. */
+int th_connect_rcvbuf(int port, int rcvbuf);
+/* Whether a line of node n's log (so far) contains needle. */
+bool th_log_has(const struct th_node *n, const char *needle);
 
 #endif

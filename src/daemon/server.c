@@ -648,6 +648,17 @@ void vconn_write_held(struct vconn *c)
 	conn_written(c);
 }
 
+int vconn_direct_fd(struct vconn *c)
+{
+	if (c->tp != &vd_transport_tcp || c->svc->bulk || c->closing || c->broken ||
+	    c->lingering || c->wev_armed || c->write_wants_read ||
+	    evbuffer_get_length(c->out) > 0)
+		return -1;
+	return c->t.fd;
+}
+
+void vconn_direct_done(struct vconn *c) { c->active_tick = c->w->tick; }
+
 void vconn_resume(struct vconn *c)
 {
 	if (c->closing)

@@ -239,6 +239,24 @@ int vconn_feed_push(struct vconn_feed *f, const void *data, size_t len);
  * frees the connection, so the caller may hold locks its close hook
  * takes. */
 int vconn_feed_write_here(struct vconn_feed *f, const void *data, size_t len);
+/* Loop thread of f's connection, for a producer that hands many
+ * connections' writes to the kernel at once (the analytics fan-out's
+ * io_uring batch): the socket f's next bytes may be sent to directly
+ * (send(2) with MSG_DONTWAIT | MSG_NOSIGNAL, or its io_uring form), or -1
+ * when they must go through vconn_feed_write_here: something waits in
+ * the feed or in the connection's output (they go first), or the
+ * connection is TLS, bandwidth-metered (bulk), closing or failed.  The
+ * caller pushes nothing else to f, and no other thread may, until it has
+ * reported the send with vconn_feed_sent. */
+int vconn_feed_direct_fd(struct vconn_feed *f);
+/* Loop thread: the direct send of len bytes at data returned res (bytes
+ * sent, or a negative errno).  All sent: 0 (the connection counts as
+ * active).  Otherwise what was not sent (a short send, -EAGAIN) goes
+ * through the output and the connection's write as with
+ * vconn_feed_write_here, which also returns what this does; an error
+ * closes the connection as a failed write does (a moment later, from its
+ * loop).  Never frees the connection. */
+int vconn_feed_sent(struct vconn_feed *f, const void *data, size_t len, long res);
 /* Any thread: the producer is done with f (queued bytes still go out). */
 void vconn_feed_release(struct vconn_feed *f);
 /* Any thread: the feed moves its bytes into vconn_out(c) only while that
@@ -261,6 +279,11 @@ struct vconn_async;
 struct vconn_async **vconn_async_slot(struct vconn *c);
 void vconn_async_detach(struct vconn *c);
 struct vconn_feed **vconn_feed_slot(struct vconn *c);
+/* vconn_feed_direct_fd's connection half: c's socket when bytes may be
+ * sent to it past vconn_out (plain TCP, output empty, not metered, not
+ * closing or failed), else -1; vconn_direct_done: some were. */
+int vconn_direct_fd(struct vconn *c);
+void vconn_direct_done(struct vconn *c);
 void vconn_feeds_detach(struct vconn *c); /* at close */
 void vconn_feeds_drained(struct vconn *c); /* the output has room again */
 

@@ -14,7 +14,10 @@
  * A producer running on the connection's own loop (vconn_feed_write_here)
  * appends straight to vconn_out and writes it while nothing waits in the
  * feed and the output is under out_cap: no event, no hand-over, the same
- * bound.
+ * bound.  One that batches many connections' writes into one system call
+ * (vconn_feed_direct_fd, vconn_feed_sent) sends to the socket itself
+ * while the feed and the output are empty, and gives back what the
+ * kernel did not take, which then goes out the buffered way.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -127,6 +130,35 @@ int vconn_feed_write_here(struct vconn_feed *f, const void *data, size_t len)
 		return vconn_feed_push(f, data, len);
 	/* pushes from other threads now queue behind these bytes in pending */
 	if (evbuffer_add(vconn_out(c), data, len) != 0)
+		return -ENOMEM;
+	vconn_write_held(c);
+	return 0;
+}
+
+int vconn_feed_direct_fd(struct vconn_feed *f)
+{
+	pthread_mutex_lock(&f->mu);
+	struct vconn *c = f->c; /* only this thread (c's loop) clears it */
+	int fd = c && evbuffer_get_length(f->pending) == 0 ? vconn_direct_fd(c) : -1;
+	pthread_mutex_unlock(&f->mu);
+	return fd;
+}
+
+int vconn_feed_sent(struct vconn_feed *f, const void *data, size_t len, long res)
+{
+	struct vconn *c = f->c; /* live: the direct send was on its loop */
+	if (!c)
+		return -EPIPE;
+	if (res >= 0 && (size_t)res >= len) {
+		vconn_direct_done(c);
+		return 0;
+	}
+	size_t done = res > 0 ? (size_t)res : 0;
+	if (done > 0)
+		vconn_direct_done(c);
+	/* the rest is first in the output (it was empty); on an error the
+	 * write fails again and closes the connection from its loop */
+	if (evbuffer_add(vconn_out(c), (const char *)data + done, len - done) != 0)
 		return -ENOMEM;
 	vconn_write_held(c);
 	return 0;

@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -48,22 +46,6 @@ static int teardown(void **state)
 	return th_cluster_teardown(&cl);
 }
 
-/* A connection whose receive buffer is small, so the kernel cannot hide
- * what the node would otherwise queue. */
-static int small_connect(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	int sz = 4096;
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static void thousand_silent_watchers_stay_bounded(void **state)
 {
 	(void)state;
@@ -73,7 +55,7 @@ static void thousand_silent_watchers_stay_bounded(void **state)
 	static int fds[WATCHERS];
 	uint64_t start = 0;
 	for (int i = 0; i < WATCHERS; i++) {
-		fds[i] = small_connect(port);
+		fds[i] = th_connect_rcvbuf(port, 4096); /* the kernel hides little */
 		assert_true(fds[i] >= 0);
 		assert_int_equal(th_send(fds[i], "watch\r\n", 7), 0);
 	}

@@ -292,19 +292,6 @@ static void setsid_descendants_killed(void **s)
 	assert_alive();
 }
 
-static bool log_has(const char *needle)
-{
-	FILE *f = fopen(cl.nodes[0].log, "r");
-	if (!f)
-		return false;
-	char line[1024];
-	bool found = false;
-	while (!found && fgets(line, sizeof line, f))
-		found = strstr(line, needle) != NULL;
-	fclose(f);
-	return found;
-}
-
 /* The number of processes a job may have at once is capped
  * (job_max_procs, default 64): a job that starts 200 sleepers never has
  * more than 64, where the node could make a pids cgroup (its log says
@@ -330,9 +317,9 @@ static void process_cap(void **s)
 	close(fd);
 	wait_no_sleepers("1234.7", 5000);
 	print_message("at most %d of the 200 processes the job tried to start ran at once\n", most);
-	if (log_has("no pids cgroup can be made"))
+	if (th_log_has(&cl.nodes[0], "no pids cgroup can be made"))
 		skip();
-	assert_true(log_has("runs in a pids cgroup"));
+	assert_true(th_log_has(&cl.nodes[0], "runs in a pids cgroup"));
 	assert_true(most > 0);
 	assert_true(most <= 64);
 }

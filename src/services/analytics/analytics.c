@@ -40,6 +40,7 @@
 #include "analytics_settings.h"
 #include "analytics_store.h"
 #include "analytics_stream.h"
+#include "analytics_uring.h"
 
 /* ---- applying variables --------------------------------------------------- */
 
@@ -523,8 +524,13 @@ static int analytics_init(const struct vd_node *node, void **out)
 		free(an);
 		return -EINVAL;
 	}
-	log_info("analytics: %s%s%s, max %d variables, %d watchers", an->conf[0] ? "file " : "no file",
-		 an->conf, s->stream[0] ? ", streaming" : "", s->max_keys, s->max_watchers);
+	char why[160] = "analytics_uring = no";
+	bool uring = s->uring && an_uring_probe(why, sizeof why);
+	an_uring_enable(uring);
+	log_info("analytics: %s%s%s, max %d variables, %d watchers, watcher sends: %s%s%s",
+		 an->conf[0] ? "file " : "no file", an->conf, s->stream[0] ? ", streaming" : "",
+		 s->max_keys, s->max_watchers, uring ? "io_uring batches" : "one send(2) each (",
+		 uring ? "" : why, uring ? "" : ")");
 	*out = an;
 	return 0;
 }

@@ -4,6 +4,7 @@
  * connection's state, and the functions each file offers the others.
  * analytics.c: requests, applying variables, life cycle;
  * analytics_watch.c: watchers, their feeds and catch-up;
+ * analytics_uring.c: their sends in io_uring batches;
  * analytics_conf.c: the variables file.
  */
 #ifndef VIRGO_ANALYTICS_INT_H
@@ -79,8 +80,12 @@ void an_notify(struct analytics *an, uint64_t rev, const char *key, const char *
  * then (vconn_feed_write_here: no event, no hand-over, the line's buffer
  * freed before the next watcher's is taken), before the reply to the
  * publisher is written: one loop iteration and one write per watcher, as
- * Redis does.  Watchers on other loops (analytics_threads > 1) and
- * backed-up ones are woken by their feeds' events as usual. */
+ * Redis does.  With io_uring (analytics_uring.h) those writes of a change
+ * are sends in batches of AN_URING_DEPTH, one system call each, all
+ * answered before an_notify returns; what a send did not take goes the
+ * buffered way (vconn_feed_sent).  Watchers on other loops
+ * (analytics_threads > 1) and backed-up ones are woken by their feeds'
+ * events as usual. */
 struct an_run {
 	struct event_base *base; /* the publisher's loop */
 };

@@ -6,6 +6,9 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
+
+#include "../../daemon/config.h"
 
 #include "analytics_proto.h"
 #include "analytics_store.h"
@@ -26,6 +29,7 @@ const struct vsvc_key an_settings_keys[] = {
 	AN_KEY("analytics_dir", VSVC_KEY_STR, dir, 256, 0, 0, "a shorter path", false),
 	AN_KEY("analytics_publishers", VSVC_KEY_STR, publishers, AN_PUBLISHERS_MAX, 0, 0,
 	       "a shorter map", true),
+	AN_KEY("analytics_uring", VSVC_KEY_BOOL, uring, 0, 0, 0, "yes or no", false),
 	{NULL, 0, 0, 0, 0, 0, NULL, false},
 };
 
@@ -40,15 +44,19 @@ void an_settings_defaults(void *settings)
 	s->publish_from[0] = '\0';
 	snprintf(s->dir, sizeof s->dir, "%s", AN_DEFAULT_DIR);
 	s->publishers[0] = '\0';
+	s->uring = true;
 }
 
 void an_settings_needs(const struct vd_config *cfg, const void *settings, struct vsvc_needs *out)
 {
-	(void)cfg;
 	const struct an_settings *s = settings;
 	/* ls: one line per variable; history: one per kept value */
 	uint64_t ls = (uint64_t)s->max_keys * (AN_MAX_KEY + AN_MAX_VALUE + 48);
 	uint64_t hist = (uint64_t)AN_RING * (AN_MAX_VALUE + 32);
 	out->largest_reply = ls > hist ? ls : hist;
 	out->fds = s->stream[0] ? 2 : 0;
+	/* io_uring: a ring per loop thread, made on its first change */
+	for (int i = 0; s->uring && vsvc_table[i]; i++)
+		if (strcmp(vsvc_table[i]->name, "analytics") == 0)
+			out->fds += vd_config_threads(cfg, i);
 }

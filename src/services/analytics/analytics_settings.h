@@ -7,6 +7,7 @@
 #ifndef VIRGO_ANALYTICS_SETTINGS_H
 #define VIRGO_ANALYTICS_SETTINGS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../../daemon/service.h"
@@ -26,6 +27,9 @@ struct an_settings {
 	/* identities that may change which variables (idpolicy.h map: an
 	 * identity it does not name may change none; "" = any) */
 	char publishers[AN_PUBLISHERS_MAX];
+	/* watcher sends in io_uring batches (analytics_uring.h) where the
+	 * kernel allows; no: one send(2) per watcher */
+	bool uring;
 };
 
 extern const struct vsvc_key an_settings_keys[];

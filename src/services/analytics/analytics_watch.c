@@ -7,9 +7,11 @@
  * nothing new, and a timer on its connection's loop (10 ms, backing off to
  * 1 s while the client reads nothing) pushes what it missed from the
  * rings as the feed drains, or tells it the changes were dropped (ERANGE)
- * so it can re-read.  Per watcher at most AN_FEED_BYTES wait in the feed
- * and AN_FEED_BYTES in the connection's output: the memory bound the
- * README documents.
+ * so it can re-read.  Watchers on the publisher's loop with nothing queued
+ * get a change as one send each in an io_uring batch (analytics_uring.h,
+ * where the kernel allows), the others through their feeds.  Per watcher
+ * at most AN_FEED_BYTES wait in the feed and AN_FEED_BYTES in the
+ * connection's output: the memory bound the README documents.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -22,6 +24,7 @@
 #include "../../common/evclock.h"
 #include "../../daemon/service.h"
 #include "analytics_int.h"
+#include "analytics_uring.h"
 
 static char *put(char *p, const char *s, size_t n)
 {
@@ -58,13 +61,10 @@ static int format_change(const struct an_watcher *w, char *buf, size_t cap, uint
 /* this thread's publisher request under way (an_run_begin), or NULL */
 static _Thread_local struct an_run *cur_run;
 
-/* Pushes one change to w; false when its feed is full (w is stalled).  A
- * watcher on the publisher's loop is written to at once. */
-static bool push_line(struct an_watcher *w, uint64_t rev, const char *line, size_t n)
+/* What a push of change rev to w answered (rc as vconn_feed_push's):
+ * false when its feed is full (w is stalled). */
+static bool push_result(struct an_watcher *w, uint64_t rev, int rc)
 {
-	struct an_run *run = cur_run;
-	int rc = run && w->base == run->base ? vconn_feed_write_here(w->feed, line, n)
-					     : vconn_feed_push(w->feed, line, n);
 	if (rc == -ENOBUFS || rc == -ENOMEM) {
 		if (!w->stalled && w->timer) {
 			struct timeval tv = {0, 10 * 1000};
@@ -79,6 +79,24 @@ static bool push_line(struct an_watcher *w, uint64_t rev, const char *line, size
 		w->gone = true; /* its conn_close is about to free it */
 	w->next_rev = rev + 1;
 	return true;
+}
+
+/* Pushes one change to w; false when its feed is full (w is stalled).  A
+ * watcher on the publisher's loop is written to at once. */
+static bool push_line(struct an_watcher *w, uint64_t rev, const char *line, size_t n)
+{
+	struct an_run *run = cur_run;
+	int rc = run && w->base == run->base ? vconn_feed_write_here(w->feed, line, n)
+					     : vconn_feed_push(w->feed, line, n);
+	return push_result(w, rev, rc);
+}
+
+/* an_ring_flush's answer for one watcher's send of change *arg: what
+ * was not sent goes the buffered way (vconn_feed_sent). */
+static void ring_sent(void *tag, const void *data, size_t len, int res, void *arg)
+{
+	struct an_watcher *w = tag;
+	push_result(w, *(const uint64_t *)arg, vconn_feed_sent(w->feed, data, len, res));
 }
 
 static bool push_change(struct an_watcher *w, uint64_t rev, const char *key, const char *val,
@@ -107,6 +125,10 @@ void an_notify(struct analytics *an, uint64_t rev, const char *key, const char *
 	/* formatted once per kind, not once per watcher (1,000 watchers) */
 	char native[AN_LINE_OUT], plain[AN_LINE_OUT];
 	int nn = -1, np = -1;
+	/* the watchers on the publisher's loop with nothing queued: their
+	 * sends go to the kernel in io_uring batches (analytics_uring.h) */
+	struct an_run *run = cur_run;
+	struct an_ring *ring = run ? an_ring_get() : NULL;
 	for (struct an_watcher *w = an->watchers; w; w = w->next) {
 		if (w->stalled || w->gone)
 			continue;
@@ -114,11 +136,22 @@ void an_notify(struct analytics *an, uint64_t rev, const char *key, const char *
 			np = format_change(w, plain, sizeof plain, rev, key, val, vlen);
 		else if (!w->plain && nn < 0)
 			nn = format_change(w, native, sizeof native, rev, key, val, vlen);
-		if (w->plain)
-			push_line(w, rev, plain, (size_t)np);
-		else
-			push_line(w, rev, native, (size_t)nn);
+		const char *line = w->plain ? plain : native;
+		size_t n = (size_t)(w->plain ? np : nn);
+		int fd = ring && w->base == run->base ? vconn_feed_direct_fd(w->feed) : -1;
+		if (fd < 0) {
+			push_line(w, rev, line, n);
+			continue;
+		}
+		if (an_ring_add(ring, fd, line, n, w))
+			continue;
+		an_ring_flush(ring, ring_sent, &rev);
+		ring = an_ring_get(); /* NULL: the flush failed and freed it */
+		if (!ring || !an_ring_add(ring, fd, line, n, w))
+			push_line(w, rev, line, n);
 	}
+	if (ring)
+		an_ring_flush(ring, ring_sent, &rev);
 }
 
 static int catchup_cb(void *arg, const struct an_entry *e)
