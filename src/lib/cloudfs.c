@@ -392,9 +392,9 @@ static void drain_locked(struct vc_client *c, struct vfs_file *f)
  * (cap 128) gets the request line; *t its place in the reply order.
  * async: a write-behind write of plen bytes (nobody waits for it).  On a
  * TLS connection slock stays held until fd_wait has read the reply. */
-static int fd_send(struct vc_client *c, struct vfs_file *f, const char *op, const char *tail,
-		   const void *payload, size_t plen, bool async, char *hdr, struct vfs_tk *t,
-		   bool *broken)
+static int fd_send_from(struct vc_client *c, struct vfs_file *f, const char *op, const char *tail,
+			const void *payload, int pfd, size_t plen, bool async, char *hdr,
+			struct vfs_tk *t, bool *broken)
 {
 	*broken = false;
 	pthread_mutex_lock(&f->slock);
@@ -419,11 +419,11 @@ static int fd_send(struct vc_client *c, struct vfs_file *f, const char *op, cons
 		else
 			pthread_cond_wait(&f->cv, &f->lock);
 	}
-	if (rc) {
+	if (rc || (pfd >= 0 && f->tls)) {
 		pthread_mutex_unlock(&f->lock);
 		pthread_mutex_unlock(&f->slock);
-		*broken = true;
-		return rc;
+		*broken = rc != 0;
+		return rc ? rc : -EOPNOTSUPP;
 	}
 	int n = snprintf(hdr, 128, "%s %" PRIx64 "%s%s%s\r\n", op, f->sfd, tail ? " " : "",
 			 tail ? tail : "", async && f->stat_ok ? " s" : "");
@@ -437,7 +437,10 @@ static int fd_send(struct vc_client *c, struct vfs_file *f, const char *op, cons
 	f->sending = true;
 	struct vc_conn *k = f->k;
 	pthread_mutex_unlock(&f->lock);
-	rc = vc_conn_send(c, f->idx, VC_SVC_CLOUDFS, k, hdr, (size_t)n, payload, plen, broken);
+	if (pfd >= 0)
+		rc = vc_conn_send_pipe(c, f->idx, VC_SVC_CLOUDFS, k, hdr, (size_t)n, pfd, plen, broken);
+	else
+		rc = vc_conn_send(c, f->idx, VC_SVC_CLOUDFS, k, hdr, (size_t)n, payload, plen, broken);
 	pthread_mutex_lock(&f->lock);
 	f->sending = false;
 	if (*broken)
@@ -448,6 +451,14 @@ static int fd_send(struct vc_client *c, struct vfs_file *f, const char *op, cons
 	if (rc || !f->tls)
 		pthread_mutex_unlock(&f->slock);
 	return rc;
+}
+
+/* fd_send_from with the payload in memory (or none). */
+static int fd_send(struct vc_client *c, struct vfs_file *f, const char *op, const char *tail,
+		   const void *payload, size_t plen, bool async, char *hdr, struct vfs_tk *t,
+		   bool *broken)
+{
+	return fd_send_from(c, f, op, tail, payload, -1, plen, async, hdr, t, broken);
 }
 
 /* Reads the reply of request t (into/cap as vc_conn_recv), after those
@@ -906,6 +917,34 @@ ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
 		return vc_err_done("write", rc);
 	vc_err_done("write", 0);
 	return (ssize_t)done;
+}
+
+ssize_t vfs_pwrite_pipe(virgo_fd_t fd, int pfd, size_t size, uint64_t pos)
+{
+	if (size == 0 || size > VFS_CHUNK || pos > INT64_MAX)
+		return -EOPNOTSUPP;
+	struct vc_client *c;
+	struct vfs_file *f;
+	int rc = file_ref(fd, false, &c, &f);
+	if (rc)
+		return vc_err_done("write", rc);
+	pthread_mutex_lock(&f->lock);
+	bool ok = f->wb > 0 && !f->tls;
+	rc = ok ? f->werr : 0; /* a write-behind write failed: say so now, once */
+	if (ok)
+		f->werr = 0;
+	pthread_mutex_unlock(&f->lock);
+	if (ok && !rc) {
+		char tail[64], hdr[128];
+		struct vfs_tk t;
+		bool broken;
+		io_tail(tail, size, (int64_t)pos);
+		rc = fd_send_from(c, f, "pwrite", tail, NULL, pfd, size, true, hdr, &t, &broken);
+	}
+	file_release(f);
+	if (!ok)
+		return -EOPNOTSUPP;
+	return rc ? vc_err_done("write", rc) : (vc_err_done("write", 0), (ssize_t)size);
 }
 
 int virgo_writebehind(virgo_fd_t fd, unsigned window)

@@ -595,6 +595,64 @@ int vc_conn_send(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *
 	return rc;
 }
 
+/* Moves n bytes from the pipe pfd to k's socket by splice(2): page
+ * references, no copy through user space.  Plain TCP only. */
+static int splice_all(struct vc_conn *k, int pfd, size_t n, int64_t deadline)
+{
+	while (n > 0) {
+		ssize_t w = splice(pfd, NULL, k->fd, NULL, n,
+				   SPLICE_F_MOVE | SPLICE_F_MORE | SPLICE_F_NONBLOCK);
+		if (w > 0) {
+			n -= (size_t)w;
+			continue;
+		}
+		if (w == 0)
+			return -EIO; /* the pipe holds less than promised */
+		if (errno == EAGAIN) { /* the pipe is full, so the socket is */
+			int rc = wait_fd(k->fd, POLLOUT, deadline);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+int vc_conn_send_pipe(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
+		      const char *hdr, size_t hdr_len, int pfd, size_t plen, bool *broken)
+{
+	if (k->tp != &vc_tcp_transport) {
+		*broken = false;
+		return -EOPNOTSUPP;
+	}
+	int64_t deadline = vc_now_ms() + c->cfg.timeout_ms;
+	int rc = 0;
+	size_t off = 0;
+	while (off < hdr_len && !rc) { /* the header goes out with the payload */
+		ssize_t w = send(k->fd, hdr + off, hdr_len - off, MSG_NOSIGNAL | MSG_MORE);
+		if (w >= 0)
+			off += (size_t)w;
+		else if (errno == EAGAIN)
+			rc = wait_fd(k->fd, POLLOUT, deadline);
+		else if (errno != EINTR)
+			rc = -errno;
+	}
+	if (!rc)
+		rc = splice_all(k, pfd, plen, deadline);
+	if (!rc) {
+		struct iovec iov = {(void *)"\r\n", 2};
+		rc = send_all(k, &iov, 1, deadline, NULL);
+	}
+	*broken = rc != 0;
+	if (rc) {
+		vc_node_failed(c, idx, svc);
+		vc_err_node(c, idx, svc, hdr, rc, NULL);
+	}
+	return rc;
+}
+
 int vc_conn_recv(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
 		 const char *hdr, void *into, size_t cap, struct vc_reply *rep, bool *broken)
 {

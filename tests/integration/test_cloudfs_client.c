@@ -6,7 +6,8 @@
  * the notes' telnet path through a real nc.  Pipelining: a large read
  * across the end of a file, threads reading one descriptor at once (as
  * FUSE readahead does), write-behind writes visible to another
- * descriptor after virgo_flush, and a write-behind failure reported.
+ * descriptor after virgo_flush, and a write-behind failure reported;
+ * write-behind writes whose data comes from a pipe by splice (virgofs).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "../../src/lib/client.h" /* vfs_pwrite_pipe */
 #include "../harness.h"
 #include "virgo.h"
 
@@ -491,6 +493,49 @@ static void writebehind_node_killed(void **state)
 	free(a);
 }
 
+/* vfs_pwrite_pipe (virgofs's spliced writes): a write-behind descriptor
+ * takes its data from a pipe, at unaligned offsets, and reads back
+ * byte for byte; without write-behind, or over 1 MiB, it declines
+ * (-EOPNOTSUPP) and leaves the pipe's bytes for the caller. */
+static void writebehind_from_pipe(void **state)
+{
+	(void)state;
+	size_t n = (1u << 20) - 4096, total = n + 70001 + 300000;
+	uint8_t *a = malloc(total), *b = malloc(total);
+	pattern(a, total, 5);
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_true(fcntl(p[0], F_SETPIPE_SZ, 1 << 20) >= (int)n);
+	virgo_fd_t w, r;
+	assert_int_equal(virgo_open_ex("node1:/pipe.bin", O_RDWR | O_CREAT | O_TRUNC, 0644, &w), 0);
+	/* not in write-behind mode: declined, the pipe untouched */
+	assert_int_equal(write(p[1], a, 70001), 70001);
+	assert_int_equal(vfs_pwrite_pipe(w, p[0], 70001, 0), -EOPNOTSUPP);
+	assert_int_equal(virgo_writebehind(w, 4), 0);
+	assert_int_equal(vfs_pwrite_pipe(w, p[0], 2u << 20, 0), -EOPNOTSUPP);
+	/* the same 70001 bytes, now taken at an odd offset */
+	assert_int_equal(vfs_pwrite_pipe(w, p[0], 70001, 7), 70001);
+	memmove(a + 7, a, 70001); /* the file: a[0..7) unwritten (zeros) */
+	memset(a, 0, 7);
+	/* a request one page short of 1 MiB (virgofs's size without
+	 * CAP_SYS_RESOURCE) after it, and one from memory between */
+	assert_int_equal(virgo_pwrite(w, a + 70008, 300000 - 7, 70008), (ssize_t)(300000 - 7));
+	assert_int_equal(write(p[1], a + 370001, n), (ssize_t)n);
+	assert_int_equal(vfs_pwrite_pipe(w, p[0], n, 370001), (ssize_t)n);
+	assert_int_equal(virgo_flush(w), 0);
+	assert_int_equal(virgo_open_ex("node1:/pipe.bin", O_RDONLY, 0, &r), 0);
+	assert_int_equal(virgo_pread(r, b, total + 10, 0), (ssize_t)total);
+	assert_memory_equal(a, b, total);
+	assert_int_equal(virgo_close(r), 0);
+	assert_int_equal(virgo_close(w), 0);
+	/* a closed descriptor */
+	assert_int_equal(vfs_pwrite_pipe(w, p[0], 1, 0), -EBADF);
+	close(p[0]);
+	close(p[1]);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -500,6 +545,7 @@ int main(void)
 		cmocka_unit_test(pipelined_read_eof), cmocka_unit_test(threads_share_descriptor),
 		cmocka_unit_test(writebehind_visible_after_flush),
 		cmocka_unit_test(writebehind_node_killed),
+		cmocka_unit_test(writebehind_from_pipe),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -11,6 +11,9 @@
  * Small files: the attributes a stat shows right after close are the
  * node's (from the writes' replies), and a file rewritten on the node
  * reads new at the next open while the old attributes are cached.
+ * Large writes travel spliced (pipe to socket): a file written at
+ * unaligned offsets around the splice threshold reads back exact, and a
+ * node killed under a writer gives EIO at close within the timeout.
  * Skipped (counted) where /dev/fuse or the virgofs binary is absent.
  */
 #include <errno.h>
@@ -208,6 +211,67 @@ static void writebehind_close_to_open(void **state)
 	free(back);
 }
 
+/* Large writes reach virgofs as spliced pipes (write_buf) and go on to
+ * the node by splice; small ones as memory.  A file built from both, at
+ * unaligned offsets, with writes just under, at and over the splice
+ * threshold (64 KiB) and across request boundaries, must read back equal
+ * to the same writes on a local file: on the node's disk and through
+ * the mount from a cold page cache. */
+static void spliced_writes_unaligned(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	char p[600], e[600], l[600];
+	snprintf(p, sizeof p, "%s/node1/splice.bin", mnt);
+	snprintf(e, sizeof e, "%s/splice.bin", exp_dir[0]);
+	snprintf(l, sizeof l, "%s/splice.local", base);
+	static const struct {
+		off_t off;
+		size_t len;
+	} w[] = {
+		{0, 5u << 20},		    /* 1 MiB writes (cp's, dd's) */
+		{12345, 300 * 1024},	    /* spliced, unaligned */
+		{(1 << 20) - 10, 1000},	    /* small, across a request boundary */
+		{(3 << 20) + 1, 1u << 20},  /* a whole request's worth, unaligned */
+		{7, 65535},		    /* just under the threshold */
+		{(2 << 20) - 4096, 65537},  /* just over it */
+		{(5 << 20) + 3, 2500000},   /* past the end: the file grows */
+	};
+	size_t max = 8u << 20;
+	uint8_t *buf = malloc(max);
+	assert_non_null(buf);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int lf = open(l, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0 && lf >= 0);
+	for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
+		for (size_t j = 0; j < w[i].len; j++)
+			buf[j] = (uint8_t)(j * 7 + i * 31 + (j >> 9));
+		/* in pieces of at most 1 MiB, as a program writes */
+		for (size_t done = 0; done < w[i].len;) {
+			size_t k = w[i].len - done < (1u << 20) ? w[i].len - done : 1u << 20;
+			off_t at = w[i].off + (off_t)done;
+			assert_int_equal(pwrite(fd, buf + done, k, at), (ssize_t)k);
+			assert_int_equal(pwrite(lf, buf + done, k, at), (ssize_t)k);
+			done += k;
+		}
+	}
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(close(lf), 0);
+	free(buf);
+	assert_int_equal(sh("cmp %s %s", l, e), 0);
+	assert_int_equal(sh("dd if=%s iflag=nocache count=0 status=none && "
+			    "dd if=%s iflag=nocache count=0 status=none && "
+			    "sha256sum < %s && sha256sum < %s",
+			    e, p, l, p),
+			 0);
+	/* two equal lines: the local file's sum, then the mount's */
+	char first[100];
+	assert_int_equal(strlen(out), 2 * (64 + 4));
+	memcpy(first, out, 68);
+	first[68] = '\0';
+	assert_string_equal(out + 68, first);
+}
+
 static void tar_rsync_sqlite(void **state)
 {
 	(void)state;
@@ -329,6 +393,45 @@ static void node_killed_under_reader(void **state)
 	assert_int_equal(rc, 0);
 }
 
+/* A node killed under a writer (its writes spliced to a dead socket):
+ * a later write or close says EIO within the timeout, never hangs, and
+ * the mount writes again once the node is back. */
+static void node_killed_under_writer(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	char p[500];
+	snprintf(p, sizeof p, "%s/node2/data/killed.bin", mnt);
+	size_t chunk = 1u << 20;
+	uint8_t *buf = calloc(1, chunk);
+	assert_non_null(buf);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, chunk), (ssize_t)chunk);
+	th_node_signal(&cl, 1, SIGKILL);
+	int64_t t0 = th_now_ms();
+	int failed = 0;
+	for (int i = 0; i < 8 && !failed; i++)
+		failed = write(fd, buf, chunk) < 0 ? errno : 0;
+	int rc = close(fd);
+	int e = rc < 0 ? errno : 0;
+	int64_t took = th_now_ms() - t0;
+	printf("writes after kill -9: %s, close: %d (%s) in %lld ms\n",
+	       failed ? strerror(failed) : "sent", rc, rc ? strerror(e) : "ok", (long long)took);
+	assert_true(failed == 0 || failed == EIO);
+	assert_int_equal(rc, -1);
+	assert_int_equal(e, EIO);
+	assert_true(took <= 2 * TIMEOUT_MS + 1000);
+	assert_int_equal(th_node_start(&cl, 1), 0);
+	int64_t end = th_now_ms() + 10000;
+	while ((rc = sh("head -c 3000000 /dev/urandom > %s/w.src && cp %s/w.src %s && cmp %s/w.src %s",
+			base, base, p, base, p)) != 0 &&
+	       th_now_ms() < end)
+		usleep(100000);
+	assert_int_equal(rc, 0);
+	free(buf);
+}
+
 /* A hung node (SIGSTOP): EIO within the timeout, not a process stuck in D. */
 static void hung_node_times_out(void **state)
 {
@@ -360,9 +463,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(cp_and_sha256sum),
 		cmocka_unit_test(writebehind_close_to_open),
+		cmocka_unit_test(spliced_writes_unaligned),
 		cmocka_unit_test(tar_rsync_sqlite),
 		cmocka_unit_test(small_files_attrs),
 		cmocka_unit_test(node_killed_under_reader),
+		cmocka_unit_test(node_killed_under_writer),
 		cmocka_unit_test(hung_node_times_out),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
