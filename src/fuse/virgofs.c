@@ -13,8 +13,10 @@
  * kernel's when they changed (so a file grown elsewhere reads whole) and
  * its pages too (auto_cache; unchanged files keep them); between opens,
  * attributes and entries are cached VFS_CACHE_S.
- * Reads and writes go in requests of up to 1 MiB; the kernel reads ahead
- * VFS_RA_REQS requests, which travel pipelined on the file's connection.
+ * Reads and writes go in requests of up to 1 MiB (io_max); the kernel
+ * reads ahead VFS_RA_REQS requests, which travel pipelined on the file's
+ * connection.  A large write's data stays in the pipe libfuse spliced
+ * it into and goes on to the node by splice (vfs_write_buf).
  * Writes are write-behind (virgo_writebehind): a write returns once sent,
  * and close (FUSE flush) waits until the node has acknowledged every one,
  * so close-to-open holds and a failed write is close's error.  The
