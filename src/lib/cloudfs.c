@@ -834,14 +834,24 @@ static ssize_t write_simple(virgo_fd_t fd, const void *data, size_t size, int64_
 	return (ssize_t)done;
 }
 
+/* The start of a write: fd's client and entry (file_ref; file_release
+ * it), returned with f->lock held; or the call's error, already ended. */
+static int write_begin(virgo_fd_t fd, struct vc_client **c, struct vfs_file **f)
+{
+	int rc = file_ref(fd, false, c, f);
+	if (rc)
+		return vc_err_done("write", rc);
+	pthread_mutex_lock(&(*f)->lock);
+	return 0;
+}
+
 ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
 {
 	struct vc_client *c;
 	struct vfs_file *f;
-	int rc = file_ref(fd, false, &c, &f);
+	int rc = write_begin(fd, &c, &f);
 	if (rc)
-		return vc_err_done("write", rc);
-	pthread_mutex_lock(&f->lock);
+		return rc;
 	bool async = f->wb > 0 && pos >= 0;
 	int window = pos >= 0 && !f->tls ? VFS_WINDOW : 1;
 	rc = f->werr; /* a write-behind write failed: say so now, once */
@@ -925,10 +935,9 @@ ssize_t vfs_pwrite_pipe(virgo_fd_t fd, int pfd, size_t size, uint64_t pos)
 		return -EOPNOTSUPP;
 	struct vc_client *c;
 	struct vfs_file *f;
-	int rc = file_ref(fd, false, &c, &f);
+	int rc = write_begin(fd, &c, &f);
 	if (rc)
-		return vc_err_done("write", rc);
-	pthread_mutex_lock(&f->lock);
+		return rc;
 	bool ok = f->wb > 0 && !f->tls;
 	rc = ok ? f->werr : 0; /* a write-behind write failed: say so now, once */
 	if (ok)
