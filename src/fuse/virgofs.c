@@ -384,7 +384,10 @@ static int vfs_read(const char *path, char *buf, size_t size, off_t off, struct 
  * into from /dev/fuse.  A pipe goes on to the node's socket by splice
  * (vfs_pwrite_pipe): the page-cache pages the kernel filled from the
  * writer travel by reference, two copies fewer than read + send.  Where
- * that cannot be (TLS, no write-behind) the data is copied out first. */
+ * that cannot be (TLS, no write-behind) the data is copied out first.
+ * Being references, the bytes are the pages' when TCP sends them: a
+ * rewrite of the same range meanwhile reaches the node in both writes,
+ * which leaves the file as the writes' order says (the later wins). */
 static int vfs_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
 			 struct fuse_file_info *fi)
 {
