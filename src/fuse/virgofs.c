@@ -46,6 +46,7 @@
 #include "../lib/client.h" /* vfs_pwrite_pipe */
 #include "virgo.h"
 #include "vfs_cache.h"
+#include "vfs_read.h"
 
 #define VFS_IO_MAX (1u << 20)
 #define VFS_PAGE 4096u
@@ -61,14 +62,20 @@
  * growing a pipe past fs.pipe-max-size (1 MiB by default) takes
  * CAP_SYS_RESOURCE; without it, 1 MiB requests would all be copied. */
 static unsigned io_max = VFS_IO_MAX;
+/* Read requests (max_read): libfuse splices a reply from a pipe
+ * (vfs_read.c) only if its own pipe holds the data plus three pages, so
+ * without CAP_SYS_RESOURCE reads are four pages short of 1 MiB. */
+static unsigned read_max = VFS_IO_MAX;
 
 static void pick_io_max(void)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) != 0)
 		return;
-	if (fcntl(p[0], F_SETPIPE_SZ, (int)(VFS_IO_MAX + VFS_PAGE)) < 0)
+	if (fcntl(p[0], F_SETPIPE_SZ, (int)(VFS_IO_MAX + 4 * VFS_PAGE)) < 0) {
 		io_max = VFS_IO_MAX - VFS_PAGE;
+		read_max = VFS_IO_MAX - 4 * VFS_PAGE;
+	}
 	close(p[0]);
 	close(p[1]);
 }
@@ -239,9 +246,12 @@ static const struct fuse_opt vfs_opts[] = {
 static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	conn->max_write = io_max;
-	conn->max_readahead = VFS_RA_REQS * io_max;
+	conn->max_read = read_max; /* as the max_read mount option (main) */
+	conn->max_readahead = VFS_RA_REQS * read_max;
 	if (conn->capable & FUSE_CAP_SPLICE_READ)
 		conn->want |= FUSE_CAP_SPLICE_READ; /* write data in a pipe: vfs_write_buf */
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE; /* read replies from a pipe: vfs_read.c */
 	if (!user_timeouts) {
 		cfg->attr_timeout = VFS_CACHE_S;
 		cfg->entry_timeout = VFS_CACHE_S;
@@ -373,10 +383,14 @@ static int vfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		       mode, fi);
 }
 
-static int vfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+/* A read's data, from the node's socket to /dev/fuse by splice where it
+ * can (vfs_read.c). */
+static int vfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
+			struct fuse_file_info *fi)
 {
 	(void)path;
-	return fs_err(virgo_pread(fh_of(fi)->fd, buf, size, (uint64_t)off));
+	ssize_t n = vfs_read_into(fh_of(fi)->fd, bufp, size, off);
+	return n < 0 ? fs_err(n) : 0;
 }
 
 /* A write request's data: in memory (small requests), or, with
@@ -573,7 +587,7 @@ static const struct fuse_operations vfs_ops = {
 	.readdir = vfs_readdir,
 	.open = vfs_open,
 	.create = vfs_create,
-	.read = vfs_read,
+	.read_buf = vfs_read_buf,
 	.write_buf = vfs_write_buf,
 	.flush = vfs_flush,
 	.release = vfs_release,
@@ -616,7 +630,7 @@ static void *raise_readahead(void *arg)
 		 minor(st.st_dev));
 	FILE *f = fopen(p, "w");
 	if (f) {
-		fprintf(f, "%u\n", VFS_RA_REQS * io_max / 1024);
+		fprintf(f, "%u\n", VFS_RA_REQS * read_max / 1024);
 		fclose(f);
 	}
 	return NULL;
@@ -658,8 +672,12 @@ int main(int argc, char **argv)
 		virgo_fini();
 		return 2;
 	}
+	char max_read_opt[32]; /* libfuse wants it both here and in init */
+	snprintf(max_read_opt, sizeof max_read_opt, "-omax_read=%u", read_max);
 	rc = 1;
-	struct fuse *f = fuse_new(&fa, &vfs_ops, sizeof vfs_ops, NULL);
+	struct fuse *f = fuse_opt_insert_arg(&fa, 1, max_read_opt) == 0
+				 ? fuse_new(&fa, &vfs_ops, sizeof vfs_ops, NULL)
+				 : NULL;
 	if (f && fuse_mount(f, o.mountpoint) == 0) {
 		pthread_t ra;
 		if (fuse_daemonize(o.foreground) == 0 &&

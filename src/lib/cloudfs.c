@@ -323,12 +323,13 @@ static void conn_broke(struct vfs_file *f, int rc)
 /* f->lock held (dropped meanwhile), nobody receiving: reads the reply of
  * request f->done. */
 static int recv_turn(struct vc_client *c, struct vfs_file *f, const char *hdr, void *into,
-		     size_t cap, struct vc_reply *rep, bool *broken)
+		     size_t cap, const int *pp, struct vc_reply *rep, bool *broken)
 {
 	struct vc_conn *k = f->k;
 	f->receiving = true;
 	pthread_mutex_unlock(&f->lock);
-	int rc = vc_conn_recv(c, f->idx, VC_SVC_CLOUDFS, k, hdr, into, cap, rep, broken);
+	int rc = pp ? vc_conn_recv_pipe(c, f->idx, VC_SVC_CLOUDFS, k, hdr, pp, cap, rep, broken)
+		    : vc_conn_recv(c, f->idx, VC_SVC_CLOUDFS, k, hdr, into, cap, rep, broken);
 	pthread_mutex_lock(&f->lock);
 	f->receiving = false;
 	f->done++;
@@ -347,7 +348,7 @@ static void settle_async(struct vc_client *c, struct vfs_file *f)
 	struct vfs_slot s = f->ring[f->done % VFS_RING];
 	struct vc_reply rep;
 	bool broken;
-	int rc = recv_turn(c, f, "pwrite (write-behind)\r\n", NULL, 0, &rep, &broken);
+	int rc = recv_turn(c, f, "pwrite (write-behind)\r\n", NULL, 0, NULL, &rep, &broken);
 	free(rep.data);
 	if (broken) {
 		f->lost = true;
@@ -461,10 +462,12 @@ static int fd_send(struct vc_client *c, struct vfs_file *f, const char *op, cons
 	return fd_send_from(c, f, op, tail, payload, -1, plen, async, hdr, t, broken);
 }
 
-/* Reads the reply of request t (into/cap as vc_conn_recv), after those
- * sent before it.  A broken connection fails every request on it. */
+/* Reads the reply of request t (into/cap as vc_conn_recv; pp non-NULL:
+ * vc_conn_recv_pipe), after those sent before it.  A broken connection
+ * fails every request on it. */
 static int fd_wait(struct vc_client *c, struct vfs_file *f, const struct vfs_tk *t,
-		   const char *hdr, void *into, size_t cap, struct vc_reply *rep, bool *broken)
+		   const char *hdr, void *into, size_t cap, const int *pp, struct vc_reply *rep,
+		   bool *broken)
 {
 	memset(rep, 0, sizeof *rep);
 	pthread_mutex_lock(&f->lock);
@@ -476,7 +479,7 @@ static int fd_wait(struct vc_client *c, struct vfs_file *f, const struct vfs_tk 
 			break;
 		}
 		if (!f->receiving && f->done == t->seq) {
-			rc = recv_turn(c, f, hdr, into, cap, rep, broken);
+			rc = recv_turn(c, f, hdr, into, cap, pp, rep, broken);
 			break;
 		}
 		if (async_turn(f))
@@ -517,7 +520,7 @@ static int fd_call(virgo_fd_t fd, const char *op, const char *tail, const void *
 		bool broken;
 		rc = fd_send(c, f, op, tail, payload, plen, false, hdr, &t, &broken);
 		if (rc == 0)
-			rc = fd_wait(c, f, &t, hdr, into, cap, rep, &broken);
+			rc = fd_wait(c, f, &t, hdr, into, cap, NULL, rep, &broken);
 		if (!broken || attempt > 0 || f->seq)
 			break;
 	}
@@ -750,8 +753,8 @@ static ssize_t read_pipelined(virgo_fd_t fd, uint8_t *buf, size_t size, uint64_t
 			break;
 		struct vc_reply rep;
 		bool broken;
-		int e = fd_wait(c, f, &q[head].t, q[head].hdr, buf + q[head].off, q[head].want, &rep,
-				&broken);
+		int e = fd_wait(c, f, &q[head].t, q[head].hdr, buf + q[head].off, q[head].want, NULL,
+				&rep, &broken);
 		free(rep.data);
 		if (e == 0 && strncmp(rep.line, "VALUE ", 6) != 0)
 			e = -VIRGO_EBADREPLY;
@@ -784,6 +787,55 @@ static ssize_t read_pipelined(virgo_fd_t fd, uint8_t *buf, size_t size, uint64_t
 		}
 	}
 	return (ssize_t)done;
+}
+
+ssize_t vfs_pread_pipe(virgo_fd_t fd, const int pp[2], size_t size, uint64_t pos, void **mem)
+{
+	*mem = NULL;
+	if (size == 0 || size > VFS_CHUNK || pos > INT64_MAX)
+		return -EOPNOTSUPP;
+	struct vc_client *c;
+	struct vfs_file *f;
+	int rc = file_ref(fd, false, &c, &f);
+	if (rc)
+		return vc_err_done("read", rc);
+	pthread_mutex_lock(&f->lock);
+	bool ok = !f->tls;
+	pthread_mutex_unlock(&f->lock);
+	struct vc_reply rep = {.data = NULL};
+	bool broken = false;
+	if (ok) {
+		char tail[64], hdr[128];
+		struct vfs_tk t;
+		io_tail(tail, size, (int64_t)pos);
+		rc = fd_send(c, f, "pread", tail, NULL, 0, false, hdr, &t, &broken);
+		if (rc == 0)
+			rc = fd_wait(c, f, &t, hdr, NULL, size, pp, &rep, &broken);
+		if (rc == 0 && strncmp(rep.line, "VALUE ", 6) != 0)
+			rc = -VIRGO_EBADREPLY;
+	}
+	file_release(f);
+	if (!ok)
+		return -EOPNOTSUPP;
+	if (rc == 0) {
+		*mem = rep.data;
+		vc_err_done("read", 0);
+		return (ssize_t)rep.data_len;
+	}
+	free(rep.data);
+	if (!broken)
+		return vc_err_done("read", rc);
+	/* the connection broke: once more on a reopened one, into memory
+	 * (the pipe may hold part of the lost reply) */
+	uint8_t *d = malloc(size);
+	if (!d)
+		return vc_err_done("read", -ENOMEM);
+	ssize_t r = read_one(fd, d, size, (int64_t)pos);
+	if (r < 0)
+		free(d);
+	else
+		*mem = d;
+	return vc_err_done("read", r < 0 ? (int)r : 0), r;
 }
 
 ssize_t virgo_read(virgo_fd_t fd, void *buf, size_t size, int64_t pos)
@@ -893,7 +945,7 @@ ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
 		/* a full window, or the end: the oldest reply */
 		while (n > 0 && (n == window || done == size)) {
 			struct vc_reply rep;
-			int e = fd_wait(c, f, &q[head].t, q[head].hdr, NULL, 0, &rep, &broken);
+			int e = fd_wait(c, f, &q[head].t, q[head].hdr, NULL, 0, NULL, &rep, &broken);
 			free(rep.data);
 			brk |= broken;
 			if (e == 0 && strtoull(rep.line + 2, NULL, 10) != q[head].len)
@@ -912,7 +964,7 @@ ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
 	while (n > 0) { /* after a failure: the replies still due */
 		struct vc_reply rep;
 		bool broken;
-		fd_wait(c, f, &q[head].t, q[head].hdr, NULL, 0, &rep, &broken);
+		fd_wait(c, f, &q[head].t, q[head].hdr, NULL, 0, NULL, &rep, &broken);
 		free(rep.data);
 		head = (head + 1) % VFS_WINDOW;
 		n--;
