@@ -14,6 +14,9 @@
  * Large writes travel spliced (pipe to socket): a file written at
  * unaligned offsets around the splice threshold reads back exact, and a
  * node killed under a writer gives EIO at close within the timeout.
+ * Large reads travel spliced too (socket to pipe to /dev/fuse): odd
+ * offsets and sizes, buffered and O_DIRECT, read the node's bytes, and
+ * a node killed while a read streams gives EIO within the timeout.
  * Skipped (counted) where /dev/fuse or the virgofs binary is absent.
  */
 #include <errno.h>
@@ -271,6 +274,118 @@ static void spliced_writes_unaligned(void **state)
 	first[68] = '\0';
 	assert_string_equal(out + 68, first);
 }
+/* Large reads travel spliced (socket to pipe to /dev/fuse): a file read
+ * cold through the mount at odd offsets and sizes, buffered and with
+ * O_DIRECT (whose requests keep the caller's offset and size), equals
+ * the node's disk byte for byte, and so do their sha256 sums. */
+static void spliced_reads_odd(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	char p[600], e[600];
+	snprintf(p, sizeof p, "%s/node1/rsplice.bin", mnt);
+	snprintf(e, sizeof e, "%s/rsplice.bin", exp_dir[0]);
+	assert_int_equal(sh("head -c 9437201 /dev/urandom > %s && "
+			    "dd if=%s iflag=nocache count=0 status=none && "
+			    "dd if=%s iflag=nocache count=0 status=none",
+			    e, e, p),
+			 0);
+	size_t total = 9437201, max = 3u << 20;
+	uint8_t *want = malloc(max), *got = malloc(max);
+	assert_true(want && got);
+	int ef = open(e, O_RDONLY);
+	assert_true(ef >= 0);
+	static const struct {
+		off_t off;
+		size_t len;
+	} rd[] = {
+		{4097, 1},
+		{123457, 2u << 20},	     /* several requests, unaligned */
+		{(1 << 20) - 3, 1048583},     /* across request boundaries */
+		{5, 65531},
+		{(8 << 20) + 12345, 3u << 20}, /* past the end: short */
+		{9437201, 4096},	     /* at the end: nothing */
+	};
+	for (int direct = 0; direct < 2; direct++) {
+		int fd = open(p, O_RDONLY | (direct ? O_DIRECT : 0));
+		assert_true(fd >= 0);
+		for (size_t i = 0; i < sizeof rd / sizeof rd[0]; i++) {
+			ssize_t n = pread(fd, got, rd[i].len, rd[i].off);
+			size_t exp = (size_t)rd[i].off + rd[i].len <= total ? rd[i].len
+									    : total - (size_t)rd[i].off;
+			assert_int_equal(n, (ssize_t)exp);
+			assert_int_equal(pread(ef, want, rd[i].len, rd[i].off), (ssize_t)exp);
+			assert_memory_equal(got, want, exp);
+		}
+		close(fd);
+	}
+	close(ef);
+	free(want);
+	free(got);
+	assert_int_equal(sh("dd if=%s iflag=nocache count=0 status=none && "
+			    "sha256sum < %s && sha256sum < %s",
+			    p, e, p),
+			 0);
+	assert_int_equal(strlen(out), 2 * (64 + 4));
+	char first[100];
+	memcpy(first, out, 68);
+	first[68] = '\0';
+	assert_string_equal(out + 68, first);
+}
+
+/* A node killed while a large cold read streams (readahead requests in
+ * flight, their data on its way through pipes): the reader gets EIO
+ * within the timeout, every read before it returned the file's bytes,
+ * and the mount reads the file whole again once the node is back. */
+static void node_killed_mid_read(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	char p[600], e[600];
+	snprintf(p, sizeof p, "%s/node2/data/stream.bin", mnt);
+	snprintf(e, sizeof e, "%s/data/stream.bin", exp_dir[1]);
+	assert_int_equal(sh("mkdir -p %s/data && head -c 67108864 /dev/urandom > %s && "
+			    "dd if=%s iflag=nocache count=0 status=none && "
+			    "dd if=%s iflag=nocache count=0 status=none",
+			    exp_dir[1], e, e, p),
+			 0);
+	size_t chunk = 1u << 20;
+	uint8_t *got = malloc(chunk), *want = malloc(chunk);
+	int fd = open(p, O_RDONLY), ef = open(e, O_RDONLY);
+	assert_true(fd >= 0 && ef >= 0 && got && want);
+	ssize_t n = 0;
+	int e_no = 0;
+	int64_t worst = 0;
+	off_t at = 0;
+	for (;; at += (off_t)chunk) {
+		if (at == (off_t)(2 * chunk))
+			th_node_signal(&cl, 1, SIGKILL); /* readahead under way */
+		int64_t t0 = th_now_ms();
+		n = read(fd, got, chunk);
+		e_no = errno;
+		int64_t took = th_now_ms() - t0;
+		worst = took > worst ? took : worst;
+		if (n <= 0)
+			break;
+		assert_int_equal(pread(ef, want, (size_t)n, at), n);
+		assert_memory_equal(got, want, (size_t)n);
+	}
+	printf("read at %lld MiB after kill -9: %zd (%s); slowest read %lld ms\n",
+	       (long long)(at >> 20), n, n < 0 ? strerror(e_no) : "end", (long long)worst);
+	assert_int_equal(n, -1);
+	assert_int_equal(e_no, EIO);
+	assert_true(worst <= 2 * TIMEOUT_MS + 1000);
+	close(fd);
+	assert_int_equal(th_node_start(&cl, 1), 0);
+	int64_t end = th_now_ms() + 10000;
+	int rc;
+	while ((rc = sh("cmp %s %s", p, e)) != 0 && th_now_ms() < end)
+		usleep(100000);
+	assert_int_equal(rc, 0);
+	close(ef);
+	free(got);
+	free(want);
+}
 
 static void tar_rsync_sqlite(void **state)
 {
@@ -464,10 +579,12 @@ int main(void)
 		cmocka_unit_test(cp_and_sha256sum),
 		cmocka_unit_test(writebehind_close_to_open),
 		cmocka_unit_test(spliced_writes_unaligned),
+		cmocka_unit_test(spliced_reads_odd),
 		cmocka_unit_test(tar_rsync_sqlite),
 		cmocka_unit_test(small_files_attrs),
 		cmocka_unit_test(node_killed_under_reader),
 		cmocka_unit_test(node_killed_under_writer),
+		cmocka_unit_test(node_killed_mid_read),
 		cmocka_unit_test(hung_node_times_out),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
