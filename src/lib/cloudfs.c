@@ -44,6 +44,7 @@
 struct vfs_slot {
 	bool async;
 	size_t expect;
+	pthread_cond_t *wake; /* the thread waiting for this reply (fd_wait), or NULL */
 };
 
 /* A sent request: its place in the reply order on connection gen. */
@@ -60,7 +61,8 @@ struct vfs_file {
 	struct vc_conn *k; /* NULL once broken: reopened by the next call */
 	pthread_mutex_t slock; /* one sender at a time on k; taken before lock */
 	pthread_mutex_t lock; /* the fields below */
-	pthread_cond_t cv; /* a reply was read, or k was dropped */
+	pthread_cond_t cv; /* a reply was read, or k was dropped (fd_wait's
+			    * threads wait on their slot's wake instead) */
 	uint64_t sent, done; /* requests sent on k, replies read (or failed) */
 	unsigned gen; /* bumped when k is dropped: its requests fail */
 	bool sending, receiving; /* a thread writes to / reads from k unlocked */
@@ -287,6 +289,29 @@ static int file_reopen(struct vc_client *c, struct vfs_file *f)
 	return rc;
 }
 
+/* f->lock held: wakes every thread waiting for a reply (k broke). */
+static void wake_all(struct vfs_file *f)
+{
+	pthread_cond_broadcast(&f->cv);
+	for (uint64_t s = f->done; s < f->sent; s++)
+		if (f->ring[s % VFS_RING].wake)
+			pthread_cond_signal(f->ring[s % VFS_RING].wake);
+}
+
+/* f->lock held: a reply was read.  Wakes the one thread whose reply is
+ * next, not every reader of the file (a broadcast woke each readahead
+ * thread on every reply); should nobody wait for it (a write-behind
+ * reply, settled by whoever waits), every waiter. */
+static void wake_next(struct vfs_file *f)
+{
+	pthread_cond_broadcast(&f->cv); /* senders, drain: rarely anyone */
+	pthread_cond_t *w = f->done < f->sent ? f->ring[f->done % VFS_RING].wake : NULL;
+	if (w)
+		pthread_cond_signal(w);
+	else
+		wake_all(f);
+}
+
 /* f->lock held: drops k once it broke and nobody is using it; its
  * requests still waiting fail (gen changes). */
 static void conn_drop_if_idle(struct vfs_file *f)
@@ -296,10 +321,10 @@ static void conn_drop_if_idle(struct vfs_file *f)
 	vc_conn_free(f->k);
 	f->k = NULL;
 	f->broken = false;
+	wake_all(f);
 	f->done = f->sent;
 	f->nasync = 0;
 	f->gen++;
-	pthread_cond_broadcast(&f->cv);
 }
 
 /* f->lock held: k failed with rc.  Acknowledged writes may be lost with
@@ -317,6 +342,7 @@ static void conn_broke(struct vfs_file *f, int rc)
 		f->lost = true;
 		f->dirty = false;
 	}
+	wake_all(f);
 	conn_drop_if_idle(f);
 }
 
@@ -335,7 +361,7 @@ static int recv_turn(struct vc_client *c, struct vfs_file *f, const char *hdr, v
 	f->done++;
 	if (*broken)
 		conn_broke(f, rc);
-	pthread_cond_broadcast(&f->cv);
+	wake_next(f);
 	return rc;
 }
 
@@ -366,7 +392,7 @@ static void settle_async(struct vc_client *c, struct vfs_file *f)
 		f->dirty = true;
 	else if (!f->werr)
 		f->werr = rc;
-	pthread_cond_broadcast(&f->cv);
+	wake_next(f);
 }
 
 /* f->lock held: true if the next reply to read is a write-behind one
@@ -432,7 +458,7 @@ static int fd_send_from(struct vc_client *c, struct vfs_file *f, const char *op,
 		f->have_wst = false;
 	t->seq = f->sent++;
 	t->gen = f->gen;
-	f->ring[t->seq % VFS_RING] = (struct vfs_slot){async, plen};
+	f->ring[t->seq % VFS_RING] = (struct vfs_slot){async, plen, NULL};
 	if (async)
 		f->nasync++;
 	f->sending = true;
@@ -470,6 +496,9 @@ static int fd_wait(struct vc_client *c, struct vfs_file *f, const struct vfs_tk 
 		   bool *broken)
 {
 	memset(rep, 0, sizeof *rep);
+	pthread_cond_t mine;
+	pthread_cond_init(&mine, NULL);
+	struct vfs_slot *slot = &f->ring[t->seq % VFS_RING];
 	pthread_mutex_lock(&f->lock);
 	int rc;
 	for (;;) {
@@ -482,12 +511,17 @@ static int fd_wait(struct vc_client *c, struct vfs_file *f, const struct vfs_tk 
 			rc = recv_turn(c, f, hdr, into, cap, pp, rep, broken);
 			break;
 		}
-		if (async_turn(f))
+		if (async_turn(f)) {
 			settle_async(c, f);
-		else
-			pthread_cond_wait(&f->cv, &f->lock);
+		} else {
+			slot->wake = &mine; /* t's slot until its reply is read */
+			pthread_cond_wait(&mine, &f->lock);
+			if (slot->wake == &mine)
+				slot->wake = NULL;
+		}
 	}
 	pthread_mutex_unlock(&f->lock);
+	pthread_cond_destroy(&mine);
 	if (f->tls)
 		pthread_mutex_unlock(&f->slock);
 	return rc;
