@@ -16,7 +16,8 @@
  * Reads and writes go in requests of up to 1 MiB (io_max); the kernel
  * reads ahead VFS_RA_REQS requests, which travel pipelined on the file's
  * connection.  A large write's data stays in the pipe libfuse spliced
- * it into and goes on to the node by splice (vfs_write_buf).
+ * it into and goes on to the node by splice (vfs_write_buf); a large
+ * read's goes from the node's socket to /dev/fuse by splice (vfs_read.c).
  * Writes are write-behind (virgo_writebehind): a write returns once sent,
  * and close (FUSE flush) waits until the node has acknowledged every one,
  * so close-to-open holds and a failed write is close's error.  The
