@@ -865,11 +865,13 @@ ssize_t vfs_pread_pipe(virgo_fd_t fd, const int pp[2], size_t size, uint64_t pos
 	if (!d)
 		return vc_err_done("read", -ENOMEM);
 	ssize_t r = read_one(fd, d, size, (int64_t)pos);
-	if (r < 0)
+	if (r < 0) {
 		free(d);
-	else
-		*mem = d;
-	return vc_err_done("read", r < 0 ? (int)r : 0), r;
+		return vc_err_done("read", (int)r);
+	}
+	*mem = d;
+	vc_err_done("read", 0);
+	return r;
 }
 
 ssize_t virgo_read(virgo_fd_t fd, void *buf, size_t size, int64_t pos)

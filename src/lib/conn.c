@@ -362,11 +362,12 @@ static bool pipe_full(int pfd)
 }
 
 /* Reads a VALUE payload of n bytes into the pipe pp (pp[0] its read
- * end, pp[1] its write end, empty and non-blocking): what the read-ahead already holds is written (a
- * copy of at most sizeof k->buf), the rest moved from the socket by
- * splice(2), page references with no copy through user space.  Should
- * the pipe fill up first, its bytes and the rest go to rep->data instead
- * (malloc'd; the pipe is then empty).  Plain TCP only. */
+ * end, pp[1] its write end; empty, non-blocking): what the read-ahead
+ * already holds is written (a copy of at most sizeof k->buf), the rest
+ * moved from the socket by splice(2), exactly n bytes, as page
+ * references with no copy through user space.  Should the pipe fill up
+ * first, its bytes and the rest go to rep->data instead (malloc'd; the
+ * pipe is then empty).  Plain TCP only. */
 static int read_bytes_pipe(struct vc_conn *k, const int pp[2], size_t n, struct vc_reply *rep,
 			   int64_t deadline)
 {
@@ -437,17 +438,15 @@ static int read_reply_to(struct vc_conn *k, struct vc_reply *rep, void *into, si
 		*transport = 1;
 		if (n > SIZE_MAX - 2 || ((into || pp) && n > into_cap))
 			return -EBADMSG;
-		if (pp) {
-			rep->data_len = (size_t)n;
-			rc = read_bytes_pipe(k, pp, (size_t)n, rep, deadline);
-			goto crlf;
-		}
-		uint8_t *dst = into;
-		if (!dst && !(dst = rep->data = malloc(n + 1)))
-			return -ENOMEM;
 		rep->data_len = (size_t)n;
-		rc = read_bytes(k, dst, (size_t)n, deadline);
-	crlf:;
+		if (pp) {
+			rc = read_bytes_pipe(k, pp, (size_t)n, rep, deadline);
+		} else {
+			uint8_t *dst = into;
+			if (!dst && !(dst = rep->data = malloc(n + 1)))
+				return -ENOMEM;
+			rc = read_bytes(k, dst, (size_t)n, deadline);
+		}
 		uint8_t crlf[2];
 		if (rc == 0)
 			rc = read_bytes(k, crlf, 2, deadline);

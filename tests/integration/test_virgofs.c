@@ -137,6 +137,21 @@ static int teardown(void **state)
 			skip();                                                                    \
 	} while (0)
 
+/* out holds two lines of sha256sum: they are equal. */
+static void assert_sums_equal(void)
+{
+	assert_int_equal(strlen(out), 2 * (64 + 4));
+	assert_memory_equal(out, out + 68, 68);
+}
+
+/* Drops the page-cache pages of the files a and b (dd iflag=nocache). */
+static int cold(const char *a, const char *b)
+{
+	return sh("dd if=%s iflag=nocache count=0 status=none && "
+		  "dd if=%s iflag=nocache count=0 status=none",
+		  a, b);
+}
+
 static void cp_and_sha256sum(void **state)
 {
 	(void)state;
@@ -262,17 +277,9 @@ static void spliced_writes_unaligned(void **state)
 	assert_int_equal(close(lf), 0);
 	free(buf);
 	assert_int_equal(sh("cmp %s %s", l, e), 0);
-	assert_int_equal(sh("dd if=%s iflag=nocache count=0 status=none && "
-			    "dd if=%s iflag=nocache count=0 status=none && "
-			    "sha256sum < %s && sha256sum < %s",
-			    e, p, l, p),
-			 0);
-	/* two equal lines: the local file's sum, then the mount's */
-	char first[100];
-	assert_int_equal(strlen(out), 2 * (64 + 4));
-	memcpy(first, out, 68);
-	first[68] = '\0';
-	assert_string_equal(out + 68, first);
+	assert_int_equal(cold(e, p), 0);
+	assert_int_equal(sh("sha256sum < %s && sha256sum < %s", l, p), 0);
+	assert_sums_equal(); /* the local file's sum, then the mount's */
 }
 /* Large reads travel spliced (socket to pipe to /dev/fuse): a file read
  * cold through the mount at odd offsets and sizes, buffered and with
@@ -285,11 +292,8 @@ static void spliced_reads_odd(void **state)
 	char p[600], e[600];
 	snprintf(p, sizeof p, "%s/node1/rsplice.bin", mnt);
 	snprintf(e, sizeof e, "%s/rsplice.bin", exp_dir[0]);
-	assert_int_equal(sh("head -c 9437201 /dev/urandom > %s && "
-			    "dd if=%s iflag=nocache count=0 status=none && "
-			    "dd if=%s iflag=nocache count=0 status=none",
-			    e, e, p),
-			 0);
+	assert_int_equal(sh("head -c 9437201 /dev/urandom > %s", e), 0);
+	assert_int_equal(cold(e, p), 0);
 	size_t total = 9437201, max = 3u << 20;
 	uint8_t *want = malloc(max), *got = malloc(max);
 	assert_true(want && got);
@@ -322,15 +326,9 @@ static void spliced_reads_odd(void **state)
 	close(ef);
 	free(want);
 	free(got);
-	assert_int_equal(sh("dd if=%s iflag=nocache count=0 status=none && "
-			    "sha256sum < %s && sha256sum < %s",
-			    p, e, p),
-			 0);
-	assert_int_equal(strlen(out), 2 * (64 + 4));
-	char first[100];
-	memcpy(first, out, 68);
-	first[68] = '\0';
-	assert_string_equal(out + 68, first);
+	assert_int_equal(cold(e, p), 0);
+	assert_int_equal(sh("sha256sum < %s && sha256sum < %s", e, p), 0);
+	assert_sums_equal();
 }
 
 /* A node killed while a large cold read streams (readahead requests in
@@ -344,11 +342,9 @@ static void node_killed_mid_read(void **state)
 	char p[600], e[600];
 	snprintf(p, sizeof p, "%s/node2/data/stream.bin", mnt);
 	snprintf(e, sizeof e, "%s/data/stream.bin", exp_dir[1]);
-	assert_int_equal(sh("mkdir -p %s/data && head -c 67108864 /dev/urandom > %s && "
-			    "dd if=%s iflag=nocache count=0 status=none && "
-			    "dd if=%s iflag=nocache count=0 status=none",
-			    exp_dir[1], e, e, p),
+	assert_int_equal(sh("mkdir -p %s/data && head -c 67108864 /dev/urandom > %s", exp_dir[1], e),
 			 0);
+	assert_int_equal(cold(e, p), 0);
 	size_t chunk = 1u << 20;
 	uint8_t *got = malloc(chunk), *want = malloc(chunk);
 	int fd = open(p, O_RDONLY), ef = open(e, O_RDONLY);
