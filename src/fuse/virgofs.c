@@ -13,8 +13,11 @@
  * kernel's when they changed (so a file grown elsewhere reads whole) and
  * its pages too (auto_cache; unchanged files keep them); between opens,
  * attributes and entries are cached VFS_CACHE_S.
- * Reads and writes go in requests of up to 1 MiB; the kernel reads ahead
- * VFS_READAHEAD, whose requests travel pipelined on the file's connection.
+ * Reads and writes go in requests of up to 1 MiB (io_max); the kernel
+ * reads ahead VFS_RA_REQS requests, which travel pipelined on the file's
+ * connection.  A large write's data stays in the pipe libfuse spliced
+ * it into and goes on to the node by splice (vfs_write_buf); a large
+ * read's goes from the node's socket to /dev/fuse by splice (vfs_read.c).
  * Writes are write-behind (virgo_writebehind): a write returns once sent,
  * and close (FUSE flush) waits until the node has acknowledged every one,
  * so close-to-open holds and a failed write is close's error.  The
@@ -41,13 +44,42 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/client.h" /* vfs_pwrite_pipe */
 #include "virgo.h"
 #include "vfs_cache.h"
+#include "vfs_read.h"
 
 #define VFS_IO_MAX (1u << 20)
-#define VFS_READAHEAD (4u << 20)
+#define VFS_PAGE 4096u
+#define VFS_RA_REQS 4 /* readahead: this many requests of io_max */
 #define VFS_WRITEBEHIND 4 /* writes in flight per open file */
+#define VFS_SPLICE_MIN (64u << 10) /* smaller writes: copied, one syscall fewer */
 #define VFS_CACHE_S 30.0 /* attribute and entry cache, seconds (NFS: 3 to 60) */
+
+/* The FUSE request size (max_write; reads follow it, as libfuse derives
+ * max_pages from it): VFS_IO_MAX where libfuse can splice a request that
+ * large, else one page less.  libfuse splices a request from /dev/fuse
+ * into a pipe only if the pipe holds max_write plus a header page, and
+ * growing a pipe past fs.pipe-max-size (1 MiB by default) takes
+ * CAP_SYS_RESOURCE; without it, 1 MiB requests would all be copied. */
+static unsigned io_max = VFS_IO_MAX;
+/* Read requests (max_read): libfuse splices a reply from a pipe
+ * (vfs_read.c) only if its own pipe holds the data plus three pages, so
+ * without CAP_SYS_RESOURCE reads are four pages short of 1 MiB. */
+static unsigned read_max = VFS_IO_MAX;
+
+static void pick_io_max(void)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return;
+	if (fcntl(p[0], F_SETPIPE_SZ, (int)(VFS_IO_MAX + 4 * VFS_PAGE)) < 0) {
+		io_max = VFS_IO_MAX - VFS_PAGE;
+		read_max = VFS_IO_MAX - 4 * VFS_PAGE;
+	}
+	close(p[0]);
+	close(p[1]);
+}
 
 /* Transport and protocol failures (node dead, hung, restarted) are EIO to
  * the caller; file system errors pass through. */
@@ -214,8 +246,13 @@ static const struct fuse_opt vfs_opts[] = {
 
 static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-	conn->max_write = VFS_IO_MAX;
-	conn->max_readahead = VFS_READAHEAD;
+	conn->max_write = io_max;
+	conn->max_read = read_max; /* as the max_read mount option (main) */
+	conn->max_readahead = VFS_RA_REQS * read_max;
+	if (conn->capable & FUSE_CAP_SPLICE_READ)
+		conn->want |= FUSE_CAP_SPLICE_READ; /* write data in a pipe: vfs_write_buf */
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE; /* read replies from a pipe: vfs_read.c */
 	if (!user_timeouts) {
 		cfg->attr_timeout = VFS_CACHE_S;
 		cfg->entry_timeout = VFS_CACHE_S;
@@ -347,19 +384,56 @@ static int vfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		       mode, fi);
 }
 
-static int vfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+/* A read's data, from the node's socket to /dev/fuse by splice where it
+ * can (vfs_read.c). */
+static int vfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
+			struct fuse_file_info *fi)
 {
 	(void)path;
-	return fs_err(virgo_pread(fh_of(fi)->fd, buf, size, (uint64_t)off));
+	ssize_t n = vfs_read_into(fh_of(fi)->fd, bufp, size, off);
+	return n < 0 ? fs_err(n) : 0;
 }
 
-static int vfs_write(const char *path, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+/* A write request's data: in memory (small requests), or, with
+ * FUSE_CAP_SPLICE_READ, still in the pipe libfuse spliced the request
+ * into from /dev/fuse.  A pipe goes on to the node's socket by splice
+ * (vfs_pwrite_pipe): the page-cache pages the kernel filled from the
+ * writer travel by reference, two copies fewer than read + send.  Where
+ * that cannot be (TLS, no write-behind) the data is copied out first.
+ * Being references, the bytes are the pages' when TCP sends them: a
+ * rewrite of the same range meanwhile reaches the node in both writes,
+ * which leaves the file as the writes' order says (the later wins). */
+static int vfs_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
+			 struct fuse_file_info *fi)
 {
-	atomic_store(&fh_of(fi)->fresh, false);
+	struct vfs_fh *h = fh_of(fi);
+	atomic_store(&h->fresh, false);
 	if (path)
 		vfs_cache_stale(path);
-	return fs_err(virgo_pwrite(fh_of(fi)->fd, buf, size, (uint64_t)off));
+	size_t size = fuse_buf_size(buf);
+	const struct fuse_buf *b = &buf->buf[buf->idx];
+	if (buf->count - buf->idx == 1 && (b->flags & FUSE_BUF_IS_FD) &&
+	    !(b->flags & FUSE_BUF_FD_SEEK) && buf->off == 0 && size >= VFS_SPLICE_MIN) {
+		ssize_t n = vfs_pwrite_pipe(h->fd, b->fd, size, (uint64_t)off);
+		if (n != -EOPNOTSUPP) {
+			if (n >= 0)
+				buf->idx = buf->count; /* consumed: libfuse keeps its pipe */
+			return fs_err(n);
+		}
+	}
+	if (buf->count - buf->idx == 1 && !(b->flags & FUSE_BUF_IS_FD))
+		return fs_err(virgo_pwrite(h->fd, (const char *)b->mem + buf->off, size,
+					   (uint64_t)off));
+	char *mem = malloc(size ? size : 1);
+	if (!mem)
+		return -ENOMEM;
+	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
+	dst.buf[0].mem = mem;
+	ssize_t got = fuse_buf_copy(&dst, buf, 0);
+	int rc = got < 0 ? (int)got
+		 : fs_err(virgo_pwrite(h->fd, mem, (size_t)got, (uint64_t)off));
+	free(mem);
+	return rc;
 }
 
 /* close(2) of one of the file's descriptors: every write acknowledged
@@ -514,8 +588,8 @@ static const struct fuse_operations vfs_ops = {
 	.readdir = vfs_readdir,
 	.open = vfs_open,
 	.create = vfs_create,
-	.read = vfs_read,
-	.write = vfs_write,
+	.read_buf = vfs_read_buf,
+	.write_buf = vfs_write_buf,
 	.flush = vfs_flush,
 	.release = vfs_release,
 	.fsync = vfs_fsync,
@@ -542,8 +616,8 @@ static void usage(FILE *f)
 
 /* The kernel reads ahead at most read_ahead_kb of the mount's bdi
  * (128 KiB by default, whatever max_readahead says): raise it to
- * VFS_READAHEAD so sequential reads travel as several 1 MiB requests in
- * flight.  Best effort (root only).
+ * VFS_RA_REQS requests so sequential reads travel as several large
+ * requests in flight.  Best effort (root only).
  * On its own thread once the loop serves: the stat of the mount point is
  * a request to this very process. */
 static void *raise_readahead(void *arg)
@@ -557,7 +631,7 @@ static void *raise_readahead(void *arg)
 		 minor(st.st_dev));
 	FILE *f = fopen(p, "w");
 	if (f) {
-		fprintf(f, "%u\n", VFS_READAHEAD / 1024);
+		fprintf(f, "%u\n", VFS_RA_REQS * read_max / 1024);
 		fclose(f);
 	}
 	return NULL;
@@ -589,6 +663,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "virgofs: %s\n", virgo_strerror(rc));
 		return 2;
 	}
+	pick_io_max();
 	/* fuse_main, unrolled to tune the mount between mounting and serving */
 	struct fuse_args fa = FUSE_ARGS_INIT(n, args);
 	struct fuse_cmdline_opts o;
@@ -598,8 +673,12 @@ int main(int argc, char **argv)
 		virgo_fini();
 		return 2;
 	}
+	char max_read_opt[32]; /* libfuse wants it both here and in init */
+	snprintf(max_read_opt, sizeof max_read_opt, "-omax_read=%u", read_max);
 	rc = 1;
-	struct fuse *f = fuse_new(&fa, &vfs_ops, sizeof vfs_ops, NULL);
+	struct fuse *f = fuse_opt_insert_arg(&fa, 1, max_read_opt) == 0
+				 ? fuse_new(&fa, &vfs_ops, sizeof vfs_ops, NULL)
+				 : NULL;
 	if (f && fuse_mount(f, o.mountpoint) == 0) {
 		pthread_t ra;
 		if (fuse_daemonize(o.foreground) == 0 &&

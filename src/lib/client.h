@@ -221,9 +221,43 @@ int vc_conn_send(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *
 		 const char *hdr, size_t hdr_len, const void *payload, size_t plen, bool *broken);
 int vc_conn_recv(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
 		 const char *hdr, void *into, size_t cap, struct vc_reply *rep, bool *broken);
+/* vc_conn_recv with a VALUE payload of at most cap bytes moved into the
+ * pipe pp (pp[0] read end, pp[1] write end; empty, non-blocking, holding
+ * cap bytes) by splice(2), no copy through user space: rep->data stays
+ * NULL and the pipe holds rep->data_len bytes.  Should the pipe fill up
+ * first (a socket's data takes one pipe slot per packet piece), or on a
+ * transport that cannot splice (TLS), the payload is in rep->data
+ * (malloc'd, caller frees) and the pipe is left empty.  On failure the
+ * pipe may hold part of the payload. */
+int vc_conn_recv_pipe(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
+		      const char *hdr, const int pp[2], size_t cap, struct vc_reply *rep,
+		      bool *broken);
+/* vc_conn_send with a payload of plen bytes taken from the pipe pfd by
+ * splice(2), no copy through user space.  -EOPNOTSUPP (nothing sent,
+ * *broken false) on a transport that cannot take it (TLS). */
+int vc_conn_send_pipe(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
+		      const char *hdr, size_t hdr_len, int pfd, size_t plen, bool *broken);
 void vc_conn_free(struct vc_conn *k);
 /* virgo_fini: closes the connections of files still open (cloudfs.c). */
 void vfs_files_drop(void);
+/* virgo_pread of at most size bytes (at most 1 MiB) at pos, the data
+ * moved from the node's socket into the pipe pp by splice(2) without a
+ * copy through user space (virgofs: a FUSE read reply spliced on to
+ * /dev/fuse).  pp as vc_conn_recv_pipe (pp[0] read end, pp[1] write end;
+ * empty, non-blocking, holding size bytes).  Returns the count read
+ * (short at end of file): in the pipe, or, with *mem set (malloc'd,
+ * caller frees), in *mem (the pipe filled up, or the connection broke
+ * and the read was retried on a new one).  A negative errno on failure;
+ * -EOPNOTSUPP (nothing sent) on TLS.  After a failure or with *mem set,
+ * the pipe may hold stray bytes: empty or replace it. */
+ssize_t vfs_pread_pipe(virgo_fd_t fd, const int pp[2], size_t size, uint64_t pos, void **mem);
+/* virgo_pwrite of size bytes (at most 1 MiB) that wait in the pipe pfd,
+ * moved to the node's socket by splice(2) without a copy through user
+ * space (virgofs: a FUSE write request spliced from /dev/fuse).  Only for
+ * a descriptor in write-behind mode on plain TCP: else -EOPNOTSUPP with
+ * the pipe untouched (copy it out and virgo_pwrite).  Returns size, or a
+ * negative errno (the pipe then holds an unknown part of the data). */
+ssize_t vfs_pwrite_pipe(virgo_fd_t fd, int pfd, size_t size, uint64_t pos);
 
 /* The calling thread's error detail (virgo_last_error), cleared by vc_get.
  * vc_err_done(op, rc) ends a call: a failure with no detail set

@@ -44,6 +44,7 @@
 struct vfs_slot {
 	bool async;
 	size_t expect;
+	pthread_cond_t *wake; /* the thread waiting for this reply (fd_wait), or NULL */
 };
 
 /* A sent request: its place in the reply order on connection gen. */
@@ -60,7 +61,8 @@ struct vfs_file {
 	struct vc_conn *k; /* NULL once broken: reopened by the next call */
 	pthread_mutex_t slock; /* one sender at a time on k; taken before lock */
 	pthread_mutex_t lock; /* the fields below */
-	pthread_cond_t cv; /* a reply was read, or k was dropped */
+	pthread_cond_t cv; /* a reply was read, or k was dropped (fd_wait's
+			    * threads wait on their slot's wake instead) */
 	uint64_t sent, done; /* requests sent on k, replies read (or failed) */
 	unsigned gen; /* bumped when k is dropped: its requests fail */
 	bool sending, receiving; /* a thread writes to / reads from k unlocked */
@@ -287,6 +289,29 @@ static int file_reopen(struct vc_client *c, struct vfs_file *f)
 	return rc;
 }
 
+/* f->lock held: wakes every thread waiting for a reply (k broke). */
+static void wake_all(struct vfs_file *f)
+{
+	pthread_cond_broadcast(&f->cv);
+	for (uint64_t s = f->done; s < f->sent; s++)
+		if (f->ring[s % VFS_RING].wake)
+			pthread_cond_signal(f->ring[s % VFS_RING].wake);
+}
+
+/* f->lock held: a reply was read.  Wakes the one thread whose reply is
+ * next, not every reader of the file (a broadcast woke each readahead
+ * thread on every reply); should nobody wait for it (a write-behind
+ * reply, settled by whoever waits), every waiter. */
+static void wake_next(struct vfs_file *f)
+{
+	pthread_cond_broadcast(&f->cv); /* senders, drain: rarely anyone */
+	pthread_cond_t *w = f->done < f->sent ? f->ring[f->done % VFS_RING].wake : NULL;
+	if (w)
+		pthread_cond_signal(w);
+	else
+		wake_all(f);
+}
+
 /* f->lock held: drops k once it broke and nobody is using it; its
  * requests still waiting fail (gen changes). */
 static void conn_drop_if_idle(struct vfs_file *f)
@@ -296,10 +321,10 @@ static void conn_drop_if_idle(struct vfs_file *f)
 	vc_conn_free(f->k);
 	f->k = NULL;
 	f->broken = false;
+	wake_all(f);
 	f->done = f->sent;
 	f->nasync = 0;
 	f->gen++;
-	pthread_cond_broadcast(&f->cv);
 }
 
 /* f->lock held: k failed with rc.  Acknowledged writes may be lost with
@@ -317,24 +342,26 @@ static void conn_broke(struct vfs_file *f, int rc)
 		f->lost = true;
 		f->dirty = false;
 	}
+	wake_all(f);
 	conn_drop_if_idle(f);
 }
 
 /* f->lock held (dropped meanwhile), nobody receiving: reads the reply of
  * request f->done. */
 static int recv_turn(struct vc_client *c, struct vfs_file *f, const char *hdr, void *into,
-		     size_t cap, struct vc_reply *rep, bool *broken)
+		     size_t cap, const int *pp, struct vc_reply *rep, bool *broken)
 {
 	struct vc_conn *k = f->k;
 	f->receiving = true;
 	pthread_mutex_unlock(&f->lock);
-	int rc = vc_conn_recv(c, f->idx, VC_SVC_CLOUDFS, k, hdr, into, cap, rep, broken);
+	int rc = pp ? vc_conn_recv_pipe(c, f->idx, VC_SVC_CLOUDFS, k, hdr, pp, cap, rep, broken)
+		    : vc_conn_recv(c, f->idx, VC_SVC_CLOUDFS, k, hdr, into, cap, rep, broken);
 	pthread_mutex_lock(&f->lock);
 	f->receiving = false;
 	f->done++;
 	if (*broken)
 		conn_broke(f, rc);
-	pthread_cond_broadcast(&f->cv);
+	wake_next(f);
 	return rc;
 }
 
@@ -347,7 +374,7 @@ static void settle_async(struct vc_client *c, struct vfs_file *f)
 	struct vfs_slot s = f->ring[f->done % VFS_RING];
 	struct vc_reply rep;
 	bool broken;
-	int rc = recv_turn(c, f, "pwrite (write-behind)\r\n", NULL, 0, &rep, &broken);
+	int rc = recv_turn(c, f, "pwrite (write-behind)\r\n", NULL, 0, NULL, &rep, &broken);
 	free(rep.data);
 	if (broken) {
 		f->lost = true;
@@ -365,7 +392,7 @@ static void settle_async(struct vc_client *c, struct vfs_file *f)
 		f->dirty = true;
 	else if (!f->werr)
 		f->werr = rc;
-	pthread_cond_broadcast(&f->cv);
+	wake_next(f);
 }
 
 /* f->lock held: true if the next reply to read is a write-behind one
@@ -392,9 +419,9 @@ static void drain_locked(struct vc_client *c, struct vfs_file *f)
  * (cap 128) gets the request line; *t its place in the reply order.
  * async: a write-behind write of plen bytes (nobody waits for it).  On a
  * TLS connection slock stays held until fd_wait has read the reply. */
-static int fd_send(struct vc_client *c, struct vfs_file *f, const char *op, const char *tail,
-		   const void *payload, size_t plen, bool async, char *hdr, struct vfs_tk *t,
-		   bool *broken)
+static int fd_send_from(struct vc_client *c, struct vfs_file *f, const char *op, const char *tail,
+			const void *payload, int pfd, size_t plen, bool async, char *hdr,
+			struct vfs_tk *t, bool *broken)
 {
 	*broken = false;
 	pthread_mutex_lock(&f->slock);
@@ -419,11 +446,11 @@ static int fd_send(struct vc_client *c, struct vfs_file *f, const char *op, cons
 		else
 			pthread_cond_wait(&f->cv, &f->lock);
 	}
-	if (rc) {
+	if (rc || (pfd >= 0 && f->tls)) {
 		pthread_mutex_unlock(&f->lock);
 		pthread_mutex_unlock(&f->slock);
-		*broken = true;
-		return rc;
+		*broken = rc != 0;
+		return rc ? rc : -EOPNOTSUPP;
 	}
 	int n = snprintf(hdr, 128, "%s %" PRIx64 "%s%s%s\r\n", op, f->sfd, tail ? " " : "",
 			 tail ? tail : "", async && f->stat_ok ? " s" : "");
@@ -431,13 +458,16 @@ static int fd_send(struct vc_client *c, struct vfs_file *f, const char *op, cons
 		f->have_wst = false;
 	t->seq = f->sent++;
 	t->gen = f->gen;
-	f->ring[t->seq % VFS_RING] = (struct vfs_slot){async, plen};
+	f->ring[t->seq % VFS_RING] = (struct vfs_slot){async, plen, NULL};
 	if (async)
 		f->nasync++;
 	f->sending = true;
 	struct vc_conn *k = f->k;
 	pthread_mutex_unlock(&f->lock);
-	rc = vc_conn_send(c, f->idx, VC_SVC_CLOUDFS, k, hdr, (size_t)n, payload, plen, broken);
+	if (pfd >= 0)
+		rc = vc_conn_send_pipe(c, f->idx, VC_SVC_CLOUDFS, k, hdr, (size_t)n, pfd, plen, broken);
+	else
+		rc = vc_conn_send(c, f->idx, VC_SVC_CLOUDFS, k, hdr, (size_t)n, payload, plen, broken);
 	pthread_mutex_lock(&f->lock);
 	f->sending = false;
 	if (*broken)
@@ -450,12 +480,25 @@ static int fd_send(struct vc_client *c, struct vfs_file *f, const char *op, cons
 	return rc;
 }
 
-/* Reads the reply of request t (into/cap as vc_conn_recv), after those
- * sent before it.  A broken connection fails every request on it. */
+/* fd_send_from with the payload in memory (or none). */
+static int fd_send(struct vc_client *c, struct vfs_file *f, const char *op, const char *tail,
+		   const void *payload, size_t plen, bool async, char *hdr, struct vfs_tk *t,
+		   bool *broken)
+{
+	return fd_send_from(c, f, op, tail, payload, -1, plen, async, hdr, t, broken);
+}
+
+/* Reads the reply of request t (into/cap as vc_conn_recv; pp non-NULL:
+ * vc_conn_recv_pipe), after those sent before it.  A broken connection
+ * fails every request on it. */
 static int fd_wait(struct vc_client *c, struct vfs_file *f, const struct vfs_tk *t,
-		   const char *hdr, void *into, size_t cap, struct vc_reply *rep, bool *broken)
+		   const char *hdr, void *into, size_t cap, const int *pp, struct vc_reply *rep,
+		   bool *broken)
 {
 	memset(rep, 0, sizeof *rep);
+	pthread_cond_t mine;
+	pthread_cond_init(&mine, NULL);
+	struct vfs_slot *slot = &f->ring[t->seq % VFS_RING];
 	pthread_mutex_lock(&f->lock);
 	int rc;
 	for (;;) {
@@ -465,15 +508,20 @@ static int fd_wait(struct vc_client *c, struct vfs_file *f, const struct vfs_tk 
 			break;
 		}
 		if (!f->receiving && f->done == t->seq) {
-			rc = recv_turn(c, f, hdr, into, cap, rep, broken);
+			rc = recv_turn(c, f, hdr, into, cap, pp, rep, broken);
 			break;
 		}
-		if (async_turn(f))
+		if (async_turn(f)) {
 			settle_async(c, f);
-		else
-			pthread_cond_wait(&f->cv, &f->lock);
+		} else {
+			slot->wake = &mine; /* t's slot until its reply is read */
+			pthread_cond_wait(&mine, &f->lock);
+			if (slot->wake == &mine)
+				slot->wake = NULL;
+		}
 	}
 	pthread_mutex_unlock(&f->lock);
+	pthread_cond_destroy(&mine);
 	if (f->tls)
 		pthread_mutex_unlock(&f->slock);
 	return rc;
@@ -506,7 +554,7 @@ static int fd_call(virgo_fd_t fd, const char *op, const char *tail, const void *
 		bool broken;
 		rc = fd_send(c, f, op, tail, payload, plen, false, hdr, &t, &broken);
 		if (rc == 0)
-			rc = fd_wait(c, f, &t, hdr, into, cap, rep, &broken);
+			rc = fd_wait(c, f, &t, hdr, into, cap, NULL, rep, &broken);
 		if (!broken || attempt > 0 || f->seq)
 			break;
 	}
@@ -739,8 +787,8 @@ static ssize_t read_pipelined(virgo_fd_t fd, uint8_t *buf, size_t size, uint64_t
 			break;
 		struct vc_reply rep;
 		bool broken;
-		int e = fd_wait(c, f, &q[head].t, q[head].hdr, buf + q[head].off, q[head].want, &rep,
-				&broken);
+		int e = fd_wait(c, f, &q[head].t, q[head].hdr, buf + q[head].off, q[head].want, NULL,
+				&rep, &broken);
 		free(rep.data);
 		if (e == 0 && strncmp(rep.line, "VALUE ", 6) != 0)
 			e = -VIRGO_EBADREPLY;
@@ -773,6 +821,57 @@ static ssize_t read_pipelined(virgo_fd_t fd, uint8_t *buf, size_t size, uint64_t
 		}
 	}
 	return (ssize_t)done;
+}
+
+ssize_t vfs_pread_pipe(virgo_fd_t fd, const int pp[2], size_t size, uint64_t pos, void **mem)
+{
+	*mem = NULL;
+	if (size == 0 || size > VFS_CHUNK || pos > INT64_MAX)
+		return -EOPNOTSUPP;
+	struct vc_client *c;
+	struct vfs_file *f;
+	int rc = file_ref(fd, false, &c, &f);
+	if (rc)
+		return vc_err_done("read", rc);
+	pthread_mutex_lock(&f->lock);
+	bool ok = !f->tls;
+	pthread_mutex_unlock(&f->lock);
+	struct vc_reply rep = {.data = NULL};
+	bool broken = false;
+	if (ok) {
+		char tail[64], hdr[128];
+		struct vfs_tk t;
+		io_tail(tail, size, (int64_t)pos);
+		rc = fd_send(c, f, "pread", tail, NULL, 0, false, hdr, &t, &broken);
+		if (rc == 0)
+			rc = fd_wait(c, f, &t, hdr, NULL, size, pp, &rep, &broken);
+		if (rc == 0 && strncmp(rep.line, "VALUE ", 6) != 0)
+			rc = -VIRGO_EBADREPLY;
+	}
+	file_release(f);
+	if (!ok)
+		return -EOPNOTSUPP;
+	if (rc == 0) {
+		*mem = rep.data;
+		vc_err_done("read", 0);
+		return (ssize_t)rep.data_len;
+	}
+	free(rep.data);
+	if (!broken)
+		return vc_err_done("read", rc);
+	/* the connection broke: once more on a reopened one, into memory
+	 * (the pipe may hold part of the lost reply) */
+	uint8_t *d = malloc(size);
+	if (!d)
+		return vc_err_done("read", -ENOMEM);
+	ssize_t r = read_one(fd, d, size, (int64_t)pos);
+	if (r < 0) {
+		free(d);
+		return vc_err_done("read", (int)r);
+	}
+	*mem = d;
+	vc_err_done("read", 0);
+	return r;
 }
 
 ssize_t virgo_read(virgo_fd_t fd, void *buf, size_t size, int64_t pos)
@@ -823,14 +922,24 @@ static ssize_t write_simple(virgo_fd_t fd, const void *data, size_t size, int64_
 	return (ssize_t)done;
 }
 
+/* The start of a write: fd's client and entry (file_ref; file_release
+ * it), returned with f->lock held; or the call's error, already ended. */
+static int write_begin(virgo_fd_t fd, struct vc_client **c, struct vfs_file **f)
+{
+	int rc = file_ref(fd, false, c, f);
+	if (rc)
+		return vc_err_done("write", rc);
+	pthread_mutex_lock(&(*f)->lock);
+	return 0;
+}
+
 ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
 {
 	struct vc_client *c;
 	struct vfs_file *f;
-	int rc = file_ref(fd, false, &c, &f);
+	int rc = write_begin(fd, &c, &f);
 	if (rc)
-		return vc_err_done("write", rc);
-	pthread_mutex_lock(&f->lock);
+		return rc;
 	bool async = f->wb > 0 && pos >= 0;
 	int window = pos >= 0 && !f->tls ? VFS_WINDOW : 1;
 	rc = f->werr; /* a write-behind write failed: say so now, once */
@@ -872,7 +981,7 @@ ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
 		/* a full window, or the end: the oldest reply */
 		while (n > 0 && (n == window || done == size)) {
 			struct vc_reply rep;
-			int e = fd_wait(c, f, &q[head].t, q[head].hdr, NULL, 0, &rep, &broken);
+			int e = fd_wait(c, f, &q[head].t, q[head].hdr, NULL, 0, NULL, &rep, &broken);
 			free(rep.data);
 			brk |= broken;
 			if (e == 0 && strtoull(rep.line + 2, NULL, 10) != q[head].len)
@@ -891,7 +1000,7 @@ ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
 	while (n > 0) { /* after a failure: the replies still due */
 		struct vc_reply rep;
 		bool broken;
-		fd_wait(c, f, &q[head].t, q[head].hdr, NULL, 0, &rep, &broken);
+		fd_wait(c, f, &q[head].t, q[head].hdr, NULL, 0, NULL, &rep, &broken);
 		free(rep.data);
 		head = (head + 1) % VFS_WINDOW;
 		n--;
@@ -906,6 +1015,33 @@ ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos)
 		return vc_err_done("write", rc);
 	vc_err_done("write", 0);
 	return (ssize_t)done;
+}
+
+ssize_t vfs_pwrite_pipe(virgo_fd_t fd, int pfd, size_t size, uint64_t pos)
+{
+	if (size == 0 || size > VFS_CHUNK || pos > INT64_MAX)
+		return -EOPNOTSUPP;
+	struct vc_client *c;
+	struct vfs_file *f;
+	int rc = write_begin(fd, &c, &f);
+	if (rc)
+		return rc;
+	bool ok = f->wb > 0 && !f->tls;
+	rc = ok ? f->werr : 0; /* a write-behind write failed: say so now, once */
+	if (ok)
+		f->werr = 0;
+	pthread_mutex_unlock(&f->lock);
+	if (ok && !rc) {
+		char tail[64], hdr[128];
+		struct vfs_tk t;
+		bool broken;
+		io_tail(tail, size, (int64_t)pos);
+		rc = fd_send_from(c, f, "pwrite", tail, NULL, pfd, size, true, hdr, &t, &broken);
+	}
+	file_release(f);
+	if (!ok)
+		return -EOPNOTSUPP;
+	return rc ? vc_err_done("write", rc) : (vc_err_done("write", 0), (ssize_t)size);
 }
 
 int virgo_writebehind(virgo_fd_t fd, unsigned window)

@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,10 +352,73 @@ static int read_bytes(struct vc_conn *k, uint8_t *dst, size_t n, int64_t deadlin
 	return 0;
 }
 
+/* true if the pipe pfd (its write end) has no free slot: a socket's
+ * data lands in a pipe as one slot per piece of a packet, so a pipe can
+ * fill up before it holds its size in bytes. */
+static bool pipe_full(int pfd)
+{
+	struct pollfd p = {.fd = pfd, .events = POLLOUT};
+	return poll(&p, 1, 0) == 0;
+}
+
+/* Reads a VALUE payload of n bytes into the pipe pp (pp[0] its read
+ * end, pp[1] its write end; empty, non-blocking): what the read-ahead
+ * already holds is written (a copy of at most sizeof k->buf), the rest
+ * moved from the socket by splice(2), exactly n bytes, as page
+ * references with no copy through user space.  Should the pipe fill up
+ * first, its bytes and the rest go to rep->data instead (malloc'd; the
+ * pipe is then empty).  Plain TCP only. */
+static int read_bytes_pipe(struct vc_conn *k, const int pp[2], size_t n, struct vc_reply *rep,
+			   int64_t deadline)
+{
+	int pfd = pp[1];
+	size_t in = 0; /* bytes in the pipe */
+	size_t have = k->len - k->off;
+	while (in < n && have > 0) {
+		ssize_t w = write(pfd, k->buf + k->off, have < n - in ? have : n - in);
+		if (w <= 0)
+			break; /* full (EAGAIN): spill below */
+		k->off += (size_t)w;
+		have -= (size_t)w;
+		in += (size_t)w;
+	}
+	while (in < n && k->off == k->len) {
+		ssize_t r = splice(k->fd, NULL, pfd, NULL, n - in, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (r > 0) {
+			in += (size_t)r;
+			continue;
+		}
+		if (r == 0)
+			return -ECONNRESET;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -errno;
+		if (pipe_full(pfd))
+			break;
+		int rc = wait_fd(k->fd, POLLIN, deadline);
+		if (rc)
+			return rc;
+	}
+	if (in == n)
+		return 0;
+	uint8_t *d = rep->data = malloc(n + 1);
+	if (!d)
+		return -ENOMEM;
+	for (size_t got = 0; got < in;) { /* the pipe holds them: no wait */
+		ssize_t r = read(pp[0], d + got, in - got);
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		got += (size_t)r;
+	}
+	return read_bytes(k, d + in, n - in, deadline);
+}
+
 /* Reads one reply; returns 0, -errno for ERR replies, or a transport error
- * (*transport = 1). */
-static int read_reply(struct vc_conn *k, struct vc_reply *rep, void *into, size_t into_cap,
-		      int64_t deadline, int *transport)
+ * (*transport = 1).  pp (may be NULL): a VALUE payload goes to that pipe
+ * (read_bytes_pipe), at most into_cap bytes. */
+static int read_reply_to(struct vc_conn *k, struct vc_reply *rep, void *into, size_t into_cap,
+			 const int *pp, int64_t deadline, int *transport)
 {
 	size_t len;
 	*transport = 1;
@@ -372,13 +436,17 @@ static int read_reply(struct vc_conn *k, struct vc_reply *rep, void *into, size_
 		return -err;
 	case VC_R_VALUE: {
 		*transport = 1;
-		if (n > SIZE_MAX - 2 || (into && n > into_cap))
+		if (n > SIZE_MAX - 2 || ((into || pp) && n > into_cap))
 			return -EBADMSG;
-		uint8_t *dst = into;
-		if (!dst && !(dst = rep->data = malloc(n + 1)))
-			return -ENOMEM;
 		rep->data_len = (size_t)n;
-		rc = read_bytes(k, dst, (size_t)n, deadline);
+		if (pp) {
+			rc = read_bytes_pipe(k, pp, (size_t)n, rep, deadline);
+		} else {
+			uint8_t *dst = into;
+			if (!dst && !(dst = rep->data = malloc(n + 1)))
+				return -ENOMEM;
+			rc = read_bytes(k, dst, (size_t)n, deadline);
+		}
 		uint8_t crlf[2];
 		if (rc == 0)
 			rc = read_bytes(k, crlf, 2, deadline);
@@ -422,6 +490,12 @@ static int read_reply(struct vc_conn *k, struct vc_reply *rep, void *into, size_
 	default:
 		return -EBADMSG;
 	}
+}
+
+static int read_reply(struct vc_conn *k, struct vc_reply *rep, void *into, size_t into_cap,
+		      int64_t deadline, int *transport)
+{
+	return read_reply_to(k, rep, into, into_cap, NULL, deadline, transport);
 }
 
 /* The sentence of an "ERR <CODE> <sentence>" line, or NULL. */
@@ -595,13 +669,72 @@ int vc_conn_send(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *
 	return rc;
 }
 
-int vc_conn_recv(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
-		 const char *hdr, void *into, size_t cap, struct vc_reply *rep, bool *broken)
+/* Moves n bytes from the pipe pfd to k's socket by splice(2): page
+ * references, no copy through user space.  Plain TCP only. */
+static int splice_all(struct vc_conn *k, int pfd, size_t n, int64_t deadline)
+{
+	while (n > 0) {
+		ssize_t w = splice(pfd, NULL, k->fd, NULL, n,
+				   SPLICE_F_MOVE | SPLICE_F_MORE | SPLICE_F_NONBLOCK);
+		if (w > 0) {
+			n -= (size_t)w;
+			continue;
+		}
+		if (w == 0)
+			return -EIO; /* the pipe holds less than promised */
+		if (errno == EAGAIN) { /* the pipe is full, so the socket is */
+			int rc = wait_fd(k->fd, POLLOUT, deadline);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+int vc_conn_send_pipe(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
+		      const char *hdr, size_t hdr_len, int pfd, size_t plen, bool *broken)
+{
+	if (k->tp != &vc_tcp_transport) {
+		*broken = false;
+		return -EOPNOTSUPP;
+	}
+	int64_t deadline = vc_now_ms() + c->cfg.timeout_ms;
+	int rc = 0;
+	size_t off = 0;
+	while (off < hdr_len && !rc) { /* the header goes out with the payload */
+		ssize_t w = send(k->fd, hdr + off, hdr_len - off, MSG_NOSIGNAL | MSG_MORE);
+		if (w >= 0)
+			off += (size_t)w;
+		else if (errno == EAGAIN)
+			rc = wait_fd(k->fd, POLLOUT, deadline);
+		else if (errno != EINTR)
+			rc = -errno;
+	}
+	if (!rc)
+		rc = splice_all(k, pfd, plen, deadline);
+	if (!rc) {
+		struct iovec iov = {(void *)"\r\n", 2};
+		rc = send_all(k, &iov, 1, deadline, NULL);
+	}
+	*broken = rc != 0;
+	if (rc) {
+		vc_node_failed(c, idx, svc);
+		vc_err_node(c, idx, svc, hdr, rc, NULL);
+	}
+	return rc;
+}
+
+static int conn_recv(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
+		     const char *hdr, void *into, size_t cap, const int *pp, struct vc_reply *rep,
+		     bool *broken)
 {
 	int64_t deadline = vc_now_ms() + c->cfg.timeout_ms;
 	memset(rep, 0, sizeof *rep);
 	int transport = 1;
-	int rc = read_reply(k, rep, into, cap, deadline, &transport);
+	int rc = read_reply_to(k, rep, into, cap, pp, deadline, &transport);
 	*broken = transport != 0;
 	if (transport) {
 		free(rep->data);
@@ -615,6 +748,21 @@ int vc_conn_recv(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *
 	if (rc)
 		vc_err_node(c, idx, svc, hdr, rc, err_sentence(rep->line));
 	return rc;
+}
+
+int vc_conn_recv(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
+		 const char *hdr, void *into, size_t cap, struct vc_reply *rep, bool *broken)
+{
+	return conn_recv(c, idx, svc, k, hdr, into, cap, NULL, rep, broken);
+}
+
+int vc_conn_recv_pipe(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,
+		      const char *hdr, const int pp[2], size_t cap, struct vc_reply *rep,
+		      bool *broken)
+{
+	if (k->tp != &vc_tcp_transport)
+		return conn_recv(c, idx, svc, k, hdr, NULL, cap, NULL, rep, broken);
+	return conn_recv(c, idx, svc, k, hdr, NULL, cap, pp, rep, broken);
 }
 
 int vc_conn_call(struct vc_client *c, int idx, enum vc_svc svc, struct vc_conn *k,

@@ -6,7 +6,8 @@
  * the notes' telnet path through a real nc.  Pipelining: a large read
  * across the end of a file, threads reading one descriptor at once (as
  * FUSE readahead does), write-behind writes visible to another
- * descriptor after virgo_flush, and a write-behind failure reported.
+ * descriptor after virgo_flush, and a write-behind failure reported;
+ * write-behind writes whose data comes from a pipe by splice (virgofs).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "../../src/lib/client.h" /* vfs_pwrite_pipe, vfs_pread_pipe */
 #include "../harness.h"
 #include "virgo.h"
 
@@ -491,6 +493,128 @@ static void writebehind_node_killed(void **state)
 	free(a);
 }
 
+/* vfs_pwrite_pipe (virgofs's spliced writes): a write-behind descriptor
+ * takes its data from a pipe, at unaligned offsets, and reads back
+ * byte for byte; without write-behind, or over 1 MiB, it declines
+ * (-EOPNOTSUPP) and leaves the pipe's bytes for the caller. */
+static void writebehind_from_pipe(void **state)
+{
+	(void)state;
+	size_t n = (1u << 20) - 4096, total = n + 70001 + 300000;
+	uint8_t *a = malloc(total), *b = malloc(total);
+	pattern(a, total, 5);
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_true(fcntl(p[0], F_SETPIPE_SZ, 1 << 20) >= (int)n);
+	virgo_fd_t w, r;
+	assert_int_equal(virgo_open_ex("node1:/pipe.bin", O_RDWR | O_CREAT | O_TRUNC, 0644, &w), 0);
+	/* not in write-behind mode: declined, the pipe untouched */
+	assert_int_equal(write(p[1], a, 70001), 70001);
+	assert_int_equal(vfs_pwrite_pipe(w, p[0], 70001, 0), -EOPNOTSUPP);
+	assert_int_equal(virgo_writebehind(w, 4), 0);
+	assert_int_equal(vfs_pwrite_pipe(w, p[0], 2u << 20, 0), -EOPNOTSUPP);
+	/* the same 70001 bytes, now taken at an odd offset */
+	assert_int_equal(vfs_pwrite_pipe(w, p[0], 70001, 7), 70001);
+	memmove(a + 7, a, 70001); /* the file: a[0..7) unwritten (zeros) */
+	memset(a, 0, 7);
+	/* a request one page short of 1 MiB (virgofs's size without
+	 * CAP_SYS_RESOURCE) after it, and one from memory between */
+	assert_int_equal(virgo_pwrite(w, a + 70008, 300000 - 7, 70008), (ssize_t)(300000 - 7));
+	assert_int_equal(write(p[1], a + 370001, n), (ssize_t)n);
+	assert_int_equal(vfs_pwrite_pipe(w, p[0], n, 370001), (ssize_t)n);
+	assert_int_equal(virgo_flush(w), 0);
+	assert_int_equal(virgo_open_ex("node1:/pipe.bin", O_RDONLY, 0, &r), 0);
+	assert_int_equal(virgo_pread(r, b, total + 10, 0), (ssize_t)total);
+	assert_memory_equal(a, b, total);
+	assert_int_equal(virgo_close(r), 0);
+	assert_int_equal(virgo_close(w), 0);
+	/* a closed descriptor */
+	assert_int_equal(vfs_pwrite_pipe(w, p[0], 1, 0), -EBADF);
+	close(p[0]);
+	close(p[1]);
+	free(a);
+	free(b);
+}
+
+/* Drains the pipe p (non-blocking) into dst: the bytes it held. */
+static size_t pipe_drain(int p, uint8_t *dst, size_t cap)
+{
+	size_t got = 0;
+	ssize_t r;
+	while (got < cap && (r = read(p, dst + got, cap - got)) > 0)
+		got += (size_t)r;
+	return got;
+}
+
+/* vfs_pread_pipe (virgofs's spliced reads): a reply's payload lands in
+ * the pipe exactly (odd offsets and sizes, several reads in a row on one
+ * connection, the short read at the end of the file), byte for byte the
+ * node's file; with a pipe too small for it (64 KiB: fewer slots than the
+ * payload has pieces) it comes back in memory, the pipe left empty; a
+ * closed descriptor is EBADF. */
+static void pread_into_pipe(void **state)
+{
+	(void)state;
+	size_t total = (3u << 20) + 12345;
+	uint8_t *a = malloc(total), *b = malloc(1u << 20);
+	pattern(a, total, 9);
+	virgo_fd_t w, r;
+	assert_int_equal(virgo_open_ex("node1:/rpipe.bin", O_RDWR | O_CREAT | O_TRUNC, 0644, &w), 0);
+	assert_int_equal(virgo_pwrite(w, a, total, 0), (ssize_t)total);
+	assert_int_equal(virgo_close(w), 0);
+	assert_int_equal(virgo_open_ex("node1:/rpipe.bin", O_RDONLY, 0, &r), 0);
+	int p[2];
+	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+	assert_true(fcntl(p[0], F_SETPIPE_SZ, 1 << 20) >= 1 << 20);
+	const struct {
+		uint64_t off;
+		size_t len;
+	} rd[] = {
+		{0, (1u << 20) - 16384}, /* virgofs's request without CAP_SYS_RESOURCE */
+		{1, 65536},
+		{77777, 999999},
+		{(3u << 20) - 5, 1u << 20}, /* past the end: 12350 bytes */
+		{total, 4096},		   /* at the end: nothing */
+	};
+	for (size_t i = 0; i < sizeof rd / sizeof rd[0]; i++) {
+		void *mem = (void *)1;
+		ssize_t n = vfs_pread_pipe(r, p, rd[i].len, rd[i].off, &mem);
+		size_t want = rd[i].off + rd[i].len <= total ? rd[i].len : total - rd[i].off;
+		assert_int_equal(n, (ssize_t)want);
+		if (mem) { /* the pipe filled up: allowed, then all in memory */
+			assert_memory_equal(mem, a + rd[i].off, want);
+			free(mem);
+			assert_int_equal(pipe_drain(p[0], b, 1u << 20), 0);
+			continue;
+		}
+		assert_int_equal(pipe_drain(p[0], b, 1u << 20), want);
+		assert_memory_equal(b, a + rd[i].off, want);
+	}
+	/* a small pipe: the payload is in memory and the pipe empty */
+	int q[2];
+	assert_int_equal(pipe2(q, O_NONBLOCK), 0);
+	assert_true(fcntl(q[0], F_SETPIPE_SZ, 65536) >= 0);
+	void *mem = NULL;
+	assert_int_equal(vfs_pread_pipe(r, q, 1u << 20, 3, &mem), 1 << 20);
+	assert_non_null(mem);
+	assert_memory_equal(mem, a + 3, 1u << 20);
+	free(mem);
+	assert_int_equal(pipe_drain(q[0], b, 1u << 20), 0);
+	/* the connection still reads in order after it */
+	assert_int_equal(virgo_pread(r, b, 100, 5), 100);
+	assert_memory_equal(b, a + 5, 100);
+	/* over 1 MiB: declined */
+	assert_int_equal(vfs_pread_pipe(r, p, (1u << 20) + 1, 0, &mem), -EOPNOTSUPP);
+	assert_int_equal(virgo_close(r), 0);
+	assert_int_equal(vfs_pread_pipe(r, p, 4096, 0, &mem), -EBADF);
+	close(p[0]);
+	close(p[1]);
+	close(q[0]);
+	close(q[1]);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -500,6 +624,8 @@ int main(void)
 		cmocka_unit_test(pipelined_read_eof), cmocka_unit_test(threads_share_descriptor),
 		cmocka_unit_test(writebehind_visible_after_flush),
 		cmocka_unit_test(writebehind_node_killed),
+		cmocka_unit_test(writebehind_from_pipe),
+		cmocka_unit_test(pread_into_pipe),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -11,6 +11,12 @@
  * Small files: the attributes a stat shows right after close are the
  * node's (from the writes' replies), and a file rewritten on the node
  * reads new at the next open while the old attributes are cached.
+ * Large writes travel spliced (pipe to socket): a file written at
+ * unaligned offsets around the splice threshold reads back exact, and a
+ * node killed under a writer gives EIO at close within the timeout.
+ * Large reads travel spliced too (socket to pipe to /dev/fuse): odd
+ * offsets and sizes, buffered and O_DIRECT, read the node's bytes, and
+ * a node killed while a read streams gives EIO within the timeout.
  * Skipped (counted) where /dev/fuse or the virgofs binary is absent.
  */
 #include <errno.h>
@@ -131,6 +137,21 @@ static int teardown(void **state)
 			skip();                                                                    \
 	} while (0)
 
+/* out holds two lines of sha256sum: they are equal. */
+static void assert_sums_equal(void)
+{
+	assert_int_equal(strlen(out), 2 * (64 + 4));
+	assert_memory_equal(out, out + 68, 68);
+}
+
+/* Drops the page-cache pages of the files a and b (dd iflag=nocache). */
+static int cold(const char *a, const char *b)
+{
+	return sh("dd if=%s iflag=nocache count=0 status=none && "
+		  "dd if=%s iflag=nocache count=0 status=none",
+		  a, b);
+}
+
 static void cp_and_sha256sum(void **state)
 {
 	(void)state;
@@ -206,6 +227,160 @@ static void writebehind_close_to_open(void **state)
 	close(fd);
 	free(buf);
 	free(back);
+}
+
+/* Large writes reach virgofs as spliced pipes (write_buf) and go on to
+ * the node by splice; small ones as memory.  A file built from both, at
+ * unaligned offsets, with writes just under, at and over the splice
+ * threshold (64 KiB) and across request boundaries, must read back equal
+ * to the same writes on a local file: on the node's disk and through
+ * the mount from a cold page cache. */
+static void spliced_writes_unaligned(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	char p[600], e[600], l[600];
+	snprintf(p, sizeof p, "%s/node1/splice.bin", mnt);
+	snprintf(e, sizeof e, "%s/splice.bin", exp_dir[0]);
+	snprintf(l, sizeof l, "%s/splice.local", base);
+	static const struct {
+		off_t off;
+		size_t len;
+	} w[] = {
+		{0, 5u << 20},		    /* 1 MiB writes (cp's, dd's) */
+		{12345, 300 * 1024},	    /* spliced, unaligned */
+		{(1 << 20) - 10, 1000},	    /* small, across a request boundary */
+		{(3 << 20) + 1, 1u << 20},  /* a whole request's worth, unaligned */
+		{7, 65535},		    /* just under the threshold */
+		{(2 << 20) - 4096, 65537},  /* just over it */
+		{(5 << 20) + 3, 2500000},   /* past the end: the file grows */
+	};
+	size_t max = 8u << 20;
+	uint8_t *buf = malloc(max);
+	assert_non_null(buf);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int lf = open(l, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0 && lf >= 0);
+	for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
+		for (size_t j = 0; j < w[i].len; j++)
+			buf[j] = (uint8_t)(j * 7 + i * 31 + (j >> 9));
+		/* in pieces of at most 1 MiB, as a program writes */
+		for (size_t done = 0; done < w[i].len;) {
+			size_t k = w[i].len - done < (1u << 20) ? w[i].len - done : 1u << 20;
+			off_t at = w[i].off + (off_t)done;
+			assert_int_equal(pwrite(fd, buf + done, k, at), (ssize_t)k);
+			assert_int_equal(pwrite(lf, buf + done, k, at), (ssize_t)k);
+			done += k;
+		}
+	}
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(close(lf), 0);
+	free(buf);
+	assert_int_equal(sh("cmp %s %s", l, e), 0);
+	assert_int_equal(cold(e, p), 0);
+	assert_int_equal(sh("sha256sum < %s && sha256sum < %s", l, p), 0);
+	assert_sums_equal(); /* the local file's sum, then the mount's */
+}
+/* Large reads travel spliced (socket to pipe to /dev/fuse): a file read
+ * cold through the mount at odd offsets and sizes, buffered and with
+ * O_DIRECT (whose requests keep the caller's offset and size), equals
+ * the node's disk byte for byte, and so do their sha256 sums. */
+static void spliced_reads_odd(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	char p[600], e[600];
+	snprintf(p, sizeof p, "%s/node1/rsplice.bin", mnt);
+	snprintf(e, sizeof e, "%s/rsplice.bin", exp_dir[0]);
+	assert_int_equal(sh("head -c 9437201 /dev/urandom > %s", e), 0);
+	assert_int_equal(cold(e, p), 0);
+	size_t total = 9437201, max = 3u << 20;
+	uint8_t *want = malloc(max), *got = malloc(max);
+	assert_true(want && got);
+	int ef = open(e, O_RDONLY);
+	assert_true(ef >= 0);
+	static const struct {
+		off_t off;
+		size_t len;
+	} rd[] = {
+		{4097, 1},
+		{123457, 2u << 20},	     /* several requests, unaligned */
+		{(1 << 20) - 3, 1048583},     /* across request boundaries */
+		{5, 65531},
+		{(8 << 20) + 12345, 3u << 20}, /* past the end: short */
+		{9437201, 4096},	     /* at the end: nothing */
+	};
+	for (int direct = 0; direct < 2; direct++) {
+		int fd = open(p, O_RDONLY | (direct ? O_DIRECT : 0));
+		assert_true(fd >= 0);
+		for (size_t i = 0; i < sizeof rd / sizeof rd[0]; i++) {
+			ssize_t n = pread(fd, got, rd[i].len, rd[i].off);
+			size_t exp = (size_t)rd[i].off + rd[i].len <= total ? rd[i].len
+									    : total - (size_t)rd[i].off;
+			assert_int_equal(n, (ssize_t)exp);
+			assert_int_equal(pread(ef, want, rd[i].len, rd[i].off), (ssize_t)exp);
+			assert_memory_equal(got, want, exp);
+		}
+		close(fd);
+	}
+	close(ef);
+	free(want);
+	free(got);
+	assert_int_equal(cold(e, p), 0);
+	assert_int_equal(sh("sha256sum < %s && sha256sum < %s", e, p), 0);
+	assert_sums_equal();
+}
+
+/* A node killed while a large cold read streams (readahead requests in
+ * flight, their data on its way through pipes): the reader gets EIO
+ * within the timeout, every read before it returned the file's bytes,
+ * and the mount reads the file whole again once the node is back. */
+static void node_killed_mid_read(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	char p[600], e[600];
+	snprintf(p, sizeof p, "%s/node2/data/stream.bin", mnt);
+	snprintf(e, sizeof e, "%s/data/stream.bin", exp_dir[1]);
+	assert_int_equal(sh("mkdir -p %s/data && head -c 67108864 /dev/urandom > %s", exp_dir[1], e),
+			 0);
+	assert_int_equal(cold(e, p), 0);
+	size_t chunk = 1u << 20;
+	uint8_t *got = malloc(chunk), *want = malloc(chunk);
+	int fd = open(p, O_RDONLY), ef = open(e, O_RDONLY);
+	assert_true(fd >= 0 && ef >= 0 && got && want);
+	ssize_t n = 0;
+	int e_no = 0;
+	int64_t worst = 0;
+	off_t at = 0;
+	for (;; at += (off_t)chunk) {
+		if (at == (off_t)(2 * chunk))
+			th_node_signal(&cl, 1, SIGKILL); /* readahead under way */
+		int64_t t0 = th_now_ms();
+		n = read(fd, got, chunk);
+		e_no = errno;
+		int64_t took = th_now_ms() - t0;
+		worst = took > worst ? took : worst;
+		if (n <= 0)
+			break;
+		assert_int_equal(pread(ef, want, (size_t)n, at), n);
+		assert_memory_equal(got, want, (size_t)n);
+	}
+	printf("read at %lld MiB after kill -9: %zd (%s); slowest read %lld ms\n",
+	       (long long)(at >> 20), n, n < 0 ? strerror(e_no) : "end", (long long)worst);
+	assert_int_equal(n, -1);
+	assert_int_equal(e_no, EIO);
+	assert_true(worst <= 2 * TIMEOUT_MS + 1000);
+	close(fd);
+	assert_int_equal(th_node_start(&cl, 1), 0);
+	int64_t end = th_now_ms() + 10000;
+	int rc;
+	while ((rc = sh("cmp %s %s", p, e)) != 0 && th_now_ms() < end)
+		usleep(100000);
+	assert_int_equal(rc, 0);
+	close(ef);
+	free(got);
+	free(want);
 }
 
 static void tar_rsync_sqlite(void **state)
@@ -329,6 +504,45 @@ static void node_killed_under_reader(void **state)
 	assert_int_equal(rc, 0);
 }
 
+/* A node killed under a writer (its writes spliced to a dead socket):
+ * a later write or close says EIO within the timeout, never hangs, and
+ * the mount writes again once the node is back. */
+static void node_killed_under_writer(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	char p[500];
+	snprintf(p, sizeof p, "%s/node2/data/killed.bin", mnt);
+	size_t chunk = 1u << 20;
+	uint8_t *buf = calloc(1, chunk);
+	assert_non_null(buf);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, chunk), (ssize_t)chunk);
+	th_node_signal(&cl, 1, SIGKILL);
+	int64_t t0 = th_now_ms();
+	int failed = 0;
+	for (int i = 0; i < 8 && !failed; i++)
+		failed = write(fd, buf, chunk) < 0 ? errno : 0;
+	int rc = close(fd);
+	int e = rc < 0 ? errno : 0;
+	int64_t took = th_now_ms() - t0;
+	printf("writes after kill -9: %s, close: %d (%s) in %lld ms\n",
+	       failed ? strerror(failed) : "sent", rc, rc ? strerror(e) : "ok", (long long)took);
+	assert_true(failed == 0 || failed == EIO);
+	assert_int_equal(rc, -1);
+	assert_int_equal(e, EIO);
+	assert_true(took <= 2 * TIMEOUT_MS + 1000);
+	assert_int_equal(th_node_start(&cl, 1), 0);
+	int64_t end = th_now_ms() + 10000;
+	while ((rc = sh("head -c 3000000 /dev/urandom > %s/w.src && cp %s/w.src %s && cmp %s/w.src %s",
+			base, base, p, base, p)) != 0 &&
+	       th_now_ms() < end)
+		usleep(100000);
+	assert_int_equal(rc, 0);
+	free(buf);
+}
+
 /* A hung node (SIGSTOP): EIO within the timeout, not a process stuck in D. */
 static void hung_node_times_out(void **state)
 {
@@ -360,9 +574,13 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(cp_and_sha256sum),
 		cmocka_unit_test(writebehind_close_to_open),
+		cmocka_unit_test(spliced_writes_unaligned),
+		cmocka_unit_test(spliced_reads_odd),
 		cmocka_unit_test(tar_rsync_sqlite),
 		cmocka_unit_test(small_files_attrs),
 		cmocka_unit_test(node_killed_under_reader),
+		cmocka_unit_test(node_killed_under_writer),
+		cmocka_unit_test(node_killed_mid_read),
 		cmocka_unit_test(hung_node_times_out),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
