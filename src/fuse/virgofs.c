@@ -235,12 +235,26 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	(void)outargs;
 	if (key == 1)
 		user_timeouts = true;
+	if (key == 2) { /* the user's max_read: init must say the same (main) */
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(arg + strlen("max_read="), &end, 10);
+		if (errno || *end || v < VFS_PAGE) {
+			fprintf(stderr, "virgofs: bad max_read '%s' (bytes, at least %u)\n", arg,
+				(unsigned)VFS_PAGE);
+			return -1;
+		}
+		if (v < read_max)
+			read_max = (unsigned)v;
+		return 0; /* main passes max_read=read_max */
+	}
 	return 1; /* left for fuse_new */
 }
 
 static const struct fuse_opt vfs_opts[] = {
 	FUSE_OPT_KEY("attr_timeout=", 1),
 	FUSE_OPT_KEY("entry_timeout=", 1),
+	FUSE_OPT_KEY("max_read=", 2),
 	FUSE_OPT_END,
 };
 
