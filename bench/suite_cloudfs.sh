@@ -9,6 +9,8 @@
 # $BENCH_CFS_DIR, default /var/tmp) and a virgofs mount of it.
 #   - sequential write of BENCH_CFS_MB MiB (default 1024) from a file in
 #     the page cache, made durable (dd conv=fsync, virgo cp --fsync);
+#     BENCH_CFS_MB=0 skips the sequential part (quicker while iterating
+#     on the small-file figures);
 #   - sequential read of it from a cold page cache: the file's pages are
 #     dropped before each read with posix_fadvise(DONTNEED) (dd
 #     iflag=nocache count=0) on the node's file and on the client's view
@@ -17,6 +19,8 @@
 #     creates (open+write 4 KiB+close), stats, and a readdir of them;
 #   - virgod's resident memory before and its peak (VmHWM) after the
 #     copies.
+# BENCH_CFS_OFFSET (default 1100): the first port offset tried for the
+# node (the next free one is taken), for manual runs in a given block.
 # Writes cloudfs.md.
 set -u
 B=$1
@@ -47,7 +51,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0 && a > 0) printf "%.2f", a /
 cold() { for f in "$@"; do dd if="$f" iflag=nocache count=0 status=none 2>/dev/null; done; }
 
 # --- virgod (cloudfs only) and virgofs ------------------------------------------
-OFF=1100
+OFF=${BENCH_CFS_OFFSET:-1100}
 ports_free() { # every port this node listens on (other helpers' nodes may sit near)
 	for b in 20000 50000 60000 64000; do port_unused $((b + $1)) || return 1; done
 }
@@ -117,47 +121,51 @@ else
 fi
 
 # --- sequential write and cold read ----------------------------------------------
-head -c $((MB * 1048576)) /dev/urandom >"$W/src.bin"
-cat "$W/src.bin" >/dev/null # the source stays in the page cache
-rss0=$(awk '/VmRSS/ {print $2}' /proc/$VPID/status)
-sync
+w_local=- w_cp=- w_mnt=- w_ssh=- r_local=- r_cp=- r_mnt=- r_ssh=-
+rss0=$(awk '/VmRSS/ {print $2}' /proc/$VPID/status); rss1=-; rss2=-
+if [ "$MB" -gt 0 ]; then
+	head -c $((MB * 1048576)) /dev/urandom >"$W/src.bin"
+	cat "$W/src.bin" >/dev/null # the source stays in the page cache
+	rss0=$(awk '/VmRSS/ {print $2}' /proc/$VPID/status)
+	sync
 
-t0=$(now); dd if="$W/src.bin" of="$W/local/f" bs=1M conv=fsync status=none; t1=$(now)
-w_local=$(rate $t0 $t1)
-t0=$(now); $V cp --fsync "$W/src.bin" node1:/cp.bin; t1=$(now)
-w_cp=$(rate $t0 $t1)
-cmp -s "$W/src.bin" "$W/export/cp.bin" || echo "virgo cp: copy differs!"
-w_mnt=-; w_ssh=-
-if [ -n "$HAVE_FUSE" ]; then
-	t0=$(now); dd if="$W/src.bin" of="$W/mnt/node1/mnt.bin" bs=1M conv=fsync status=none; t1=$(now)
-	w_mnt=$(rate $t0 $t1)
-fi
-if [ -n "$HAVE_SSHFS" ]; then
-	t0=$(now); dd if="$W/src.bin" of="$W/sshmnt/ssh.bin" bs=1M conv=fsync status=none; t1=$(now)
-	w_ssh=$(rate $t0 $t1)
-fi
-rss1=$(awk '/VmHWM/ {print $2}' /proc/$VPID/status)
-sync
+	t0=$(now); dd if="$W/src.bin" of="$W/local/f" bs=1M conv=fsync status=none; t1=$(now)
+	w_local=$(rate $t0 $t1)
+	t0=$(now); $V cp --fsync "$W/src.bin" node1:/cp.bin; t1=$(now)
+	w_cp=$(rate $t0 $t1)
+	cmp -s "$W/src.bin" "$W/export/cp.bin" || echo "virgo cp: copy differs!"
+	w_mnt=-; w_ssh=-
+	if [ -n "$HAVE_FUSE" ]; then
+		t0=$(now); dd if="$W/src.bin" of="$W/mnt/node1/mnt.bin" bs=1M conv=fsync status=none; t1=$(now)
+		w_mnt=$(rate $t0 $t1)
+	fi
+	if [ -n "$HAVE_SSHFS" ]; then
+		t0=$(now); dd if="$W/src.bin" of="$W/sshmnt/ssh.bin" bs=1M conv=fsync status=none; t1=$(now)
+		w_ssh=$(rate $t0 $t1)
+	fi
+	rss1=$(awk '/VmHWM/ {print $2}' /proc/$VPID/status)
+	sync
 
-cold "$W/local/f"
-t0=$(now); dd if="$W/local/f" of=/dev/null bs=1M status=none; t1=$(now)
-r_local=$(rate $t0 $t1)
-cold "$W/export/cp.bin"
-t0=$(now); $V cp node1:/cp.bin - >/dev/null; t1=$(now)
-r_cp=$(rate $t0 $t1)
-r_mnt=-; r_ssh=-
-if [ -n "$HAVE_FUSE" ]; then
-	cold "$W/export/mnt.bin" "$W/mnt/node1/mnt.bin"
-	t0=$(now); dd if="$W/mnt/node1/mnt.bin" of=/dev/null bs=1M status=none; t1=$(now)
-	r_mnt=$(rate $t0 $t1)
+	cold "$W/local/f"
+	t0=$(now); dd if="$W/local/f" of=/dev/null bs=1M status=none; t1=$(now)
+	r_local=$(rate $t0 $t1)
+	cold "$W/export/cp.bin"
+	t0=$(now); $V cp node1:/cp.bin - >/dev/null; t1=$(now)
+	r_cp=$(rate $t0 $t1)
+	r_mnt=-; r_ssh=-
+	if [ -n "$HAVE_FUSE" ]; then
+		cold "$W/export/mnt.bin" "$W/mnt/node1/mnt.bin"
+		t0=$(now); dd if="$W/mnt/node1/mnt.bin" of=/dev/null bs=1M status=none; t1=$(now)
+		r_mnt=$(rate $t0 $t1)
+	fi
+	if [ -n "$HAVE_SSHFS" ]; then
+		cold "$W/sshexport/ssh.bin" "$W/sshmnt/ssh.bin"
+		t0=$(now); dd if="$W/sshmnt/ssh.bin" of=/dev/null bs=1M status=none; t1=$(now)
+		r_ssh=$(rate $t0 $t1)
+	fi
+	rss2=$(awk '/VmHWM/ {print $2}' /proc/$VPID/status)
+	rm -f "$W/src.bin" "$W/local/f" "$W/export/cp.bin" "$W/export/mnt.bin" "$W/sshexport/ssh.bin"
 fi
-if [ -n "$HAVE_SSHFS" ]; then
-	cold "$W/sshexport/ssh.bin" "$W/sshmnt/ssh.bin"
-	t0=$(now); dd if="$W/sshmnt/ssh.bin" of=/dev/null bs=1M status=none; t1=$(now)
-	r_ssh=$(rate $t0 $t1)
-fi
-rss2=$(awk '/VmHWM/ {print $2}' /proc/$VPID/status)
-rm -f "$W/src.bin" "$W/local/f" "$W/export/cp.bin" "$W/export/mnt.bin" "$W/sshexport/ssh.bin"
 
 # --- small files -----------------------------------------------------------------
 small() { # <dir> -> "create stat readdir" ops/s

@@ -283,12 +283,109 @@ static void small_files_attrs(void **state)
 			 0);
 	assert_string_equal(out, "3\n4093\n");
 	/* a file made on the node in a directory made through the mount
-	 * is there at once */
-	assert_int_equal(sh("mkdir %s/node1/fresh && echo hi > %s/fresh/x && cat %s/node1/fresh/x", mnt,
-			    exp_dir[0], mnt),
+	 * is there within the negative timeout (1 s; vfs_cache.h) */
+	assert_int_equal(sh("mkdir %s/node1/fresh && echo hi > %s/fresh/x && "
+			    "for i in $(seq 100); do cat %s/node1/fresh/x 2>/dev/null && break; sleep 0.05; done",
+			    mnt, exp_dir[0], mnt),
 			 0);
 	assert_string_equal(out, "hi\n");
 	assert_int_equal(sh("rm -r %s/node1/small %s/node1/moved %s/node1/fresh", mnt, mnt, mnt), 0);
+}
+
+/* cloudfs requests node i has served ("stats": STAT ops). */
+static long node_ops(int i)
+{
+	int fd = th_connect(th_port(&cl, i, 50000));
+	if (fd < 0)
+		return -1;
+	char buf[2048];
+	ssize_t n = th_send(fd, "stats\r\n", 7) == 0 ? th_recv_until(fd, buf, sizeof buf, "END\r\n", 5000) : -1;
+	close(fd);
+	const char *o = n > 0 ? strstr(buf, "STAT ops ") : NULL;
+	return o ? atol(o + 9) : -1;
+}
+
+static void create_file(const char *p, const char *text)
+{
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(close(fd), 0);
+}
+
+/* Negative lookups (vfs_cache.h): in a directory made through the mount
+ * and changed only by its own creates, the lookup before each create is
+ * answered without the node (open, write, close: 3 requests a file, not
+ * 4).  A name made there by another client never fools an exclusive
+ * create (the node says EEXIST), is found at once after this mount's
+ * next create or listing there, and by itself within the negative
+ * timeout. */
+static void negative_lookups(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	char d[600], p[700];
+	snprintf(d, sizeof d, "%s/node1/neg", mnt);
+	assert_int_equal(mkdir(d, 0755), 0);
+	long a = node_ops(0), b = node_ops(0); /* what asking costs */
+	assert_true(a >= 0 && b > a);
+	for (int i = 0; i < 20; i++) {
+		snprintf(p, sizeof p, "%s/f%02d", d, i);
+		create_file(p, "four");
+	}
+	long c = node_ops(0);
+	fprintf(stderr, "node requests for 20 small files: %ld\n", c - b - (b - a));
+	assert_true(c - b - (b - a) <= 20 * 3 + 2);
+	for (int i = 0; i < 20; i++) { /* all there, on the node */
+		snprintf(p, sizeof p, "%s/neg/f%02d", exp_dir[0], i);
+		struct stat st;
+		assert_int_equal(stat(p, &st), 0);
+		assert_int_equal(st.st_size, 4);
+	}
+	/* made elsewhere: an exclusive create of it fails, and the mount
+	 * knows it from then on */
+	assert_int_equal(sh("echo other > %s/neg/o1", exp_dir[0]), 0);
+	snprintf(p, sizeof p, "%s/o1", d);
+	assert_int_equal(open(p, O_WRONLY | O_CREAT | O_EXCL, 0644), -1);
+	assert_int_equal(errno, EEXIST);
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 6);
+	/* made elsewhere, then a create here: its reply shows the directory
+	 * changed by someone else, so the other name is found at once */
+	assert_int_equal(sh("echo other > %s/neg/o2", exp_dir[0]), 0);
+	snprintf(p, sizeof p, "%s/f-after", d);
+	create_file(p, "x");
+	snprintf(p, sizeof p, "%s/o2", d);
+	assert_int_equal(stat(p, &st), 0);
+	/* made elsewhere, then a listing here shows it: found at once */
+	assert_int_equal(sh("echo other > %s/neg/o3 && ls %s > /dev/null", exp_dir[0], d), 0);
+	snprintf(p, sizeof p, "%s/o3", d);
+	assert_int_equal(stat(p, &st), 0);
+	/* made elsewhere, nothing done here: found within the negative
+	 * timeout (1 s), polled for with a deadline well past it */
+	snprintf(p, sizeof p, "%s/node1/neg/sub", mnt);
+	assert_int_equal(mkdir(p, 0755), 0); /* known completely: empty */
+	snprintf(p, sizeof p, "%s/node1/neg/sub/f", mnt);
+	create_file(p, "confirmed"); /* ... and confirmed just now */
+	assert_int_equal(sh("echo other > %s/neg/sub/o4", exp_dir[0]), 0);
+	int64_t t0 = th_now_ms();
+	snprintf(p, sizeof p, "%s/sub/o4", d);
+	while (stat(p, &st) != 0 && th_now_ms() < t0 + 10000)
+		usleep(20000);
+	int64_t waited = th_now_ms() - t0;
+	fprintf(stderr, "name made elsewhere found after %lld ms\n", (long long)waited);
+	assert_int_equal(stat(p, &st), 0);
+	assert_true(waited < 3000); /* 1 s, and slack for a loaded machine */
+	/* removed here: absent, and made again here */
+	snprintf(p, sizeof p, "%s/f01", d);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(stat(p, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	create_file(p, "back");
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 4);
+	assert_int_equal(sh("rm -r %s", d), 0);
 }
 
 /* A node killed under a reader: EIO within the timeout; the mount works
@@ -362,6 +459,7 @@ int main(void)
 		cmocka_unit_test(writebehind_close_to_open),
 		cmocka_unit_test(tar_rsync_sqlite),
 		cmocka_unit_test(small_files_attrs),
+		cmocka_unit_test(negative_lookups),
 		cmocka_unit_test(node_killed_under_reader),
 		cmocka_unit_test(hung_node_times_out),
 	};

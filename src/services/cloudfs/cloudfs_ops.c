@@ -229,10 +229,33 @@ static int open_flags(unsigned f)
 	return fl | O_NOCTTY | O_NONBLOCK;
 }
 
+/* The ctime of path's directory (flag p), or -1 when it cannot be had
+ * (the export root itself has no parent here). */
+static int64_t parent_ctime(int dfd)
+{
+	struct stat st;
+	return dfd >= 0 && fstat(dfd, &st) == 0 ? ts_ns(&st.st_ctim) : -1;
+}
+
 static int do_open(struct cfs_job *j)
 {
 	const struct cfs_req *r = &j->req;
+	/* flag p: the directory's ctime around the open, so a client that
+	 * knows every name in it can tell whether only this open changed it
+	 * (as NFS's weak cache consistency data) */
+	int dfd = -1;
+	int64_t pre = -1, post = -1;
+	if (r->flags & CFS_O_PARENT) {
+		char name[NAME_MAX + 1];
+		const char *nm;
+		dfd = cfs_path_parent(j->root, r->path, name, &nm);
+		pre = parent_ctime(dfd);
+	}
 	int fd = cfs_path_open(j->root, r->path, open_flags(r->flags), r->mode);
+	if (dfd >= 0) {
+		post = parent_ctime(dfd);
+		close(dfd);
+	}
 	if (fd < 0)
 		return fd;
 	struct stat st;
@@ -253,6 +276,8 @@ static int do_open(struct cfs_job *j)
 	j->writable = (r->flags & CFS_O_WRITE) != 0;
 	if (r->flags & CFS_O_STAT) /* after the descriptor, in job_done */
 		stat_fields(j->reply, &st);
+	if (r->flags & CFS_O_PARENT)
+		evbuffer_add_printf(j->reply, " %" PRId64 " %" PRId64, pre, post);
 	return 0;
 }
 
@@ -367,6 +392,12 @@ static int do_name_op(struct cfs_job *j)
 		break;
 	case CFS_OP_MKDIR:
 		rc = mkdirat(dfd, nm, (mode_t)r->mode) != 0 ? -errno : 0;
+		if (rc == 0 && (r->flags & CFS_O_STAT)) { /* "OK <the new directory's lstat>" */
+			if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) != 0)
+				rc = -errno;
+			else
+				reply_stat(j->reply, &st);
+		}
 		break;
 	case CFS_OP_UTIMENS: { /* a symlink's own times, as lutimes (tar) */
 		struct timespec ts[2];
@@ -399,7 +430,8 @@ static int do_name_op(struct cfs_job *j)
 	default:
 		rc = -ENOSYS;
 	}
-	if (rc == 0 && r->op != CFS_OP_LSTAT && r->op != CFS_OP_READLINK)
+	if (rc == 0 && r->op != CFS_OP_LSTAT && r->op != CFS_OP_READLINK &&
+	    !(r->op == CFS_OP_MKDIR && (r->flags & CFS_O_STAT)))
 		evbuffer_add(j->reply, "OK\r\n", 4);
 	if (d2 >= 0)
 		close(d2);
