@@ -537,7 +537,7 @@ static int cloudfs_exec(struct vconn *c, struct cloudfs *fs, struct cloudfs_conn
 		return VSVC_KEEP;
 	}
 	case CFS_OP_OPEN:
-		if (!r->legacy && cfs_fdtab_owned(fs->tab, cc->id) >= fs->set.max_fds_per_conn) {
+		if (!r->legacy && cfs_fdtab_owner_full(fs->tab, cc->id, fs->set.max_fds_per_conn)) {
 			reply_err(fs, out, EMFILE, NULL);
 			return VSVC_KEEP;
 		}
