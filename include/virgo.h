@@ -464,6 +464,14 @@ struct virgo_dirent {
  * *out is malloc'd (caller frees), *n entries.  "." and ".." are left out. */
 int virgo_readdir(const char *path, uint64_t *cursor, size_t max, struct virgo_dirent **out,
 		  size_t *n);
+struct virgo_direntplus {
+	char name[256];
+	struct virgo_stat st; /* as virgo_lstat gives it */
+};
+/* virgo_readdir with every entry's full attributes, in the same replies
+ * (-EINVAL from a node older than this call: use virgo_readdir). */
+int virgo_readdir_plus(const char *path, uint64_t *cursor, size_t max,
+		       struct virgo_direntplus **out, size_t *n);
 
 struct virgo_statfs {
 	uint64_t bsize, blocks, bfree, bavail, files, ffree, namemax;

@@ -279,12 +279,46 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
 	return 0;
 }
 
+/* The path of name in dir (the mount's), in child; false if too long. */
+static bool child_path(const char *dir, const char *name, char *child, size_t cap)
+{
+	return (size_t)snprintf(child, cap, "%s/%s", dir, name) < cap;
+}
+
+/* A listing from a node older than readdir's flag s: names and types. */
+static int readdir_plain(const char *path, const char *r, void *buf, fuse_fill_dir_t filler)
+{
+	uint64_t cursor = 0;
+	char child[8192];
+	do {
+		struct virgo_dirent *d;
+		size_t n;
+		int rc = virgo_readdir(r, &cursor, 4096, &d, &n);
+		if (rc)
+			return fs_err(rc);
+		for (size_t i = 0; i < n; i++) {
+			if (child_path(path, d[i].name, child, sizeof child))
+				vfs_cache_listed(child);
+			struct stat st;
+			memset(&st, 0, sizeof st);
+			st.st_mode = (d[i].type == 'd' ? S_IFDIR : d[i].type == 'l' ? S_IFLNK : S_IFREG) |
+				     (d[i].mode & 07777);
+			filler(buf, d[i].name, &st, 0, 0);
+		}
+		free(d);
+	} while (cursor);
+	return 0;
+}
+
+/* Every entry comes with all its attributes (readdir flag s): with FUSE
+ * readdirplus the kernel takes them as a lookup's, and they answer the
+ * getattrs that follow a plain readdir (ls -l), so neither costs a round
+ * trip. */
 static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 		       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
 	(void)off;
 	(void)fi;
-	(void)flags;
 	REMOTE(path, r);
 	filler(buf, ".", NULL, 0, 0);
 	filler(buf, "..", NULL, 0, 0);
@@ -300,27 +334,30 @@ static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
 		}
 		return 0;
 	}
+	if (wr_open())
+		wr_settle(); /* the sizes given must count this mount's writes */
+	enum fuse_fill_dir_flags fill = flags & FUSE_READDIR_PLUS ? FUSE_FILL_DIR_PLUS : 0;
 	uint64_t cursor = 0;
-	size_t plen = strlen(path);
 	char child[8192];
 	do {
-		struct virgo_dirent *d;
+		struct virgo_direntplus *d;
 		size_t n;
-		int rc = virgo_readdir(r, &cursor, 4096, &d, &n);
+		bool first = cursor == 0;
+		int rc = virgo_readdir_plus(r, &cursor, 4096, &d, &n);
+		if (rc == -EINVAL && first)
+			return readdir_plain(path, r, buf, filler);
 		if (rc)
 			return fs_err(rc);
 		for (size_t i = 0; i < n; i++) {
-			/* a name made elsewhere: the directory is not known
-			 * completely any more (vfs_cache.h) */
-			if (plen + 2 + strlen(d[i].name) <= sizeof child) {
-				snprintf(child, sizeof child, "%s/%s", path, d[i].name);
+			if (child_path(path, d[i].name, child, sizeof child)) {
+				/* a name made elsewhere: the directory is not
+				 * known completely any more (vfs_cache.h) */
 				vfs_cache_listed(child);
+				vfs_cache_put(child, &d[i].st, true);
 			}
 			struct stat st;
-			memset(&st, 0, sizeof st);
-			st.st_mode = (d[i].type == 'd' ? S_IFDIR : d[i].type == 'l' ? S_IFLNK : S_IFREG) |
-				     (d[i].mode & 07777);
-			filler(buf, d[i].name, &st, 0, 0);
+			to_stat(&d[i].st, &st);
+			filler(buf, d[i].name, &st, 0, fill);
 		}
 		free(d);
 	} while (cursor);

@@ -1075,16 +1075,49 @@ int virgo_ftruncate(virgo_fd_t fd, uint64_t size)
  * and *rest: what follows them. */
 static int parse_stat_prefix(const char *s, struct virgo_stat *st, const char **rest)
 {
-	char type;
-	unsigned mode, uid, gid;
-	unsigned long long size, nlink, ino, blocks;
-	long long at, mt, ct;
-	int end = 0;
-	if (sscanf(s, " %c %o %llu %llu %u %u %lld %lld %lld %llu %llu%n", &type, &mode, &size,
-		   &nlink, &uid, &gid, &at, &mt, &ct, &ino, &blocks, &end) != 11)
+	/* by hand, not sscanf: a listing of 10,000 entries parses 10,000 */
+	const char *p = s;
+	while (*p == ' ')
+		p++;
+	if (!*p || p[1] != ' ')
 		return -VIRGO_EBADREPLY;
-	*st = (struct virgo_stat){type, mode, size, nlink, ino, blocks, uid, gid, at, mt, ct};
-	*rest = s + end;
+	char type = *p++;
+	unsigned long long u[10];
+	for (int i = 0; i < 10; i++) { /* mode size nlink uid gid atime mtime ctime ino blocks */
+		if (*p != ' ')
+			return -VIRGO_EBADREPLY;
+		while (*p == ' ')
+			p++;
+		bool neg = (i >= 5 && i <= 7) && *p == '-'; /* times may precede 1970 */
+		if (neg)
+			p++;
+		if (*p < '0' || *p > '9')
+			return -VIRGO_EBADREPLY;
+		char *end;
+		errno = 0;
+		u[i] = strtoull(p, &end, i == 0 ? 8 : 10);
+		if (errno || (neg && u[i] > (unsigned long long)INT64_MAX) ||
+		    (!neg && i >= 5 && i <= 7 && u[i] > (unsigned long long)INT64_MAX) ||
+		    ((i == 0 || i == 3 || i == 4) && u[i] > UINT32_MAX))
+			return -VIRGO_EBADREPLY;
+		if (neg)
+			u[i] = (unsigned long long)-(long long)u[i];
+		p = end;
+	}
+	if (*p && *p != ' ')
+		return -VIRGO_EBADREPLY;
+	*st = (struct virgo_stat){type,
+				  (unsigned)u[0],
+				  u[1],
+				  u[2],
+				  u[8],
+				  u[9],
+				  (unsigned)u[3],
+				  (unsigned)u[4],
+				  (int64_t)u[5],
+				  (int64_t)u[6],
+				  (int64_t)u[7]};
+	*rest = p;
 	return 0;
 }
 
@@ -1244,23 +1277,27 @@ ssize_t virgo_readlink(const char *path, char *buf, size_t cap)
 	return (ssize_t)strlen(buf);
 }
 
-int virgo_readdir(const char *path, uint64_t *cursor, size_t max, struct virgo_dirent **out,
-		  size_t *n)
+/* One readdir page; plus: flag s, entries with every lstat field
+ * (*out an array of struct virgo_direntplus, else of struct
+ * virgo_dirent; malloc'd, the caller's). */
+static int readdir_page(const char *path, uint64_t *cursor, size_t max, bool plus, void **out,
+			size_t *n)
 {
 	*out = NULL;
 	*n = 0;
 	if (max == 0 || max > 4096)
 		return -EINVAL;
 	char tail[48];
-	snprintf(tail, sizeof tail, "%" PRIu64 " %zu", *cursor, max);
+	snprintf(tail, sizeof tail, "%" PRIu64 " %zu%s", *cursor, max, plus ? " s" : "");
 	struct vc_reply rep;
 	int rc = path_call("readdir", path, tail, VC_IDEMPOTENT, &rep);
 	if (rc) {
 		free(rep.data);
 		return rc;
 	}
-	struct virgo_dirent *d = calloc(max, sizeof *d);
-	if (!d) {
+	struct virgo_dirent *d = plus ? NULL : calloc(max, sizeof *d);
+	struct virgo_direntplus *dp = plus ? calloc(max, sizeof *dp) : NULL;
+	if (!d && !dp) {
 		free(rep.data);
 		return -ENOMEM;
 	}
@@ -1273,10 +1310,17 @@ int virgo_readdir(const char *path, uint64_t *cursor, size_t max, struct virgo_d
 		unsigned mode;
 		unsigned long long size;
 		long long mt;
+		const char *rest;
 		if (strncmp(l, "next ", 5) == 0) {
 			next = strtoull(l + 5, NULL, 10);
-		} else if (k < max && sscanf(l, "ent %c %o %llu %lld %765s", &type, &mode, &size, &mt,
-					   name) == 5) {
+		} else if (plus && k < max && strncmp(l, "entry ", 6) == 0 &&
+			   parse_stat_prefix(l + 5, &dp[k].st, &rest) == 0 &&
+			   sscanf(rest, " %765s", name) == 1) {
+			if (pathcodec_decode((const uint8_t *)name, strlen(name), dp[k].name,
+					     sizeof dp[k].name) == 0)
+				k++;
+		} else if (!plus && k < max &&
+			   sscanf(l, "ent %c %o %llu %lld %765s", &type, &mode, &size, &mt, name) == 5) {
 			if (pathcodec_decode((const uint8_t *)name, strlen(name), d[k].name,
 					     sizeof d[k].name) != 0)
 				continue;
@@ -1289,9 +1333,27 @@ int virgo_readdir(const char *path, uint64_t *cursor, size_t max, struct virgo_d
 	}
 	free(rep.data);
 	*cursor = next;
-	*out = d;
+	*out = plus ? (void *)dp : (void *)d;
 	*n = k;
 	return 0;
+}
+
+int virgo_readdir(const char *path, uint64_t *cursor, size_t max, struct virgo_dirent **out,
+		  size_t *n)
+{
+	void *v;
+	int rc = readdir_page(path, cursor, max, false, &v, n);
+	*out = v;
+	return rc;
+}
+
+int virgo_readdir_plus(const char *path, uint64_t *cursor, size_t max,
+		       struct virgo_direntplus **out, size_t *n)
+{
+	void *v;
+	int rc = readdir_page(path, cursor, max, true, &v, n);
+	*out = v;
+	return rc;
 }
 
 int virgo_statfs(const char *path, struct virgo_statfs *st)

@@ -41,7 +41,8 @@ static void drive(const uint8_t *buf, size_t n, bool eof, void *state, size_t *o
 		if (r == CFS_REQ && (req.flags & CFS_O_PARENT) &&
 		    (req.op != CFS_OP_OPEN || !(req.flags & (CFS_O_READ | CFS_O_WRITE))))
 			abort();
-		if (r == CFS_REQ && req.op == CFS_OP_MKDIR && (req.flags & ~CFS_O_STAT))
+		if (r == CFS_REQ && (req.op == CFS_OP_MKDIR || req.op == CFS_OP_READDIR) &&
+		    (req.flags & ~CFS_O_STAT))
 			abort();
 		*off += used;
 		if (r == CFS_MORE && used == 0)

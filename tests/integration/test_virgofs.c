@@ -13,6 +13,7 @@
  * reads new at the next open while the old attributes are cached.
  * Skipped (counted) where /dev/fuse or the virgofs binary is absent.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -388,6 +389,52 @@ static void negative_lookups(void **state)
 	assert_int_equal(sh("rm -r %s", d), 0);
 }
 
+/* A listing carries every entry's attributes (readdir flag s): what
+ * stat shows through the mount afterwards equals the node's own lstat
+ * (size, mode, links, owner, times), and costs the node no request. */
+static void readdir_attrs(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	assert_int_equal(sh("mkdir %s/rd && cd %s/rd && for i in $(seq 30); do head -c $((i * 100)) "
+			    "/dev/zero > f$i; done && chmod 600 f3 && chmod 755 f4 && ln f5 f5link && "
+			    "mkdir sub && ln -s f1 link && touch -d '2001-02-03 04:05:06' f6",
+			    exp_dir[0], exp_dir[0]),
+			 0);
+	char d[600], p[800], e[800];
+	snprintf(d, sizeof d, "%s/node1/rd", mnt);
+	char names[40][64];
+	int n = 0;
+	DIR *dir = opendir(d);
+	assert_non_null(dir);
+	struct dirent *de;
+	while ((de = readdir(dir)) && n < 40)
+		if (de->d_name[0] != '.')
+			snprintf(names[n++], sizeof names[0], "%s", de->d_name);
+	closedir(dir);
+	assert_int_equal(n, 33);
+	long a = node_ops(0), b = node_ops(0);
+	for (int i = 0; i < n; i++) {
+		struct stat m, x;
+		snprintf(p, sizeof p, "%s/%s", d, names[i]);
+		snprintf(e, sizeof e, "%s/rd/%s", exp_dir[0], names[i]);
+		assert_int_equal(lstat(p, &m), 0);
+		assert_int_equal(lstat(e, &x), 0);
+		assert_int_equal(m.st_mode, x.st_mode);
+		assert_int_equal(m.st_nlink, x.st_nlink);
+		assert_int_equal(m.st_uid, x.st_uid);
+		assert_int_equal(m.st_gid, x.st_gid);
+		assert_int_equal(m.st_mtim.tv_sec, x.st_mtim.tv_sec);
+		assert_int_equal(m.st_mtim.tv_nsec, x.st_mtim.tv_nsec);
+		assert_int_equal(m.st_ctim.tv_sec, x.st_ctim.tv_sec);
+		if (!S_ISDIR(x.st_mode)) /* a directory's size is the file system's business */
+			assert_int_equal(m.st_size, x.st_size);
+	}
+	long c = node_ops(0);
+	assert_int_equal(c - b - (b - a), 0); /* all from the listing */
+	assert_int_equal(sh("rm -r %s/rd", exp_dir[0]), 0);
+}
+
 /* A node killed under a reader: EIO within the timeout; the mount works
  * again once the node is back. */
 static void node_killed_under_reader(void **state)
@@ -460,6 +507,7 @@ int main(void)
 		cmocka_unit_test(tar_rsync_sqlite),
 		cmocka_unit_test(small_files_attrs),
 		cmocka_unit_test(negative_lookups),
+		cmocka_unit_test(readdir_attrs),
 		cmocka_unit_test(node_killed_under_reader),
 		cmocka_unit_test(hung_node_times_out),
 	};

@@ -118,6 +118,13 @@ static void native_path_commands(void **state)
 	p = P("readdir / 12345 10\n");
 	assert_int_equal(p->req.offset, 12345);
 	assert_int_equal(p->req.max, 10);
+	assert_int_equal(p->req.flags, 0);
+	p = P("readdir /d 0 4096 s\n"); /* s: every entry with all its lstat fields */
+	assert_int_equal(p->r, CFS_REQ);
+	assert_int_equal(p->req.max, 4096);
+	assert_int_equal(p->req.flags, CFS_O_STAT);
+	assert_int_equal(P("readdir /d 0 10 a\n")->code, EINVAL);
+	assert_int_equal(P("readdir /d 0 s\n")->code, EINVAL); /* the count comes first */
 	assert_int_equal(P("truncate /f 77\n")->req.offset, 77);
 	assert_int_equal(P("lstat /f\n")->req.op, CFS_OP_LSTAT);
 	assert_int_equal(P("readlink /f\n")->req.op, CFS_OP_READLINK);

@@ -490,9 +490,16 @@ static int do_readdir(struct cfs_job *j)
 			if (fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 				continue; /* removed meanwhile */
 			pathcodec_encode(d->d_name, strlen(d->d_name), enc, sizeof enc);
-			evbuffer_add_printf(j->reply, "STAT ent %c %o %" PRIu64 " %" PRId64 " %s\r\n",
-					    type_char(st.st_mode), (unsigned)(st.st_mode & 07777),
-					    (uint64_t)st.st_size, ts_ns(&st.st_mtim), enc);
+			if (r->flags & CFS_O_STAT) { /* all of lstat: FUSE readdirplus */
+				evbuffer_add(j->reply, "STAT entry", 10);
+				stat_fields(j->reply, &st);
+				evbuffer_add_printf(j->reply, " %s\r\n", enc);
+			} else {
+				evbuffer_add_printf(j->reply,
+						    "STAT ent %c %o %" PRIu64 " %" PRId64 " %s\r\n",
+						    type_char(st.st_mode), (unsigned)(st.st_mode & 07777),
+						    (uint64_t)st.st_size, ts_ns(&st.st_mtim), enc);
+			}
 			emitted++;
 		}
 	}
