@@ -1314,10 +1314,12 @@ static int readdir_page(const char *path, uint64_t *cursor, size_t max, bool plu
 		if (strncmp(l, "next ", 5) == 0) {
 			next = strtoull(l + 5, NULL, 10);
 		} else if (plus && k < max && strncmp(l, "entry ", 6) == 0 &&
-			   parse_stat_prefix(l + 5, &dp[k].st, &rest) == 0 &&
-			   sscanf(rest, " %765s", name) == 1) {
-			if (pathcodec_decode((const uint8_t *)name, strlen(name), dp[k].name,
-					     sizeof dp[k].name) == 0)
+			   parse_stat_prefix(l + 5, &dp[k].st, &rest) == 0) {
+			while (*rest == ' ')
+				rest++;
+			size_t nl = strcspn(rest, " \r");
+			if (nl && pathcodec_decode((const uint8_t *)rest, nl, dp[k].name,
+						   sizeof dp[k].name) == 0)
 				k++;
 		} else if (!plus && k < max &&
 			   sscanf(l, "ent %c %o %llu %lld %765s", &type, &mode, &size, &mt, name) == 5) {
