@@ -16,7 +16,14 @@
 #     iflag=nocache count=0) on the node's file and on the client's view
 #     of it, so the whole machine's cache is left alone;
 #   - small files through the mounts: BENCH_CFS_FILES (default 10000)
-#     creates (open+write 4 KiB+close), stats, and a readdir of them;
+#     creates (open+write 4 KiB+close), stats, and a readdir of them.  The
+#     mounts take turns, in BENCH_CFS_CHUNKS (default 5) chunks of creates
+#     and of stats each, so a change in the machine's load falls on both
+#     (rates: files / the sum of a mount's chunk times).  The listing is
+#     timed BENCH_CFS_READDIR_PASSES times (default 5) per mount, in turns,
+#     each of a directory just renamed (sshfs keeps a listing for 20 s by
+#     path, so every pass is a fresh listing on both), and the median
+#     pass counts;
 #   - virgod's resident memory before and its peak (VmHWM) after the
 #     copies.
 # BENCH_CFS_OFFSET (default 1100): the first port offset tried for the
@@ -168,17 +175,43 @@ if [ "$MB" -gt 0 ]; then
 fi
 
 # --- small files -----------------------------------------------------------------
-small() { # <dir> -> "create stat readdir" ops/s
-	mkdir -p "$1/small"
-	c=$("$FSOPS" create "$1/small" $NFILES | awk '{print $3}')
-	s=$("$FSOPS" stat "$1/small" $NFILES | awk '{print $3}')
-	d=$("$FSOPS" readdir "$1/small" | awk '{print $1 == '$NFILES' ? $3 : 0}')
-	echo "$c $s $d"
+CHUNKS=${BENCH_CFS_CHUNKS:-5}
+PASSES=${BENCH_CFS_READDIR_PASSES:-5}
+DIRS="$W/local"
+[ -n "$HAVE_FUSE" ] && DIRS="$DIRS $W/mnt/node1"
+[ -n "$HAVE_SSHFS" ] && DIRS="$DIRS $W/sshmnt"
+key() { case $1 in "$W/local") echo l ;; "$W/mnt/node1") echo m ;; *) echo s ;; esac; }
+for d in $DIRS; do mkdir -p "$d/small" && : >"$W/t_$(key "$d")_create" && : >"$W/t_$(key "$d")_stat"; done
+per=$(((NFILES + CHUNKS - 1) / CHUNKS))
+for op in create stat; do
+	first=0
+	while [ $first -lt $NFILES ]; do
+		n=$((NFILES - first < per ? NFILES - first : per))
+		for d in $DIRS; do
+			"$FSOPS" $op "$d/small" $n $first | awk '{print $1, $2}' >>"$W/t_$(key "$d")_$op"
+		done
+		first=$((first + n))
+	done
+done
+i=0
+while [ $i -lt "$PASSES" ]; do
+	for d in $DIRS; do
+		mv "$d/small" "$d/small$i" 2>/dev/null || mv "$d/small$((i - 1))" "$d/small$i"
+		"$FSOPS" readdir "$d/small$i" | awk '{print $1, $2}' >>"$W/t_$(key "$d")_readdir"
+	done
+	i=$((i + 1))
+done
+# files / summed seconds (every file done, else 0); the median listing rate
+total() { awk -v n=$NFILES '{f += $1; s += $2} END {printf "%.0f", (f == n && s > 0) ? f / s : 0}' "$1"; }
+median() {
+	awk -v n=$NFILES '$1 == n && $2 > 0 {print $1 / $2} $1 != n {print 0}' "$1" | sort -n |
+		awk '{v[NR] = $1} END {printf "%.0f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
-set -- $(small "$W/local"); sl_c=$1 sl_s=$2 sl_d=$3
+small() { echo "$(total "$W/t_$1_create") $(total "$W/t_$1_stat") $(median "$W/t_$1_readdir")"; }
+set -- $(small l); sl_c=$1 sl_s=$2 sl_d=$3
 sm_c=- sm_s=- sm_d=- ss_c=- ss_s=- ss_d=-
-[ -n "$HAVE_FUSE" ] && { set -- $(small "$W/mnt/node1"); sm_c=$1 sm_s=$2 sm_d=$3; }
-[ -n "$HAVE_SSHFS" ] && { set -- $(small "$W/sshmnt"); ss_c=$1 ss_s=$2 ss_d=$3; }
+[ -n "$HAVE_FUSE" ] && { set -- $(small m); sm_c=$1 sm_s=$2 sm_d=$3; }
+[ -n "$HAVE_SSHFS" ] && { set -- $(small s); ss_c=$1 ss_s=$2 ss_d=$3; }
 
 # --- report -------------------------------------------------------------------
 {
@@ -188,7 +221,9 @@ sm_c=- sm_s=- sm_d=- ss_c=- ss_s=- ss_d=-
 	echo "sshfs mounts the same disk through an sshd on 127.0.0.1 (default options)."
 	echo "Sequential: $MB MiB, writes made durable (fsync), reads from a cold page"
 	echo "cache (the file's pages dropped with fadvise DONTNEED before each read)."
-	echo "Small files: $NFILES files of 4 KiB through each mount (create = open+write+close)."
+	echo "Small files: $NFILES files of 4 KiB through each mount (create = open+write+close),"
+	echo "the mounts taking turns in $CHUNKS chunks; readdir: the median of $PASSES listings each"
+	echo "(in turns, each of the directory just renamed, so sshfs lists it afresh too)."
 	echo
 	echo "| operation | local disk | virgo cp | virgofs mount | sshfs | cp / local | mount / local | cp / sshfs | mount / sshfs |"
 	echo "|---|---|---|---|---|---|---|---|---|"
