@@ -184,6 +184,15 @@ void vfs_cache_listed(const char *path)
 	pthread_mutex_unlock(&lock);
 }
 
+bool vfs_cache_complete(const char *dir)
+{
+	pthread_mutex_lock(&lock);
+	struct entry *d = *slot(dir, strlen(dir));
+	bool complete = d && d->complete;
+	pthread_mutex_unlock(&lock);
+	return complete;
+}
+
 bool vfs_cache_absent(const char *path)
 {
 	double now = now_s();

@@ -59,6 +59,8 @@ void vfs_cache_parent_unknown(const char *path);
 /* A listing of path's directory showed path: if this cache has no
  * entry for it, the directory is no longer known completely. */
 void vfs_cache_listed(const char *path);
+/* Is dir known completely (so a listing of it must vfs_cache_listed)? */
+bool vfs_cache_complete(const char *dir);
 /* path is known not to exist (its directory is known completely and has
  * no such name): a lookup may say ENOENT without the node. */
 bool vfs_cache_absent(const char *path);
