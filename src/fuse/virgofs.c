@@ -311,9 +311,9 @@ static int readdir_plain(const char *path, const char *r, void *buf, fuse_fill_d
 }
 
 /* Every entry comes with all its attributes (readdir flag s): with FUSE
- * readdirplus the kernel takes them as a lookup's; after a plain readdir
- * they answer the getattrs that follow (ls -l) from the cache: neither
- * costs a round trip. */
+ * readdirplus the kernel takes them as a lookup's, and they answer the
+ * getattrs that follow a plain readdir (ls -l), so neither costs a round
+ * trip. */
 static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 		       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
@@ -349,15 +349,16 @@ static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
 		if (rc)
 			return fs_err(rc);
 		/* a name made elsewhere in a directory known completely ends
-		 * that (vfs_cache.h); attributes the kernel does not take
-		 * here (plain readdir) answer the getattrs that follow */
+		 * that (vfs_cache.h).  The attributes go to the cache even
+		 * for readdirplus: the kernel asks for the first chunk of a
+		 * listing "plus" and for the rest plainly (libfuse serves both
+		 * from this one call), and looks those entries up after. */
 		bool complete = vfs_cache_complete(path);
 		for (size_t i = 0; i < n; i++) {
-			if ((complete || !fill) && child_path(path, d[i].name, child, sizeof child)) {
+			if (child_path(path, d[i].name, child, sizeof child)) {
 				if (complete)
 					vfs_cache_listed(child);
-				if (!fill)
-					vfs_cache_put(child, &d[i].st, true);
+				vfs_cache_put(child, &d[i].st, true);
 			}
 			struct stat st;
 			to_stat(&d[i].st, &st);
