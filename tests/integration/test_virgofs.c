@@ -293,17 +293,24 @@ static void small_files_attrs(void **state)
 	assert_int_equal(sh("rm -r %s/node1/small %s/node1/moved %s/node1/fresh", mnt, mnt, mnt), 0);
 }
 
-/* cloudfs requests node i has served ("stats": STAT ops). */
-static long node_ops(int i)
+/* A number from node i's cloudfs "stats" ("ops": requests served,
+ * "open_fds"), or -1. */
+static long node_stat(int i, const char *name)
 {
 	int fd = th_connect(th_port(&cl, i, 50000));
 	if (fd < 0)
 		return -1;
-	char buf[2048];
+	char buf[2048], key[64];
 	ssize_t n = th_send(fd, "stats\r\n", 7) == 0 ? th_recv_until(fd, buf, sizeof buf, "END\r\n", 5000) : -1;
 	close(fd);
-	const char *o = n > 0 ? strstr(buf, "STAT ops ") : NULL;
-	return o ? atol(o + 9) : -1;
+	snprintf(key, sizeof key, "STAT %s ", name);
+	const char *o = n > 0 ? strstr(buf, key) : NULL;
+	return o ? atol(o + strlen(key)) : -1;
+}
+
+static long node_ops(int i)
+{
+	return node_stat(i, "ops");
 }
 
 static void create_file(const char *p, const char *text)
@@ -337,6 +344,11 @@ static void negative_lookups(void **state)
 	long c = node_ops(0);
 	fprintf(stderr, "node requests for 20 small files: %ld\n", c - b - (b - a));
 	assert_true(c - b - (b - a) <= 20 * 3 + 2);
+	/* and no descriptor left open on the node (release closes) */
+	int64_t t1 = th_now_ms();
+	while (node_stat(0, "open_fds") != 0 && th_now_ms() < t1 + 5000)
+		usleep(20000);
+	assert_int_equal(node_stat(0, "open_fds"), 0);
 	for (int i = 0; i < 20; i++) { /* all there, on the node */
 		snprintf(p, sizeof p, "%s/neg/f%02d", exp_dir[0], i);
 		struct stat st;
