@@ -9,14 +9,25 @@
 # $BENCH_CFS_DIR, default /var/tmp) and a virgofs mount of it.
 #   - sequential write of BENCH_CFS_MB MiB (default 1024) from a file in
 #     the page cache, made durable (dd conv=fsync, virgo cp --fsync);
+#     BENCH_CFS_MB=0 skips the sequential part (quicker while iterating
+#     on the small-file figures);
 #   - sequential read of it from a cold page cache: the file's pages are
 #     dropped before each read with posix_fadvise(DONTNEED) (dd
 #     iflag=nocache count=0) on the node's file and on the client's view
 #     of it, so the whole machine's cache is left alone;
 #   - small files through the mounts: BENCH_CFS_FILES (default 10000)
-#     creates (open+write 4 KiB+close), stats, and a readdir of them;
+#     creates (open+write 4 KiB+close), stats, and a readdir of them.  The
+#     mounts take turns, in BENCH_CFS_CHUNKS (default 5) chunks of creates
+#     and of stats each, so a change in the machine's load falls on both
+#     (rates: files / the sum of a mount's chunk times).  The listing is
+#     timed BENCH_CFS_READDIR_PASSES times (default 5) per mount, in turns,
+#     each of a directory just renamed (sshfs keeps a listing for 20 s by
+#     path, so every pass is a fresh listing on both), and the median
+#     pass counts;
 #   - virgod's resident memory before and its peak (VmHWM) after the
 #     copies.
+# BENCH_CFS_OFFSET (default 1100): the first port offset tried for the
+# node (the next free one is taken), for manual runs in a given block.
 # Writes cloudfs.md.
 set -u
 B=$1
@@ -47,7 +58,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0 && a > 0) printf "%.2f", a /
 cold() { for f in "$@"; do dd if="$f" iflag=nocache count=0 status=none 2>/dev/null; done; }
 
 # --- virgod (cloudfs only) and virgofs ------------------------------------------
-OFF=1100
+OFF=${BENCH_CFS_OFFSET:-1100}
 ports_free() { # every port this node listens on (other helpers' nodes may sit near)
 	for b in 20000 50000 60000 64000; do port_unused $((b + $1)) || return 1; done
 }
@@ -117,60 +128,90 @@ else
 fi
 
 # --- sequential write and cold read ----------------------------------------------
-head -c $((MB * 1048576)) /dev/urandom >"$W/src.bin"
-cat "$W/src.bin" >/dev/null # the source stays in the page cache
-rss0=$(awk '/VmRSS/ {print $2}' /proc/$VPID/status)
-sync
+w_local=- w_cp=- w_mnt=- w_ssh=- r_local=- r_cp=- r_mnt=- r_ssh=-
+rss0=$(awk '/VmRSS/ {print $2}' /proc/$VPID/status); rss1=-; rss2=-
+if [ "$MB" -gt 0 ]; then
+	head -c $((MB * 1048576)) /dev/urandom >"$W/src.bin"
+	cat "$W/src.bin" >/dev/null # the source stays in the page cache
+	rss0=$(awk '/VmRSS/ {print $2}' /proc/$VPID/status)
+	sync
 
-t0=$(now); dd if="$W/src.bin" of="$W/local/f" bs=1M conv=fsync status=none; t1=$(now)
-w_local=$(rate $t0 $t1)
-t0=$(now); $V cp --fsync "$W/src.bin" node1:/cp.bin; t1=$(now)
-w_cp=$(rate $t0 $t1)
-cmp -s "$W/src.bin" "$W/export/cp.bin" || echo "virgo cp: copy differs!"
-w_mnt=-; w_ssh=-
-if [ -n "$HAVE_FUSE" ]; then
-	t0=$(now); dd if="$W/src.bin" of="$W/mnt/node1/mnt.bin" bs=1M conv=fsync status=none; t1=$(now)
-	w_mnt=$(rate $t0 $t1)
-fi
-if [ -n "$HAVE_SSHFS" ]; then
-	t0=$(now); dd if="$W/src.bin" of="$W/sshmnt/ssh.bin" bs=1M conv=fsync status=none; t1=$(now)
-	w_ssh=$(rate $t0 $t1)
-fi
-rss1=$(awk '/VmHWM/ {print $2}' /proc/$VPID/status)
-sync
+	t0=$(now); dd if="$W/src.bin" of="$W/local/f" bs=1M conv=fsync status=none; t1=$(now)
+	w_local=$(rate $t0 $t1)
+	t0=$(now); $V cp --fsync "$W/src.bin" node1:/cp.bin; t1=$(now)
+	w_cp=$(rate $t0 $t1)
+	cmp -s "$W/src.bin" "$W/export/cp.bin" || echo "virgo cp: copy differs!"
+	w_mnt=-; w_ssh=-
+	if [ -n "$HAVE_FUSE" ]; then
+		t0=$(now); dd if="$W/src.bin" of="$W/mnt/node1/mnt.bin" bs=1M conv=fsync status=none; t1=$(now)
+		w_mnt=$(rate $t0 $t1)
+	fi
+	if [ -n "$HAVE_SSHFS" ]; then
+		t0=$(now); dd if="$W/src.bin" of="$W/sshmnt/ssh.bin" bs=1M conv=fsync status=none; t1=$(now)
+		w_ssh=$(rate $t0 $t1)
+	fi
+	rss1=$(awk '/VmHWM/ {print $2}' /proc/$VPID/status)
+	sync
 
-cold "$W/local/f"
-t0=$(now); dd if="$W/local/f" of=/dev/null bs=1M status=none; t1=$(now)
-r_local=$(rate $t0 $t1)
-cold "$W/export/cp.bin"
-t0=$(now); $V cp node1:/cp.bin - >/dev/null; t1=$(now)
-r_cp=$(rate $t0 $t1)
-r_mnt=-; r_ssh=-
-if [ -n "$HAVE_FUSE" ]; then
-	cold "$W/export/mnt.bin" "$W/mnt/node1/mnt.bin"
-	t0=$(now); dd if="$W/mnt/node1/mnt.bin" of=/dev/null bs=1M status=none; t1=$(now)
-	r_mnt=$(rate $t0 $t1)
+	cold "$W/local/f"
+	t0=$(now); dd if="$W/local/f" of=/dev/null bs=1M status=none; t1=$(now)
+	r_local=$(rate $t0 $t1)
+	cold "$W/export/cp.bin"
+	t0=$(now); $V cp node1:/cp.bin - >/dev/null; t1=$(now)
+	r_cp=$(rate $t0 $t1)
+	r_mnt=-; r_ssh=-
+	if [ -n "$HAVE_FUSE" ]; then
+		cold "$W/export/mnt.bin" "$W/mnt/node1/mnt.bin"
+		t0=$(now); dd if="$W/mnt/node1/mnt.bin" of=/dev/null bs=1M status=none; t1=$(now)
+		r_mnt=$(rate $t0 $t1)
+	fi
+	if [ -n "$HAVE_SSHFS" ]; then
+		cold "$W/sshexport/ssh.bin" "$W/sshmnt/ssh.bin"
+		t0=$(now); dd if="$W/sshmnt/ssh.bin" of=/dev/null bs=1M status=none; t1=$(now)
+		r_ssh=$(rate $t0 $t1)
+	fi
+	rss2=$(awk '/VmHWM/ {print $2}' /proc/$VPID/status)
+	rm -f "$W/src.bin" "$W/local/f" "$W/export/cp.bin" "$W/export/mnt.bin" "$W/sshexport/ssh.bin"
 fi
-if [ -n "$HAVE_SSHFS" ]; then
-	cold "$W/sshexport/ssh.bin" "$W/sshmnt/ssh.bin"
-	t0=$(now); dd if="$W/sshmnt/ssh.bin" of=/dev/null bs=1M status=none; t1=$(now)
-	r_ssh=$(rate $t0 $t1)
-fi
-rss2=$(awk '/VmHWM/ {print $2}' /proc/$VPID/status)
-rm -f "$W/src.bin" "$W/local/f" "$W/export/cp.bin" "$W/export/mnt.bin" "$W/sshexport/ssh.bin"
 
 # --- small files -----------------------------------------------------------------
-small() { # <dir> -> "create stat readdir" ops/s
-	mkdir -p "$1/small"
-	c=$("$FSOPS" create "$1/small" $NFILES | awk '{print $3}')
-	s=$("$FSOPS" stat "$1/small" $NFILES | awk '{print $3}')
-	d=$("$FSOPS" readdir "$1/small" | awk '{print $1 == '$NFILES' ? $3 : 0}')
-	echo "$c $s $d"
+CHUNKS=${BENCH_CFS_CHUNKS:-5}
+PASSES=${BENCH_CFS_READDIR_PASSES:-5}
+DIRS="$W/local"
+[ -n "$HAVE_FUSE" ] && DIRS="$DIRS $W/mnt/node1"
+[ -n "$HAVE_SSHFS" ] && DIRS="$DIRS $W/sshmnt"
+key() { case $1 in "$W/local") echo l ;; "$W/mnt/node1") echo m ;; *) echo s ;; esac; }
+for d in $DIRS; do mkdir -p "$d/small" && : >"$W/t_$(key "$d")_create" && : >"$W/t_$(key "$d")_stat"; done
+per=$(((NFILES + CHUNKS - 1) / CHUNKS))
+for op in create stat; do
+	first=0
+	while [ $first -lt $NFILES ]; do
+		n=$((NFILES - first < per ? NFILES - first : per))
+		for d in $DIRS; do
+			"$FSOPS" $op "$d/small" $n $first | awk '{print $1, $2}' >>"$W/t_$(key "$d")_$op"
+		done
+		first=$((first + n))
+	done
+done
+i=0
+while [ $i -lt "$PASSES" ]; do
+	for d in $DIRS; do
+		mv "$d/small" "$d/small$i" 2>/dev/null || mv "$d/small$((i - 1))" "$d/small$i"
+		"$FSOPS" readdir "$d/small$i" | awk '{print $1, $2}' >>"$W/t_$(key "$d")_readdir"
+	done
+	i=$((i + 1))
+done
+# files / summed seconds (every file done, else 0); the median listing rate
+total() { awk -v n=$NFILES '{f += $1; s += $2} END {printf "%.0f", (f == n && s > 0) ? f / s : 0}' "$1"; }
+median() {
+	awk -v n=$NFILES '$1 == n && $2 > 0 {print $1 / $2} $1 != n {print 0}' "$1" | sort -n |
+		awk '{v[NR] = $1} END {printf "%.0f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
-set -- $(small "$W/local"); sl_c=$1 sl_s=$2 sl_d=$3
+small() { echo "$(total "$W/t_$1_create") $(total "$W/t_$1_stat") $(median "$W/t_$1_readdir")"; }
+set -- $(small l); sl_c=$1 sl_s=$2 sl_d=$3
 sm_c=- sm_s=- sm_d=- ss_c=- ss_s=- ss_d=-
-[ -n "$HAVE_FUSE" ] && { set -- $(small "$W/mnt/node1"); sm_c=$1 sm_s=$2 sm_d=$3; }
-[ -n "$HAVE_SSHFS" ] && { set -- $(small "$W/sshmnt"); ss_c=$1 ss_s=$2 ss_d=$3; }
+[ -n "$HAVE_FUSE" ] && { set -- $(small m); sm_c=$1 sm_s=$2 sm_d=$3; }
+[ -n "$HAVE_SSHFS" ] && { set -- $(small s); ss_c=$1 ss_s=$2 ss_d=$3; }
 
 # --- report -------------------------------------------------------------------
 {
@@ -180,7 +221,9 @@ sm_c=- sm_s=- sm_d=- ss_c=- ss_s=- ss_d=-
 	echo "sshfs mounts the same disk through an sshd on 127.0.0.1 (default options)."
 	echo "Sequential: $MB MiB, writes made durable (fsync), reads from a cold page"
 	echo "cache (the file's pages dropped with fadvise DONTNEED before each read)."
-	echo "Small files: $NFILES files of 4 KiB through each mount (create = open+write+close)."
+	echo "Small files: $NFILES files of 4 KiB through each mount (create = open+write+close),"
+	echo "the mounts taking turns in $CHUNKS chunks; readdir: the median of $PASSES listings each"
+	echo "(in turns, each of the directory just renamed, so sshfs lists it afresh too)."
 	echo
 	echo "| operation | local disk | virgo cp | virgofs mount | sshfs | cp / local | mount / local | cp / sshfs | mount / sshfs |"
 	echo "|---|---|---|---|---|---|---|---|---|"

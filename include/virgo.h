@@ -422,8 +422,22 @@ int virgo_open_stat(const char *path, int flags, unsigned mode, virgo_fd_t *fd,
  * and no other request on it came after that write (st->type 0
  * otherwise: ask virgo_fstat). */
 int virgo_flush_stat(virgo_fd_t fd, struct virgo_stat *st);
+/* The ctime (ns) of a directory just before and just after a call that
+ * may have changed it, as the node saw them; -1 when the node did not
+ * say.  pre equal to a ctime seen earlier: nothing else changed the
+ * directory in between (up to the file system's timestamp grain). */
+struct virgo_dirchange {
+	int64_t pre_ctime_ns, post_ctime_ns;
+};
+/* virgo_open_stat, and *dc: the ctime of path's directory around the
+ * open, in the same round trip (-1s from a node older than this call). */
+int virgo_open_dirchange(const char *path, int flags, unsigned mode, virgo_fd_t *fd,
+			 struct virgo_stat *st, struct virgo_dirchange *dc);
 int virgo_unlink(const char *path);
 int virgo_mkdir(const char *path, unsigned mode);
+/* virgo_mkdir and, in the same round trip, *st: the new directory's
+ * attributes (a node older than this call costs a virgo_lstat). */
+int virgo_mkdir_stat(const char *path, unsigned mode, struct virgo_stat *st);
 int virgo_rmdir(const char *path);
 /* Both paths on one node (else -EXDEV). */
 int virgo_rename(const char *from, const char *to);
@@ -450,6 +464,14 @@ struct virgo_dirent {
  * *out is malloc'd (caller frees), *n entries.  "." and ".." are left out. */
 int virgo_readdir(const char *path, uint64_t *cursor, size_t max, struct virgo_dirent **out,
 		  size_t *n);
+struct virgo_direntplus {
+	char name[256];
+	struct virgo_stat st; /* as virgo_lstat gives it */
+};
+/* virgo_readdir with every entry's full attributes, in the same replies
+ * (-EINVAL from a node older than this call: use virgo_readdir). */
+int virgo_readdir_plus(const char *path, uint64_t *cursor, size_t max,
+		       struct virgo_direntplus **out, size_t *n);
 
 struct virgo_statfs {
 	uint64_t bsize, blocks, bfree, bavail, files, ffree, namemax;

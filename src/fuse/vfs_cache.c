@@ -20,6 +20,13 @@ struct entry {
 	struct virgo_stat st;
 	double answer_until; /* getattr answered from st until then */
 	unsigned gen; /* ... and while gen is still this */
+	/* a directory known completely (vfs_cache.h): every name in it has
+	 * an entry, until complete_until and while gen is still cgen;
+	 * dctime is its ctime as last seen */
+	bool complete;
+	unsigned cgen;
+	int64_t dctime;
+	double complete_until;
 	char path[];
 };
 
@@ -27,6 +34,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry *tab[VC_BUCKETS];
 static size_t count;
 static double timeout_s = 1.0;
+static double negative_timeout_s = 1.0;
 static unsigned gen; /* bumped when paths under a directory moved */
 
 static double now_s(void)
@@ -40,6 +48,13 @@ void vfs_cache_set_timeout(double seconds)
 {
 	pthread_mutex_lock(&lock);
 	timeout_s = seconds;
+	pthread_mutex_unlock(&lock);
+}
+
+void vfs_cache_set_negative_timeout(double seconds)
+{
+	pthread_mutex_lock(&lock);
+	negative_timeout_s = seconds;
 	pthread_mutex_unlock(&lock);
 }
 
@@ -85,11 +100,28 @@ static struct entry *get_locked(const char *path)
 	return d;
 }
 
+/* The length of path's directory part ("/node1/d/f" -> 8), 0 for "/x". */
+static size_t parent_len(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return slash ? (size_t)(slash - path) : 0;
+}
+
+/* lock held: path's directory's entry, or NULL. */
+static struct entry *parent_locked(const char *path)
+{
+	size_t n = parent_len(path);
+	return n ? *slot(path, n) : NULL;
+}
+
 void vfs_cache_put(const char *path, const struct virgo_stat *v, bool answer)
 {
 	pthread_mutex_lock(&lock);
 	struct entry *e = get_locked(path);
 	if (e) {
+		if (v->type != 'd' || e->st.type != 'd' || e->st.ino != v->ino ||
+		    v->ctime_ns != e->dctime)
+			e->complete = false; /* another directory now, or changed elsewhere */
 		e->st = *v;
 		e->answer_until = answer ? now_s() + timeout_s : 0;
 		e->gen = gen;
@@ -104,6 +136,74 @@ void vfs_cache_stale(const char *path)
 	if (e)
 		e->answer_until = 0;
 	pthread_mutex_unlock(&lock);
+}
+
+void vfs_cache_dir_made(const char *dir, int64_t ctime_ns)
+{
+	pthread_mutex_lock(&lock);
+	struct entry *e = *slot(dir, strlen(dir));
+	if (e) { /* vfs_cache_put first */
+		e->complete = true;
+		e->cgen = gen;
+		e->dctime = ctime_ns;
+		e->complete_until = now_s() + negative_timeout_s;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+void vfs_cache_created(const char *path, int64_t pre_ns, int64_t post_ns)
+{
+	pthread_mutex_lock(&lock);
+	struct entry *e = parent_locked(path);
+	if (e && e->complete) {
+		if (pre_ns >= 0 && post_ns >= 0 && pre_ns == e->dctime && e->cgen == gen) {
+			e->dctime = post_ns;
+			e->complete_until = now_s() + negative_timeout_s;
+		} else {
+			e->complete = false; /* changed elsewhere too, or the node did not say */
+		}
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+void vfs_cache_parent_unknown(const char *path)
+{
+	pthread_mutex_lock(&lock);
+	struct entry *d = parent_locked(path);
+	if (d)
+		d->complete = false;
+	pthread_mutex_unlock(&lock);
+}
+
+void vfs_cache_listed(const char *path)
+{
+	pthread_mutex_lock(&lock);
+	struct entry *d = parent_locked(path);
+	if (d && d->complete && !*slot(path, strlen(path)))
+		d->complete = false; /* made elsewhere */
+	pthread_mutex_unlock(&lock);
+}
+
+bool vfs_cache_complete(const char *dir)
+{
+	pthread_mutex_lock(&lock);
+	struct entry *d = *slot(dir, strlen(dir));
+	bool complete = d && d->complete;
+	pthread_mutex_unlock(&lock);
+	return complete;
+}
+
+bool vfs_cache_absent(const char *path)
+{
+	double now = now_s();
+	pthread_mutex_lock(&lock);
+	struct entry *d = parent_locked(path);
+	bool absent = d && d->complete && d->cgen == gen && now < d->complete_until &&
+		      !*slot(path, strlen(path));
+	if (d && d->complete && (d->cgen != gen || now >= d->complete_until))
+		d->complete = false; /* lapsed: only a new mkdir makes it known again */
+	pthread_mutex_unlock(&lock);
+	return absent;
 }
 
 static void drop(const char *path, bool moved)

@@ -4,9 +4,19 @@
  * open can tell whether the file changed since: close-to-open), the
  * attributes a closed file's last write returned (so a stat after close
  * needs no round trip).  What is answered from it is at most the
- * attribute timeout old.  It never answers "no such file": a name made
- * elsewhere is found by the next lookup (close-to-open).  Thread-safe; bounded (emptied when
- * full, which only costs round trips).  Paths are the mount's
+ * attribute timeout old.
+ * It answers "no such file" only inside a directory it knows completely:
+ * one this mount made (empty then), changed since only by this mount's
+ * own creates, each of whose replies showed the directory's ctime just
+ * before the create equal to the one seen last (nobody else changed it
+ * in between); every name in it then has an entry here.  That knowledge
+ * lasts the negative timeout from its last confirmation, and any other
+ * change made here (rename into it, symlink, a failed create or
+ * removal, a listing showing a name it has no entry for) ends it at
+ * once.  So a name made in such a directory by another client is found
+ * here within the negative timeout (virgofs: 1 s, -o negative_timeout=),
+ * or at once after this mount's next create or listing there.  Thread-safe; bounded (emptied
+ * when full, which only costs round trips).  Paths are the mount's
  * ("/node2/a/b").
  */
 #ifndef VIRGO_VFS_CACHE_H
@@ -16,8 +26,11 @@
 
 #include "virgo.h"
 
-/* How long answers from here stay good (the kernel's attr_timeout). */
+/* How long answers from here stay good (the kernel's attr_timeout), and
+ * how long a directory known completely stays so without confirmation
+ * (the kernel's negative_timeout). */
 void vfs_cache_set_timeout(double seconds);
+void vfs_cache_set_negative_timeout(double seconds);
 
 /* path exists with attributes v, as the kernel is being told; answer:
  * getattr of path may be answered from v for the timeout. */
@@ -31,6 +44,26 @@ void vfs_cache_gone(const char *path);
  * took what was under it along), no answers for any path until put
  * again. */
 void vfs_cache_moved(const char *path);
+
+/* dir was just made by this mount (so it is empty) and its ctime was
+ * ctime_ns: known completely from now on. */
+void vfs_cache_dir_made(const char *dir, int64_t ctime_ns);
+/* This mount made path (already vfs_cache_put) and the node saw its
+ * directory's ctime pre just before and post just after: a directory
+ * known completely stays so if pre is the ctime seen last (then post
+ * is); -1s (the node did not say) end it. */
+void vfs_cache_created(const char *path, int64_t pre_ns, int64_t post_ns);
+/* path's directory may hold a name this cache has no entry for (or
+ * lack one it has): no longer known completely. */
+void vfs_cache_parent_unknown(const char *path);
+/* A listing of path's directory showed path: if this cache has no
+ * entry for it, the directory is no longer known completely. */
+void vfs_cache_listed(const char *path);
+/* Is dir known completely (so a listing of it must vfs_cache_listed)? */
+bool vfs_cache_complete(const char *dir);
+/* path is known not to exist (its directory is known completely and has
+ * no such name): a lookup may say ENOENT without the node. */
+bool vfs_cache_absent(const char *path);
 
 /* 0 and *v: a getattr of path answered without the node; else -1. */
 int vfs_cache_answer(const char *path, struct virgo_stat *v);

@@ -55,6 +55,7 @@
 #define VFS_WRITEBEHIND 4 /* writes in flight per open file */
 #define VFS_SPLICE_MIN (64u << 10) /* smaller writes: copied, one syscall fewer */
 #define VFS_CACHE_S 30.0 /* attribute and entry cache, seconds (NFS: 3 to 60) */
+#define VFS_NEGATIVE_S 1.0 /* "no such file" cached at most this long (vfs_cache.h) */
 
 /* The FUSE request size (max_write; reads follow it, as libfuse derives
  * max_pages from it): VFS_IO_MAX where libfuse can splice a request that
@@ -225,17 +226,19 @@ static void wr_settle(void)
 	free(fds);
 }
 
-/* -o attr_timeout=/entry_timeout= given: libfuse has them, keep them. */
-static bool user_timeouts;
+/* -o attr_timeout=/entry_timeout=/negative_timeout= given: libfuse has
+ * them, keep them. */
+static bool user_timeouts, user_negative;
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	(void)data;
-	(void)arg;
 	(void)outargs;
 	if (key == 1)
 		user_timeouts = true;
-	if (key == 2) { /* the user's max_read: init must say the same (main) */
+	if (key == 2)
+		user_negative = true;
+	if (key == 3) { /* the user's max_read: init must say the same (main) */
 		char *end;
 		errno = 0;
 		unsigned long v = strtoul(arg + strlen("max_read="), &end, 10);
@@ -254,7 +257,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 static const struct fuse_opt vfs_opts[] = {
 	FUSE_OPT_KEY("attr_timeout=", 1),
 	FUSE_OPT_KEY("entry_timeout=", 1),
-	FUSE_OPT_KEY("max_read=", 2),
+	FUSE_OPT_KEY("negative_timeout=", 2),
+	FUSE_OPT_KEY("max_read=", 3),
 	FUSE_OPT_END,
 };
 
@@ -271,8 +275,12 @@ static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 		cfg->attr_timeout = VFS_CACHE_S;
 		cfg->entry_timeout = VFS_CACHE_S;
 	}
+	/* "no such file": the kernel keeps it, and this mount answers it
+	 * for names in a directory it knows completely, this long */
+	if (!user_negative)
+		cfg->negative_timeout = VFS_NEGATIVE_S;
 	vfs_cache_set_timeout(cfg->attr_timeout);
-	cfg->negative_timeout = 0;
+	vfs_cache_set_negative_timeout(cfg->negative_timeout);
 	cfg->auto_cache = 1; /* close-to-open: drop a changed file's pages at open */
 	cfg->ac_attr_timeout_set = 1;
 	cfg->ac_attr_timeout = 0; /* ... judged by the open's own fresh attributes */
@@ -297,6 +305,8 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
 		}
 	}
 	REMOTE(path, r);
+	if (vfs_cache_absent(path))
+		return -ENOENT; /* a lookup before a create, typically */
 	struct virgo_stat v;
 	if (!wr_open() && vfs_cache_answer(path, &v) == 0) {
 		to_stat(&v, st);
@@ -319,12 +329,46 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
 	return 0;
 }
 
+/* The path of name in dir (the mount's), in child; false if too long. */
+static bool child_path(const char *dir, const char *name, char *child, size_t cap)
+{
+	return (size_t)snprintf(child, cap, "%s/%s", dir, name) < cap;
+}
+
+/* A listing from a node older than readdir's flag s: names and types. */
+static int readdir_plain(const char *path, const char *r, void *buf, fuse_fill_dir_t filler)
+{
+	uint64_t cursor = 0;
+	char child[8192];
+	do {
+		struct virgo_dirent *d;
+		size_t n;
+		int rc = virgo_readdir(r, &cursor, 4096, &d, &n);
+		if (rc)
+			return fs_err(rc);
+		for (size_t i = 0; i < n; i++) {
+			if (child_path(path, d[i].name, child, sizeof child))
+				vfs_cache_listed(child);
+			struct stat st;
+			memset(&st, 0, sizeof st);
+			st.st_mode = (d[i].type == 'd' ? S_IFDIR : d[i].type == 'l' ? S_IFLNK : S_IFREG) |
+				     (d[i].mode & 07777);
+			filler(buf, d[i].name, &st, 0, 0);
+		}
+		free(d);
+	} while (cursor);
+	return 0;
+}
+
+/* Every entry comes with all its attributes (readdir flag s): with FUSE
+ * readdirplus the kernel takes them as a lookup's, and they answer the
+ * getattrs that follow a plain readdir (ls -l), so neither costs a round
+ * trip. */
 static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 		       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
 	(void)off;
 	(void)fi;
-	(void)flags;
 	REMOTE(path, r);
 	filler(buf, ".", NULL, 0, 0);
 	filler(buf, "..", NULL, 0, 0);
@@ -340,19 +384,35 @@ static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
 		}
 		return 0;
 	}
+	if (wr_open())
+		wr_settle(); /* the sizes given must count this mount's writes */
+	enum fuse_fill_dir_flags fill = flags & FUSE_READDIR_PLUS ? FUSE_FILL_DIR_PLUS : 0;
 	uint64_t cursor = 0;
+	char child[8192];
 	do {
-		struct virgo_dirent *d;
+		struct virgo_direntplus *d;
 		size_t n;
-		int rc = virgo_readdir(r, &cursor, 4096, &d, &n);
+		bool first = cursor == 0;
+		int rc = virgo_readdir_plus(r, &cursor, 4096, &d, &n);
+		if (rc == -EINVAL && first)
+			return readdir_plain(path, r, buf, filler);
 		if (rc)
 			return fs_err(rc);
+		/* a name made elsewhere in a directory known completely ends
+		 * that (vfs_cache.h).  The attributes go to the cache even
+		 * for readdirplus: the kernel asks for the first chunk of a
+		 * listing "plus" and for the rest plainly (libfuse serves both
+		 * from this one call), and looks those entries up after. */
+		bool complete = vfs_cache_complete(path);
 		for (size_t i = 0; i < n; i++) {
+			if (child_path(path, d[i].name, child, sizeof child)) {
+				if (complete)
+					vfs_cache_listed(child);
+				vfs_cache_put(child, &d[i].st, true);
+			}
 			struct stat st;
-			memset(&st, 0, sizeof st);
-			st.st_mode = (d[i].type == 'd' ? S_IFDIR : d[i].type == 'l' ? S_IFLNK : S_IFREG) |
-				     (d[i].mode & 07777);
-			filler(buf, d[i].name, &st, 0, 0);
+			to_stat(&d[i].st, &st);
+			filler(buf, d[i].name, &st, 0, fill);
 		}
 		free(d);
 	} while (cursor);
@@ -368,9 +428,13 @@ static int open_fh(const char *path, int flags, mode_t mode, struct fuse_file_in
 	struct vfs_fh *h = malloc(sizeof *h);
 	if (!h)
 		return -ENOMEM;
-	int rc = virgo_open_stat(r, flags, mode & 07777, &h->fd, &h->st);
+	struct virgo_dirchange dc;
+	int rc = flags & O_CREAT ? virgo_open_dirchange(r, flags, mode & 07777, &h->fd, &h->st, &dc)
+				 : virgo_open_stat(r, flags, mode & 07777, &h->fd, &h->st);
 	if (rc) {
 		free(h);
+		if (flags & O_CREAT)
+			vfs_cache_parent_unknown(path); /* EEXIST: made elsewhere */
 		return fs_err(rc);
 	}
 	atomic_init(&h->fresh, true);
@@ -380,6 +444,8 @@ static int open_fh(const char *path, int flags, mode_t mode, struct fuse_file_in
 	if (!(flags & O_CREAT) && vfs_cache_changed(path, &h->st))
 		fuse_invalidate_path(fuse_get_context()->fuse, path);
 	vfs_cache_put(path, &h->st, false); /* what the kernel will be told */
+	if (flags & O_CREAT)
+		vfs_cache_created(path, dc.pre_ctime_ns, dc.post_ctime_ns);
 	if ((flags & O_ACCMODE) != O_RDONLY)
 		wr_add(h->fd);
 	fi->fh = (uintptr_t)h;
@@ -492,17 +558,31 @@ static int vfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	return fs_err(virgo_truncate(r, (uint64_t)size));
 }
 
-/* An entry removed here, or not: either way, ask the node next time. */
+/* An entry removed here, or not: either way, ask the node next time
+ * (and after a failure its directory may hold it still). */
 static int removed(const char *path, int rc)
 {
 	vfs_cache_moved(path);
+	if (rc)
+		vfs_cache_parent_unknown(path);
 	return fs_err(rc);
 }
 
+/* The new directory's attributes come back with it: the getattr FUSE
+ * sends next is answered from them, and it is known empty, so the
+ * lookups before creates in it need no round trip (vfs_cache.h). */
 static int vfs_mkdir(const char *path, mode_t mode)
 {
 	REMOTE(path, r);
-	return fs_err(virgo_mkdir(r, mode & 07777));
+	struct virgo_stat v;
+	int rc = virgo_mkdir_stat(r, mode & 07777, &v);
+	if (rc) {
+		vfs_cache_parent_unknown(path); /* EEXIST: made elsewhere */
+		return fs_err(rc);
+	}
+	vfs_cache_put(path, &v, true);
+	vfs_cache_dir_made(path, v.ctime_ns);
+	return 0;
 }
 
 static int vfs_unlink(const char *path)
@@ -526,12 +606,16 @@ static int vfs_rename(const char *from, const char *to, unsigned int flags)
 	int rc = virgo_rename(a, b);
 	vfs_cache_moved(from);
 	vfs_cache_gone(to);
+	vfs_cache_parent_unknown(to); /* a name there this cache has no entry for */
+	if (rc)
+		vfs_cache_parent_unknown(from);
 	return fs_err(rc);
 }
 
 static int vfs_symlink(const char *target, const char *linkpath)
 {
 	REMOTE(linkpath, r);
+	vfs_cache_parent_unknown(linkpath);
 	return fs_err(virgo_symlink(target, r));
 }
 

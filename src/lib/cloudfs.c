@@ -599,18 +599,51 @@ static int flags_word(int flags, char *w)
 	return 0;
 }
 
+static int parse_stat_prefix(const char *s, struct virgo_stat *st, const char **rest);
+
+/* The directory ctimes flag p adds after the stat fields: " <pre> <post>". */
+static int parse_dirchange(const char *s, struct virgo_dirchange *dc)
+{
+	long long pre, post;
+	int end = 0;
+	if (sscanf(s, " %lld %lld%n", &pre, &post, &end) != 2 || s[end] || pre < -1 || post < -1)
+		return -VIRGO_EBADREPLY;
+	*dc = (struct virgo_dirchange){pre, post};
+	return 0;
+}
+
+/* The reply's fields after the descriptor: stat fields (flag s), then
+ * the directory's ctimes (flag p, only asked with s). */
+static int parse_open_tail(const char *end, bool with_s, bool with_p, struct virgo_stat *st,
+			   struct virgo_dirchange *dc)
+{
+	if (!with_s)
+		return *end ? -VIRGO_EBADREPLY : 0;
+	const char *rest;
+	if (parse_stat_prefix(end, st, &rest) != 0)
+		return -VIRGO_EBADREPLY;
+	if (!with_p)
+		return *rest ? -VIRGO_EBADREPLY : 0;
+	return parse_dirchange(rest, dc);
+}
+
 /* The open of virgo_open_ex; st non-NULL: with flag s, the reply's stat
- * fields after the descriptor go to *st. */
+ * fields after the descriptor go to *st; dc non-NULL (with st): flag p,
+ * the directory's ctimes after them. */
 static int open_call(const char *path, int flags, unsigned mode, virgo_fd_t *fd,
-		     struct virgo_stat *st)
+		     struct virgo_stat *st, struct virgo_dirchange *dc)
 {
 	struct vc_client *c;
 	int idx;
-	char fw[9];
+	char fw[12];
 	int rc = flags_word(flags, fw);
-	bool with_s = rc == 0 && st;
+	bool with_s = rc == 0 && st, with_p = with_s && dc;
+	if (dc)
+		*dc = (struct virgo_dirchange){-1, -1};
 	if (with_s)
 		strcat(fw, "s");
+	if (with_p)
+		strcat(fw, "p");
 	if (rc || mode > 07777)
 		return vc_err_done("open", rc ? rc : -EINVAL);
 	char *enc = malloc(ENC_CAP), *hdr = malloc(ENC_CAP + 64);
@@ -641,11 +674,15 @@ static int open_call(const char *path, int flags, unsigned mode, virgo_fd_t *fd,
 		}
 		char *end = NULL;
 		uint64_t v = rc == 0 ? strtoull(rep.line + 2, &end, 16) : 0;
-		if (rc == 0 && (v == 0 || !end || (with_s ? parse_stat_fields(end, st) : *end)))
+		if (rc == 0 && (v == 0 || !end || parse_open_tail(end, with_s, with_p, st, dc)))
 			rc = -VIRGO_EBADREPLY;
 		if (rc == -EINVAL && with_s) {
-			/* a node from before flag s: open, then fstat */
-			with_s = false;
+			/* a node from before flag p (then s): without it (s:
+			 * open, then fstat) */
+			if (with_p)
+				with_p = false;
+			else
+				with_s = false;
 			fw[strlen(fw) - 1] = '\0';
 			n = snprintf(hdr, ENC_CAP + 64, "open %s %s %o\r\n", enc, fw, mode);
 			spare_put(idx, f->k);
@@ -665,7 +702,7 @@ static int open_call(const char *path, int flags, unsigned mode, virgo_fd_t *fd,
 		f->users = 1;
 		size_t w = 0;
 		for (const char *q = fw; *q; q++)
-			if (*q != 'c' && *q != 't' && *q != 'x' && *q != 's')
+			if (*q != 'c' && *q != 't' && *q != 'x' && *q != 's' && *q != 'p')
 				f->fw[w++] = *q;
 		f->fw[w] = '\0';
 		f->enc = enc;
@@ -698,13 +735,19 @@ static int open_call(const char *path, int flags, unsigned mode, virgo_fd_t *fd,
 
 int virgo_open_ex(const char *path, int flags, unsigned mode, virgo_fd_t *fd)
 {
-	return open_call(path, flags, mode, fd, NULL);
+	return open_call(path, flags, mode, fd, NULL, NULL);
 }
 
 int virgo_open_stat(const char *path, int flags, unsigned mode, virgo_fd_t *fd,
 		    struct virgo_stat *st)
 {
-	return open_call(path, flags, mode, fd, st);
+	return open_call(path, flags, mode, fd, st, NULL);
+}
+
+int virgo_open_dirchange(const char *path, int flags, unsigned mode, virgo_fd_t *fd,
+			 struct virgo_stat *st, struct virgo_dirchange *dc)
+{
+	return open_call(path, flags, mode, fd, st, dc);
 }
 
 int virgo_open(const char *path, virgo_fd_t *fd)
@@ -1164,19 +1207,61 @@ int virgo_ftruncate(virgo_fd_t fd, uint64_t size)
 	return fd_simple(fd, "ftruncate", t);
 }
 
-/* "<type> <mode> <size> <nlink> <uid> <gid> <atime> <mtime> <ctime> <ino> <blocks>" */
+/* "<type> <mode> <size> <nlink> <uid> <gid> <atime> <mtime> <ctime> <ino> <blocks>",
+ * and *rest: what follows them. */
+static int parse_stat_prefix(const char *s, struct virgo_stat *st, const char **rest)
+{
+	/* by hand, not sscanf: a listing of 10,000 entries parses 10,000 */
+	const char *p = s;
+	while (*p == ' ')
+		p++;
+	if (!*p || p[1] != ' ')
+		return -VIRGO_EBADREPLY;
+	char type = *p++;
+	unsigned long long u[10];
+	for (int i = 0; i < 10; i++) { /* mode size nlink uid gid atime mtime ctime ino blocks */
+		if (*p != ' ')
+			return -VIRGO_EBADREPLY;
+		while (*p == ' ')
+			p++;
+		bool neg = (i >= 5 && i <= 7) && *p == '-'; /* times may precede 1970 */
+		if (neg)
+			p++;
+		if (*p < '0' || *p > '9')
+			return -VIRGO_EBADREPLY;
+		char *end;
+		errno = 0;
+		u[i] = strtoull(p, &end, i == 0 ? 8 : 10);
+		if (errno || (neg && u[i] > (unsigned long long)INT64_MAX) ||
+		    (!neg && i >= 5 && i <= 7 && u[i] > (unsigned long long)INT64_MAX) ||
+		    ((i == 0 || i == 3 || i == 4) && u[i] > UINT32_MAX))
+			return -VIRGO_EBADREPLY;
+		if (neg)
+			u[i] = (unsigned long long)-(long long)u[i];
+		p = end;
+	}
+	if (*p && *p != ' ')
+		return -VIRGO_EBADREPLY;
+	*st = (struct virgo_stat){type,
+				  (unsigned)u[0],
+				  u[1],
+				  u[2],
+				  u[8],
+				  u[9],
+				  (unsigned)u[3],
+				  (unsigned)u[4],
+				  (int64_t)u[5],
+				  (int64_t)u[6],
+				  (int64_t)u[7]};
+	*rest = p;
+	return 0;
+}
+
+/* The stat fields and nothing after them. */
 static int parse_stat_fields(const char *s, struct virgo_stat *st)
 {
-	char type;
-	unsigned mode, uid, gid;
-	unsigned long long size, nlink, ino, blocks;
-	long long at, mt, ct;
-	int end = 0;
-	if (sscanf(s, " %c %o %llu %llu %u %u %lld %lld %lld %llu %llu%n", &type, &mode, &size,
-		   &nlink, &uid, &gid, &at, &mt, &ct, &ino, &blocks, &end) != 11 || s[end])
-		return -VIRGO_EBADREPLY;
-	*st = (struct virgo_stat){type, mode, size, nlink, ino, blocks, uid, gid, at, mt, ct};
-	return 0;
+	const char *rest;
+	return parse_stat_prefix(s, st, &rest) == 0 && !*rest ? 0 : -VIRGO_EBADREPLY;
 }
 
 /* "OK <stat fields>" */
@@ -1218,6 +1303,27 @@ int virgo_mkdir(const char *path, unsigned mode)
 		return -EINVAL;
 	snprintf(t, sizeof t, "%o", mode);
 	return simple_path_call("mkdir", path, t);
+}
+
+int virgo_mkdir_stat(const char *path, unsigned mode, struct virgo_stat *st)
+{
+	char t[16];
+	if (mode > 07777)
+		return -EINVAL;
+	snprintf(t, sizeof t, "%o s", mode);
+	struct vc_reply rep;
+	int rc = path_call("mkdir", path, t, 0, &rep);
+	free(rep.data);
+	if (rc == -EINVAL) {
+		/* a node from before "s" refuses the request before making
+		 * anything (as for a bad mode, which is checked above):
+		 * plain mkdir, then lstat */
+		rc = virgo_mkdir(path, mode);
+		return rc ? rc : virgo_lstat(path, st);
+	}
+	if (rc == 0)
+		rc = parse_stat(rep.line, st);
+	return rc;
 }
 
 int virgo_chmod(const char *path, unsigned mode)
@@ -1307,23 +1413,27 @@ ssize_t virgo_readlink(const char *path, char *buf, size_t cap)
 	return (ssize_t)strlen(buf);
 }
 
-int virgo_readdir(const char *path, uint64_t *cursor, size_t max, struct virgo_dirent **out,
-		  size_t *n)
+/* One readdir page; plus: flag s, entries with every lstat field
+ * (*out an array of struct virgo_direntplus, else of struct
+ * virgo_dirent; malloc'd, the caller's). */
+static int readdir_page(const char *path, uint64_t *cursor, size_t max, bool plus, void **out,
+			size_t *n)
 {
 	*out = NULL;
 	*n = 0;
 	if (max == 0 || max > 4096)
 		return -EINVAL;
 	char tail[48];
-	snprintf(tail, sizeof tail, "%" PRIu64 " %zu", *cursor, max);
+	snprintf(tail, sizeof tail, "%" PRIu64 " %zu%s", *cursor, max, plus ? " s" : "");
 	struct vc_reply rep;
 	int rc = path_call("readdir", path, tail, VC_IDEMPOTENT, &rep);
 	if (rc) {
 		free(rep.data);
 		return rc;
 	}
-	struct virgo_dirent *d = calloc(max, sizeof *d);
-	if (!d) {
+	struct virgo_dirent *d = plus ? NULL : calloc(max, sizeof *d);
+	struct virgo_direntplus *dp = plus ? calloc(max, sizeof *dp) : NULL;
+	if (!d && !dp) {
 		free(rep.data);
 		return -ENOMEM;
 	}
@@ -1336,10 +1446,19 @@ int virgo_readdir(const char *path, uint64_t *cursor, size_t max, struct virgo_d
 		unsigned mode;
 		unsigned long long size;
 		long long mt;
+		const char *rest;
 		if (strncmp(l, "next ", 5) == 0) {
 			next = strtoull(l + 5, NULL, 10);
-		} else if (k < max && sscanf(l, "ent %c %o %llu %lld %765s", &type, &mode, &size, &mt,
-					   name) == 5) {
+		} else if (plus && k < max && strncmp(l, "entry ", 6) == 0 &&
+			   parse_stat_prefix(l + 5, &dp[k].st, &rest) == 0) {
+			while (*rest == ' ')
+				rest++;
+			size_t nl = strcspn(rest, " \r");
+			if (nl && pathcodec_decode((const uint8_t *)rest, nl, dp[k].name,
+						   sizeof dp[k].name) == 0)
+				k++;
+		} else if (!plus && k < max &&
+			   sscanf(l, "ent %c %o %llu %lld %765s", &type, &mode, &size, &mt, name) == 5) {
 			if (pathcodec_decode((const uint8_t *)name, strlen(name), d[k].name,
 					     sizeof d[k].name) != 0)
 				continue;
@@ -1352,9 +1471,27 @@ int virgo_readdir(const char *path, uint64_t *cursor, size_t max, struct virgo_d
 	}
 	free(rep.data);
 	*cursor = next;
-	*out = d;
+	*out = plus ? (void *)dp : (void *)d;
 	*n = k;
 	return 0;
+}
+
+int virgo_readdir(const char *path, uint64_t *cursor, size_t max, struct virgo_dirent **out,
+		  size_t *n)
+{
+	void *v;
+	int rc = readdir_page(path, cursor, max, false, &v, n);
+	*out = v;
+	return rc;
+}
+
+int virgo_readdir_plus(const char *path, uint64_t *cursor, size_t max,
+		       struct virgo_direntplus **out, size_t *n)
+{
+	void *v;
+	int rc = readdir_page(path, cursor, max, true, &v, n);
+	*out = v;
+	return rc;
 }
 
 int virgo_statfs(const char *path, struct virgo_statfs *st)

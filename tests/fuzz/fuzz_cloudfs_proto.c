@@ -37,6 +37,13 @@ static void drive(const uint8_t *buf, size_t n, bool eof, void *state, size_t *o
 			abort();
 		if (r == CFS_ERROR && !msg)
 			abort();
+		/* flag p and mkdir's s: only where they mean something */
+		if (r == CFS_REQ && (req.flags & CFS_O_PARENT) &&
+		    (req.op != CFS_OP_OPEN || !(req.flags & (CFS_O_READ | CFS_O_WRITE))))
+			abort();
+		if (r == CFS_REQ && (req.op == CFS_OP_MKDIR || req.op == CFS_OP_READDIR) &&
+		    (req.flags & ~CFS_O_STAT))
+			abort();
 		*off += used;
 		if (r == CFS_MORE && used == 0)
 			return;

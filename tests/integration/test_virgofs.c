@@ -19,6 +19,7 @@
  * a node killed while a read streams gives EIO within the timeout.
  * Skipped (counted) where /dev/fuse or the virgofs binary is absent.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -458,12 +459,167 @@ static void small_files_attrs(void **state)
 			 0);
 	assert_string_equal(out, "3\n4093\n");
 	/* a file made on the node in a directory made through the mount
-	 * is there at once */
-	assert_int_equal(sh("mkdir %s/node1/fresh && echo hi > %s/fresh/x && cat %s/node1/fresh/x", mnt,
-			    exp_dir[0], mnt),
+	 * is there within the negative timeout (1 s; vfs_cache.h) */
+	assert_int_equal(sh("mkdir %s/node1/fresh && echo hi > %s/fresh/x && "
+			    "for i in $(seq 100); do cat %s/node1/fresh/x 2>/dev/null && break; sleep 0.05; done",
+			    mnt, exp_dir[0], mnt),
 			 0);
 	assert_string_equal(out, "hi\n");
 	assert_int_equal(sh("rm -r %s/node1/small %s/node1/moved %s/node1/fresh", mnt, mnt, mnt), 0);
+}
+
+/* A number from node i's cloudfs "stats" ("ops": requests served,
+ * "open_fds"), or -1. */
+static long node_stat(int i, const char *name)
+{
+	int fd = th_connect(th_port(&cl, i, 50000));
+	if (fd < 0)
+		return -1;
+	char buf[2048], key[64];
+	ssize_t n = th_send(fd, "stats\r\n", 7) == 0 ? th_recv_until(fd, buf, sizeof buf, "END\r\n", 5000) : -1;
+	close(fd);
+	snprintf(key, sizeof key, "STAT %s ", name);
+	const char *o = n > 0 ? strstr(buf, key) : NULL;
+	return o ? atol(o + strlen(key)) : -1;
+}
+
+static long node_ops(int i)
+{
+	return node_stat(i, "ops");
+}
+
+static void create_file(const char *p, const char *text)
+{
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(close(fd), 0);
+}
+
+/* Negative lookups (vfs_cache.h): in a directory made through the mount
+ * and changed only by its own creates, the lookup before each create is
+ * answered without the node (open, write, close: 3 requests a file, not
+ * 4).  A name made there by another client never fools an exclusive
+ * create (the node says EEXIST), is found at once after this mount's
+ * next create or listing there, and by itself within the negative
+ * timeout. */
+static void negative_lookups(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	char d[600], p[700];
+	snprintf(d, sizeof d, "%s/node1/neg", mnt);
+	assert_int_equal(mkdir(d, 0755), 0);
+	long a = node_ops(0), b = node_ops(0); /* what asking costs */
+	assert_true(a >= 0 && b > a);
+	for (int i = 0; i < 20; i++) {
+		snprintf(p, sizeof p, "%s/f%02d", d, i);
+		create_file(p, "four");
+	}
+	long c = node_ops(0);
+	fprintf(stderr, "node requests for 20 small files: %ld\n", c - b - (b - a));
+	assert_true(c - b - (b - a) <= 20 * 3 + 2);
+	/* and no descriptor left open on the node (release closes) */
+	int64_t t1 = th_now_ms();
+	while (node_stat(0, "open_fds") != 0 && th_now_ms() < t1 + 5000)
+		usleep(20000);
+	assert_int_equal(node_stat(0, "open_fds"), 0);
+	for (int i = 0; i < 20; i++) { /* all there, on the node */
+		snprintf(p, sizeof p, "%s/neg/f%02d", exp_dir[0], i);
+		struct stat st;
+		assert_int_equal(stat(p, &st), 0);
+		assert_int_equal(st.st_size, 4);
+	}
+	/* made elsewhere: an exclusive create of it fails, and the mount
+	 * knows it from then on */
+	assert_int_equal(sh("echo other > %s/neg/o1", exp_dir[0]), 0);
+	snprintf(p, sizeof p, "%s/o1", d);
+	assert_int_equal(open(p, O_WRONLY | O_CREAT | O_EXCL, 0644), -1);
+	assert_int_equal(errno, EEXIST);
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 6);
+	/* made elsewhere, then a create here: its reply shows the directory
+	 * changed by someone else, so the other name is found at once */
+	assert_int_equal(sh("echo other > %s/neg/o2", exp_dir[0]), 0);
+	snprintf(p, sizeof p, "%s/f-after", d);
+	create_file(p, "x");
+	snprintf(p, sizeof p, "%s/o2", d);
+	assert_int_equal(stat(p, &st), 0);
+	/* made elsewhere, then a listing here shows it: found at once */
+	assert_int_equal(sh("echo other > %s/neg/o3 && ls %s > /dev/null", exp_dir[0], d), 0);
+	snprintf(p, sizeof p, "%s/o3", d);
+	assert_int_equal(stat(p, &st), 0);
+	/* made elsewhere, nothing done here: found within the negative
+	 * timeout (1 s), polled for with a deadline well past it */
+	snprintf(p, sizeof p, "%s/node1/neg/sub", mnt);
+	assert_int_equal(mkdir(p, 0755), 0); /* known completely: empty */
+	snprintf(p, sizeof p, "%s/node1/neg/sub/f", mnt);
+	create_file(p, "confirmed"); /* ... and confirmed just now */
+	assert_int_equal(sh("echo other > %s/neg/sub/o4", exp_dir[0]), 0);
+	int64_t t0 = th_now_ms();
+	snprintf(p, sizeof p, "%s/sub/o4", d);
+	while (stat(p, &st) != 0 && th_now_ms() < t0 + 10000)
+		usleep(20000);
+	int64_t waited = th_now_ms() - t0;
+	fprintf(stderr, "name made elsewhere found after %lld ms\n", (long long)waited);
+	assert_int_equal(stat(p, &st), 0);
+	assert_true(waited < 3000); /* 1 s, and slack for a loaded machine */
+	/* removed here: absent, and made again here */
+	snprintf(p, sizeof p, "%s/f01", d);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(stat(p, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	create_file(p, "back");
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 4);
+	assert_int_equal(sh("rm -r %s", d), 0);
+}
+
+/* A listing carries every entry's attributes (readdir flag s): what
+ * stat shows through the mount afterwards equals the node's own lstat
+ * (size, mode, links, owner, times), and costs the node no request. */
+static void readdir_attrs(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	assert_int_equal(sh("mkdir %s/rd && cd %s/rd && for i in $(seq 30); do head -c $((i * 100)) "
+			    "/dev/zero > f$i; done && chmod 600 f3 && chmod 755 f4 && ln f5 f5link && "
+			    "mkdir sub && ln -s f1 link && touch -d '2001-02-03 04:05:06' f6",
+			    exp_dir[0], exp_dir[0]),
+			 0);
+	char d[600], p[800], e[800];
+	snprintf(d, sizeof d, "%s/node1/rd", mnt);
+	char names[40][64];
+	int n = 0;
+	DIR *dir = opendir(d);
+	assert_non_null(dir);
+	struct dirent *de;
+	while ((de = readdir(dir)) && n < 40)
+		if (de->d_name[0] != '.')
+			snprintf(names[n++], sizeof names[0], "%s", de->d_name);
+	closedir(dir);
+	assert_int_equal(n, 33);
+	long a = node_ops(0), b = node_ops(0);
+	for (int i = 0; i < n; i++) {
+		struct stat m, x;
+		snprintf(p, sizeof p, "%s/%s", d, names[i]);
+		snprintf(e, sizeof e, "%s/rd/%s", exp_dir[0], names[i]);
+		assert_int_equal(lstat(p, &m), 0);
+		assert_int_equal(lstat(e, &x), 0);
+		assert_int_equal(m.st_mode, x.st_mode);
+		assert_int_equal(m.st_nlink, x.st_nlink);
+		assert_int_equal(m.st_uid, x.st_uid);
+		assert_int_equal(m.st_gid, x.st_gid);
+		assert_int_equal(m.st_mtim.tv_sec, x.st_mtim.tv_sec);
+		assert_int_equal(m.st_mtim.tv_nsec, x.st_mtim.tv_nsec);
+		assert_int_equal(m.st_ctim.tv_sec, x.st_ctim.tv_sec);
+		if (!S_ISDIR(x.st_mode)) /* a directory's size is the file system's business */
+			assert_int_equal(m.st_size, x.st_size);
+	}
+	long c = node_ops(0);
+	assert_int_equal(c - b - (b - a), 0); /* all from the listing */
+	assert_int_equal(sh("rm -r %s/rd", exp_dir[0]), 0);
 }
 
 /* A node killed under a reader: EIO within the timeout; the mount works
@@ -578,6 +734,8 @@ int main(void)
 		cmocka_unit_test(spliced_reads_odd),
 		cmocka_unit_test(tar_rsync_sqlite),
 		cmocka_unit_test(small_files_attrs),
+		cmocka_unit_test(negative_lookups),
+		cmocka_unit_test(readdir_attrs),
 		cmocka_unit_test(node_killed_under_reader),
 		cmocka_unit_test(node_killed_under_writer),
 		cmocka_unit_test(node_killed_mid_read),

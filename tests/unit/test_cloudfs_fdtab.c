@@ -79,6 +79,9 @@ static void caps(void **state)
 	assert_int_equal(cfs_fdtab_add(t, osfd(), 5, 0, 2, true, 0, &v[0]), 0);
 	assert_int_equal(cfs_fdtab_add(t, osfd(), 5, 0, 2, true, 0, &v[1]), 0);
 	assert_int_equal(cfs_fdtab_owned(t, 5), 2);
+	assert_true(cfs_fdtab_owner_full(t, 5, 2));
+	assert_false(cfs_fdtab_owner_full(t, 5, 3)); /* the table holds 2 in all */
+	assert_false(cfs_fdtab_owner_full(t, 6, 2)); /* ... none of them 6's */
 	assert_int_equal(cfs_fdtab_add(t, spare, 5, 0, 2, true, 0, &v[2]), -EMFILE);
 	assert_true(is_open(spare)); /* left to the caller */
 	/* node-owned (call syntax) */

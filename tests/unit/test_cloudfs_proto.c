@@ -53,6 +53,13 @@ static void native_fd_commands(void **state)
 	assert_int_equal(p->req.flags, CFS_O_WRITE | CFS_O_CREAT | CFS_O_TRUNC | CFS_O_STAT);
 	assert_int_equal(P("open a s\n")->code, EINVAL); /* s needs r or w */
 	assert_int_equal(P("open a rss\n")->code, EINVAL);
+	p = P("open /d/f wcxsp 600\r\n"); /* p: ... and the directory's ctimes */
+	assert_int_equal(p->r, CFS_REQ);
+	assert_int_equal(p->req.flags,
+			 CFS_O_WRITE | CFS_O_CREAT | CFS_O_EXCL | CFS_O_STAT | CFS_O_PARENT);
+	assert_int_equal(P("open a rwctxasp\n")->r, CFS_REQ); /* every letter once: 8 */
+	assert_int_equal(P("open a p\n")->code, EINVAL); /* p needs r or w */
+	assert_int_equal(P("open a rpp\n")->code, EINVAL);
 	p = P("open a\n");
 	assert_int_equal(p->req.flags, CFS_O_READ);
 	assert_int_equal(p->req.mode, 0644);
@@ -89,6 +96,14 @@ static void native_path_commands(void **state)
 	assert_string_equal(p->req.path, "/link");
 	p = P("mkdir /d\n");
 	assert_int_equal(p->req.mode, 0755);
+	assert_int_equal(p->req.flags, 0);
+	p = P("mkdir /d 700 s\n"); /* s: the reply carries the new directory's lstat */
+	assert_int_equal(p->r, CFS_REQ);
+	assert_int_equal(p->req.mode, 0700);
+	assert_int_equal(p->req.flags, CFS_O_STAT);
+	assert_int_equal(P("mkdir /d 700 x\n")->code, EINVAL);
+	assert_int_equal(P("mkdir /d 700 s s\n")->code, EINVAL);
+	assert_int_equal(P("mkdir /d s\n")->code, EINVAL); /* the mode comes first */
 	p = P("chmod /d 1777\n");
 	assert_int_equal(p->req.mode, 01777);
 	p = P("utimens /f now 1500000000000000000\n");
@@ -103,6 +118,13 @@ static void native_path_commands(void **state)
 	p = P("readdir / 12345 10\n");
 	assert_int_equal(p->req.offset, 12345);
 	assert_int_equal(p->req.max, 10);
+	assert_int_equal(p->req.flags, 0);
+	p = P("readdir /d 0 4096 s\n"); /* s: every entry with all its lstat fields */
+	assert_int_equal(p->r, CFS_REQ);
+	assert_int_equal(p->req.max, 4096);
+	assert_int_equal(p->req.flags, CFS_O_STAT);
+	assert_int_equal(P("readdir /d 0 10 a\n")->code, EINVAL);
+	assert_int_equal(P("readdir /d 0 s\n")->code, EINVAL); /* the count comes first */
 	assert_int_equal(P("truncate /f 77\n")->req.offset, 77);
 	assert_int_equal(P("lstat /f\n")->req.op, CFS_OP_LSTAT);
 	assert_int_equal(P("readlink /f\n")->req.op, CFS_OP_READLINK);

@@ -487,15 +487,15 @@ static void reply_stats(struct cloudfs *fs, struct evbuffer *out)
 
 static const char cloudfs_help[] =
 	"HELP paths are relative to the node's export root, one token each, %XX escapes\r\n"
-	"HELP open <path> [<flags r w c t x a s>] [<mode>] -> OK <fd> [<stat>]\r\n"
+	"HELP open <path> [<flags r w c t x a s p>] [<mode>] -> OK <fd> [<stat> [<dir ctimes>]]\r\n"
 	"HELP read <fd> <count> | pread <fd> <count> <offset> -> VALUE <n> + bytes + CRLF\r\n"
 	"HELP write <fd> <n> | pwrite <fd> <n> <offset>, + n bytes + CRLF -> OK <n>\r\n"
 	"HELP close | fsync | fdatasync | fstat <fd>; ftruncate <fd> <size>\r\n"
 	"HELP stat | lstat | unlink | rmdir | readlink | fsyncdir <path>; truncate <path> <size>\r\n"
-	"HELP mkdir <path> [<mode>]; chmod <path> <mode>; rename <from> <to>\r\n"
+	"HELP mkdir <path> [<mode> [s]]; chmod <path> <mode>; rename <from> <to>\r\n"
 	"HELP symlink <target> <linkpath>; utimens <path> <atime_ns|now|omit> <mtime_ns|now|omit>\r\n"
-	"HELP readdir <path> [<cursor> [<count>]] -> STAT ent <type> <mode> <size> <mtime_ns> "
-	"<name> lines, STAT next <cursor>, END\r\n"
+	"HELP readdir <path> [<cursor> [<count> [s]]] -> STAT ent <type> <mode> <size> <mtime_ns> "
+	"<name> lines (s: STAT entry <stat> <name>), STAT next <cursor>, END\r\n"
 	"HELP statfs | stats | ping | help | quit\r\n"
 	"HELP virgo_cloud_open(<path>) virgo_cloud_read(<fd>,none,<count>,<pos>) "
 	"virgo_cloud_write(<fd>,<data>,<count>,<pos>) virgo_cloud_close(<fd>)\r\n"
@@ -537,7 +537,7 @@ static int cloudfs_exec(struct vconn *c, struct cloudfs *fs, struct cloudfs_conn
 		return VSVC_KEEP;
 	}
 	case CFS_OP_OPEN:
-		if (!r->legacy && cfs_fdtab_owned(fs->tab, cc->id) >= fs->set.max_fds_per_conn) {
+		if (!r->legacy && cfs_fdtab_owner_full(fs->tab, cc->id, fs->set.max_fds_per_conn)) {
 			reply_err(fs, out, EMFILE, NULL);
 			return VSVC_KEEP;
 		}

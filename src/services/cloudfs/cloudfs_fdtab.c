@@ -115,6 +115,20 @@ static int release(struct cfs_fdtab *t, int slot)
 	return fd;
 }
 
+/* Lock held: the entries owner holds, counted up to limit: a table
+ * holding fewer than limit in all is not scanned (every open small file
+ * would pay a walk of max_fds slots). */
+static int owned_locked(const struct cfs_fdtab *t, uint64_t owner, int limit)
+{
+	if (t->open < limit)
+		return 0; /* fewer than limit, whatever owner holds */
+	int mine = 0;
+	for (int i = 0; i < t->max && mine < limit; i++)
+		if (t->e[i].used && !t->e[i].closing && t->e[i].owner == owner)
+			mine++;
+	return mine;
+}
+
 int cfs_fdtab_add(struct cfs_fdtab *t, int osfd, uint64_t owner, uint64_t ident, int per_owner_max,
 		  bool writable, int64_t now_ms, uint64_t *vfd)
 {
@@ -122,14 +136,8 @@ int cfs_fdtab_add(struct cfs_fdtab *t, int osfd, uint64_t owner, uint64_t ident,
 	int rc = -EMFILE;
 	if (t->open >= t->max || (owner == 0 && t->call >= t->max_call))
 		goto out;
-	if (owner != 0) {
-		int mine = 0;
-		for (int i = 0; i < t->max; i++)
-			if (t->e[i].used && !t->e[i].closing && t->e[i].owner == owner)
-				mine++;
-		if (mine >= per_owner_max)
-			goto out;
-	}
+	if (owner != 0 && owned_locked(t, owner, per_owner_max) >= per_owner_max)
+		goto out;
 	for (int k = 0; k < t->max; k++) {
 		int i = (t->hint + k) % t->max;
 		struct cfs_entry *e = &t->e[i];
@@ -271,6 +279,14 @@ bool cfs_fdtab_writer_other(struct cfs_fdtab *t, uint64_t dev, uint64_t ino, uin
 	}
 	pthread_mutex_unlock(&t->lock);
 	return hit;
+}
+
+bool cfs_fdtab_owner_full(struct cfs_fdtab *t, uint64_t owner, int max)
+{
+	pthread_mutex_lock(&t->lock);
+	bool full = owned_locked(t, owner, max) >= max;
+	pthread_mutex_unlock(&t->lock);
+	return full;
 }
 
 int cfs_fdtab_owned(struct cfs_fdtab *t, uint64_t owner)

@@ -58,8 +58,11 @@ int cfs_fdtab_expire(struct cfs_fdtab *t, int64_t now_ms, int64_t idle_ms);
  * identity other than ident?  (Writable entries remember their file at
  * cfs_fdtab_add.) */
 bool cfs_fdtab_writer_other(struct cfs_fdtab *t, uint64_t dev, uint64_t ino, uint64_t ident);
-/* Entries owned by owner (for the per-connection cap's pre-check). */
+/* Entries owned by owner. */
 int cfs_fdtab_owned(struct cfs_fdtab *t, uint64_t owner);
+/* Does owner hold max entries or more (the per-connection cap's
+ * pre-check)?  No walk of the table while it holds fewer in all. */
+bool cfs_fdtab_owner_full(struct cfs_fdtab *t, uint64_t owner, int max);
 void cfs_fdtab_counts(struct cfs_fdtab *t, struct cfs_fdtab_counts *out);
 
 #endif

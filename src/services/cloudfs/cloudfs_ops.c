@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "../../common/evclock.h"
 #include "../../common/pathcodec.h"
 #include "cloudfs_path.h"
 
@@ -42,16 +43,58 @@ static int64_t ts_ns(const struct timespec *t)
 	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
 }
 
-/* " <type> <mode> <size> <nlink> <uid> <gid> <atime_ns> <mtime_ns> <ctime_ns> <ino> <blocks>" */
+/* " <v>" in decimal at p; returns the end. */
+static char *put_u64(char *p, uint64_t v)
+{
+	*p++ = ' ';
+	return p + evc_u64(p, v);
+}
+
+static char *put_i64(char *p, int64_t v)
+{
+	if (v >= 0)
+		return put_u64(p, (uint64_t)v);
+	*p++ = ' ';
+	*p++ = '-';
+	return p + evc_u64(p, (uint64_t)0 - (uint64_t)v);
+}
+
+#define STAT_FIELDS_MAX 240 /* 11 fields, at most 21 bytes each */
+
+/* " <type> <mode> <size> <nlink> <uid> <gid> <atime_ns> <mtime_ns> <ctime_ns> <ino> <blocks>"
+ * into buf (STAT_FIELDS_MAX bytes); returns its length.  By hand, not
+ * printf: a readdir page formats 4096 of them. */
+static size_t stat_fields_fmt(char *buf, const struct stat *st)
+{
+	char *p = buf;
+	*p++ = ' ';
+	*p++ = type_char(st->st_mode);
+	*p++ = ' ';
+	unsigned m = (unsigned)(st->st_mode & 07777);
+	char oct[5];
+	int n = 0;
+	do {
+		oct[n++] = (char)('0' + (m & 7));
+		m >>= 3;
+	} while (m);
+	while (n)
+		*p++ = oct[--n];
+	p = put_u64(p, (uint64_t)st->st_size);
+	p = put_u64(p, (uint64_t)st->st_nlink);
+	p = put_u64(p, (uint64_t)st->st_uid);
+	p = put_u64(p, (uint64_t)st->st_gid);
+	p = put_i64(p, ts_ns(&st->st_atim));
+	p = put_i64(p, ts_ns(&st->st_mtim));
+	p = put_i64(p, ts_ns(&st->st_ctim));
+	p = put_u64(p, (uint64_t)st->st_ino);
+	p = put_u64(p, (uint64_t)st->st_blocks);
+	return (size_t)(p - buf);
+}
+
 static void stat_fields(struct evbuffer *out, const struct stat *st)
 {
-	evbuffer_add_printf(out,
-			    " %c %o %" PRIu64 " %" PRIu64 " %u %u %" PRId64 " %" PRId64 " %" PRId64
-			    " %" PRIu64 " %" PRIu64,
-			    type_char(st->st_mode), (unsigned)(st->st_mode & 07777),
-			    (uint64_t)st->st_size, (uint64_t)st->st_nlink, (unsigned)st->st_uid,
-			    (unsigned)st->st_gid, ts_ns(&st->st_atim), ts_ns(&st->st_mtim),
-			    ts_ns(&st->st_ctim), (uint64_t)st->st_ino, (uint64_t)st->st_blocks);
+	char buf[STAT_FIELDS_MAX];
+	evbuffer_add(out, buf, stat_fields_fmt(buf, st));
 }
 
 /* OK <stat fields> */
@@ -229,10 +272,33 @@ static int open_flags(unsigned f)
 	return fl | O_NOCTTY | O_NONBLOCK;
 }
 
+/* The ctime of path's directory (flag p), or -1 when it cannot be had
+ * (the export root itself has no parent here). */
+static int64_t parent_ctime(int dfd)
+{
+	struct stat st;
+	return dfd >= 0 && fstat(dfd, &st) == 0 ? ts_ns(&st.st_ctim) : -1;
+}
+
 static int do_open(struct cfs_job *j)
 {
 	const struct cfs_req *r = &j->req;
+	/* flag p: the directory's ctime around the open, so a client that
+	 * knows every name in it can tell whether only this open changed it
+	 * (as NFS's weak cache consistency data) */
+	int dfd = -1;
+	int64_t pre = -1, post = -1;
+	if (r->flags & CFS_O_PARENT) {
+		char name[NAME_MAX + 1];
+		const char *nm;
+		dfd = cfs_path_parent(j->root, r->path, name, &nm);
+		pre = parent_ctime(dfd);
+	}
 	int fd = cfs_path_open(j->root, r->path, open_flags(r->flags), r->mode);
+	if (dfd >= 0) {
+		post = parent_ctime(dfd);
+		close(dfd);
+	}
 	if (fd < 0)
 		return fd;
 	struct stat st;
@@ -253,6 +319,8 @@ static int do_open(struct cfs_job *j)
 	j->writable = (r->flags & CFS_O_WRITE) != 0;
 	if (r->flags & CFS_O_STAT) /* after the descriptor, in job_done */
 		stat_fields(j->reply, &st);
+	if (r->flags & CFS_O_PARENT)
+		evbuffer_add_printf(j->reply, " %" PRId64 " %" PRId64, pre, post);
 	return 0;
 }
 
@@ -367,6 +435,12 @@ static int do_name_op(struct cfs_job *j)
 		break;
 	case CFS_OP_MKDIR:
 		rc = mkdirat(dfd, nm, (mode_t)r->mode) != 0 ? -errno : 0;
+		if (rc == 0 && (r->flags & CFS_O_STAT)) { /* "OK <the new directory's lstat>" */
+			if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) != 0)
+				rc = -errno;
+			else
+				reply_stat(j->reply, &st);
+		}
 		break;
 	case CFS_OP_UTIMENS: { /* a symlink's own times, as lutimes (tar) */
 		struct timespec ts[2];
@@ -399,7 +473,8 @@ static int do_name_op(struct cfs_job *j)
 	default:
 		rc = -ENOSYS;
 	}
-	if (rc == 0 && r->op != CFS_OP_LSTAT && r->op != CFS_OP_READLINK)
+	if (rc == 0 && r->op != CFS_OP_LSTAT && r->op != CFS_OP_READLINK &&
+	    !(r->op == CFS_OP_MKDIR && (r->flags & CFS_O_STAT)))
 		evbuffer_add(j->reply, "OK\r\n", 4);
 	if (d2 >= 0)
 		close(d2);
@@ -458,9 +533,23 @@ static int do_readdir(struct cfs_job *j)
 			if (fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 				continue; /* removed meanwhile */
 			pathcodec_encode(d->d_name, strlen(d->d_name), enc, sizeof enc);
-			evbuffer_add_printf(j->reply, "STAT ent %c %o %" PRIu64 " %" PRId64 " %s\r\n",
-					    type_char(st.st_mode), (unsigned)(st.st_mode & 07777),
-					    (uint64_t)st.st_size, ts_ns(&st.st_mtim), enc);
+			if (r->flags & CFS_O_STAT) { /* all of lstat: FUSE readdirplus */
+				char line[16 + STAT_FIELDS_MAX + sizeof enc];
+				size_t k = 10, el = strlen(enc);
+				memcpy(line, "STAT entry", 10);
+				k += stat_fields_fmt(line + k, &st);
+				line[k++] = ' ';
+				memcpy(line + k, enc, el);
+				k += el;
+				line[k++] = '\r';
+				line[k++] = '\n';
+				evbuffer_add(j->reply, line, k);
+			} else {
+				evbuffer_add_printf(j->reply,
+						    "STAT ent %c %o %" PRIu64 " %" PRId64 " %s\r\n",
+						    type_char(st.st_mode), (unsigned)(st.st_mode & 07777),
+						    (uint64_t)st.st_size, ts_ns(&st.st_mtim), enc);
+			}
 			emitted++;
 		}
 	}

@@ -95,6 +95,7 @@ static int parse_flags(const uint8_t *t, size_t n, unsigned *out)
 		case 'x': b = CFS_O_EXCL; break;
 		case 'a': b = CFS_O_APPEND; break;
 		case 's': b = CFS_O_STAT; break;
+		case 'p': b = CFS_O_PARENT; break;
 		default: return -1;
 		}
 		if (f & b)
@@ -265,9 +266,9 @@ static const struct cmd cmds[] = {
 	{"truncate", CFS_OP_TRUNCATE, 2, 2, "usage: truncate <path> <size>"},
 	{"unlink", CFS_OP_UNLINK, 1, 1, "usage: unlink <path>"},
 	{"rename", CFS_OP_RENAME, 2, 2, "usage: rename <from> <to>"},
-	{"mkdir", CFS_OP_MKDIR, 1, 2, "usage: mkdir <path> [<octal mode>]"},
+	{"mkdir", CFS_OP_MKDIR, 1, 3, "usage: mkdir <path> [<octal mode> [s]]"},
 	{"rmdir", CFS_OP_RMDIR, 1, 1, "usage: rmdir <path>"},
-	{"readdir", CFS_OP_READDIR, 1, 3, "usage: readdir <path> [<cursor> [<count 1..4096>]]"},
+	{"readdir", CFS_OP_READDIR, 1, 4, "usage: readdir <path> [<cursor> [<count 1..4096> [s]]]"},
 	{"readlink", CFS_OP_READLINK, 1, 1, "usage: readlink <path>"},
 	{"symlink", CFS_OP_SYMLINK, 2, 2, "usage: symlink <target> <linkpath>"},
 	{"chmod", CFS_OP_CHMOD, 2, 2, "usage: chmod <path> <octal mode>"},
@@ -369,7 +370,7 @@ enum cfs_parse_result cfs_parse(struct frame_state *st, const uint8_t *buf, size
 		req->mode = 0644;
 		if (na >= 2 && parse_flags(tok[2], tl[2], &req->flags) != 0)
 			return fail(code, msg, EINVAL,
-				    "open flags: letters r w c t x a s, with r or w (t, a need w; x needs c)");
+				    "open flags: letters r w c t x a s p, with r or w (t, a need w; x needs c)");
 		if (na == 3 && parse_mode(tok[3], tl[3], &req->mode) != 0)
 			return fail(code, msg, EINVAL, "mode is octal, at most 7777");
 		break;
@@ -395,8 +396,13 @@ enum cfs_parse_result cfs_parse(struct frame_state *st, const uint8_t *buf, size
 		break;
 	case CFS_OP_MKDIR:
 		req->mode = 0755;
-		if (na == 2 && parse_mode(tok[2], tl[2], &req->mode) != 0)
+		if (na >= 2 && parse_mode(tok[2], tl[2], &req->mode) != 0)
 			return fail(code, msg, EINVAL, "mode is octal, at most 7777");
+		/* a trailing "s": the reply carries the new directory's lstat */
+		if (na == 3 && !tok_is(tok[3], tl[3], "s"))
+			return fail(code, msg, EINVAL, cm->usage);
+		if (na == 3)
+			req->flags = CFS_O_STAT;
 		break;
 	case CFS_OP_CHMOD:
 		if (parse_mode(tok[2], tl[2], &req->mode) != 0)
@@ -411,9 +417,14 @@ enum cfs_parse_result cfs_parse(struct frame_state *st, const uint8_t *buf, size
 		req->max = CFS_READDIR_DEFAULT;
 		if (na >= 2 && frame_u64(tok[2], tl[2], &req->offset) != 0)
 			return fail(code, msg, EINVAL, cm->usage);
-		if (na == 3 && (frame_u64(tok[3], tl[3], &req->max) != 0 || req->max == 0 ||
+		if (na >= 3 && (frame_u64(tok[3], tl[3], &req->max) != 0 || req->max == 0 ||
 				req->max > CFS_READDIR_MAX))
 			return fail(code, msg, EINVAL, "readdir count must be 1..4096");
+		/* a trailing "s": every entry with all its lstat fields */
+		if (na == 4 && !tok_is(tok[4], tl[4], "s"))
+			return fail(code, msg, EINVAL, cm->usage);
+		if (na == 4)
+			req->flags = CFS_O_STAT;
 		break;
 	default:
 		break;
