@@ -379,11 +379,18 @@ static void stage_round(struct queue *q, struct round *r)
 		r->rc[i] = ql_stage(r->tt.t[i], &r->st[i]);
 }
 
+int (*qc_test_hook)(uint64_t seq, bool written);
+
 static void write_round(struct round *r)
 {
+	if (qc_test_hook && qc_test_hook(r->seq, false))
+		for (int i = 0; i < r->tt.n; i++)
+			r->st[i].fd = -1; /* the write fails (EBADF) */
 	for (int i = 0; i < r->tt.n; i++)
 		if (r->rc[i] == 0)
 			r->rc[i] = ql_stage_write(r->tt.t[i], &r->st[i]);
+	if (qc_test_hook)
+		qc_test_hook(r->seq, true);
 }
 
 /* In log order. */

@@ -146,6 +146,12 @@ void qc_submit(struct queue *q, struct q_batch *b);
 struct event_base;
 void qc_submit_loop(struct queue *q, struct q_batch *b, struct event_base *base);
 void qc_stop(struct queue *q); /* drains what was submitted, then joins */
+/* Tests only (tests/unit/test_queue_commit.c; NULL otherwise): under
+ * fsync always, called by a writer thread before (written false) and
+ * after (true) it writes round seq (numbered in log order from 1); a
+ * nonzero return before makes the round's writes fail as a failing
+ * disk's would. */
+extern int (*qc_test_hook)(uint64_t seq, bool written);
 void qc_batch_free(struct q_batch *b);
 /* The completion the writer posts (queue.c): writes the replies. */
 void q_batch_done(struct vconn *c, void *arg);
