@@ -50,7 +50,7 @@ static size_t payload(uint64_t i, uint8_t *buf)
 	return n;
 }
 
-static void append_n(struct ql_topic *t, uint64_t first, uint64_t n)
+static void append_only(struct ql_topic *t, uint64_t first, uint64_t n)
 {
 	uint8_t buf[400];
 	for (uint64_t i = first; i < first + n; i++) {
@@ -58,6 +58,13 @@ static void append_n(struct ql_topic *t, uint64_t first, uint64_t n)
 		size_t len = payload(i, buf);
 		assert_int_equal(ql_append(t, buf, len, "127.0.0.1", i + 1, 1000 + i, &off), 0);
 		assert_int_equal(off, i);
+	}
+}
+
+static void append_n(struct ql_topic *t, uint64_t first, uint64_t n)
+{
+	for (uint64_t i = first; i < first + n; i++) {
+		append_only(t, i, 1);
 		if (i % 10 == 9) {
 			assert_int_equal(ql_flush(t), 0);
 			assert_int_equal(ql_sync(t), 0);
@@ -499,17 +506,6 @@ static void retention_by_age(void **state)
 	/* nothing more is old enough */
 	assert_int_equal(ql_retain(t, 0, 60, UINT64_C(110) * 1000000000), 0);
 	ql_close(t);
-}
-
-static void append_only(struct ql_topic *t, uint64_t first, uint64_t n)
-{
-	uint8_t buf[400];
-	for (uint64_t i = first; i < first + n; i++) {
-		uint64_t off;
-		size_t len = payload(i, buf);
-		assert_int_equal(ql_append(t, buf, len, "127.0.0.1", i + 1, 1000 + i, &off), 0);
-		assert_int_equal(off, i);
-	}
 }
 
 /* Two commit rounds' writes in flight (ql_stage, queue_commit.c): the
