@@ -4,8 +4,10 @@
  * flipped byte mid-segment reported and skipped while the rest is
  * served, retention deleting whole old segments only, zeros written ahead
  * by a helper thread while records are committed (never served, never
- * taken for damage, whether the node is killed or closed), and the CRC32C
- * check value.
+ * taken for damage, whether the node is killed or closed), two commit
+ * rounds' writes in flight (publication in order, a hole left by a crash
+ * cut as a torn tail, a failed earlier write failing the later round),
+ * and the CRC32C check value.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -48,7 +50,7 @@ static size_t payload(uint64_t i, uint8_t *buf)
 	return n;
 }
 
-static void append_n(struct ql_topic *t, uint64_t first, uint64_t n)
+static void append_only(struct ql_topic *t, uint64_t first, uint64_t n)
 {
 	uint8_t buf[400];
 	for (uint64_t i = first; i < first + n; i++) {
@@ -56,6 +58,13 @@ static void append_n(struct ql_topic *t, uint64_t first, uint64_t n)
 		size_t len = payload(i, buf);
 		assert_int_equal(ql_append(t, buf, len, "127.0.0.1", i + 1, 1000 + i, &off), 0);
 		assert_int_equal(off, i);
+	}
+}
+
+static void append_n(struct ql_topic *t, uint64_t first, uint64_t n)
+{
+	for (uint64_t i = first; i < first + n; i++) {
+		append_only(t, i, 1);
 		if (i % 10 == 9) {
 			assert_int_equal(ql_flush(t), 0);
 			assert_int_equal(ql_sync(t), 0);
@@ -499,6 +508,88 @@ static void retention_by_age(void **state)
 	ql_close(t);
 }
 
+/* Two commit rounds' writes in flight (ql_stage, queue_commit.c): the
+ * later round's write lands first, yet readers see nothing of either
+ * until the earlier one finishes, then exactly the earlier one; a copy
+ * taken then (a crash with the later round on disk and a hole of zeros
+ * where the earlier one goes) recovers only the clean prefix, reports the
+ * cut as a torn tail and serves nothing after the hole, and the next
+ * append takes the hole's first offset; and a failed earlier write fails
+ * the later round although its own write succeeded. */
+static void overlap_rounds_hole(void **state)
+{
+	(void)state;
+	fresh_dir("q10");
+	const uint64_t seg = UINT64_C(1) << 20;
+	struct ql_topic *t;
+	assert_int_equal(ql_open(dir, "t", seg, MAXREC, true, &t), 0);
+	ql_zero_by_helper(t, true);
+	append_sync_n(t, 0, 10, 16);
+	assert_int_equal(ql_zero_ahead(t), 0); /* zeros to the segment's end */
+	struct ql_stage a, b, c, d;
+	memset(&a, 0, sizeof a);
+	memset(&b, 0, sizeof b);
+	memset(&c, 0, sizeof c);
+	memset(&d, 0, sizeof d);
+	append_only(t, 10, 10);
+	assert_int_equal(ql_stage(t, &a), 0);
+	append_only(t, 20, 10); /* encoded while a is in flight */
+	assert_int_equal(ql_stage(t, &b), 0);
+	assert_int_equal(ql_stage_write(t, &b), 0); /* the later one first */
+	uint64_t last = 0;
+	assert_int_equal(read_all(t, 0, &last), 10);
+	char cmd[1400];
+	snprintf(cmd, sizeof cmd, "rm -rf %s/k && mkdir -p %s/k && cp -r %s/t %s/k/", dir, dir, dir,
+		 dir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(ql_stage_write(t, &a), 0);
+	assert_int_equal(ql_stage_finish(t, &a, 0), 0);
+	assert_int_equal(read_all(t, 0, &last), 20);
+	assert_int_equal(last, 19);
+	assert_int_equal(ql_stage_finish(t, &b, 0), 0);
+	assert_int_equal(read_all(t, 0, &last), 30);
+	assert_int_equal(last, 29);
+
+	/* c's write fails after d's succeeded: both fail, nothing published */
+	append_only(t, 30, 10);
+	assert_int_equal(ql_stage(t, &c), 0);
+	append_only(t, 40, 10);
+	assert_int_equal(ql_stage(t, &d), 0);
+	int drc = ql_stage_write(t, &d);
+	assert_int_equal(drc, 0);
+	int cfd = c.fd;
+	c.fd = -1; /* the write fails */
+	int crc = ql_stage_write(t, &c);
+	assert_true(crc < 0);
+	c.fd = cfd;
+	assert_true(ql_stage_finish(t, &c, crc) < 0);
+	assert_int_equal(ql_stage_finish(t, &d, drc), -EIO);
+	assert_int_equal(read_all(t, 0, &last), 30);
+	uint64_t off;
+	assert_int_equal(ql_append(t, (const uint8_t *)"x", 1, "127.0.0.1", 99, 99, &off), -EIO);
+	ql_close(t);
+	free(a.buf);
+	free(b.buf);
+	free(c.buf);
+	free(d.buf);
+
+	/* the crash image: records 0-9, zeros, then 20-29 */
+	char kdir[600];
+	snprintf(kdir, sizeof kdir, "%s/k", dir);
+	assert_int_equal(ql_open(kdir, "t", seg, MAXREC, false, &t), 0);
+	struct ql_stats st;
+	ql_get_stats(t, &st);
+	assert_int_equal(st.next, 10);
+	assert_true(st.truncated_bytes > 0);
+	assert_int_equal(st.corrupt, 0);
+	assert_int_equal(read_all(t, 0, &last), 10);
+	assert_int_equal(last, 9);
+	append_sync_n(t, 10, 5, 16); /* the hole's offsets are taken anew */
+	assert_int_equal(read_all(t, 0, &last), 15);
+	ql_close(t);
+	ql_close(reopen_clean(kdir, seg, 15));
+}
+
 static void check_rejects_garbage(void **state)
 {
 	(void)state;
@@ -520,6 +611,7 @@ int main(void)
 		cmocka_unit_test(torn_tail_truncated),
 		cmocka_unit_test(preallocated_segments),
 		cmocka_unit_test(zero_ahead_by_helper),
+		cmocka_unit_test(overlap_rounds_hole),
 		cmocka_unit_test(flipped_byte_mid_segment),
 		cmocka_unit_test(retention_whole_segments),
 		cmocka_unit_test(retention_by_age),

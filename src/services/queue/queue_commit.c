@@ -1,5 +1,5 @@
 /*
- * queue_commit.c - the writer thread: group commit (queue_int.h).
+ * queue_commit.c - the writer threads: group commit (queue_int.h).
  *
  * Connections submit batches of pushes and go on waiting (tickets).  The
  * writer takes every batch queued so far, appends their records to their
@@ -17,6 +17,11 @@
  * failed write or fdatasync fails the topic (queue_log.c): no record is
  * ever acknowledged unless its bytes were written and, under always,
  * synced.  Once a second it also applies retention.
+ *
+ * Under always there are two writer threads, so that two rounds' syncing
+ * writes can be in flight at once (see "two rounds' writes in flight"
+ * below): the rounds still append in log order and are acknowledged in
+ * log order, each only once every earlier round is durable.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -118,6 +123,23 @@ static bool touch(struct touched *tt, struct ql_topic *t)
 	return true;
 }
 
+/* Marks the records of list on a topic of tt whose bad[] is set. */
+static void mark_failed(struct q_batch *list, struct touched *tt, const int *bad,
+			struct ql_topic **rec_topic)
+{
+	int k = 0;
+	for (struct q_batch *b = list; b; b = b->next) {
+		for (int i = 0; i < b->n; i++, k++) {
+			struct q_rec *r = &b->recs[i];
+			if (r->err || !rec_topic[k])
+				continue;
+			for (int j = 0; j < tt->n; j++)
+				if (tt->t[j] == rec_topic[k] && bad[j])
+					r->err = bad[j];
+		}
+	}
+}
+
 /* Writes, syncs (always) and publishes the touched topics; a topic that
  * fails has its records of this round marked failed. */
 static void commit_round(struct queue *q, struct q_batch *list, struct touched *tt,
@@ -137,26 +159,17 @@ static void commit_round(struct queue *q, struct q_batch *list, struct touched *
 			qz_want(q, tt->t[i]); /* about once per chunk of zeros */
 	if (q->interval_ms == 0 && tt->n)
 		q->syncs++;
-	int k = 0;
-	for (struct q_batch *b = list; b; b = b->next) {
-		for (int i = 0; i < b->n; i++, k++) {
-			struct q_rec *r = &b->recs[i];
-			if (r->err || !rec_topic[k])
-				continue;
-			for (int j = 0; j < tt->n; j++)
-				if (tt->t[j] == rec_topic[k] && bad[j])
-					r->err = bad[j];
-		}
-	}
+	mark_failed(list, tt, bad, rec_topic);
 }
 
-static void process(struct queue *q, struct q_batch *list, struct touched *dirty)
+/* Appends every record of list to its topic's log (encoded, not yet
+ * written); rec_topic[k] gets the k-th record's topic.  over() commits
+ * the topics of tt when a round touches more than QC_TOUCH_MAX. */
+static void append_all(struct queue *q, struct q_batch *list, struct touched *tt,
+		       struct ql_topic **rec_topic,
+		       void (*over)(struct queue *, struct q_batch *, struct touched *,
+				    struct ql_topic **))
 {
-	int nrec = 0;
-	for (struct q_batch *b = list; b; b = b->next)
-		nrec += b->n;
-	struct ql_topic **rec_topic = calloc((size_t)nrec + 1, sizeof *rec_topic);
-	struct touched tt = {.n = 0};
 	int k = 0;
 	if (q->state == Q_LAZY)
 		qt_open_dir(q, true);
@@ -181,12 +194,12 @@ static void process(struct queue *q, struct q_batch *list, struct touched *dirty
 				r->err = -err;
 				continue;
 			}
-			if (!touch(&tt, t)) {
+			if (!touch(tt, t)) {
 				/* too many topics in one round: commit what we
 				 * have, then go on */
-				commit_round(q, list, &tt, rec_topic);
-				tt.n = 0;
-				touch(&tt, t);
+				over(q, list, tt, rec_topic);
+				tt->n = 0;
+				touch(tt, t);
 			}
 			if (r->has_ts && r->ts > q->lamport)
 				q->lamport = r->ts;
@@ -201,11 +214,11 @@ static void process(struct queue *q, struct q_batch *list, struct touched *dirty
 			q->appended++;
 		}
 	}
-	commit_round(q, list, &tt, rec_topic);
-	if (q->interval_ms)
-		for (int i = 0; i < tt.n; i++)
-			touch(dirty, tt.t[i]);
-	free(rec_topic);
+}
+
+/* The round is over: wakes the readers and answers its batches. */
+static void answer(struct queue *q, struct q_batch *list)
+{
 	qd_wake_if_consumers(q);
 	qh_wake(q);
 	while (list) {
@@ -216,6 +229,22 @@ static void process(struct queue *q, struct q_batch *list, struct touched *dirty
 			vconn_ticket_post(list->ticket, q_batch_done, list);
 		list = next;
 	}
+}
+
+static void process(struct queue *q, struct q_batch *list, struct touched *dirty)
+{
+	int nrec = 0;
+	for (struct q_batch *b = list; b; b = b->next)
+		nrec += b->n;
+	struct ql_topic **rec_topic = calloc((size_t)nrec + 1, sizeof *rec_topic);
+	struct touched tt = {.n = 0};
+	append_all(q, list, &tt, rec_topic, commit_round);
+	commit_round(q, list, &tt, rec_topic);
+	if (q->interval_ms)
+		for (int i = 0; i < tt.n; i++)
+			touch(dirty, tt.t[i]);
+	free(rec_topic);
+	answer(q, list);
 }
 
 static void sync_dirty(struct queue *q, struct touched *dirty)
@@ -287,8 +316,165 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/* ---- fsync always: two rounds' writes in flight ------------------------
+ * Two writer threads take turns.  Under q->pmu, one takes the batches
+ * queued so far and appends their records (a round, numbered in log
+ * order), and detaches each touched topic's new bytes (ql_stage); it then
+ * lets go of pmu and writes them with a write that syncs only those
+ * bytes, while the other thread takes the next round and starts its own
+ * write: ext4 commits both in one go when they meet.  A round publishes
+ * and answers only after every earlier round has (q->done_seq), so
+ * acknowledgements go out in log order even when a later write is durable
+ * first, and a failed write fails that topic's later rounds too
+ * (ql_stage_finish).  Recovery cuts a later round written after an
+ * earlier one that was not (queue_log.c). */
+struct round {
+	struct q_batch *list;
+	struct touched tt;
+	struct ql_stage st[QC_TOUCH_MAX]; /* their buffers are the thread's */
+	int rc[QC_TOUCH_MAX];
+	struct ql_topic **rec_topic;
+	uint64_t seq;
+};
+
+static void wait_turn(struct queue *q, uint64_t seq)
+{
+	pthread_mutex_lock(&q->omu);
+	while (q->done_seq + 1 != seq)
+		pthread_cond_wait(&q->ocond, &q->omu);
+	pthread_mutex_unlock(&q->omu);
+}
+
+static void end_turn(struct queue *q, uint64_t seq)
+{
+	pthread_mutex_lock(&q->omu);
+	q->done_seq = seq;
+	pthread_cond_broadcast(&q->ocond);
+	pthread_mutex_unlock(&q->omu);
+}
+
+/* The round being staged on this thread (for commit_now). */
+static __thread uint64_t staging_seq;
+
+/* A round touching more than QC_TOUCH_MAX topics: once the earlier rounds
+ * are done, the topics so far are committed serially, as with one
+ * writer. */
+static void commit_now(struct queue *q, struct q_batch *list, struct touched *tt,
+		       struct ql_topic **rec_topic)
+{
+	wait_turn(q, staging_seq);
+	commit_round(q, list, tt, rec_topic);
+}
+
+static void stage_round(struct queue *q, struct round *r)
+{
+	int nrec = 0;
+	for (struct q_batch *b = r->list; b; b = b->next)
+		nrec += b->n;
+	r->rec_topic = calloc((size_t)nrec + 1, sizeof *r->rec_topic);
+	r->tt.n = 0;
+	staging_seq = r->seq;
+	append_all(q, r->list, &r->tt, r->rec_topic, commit_now);
+	for (int i = 0; i < r->tt.n; i++)
+		r->rc[i] = ql_stage(r->tt.t[i], &r->st[i]);
+}
+
+int (*qc_test_hook)(uint64_t seq, bool written);
+
+static void write_round(struct round *r)
+{
+	if (qc_test_hook && qc_test_hook(r->seq, false))
+		for (int i = 0; i < r->tt.n; i++)
+			r->st[i].fd = -1; /* the write fails (EBADF) */
+	for (int i = 0; i < r->tt.n; i++)
+		if (r->rc[i] == 0)
+			r->rc[i] = ql_stage_write(r->tt.t[i], &r->st[i]);
+	if (qc_test_hook)
+		qc_test_hook(r->seq, true);
+}
+
+/* In log order. */
+static void finish_round(struct queue *q, struct round *r)
+{
+	int bad[QC_TOUCH_MAX] = {0};
+	for (int i = 0; i < r->tt.n; i++) {
+		bad[i] = -ql_stage_finish(r->tt.t[i], &r->st[i], r->rc[i]);
+		if (!bad[i] && ql_wants_zeros(r->tt.t[i]))
+			qz_want(q, r->tt.t[i]);
+	}
+	if (r->tt.n)
+		q->syncs++;
+	mark_failed(r->list, &r->tt, bad, r->rec_topic);
+	free(r->rec_topic);
+	r->rec_topic = NULL;
+	answer(q, r->list);
+}
+
+static void *overlap_main(void *arg)
+{
+	struct queue *q = arg;
+	struct round r;
+	memset(&r, 0, sizeof r);
+	for (;;) {
+		pthread_mutex_lock(&q->pmu);
+		pthread_mutex_lock(&q->wmu);
+		while (!q->whead && !q->wstop) {
+			uint64_t now = mono_ms();
+			if (now >= q->next_retain)
+				break;
+			struct timespec ts;
+			abstime_after_ms(CLOCK_MONOTONIC, (int)(q->next_retain - now), &ts);
+			pthread_cond_timedwait(&q->wcond, &q->wmu, &ts);
+		}
+		struct q_batch *list = q->whead;
+		q->whead = q->wtail = NULL;
+		bool stop = q->wstop;
+		pthread_mutex_unlock(&q->wmu);
+		if (list) {
+			r.list = list;
+			r.seq = ++q->stage_seq;
+			stage_round(q, &r);
+		}
+		uint64_t now = mono_ms();
+		if (now >= q->next_retain) {
+			retain_all(q);
+			q->next_retain = now + 1000;
+		}
+		pthread_mutex_unlock(&q->pmu);
+		if (!list) {
+			if (stop)
+				break;
+			continue;
+		}
+		write_round(&r);
+		wait_turn(q, r.seq);
+		finish_round(q, &r);
+		end_turn(q, r.seq);
+	}
+	for (int i = 0; i < QC_TOUCH_MAX; i++)
+		free(r.st[i].buf);
+	return NULL;
+}
+
 int qc_start(struct queue *q)
 {
+	if (q->interval_ms == 0) {
+		pthread_mutex_init(&q->pmu, NULL);
+		pthread_mutex_init(&q->omu, NULL);
+		pthread_cond_init(&q->ocond, NULL);
+		q->next_retain = mono_ms() + 1000;
+		int rc = pthread_create(&q->writer, NULL, overlap_main, q);
+		if (rc)
+			return -rc;
+		pthread_setname_np(q->writer, "queue/writer");
+		q->writer_started = true;
+		rc = pthread_create(&q->writer2, NULL, overlap_main, q);
+		if (rc)
+			return -rc;
+		pthread_setname_np(q->writer2, "queue/writer2");
+		q->writer2_started = true;
+		return 0;
+	}
 	int rc = pthread_create(&q->writer, NULL, writer_main, q);
 	if (rc)
 		return -rc;
@@ -303,8 +489,17 @@ void qc_stop(struct queue *q)
 		return;
 	pthread_mutex_lock(&q->wmu);
 	q->wstop = true;
-	pthread_cond_signal(&q->wcond);
+	pthread_cond_broadcast(&q->wcond);
 	pthread_mutex_unlock(&q->wmu);
 	pthread_join(q->writer, NULL);
 	q->writer_started = false;
+	if (q->writer2_started) {
+		pthread_join(q->writer2, NULL);
+		q->writer2_started = false;
+	}
+	if (q->interval_ms == 0) {
+		pthread_mutex_destroy(&q->pmu);
+		pthread_mutex_destroy(&q->omu);
+		pthread_cond_destroy(&q->ocond);
+	}
 }

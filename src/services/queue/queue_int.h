@@ -5,8 +5,9 @@
  * (the delivery thread: subscribers and consumer groups) and
  * queue_zero.c (the thread that zero-fills segments ahead of the writer).
  *
- * Threads: the service's event loops parse requests; one writer thread
- * appends, syncs and acknowledges pushes (tickets); one delivery thread
+ * Threads: the service's event loops parse requests; the writer threads
+ * (one under fsync interval, two under always: queue_commit.c) append,
+ * sync and acknowledge pushes (tickets); one delivery thread
  * pushes records to subscribers and group members (feeds).  Locks, never
  * nested except as listed: q->tmu (the topic table) may be taken under
  * q->dmu (delivery state); a topic's own mutex (queue_log.c) under both.
@@ -51,8 +52,14 @@ struct queue {
 	pthread_cond_t wcond;
 	struct q_batch *whead, *wtail;
 	bool wstop;
-	pthread_t writer;
-	bool writer_started;
+	pthread_t writer, writer2;
+	bool writer_started, writer2_started;
+	/* fsync always: two writer threads, so that two rounds' writes can
+	 * be in flight at once (queue_commit.c): pmu orders the rounds'
+	 * appends, omu/ocond their completions (done_seq) */
+	pthread_mutex_t pmu, omu;
+	pthread_cond_t ocond;
+	uint64_t stage_seq, done_seq, next_retain;
 	uint64_t lamport; /* the node's Lamport clock (writer thread) */
 	uint64_t syncs, appended; /* counters (stat) */
 
@@ -139,6 +146,12 @@ void qc_submit(struct queue *q, struct q_batch *b);
 struct event_base;
 void qc_submit_loop(struct queue *q, struct q_batch *b, struct event_base *base);
 void qc_stop(struct queue *q); /* drains what was submitted, then joins */
+/* Tests only (tests/unit/test_queue_commit.c; NULL otherwise): under
+ * fsync always, called by a writer thread before (written false) and
+ * after (true) it writes round seq (numbered in log order from 1); a
+ * nonzero return before makes the round's writes fail as a failing
+ * disk's would. */
+extern int (*qc_test_hook)(uint64_t seq, bool written);
 void qc_batch_free(struct q_batch *b);
 /* The completion the writer posts (queue.c): writes the replies. */
 void q_batch_done(struct vconn *c, void *arg);

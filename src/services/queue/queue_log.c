@@ -38,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,9 @@ struct ql_topic {
 	uint64_t next_off; /* writer: the next offset to assign */
 	uint64_t pub_next; /* readers: one past the last published record */
 	uint64_t seg_bytes, max_record;
-	bool failed, dir_dirty;
+	_Atomic bool failed;
+	bool dir_dirty;
+	_Atomic int inflight; /* staged writes not yet finished (changed under zmu) */
 	struct ql_stats st; /* corrupt, truncated_bytes, deleted_segments, max_lamport */
 };
 
@@ -125,14 +128,14 @@ static uint64_t get64(const uint8_t *p)
 	return v;
 }
 
-size_t ql_encode_hdr(uint8_t *hdr, const uint8_t *data, size_t len, const char *peer,
-		     uint64_t off, uint64_t lamport, uint64_t time_ns)
+static size_t encode_hdr(uint8_t *hdr, const uint8_t *data, size_t len, const char *peer,
+			 uint64_t off, uint64_t lamport, uint64_t time_ns, uint8_t flags)
 {
 	size_t pl = peer ? strnlen(peer, QL_PEER_MAX) : 0;
 	put32(hdr, QL_MAGIC);
 	put32(hdr + 8, (uint32_t)len);
 	hdr[12] = (uint8_t)pl;
-	hdr[13] = 0;
+	hdr[13] = flags;
 	hdr[14] = hdr[15] = 0;
 	put64(hdr + 16, off);
 	put64(hdr + 24, lamport);
@@ -145,10 +148,16 @@ size_t ql_encode_hdr(uint8_t *hdr, const uint8_t *data, size_t len, const char *
 	return QL_HDR + pl;
 }
 
+size_t ql_encode_hdr(uint8_t *hdr, const uint8_t *data, size_t len, const char *peer,
+		     uint64_t off, uint64_t lamport, uint64_t time_ns)
+{
+	return encode_hdr(hdr, data, len, peer, off, lamport, time_ns, 0);
+}
+
 /* Header fields valid (lengths within bounds)?  Total size or 0. */
 static size_t hdr_total(const uint8_t *h, uint64_t max_record)
 {
-	if (get32(h) != QL_MAGIC || h[13] || h[14] || h[15])
+	if (get32(h) != QL_MAGIC || (h[13] & ~QL_F_OVERLAP) || h[14] || h[15])
 		return 0;
 	uint32_t len = get32(h + 8);
 	if (len > max_record || h[12] > QL_PEER_MAX)
@@ -319,6 +328,14 @@ static int seg_recover(struct ql_topic *t, struct ql_seg *s, uint64_t expect, bo
 			break;
 		}
 		uint64_t q = resync(p, pos + 1, size, expect, t->max_record);
+		const char *why = "torn";
+		if (q < size && last && (p[q + 13] & QL_F_OVERLAP)) {
+			/* a later round's write reached the disk and an earlier
+			 * one's did not (a hole): nothing from here on was
+			 * acknowledged, and nothing after it is served */
+			why = "hole";
+			q = size;
+		}
 		if (q < size) {
 			log_warn("queue_corrupt topic=%s segment=%020" PRIu64 " pos=%" PRIu64
 				 " bytes=%" PRIu64 " lost_from=%" PRIu64 " lost_to=%" PRIu64
@@ -334,8 +351,8 @@ static int seg_recover(struct ql_topic *t, struct ql_seg *s, uint64_t expect, bo
 		}
 		if (last) {
 			log_warn("queue_torn_tail topic=%s segment=%020" PRIu64 " pos=%" PRIu64
-				 " bytes=%" PRIu64 " action=truncated",
-				 t->name, s->base, pos, size - pos);
+				 " bytes=%" PRIu64 " reason=%s action=truncated",
+				 t->name, s->base, pos, size - pos, why);
 			if (ftruncate(fd, (off_t)pos) != 0 || fdatasync(fd) != 0) {
 				rc = -errno;
 				break;
@@ -503,8 +520,18 @@ static int fail(struct ql_topic *t, int err)
 	return -err;
 }
 
+/* Waits until no staged write is in flight (writer). */
+static void wait_idle(struct ql_topic *t)
+{
+	pthread_mutex_lock(&t->zmu);
+	while (t->inflight)
+		pthread_cond_wait(&t->zcond, &t->zmu);
+	pthread_mutex_unlock(&t->zmu);
+}
+
 static int roll(struct ql_topic *t)
 {
+	wait_idle(t);
 	int rc = ql_flush(t);
 	if (rc)
 		return rc;
@@ -576,7 +603,8 @@ int ql_append(struct ql_topic *t, const uint8_t *data, size_t len, const char *p
 		t->wcap = nc;
 	}
 	uint64_t pos = a->wsize + t->wlen;
-	size_t h = ql_encode_hdr(t->wbuf + t->wlen, data, len, peer, t->next_off, lamport, time_ns);
+	uint8_t flags = atomic_load(&t->inflight) ? QL_F_OVERLAP : 0;
+	size_t h = encode_hdr(t->wbuf + t->wlen, data, len, peer, t->next_off, lamport, time_ns, flags);
 	memcpy(t->wbuf + t->wlen + h, data, len);
 	/* the index, counters and stats are read by other threads */
 	pthread_mutex_lock(&t->mu);
@@ -782,6 +810,85 @@ int ql_flush_sync(struct ql_topic *t)
 		t->dir_dirty = false;
 	}
 	return 0;
+}
+
+int ql_stage(struct ql_topic *t, struct ql_stage *w)
+{
+	w->len = 0;
+	w->dir = w->done = w->held = false;
+	w->rc = 0;
+	if (t->failed)
+		return -EIO;
+	if (t->wlen == 0 || t->no_dsync || !t->zhelper) {
+		/* the serial path (no range sync here): after the others */
+		wait_idle(t);
+		w->rc = ql_flush_sync(t);
+		w->done = true;
+	} else {
+		struct ql_seg *a = t->segs[t->nsegs - 1];
+		w->at = a->wsize;
+		w->len = t->wlen;
+		w->fd = t->afd; /* stays open: a roll waits for !inflight */
+		claim(t, w->at + w->len);
+		uint8_t *b = t->wbuf;
+		size_t c = t->wcap;
+		t->wbuf = w->buf;
+		t->wcap = w->cap;
+		w->buf = b;
+		w->cap = c;
+		written(t);
+		w->dir = t->dir_dirty;
+		t->dir_dirty = false;
+	}
+	if (w->rc)
+		return w->rc;
+	w->end_pos = t->segs[t->nsegs - 1]->wsize;
+	w->end_off = t->next_off;
+	pthread_mutex_lock(&t->zmu);
+	t->inflight++;
+	pthread_mutex_unlock(&t->zmu);
+	w->held = true;
+	return 0;
+}
+
+int ql_stage_write(struct ql_topic *t, struct ql_stage *w)
+{
+	if (w->done)
+		return w->rc;
+	int rc = pwrite_dsync(w->fd, w->buf, w->len, w->at);
+	if (rc == -EOPNOTSUPP) {
+		rc = -pwrite_all(w->fd, w->buf, w->len, w->at);
+		if (rc == 0 && fdatasync(w->fd) != 0)
+			rc = -errno;
+	}
+	if (rc)
+		return fail(t, -rc);
+	pthread_mutex_lock(&t->mu);
+	t->st.syncs++;
+	pthread_mutex_unlock(&t->mu);
+	if (w->dir && fsync(t->dfd) != 0)
+		return fail(t, errno);
+	return 0;
+}
+
+int ql_stage_finish(struct ql_topic *t, struct ql_stage *w, int rc)
+{
+	if (rc == 0 && t->failed)
+		rc = -EIO; /* an earlier round's write failed: not durable in order */
+	if (rc == 0) {
+		pthread_mutex_lock(&t->mu);
+		t->segs[t->nsegs - 1]->size = w->end_pos;
+		t->pub_next = w->end_off;
+		pthread_mutex_unlock(&t->mu);
+	}
+	if (w->held) {
+		pthread_mutex_lock(&t->zmu);
+		t->inflight--;
+		pthread_cond_broadcast(&t->zcond);
+		pthread_mutex_unlock(&t->zmu);
+		w->held = false;
+	}
+	return rc;
 }
 
 int ql_sync(struct ql_topic *t)

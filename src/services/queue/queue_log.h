@@ -5,8 +5,8 @@
  * A topic is a directory <queue_dir>/<topic>/ of segments named by the
  * offset of their first record (%020llu.seg).  A record is a 40-byte
  * header (magic, CRC32C of everything after the CRC, payload length, peer
- * length, offset, Lamport timestamp, time in ns), the peer's address
- * ("ip", the notes' stamp) and the payload.  One thread appends (the
+ * length, flags (QL_F_OVERLAP), offset, Lamport timestamp, time in ns),
+ * the peer's address ("ip", the notes' stamp) and the payload.  One thread appends (the
  * writer, queue_commit.c): ql_append encodes into a buffer, ql_flush
  * writes it, ql_sync makes it durable, ql_publish makes it visible to
  * readers.  Readers (any thread) see only published records.  At open a
@@ -25,6 +25,12 @@
 #define QL_HDR 40
 #define QL_PEER_MAX 64
 #define QL_MAGIC 0x31525156u /* "VQR1" little-endian */
+/* Header byte 13, flags: the record was encoded while an earlier commit
+ * round's write to its topic was still in flight (ql_stage), so it may be
+ * on disk without the bytes before it.  Recovery that finds such a record
+ * just after a bad or missing region of the last segment cuts the tail
+ * there (a torn tail, not mid-segment corruption). */
+#define QL_F_OVERLAP 0x01
 
 struct ql_record {
 	uint64_t off, lamport, time_ns;
@@ -73,6 +79,31 @@ int ql_sync(struct ql_topic *t);
  * that syncs only those bytes (the helper's zeros elsewhere in the file
  * are not waited for), then the directory after a roll.  0 or -errno. */
 int ql_flush_sync(struct ql_topic *t);
+/* Two commit rounds' writes in flight at once (queue_commit.c): the
+ * writer, in log order, detaches what ql_append encoded (ql_stage); any
+ * thread then writes it with a write that syncs only its bytes
+ * (ql_stage_write), several rounds' at once; in log order again,
+ * ql_stage_finish publishes it, unless that write or an earlier one
+ * failed.  A roll waits until no staged write is in flight. */
+struct ql_stage {
+	uint8_t *buf; /* owned: swapped with the topic's encode buffer */
+	size_t len, cap;
+	uint64_t at, end_pos, end_off;
+	int fd;
+	bool dir; /* fsync the directory too (after a roll) */
+	bool done; /* written and synced in ql_stage already (rc) */
+	bool held; /* counted in flight until ql_stage_finish */
+	int rc;
+};
+/* Writer, in log order.  0 or -errno (the topic failed). */
+int ql_stage(struct ql_topic *t, struct ql_stage *w);
+/* Any thread, concurrently with other rounds' writes and the next
+ * ql_stage.  0 or -errno (the topic is failed). */
+int ql_stage_write(struct ql_topic *t, struct ql_stage *w);
+/* In log order, after every earlier round's finish: publishes w's records
+ * when rc is 0 and the topic has not failed (an earlier round's failed
+ * write fails every later one).  Returns rc, or -EIO. */
+int ql_stage_finish(struct ql_topic *t, struct ql_stage *w, int rc);
 /* Zero-fill ahead by another thread (queue_log.c's top): on, ql_flush no
  * longer writes zeros itself; the writer asks ql_wants_zeros() after its
  * flushes and has the helper call ql_zero_ahead(). */
