@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -275,14 +276,14 @@ static void preallocated_segments(void **state)
 /* the zero-fill helper (queue_zero.c's loop, without the daemon) */
 struct zhelp {
 	struct ql_topic *t;
-	volatile int stop;
+	atomic_int stop;
 	int runs, errors;
 };
 
 static void *zhelp_main(void *arg)
 {
 	struct zhelp *z = arg;
-	while (!z->stop) {
+	while (!atomic_load(&z->stop)) {
 		if (ql_wants_zeros(z->t)) {
 			z->runs++;
 			z->errors += ql_zero_ahead(z->t) != 0;
@@ -366,7 +367,7 @@ static void zero_ahead_by_helper(void **state)
 		 dir);
 	assert_int_equal(system(cmd), 0);
 	append_sync_n(t, 8003, 30000, 16); /* rolls twice or more */
-	z.stop = 1;
+	atomic_store(&z.stop, 1);
 	pthread_join(th, NULL);
 	assert_int_equal(z.errors, 0);
 	assert_true(z.runs >= 3);
