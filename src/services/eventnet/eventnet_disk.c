@@ -70,7 +70,8 @@ static int num(struct evg_str f, uint64_t *v)
 	return 0;
 }
 
-/* Applies one journal line [s, end) (no newline).  0 or -1. */
+/* Applies one journal line [s, end) (no newline).  0, 1 (about an event
+ * evicted from memory: skipped) or -1 (does not parse: a torn tail). */
 static int replay_line(struct evg *g, const char *s, const char *end)
 {
 	if (end - s < 2 || s[1] != ' ')
@@ -123,10 +124,14 @@ static int replay(struct evd *d, struct evg *g, char *err, size_t errlen)
 	size_t good = 0;
 	while (good < size) {
 		const char *nl = memchr(map + good, '\n', size - good);
-		if (!nl || replay_line(g, map + good, nl) != 0)
+		int rc = nl ? replay_line(g, map + good, nl) : -1;
+		if (rc < 0)
 			break;
+		if (map[good] == 'P')
+			d->causes++;
 		good = (size_t)(nl - map) + 1;
 		d->replayed++;
+		d->skipped += rc == 1;
 	}
 	munmap((void *)map, size);
 	if (good < size) {
@@ -184,8 +189,95 @@ static int replace_file(struct evd *d, const char *name, const char *text, size_
 	return 0;
 }
 
-static int rewrite_texts(struct evd *d, const struct evg *g)
+/* After a replay that evicted: EventNetVertices.txt keeps the evicted
+ * events' lines and gets the graph's; EventNetEdges.txt (append-only)
+ * loses a torn last line and gets the lines of the journal's last causes
+ * it lacks (a crash between the journal's write and its own). */
+static int repair_texts(struct evd *d, struct evg *g)
 {
+	struct evg_gone *gone;
+	size_t ngone;
+	evg_take_gone(g, &gone, &ngone);
+	struct evd_buf v = {0};
+	evd_vertices_text(&v, g);
+	int rc = v.oom ? -ENOMEM : evd_replace_vertices(d, g->base, gone, ngone, v.p, v.n);
+	evd_buf_free(&v);
+	for (size_t i = 0; i < ngone; i++)
+		free(gone[i].text);
+	free(gone);
+	if (rc)
+		return rc;
+	int fd = openat(d->dfd, EDGES, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	uint64_t lines = 0, good = 0;
+	if (fstat(fd, &st) == 0 && st.st_size > 0) {
+		const char *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m == MAP_FAILED) {
+			rc = -errno;
+			close(fd);
+			return rc;
+		}
+		for (const char *p = m, *end = m + st.st_size; p < end;) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			if (!nl)
+				break;
+			lines++;
+			good = (uint64_t)(nl + 1 - m);
+			p = nl + 1;
+		}
+		munmap((void *)m, (size_t)st.st_size);
+		if (good < (uint64_t)st.st_size && ftruncate(fd, (off_t)good) != 0)
+			rc = -errno;
+	}
+	if (rc == 0 && lines < d->causes) { /* the journal's last P records */
+		struct stat js;
+		const char *j = fstat(d->jfd, &js) == 0 && js.st_size > 0
+					? mmap(NULL, (size_t)js.st_size, PROT_READ, MAP_PRIVATE, d->jfd, 0)
+					: MAP_FAILED;
+		struct evd_buf e = {0};
+		uint64_t k = 0;
+		for (const char *p = j, *end = j + js.st_size; j != MAP_FAILED && p < end;) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			if (!nl)
+				break;
+			if (p[0] == 'P' && k++ >= lines) { /* "P <id> <cause>" */
+				const char *sp = memchr(p + 2, ' ', (size_t)(nl - p - 2));
+				if (sp) {
+					evd_buf_add(&e, sp + 1, (size_t)(nl - sp - 1));
+					evd_buf_add(&e, ",", 1);
+					evd_buf_add(&e, p + 2, (size_t)(sp - p - 2));
+					evd_buf_add(&e, "\n", 1);
+				}
+			}
+			p = nl + 1;
+		}
+		if (j != MAP_FAILED)
+			munmap((void *)j, (size_t)js.st_size);
+		rc = e.oom ? -ENOMEM : 0;
+		if (rc == 0 && lseek(fd, 0, SEEK_END) >= 0)
+			rc = write_all(fd, e.p, e.n);
+		if (rc == 0 && fdatasync(fd) != 0)
+			rc = -errno;
+		evd_buf_free(&e);
+	}
+	close(fd);
+	if (rc)
+		return rc;
+	int afd = openat(d->dfd, EDGES, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (afd < 0)
+		return -errno;
+	if (d->efd >= 0)
+		close(d->efd);
+	d->efd = afd;
+	return 0;
+}
+
+static int rewrite_texts(struct evd *d, struct evg *g)
+{
+	if (g->base) /* not all in memory: repaired, not rebuilt */
+		return repair_texts(d, g);
 	struct evd_buf v = {0}, e = {0};
 	evd_vertices_text(&v, g);
 	for (uint32_t i = 0; i < g->n; i++) {
@@ -308,9 +400,126 @@ int evd_sync(struct evd *d)
 	return 0;
 }
 
-int evd_replace_vertices(struct evd *d, const char *text, size_t n)
+/* Copies bytes [0, n) of in to out.  0 or -errno. */
+static int copy_prefix(int in, int out, uint64_t n)
 {
-	return replace_file(d, VERTICES, text, n, &d->vfd);
+	off_t off = 0;
+	while ((uint64_t)off < n) {
+		ssize_t c = copy_file_range(in, &off, out, NULL, (size_t)(n - (uint64_t)off), 0);
+		if (c > 0)
+			continue;
+		if (c < 0 && errno == EINTR)
+			continue;
+		if (c < 0 && errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP &&
+		    errno != EINVAL)
+			return -errno;
+		break; /* no copy_file_range here: by hand */
+	}
+	char buf[65536];
+	while ((uint64_t)off < n) {
+		size_t want = n - (uint64_t)off < sizeof buf ? (size_t)(n - (uint64_t)off) : sizeof buf;
+		ssize_t r = pread(in, buf, want, off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		int rc = write_all(out, buf, (size_t)r);
+		if (rc)
+			return rc;
+		off += r;
+	}
+	return 0;
+}
+
+/* "<id> - <partakers> - <conversations>\n" of an evicted event. */
+static void gone_line(struct evd_buf *b, const struct evg_gone *g)
+{
+	evd_buf_add(b, g->text, g->id_n);
+	evd_buf_add(b, " - ", 3);
+	evd_buf_add(b, g->text + g->id_n + 1, g->part_n);
+	evd_buf_add(b, " - ", 3);
+	evd_buf_add(b, g->text + g->id_n + 1 + g->part_n + 1, g->conv_n);
+	evd_buf_add(b, "\n", 1);
+}
+
+int evd_replace_vertices(struct evd *d, uint64_t base, const struct evg_gone *gone, size_t ngone,
+			 const char *text, size_t n)
+{
+	if (base == 0 && d->vlines == 0)
+		return replace_file(d, VERTICES, text, n, &d->vfd);
+	/* the lines of the events evicted since the last rewrite: read from
+	 * voff on (the rest of the file is the graph's, replaced by text) */
+	int rfd = openat(d->dfd, VERTICES, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (rfd < 0)
+		return -errno;
+	struct stat st;
+	int rc = fstat(rfd, &st) == 0 ? 0 : -errno;
+	uint64_t size = rc == 0 ? (uint64_t)st.st_size : 0, voff = d->voff, vlines = d->vlines;
+	if (voff > size) { /* not the file we knew: counted again */
+		voff = 0;
+		vlines = 0;
+	}
+	struct evd_buf mid = {0};
+	char *tail = NULL;
+	if (rc == 0 && size > voff && !(tail = malloc(size - voff)))
+		rc = -ENOMEM;
+	size_t tl = 0;
+	while (rc == 0 && tl < size - voff) {
+		ssize_t r = pread(rfd, tail + tl, size - voff - tl, (off_t)(voff + tl));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		tl += (size_t)r;
+	}
+	size_t used = 0, gi = 0;
+	while (gi < ngone && gone[gi].ord < vlines)
+		gi++;
+	while (rc == 0 && vlines < base && used < tl) {
+		const char *nl = memchr(tail + used, '\n', tl - used);
+		if (!nl)
+			break; /* a torn last line: not an evicted event's */
+		size_t ll = (size_t)(nl - (tail + used)) + 1;
+		if (gi < ngone && gone[gi].ord == vlines)
+			gone_line(&mid, &gone[gi++]); /* with its appended conversations */
+		else
+			evd_buf_add(&mid, tail + used, ll);
+		used += ll;
+		vlines++;
+	}
+	free(tail);
+	char tmp[64];
+	snprintf(tmp, sizeof tmp, "%s.tmp", VERTICES);
+	int fd = rc == 0 ? openat(d->dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+	if (rc == 0 && fd < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = copy_prefix(rfd, fd, voff);
+	close(rfd);
+	if (rc == 0)
+		rc = mid.oom ? -ENOMEM : write_all(fd, mid.p, mid.n);
+	if (rc == 0)
+		rc = write_all(fd, text, n);
+	if (rc == 0 && fdatasync(fd) != 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0 && renameat(d->dfd, tmp, d->dfd, VERTICES) != 0)
+		rc = -errno;
+	if (rc == 0) {
+		int nfd = openat(d->dfd, VERTICES, O_WRONLY | O_APPEND | O_CLOEXEC);
+		if (nfd < 0) {
+			rc = -errno;
+		} else {
+			if (d->vfd >= 0)
+				close(d->vfd);
+			d->vfd = nfd;
+			d->voff = voff + mid.n;
+			d->vlines = vlines;
+		}
+	}
+	evd_buf_free(&mid);
+	return rc;
 }
 
 /* Line building without printf (this is the ingest path). */

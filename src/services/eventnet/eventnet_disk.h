@@ -38,6 +38,12 @@ struct evd {
 	char dir[512];
 	uint64_t repaired_bytes; /* cut off the journal's tail at start-up */
 	uint64_t replayed; /* journal records replayed */
+	uint64_t skipped; /* of them: about events evicted from memory */
+	uint64_t causes; /* P records replayed (EventNetEdges.txt's lines) */
+	/* EventNetVertices.txt: line vlines (an event's ordinal) starts at
+	 * byte voff; the lines before it are evicted events', never changed
+	 * again (a rewrite copies them as they are) */
+	uint64_t vlines, voff;
 };
 
 /* Creates dir (and its parents) if needed, locks it against a second
@@ -53,9 +59,12 @@ int evd_append(struct evd *d, struct evd_buf *journal, struct evd_buf *vertices,
 	       struct evd_buf *edges);
 /* fdatasync of the three files.  0 or -errno. */
 int evd_sync(struct evd *d);
-/* Replaces EventNetVertices.txt by text[0..n) (temporary file + rename).
- * 0 or -errno. */
-int evd_replace_vertices(struct evd *d, const char *text, size_t n);
+/* Replaces EventNetVertices.txt by its first base lines (the evicted
+ * events': gone[0..ngone), sorted by ordinal, replace theirs) then
+ * text[0..n) (the graph's events; temporary file + rename).  The file
+ * must have every line up to base.  0 or -errno. */
+int evd_replace_vertices(struct evd *d, uint64_t base, const struct evg_gone *gone, size_t ngone,
+			 const char *text, size_t n);
 
 /* Formatting (pure; into buffers).  "<node> <seq> <lamport> <vclock>"
  * of e into b (room for EVN_LINE_HEAD); returns its length (no NUL).
