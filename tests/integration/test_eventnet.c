@@ -584,6 +584,7 @@ static void bounded_graph_evicts_oldest(void **state)
 	assert_true(stat_of(st, "evicted") >= 2048);
 	assert_int_equal(stat_of(st, "events") + stat_of(st, "evicted"), 3072);
 	assert_true(stat_of(st, "bytes") <= stat_of(st, "max_bytes"));
+	assert_true(stat_of(st, "journal_rotations") >= 2);
 	/* why on the newest: ancestors in memory, truncated at an evicted one */
 	static char w[1 << 17];
 	snprintf(w, sizeof w, "%s", xchg(fd, "why f3071\n", "END\r\n"));
@@ -614,6 +615,8 @@ static void bounded_graph_evicts_oldest(void **state)
 	assert_true(stat_of(st, "events") > 512);
 	assert_int_equal(stat_of(st, "events") + stat_of(st, "evicted"), 3072);
 	assert_int_equal(stat_of(st, "repaired_bytes"), 0);
+	/* the replay read at most two journals of 1024 events (and causes) */
+	assert_true(stat_of(st, "replayed") <= 2 * 2048 + 2);
 	assert_non_null(strstr(xchg(fd, "get f3000\n", "\r\n"), "(c3000)#(more)"));
 	assert_non_null(strstr(xchg(fd, "get f0\n", "\r\n"), "ERR ENOENT"));
 	size_t n = 0;

@@ -585,6 +585,11 @@ static void eviction_keeps_files(void **state)
 	evg_parents_csv(&g, g.ev[0], csv, sizeof csv);
 	assert_string_equal(csv, id);
 	assert_int_equal(evg_find(&g, "v0", 2), -1);
+	/* the journal rotated every 64 events: 4 times */
+	assert_int_equal(d.rotations, 4);
+	char path[700];
+	snprintf(path, sizeof path, "%s/eventnet.journal.192-191", dir);
+	assert_int_equal(access(path, F_OK), 0);
 	evd_close(&d);
 	evg_free(&g);
 
@@ -595,6 +600,8 @@ static void eviction_keeps_files(void **state)
 	assert_true(g.n <= 64 && g.n > 32);
 	assert_int_equal(g.base + g.n, 300);
 	assert_int_equal(evg_find(&g, "v299", 4), g.n - 1);
+	/* only the newest rotated journal and the current one were read */
+	assert_true(d.replayed <= 2 * (64 + 64) + 1);
 	expect_files(dir, 300, "");
 	/* an evicted id again: a new event, a new line */
 	struct evg_log_in again = {.id = S("v0"), .conv = S("(again)")};

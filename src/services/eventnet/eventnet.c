@@ -556,12 +556,13 @@ static void reply_stats(struct eventnet *en, struct evbuffer *out)
 		"STAT errors %" PRIu64 "\r\nSTAT io_errors %" PRIu64 "\r\nSTAT write_batches %" PRIu64
 		"\r\nSTAT syncs %" PRIu64 "\r\nSTAT rewrites %" PRIu64 "\r\nSTAT sync_ms %d\r\n"
 		"STAT tail_subscribers %d\r\nSTAT trace %s\r\nSTAT traced %" PRIu64 "\r\nSTAT replayed %" PRIu64 "\r\nSTAT repaired_bytes %" PRIu64
-		"\r\nSTAT evicted %" PRIu64 "\r\nSTAT dir %s\r\n",
+		"\r\nSTAT evicted %" PRIu64 "\r\nSTAT journal_rotations %" PRIu64
+		"\r\nSTAT dir %s\r\n",
 		en->node_id, en->g.n, en->g.nedges, evg_bytes(&en->g), en->g.max_events, en->g.max_bytes,
 		en->g.lamport, vc, en->ops_log, en->ops_edge, en->ops_query, en->errors, en->io_errors,
 		en->batches, en->syncs, en->rewrites, en->sync_ms, subs, en->trace ? "yes" : "no",
 		en->traced, en->d.replayed,
-		en->d.repaired_bytes, en->g.base, en->d.dir);
+		en->d.repaired_bytes, en->g.base, en->d.rotations, en->d.dir);
 	uint64_t m[3], w[3];
 	evn_mutex_counts(&en->mu, m);
 	evn_mutex_counts(&en->wmu, w);

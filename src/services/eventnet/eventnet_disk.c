@@ -7,6 +7,15 @@
  *   P <id> <cause>
  * A line that does not parse, or a last line without its newline, is
  * where a crash tore the file: it and everything after it are cut off.
+ * A C or P record of an event no longer in memory (evicted) is skipped.
+ *
+ * Rotation: once the journal holds as many events as the graph can
+ * (eventnet_max_events, or eventnet_max_bytes of journal), it is renamed
+ * eventnet.journal.<E>-<P> (E and P: the event and cause records before
+ * it) and a new one begins.  Start-up replays the newest rotated file and
+ * the current one: at least what the graph holds, never more than about
+ * twice that.  Older rotated files are kept (nothing is deleted) and
+ * never read again; the text files have every event.
  */
 #include "eventnet_disk.h"
 
@@ -16,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -105,9 +115,102 @@ static int replay_line(struct evg *g, const char *s, const char *end)
 	return -1;
 }
 
+/* Counts of E and P records and lines in b[0..n). */
+static void count_records(const char *b, size_t n, uint64_t *ev, uint64_t *causes)
+{
+	for (const char *p = b, *end = b + n; p < end;) {
+		if (p[0] == 'E')
+			(*ev)++;
+		else if (p[0] == 'P')
+			(*causes)++;
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+}
+
+/* The newest rotated journal: its name into name, its counts; false when
+ * none. */
+static bool newest_rotated(struct evd *d, char *name, size_t cap, uint64_t *e, uint64_t *p)
+{
+	int fd = openat(d->dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	bool found = false;
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		unsigned long long a, b;
+		int used = 0;
+		if (strncmp(de->d_name, JOURNAL ".", sizeof JOURNAL) != 0 ||
+		    sscanf(de->d_name + sizeof JOURNAL, "%llu-%llu%n", &a, &b, &used) != 2 ||
+		    de->d_name[sizeof JOURNAL + used] != '\0')
+			continue;
+		if (!found || a > *e) {
+			*e = a;
+			*p = b;
+			snprintf(name, cap, "%s", de->d_name);
+			found = true;
+		}
+	}
+	closedir(dir);
+	return found;
+}
+
+/* Replays a whole rotated journal (written whole before its rotation;
+ * a line that does not parse ends it, with a warning).  0 or -1. */
+static int replay_rotated(struct evd *d, struct evg *g, const char *name)
+{
+	int fd = openat(d->dfd, name, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	size_t size = (size_t)st.st_size, good = 0;
+	const char *map = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+	close(fd);
+	if (map == MAP_FAILED)
+		return -1;
+	while (good < size) {
+		const char *nl = memchr(map + good, '\n', size - good);
+		int rc = nl ? replay_line(g, map + good, nl) : -1;
+		if (rc < 0) {
+			log_warn("eventnet_rotated_journal_bad dir=%s file=%s offset=%zu", d->dir, name,
+				 good);
+			break;
+		}
+		if (map[good] == 'P')
+			d->causes++;
+		good = (size_t)(nl - map) + 1;
+		d->replayed++;
+		d->skipped += rc == 1;
+	}
+	if (map)
+		munmap((void *)map, size);
+	return 0;
+}
+
 /* Replays the journal; cuts a torn tail.  0 or -1 (err set). */
 static int replay(struct evd *d, struct evg *g, char *err, size_t errlen)
 {
+	char name[256];
+	uint64_t re = 0, rp = 0;
+	if (newest_rotated(d, name, sizeof name, &re, &rp)) {
+		g->base = re; /* the ordinal of its first event */
+		d->causes = rp;
+		if (replay_rotated(d, g, name) != 0) {
+			snprintf(err, errlen, "%s/%s: %s", d->dir, name, strerror(errno));
+			return -1;
+		}
+	}
+	d->jstart_e = g->base + g->n;
+	d->jstart_p = d->causes;
 	struct stat st;
 	if (fstat(d->jfd, &st) != 0) {
 		snprintf(err, errlen, "%s/%s: %s", d->dir, JOURNAL, strerror(errno));
@@ -133,6 +236,8 @@ static int replay(struct evd *d, struct evg *g, char *err, size_t errlen)
 		d->replayed++;
 		d->skipped += rc == 1;
 	}
+	count_records(map, good, &d->jevents, &d->jcauses);
+	d->jbytes = good;
 	munmap((void *)map, size);
 	if (good < size) {
 		d->repaired_bytes = size - good;
@@ -237,7 +342,7 @@ static int repair_texts(struct evd *d, struct evg *g)
 					? mmap(NULL, (size_t)js.st_size, PROT_READ, MAP_PRIVATE, d->jfd, 0)
 					: MAP_FAILED;
 		struct evd_buf e = {0};
-		uint64_t k = 0;
+		uint64_t k = d->jstart_p;
 		for (const char *p = j, *end = j + js.st_size; j != MAP_FAILED && p < end;) {
 			const char *nl = memchr(p, '\n', (size_t)(end - p));
 			if (!nl)
@@ -310,7 +415,9 @@ static int rewrite_texts(struct evd *d, struct evg *g)
 int evd_open(struct evd *d, const char *dir, struct evg *g, char *err, size_t errlen)
 {
 	memset(d, 0, sizeof *d);
-	d->dfd = d->lock_fd = d->jfd = d->vfd = d->efd = -1;
+	d->dfd = d->lock_fd = d->jfd = d->vfd = d->efd = d->old_jfd = -1;
+	d->rot_events = g->max_events;
+	d->rot_bytes = g->max_bytes;
 	snprintf(d->dir, sizeof d->dir, "%s", dir);
 	if (mkdir_p(dir) != 0 || (d->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		snprintf(err, errlen, "eventnet_dir %s: %s", dir, strerror(errno));
@@ -345,7 +452,7 @@ fail:
 
 void evd_close(struct evd *d)
 {
-	int *fds[] = {&d->jfd, &d->vfd, &d->efd, &d->lock_fd, &d->dfd};
+	int *fds[] = {&d->jfd, &d->old_jfd, &d->vfd, &d->efd, &d->lock_fd, &d->dfd};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
@@ -379,23 +486,65 @@ void evd_buf_free(struct evd_buf *b)
 	*b = (struct evd_buf){0};
 }
 
+/* Renames the journal eventnet.journal.<E>-<P> (synced first) and
+ * starts a new one.  0 or -errno (the old one stays current). */
+static int rotate(struct evd *d)
+{
+	char name[128];
+	snprintf(name, sizeof name, "%s.%" PRIu64 "-%" PRIu64, JOURNAL, d->jstart_e, d->jstart_p);
+	if (fdatasync(d->jfd) != 0 || renameat(d->dfd, JOURNAL, d->dfd, name) != 0)
+		return -errno;
+	int fd = openat(d->dfd, JOURNAL, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		int e = errno;
+		renameat(d->dfd, name, d->dfd, JOURNAL); /* back: nothing lost */
+		return -e;
+	}
+	if (fsync(d->dfd) != 0) { /* the rename and the new file: durable */
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	if (d->old_jfd >= 0)
+		close(d->old_jfd);
+	d->old_jfd = d->jfd;
+	__atomic_store_n(&d->jfd, fd, __ATOMIC_RELEASE);
+	d->jstart_e += d->jevents;
+	d->jstart_p += d->jcauses;
+	d->jevents = d->jcauses = d->jbytes = 0;
+	d->rotations++;
+	log_info("eventnet_journal_rotated dir=%s file=%s", d->dir, name);
+	return 0;
+}
+
 int evd_append(struct evd *d, struct evd_buf *journal, struct evd_buf *vertices,
 	       struct evd_buf *edges)
 {
 	if (journal->oom || vertices->oom || edges->oom)
 		return -ENOMEM;
+	count_records(journal->p, journal->n, &d->jevents, &d->jcauses);
+	d->jbytes += journal->n;
 	int rc = write_all(d->jfd, journal->p, journal->n);
 	if (rc == 0)
 		rc = write_all(d->vfd, vertices->p, vertices->n);
 	if (rc == 0)
 		rc = write_all(d->efd, edges->p, edges->n);
 	journal->n = vertices->n = edges->n = 0;
+	if (rc == 0 && (d->jevents >= d->rot_events || d->jbytes >= d->rot_bytes)) {
+		int r = rotate(d); /* written already: a failed rotation is retried later */
+		if (r)
+			log_warn_every("eventnet_journal_rotate_failed dir=%s err=%s", d->dir,
+				       strerror(-r));
+	}
 	return rc;
 }
 
 int evd_sync(struct evd *d)
 {
-	if (fdatasync(d->jfd) != 0 || fdatasync(d->vfd) != 0 || fdatasync(d->efd) != 0)
+	/* the journal's descriptor may change under it (rotate): either one
+	 * is still open, and the old one was synced before its rename */
+	if (fdatasync(__atomic_load_n(&d->jfd, __ATOMIC_ACQUIRE)) != 0 || fdatasync(d->vfd) != 0 ||
+	    fdatasync(d->efd) != 0)
 		return -errno;
 	return 0;
 }
