@@ -572,6 +572,21 @@ static void reply_stats(struct eventnet *en, struct evbuffer *out)
 			    m[0], m[1], m[2], w[0], w[1], w[2]);
 }
 
+/* A "<word><id>" line per id of the csv, while *room (bytes) lasts. */
+static void csv_lines(struct evbuffer *out, const char *word, const char *csv, size_t *room)
+{
+	size_t wl = strlen(word);
+	for (const char *r = csv; r && *r && *room > 200;) {
+		const char *c = strchr(r, ',');
+		size_t l = c ? (size_t)(c - r) : strlen(r);
+		evbuffer_add(out, word, wl);
+		evbuffer_add(out, r, l);
+		evbuffer_add(out, "\r\n", 2);
+		*room -= l + wl + 2;
+		r = c ? c + 1 : r + l;
+	}
+}
+
 static void reply_why(struct eventnet *en, struct evbuffer *out, uint32_t idx, uint64_t max)
 {
 	uint32_t *anc;
@@ -597,26 +612,10 @@ static void reply_why(struct eventnet *en, struct evbuffer *out, uint32_t idx, u
 		evbuffer_free(body);
 	}
 	size_t room = EVN_REPLY_MAX; /* REMOTE lines too stay within one reply's bound */
-	for (const char *r = remote; r && *r && room > 200;) {
-		const char *c = strchr(r, ',');
-		size_t l = c ? (size_t)(c - r) : strlen(r);
-		evbuffer_add(out, "REMOTE ", 7);
-		evbuffer_add(out, r, l);
-		evbuffer_add(out, "\r\n", 2);
-		room -= l + 9;
-		r = c ? c + 1 : r + l;
-	}
+	csv_lines(out, "REMOTE ", remote, &room);
 	/* causes that left memory (eventnet_max_events / _bytes): the
 	 * history known here is truncated at them (they are on disk) */
-	for (const char *r = evicted; r && *r && room > 200;) {
-		const char *c = strchr(r, ',');
-		size_t l = c ? (size_t)(c - r) : strlen(r);
-		evbuffer_add(out, "TRUNCATED ", 10);
-		evbuffer_add(out, r, l);
-		evbuffer_add(out, "\r\n", 2);
-		room -= l + 12;
-		r = c ? c + 1 : r + l;
-	}
+	csv_lines(out, "TRUNCATED ", evicted, &room);
 	evbuffer_add(out, "END\r\n", 5);
 	free(anc);
 	free(remote);

@@ -115,6 +115,25 @@ static int replay_line(struct evg *g, const char *s, const char *end)
 	return -1;
 }
 
+/* Replays the records of map[0..size); returns the length of those that
+ * parse (up to the first that does not, or a line without its newline). */
+static size_t replay_map(struct evd *d, struct evg *g, const char *map, size_t size)
+{
+	size_t good = 0;
+	while (good < size) {
+		const char *nl = memchr(map + good, '\n', size - good);
+		int rc = nl ? replay_line(g, map + good, nl) : -1;
+		if (rc < 0)
+			break;
+		if (map[good] == 'P')
+			d->causes++;
+		good = (size_t)(nl - map) + 1;
+		d->replayed++;
+		d->skipped += rc == 1;
+	}
+	return good;
+}
+
 /* Counts of E and P records and lines in b[0..n). */
 static void count_records(const char *b, size_t n, uint64_t *ev, uint64_t *causes)
 {
@@ -177,20 +196,9 @@ static int replay_rotated(struct evd *d, struct evg *g, const char *name)
 	close(fd);
 	if (map == MAP_FAILED)
 		return -1;
-	while (good < size) {
-		const char *nl = memchr(map + good, '\n', size - good);
-		int rc = nl ? replay_line(g, map + good, nl) : -1;
-		if (rc < 0) {
-			log_warn("eventnet_rotated_journal_bad dir=%s file=%s offset=%zu", d->dir, name,
-				 good);
-			break;
-		}
-		if (map[good] == 'P')
-			d->causes++;
-		good = (size_t)(nl - map) + 1;
-		d->replayed++;
-		d->skipped += rc == 1;
-	}
+	good = replay_map(d, g, map, size);
+	if (good < size)
+		log_warn("eventnet_rotated_journal_bad dir=%s file=%s offset=%zu", d->dir, name, good);
 	if (map)
 		munmap((void *)map, size);
 	return 0;
@@ -224,18 +232,7 @@ static int replay(struct evd *d, struct evg *g, char *err, size_t errlen)
 		snprintf(err, errlen, "%s/%s: mmap: %s", d->dir, JOURNAL, strerror(errno));
 		return -1;
 	}
-	size_t good = 0;
-	while (good < size) {
-		const char *nl = memchr(map + good, '\n', size - good);
-		int rc = nl ? replay_line(g, map + good, nl) : -1;
-		if (rc < 0)
-			break;
-		if (map[good] == 'P')
-			d->causes++;
-		good = (size_t)(nl - map) + 1;
-		d->replayed++;
-		d->skipped += rc == 1;
-	}
+	size_t good = replay_map(d, g, map, size);
 	count_records(map, good, &d->jevents, &d->jcauses);
 	d->jbytes = good;
 	munmap((void *)map, size);
