@@ -636,6 +636,44 @@ static void bounded_graph_evicts_oldest(void **state)
 	setenv("VIRGO_CLIENT_CONF", cl.client_conf, 1);
 }
 
+/* eventnet_max_bytes (its minimum, 16M) on a node of its own: three
+ * times what it holds (~110,000 small events) are all taken, STAT bytes
+ * stays within the bound all along, the newest are in memory. */
+static void bytes_bound_evicts_oldest(void **state)
+{
+	(void)state;
+	static struct th_cluster c3;
+	static char req[1 << 21];
+	char extra[600];
+	snprintf(extra, sizeof extra,
+		 "eventnet_dir = %s/evbytes\neventnet_max_bytes = 16M\neventnet_ack = queued\n",
+		 th_tmpdir());
+	assert_int_equal(th_cluster_start(&c3, 1, extra, ""), 0);
+	int fd = th_connect(th_port(&c3, 0, 20000));
+	assert_true(fd >= 0);
+	const int batch = 20000, total = 360000;
+	for (int from = 0; from < total; from += batch) {
+		size_t n = 0;
+		for (int i = from; i < from + batch; i++)
+			n += (size_t)snprintf(req + n, sizeof req - n,
+					      "log b%d partakers=node1,queue conv=(push,t-%d)\n", i, i);
+		char last[32];
+		snprintf(last, sizeof last, "OK b%d ", from + batch - 1);
+		const char *r = xchg(fd, req, last);
+		assert_null(strstr(r, "ERR"));
+		const char *st = xchg(fd, "stats\n", "END\r\n");
+		assert_true(stat_of(st, "bytes") <= stat_of(st, "max_bytes"));
+		assert_int_equal(stat_of(st, "events") + stat_of(st, "evicted"), from + batch);
+	}
+	const char *st = xchg(fd, "stats\n", "END\r\n");
+	assert_true(stat_of(st, "evicted") > total / 2);
+	xchg(fd, "get b359999\n", "EVENT b359999 ");
+	assert_non_null(strstr(xchg(fd, "get b0\n", "\r\n"), "ERR ENOENT"));
+	close(fd);
+	assert_int_equal(th_cluster_stop(&c3), 0);
+	setenv("VIRGO_CLIENT_CONF", cl.client_conf, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -647,6 +685,7 @@ int main(void)
 		cmocka_unit_test(crash_with_torn_tail),
 		cmocka_unit_test(concurrent_rounds_replay_in_order),
 		cmocka_unit_test(bounded_graph_evicts_oldest),
+		cmocka_unit_test(bytes_bound_evicts_oldest),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
