@@ -621,6 +621,37 @@ static void eviction_keeps_files(void **state)
 	evg_free(&g);
 }
 
+/* Edges at the bound: the second log of an edge may evict; both
+ * changes still name their events (the first's index shifted). */
+static void edges_at_the_bound(void **state)
+{
+	(void)state;
+	struct evg g;
+	const char *why;
+	int evictions = 0;
+	assert_int_equal(evg_init(&g, 1, 64, 1 << 24), 0);
+	struct evg_change c1;
+	struct evg_log_in odd = {.id = S("odd")}; /* so that the bound falls on a 'to' */
+	assert_int_equal(evg_log(&g, &odd, &c1, &why), 0);
+	for (int i = 0; i < 200; i++) {
+		char from[16], to[16];
+		snprintf(from, sizeof from, "ef%d", i);
+		snprintf(to, sizeof to, "et%d", i);
+		struct evg_change c2[2];
+		int nch;
+		uint64_t b = g.base;
+		assert_int_equal(evg_edge(&g, S(from), S(to), c2, &nch, &why), 0);
+		assert_int_equal(nch, 2);
+		assert_string_equal(evg_ev_id(g.ev[c2[0].idx]), from);
+		assert_string_equal(evg_ev_id(g.ev[c2[1].idx]), to);
+		assert_int_equal(evg_ev_parent(g.ev[c2[1].idx], 0), c2[0].idx);
+		evictions += g.base != b;
+		assert_true(g.n <= 64);
+	}
+	assert_true(evictions > 5);
+	evg_free(&g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -631,6 +662,7 @@ int main(void)
 		cmocka_unit_test(index_grows_incrementally),
 		cmocka_unit_test(bytes_bound_holds),
 		cmocka_unit_test(eviction_keeps_files),
+		cmocka_unit_test(edges_at_the_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -924,7 +924,10 @@ int evg_edge(struct evg *g, struct evg_str from, struct evg_str to, struct evg_c
 		(*nch)++;
 	}
 	struct evg_log_in in = {.id = to, .after = &from, .nafter = 1};
+	uint64_t base = g->base;
 	int rc = evg_log(g, &in, &ch[*nch], why);
+	if (*nch) /* from's index, if this log evicted (never from: the newest) */
+		ch[0].idx -= (uint32_t)(g->base - base);
 	if (rc)
 		return rc;
 	(*nch)++;

@@ -244,7 +244,8 @@ struct evg_change {
  * cycle), -EINVAL (a clock naming events this node never recorded),
  * -ENOSPC (max_bytes too small to hold one chunk more), -E2BIG
  * (conversations too long), -ENOMEM.  A new event at the bound evicts
- * the oldest ones first; an id that was evicted is a new event again. */
+ * the oldest ones first (indices known before shift down by what
+ * g->base grew); an id that was evicted is a new event again. */
 int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, const char **why);
 
 /* Records the edge from -> to (both on this node): to is created when
