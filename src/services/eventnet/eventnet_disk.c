@@ -588,52 +588,86 @@ static void gone_line(struct evd_buf *b, const struct evg_gone *g)
 	evd_buf_add(b, "\n", 1);
 }
 
+/* Streams the lines of rfd from *voff on until line base (counting
+ * *vlines) into fd, an evicted event's of gone[] in place of its own;
+ * advances *voff by the bytes written.  Memory: a 1 MiB window (more for
+ * a longer line).  0 or -errno. */
+static int copy_lines(int rfd, int fd, uint64_t base, const struct evg_gone *gone, size_t ngone,
+		      uint64_t *voff, uint64_t *vlines)
+{
+	size_t cap = 1 << 20, have = 0, used = 0, gi = 0;
+	char *buf = malloc(cap);
+	struct evd_buf out = {0};
+	uint64_t pos = *voff, wrote = 0;
+	int rc = buf ? 0 : -ENOMEM;
+	while (gi < ngone && gone[gi].ord < *vlines)
+		gi++;
+	while (rc == 0 && *vlines < base) {
+		char *nl = memchr(buf + used, '\n', have - used);
+		if (!nl) { /* the window again, from the line's start */
+			memmove(buf, buf + used, have - used);
+			have -= used;
+			used = 0;
+			if (have == cap) { /* a line longer than the window */
+				char *nb = realloc(buf, cap * 2);
+				if (!nb) {
+					rc = -ENOMEM;
+					break;
+				}
+				buf = nb;
+				cap *= 2;
+			}
+			ssize_t r = pread(rfd, buf + have, cap - have, (off_t)pos);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				rc = -errno;
+			if (r <= 0)
+				break; /* the end (a torn last line is not an evicted event's) */
+			have += (size_t)r;
+			pos += (uint64_t)r;
+			continue;
+		}
+		size_t ll = (size_t)(nl + 1 - (buf + used));
+		if (gi < ngone && gone[gi].ord == *vlines)
+			gone_line(&out, &gone[gi++]); /* with its appended conversations */
+		else
+			evd_buf_add(&out, buf + used, ll);
+		used += ll;
+		(*vlines)++;
+		if (out.n >= (1 << 20) || *vlines == base) {
+			rc = out.oom ? -ENOMEM : write_all(fd, out.p, out.n);
+			wrote += out.n;
+			out.n = 0;
+		}
+	}
+	if (rc == 0 && out.n) {
+		rc = out.oom ? -ENOMEM : write_all(fd, out.p, out.n);
+		wrote += out.n;
+	}
+	*voff += wrote;
+	free(buf);
+	evd_buf_free(&out);
+	return rc;
+}
+
 int evd_replace_vertices(struct evd *d, uint64_t base, const struct evg_gone *gone, size_t ngone,
 			 const char *text, size_t n)
 {
 	if (base == 0 && d->vlines == 0)
 		return replace_file(d, VERTICES, text, n, &d->vfd);
-	/* the lines of the events evicted since the last rewrite: read from
-	 * voff on (the rest of the file is the graph's, replaced by text) */
+	/* [0, voff) as it is; the lines of the events evicted since the last
+	 * rewrite streamed from voff on; then the graph's part, text */
 	int rfd = openat(d->dfd, VERTICES, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
 	if (rfd < 0)
 		return -errno;
 	struct stat st;
 	int rc = fstat(rfd, &st) == 0 ? 0 : -errno;
-	uint64_t size = rc == 0 ? (uint64_t)st.st_size : 0, voff = d->voff, vlines = d->vlines;
-	if (voff > size) { /* not the file we knew: counted again */
+	uint64_t voff = d->voff, vlines = d->vlines;
+	if (rc == 0 && voff > (uint64_t)st.st_size) { /* not the file we knew: counted again */
 		voff = 0;
 		vlines = 0;
 	}
-	struct evd_buf mid = {0};
-	char *tail = NULL;
-	if (rc == 0 && size > voff && !(tail = malloc(size - voff)))
-		rc = -ENOMEM;
-	size_t tl = 0;
-	while (rc == 0 && tl < size - voff) {
-		ssize_t r = pread(rfd, tail + tl, size - voff - tl, (off_t)(voff + tl));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		tl += (size_t)r;
-	}
-	size_t used = 0, gi = 0;
-	while (gi < ngone && gone[gi].ord < vlines)
-		gi++;
-	while (rc == 0 && vlines < base && used < tl) {
-		const char *nl = memchr(tail + used, '\n', tl - used);
-		if (!nl)
-			break; /* a torn last line: not an evicted event's */
-		size_t ll = (size_t)(nl - (tail + used)) + 1;
-		if (gi < ngone && gone[gi].ord == vlines)
-			gone_line(&mid, &gone[gi++]); /* with its appended conversations */
-		else
-			evd_buf_add(&mid, tail + used, ll);
-		used += ll;
-		vlines++;
-	}
-	free(tail);
 	char tmp[64];
 	snprintf(tmp, sizeof tmp, "%s.tmp", VERTICES);
 	int fd = rc == 0 ? openat(d->dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
@@ -641,9 +675,9 @@ int evd_replace_vertices(struct evd *d, uint64_t base, const struct evg_gone *go
 		rc = -errno;
 	if (rc == 0)
 		rc = copy_prefix(rfd, fd, voff);
-	close(rfd);
 	if (rc == 0)
-		rc = mid.oom ? -ENOMEM : write_all(fd, mid.p, mid.n);
+		rc = copy_lines(rfd, fd, base, gone, ngone, &voff, &vlines);
+	close(rfd);
 	if (rc == 0)
 		rc = write_all(fd, text, n);
 	if (rc == 0 && fdatasync(fd) != 0)
@@ -660,11 +694,10 @@ int evd_replace_vertices(struct evd *d, uint64_t base, const struct evg_gone *go
 			if (d->vfd >= 0)
 				close(d->vfd);
 			d->vfd = nfd;
-			d->voff = voff + mid.n;
+			d->voff = voff;
 			d->vlines = vlines;
 		}
 	}
-	evd_buf_free(&mid);
 	return rc;
 }
 
