@@ -7,7 +7,9 @@
  * acknowledges before writing (eventnet_ack = queued), and a crash
  * (SIGKILL) with a torn journal tail repaired at restart, two
  * connections logging at once whose journal replays causes first, and a
- * full graph (eventnet_max_events) refusing new events across a restart.
+ * bounded graph (eventnet_max_events) taking 3x its bound, evicting the
+ * oldest from memory and keeping every event in its files, across a
+ * restart.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -102,7 +104,7 @@ static void legacy(int node, const char *msg, const char *want)
 
 static char *slurp(const char *dir, const char *name)
 {
-	static char buf[1 << 16];
+	static char buf[1 << 18];
 	char path[600];
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	FILE *f = fopen(path, "r");
@@ -512,40 +514,163 @@ static void read_file(const char *path, char *buf, size_t cap)
 	buf[n] = '\0';
 }
 
-/* eventnet_max_events on a node of its own: a full graph refuses a new
- * event with ERR ENOSPC (an append to a recorded one still works: it
- * adds no event), keeps every recorded one, and after a restart (the
- * journal replays whole) is still full and says so in its log. */
-static void full_graph_refuses_and_keeps(void **state)
+/* The text files of the chain f0..f(n-1) (partakers p, conversation
+ * (c<i>), f5 and f3000 with "#(more)" appended), then extra. */
+static void want_files(int n, const char *extra, char *v, size_t vcap, char *e, size_t ecap)
+{
+	size_t o = 0, q = 0;
+	for (int i = 0; i < n; i++) {
+		o += (size_t)snprintf(v + o, vcap - o, "f%d - p - (c%d)%s\n", i, i,
+				      i == 5 || i == 3000 ? "#(more)" : "");
+		if (i)
+			q += (size_t)snprintf(e + q, ecap - q, "f%d,f%d\n", i - 1, i);
+	}
+	snprintf(v + o, vcap - o, "%s", extra);
+}
+
+static uint64_t stat_of(const char *stats, const char *name)
+{
+	char key[64];
+	snprintf(key, sizeof key, "STAT %s ", name);
+	const char *p = strstr(stats, key);
+	assert_non_null(p);
+	return strtoull(p + strlen(key), NULL, 10);
+}
+
+/* eventnet_max_events = 1K on a node of its own takes 3x that: every
+ * event is answered, the oldest leave memory (STAT events and bytes stay
+ * within the bound), the text files have every one in the exact format
+ * (appended conversations too, one of an event evicted since), why on a
+ * recent event says where its history is truncated, queries on an
+ * evicted one say so; a restart replays within the bound (cutting
+ * nothing) and takes new events after it. */
+static void bounded_graph_evicts_oldest(void **state)
 {
 	(void)state;
 	static struct th_cluster c2;
-	static char req[1024 * 16], log[1 << 16];
+	static char req[1 << 18], log[1 << 16], dir[600], vwant[1 << 18], ewant[1 << 17];
 	char extra[600];
-	snprintf(extra, sizeof extra, "eventnet_dir = %s/evfull\neventnet_max_events = 1K\n",
-		 th_tmpdir());
+	snprintf(dir, sizeof dir, "%s/evbound", th_tmpdir());
+	snprintf(extra, sizeof extra, "eventnet_dir = %s\neventnet_max_events = 1K\n", dir);
 	assert_int_equal(th_cluster_start(&c2, 1, extra, ""), 0);
 	int fd = th_connect(th_port(&c2, 0, 20000));
 	assert_true(fd >= 0);
-	size_t n = 0;
-	for (int i = 0; i < 1024; i++)
-		n += (size_t)snprintf(req + n, sizeof req - n, "log f%d\n", i);
-	xchg(fd, req, "OK f1023 ");
-	xchg(fd, "log over\n", "ERR ENOSPC");
-	xchg(fd, "log f5 conv=(more)\n", "OK f5 ");
-	assert_non_null(strstr(xchg(fd, "stats\n", "END\r\n"), "STAT events 1024\r\n"));
+	for (int part = 0; part < 3; part++) {
+		size_t n = 0;
+		for (int i = part * 1024; i < (part + 1) * 1024; i++) {
+			if (i)
+				n += (size_t)snprintf(req + n, sizeof req - n,
+						      "log f%d partakers=p after=f%d conv=(c%d)\n", i,
+						      i - 1, i);
+			else
+				n += (size_t)snprintf(req + n, sizeof req - n,
+						      "log f0 partakers=p conv=(c0)\n");
+			if (i == 10) /* f5 gets a conversation before it leaves memory */
+				n += (size_t)snprintf(req + n, sizeof req - n, "log f5 conv=(more)\n");
+		}
+		char last[32];
+		snprintf(last, sizeof last, "OK f%d ", (part + 1) * 1024 - 1);
+		const char *r = xchg(fd, req, last);
+		int oks = 0;
+		for (const char *p = r; (p = strstr(p, "OK f")); p++)
+			oks++;
+		/* every one answered OK (xchg read up to the last: nothing else) */
+		assert_int_equal(oks, 1024 + (part == 0));
+		assert_null(strstr(r, "ERR"));
+	}
+	xchg(fd, "log f3000 conv=(more)\n", "OK f3000 ");
+	const char *st = xchg(fd, "stats\n", "END\r\n");
+	assert_true(stat_of(st, "events") <= 1024);
+	assert_true(stat_of(st, "evicted") >= 2048);
+	assert_int_equal(stat_of(st, "events") + stat_of(st, "evicted"), 3072);
+	assert_true(stat_of(st, "bytes") <= stat_of(st, "max_bytes"));
+	assert_true(stat_of(st, "journal_rotations") >= 2);
+	/* why on the newest: ancestors in memory, truncated at an evicted one */
+	static char w[1 << 17];
+	snprintf(w, sizeof w, "%s", xchg(fd, "why f3071\n", "END\r\n"));
+	assert_non_null(strstr(w, "ANCESTORS "));
+	const char *tr = strstr(w, "TRUNCATED f");
+	assert_non_null(tr);
+	uint64_t evicted = stat_of(xchg(fd, "stats\n", "END\r\n"), "evicted");
+	char want[64];
+	snprintf(want, sizeof want, "TRUNCATED f%d\r\n", (int)evicted - 1);
+	assert_non_null(strstr(w, want));
+	assert_non_null(strstr(xchg(fd, "get f0\n", "\r\n"), "ERR ENOENT"));
+	assert_non_null(strstr(rbuf, "evicted"));
+	assert_non_null(strstr(xchg(fd, "before f0 f3071\n", "\r\n"), "ERR ENOENT"));
+	xchg(fd, "get f3071\n", "EVENT f3071 ");
+	/* every event in the files, in the exact format */
+	want_files(3072, "", vwant, sizeof vwant, ewant, sizeof ewant);
+	file_becomes(dir, "EventNetVertices.txt", vwant);
+	file_becomes(dir, "EventNetEdges.txt", ewant);
 	close(fd);
+
+	/* a restart: the newest within the bound, nothing cut, new events taken */
 	th_node_signal(&c2, 0, SIGTERM);
 	assert_int_equal(th_node_start(&c2, 0), 0);
 	fd = th_connect(th_port(&c2, 0, 20000));
 	assert_true(fd >= 0);
-	assert_non_null(strstr(xchg(fd, "get f5\n", "\r\n"), "(more)"));
-	xchg(fd, "get f1023\n", "EVENT f1023 ");
-	xchg(fd, "log over\n", "ERR ENOSPC");
+	st = xchg(fd, "stats\n", "END\r\n");
+	assert_true(stat_of(st, "events") <= 1024);
+	assert_true(stat_of(st, "events") > 512);
+	assert_int_equal(stat_of(st, "events") + stat_of(st, "evicted"), 3072);
+	assert_int_equal(stat_of(st, "repaired_bytes"), 0);
+	/* the replay read at most two journals of 1024 events (and causes) */
+	assert_true(stat_of(st, "replayed") <= 2 * 2048 + 2);
+	assert_non_null(strstr(xchg(fd, "get f3000\n", "\r\n"), "(c3000)#(more)"));
+	assert_non_null(strstr(xchg(fd, "get f0\n", "\r\n"), "ERR ENOENT"));
+	size_t n = 0;
+	for (int i = 3072; i < 3072 + 1500; i++)
+		n += (size_t)snprintf(req + n, sizeof req - n,
+				      "log f%d partakers=p after=f%d conv=(c%d)\n", i, i - 1, i);
+	const char *r = xchg(fd, req, "OK f4571 ");
+	assert_null(strstr(r, "ERR"));
+	assert_true(stat_of(xchg(fd, "stats\n", "END\r\n"), "events") <= 1024);
+	want_files(4572, "", vwant, sizeof vwant, ewant, sizeof ewant);
+	file_becomes(dir, "EventNetEdges.txt", ewant);
+	file_becomes(dir, "EventNetVertices.txt", vwant);
 	close(fd);
 	read_file(c2.nodes[0].log, log, sizeof log);
-	assert_non_null(strstr(log, "eventnet_graph_full"));
+	assert_non_null(strstr(log, "eventnet_replay_evicted"));
 	assert_int_equal(th_cluster_stop(&c2), 0);
+	setenv("VIRGO_CLIENT_CONF", cl.client_conf, 1);
+}
+
+/* eventnet_max_bytes (its minimum, 16M) on a node of its own: three
+ * times what it holds (~110,000 small events) are all taken, STAT bytes
+ * stays within the bound all along, the newest are in memory. */
+static void bytes_bound_evicts_oldest(void **state)
+{
+	(void)state;
+	static struct th_cluster c3;
+	static char req[1 << 21];
+	char extra[600];
+	snprintf(extra, sizeof extra,
+		 "eventnet_dir = %s/evbytes\neventnet_max_bytes = 16M\neventnet_ack = queued\n",
+		 th_tmpdir());
+	assert_int_equal(th_cluster_start(&c3, 1, extra, ""), 0);
+	int fd = th_connect(th_port(&c3, 0, 20000));
+	assert_true(fd >= 0);
+	const int batch = 20000, total = 360000;
+	for (int from = 0; from < total; from += batch) {
+		size_t n = 0;
+		for (int i = from; i < from + batch; i++)
+			n += (size_t)snprintf(req + n, sizeof req - n,
+					      "log b%d partakers=node1,queue conv=(push,t-%d)\n", i, i);
+		char last[32];
+		snprintf(last, sizeof last, "OK b%d ", from + batch - 1);
+		const char *r = xchg(fd, req, last);
+		assert_null(strstr(r, "ERR"));
+		const char *st = xchg(fd, "stats\n", "END\r\n");
+		assert_true(stat_of(st, "bytes") <= stat_of(st, "max_bytes"));
+		assert_int_equal(stat_of(st, "events") + stat_of(st, "evicted"), from + batch);
+	}
+	const char *st = xchg(fd, "stats\n", "END\r\n");
+	assert_true(stat_of(st, "evicted") > total / 2);
+	xchg(fd, "get b359999\n", "EVENT b359999 ");
+	assert_non_null(strstr(xchg(fd, "get b0\n", "\r\n"), "ERR ENOENT"));
+	close(fd);
+	assert_int_equal(th_cluster_stop(&c3), 0);
 	setenv("VIRGO_CLIENT_CONF", cl.client_conf, 1);
 }
 
@@ -559,7 +684,8 @@ int main(void)
 		cmocka_unit_test(tail_follows_new_events),
 		cmocka_unit_test(crash_with_torn_tail),
 		cmocka_unit_test(concurrent_rounds_replay_in_order),
-		cmocka_unit_test(full_graph_refuses_and_keeps),
+		cmocka_unit_test(bounded_graph_evicts_oldest),
+		cmocka_unit_test(bytes_bound_evicts_oldest),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -146,8 +146,9 @@ static void clocks_match_causality_on_random_histories(void **state)
 			struct evg *g = &h.g[h.node[i]];
 			uint32_t *anc;
 			size_t n;
-			char *remote;
-			assert_int_equal(evg_why(g, h.idx[i], &anc, &n, &remote), 0);
+			char *remote, *evicted;
+			assert_int_equal(evg_why(g, h.idx[i], &anc, &n, &remote, &evicted), 0);
+			assert_null(evicted);
 			for (size_t k = 1; k < n; k++)
 				assert_true(g->ev[anc[k - 1]]->lamport <= g->ev[anc[k]]->lamport);
 			for (size_t k = 0; k < n; k++) {
@@ -253,14 +254,33 @@ static void conversations_append_and_bounds(void **state)
 		struct evg_log_in x = {.id = S(id)};
 		assert_int_equal(evg_log(&g, &x, &ch, &why), 0);
 	}
-	struct evg_log_in x = {.id = S("over")};
-	assert_int_equal(evg_log(&g, &x, &ch, &why), -ENOSPC);
-	assert_int_equal(g.n, 1024);
 	/* every id is still found after the index grew */
 	for (int i = 0; i < 1023; i++) {
 		snprintf(id, sizeof id, "n%d", i);
 		assert_int_equal(evg_find(&g, id, strlen(id)), i + 1);
 	}
+	/* at the bound the oldest eighth leaves memory (one chunk: exact) */
+	struct evg_log_in x = {.id = S("over")};
+	assert_int_equal(evg_log(&g, &x, &ch, &why), 0);
+	assert_true(ch.created);
+	assert_int_equal(g.base, 128);
+	assert_int_equal(g.n, 1024 - 128 + 1);
+	assert_int_equal(evg_find(&g, "over", 4), g.n - 1);
+	assert_int_equal(ch.idx, g.n - 1);
+	for (int i = 0; i < 1023; i++) {
+		snprintf(id, sizeof id, "n%d", i);
+		assert_int_equal(evg_find(&g, id, strlen(id)), i + 1 < 128 ? -1 : i + 1 - 128);
+	}
+	/* the one with an appended conversation left with it: kept for the file */
+	struct evg_gone *gone;
+	size_t ngone;
+	evg_take_gone(&g, &gone, &ngone);
+	assert_int_equal(ngone, 1);
+	assert_int_equal(gone[0].ord, 0);
+	assert_string_equal(gone[0].text + gone[0].id_n + 1 + gone[0].part_n + 1,
+			    "(hello,hi)#(bye,ciao)");
+	free(gone[0].text);
+	free(gone);
 	evg_free(&g);
 }
 
@@ -322,7 +342,7 @@ static void journal_replay_and_torn_tail(void **state)
 	apply(&d, &g, &ch, "(bye,ciao)");
 	struct evd_buf vt = {0};
 	evd_vertices_text(&vt, &g);
-	assert_int_equal(evd_replace_vertices(&d, vt.p, vt.n), 0);
+	assert_int_equal(evd_replace_vertices(&d, 0, NULL, 0, vt.p, vt.n), 0);
 	evd_buf_free(&vt);
 	assert_int_equal(evd_sync(&d), 0);
 	snprintf(path, sizeof path, "%s/EventNetVertices.txt", dir);
@@ -426,35 +446,209 @@ static void bytes_bound_holds(void **state)
 	assert_int_equal(evg_init(&g, 1, 1u << 30, max), 0);
 	char id[24];
 	int rc = 0, i;
-	for (i = 0; i < 10000000 && rc == 0; i++) {
+	/* three times what fits: every one taken, the oldest evicted */
+	uint64_t most = 0;
+	for (i = 0; i < 200000 && rc == 0; i++) {
 		snprintf(id, sizeof id, "b%d", i);
 		struct evg_log_in x = {.id = S(id), .partakers = S("node1,queue"),
 				       .conv = S("(push,topic-0123456789abcdef)")};
 		struct evg_change ch;
 		rc = evg_log(&g, &x, &ch, &why);
+		assert_true(evg_bytes(&g) <= max);
+		if (g.n > most)
+			most = g.n;
 	}
-	assert_int_equal(rc, -ENOSPC);
-	assert_non_null(strstr(why, "eventnet_max_bytes"));
-	assert_true(evg_bytes(&g) <= max);
+	assert_int_equal(rc, 0);
+	assert_true(most > 30000);
+	assert_true(g.base > 100000);
+	assert_int_equal(g.base + g.n, 200000);
 	assert_true(evg_bytes(&g) > max / 2);
-	assert_true(g.n > 30000);
+	assert_int_equal(evg_find(&g, "b199999", 7), g.n - 1);
+	assert_int_equal(evg_find(&g, "b0", 2), -1);
 	/* one interned copy of the partakers */
 	assert_ptr_equal(g.ev[0]->partakers, g.ev[g.n - 1]->partakers);
 	assert_string_equal(evg_ev_partakers(g.ev[1]), "node1,queue");
-	/* an append that would cross the bound is refused too */
+	/* appends that would cross the bound evict older events instead */
 	static char big[4096];
 	memset(big, 'x', sizeof big - 1);
 	struct evg_change ch;
-	for (i = 0; i < 1000; i++) { /* 64 KiB per event at most (E2BIG) */
+	uint64_t base = g.base;
+	for (i = 199000; i < 199999; i++) { /* 64 KiB per event at most (E2BIG) */
 		snprintf(id, sizeof id, "b%d", i);
 		struct evg_log_in a = {.id = S(id), .conv = S(big)};
 		while ((rc = evg_log(&g, &a, &ch, &why)) == 0)
-			;
+			assert_true(evg_bytes(&g) <= max);
 		if (rc != -E2BIG)
 			break;
 	}
-	assert_int_equal(rc, -ENOSPC);
-	assert_true(evg_bytes(&g) <= max);
+	assert_int_equal(rc, -E2BIG);
+	assert_true(g.base > base);
+	/* a bound that cannot hold a chunk and the index refuses */
+	evg_free(&g);
+	assert_int_equal(evg_init(&g, 1, 1000, 4096), 0);
+	struct evg_log_in t = {.id = S("t")};
+	assert_int_equal(evg_log(&g, &t, &ch, &why), -ENOSPC);
+	assert_non_null(strstr(why, "eventnet_max_bytes"));
+	evg_free(&g);
+}
+
+/* Writes the graph's part of EventNetVertices.txt as the service does. */
+static void rewrite(struct evd *d, struct evg *g)
+{
+	struct evd_buf vt = {0};
+	struct evg_gone *gone;
+	size_t ngone;
+	evd_vertices_text(&vt, g);
+	evg_take_gone(g, &gone, &ngone);
+	assert_int_equal(evd_replace_vertices(d, g->base, gone, ngone, vt.p, vt.n), 0);
+	for (size_t i = 0; i < ngone; i++)
+		free(gone[i].text);
+	free(gone);
+	evd_buf_free(&vt);
+}
+
+/* The text files a chain of n events v0..v(n-1) should give (v10 with an
+ * appended conversation), then extra. */
+static void expect_files(const char *dir, int n, const char *extra)
+{
+	static char want[1 << 16], path[600];
+	size_t o = 0;
+	for (int i = 0; i < n; i++)
+		o += (size_t)snprintf(want + o, sizeof want - o, "v%d -  - (c%d)%s\n", i, i,
+				      i == 10 ? "#(more)" : "");
+	snprintf(want + o, sizeof want - o, "%s", extra);
+	snprintf(path, sizeof path, "%s/EventNetVertices.txt", dir);
+	char *got = slurp(path);
+	assert_string_equal(got, want);
+	o = 0;
+	for (int i = 1; i < n; i++)
+		o += (size_t)snprintf(want + o, sizeof want - o, "v%d,v%d\n", i - 1, i);
+	want[o] = '\0';
+	snprintf(path, sizeof path, "%s/EventNetEdges.txt", dir);
+	got = slurp(path);
+	assert_string_equal(got, want);
+}
+
+/* A graph bounded at 64 events takes 300: the oldest leave memory,
+ * the files keep every one (an appended conversation of an evicted event
+ * too), why says where the history is truncated, a replay keeps the
+ * newest within the bound and cuts nothing, an evicted id logged again
+ * is a new event (a new line; replayed without a cut). */
+static void eviction_keeps_files(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/virgo-evtest-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct evg g;
+	struct evd d;
+	char err[600], id[16], prev[16] = "", conv[16];
+	const char *why;
+	struct evg_change ch;
+	assert_int_equal(evg_init(&g, 1, 64, 1 << 24), 0);
+	assert_int_equal(evd_open(&d, dir, &g, err, sizeof err), 0);
+	for (int i = 0; i < 300; i++) {
+		snprintf(id, sizeof id, "v%d", i);
+		snprintf(conv, sizeof conv, "(c%d)", i);
+		struct evg_str a = S(prev);
+		struct evg_log_in in = {.id = S(id), .conv = S(conv), .after = &a, .nafter = i > 0};
+		assert_int_equal(evg_log(&g, &in, &ch, &why), 0);
+		assert_true(ch.created);
+		apply(&d, &g, &ch, conv);
+		assert_true(g.n <= 64);
+		if (i == 12) { /* v10, still in memory: a conversation appended */
+			struct evg_log_in ap = {.id = S("v10"), .conv = S("(more)")};
+			assert_int_equal(evg_log(&g, &ap, &ch, &why), 0);
+			assert_true(ch.conv_appended);
+			apply(&d, &g, &ch, "(more)");
+		}
+		if (i == 150)
+			rewrite(&d, &g); /* v10 had left memory by then */
+		snprintf(prev, sizeof prev, "%s", id);
+	}
+	rewrite(&d, &g);
+	assert_int_equal(g.base + g.n, 300);
+	assert_true(g.base >= 236);
+	expect_files(dir, 300, "");
+	/* why on the newest: its ancestors in memory, truncated at the oldest's cause */
+	uint32_t *anc;
+	size_t n;
+	char *remote, *evicted;
+	assert_int_equal(evg_why(&g, g.n - 1, &anc, &n, &remote, &evicted), 0);
+	assert_int_equal(n, g.n - 1);
+	assert_null(remote);
+	snprintf(id, sizeof id, "v%" PRIu64, g.base - 1);
+	assert_string_equal(evicted, id);
+	free(anc);
+	free(evicted);
+	/* its cause by id, as before */
+	char csv[64];
+	evg_parents_csv(&g, g.ev[0], csv, sizeof csv);
+	assert_string_equal(csv, id);
+	assert_int_equal(evg_find(&g, "v0", 2), -1);
+	/* the journal rotated every 64 events: 4 times */
+	assert_int_equal(d.rotations, 4);
+	char path[700];
+	snprintf(path, sizeof path, "%s/eventnet.journal.192-191", dir);
+	assert_int_equal(access(path, F_OK), 0);
+	evd_close(&d);
+	evg_free(&g);
+
+	/* the replay keeps the newest, cuts nothing, leaves the files whole */
+	assert_int_equal(evg_init(&g, 1, 64, 1 << 24), 0);
+	assert_int_equal(evd_open(&d, dir, &g, err, sizeof err), 0);
+	assert_int_equal(d.repaired_bytes, 0);
+	assert_true(g.n <= 64 && g.n > 32);
+	assert_int_equal(g.base + g.n, 300);
+	assert_int_equal(evg_find(&g, "v299", 4), g.n - 1);
+	/* only the newest rotated journal and the current one were read */
+	assert_true(d.replayed <= 2 * (64 + 64) + 1);
+	expect_files(dir, 300, "");
+	/* an evicted id again: a new event, a new line */
+	struct evg_log_in again = {.id = S("v0"), .conv = S("(again)")};
+	assert_int_equal(evg_log(&g, &again, &ch, &why), 0);
+	assert_true(ch.created);
+	apply(&d, &g, &ch, "(again)");
+	uint64_t seq = g.seq;
+	evd_close(&d);
+	evg_free(&g);
+	assert_int_equal(evg_init(&g, 1, 64, 1 << 24), 0);
+	assert_int_equal(evd_open(&d, dir, &g, err, sizeof err), 0);
+	assert_int_equal(d.repaired_bytes, 0);
+	assert_int_equal(g.seq, seq);
+	assert_int_equal(evg_find(&g, "v0", 2), g.n - 1);
+	expect_files(dir, 300, "v0 -  - (again)\n");
+	evd_close(&d);
+	evg_free(&g);
+}
+
+/* Edges at the bound: the second log of an edge may evict; both
+ * changes still name their events (the first's index shifted). */
+static void edges_at_the_bound(void **state)
+{
+	(void)state;
+	struct evg g;
+	const char *why;
+	int evictions = 0;
+	assert_int_equal(evg_init(&g, 1, 64, 1 << 24), 0);
+	struct evg_change c1;
+	struct evg_log_in odd = {.id = S("odd")}; /* so that the bound falls on a 'to' */
+	assert_int_equal(evg_log(&g, &odd, &c1, &why), 0);
+	for (int i = 0; i < 200; i++) {
+		char from[16], to[16];
+		snprintf(from, sizeof from, "ef%d", i);
+		snprintf(to, sizeof to, "et%d", i);
+		struct evg_change c2[2];
+		int nch;
+		uint64_t b = g.base;
+		assert_int_equal(evg_edge(&g, S(from), S(to), c2, &nch, &why), 0);
+		assert_int_equal(nch, 2);
+		assert_string_equal(evg_ev_id(g.ev[c2[0].idx]), from);
+		assert_string_equal(evg_ev_id(g.ev[c2[1].idx]), to);
+		assert_int_equal(evg_ev_parent(g.ev[c2[1].idx], 0), c2[0].idx);
+		evictions += g.base != b;
+		assert_true(g.n <= 64);
+	}
+	assert_true(evictions > 5);
 	evg_free(&g);
 }
 
@@ -467,6 +661,8 @@ int main(void)
 		cmocka_unit_test(journal_replay_and_torn_tail),
 		cmocka_unit_test(index_grows_incrementally),
 		cmocka_unit_test(bytes_bound_holds),
+		cmocka_unit_test(eviction_keeps_files),
+		cmocka_unit_test(edges_at_the_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

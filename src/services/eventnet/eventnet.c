@@ -159,6 +159,13 @@ static void trim_buf(struct evd_buf *b)
 		evd_buf_free(b);
 }
 
+static void evn_gone_free(struct evg_gone *gone, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(gone[i].text);
+	free(gone);
+}
+
 /* With wmu held (not mu): writes every journal line queued so far, from
  * every connection; with text (the flush job), the text files' lines too,
  * and replaces EventNetVertices.txt when an appended conversation is due
@@ -168,15 +175,20 @@ static int write_queued(struct eventnet *en, bool text, bool *rewrote)
 	bool may_rewrite = text;
 	struct evd_buf vt = {0};
 	bool rewrite = false;
+	struct evg_gone *gone = NULL;
+	size_t ngone = 0;
+	uint64_t base = 0;
 	evn_lock(&en->mu);
 	int64_t now = now_ms();
 	/* not while a round's lines are staged but not queued: the graph has
 	 * its events already, the file would get them twice (the tick retries) */
 	if (may_rewrite && en->vert_dirty && now - en->last_rewrite_ms >= EVN_REWRITE_MS &&
 	    en->jnext == en->jticket) {
-		/* the whole file from the graph: the queued vertex lines are in it */
+		/* the graph's part of the file from the graph, after the lines
+		 * queued are written (the evicted events' lines are kept) */
 		evd_vertices_text(&vt, &en->g);
-		en->pv.n = 0;
+		base = en->g.base;
+		evg_take_gone(&en->g, &gone, &ngone);
 		en->vert_dirty = false;
 		en->last_rewrite_ms = now;
 		rewrite = true;
@@ -198,8 +210,10 @@ static int write_queued(struct eventnet *en, bool text, bool *rewrote)
 	trim_buf(&en->fv);
 	trim_buf(&en->fe);
 	if (rc == 0 && rewrite)
-		rc = vt.oom ? -ENOMEM : evd_replace_vertices(&en->d, vt.p, vt.n);
+		rc = vt.oom ? -ENOMEM
+			    : evd_replace_vertices(&en->d, base, gone, ngone, vt.p, vt.n);
 	evd_buf_free(&vt);
+	evn_gone_free(gone, ngone);
 	if (rc)
 		log_error("eventnet_write_failed dir=%s err=%s", en->d.dir, strerror(-rc));
 
@@ -418,6 +432,17 @@ static void feed_event(struct eventnet *en, uint32_t idx)
 	evbuffer_free(line);
 }
 
+/* Under mu, before a round changes the graph: frees the chunks evicted
+ * while a round that may still read their events (formatting its lines
+ * and replies after the lock) was in flight, and tags what this round
+ * evicts with its future ticket. */
+static void evn_reclaim_locked(struct eventnet *en)
+{
+	if (en->g.dead)
+		evg_reclaim(&en->g, en->jnext);
+	en->g.tag = en->jticket;
+}
+
 /* Under mu: stages the files' lines of a change (formatted and queued by
  * stage_commit, after the lock), feeds the event. */
 static void record_change(struct eventnet *en, struct evn_stage *st, const struct evg_change *ch,
@@ -531,12 +556,13 @@ static void reply_stats(struct eventnet *en, struct evbuffer *out)
 		"STAT errors %" PRIu64 "\r\nSTAT io_errors %" PRIu64 "\r\nSTAT write_batches %" PRIu64
 		"\r\nSTAT syncs %" PRIu64 "\r\nSTAT rewrites %" PRIu64 "\r\nSTAT sync_ms %d\r\n"
 		"STAT tail_subscribers %d\r\nSTAT trace %s\r\nSTAT traced %" PRIu64 "\r\nSTAT replayed %" PRIu64 "\r\nSTAT repaired_bytes %" PRIu64
+		"\r\nSTAT evicted %" PRIu64 "\r\nSTAT journal_rotations %" PRIu64
 		"\r\nSTAT dir %s\r\n",
 		en->node_id, en->g.n, en->g.nedges, evg_bytes(&en->g), en->g.max_events, en->g.max_bytes,
 		en->g.lamport, vc, en->ops_log, en->ops_edge, en->ops_query, en->errors, en->io_errors,
 		en->batches, en->syncs, en->rewrites, en->sync_ms, subs, en->trace ? "yes" : "no",
 		en->traced, en->d.replayed,
-		en->d.repaired_bytes, en->d.dir);
+		en->d.repaired_bytes, en->g.base, en->d.rotations, en->d.dir);
 	uint64_t m[3], w[3];
 	evn_mutex_counts(&en->mu, m);
 	evn_mutex_counts(&en->wmu, w);
@@ -546,12 +572,27 @@ static void reply_stats(struct eventnet *en, struct evbuffer *out)
 			    m[0], m[1], m[2], w[0], w[1], w[2]);
 }
 
+/* A "<word><id>" line per id of the csv, while *room (bytes) lasts. */
+static void csv_lines(struct evbuffer *out, const char *word, const char *csv, size_t *room)
+{
+	size_t wl = strlen(word);
+	for (const char *r = csv; r && *r && *room > 200;) {
+		const char *c = strchr(r, ',');
+		size_t l = c ? (size_t)(c - r) : strlen(r);
+		evbuffer_add(out, word, wl);
+		evbuffer_add(out, r, l);
+		evbuffer_add(out, "\r\n", 2);
+		*room -= l + wl + 2;
+		r = c ? c + 1 : r + l;
+	}
+}
+
 static void reply_why(struct eventnet *en, struct evbuffer *out, uint32_t idx, uint64_t max)
 {
 	uint32_t *anc;
 	size_t n;
-	char *remote;
-	if (evg_why(&en->g, idx, &anc, &n, &remote) != 0) {
+	char *remote, *evicted;
+	if (evg_why(&en->g, idx, &anc, &n, &remote, &evicted) != 0) {
 		reply_err(en, out, ENOMEM, "out of memory");
 		return;
 	}
@@ -571,18 +612,14 @@ static void reply_why(struct eventnet *en, struct evbuffer *out, uint32_t idx, u
 		evbuffer_free(body);
 	}
 	size_t room = EVN_REPLY_MAX; /* REMOTE lines too stay within one reply's bound */
-	for (const char *r = remote; r && *r && room > 200;) {
-		const char *c = strchr(r, ',');
-		size_t l = c ? (size_t)(c - r) : strlen(r);
-		evbuffer_add(out, "REMOTE ", 7);
-		evbuffer_add(out, r, l);
-		evbuffer_add(out, "\r\n", 2);
-		room -= l + 9;
-		r = c ? c + 1 : r + l;
-	}
+	csv_lines(out, "REMOTE ", remote, &room);
+	/* causes that left memory (eventnet_max_events / _bytes): the
+	 * history known here is truncated at them (they are on disk) */
+	csv_lines(out, "TRUNCATED ", evicted, &room);
 	evbuffer_add(out, "END\r\n", 5);
 	free(anc);
 	free(remote);
+	free(evicted);
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -591,7 +628,10 @@ static bool find(struct eventnet *en, struct evbuffer *out, struct evn_str id, u
 {
 	int64_t i = evg_find(&en->g, id.p, id.n);
 	if (i < 0) {
-		reply_err(en, out, ENOENT, "no such event on this node");
+		reply_err(en, out, ENOENT,
+			  en->g.base ? "no such event in this node's memory (never recorded here, "
+				       "or evicted: the oldest events are only in its files)"
+				     : "no such event on this node");
 		return false;
 	}
 	*idx = (uint32_t)i;
@@ -688,6 +728,8 @@ static void exec_locked(struct vconn *c, struct eventnet *en, const struct evn_r
 				break;
 			event_line(out, &en->g, en->g.ev[i]);
 		}
+		if (r->cursor == 0 && en->g.base) /* what a dump leaves out */
+			evbuffer_add_printf(out, "EVICTED %" PRIu64 "\r\n", en->g.base);
 		evbuffer_add_printf(out, "NEXT %" PRIu64 "\r\nEND\r\n", i < en->g.n ? i : 0);
 		return;
 	}
@@ -820,8 +862,10 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 				break;
 		}
 		/* then run them under one lock acquisition */
-		if (nr)
+		if (nr) {
 			evn_lock(&en->mu);
+			evn_reclaim_locked(en);
+		}
 		for (int i = 0; i < nr && i < EVN_PREFETCH; i++)
 			prefetch_req(en, &round[i]);
 		size_t done = off;
@@ -1045,6 +1089,7 @@ int evn_node_log(const struct evg_log_in *in)
 	struct evg_change ch;
 	struct evn_stage st = {0};
 	evn_lock(&en->mu);
+	evn_reclaim_locked(en);
 	int rc = evg_log(&en->g, in, &ch, &why);
 	if (rc == 0) {
 		en->traced++;
@@ -1134,14 +1179,12 @@ static int evn_init(const struct vd_node *node, void **out)
 		atomic_store(&evn_traced, en);
 	log_info("eventnet_ready dir=%s events=%" PRIu32 " ack=%s sync_ms=%d trace=%s", dir, en->g.n,
 		 en->ack_written ? "written" : "queued", en->sync_ms, en->trace ? "yes" : "no");
-	/* the journal replays whole: a graph already at its bound refuses
-	 * every new event, which an operator should hear about now */
-	if (en->g.n >= en->g.max_events || evg_bytes(&en->g) >= en->g.max_bytes)
-		log_warn("eventnet_graph_full dir=%s events=%" PRIu32 " bytes=%" PRIu64
-			 " max_events=%" PRIu64 " max_bytes=%" PRIu64
-			 ": new events get ERR ENOSPC; raise eventnet_max_events / eventnet_max_bytes "
-			 "or move the journal away",
-			 dir, en->g.n, evg_bytes(&en->g), en->g.max_events, en->g.max_bytes);
+	/* a journal longer than the graph's bound: only its newest events
+	 * are in memory (the rest are in the files) */
+	if (en->g.base)
+		log_info("eventnet_replay_evicted dir=%s in_memory=%" PRIu32 " evicted=%" PRIu64
+			 " max_events=%" PRIu64 " max_bytes=%" PRIu64,
+			 dir, en->g.n, en->g.base, en->g.max_events, en->g.max_bytes);
 	*out = en;
 	return 0;
 fail:
@@ -1188,15 +1231,18 @@ static void evn_fini(void *svc)
 		evn_lock(&en->mu);
 	}
 	/* what is still pending is written and synced here */
+	evd_append(&en->d, &en->pj, &en->pv, &en->pe);
 	if (en->vert_dirty) {
 		struct evd_buf vt = {0};
+		struct evg_gone *gone;
+		size_t ngone;
 		evd_vertices_text(&vt, &en->g);
-		en->pv.n = 0;
+		evg_take_gone(&en->g, &gone, &ngone);
 		if (!vt.oom)
-			evd_replace_vertices(&en->d, vt.p, vt.n);
+			evd_replace_vertices(&en->d, en->g.base, gone, ngone, vt.p, vt.n);
 		evd_buf_free(&vt);
+		evn_gone_free(gone, ngone);
 	}
-	evd_append(&en->d, &en->pj, &en->pv, &en->pe);
 	evd_sync(&en->d);
 	struct evn_waiter *w = en->wait_head;
 	en->wait_head = NULL;

@@ -7,6 +7,15 @@
  *   P <id> <cause>
  * A line that does not parse, or a last line without its newline, is
  * where a crash tore the file: it and everything after it are cut off.
+ * A C or P record of an event no longer in memory (evicted) is skipped.
+ *
+ * Rotation: once the journal holds as many events as the graph can
+ * (eventnet_max_events, or eventnet_max_bytes of journal), it is renamed
+ * eventnet.journal.<E>-<P> (E and P: the event and cause records before
+ * it) and a new one begins.  Start-up replays the newest rotated file and
+ * the current one: at least what the graph holds, never more than about
+ * twice that.  Older rotated files are kept (nothing is deleted) and
+ * never read again; the text files have every event.
  */
 #include "eventnet_disk.h"
 
@@ -16,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -70,7 +80,8 @@ static int num(struct evg_str f, uint64_t *v)
 	return 0;
 }
 
-/* Applies one journal line [s, end) (no newline).  0 or -1. */
+/* Applies one journal line [s, end) (no newline).  0, 1 (about an event
+ * evicted from memory: skipped) or -1 (does not parse: a torn tail). */
 static int replay_line(struct evg *g, const char *s, const char *end)
 {
 	if (end - s < 2 || s[1] != ' ')
@@ -104,9 +115,110 @@ static int replay_line(struct evg *g, const char *s, const char *end)
 	return -1;
 }
 
+/* Replays the records of map[0..size); returns the length of those that
+ * parse (up to the first that does not, or a line without its newline). */
+static size_t replay_map(struct evd *d, struct evg *g, const char *map, size_t size)
+{
+	size_t good = 0;
+	while (good < size) {
+		const char *nl = memchr(map + good, '\n', size - good);
+		int rc = nl ? replay_line(g, map + good, nl) : -1;
+		if (rc < 0)
+			break;
+		if (map[good] == 'P')
+			d->causes++;
+		good = (size_t)(nl - map) + 1;
+		d->replayed++;
+		d->skipped += rc == 1;
+	}
+	return good;
+}
+
+/* Counts of E and P records and lines in b[0..n). */
+static void count_records(const char *b, size_t n, uint64_t *ev, uint64_t *causes)
+{
+	for (const char *p = b, *end = b + n; p < end;) {
+		if (p[0] == 'E')
+			(*ev)++;
+		else if (p[0] == 'P')
+			(*causes)++;
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+}
+
+/* The newest rotated journal: its name into name, its counts; false when
+ * none. */
+static bool newest_rotated(struct evd *d, char *name, size_t cap, uint64_t *e, uint64_t *p)
+{
+	int fd = openat(d->dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	bool found = false;
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		unsigned long long a, b;
+		int used = 0;
+		if (strncmp(de->d_name, JOURNAL ".", sizeof JOURNAL) != 0 ||
+		    sscanf(de->d_name + sizeof JOURNAL, "%llu-%llu%n", &a, &b, &used) != 2 ||
+		    de->d_name[sizeof JOURNAL + used] != '\0')
+			continue;
+		if (!found || a > *e) {
+			*e = a;
+			*p = b;
+			snprintf(name, cap, "%s", de->d_name);
+			found = true;
+		}
+	}
+	closedir(dir);
+	return found;
+}
+
+/* Replays a whole rotated journal (written whole before its rotation;
+ * a line that does not parse ends it, with a warning).  0 or -1. */
+static int replay_rotated(struct evd *d, struct evg *g, const char *name)
+{
+	int fd = openat(d->dfd, name, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	size_t size = (size_t)st.st_size, good = 0;
+	const char *map = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+	close(fd);
+	if (map == MAP_FAILED)
+		return -1;
+	good = replay_map(d, g, map, size);
+	if (good < size)
+		log_warn("eventnet_rotated_journal_bad dir=%s file=%s offset=%zu", d->dir, name, good);
+	if (map)
+		munmap((void *)map, size);
+	return 0;
+}
+
 /* Replays the journal; cuts a torn tail.  0 or -1 (err set). */
 static int replay(struct evd *d, struct evg *g, char *err, size_t errlen)
 {
+	char name[256];
+	uint64_t re = 0, rp = 0;
+	if (newest_rotated(d, name, sizeof name, &re, &rp)) {
+		g->base = re; /* the ordinal of its first event */
+		d->causes = rp;
+		if (replay_rotated(d, g, name) != 0) {
+			snprintf(err, errlen, "%s/%s: %s", d->dir, name, strerror(errno));
+			return -1;
+		}
+	}
+	d->jstart_e = g->base + g->n;
+	d->jstart_p = d->causes;
 	struct stat st;
 	if (fstat(d->jfd, &st) != 0) {
 		snprintf(err, errlen, "%s/%s: %s", d->dir, JOURNAL, strerror(errno));
@@ -120,14 +232,9 @@ static int replay(struct evd *d, struct evg *g, char *err, size_t errlen)
 		snprintf(err, errlen, "%s/%s: mmap: %s", d->dir, JOURNAL, strerror(errno));
 		return -1;
 	}
-	size_t good = 0;
-	while (good < size) {
-		const char *nl = memchr(map + good, '\n', size - good);
-		if (!nl || replay_line(g, map + good, nl) != 0)
-			break;
-		good = (size_t)(nl - map) + 1;
-		d->replayed++;
-	}
+	size_t good = replay_map(d, g, map, size);
+	count_records(map, good, &d->jevents, &d->jcauses);
+	d->jbytes = good;
 	munmap((void *)map, size);
 	if (good < size) {
 		d->repaired_bytes = size - good;
@@ -184,8 +291,95 @@ static int replace_file(struct evd *d, const char *name, const char *text, size_
 	return 0;
 }
 
-static int rewrite_texts(struct evd *d, const struct evg *g)
+/* After a replay that evicted: EventNetVertices.txt keeps the evicted
+ * events' lines and gets the graph's; EventNetEdges.txt (append-only)
+ * loses a torn last line and gets the lines of the journal's last causes
+ * it lacks (a crash between the journal's write and its own). */
+static int repair_texts(struct evd *d, struct evg *g)
 {
+	struct evg_gone *gone;
+	size_t ngone;
+	evg_take_gone(g, &gone, &ngone);
+	struct evd_buf v = {0};
+	evd_vertices_text(&v, g);
+	int rc = v.oom ? -ENOMEM : evd_replace_vertices(d, g->base, gone, ngone, v.p, v.n);
+	evd_buf_free(&v);
+	for (size_t i = 0; i < ngone; i++)
+		free(gone[i].text);
+	free(gone);
+	if (rc)
+		return rc;
+	int fd = openat(d->dfd, EDGES, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	uint64_t lines = 0, good = 0;
+	if (fstat(fd, &st) == 0 && st.st_size > 0) {
+		const char *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m == MAP_FAILED) {
+			rc = -errno;
+			close(fd);
+			return rc;
+		}
+		for (const char *p = m, *end = m + st.st_size; p < end;) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			if (!nl)
+				break;
+			lines++;
+			good = (uint64_t)(nl + 1 - m);
+			p = nl + 1;
+		}
+		munmap((void *)m, (size_t)st.st_size);
+		if (good < (uint64_t)st.st_size && ftruncate(fd, (off_t)good) != 0)
+			rc = -errno;
+	}
+	if (rc == 0 && lines < d->causes) { /* the journal's last P records */
+		struct stat js;
+		const char *j = fstat(d->jfd, &js) == 0 && js.st_size > 0
+					? mmap(NULL, (size_t)js.st_size, PROT_READ, MAP_PRIVATE, d->jfd, 0)
+					: MAP_FAILED;
+		struct evd_buf e = {0};
+		uint64_t k = d->jstart_p;
+		for (const char *p = j, *end = j + js.st_size; j != MAP_FAILED && p < end;) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			if (!nl)
+				break;
+			if (p[0] == 'P' && k++ >= lines) { /* "P <id> <cause>" */
+				const char *sp = memchr(p + 2, ' ', (size_t)(nl - p - 2));
+				if (sp) {
+					evd_buf_add(&e, sp + 1, (size_t)(nl - sp - 1));
+					evd_buf_add(&e, ",", 1);
+					evd_buf_add(&e, p + 2, (size_t)(sp - p - 2));
+					evd_buf_add(&e, "\n", 1);
+				}
+			}
+			p = nl + 1;
+		}
+		if (j != MAP_FAILED)
+			munmap((void *)j, (size_t)js.st_size);
+		rc = e.oom ? -ENOMEM : 0;
+		if (rc == 0 && lseek(fd, 0, SEEK_END) >= 0)
+			rc = write_all(fd, e.p, e.n);
+		if (rc == 0 && fdatasync(fd) != 0)
+			rc = -errno;
+		evd_buf_free(&e);
+	}
+	close(fd);
+	if (rc)
+		return rc;
+	int afd = openat(d->dfd, EDGES, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (afd < 0)
+		return -errno;
+	if (d->efd >= 0)
+		close(d->efd);
+	d->efd = afd;
+	return 0;
+}
+
+static int rewrite_texts(struct evd *d, struct evg *g)
+{
+	if (g->base) /* not all in memory: repaired, not rebuilt */
+		return repair_texts(d, g);
 	struct evd_buf v = {0}, e = {0};
 	evd_vertices_text(&v, g);
 	for (uint32_t i = 0; i < g->n; i++) {
@@ -218,7 +412,9 @@ static int rewrite_texts(struct evd *d, const struct evg *g)
 int evd_open(struct evd *d, const char *dir, struct evg *g, char *err, size_t errlen)
 {
 	memset(d, 0, sizeof *d);
-	d->dfd = d->lock_fd = d->jfd = d->vfd = d->efd = -1;
+	d->dfd = d->lock_fd = d->jfd = d->vfd = d->efd = d->old_jfd = -1;
+	d->rot_events = g->max_events;
+	d->rot_bytes = g->max_bytes;
 	snprintf(d->dir, sizeof d->dir, "%s", dir);
 	if (mkdir_p(dir) != 0 || (d->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		snprintf(err, errlen, "eventnet_dir %s: %s", dir, strerror(errno));
@@ -253,7 +449,7 @@ fail:
 
 void evd_close(struct evd *d)
 {
-	int *fds[] = {&d->jfd, &d->vfd, &d->efd, &d->lock_fd, &d->dfd};
+	int *fds[] = {&d->jfd, &d->old_jfd, &d->vfd, &d->efd, &d->lock_fd, &d->dfd};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
@@ -287,30 +483,222 @@ void evd_buf_free(struct evd_buf *b)
 	*b = (struct evd_buf){0};
 }
 
+/* Renames the journal eventnet.journal.<E>-<P> (synced first) and
+ * starts a new one.  0 or -errno (the old one stays current). */
+static int rotate(struct evd *d)
+{
+	char name[128];
+	snprintf(name, sizeof name, "%s.%" PRIu64 "-%" PRIu64, JOURNAL, d->jstart_e, d->jstart_p);
+	if (fdatasync(d->jfd) != 0 || renameat(d->dfd, JOURNAL, d->dfd, name) != 0)
+		return -errno;
+	int fd = openat(d->dfd, JOURNAL, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		int e = errno;
+		renameat(d->dfd, name, d->dfd, JOURNAL); /* back: nothing lost */
+		return -e;
+	}
+	if (fsync(d->dfd) != 0) { /* the rename and the new file: durable */
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	if (d->old_jfd >= 0)
+		close(d->old_jfd);
+	d->old_jfd = d->jfd;
+	__atomic_store_n(&d->jfd, fd, __ATOMIC_RELEASE);
+	d->jstart_e += d->jevents;
+	d->jstart_p += d->jcauses;
+	d->jevents = d->jcauses = d->jbytes = 0;
+	d->rotations++;
+	log_info("eventnet_journal_rotated dir=%s file=%s", d->dir, name);
+	return 0;
+}
+
 int evd_append(struct evd *d, struct evd_buf *journal, struct evd_buf *vertices,
 	       struct evd_buf *edges)
 {
 	if (journal->oom || vertices->oom || edges->oom)
 		return -ENOMEM;
+	count_records(journal->p, journal->n, &d->jevents, &d->jcauses);
+	d->jbytes += journal->n;
 	int rc = write_all(d->jfd, journal->p, journal->n);
 	if (rc == 0)
 		rc = write_all(d->vfd, vertices->p, vertices->n);
 	if (rc == 0)
 		rc = write_all(d->efd, edges->p, edges->n);
 	journal->n = vertices->n = edges->n = 0;
+	if (rc == 0 && (d->jevents >= d->rot_events || d->jbytes >= d->rot_bytes)) {
+		int r = rotate(d); /* written already: a failed rotation is retried later */
+		if (r)
+			log_warn_every("eventnet_journal_rotate_failed dir=%s err=%s", d->dir,
+				       strerror(-r));
+	}
 	return rc;
 }
 
 int evd_sync(struct evd *d)
 {
-	if (fdatasync(d->jfd) != 0 || fdatasync(d->vfd) != 0 || fdatasync(d->efd) != 0)
+	/* the journal's descriptor may change under it (rotate): either one
+	 * is still open, and the old one was synced before its rename */
+	if (fdatasync(__atomic_load_n(&d->jfd, __ATOMIC_ACQUIRE)) != 0 || fdatasync(d->vfd) != 0 ||
+	    fdatasync(d->efd) != 0)
 		return -errno;
 	return 0;
 }
 
-int evd_replace_vertices(struct evd *d, const char *text, size_t n)
+/* Copies bytes [0, n) of in to out.  0 or -errno. */
+static int copy_prefix(int in, int out, uint64_t n)
 {
-	return replace_file(d, VERTICES, text, n, &d->vfd);
+	off_t off = 0;
+	while ((uint64_t)off < n) {
+		ssize_t c = copy_file_range(in, &off, out, NULL, (size_t)(n - (uint64_t)off), 0);
+		if (c > 0)
+			continue;
+		if (c < 0 && errno == EINTR)
+			continue;
+		if (c < 0 && errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP &&
+		    errno != EINVAL)
+			return -errno;
+		break; /* no copy_file_range here: by hand */
+	}
+	char buf[65536];
+	while ((uint64_t)off < n) {
+		size_t want = n - (uint64_t)off < sizeof buf ? (size_t)(n - (uint64_t)off) : sizeof buf;
+		ssize_t r = pread(in, buf, want, off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		int rc = write_all(out, buf, (size_t)r);
+		if (rc)
+			return rc;
+		off += r;
+	}
+	return 0;
+}
+
+/* "<id> - <partakers> - <conversations>\n" of an evicted event. */
+static void gone_line(struct evd_buf *b, const struct evg_gone *g)
+{
+	evd_buf_add(b, g->text, g->id_n);
+	evd_buf_add(b, " - ", 3);
+	evd_buf_add(b, g->text + g->id_n + 1, g->part_n);
+	evd_buf_add(b, " - ", 3);
+	evd_buf_add(b, g->text + g->id_n + 1 + g->part_n + 1, g->conv_n);
+	evd_buf_add(b, "\n", 1);
+}
+
+/* Streams the lines of rfd from *voff on until line base (counting
+ * *vlines) into fd, an evicted event's of gone[] in place of its own;
+ * advances *voff by the bytes written.  Memory: a 1 MiB window (more for
+ * a longer line).  0 or -errno. */
+static int copy_lines(int rfd, int fd, uint64_t base, const struct evg_gone *gone, size_t ngone,
+		      uint64_t *voff, uint64_t *vlines)
+{
+	size_t cap = 1 << 20, have = 0, used = 0, gi = 0;
+	char *buf = malloc(cap);
+	struct evd_buf out = {0};
+	uint64_t pos = *voff, wrote = 0;
+	int rc = buf ? 0 : -ENOMEM;
+	while (gi < ngone && gone[gi].ord < *vlines)
+		gi++;
+	while (rc == 0 && *vlines < base) {
+		char *nl = memchr(buf + used, '\n', have - used);
+		if (!nl) { /* the window again, from the line's start */
+			memmove(buf, buf + used, have - used);
+			have -= used;
+			used = 0;
+			if (have == cap) { /* a line longer than the window */
+				char *nb = realloc(buf, cap * 2);
+				if (!nb) {
+					rc = -ENOMEM;
+					break;
+				}
+				buf = nb;
+				cap *= 2;
+			}
+			ssize_t r = pread(rfd, buf + have, cap - have, (off_t)pos);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				rc = -errno;
+			if (r <= 0)
+				break; /* the end (a torn last line is not an evicted event's) */
+			have += (size_t)r;
+			pos += (uint64_t)r;
+			continue;
+		}
+		size_t ll = (size_t)(nl + 1 - (buf + used));
+		if (gi < ngone && gone[gi].ord == *vlines)
+			gone_line(&out, &gone[gi++]); /* with its appended conversations */
+		else
+			evd_buf_add(&out, buf + used, ll);
+		used += ll;
+		(*vlines)++;
+		if (out.n >= (1 << 20) || *vlines == base) {
+			rc = out.oom ? -ENOMEM : write_all(fd, out.p, out.n);
+			wrote += out.n;
+			out.n = 0;
+		}
+	}
+	if (rc == 0 && out.n) {
+		rc = out.oom ? -ENOMEM : write_all(fd, out.p, out.n);
+		wrote += out.n;
+	}
+	*voff += wrote;
+	free(buf);
+	evd_buf_free(&out);
+	return rc;
+}
+
+int evd_replace_vertices(struct evd *d, uint64_t base, const struct evg_gone *gone, size_t ngone,
+			 const char *text, size_t n)
+{
+	if (base == 0 && d->vlines == 0)
+		return replace_file(d, VERTICES, text, n, &d->vfd);
+	/* [0, voff) as it is; the lines of the events evicted since the last
+	 * rewrite streamed from voff on; then the graph's part, text */
+	int rfd = openat(d->dfd, VERTICES, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (rfd < 0)
+		return -errno;
+	struct stat st;
+	int rc = fstat(rfd, &st) == 0 ? 0 : -errno;
+	uint64_t voff = d->voff, vlines = d->vlines;
+	if (rc == 0 && voff > (uint64_t)st.st_size) { /* not the file we knew: counted again */
+		voff = 0;
+		vlines = 0;
+	}
+	char tmp[64];
+	snprintf(tmp, sizeof tmp, "%s.tmp", VERTICES);
+	int fd = rc == 0 ? openat(d->dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+	if (rc == 0 && fd < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = copy_prefix(rfd, fd, voff);
+	if (rc == 0)
+		rc = copy_lines(rfd, fd, base, gone, ngone, &voff, &vlines);
+	close(rfd);
+	if (rc == 0)
+		rc = write_all(fd, text, n);
+	if (rc == 0 && fdatasync(fd) != 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0 && renameat(d->dfd, tmp, d->dfd, VERTICES) != 0)
+		rc = -errno;
+	if (rc == 0) {
+		int nfd = openat(d->dfd, VERTICES, O_WRONLY | O_APPEND | O_CLOEXEC);
+		if (nfd < 0) {
+			rc = -errno;
+		} else {
+			if (d->vfd >= 0)
+				close(d->vfd);
+			d->vfd = nfd;
+			d->voff = voff;
+			d->vlines = vlines;
+		}
+	}
+	return rc;
 }
 
 /* Line building without printf (this is the ingest path). */

@@ -38,24 +38,44 @@ struct evd {
 	char dir[512];
 	uint64_t repaired_bytes; /* cut off the journal's tail at start-up */
 	uint64_t replayed; /* journal records replayed */
+	uint64_t skipped; /* of them: about events evicted from memory */
+	uint64_t causes; /* P records replayed (EventNetEdges.txt's lines) */
+	/* EventNetVertices.txt: line vlines (an event's ordinal) starts at
+	 * byte voff; the lines before it are evicted events', never changed
+	 * again (a rewrite copies them as they are) */
+	uint64_t vlines, voff;
+	/* the journal is rotated (eventnet.journal.<events>-<causes>, the
+	 * counts of E and P records before it) when it holds rot_events
+	 * events or rot_bytes bytes: a replay reads the newest rotated one
+	 * and the current one, so restart time stays bounded */
+	uint64_t jstart_e, jstart_p; /* E / P records before the current journal */
+	uint64_t jevents, jcauses, jbytes; /* in the current journal */
+	uint64_t rot_events, rot_bytes;
+	uint64_t rotations;
+	int old_jfd; /* the journal before the last rotation (evd_sync may hold it) */
 };
 
 /* Creates dir (and its parents) if needed, locks it against a second
- * virgod, replays the journal into g (cutting a torn tail) and rewrites
- * the text files.  0, -2 when another process holds the directory, or
+ * virgod, replays the journal into g (the newest rotated segment and the
+ * current one; cutting a torn tail of the current one) and rewrites or
+ * repairs the text files.  0, -2 when another process holds the directory, or
  * -1; a sentence in err. */
 int evd_open(struct evd *d, const char *dir, struct evg *g, char *err, size_t errlen);
 void evd_close(struct evd *d);
 
 /* Appends the three buffers to the journal, the vertices and the edges
- * files and empties them (keeping their memory).  0 or -errno. */
+ * files and empties them (keeping their memory); rotates the journal when
+ * it is due (after an fdatasync of it).  0 or -errno. */
 int evd_append(struct evd *d, struct evd_buf *journal, struct evd_buf *vertices,
 	       struct evd_buf *edges);
 /* fdatasync of the three files.  0 or -errno. */
 int evd_sync(struct evd *d);
-/* Replaces EventNetVertices.txt by text[0..n) (temporary file + rename).
- * 0 or -errno. */
-int evd_replace_vertices(struct evd *d, const char *text, size_t n);
+/* Replaces EventNetVertices.txt by its first base lines (the evicted
+ * events': gone[0..ngone), sorted by ordinal, replace theirs) then
+ * text[0..n) (the graph's events; temporary file + rename).  The file
+ * must have every line up to base.  0 or -errno. */
+int evd_replace_vertices(struct evd *d, uint64_t base, const struct evg_gone *gone, size_t ngone,
+			 const char *text, size_t n);
 
 /* Formatting (pure; into buffers).  "<node> <seq> <lamport> <vclock>"
  * of e into b (room for EVN_LINE_HEAD); returns its length (no NUL).

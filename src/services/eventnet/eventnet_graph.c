@@ -81,28 +81,48 @@ int evg_init(struct evg *g, uint16_t node_id, uint64_t max_events, uint64_t max_
 	return g->slot ? 0 : -ENOMEM;
 }
 
+/* Frees what an event holds outside its block; returns the bytes
+ * evg_bytes counted for it. */
+static uint64_t event_release(struct evg_event *e)
+{
+	uint64_t b = 0;
+	struct evg_more *m = e->more;
+	if (m) {
+		b += sizeof *m + 16 + m->capparents * sizeof *m->parents;
+		if (m->rparents)
+			b += strlen(m->rparents) + 1;
+		if (m->eparents)
+			b += strlen(m->eparents) + 1;
+		if (m->conv)
+			b += m->conv_len + 1;
+		free(m->parents);
+		free(m->rparents);
+		free(m->eparents);
+		free(m->conv);
+		free(m);
+		e->more = NULL;
+	}
+	return b;
+}
+
 void evg_free(struct evg *g)
 {
-	for (uint32_t i = 0; i < g->n; i++) {
-		struct evg_more *m = g->ev[i]->more;
-		if (m) {
-			free(m->parents);
-			free(m->rparents);
-			free(m->conv);
-			free(m);
-		}
-	}
+	evg_reclaim(g, UINT64_MAX);
+	for (uint32_t i = 0; i < g->n; i++)
+		event_release(g->ev[i]);
 	if (g->spare)
 		g->spare->next = g->chunks;
 	g->chunks = g->spare ? g->spare : g->chunks;
 	while (g->chunks) {
 		struct evg_chunk *c = g->chunks;
 		g->chunks = c->next;
-		if (c->size)
-			big_free(c, c->size);
-		else
-			free(c);
+		big_free(c, c->size);
 	}
+	for (uint32_t i = 0; i < g->nnames; i++)
+		free((char *)g->names[i]);
+	for (size_t i = 0; i < g->ngone; i++)
+		free(g->gone[i].text);
+	free(g->gone);
 	free(g->ev);
 	big_free(g->slot, (size_t)g->nslot * sizeof *g->slot);
 	big_free(g->old, (size_t)g->nold * sizeof *g->old);
@@ -244,8 +264,9 @@ static uint64_t grow_bytes(const struct evg *g)
 	return b;
 }
 
-/* Events are never freed one by one (evg_free frees the graph): they
- * are carved from 2 MiB chunks, no malloc per event.  8-byte aligned. */
+/* Events are never freed one by one (eviction frees whole chunks, the
+ * oldest; evg_free the rest): they are carved from 2 MiB chunks, no
+ * malloc per event.  8-byte aligned. */
 #define EVG_CHUNK (EVG_HUGE - sizeof(struct evg_chunk))
 
 struct evg_chunk *evg_chunk_new(void)
@@ -254,6 +275,7 @@ struct evg_chunk *evg_chunk_new(void)
 	if (!c)
 		return NULL;
 	c->next = NULL;
+	c->first = 0;
 	c->left = EVG_CHUNK;
 	c->size = EVG_HUGE;
 	return c;
@@ -277,26 +299,15 @@ void evg_give_spare(struct evg *g, struct evg_chunk *c)
 static void *chunk_alloc(struct evg *g, size_t sz)
 {
 	sz = (sz + 7) & ~(size_t)7;
-	if (sz > EVG_CHUNK / 4) { /* a big one: a chunk of its own, behind the head */
-		struct evg_chunk *c = malloc(sizeof *c + sz);
-		if (!c)
-			return NULL;
-		c->left = 0;
-		c->size = 0;
-		g->bytes += sizeof *c + sz;
-		c->next = g->chunks ? g->chunks->next : NULL;
-		if (g->chunks)
-			g->chunks->next = c;
-		else
-			g->chunks = c;
-		return c->data;
-	}
+	if (sz > EVG_CHUNK) /* not reached: an event is at most ~130 KiB */
+		return NULL;
 	if (!g->chunks || g->chunks->left < sz) {
 		struct evg_chunk *c = g->spare ? g->spare : evg_chunk_new();
 		if (!c)
 			return NULL;
 		g->spare = NULL;
 		g->bytes += EVG_HUGE;
+		c->first = g->base + g->n; /* the event being made is the next one */
 		c->next = g->chunks;
 		g->chunks = c;
 	}
@@ -314,11 +325,14 @@ static bool name_eq(const char *name, struct evg_str s)
 }
 
 /* The partakers string s in the graph's memory: the one copy of it when
- * interned (most events name the same few), else a copy of its own.
- * NULL when empty or out of memory (*oom set). */
-static const char *intern(struct evg *g, struct evg_str s, bool *oom)
+ * interned (most events name the same few; malloc'd, not in the chunks:
+ * it outlives the event that brought it; kept until evg_free).  NULL
+ * when empty, when not interned (*own set: the event's block holds a
+ * copy of its own) or out of memory (*oom set). */
+static const char *intern(struct evg *g, struct evg_str s, bool *oom, bool *own)
 {
 	*oom = false;
+	*own = false;
 	if (s.n == 0)
 		return NULL;
 	uint32_t h = evg_hash(s.p, s.n);
@@ -327,20 +341,27 @@ static const char *intern(struct evg *g, struct evg_str s, bool *oom)
 		for (uint32_t i = h & mask; g->names[i]; i = (i + 1) & mask)
 			if (name_eq(g->names[i], s))
 				return g->names[i];
-	char *c = chunk_alloc(g, s.n + 1);
+	if (g->unames >= EVG_NAMES_MAX) {
+		*own = true;
+		return NULL;
+	}
+	char *c = malloc(s.n + 1);
 	if (!c) {
 		*oom = true;
 		return NULL;
 	}
+	g->bytes += s.n + 1 + 16;
 	memcpy(c, s.p, s.n);
 	c[s.n] = '\0';
-	if (g->unames >= EVG_NAMES_MAX)
-		return c;
 	if ((g->unames + 1) * 2 > g->nnames) { /* small (<= 1 MiB): rebuilt at once */
 		uint32_t nn = g->nnames ? g->nnames * 2 : 64;
 		const char **t = calloc(nn, sizeof *t);
-		if (!t)
-			return c; /* not interned: still correct */
+		if (!t) {
+			g->bytes -= s.n + 1 + 16;
+			free(c);
+			*own = true; /* not interned: still correct */
+			return NULL;
+		}
 		for (uint32_t i = 0; i < g->nnames; i++) {
 			if (!g->names[i])
 				continue;
@@ -376,19 +397,26 @@ static struct evg_event *event_new(struct evg *g, struct evg_str id, uint32_t ha
 				   struct evg_str partakers, struct evg_str conv, const struct evc *vc,
 				   uint16_t node, uint64_t seq)
 {
-	bool oom;
-	const char *names = intern(g, partakers, &oom);
+	bool oom, own;
+	const char *names = intern(g, partakers, &oom, &own);
 	if (oom)
 		return NULL;
 	unsigned self = 0;
 	for (unsigned i = 0; i < vc->n; i++)
 		if (vc->e[i].node == node && vc->e[i].c == seq)
 			self = 1;
-	struct evg_event *e = chunk_alloc(g, event_size(id.n, conv.n, vc->n - self));
+	size_t sz = event_size(id.n, conv.n, vc->n - self);
+	struct evg_event *e = chunk_alloc(g, sz + (own ? partakers.n + 1 : 0));
 	if (!e)
 		return NULL;
 	memset(e, 0, sizeof *e);
 	e->partakers = names;
+	if (own) { /* after the conversation, in the same block */
+		char *pc = (char *)e + sz;
+		memcpy(pc, partakers.p, partakers.n);
+		pc[partakers.n] = '\0';
+		e->partakers = pc;
+	}
 	e->node = node;
 	e->seq = seq;
 	e->self = self;
@@ -488,6 +516,191 @@ static int add_rparent(struct evg *g, struct evg_event *e, struct evg_str id)
 	return 0;
 }
 
+/* Appends id to the csv *csv (malloc'd), counted in bytes. */
+static int csv_add(struct evg *g, char **csv, const char *id, size_t n)
+{
+	size_t old = *csv ? strlen(*csv) : 0;
+	char *r = realloc(*csv, old + n + 2);
+	if (!r)
+		return -ENOMEM;
+	if (old)
+		r[old++] = ',';
+	memcpy(r + old, id, n);
+	r[old + n] = '\0';
+	*csv = r;
+	g->bytes += n + 1;
+	return 0;
+}
+
+/* Keeps the current text of an evicted event whose conversation was
+ * appended to (its vertex line may be behind: the service rewrites it). */
+static void gone_add(struct evg *g, uint64_t ord, const struct evg_event *e)
+{
+	size_t cl;
+	const char *c = evg_ev_conv(e, &cl);
+	const char *p = evg_ev_partakers(e);
+	size_t pl = strlen(p);
+	if (g->ngone == g->capgone) {
+		size_t cap = g->capgone ? g->capgone * 2 : 16;
+		struct evg_gone *n = realloc(g->gone, cap * sizeof *n);
+		if (!n)
+			return; /* the journal still has it */
+		g->gone = n;
+		g->capgone = cap;
+	}
+	char *t = malloc(e->id_len + pl + cl + 3);
+	if (!t)
+		return;
+	memcpy(t, evg_ev_id(e), e->id_len + 1u);
+	memcpy(t + e->id_len + 1, p, pl + 1);
+	memcpy(t + e->id_len + 1 + pl + 1, c, cl + 1);
+	g->gone[g->ngone++] = (struct evg_gone){ord, t, e->id_len, pl, cl};
+}
+
+void evg_take_gone(struct evg *g, struct evg_gone **out, size_t *n)
+{
+	*out = g->gone;
+	*n = g->ngone;
+	g->gone = NULL;
+	g->ngone = g->capgone = 0;
+}
+
+void evg_reclaim(struct evg *g, uint64_t done)
+{
+	struct evg_chunk **pp = &g->dead;
+	while (*pp) {
+		struct evg_chunk *c = *pp;
+		if (c->first < done) { /* first: the tag, once dead */
+			*pp = c->next;
+			big_free(c, c->size);
+		} else {
+			pp = &c->next;
+		}
+	}
+}
+
+/* The local cause p of e, evicted: by id in eparents. */
+static void cause_evicted(struct evg *g, struct evg_event *e, uint32_t p)
+{
+	const struct evg_event *pe = g->ev[p];
+	struct evg_more *m = more_of(g, e);
+	if (m)
+		csv_add(g, &m->eparents, evg_ev_id(pe), pe->id_len);
+}
+
+/* evg_evict, rounding up to at most limit events. */
+static uint32_t evict(struct evg *g, uint32_t k, uint32_t limit)
+{
+	if (limit > g->n)
+		limit = g->n;
+	if (k > limit)
+		k = limit;
+	if (k == 0)
+		return 0;
+	/* up to the end of the chunk of the last one, unless it is the head */
+	uint64_t last = g->base + k - 1;
+	struct evg_chunk *newer = NULL;
+	for (struct evg_chunk *c = g->chunks; c; newer = c, c = c->next)
+		if (c->first <= last) {
+			if (newer && newer->first > last && newer->first - g->base <= limit)
+				k = (uint32_t)(newer->first - g->base);
+			break;
+		}
+	/* the causes of the events that stay: shifted, or by id when evicted */
+	for (uint32_t i = k; i < g->n; i++) {
+		struct evg_event *e = g->ev[i];
+		if (e->parent) {
+			if (e->parent - 1 < k) {
+				cause_evicted(g, e, e->parent - 1);
+				e->parent = 0;
+			} else {
+				e->parent -= k;
+			}
+		}
+		struct evg_more *m = e->more;
+		if (!m || !m->nparents)
+			continue;
+		uint32_t w = 0;
+		for (uint32_t j = 0; j < m->nparents; j++) {
+			uint32_t p = m->parents[j];
+			if (p < k)
+				cause_evicted(g, e, p);
+			else
+				m->parents[w++] = p - k;
+		}
+		m->nparents = w;
+	}
+	for (uint32_t i = 0; i < k; i++) {
+		struct evg_event *e = g->ev[i];
+		if (e->more && e->more->conv)
+			gone_add(g, g->base + i, e);
+		g->bytes -= event_release(e);
+	}
+	memmove(g->ev, g->ev + k, (size_t)(g->n - k) * sizeof *g->ev);
+	g->n -= k;
+	g->base += k;
+	/* the index again, from the events' hashes (the old table, while it
+	 * grew, is dropped: every event is put in the current one) */
+	if (g->old) {
+		big_free(g->old, (size_t)g->nold * sizeof *g->old);
+		g->old = NULL;
+		g->nold = g->moved = 0;
+	}
+	memset(g->slot, 0, (size_t)g->nslot * sizeof *g->slot);
+	for (uint32_t i = 0; i < g->n; i++)
+		slot_put(g->slot, g->nslot, g->ev[i]->hash, i);
+	/* the chunks whose events are all evicted (never the head) */
+	newer = g->chunks;
+	while (newer && newer->next && newer->first > g->base)
+		newer = newer->next;
+	if (newer && newer->first <= g->base) {
+		struct evg_chunk *c = newer->next;
+		newer->next = NULL;
+		while (c) {
+			struct evg_chunk *nx = c->next;
+			g->bytes -= EVG_HUGE;
+			c->first = g->tag;
+			c->next = g->dead;
+			g->dead = c;
+			c = nx;
+		}
+	}
+	return k;
+}
+
+uint32_t evg_evict(struct evg *g, uint32_t k)
+{
+	return evict(g, k, g->n);
+}
+
+/* Whether a new event of in fits within max_events / max_bytes. */
+static bool fits(const struct evg *g, const struct evg_log_in *in)
+{
+	return g->n < g->max_events &&
+	       evg_bytes(g) + grow_bytes(g) + in->partakers.n + 1 +
+			       event_size(in->id.n, in->conv.n, EVC_MAX / 4) <=
+		       g->max_bytes;
+}
+
+/* Evicts the oldest events (an eighth at least: the index is rebuilt
+ * once per batch, not per event) until a new event of in fits.  0 or
+ * -ENOSPC (max_bytes below what the graph needs with one event). */
+static int make_room(struct evg *g, const struct evg_log_in *in)
+{
+	while (!fits(g, in)) {
+		if (g->n <= 1)
+			return -ENOSPC;
+		uint32_t k = g->n / 8;
+		if (g->n >= g->max_events && g->n - g->max_events + 1 > k)
+			k = (uint32_t)(g->n - g->max_events + 1);
+		if (k == 0)
+			k = 1;
+		/* the newest stays (an edge's cause, just logged) */
+		evict(g, k, g->n - 1);
+	}
+	return 0;
+}
+
 enum evc_order evg_order(const struct evg_event *a, const struct evg_event *b)
 {
 	struct evc_ent x[EVC_MAX], y[EVC_MAX];
@@ -515,7 +728,7 @@ static int update(struct evg *g, uint32_t idx, const struct evg_log_in *in,
 		return -E2BIG;
 	}
 	if (in->conv.n && evg_bytes(g) + newlen + 1 > g->max_bytes) {
-		*why = "the event graph is full (eventnet_max_bytes)";
+		*why = "the event graph is full (eventnet_max_bytes) up to this event";
 		return -ENOSPC;
 	}
 	for (unsigned k = 0; k < in->nafter; k++) {
@@ -595,15 +808,28 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 	uint32_t empty;
 	uint32_t hash = in->hash ? in->hash : evg_hash(in->id.p, in->id.n);
 	int64_t have = find_slot(g, in->id.p, in->id.n, hash, &empty);
+	int64_t before_have = have;
 	if (have >= 0) {
+		/* an appended conversation at the bound: the events older than
+		 * this one make room (an eighth at most per batch) */
+		size_t cl;
+		evg_ev_conv(g->ev[have], &cl);
+		while (in->conv.n && have > 0 &&
+		       evg_bytes(g) + cl + in->conv.n + 2 > g->max_bytes) {
+			uint32_t k = g->n / 8 < have ? g->n / 8 : (uint32_t)have;
+			have -= evict(g, k ? k : 1, (uint32_t)have);
+		}
+		if (have != before_have) /* the index was rebuilt */
+			find_slot(g, in->id.p, in->id.n, hash, &empty);
 		out->idx = (uint32_t)have;
 		return update(g, (uint32_t)have, in, out, why);
 	}
-	if (g->n >= g->max_events || evg_bytes(g) + grow_bytes(g) + in->partakers.n + 1 +
-						     event_size(in->id.n, in->conv.n, EVC_MAX / 4) >
-					     g->max_bytes) {
-		*why = "the event graph is full (eventnet_max_events / eventnet_max_bytes)";
-		return -ENOSPC;
+	if (!fits(g, in)) {
+		if (make_room(g, in) != 0) {
+			*why = "eventnet_max_bytes is too small to hold an event";
+			return -ENOSPC;
+		}
+		find_slot(g, in->id.p, in->id.n, hash, &empty); /* the index was rebuilt */
 	}
 	if (in->conv.n > EVG_CONV_MAX) {
 		*why = "the event's conversations would exceed 64 KiB";
@@ -698,7 +924,10 @@ int evg_edge(struct evg *g, struct evg_str from, struct evg_str to, struct evg_c
 		(*nch)++;
 	}
 	struct evg_log_in in = {.id = to, .after = &from, .nafter = 1};
+	uint64_t base = g->base;
 	int rc = evg_log(g, &in, &ch[*nch], why);
+	if (*nch) /* from's index, if this log evicted (never from: the newest) */
+		ch[0].idx -= (uint32_t)(g->base - base);
 	if (rc)
 		return rc;
 	(*nch)++;
@@ -709,7 +938,15 @@ int evg_replay_event(struct evg *g, struct evg_str id, struct evg_str partakers,
 		     struct evg_str conv, uint16_t node, uint64_t seq, uint64_t lamport,
 		     const struct evc *vc)
 {
-	if (evg_find(g, id.p, id.n) >= 0 || conv.n > EVG_CONV_MAX || grow(g) != 0)
+	if (conv.n > EVG_CONV_MAX)
+		return -1;
+	int64_t have = evg_find(g, id.p, id.n);
+	if (have >= 0) /* logged again after it was evicted: so were those before it */
+		evg_evict(g, (uint32_t)have + 1);
+	struct evg_log_in in = {.id = id, .partakers = partakers, .conv = conv};
+	if (!fits(g, &in))
+		make_room(g, &in); /* what was accepted once is replayed even so */
+	if (grow(g) != 0)
 		return -1;
 	struct evg_event *e = event_new(g, id, evg_hash(id.p, id.n), partakers, conv, vc, node, seq);
 	if (!e)
@@ -732,7 +969,7 @@ int evg_replay_conv(struct evg *g, struct evg_str id, struct evg_str conv)
 	const char *why;
 	int64_t i = evg_find(g, id.p, id.n);
 	if (i < 0)
-		return -1;
+		return 1; /* evicted */
 	uint64_t max = g->max_bytes;
 	g->max_bytes = UINT64_MAX; /* what was accepted once stays */
 	int rc = update(g, (uint32_t)i, &in, &ch, &why);
@@ -744,7 +981,7 @@ int evg_replay_cause(struct evg *g, struct evg_str id, struct evg_str cause)
 {
 	int64_t i = evg_find(g, id.p, id.n);
 	if (i < 0)
-		return -1;
+		return 1; /* evicted */
 	struct evg_event *e = g->ev[i];
 	int64_t p = evg_find(g, cause.p, cause.n);
 	if (p >= 0)
@@ -763,11 +1000,33 @@ static int cmp_causal(const void *pa, const void *pb, void *arg)
 	return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
-int evg_why(struct evg *g, uint32_t idx, uint32_t **out, size_t *n, char **remote)
+/* Appends the csv s to the csv buffer *b (rlen / rcap).  0 or -1. */
+static int csv_cat(char **b, size_t *len, size_t *cap, const char *s)
+{
+	size_t l = strlen(s);
+	if (*len + l + 2 > *cap) {
+		size_t nc = (*len + l + 2) * 2;
+		char *r = realloc(*b, nc);
+		if (!r)
+			return -1;
+		*b = r;
+		*cap = nc;
+	}
+	if (*len)
+		(*b)[(*len)++] = ',';
+	memcpy(*b + *len, s, l);
+	*len += l;
+	(*b)[*len] = '\0';
+	return 0;
+}
+
+int evg_why(struct evg *g, uint32_t idx, uint32_t **out, size_t *n, char **remote,
+	    char **evicted)
 {
 	*out = NULL;
 	*n = 0;
 	*remote = NULL;
+	*evicted = NULL;
 	if (g->nmark < g->n) { /* marks are for why only: sized here, not on ingest */
 		uint32_t *m = realloc(g->mark, (size_t)g->cap * sizeof *m);
 		if (!m)
@@ -780,9 +1039,9 @@ int evg_why(struct evg *g, uint32_t idx, uint32_t **out, size_t *n, char **remot
 		memset(g->mark, 0, (size_t)g->nmark * sizeof *g->mark);
 		g->epoch = 1;
 	}
-	size_t cap = 64, len = 0, rlen = 0, rcap = 0;
+	size_t cap = 64, len = 0, rlen = 0, rcap = 0, elen = 0, ecap = 0;
 	uint32_t *stack = malloc(cap * sizeof *stack);
-	char *rem = NULL;
+	char *rem = NULL, *ev = NULL;
 	if (!stack)
 		return -ENOMEM;
 	stack[len++] = idx;
@@ -804,23 +1063,11 @@ int evg_why(struct evg *g, uint32_t idx, uint32_t **out, size_t *n, char **remot
 			}
 			stack[len++] = p;
 		}
-		const char *rp = evg_ev_rparents(e);
-		if (rp) {
-			size_t rl = strlen(rp);
-			if (rlen + rl + 2 > rcap) {
-				size_t nc = (rlen + rl + 2) * 2;
-				char *r = realloc(rem, nc);
-				if (!r)
-					goto oom;
-				rem = r;
-				rcap = nc;
-			}
-			if (rlen)
-				rem[rlen++] = ',';
-			memcpy(rem + rlen, rp, rl);
-			rlen += rl;
-			rem[rlen] = '\0';
-		}
+		const char *rp = evg_ev_rparents(e), *ep = evg_ev_eparents(e);
+		if (rp && csv_cat(&rem, &rlen, &rcap, rp) != 0)
+			goto oom;
+		if (ep && csv_cat(&ev, &elen, &ecap, ep) != 0)
+			goto oom;
 	}
 	/* stack[0] is the event itself; the rest its ancestors */
 	memmove(stack, stack + 1, (len - 1) * sizeof *stack);
@@ -829,10 +1076,12 @@ int evg_why(struct evg *g, uint32_t idx, uint32_t **out, size_t *n, char **remot
 	*out = stack;
 	*n = len;
 	*remote = rem;
+	*evicted = ev;
 	return 0;
 oom:
 	free(stack);
 	free(rem);
+	free(ev);
 	return -ENOMEM;
 }
 
@@ -841,9 +1090,11 @@ size_t evg_parents_len(const struct evg *g, const struct evg_event *e)
 	size_t n = 0;
 	for (uint32_t k = 0, np = evg_ev_nparents(e); k < np; k++)
 		n += g->ev[evg_ev_parent(e, k)]->id_len + 1u;
-	const char *rp = evg_ev_rparents(e);
+	const char *rp = evg_ev_rparents(e), *ep = evg_ev_eparents(e);
 	if (rp)
 		n += strlen(rp) + 1;
+	if (ep)
+		n += strlen(ep) + 1;
 	return n ? n - 1 : 0;
 }
 
@@ -860,13 +1111,13 @@ size_t evg_parents_csv(const struct evg *g, const struct evg_event *e, char *buf
 		memcpy(buf + n, evg_ev_id(p), l);
 		n += l;
 	}
-	const char *rp = evg_ev_rparents(e);
-	if (rp) {
-		size_t l = strlen(rp);
-		if (n + l + 2 <= cap) {
+	const char *more[2] = {evg_ev_eparents(e), evg_ev_rparents(e)};
+	for (int i = 0; i < 2; i++) {
+		size_t l = more[i] ? strlen(more[i]) : 0;
+		if (l && n + l + 2 <= cap) {
 			if (n)
 				buf[n++] = ',';
-			memcpy(buf + n, rp, l);
+			memcpy(buf + n, more[i], l);
 			n += l;
 		}
 	}

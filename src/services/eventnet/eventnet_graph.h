@@ -30,6 +30,7 @@ struct evg_more {
 	uint32_t *parents; /* the local causes after the first (malloc'd) */
 	uint32_t nparents, capparents;
 	char *rparents; /* remote causes, csv (malloc'd) or NULL */
+	char *eparents; /* local causes evicted from memory, csv (malloc'd) or NULL */
 	char *conv; /* the conversations once one was appended (malloc'd), or NULL */
 	size_t conv_len;
 };
@@ -109,17 +110,45 @@ static inline const char *evg_ev_rparents(const struct evg_event *e)
 {
 	return e->more ? e->more->rparents : NULL;
 }
+/* Causes recorded here whose events were evicted from memory (csv). */
+static inline const char *evg_ev_eparents(const struct evg_event *e)
+{
+	return e->more ? e->more->eparents : NULL;
+}
 
 /* Memory the events are carved from (eventnet_graph.c). */
 struct evg_chunk {
-	struct evg_chunk *next;
+	struct evg_chunk *next; /* the older one */
+	uint64_t first; /* ordinal of the first event carved from it */
 	uint32_t left; /* bytes free at the end of data */
-	uint32_t size; /* bytes of the mapping (a 2 MiB chunk), 0: malloc'd */
-	char data[]; /* 16 bytes in: 8-byte aligned */
+	uint32_t size; /* bytes of the mapping (a 2 MiB chunk) */
+	char data[]; /* 24 bytes in: 8-byte aligned */
 };
 
+/* An evicted event whose conversation had been appended to (its vertex
+ * line in EventNetVertices.txt may not have it yet): ord is its ordinal,
+ * text "<id>\0<partakers>\0<conversations>" (malloc'd). */
+struct evg_gone {
+	uint64_t ord;
+	char *text;
+	size_t id_n, part_n, conv_n;
+};
+
+/* The graph holds the newest events: when a new one would pass
+ * max_events / max_bytes, the oldest leave memory in a batch (evg_evict)
+ * and their whole chunks go back.  An event's ordinal (its place among
+ * every event this node ever recorded, the line of EventNetVertices.txt)
+ * is base + its index. */
 struct evg {
 	struct evg_event **ev; /* by index: the order of recording */
+	uint64_t base; /* events evicted: ordinal of ev[0] */
+	struct evg_gone *gone; /* evicted events that had appended conversations */
+	size_t ngone, capgone;
+	/* evicted chunks, kept until no round of requests can still read
+	 * their events (formatting after the lock): each tagged with the
+	 * service's tag at eviction, freed by evg_reclaim */
+	struct evg_chunk *dead;
+	uint64_t tag;
 	struct evg_chunk *chunks; /* the head is the one being carved */
 	struct evg_chunk *spare; /* the next one, faulted in outside the lock, or NULL */
 	uint32_t n, cap;
@@ -144,7 +173,8 @@ struct evg {
 	uint64_t max_events, max_bytes;
 };
 
-/* 0 or -ENOMEM.  max_events / max_bytes bound what the graph holds. */
+/* 0 or -ENOMEM.  max_events / max_bytes bound what the graph holds: at
+ * the bound the oldest events are evicted (evg_evict). */
 int evg_init(struct evg *g, uint16_t node_id, uint64_t max_events, uint64_t max_bytes);
 void evg_free(struct evg *g);
 
@@ -152,6 +182,18 @@ void evg_free(struct evg *g);
  * id index (both tables while it grows) and the arrays by index.  What
  * eventnet_max_bytes bounds. */
 uint64_t evg_bytes(const struct evg *g);
+
+/* Evicts at least the oldest k events (k <= n), rounded up so that whole
+ * chunks go back to the system: causes naming them move to eparents (by
+ * id), appended conversations to gone.  Indices shift down by the number
+ * evicted, which is returned. */
+uint32_t evg_evict(struct evg *g, uint32_t k);
+/* Frees the evicted chunks tagged before done (the service's tag
+ * of the oldest round that may still read events). */
+void evg_reclaim(struct evg *g, uint64_t done);
+/* Takes the gone list (*out malloc'd, caller frees each text and the
+ * array; *n entries). */
+void evg_take_gone(struct evg *g, struct evg_gone **out, size_t *n);
 
 /* Index of the event named id[0..n), or -1. */
 int64_t evg_find(const struct evg *g, const char *id, size_t n);
@@ -200,8 +242,10 @@ struct evg_change {
  * conversation (joined with '#') and adds the causes.  0, or a negative
  * errno with *why set: -ELOOP (a local cause recorded after it: a
  * cycle), -EINVAL (a clock naming events this node never recorded),
- * -ENOSPC (max_events / max_bytes), -E2BIG (conversations too long),
- * -ENOMEM. */
+ * -ENOSPC (max_bytes too small to hold one chunk more), -E2BIG
+ * (conversations too long), -ENOMEM.  A new event at the bound evicts
+ * the oldest ones first (indices known before shift down by what
+ * g->base grew); an id that was evicted is a new event again. */
 int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, const char **why);
 
 /* Records the edge from -> to (both on this node): to is created when
@@ -212,19 +256,26 @@ int evg_log(struct evg *g, const struct evg_log_in *in, struct evg_change *out, 
 int evg_edge(struct evg *g, struct evg_str from, struct evg_str to, struct evg_change ch[2],
 	     int *nch, const char **why);
 
-/* Replays one event exactly as journaled (start-up).  0 or -1. */
+/* Replays one event exactly as journaled (start-up), evicting as a new
+ * event does; an id still in memory is a later event of the same id
+ * (the first was evicted when it was logged): evicted up to it first.
+ * 0 or -1. */
 int evg_replay_event(struct evg *g, struct evg_str id, struct evg_str partakers,
 		     struct evg_str conv, uint16_t node, uint64_t seq, uint64_t lamport,
 		     const struct evc *vc);
-/* Replays an appended conversation or an added cause.  0 or -1. */
+/* Replays an appended conversation or an added cause.  0, 1 (the event
+ * is not in memory: evicted, skipped) or -1. */
 int evg_replay_conv(struct evg *g, struct evg_str id, struct evg_str conv);
 int evg_replay_cause(struct evg *g, struct evg_str id, struct evg_str cause);
 
 /* The ancestors of idx through the recorded causes, sorted causally (by
  * Lamport time, then node and sequence).  *out (malloc'd, caller frees)
  * gets their indices; *remote (malloc'd csv, caller frees; NULL when
- * none) the remote causes met on the way.  0 or -ENOMEM. */
-int evg_why(struct evg *g, uint32_t idx, uint32_t **out, size_t *n, char **remote);
+ * none) the remote causes met on the way, *evicted (the same) the causes
+ * evicted from memory (where the history known here is truncated).
+ * 0 or -ENOMEM. */
+int evg_why(struct evg *g, uint32_t idx, uint32_t **out, size_t *n, char **remote,
+	    char **evicted);
 
 /* Writes the causes of e as a csv into buf (cap bytes); returns its
  * length, or 0 when none ("-" is not written). */
