@@ -245,10 +245,15 @@ static int cluster_start_at(struct th_cluster *c, int n, int base, const char *n
 			return -1;
 		}
 		/* lock_state_dir: cloudsync's durable token epoch, per cluster;
-		 * analytics_dir: the analytics revisions' reservation, likewise */
+		 * analytics_dir: the analytics revisions' reservation, likewise;
+		 * eventnet_dir: the default is /tmp/virgo-eventnet-<id>-<port>,
+		 * which an earlier run on the same ports would have filled (a
+		 * test's own eventnet_dir, later in the file, wins) */
 		fprintf(f, "node_id = %u\nport_offset = %d\npidfile = %s\nthreads = 2\nqueue_port = %d\n"
-			"lock_state_dir = %s/state\nanalytics_dir = %s/state\n%s\n%s\n",
-			nd->id, nd->offset, nd->pidfile, TH_QUEUE_PORT + nd->offset, c->dir, c->dir,
+			"lock_state_dir = %s/state\nanalytics_dir = %s/state\neventnet_dir = %s/ev%u\n"
+			"%s\n%s\n",
+			nd->id, nd->offset, nd->pidfile, TH_QUEUE_PORT + nd->offset, c->dir, c->dir, c->dir,
+			nd->id,
 			node_conf_extra ? node_conf_extra : "",
 			node_extra && node_extra[i] ? node_extra[i] : "");
 		fclose(f);

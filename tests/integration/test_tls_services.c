@@ -455,6 +455,15 @@ static int cli(const char *conf, const char *a0, ...)
 	return rc;
 }
 
+/* a CLI call that must succeed; what it printed goes to the log if not */
+#define CLI_OK(...)                                                                  \
+	do {                                                                         \
+		int rc_ = cli(__VA_ARGS__, NULL);                                    \
+		if (rc_ != 0)                                                        \
+			fprintf(stderr, "virgo exited %d: %s\n", rc_, out);          \
+		assert_int_equal(rc_, 0);                                            \
+	} while (0)
+
 static void cli_works(const struct th_cluster *c, const char *tag)
 {
 	const char *conf = c->client_conf;
@@ -463,14 +472,14 @@ static void cli_works(const struct th_cluster *c, const char *tag)
 	snprintf(id2, sizeof id2, "cli-%s-2", tag);
 	snprintf(after, sizeof after, "--after=%s", id1);
 	snprintf(node1, sizeof node1, "%u", c->nodes[0].id);
-	assert_int_equal(cli(conf, "lock", "svc/cli", "--", "true", NULL), 0);
-	assert_int_equal(cli(conf, "lock", "ls", NULL), 0);
-	assert_int_equal(cli(conf, "analytics", "set", node1, "svc.cli=42", NULL), 0);
-	assert_int_equal(cli(conf, "analytics", "get", node1, "svc.cli", NULL), 0);
+	CLI_OK(conf, "lock", "svc/cli", "--", "true");
+	CLI_OK(conf, "lock", "ls");
+	CLI_OK(conf, "analytics", "set", node1, "svc.cli=42");
+	CLI_OK(conf, "analytics", "get", node1, "svc.cli");
 	assert_string_equal(out, "42\n");
-	assert_int_equal(cli(conf, "eventnet", "log", "--id", id1, "--conv", "hello", NULL), 0);
-	assert_int_equal(cli(conf, "eventnet", "log", "--id", id2, after, NULL), 0);
-	assert_int_equal(cli(conf, "eventnet", "why", id2, NULL), 0);
+	CLI_OK(conf, "eventnet", "log", "--id", id1, "--conv", "hello");
+	CLI_OK(conf, "eventnet", "log", "--id", id2, after);
+	CLI_OK(conf, "eventnet", "why", id2);
 	assert_non_null(strstr(out, id1));
 	assert_non_null(strstr(out, id2));
 }
