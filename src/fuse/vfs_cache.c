@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#define VC_BUCKETS 16384
+#define VC_BUCKETS 65536 /* as many as entries at most: short chains */
 #define VC_MAX 65536 /* entries; emptied when full */
 
 struct entry {
@@ -27,6 +27,7 @@ struct entry {
 	unsigned cgen;
 	int64_t dctime;
 	double complete_until;
+	uint32_t hash; /* of path: compared before it, as chains grow long */
 	char path[];
 };
 
@@ -58,15 +59,27 @@ void vfs_cache_set_negative_timeout(double seconds)
 	pthread_mutex_unlock(&lock);
 }
 
-static struct entry **slot(const char *path, size_t n)
+static uint32_t hash_of(const char *path, size_t n)
 {
 	uint32_t h = 2166136261u; /* FNV-1a */
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ (uint8_t)path[i]) * 16777619u;
+	return h;
+}
+
+/* path's place in its chain (*slot NULL: not there); h its hash_of */
+static struct entry **slot_h(const char *path, size_t n, uint32_t h)
+{
 	struct entry **e = &tab[h % VC_BUCKETS];
-	while (*e && (strncmp((*e)->path, path, n) != 0 || (*e)->path[n] != '\0'))
+	while (*e && ((*e)->hash != h || strncmp((*e)->path, path, n) != 0 ||
+		      (*e)->path[n] != '\0'))
 		e = &(*e)->next;
 	return e;
+}
+
+static struct entry **slot(const char *path, size_t n)
+{
+	return slot_h(path, n, hash_of(path, n));
 }
 
 static void clear_locked(void)
@@ -84,16 +97,18 @@ static void clear_locked(void)
 static struct entry *get_locked(const char *path)
 {
 	size_t n = strlen(path);
-	struct entry **e = slot(path, n);
+	uint32_t h = hash_of(path, n);
+	struct entry **e = slot_h(path, n, h);
 	if (*e)
 		return *e;
 	if (count >= VC_MAX) {
 		clear_locked();
-		e = slot(path, n);
+		e = slot_h(path, n, h);
 	}
 	struct entry *d = calloc(1, sizeof *d + n + 1);
 	if (!d)
 		return NULL;
+	d->hash = h;
 	memcpy(d->path, path, n + 1);
 	*e = d;
 	count++;

@@ -360,6 +360,24 @@ static int readdir_plain(const char *path, const char *r, void *buf, fuse_fill_d
 	return 0;
 }
 
+/* One listing page fetched on a thread of its own, so the node reads
+ * and this mount parses the next page while the current one goes to
+ * the cache and to libfuse. */
+struct rd_page {
+	const char *remote;
+	uint64_t cursor; /* in: where the page starts; out: the next one's */
+	struct virgo_direntplus *d;
+	size_t n;
+	int rc;
+};
+
+static void *rd_page_fetch(void *arg)
+{
+	struct rd_page *p = arg;
+	p->rc = virgo_readdir_plus(p->remote, &p->cursor, 4096, &p->d, &p->n);
+	return NULL;
+}
+
 /* Every entry comes with all its attributes (readdir flag s): with FUSE
  * readdirplus the kernel takes them as a lookup's, and they answer the
  * getattrs that follow a plain readdir (ls -l), so neither costs a round
@@ -387,36 +405,43 @@ static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
 	if (wr_open())
 		wr_settle(); /* the sizes given must count this mount's writes */
 	enum fuse_fill_dir_flags fill = flags & FUSE_READDIR_PLUS ? FUSE_FILL_DIR_PLUS : 0;
-	uint64_t cursor = 0;
+	struct rd_page cur = {.remote = r};
+	rd_page_fetch(&cur);
+	if (cur.rc == -EINVAL)
+		return readdir_plain(path, r, buf, filler);
 	char child[8192];
-	do {
-		struct virgo_direntplus *d;
-		size_t n;
-		bool first = cursor == 0;
-		int rc = virgo_readdir_plus(r, &cursor, 4096, &d, &n);
-		if (rc == -EINVAL && first)
-			return readdir_plain(path, r, buf, filler);
-		if (rc)
-			return fs_err(rc);
+	while (cur.rc == 0) {
+		/* the next page on its way (fetched below if no thread) */
+		struct rd_page next = {.remote = r, .cursor = cur.cursor};
+		pthread_t t;
+		bool ahead = cur.cursor && pthread_create(&t, NULL, rd_page_fetch, &next) == 0;
 		/* a name made elsewhere in a directory known completely ends
 		 * that (vfs_cache.h).  The attributes go to the cache even
 		 * for readdirplus: the kernel asks for the first chunk of a
 		 * listing "plus" and for the rest plainly (libfuse serves both
 		 * from this one call), and looks those entries up after. */
 		bool complete = vfs_cache_complete(path);
-		for (size_t i = 0; i < n; i++) {
-			if (child_path(path, d[i].name, child, sizeof child)) {
+		for (size_t i = 0; i < cur.n; i++) {
+			struct virgo_direntplus *d = &cur.d[i];
+			if (child_path(path, d->name, child, sizeof child)) {
 				if (complete)
 					vfs_cache_listed(child);
-				vfs_cache_put(child, &d[i].st, true);
+				vfs_cache_put(child, &d->st, true);
 			}
 			struct stat st;
-			to_stat(&d[i].st, &st);
-			filler(buf, d[i].name, &st, 0, fill);
+			to_stat(&d->st, &st);
+			filler(buf, d->name, &st, 0, fill);
 		}
-		free(d);
-	} while (cursor);
-	return 0;
+		free(cur.d);
+		if (!cur.cursor)
+			return 0; /* that was the last page */
+		if (ahead)
+			pthread_join(t, NULL);
+		else
+			rd_page_fetch(&next);
+		cur = next;
+	}
+	return fs_err(cur.rc);
 }
 
 /* open and create: the open's reply carries the file's attributes. */

@@ -622,6 +622,47 @@ static void readdir_attrs(void **state)
 	assert_int_equal(sh("rm -r %s/rd", exp_dir[0]), 0);
 }
 
+/* A listing longer than a page (4,096 entries) gives every name once,
+ * with its attributes, so a stat of a name from the last page costs the
+ * node no request. */
+static void readdir_pages(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	enum { N = 9000 };
+	assert_int_equal(sh("mkdir %s/big && cd %s/big && seq -f f%%.0f 0 %d | xargs touch && "
+			    "echo abc > f8999",
+			    exp_dir[0], exp_dir[0], N - 1),
+			 0);
+	char d[600], p[800];
+	snprintf(d, sizeof d, "%s/node1/big", mnt);
+	unsigned char *seen = calloc(N, 1);
+	assert_non_null(seen);
+	int n = 0;
+	DIR *dir = opendir(d);
+	assert_non_null(dir);
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		int i = atoi(de->d_name + 1);
+		assert_true(de->d_name[0] == 'f' && i >= 0 && i < N);
+		assert_int_equal(seen[i]++, 0);
+		n++;
+	}
+	closedir(dir);
+	free(seen);
+	assert_int_equal(n, N);
+	long a = node_ops(0), b = node_ops(0);
+	struct stat st;
+	snprintf(p, sizeof p, "%s/f8999", d);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_int_equal(st.st_size, 4);
+	long c = node_ops(0);
+	assert_int_equal(c - b - (b - a), 0); /* from the listing */
+	assert_int_equal(sh("rm -r %s/big", exp_dir[0]), 0);
+}
+
 /* A node killed under a reader: EIO within the timeout; the mount works
  * again once the node is back. */
 static void node_killed_under_reader(void **state)
@@ -736,6 +777,7 @@ int main(void)
 		cmocka_unit_test(small_files_attrs),
 		cmocka_unit_test(negative_lookups),
 		cmocka_unit_test(readdir_attrs),
+		cmocka_unit_test(readdir_pages),
 		cmocka_unit_test(node_killed_under_reader),
 		cmocka_unit_test(node_killed_under_writer),
 		cmocka_unit_test(node_killed_mid_read),
