@@ -46,10 +46,10 @@ CONF
 }
 free_offset() {
 	o=$1
-	# cloudsync's 40000+ is in the ephemeral range: no socket at all may use it
-	while ! port_free $((11211 + o)) || ! port_free $((20000 + o)) || ! port_free $((30000 + o)) ||
-		! port_free $((10000 + o)) || ! port_unused $((40000 + o)) || ! port_free $((50000 + o)) ||
-		! port_free $((60000 + o)); do o=$((o + 1)); done
+	# offset_free (ports.sh): no socket at all on any of the node's ports,
+	# since 40000+ and 50000+ are in the ephemeral range, where a client's
+	# TIME-WAIT (the cloudfs suite leaves thousands) blocks the bind
+	while ! offset_free $o; do o=$((o + 1)); done
 	echo $o
 }
 OFFW=$(free_offset "${BENCH_EV_OFFSET:-1300}")
