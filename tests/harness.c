@@ -398,6 +398,18 @@ int th_cliv(const char *virgo, const char *conf, char *out, size_t cap, int time
 	return th_run(av, out, cap, timeout_ms);
 }
 
+/* Waits for pid until the deadline (killed then): its exit status, or -1. */
+static int child_status(pid_t pid, int64_t deadline)
+{
+	int st;
+	if (reap(pid, (int)(deadline - th_now_ms() > 0 ? deadline - th_now_ms() : 0), &st) != 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		return -1;
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 int th_run(const char *const argv[], char *out, size_t cap, int timeout_ms)
 {
 	int p[2];
@@ -434,13 +446,7 @@ int th_run(const char *const argv[], char *out, size_t cap, int timeout_ms)
 	}
 	out[used] = '\0';
 	close(p[0]);
-	int st;
-	if (reap(pid, (int)(deadline - th_now_ms() > 0 ? deadline - th_now_ms() : 0), &st) != 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &st, 0);
-		return -1;
-	}
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return child_status(pid, deadline);
 }
 
 int th_run_tty(const char *const argv[], char *out, size_t cap, int timeout_ms)
@@ -466,13 +472,7 @@ int th_run_tty(const char *const argv[], char *out, size_t cap, int timeout_ms)
 	}
 	out[used] = '\0';
 	close(master);
-	int st;
-	if (reap(pid, (int)(deadline - th_now_ms() > 0 ? deadline - th_now_ms() : 0), &st) != 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &st, 0);
-		return -1;
-	}
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return child_status(pid, deadline);
 }
 
 int th_connect(int port)
