@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pty.h>
@@ -47,6 +48,36 @@ const char *th_virgod(void)
 	return path;
 }
 
+/* Scratch directories this process made, removed when it exits with
+ * status 0 (a failed run keeps them, with the nodes' logs, for a look;
+ * VIRGO_TEST_KEEP=1 keeps them always).  Only the process that made them
+ * removes them: a forked child that calls exit() must not. */
+#define TH_MAX_TMPDIRS 64
+static char tmp_dirs[TH_MAX_TMPDIRS][256];
+static int tmp_ndirs;
+static pid_t tmp_owner;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path); /* a mount point still in use stays (EBUSY) */
+	else
+		unlink(path);
+	return 0;
+}
+
+static void tmp_cleanup(int status, void *arg)
+{
+	(void)arg;
+	const char *keep = getenv("VIRGO_TEST_KEEP");
+	if (status != 0 || getpid() != tmp_owner || (keep && *keep && strcmp(keep, "0") != 0))
+		return;
+	for (int i = 0; i < tmp_ndirs; i++)
+		nftw(tmp_dirs[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
 const char *th_tmpdir(void)
 {
 	static char dir[256];
@@ -56,6 +87,13 @@ const char *th_tmpdir(void)
 		perror("mkdtemp");
 		exit(1);
 	}
+	if (tmp_owner != getpid()) {
+		tmp_owner = getpid();
+		tmp_ndirs = 0;
+		on_exit(tmp_cleanup, NULL);
+	}
+	if (tmp_ndirs < TH_MAX_TMPDIRS)
+		snprintf(tmp_dirs[tmp_ndirs++], sizeof tmp_dirs[0], "%s", dir);
 	return dir;
 }
 
@@ -568,4 +606,28 @@ bool th_log_has(const struct th_node *n, const char *needle)
 		found = strstr(line, needle) != NULL;
 	fclose(f);
 	return found;
+}
+
+int th_json_eval(const char *json, const char *prog, char *res, size_t cap)
+{
+	const char *t = getenv("TMPDIR");
+	char path[300];
+	snprintf(path, sizeof path, "%s/virgo-json-XXXXXX", t && *t ? t : "/tmp");
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return -2;
+	size_t n = strlen(json);
+	bool ok = write(fd, json, n) == (ssize_t)n;
+	close(fd);
+	if (!ok) {
+		unlink(path);
+		return -2;
+	}
+	char code[2048];
+	snprintf(code, sizeof code, "import json,sys; o=json.load(open('%s')); print(%s)", path,
+		 prog);
+	const char *av[] = {"/usr/bin/python3", "-c", code, NULL};
+	int rc = th_run(av, res, cap, 20000);
+	unlink(path);
+	return rc;
 }

@@ -34,7 +34,9 @@ struct th_cluster {
 
 /* Path of the virgod binary next to the test binaries ($BUILD/virgod). */
 const char *th_virgod(void);
-/* A fresh scratch directory under $TMPDIR; returned string is static. */
+/* A fresh scratch directory under $TMPDIR; returned string is static.
+ * Removed when the process exits 0 (kept after a failure, or always
+ * with VIRGO_TEST_KEEP=1). */
 const char *th_tmpdir(void);
 /* A port offset block of `count` for this process, within 100..1400. */
 int th_offset_base(int count);
@@ -82,6 +84,11 @@ int th_run(const char *const argv[], char *out, size_t cap, int timeout_ms);
  * what a CLI draws only on a terminal); out gets what the terminal got,
  * CR/LF as a tty sends them.  Returns the exit status, or -1. */
 int th_run_tty(const char *const argv[], char *out, size_t cap, int timeout_ms);
+
+/* Has Debian's python load json and print what prog (python code over
+ * the object o) says of it, into res (th_run's capture).  python's exit
+ * status, -1 (deadline), or -2 (the scratch file could not be written). */
+int th_json_eval(const char *json, const char *prog, char *res, size_t cap);
 
 /* Runs the CLI: `<virgo> -c <conf> a0 ap...` (NULL-terminated, at most
  * 60 arguments) with th_run's capture and deadline.  For a test's own

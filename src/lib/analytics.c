@@ -82,6 +82,28 @@ static int an_open(int idx, const char *op, const char *req, struct vc_client **
 	return err;
 }
 
+/* A request answered by one line: connects, sends req, reads the line
+ * into line and closes.  0 (line is not an ERR), the ERR line's error
+ * (detail recorded), or a transport error ("analytics <op>" recorded). */
+static int an_call(int idx, const char *op, const char *req, char *line, size_t cap)
+{
+	struct vc_client *c;
+	struct an_link l;
+	int rc = an_open(idx, op, req, &c, &l);
+	if (rc)
+		return rc;
+	rc = an_line(&l, line, cap, c->cfg.timeout_ms);
+	an_close(&l);
+	if (rc) {
+		char what[40];
+		snprintf(what, sizeof what, "analytics %s", op);
+		return vc_err_done(what, rc);
+	}
+	if (strncmp(line, "ERR ", 4) == 0)
+		return an_err(c, idx, op, line);
+	return 0;
+}
+
 static bool key_ok(const char *k)
 {
 	size_t n = k ? strlen(k) : 0;
@@ -126,17 +148,9 @@ int virgo_analytics_get(int idx, const char *key, char *value, size_t cap, uint6
 		return vc_err_done("analytics get", -EINVAL);
 	char req[160], line[AN_LIB_LINE];
 	snprintf(req, sizeof req, "get %s\r\n", key);
-	struct vc_client *c;
-	struct an_link l;
-	int rc = an_open(idx, "get", req, &c, &l);
+	int rc = an_call(idx, "get", req, line, sizeof line);
 	if (rc)
 		return rc;
-	rc = an_line(&l, line, sizeof line, c->cfg.timeout_ms);
-	an_close(&l);
-	if (rc)
-		return vc_err_done("analytics get", rc);
-	if (strncmp(line, "ERR ", 4) == 0)
-		return an_err(c, idx, "get", line);
 	uint64_t r;
 	char k[136];
 	const char *v;
@@ -153,17 +167,9 @@ static int set_one(int idx, const char *key, const char *value, uint64_t *rev)
 {
 	char req[1300], line[AN_LIB_LINE];
 	snprintf(req, sizeof req, "set %s=%s\r\n", key, value);
-	struct vc_client *c;
-	struct an_link l;
-	int rc = an_open(idx, "set", req, &c, &l);
+	int rc = an_call(idx, "set", req, line, sizeof line);
 	if (rc)
 		return rc;
-	rc = an_line(&l, line, sizeof line, c->cfg.timeout_ms);
-	an_close(&l);
-	if (rc)
-		return vc_err_done("analytics set", rc);
-	if (strncmp(line, "ERR ", 4) == 0)
-		return an_err(c, idx, "set", line);
 	if (strncmp(line, "OK ", 3) != 0)
 		return vc_err_done("analytics set", -VIRGO_EBADREPLY);
 	if (rev)
@@ -195,8 +201,9 @@ int virgo_analytics_set(int idx, const char *key, const char *value, uint64_t *r
 	return first;
 }
 
-/* ls / history: lines up to END, each to fn. */
-static int walk(int idx, const char *op, const char *req, bool with_key, virgo_analytics_fn fn,
+/* ls / history: lines up to END, each to fn.  Lines carry their key,
+ * or (key given: history's HIST lines) fn is handed that key. */
+static int walk(int idx, const char *op, const char *req, const char *key, virgo_analytics_fn fn,
 		void *arg)
 {
 	struct vc_client *c;
@@ -216,15 +223,17 @@ static int walk(int idx, const char *op, const char *req, bool with_key, virgo_a
 		uint64_t r;
 		char k[136] = "";
 		const char *v;
-		if (parse_entry(line, with_key, &r, k, sizeof k, &v) != 0) {
+		if (parse_entry(line, !key, &r, k, sizeof k, &v) != 0) {
 			rc = -VIRGO_EBADREPLY;
 			break;
 		}
-		if (!stopped && fn(arg, r, k, v) != 0)
+		if (!stopped && fn(arg, r, key ? key : k, v) != 0)
 			stopped = true; /* read the rest: the connection closes anyway */
 	}
 	an_close(&l);
-	return vc_err_done(op, rc);
+	char what[40];
+	snprintf(what, sizeof what, "analytics %s", op);
+	return vc_err_done(what, rc);
 }
 
 int virgo_analytics_ls(int idx, const char *prefix, virgo_analytics_fn fn, void *arg)
@@ -234,7 +243,7 @@ int virgo_analytics_ls(int idx, const char *prefix, virgo_analytics_fn fn, void 
 	char req[160];
 	snprintf(req, sizeof req, "ls%s%s\r\n", prefix && *prefix ? " " : "",
 		 prefix ? prefix : "");
-	return walk(idx, "ls", req, true, fn, arg);
+	return walk(idx, "ls", req, NULL, fn, arg);
 }
 
 int virgo_analytics_history(int idx, const char *key, virgo_analytics_fn fn, void *arg)
@@ -243,32 +252,8 @@ int virgo_analytics_history(int idx, const char *key, virgo_analytics_fn fn, voi
 		return vc_err_done("analytics history", -EINVAL);
 	char req[160];
 	snprintf(req, sizeof req, "history %s\r\n", key);
-	/* HIST lines carry no key: hand fn the one asked for */
-	struct vc_client *c;
-	struct an_link l;
-	int rc = an_open(idx, "history", req, &c, &l);
-	if (rc)
-		return rc;
-	char line[AN_LIB_LINE];
-	bool stopped = false;
-	while ((rc = an_line(&l, line, sizeof line, c->cfg.timeout_ms)) == 0) {
-		if (strcmp(line, "END") == 0)
-			break;
-		if (strncmp(line, "ERR ", 4) == 0) {
-			an_close(&l);
-			return an_err(c, idx, "history", line);
-		}
-		uint64_t r;
-		const char *v;
-		if (parse_entry(line, false, &r, NULL, 0, &v) != 0) {
-			rc = -VIRGO_EBADREPLY;
-			break;
-		}
-		if (!stopped && fn(arg, r, key, v) != 0)
-			stopped = true;
-	}
-	an_close(&l);
-	return vc_err_done("analytics history", rc);
+	/* HIST lines carry no key: fn gets the one asked for */
+	return walk(idx, "history", req, key, fn, arg);
 }
 
 int virgo_analytics_watch(int idx, uint64_t after_rev, int timeout_ms, virgo_analytics_fn fn,

@@ -5,6 +5,7 @@
  * block that runs out is extended, nodes sharing the file never overlap,
  * and a corrupt file is an error, never "0".
  */
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +26,24 @@ static int setup(void **state)
 	(void)state;
 	snprintf(dir, sizeof dir, "%s/anrev-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	return mkdtemp(dir) ? 0 : -1;
+}
+
+/* the scratch directory and the reservation files in it go */
+static int teardown(void **state)
+{
+	(void)state;
+	DIR *d = opendir(dir);
+	if (d) {
+		struct dirent *e;
+		char path[400];
+		while ((e = readdir(d)))
+			if (e->d_name[0] != '.') {
+				snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+				unlink(path);
+			}
+		closedir(d);
+	}
+	return rmdir(dir);
 }
 
 static void memory_only(void **state)
@@ -86,5 +105,5 @@ int main(void)
 		cmocka_unit_test(restarts_continue_above),
 		cmocka_unit_test(corrupt_file_is_an_error),
 	};
-	return cmocka_run_group_tests(tests, setup, NULL);
+	return cmocka_run_group_tests(tests, setup, teardown);
 }
