@@ -284,14 +284,15 @@ static int cluster_start_at(struct th_cluster *c, int n, int base, const char *n
 		}
 		/* lock_state_dir: cloudsync's durable token epoch, per cluster;
 		 * analytics_dir: the analytics revisions' reservation, likewise;
-		 * eventnet_dir: the default is /tmp/virgo-eventnet-<id>-<port>,
-		 * which an earlier run on the same ports would have filled (a
-		 * test's own eventnet_dir, later in the file, wins) */
+		 * eventnet_dir, queue_dir, cloudfs_export_root: the defaults
+		 * under /var/lib/virgo are per node id, shared by every run and
+		 * every test binary running at the same time (a test's own
+		 * setting, later in the file, wins) */
 		fprintf(f, "node_id = %u\nport_offset = %d\npidfile = %s\nthreads = 2\nqueue_port = %d\n"
 			"lock_state_dir = %s/state\nanalytics_dir = %s/state\neventnet_dir = %s/ev%u\n"
-			"%s\n%s\n",
+			"queue_dir = %s/q%u\ncloudfs_export_root = %s/fs%u\n%s\n%s\n",
 			nd->id, nd->offset, nd->pidfile, TH_QUEUE_PORT + nd->offset, c->dir, c->dir, c->dir,
-			nd->id,
+			nd->id, c->dir, nd->id, c->dir, nd->id,
 			node_conf_extra ? node_conf_extra : "",
 			node_extra && node_extra[i] ? node_extra[i] : "");
 		fclose(f);

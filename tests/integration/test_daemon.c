@@ -1,7 +1,8 @@
 /*
  * test_daemon.c - virgod as a process: help, config errors, busy ports,
  * loopback-only default, connection cap, idle timeout (also of a client
- * that stopped reading its replies), SIGTERM drain.
+ * that stopped reading its replies), a service whose data directory is
+ * unusable, SIGTERM drain.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -221,6 +222,27 @@ static void worker_threads_per_service(void **state)
 	assert_int_equal(th_cluster_stop(&c), 0);
 }
 
+/* A data directory the node cannot make (here: under /proc) turns its
+ * service off, saying why on its port and in the log; the node and its
+ * other services run. */
+static void unusable_data_dir_turns_only_its_service_off(void **state)
+{
+	(void)state;
+	struct th_cluster c;
+	assert_int_equal(th_cluster_start(&c, 1, "eventnet_dir = /proc/virgo-none/ev", NULL), 0);
+	int e = th_connect(th_port(&c, 0, 20000));
+	assert_int_equal(th_send(e, "get 1.1\r\n", 9), 0);
+	assert_true(th_recv_until(e, out, sizeof out, "\r\n", 3000) > 0);
+	assert_non_null(strstr(out, "ERR EIO eventnet_dir /proc/virgo-none/ev: "));
+	close(e);
+	assert_true(th_log_has(&c.nodes[0], "the eventnet port answers ERR EIO"));
+	int p = th_connect(th_port(&c, 0, 30000));
+	assert_int_equal(th_send(p, "ping\r\n", 6), 0);
+	assert_true(th_recv_until(p, out, sizeof out, "PONG", 3000) > 0);
+	close(p);
+	assert_int_equal(th_cluster_stop(&c), 0);
+}
+
 static void sigterm_drains_with_open_clients(void **state)
 {
 	(void)state;
@@ -261,6 +283,7 @@ int main(void)
 		cmocka_unit_test(idle_connection_closed),
 		cmocka_unit_test(stalled_reader_closed),
 		cmocka_unit_test(worker_threads_per_service),
+		cmocka_unit_test(unusable_data_dir_turns_only_its_service_off),
 		cmocka_unit_test(sigterm_drains_with_open_clients),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -102,7 +102,10 @@ struct eventnet {
 	uint64_t ops_log, ops_edge, ops_query, errors, io_errors, batches, syncs, rewrites;
 	uint64_t traced; /* the node's own events (eventnet_trace) */
 	bool trace;
-	char locked_out[600]; /* non-empty: eventnet_dir held by another process */
+	/* non-empty: eventnet_dir held by another process (off_code EBUSY) or
+	 * unusable (EIO); the port answers ERR <off_code> <locked_out> */
+	char locked_out[600];
+	const char *off_code;
 };
 
 struct evn_conn {
@@ -821,7 +824,7 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 	if (ec->waiting)
 		return VSVC_WAIT;
 	if (en->locked_out[0]) {
-		evbuffer_add_printf(vconn_out(c), "ERR EBUSY %s\r\n", en->locked_out);
+		evbuffer_add_printf(vconn_out(c), "ERR %s %s\r\n", en->off_code, en->locked_out);
 		return VSVC_CLOSE;
 	}
 	bool quit = false, oom = false;
@@ -1150,9 +1153,7 @@ static int evn_init(const struct vd_node *node, void **out)
 		}
 		dir[o] = '\0';
 	} else {
-		const char *t = getenv("TMPDIR");
-		snprintf(dir, sizeof dir, "%s/virgo-eventnet-%u-%d", t && *t ? t : "/tmp",
-			 en->node_id, 20000 + node->cfg->port_offset);
+		snprintf(dir, sizeof dir, "%s/node%u", EVN_DEFAULT_DIR, en->node_id);
 	}
 	char err[600];
 	if (evg_init(&en->g, (uint16_t)en->node_id, st->max_events, st->max_bytes) != 0) {
@@ -1160,18 +1161,16 @@ static int evn_init(const struct vd_node *node, void **out)
 		goto fail;
 	}
 	int orc = evd_open(&en->d, dir, &en->g, err, sizeof err);
-	if (orc == -2) {
-		/* another virgod holds the directory: most likely this one is a
-		 * second instance of the same node and fails on its ports next;
-		 * otherwise its eventnet port refuses every request */
-		log_error("eventnet: %s: the eventnet port answers ERR EBUSY", err);
+	if (orc != 0) {
+		/* another virgod holds the directory (most likely this one is a
+		 * second instance of the same node and fails on its ports next),
+		 * or it cannot be made or read: the node's other services run
+		 * and its eventnet port refuses every request, saying why */
+		en->off_code = orc == -2 ? "EBUSY" : "EIO";
+		log_error("eventnet: %s: the eventnet port answers ERR %s", err, en->off_code);
 		snprintf(en->locked_out, sizeof en->locked_out, "%s", err);
 		*out = en;
 		return 0;
-	}
-	if (orc != 0) {
-		log_error("eventnet: %s", err);
-		goto fail;
 	}
 	en->last_sync_ms = en->last_rewrite_ms = now_ms();
 	en->trace = st->trace;

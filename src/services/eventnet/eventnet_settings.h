@@ -10,8 +10,11 @@
 
 #include "../../daemon/service.h"
 
+/* eventnet_dir unset: <this>/node<id>, next to the queue's directories */
+#define EVN_DEFAULT_DIR "/var/lib/virgo/eventnet"
+
 struct evn_settings {
-	char dir[256]; /* eventnet_dir (%n: the node id); "" = $TMPDIR/virgo-eventnet-<node>-<port> */
+	char dir[256]; /* eventnet_dir (%n: the node id); "" = EVN_DEFAULT_DIR/node<id> */
 	char ack[16]; /* eventnet_ack: "written" (reply after the write) or "queued" */
 	int sync_ms; /* eventnet_sync_ms: fdatasync period; 0 = before each reply */
 	uint64_t max_events; /* eventnet_max_events */
