@@ -38,6 +38,7 @@
 #include "cloudfs_proto.h"
 #include "cloudfs_settings.h"
 #include "../eventnet/eventnet_trace.h"
+#include "../../common/mkdirp.h"
 
 struct cloudfs {
 	struct cfs_settings set;
@@ -134,31 +135,13 @@ static void cloudfs_fini(void *svc)
 	free(fs);
 }
 
-/* mkdir -p of the export root (it is the node's own data directory). */
-static int mkdir_p(const char *path)
-{
-	char p[4096];
-	snprintf(p, sizeof p, "%s", path);
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) != 0 && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	if (mkdir(p, 0755) != 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* Pool thread: the export root, created and opened on first use (so a
  * node that never serves a file leaves no directory behind). */
 static int root_get(struct cloudfs *fs)
 {
 	pthread_mutex_lock(&fs->root_lock);
 	if (fs->root < 0) {
-		int rc = mkdir_p(fs->root_path);
+		int rc = mkdirp(fs->root_path);
 		int fd = rc == 0 ? open(fs->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC) : rc;
 		if (fd < 0 && rc == 0)
 			fd = -errno;

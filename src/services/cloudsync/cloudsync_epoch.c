@@ -4,6 +4,7 @@
  * "epoch 0": guessing could hand out a token an earlier boot already gave.
  */
 #include "cloudsync_epoch.h"
+#include "../../common/mkdirp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,25 +15,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* mkdir -p for an absolute or relative path. */
-static int mkdir_p(const char *dir)
-{
-	char p[512];
-	if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
-		return -ENAMETOOLONG;
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) != 0 && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	if (mkdir(p, 0755) != 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
 
 static int fail(char *err, size_t errlen, int rc, const char *what, const char *path)
 {
@@ -48,7 +30,7 @@ int cs_epoch_next(const char *dir, unsigned node_id, uint64_t *epoch, char *err,
 	snprintf(path, sizeof path, "%s/cloudsync-%u.epoch", dir, node_id);
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	snprintf(lockp, sizeof lockp, "%s.lock", path);
-	int rc = mkdir_p(dir);
+	int rc = mkdirp(dir);
 	if (rc)
 		return fail(err, errlen, rc, "cannot create", dir);
 	int lfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);

@@ -32,27 +32,11 @@
 #include <unistd.h>
 
 #include "../../daemon/log.h"
+#include "../../common/mkdirp.h"
 
 #define JOURNAL "eventnet.journal"
 #define VERTICES "EventNetVertices.txt"
 #define EDGES "EventNetEdges.txt"
-
-static int mkdir_p(const char *path)
-{
-	char tmp[512];
-	snprintf(tmp, sizeof tmp, "%s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
 
 /* Splits off the next space-separated field of [*s, end). */
 static int field(const char **s, const char *end, struct evg_str *out)
@@ -416,7 +400,7 @@ int evd_open(struct evd *d, const char *dir, struct evg *g, char *err, size_t er
 	d->rot_events = g->max_events;
 	d->rot_bytes = g->max_bytes;
 	snprintf(d->dir, sizeof d->dir, "%s", dir);
-	if (mkdir_p(dir) != 0 || (d->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+	if (mkdirp(dir) != 0 || (d->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		snprintf(err, errlen, "eventnet_dir %s: %s", dir, strerror(errno));
 		goto fail;
 	}

@@ -17,6 +17,7 @@
 
 #include "../../daemon/log.h"
 #include "queue_int.h"
+#include "../../common/mkdirp.h"
 
 struct ql_topic *qt_find(struct queue *q, const char *name)
 {
@@ -110,21 +111,6 @@ void qt_free_all(struct queue *q)
 	q->ntopics = 0;
 }
 
-static int mkdir_p(const char *path)
-{
-	char buf[256];
-	snprintf(buf, sizeof buf, "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return mkdir(buf, 0755) != 0 && errno != EEXIST ? -errno : 0;
-}
-
 static void disable(struct queue *q, const char *what, int err)
 {
 	snprintf(q->why, sizeof q->why, "%s %s: %s", what, q->set.dir, strerror(err));
@@ -135,7 +121,7 @@ static void disable(struct queue *q, const char *what, int err)
 void qt_open_dir(struct queue *q, bool create)
 {
 	int rc;
-	if (create && (rc = mkdir_p(q->set.dir)) != 0)
+	if (create && (rc = mkdirp(q->set.dir)) != 0)
 		return disable(q, "cannot create", -rc);
 	char path[300];
 	snprintf(path, sizeof path, "%s/LOCK", q->set.dir);
