@@ -7,21 +7,11 @@
 
 #include <string.h>
 
+#include "frame.h"
+
 static int dec(const char *s, size_t n, uint64_t max, uint64_t *out)
 {
-	if (n == 0 || n > 20)
-		return -1;
-	uint64_t v = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		unsigned d = (unsigned)(s[i] - '0');
-		if (v > (max - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
+	return frame_dec((const uint8_t *)s, n, max, out);
 }
 
 uint64_t evc_get(const struct evc *v, uint16_t node)

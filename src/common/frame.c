@@ -205,9 +205,8 @@ void frame_unquote(const uint8_t **sp, size_t *np)
 	*np = n;
 }
 
-int frame_u64(const uint8_t *s, size_t n, uint64_t *out)
+int frame_dec(const uint8_t *s, size_t n, uint64_t max, uint64_t *out)
 {
-	frame_unquote(&s, &n);
 	if (n == 0 || n > 20)
 		return -1;
 	uint64_t v = 0;
@@ -215,10 +214,16 @@ int frame_u64(const uint8_t *s, size_t n, uint64_t *out)
 		if (s[i] < '0' || s[i] > '9')
 			return -1;
 		uint64_t d = (uint64_t)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
+		if (d > max || v > (max - d) / 10)
 			return -1;
 		v = v * 10 + d;
 	}
 	*out = v;
 	return 0;
+}
+
+int frame_u64(const uint8_t *s, size_t n, uint64_t *out)
+{
+	frame_unquote(&s, &n);
+	return frame_dec(s, n, UINT64_MAX, out);
 }

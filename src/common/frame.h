@@ -71,6 +71,10 @@ int frame_tokens(const uint8_t *line, size_t len, const uint8_t **tok, size_t *t
  * quotes (the notes' clients quoted ids and numbers). */
 void frame_unquote(const uint8_t **s, size_t *n);
 
+/* Parses [s, s + n) as a decimal of 1-20 digits, no sign or blanks, at
+ * most max.  Returns 0 or -1 (empty, non-digit, over max). */
+int frame_dec(const uint8_t *s, size_t n, uint64_t max, uint64_t *out);
+
 /* Parses a decimal unsigned integer token (optional double quotes).
  * Returns 0 or -1 (empty, non-digit, overflow). */
 int frame_u64(const uint8_t *s, size_t n, uint64_t *out);

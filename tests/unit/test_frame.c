@@ -132,6 +132,13 @@ static void tokens_and_numbers(void **state)
 	assert_int_equal(frame_u64((const uint8_t *)"-1", 2, &v), -1);
 	assert_int_equal(frame_u64((const uint8_t *)"", 0, &v), -1);
 	assert_int_equal(frame_u64((const uint8_t *)"12a", 3, &v), -1);
+	/* frame_dec: a bound, no quotes */
+	assert_int_equal(frame_dec((const uint8_t *)"65535", 5, 65535, &v), 0);
+	assert_int_equal(v, 65535);
+	assert_int_equal(frame_dec((const uint8_t *)"65536", 5, 65535, &v), -1);
+	assert_int_equal(frame_dec((const uint8_t *)"7", 1, 5, &v), -1);
+	assert_int_equal(frame_dec((const uint8_t *)"5", 1, 5, &v), 0);
+	assert_int_equal(frame_dec((const uint8_t *)"\"4\"", 3, 9, &v), -1);
 }
 
 static void swallow(void **state)
