@@ -143,8 +143,11 @@ static uint64_t mono_ms(void)
 }
 
 #define QC_TOUCH_MAX 64
-/* rounds of one batch in a row before a loop runs a round itself */
+/* rounds of one batch in a row before a loop runs a round itself, and
+ * the most payload it writes so (a pipelined burst of larger pushes
+ * would hold the loop for longer than one small sync) */
 #define QC_LONE_ROUNDS 4
+#define QC_INLINE_BYTES (64u << 10)
 
 struct touched {
 	struct ql_topic *t[QC_TOUCH_MAX];
@@ -470,15 +473,15 @@ static void finish_round(struct queue *q, struct qc_round *r)
  * round is numbered under pmu, acknowledged in log order).  The loop
  * waits for that one sync; pushes from other connections meanwhile form
  * the next round, with more than one batch, which goes to the writers as
- * before (and stops the lone rounds).  Topic creation and retention stay
- * on the writers. */
+ * before (and stops the lone rounds).  Topic creation, retention and
+ * batches over QC_INLINE_BYTES stay on the writers. */
 static bool inline_ok(struct queue *q)
 {
 	struct q_batch *b = q->whead;
 	if (!b || b->next || !q->widle[0] || !q->widle[1] || q->wsignalled || q->inline_busy ||
 	    q->wstop || atomic_load(&q->lone_rounds) < QC_LONE_ROUNDS ||
 	    atomic_load(&q->state) != Q_READY || mono_ms() >= q->next_retain || b->direct ||
-	    b->route_fn)
+	    b->route_fn || b->bytes > QC_INLINE_BYTES)
 		return false;
 	for (int i = 0; i < b->n; i++)
 		if (!b->recs[i].err && !qt_find(q, b->recs[i].topic))
