@@ -10,6 +10,11 @@
 # scratch directory, same file system).
 # Rows: 1 and 16 producers x 128 B and 4 KiB; each producer has one push
 # outstanding (closed loop: push, wait for the acknowledgement, push).
+# The 16 producers are 16 connections driven by one client thread with
+# epoll (bench_queue.c), for both servers: 16 blocking client threads
+# cost the client 16-23 us of CPU per push on 2 cores, as much as the
+# server, against 11-14 us for the loop (BENCH_QUEUE_CLIENT=threads
+# brings the threads back).
 # BENCH_REPS pairs of back-to-back runs, alternating which server goes
 # first; the ratio is taken within each pair and the median reported
 # with its range, and each server's CPU time per acknowledged push
@@ -38,7 +43,7 @@ command -v redis-server >/dev/null || { echo "redis-server not installed (script
 
 # only the queue listens (the other services' ports are off): on a shared
 # machine their ports, some in the ephemeral range, are often taken
-OFF=1400
+OFF=${BENCH_QUEUE_OFFSET:-1400}
 while ! port_free $((60000 + OFF)); do OFF=$((OFF + 1)); done
 QP=$((60000 + OFF))
 cat >"$W/virgo_cloud.conf" <<CONF
@@ -88,7 +93,8 @@ runc() {
 {
 	echo "## queue: durable push vs Redis (appendonly yes, appendfsync always)"
 	echo
-	echo "Each producer pushes one record at a time and waits for its acknowledgement"
+	echo "Each producer pushes one record at a time and waits for its acknowledgement;"
+	echo "${BENCH_QUEUE_CLIENT:-loop}: the 16 producers' connections are driven by $([ "${BENCH_QUEUE_CLIENT:-loop}" = threads ] && echo "a blocking thread each" || echo "one client thread (epoll)")"
 	echo "(virgod: \`push\`, acknowledged after fdatasync with group commit; Redis:"
 	echo "\`XADD\`, acknowledged after its AOF fsync).  Both logs in $(df -P "$W" | awk 'NR == 2 {print $1}')"
 	echo "($(df -PT "$W" | awk 'NR == 2 {print $2}')); $REPS back-to-back pairs of ${SECS} s runs, median (range) of"

@@ -4,7 +4,8 @@
  * Lamport clock surviving a restart, consumer-group redelivery (a member that dies without
  * acking, a passed ack deadline) and committed offsets surviving a
  * restart, group commit (16 producers share fdatasyncs), kill -9 during
- * a burst of 16 producers (every acknowledged
+ * a burst of 16 producers and during a lone producer's pushes (which the
+ * event loop commits itself) joined by 15 more (every acknowledged
  * request present exactly once, in order per producer), a flipped byte
  * mid-segment detected and the rest served, retention deleting whole
  * segments, and a subscriber that never reads not growing the node.
@@ -482,6 +483,8 @@ static void group_redelivery(void **state)
 #define PRODUCERS 16
 #define PER_MAX 4000
 
+static const char *burst_topic = "burst"; /* the producers push to it */
+
 struct producer {
 	int id;
 	pthread_t th;
@@ -501,7 +504,7 @@ static void *producer_main(void *arg)
 		char payload[64];
 		int n = snprintf(payload, sizeof payload, "p%02d-%06d-xxxxxxxxxxxxxxxxxxxxxxxx", p->id, seq);
 		char req[160];
-		int rl = snprintf(req, sizeof req, "push burst %d\r\n%s\r\n", n, payload);
+		int rl = snprintf(req, sizeof req, "push %s %d\r\n%s\r\n", burst_topic, n, payload);
 		if (th_send(fd, req, (size_t)rl) != 0)
 			break;
 		/* wait for this push's reply line */
@@ -515,7 +518,9 @@ static void *producer_main(void *arg)
 				goto out;
 			have += (size_t)r;
 		}
-		if (strncmp(buf, "OK burst ", 9) != 0)
+		char ok[32];
+		int okl = snprintf(ok, sizeof ok, "OK %s ", burst_topic);
+		if (strncmp(buf, ok, (size_t)okl) != 0)
 			goto out;
 		__atomic_store_n(&p->acked, seq + 1, __ATOMIC_RELAXED);
 		size_t used = (size_t)(nl - buf) + 1;
@@ -552,26 +557,42 @@ static void burst_record(struct msg *m, void *arg)
 	bc->count[id]++;
 }
 
-static void kill9_during_burst(void **state)
+static int acked_total(struct producer *ps, int n)
 {
-	(void)state;
+	int total = 0;
+	for (int i = 0; i < n; i++)
+		total += __atomic_load_n(&ps[i].acked, __ATOMIC_RELAXED);
+	return total;
+}
+
+/* Waits (10 s at most) until the first n producers have `want` acks. */
+static void wait_acked(struct producer *ps, int n, int want)
+{
+	int64_t deadline = th_now_ms() + 10000;
+	while (acked_total(ps, n) < want && th_now_ms() <= deadline) {
+		struct timespec ts = {0, 5 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Producers 0..lone-1 run alone until `lone_acks` pushes are
+ * acknowledged, then the rest join; kill -9 once `total_acks` are in;
+ * after the restart every acknowledged push of topic `burst` is in the
+ * log exactly once, in order per producer. */
+static void kill9_check(int lone, int lone_acks, int total_acks)
+{
 	static struct producer ps[PRODUCERS];
 	for (int i = 0; i < PRODUCERS; i++) {
 		ps[i].id = i;
 		ps[i].acked = 0;
+	}
+	for (int i = 0; i < lone; i++)
 		assert_int_equal(pthread_create(&ps[i].th, NULL, producer_main, &ps[i]), 0);
-	}
+	wait_acked(ps, lone, lone_acks);
+	for (int i = lone; i < PRODUCERS; i++)
+		assert_int_equal(pthread_create(&ps[i].th, NULL, producer_main, &ps[i]), 0);
 	/* let the burst run until a good number are acknowledged */
-	int64_t deadline = th_now_ms() + 10000;
-	for (;;) {
-		int total = 0;
-		for (int i = 0; i < PRODUCERS; i++)
-			total += __atomic_load_n(&ps[i].acked, __ATOMIC_RELAXED);
-		if (total >= 1500 || th_now_ms() > deadline)
-			break;
-		struct timespec ts = {0, 5 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
+	wait_acked(ps, PRODUCERS, total_acks);
 	th_node_signal(&cl, 0, SIGKILL);
 	int acked[PRODUCERS], total = 0;
 	for (int i = 0; i < PRODUCERS; i++) {
@@ -579,12 +600,13 @@ static void kill9_during_burst(void **state)
 		acked[i] = ps[i].acked;
 		total += acked[i];
 	}
-	print_message("acknowledged before kill -9: %d\n", total);
+	print_message("acknowledged before kill -9: %d (%d by the first %d alone)\n", total,
+		      lone_acks, lone);
 	assert_true(total >= 100);
 	assert_int_equal(th_node_start(&cl, 0), 0);
 	static struct burst_check bc;
 	memset(&bc, 0, sizeof bc);
-	read_topic("burst", 0, burst_record, &bc);
+	read_topic(burst_topic, 0, burst_record, &bc);
 	assert_false(bc.bad);
 	for (int i = 0; i < PRODUCERS; i++) {
 		/* every acknowledged one is there; at most the one in
@@ -592,6 +614,24 @@ static void kill9_during_burst(void **state)
 		if (bc.count[i] < acked[i] || bc.count[i] > acked[i] + 1)
 			fail_msg("producer %d: %d acked, %d in the log", i, acked[i], bc.count[i]);
 	}
+}
+
+static void kill9_during_burst(void **state)
+{
+	(void)state;
+	kill9_check(PRODUCERS, 0, 1500);
+}
+
+/* A lone producer's rounds are run by the event loop itself
+ * (queue_commit.c); then 15 more producers join, so rounds go back to
+ * the writer threads while the loop may still be running one, and
+ * kill -9 hits the mix: the same guarantees (on a topic of its own). */
+static void kill9_lone_producer_then_burst(void **state)
+{
+	(void)state;
+	burst_topic = "lone";
+	kill9_check(1, 400, 1500);
+	burst_topic = "burst";
 }
 
 static void flipped_byte_detected(void **state)
@@ -1227,6 +1267,7 @@ int main(void)
 		cmocka_unit_test(group_commit_shares_fdatasync),
 		cmocka_unit_test(pipelined_batch_acks),
 		cmocka_unit_test(kill9_during_burst),
+		cmocka_unit_test(kill9_lone_producer_then_burst),
 		cmocka_unit_test(flipped_byte_detected),
 		cmocka_unit_test(retention_whole_segments),
 		cmocka_unit_test(slow_subscriber_bounded),

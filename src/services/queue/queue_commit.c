@@ -43,6 +43,39 @@ void qc_batch_free(struct q_batch *b)
 	free(b);
 }
 
+/* Under wmu: which always-writer to wake for newly queued batches, or -1
+ * (none idle, or one already woken that has not yet taken the queue:
+ * it will take these too).  A busy writer looks at the queue before it
+ * waits again, so nothing queued is left unseen. */
+static int pick_writer(struct queue *q)
+{
+	if (q->wsignalled)
+		return -1;
+	for (int i = 0; i < 2; i++)
+		if (q->widle[i]) {
+			q->widle[i] = false;
+			q->wsignalled = true;
+			return i;
+		}
+	return -1;
+}
+
+/* Wakes whoever takes the queued batches; called with wmu held, returns
+ * with it released (the signal goes after the unlock, so the woken
+ * writer does not then wait for the mutex). */
+static void wake_unlock(struct queue *q)
+{
+	if (q->interval_ms) {
+		pthread_cond_signal(&q->wcond);
+		pthread_mutex_unlock(&q->wmu);
+		return;
+	}
+	int w = pick_writer(q);
+	pthread_mutex_unlock(&q->wmu);
+	if (w >= 0)
+		pthread_cond_signal(&q->wcv[w]);
+}
+
 static void enqueue(struct queue *q, struct q_batch *b, bool wake)
 {
 	b->next = NULL;
@@ -53,14 +86,17 @@ static void enqueue(struct queue *q, struct q_batch *b, bool wake)
 		q->whead = b;
 	q->wtail = b;
 	if (wake)
-		pthread_cond_signal(&q->wcond);
-	pthread_mutex_unlock(&q->wmu);
+		wake_unlock(q);
+	else
+		pthread_mutex_unlock(&q->wmu);
 }
 
 void qc_submit(struct queue *q, struct q_batch *b)
 {
 	enqueue(q, b, true);
 }
+
+static bool run_inline(struct queue *q);
 
 /* One wake per pass of an event loop: set while its kick is scheduled
  * (each loop is one thread). */
@@ -72,9 +108,10 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct queue *q = arg;
 	kick_pending = false;
+	if (q->interval_ms == 0 && run_inline(q))
+		return;
 	pthread_mutex_lock(&q->wmu);
-	pthread_cond_signal(&q->wcond);
-	pthread_mutex_unlock(&q->wmu);
+	wake_unlock(q);
 }
 
 void qc_submit_loop(struct queue *q, struct q_batch *b, struct event_base *base)
@@ -106,6 +143,11 @@ static uint64_t mono_ms(void)
 }
 
 #define QC_TOUCH_MAX 64
+/* rounds of one batch in a row before a loop runs a round itself, and
+ * the most payload it writes so (a pipelined burst of larger pushes
+ * would hold the loop for longer than one small sync) */
+#define QC_LONE_ROUNDS 4
+#define QC_INLINE_BYTES (64u << 10)
 
 struct touched {
 	struct ql_topic *t[QC_TOUCH_MAX];
@@ -328,7 +370,7 @@ static void *writer_main(void *arg)
  * first, and a failed write fails that topic's later rounds too
  * (ql_stage_finish).  Recovery cuts a later round written after an
  * earlier one that was not (queue_log.c). */
-struct round {
+struct qc_round {
 	struct q_batch *list;
 	struct touched tt;
 	struct ql_stage st[QC_TOUCH_MAX]; /* their buffers are the thread's */
@@ -366,7 +408,7 @@ static void commit_now(struct queue *q, struct q_batch *list, struct touched *tt
 	commit_round(q, list, tt, rec_topic);
 }
 
-static void stage_round(struct queue *q, struct round *r)
+static void stage_round(struct queue *q, struct qc_round *r)
 {
 	int nrec = 0;
 	for (struct q_batch *b = r->list; b; b = b->next)
@@ -381,7 +423,7 @@ static void stage_round(struct queue *q, struct round *r)
 
 int (*qc_test_hook)(uint64_t seq, bool written);
 
-static void write_round(struct round *r)
+static void write_round(struct qc_round *r)
 {
 	if (qc_test_hook && qc_test_hook(r->seq, false))
 		for (int i = 0; i < r->tt.n; i++)
@@ -394,7 +436,7 @@ static void write_round(struct round *r)
 }
 
 /* In log order. */
-static void finish_round(struct queue *q, struct round *r)
+static void finish_round(struct queue *q, struct qc_round *r)
 {
 	int bad[QC_TOUCH_MAX] = {0};
 	for (int i = 0; i < r->tt.n; i++) {
@@ -404,42 +446,134 @@ static void finish_round(struct queue *q, struct round *r)
 	}
 	if (r->tt.n)
 		q->syncs++;
+	int nb = 0;
+	for (struct q_batch *b = r->list; b && nb < 2; b = b->next)
+		nb++;
+	if (nb == 1) {
+		if (atomic_load(&q->lone_rounds) < QC_LONE_ROUNDS)
+			atomic_fetch_add(&q->lone_rounds, 1);
+	} else {
+		atomic_store(&q->lone_rounds, 0);
+	}
 	mark_failed(r->list, &r->tt, bad, r->rec_topic);
 	free(r->rec_topic);
 	r->rec_topic = NULL;
 	answer(q, r->list);
 }
 
+/* ---- a lone producer: the loop runs the round itself ---------------------
+ * With one producer (one batch per round, QC_LONE_ROUNDS rounds in a
+ * row), handing each push to a writer and its acknowledgement back costs
+ * two cross-thread wake-ups per push, each about 20 us of latency and 10
+ * us of CPU on a virtual machine (bench/suite_queue.sh, README): more
+ * than the rest of the push.  So when an event loop's pass queued exactly
+ * one batch, both writers are idle (no round in flight) and every topic
+ * of the batch exists, the loop stages, writes and syncs that round
+ * itself, as Redis does every command; the writers' rules still hold (the
+ * round is numbered under pmu, acknowledged in log order).  The loop
+ * waits for that one sync; pushes from other connections meanwhile form
+ * the next round, with more than one batch, which goes to the writers as
+ * before (and stops the lone rounds).  Topic creation, retention and
+ * batches over QC_INLINE_BYTES stay on the writers. */
+static bool inline_ok(struct queue *q)
+{
+	struct q_batch *b = q->whead;
+	if (!b || b->next || !q->widle[0] || !q->widle[1] || q->wsignalled || q->inline_busy ||
+	    q->wstop || atomic_load(&q->lone_rounds) < QC_LONE_ROUNDS ||
+	    atomic_load(&q->state) != Q_READY || mono_ms() >= q->next_retain || b->direct ||
+	    b->route_fn || b->bytes > QC_INLINE_BYTES)
+		return false;
+	for (int i = 0; i < b->n; i++)
+		if (!b->recs[i].err && !qt_find(q, b->recs[i].topic))
+			return false;
+	return true;
+}
+
+static bool run_inline(struct queue *q)
+{
+	pthread_mutex_lock(&q->wmu);
+	if (!inline_ok(q)) {
+		pthread_mutex_unlock(&q->wmu);
+		return false;
+	}
+	struct q_batch *list = q->whead;
+	q->whead = q->wtail = NULL;
+	q->inline_busy = true;
+	pthread_mutex_unlock(&q->wmu);
+	struct qc_round *r = q->iround;
+	pthread_mutex_lock(&q->pmu);
+	r->list = list;
+	r->seq = ++q->stage_seq;
+	stage_round(q, r);
+	pthread_mutex_unlock(&q->pmu);
+	write_round(r);
+	wait_turn(q, r->seq);
+	finish_round(q, r); /* posts the acknowledgement to this loop */
+	end_turn(q, r->seq);
+	pthread_mutex_lock(&q->wmu);
+	q->inline_busy = false;
+	/* batches queued meanwhile were submitted with both writers idle,
+	 * so one was woken; this is in case none was */
+	if (q->whead)
+		wake_unlock(q);
+	else
+		pthread_mutex_unlock(&q->wmu);
+	return true;
+}
+
+/* Under wmu: waits (as writer me) until batches are queued, the writers
+ * stop or retention is due. */
+static void wait_work(struct queue *q, int me)
+{
+	while (!q->whead && !q->wstop) {
+		uint64_t now = mono_ms();
+		if (now >= q->next_retain)
+			break;
+		struct timespec ts;
+		abstime_after_ms(CLOCK_MONOTONIC, (int)(q->next_retain - now), &ts);
+		/* nothing queued: whoever was woken for earlier batches
+		 * has taken them (it may not have run yet), so the next
+		 * batch must wake a writer again */
+		q->wsignalled = false;
+		q->widle[me] = true;
+		pthread_cond_timedwait(&q->wcv[me], &q->wmu, &ts);
+		q->widle[me] = false;
+	}
+}
+
 static void *overlap_main(void *arg)
 {
 	struct queue *q = arg;
-	struct round r;
+	/* this writer's own condition to wait on when idle */
+	pthread_mutex_lock(&q->wmu);
+	int me = q->wstarted++;
+	pthread_mutex_unlock(&q->wmu);
+	struct qc_round r;
 	memset(&r, 0, sizeof r);
 	for (;;) {
+		pthread_mutex_lock(&q->wmu);
+		wait_work(q, me);
+		pthread_mutex_unlock(&q->wmu);
+		/* the rounds are taken and staged in log order, one at a
+		 * time; the other writer may be syncing meanwhile */
 		pthread_mutex_lock(&q->pmu);
 		pthread_mutex_lock(&q->wmu);
-		while (!q->whead && !q->wstop) {
-			uint64_t now = mono_ms();
-			if (now >= q->next_retain)
-				break;
-			struct timespec ts;
-			abstime_after_ms(CLOCK_MONOTONIC, (int)(q->next_retain - now), &ts);
-			pthread_cond_timedwait(&q->wcond, &q->wmu, &ts);
-		}
 		struct q_batch *list = q->whead;
 		q->whead = q->wtail = NULL;
+		q->wsignalled = false;
 		bool stop = q->wstop;
+		uint64_t now = mono_ms();
+		bool retain = now >= q->next_retain;
+		if (retain)
+			q->next_retain = now + 1000;
 		pthread_mutex_unlock(&q->wmu);
 		if (list) {
 			r.list = list;
 			r.seq = ++q->stage_seq;
 			stage_round(q, &r);
 		}
-		uint64_t now = mono_ms();
-		if (now >= q->next_retain) {
+		if (retain)
 			retain_all(q);
-			q->next_retain = now + 1000;
-		}
 		pthread_mutex_unlock(&q->pmu);
 		if (!list) {
 			if (stop)
@@ -462,7 +596,17 @@ int qc_start(struct queue *q)
 		pthread_mutex_init(&q->pmu, NULL);
 		pthread_mutex_init(&q->omu, NULL);
 		pthread_cond_init(&q->ocond, NULL);
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		for (int i = 0; i < 2; i++)
+			pthread_cond_init(&q->wcv[i], &ca);
+		pthread_condattr_destroy(&ca);
+		q->wstarted = 0;
 		q->next_retain = mono_ms() + 1000;
+		q->iround = calloc(1, sizeof *q->iround);
+		if (!q->iround)
+			return -ENOMEM;
 		int rc = pthread_create(&q->writer, NULL, overlap_main, q);
 		if (rc)
 			return -rc;
@@ -490,6 +634,9 @@ void qc_stop(struct queue *q)
 	pthread_mutex_lock(&q->wmu);
 	q->wstop = true;
 	pthread_cond_broadcast(&q->wcond);
+	if (q->interval_ms == 0)
+		for (int i = 0; i < 2; i++)
+			pthread_cond_signal(&q->wcv[i]);
 	pthread_mutex_unlock(&q->wmu);
 	pthread_join(q->writer, NULL);
 	q->writer_started = false;
@@ -501,5 +648,12 @@ void qc_stop(struct queue *q)
 		pthread_mutex_destroy(&q->pmu);
 		pthread_mutex_destroy(&q->omu);
 		pthread_cond_destroy(&q->ocond);
+		for (int i = 0; i < 2; i++)
+			pthread_cond_destroy(&q->wcv[i]);
+		if (q->iround)
+			for (int i = 0; i < QC_TOUCH_MAX; i++)
+				free(q->iround->st[i].buf);
+		free(q->iround);
+		q->iround = NULL;
 	}
 }

@@ -59,7 +59,20 @@ struct queue {
 	 * appends, omu/ocond their completions (done_seq) */
 	pthread_mutex_t pmu, omu;
 	pthread_cond_t ocond;
-	uint64_t stage_seq, done_seq, next_retain;
+	uint64_t stage_seq, done_seq, next_retain; /* next_retain: under wmu */
+	/* each always-writer waits on its own condition when idle (under
+	 * wmu): a submit wakes one idle writer, and none while one it woke
+	 * has not yet taken the queue (wsignalled), so the second writer
+	 * runs only when batches arrive while the first is syncing */
+	pthread_cond_t wcv[2];
+	bool widle[2], wsignalled;
+	int wstarted; /* writers started so far: each one's index */
+	/* a lone producer's round run by its event loop (queue_commit.c):
+	 * rounds in a row that held one batch, the round's state, and
+	 * whether a loop is running it (under wmu) */
+	_Atomic int lone_rounds;
+	struct qc_round *iround;
+	bool inline_busy;
 	uint64_t lamport; /* the node's Lamport clock (writer thread) */
 	uint64_t syncs, appended; /* counters (stat) */
 
