@@ -171,6 +171,9 @@ void vfs_cache_created(const char *path, int64_t pre_ns, int64_t post_ns)
 	pthread_mutex_lock(&lock);
 	struct entry *e = parent_locked(path);
 	if (e && e->complete) {
+		/* confirmed, or renewed after a lapse: nobody else changed
+		 * the directory since its ctime was last seen, so every name
+		 * in it still has an entry here */
 		if (pre_ns >= 0 && post_ns >= 0 && pre_ns == e->dctime && e->cgen == gen) {
 			e->dctime = post_ns;
 			e->complete_until = now_s() + negative_timeout_s;
@@ -215,8 +218,12 @@ bool vfs_cache_absent(const char *path)
 	struct entry *d = parent_locked(path);
 	bool absent = d && d->complete && d->cgen == gen && now < d->complete_until &&
 		      !*slot(path, strlen(path));
-	if (d && d->complete && (d->cgen != gen || now >= d->complete_until))
-		d->complete = false; /* lapsed: only a new mkdir makes it known again */
+	/* past complete_until it has lapsed: lookups go to the node, and
+	 * this mount's next create there renews it if its reply shows the
+	 * directory unchanged since (vfs_cache_created); a move under it
+	 * ends it for good */
+	if (d && d->complete && d->cgen != gen)
+		d->complete = false;
 	pthread_mutex_unlock(&lock);
 	return absent;
 }

@@ -10,10 +10,12 @@
  * own creates, each of whose replies showed the directory's ctime just
  * before the create equal to the one seen last (nobody else changed it
  * in between); every name in it then has an entry here.  That knowledge
- * lasts the negative timeout from its last confirmation, and any other
- * change made here (rename into it, symlink, a failed create or
- * removal, a listing showing a name it has no entry for) ends it at
- * once.  So a name made in such a directory by another client is found
+ * answers lookups for the negative timeout from its last confirmation;
+ * after that it has lapsed (lookups there go to the node) until a
+ * create here shows the directory's ctime still the one seen last,
+ * which renews it.  Any other change made here (rename into it,
+ * symlink, a failed create or removal, a listing showing a name it has
+ * no entry for) ends it at once.  So a name made in such a directory by another client is found
  * here within the negative timeout (virgofs: 1 s, -o negative_timeout=),
  * or at once after this mount's next create or listing there.  Thread-safe; bounded (emptied
  * when full, which only costs round trips).  Paths are the mount's

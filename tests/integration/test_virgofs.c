@@ -530,13 +530,56 @@ static void negative_lookups(void **state)
 		assert_int_equal(stat(p, &st), 0);
 		assert_int_equal(st.st_size, 4);
 	}
+	/* a second without a create there: the knowledge lapses (a lookup
+	 * of a missing name asks the node again), and the next create,
+	 * whose reply shows the directory unchanged since, renews it */
+	struct stat st;
+	int64_t t2 = th_now_ms();
+	long asked = 0;
+	for (int i = 0; !asked && th_now_ms() < t2 + 10000; i++) {
+		snprintf(p, sizeof p, "%s/missing%d", d, i); /* a new name: the kernel never saw it */
+		long x = node_ops(0);
+		assert_int_equal(stat(p, &st), -1);
+		asked = node_ops(0) - x - (b - a);
+		if (!asked)
+			usleep(50000);
+	}
+	assert_true(asked > 0);
+	snprintf(p, sizeof p, "%s/renew", d);
+	create_file(p, "four");
+	long b2 = node_ops(0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(p, sizeof p, "%s/g%02d", d, i);
+		create_file(p, "four");
+	}
+	long c2 = node_ops(0);
+	fprintf(stderr, "node requests for 20 small files after a renewal: %ld\n",
+		c2 - b2 - (b - a));
+	assert_true(c2 - b2 - (b - a) <= 20 * 3 + 2);
+	/* lapsed, then a name made elsewhere: the next create here shows
+	 * the directory changed, so the name is found */
+	t2 = th_now_ms();
+	asked = 0;
+	for (int i = 0; !asked && th_now_ms() < t2 + 10000; i++) {
+		snprintf(p, sizeof p, "%s/absent%d", d, i);
+		long x = node_ops(0);
+		assert_int_equal(stat(p, &st), -1);
+		asked = node_ops(0) - x - (b - a);
+		if (!asked)
+			usleep(50000);
+	}
+	assert_int_equal(sh("echo other > %s/neg/o0", exp_dir[0]), 0);
+	snprintf(p, sizeof p, "%s/after-lapse", d);
+	create_file(p, "x");
+	snprintf(p, sizeof p, "%s/o0", d);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 6);
 	/* made elsewhere: an exclusive create of it fails, and the mount
 	 * knows it from then on */
 	assert_int_equal(sh("echo other > %s/neg/o1", exp_dir[0]), 0);
 	snprintf(p, sizeof p, "%s/o1", d);
 	assert_int_equal(open(p, O_WRONLY | O_CREAT | O_EXCL, 0644), -1);
 	assert_int_equal(errno, EEXIST);
-	struct stat st;
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_size, 6);
 	/* made elsewhere, then a create here: its reply shows the directory
