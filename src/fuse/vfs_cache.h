@@ -61,8 +61,10 @@ void vfs_cache_parent_unknown(const char *path);
 /* A listing of path's directory showed path: if this cache has no
  * entry for it, the directory is no longer known completely. */
 void vfs_cache_listed(const char *path);
-/* Is dir known completely (so a listing of it must vfs_cache_listed)? */
-bool vfs_cache_complete(const char *dir);
+/* A listing page of dir showed entries d[0..n): each is put (as
+ * vfs_cache_put, answer true) and listed (as vfs_cache_listed), under
+ * one lock and with the hash of "dir/" computed once. */
+void vfs_cache_listing(const char *dir, const struct virgo_direntplus *d, size_t n);
 /* path is known not to exist (its directory is known completely and has
  * no such name): a lookup may say ENOENT without the node. */
 bool vfs_cache_absent(const char *path);

@@ -57,7 +57,9 @@
 #define VFS_SPLICE_MIN (64u << 10) /* smaller writes: copied, one syscall fewer */
 #define VFS_CACHE_S 30.0 /* attribute and entry cache, seconds (NFS: 3 to 60) */
 #define VFS_NEGATIVE_S 1.0 /* "no such file" cached at most this long (vfs_cache.h) */
-#define VFS_RD_PAGE 4096 /* entries per listing page (the most a node gives) */
+/* entries per listing page: the most a node gives (a first page of 512,
+ * so the node would start on the second sooner, measured no faster) */
+#define VFS_RD_PAGE 4096
 
 /* The FUSE request size (max_write; reads follow it, as libfuse derives
  * max_pages from it): VFS_IO_MAX where libfuse can splice a request that
@@ -414,7 +416,6 @@ static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
 	rd_page_fetch(&cur);
 	if (cur.rc == -EINVAL)
 		return readdir_plain(path, r, buf, filler);
-	char child[8192];
 	struct virgo_direntplus *d = NULL; /* the entries of the page at hand */
 	size_t dcap = 0;
 	int rc = cur.rc;
@@ -439,13 +440,9 @@ static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
 		 * for readdirplus: the kernel asks for the first chunk of a
 		 * listing "plus" and for the rest plainly (libfuse serves both
 		 * from this one call), and looks those entries up after. */
-		bool complete = vfs_cache_complete(path);
+		if (n > 0)
+			vfs_cache_listing(path, d, (size_t)n);
 		for (long i = 0; i < n; i++) {
-			if (child_path(path, d[i].name, child, sizeof child)) {
-				if (complete)
-					vfs_cache_listed(child);
-				vfs_cache_put(child, &d[i].st, true);
-			}
 			struct stat st;
 			to_stat(&d[i].st, &st);
 			filler(buf, d[i].name, &st, 0, fill);
