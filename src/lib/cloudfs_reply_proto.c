@@ -1,8 +1,8 @@
 /*
  * cloudfs_reply_proto.c - the stat fields and readdir pages of a cloudfs
  * node's replies (cloudfs_reply_proto.h).  A listing of 10,000 entries is
- * 10,000 lines of 12 fields each, so this walks the page once with a
- * hand-rolled number parser (no strtok_r, strtoull or sscanf, nothing
+ * 10,000 lines of 12 fields each, so this walks the page once, numbers
+ * read by frame_dec (no strtok_r, strtoull or sscanf, nothing
  * allocated): the page's text is read where it lies and each entry is
  * written straight into the caller's array.
  */
@@ -11,29 +11,49 @@
 #include <errno.h>
 #include <string.h>
 
+#include "../common/frame.h" /* frame_dec */
 #include "../common/pathcodec.h"
 
-/* Digits of base (8 or 10) from *p up to end into *v: at least one, no
- * overflow.  0 and *p past them, or -1. */
-static int num_u64(const char **p, const char *end, unsigned base, uint64_t *v)
+/* The length of the token at p: up to the next space or end. */
+static size_t tok_len(const char *p, const char *end)
 {
-	const char *q = *p;
-	uint64_t x = 0;
-	while (q < end && *q >= '0' && *q < (char)('0' + base)) {
-		unsigned d = (unsigned)(*q - '0');
-		if (x > (UINT64_MAX - d) / base)
-			return -1;
-		x = x * base + d;
+	const char *q = p;
+	while (q < end && *q != ' ')
 		q++;
-	}
-	if (q == *p)
+	return (size_t)(q - p);
+}
+
+/* The decimal token at *p, at most max (frame_dec): 0 and *p past it,
+ * or -1. */
+static int num_dec(const char **p, const char *end, uint64_t max, uint64_t *v)
+{
+	size_t n = tok_len(*p, end);
+	if (frame_dec((const uint8_t *)*p, n, max, v) != 0)
 		return -1;
-	*p = q;
+	*p += n;
+	return 0;
+}
+
+/* The octal token at *p (a mode), within 32 bits. */
+static int num_oct(const char **p, const char *end, uint64_t *v)
+{
+	size_t n = tok_len(*p, end);
+	uint64_t x = 0;
+	if (n == 0 || n > 11)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if ((*p)[i] < '0' || (*p)[i] > '7')
+			return -1;
+		x = x * 8 + (uint64_t)((*p)[i] - '0');
+	}
+	if (x > UINT32_MAX)
+		return -1;
+	*p += n;
 	*v = x;
 	return 0;
 }
 
-/* An optional '-' and decimal digits, within int64_t. */
+/* An optional '-' and a decimal token, within int64_t. */
 static int num_i64(const char **p, const char *end, int64_t *v)
 {
 	const char *q = *p;
@@ -41,7 +61,7 @@ static int num_i64(const char **p, const char *end, int64_t *v)
 	uint64_t u;
 	if (neg)
 		q++;
-	if (num_u64(&q, end, 10, &u) != 0 || u > (uint64_t)INT64_MAX)
+	if (num_dec(&q, end, (uint64_t)INT64_MAX, &u) != 0)
 		return -1;
 	*v = neg ? -(int64_t)u : (int64_t)u;
 	*p = q;
@@ -78,8 +98,9 @@ int cloudfs_reply_stat(const char *s, const char *end, struct virgo_stat *st, co
 				return -1;
 			continue;
 		}
-		if (num_u64(&p, end, i == 0 ? 8 : 10, &u[i]) != 0 ||
-		    ((i == 0 || i == 3 || i == 4) && u[i] > UINT32_MAX))
+		bool narrow = i == 3 || i == 4; /* uid, gid: 32 bits */
+		if (i == 0 ? num_oct(&p, end, &u[i]) != 0
+			   : num_dec(&p, end, narrow ? UINT32_MAX : UINT64_MAX, &u[i]) != 0)
 			return -1;
 	}
 	if (p < end && *p != ' ')
@@ -120,10 +141,7 @@ static int name_token(const char *p, const char *end, char *name, size_t cap)
 {
 	if (spaces(&p, end) != 0)
 		return -1;
-	const char *q = p;
-	while (q < end && *q != ' ')
-		q++;
-	size_t n = (size_t)(q - p);
+	size_t n = tok_len(p, end);
 	if (n == 0 || n > 3 * (cap - 1))
 		return -1;
 	return pathcodec_decode((const uint8_t *)p, n, name, cap);
@@ -146,9 +164,9 @@ static int line_plain(const char *p, const char *end, struct virgo_dirent *d)
 	if (spaces(&p, end) != 0 || end - p < 2 || p[1] != ' ')
 		return -1;
 	char type = *p++;
-	if (spaces(&p, end) != 0 || num_u64(&p, end, 8, &mode) != 0 || mode > UINT32_MAX ||
-	    spaces(&p, end) != 0 || num_u64(&p, end, 10, &size) != 0 || spaces(&p, end) != 0 ||
-	    num_i64(&p, end, &mt) != 0 || (p < end && *p != ' '))
+	if (spaces(&p, end) != 0 || num_oct(&p, end, &mode) != 0 || spaces(&p, end) != 0 ||
+	    num_dec(&p, end, UINT64_MAX, &size) != 0 || spaces(&p, end) != 0 ||
+	    num_i64(&p, end, &mt) != 0)
 		return -1;
 	if (name_token(p, end, d->name, sizeof d->name) != 0)
 		return -1;
@@ -177,7 +195,7 @@ long cloudfs_reply_page(const char *text, size_t n, bool plus, void *out, size_t
 		if (starts(l, le, "next ", 5)) {
 			const char *p = l + 5;
 			uint64_t v;
-			*next = num_u64(&p, le, 10, &v) == 0 ? v : 0;
+			*next = num_dec(&p, le, UINT64_MAX, &v) == 0 ? v : 0;
 		} else if (k < max && plus && starts(l, le, "entry ", 6)) {
 			if (line_plus(l + 5, le, &dp[k]) == 0)
 				k++;
@@ -207,7 +225,7 @@ uint64_t cloudfs_reply_next(const char *text, size_t n)
 		if (starts(l, le, "next ", 5)) {
 			const char *p = l + 5;
 			uint64_t v;
-			return num_u64(&p, le, 10, &v) == 0 ? v : 0;
+			return num_dec(&p, le, UINT64_MAX, &v) == 0 ? v : 0;
 		}
 		end = l;
 	}
