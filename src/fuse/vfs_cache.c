@@ -59,12 +59,17 @@ void vfs_cache_set_negative_timeout(double seconds)
 	pthread_mutex_unlock(&lock);
 }
 
+/* FNV-1a of n more bytes after h (2166136261u: none yet) */
+static uint32_t hash_more(uint32_t h, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)s[i]) * 16777619u;
+	return h;
+}
+
 static uint32_t hash_of(const char *path, size_t n)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (uint8_t)path[i]) * 16777619u;
-	return h;
+	return hash_more(2166136261u, path, n);
 }
 
 /* path's place in its chain (*slot NULL: not there); h its hash_of */
@@ -93,11 +98,10 @@ static void clear_locked(void)
 	count = 0;
 }
 
-/* lock held: path's entry, made if missing; NULL without memory. */
-static struct entry *get_locked(const char *path)
+/* lock held: path's entry (n bytes, hash h), made if missing; NULL
+ * without memory.  Making one may empty the table first (full). */
+static struct entry *get_locked_h(const char *path, size_t n, uint32_t h)
 {
-	size_t n = strlen(path);
-	uint32_t h = hash_of(path, n);
 	struct entry **e = slot_h(path, n, h);
 	if (*e)
 		return *e;
@@ -115,6 +119,12 @@ static struct entry *get_locked(const char *path)
 	return d;
 }
 
+static struct entry *get_locked(const char *path)
+{
+	size_t n = strlen(path);
+	return get_locked_h(path, n, hash_of(path, n));
+}
+
 /* The length of path's directory part ("/node1/d/f" -> 8), 0 for "/x". */
 static size_t parent_len(const char *path)
 {
@@ -129,17 +139,51 @@ static struct entry *parent_locked(const char *path)
 	return n ? *slot(path, n) : NULL;
 }
 
-void vfs_cache_put(const char *path, const struct virgo_stat *v, bool answer)
+/* lock held: e (may be NULL) has attributes v now. */
+static void put_locked(struct entry *e, const struct virgo_stat *v, double answer_until)
 {
-	pthread_mutex_lock(&lock);
-	struct entry *e = get_locked(path);
 	if (e) {
 		if (v->type != 'd' || e->st.type != 'd' || e->st.ino != v->ino ||
 		    v->ctime_ns != e->dctime)
 			e->complete = false; /* another directory now, or changed elsewhere */
 		e->st = *v;
-		e->answer_until = answer ? now_s() + timeout_s : 0;
+		e->answer_until = answer_until;
 		e->gen = gen;
+	}
+}
+
+void vfs_cache_put(const char *path, const struct virgo_stat *v, bool answer)
+{
+	double until = answer ? now_s() + timeout_s : 0;
+	pthread_mutex_lock(&lock);
+	put_locked(get_locked(path), v, until);
+	pthread_mutex_unlock(&lock);
+}
+
+void vfs_cache_listing(const char *dir, const struct virgo_direntplus *d, size_t n)
+{
+	char path[8192];
+	size_t dl = strlen(dir);
+	if (dl + 2 > sizeof path)
+		return;
+	memcpy(path, dir, dl);
+	path[dl] = '/';
+	uint32_t h0 = hash_more(2166136261u, path, dl + 1); /* the names' common start */
+	double until = now_s() + timeout_s;
+	pthread_mutex_lock(&lock);
+	struct entry *de = *slot(dir, dl);
+	for (size_t i = 0; i < n; i++) {
+		size_t nl = strlen(d[i].name);
+		if (dl + 1 + nl >= sizeof path)
+			continue;
+		memcpy(path + dl + 1, d[i].name, nl + 1);
+		uint32_t h = hash_more(h0, d[i].name, nl);
+		if (de && de->complete && !*slot_h(path, dl + 1 + nl, h))
+			de->complete = false; /* a name made elsewhere (vfs_cache_listed) */
+		size_t before = count;
+		put_locked(get_locked_h(path, dl + 1 + nl, h), &d[i].st, until);
+		if (count < before)
+			de = NULL; /* emptied when full: dir's entry went too */
 	}
 	pthread_mutex_unlock(&lock);
 }
@@ -171,6 +215,9 @@ void vfs_cache_created(const char *path, int64_t pre_ns, int64_t post_ns)
 	pthread_mutex_lock(&lock);
 	struct entry *e = parent_locked(path);
 	if (e && e->complete) {
+		/* confirmed, or renewed after a lapse: nobody else changed
+		 * the directory since its ctime was last seen, so every name
+		 * in it still has an entry here */
 		if (pre_ns >= 0 && post_ns >= 0 && pre_ns == e->dctime && e->cgen == gen) {
 			e->dctime = post_ns;
 			e->complete_until = now_s() + negative_timeout_s;
@@ -199,15 +246,6 @@ void vfs_cache_listed(const char *path)
 	pthread_mutex_unlock(&lock);
 }
 
-bool vfs_cache_complete(const char *dir)
-{
-	pthread_mutex_lock(&lock);
-	struct entry *d = *slot(dir, strlen(dir));
-	bool complete = d && d->complete;
-	pthread_mutex_unlock(&lock);
-	return complete;
-}
-
 bool vfs_cache_absent(const char *path)
 {
 	double now = now_s();
@@ -215,8 +253,12 @@ bool vfs_cache_absent(const char *path)
 	struct entry *d = parent_locked(path);
 	bool absent = d && d->complete && d->cgen == gen && now < d->complete_until &&
 		      !*slot(path, strlen(path));
-	if (d && d->complete && (d->cgen != gen || now >= d->complete_until))
-		d->complete = false; /* lapsed: only a new mkdir makes it known again */
+	/* past complete_until it has lapsed: lookups go to the node, and
+	 * this mount's next create there renews it if its reply shows the
+	 * directory unchanged since (vfs_cache_created); a move under it
+	 * ends it for good */
+	if (d && d->complete && d->cgen != gen)
+		d->complete = false;
 	pthread_mutex_unlock(&lock);
 	return absent;
 }

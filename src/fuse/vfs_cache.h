@@ -10,10 +10,12 @@
  * own creates, each of whose replies showed the directory's ctime just
  * before the create equal to the one seen last (nobody else changed it
  * in between); every name in it then has an entry here.  That knowledge
- * lasts the negative timeout from its last confirmation, and any other
- * change made here (rename into it, symlink, a failed create or
- * removal, a listing showing a name it has no entry for) ends it at
- * once.  So a name made in such a directory by another client is found
+ * answers lookups for the negative timeout from its last confirmation;
+ * after that it has lapsed (lookups there go to the node) until a
+ * create here shows the directory's ctime still the one seen last,
+ * which renews it.  Any other change made here (rename into it,
+ * symlink, a failed create or removal, a listing showing a name it has
+ * no entry for) ends it at once.  So a name made in such a directory by another client is found
  * here within the negative timeout (virgofs: 1 s, -o negative_timeout=),
  * or at once after this mount's next create or listing there.  Thread-safe; bounded (emptied
  * when full, which only costs round trips).  Paths are the mount's
@@ -59,8 +61,10 @@ void vfs_cache_parent_unknown(const char *path);
 /* A listing of path's directory showed path: if this cache has no
  * entry for it, the directory is no longer known completely. */
 void vfs_cache_listed(const char *path);
-/* Is dir known completely (so a listing of it must vfs_cache_listed)? */
-bool vfs_cache_complete(const char *dir);
+/* A listing page of dir showed entries d[0..n): each is put (as
+ * vfs_cache_put, answer true) and listed (as vfs_cache_listed), under
+ * one lock and with the hash of "dir/" computed once. */
+void vfs_cache_listing(const char *dir, const struct virgo_direntplus *d, size_t n);
 /* path is known not to exist (its directory is known completely and has
  * no such name): a lookup may say ENOENT without the node. */
 bool vfs_cache_absent(const char *path);

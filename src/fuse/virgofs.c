@@ -44,7 +44,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../lib/client.h" /* vfs_pwrite_pipe */
+#include "../lib/client.h" /* vfs_pwrite_pipe, vfs_readdir_text */
+#include "../lib/cloudfs_reply_proto.h"
 #include "virgo.h"
 #include "vfs_cache.h"
 #include "vfs_read.h"
@@ -56,6 +57,9 @@
 #define VFS_SPLICE_MIN (64u << 10) /* smaller writes: copied, one syscall fewer */
 #define VFS_CACHE_S 30.0 /* attribute and entry cache, seconds (NFS: 3 to 60) */
 #define VFS_NEGATIVE_S 1.0 /* "no such file" cached at most this long (vfs_cache.h) */
+/* entries per listing page: the most a node gives (a first page of 512,
+ * so the node would start on the second sooner, measured no faster) */
+#define VFS_RD_PAGE 4096
 
 /* The FUSE request size (max_write; reads follow it, as libfuse derives
  * max_pages from it): VFS_IO_MAX where libfuse can splice a request that
@@ -360,21 +364,24 @@ static int readdir_plain(const char *path, const char *r, void *buf, fuse_fill_d
 	return 0;
 }
 
-/* One listing page fetched on a thread of its own, so the node reads
- * and this mount parses the next page while the current one goes to
- * the cache and to libfuse. */
+/* One listing page's text fetched on a thread of its own: its reply
+ * ends with the cursor of the page after it, so that page is asked for
+ * (on another thread) before this one is parsed, and the node reads the
+ * directory while this mount parses, caches and hands the entries to
+ * libfuse. */
 struct rd_page {
 	const char *remote;
 	uint64_t cursor; /* in: where the page starts; out: the next one's */
-	struct virgo_direntplus *d;
-	size_t n;
+	char *text; /* the page's lines (cloudfs_reply_page), malloc'd */
+	size_t len;
 	int rc;
 };
 
 static void *rd_page_fetch(void *arg)
 {
 	struct rd_page *p = arg;
-	p->rc = virgo_readdir_plus(p->remote, &p->cursor, 4096, &p->d, &p->n);
+	p->rc = vfs_readdir_text(p->remote, p->cursor, VFS_RD_PAGE, true, &p->text, &p->len,
+				 &p->cursor);
 	return NULL;
 }
 
@@ -409,39 +416,53 @@ static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
 	rd_page_fetch(&cur);
 	if (cur.rc == -EINVAL)
 		return readdir_plain(path, r, buf, filler);
-	char child[8192];
-	while (cur.rc == 0) {
+	struct virgo_direntplus *d = NULL; /* the entries of the page at hand */
+	size_t dcap = 0;
+	int rc = cur.rc;
+	while (rc == 0) {
 		/* the next page on its way (fetched below if no thread) */
 		struct rd_page next = {.remote = r, .cursor = cur.cursor};
 		pthread_t t;
 		bool ahead = cur.cursor && pthread_create(&t, NULL, rd_page_fetch, &next) == 0;
+		size_t lines = cloudfs_reply_lines(cur.text ? cur.text : "", cur.len);
+		if (lines > dcap) {
+			free(d);
+			dcap = lines;
+			d = malloc(dcap * sizeof *d);
+		}
+		uint64_t cursor;
+		long n = d ? cloudfs_reply_page(cur.text ? cur.text : "", cur.len, true, d, lines,
+						&cursor)
+			   : -ENOMEM;
+		free(cur.text);
 		/* a name made elsewhere in a directory known completely ends
 		 * that (vfs_cache.h).  The attributes go to the cache even
 		 * for readdirplus: the kernel asks for the first chunk of a
 		 * listing "plus" and for the rest plainly (libfuse serves both
 		 * from this one call), and looks those entries up after. */
-		bool complete = vfs_cache_complete(path);
-		for (size_t i = 0; i < cur.n; i++) {
-			struct virgo_direntplus *d = &cur.d[i];
-			if (child_path(path, d->name, child, sizeof child)) {
-				if (complete)
-					vfs_cache_listed(child);
-				vfs_cache_put(child, &d->st, true);
-			}
+		if (n > 0)
+			vfs_cache_listing(path, d, (size_t)n);
+		for (long i = 0; i < n; i++) {
 			struct stat st;
-			to_stat(&d->st, &st);
-			filler(buf, d->name, &st, 0, fill);
+			to_stat(&d[i].st, &st);
+			filler(buf, d[i].name, &st, 0, fill);
 		}
-		free(cur.d);
-		if (!cur.cursor)
-			return 0; /* that was the last page */
 		if (ahead)
 			pthread_join(t, NULL);
-		else
+		if (n < 0) {
+			free(next.text);
+			rc = n == -ENOMEM ? -ENOMEM : -EIO;
+			break;
+		}
+		if (!cur.cursor)
+			break; /* that was the last page */
+		if (!ahead)
 			rd_page_fetch(&next);
 		cur = next;
+		rc = cur.rc;
 	}
-	return fs_err(cur.rc);
+	free(d);
+	return fs_err(rc);
 }
 
 /* open and create: the open's reply carries the file's attributes. */

@@ -33,6 +33,7 @@
 
 #include "../common/pathcodec.h"
 #include "client.h"
+#include "cloudfs_reply_proto.h"
 
 #define VFS_CHUNK (1u << 20)
 #define VFS_WINDOW 4 /* chunks in flight within one large read or write */
@@ -1207,54 +1208,10 @@ int virgo_ftruncate(virgo_fd_t fd, uint64_t size)
 	return fd_simple(fd, "ftruncate", t);
 }
 
-/* "<type> <mode> <size> <nlink> <uid> <gid> <atime> <mtime> <ctime> <ino> <blocks>",
- * and *rest: what follows them. */
+/* The stat fields at s (cloudfs_reply_stat), and *rest: what follows them. */
 static int parse_stat_prefix(const char *s, struct virgo_stat *st, const char **rest)
 {
-	/* by hand, not sscanf: a listing of 10,000 entries parses 10,000 */
-	const char *p = s;
-	while (*p == ' ')
-		p++;
-	if (!*p || p[1] != ' ')
-		return -VIRGO_EBADREPLY;
-	char type = *p++;
-	unsigned long long u[10];
-	for (int i = 0; i < 10; i++) { /* mode size nlink uid gid atime mtime ctime ino blocks */
-		if (*p != ' ')
-			return -VIRGO_EBADREPLY;
-		while (*p == ' ')
-			p++;
-		bool neg = (i >= 5 && i <= 7) && *p == '-'; /* times may precede 1970 */
-		if (neg)
-			p++;
-		if (*p < '0' || *p > '9')
-			return -VIRGO_EBADREPLY;
-		char *end;
-		errno = 0;
-		u[i] = strtoull(p, &end, i == 0 ? 8 : 10);
-		if (errno || (neg && u[i] > (unsigned long long)INT64_MAX) ||
-		    (!neg && i >= 5 && i <= 7 && u[i] > (unsigned long long)INT64_MAX) ||
-		    ((i == 0 || i == 3 || i == 4) && u[i] > UINT32_MAX))
-			return -VIRGO_EBADREPLY;
-		if (neg)
-			u[i] = (unsigned long long)-(long long)u[i];
-		p = end;
-	}
-	if (*p && *p != ' ')
-		return -VIRGO_EBADREPLY;
-	*st = (struct virgo_stat){type,
-				  (unsigned)u[0],
-				  u[1],
-				  u[2],
-				  u[8],
-				  u[9],
-				  (unsigned)u[3],
-				  (unsigned)u[4],
-				  (int64_t)u[5],
-				  (int64_t)u[6],
-				  (int64_t)u[7]};
-	*rest = p;
-	return 0;
+	return cloudfs_reply_stat(s, s + strlen(s), st, rest) == 0 ? 0 : -VIRGO_EBADREPLY;
 }
 
 /* The stat fields and nothing after them. */
@@ -1413,6 +1370,28 @@ ssize_t virgo_readlink(const char *path, char *buf, size_t cap)
 	return (ssize_t)strlen(buf);
 }
 
+int vfs_readdir_text(const char *path, uint64_t cursor, size_t max, bool plus, char **text,
+		     size_t *len, uint64_t *next)
+{
+	*text = NULL;
+	*len = 0;
+	*next = 0;
+	if (max == 0 || max > 4096)
+		return -EINVAL;
+	char tail[48];
+	snprintf(tail, sizeof tail, "%" PRIu64 " %zu%s", cursor, max, plus ? " s" : "");
+	struct vc_reply rep;
+	int rc = path_call("readdir", path, tail, VC_IDEMPOTENT, &rep);
+	if (rc) {
+		free(rep.data);
+		return rc;
+	}
+	*text = (char *)rep.data;
+	*len = rep.data ? rep.data_len : 0;
+	*next = cloudfs_reply_next(*text ? *text : "", *len);
+	return 0;
+}
+
 /* One readdir page; plus: flag s, entries with every lstat field
  * (*out an array of struct virgo_direntplus, else of struct
  * virgo_dirent; malloc'd, the caller's). */
@@ -1421,58 +1400,27 @@ static int readdir_page(const char *path, uint64_t *cursor, size_t max, bool plu
 {
 	*out = NULL;
 	*n = 0;
-	if (max == 0 || max > 4096)
-		return -EINVAL;
-	char tail[48];
-	snprintf(tail, sizeof tail, "%" PRIu64 " %zu%s", *cursor, max, plus ? " s" : "");
-	struct vc_reply rep;
-	int rc = path_call("readdir", path, tail, VC_IDEMPOTENT, &rep);
-	if (rc) {
-		free(rep.data);
+	char *text;
+	size_t len;
+	uint64_t next;
+	int rc = vfs_readdir_text(path, *cursor, max, plus, &text, &len, &next);
+	if (rc)
 		return rc;
+	/* one array of exactly as many entries as the page has lines (at
+	 * most max), filled by one pass over the page's text */
+	size_t lines = cloudfs_reply_lines(text ? text : "", len);
+	size_t cap = lines < max ? lines : max;
+	void *arr = malloc((cap ? cap : 1) * (plus ? sizeof(struct virgo_direntplus)
+						 : sizeof(struct virgo_dirent)));
+	long k = arr ? cloudfs_reply_page(text ? text : "", len, plus, arr, cap, &next) : -ENOMEM;
+	free(text);
+	if (k < 0) {
+		free(arr);
+		return k == -ENOMEM ? -ENOMEM : -VIRGO_EBADREPLY;
 	}
-	struct virgo_dirent *d = plus ? NULL : calloc(max, sizeof *d);
-	struct virgo_direntplus *dp = plus ? calloc(max, sizeof *dp) : NULL;
-	if (!d && !dp) {
-		free(rep.data);
-		return -ENOMEM;
-	}
-	size_t k = 0;
-	uint64_t next = 0;
-	char *save = NULL;
-	for (char *l = rep.data ? strtok_r((char *)rep.data, "\n", &save) : NULL; l;
-	     l = strtok_r(NULL, "\n", &save)) {
-		char type, name[3 * 255 + 1];
-		unsigned mode;
-		unsigned long long size;
-		long long mt;
-		const char *rest;
-		if (strncmp(l, "next ", 5) == 0) {
-			next = strtoull(l + 5, NULL, 10);
-		} else if (plus && k < max && strncmp(l, "entry ", 6) == 0 &&
-			   parse_stat_prefix(l + 5, &dp[k].st, &rest) == 0) {
-			while (*rest == ' ')
-				rest++;
-			size_t nl = strcspn(rest, " \r");
-			if (nl && pathcodec_decode((const uint8_t *)rest, nl, dp[k].name,
-						   sizeof dp[k].name) == 0)
-				k++;
-		} else if (!plus && k < max &&
-			   sscanf(l, "ent %c %o %llu %lld %765s", &type, &mode, &size, &mt, name) == 5) {
-			if (pathcodec_decode((const uint8_t *)name, strlen(name), d[k].name,
-					     sizeof d[k].name) != 0)
-				continue;
-			d[k].type = type;
-			d[k].mode = mode;
-			d[k].size = size;
-			d[k].mtime_ns = mt;
-			k++;
-		}
-	}
-	free(rep.data);
 	*cursor = next;
-	*out = plus ? (void *)dp : (void *)d;
-	*n = k;
+	*out = arr;
+	*n = (size_t)k;
 	return 0;
 }
 

@@ -180,6 +180,47 @@ static void cp_and_sha256sum(void **state)
 	assert_string_equal(out, "node1\nnode2\n");
 }
 
+/* A write-behind write the node refuses returns at once, and its error
+ * reaches the application at close(2), or at fsync(2) (then once: close
+ * after it succeeds).  The refusal here is EFBIG: a 4 KiB write 32 TiB
+ * into the file, past the largest file of the node's file system (ext4:
+ * 16 TiB); skipped where that file system takes it. */
+static void writebehind_error_at_close(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	char p[600], e[600], buf[4096];
+	const off_t far = (off_t)1 << 45;
+	snprintf(e, sizeof e, "%s/efbig.probe", exp_dir[0]);
+	int lf = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(lf >= 0);
+	bool efbig = pwrite(lf, "x", 1, far) < 0 && errno == EFBIG;
+	close(lf);
+	unlink(e);
+	if (!efbig)
+		skip(); /* the export's file system holds files that large */
+	memset(buf, 'e', sizeof buf);
+	snprintf(p, sizeof p, "%s/node1/efbig.bin", mnt);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, buf, sizeof buf, 0), (ssize_t)sizeof buf);
+	assert_int_equal(pwrite(fd, buf, sizeof buf, far), (ssize_t)sizeof buf); /* sent */
+	assert_int_equal(close(fd), -1);
+	assert_int_equal(errno, EFBIG);
+	/* the write before it is on the node */
+	struct stat st;
+	snprintf(e, sizeof e, "%s/efbig.bin", exp_dir[0]);
+	assert_int_equal(stat(e, &st), 0);
+	assert_int_equal(st.st_size, (off_t)sizeof buf);
+	fd = open(p, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, buf, sizeof buf, far), (ssize_t)sizeof buf);
+	assert_int_equal(fsync(fd), -1);
+	assert_int_equal(errno, EFBIG);
+	assert_int_equal(close(fd), 0); /* reported once */
+	assert_int_equal(unlink(p), 0);
+}
+
 static void writebehind_close_to_open(void **state)
 {
 	(void)state;
@@ -530,13 +571,56 @@ static void negative_lookups(void **state)
 		assert_int_equal(stat(p, &st), 0);
 		assert_int_equal(st.st_size, 4);
 	}
+	/* a second without a create there: the knowledge lapses (a lookup
+	 * of a missing name asks the node again), and the next create,
+	 * whose reply shows the directory unchanged since, renews it */
+	struct stat st;
+	int64_t t2 = th_now_ms();
+	long asked = 0;
+	for (int i = 0; !asked && th_now_ms() < t2 + 10000; i++) {
+		snprintf(p, sizeof p, "%s/missing%d", d, i); /* a new name: the kernel never saw it */
+		long x = node_ops(0);
+		assert_int_equal(stat(p, &st), -1);
+		asked = node_ops(0) - x - (b - a);
+		if (!asked)
+			usleep(50000);
+	}
+	assert_true(asked > 0);
+	snprintf(p, sizeof p, "%s/renew", d);
+	create_file(p, "four");
+	long b2 = node_ops(0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(p, sizeof p, "%s/g%02d", d, i);
+		create_file(p, "four");
+	}
+	long c2 = node_ops(0);
+	fprintf(stderr, "node requests for 20 small files after a renewal: %ld\n",
+		c2 - b2 - (b - a));
+	assert_true(c2 - b2 - (b - a) <= 20 * 3 + 2);
+	/* lapsed, then a name made elsewhere: the next create here shows
+	 * the directory changed, so the name is found */
+	t2 = th_now_ms();
+	asked = 0;
+	for (int i = 0; !asked && th_now_ms() < t2 + 10000; i++) {
+		snprintf(p, sizeof p, "%s/absent%d", d, i);
+		long x = node_ops(0);
+		assert_int_equal(stat(p, &st), -1);
+		asked = node_ops(0) - x - (b - a);
+		if (!asked)
+			usleep(50000);
+	}
+	assert_int_equal(sh("echo other > %s/neg/o0", exp_dir[0]), 0);
+	snprintf(p, sizeof p, "%s/after-lapse", d);
+	create_file(p, "x");
+	snprintf(p, sizeof p, "%s/o0", d);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 6);
 	/* made elsewhere: an exclusive create of it fails, and the mount
 	 * knows it from then on */
 	assert_int_equal(sh("echo other > %s/neg/o1", exp_dir[0]), 0);
 	snprintf(p, sizeof p, "%s/o1", d);
 	assert_int_equal(open(p, O_WRONLY | O_CREAT | O_EXCL, 0644), -1);
 	assert_int_equal(errno, EEXIST);
-	struct stat st;
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_size, 6);
 	/* made elsewhere, then a create here: its reply shows the directory
@@ -771,6 +855,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(cp_and_sha256sum),
 		cmocka_unit_test(writebehind_close_to_open),
+		cmocka_unit_test(writebehind_error_at_close),
 		cmocka_unit_test(spliced_writes_unaligned),
 		cmocka_unit_test(spliced_reads_odd),
 		cmocka_unit_test(tar_rsync_sqlite),

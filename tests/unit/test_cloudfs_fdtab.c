@@ -28,6 +28,9 @@ static int osfd(void)
 	return fd;
 }
 
+/* a written file's attributes, as the opener's fstat gives them */
+static const struct stat W = {.st_dev = 1, .st_ino = 2};
+
 static bool is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
 
 static void layout_and_ownership(void **state)
@@ -37,9 +40,9 @@ static void layout_and_ownership(void **state)
 	assert_non_null(t);
 	uint64_t a, b;
 	int fa = osfd();
-	assert_int_equal(cfs_fdtab_add(t, fa, 100, 0, 8, true, 0, &a), 0);
+	assert_int_equal(cfs_fdtab_add(t, fa, 100, 0, 8, &W, 0, &a), 0);
 	assert_int_equal(cfs_fd_node(a), 7);
-	assert_int_equal(cfs_fdtab_add(t, osfd(), 0, 0, 8, false, 0, &b), 0); /* node-owned */
+	assert_int_equal(cfs_fdtab_add(t, osfd(), 0, 0, 8, NULL, 0, &b), 0); /* node-owned */
 	assert_true(a != b);
 	int fd;
 	bool w;
@@ -63,7 +66,7 @@ static void layout_and_ownership(void **state)
 	assert_int_equal(cfs_fdtab_close(t, a, 100, 0), -EBADF);
 	uint64_t c;
 	for (int i = 0; i < 6; i++) {
-		assert_int_equal(cfs_fdtab_add(t, osfd(), 200, 0, 8, true, 0, &c), 0);
+		assert_int_equal(cfs_fdtab_add(t, osfd(), 200, 0, 8, &W, 0, &c), 0);
 		assert_true(c != a);
 	}
 	cfs_fdtab_free(t);
@@ -76,22 +79,22 @@ static void caps(void **state)
 	uint64_t v[8];
 	int spare = osfd();
 	/* per owner */
-	assert_int_equal(cfs_fdtab_add(t, osfd(), 5, 0, 2, true, 0, &v[0]), 0);
-	assert_int_equal(cfs_fdtab_add(t, osfd(), 5, 0, 2, true, 0, &v[1]), 0);
+	assert_int_equal(cfs_fdtab_add(t, osfd(), 5, 0, 2, &W, 0, &v[0]), 0);
+	assert_int_equal(cfs_fdtab_add(t, osfd(), 5, 0, 2, &W, 0, &v[1]), 0);
 	assert_int_equal(cfs_fdtab_owned(t, 5), 2);
 	assert_true(cfs_fdtab_owner_full(t, 5, 2));
 	assert_false(cfs_fdtab_owner_full(t, 5, 3)); /* the table holds 2 in all */
 	assert_false(cfs_fdtab_owner_full(t, 6, 2)); /* ... none of them 6's */
-	assert_int_equal(cfs_fdtab_add(t, spare, 5, 0, 2, true, 0, &v[2]), -EMFILE);
+	assert_int_equal(cfs_fdtab_add(t, spare, 5, 0, 2, &W, 0, &v[2]), -EMFILE);
 	assert_true(is_open(spare)); /* left to the caller */
 	/* node-owned (call syntax) */
-	assert_int_equal(cfs_fdtab_add(t, osfd(), 0, 0, 9, true, 0, &v[2]), 0);
-	assert_int_equal(cfs_fdtab_add(t, osfd(), 0, 0, 9, true, 0, &v[3]), 0);
-	assert_int_equal(cfs_fdtab_add(t, spare, 0, 0, 9, true, 0, &v[4]), -EMFILE);
+	assert_int_equal(cfs_fdtab_add(t, osfd(), 0, 0, 9, &W, 0, &v[2]), 0);
+	assert_int_equal(cfs_fdtab_add(t, osfd(), 0, 0, 9, &W, 0, &v[3]), 0);
+	assert_int_equal(cfs_fdtab_add(t, spare, 0, 0, 9, &W, 0, &v[4]), -EMFILE);
 	/* the node's total */
-	assert_int_equal(cfs_fdtab_add(t, osfd(), 6, 0, 9, true, 0, &v[4]), 0);
-	assert_int_equal(cfs_fdtab_add(t, osfd(), 7, 0, 9, true, 0, &v[5]), 0);
-	assert_int_equal(cfs_fdtab_add(t, spare, 8, 0, 9, true, 0, &v[6]), -EMFILE);
+	assert_int_equal(cfs_fdtab_add(t, osfd(), 6, 0, 9, &W, 0, &v[4]), 0);
+	assert_int_equal(cfs_fdtab_add(t, osfd(), 7, 0, 9, &W, 0, &v[5]), 0);
+	assert_int_equal(cfs_fdtab_add(t, spare, 8, 0, 9, &W, 0, &v[6]), -EMFILE);
 	struct cfs_fdtab_counts n;
 	cfs_fdtab_counts(t, &n);
 	assert_int_equal(n.open, 6);
@@ -106,8 +109,8 @@ static void deferred_close_and_owner_close(void **state)
 	struct cfs_fdtab *t = cfs_fdtab_new(1, 8, 8, 1);
 	uint64_t a, b;
 	int fa = osfd(), fb = osfd(), fd;
-	assert_int_equal(cfs_fdtab_add(t, fa, 9, 0, 8, true, 0, &a), 0);
-	assert_int_equal(cfs_fdtab_add(t, fb, 9, 0, 8, true, 0, &b), 0);
+	assert_int_equal(cfs_fdtab_add(t, fa, 9, 0, 8, &W, 0, &a), 0);
+	assert_int_equal(cfs_fdtab_add(t, fb, 9, 0, 8, &W, 0, &b), 0);
 	/* a job holds a: the close waits for it */
 	assert_int_equal(cfs_fdtab_get(t, a, 9, 0, 0, &fd, NULL), 0);
 	assert_int_equal(cfs_fdtab_close(t, a, 9, 0), 0);
@@ -131,9 +134,9 @@ static void idle_expiry(void **state)
 	struct cfs_fdtab *t = cfs_fdtab_new(1, 8, 8, 1);
 	uint64_t a, b, c;
 	int fa = osfd(), fd;
-	assert_int_equal(cfs_fdtab_add(t, fa, 0, 0, 8, true, 1000, &a), 0);
-	assert_int_equal(cfs_fdtab_add(t, osfd(), 0, 0, 8, true, 1000, &b), 0);
-	assert_int_equal(cfs_fdtab_add(t, osfd(), 3, 0, 8, true, 1000, &c), 0); /* a connection's: never */
+	assert_int_equal(cfs_fdtab_add(t, fa, 0, 0, 8, &W, 1000, &a), 0);
+	assert_int_equal(cfs_fdtab_add(t, osfd(), 0, 0, 8, &W, 1000, &b), 0);
+	assert_int_equal(cfs_fdtab_add(t, osfd(), 3, 0, 8, &W, 1000, &c), 0); /* a connection's: never */
 	assert_int_equal(cfs_fdtab_get(t, b, 3, 0, 4000, &fd, NULL), 0); /* used at 4000, in use */
 	assert_int_equal(cfs_fdtab_expire(t, 5000, 3000), 1); /* a only */
 	assert_false(is_open(fa));
@@ -157,8 +160,8 @@ static void identities(void **state)
 	struct cfs_fdtab *t = cfs_fdtab_new(1, 8, 8, 1);
 	uint64_t call, conn;
 	int fd;
-	assert_int_equal(cfs_fdtab_add(t, osfd(), 0, alice, 8, true, 0, &call), 0);
-	assert_int_equal(cfs_fdtab_add(t, osfd(), 10, alice, 8, true, 0, &conn), 0);
+	assert_int_equal(cfs_fdtab_add(t, osfd(), 0, alice, 8, &W, 0, &call), 0);
+	assert_int_equal(cfs_fdtab_add(t, osfd(), 10, alice, 8, &W, 0, &conn), 0);
 	assert_int_equal(cfs_fdtab_get(t, call, 11, alice, 0, &fd, NULL), 0);
 	cfs_fdtab_put(t, call);
 	assert_int_equal(cfs_fdtab_get(t, call, 12, bob, 0, &fd, NULL), -EACCES);
@@ -190,9 +193,9 @@ static void writers(void **state)
 	uint64_t dev = (uint64_t)st.st_dev, ino = (uint64_t)st.st_ino;
 	struct cfs_fdtab *t = cfs_fdtab_new(1, 8, 8, 1);
 	uint64_t ro, rw;
-	assert_int_equal(cfs_fdtab_add(t, r, 10, alice, 8, false, 0, &ro), 0);
+	assert_int_equal(cfs_fdtab_add(t, r, 10, alice, 8, NULL, 0, &ro), 0);
 	assert_false(cfs_fdtab_writer_other(t, dev, ino, bob)); /* read-only: not a writer */
-	assert_int_equal(cfs_fdtab_add(t, w, 10, alice, 8, true, 0, &rw), 0);
+	assert_int_equal(cfs_fdtab_add(t, w, 10, alice, 8, &st, 0, &rw), 0);
 	assert_true(cfs_fdtab_writer_other(t, dev, ino, bob));
 	assert_true(cfs_fdtab_writer_other(t, dev, ino, 0));
 	assert_false(cfs_fdtab_writer_other(t, dev, ino, alice));

@@ -210,8 +210,8 @@ static void job_done(struct vconn *c, void *arg)
 	if (j->rc == 0 && j->req.op == CFS_OP_OPEN) {
 		uint64_t vfd;
 		int rc = cfs_fdtab_add(fs->tab, j->newfd, j->req.legacy ? 0 : cc->id,
-				       vconn_identity_id(c), fs->set.max_fds_per_conn, j->writable,
-				       now_ms(), &vfd);
+				       vconn_identity_id(c), fs->set.max_fds_per_conn,
+				       j->writable ? &j->newst : NULL, now_ms(), &vfd);
 		evn_trace_note("cloudfs", rc ? "open_failed" : "open", NULL); /* eventnet_trace */
 		if (rc != 0) {
 			close(j->newfd);

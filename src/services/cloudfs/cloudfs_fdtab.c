@@ -130,7 +130,7 @@ static int owned_locked(const struct cfs_fdtab *t, uint64_t owner, int limit)
 }
 
 int cfs_fdtab_add(struct cfs_fdtab *t, int osfd, uint64_t owner, uint64_t ident, int per_owner_max,
-		  bool writable, int64_t now_ms, uint64_t *vfd)
+		  const struct stat *written, int64_t now_ms, uint64_t *vfd)
 {
 	pthread_mutex_lock(&t->lock);
 	int rc = -EMFILE;
@@ -148,13 +148,9 @@ int cfs_fdtab_add(struct cfs_fdtab *t, int osfd, uint64_t owner, uint64_t ident,
 		e->osfd = osfd;
 		e->owner = owner;
 		e->ident = ident;
-		e->writable = writable;
-		struct stat st;
-		e->dev = e->ino = 0;
-		if (writable && fstat(osfd, &st) == 0) {
-			e->dev = (uint64_t)st.st_dev;
-			e->ino = (uint64_t)st.st_ino;
-		}
+		e->writable = written != NULL;
+		e->dev = written ? (uint64_t)written->st_dev : 0;
+		e->ino = written ? (uint64_t)written->st_ino : 0;
 		e->refs = 0;
 		e->last_ms = now_ms;
 		t->open++;

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 struct cfs_fdtab;
 
@@ -35,11 +36,14 @@ void cfs_fdtab_free(struct cfs_fdtab *t);
 /* The node a descriptor belongs to. */
 static inline unsigned cfs_fd_node(uint64_t vfd) { return (unsigned)(vfd >> 48); }
 
-/* Registers osfd for owner (0: the node), opened by identity ident.  0 and
- * *vfd, or -EMFILE when the node's, the owner's (per_owner_max) or the
- * call-syntax cap is reached (osfd is then left to the caller). */
+/* Registers osfd for owner (0: the node), opened by identity ident;
+ * written: NULL for a descriptor opened read-only, else the file's
+ * attributes (its fstat, taken by the opener: only st_dev and st_ino are
+ * kept, no system call is made here).  0 and *vfd, or -EMFILE when the
+ * node's, the owner's (per_owner_max) or the call-syntax cap is reached
+ * (osfd is then left to the caller). */
 int cfs_fdtab_add(struct cfs_fdtab *t, int osfd, uint64_t owner, uint64_t ident, int per_owner_max,
-		  bool writable, int64_t now_ms, uint64_t *vfd);
+		  const struct stat *written, int64_t now_ms, uint64_t *vfd);
 /* Takes a reference for a job: 0 with *osfd (and *writable), -EACCES
  * (another identity's), or -EBADF (unknown, closed, another node's, or
  * owned by another connection). */

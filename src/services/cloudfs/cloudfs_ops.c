@@ -311,12 +311,12 @@ static int do_open(struct cfs_job *j)
 		close(fd);
 		return -EISDIR;
 	}
-	/* regular files never block: back to blocking mode for plain reads */
-	int fl = fcntl(fd, F_GETFL);
-	if (fl >= 0)
-		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	/* regular files never block: back to blocking mode for plain reads
+	 * (of the status flags F_SETFL sets, only O_APPEND was asked for) */
+	fcntl(fd, F_SETFL, open_flags(r->flags) & O_APPEND);
 	j->newfd = fd;
 	j->writable = (r->flags & CFS_O_WRITE) != 0;
+	j->newst = st; /* the descriptor table keeps a writer's file identity */
 	if (r->flags & CFS_O_STAT) /* after the descriptor, in job_done */
 		stat_fields(j->reply, &st);
 	if (r->flags & CFS_O_PARENT)

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "cloudfs_proto.h"
 
@@ -37,6 +38,7 @@ struct cfs_job {
 	int newfd; /* open: the OS descriptor to register (else -1) */
 	size_t file_bytes; /* read: bytes of the reply queued as a file segment */
 	bool writable; /* open: opened for writing */
+	struct stat newst; /* open: the file's attributes (its fstat) */
 };
 
 /* Runs j->req; sets j->rc and, on success, fills j->reply (open: sets
