@@ -220,6 +220,7 @@ static int wq_write(struct eventnet *en, struct evn_wq *q)
 	/* only a holder of wmu touches f* and the files */
 	int rc = evd_append(&en->d, &en->fj, &en->fv, &en->fe);
 	en->fj.n = en->fv.n = en->fe.n = 0;
+	en->fj.events = en->fj.causes = 0;
 	en->fj.oom = en->fv.oom = en->fe.oom = false;
 	trim_buf(&en->fj);
 	trim_buf(&en->fv);
@@ -511,6 +512,23 @@ static void stage_format(struct evn_stage *st)
 	evn_stage_format(st);
 }
 
+/* Appends a round's lines from to the queued ones q (from is emptied):
+ * most often q is empty (a worker took it for its write), and the two
+ * buffers trade places instead of a copy (not a large one of q's: a
+ * round's buffer stays small). */
+static void queue_buf(struct evd_buf *q, struct evd_buf *from)
+{
+	if (q->n == 0 && !q->oom && q->cap <= (1u << 20)) {
+		swap_buf(q, from);
+	} else {
+		evd_buf_add(q, from->p, from->n);
+		q->events += from->events;
+		q->causes += from->causes;
+	}
+	from->n = 0;
+	from->events = from->causes = 0;
+}
+
 /* Under mu: queues the lines stage_format made, in ticket order (waiting
  * for the round before, which formats meanwhile).  Returns gen_queued
  * after them: the reply to the round waits for the writes up to that. */
@@ -529,15 +547,16 @@ static uint64_t stage_queue_locked(struct eventnet *en, struct evn_stage *st)
 	if (st->j.oom || st->v.oom || st->e.oom) { /* the write reports it */
 		en->pj.oom = true;
 	} else {
-		evd_buf_add(&en->pj, st->j.p, st->j.n);
-		evd_buf_add(&en->pv, st->v.p, st->v.n);
-		evd_buf_add(&en->pe, st->e.p, st->e.n);
+		queue_buf(&en->pj, &st->j);
+		queue_buf(&en->pv, &st->v);
+		queue_buf(&en->pe, &st->e);
 	}
 	en->gen_queued += st->ready;
 	st->ready = 0;
 	en->jnext++;
 	pthread_cond_broadcast(&en->jturn);
 	st->j.n = st->v.n = st->e.n = 0;
+	st->j.events = st->j.causes = 0;
 	st->j.oom = st->v.oom = st->e.oom = false;
 	return en->gen_queued;
 }
