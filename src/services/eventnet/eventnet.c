@@ -15,8 +15,13 @@
  * line queued so far, from every connection, before it replies to the
  * batch with one write (group commit: a worker that finds its lines
  * already written by another replies at once; one that finds another
- * writing leaves its replies to the flush job and serves other
- * connections meanwhile).  No thread hand-off per batch otherwise.  The
+ * worker writing waits for that short write, which may have had its
+ * lines, and writes what is left; one that finds the flush job writing
+ * leaves its replies to that job and serves other connections
+ * meanwhile).  No thread hand-off per batch otherwise.  Workers waiting
+ * for each other (the graph's lock, the journal's, the order of the
+ * rounds' lines) spin a little before they sleep: with more runnable
+ * threads than CPUs a sleeper waits long to run again.  The
  * workpool's flush job does what may block for long or can
  * wait: the text files' lines (every 256 KiB, else within the second's
  * tick), fdatasync (at most eventnet_sync_ms later; with 0 every reply
@@ -25,8 +30,9 @@
  * job, not by its worker); index_job makes the id index's next table
  * before it is due, so no round zeroes its pages under the lock.  A
  * round takes the graph's lock once to run, and once more to queue its
- * lines and, when it writes them itself, to take what it writes.  Queries answer from memory; tail
- * subscribers get each new event through a bounded feed.
+ * lines and, when it writes them itself, to take what it writes.
+ * Queries answer from memory; tail subscribers get each new event
+ * through a bounded feed.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -56,6 +62,7 @@
 #define EVN_FEED_MAX (256 * 1024) /* bytes a tail subscriber may lag */
 #define EVN_REWRITE_MS 1000
 #define EVN_TEXT_BATCH (256 * 1024) /* text files' bytes queued before the flush job is kicked */
+#define EVN_SPIN_NS 50000 /* a worker waiting for another's short hold spins this long first */
 #define EVN_MAX_OUTSTANDING 8 /* batches of a connection being written at once */
 #define EVN_PENDING_MAX (64u << 20) /* eventnet_ack = queued: unwritten bytes before replies wait */ /* EventNetVertices.txt rewritten at most this often */
 
@@ -94,12 +101,14 @@ struct eventnet {
 	uint64_t jticket, jnext;
 	pthread_cond_t jturn; /* signalled when jnext moves */
 	uint64_t order_waits, order_wait_ns; /* rounds that waited for the one before */
+	uint64_t handed_off; /* written acks: batches whose replies the flush job sent */
 	int fail_rc;
 	int64_t last_sync_ms, last_rewrite_ms;
 	int sync_ms;
 	bool ack_written; /* replies wait for the write (else: sent at once) */
 	bool making_spare; /* a worker is faulting in the graph's next chunk */
 	bool making_index; /* index_job is making the index's next table */
+	bool wmu_worker; /* a worker holds wmu for its group commit (a short write) */
 	struct vd_workpool *pool;
 	struct evn_sub *subs;
 	unsigned node_id;
@@ -553,12 +562,32 @@ static uint64_t stage_queue_locked(struct eventnet *en, struct evn_stage *st)
 	}
 	en->gen_queued += st->ready;
 	st->ready = 0;
-	en->jnext++;
+	__atomic_store_n(&en->jnext, en->jnext + 1, __ATOMIC_RELEASE); /* (stage_wait_turn) */
 	pthread_cond_broadcast(&en->jturn);
 	st->j.n = st->v.n = st->e.n = 0;
 	st->j.events = st->j.causes = 0;
 	st->j.oom = st->v.oom = st->e.oom = false;
 	return en->gen_queued;
+}
+
+/* Without mu, before stage_queue_locked: spins up to EVN_SPIN_NS while
+ * the round before st's is still being formatted by another worker (a
+ * few microseconds), rather than sleep on jturn under mu. */
+static void stage_wait_turn(struct eventnet *en, const struct evn_stage *st)
+{
+	if (__atomic_load_n(&en->jnext, __ATOMIC_ACQUIRE) == st->ticket)
+		return;
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (unsigned k = 1; __atomic_load_n(&en->jnext, __ATOMIC_ACQUIRE) != st->ticket; k++) {
+		evn_cpu_relax();
+		if (k % 64 == 0) {
+			clock_gettime(CLOCK_MONOTONIC, &b);
+			if ((int64_t)(b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec) >
+			    EVN_SPIN_NS)
+				return;
+		}
+	}
 }
 
 /* Without mu: stage_format and stage_queue_locked. */
@@ -648,9 +677,10 @@ static void reply_stats(struct eventnet *en, struct evbuffer *out)
 	evbuffer_add_printf(out,
 			    "STAT graph_lock %" PRIu64 " %" PRIu64 " %" PRIu64 "\r\n"
 			    "STAT write_lock %" PRIu64 " %" PRIu64 " %" PRIu64 "\r\n"
-			    "STAT order_waits %" PRIu64 " %" PRIu64 "\r\nEND\r\n",
+			    "STAT order_waits %" PRIu64 " %" PRIu64 "\r\n"
+			    "STAT handed_off %" PRIu64 "\r\nEND\r\n",
 			    m[0], m[1], m[2], w[0], w[1], w[2], en->order_waits,
-			    en->order_wait_ns / 1000000);
+			    en->order_wait_ns / 1000000, en->handed_off);
 }
 
 /* A "<word><id>" line per id of the csv, while *room (bytes) lasts. */
@@ -945,7 +975,9 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		/* then run them under one lock acquisition (which first queues
 		 * the lines of the round before, if any) */
 		if (nr) {
-			evn_lock(&en->mu);
+			if (st->ready)
+				stage_wait_turn(en, st);
+			evn_lock_spin(&en->mu, EVN_SPIN_NS);
 			if (st->ready)
 				ec->upto = stage_queue_locked(en, st);
 			evn_reclaim_locked(en);
@@ -1036,10 +1068,12 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		if (nr == 0)
 			break; /* an incomplete request: wait for more */
 	}
-	bool commit = false, written = false;
+	bool commit = false, written = false, wait_wmu = false;
 	int written_rc = 0;
 	struct evn_wq q;
-	evn_lock(&en->mu);
+	if (st->ready)
+		stage_wait_turn(en, st);
+	evn_lock_spin(&en->mu, EVN_SPIN_NS);
 	if (st->ready)
 		ec->upto = stage_queue_locked(en, st);
 	/* the graph's next chunk is faulted in by this worker, outside the lock */
@@ -1060,9 +1094,15 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		written_rc = ec->upto ? commit_result_locked(en, ec->upto) : 0;
 	} else if (may_commit && evn_trylock(&en->wmu)) {
 		commit = true; /* this worker writes (see the top of the file) */
+		en->wmu_worker = true;
 		wq_take_locked(en, &q, false);
+	} else if (may_commit && en->wmu_worker) {
+		/* another worker is writing (a short write(2): a third of
+		 * the rounds with 16 clients on 2 workers): wait for it
+		 * rather than hand the replies to the flush job's thread */
+		commit = wait_wmu = true;
 	} else if (ec->held && !oom) {
-		/* (also when another worker is writing: this one goes on with
+		/* (also when the flush job is writing: this one goes on with
 		 * other connections, and the flush job answers these replies) */
 		struct evn_waiter *w = calloc(1, sizeof *w);
 		struct vconn_ticket *t = w ? vconn_ticket_new(c) : NULL;
@@ -1071,6 +1111,7 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			w->replies = ec->held;
 			ec->held = NULL;
 			ec->outstanding++;
+			en->handed_off++;
 			ec->held_bytes += evbuffer_get_length(w->replies);
 			*en->wait_tail = w;
 			en->wait_tail = &w->next;
@@ -1090,10 +1131,25 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 	}
 	if (commit || written) {
 		int rc = written_rc;
+		if (wait_wmu) { /* that write may have had these lines */
+			evn_lock_spin(&en->wmu, EVN_SPIN_NS);
+			evn_lock_spin(&en->mu, EVN_SPIN_NS);
+			if (en->gen_written >= ec->upto) {
+				wait_wmu = commit = false;
+				rc = commit_result_locked(en, ec->upto);
+			} else {
+				en->wmu_worker = true;
+				wq_take_locked(en, &q, false);
+			}
+			evn_unlock(&en->mu);
+			if (!commit)
+				evn_unlock(&en->wmu);
+		}
 		if (commit) { /* with wmu: the group commit, then its result */
 			rc = wq_write(en, &q);
-			evn_lock(&en->mu);
+			evn_lock_spin(&en->mu, EVN_SPIN_NS);
 			wq_done_locked(en, &q, rc);
+			en->wmu_worker = false;
 			rc = commit_result_locked(en, ec->upto);
 			evn_unlock(&en->mu);
 			evn_unlock(&en->wmu);
