@@ -544,14 +544,12 @@ static void queue_buf(struct evd_buf *q, struct evd_buf *from)
 static uint64_t stage_queue_locked(struct eventnet *en, struct evn_stage *st)
 {
 	if (en->jnext != st->ticket) {
-		struct timespec a, b;
+		struct timespec a;
 		clock_gettime(CLOCK_MONOTONIC, &a);
 		while (en->jnext != st->ticket)
 			pthread_cond_wait(&en->jturn, &en->mu.m);
-		clock_gettime(CLOCK_MONOTONIC, &b);
 		en->order_waits++;
-		en->order_wait_ns += (uint64_t)((int64_t)(b.tv_sec - a.tv_sec) * 1000000000 +
-						(b.tv_nsec - a.tv_nsec));
+		en->order_wait_ns += (uint64_t)evn_since_ns(&a);
 	}
 	if (st->j.oom || st->v.oom || st->e.oom) { /* the write reports it */
 		en->pj.oom = true;
@@ -577,16 +575,12 @@ static void stage_wait_turn(struct eventnet *en, const struct evn_stage *st)
 {
 	if (__atomic_load_n(&en->jnext, __ATOMIC_ACQUIRE) == st->ticket)
 		return;
-	struct timespec a, b;
+	struct timespec a;
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	for (unsigned k = 1; __atomic_load_n(&en->jnext, __ATOMIC_ACQUIRE) != st->ticket; k++) {
 		evn_cpu_relax();
-		if (k % 64 == 0) {
-			clock_gettime(CLOCK_MONOTONIC, &b);
-			if ((int64_t)(b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec) >
-			    EVN_SPIN_NS)
-				return;
-		}
+		if (k % 64 == 0 && evn_since_ns(&a) > EVN_SPIN_NS)
+			return;
 	}
 }
 

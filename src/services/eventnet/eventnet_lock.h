@@ -32,19 +32,30 @@ static inline void evn_mutex_init(struct evn_mutex *x)
 	x->taken = x->waits = x->wait_ns = 0;
 }
 
+/* Nanoseconds since *a (CLOCK_MONOTONIC). */
+static inline int64_t evn_since_ns(const struct timespec *a)
+{
+	struct timespec b;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (int64_t)(b.tv_sec - a->tv_sec) * 1000000000 + (b.tv_nsec - a->tv_nsec);
+}
+
+/* A wait for x that began at *a, counted. */
+static inline void evn_count_wait(struct evn_mutex *x, const struct timespec *a)
+{
+	__atomic_fetch_add(&x->waits, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&x->wait_ns, (uint64_t)evn_since_ns(a), __ATOMIC_RELAXED);
+}
+
 static inline void evn_lock(struct evn_mutex *x)
 {
 	__atomic_fetch_add(&x->taken, 1, __ATOMIC_RELAXED);
 	if (pthread_mutex_trylock(&x->m) == 0)
 		return;
-	struct timespec a, b;
+	struct timespec a;
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	pthread_mutex_lock(&x->m);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	__atomic_fetch_add(&x->waits, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&x->wait_ns,
-			   (uint64_t)((int64_t)(b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec)),
-			   __ATOMIC_RELAXED);
+	evn_count_wait(x, &a);
 }
 
 static inline void evn_cpu_relax(void)
@@ -66,25 +77,18 @@ static inline void evn_lock_spin(struct evn_mutex *x, int64_t spin_ns)
 	__atomic_fetch_add(&x->taken, 1, __ATOMIC_RELAXED);
 	if (pthread_mutex_trylock(&x->m) == 0)
 		return;
-	struct timespec a, b;
+	struct timespec a;
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	bool got = false;
 	for (unsigned k = 1; !got; k++) {
 		evn_cpu_relax();
 		got = pthread_mutex_trylock(&x->m) == 0;
-		if (!got && k % 64 == 0) {
-			clock_gettime(CLOCK_MONOTONIC, &b);
-			if ((int64_t)(b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec) > spin_ns)
-				break;
-		}
+		if (!got && k % 64 == 0 && evn_since_ns(&a) > spin_ns)
+			break;
 	}
 	if (!got)
 		pthread_mutex_lock(&x->m);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	__atomic_fetch_add(&x->waits, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&x->wait_ns,
-			   (uint64_t)((int64_t)(b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec)),
-			   __ATOMIC_RELAXED);
+	evn_count_wait(x, &a);
 }
 
 /* Takes x when it is free: true, else false at once (no wait counted:
