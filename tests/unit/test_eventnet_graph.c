@@ -435,7 +435,7 @@ static void index_grows_incrementally(void **state)
 }
 
 /* The index's next table made ahead (outside the service's lock): it
- * is wanted once the index is three eighths full, counted in evg_bytes
+ * is wanted once the index is seven sixteenths full, counted in evg_bytes
  * while it waits, and taken as is by the growth (no other allocation);
  * a second one is refused, and none is wanted when max_events keeps the
  * index from growing. */
@@ -453,7 +453,7 @@ static void index_spare_is_used(void **state)
 		uint32_t ns = evg_index_spare_wanted(&g);
 		if (ns) {
 			assert_int_equal(ns, g.nslot * 2);
-			assert_true((uint64_t)g.n * 8 >= (uint64_t)g.nslot * 3);
+			assert_true((uint64_t)g.n * 16 >= (uint64_t)g.nslot * 7);
 			uint64_t *t = evg_index_table_new(ns);
 			assert_non_null(t);
 			uint64_t before = evg_bytes(&g);

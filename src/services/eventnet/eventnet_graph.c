@@ -239,10 +239,11 @@ uint32_t evg_index_spare_wanted(const struct evg *g)
 	if (g->spare_slot || g->nslot > UINT32_MAX / 2)
 		return 0;
 	uint64_t ns = (uint64_t)g->nslot * 2;
-	/* three eighths full (it grows at half), and large enough that its
+	/* seven sixteenths full (it grows at half: the spare waits little,
+	 * as it doubles the index's memory), and large enough that its
 	 * zeroing matters; not when the bounds keep the index from growing
 	 * (the spare would only hold memory) */
-	if ((uint64_t)g->n * 8 < (uint64_t)g->nslot * 3 || ns * sizeof *g->slot < EVG_HUGE ||
+	if ((uint64_t)g->n * 16 < (uint64_t)g->nslot * 7 || ns * sizeof *g->slot < EVG_HUGE ||
 	    g->max_events <= g->nslot / 2 ||
 	    evg_bytes(g) + ns * sizeof *g->slot > g->max_bytes - g->max_bytes / 8)
 		return 0;

@@ -221,7 +221,7 @@ void evg_give_spare(struct evg *g, struct evg_chunk *c);
 /* The id index doubles when half full; a table of hundreds of MiB has
  * its pages zeroed on first touch, which under the service's lock stalls
  * every other worker.  So the next table is made ahead: once the index
- * is three eighths full, evg_index_spare_wanted returns the slots it
+ * is seven sixteenths full, evg_index_spare_wanted returns the slots it
  * should have (0: none wanted: one is there, the table is small, or the
  * bounds will never let the index grow or hold it), evg_index_table_new
  * (no graph, no lock: it faults every page in; NULL when out of memory)
