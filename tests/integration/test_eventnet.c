@@ -6,14 +6,18 @@
  * the client across three nodes, the tail feed, the files of a node that
  * acknowledges before writing (eventnet_ack = queued), and a crash
  * (SIGKILL) with a torn journal tail repaired at restart, two
- * connections logging at once whose journal replays causes first, and a
+ * connections logging at once whose journal replays causes first, 16
+ * connections killed mid-burst keeping every acknowledged event in the
+ * journal exactly once, and a
  * bounded graph (eventnet_max_events) taking 3x its bound, evicting the
  * oldest from memory and keeping every event in its files, across a
  * restart.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -503,6 +507,151 @@ static void concurrent_rounds_replay_in_order(void **state)
 	close(fd);
 }
 
+/* 16 connections pipelining windows of 64 logs at once on the node that
+ * acknowledges writes (their rounds group-committed by whichever worker
+ * writes, waiting for each other's writes), killed (SIGKILL) while they
+ * are still sending: every event acknowledged before the kill is in the
+ * journal, and no event is in it twice. */
+#define BURST_CONNS 16
+#define BURST_MAX 40000 /* events per connection at most */
+struct burster {
+	int t, fd;
+	int acked; /* its events k<t>-0 .. k<t>-(acked - 1) were acknowledged */
+	bool cut; /* its connection failed: it was still sending at the kill */
+	bool bad; /* a reply other than OK */
+	char why[128]; /* then the replies */
+};
+static atomic_int burst_total;
+static atomic_bool burst_stop;
+
+static void *burst(void *arg)
+{
+	struct burster *b = arg;
+	static __thread char buf[1 << 16];
+	while (!atomic_load(&burst_stop) && b->acked + 64 <= BURST_MAX) {
+		char req[64 * 64 + 8];
+		size_t n = 0;
+		for (int k = b->acked; k < b->acked + 64; k++)
+			n += (size_t)snprintf(req + n, sizeof req - n,
+					      "log k%d-%d conv=abcdefghijklmnopqrstuvwxyz012345\n", b->t, k);
+		n += (size_t)snprintf(req + n, sizeof req - n, "ping\n");
+		/* (at the kill: EOF, a reset or a failed send, maybe after a
+		 * part of the replies) */
+		if (th_send(b->fd, req, n) != 0 || th_recv_until(b->fd, buf, sizeof buf, "PONG ", 10000) < 0 ||
+		    !strstr(buf, "PONG ")) {
+			b->cut = true;
+			return NULL;
+		}
+		int ok = 0;
+		for (const char *l = buf; strncmp(l, "OK k", 4) == 0 && ok < 64; ok++) {
+			l = strstr(l, "\r\n");
+			if (!l)
+				break;
+			l += 2;
+		}
+		if (ok != 64) { /* (in order: a window is acknowledged whole) */
+			snprintf(b->why, sizeof b->why, "%.120s", buf);
+			b->bad = true;
+			return NULL;
+		}
+		b->acked += 64;
+		atomic_fetch_add(&burst_total, 64);
+	}
+	return NULL;
+}
+
+/* Counts the E records of burst events (k<t>-<k>) in evdir[2]/name into
+ * seen; returns how many were seen before (duplicates). */
+static int count_burst_records(const char *name, unsigned char seen[][BURST_MAX])
+{
+	static char line[4096];
+	char path[700];
+	snprintf(path, sizeof path, "%s/%s", evdir[2], name);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	int dup = 0;
+	while (fgets(line, sizeof line, f)) {
+		/* E <node> <seq> <lamport> <vc> <id> ... */
+		char id[140];
+		int t, k;
+		if (line[0] != 'E' || sscanf(line, "E %*s %*s %*s %*s %139s", id) != 1 ||
+		    sscanf(id, "k%d-%d", &t, &k) != 2 || t < 0 || t >= BURST_CONNS || k < 0 ||
+		    k >= BURST_MAX)
+			continue;
+		if (seen[t][k]++)
+			dup++;
+	}
+	fclose(f);
+	return dup;
+}
+
+static void written_acks_survive_a_kill_mid_burst(void **state)
+{
+	(void)state;
+	static struct burster bs[BURST_CONNS];
+	pthread_t th[BURST_CONNS];
+	atomic_store(&burst_total, 0);
+	atomic_store(&burst_stop, false);
+	for (int t = 0; t < BURST_CONNS; t++) {
+		bs[t] = (struct burster){.t = t, .fd = conn(2)};
+		assert_int_equal(pthread_create(&th[t], NULL, burst, &bs[t]), 0);
+	}
+	/* mid-burst: once 16,384 events are acknowledged (the connections
+	 * go on sending until they fail) */
+	int64_t deadline = th_now_ms() + 30000;
+	while (atomic_load(&burst_total) < 16384 && th_now_ms() < deadline)
+		usleep(1000);
+	assert_true(atomic_load(&burst_total) >= 16384);
+	th_node_signal(&cl, 2, SIGKILL);
+	atomic_store(&burst_stop, true); /* (a connection not cut stops at its next window) */
+	int cut = 0, acked = 0;
+	for (int t = 0; t < BURST_CONNS; t++) {
+		pthread_join(th[t], NULL);
+		close(bs[t].fd);
+		cut += bs[t].cut;
+		acked += bs[t].acked;
+		if (bs[t].bad)
+			fail_msg("connection %d: unexpected replies: %s", t, bs[t].why);
+	}
+	assert_true(cut > 0); /* the kill did land mid-burst */
+	assert_int_equal(th_node_start(&cl, 2), 0);
+
+	/* count each burst event's E records in the journal (after the
+	 * restart's repair of a torn tail), and in any rotated one */
+	static unsigned char seen[BURST_CONNS][BURST_MAX];
+	memset(seen, 0, sizeof seen);
+	int dup = 0, files = 0;
+	DIR *dir = opendir(evdir[2]);
+	assert_non_null(dir);
+	struct dirent *de;
+	while ((de = readdir(dir)))
+		if (strncmp(de->d_name, "eventnet.journal", 16) == 0) {
+			dup += count_burst_records(de->d_name, seen);
+			files++;
+		}
+	closedir(dir);
+	assert_true(files >= 1);
+	assert_int_equal(dup, 0);
+	for (int t = 0; t < BURST_CONNS; t++)
+		for (int k = 0; k < bs[t].acked; k++)
+			if (seen[t][k] != 1)
+				fail_msg("k%d-%d was acknowledged and is in the journal %d times", t, k,
+					 seen[t][k]);
+	print_message("%d events acknowledged before the kill, %d connections cut\n", acked, cut);
+	/* and the node serves them */
+	int fd = conn(2);
+	for (int t = 0; t < BURST_CONNS; t++) {
+		if (!bs[t].acked)
+			continue;
+		char q[64];
+		snprintf(q, sizeof q, "get k%d-%d\n", t, bs[t].acked - 1);
+		const char *r = xchg(fd, q, "\r\n");
+		if (strncmp(r, "EVENT ", 6) != 0)
+			fail_msg("k%d-%d acknowledged, lost after the restart: %s", t, bs[t].acked - 1, r);
+	}
+	close(fd);
+}
+
 /* The whole of a small file into buf (cap bytes, NUL-terminated). */
 static void read_file(const char *path, char *buf, size_t cap)
 {
@@ -684,6 +833,7 @@ int main(void)
 		cmocka_unit_test(tail_follows_new_events),
 		cmocka_unit_test(crash_with_torn_tail),
 		cmocka_unit_test(concurrent_rounds_replay_in_order),
+		cmocka_unit_test(written_acks_survive_a_kill_mid_burst),
 		cmocka_unit_test(bounded_graph_evicts_oldest),
 		cmocka_unit_test(bytes_bound_evicts_oldest),
 	};

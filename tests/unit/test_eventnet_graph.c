@@ -434,6 +434,71 @@ static void index_grows_incrementally(void **state)
 	evg_free(&g);
 }
 
+/* The index's next table made ahead (outside the service's lock): it
+ * is wanted once the index is seven sixteenths full, counted in evg_bytes
+ * while it waits, and taken as is by the growth (no other allocation);
+ * a second one is refused, and none is wanted when max_events keeps the
+ * index from growing. */
+static void index_spare_is_used(void **state)
+{
+	(void)state;
+	struct evg g;
+	const char *why;
+	enum { N = 300000 };
+	assert_int_equal(evg_init(&g, 1, N, UINT64_C(1) << 32), 0);
+	char id[16];
+	int made = 0, used = 0;
+	uint64_t *waiting = NULL;
+	for (int i = 0; i < N; i++) {
+		uint32_t ns = evg_index_spare_wanted(&g);
+		if (ns) {
+			assert_int_equal(ns, g.nslot * 2);
+			assert_true((uint64_t)g.n * 16 >= (uint64_t)g.nslot * 7);
+			uint64_t *t = evg_index_table_new(ns);
+			assert_non_null(t);
+			uint64_t before = evg_bytes(&g);
+			evg_give_index_spare(&g, t, ns);
+			assert_int_equal(evg_bytes(&g), before + (uint64_t)ns * sizeof *t);
+			assert_int_equal(evg_index_spare_wanted(&g), 0);
+			/* one arriving second is freed, not kept */
+			evg_give_index_spare(&g, evg_index_table_new(ns), ns);
+			assert_ptr_equal(g.spare_slot, t);
+			waiting = t;
+			made++;
+		}
+		uint32_t nslot = g.nslot;
+		snprintf(id, sizeof id, "s%d", i);
+		struct evg_log_in x = {.id = S(id), .conv = S("(abc)")};
+		struct evg_change ch;
+		assert_int_equal(evg_log(&g, &x, &ch, &why), 0);
+		if (g.nslot != nslot && waiting) {
+			assert_ptr_equal(g.slot, waiting); /* the spare became the index */
+			assert_null(g.spare_slot);
+			waiting = NULL;
+			used++;
+		}
+	}
+	assert_true(made >= 2);
+	assert_int_equal(used, made - (waiting ? 1 : 0));
+	for (int i = 0; i < N; i += 991) {
+		snprintf(id, sizeof id, "s%d", i);
+		assert_int_equal(evg_find(&g, id, strlen(id)), i);
+	}
+	evg_free(&g);
+
+	/* bounded below the next growth: no spare */
+	assert_int_equal(evg_init(&g, 1, 100000, UINT64_C(1) << 32), 0);
+	for (int i = 0; i < 100000; i++) {
+		snprintf(id, sizeof id, "b%d", i);
+		struct evg_log_in x = {.id = S(id)};
+		struct evg_change ch;
+		assert_int_equal(evg_log(&g, &x, &ch, &why), 0);
+		if (g.nslot / 2 >= 100000)
+			assert_int_equal(evg_index_spare_wanted(&g), 0);
+	}
+	evg_free(&g);
+}
+
 /* eventnet_max_bytes bounds what evg_bytes counts (events, index,
  * arrays): logging until it refuses stays within it and fills most of it;
  * interned partakers cost one copy. */
@@ -660,6 +725,7 @@ int main(void)
 		cmocka_unit_test(conversations_append_and_bounds),
 		cmocka_unit_test(journal_replay_and_torn_tail),
 		cmocka_unit_test(index_grows_incrementally),
+		cmocka_unit_test(index_spare_is_used),
 		cmocka_unit_test(bytes_bound_holds),
 		cmocka_unit_test(eviction_keeps_files),
 		cmocka_unit_test(edges_at_the_bound),

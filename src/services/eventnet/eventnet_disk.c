@@ -445,6 +445,17 @@ void evd_buf_add(struct evd_buf *b, const void *s, size_t n)
 {
 	if (b->oom || n == 0)
 		return;
+	char *p = evd_buf_room(b, n);
+	if (!p)
+		return;
+	memcpy(p, s, n);
+	b->n += n;
+}
+
+char *evd_buf_room(struct evd_buf *b, size_t n)
+{
+	if (b->oom)
+		return NULL;
 	if (b->n + n > b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 65536;
 		while (cap < b->n + n)
@@ -452,13 +463,12 @@ void evd_buf_add(struct evd_buf *b, const void *s, size_t n)
 		char *p = realloc(b->p, cap);
 		if (!p) {
 			b->oom = true;
-			return;
+			return NULL;
 		}
 		b->p = p;
 		b->cap = cap;
 	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
+	return b->p + b->n;
 }
 
 void evd_buf_free(struct evd_buf *b)
@@ -503,7 +513,9 @@ int evd_append(struct evd *d, struct evd_buf *journal, struct evd_buf *vertices,
 {
 	if (journal->oom || vertices->oom || edges->oom)
 		return -ENOMEM;
-	count_records(journal->p, journal->n, &d->jevents, &d->jcauses);
+	d->jevents += journal->events;
+	d->jcauses += journal->causes;
+	journal->events = journal->causes = 0;
 	d->jbytes += journal->n;
 	int rc = write_all(d->jfd, journal->p, journal->n);
 	if (rc == 0)
@@ -735,10 +747,14 @@ size_t evd_event_clocks(const struct evg_event *e, char *b)
 void evd_journal_change(struct evd_buf *j, const struct evg_event *e, const struct evg_change *ch,
 			const char *conv, size_t conv_len, const char *clocks, size_t clocks_n)
 {
-	char b[EVN_LINE_HEAD];
+	char *b;
 	size_t n = 0;
 	if (ch->created) {
+		/* formatted in place: "E <clocks> <id> <partakers|-> <conv>\n" */
 		size_t pl = strlen(evg_ev_partakers(e));
+		if (!(b = evd_buf_room(j, 2 + (clocks ? clocks_n : EVN_LINE_HEAD) + 1 + e->id_len + 1 +
+						  pl + 2 + conv_len + 1)))
+			return;
 		PUTS("E ");
 		if (clocks)
 			PUT(clocks, clocks_n);
@@ -752,54 +768,51 @@ void evd_journal_change(struct evd_buf *j, const struct evg_event *e, const stru
 		else
 			b[n++] = '-';
 		b[n++] = ' ';
-		if (conv_len < sizeof b - n - 1) { /* the usual small event: one copy */
-			if (conv_len)
-				PUT(conv, conv_len);
-			b[n++] = '\n';
-			evd_buf_add(j, b, n);
-		} else {
-			evd_buf_add(j, b, n);
-			evd_buf_add(j, conv, conv_len);
-			evd_buf_add(j, "\n", 1);
-		}
+		if (conv_len)
+			PUT(conv, conv_len);
+		b[n++] = '\n';
+		j->n += n;
+		j->events++;
 	} else if (ch->conv_appended) {
+		if (!(b = evd_buf_room(j, 2 + e->id_len + 1 + conv_len + 1)))
+			return;
 		PUTS("C ");
 		PUT(evg_ev_id(e), e->id_len);
 		b[n++] = ' ';
-		evd_buf_add(j, b, n);
-		evd_buf_add(j, conv, conv_len);
-		evd_buf_add(j, "\n", 1);
+		PUT(conv, conv_len);
+		b[n++] = '\n';
+		j->n += n;
 	}
 	for (unsigned k = 0; k < ch->nadded; k++) {
+		if (!(b = evd_buf_room(j, 2 + e->id_len + 1 + ch->added[k].n + 1)))
+			return;
 		n = 0;
 		PUTS("P ");
 		PUT(evg_ev_id(e), e->id_len);
 		b[n++] = ' ';
 		PUT(ch->added[k].p, ch->added[k].n);
 		b[n++] = '\n';
-		evd_buf_add(j, b, n);
+		j->n += n;
+		j->causes++;
 	}
 }
 
 static void vertex_line(struct evd_buf *v, const struct evg_event *e, const char *conv,
 			size_t conv_len)
 {
-	char b[EVN_LINE_HEAD];
+	/* formatted in place: "<id> - <partakers> - <conv>\n" */
 	size_t n = 0, pl = strlen(evg_ev_partakers(e));
+	char *b = evd_buf_room(v, e->id_len + 3 + pl + 3 + conv_len + 1);
+	if (!b)
+		return;
 	PUT(evg_ev_id(e), e->id_len);
 	PUTS(" - ");
 	PUT(evg_ev_partakers(e), pl);
 	PUTS(" - ");
-	if (conv_len && conv_len < sizeof b - n - 1) {
-		PUT(conv, conv_len);
-		b[n++] = '\n';
-		evd_buf_add(v, b, n);
-		return;
-	}
-	evd_buf_add(v, b, n);
 	if (conv_len)
-		evd_buf_add(v, conv, conv_len);
-	evd_buf_add(v, "\n", 1);
+		PUT(conv, conv_len);
+	b[n++] = '\n';
+	v->n += n;
 }
 
 void evd_text_change(struct evd_buf *v, struct evd_buf *e, const struct evg_event *ev,
@@ -808,13 +821,15 @@ void evd_text_change(struct evd_buf *v, struct evd_buf *e, const struct evg_even
 	if (ch->created)
 		vertex_line(v, ev, conv, conv_len);
 	for (unsigned k = 0; k < ch->nadded; k++) {
-		char b[2 * 130];
 		size_t n = 0;
+		char *b = evd_buf_room(e, ch->added[k].n + 1 + ev->id_len + 1);
+		if (!b)
+			return;
 		PUT(ch->added[k].p, ch->added[k].n);
 		b[n++] = ',';
 		PUT(evg_ev_id(ev), ev->id_len);
 		b[n++] = '\n';
-		evd_buf_add(e, b, n);
+		e->n += n;
 	}
 }
 

@@ -25,8 +25,14 @@ struct evd_buf {
 	char *p;
 	size_t n, cap;
 	bool oom;
+	/* a journal's records: its E and P lines (evd_journal_change counts
+	 * them, evd_append adds them to the journal's counts for rotation) */
+	uint64_t events, causes;
 };
 void evd_buf_add(struct evd_buf *b, const void *s, size_t n);
+/* Room for n more bytes at b->p + b->n (the caller writes there and
+ * adds what it wrote to b->n), or NULL (oom set). */
+char *evd_buf_room(struct evd_buf *b, size_t n);
 /* Frees the memory (b is empty and usable again). */
 void evd_buf_free(struct evd_buf *b);
 

@@ -126,6 +126,7 @@ void evg_free(struct evg *g)
 	free(g->ev);
 	big_free(g->slot, (size_t)g->nslot * sizeof *g->slot);
 	big_free(g->old, (size_t)g->nold * sizeof *g->old);
+	big_free(g->spare_slot, (size_t)g->nspare_slot * sizeof *g->spare_slot);
 	free(g->names);
 	free(g->mark);
 	memset(g, 0, sizeof *g);
@@ -213,6 +214,54 @@ static void index_move(struct evg *g, uint32_t k)
 	}
 }
 
+/* An index table of n slots, zeroed (with populate: every page faulted
+ * in here).  NULL when out of memory. */
+static uint64_t *index_table(uint32_t n, bool populate)
+{
+	size_t size = (size_t)n * sizeof(uint64_t);
+	uint64_t *t = big_alloc(size, false);
+	if (!t || size < EVG_HUGE)
+		return t;
+	madvise(t, size, MADV_HUGEPAGE); /* random probes: TLB misses */
+	if (populate && madvise(t, size, MADV_POPULATE_WRITE) != 0)
+		for (size_t o = 0; o < size / sizeof *t; o += 4096 / sizeof *t)
+			((volatile uint64_t *)t)[o] = 0; /* before Linux 5.14: by hand */
+	return t;
+}
+
+uint64_t *evg_index_table_new(uint32_t nslot)
+{
+	return index_table(nslot, true);
+}
+
+uint32_t evg_index_spare_wanted(const struct evg *g)
+{
+	if (g->spare_slot || g->nslot > UINT32_MAX / 2)
+		return 0;
+	uint64_t ns = (uint64_t)g->nslot * 2;
+	/* seven sixteenths full (it grows at half: the spare waits little,
+	 * as it doubles the index's memory), and large enough that its
+	 * zeroing matters; not when the bounds keep the index from growing
+	 * (the spare would only hold memory) */
+	if ((uint64_t)g->n * 16 < (uint64_t)g->nslot * 7 || ns * sizeof *g->slot < EVG_HUGE ||
+	    g->max_events <= g->nslot / 2 ||
+	    evg_bytes(g) + ns * sizeof *g->slot > g->max_bytes - g->max_bytes / 8)
+		return 0;
+	return (uint32_t)ns;
+}
+
+void evg_give_index_spare(struct evg *g, uint64_t *table, uint32_t nslot)
+{
+	if (!table)
+		return;
+	if (g->spare_slot || nslot != g->nslot * 2) { /* one came first, or the index grew */
+		big_free(table, (size_t)nslot * sizeof *table);
+		return;
+	}
+	g->spare_slot = table;
+	g->nspare_slot = nslot;
+}
+
 /* Room for one more event: the array and the index. */
 static int grow(struct evg *g)
 {
@@ -230,11 +279,14 @@ static int grow(struct evg *g)
 		if (g->old) /* not reached with EVG_MOVE_STEP >= 2; for safety */
 			index_move(g, g->nold);
 		uint32_t ns = g->nslot * 2;
-		uint64_t *slot = big_alloc((size_t)ns * sizeof *slot, false);
-		if (!slot)
+		uint64_t *slot;
+		if (g->spare_slot && g->nspare_slot == ns) { /* made ahead, outside the lock */
+			slot = g->spare_slot;
+			g->spare_slot = NULL;
+			g->nspare_slot = 0;
+		} else if (!(slot = index_table(ns, false))) {
 			return -ENOMEM;
-		if ((size_t)ns * sizeof *slot >= EVG_HUGE) /* random probes: TLB misses */
-			madvise(slot, (size_t)ns * sizeof *slot, MADV_HUGEPAGE);
+		}
 		g->old = g->slot;
 		g->nold = g->nslot;
 		g->moved = 0;
@@ -246,7 +298,7 @@ static int grow(struct evg *g)
 
 uint64_t evg_bytes(const struct evg *g)
 {
-	return g->bytes + ((uint64_t)g->nslot + g->nold) * sizeof *g->slot +
+	return g->bytes + ((uint64_t)g->nslot + g->nold + g->nspare_slot) * sizeof *g->slot +
 	       (uint64_t)g->cap * sizeof *g->ev + (uint64_t)g->nmark * sizeof *g->mark;
 }
 
@@ -255,8 +307,8 @@ uint64_t evg_bytes(const struct evg *g)
 static uint64_t grow_bytes(const struct evg *g)
 {
 	uint64_t b = 0;
-	if ((uint64_t)(g->n + 1) * 2 > g->nslot)
-		b += (uint64_t)g->nslot * 2 * sizeof *g->slot;
+	if ((uint64_t)(g->n + 1) * 2 > g->nslot && g->nspare_slot != g->nslot * 2)
+		b += (uint64_t)g->nslot * 2 * sizeof *g->slot; /* (a spare is counted already) */
 	if (g->n == g->cap)
 		b += (uint64_t)(g->cap ? g->cap : 1024) * sizeof *g->ev;
 	if (!g->chunks || g->chunks->left < 4096)

@@ -159,6 +159,10 @@ struct evg {
 	 * slot; freed once all are copied.  No whole-table rehash at once. */
 	uint64_t *old;
 	uint32_t nold, moved; /* old's slots [0, moved) are copied */
+	/* the index's next table (twice nslot), faulted in outside the lock
+	 * before it is due, or NULL (evg_index_spare_wanted) */
+	uint64_t *spare_slot;
+	uint32_t nspare_slot;
 	/* partakers strings, interned: one copy in the graph's memory each */
 	const char **names; /* open addressing, nnames slots (power of two) */
 	uint32_t nnames, unames;
@@ -213,6 +217,20 @@ void evg_prefetch(const struct evg *g, uint32_t hash);
 bool evg_spare_wanted(const struct evg *g);
 struct evg_chunk *evg_chunk_new(void);
 void evg_give_spare(struct evg *g, struct evg_chunk *c);
+
+/* The id index doubles when half full; a table of hundreds of MiB has
+ * its pages zeroed on first touch, which under the service's lock stalls
+ * every other worker.  So the next table is made ahead: once the index
+ * is seven sixteenths full, evg_index_spare_wanted returns the slots it
+ * should have (0: none wanted: one is there, the table is small, or the
+ * bounds will never let the index grow or hold it), evg_index_table_new
+ * (no graph, no lock: it faults every page in; NULL when out of memory)
+ * makes it, and evg_give_index_spare hands it to the graph, which owns
+ * it from then on (or frees it when it is no longer wanted).  Without a
+ * spare the index allocates its next table itself. */
+uint32_t evg_index_spare_wanted(const struct evg *g);
+uint64_t *evg_index_table_new(uint32_t nslot);
+void evg_give_index_spare(struct evg *g, uint64_t *table, uint32_t nslot);
 
 struct evg_str {
 	const char *p;

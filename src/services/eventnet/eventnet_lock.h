@@ -32,19 +32,63 @@ static inline void evn_mutex_init(struct evn_mutex *x)
 	x->taken = x->waits = x->wait_ns = 0;
 }
 
+/* Nanoseconds since *a (CLOCK_MONOTONIC). */
+static inline int64_t evn_since_ns(const struct timespec *a)
+{
+	struct timespec b;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (int64_t)(b.tv_sec - a->tv_sec) * 1000000000 + (b.tv_nsec - a->tv_nsec);
+}
+
+/* A wait for x that began at *a, counted. */
+static inline void evn_count_wait(struct evn_mutex *x, const struct timespec *a)
+{
+	__atomic_fetch_add(&x->waits, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&x->wait_ns, (uint64_t)evn_since_ns(a), __ATOMIC_RELAXED);
+}
+
 static inline void evn_lock(struct evn_mutex *x)
 {
 	__atomic_fetch_add(&x->taken, 1, __ATOMIC_RELAXED);
 	if (pthread_mutex_trylock(&x->m) == 0)
 		return;
-	struct timespec a, b;
+	struct timespec a;
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	pthread_mutex_lock(&x->m);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	__atomic_fetch_add(&x->waits, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&x->wait_ns,
-			   (uint64_t)((int64_t)(b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec)),
-			   __ATOMIC_RELAXED);
+	evn_count_wait(x, &a);
+}
+
+static inline void evn_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/* Like evn_lock, but a waiter first spins up to spin_ns (trylock) before
+ * it sleeps: for a lock held a few microseconds by a worker that is
+ * running, where a futex sleep costs far more (on a host with more
+ * runnable threads than CPUs the sleeper waits its turn to run again:
+ * measured ~100 us a wait with 16 clients on 2 cores). */
+static inline void evn_lock_spin(struct evn_mutex *x, int64_t spin_ns)
+{
+	__atomic_fetch_add(&x->taken, 1, __ATOMIC_RELAXED);
+	if (pthread_mutex_trylock(&x->m) == 0)
+		return;
+	struct timespec a;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	bool got = false;
+	for (unsigned k = 1; !got; k++) {
+		evn_cpu_relax();
+		got = pthread_mutex_trylock(&x->m) == 0;
+		if (!got && k % 64 == 0 && evn_since_ns(&a) > spin_ns)
+			break;
+	}
+	if (!got)
+		pthread_mutex_lock(&x->m);
+	evn_count_wait(x, &a);
 }
 
 /* Takes x when it is free: true, else false at once (no wait counted:

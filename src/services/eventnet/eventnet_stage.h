@@ -38,6 +38,7 @@ struct evn_stage {
 	unsigned n, cap;
 	bool oom; /* a change could not be staged: its lines are lost */
 	uint64_t ticket; /* the round's place in the journal's order */
+	unsigned ready; /* changes formatted into j, v, e, not yet queued (0: none) */
 	struct evd_buf j, v, e; /* the formatted journal, vertices, edges lines */
 };
 
