@@ -686,6 +686,13 @@ int virgo_eventnet_compare(const struct virgo_event *a, const struct virgo_event
  * logged causes, then id itself last, in causal order (by Lamport time,
  * then node and sequence).  *evs: virgo_events_free(*evs, *n). */
 int virgo_eventnet_why(const char *id, struct virgo_event **evs, size_t *n);
+/* As virgo_eventnet_why, and *truncated (NULL when none; the caller
+ * free()s it): the space-separated ids of causes met on the way that their
+ * node has evicted from memory (eventnet_max_events / _bytes), where the
+ * history listed stops (those events and their causes are in that node's
+ * EventNetVertices.txt / EventNetEdges.txt).  truncated may be NULL. */
+int virgo_eventnet_why_truncated(const char *id, struct virgo_event **evs, size_t *n,
+				 char **truncated);
 /* Every event of every node, merged in causal order. */
 int virgo_eventnet_dump(struct virgo_event **evs, size_t *n);
 /* Follows every node: cb gets each new event as it is recorded (in the

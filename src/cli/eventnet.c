@@ -25,6 +25,18 @@ static int ev_fail(const char *what, const char *id, int rc)
 	return cli_fail(what, rc);
 }
 
+/* Where a history stops because its node evicted older events (trunc:
+ * space-separated ids, or NULL); frees trunc. */
+static void truncated_note(FILE *f, char *trunc)
+{
+	if (!trunc)
+		return;
+	fprintf(f, "# the history stops at %s: evicted from its node's memory (eventnet_max_events/"
+		   "_bytes); it and its causes are in that node's EventNetVertices.txt and "
+		   "EventNetEdges.txt\n", trunc);
+	free(trunc);
+}
+
 static void print_event(const struct virgo_event *e, const char *mark)
 {
 	printf("%s%-8" PRIu64 " node%-3u %-20s [%s]", mark, e->lamport, e->node, e->id, e->clock);
@@ -99,13 +111,15 @@ static int ev_why(int argc, char **argv)
 		return cli_usage("eventnet", "why <event>");
 	struct virgo_event *evs;
 	size_t n;
-	int rc = virgo_eventnet_why(argv[1], &evs, &n);
+	char *trunc;
+	int rc = virgo_eventnet_why_truncated(argv[1], &evs, &n, &trunc);
 	if (rc)
 		return ev_fail("why", argv[1], rc);
-	printf("# %zu cause%s of %s, in causal order (Lamport time, node, event, clock)\n",
-	       n ? n - 1 : 0, n == 2 ? "" : "s", argv[1]);
+	printf("# %zu cause%s of %s%s, in causal order (Lamport time, node, event, clock)\n",
+	       n ? n - 1 : 0, n == 2 ? "" : "s", argv[1], trunc ? " in the nodes' memory" : "");
 	for (size_t i = 0; i < n; i++)
 		print_event(&evs[i], strcmp(evs[i].id, argv[1]) == 0 ? "=> " : "   ");
+	truncated_note(stdout, trunc);
 	virgo_events_free(evs, n);
 	return 0;
 }
@@ -132,9 +146,12 @@ static int gather(int argc, char **argv, struct virgo_event **evs, size_t *n)
 {
 	if (argc > 2)
 		return cli_usage("eventnet", "%s [<event>]", argv[0]);
-	int rc = argc == 2 ? virgo_eventnet_why(argv[1], evs, n) : virgo_eventnet_dump(evs, n);
+	char *trunc = NULL;
+	int rc = argc == 2 ? virgo_eventnet_why_truncated(argv[1], evs, n, &trunc)
+			   : virgo_eventnet_dump(evs, n);
 	if (rc)
 		return ev_fail(argv[0], argc == 2 ? argv[1] : "", rc);
+	truncated_note(stderr, trunc); /* stdout is the drawing */
 	return 0;
 }
 

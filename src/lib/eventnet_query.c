@@ -91,6 +91,22 @@ static void set_free(struct strset *s)
 	s->n = 0;
 }
 
+/* The set's ids joined by spaces into *out (malloc'd). */
+static int join_ids(const struct strset *s, char **out)
+{
+	size_t len = 1;
+	for (size_t i = 0; i < s->n; i++)
+		len += strlen(s->s[i]) + 1;
+	char *p = malloc(len), *o = p;
+	if (!p)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n; i++)
+		o += sprintf(o, "%s%s", i ? " " : "", s->s[i]);
+	*o = '\0';
+	*out = p;
+	return 0;
+}
+
 static unsigned node_id_of(int idx)
 {
 	struct virgo_node_info ni = {0};
@@ -99,10 +115,11 @@ static unsigned node_id_of(int idx)
 }
 
 /* Sends req to node idx and gathers its reply: EVENT lines into evs,
- * REMOTE ids into remote, NEXT into *next; up to END (or one line when
- * single).  0, -ENOENT (no such event there), or another -errno. */
+ * REMOTE ids into remote, TRUNCATED ids into trunc, NEXT into *next (each
+ * may be NULL); up to END (or one line when single).  0, -ENOENT (no such
+ * event there), or another -errno. */
 static int node_ask(struct ven_conn *k, int idx, const char *op, const char *req, bool single,
-		    struct evlist *evs, struct strset *remote, uint64_t *next)
+		    struct evlist *evs, struct strset *remote, struct strset *trunc, uint64_t *next)
 {
 	int rc = ven_send(k, req, strlen(req));
 	for (bool first = true; rc == 0; first = false) {
@@ -117,6 +134,8 @@ static int node_ask(struct ven_conn *k, int idx, const char *op, const char *req
 			rc = list_push(evs, line, len);
 		else if (strncmp(line, "REMOTE ", 7) == 0 && remote)
 			rc = set_has(remote, line + 7) ? 0 : set_add(remote, line + 7);
+		else if (strncmp(line, "TRUNCATED ", 10) == 0 && trunc)
+			rc = set_has(trunc, line + 10) ? 0 : set_add(trunc, line + 10);
 		else if (strncmp(line, "NEXT ", 5) == 0 && next)
 			*next = strtoull(line + 5, NULL, 10);
 		else if (strcmp(line, "END") == 0)
@@ -127,14 +146,17 @@ static int node_ask(struct ven_conn *k, int idx, const char *op, const char *req
 	return rc;
 }
 
-/* Asks every node; ENOENT from a node is skipped. */
+/* Asks every node; ENOENT from a node is skipped.  When every node says
+ * ENOENT, the error detail is that of a node that has evicted events (it
+ * may have had this one), or none ("recorded nowhere"). */
 static int ask_all(const char *op, const char *req, bool single, struct evlist *evs,
-		   struct strset *remote, bool *found)
+		   struct strset *remote, struct strset *trunc, bool *found)
 {
 	int n = virgo_node_count();
 	if (n <= 0)
 		return n < 0 ? n : -VIRGO_ENONODE;
 	int err = 0;
+	char evicted[512] = "";
 	*found = false;
 	for (int i = 0; i < n; i++) {
 		struct ven_conn *k = malloc(sizeof *k);
@@ -142,15 +164,23 @@ static int ask_all(const char *op, const char *req, bool single, struct evlist *
 			return -ENOMEM;
 		int rc = ven_open(i, VQ_TIMEOUT_MS, k);
 		if (rc == 0)
-			rc = node_ask(k, i, op, req, single, evs, remote, NULL);
+			rc = node_ask(k, i, op, req, single, evs, remote, trunc, NULL);
 		ven_close(k);
 		free(k);
 		if (rc == 0)
 			*found = true;
 		else if (rc != -ENOENT && !err)
 			err = rc;
+		else if (rc == -ENOENT && !evicted[0] && strstr(virgo_last_error(), "evicted"))
+			snprintf(evicted, sizeof evicted, "%s", virgo_last_error());
 	}
-	return *found ? 0 : err ? err : -ENOENT;
+	if (*found || err)
+		return *found ? 0 : err;
+	if (evicted[0])
+		vc_err_set(evicted);
+	else
+		vc_err_clear();
+	return -ENOENT;
 }
 
 static bool id_arg_ok(const char *id)
@@ -177,7 +207,7 @@ int virgo_eventnet_get(const char *id, struct virgo_event **ev)
 	snprintf(req, sizeof req, "get %s\n", id);
 	struct evlist l = {0};
 	bool found;
-	int rc = ask_all("get", req, true, &l, NULL, &found);
+	int rc = ask_all("get", req, true, &l, NULL, NULL, &found);
 	if (rc == 0 && l.n == 0)
 		rc = -ENOENT;
 	if (rc) {
@@ -246,17 +276,20 @@ static void sort_unique(struct evlist *l)
 	l->n = w;
 }
 
-int virgo_eventnet_why(const char *id, struct virgo_event **evs, size_t *n)
+int virgo_eventnet_why_truncated(const char *id, struct virgo_event **evs, size_t *n,
+				char **truncated)
 {
 	*evs = NULL;
 	*n = 0;
+	if (truncated)
+		*truncated = NULL;
 	if (!id_arg_ok(id))
 		return -EINVAL;
 	int err = 0;
 	if (!vc_get(&err))
 		return err;
 	struct evlist l = {0};
-	struct strset todo = {0}, done = {0};
+	struct strset todo = {0}, done = {0}, trunc = {0};
 	int rc = set_add(&todo, id);
 	bool first = true;
 	while (rc == 0 && done.n < todo.n) {
@@ -267,10 +300,10 @@ int virgo_eventnet_why(const char *id, struct virgo_event **evs, size_t *n)
 		char req[200];
 		bool found;
 		snprintf(req, sizeof req, "get %s\n", x); /* the event itself */
-		rc = ask_all("get", req, true, &l, NULL, &found);
+		rc = ask_all("get", req, true, &l, NULL, NULL, &found);
 		if (rc == 0) {
 			snprintf(req, sizeof req, "why %s 100000\n", x);
-			rc = ask_all("why", req, false, &l, &todo, &found);
+			rc = ask_all("why", req, false, &l, &todo, &trunc, &found);
 		}
 		if (rc == -ENOENT && !first)
 			rc = 0; /* a cause named but recorded nowhere: shown by its edge only */
@@ -278,6 +311,9 @@ int virgo_eventnet_why(const char *id, struct virgo_event **evs, size_t *n)
 	}
 	set_free(&todo);
 	set_free(&done);
+	if (rc == 0 && truncated && trunc.n)
+		rc = join_ids(&trunc, truncated);
+	set_free(&trunc);
 	if (rc) {
 		virgo_events_free(l.v, l.n);
 		return rc;
@@ -286,6 +322,11 @@ int virgo_eventnet_why(const char *id, struct virgo_event **evs, size_t *n)
 	*evs = l.v;
 	*n = l.n;
 	return 0;
+}
+
+int virgo_eventnet_why(const char *id, struct virgo_event **evs, size_t *n)
+{
+	return virgo_eventnet_why_truncated(id, evs, n, NULL);
 }
 
 int virgo_eventnet_dump(struct virgo_event **evs, size_t *n)
@@ -311,7 +352,7 @@ int virgo_eventnet_dump(struct virgo_event **evs, size_t *n)
 			uint64_t next = 0;
 			snprintf(req, sizeof req, "dump %" PRIu64 " 10000\n", cursor);
 			if (rc == 0)
-				rc = node_ask(k, i, "dump", req, false, &l, NULL, &next);
+				rc = node_ask(k, i, "dump", req, false, &l, NULL, NULL, &next);
 			cursor = next;
 		} while (rc == 0 && cursor);
 		ven_close(k);

@@ -691,8 +691,8 @@ static uint64_t stat_of(const char *stats, const char *name)
  * within the bound), the text files have every one in the exact format
  * (appended conversations too, one of an event evicted since), why on a
  * recent event says where its history is truncated, queries on an
- * evicted one say so; a restart replays within the bound (cutting
- * nothing) and takes new events after it. */
+ * evicted one say so (also through the CLI); a restart replays within
+ * the bound (cutting nothing) and takes new events after it. */
 static void bounded_graph_evicts_oldest(void **state)
 {
 	(void)state;
@@ -781,6 +781,22 @@ static void bounded_graph_evicts_oldest(void **state)
 	close(fd);
 	read_file(c2.nodes[0].log, log, sizeof log);
 	assert_non_null(strstr(log, "eventnet_replay_evicted"));
+	/* the CLI says where a history stops, and that a missing event may
+	 * have been evicted (not "recorded nowhere") */
+	static char cli_out[1 << 18];
+	char virgo[600];
+	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	const char *why[] = {virgo, "-c", c2.client_conf, "eventnet", "why", "f4571", NULL};
+	assert_int_equal(th_run(why, cli_out, sizeof cli_out, 20000), 0);
+	assert_non_null(strstr(cli_out, "=> "));
+	const char *stop = strstr(cli_out, "# the history stops at f");
+	if (!stop)
+		fail_msg("no truncation note in:\n%.2000s", cli_out + strlen(cli_out) - 400);
+	assert_non_null(strstr(stop, "evicted from its node's memory"));
+	const char *get[] = {virgo, "-c", c2.client_conf, "eventnet", "get", "f0", NULL};
+	assert_int_equal(th_run(get, cli_out, sizeof cli_out, 20000), 1);
+	assert_non_null(strstr(cli_out, "evicted"));
+	assert_null(strstr(cli_out, "on any node"));
 	assert_int_equal(th_cluster_stop(&c2), 0);
 	setenv("VIRGO_CLIENT_CONF", cl.client_conf, 1);
 }
