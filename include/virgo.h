@@ -695,6 +695,10 @@ int virgo_eventnet_why_truncated(const char *id, struct virgo_event **evs, size_
 				 char **truncated);
 /* Every event of every node, merged in causal order. */
 int virgo_eventnet_dump(struct virgo_event **evs, size_t *n);
+/* As virgo_eventnet_dump, and *evicted (may be NULL): how many older
+ * events the nodes have evicted from memory (eventnet_max_events /
+ * _bytes) and so left out (they are in the nodes' text files). */
+int virgo_eventnet_dump_evicted(struct virgo_event **evs, size_t *n, uint64_t *evicted);
 /* Follows every node: cb gets each new event as it is recorded (in the
  * order each node records them) until it returns non-zero (then 0 is
  * returned) or every node's feed ends (-VIRGO_ENONODE when none could be

@@ -147,11 +147,19 @@ static int gather(int argc, char **argv, struct virgo_event **evs, size_t *n)
 	if (argc > 2)
 		return cli_usage("eventnet", "%s [<event>]", argv[0]);
 	char *trunc = NULL;
+	uint64_t evicted = 0;
 	int rc = argc == 2 ? virgo_eventnet_why_truncated(argv[1], evs, n, &trunc)
-			   : virgo_eventnet_dump(evs, n);
+			   : virgo_eventnet_dump_evicted(evs, n, &evicted);
 	if (rc)
 		return ev_fail(argv[0], argc == 2 ? argv[1] : "", rc);
-	truncated_note(stderr, trunc); /* stdout is the drawing */
+	/* on stderr: stdout is the drawing */
+	truncated_note(stderr, trunc);
+	if (evicted)
+		fprintf(stderr,
+			"# %" PRIu64 " older event%s evicted from the nodes' memory (eventnet_max_events/"
+			"_bytes) are not drawn; they are in the nodes' EventNetVertices.txt and "
+			"EventNetEdges.txt\n",
+			evicted, evicted == 1 ? "" : "s");
 	return 0;
 }
 

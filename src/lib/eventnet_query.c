@@ -114,12 +114,20 @@ static unsigned node_id_of(int idx)
 	return ni.id;
 }
 
-/* Sends req to node idx and gathers its reply: EVENT lines into evs,
- * REMOTE ids into remote, TRUNCATED ids into trunc, NEXT into *next (each
- * may be NULL); up to END (or one line when single).  0, -ENOENT (no such
- * event there), or another -errno. */
+/* Where a node's reply lines go (NULL: dropped). */
+struct ask_out {
+	struct evlist *evs; /* EVENT lines */
+	struct strset *remote; /* REMOTE <id>: causes recorded elsewhere */
+	struct strset *trunc; /* TRUNCATED <id>: causes evicted from memory */
+	uint64_t *next; /* NEXT <cursor> */
+	uint64_t *evicted; /* EVICTED <n>: added up */
+};
+
+/* Sends req to node idx and gathers its reply into o; up to END (or one
+ * line when single).  0, -ENOENT (no such event there), or another
+ * -errno. */
 static int node_ask(struct ven_conn *k, int idx, const char *op, const char *req, bool single,
-		    struct evlist *evs, struct strset *remote, struct strset *trunc, uint64_t *next)
+		    const struct ask_out *o)
 {
 	int rc = ven_send(k, req, strlen(req));
 	for (bool first = true; rc == 0; first = false) {
@@ -130,14 +138,16 @@ static int node_ask(struct ven_conn *k, int idx, const char *op, const char *req
 			break;
 		if (first && strncmp(line, "ERR ", 4) == 0)
 			return ven_err(line, op, node_id_of(idx));
-		if (strncmp(line, "EVENT ", 6) == 0)
-			rc = list_push(evs, line, len);
-		else if (strncmp(line, "REMOTE ", 7) == 0 && remote)
-			rc = set_has(remote, line + 7) ? 0 : set_add(remote, line + 7);
-		else if (strncmp(line, "TRUNCATED ", 10) == 0 && trunc)
-			rc = set_has(trunc, line + 10) ? 0 : set_add(trunc, line + 10);
-		else if (strncmp(line, "NEXT ", 5) == 0 && next)
-			*next = strtoull(line + 5, NULL, 10);
+		if (strncmp(line, "EVENT ", 6) == 0 && o->evs)
+			rc = list_push(o->evs, line, len);
+		else if (strncmp(line, "REMOTE ", 7) == 0 && o->remote)
+			rc = set_has(o->remote, line + 7) ? 0 : set_add(o->remote, line + 7);
+		else if (strncmp(line, "TRUNCATED ", 10) == 0 && o->trunc)
+			rc = set_has(o->trunc, line + 10) ? 0 : set_add(o->trunc, line + 10);
+		else if (strncmp(line, "NEXT ", 5) == 0 && o->next)
+			*o->next = strtoull(line + 5, NULL, 10);
+		else if (strncmp(line, "EVICTED ", 8) == 0 && o->evicted)
+			*o->evicted += strtoull(line + 8, NULL, 10);
 		else if (strcmp(line, "END") == 0)
 			return 0;
 		if (single)
@@ -149,8 +159,8 @@ static int node_ask(struct ven_conn *k, int idx, const char *op, const char *req
 /* Asks every node; ENOENT from a node is skipped.  When every node says
  * ENOENT, the error detail is that of a node that has evicted events (it
  * may have had this one), or none ("recorded nowhere"). */
-static int ask_all(const char *op, const char *req, bool single, struct evlist *evs,
-		   struct strset *remote, struct strset *trunc, bool *found)
+static int ask_all(const char *op, const char *req, bool single, const struct ask_out *o,
+		   bool *found)
 {
 	int n = virgo_node_count();
 	if (n <= 0)
@@ -164,7 +174,7 @@ static int ask_all(const char *op, const char *req, bool single, struct evlist *
 			return -ENOMEM;
 		int rc = ven_open(i, VQ_TIMEOUT_MS, k);
 		if (rc == 0)
-			rc = node_ask(k, i, op, req, single, evs, remote, trunc, NULL);
+			rc = node_ask(k, i, op, req, single, o);
 		ven_close(k);
 		free(k);
 		if (rc == 0)
@@ -207,7 +217,7 @@ int virgo_eventnet_get(const char *id, struct virgo_event **ev)
 	snprintf(req, sizeof req, "get %s\n", id);
 	struct evlist l = {0};
 	bool found;
-	int rc = ask_all("get", req, true, &l, NULL, NULL, &found);
+	int rc = ask_all("get", req, true, &(struct ask_out){.evs = &l}, &found);
 	if (rc == 0 && l.n == 0)
 		rc = -ENOENT;
 	if (rc) {
@@ -300,10 +310,12 @@ int virgo_eventnet_why_truncated(const char *id, struct virgo_event **evs, size_
 		char req[200];
 		bool found;
 		snprintf(req, sizeof req, "get %s\n", x); /* the event itself */
-		rc = ask_all("get", req, true, &l, NULL, NULL, &found);
+		rc = ask_all("get", req, true, &(struct ask_out){.evs = &l}, &found);
 		if (rc == 0) {
 			snprintf(req, sizeof req, "why %s 100000\n", x);
-			rc = ask_all("why", req, false, &l, &todo, &trunc, &found);
+			rc = ask_all("why", req, false,
+				     &(struct ask_out){.evs = &l, .remote = &todo, .trunc = &trunc},
+				     &found);
 		}
 		if (rc == -ENOENT && !first)
 			rc = 0; /* a cause named but recorded nowhere: shown by its edge only */
@@ -329,10 +341,11 @@ int virgo_eventnet_why(const char *id, struct virgo_event **evs, size_t *n)
 	return virgo_eventnet_why_truncated(id, evs, n, NULL);
 }
 
-int virgo_eventnet_dump(struct virgo_event **evs, size_t *n)
+int virgo_eventnet_dump_evicted(struct virgo_event **evs, size_t *n, uint64_t *evicted)
 {
 	*evs = NULL;
 	*n = 0;
+	uint64_t left_out = 0;
 	int err = 0;
 	if (!vc_get(&err))
 		return err;
@@ -352,7 +365,9 @@ int virgo_eventnet_dump(struct virgo_event **evs, size_t *n)
 			uint64_t next = 0;
 			snprintf(req, sizeof req, "dump %" PRIu64 " 10000\n", cursor);
 			if (rc == 0)
-				rc = node_ask(k, i, "dump", req, false, &l, NULL, NULL, &next);
+				rc = node_ask(k, i, "dump", req, false,
+					      &(struct ask_out){.evs = &l, .next = &next,
+								.evicted = &left_out});
 			cursor = next;
 		} while (rc == 0 && cursor);
 		ven_close(k);
@@ -365,7 +380,14 @@ int virgo_eventnet_dump(struct virgo_event **evs, size_t *n)
 	sort_unique(&l);
 	*evs = l.v;
 	*n = l.n;
+	if (evicted)
+		*evicted = left_out;
 	return 0;
+}
+
+int virgo_eventnet_dump(struct virgo_event **evs, size_t *n)
+{
+	return virgo_eventnet_dump_evicted(evs, n, NULL);
 }
 
 int virgo_eventnet_tail(int (*cb)(const struct virgo_event *ev, void *arg), void *arg)

@@ -797,6 +797,19 @@ static void bounded_graph_evicts_oldest(void **state)
 	assert_int_equal(th_run(get, cli_out, sizeof cli_out, 20000), 1);
 	assert_non_null(strstr(cli_out, "evicted"));
 	assert_null(strstr(cli_out, "on any node"));
+	/* a drawing of the whole graph says how many it leaves out */
+	const char *dot[] = {virgo, "-c", c2.client_conf, "eventnet", "dot", NULL};
+	assert_int_equal(th_run(dot, cli_out, sizeof cli_out, 20000), 0);
+	assert_non_null(strstr(cli_out, "digraph"));
+	fd = th_connect(th_port(&c2, 0, 20000));
+	assert_true(fd >= 0);
+	char note[160];
+	snprintf(note, sizeof note, "# %llu older events evicted from the nodes' memory",
+		 (unsigned long long)stat_of(xchg(fd, "stats\n", "END\r\n"), "evicted"));
+	close(fd);
+	if (!strstr(cli_out, note))
+		fail_msg("no '%s' at the dot output's end:\n%s", note,
+			 cli_out + (strlen(cli_out) > 400 ? strlen(cli_out) - 400 : 0));
 	assert_int_equal(th_cluster_stop(&c2), 0);
 	setenv("VIRGO_CLIENT_CONF", cl.client_conf, 1);
 }
