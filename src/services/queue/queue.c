@@ -144,6 +144,17 @@ static void q_fini(void *svc)
 	free(q);
 }
 
+int q_thread_start(struct queue *q, pthread_t *th, bool *started, void *(*fn)(void *),
+		   const char *name)
+{
+	int rc = pthread_create(th, NULL, fn, q);
+	if (rc)
+		return -rc;
+	pthread_setname_np(*th, name);
+	*started = true;
+	return 0;
+}
+
 static void reply_err(struct evbuffer *out, int code, const char *msg)
 {
 	evbuffer_add_printf(out, "ERR %s %s\r\n", ec_name(code), msg);

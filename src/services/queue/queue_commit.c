@@ -607,24 +607,13 @@ int qc_start(struct queue *q)
 		q->iround = calloc(1, sizeof *q->iround);
 		if (!q->iround)
 			return -ENOMEM;
-		int rc = pthread_create(&q->writer, NULL, overlap_main, q);
-		if (rc)
-			return -rc;
-		pthread_setname_np(q->writer, "queue/writer");
-		q->writer_started = true;
-		rc = pthread_create(&q->writer2, NULL, overlap_main, q);
-		if (rc)
-			return -rc;
-		pthread_setname_np(q->writer2, "queue/writer2");
-		q->writer2_started = true;
-		return 0;
+		int rc = q_thread_start(q, &q->writer, &q->writer_started, overlap_main,
+					"queue/writer");
+		return rc ? rc
+			  : q_thread_start(q, &q->writer2, &q->writer2_started, overlap_main,
+					   "queue/writer2");
 	}
-	int rc = pthread_create(&q->writer, NULL, writer_main, q);
-	if (rc)
-		return -rc;
-	pthread_setname_np(q->writer, "queue/writer");
-	q->writer_started = true;
-	return 0;
+	return q_thread_start(q, &q->writer, &q->writer_started, writer_main, "queue/writer");
 }
 
 void qc_stop(struct queue *q)

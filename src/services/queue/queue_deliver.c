@@ -437,12 +437,8 @@ static void *deliver_main(void *arg)
 
 int qd_start(struct queue *q)
 {
-	int rc = pthread_create(&q->deliverer, NULL, deliver_main, q);
-	if (rc)
-		return -rc;
-	pthread_setname_np(q->deliverer, "queue/deliver");
-	q->deliverer_started = true;
-	return 0;
+	return q_thread_start(q, &q->deliverer, &q->deliverer_started, deliver_main,
+			      "queue/deliver");
 }
 
 void qd_stop(struct queue *q)

@@ -169,6 +169,11 @@ void qc_batch_free(struct q_batch *b);
 /* The completion the writer posts (queue.c): writes the replies. */
 void q_batch_done(struct vconn *c, void *arg);
 
+/* Starts fn(q) on *th, named name (queue.c), and sets *started: 0 or
+ * -errno.  For the service's own threads (writers, zero-fill, deliverer). */
+int q_thread_start(struct queue *q, pthread_t *th, bool *started, void *(*fn)(void *),
+		   const char *name);
+
 /* ---- zero-fill ahead (queue_zero.c) ----------------------------------- */
 int qz_start(struct queue *q); /* 0 or -errno */
 void qz_stop(struct queue *q); /* after the writer */

@@ -65,12 +65,7 @@ int qz_start(struct queue *q)
 	q->zwant = calloc((size_t)q->set.max_topics, sizeof *q->zwant);
 	if (!q->zwant)
 		return -ENOMEM;
-	int rc = pthread_create(&q->zeroer, NULL, zero_main, q);
-	if (rc)
-		return -rc;
-	pthread_setname_np(q->zeroer, "queue/zero");
-	q->zeroer_started = true;
-	return 0;
+	return q_thread_start(q, &q->zeroer, &q->zeroer_started, zero_main, "queue/zero");
 }
 
 void qz_stop(struct queue *q)
