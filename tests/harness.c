@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -607,6 +608,36 @@ bool th_log_has(const struct th_node *n, const char *needle)
 		found = strstr(line, needle) != NULL;
 	fclose(f);
 	return found;
+}
+
+void th_paused_lock_child(int wfd, int lock_port, int mp_port, const char *name,
+			  const char *vuid_hex, int lock_ms)
+{
+	char buf[512], line[256];
+	int fd = th_connect(lock_port);
+	int ll = snprintf(line, sizeof line, "lock %s 300\r\n", name);
+	if (fd < 0 || th_send(fd, line, (size_t)ll) != 0 ||
+	    th_recv_until(fd, buf, sizeof buf, "\r\n", lock_ms) <= 0)
+		_exit(11);
+	uint64_t token = 0;
+	if (sscanf(buf, "OK %" SCNu64, &token) != 1)
+		_exit(12);
+	if (write(wfd, &token, sizeof token) != sizeof token)
+		_exit(13);
+	raise(SIGSTOP); /* the parent continues us once the lock moved on */
+	int ok = 0;
+	ll = snprintf(line, sizeof line, "renew %s\r\n", name);
+	if (th_send(fd, line, (size_t)ll) == 0 &&
+	    th_recv_until(fd, buf, sizeof buf, "\r\n", 5000) > 0 && strstr(buf, "ERR ENOLCK"))
+		ok++;
+	int mp = th_connect(mp_port);
+	uint64_t stale = 999999;
+	ll = snprintf(line, sizeof line, "set %s 8 fence=%s:%" PRIu64 "\r\n", vuid_hex, name, token);
+	if (mp >= 0 && th_send(mp, line, (size_t)ll) == 0 && th_send(mp, &stale, 8) == 0 &&
+	    th_send(mp, "\r\n", 2) == 0 && th_recv_until(mp, buf, sizeof buf, "\r\n", 5000) > 0 &&
+	    strstr(buf, "ERR ESTALE"))
+		ok++;
+	_exit(ok == 2 ? 0 : 20 + ok);
 }
 
 int th_json_eval(const char *json, const char *prog, char *res, size_t cap)

@@ -114,4 +114,15 @@ int th_connect_rcvbuf(int port, int rcvbuf);
 /* Whether a line of node n's log (so far) contains needle. */
 bool th_log_has(const struct th_node *n, const char *needle);
 
+/* The classic paused client, as a forked child (never returns): takes the
+ * lock `name` with a 300 ms lease on cloudsync port lock_port, writes its
+ * token (uint64_t) to wfd, stops itself (SIGSTOP) and, once the parent
+ * continues it past its lease, tries what a paused process would: renew
+ * (must be refused, ENOLCK) and a fenced `set` of vuid_hex with its old
+ * token on mempool port mp_port (must be refused, ESTALE).  Exits 0 iff
+ * both were refused.  Raw sockets only: no libvirgo state shared across
+ * fork.  lock_ms: how long the lock request may wait. */
+void th_paused_lock_child(int wfd, int lock_port, int mp_port, const char *name,
+			  const char *vuid_hex, int lock_ms) __attribute__((noreturn));
+
 #endif

@@ -348,45 +348,6 @@ static void exclusion_16_clients(void **state)
 
 /* ---- the paused client ------------------------------------------------- */
 
-/* The child: takes the lock with a short lease over a raw connection,
- * reports its token, is stopped by the parent past its lease, and once
- * continued tries what a paused process would: renew (refused) and a
- * fenced write with its old token (refused with ESTALE).  Exit 0 iff both
- * were refused.  Raw sockets only: no libvirgo state shared with the
- * parent across fork. */
-static void paused_child(int wfd, const char *vuid_hex)
-{
-	char buf[512], line[256];
-	int fd = th_connect(th_port(&cl, 0, CS_BASE));
-	if (fd < 0)
-		_exit(10);
-	/* ask the lock's home node: the same one libvirgo uses */
-	int home = virgo_lock_home("paused");
-	close(fd);
-	fd = th_connect(th_port(&cl, home, CS_BASE));
-	if (fd < 0 || th_send(fd, "lock paused 300\r\n", 17) != 0 ||
-	    th_recv_until(fd, buf, sizeof buf, "\r\n", 5000) <= 0)
-		_exit(11);
-	uint64_t token = 0;
-	if (sscanf(buf, "OK %" SCNu64, &token) != 1)
-		_exit(12);
-	if (write(wfd, &token, sizeof token) != sizeof token)
-		_exit(13);
-	raise(SIGSTOP); /* the parent continues us once the lock moved on */
-	int ok = 0;
-	if (th_send(fd, "renew paused\r\n", 14) == 0 &&
-	    th_recv_until(fd, buf, sizeof buf, "\r\n", 5000) > 0 && strstr(buf, "ERR ENOLCK"))
-		ok++;
-	int mp = th_connect(th_port(&cl, (int)(strtoull(vuid_hex, NULL, 16) >> 48) - 1, MP_BASE));
-	uint64_t stale = 999999;
-	int hl = snprintf(line, sizeof line, "set %s 8 fence=paused:%" PRIu64 "\r\n", vuid_hex, token);
-	if (mp >= 0 && th_send(mp, line, (size_t)hl) == 0 && th_send(mp, &stale, 8) == 0 &&
-	    th_send(mp, "\r\n", 2) == 0 && th_recv_until(mp, buf, sizeof buf, "\r\n", 5000) > 0 &&
-	    strstr(buf, "ERR ESTALE"))
-		ok++;
-	_exit(ok == 2 ? 0 : 20 + ok);
-}
-
 static void paused_holder_loses_lease(void **state)
 {
 	(void)state;
@@ -402,7 +363,10 @@ static void paused_holder_loses_lease(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(p[0]);
-		paused_child(p[1], hex);
+		/* the lock's home node: the same one libvirgo uses */
+		th_paused_lock_child(p[1], th_port(&cl, virgo_lock_home("paused"), CS_BASE),
+				     th_port(&cl, (int)virgo_vuid_node(v) - 1, MP_BASE), "paused",
+				     hex, 5000);
 	}
 	close(p[1]);
 	uint64_t t1 = 0;

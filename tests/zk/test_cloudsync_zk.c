@@ -296,33 +296,6 @@ static void exclusion_16_clients_3_nodes(void **state)
 	}
 }
 
-static void paused_child(int wfd, const char *vuid_hex, int mp_idx)
-{
-	char buf[512], line[256];
-	int fd = th_connect(th_port(&cl, 0, CS_BASE));
-	if (fd < 0 || th_send(fd, "lock zpaused 300\r\n", 18) != 0 ||
-	    th_recv_until(fd, buf, sizeof buf, "\r\n", 10000) <= 0)
-		_exit(11);
-	uint64_t token = 0;
-	if (sscanf(buf, "OK %" SCNu64, &token) != 1)
-		_exit(12);
-	if (write(wfd, &token, sizeof token) != sizeof token)
-		_exit(13);
-	raise(SIGSTOP);
-	int ok = 0;
-	if (th_send(fd, "renew zpaused\r\n", 15) == 0 &&
-	    th_recv_until(fd, buf, sizeof buf, "\r\n", 5000) > 0 && strstr(buf, "ERR ENOLCK"))
-		ok++;
-	int mp = th_connect(th_port(&cl, mp_idx, MP_BASE));
-	uint64_t stale = 999999;
-	int hl = snprintf(line, sizeof line, "set %s 8 fence=zpaused:%" PRIu64 "\r\n", vuid_hex, token);
-	if (mp >= 0 && th_send(mp, line, (size_t)hl) == 0 && th_send(mp, &stale, 8) == 0 &&
-	    th_send(mp, "\r\n", 2) == 0 && th_recv_until(mp, buf, sizeof buf, "\r\n", 5000) > 0 &&
-	    strstr(buf, "ERR ESTALE"))
-		ok++;
-	_exit(ok == 2 ? 0 : 20 + ok);
-}
-
 /* The classic paused client, with the queue in ZooKeeper: the holder on
  * node 1 is stopped past its lease, node 2 grants the lock to another
  * client, whose fenced write wins; the woken holder is refused. */
@@ -340,7 +313,9 @@ static void paused_holder_loses_lease(void **state)
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(p[0]);
-		paused_child(p[1], hex, (int)virgo_vuid_node(v) - 1);
+		th_paused_lock_child(p[1], th_port(&cl, 0, CS_BASE),
+				     th_port(&cl, (int)virgo_vuid_node(v) - 1, MP_BASE), "zpaused",
+				     hex, 10000);
 	}
 	close(p[1]);
 	uint64_t t1 = 0;
