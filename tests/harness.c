@@ -35,18 +35,29 @@ int64_t th_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* $<env> if set, else $BUILD/<name>, into path (static, set once). */
+static const char *th_bin(char *path, size_t cap, const char *env, const char *name)
+{
+	if (path[0])
+		return path;
+	const char *e = getenv(env);
+	if (e && *e)
+		snprintf(path, cap, "%s", e);
+	else
+		snprintf(path, cap, "%s/../%s", th_build_dir(), name);
+	return path;
+}
+
 const char *th_virgod(void)
 {
 	static char path[600];
-	if (path[0])
-		return path;
-	const char *env = getenv("VIRGOD");
-	if (env && *env) {
-		snprintf(path, sizeof path, "%s", env);
-		return path;
-	}
-	snprintf(path, sizeof path, "%s/../virgod", th_build_dir());
-	return path;
+	return th_bin(path, sizeof path, "VIRGOD", "virgod");
+}
+
+const char *th_virgo_cli(void)
+{
+	static char path[600];
+	return th_bin(path, sizeof path, "VIRGO_CLI", "virgo");
 }
 
 /* Scratch directories this process made, removed when it exits with

@@ -34,6 +34,9 @@ struct th_cluster {
 
 /* Path of the virgod binary next to the test binaries ($BUILD/virgod). */
 const char *th_virgod(void);
+/* Path of the CLI under test: $VIRGO_CLI if set (to run the CLI tests
+ * against another build), else $BUILD/virgo.  Static string. */
+const char *th_virgo_cli(void);
 /* A fresh scratch directory under $TMPDIR; returned string is static.
  * Removed when the process exits 0 (kept after a failure, or always
  * with VIRGO_TEST_KEEP=1). */

@@ -692,7 +692,7 @@ static void libvirgo_and_cli(void **state)
 
 	/* the CLI */
 	char virgo[700], out[8192];
-	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	snprintf(virgo, sizeof virgo, "%s", th_virgo_cli());
 	const char *set[] = {virgo, "-c", cl.client_conf, "analytics", "set", "node2",
 			     "clikey=[a b]", NULL};
 	assert_int_equal(th_run(set, out, sizeof out, 10000), 0);

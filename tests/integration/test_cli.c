@@ -10,7 +10,7 @@
  * newline on a terminal.  The command list of `virgo help` is compared
  * with docs/man/virgo.1 when that page exists (skipped otherwise).
  *
- * $VIRGO_CLI overrides the binary under test (to check these tests
+ * $VIRGO_CLI overrides the binary under test (th_virgo_cli: to check these tests
  * against an older build).
  */
 #include <errno.h>
@@ -47,11 +47,7 @@ static char out[65536];
 static int setup(void **state)
 {
 	(void)state;
-	const char *env = getenv("VIRGO_CLI");
-	if (env && *env)
-		snprintf(virgo, sizeof virgo, "%s", env);
-	else
-		snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	snprintf(virgo, sizeof virgo, "%s", th_virgo_cli());
 	if (th_cluster_start(&cl, 2, NODE_EXTRA, CLIENT_EXTRA) != 0)
 		return -1;
 	return th_cluster_client(&cl);

@@ -42,11 +42,7 @@ static char out[65536];
 static int setup(void **state)
 {
 	(void)state;
-	const char *env = getenv("VIRGO_CLI");
-	if (env && *env)
-		snprintf(virgo, sizeof virgo, "%s", env);
-	else
-		snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	snprintf(virgo, sizeof virgo, "%s", th_virgo_cli());
 	unsetenv("VIRGO_OWNER");
 	/* background jobs live under $XDG_RUNTIME_DIR: a private one */
 	static char rt[400];

@@ -431,20 +431,13 @@ static void libvirgo_calls(void **state)
 
 /* ---- virgo lock ------------------------------------------------------- */
 
-static const char *virgo_bin(void)
-{
-	static char path[512];
-	snprintf(path, sizeof path, "%s/../virgo", th_build_dir());
-	return path;
-}
-
 /* flock(1)-like: the command runs with the token, its status comes back;
  * --wait 0 on a held lock does not run it and exits 1. */
 static void cli_runs_command_under_lock(void **state)
 {
 	(void)state;
 	char out[4096];
-	const char *const run[] = {virgo_bin(), "-c", cl.client_conf, "lock", "--ttl", "2s", "clitest",
+	const char *const run[] = {th_virgo_cli(), "-c", cl.client_conf, "lock", "--ttl", "2s", "clitest",
 				   "--", "sh", "-c", "echo tok=$VIRGO_LOCK_TOKEN name=$VIRGO_LOCK_NAME; exit 7",
 				   NULL};
 	assert_int_equal(th_run(run, out, sizeof out, 20000), 7);
@@ -457,11 +450,11 @@ static void cli_runs_command_under_lock(void **state)
 	virgo_lock_t *l;
 	assert_int_equal(virgo_lock("clitest", NULL, &l), 0); /* released on exit */
 	assert_true(virgo_lock_token(l) > tok);
-	const char *const busy[] = {virgo_bin(), "-c", cl.client_conf, "lock", "--wait", "0",
+	const char *const busy[] = {th_virgo_cli(), "-c", cl.client_conf, "lock", "--wait", "0",
 				    "clitest", "--", "sh", "-c", "echo ran", NULL};
 	assert_int_equal(th_run(busy, out, sizeof out, 20000), 1);
 	assert_null(strstr(out, "ran"));
-	const char *const ls[] = {virgo_bin(), "-c", cl.client_conf, "lock", "ls", NULL};
+	const char *const ls[] = {th_virgo_cli(), "-c", cl.client_conf, "lock", "ls", NULL};
 	assert_int_equal(th_run(ls, out, sizeof out, 20000), 0);
 	assert_non_null(strstr(out, "clitest"));
 	assert_int_equal(virgo_unlock(l), 0);
@@ -476,7 +469,7 @@ struct cli_bg {
 static void *cli_bg_main(void *arg)
 {
 	struct cli_bg *b = arg;
-	const char *const run[] = {virgo_bin(), "-c", cl.client_conf, "lock", "--ttl", "900ms", "lostlock",
+	const char *const run[] = {th_virgo_cli(), "-c", cl.client_conf, "lock", "--ttl", "900ms", "lostlock",
 				   "--", "sleep", "30", NULL};
 	b->rc = th_run(run, b->out, sizeof b->out, 25000);
 	return NULL;

@@ -510,7 +510,7 @@ static void cli_run_and_map(void **s)
 {
 	(void)s;
 	char virgo[700], out[8192];
-	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	snprintf(virgo, sizeof virgo, "%s", th_virgo_cli());
 	const char *run[] = {virgo, "-c", cl.client_conf, "run", "--on", "node2", "--", "sh", "-c",
 			     "echo out; echo err >&2; exit 3", NULL};
 	assert_int_equal(th_run(run, out, sizeof out, 10000), 3);

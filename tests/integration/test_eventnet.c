@@ -785,7 +785,7 @@ static void bounded_graph_evicts_oldest(void **state)
 	 * have been evicted (not "recorded nowhere") */
 	static char cli_out[1 << 18];
 	char virgo[600];
-	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	snprintf(virgo, sizeof virgo, "%s", th_virgo_cli());
 	const char *why[] = {virgo, "-c", c2.client_conf, "eventnet", "why", "f4571", NULL};
 	assert_int_equal(th_run(why, cli_out, sizeof cli_out, 20000), 0);
 	assert_non_null(strstr(cli_out, "=> "));

@@ -252,7 +252,7 @@ static void exports(void **state)
 
 	/* the CLI's svg, through graphviz */
 	char virgo[600];
-	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	snprintf(virgo, sizeof virgo, "%s", th_virgo_cli());
 	if (access("/usr/bin/dot", X_OK) == 0 && access(virgo, X_OK) == 0) {
 		static char big[1 << 16];
 		const char *argv[] = {virgo, "eventnet", "svg", "joined", NULL};

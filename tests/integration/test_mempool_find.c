@@ -306,7 +306,7 @@ static void cli_ls_and_owner(void **state)
 {
 	(void)state;
 	char virgo[512], out[65536];
-	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	snprintf(virgo, sizeof virgo, "%s", th_virgo_cli());
 	const char *m[] = {virgo, "-c", cli_conf_arg(), "malloc", "5000", "--ttl", "1h",
 			   "--owner", "cli-tag", NULL};
 	assert_int_equal(th_run(m, out, sizeof out, 30000), 0);

@@ -171,20 +171,7 @@ static int raw_cmd(struct raw_tls *r, const char *cmd, const char *want)
 /* "ping" over it: 0 when the node answers PONG. */
 static int raw_ping(struct raw_tls *r)
 {
-	if (SSL_write(r->ssl, "ping\r\n", 6) != 6)
-		return -1;
-	char buf[256];
-	size_t used = 0;
-	while (used < sizeof buf - 1) {
-		int n = SSL_read(r->ssl, buf + used, (int)(sizeof buf - 1 - used));
-		if (n <= 0)
-			return -1;
-		used += (size_t)n;
-		buf[used] = '\0';
-		if (strstr(buf, "\r\n"))
-			return strncmp(buf, "PONG", 4) == 0 ? 0 : -1;
-	}
-	return -1;
+	return raw_cmd(r, "ping\r\n", "PONG");
 }
 
 static void raw_close(struct raw_tls *r)

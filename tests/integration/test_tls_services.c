@@ -74,7 +74,7 @@ static int group_setup(void **state)
 	char err[512] = "";
 	snprintf(dir, sizeof dir, "%s", th_tmpdir());
 	snprintf(certs, sizeof certs, "%s/certs", dir);
-	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	snprintf(virgo, sizeof virgo, "%s", th_virgo_cli());
 	if (certgen_ca(certs, "svc CA", 2, err, sizeof err) ||
 	    certgen_issue(certs, "node", CERTGEN_NODE, "127.0.0.1", -60, 86400, err, sizeof err) ||
 	    certgen_issue(certs, "alice", CERTGEN_CLIENT, NULL, -60, 86400, err, sizeof err)) {

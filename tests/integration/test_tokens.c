@@ -301,7 +301,7 @@ static void test_cli_add_revoke(void **state)
 {
 	(void)state;
 	char virgo[400], out[4096], tok[300] = "";
-	snprintf(virgo, sizeof virgo, "%s/../virgo", th_build_dir());
+	snprintf(virgo, sizeof virgo, "%s", th_virgo_cli());
 	const char *add[] = {virgo, "certs", "add-token", "carol", "--file", tokens, NULL};
 	assert_int_equal(th_run(add, out, sizeof out, 10000), 0);
 	const char *at = strstr(out, "\nauth_token = ");
