@@ -118,8 +118,8 @@ struct eventnet {
 	uint64_t traced; /* the node's own events (eventnet_trace) */
 	bool trace;
 	/* non-empty: eventnet_dir held by another process (off_code EBUSY) or
-	 * unusable (EIO); the port answers ERR <off_code> <locked_out> */
-	char locked_out[600];
+	 * unusable (EIO); the port answers ERR <off_code> <off_why> */
+	char off_why[600];
 	const char *off_code;
 };
 
@@ -941,8 +941,8 @@ static int evn_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 		return VSVC_CLOSE;
 	if (ec->waiting)
 		return VSVC_WAIT;
-	if (en->locked_out[0]) {
-		evbuffer_add_printf(vconn_out(c), "ERR %s %s\r\n", en->off_code, en->locked_out);
+	if (en->off_why[0]) {
+		evbuffer_add_printf(vconn_out(c), "ERR %s %s\r\n", en->off_code, en->off_why);
 		return VSVC_CLOSE;
 	}
 	bool quit = false, oom = false;
@@ -1332,7 +1332,7 @@ static int evn_init(const struct vd_node *node, void **out)
 		 * and its eventnet port refuses every request, saying why */
 		en->off_code = orc == -2 ? "EBUSY" : "EIO";
 		log_error("eventnet: %s: the eventnet port answers ERR %s", err, en->off_code);
-		snprintf(en->locked_out, sizeof en->locked_out, "%s", err);
+		snprintf(en->off_why, sizeof en->off_why, "%s", err);
 		*out = en;
 		return 0;
 	}
@@ -1359,7 +1359,7 @@ fail:
 static void evn_tick(void *svc)
 {
 	struct eventnet *en = svc;
-	if (en->locked_out[0])
+	if (en->off_why[0])
 		return;
 	evn_lock(&en->mu);
 	int64_t now = now_ms();
@@ -1375,7 +1375,7 @@ static void evn_fini(void *svc)
 	struct eventnet *en = svc;
 	struct eventnet *self = en;
 	atomic_compare_exchange_strong(&evn_traced, &self, NULL);
-	if (en->locked_out[0]) {
+	if (en->off_why[0]) {
 		evg_free(&en->g);
 		pthread_cond_destroy(&en->idle);
 	pthread_cond_destroy(&en->jturn);
