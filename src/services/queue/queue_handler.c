@@ -204,20 +204,86 @@ static int run(struct queue *q, char **argv, const struct ql_record *rec, const 
 }
 
 /* ---- calling the plugin function ---------------------------------------- */
-/* The running function's cancel flag and which call the deadline timer
- * was armed for: static (a node has one queue, so one handler), so a
- * timer callback that fires as its call returns touches nothing that is
- * freed, and cancels only its own call, never the next one. */
-static int qh_cancel, qh_call;
+/* The running function's cancel flag, and the deadline watcher: a thread
+ * (plugin handlers only) that sets the flag when the armed call reaches
+ * its deadline.  Static: a node has one queue, so one handler.  The
+ * flag is set only under qh_wmu while the call is armed, so a call that
+ * returned (and disarmed) is never cancelled late, nor is the next one.
+ * (A POSIX timer with SIGEV_THREAD did this before: glibc runs its
+ * callbacks on a helper thread made behind the sanitizers' back, which
+ * crashed the ThreadSanitizer build at the first deadline.) */
+static int qh_cancel;
+static pthread_mutex_t qh_wmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t qh_wcond;
+static struct timespec qh_wdeadline; /* CLOCK_MONOTONIC */
+static bool qh_warmed, qh_wstop;
+static pthread_t qh_watcher;
 
-static void cancel_at_deadline(union sigval v)
+static void *watch_main(void *arg)
 {
-	if (__atomic_load_n(&qh_call, __ATOMIC_ACQUIRE) == v.sival_int)
-		__atomic_store_n(&qh_cancel, 1, __ATOMIC_RELEASE);
+	(void)arg;
+	pthread_mutex_lock(&qh_wmu);
+	while (!qh_wstop) {
+		if (!qh_warmed)
+			pthread_cond_wait(&qh_wcond, &qh_wmu);
+		else if (pthread_cond_timedwait(&qh_wcond, &qh_wmu, &qh_wdeadline) == ETIMEDOUT &&
+			 qh_warmed) {
+			__atomic_store_n(&qh_cancel, 1, __ATOMIC_RELEASE);
+			qh_warmed = false;
+		}
+	}
+	pthread_mutex_unlock(&qh_wmu);
+	return NULL;
+}
+
+/* Arms the watcher for a call of ms milliseconds (ms > 0), or disarms it
+ * (ms == 0). */
+static void watch_set(long ms)
+{
+	pthread_mutex_lock(&qh_wmu);
+	qh_warmed = ms > 0;
+	if (qh_warmed) {
+		clock_gettime(CLOCK_MONOTONIC, &qh_wdeadline);
+		qh_wdeadline.tv_sec += ms / 1000;
+		qh_wdeadline.tv_nsec += (ms % 1000) * 1000000L;
+		if (qh_wdeadline.tv_nsec >= 1000000000L) {
+			qh_wdeadline.tv_sec++;
+			qh_wdeadline.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_cond_signal(&qh_wcond);
+	pthread_mutex_unlock(&qh_wmu);
+}
+
+/* 0 or an errno. */
+static int watch_start(void)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&qh_wcond, &ca);
+	pthread_condattr_destroy(&ca);
+	qh_wstop = qh_warmed = false;
+	int rc = pthread_create(&qh_watcher, NULL, watch_main, NULL);
+	if (rc)
+		pthread_cond_destroy(&qh_wcond);
+	else
+		pthread_setname_np(qh_watcher, "queue/deadline");
+	return rc;
+}
+
+static void watch_stop(void)
+{
+	pthread_mutex_lock(&qh_wmu);
+	qh_wstop = true;
+	pthread_cond_signal(&qh_wcond);
+	pthread_mutex_unlock(&qh_wmu);
+	pthread_join(qh_watcher, NULL);
+	pthread_cond_destroy(&qh_wcond);
 }
 
 /* Calls the plugin function on the record; its result (at most cap bytes
- * kept) into out.  The cancel flag is set at the deadline by a timer (a
+ * kept) into out.  The cancel flag is set at the deadline by the watcher (a
  * function cannot be killed; one that ignores the flag holds the handler
  * up until it returns).  Returns 0, the function's negative errno, or 124
  * when it returned after its deadline. */
@@ -225,29 +291,17 @@ static int call(struct queue *q, const struct ql_record *rec, uint8_t *out, size
 		size_t *out_len)
 {
 	*out_len = 0;
-	int gen = __atomic_add_fetch(&qh_call, 1, __ATOMIC_ACQ_REL);
 	__atomic_store_n(&qh_cancel, 0, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&q->hmu);
 	if (q->hstop)
 		__atomic_store_n(&qh_cancel, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&q->hmu);
-	struct sigevent ev = {.sigev_notify = SIGEV_THREAD};
-	ev.sigev_value.sival_int = gen;
-	ev.sigev_notify_function = cancel_at_deadline;
-	timer_t tm;
-	bool armed = timer_create(CLOCK_MONOTONIC, &ev, &tm) == 0;
-	if (armed) {
-		struct itimerspec its = {.it_value = {q->set.handler_timeout_ms / 1000,
-						      (q->set.handler_timeout_ms % 1000) * 1000000L}};
-		timer_settime(tm, 0, &its, NULL);
-	}
+	watch_set(q->set.handler_timeout_ms); /* >= 1 (queue_settings.c) */
 	void *res = NULL;
 	size_t res_len = 0;
 	int rc = q->hfn(rec->data, rec->len, &res, &res_len, &qh_cancel);
-	if (armed)
-		timer_delete(tm);
+	watch_set(0);
 	bool late = __atomic_load_n(&qh_cancel, __ATOMIC_ACQUIRE);
-	__atomic_add_fetch(&qh_call, 1, __ATOMIC_ACQ_REL); /* a late callback: not ours */
 	if (res) {
 		*out_len = res_len < cap ? res_len : cap;
 		memcpy(out, res, *out_len);
@@ -413,7 +467,12 @@ int qh_start(struct queue *q)
 	pthread_cond_init(&q->hcond, &ca);
 	pthread_condattr_destroy(&ca);
 	q->hstarted = true;
-	int rc = pthread_create(&q->handler, NULL, handler_main, q);
+	int rc = q->hfn ? watch_start() : 0;
+	if (!rc) {
+		rc = pthread_create(&q->handler, NULL, handler_main, q);
+		if (rc && q->hfn)
+			watch_stop();
+	}
 	if (rc) {
 		q->hstarted = false;
 		cp_plugins_free(q->hplugins);
@@ -438,6 +497,8 @@ void qh_stop(struct queue *q)
 	pthread_mutex_unlock(&q->hmu);
 	/* a program still running is waited for up to its deadline */
 	pthread_join(q->handler, NULL);
+	if (q->hfn)
+		watch_stop();
 	q->hstarted = false;
 	cp_plugins_free(q->hplugins);
 	q->hplugins = NULL;
