@@ -163,19 +163,27 @@ static int gather(int argc, char **argv, struct virgo_event **evs, size_t *n)
 	return 0;
 }
 
-static int ev_export(int argc, char **argv, int format)
+/* The events the arguments select, drawn in format: *text (malloc'd, the
+ * caller frees) and *len.  0, or the exit status after saying why. */
+static int export_text(int argc, char **argv, int format, char **text, size_t *len)
 {
 	struct virgo_event *evs;
 	size_t n;
 	int rc = gather(argc, argv, &evs, &n);
 	if (rc)
 		return rc;
+	rc = virgo_eventnet_export(evs, n, format, text, len);
+	virgo_events_free(evs, n);
+	return rc ? cli_fail("export", rc) : 0;
+}
+
+static int ev_export(int argc, char **argv, int format)
+{
 	char *text;
 	size_t len;
-	rc = virgo_eventnet_export(evs, n, format, &text, &len);
-	virgo_events_free(evs, n);
+	int rc = export_text(argc, argv, format, &text, &len);
 	if (rc)
-		return cli_fail("export", rc);
+		return rc;
 	fwrite(text, 1, len, stdout);
 	free(text);
 	return 0;
@@ -184,17 +192,11 @@ static int ev_export(int argc, char **argv, int format)
 /* DOT through graphviz's `dot -Tsvg` (Debian: apt-get install graphviz). */
 static int ev_svg(int argc, char **argv)
 {
-	struct virgo_event *evs;
-	size_t n;
-	int rc = gather(argc, argv, &evs, &n);
-	if (rc)
-		return rc;
 	char *text;
 	size_t len;
-	rc = virgo_eventnet_export(evs, n, VIRGO_EV_DOT, &text, &len);
-	virgo_events_free(evs, n);
+	int rc = export_text(argc, argv, VIRGO_EV_DOT, &text, &len);
 	if (rc)
-		return cli_fail("export", rc);
+		return rc;
 	int p[2];
 	if (pipe(p) != 0) {
 		free(text);
