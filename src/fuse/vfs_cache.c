@@ -13,7 +13,7 @@
 #include <time.h>
 
 #define VC_BUCKETS 65536 /* as many as entries at most: short chains */
-#define VC_MAX 65536 /* entries; emptied when full */
+#define VC_MAX 65536 /* entries; swept when full (sweep_locked) */
 /* A directory listed names-only: its entries' attributes are fetched all
  * at once at this many getattrs of them the cache could not answer
  * (one alone is asked for on its own: a program that opens one file
@@ -49,6 +49,7 @@ static size_t count;
 static double timeout_s = 1.0;
 static double negative_timeout_s = 1.0;
 static unsigned gen; /* bumped when paths under a directory moved */
+static unsigned sweeps; /* bumped when the table was swept (sweep_locked) */
 
 static double now_s(void)
 {
@@ -99,8 +100,28 @@ static struct entry **slot(const char *path, size_t n)
 	return slot_h(path, n, hash_of(path, n));
 }
 
-static void clear_locked(void)
+/* lock held: makes room, the table being full.  First the entries
+ * worth nothing any more go: answers expired, no directory knowledge
+ * (known completely, listed names-only) pending; if that frees less
+ * than a quarter, all go.  Either way only round trips are lost.
+ * Bumps sweeps: entry pointers held across it are stale. */
+static void sweep_locked(void)
 {
+	double now = now_s();
+	sweeps++;
+	for (size_t i = 0; i < VC_BUCKETS; i++)
+		for (struct entry **e = &tab[i]; *e;) {
+			struct entry *d = *e;
+			if (d->answer_until <= now && !d->complete && d->names_until <= now) {
+				*e = d->next;
+				free(d);
+				count--;
+			} else {
+				e = &d->next;
+			}
+		}
+	if (count <= VC_MAX - VC_MAX / 4)
+		return;
 	for (size_t i = 0; i < VC_BUCKETS; i++)
 		while (tab[i]) {
 			struct entry *n = tab[i]->next;
@@ -118,7 +139,7 @@ static struct entry *get_locked_h(const char *path, size_t n, uint32_t h)
 	if (*e)
 		return *e;
 	if (count >= VC_MAX) {
-		clear_locked();
+		sweep_locked();
 		e = slot_h(path, n, h);
 	}
 	struct entry *d = calloc(1, sizeof *d + n + 1);
@@ -198,10 +219,10 @@ static void listing(const char *dir, const struct virgo_direntplus *d, size_t n,
 			de->complete = false; /* a name made elsewhere (vfs_cache_listed) */
 		if (!attrs)
 			continue;
-		size_t before = count;
+		unsigned swept = sweeps;
 		put_locked(get_locked_h(path, dl + 1 + nl, h), &d[i].st, until);
-		if (count < before)
-			de = NULL; /* emptied when full: dir's entry went too */
+		if (sweeps != swept)
+			de = *slot(dir, dl); /* swept when full: dir's entry may have gone */
 	}
 	pthread_mutex_unlock(&lock);
 }

@@ -17,8 +17,8 @@
  * symlink, a failed create or removal, a listing showing a name it has
  * no entry for) ends it at once.  So a name made in such a directory by another client is found
  * here within the negative timeout (virgofs: 1 s, -o negative_timeout=),
- * or at once after this mount's next create or listing there.  Thread-safe; bounded (emptied
- * when full, which only costs round trips).  Paths are the mount's
+ * or at once after this mount's next create or listing there.  Thread-safe; bounded (when
+ * full, expired entries go first, else all: that only costs round trips).  Paths are the mount's
  * ("/node2/a/b").
  */
 #ifndef VIRGO_VFS_CACHE_H
