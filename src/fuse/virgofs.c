@@ -383,6 +383,7 @@ static int readdir_plain(const char *path, const char *r, void *buf, fuse_fill_d
 struct rd_page {
 	const char *remote;
 	enum cloudfs_page kind; /* in: asked; out: given (a node before flag t: PLUS) */
+	bool fell_back; /* out: NAMES asked, PLUS given */
 	size_t max; /* entries asked for */
 	uint64_t start; /* where the page starts */
 	uint64_t cursor; /* in: where the page starts; out: the next one's */
@@ -399,6 +400,7 @@ static void *rd_page_fetch(void *arg)
 				 &p->cursor);
 	if (p->rc == -EINVAL && p->kind == CLOUDFS_PAGE_NAMES) { /* a node before flag t */
 		p->kind = CLOUDFS_PAGE_PLUS;
+		p->fell_back = true;
 		p->rc = vfs_readdir_text(p->remote, p->start, p->max, p->kind, &p->text, &p->len,
 					 &p->cursor);
 	}
@@ -420,6 +422,8 @@ static int rd_pages(const char *path, const char *r, struct rd_page cur, enum cl
 	size_t dcap = 0;
 	int rc = cur.rc;
 	while (rc == 0) {
+		if (cur.fell_back)
+			kind = CLOUDFS_PAGE_PLUS; /* the node has no flag t: not asked again */
 		/* the next page on its way (fetched below if no thread) */
 		struct rd_page next = {.remote = r, .kind = kind, .max = VFS_RD_PAGE,
 				       .cursor = cur.cursor};
