@@ -96,6 +96,8 @@ $(BUILD)/virgo: $(CLI_OBJ) $(BUILD)/libvirgo.a
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(HARNESS_OBJ) $(DAEMON_LIB_OBJ) $(LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS_EV) $(LDLIBS_INI) $(LDLIBS_MC) $(LDLIBS_SSL) $(LDLIBS_ZK) $(LDLIBS_URING) -ldl -lm -lpthread
+# virgofs's path cache, tested on its own (no FUSE in it)
+$(BUILD)/tests/test_vfs_cache: $(BUILD)/obj/src/fuse/vfs_cache.o
 
 $(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libvirgo.a
 	@mkdir -p $(dir $@)

@@ -13,7 +13,12 @@
 #include <time.h>
 
 #define VC_BUCKETS 65536 /* as many as entries at most: short chains */
-#define VC_MAX 65536 /* entries; emptied when full */
+#define VC_MAX 65536 /* entries; swept when full (sweep_locked) */
+/* A directory listed names-only: its entries' attributes are fetched all
+ * at once at this many getattrs of them the cache could not answer
+ * (one alone is asked for on its own: a program that opens one file
+ * after a listing does not pay for them all). */
+#define VFS_FILL_AFTER 2
 
 struct entry {
 	struct entry *next;
@@ -27,6 +32,13 @@ struct entry {
 	unsigned cgen;
 	int64_t dctime;
 	double complete_until;
+	/* a directory whose last listing gave names only from names_cursor
+	 * on (vfs_cache_names_listed), until names_until; names_misses:
+	 * getattrs of its entries not answered since */
+	uint64_t names_cursor;
+	double names_until;
+	unsigned names_misses;
+	bool want_attrs; /* its listings give every entry's attributes */
 	uint32_t hash; /* of path: compared before it, as chains grow long */
 	char path[];
 };
@@ -37,6 +49,7 @@ static size_t count;
 static double timeout_s = 1.0;
 static double negative_timeout_s = 1.0;
 static unsigned gen; /* bumped when paths under a directory moved */
+static unsigned sweeps; /* bumped when the table was swept (sweep_locked) */
 
 static double now_s(void)
 {
@@ -87,8 +100,28 @@ static struct entry **slot(const char *path, size_t n)
 	return slot_h(path, n, hash_of(path, n));
 }
 
-static void clear_locked(void)
+/* lock held: makes room, the table being full.  First the entries
+ * worth nothing any more go: answers expired, no directory knowledge
+ * (known completely, listed names-only) pending; if that frees less
+ * than a quarter, all go.  Either way only round trips are lost.
+ * Bumps sweeps: entry pointers held across it are stale. */
+static void sweep_locked(void)
 {
+	double now = now_s();
+	sweeps++;
+	for (size_t i = 0; i < VC_BUCKETS; i++)
+		for (struct entry **e = &tab[i]; *e;) {
+			struct entry *d = *e;
+			if (d->answer_until <= now && !d->complete && d->names_until <= now) {
+				*e = d->next;
+				free(d);
+				count--;
+			} else {
+				e = &d->next;
+			}
+		}
+	if (count <= VC_MAX - VC_MAX / 4)
+		return;
 	for (size_t i = 0; i < VC_BUCKETS; i++)
 		while (tab[i]) {
 			struct entry *n = tab[i]->next;
@@ -106,7 +139,7 @@ static struct entry *get_locked_h(const char *path, size_t n, uint32_t h)
 	if (*e)
 		return *e;
 	if (count >= VC_MAX) {
-		clear_locked();
+		sweep_locked();
 		e = slot_h(path, n, h);
 	}
 	struct entry *d = calloc(1, sizeof *d + n + 1);
@@ -160,7 +193,11 @@ void vfs_cache_put(const char *path, const struct virgo_stat *v, bool answer)
 	pthread_mutex_unlock(&lock);
 }
 
-void vfs_cache_listing(const char *dir, const struct virgo_direntplus *d, size_t n)
+/* A listing page of dir showed d[0..n): a name without an entry here
+ * ends dir's being known completely (vfs_cache_listed); attrs: each is
+ * put too (vfs_cache_put, answer true), under one lock and with the hash
+ * of "dir/" computed once. */
+static void listing(const char *dir, const struct virgo_direntplus *d, size_t n, bool attrs)
 {
 	char path[8192];
 	size_t dl = strlen(dir);
@@ -172,7 +209,7 @@ void vfs_cache_listing(const char *dir, const struct virgo_direntplus *d, size_t
 	double until = now_s() + timeout_s;
 	pthread_mutex_lock(&lock);
 	struct entry *de = *slot(dir, dl);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && (attrs || (de && de->complete)); i++) {
 		size_t nl = strlen(d[i].name);
 		if (dl + 1 + nl >= sizeof path)
 			continue;
@@ -180,12 +217,67 @@ void vfs_cache_listing(const char *dir, const struct virgo_direntplus *d, size_t
 		uint32_t h = hash_more(h0, d[i].name, nl);
 		if (de && de->complete && !*slot_h(path, dl + 1 + nl, h))
 			de->complete = false; /* a name made elsewhere (vfs_cache_listed) */
-		size_t before = count;
+		if (!attrs)
+			continue;
+		unsigned swept = sweeps;
 		put_locked(get_locked_h(path, dl + 1 + nl, h), &d[i].st, until);
-		if (count < before)
-			de = NULL; /* emptied when full: dir's entry went too */
+		if (sweeps != swept)
+			de = *slot(dir, dl); /* swept when full: dir's entry may have gone */
 	}
 	pthread_mutex_unlock(&lock);
+}
+
+void vfs_cache_listing(const char *dir, const struct virgo_direntplus *d, size_t n)
+{
+	listing(dir, d, n, true);
+}
+
+void vfs_cache_names(const char *dir, const struct virgo_direntplus *d, size_t n)
+{
+	listing(dir, d, n, false);
+}
+
+void vfs_cache_names_listed(const char *dir, uint64_t cursor)
+{
+	pthread_mutex_lock(&lock);
+	struct entry *e = get_locked(dir);
+	if (e) {
+		e->names_cursor = cursor;
+		e->names_until = now_s() + timeout_s;
+		e->names_misses = 0;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+bool vfs_cache_names_miss(const char *path, char *dir, size_t cap, uint64_t *cursor)
+{
+	double now = now_s();
+	size_t n = parent_len(path);
+	if (n == 0 || n >= cap)
+		return false;
+	pthread_mutex_lock(&lock);
+	struct entry *d = *slot(path, n);
+	bool fill = d && now < d->names_until && ++d->names_misses >= VFS_FILL_AFTER;
+	if (fill) {
+		d->names_until = 0; /* filled once; then each miss asks on its own */
+		d->want_attrs = true;
+		*cursor = d->names_cursor;
+	}
+	pthread_mutex_unlock(&lock);
+	if (fill) {
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+	}
+	return fill;
+}
+
+bool vfs_cache_wants_attrs(const char *dir)
+{
+	pthread_mutex_lock(&lock);
+	struct entry *e = *slot(dir, strlen(dir));
+	bool want = e && e->want_attrs;
+	pthread_mutex_unlock(&lock);
+	return want;
 }
 
 void vfs_cache_stale(const char *path)

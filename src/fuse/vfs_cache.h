@@ -17,8 +17,8 @@
  * symlink, a failed create or removal, a listing showing a name it has
  * no entry for) ends it at once.  So a name made in such a directory by another client is found
  * here within the negative timeout (virgofs: 1 s, -o negative_timeout=),
- * or at once after this mount's next create or listing there.  Thread-safe; bounded (emptied
- * when full, which only costs round trips).  Paths are the mount's
+ * or at once after this mount's next create or listing there.  Thread-safe; bounded (when
+ * full, expired entries go first, else all: that only costs round trips).  Paths are the mount's
  * ("/node2/a/b").
  */
 #ifndef VIRGO_VFS_CACHE_H
@@ -65,6 +65,24 @@ void vfs_cache_listed(const char *path);
  * vfs_cache_put, answer true) and listed (as vfs_cache_listed), under
  * one lock and with the hash of "dir/" computed once. */
 void vfs_cache_listing(const char *dir, const struct virgo_direntplus *d, size_t n);
+/* A listing page of dir gave names (and types) only, d[0..n): each is
+ * listed (as vfs_cache_listed); no attributes are put. */
+void vfs_cache_names(const char *dir, const struct virgo_direntplus *d, size_t n);
+/* The listing of dir just made gave names only from cursor on (its
+ * first page gave attributes).  For the attribute timeout, getattrs of
+ * its entries the cache cannot answer are counted (vfs_cache_names_miss). */
+void vfs_cache_names_listed(const char *dir, uint64_t cursor);
+/* A getattr of path was not answered here.  true when path's directory
+ * was listed names-only (above) and this is the VFS_FILL_AFTER-th such
+ * miss since: the caller fetches the attributes of that listing's
+ * entries from *cursor on and puts them (vfs_cache_listing); dir (cap
+ * bytes) gets the directory's path.  Once per listing; the directory's
+ * later listings then give attributes for every entry (as the kernel's
+ * READDIRPLUS_AUTO does after lookups). */
+bool vfs_cache_names_miss(const char *path, char *dir, size_t cap, uint64_t *cursor);
+/* dir's listings should carry every entry's attributes (above). */
+bool vfs_cache_wants_attrs(const char *dir);
+
 /* path is known not to exist (its directory is known completely and has
  * no such name): a lookup may say ENOENT without the node. */
 bool vfs_cache_absent(const char *path);

@@ -57,9 +57,11 @@
 #define VFS_SPLICE_MIN (64u << 10) /* smaller writes: copied, one syscall fewer */
 #define VFS_CACHE_S 30.0 /* attribute and entry cache, seconds (NFS: 3 to 60) */
 #define VFS_NEGATIVE_S 1.0 /* "no such file" cached at most this long (vfs_cache.h) */
-/* entries per listing page: the most a node gives (a first page of 512,
- * so the node would start on the second sooner, measured no faster) */
+/* entries per listing page: the most a node gives */
 #define VFS_RD_PAGE 4096
+/* entries of a listing's first page, which carries their attributes
+ * (vfs_readdir); the pages after it give names and types only */
+#define VFS_RD_ATTRS 256
 
 /* The FUSE request size (max_write; reads follow it, as libfuse derives
  * max_pages from it): VFS_IO_MAX where libfuse can splice a request that
@@ -291,6 +293,8 @@ static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	return NULL;
 }
 
+static void fill_attrs(const char *path);
+
 static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
 	struct vfs_fh *h = fi ? fh_of(fi) : NULL;
@@ -315,6 +319,13 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
 	if (!wr_open() && vfs_cache_answer(path, &v) == 0) {
 		to_stat(&v, st);
 		return 0;
+	}
+	if (!wr_open()) { /* of a large listing's entries, maybe: all at once */
+		fill_attrs(path);
+		if (vfs_cache_answer(path, &v) == 0) {
+			to_stat(&v, st);
+			return 0;
+		}
 	}
 	wr_settle();
 	if (!r[0]) {
@@ -371,6 +382,10 @@ static int readdir_plain(const char *path, const char *r, void *buf, fuse_fill_d
  * libfuse. */
 struct rd_page {
 	const char *remote;
+	enum cloudfs_page kind; /* in: asked; out: given (a node before flag t: PLUS) */
+	bool fell_back; /* out: NAMES asked, PLUS given */
+	size_t max; /* entries asked for */
+	uint64_t start; /* where the page starts */
 	uint64_t cursor; /* in: where the page starts; out: the next one's */
 	char *text; /* the page's lines (cloudfs_reply_page), malloc'd */
 	size_t len;
@@ -380,15 +395,98 @@ struct rd_page {
 static void *rd_page_fetch(void *arg)
 {
 	struct rd_page *p = arg;
-	p->rc = vfs_readdir_text(p->remote, p->cursor, VFS_RD_PAGE, true, &p->text, &p->len,
+	p->start = p->cursor;
+	p->rc = vfs_readdir_text(p->remote, p->start, p->max, p->kind, &p->text, &p->len,
 				 &p->cursor);
+	if (p->rc == -EINVAL && p->kind == CLOUDFS_PAGE_NAMES) { /* a node before flag t */
+		p->kind = CLOUDFS_PAGE_PLUS;
+		p->fell_back = true;
+		p->rc = vfs_readdir_text(p->remote, p->start, p->max, p->kind, &p->text, &p->len,
+					 &p->cursor);
+	}
 	return NULL;
 }
 
-/* Every entry comes with all its attributes (readdir flag s): with FUSE
- * readdirplus the kernel takes them as a lookup's, and they answer the
- * getattrs that follow a plain readdir (ls -l), so neither costs a round
- * trip. */
+/* The pages of path's listing (r: the node's) from first on, each page
+ * after it asked for as kind, VFS_RD_PAGE entries: their entries go to
+ * the cache (vfs_cache_listing, or vfs_cache_names for names-only pages)
+ * and, with a filler, to libfuse (attributes, with fill, only where the
+ * page has them).  *names_from: where the first names-only page started
+ * (unchanged if none).  0 or a negative errno. */
+static int rd_pages(const char *path, const char *r, struct rd_page cur, enum cloudfs_page kind,
+		    void *buf, fuse_fill_dir_t filler, enum fuse_fill_dir_flags fill,
+		    bool *named, uint64_t *names_from)
+{
+	rd_page_fetch(&cur);
+	struct virgo_direntplus *d = NULL; /* the entries of the page at hand */
+	size_t dcap = 0;
+	int rc = cur.rc;
+	while (rc == 0) {
+		if (cur.fell_back)
+			kind = CLOUDFS_PAGE_PLUS; /* the node has no flag t: not asked again */
+		/* the next page on its way (fetched below if no thread) */
+		struct rd_page next = {.remote = r, .kind = kind, .max = VFS_RD_PAGE,
+				       .cursor = cur.cursor};
+		pthread_t t;
+		bool ahead = cur.cursor && pthread_create(&t, NULL, rd_page_fetch, &next) == 0;
+		size_t lines = cloudfs_reply_lines(cur.text ? cur.text : "", cur.len);
+		if (lines > dcap) {
+			free(d);
+			dcap = lines;
+			d = malloc(dcap * sizeof *d);
+		}
+		uint64_t cursor;
+		long n = d ? cloudfs_reply_page(cur.text ? cur.text : "", cur.len, cur.kind, d, lines,
+						&cursor)
+			   : -ENOMEM;
+		free(cur.text);
+		/* a name made elsewhere in a directory known completely ends
+		 * that (vfs_cache.h).  The attributes go to the cache even
+		 * for readdirplus: the kernel asks for the first chunk of a
+		 * listing "plus" and for the rest plainly (libfuse serves both
+		 * from this one call), and looks those entries up after. */
+		bool attrs = cur.kind == CLOUDFS_PAGE_PLUS;
+		if (n > 0 && attrs)
+			vfs_cache_listing(path, d, (size_t)n);
+		if (n > 0 && !attrs) {
+			vfs_cache_names(path, d, (size_t)n);
+			if (!*named)
+				*names_from = cur.start;
+			*named = true;
+		}
+		for (long i = 0; filler && i < n; i++) {
+			struct stat st;
+			to_stat(&d[i].st, &st); /* names-only: the type, all else 0 */
+			filler(buf, d[i].name, &st, 0, attrs ? fill : 0);
+		}
+		if (ahead)
+			pthread_join(t, NULL);
+		if (n < 0) {
+			free(next.text);
+			rc = n == -ENOMEM ? -ENOMEM : -EIO;
+			break;
+		}
+		if (!cur.cursor)
+			break; /* that was the last page */
+		if (!ahead)
+			rd_page_fetch(&next);
+		cur = next;
+		rc = cur.rc;
+	}
+	free(d);
+	return rc;
+}
+
+/* A listing's first VFS_RD_ATTRS entries come with all their attributes
+ * (readdir flag s): with FUSE readdirplus the kernel takes them as a
+ * lookup's, and they answer the getattrs that follow a plain readdir
+ * (ls -l), so neither costs a round trip.  The rest come as names and
+ * types only (flag t: the node reads the directory without an lstat of
+ * each entry, most of a listing's cost); should their getattrs follow
+ * (ls -l of a large directory), the second one the cache cannot answer
+ * fetches all their attributes in one paged listing
+ * (vfs_cache_names_miss), and that directory's later listings carry
+ * every entry's. */
 static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 		       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
@@ -412,57 +510,35 @@ static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
 	if (wr_open())
 		wr_settle(); /* the sizes given must count this mount's writes */
 	enum fuse_fill_dir_flags fill = flags & FUSE_READDIR_PLUS ? FUSE_FILL_DIR_PLUS : 0;
-	struct rd_page cur = {.remote = r};
-	rd_page_fetch(&cur);
-	if (cur.rc == -EINVAL)
-		return readdir_plain(path, r, buf, filler);
-	struct virgo_direntplus *d = NULL; /* the entries of the page at hand */
-	size_t dcap = 0;
-	int rc = cur.rc;
-	while (rc == 0) {
-		/* the next page on its way (fetched below if no thread) */
-		struct rd_page next = {.remote = r, .cursor = cur.cursor};
-		pthread_t t;
-		bool ahead = cur.cursor && pthread_create(&t, NULL, rd_page_fetch, &next) == 0;
-		size_t lines = cloudfs_reply_lines(cur.text ? cur.text : "", cur.len);
-		if (lines > dcap) {
-			free(d);
-			dcap = lines;
-			d = malloc(dcap * sizeof *d);
-		}
-		uint64_t cursor;
-		long n = d ? cloudfs_reply_page(cur.text ? cur.text : "", cur.len, true, d, lines,
-						&cursor)
-			   : -ENOMEM;
-		free(cur.text);
-		/* a name made elsewhere in a directory known completely ends
-		 * that (vfs_cache.h).  The attributes go to the cache even
-		 * for readdirplus: the kernel asks for the first chunk of a
-		 * listing "plus" and for the rest plainly (libfuse serves both
-		 * from this one call), and looks those entries up after. */
-		if (n > 0)
-			vfs_cache_listing(path, d, (size_t)n);
-		for (long i = 0; i < n; i++) {
-			struct stat st;
-			to_stat(&d[i].st, &st);
-			filler(buf, d[i].name, &st, 0, fill);
-		}
-		if (ahead)
-			pthread_join(t, NULL);
-		if (n < 0) {
-			free(next.text);
-			rc = n == -ENOMEM ? -ENOMEM : -EIO;
-			break;
-		}
-		if (!cur.cursor)
-			break; /* that was the last page */
-		if (!ahead)
-			rd_page_fetch(&next);
-		cur = next;
-		rc = cur.rc;
-	}
-	free(d);
+	bool all = vfs_cache_wants_attrs(path);
+	struct rd_page first = {.remote = r, .kind = CLOUDFS_PAGE_PLUS,
+				.max = all ? VFS_RD_PAGE : VFS_RD_ATTRS};
+	bool named = false;
+	uint64_t names_from = 0;
+	int rc = rd_pages(path, r, first, all ? CLOUDFS_PAGE_PLUS : CLOUDFS_PAGE_NAMES, buf,
+			  filler, fill, &named, &names_from);
+	if (rc == -EINVAL && !named)
+		return readdir_plain(path, r, buf, filler); /* a node before flag s */
+	if (rc == 0 && named)
+		vfs_cache_names_listed(path, names_from);
 	return fs_err(rc);
+}
+
+/* The getattr of path missed the cache: if its directory's listing gave
+ * names only and this is the miss that says its entries' attributes are
+ * wanted (vfs_cache_names_miss), fetch them all into the cache. */
+static void fill_attrs(const char *path)
+{
+	char dir[8192], r[8192];
+	uint64_t cursor;
+	if (!vfs_cache_names_miss(path, dir, sizeof dir, &cursor) || remote(dir, r, sizeof r) != 0 ||
+	    !r[0])
+		return;
+	struct rd_page first = {.remote = r, .kind = CLOUDFS_PAGE_PLUS, .max = VFS_RD_PAGE,
+				.cursor = cursor};
+	bool named = false;
+	uint64_t from = 0;
+	rd_pages(dir, r, first, CLOUDFS_PAGE_PLUS, NULL, NULL, 0, &named, &from);
 }
 
 /* open and create: the open's reply carries the file's attributes. */

@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "../../include/virgo.h"
+#include "cloudfs_reply_proto.h" /* enum cloudfs_page */
 #include "orphans.h"
 #include "span_cache.h"
 
@@ -258,14 +259,14 @@ ssize_t vfs_pread_pipe(virgo_fd_t fd, const int pp[2], size_t size, uint64_t pos
  * the pipe untouched (copy it out and virgo_pwrite).  Returns size, or a
  * negative errno (the pipe then holds an unknown part of the data). */
 ssize_t vfs_pwrite_pipe(virgo_fd_t fd, int pfd, size_t size, uint64_t pos);
-/* One readdir page of path from cursor (max 1..4096 entries; plus: with
- * every lstat field), unparsed: *text (malloc'd, caller frees; NULL for
+/* One readdir page of path from cursor (max 1..4096 entries, of kind:
+ * the flag asked for, cloudfs_reply_proto.h), unparsed: *text (malloc'd, caller frees; NULL for
  * an empty page) holds *len bytes of lines for cloudfs_reply_page, and
  * *next is the next page's cursor (0: this was the last), read from its
  * end, so a caller can ask for the next page before parsing this one
  * (virgofs).  0 or a negative errno. */
-int vfs_readdir_text(const char *path, uint64_t cursor, size_t max, bool plus, char **text,
-		     size_t *len, uint64_t *next);
+int vfs_readdir_text(const char *path, uint64_t cursor, size_t max, enum cloudfs_page kind,
+		     char **text, size_t *len, uint64_t *next);
 
 /* The calling thread's error detail (virgo_last_error), cleared by vc_get.
  * vc_err_done(op, rc) ends a call: a failure with no detail set

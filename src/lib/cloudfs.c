@@ -1370,8 +1370,8 @@ ssize_t virgo_readlink(const char *path, char *buf, size_t cap)
 	return (ssize_t)strlen(buf);
 }
 
-int vfs_readdir_text(const char *path, uint64_t cursor, size_t max, bool plus, char **text,
-		     size_t *len, uint64_t *next)
+int vfs_readdir_text(const char *path, uint64_t cursor, size_t max, enum cloudfs_page kind,
+		     char **text, size_t *len, uint64_t *next)
 {
 	*text = NULL;
 	*len = 0;
@@ -1379,7 +1379,8 @@ int vfs_readdir_text(const char *path, uint64_t cursor, size_t max, bool plus, c
 	if (max == 0 || max > 4096)
 		return -EINVAL;
 	char tail[48];
-	snprintf(tail, sizeof tail, "%" PRIu64 " %zu%s", cursor, max, plus ? " s" : "");
+	snprintf(tail, sizeof tail, "%" PRIu64 " %zu%s", cursor, max,
+		 kind == CLOUDFS_PAGE_PLUS ? " s" : kind == CLOUDFS_PAGE_NAMES ? " t" : "");
 	struct vc_reply rep;
 	int rc = path_call("readdir", path, tail, VC_IDEMPOTENT, &rep);
 	if (rc) {
@@ -1403,7 +1404,8 @@ static int readdir_page(const char *path, uint64_t *cursor, size_t max, bool plu
 	char *text;
 	size_t len;
 	uint64_t next;
-	int rc = vfs_readdir_text(path, *cursor, max, plus, &text, &len, &next);
+	enum cloudfs_page kind = plus ? CLOUDFS_PAGE_PLUS : CLOUDFS_PAGE_ENT;
+	int rc = vfs_readdir_text(path, *cursor, max, kind, &text, &len, &next);
 	if (rc)
 		return rc;
 	/* one array of exactly as many entries as the page has lines (at
@@ -1412,7 +1414,7 @@ static int readdir_page(const char *path, uint64_t *cursor, size_t max, bool plu
 	size_t cap = lines < max ? lines : max;
 	void *arr = malloc((cap ? cap : 1) * (plus ? sizeof(struct virgo_direntplus)
 						 : sizeof(struct virgo_dirent)));
-	long k = arr ? cloudfs_reply_page(text ? text : "", len, plus, arr, cap, &next) : -ENOMEM;
+	long k = arr ? cloudfs_reply_page(text ? text : "", len, kind, arr, cap, &next) : -ENOMEM;
 	free(text);
 	if (k < 0) {
 		free(arr);

@@ -177,7 +177,16 @@ static int line_plain(const char *p, const char *end, struct virgo_dirent *d)
 	return 0;
 }
 
-long cloudfs_reply_page(const char *text, size_t n, bool plus, void *out, size_t max,
+/* "name <type> <name>" after "name": the type only, other fields 0 */
+static int line_name(const char *p, const char *end, struct virgo_direntplus *d)
+{
+	if (spaces(&p, end) != 0 || end - p < 2 || p[1] != ' ')
+		return -1;
+	d->st = (struct virgo_stat){.type = *p};
+	return name_token(p + 1, end, d->name, sizeof d->name);
+}
+
+long cloudfs_reply_page(const char *text, size_t n, enum cloudfs_page kind, void *out, size_t max,
 			uint64_t *next)
 {
 	*next = 0;
@@ -196,11 +205,14 @@ long cloudfs_reply_page(const char *text, size_t n, bool plus, void *out, size_t
 			const char *p = l + 5;
 			uint64_t v;
 			*next = num_dec(&p, le, UINT64_MAX, &v) == 0 ? v : 0;
-		} else if (k < max && plus && starts(l, le, "entry ", 6)) {
+		} else if (k < max && kind == CLOUDFS_PAGE_PLUS && starts(l, le, "entry ", 6)) {
 			if (line_plus(l + 5, le, &dp[k]) == 0)
 				k++;
-		} else if (k < max && !plus && starts(l, le, "ent ", 4)) {
+		} else if (k < max && kind == CLOUDFS_PAGE_ENT && starts(l, le, "ent ", 4)) {
 			if (line_plain(l + 3, le, &d[k]) == 0)
+				k++;
+		} else if (k < max && kind == CLOUDFS_PAGE_NAMES && starts(l, le, "name ", 5)) {
+			if (line_name(l + 4, le, &dp[k]) == 0)
 				k++;
 		}
 		l = next_line;

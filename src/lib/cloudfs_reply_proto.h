@@ -26,17 +26,24 @@ int cloudfs_reply_stat(const char *s, const char *end, struct virgo_stat *st, co
 /* How many lines text (n bytes) holds: an upper bound of its entries. */
 size_t cloudfs_reply_lines(const char *text, size_t n);
 
+/* What a readdir page's entries are (the flag it was asked with). */
+enum cloudfs_page {
+	CLOUDFS_PAGE_ENT = 0, /* no flag: "ent <type> <mode> <size> <mtime_ns> <name>" */
+	CLOUDFS_PAGE_PLUS = 1, /* s: "entry <stat fields> <name>" */
+	CLOUDFS_PAGE_NAMES = 2, /* t: "name <type> <name>" */
+};
+
 /* One readdir page as libvirgo collects it: the STAT lines without
  * "STAT ", each ending in '\n' (a '\r' before it is allowed), n bytes
- * at most CLOUDFS_PAGE_MAX.  plus: "entry <stat fields> <name>" lines go
- * to ((struct virgo_direntplus *)out)[k]; else "ent <type> <mode> <size>
- * <mtime_ns> <name>" lines go to ((struct virgo_dirent *)out)[k]; names
- * %XX-decoded (pathcodec).  At most max entries are written; a line that
- * does not parse (a bad name, a newer node's addition) is skipped.
- * *next: the "next <cursor>" line's cursor (0: the last page, or none).
- * Returns the number of entries written, or -EMSGSIZE when n is too
- * large (nothing written). */
-long cloudfs_reply_page(const char *text, size_t n, bool plus, void *out, size_t max,
+ * at most CLOUDFS_PAGE_MAX.  The lines of kind go to out[k]: for
+ * CLOUDFS_PAGE_ENT an array of struct virgo_dirent; else of struct
+ * virgo_direntplus (for CLOUDFS_PAGE_NAMES with only st.type set, every
+ * other field 0); names %XX-decoded (pathcodec).  At most max entries
+ * are written; a line that does not parse (a bad name, a newer node's
+ * addition) is skipped.  *next: the "next <cursor>" line's cursor (0: the
+ * last page, or none).  Returns the number of entries written, or
+ * -EMSGSIZE when n is too large (nothing written). */
+long cloudfs_reply_page(const char *text, size_t n, enum cloudfs_page kind, void *out, size_t max,
 			uint64_t *next);
 
 /* The cursor of a page's "next <cursor>" line (as cloudfs_reply_page

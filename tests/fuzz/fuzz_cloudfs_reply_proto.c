@@ -26,13 +26,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct virgo_dirent *d = malloc(max * sizeof *d);
 	uint64_t next;
 	if (dp && d) {
-		long k = cloudfs_reply_page(text, size, true, dp, lines, &next);
+		long k = cloudfs_reply_page(text, size, CLOUDFS_PAGE_PLUS, dp, lines, &next);
 		if (k < 0 || (size_t)k > lines)
 			abort();
 		for (long i = 0; i < k; i++)
 			if (strlen(dp[i].name) == 0 || strlen(dp[i].name) > 255)
 				abort();
-		k = cloudfs_reply_page(text, size, false, d, lines, &next);
+		k = cloudfs_reply_page(text, size, CLOUDFS_PAGE_NAMES, dp, lines, &next);
+		if (k < 0 || (size_t)k > lines)
+			abort();
+		for (long i = 0; i < k; i++)
+			if (strlen(dp[i].name) == 0 || strlen(dp[i].name) > 255 || dp[i].st.size)
+				abort();
+		k = cloudfs_reply_page(text, size, CLOUDFS_PAGE_ENT, d, lines, &next);
 		if (k < 0 || (size_t)k > lines)
 			abort();
 		if (cloudfs_reply_next(text, size) != next)

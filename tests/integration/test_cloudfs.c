@@ -619,6 +619,56 @@ static void call_fds_expire(void **state)
 	cli_close(k);
 }
 
+/* Every page of /many, count entries each, asked with flag (NULL: none):
+ * each of the 50 files is listed once (asserted), with type 'f', and so
+ * is every other entry; *other counts those, by type letter (d, l).
+ * Returns the number of pages. */
+static int list_many(struct cli *k, unsigned count, const char *flag, int other[128])
+{
+	bool seen[50] = {0};
+	int total = 0, pages = 0;
+	unsigned long long cursor = 0;
+	do {
+		cli_send(k, "readdir /many %llu %u%s%s\r\n", cursor, count, flag ? " " : "",
+			 flag ? flag : "");
+		char line[512];
+		pages++;
+		for (;;) {
+			assert_int_equal(cli_line(k, line, sizeof line), 0);
+			if (strcmp(line, "END") == 0)
+				break;
+			if (strncmp(line, "STAT next ", 10) == 0) {
+				cursor = strtoull(line + 10, NULL, 10);
+				continue;
+			}
+			char type, name[300];
+			unsigned mode;
+			unsigned long long size, mt;
+			if (flag) { /* t: names and types only, nothing more */
+				assert_int_equal(sscanf(line, "STAT name %c %299s", &type, name), 2);
+				assert_int_equal(strlen(line), 12 + strlen(name));
+			} else {
+				assert_int_equal(sscanf(line, "STAT ent %c %o %llu %llu %299s", &type,
+							&mode, &size, &mt, name),
+						 5);
+			}
+			int idx;
+			if (strcmp(name, "with%20space") == 0) {
+				idx = 7;
+			} else if (sscanf(name, "f%d", &idx) != 1) {
+				other[(unsigned char)type & 127]++;
+				continue;
+			}
+			assert_int_equal(type, 'f');
+			assert_false(seen[idx]);
+			seen[idx] = true;
+			total++;
+		}
+	} while (cursor != 0 && pages < 100);
+	assert_int_equal(total, 50);
+	return pages;
+}
+
 static void readdir_paged(void **state)
 {
 	(void)state;
@@ -633,40 +683,15 @@ static void readdir_paged(void **state)
 		}
 		assert_string_equal(cmd(k, "close %llx", (unsigned long long)fd), "OK");
 	}
-	bool seen[50] = {0};
-	int total = 0, pages = 0;
-	unsigned long long cursor = 0;
-	do {
-		cli_send(k, "readdir /many %llu 7\r\n", cursor);
-		char line[512];
-		pages++;
-		for (;;) {
-			assert_int_equal(cli_line(k, line, sizeof line), 0);
-			if (strcmp(line, "END") == 0)
-				break;
-			if (strncmp(line, "STAT next ", 10) == 0) {
-				cursor = strtoull(line + 10, NULL, 10);
-				continue;
-			}
-			char type, name[300];
-			unsigned mode;
-			unsigned long long size, mt;
-			assert_int_equal(sscanf(line, "STAT ent %c %o %llu %llu %299s", &type, &mode,
-						&size, &mt, name),
-					 5);
-			assert_int_equal(type, 'f');
-			int idx;
-			if (strcmp(name, "with%20space") == 0)
-				idx = 7;
-			else
-				assert_int_equal(sscanf(name, "f%d", &idx), 1);
-			assert_false(seen[idx]);
-			seen[idx] = true;
-			total++;
-		}
-	} while (cursor != 0 && pages < 100);
-	assert_int_equal(total, 50);
-	assert_true(pages >= 8);
+	int other[128] = {0};
+	assert_true(list_many(k, 7, NULL, other) >= 8);
+	/* flag t: names and types only, every entry once */
+	assert_string_equal(cmd(k, "mkdir /many/sub"), "OK");
+	assert_string_equal(cmd(k, "symlink f01 /many/ln"), "OK");
+	assert_int_equal(list_many(k, 20, "t", other), 3);
+	assert_int_equal(other['d'], 1);
+	assert_int_equal(other['l'], 1);
+	assert_memory_equal(cmd(k, "readdir /many 0 10 x"), "ERR EINVAL", 10);
 	assert_memory_equal(cmd(k, "readdir /many/f00"), "ERR ENOTDIR", 11);
 	assert_memory_equal(cmd(k, "readdir /nope"), "ERR ENOENT", 10);
 	cli_close(k);

@@ -123,6 +123,12 @@ static void native_path_commands(void **state)
 	assert_int_equal(p->r, CFS_REQ);
 	assert_int_equal(p->req.max, 4096);
 	assert_int_equal(p->req.flags, CFS_O_STAT);
+	p = P("readdir /d 99 4096 t\n"); /* t: names and types only */
+	assert_int_equal(p->r, CFS_REQ);
+	assert_int_equal(p->req.offset, 99);
+	assert_int_equal(p->req.flags, CFS_O_NAMES);
+	assert_int_equal(P("readdir /d 0 10 st\n")->code, EINVAL);
+	assert_int_equal(P("readdir /d 0 10 t s\n")->code, EINVAL);
 	assert_int_equal(P("readdir /d 0 10 a\n")->code, EINVAL);
 	assert_int_equal(P("readdir /d 0 s\n")->code, EINVAL); /* the count comes first */
 	assert_int_equal(P("truncate /f 77\n")->req.offset, 77);

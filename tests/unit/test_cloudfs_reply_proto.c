@@ -92,7 +92,7 @@ static void page_plus(void **state)
 	assert_int_equal(cloudfs_reply_lines(text, n), 8);
 	struct virgo_direntplus d[8];
 	uint64_t next = 99;
-	assert_int_equal(cloudfs_reply_page(text, n, true, d, 8, &next), 3);
+	assert_int_equal(cloudfs_reply_page(text, n, CLOUDFS_PAGE_PLUS, d, 8, &next), 3);
 	assert_true(next == 12345);
 	assert_string_equal(d[0].name, "a");
 	assert_int_equal(d[0].st.ino, 11);
@@ -103,16 +103,16 @@ static void page_plus(void **state)
 	assert_int_equal(d[2].st.type, 'l');
 	/* max bounds what is written; the cursor is still read */
 	memset(d, 0x5a, sizeof d);
-	assert_int_equal(cloudfs_reply_page(text, n, true, d, 1, &next), 1);
+	assert_int_equal(cloudfs_reply_page(text, n, CLOUDFS_PAGE_PLUS, d, 1, &next), 1);
 	assert_string_equal(d[0].name, "a");
 	assert_int_equal(d[1].name[0], 0x5a);
 	assert_true(next == 12345);
 	/* the plain form's lines are not taken for plus */
-	assert_int_equal(cloudfs_reply_page("ent f 644 1 0 x\n", 16, true, d, 8, &next), 0);
+	assert_int_equal(cloudfs_reply_page("ent f 644 1 0 x\n", 16, CLOUDFS_PAGE_PLUS, d, 8, &next), 0);
 	assert_true(next == 0);
 	/* cut anywhere: never more than the whole, never past the length */
 	for (size_t cut = 0; cut <= n; cut++) {
-		long k = cloudfs_reply_page(text, cut, true, d, 8, &next);
+		long k = cloudfs_reply_page(text, cut, CLOUDFS_PAGE_PLUS, d, 8, &next);
 		assert_true(k >= 0 && k <= 3);
 	}
 	/* a name longer than 255 bytes is skipped */
@@ -120,9 +120,9 @@ static void page_plus(void **state)
 	int w = snprintf(longl, sizeof longl, "entry f 644 1 1 0 0 1 2 3 4 0 ");
 	memset(longl + w, 'n', 256);
 	strcpy(longl + w + 256, "\nnext 0\n");
-	assert_int_equal(cloudfs_reply_page(longl, strlen(longl), true, d, 8, &next), 0);
+	assert_int_equal(cloudfs_reply_page(longl, strlen(longl), CLOUDFS_PAGE_PLUS, d, 8, &next), 0);
 	longl[w + 255] = '\n';
-	assert_int_equal(cloudfs_reply_page(longl, (size_t)w + 256, true, d, 8, &next), 1);
+	assert_int_equal(cloudfs_reply_page(longl, (size_t)w + 256, CLOUDFS_PAGE_PLUS, d, 8, &next), 1);
 	assert_int_equal(strlen(d[0].name), 255);
 }
 
@@ -137,7 +137,7 @@ static void page_plain(void **state)
 			   "next 0\n";
 	struct virgo_dirent d[8];
 	uint64_t next = 5;
-	assert_int_equal(cloudfs_reply_page(text, strlen(text), false, d, 8, &next), 2);
+	assert_int_equal(cloudfs_reply_page(text, strlen(text), CLOUDFS_PAGE_ENT, d, 8, &next), 2);
 	assert_true(next == 0);
 	assert_string_equal(d[0].name, "a");
 	assert_int_equal(d[0].type, 'f');
@@ -147,11 +147,42 @@ static void page_plain(void **state)
 	assert_string_equal(d[1].name, "b%");
 	assert_int_equal(d[1].type, 'd');
 	/* no page at all, and one too large */
-	assert_int_equal(cloudfs_reply_page("", 0, false, d, 8, &next), 0);
+	assert_int_equal(cloudfs_reply_page("", 0, CLOUDFS_PAGE_ENT, d, 8, &next), 0);
 	assert_int_equal(cloudfs_reply_lines("", 0), 0);
 	assert_int_equal(cloudfs_reply_lines("x", 1), 1);
-	assert_int_equal(cloudfs_reply_page(text, CLOUDFS_PAGE_MAX + 1, false, d, 8, &next),
+	assert_int_equal(cloudfs_reply_page(text, CLOUDFS_PAGE_MAX + 1, CLOUDFS_PAGE_ENT, d, 8, &next),
 			 -EMSGSIZE);
+}
+
+/* Flag t's page: "name <type> <name>" lines, the type only (every other
+ * field 0); the other forms and bad lines skipped. */
+static void page_names(void **state)
+{
+	(void)state;
+	const char *text = "name f a\r\n"
+			   "name d b%20c\n"
+			   "name l\n" /* no name: skipped */
+			   "name ff x\n" /* not one letter: skipped */
+			   "ent f 644 10 1 e\n"
+			   "entry f 644 10 1 0 0 1 2 3 11 8 e\n"
+			   "name p %zz\n" /* a bad escape: skipped */
+			   "next 77\n";
+	struct virgo_direntplus d[8];
+	memset(d, 0x55, sizeof d);
+	uint64_t next = 0;
+	assert_int_equal(cloudfs_reply_page(text, strlen(text), CLOUDFS_PAGE_NAMES, d, 8, &next), 2);
+	assert_true(next == 77);
+	assert_string_equal(d[0].name, "a");
+	assert_int_equal(d[0].st.type, 'f');
+	assert_int_equal(d[0].st.size, 0);
+	assert_int_equal(d[0].st.mode, 0);
+	assert_true(d[0].st.ino == 0 && d[0].st.mtime_ns == 0);
+	assert_string_equal(d[1].name, "b c");
+	assert_int_equal(d[1].st.type, 'd');
+	/* the other kinds take none of them */
+	assert_int_equal(cloudfs_reply_page("name f a\n", 9, CLOUDFS_PAGE_PLUS, d, 8, &next), 0);
+	assert_int_equal(cloudfs_reply_page("name f a\n", 9, CLOUDFS_PAGE_ENT, d, 8, &next), 0);
+	assert_int_equal(cloudfs_reply_page(text, strlen(text), CLOUDFS_PAGE_NAMES, d, 1, &next), 1);
 }
 
 /* A full page as the node makes it (4,096 entries): every one parsed. */
@@ -171,7 +202,7 @@ static void page_full(void **state)
 	assert_non_null(d);
 	assert_int_equal(cloudfs_reply_lines(text, n), 4097);
 	uint64_t next;
-	assert_int_equal(cloudfs_reply_page(text, n, true, d, 4097, &next), 4096);
+	assert_int_equal(cloudfs_reply_page(text, n, CLOUDFS_PAGE_PLUS, d, 4097, &next), 4096);
 	assert_true(next == 987654321);
 	char want[16];
 	for (int i = 0; i < 4096; i++) {
@@ -206,7 +237,7 @@ static void page_next(void **state)
 	for (size_t i = 0; i < sizeof pages / sizeof *pages; i++) {
 		uint64_t next;
 		size_t n = strlen(pages[i]);
-		assert_true(cloudfs_reply_page(pages[i], n, true, d, 4, &next) >= 0);
+		assert_true(cloudfs_reply_page(pages[i], n, CLOUDFS_PAGE_PLUS, d, 4, &next) >= 0);
 		assert_true(next == want[i]);
 		assert_true(cloudfs_reply_next(pages[i], n) == want[i]);
 	}
@@ -218,6 +249,7 @@ int main(void)
 		cmocka_unit_test(stat_fields),
 		cmocka_unit_test(page_plus),
 		cmocka_unit_test(page_plain),
+		cmocka_unit_test(page_names),
 		cmocka_unit_test(page_full),
 		cmocka_unit_test(page_next),
 	};

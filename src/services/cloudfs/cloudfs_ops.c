@@ -490,7 +490,25 @@ struct linux_dirent64 {
 	char d_name[];
 };
 
-/* One page: STAT ent <type> <mode> <size> <mtime_ns> <name> lines, then
+/* d_type as a type letter; '?' when getdents did not say (DT_UNKNOWN). */
+static char dtype_char(unsigned char t)
+{
+	switch (t) {
+	case DT_REG: return 'f';
+	case DT_DIR: return 'd';
+	case DT_LNK: return 'l';
+	case DT_FIFO: return 'p';
+	case DT_SOCK: return 's';
+	case DT_CHR: return 'c';
+	case DT_BLK: return 'b';
+	default: return '?';
+	}
+}
+
+/* One page: STAT ent <type> <mode> <size> <mtime_ns> <name> lines (flag
+ * s: STAT entry <every lstat field> <name>; flag t: STAT name <type>
+ * <name>, the type from getdents, with no lstat of the entry unless the
+ * file system did not give one), then
  * STAT next <cursor> (0: the end) and END.  The page also ends once
  * max_io bytes of reply are built, so a page of long names stays bounded. */
 static int do_readdir(struct cfs_job *j)
@@ -530,12 +548,21 @@ static int do_readdir(struct cfs_job *j)
 			if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
 				continue;
 			struct stat st;
-			if (fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			char t = r->flags & CFS_O_NAMES ? dtype_char(d->d_type) : '?';
+			if (t == '?' && fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 				continue; /* removed meanwhile */
-			pathcodec_encode(d->d_name, strlen(d->d_name), enc, sizeof enc);
-			if (r->flags & CFS_O_STAT) { /* all of lstat: FUSE readdirplus */
+			size_t el = pathcodec_encode(d->d_name, strlen(d->d_name), enc, sizeof enc);
+			if (r->flags & CFS_O_NAMES) { /* the type getdents gave, else lstat's */
+				char line[16 + sizeof enc];
+				memcpy(line, "STAT name ", 10);
+				line[10] = t != '?' ? t : type_char(st.st_mode);
+				line[11] = ' ';
+				memcpy(line + 12, enc, el);
+				memcpy(line + 12 + el, "\r\n", 2);
+				evbuffer_add(j->reply, line, 14 + el);
+			} else if (r->flags & CFS_O_STAT) { /* all of lstat: FUSE readdirplus */
 				char line[16 + STAT_FIELDS_MAX + sizeof enc];
-				size_t k = 10, el = strlen(enc);
+				size_t k = 10;
 				memcpy(line, "STAT entry", 10);
 				k += stat_fields_fmt(line + k, &st);
 				line[k++] = ' ';

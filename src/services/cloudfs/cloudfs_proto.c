@@ -268,7 +268,7 @@ static const struct cmd cmds[] = {
 	{"rename", CFS_OP_RENAME, 2, 2, "usage: rename <from> <to>"},
 	{"mkdir", CFS_OP_MKDIR, 1, 3, "usage: mkdir <path> [<octal mode> [s]]"},
 	{"rmdir", CFS_OP_RMDIR, 1, 1, "usage: rmdir <path>"},
-	{"readdir", CFS_OP_READDIR, 1, 4, "usage: readdir <path> [<cursor> [<count 1..4096> [s]]]"},
+	{"readdir", CFS_OP_READDIR, 1, 4, "usage: readdir <path> [<cursor> [<count 1..4096> [s|t]]]"},
 	{"readlink", CFS_OP_READLINK, 1, 1, "usage: readlink <path>"},
 	{"symlink", CFS_OP_SYMLINK, 2, 2, "usage: symlink <target> <linkpath>"},
 	{"chmod", CFS_OP_CHMOD, 2, 2, "usage: chmod <path> <octal mode>"},
@@ -420,11 +420,12 @@ enum cfs_parse_result cfs_parse(struct frame_state *st, const uint8_t *buf, size
 		if (na >= 3 && (frame_u64(tok[3], tl[3], &req->max) != 0 || req->max == 0 ||
 				req->max > CFS_READDIR_MAX))
 			return fail(code, msg, EINVAL, "readdir count must be 1..4096");
-		/* a trailing "s": every entry with all its lstat fields */
-		if (na == 4 && !tok_is(tok[4], tl[4], "s"))
+		/* a trailing "s": every entry with all its lstat fields; "t":
+		 * names and types only (no lstat of each entry) */
+		if (na == 4 && !tok_is(tok[4], tl[4], "s") && !tok_is(tok[4], tl[4], "t"))
 			return fail(code, msg, EINVAL, cm->usage);
 		if (na == 4)
-			req->flags = CFS_O_STAT;
+			req->flags = tok_is(tok[4], tl[4], "s") ? CFS_O_STAT : CFS_O_NAMES;
 		break;
 	default:
 		break;

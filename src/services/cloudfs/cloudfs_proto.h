@@ -40,7 +40,7 @@ enum cfs_op {
 	CFS_OP_RENAME, /* rename <from> <to> */
 	CFS_OP_MKDIR, /* mkdir <path> [<mode> [s]] */
 	CFS_OP_RMDIR, /* rmdir <path> */
-	CFS_OP_READDIR, /* readdir <path> [<cursor> [<count> [s]]] */
+	CFS_OP_READDIR, /* readdir <path> [<cursor> [<count> [s|t]]] */
 	CFS_OP_READLINK, /* readlink <path> */
 	CFS_OP_SYMLINK, /* symlink <target> <linkpath> */
 	CFS_OP_CHMOD, /* chmod <path> <mode> */
@@ -62,6 +62,7 @@ enum cfs_op {
 #define CFS_O_APPEND 0x20 /* a */
 #define CFS_O_STAT 0x40 /* s: the reply carries the open file's fstat */
 #define CFS_O_PARENT 0x80 /* p: ... and its directory's ctime before and after */
+#define CFS_O_NAMES 0x100 /* readdir t: names and types only, no lstat per entry */
 
 /* utimens: besides nanoseconds since the epoch */
 #define CFS_TIME_NOW (-1)
@@ -74,7 +75,7 @@ struct cfs_req {
 	uint64_t count; /* read/pread: bytes asked; write/pwrite: payload bytes */
 	uint64_t offset; /* pread/pwrite position; truncate size; readdir cursor */
 	bool has_offset; /* legacy read/write: a position was given */
-	unsigned flags; /* open: CFS_O_*; pwrite, mkdir, readdir: CFS_O_STAT or 0 */
+	unsigned flags; /* open: CFS_O_*; pwrite, mkdir: CFS_O_STAT or 0; readdir: that or CFS_O_NAMES */
 	unsigned mode; /* open/mkdir/chmod */
 	int64_t atime_ns, mtime_ns; /* utimens (or CFS_TIME_NOW / CFS_TIME_OMIT) */
 	uint64_t max; /* readdir entries asked for */
