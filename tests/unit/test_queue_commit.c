@@ -68,22 +68,31 @@ static void answered(struct q_batch *b)
 	qc_batch_free(b);
 }
 
-static void push(struct queue *q, int tag)
+/* A batch of one 128-byte record of topic, filled with fill, answered
+ * by calling fn with it (arg in direct_arg). */
+static struct q_batch *one_record(const char *topic, int fill, void (*fn)(struct q_batch *),
+				  intptr_t arg)
 {
 	struct q_batch *b = calloc(1, sizeof *b);
 	assert_non_null(b);
 	b->recs = calloc(1, sizeof *b->recs);
 	assert_non_null(b->recs);
 	b->n = b->cap = 1;
-	snprintf(b->recs[0].topic, sizeof b->recs[0].topic, "t");
+	snprintf(b->recs[0].topic, sizeof b->recs[0].topic, "%s", topic);
 	b->recs[0].data = malloc(128);
 	assert_non_null(b->recs[0].data);
-	memset(b->recs[0].data, tag, 128);
+	memset(b->recs[0].data, fill, 128);
 	b->recs[0].len = 128;
+	b->bytes = 128;
 	snprintf(b->peer, sizeof b->peer, "127.0.0.1");
-	b->direct = answered;
-	b->direct_arg = (void *)(intptr_t)tag;
-	qc_submit(q, b);
+	b->direct = fn;
+	b->direct_arg = (void *)arg;
+	return b;
+}
+
+static void push(struct queue *q, int tag)
+{
+	qc_submit(q, one_record("t", tag, answered, tag));
 }
 
 /* Waits (5 s at most) until *flag, or ndone reaches n when flag is NULL. */
@@ -202,6 +211,7 @@ static int gpushes, glate = -1, glate_ms, gdone;
 static struct {
 	uint64_t gen;
 	int64_t at_us;
+	int err;
 } gans[GP_MAX][GPUSH_MAX];
 static int gn[GP_MAX];
 static bool glate_due, glate_stop;
@@ -220,11 +230,12 @@ static void ganswered(struct q_batch *b)
 {
 	int p = (int)(intptr_t)b->direct_arg;
 	uint64_t gen = b->ack_gen;
-	assert_int_equal(b->recs[0].err, 0);
+	int err = b->recs[0].err;
 	qc_batch_free(b);
 	pthread_mutex_lock(&mu);
 	int k = gn[p]++;
 	gans[p][k].gen = gen;
+	gans[p][k].err = err; /* checked by the test's thread (gstart) */
 	gans[p][k].at_us = mono_us();
 	bool again = gn[p] < gpushes;
 	if (!again)
@@ -242,20 +253,7 @@ static void ganswered(struct q_batch *b)
 
 static void gpush(int p, uint64_t from_gen)
 {
-	struct q_batch *b = calloc(1, sizeof *b);
-	assert_non_null(b);
-	b->recs = calloc(1, sizeof *b->recs);
-	assert_non_null(b->recs);
-	b->n = b->cap = 1;
-	snprintf(b->recs[0].topic, sizeof b->recs[0].topic, "g");
-	b->recs[0].data = malloc(128);
-	assert_non_null(b->recs[0].data);
-	memset(b->recs[0].data, 'a' + p, 128);
-	b->recs[0].len = 128;
-	b->bytes = 128;
-	snprintf(b->peer, sizeof b->peer, "127.0.0.1");
-	b->direct = ganswered;
-	b->direct_arg = (void *)(intptr_t)p;
+	struct q_batch *b = one_record("g", 'a' + p, ganswered, p);
 	b->from_gen = from_gen;
 	b->fast = true; /* as a connection that came back at once */
 	qc_submit(gq, b);
@@ -317,6 +315,11 @@ static struct queue *gstart(const char *name, int gather_ms, int np, int pushes,
 	pthread_mutex_unlock(&mu);
 	assert_int_equal(rc, 0);
 	pthread_join(*th, NULL);
+	for (int p = 0; p < np; p++) {
+		assert_int_equal(gn[p], pushes);
+		for (int k = 0; k < pushes; k++)
+			assert_int_equal(gans[p][k].err, 0);
+	}
 	return q;
 }
 

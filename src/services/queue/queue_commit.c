@@ -81,8 +81,12 @@ static int count_fast(const struct q_batch *list)
  * that finds batches queued while some of them are missing waits (the
  * gatherer, g_waiting) until the submit that brings the last one signals
  * it, or until the window is over: twice the moving estimate of "answered
- * -> all back", at most the estimate of one sync (waiting longer would
- * lose more than the halves do), at most queue_gather_us.  While a round
+ * -> all back", at most twice the estimate of one sync (when the producers
+ * take longer than that to come back, rounds carrying those that are back
+ * lose less), at most queue_gather_us.  Measured on the loaded 2-core VM,
+ * 16 x 128 B: with the window capped at one sync, rounds held 12.4
+ * records (the later ones wait for the next round) against 15.5 with no
+ * cap by the sync, 20.2k against 23k pushes/s (medians of 6).  While a round
  * of expected producers is in flight no second round starts: they come
  * back once it is over and ride the next round with the others.  A lone
  * producer never waits: the one push expected is its own.  When a loop
@@ -525,8 +529,8 @@ static void gate_set(struct queue *q, struct qc_round *r)
 	q->g_arrived = 0;
 	q->g_t0 = now;
 	uint64_t win = 2 * q->g_gap_ns;
-	if (win > q->g_sync_ns)
-		win = q->g_sync_ns;
+	if (win > 2 * q->g_sync_ns)
+		win = 2 * q->g_sync_ns;
 	uint64_t gmax = (uint64_t)q->set.gather_us * 1000u;
 	if (win > gmax)
 		win = gmax;
