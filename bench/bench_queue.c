@@ -11,6 +11,9 @@
  *   bench_queue virgo|redis <port> <producers> <size> <secs>
  *   bench_queue fsync <dir> <batch> <size> <secs>
  *   bench_queue fanout <port> <subscribers> <size> <secs>
+ *   bench_queue stat <port>
+ * stat: the bench topic's "<records> <syncs>" (STAT lines of the node's
+ * stat), so the suite can give the records per sync of a run.
  * fanout: one producer pushes (closed loop) to a topic that every
  * subscriber follows; each payload carries its send time, so each
  * subscriber measures end-to-end latency; prints "<pushes/s> <p50 us>
@@ -382,8 +385,42 @@ static int fanout(int nsub)
 	return 0;
 }
 
+/* The bench topic's records and syncs so far: "<records> <syncs>". */
+static int topic_stat(void)
+{
+	int fd = dial();
+	if (fd < 0 || send_all(fd, "stat bench\r\n", 12) != 0)
+		return 1;
+	char buf[8192];
+	size_t have = 0;
+	while (have < sizeof buf - 1) {
+		buf[have] = '\0';
+		if (strstr(buf, "END\r\n") || strstr(buf, "ERR"))
+			break;
+		ssize_t r = recv(fd, buf + have, sizeof buf - 1 - have, 0);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+	}
+	buf[have] = '\0';
+	close(fd);
+	unsigned long long rec = 0, syncs = 0;
+	const char *p = strstr(buf, "STAT records ");
+	if (p)
+		rec = strtoull(p + 13, NULL, 10);
+	p = strstr(buf, "STAT syncs ");
+	if (p)
+		syncs = strtoull(p + 11, NULL, 10);
+	printf("%llu %llu\n", rec, syncs);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 3 && strcmp(argv[1], "stat") == 0) {
+		port = atoi(argv[2]);
+		return topic_stat();
+	}
 	if (argc != 6) {
 		fprintf(stderr, "usage: bench_queue virgo|redis <port> <producers> <size> <secs>\n"
 				"       bench_queue fsync <dir> <batch> <size> <secs>\n");

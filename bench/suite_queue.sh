@@ -19,7 +19,9 @@
 # first; the ratio is taken within each pair and the median reported
 # with its range, and each server's CPU time per acknowledged push
 # (utime + stime from /proc over the same runs, median: steadier than
-# wall-clock on a shared machine).  The limit: one thread appending 128 B records and
+# wall-clock on a shared machine), and the node's records per sync (the
+# bench topic's STAT records and syncs around each run: how many pushes a
+# commit round carried).  The limit: one thread appending 128 B records and
 # fdatasync()ing every 1, 16 and 64 records (bench_queue fsync), the
 # best a log on this disk can do with that much group commit.  Also the
 # subscriber fan-out: 1 producer, 8 subscribers, end-to-end latency.
@@ -76,6 +78,8 @@ wait_port $RP 5 || { echo "redis-server did not start" >&2; cat "$R/queue-redis.
 
 # run <virgo|redis> <port> <producers> <size> -> "ops p50 p99"
 run() { "$TOOL" "$1" "$2" "$3" "$4" "$SECS" || echo "0 0 0"; }
+# records per sync of the bench topic between two "records syncs" lines
+rps() { echo "$1 $2" | awk '{ d = $4 - $2; if (d > 0) printf "%.1f\n", ($3 - $1) / d; else print 0 }'; }
 # CPU ticks (utime + stime) of a process so far
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 HZ=$(getconf CLK_TCK)
@@ -100,8 +104,8 @@ runc() {
 	echo "($(df -PT "$W" | awk 'NR == 2 {print $2}')); $REPS back-to-back pairs of ${SECS} s runs, median (range) of"
 	echo "the pairs' ratios."
 	echo
-	echo "| producers | payload | virgod push/s | Redis XADD/s | ratio | virgod p99 µs | Redis p99 µs | p99 ratio (lower is better) | CPU µs/push virgod / Redis |"
-	echo "|---|---|---|---|---|---|---|---|---|"
+	echo "| producers | payload | virgod push/s | Redis XADD/s | ratio | virgod p99 µs | Redis p99 µs | p99 ratio (lower is better) | CPU µs/push virgod / Redis | virgod records/sync |"
+	echo "|---|---|---|---|---|---|---|---|---|---|"
 } >"$R/queue.md"
 
 for row in "1 128" "16 128" "1 4096" "16 4096"; do
@@ -114,13 +118,18 @@ for row in "1 128" "16 128" "1 4096" "16 4096"; do
 	: >"$W/r"
 	: >"$W/vc"
 	: >"$W/rc"
+	: >"$W/rps"
 	for i in $(seq 1 "$REPS"); do
 		if [ $((i % 2)) -eq 1 ]; then
+			s0=$("$TOOL" stat $QP)
 			v=$(runc virgo $QP "$np" "$sz" $VPID "$W/vc")
+			rps "$s0" "$("$TOOL" stat $QP)" >>"$W/rps"
 			r=$(runc redis $RP "$np" "$sz" $RPID "$W/rc")
 		else
 			r=$(runc redis $RP "$np" "$sz" $RPID "$W/rc")
+			s0=$("$TOOL" stat $QP)
 			v=$(runc virgo $QP "$np" "$sz" $VPID "$W/vc")
+			rps "$s0" "$("$TOOL" stat $QP)" >>"$W/rps"
 		fi
 		echo "$v" >>"$W/v"
 		echo "$r" >>"$W/r"
@@ -134,7 +143,7 @@ for row in "1 128" "16 128" "1 4096" "16 4096"; do
 	rpp=$(cut -d' ' -f3 "$W/r" | median)
 	ra="$(median <"$W/ratios")× ($(minmax <"$W/ratios"))"
 	pr="$(median <"$W/p99r")× ($(minmax <"$W/p99r"))"
-	echo "| $np | $sz B | $vt | $rt | $ra | $vp | $rpp | $pr | $(median <"$W/vc") / $(median <"$W/rc") |" >>"$R/queue.md"
+	echo "| $np | $sz B | $vt | $rt | $ra | $vp | $rpp | $pr | $(median <"$W/vc") / $(median <"$W/rc") | $(median <"$W/rps") |" >>"$R/queue.md"
 done
 
 # the machine's own limit (same file system); the 16-producer row against
@@ -144,10 +153,14 @@ l1=$("$TOOL" fsync "$W" 1 128 "$SECS")
 l64=$("$TOOL" fsync "$W" 64 128 "$SECS")
 : >"$W/lim"
 : >"$W/l16"
+: >"$W/rps16"
 for i in $(seq 1 "$REPS"); do
 	l16=$("$TOOL" fsync "$W" 16 128 "$SECS")
+	s0=$("$TOOL" stat $QP)
 	v16=$(run virgo $QP 16 128 | cut -d' ' -f1)
-	echo "limit pair: 16-per-fdatasync $l16 records/s | virgod 16 x 128 B $v16 push/s"
+	x=$(rps "$s0" "$("$TOOL" stat $QP)")
+	echo "$x" >>"$W/rps16"
+	echo "limit pair: 16-per-fdatasync $l16 records/s | virgod 16 x 128 B $v16 push/s, $x records/sync"
 	echo "$l16" >>"$W/l16"
 	awk -v a="$v16" -v b="$l16" 'BEGIN {r = 0; if (b > 0) r = a / b; printf "%.2f\n", r}' >>"$W/lim"
 done
@@ -156,8 +169,8 @@ done
 	echo "Physical limit on this disk (one thread appending 128 B records + fdatasync):"
 	echo "$l1 records/s at 1 record per fdatasync, $(median <"$W/l16") at 16 (median of $REPS), $l64 at 64."
 	echo "16 producers x 128 B, each run right after a 16-per-fdatasync run:"
-	echo "$(median <"$W/lim") ($(minmax <"$W/lim")) of that limit (each producer has one push"
-	echo "outstanding, so 16 is the largest group a round can commit)."
+	echo "$(median <"$W/lim") ($(minmax <"$W/lim")) of that limit, $(median <"$W/rps16") records per sync (each producer"
+	echo "has one push outstanding, so 16 is the largest group a round can commit)."
 } >>"$R/queue.md"
 
 f=$("$TOOL" fanout $QP 8 128 "$SECS" || echo "0 0 0")

@@ -43,6 +43,9 @@ struct q_conn {
 	struct q_sub *sub; /* sub / join: this connection is a feed */
 	bool member;
 	bool waiting; /* a batch or a read is out: take no input until resumed */
+	/* gathering (queue_commit.c): the round that acknowledged this
+	 * connection's last batch, and when the acknowledgement was written */
+	uint64_t acked_gen, acked_ns;
 };
 
 static void q_fini(void *svc);
@@ -208,6 +211,8 @@ void q_batch_done(struct vconn *c, void *arg)
 	if (b->legacy)
 		qc->legacy_close = true;
 	qc->waiting = false;
+	qc->acked_gen = b->ack_gen;
+	qc->acked_ns = b->ack_gen ? qc_now_ns() : 0;
 	qc_batch_free(b);
 	vconn_resume(c);
 }
@@ -610,6 +615,12 @@ static int q_on_input(struct vconn *c, struct evbuffer *in, bool eof)
 			return VSVC_CLOSE;
 		}
 		qc->waiting = true;
+		/* back quickly after the last acknowledgement: expected
+		 * again after this one (gathering, queue_commit.c) */
+		b->from_gen = qc->acked_gen;
+		b->fast = !qc->acked_ns ||
+			  qc_now_ns() - qc->acked_ns <= atomic_load_explicit(&q->g_fast_ns, memory_order_relaxed);
+		qc->acked_gen = 0;
 		qc_submit_loop(q, b, vconn_base(c));
 		return VSVC_WAIT;
 	}

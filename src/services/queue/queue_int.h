@@ -73,6 +73,21 @@ struct queue {
 	_Atomic int lone_rounds;
 	struct qc_round *iround;
 	bool inline_busy;
+	/* gathering (queue_commit.c): the producers a round just
+	 * acknowledged are expected back; a writer that finds batches
+	 * queued waits for them, up to g_deadline, so that one round
+	 * carries them all (under wmu, except g_fast_ns, which the loops
+	 * read) */
+	uint64_t g_gen; /* the round whose producers are expected (numbered from 1) */
+	int g_expected, g_arrived;
+	uint64_t g_t0, g_deadline; /* ns (CLOCK_MONOTONIC) */
+	uint64_t g_gap_ns; /* moving estimate: acks posted -> all back */
+	uint64_t g_sync_ns; /* moving estimate: a round's write + sync */
+	_Atomic uint64_t g_fast_ns; /* a connection back within this is expected */
+	int g_waiting; /* the writer waiting for them (-1: none) */
+	int g_inflight_fast; /* batches of expected producers in rounds in flight */
+	int g_rounds_inflight; /* rounds taken and not yet finished */
+	bool g_signalled;
 	uint64_t lamport; /* the node's Lamport clock (writer thread) */
 	uint64_t syncs, appended; /* counters (stat) */
 
@@ -147,6 +162,15 @@ struct q_batch {
 	 * (on the writer thread; it owns b from then on) */
 	void (*direct)(struct q_batch *b);
 	void *direct_arg;
+	/* gathering (queue_commit.c): the round whose acknowledgement this
+	 * connection answers with this batch (0: none), and whether it came
+	 * back quickly (within g_fast_ns), so that its next push is expected
+	 * after this batch's acknowledgement (queue.c sets both; a batch
+	 * without a connection is expected only if its submitter says so);
+	 * ack_gen is the round that acknowledges this batch (q_batch_done
+	 * keeps it on the connection) */
+	uint64_t from_gen, ack_gen;
+	bool fast;
 };
 
 int qc_start(struct queue *q);
@@ -166,6 +190,8 @@ void qc_stop(struct queue *q); /* drains what was submitted, then joins */
  * disk's would. */
 extern int (*qc_test_hook)(uint64_t seq, bool written);
 void qc_batch_free(struct q_batch *b);
+/* CLOCK_MONOTONIC in ns (gathering's clock). */
+uint64_t qc_now_ns(void);
 /* The completion the writer posts (queue.c): writes the replies. */
 void q_batch_done(struct vconn *c, void *arg);
 

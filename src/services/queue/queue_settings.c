@@ -37,6 +37,8 @@ const struct vsvc_key q_settings_keys[] = {
 	      "1..86400000", false),
 	Q_KEY("queue_group_admins", VSVC_KEY_STR, group_admins, 512, 0, 0, "a shorter list",
 	      false),
+	Q_KEY("queue_gather_us", VSVC_KEY_INT, gather_us, 0, 0, 100000, "0..100000, 0 = off",
+	      false),
 	{NULL, 0, 0, 0, 0, 0, NULL, false},
 };
 
@@ -56,6 +58,7 @@ void q_settings_defaults(void *settings)
 	s->handler[0] = '\0';
 	s->handler_timeout_ms = 30000;
 	s->group_admins[0] = '\0';
+	s->gather_us = 1000;
 }
 
 int q_settings_fsync(const char *text, int *interval_ms)

@@ -32,6 +32,9 @@ struct q_settings {
 	/* queue_group_admins: identities that may join any consumer group
 	 * (idpolicy.h list; "" none) */
 	char group_admins[512];
+	/* queue_gather_us: the longest a commit round waits for the
+	 * producers the last round acknowledged (queue_commit.c; 0: never) */
+	int gather_us;
 };
 
 extern const struct vsvc_key q_settings_keys[];
