@@ -20,6 +20,7 @@
 #include "cli.h"
 
 #define FS_CHUNK (1u << 20)
+#define FS_WRITEBEHIND 4 /* chunks in flight to a remote destination */
 
 /* "node2:/x" or "2:/x" (a ':' before any '/'). */
 static bool is_remote(const char *p)
@@ -138,6 +139,16 @@ static void progress(uint64_t done, uint64_t total, double t0, bool final)
 		fputc('\n', stderr);
 }
 
+/* A remote destination's write failed, maybe one still in flight (write
+ * behind: any of the FS_WRITEBEHIND chunks before off): cut the file back
+ * to what is known written from start on, so it stays a prefix of the
+ * source with no hole where the failed chunk was (--resume trusts it). */
+static void cut_back(struct ep *e, uint64_t start, uint64_t off)
+{
+	uint64_t behind = (uint64_t)FS_WRITEBEHIND * FS_CHUNK;
+	virgo_ftruncate(e->rfd, off > start + behind ? off - behind : start);
+}
+
 int cmd_cp(int argc, char **argv)
 {
 	bool resume = false, sync = false;
@@ -194,6 +205,11 @@ int cmd_cp(int argc, char **argv)
 		ep_close(&in);
 		return fs_fail("cp", dst, rc, is_remote(dst));
 	}
+	/* a remote destination: each chunk goes out while the node writes
+	 * the ones before (as virgofs does); an error of one surfaces at the
+	 * next write, or at the flush or fsync below */
+	if (out.remote)
+		virgo_writebehind(out.rfd, FS_WRITEBEHIND);
 	uint8_t *buf = malloc(FS_CHUNK);
 	if (!buf)
 		return fprintf(stderr, "virgo: out of memory\n"), 1;
@@ -214,6 +230,8 @@ int cmd_cp(int argc, char **argv)
 		rc = ep_write(&out, buf, (size_t)n, off);
 		if (rc) {
 			status = fs_fail("cp: write", dst, rc, out.remote);
+			if (out.remote)
+				cut_back(&out, start, off);
 			break;
 		}
 		off += (uint64_t)n;
@@ -231,6 +249,14 @@ int cmd_cp(int argc, char **argv)
 		     : out.lfd <= 2 || fsync(out.lfd) == 0 ? 0 : -errno;
 		if (rc)
 			status = fs_fail("cp: fsync", dst, rc, out.remote);
+		if (rc && out.remote)
+			cut_back(&out, start, off);
+	} else if (status == 0 && out.remote) { /* every write acknowledged */
+		rc = virgo_flush(out.rfd);
+		if (rc) {
+			status = fs_fail("cp: write", dst, rc, true);
+			cut_back(&out, start, off);
+		}
 	}
 	if (tty && status == 0)
 		progress(off - start, size - start, t0, true);
