@@ -490,19 +490,11 @@ struct linux_dirent64 {
 	char d_name[];
 };
 
-/* d_type as a type letter; '?' when getdents did not say (DT_UNKNOWN). */
+/* d_type as a type letter (type_char of the mode it stands for); '?'
+ * when getdents did not say (DT_UNKNOWN). */
 static char dtype_char(unsigned char t)
 {
-	switch (t) {
-	case DT_REG: return 'f';
-	case DT_DIR: return 'd';
-	case DT_LNK: return 'l';
-	case DT_FIFO: return 'p';
-	case DT_SOCK: return 's';
-	case DT_CHR: return 'c';
-	case DT_BLK: return 'b';
-	default: return '?';
-	}
+	return t == DT_UNKNOWN ? '?' : type_char(DTTOIF(t));
 }
 
 /* One page: STAT ent <type> <mode> <size> <mtime_ns> <name> lines (flag

@@ -47,16 +47,11 @@ void qc_batch_free(struct q_batch *b)
 	free(b);
 }
 
-static uint64_t mono_ns(void)
+uint64_t qc_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t qc_now_ns(void)
-{
-	return mono_ns();
 }
 
 #define QC_FAST_MIN_NS 100000u /* "back quickly" is at least this long */
@@ -133,7 +128,7 @@ static void wake_unlock(struct queue *q)
 		return;
 	}
 	int w = pick_writer(q);
-	if (w < 0 && q->g_waiting >= 0 && !q->g_signalled && !gate_closed(q, mono_ns())) {
+	if (w < 0 && q->g_waiting >= 0 && !q->g_signalled && !gate_closed(q, qc_now_ns())) {
 		w = q->g_waiting; /* all back (or the window is over) */
 		q->g_signalled = true;
 	}
@@ -149,7 +144,7 @@ static void enqueue(struct queue *q, struct q_batch *b, bool wake)
 	if (b->from_gen && b->from_gen == q->g_gen && ++q->g_arrived == q->g_expected) {
 		/* all of the last round's producers are back: how long that
 		 * took, a moving average (1/8 of each new sample) */
-		uint64_t gap = mono_ns() - q->g_t0;
+		uint64_t gap = qc_now_ns() - q->g_t0;
 		q->g_gap_ns = q->g_gap_ns - q->g_gap_ns / 8 + gap / 8;
 	}
 	if (q->wtail)
@@ -498,7 +493,7 @@ int (*qc_test_hook)(uint64_t seq, bool written);
 
 static void write_round(struct queue *q, struct qc_round *r)
 {
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = qc_now_ns();
 	if (qc_test_hook && qc_test_hook(r->seq, false))
 		for (int i = 0; i < r->tt.n; i++)
 			r->st[i].fd = -1; /* the write fails (EBADF) */
@@ -508,7 +503,7 @@ static void write_round(struct queue *q, struct qc_round *r)
 	if (qc_test_hook)
 		qc_test_hook(r->seq, true);
 	if (r->tt.n) {
-		uint64_t d = mono_ns() - t0;
+		uint64_t d = qc_now_ns() - t0;
 		pthread_mutex_lock(&q->wmu);
 		q->g_sync_ns = q->g_sync_ns - q->g_sync_ns / 8 + d / 8;
 		pthread_mutex_unlock(&q->wmu);
@@ -520,7 +515,7 @@ static void write_round(struct queue *q, struct qc_round *r)
  * expected; a writer waiting for the previous round's is told. */
 static void gate_set(struct queue *q, struct qc_round *r)
 {
-	uint64_t now = mono_ns();
+	uint64_t now = qc_now_ns();
 	pthread_mutex_lock(&q->wmu);
 	uint64_t gen = ++q->g_gen;
 	for (struct q_batch *b = r->list; b; b = b->next)
@@ -677,7 +672,7 @@ static void wait_work(struct queue *q, int me)
 	for (;;) {
 		if (q->wstop)
 			break;
-		uint64_t ns = mono_ns();
+		uint64_t ns = qc_now_ns();
 		if (q->whead && q->g_waiting < 0) {
 			if (expired || !gate_closed(q, ns))
 				break;
