@@ -659,6 +659,15 @@ int vconn_direct_fd(struct vconn *c)
 
 void vconn_direct_done(struct vconn *c) { c->active_tick = c->w->tick; }
 
+int vconn_ticket_fd(struct vconn *c, bool *metered)
+{
+	*metered = (c->svc->bulk & VSVC_BULK_TX) != 0;
+	if (c->tp != &vd_transport_tcp || c->closing || c->broken || c->lingering || c->wev_armed ||
+	    c->write_wants_read || c->bw_tx_wait || evbuffer_get_length(c->out) > 0)
+		return -1;
+	return c->t.fd;
+}
+
 void vconn_resume(struct vconn *c)
 {
 	if (c->closing)

@@ -211,6 +211,19 @@ struct vconn_ticket *vconn_ticket_new(struct vconn *c);
 void vconn_ticket_post(struct vconn_ticket *t, vconn_done_fn fn, void *arg);
 /* Any thread: give up a ticket that will never be posted. */
 void vconn_ticket_drop(struct vconn_ticket *t);
+/* Loop thread, as the ticket is taken: the service promises to add
+ * nothing to vconn_out(c) until the ticket is posted, so the thread that
+ * does the work may send the reply itself (vconn_ticket_send) and spare
+ * the request a hand-over back to the loop before its reply leaves.
+ * Only a plain TCP connection with nothing waiting to be written
+ * qualifies; for any other, vconn_ticket_send sends nothing. */
+void vconn_ticket_allow_send(struct vconn_ticket *t, struct vconn *c);
+/* Any thread, before posting t: sends what the socket takes at once of
+ * data (never blocking; a bulk service's bytes are charged to the
+ * bandwidth cap, and none go this way when it is short).  Returns the
+ * bytes sent; the posted function queues the rest in vconn_out, in
+ * order, and calls vconn_direct_done when any were sent. */
+size_t vconn_ticket_send(struct vconn_ticket *t, const void *data, size_t len);
 /* Loop thread: after writing a deferred reply, process any input that
  * waited meanwhile (and close if the peer is gone).  c may be freed. */
 void vconn_resume(struct vconn *c);
@@ -284,6 +297,9 @@ struct vconn_feed **vconn_feed_slot(struct vconn *c);
  * closing or failed), else -1; vconn_direct_done: some were. */
 int vconn_direct_fd(struct vconn *c);
 void vconn_direct_done(struct vconn *c);
+/* vconn_ticket_allow_send's connection half: as vconn_direct_fd, but a
+ * bulk service qualifies too (*metered: its bytes go through bw_take). */
+int vconn_ticket_fd(struct vconn *c, bool *metered);
 void vconn_feeds_detach(struct vconn *c); /* at close */
 void vconn_feeds_drained(struct vconn *c); /* the output has room again */
 

@@ -13,10 +13,20 @@
  * so from then on posts run their function with c == NULL and nobody
  * touches the event again; completions already queued are run with NULL
  * too.  The struct is freed when the connection and every ticket are done.
+ * A ticket whose service promised to add no output meanwhile
+ * (vconn_ticket_allow_send) may send its reply from the working thread:
+ * under the mutex, so the socket cannot be closed under the send (the
+ * connection detaches, under the same mutex, before its socket closes),
+ * and never blocking, so what the socket does not take goes the usual
+ * way through the loop.
  */
+#include <errno.h>
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+
+#include "bw.h"
 
 #include "log.h"
 #include "service.h"
@@ -26,6 +36,8 @@ struct vconn_ticket {
 	struct vconn_async *as;
 	vconn_done_fn fn;
 	void *arg;
+	int fd; /* vconn_ticket_allow_send: the socket, else -1 */
+	bool metered; /* its bytes go through the bandwidth cap */
 };
 
 struct vconn_async {
@@ -98,6 +110,7 @@ struct vconn_ticket *vconn_ticket_new(struct vconn *c)
 	if (!t)
 		return NULL;
 	t->as = *slot;
+	t->fd = -1;
 	pthread_mutex_lock(&t->as->mu);
 	t->as->refs++;
 	pthread_mutex_unlock(&t->as->mu);
@@ -125,6 +138,37 @@ void vconn_ticket_post(struct vconn_ticket *t, vconn_done_fn fn, void *arg)
 	fn(NULL, arg);
 	free(t);
 	as_release(as);
+}
+
+void vconn_ticket_allow_send(struct vconn_ticket *t, struct vconn *c)
+{
+	t->fd = vconn_ticket_fd(c, &t->metered);
+}
+
+size_t vconn_ticket_send(struct vconn_ticket *t, const void *data, size_t len)
+{
+	struct vconn_async *as = t->as;
+	if (t->fd < 0 || len == 0)
+		return 0;
+	size_t sent = 0;
+	pthread_mutex_lock(&as->mu);
+	if (as->c) {
+		size_t allowed = len;
+		uint64_t wait_us;
+		if (t->metered)
+			allowed = bw_take(BW_TX, len, &wait_us);
+		ssize_t n = 0;
+		if (allowed > 0) {
+			do
+				n = send(t->fd, data, allowed, MSG_DONTWAIT | MSG_NOSIGNAL);
+			while (n < 0 && errno == EINTR);
+		}
+		sent = n > 0 ? (size_t)n : 0;
+		if (t->metered && allowed > sent)
+			bw_refund(BW_TX, allowed - sent);
+	}
+	pthread_mutex_unlock(&as->mu);
+	return sent;
 }
 
 void vconn_ticket_drop(struct vconn_ticket *t)

@@ -191,26 +191,13 @@ static void job_free(struct cfs_job *j)
 	free(j);
 }
 
-/* Loop thread, or any thread with c NULL (the connection went away). */
-static void job_done(struct vconn *c, void *arg)
+/* The whole reply of a finished job, into out (any thread).  An open's
+ * descriptor is registered here: its number is in the reply. */
+static void job_reply(struct cloudfs *fs, struct cfs_job *j, struct evbuffer *out)
 {
-	struct cfs_job *j = arg;
-	struct cloudfs *fs = j->svc;
-	if (j->osfd >= 0)
-		cfs_fdtab_put(fs->tab, j->vfd);
-	if (!c) {
-		if (j->newfd >= 0)
-			close(j->newfd);
-		job_free(j);
-		return;
-	}
-	struct cloudfs_conn *cc = vconn_state(c);
-	struct evbuffer *out = vconn_out(c);
-	cc->busy = false;
 	if (j->rc == 0 && j->req.op == CFS_OP_OPEN) {
 		uint64_t vfd;
-		int rc = cfs_fdtab_add(fs->tab, j->newfd, j->req.legacy ? 0 : cc->id,
-				       vconn_identity_id(c), fs->set.max_fds_per_conn,
+		int rc = cfs_fdtab_add(fs->tab, j->newfd, j->owner, j->ident, fs->set.max_fds_per_conn,
 				       j->writable ? &j->newst : NULL, now_ms(), &vfd);
 		evn_trace_note("cloudfs", rc ? "open_failed" : "open", NULL); /* eventnet_trace */
 		if (rc != 0) {
@@ -223,11 +210,67 @@ static void job_done(struct vconn *c, void *arg)
 			evbuffer_add_buffer(out, j->reply); /* flag s: the stat fields */
 			evbuffer_add(out, "\r\n", 2);
 		}
+		j->newfd = -1; /* the table's now, or closed */
+		j->added = rc == 0;
+		j->newvfd = vfd;
 	} else if (j->rc == 0) {
 		evbuffer_add_buffer(out, j->reply);
 	} else {
 		reply_err(fs, out, -j->rc, j->msg);
 	}
+}
+
+/* Largest reply the pool thread sends itself: a listing page or a status
+ * line, not a read's data (which may be file segments for sendfile). */
+#define CFS_SEND_MAX 65536
+
+/* Pool thread, the job done: its reply built and, when the connection
+ * allows (vconn_ticket_allow_send), sent from here, so the client has it
+ * without waiting for the loop to wake; the loop then only queues what
+ * the socket did not take and reads on. */
+static void job_finish(struct cloudfs *fs, struct cfs_job *j)
+{
+	struct evbuffer *out = evbuffer_new();
+	if (!out)
+		return; /* job_done builds it on the loop */
+	job_reply(fs, j, out);
+	evbuffer_free(j->reply);
+	j->reply = out;
+	j->finished = true;
+	size_t len = evbuffer_get_length(out);
+	if (j->file_bytes == 0 && len <= CFS_SEND_MAX) {
+		const uint8_t *p = evbuffer_pullup(out, -1);
+		if (p) {
+			j->sent = vconn_ticket_send(j->ticket, p, len);
+			evbuffer_drain(out, j->sent);
+		}
+	}
+}
+
+/* Loop thread, or any thread with c NULL (the connection went away). */
+static void job_done(struct vconn *c, void *arg)
+{
+	struct cfs_job *j = arg;
+	struct cloudfs *fs = j->svc;
+	if (j->osfd >= 0)
+		cfs_fdtab_put(fs->tab, j->vfd);
+	if (!c) {
+		if (j->newfd >= 0)
+			close(j->newfd);
+		if (j->added) /* maybe after conn_close closed its owner's */
+			cfs_fdtab_close(fs->tab, j->newvfd, j->owner, j->ident);
+		job_free(j);
+		return;
+	}
+	struct cloudfs_conn *cc = vconn_state(c);
+	struct evbuffer *out = vconn_out(c);
+	cc->busy = false;
+	if (!j->finished)
+		job_reply(fs, j, out);
+	else
+		evbuffer_add_buffer(out, j->reply);
+	if (j->sent)
+		vconn_direct_done(c);
 	job_free(j);
 	vconn_resume(c);
 }
@@ -317,6 +360,7 @@ static void job_work(void *arg, bool cancelled)
 			atomic_fetch_add(&fs->bytes_read, evbuffer_get_length(j->reply));
 		atomic_fetch_add(&fs->bytes_sendfile, j->file_bytes);
 	}
+	job_finish(fs, j);
 	vconn_ticket_post(j->ticket, job_done, j);
 }
 
@@ -403,6 +447,7 @@ static int start_job(struct vconn *c, struct cloudfs *fs, struct cloudfs_conn *c
 	j->req.data = NULL;
 	j->svc = fs;
 	j->ident = vconn_identity_id(c);
+	j->owner = r->legacy ? 0 : cc->id;
 	j->osfd = j->newfd = -1;
 	j->max_io = fs->set.max_io;
 	j->zero_copy = vconn_zero_copy(c) &&
@@ -430,8 +475,13 @@ static int start_job(struct vconn *c, struct cloudfs *fs, struct cloudfs_conn *c
 		j->vfd = r->fd;
 	}
 	int rc = -ENOMEM;
-	if ((j->ticket = vconn_ticket_new(c)) != NULL)
+	if ((j->ticket = vconn_ticket_new(c)) != NULL) {
+		/* the call syntax's replies close the connection after them:
+		 * those stay on the loop */
+		if (!r->legacy)
+			vconn_ticket_allow_send(j->ticket, c);
 		rc = vd_workpool_submit(fs->pool, job_work, j);
+	}
 	if (rc == 0) {
 		cc->busy = true;
 		return VSVC_WAIT;

@@ -39,6 +39,12 @@ struct cfs_job {
 	size_t file_bytes; /* read: bytes of the reply queued as a file segment */
 	bool writable; /* open: opened for writing */
 	struct stat newst; /* open: the file's attributes (its fstat) */
+	/* the reply sent from the pool thread (cloudfs.c, job_finish) */
+	uint64_t owner; /* the connection's descriptor owner (0: node-wide) */
+	bool finished; /* reply now holds the whole reply */
+	size_t sent; /* of which so many bytes went out already */
+	bool added; /* open: newvfd was registered (newfd is the table's) */
+	uint64_t newvfd;
 };
 
 /* Runs j->req; sets j->rc and, on success, fills j->reply (open: sets
