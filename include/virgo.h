@@ -386,6 +386,11 @@ ssize_t virgo_read(virgo_fd_t fd, void *buf, size_t size, int64_t pos);
 ssize_t virgo_write(virgo_fd_t fd, const void *data, size_t size, int64_t pos);
 /* Closes fd (also when its node is unreachable: the descriptor is gone). */
 int virgo_close(virgo_fd_t fd);
+/* As virgo_close (every write acknowledged first, and their errors
+ * returned), without waiting for the node's answer to the close itself:
+ * the node frees its descriptor a moment after this returns.  For a
+ * caller nobody waits on (virgofs's release). */
+int virgo_close_nowait(virgo_fd_t fd);
 ssize_t virgo_pread(virgo_fd_t fd, void *buf, size_t size, uint64_t offset);
 ssize_t virgo_pwrite(virgo_fd_t fd, const void *data, size_t size, uint64_t offset);
 int virgo_fsync(virgo_fd_t fd);

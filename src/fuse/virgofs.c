@@ -654,7 +654,7 @@ static int vfs_release(const char *path, struct fuse_file_info *fi)
 	(void)path;
 	struct vfs_fh *h = fh_of(fi);
 	wr_remove(h->fd);
-	virgo_close(h->fd);
+	virgo_close_nowait(h->fd); /* the kernel does not wait for a release either */
 	free(h);
 	return 0;
 }

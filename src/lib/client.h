@@ -56,6 +56,9 @@ struct vc_conn {
 	short want; /* after an EAGAIN: the poll events to wait for */
 	uint8_t buf[16384]; /* read-ahead */
 	size_t off, len;
+	/* replies still owed to requests nobody waits for (a pipelined
+	 * close): read and dropped before the next reply is read */
+	unsigned skip;
 };
 
 struct vc_node {

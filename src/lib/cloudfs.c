@@ -1160,7 +1160,9 @@ static int fd_simple(virgo_fd_t fd, const char *op, const char *tail)
 	return vc_err_done(op, rc);
 }
 
-int virgo_close(virgo_fd_t fd)
+/* virgo_close, and (wait false) virgo_close_nowait: the close is sent and
+ * its reply left for the connection's next user to drop (conn.c, skip). */
+static int close_fd(virgo_fd_t fd, bool wait)
 {
 	struct vc_client *c;
 	struct vfs_file *f;
@@ -1175,10 +1177,17 @@ int virgo_close(virgo_fd_t fd)
 	if (f->k && !f->broken) {
 		char hdr[64];
 		int n = snprintf(hdr, sizeof hdr, "close %" PRIx64 "\r\n", f->sfd);
-		struct vc_reply rep;
+		struct vc_reply rep = {0};
 		bool broken;
-		crc = vc_conn_call(c, f->idx, VC_SVC_CLOUDFS, f->k, hdr, (size_t)n, NULL, 0, &rep,
-				   &broken);
+		if (wait) {
+			crc = vc_conn_call(c, f->idx, VC_SVC_CLOUDFS, f->k, hdr, (size_t)n, NULL, 0,
+					   &rep, &broken);
+		} else {
+			crc = vc_conn_send(c, f->idx, VC_SVC_CLOUDFS, f->k, hdr, (size_t)n, NULL, 0,
+					   &broken);
+			if (crc == 0)
+				f->k->skip++;
+		}
 		free(rep.data);
 		if (broken) {
 			crc = 0; /* the node closes it with the connection anyway */
@@ -1198,6 +1207,10 @@ int virgo_close(virgo_fd_t fd)
 	file_release(f);
 	return vc_err_done("close", rc);
 }
+
+int virgo_close(virgo_fd_t fd) { return close_fd(fd, true); }
+
+int virgo_close_nowait(virgo_fd_t fd) { return close_fd(fd, false); }
 
 int virgo_fsync(virgo_fd_t fd) { return fd_simple(fd, "fsync", NULL); }
 

@@ -131,6 +131,7 @@ static int conn_open(struct vc_client *c, struct vc_node *n, enum vc_svc svc, st
 	k->fd = fd;
 	k->want = 0;
 	k->off = k->len = 0;
+	k->skip = 0;
 	k->next = NULL;
 	vc_tls_why[0] = '\0';
 	if (c->tls_ctx && (svc != VC_SVC_MEMCACHE || c->cfg.memcache_tls) &&
@@ -733,8 +734,16 @@ static int conn_recv(struct vc_client *c, int idx, enum vc_svc svc, struct vc_co
 {
 	int64_t deadline = vc_now_ms() + c->cfg.timeout_ms;
 	memset(rep, 0, sizeof *rep);
-	int transport = 1;
-	int rc = read_reply_to(k, rep, into, cap, pp, deadline, &transport);
+	int transport = 0;
+	int rc = 0;
+	while (k->skip > 0 && !transport) { /* whatever they say: nobody asks */
+		rc = read_reply_to(k, rep, NULL, 0, NULL, deadline, &transport);
+		free(rep->data);
+		memset(rep, 0, sizeof *rep);
+		k->skip--;
+	}
+	if (!transport)
+		rc = read_reply_to(k, rep, into, cap, pp, deadline, &transport);
 	*broken = transport != 0;
 	if (transport) {
 		free(rep->data);

@@ -7,6 +7,7 @@
  * across the end of a file, threads reading one descriptor at once (as
  * FUSE readahead does), write-behind writes visible to another
  * descriptor after virgo_flush, and a write-behind failure reported;
+ * virgo_close_nowait's reply dropped by the connection's next user;
  * write-behind writes whose data comes from a pipe by splice (virgofs).
  */
 #include <errno.h>
@@ -500,6 +501,68 @@ static void writebehind_visible_after_flush(void **state)
 	free(b);
 }
 
+/* node i's cloudfs "STAT open_fds" (a connection of its own) */
+static long open_fds(int i)
+{
+	int fd = th_connect(th_port(&cl, i, 50000));
+	assert_true(fd >= 0);
+	assert_int_equal(th_send(fd, "stats\r\n", 7), 0);
+	char buf[4096];
+	size_t got = 0;
+	while (got < sizeof buf - 1 && !strstr(buf, "END\r\n")) {
+		ssize_t n = read(fd, buf + got, sizeof buf - 1 - got);
+		assert_true(n > 0);
+		got += (size_t)n;
+		buf[got] = '\0';
+	}
+	close(fd);
+	const char *p = strstr(buf, "STAT open_fds ");
+	assert_non_null(p);
+	return strtol(p + 14, NULL, 10);
+}
+
+/* virgo_close_nowait (virgofs's release): returns once the close is sent,
+ * with the writes' errors as virgo_close; the connection's next user
+ * (the next open, on the spare connection) drops the close's reply and
+ * gets its own; the node frees every descriptor. */
+static void close_nowait(void **state)
+{
+	(void)state;
+	long before = open_fds(1);
+	char path[64], buf[64];
+	for (int i = 0; i < 20; i++) {
+		virgo_fd_t w;
+		snprintf(path, sizeof path, "node2:/nowait%d", i);
+		assert_int_equal(virgo_open_ex(path, O_WRONLY | O_CREAT | O_TRUNC, 0644, &w), 0);
+		assert_int_equal(virgo_writebehind(w, 4), 0);
+		int n = snprintf(buf, sizeof buf, "file %d", i);
+		assert_int_equal(virgo_pwrite(w, buf, (size_t)n, 0), n);
+		assert_int_equal(virgo_close_nowait(w), 0);
+	}
+	for (int i = 0; i < 20; i++) {
+		virgo_fd_t r;
+		snprintf(path, sizeof path, "node2:/nowait%d", i);
+		assert_int_equal(virgo_open_ex(path, O_RDONLY, 0, &r), 0);
+		char want[32];
+		int n = snprintf(want, sizeof want, "file %d", i);
+		assert_int_equal(virgo_pread(r, buf, sizeof buf, 0), n);
+		assert_memory_equal(buf, want, (size_t)n);
+		assert_int_equal(virgo_close_nowait(r), 0);
+	}
+	/* a write the node refuses is close's error, waited for or not */
+	virgo_fd_t r;
+	assert_int_equal(virgo_open_ex("node2:/nowait0", O_RDONLY, 0, &r), 0);
+	assert_int_equal(virgo_writebehind(r, 4), 0);
+	assert_int_equal(virgo_pwrite(r, "x", 1, 0), 1);
+	assert_int_equal(virgo_close_nowait(r), -EBADF);
+	assert_int_equal(virgo_pread(r, buf, 1, 0), -EBADF); /* closed here at once */
+	/* ... and on the node a moment later */
+	int64_t deadline = th_now_ms() + 5000;
+	while (open_fds(1) != before && th_now_ms() < deadline)
+		usleep(10000);
+	assert_int_equal(open_fds(1), before);
+}
+
 /* The node dies with write-behind writes in flight: flush and close say
  * EIO (within the client timeout), and the node serves again after its
  * restart. */
@@ -666,6 +729,7 @@ int main(void)
 		cmocka_unit_test(reopen_after_restart), cmocka_unit_test(notes_nc_path),
 		cmocka_unit_test(pipelined_read_eof), cmocka_unit_test(threads_share_descriptor),
 		cmocka_unit_test(writebehind_visible_after_flush),
+		cmocka_unit_test(close_nowait),
 		cmocka_unit_test(writebehind_node_killed),
 		cmocka_unit_test(writebehind_from_pipe),
 		cmocka_unit_test(pread_into_pipe),
