@@ -4,8 +4,10 @@
  * Glue between the pure parser (cloudfs_proto.c), the descriptor table
  * (cloudfs_fdtab.c) and the disk work (cloudfs_ops.c): a request is
  * parsed and checked on the loop (read-only export, descriptor ownership,
- * caps), then run on the node's work pool, and its reply is written back
- * on the connection's loop through a ticket.  One request per connection
+ * caps), then run on the node's work pool, whose thread sends the reply
+ * itself when the connection allows it (vconn_ticket_send: nothing else
+ * waiting to be written), else through a ticket on the connection's
+ * loop, which then reads on in either case.  One request per connection
  * is in flight at a time; pipelined requests wait in the input, so replies
  * come in order and a connection's memory stays one payload plus one
  * reply.  Replies to the notes' call syntax keep the original's shape (a
