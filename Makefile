@@ -146,12 +146,13 @@ test-asan:
 # workers (cpu_affinity), the limits, and analytics changes written to
 # watchers from the publisher's loop (plain and io_uring sends), the queue's
 # two writers and zero-fill thread, and the whole queue service with its
-# KingCobra handler (plugin calls and their deadline watcher), against a
-# TSan-built virgod.
+# KingCobra handler (plugin calls and their deadline watcher), and cloudfs
+# (its pool threads send replies past the loop, vconn_ticket_send; the
+# client's pipelined closes), against a TSan-built virgod.
 # (The cpupool cluster tests time their policies: too slow under TSan.)
 TSAN_TESTS := test_server_feed test_workpool test_lib_lifecycle test_affinity test_limits test_daemon \
 	test_analytics test_analytics_watchers test_analytics_uring test_queue_log test_queue_commit \
-	test_queue
+	test_queue test_cloudfs test_cloudfs_client
 test-tsan: deps
 	$(MAKE) BUILD=build-tsan SAN=thread OPT="-O1 -g" all $(addprefix build-tsan/tests/,$(TSAN_TESTS)) \
 	    build-tsan/tests/libvtp_fast.so build-tsan/tests/libvtp_slow.so
