@@ -466,21 +466,19 @@ int qh_start(struct queue *q)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&q->hcond, &ca);
 	pthread_condattr_destroy(&ca);
-	q->hstarted = true;
-	int rc = q->hfn ? watch_start() : 0;
+	/* before any client: no wake (qh_wake) can come before hstarted */
+	int rc = q->hfn ? -watch_start() : 0;
 	if (!rc) {
-		rc = pthread_create(&q->handler, NULL, handler_main, q);
+		rc = q_thread_start(q, &q->handler, &q->hstarted, handler_main, "queue/handler");
 		if (rc && q->hfn)
 			watch_stop();
 	}
 	if (rc) {
-		q->hstarted = false;
 		cp_plugins_free(q->hplugins);
 		q->hplugins = NULL;
 		q->hfn = NULL;
-		return -rc;
+		return rc;
 	}
-	pthread_setname_np(q->handler, "queue/handler");
 	log_info("queue_handler topic=%s program=\"%s\" replies=%s.reply", q->set.default_topic,
 		 q->set.handler, q->set.default_topic);
 	return 0;
