@@ -17,20 +17,29 @@
  * Large reads travel spliced too (socket to pipe to /dev/fuse): odd
  * offsets and sizes, buffered and O_DIRECT, read the node's bytes, and
  * a node killed while a read streams gives EIO within the timeout.
+ * Listings of a node from before readdir's names-only pages (flag t: a
+ * proxy in front of a node refuses it as such a node did) fall back to
+ * pages with attributes and list every entry with its type.
  * Skipped (counted) where /dev/fuse or the virgofs binary is absent.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -712,6 +721,31 @@ static void readdir_attrs(void **state)
  * of its own; the stats of every entry after that (ls -l) are answered
  * from one fetch of all their attributes, a few requests in all rather
  * than one per entry, and every one is right. */
+/* Lists d (entries f0 .. f<n-1>): each name once, f<dir_i> a directory,
+ * f<lnk_i> a symlink (-1: none), the rest regular files, by d_type.
+ * Returns how many were listed. */
+static int list_f(const char *d, int n, int dir_i, int lnk_i)
+{
+	unsigned char *seen = calloc((size_t)n, 1);
+	assert_non_null(seen);
+	int listed = 0;
+	DIR *dir = opendir(d);
+	assert_non_null(dir);
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		int i = atoi(de->d_name + 1);
+		assert_true(de->d_name[0] == 'f' && i >= 0 && i < n);
+		assert_int_equal(seen[i]++, 0);
+		assert_int_equal(de->d_type, i == dir_i ? DT_DIR : i == lnk_i ? DT_LNK : DT_REG);
+		listed++;
+	}
+	closedir(dir);
+	free(seen);
+	return listed;
+}
+
 static void readdir_pages(void **state)
 {
 	(void)state;
@@ -724,24 +758,7 @@ static void readdir_pages(void **state)
 			 0);
 	char d[600], p[800];
 	snprintf(d, sizeof d, "%s/node1/big", mnt);
-	unsigned char *seen = calloc(N, 1);
-	assert_non_null(seen);
-	int n = 0;
-	DIR *dir = opendir(d);
-	assert_non_null(dir);
-	struct dirent *de;
-	while ((de = readdir(dir))) {
-		if (de->d_name[0] == '.')
-			continue;
-		int i = atoi(de->d_name + 1);
-		assert_true(de->d_name[0] == 'f' && i >= 0 && i < N);
-		assert_int_equal(seen[i]++, 0);
-		assert_int_equal(de->d_type, i == 8000 ? DT_DIR : i == 8001 ? DT_LNK : DT_REG);
-		n++;
-	}
-	closedir(dir);
-	free(seen);
-	assert_int_equal(n, N);
+	assert_int_equal(list_f(d, N, 8000, 8001), N);
 	long a = node_ops(0), b = node_ops(0);
 	struct stat st;
 	snprintf(p, sizeof p, "%s/f8999", d);
@@ -772,6 +789,160 @@ static void readdir_pages(void **state)
 	/* one lstat, then the pages of attributes (9,000 entries: 3) */
 	assert_true(e - c - (b - a) <= 6);
 	assert_int_equal(sh("rm -r %s/big", exp_dir[0]), 0);
+}
+
+/* "An old node": a proxy in front of node1's cloudfs port that forwards
+ * both ways, request lines one at a time, and turns the flag of every
+ * "readdir ... t" into one the node refuses (EINVAL, as a node from
+ * before flag t answered).  Listing only: no request carries a payload. */
+struct oldnode {
+	int lfd, target;
+	_Atomic int refused;
+	_Atomic bool stop;
+};
+
+struct oldpipe {
+	struct oldnode *on;
+	int cfd;
+};
+
+static void *oldnode_conn(void *arg)
+{
+	struct oldpipe *op = arg;
+	struct oldnode *on = op->on;
+	int cfd = op->cfd;
+	free(op);
+	int nfd = th_connect(on->target);
+	char line[8192];
+	size_t have = 0;
+	while (nfd >= 0 && !atomic_load(&on->stop)) {
+		struct pollfd pf[2] = {{cfd, POLLIN, 0}, {nfd, POLLIN, 0}};
+		if (poll(pf, 2, 100) < 0)
+			break;
+		char buf[65536];
+		if (pf[1].revents) { /* node -> client as it comes */
+			ssize_t n = read(nfd, buf, sizeof buf);
+			if (n <= 0 || th_send(cfd, buf, (size_t)n) != 0)
+				break;
+		}
+		if (pf[0].revents) { /* client -> node a line at a time */
+			ssize_t n = read(cfd, line + have, sizeof line - have);
+			if (n <= 0)
+				break;
+			have += (size_t)n;
+			char *eol;
+			while ((eol = memmem(line, have, "\r\n", 2))) {
+				size_t len = (size_t)(eol - line) + 2;
+				if (len > 12 && strncmp(line, "readdir ", 8) == 0 &&
+				    memcmp(eol - 2, " t", 2) == 0) {
+					eol[-1] = 'x'; /* no such flag */
+					atomic_fetch_add(&on->refused, 1);
+				}
+				if (th_send(nfd, line, len) != 0)
+					goto out;
+				memmove(line, line + len, have - len);
+				have -= len;
+			}
+			if (have == sizeof line)
+				break;
+		}
+	}
+out:
+	if (nfd >= 0)
+		close(nfd);
+	close(cfd);
+	return NULL;
+}
+
+static void *oldnode_main(void *arg)
+{
+	struct oldnode *on = arg;
+	while (!atomic_load(&on->stop)) {
+		struct pollfd pf = {on->lfd, POLLIN, 0};
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		int cfd = accept(on->lfd, NULL, NULL);
+		struct oldpipe *op = cfd >= 0 ? malloc(sizeof *op) : NULL;
+		pthread_t th;
+		if (op) {
+			op->on = on;
+			op->cfd = cfd;
+			if (pthread_create(&th, NULL, oldnode_conn, op) == 0)
+				pthread_detach(th);
+			else
+				free(op), close(cfd);
+		} else if (cfd >= 0) {
+			close(cfd);
+		}
+	}
+	return NULL;
+}
+
+/* A node from before flag t (the proxy above, as node 1 of a mount of
+ * its own): a listing past the first page of attributes falls back to
+ * pages with attributes, and every entry shows, with its type. */
+static void readdir_old_node(void **state)
+{
+	(void)state;
+	NEED_MOUNT();
+	enum { N = 700 };
+	assert_int_equal(sh("mkdir %s/old && cd %s/old && seq -f f%%.0f 0 %d | xargs touch && "
+			    "rm f600 && mkdir f600",
+			    exp_dir[0], exp_dir[0], N - 1),
+			 0);
+	/* the proxy listens on 50000 + an offset no node of this run uses */
+	static struct oldnode on; /* its connections' threads may outlive this call */
+	on.lfd = socket(AF_INET, SOCK_STREAM, 0);
+	on.target = th_port(&cl, 0, 50000);
+	assert_true(on.lfd >= 0);
+	int one = 1, off = -1;
+	setsockopt(on.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	for (int o = th_offset_base(40); o < 1500 && off < 0; o++) {
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(50000 + o)),
+					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		if (bind(on.lfd, (struct sockaddr *)&a, sizeof a) == 0)
+			off = o;
+	}
+	assert_true(off >= 0);
+	assert_int_equal(listen(on.lfd, 16), 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, oldnode_main, &on), 0);
+	char conf[600], m[600], log[600];
+	snprintf(conf, sizeof conf, "%s/old_client.conf", base);
+	snprintf(m, sizeof m, "%s/oldmnt", base);
+	snprintf(log, sizeof log, "%s/virgofs_old.log", base);
+	FILE *f = fopen(conf, "w");
+	assert_non_null(f);
+	fprintf(f, "node = 1 127.0.0.1 %d\ntimeout_ms = %d\nconnect_timeout_ms = 500\n", off,
+		TIMEOUT_MS);
+	fclose(f);
+	assert_int_equal(mkdir(m, 0755), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(virgofs, "virgofs", "-c", conf, "-f", m, (char *)NULL);
+		_exit(127);
+	}
+	char d[700];
+	snprintf(d, sizeof d, "%s/node1/old", m);
+	struct stat st;
+	int64_t end = th_now_ms() + 10000;
+	while (stat(d, &st) != 0 && th_now_ms() < end)
+		usleep(20000);
+	assert_int_equal(stat(d, &st), 0);
+	assert_int_equal(list_f(d, N, 600, -1), N);
+	assert_true(atomic_load(&on.refused) > 0); /* it did ask, and fell back */
+	const char *av[] = {"/bin/fusermount3", "-u", "-z", m, NULL};
+	char o[512];
+	th_run(av, o, sizeof o, 10000);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	atomic_store(&on.stop, true);
+	pthread_join(th, NULL);
+	close(on.lfd);
+	assert_int_equal(sh("rm -r %s/old", exp_dir[0]), 0);
 }
 
 /* A node killed under a reader: EIO within the timeout; the mount works
@@ -890,6 +1061,7 @@ int main(void)
 		cmocka_unit_test(negative_lookups),
 		cmocka_unit_test(readdir_attrs),
 		cmocka_unit_test(readdir_pages),
+		cmocka_unit_test(readdir_old_node),
 		cmocka_unit_test(node_killed_under_reader),
 		cmocka_unit_test(node_killed_under_writer),
 		cmocka_unit_test(node_killed_mid_read),
