@@ -648,17 +648,6 @@ void vconn_write_held(struct vconn *c)
 	conn_written(c);
 }
 
-int vconn_direct_fd(struct vconn *c)
-{
-	if (c->tp != &vd_transport_tcp || c->svc->bulk || c->closing || c->broken ||
-	    c->lingering || c->wev_armed || c->write_wants_read ||
-	    evbuffer_get_length(c->out) > 0)
-		return -1;
-	return c->t.fd;
-}
-
-void vconn_direct_done(struct vconn *c) { c->active_tick = c->w->tick; }
-
 int vconn_ticket_fd(struct vconn *c, bool *metered)
 {
 	*metered = (c->svc->bulk & VSVC_BULK_TX) != 0;
@@ -667,6 +656,15 @@ int vconn_ticket_fd(struct vconn *c, bool *metered)
 		return -1;
 	return c->t.fd;
 }
+
+int vconn_direct_fd(struct vconn *c)
+{
+	bool metered;
+	int fd = vconn_ticket_fd(c, &metered);
+	return c->svc->bulk ? -1 : fd; /* bw_tx_wait: set for bulk services only */
+}
+
+void vconn_direct_done(struct vconn *c) { c->active_tick = c->w->tick; }
 
 void vconn_resume(struct vconn *c)
 {
