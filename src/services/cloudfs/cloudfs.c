@@ -193,32 +193,33 @@ static void job_free(struct cfs_job *j)
 	free(j);
 }
 
-/* The whole reply of a finished job, into out (any thread).  An open's
+/* Pool thread: turns j->reply into the whole reply.  An open's
  * descriptor is registered here: its number is in the reply. */
-static void job_reply(struct cloudfs *fs, struct cfs_job *j, struct evbuffer *out)
+static void job_reply(struct cloudfs *fs, struct cfs_job *j)
 {
-	if (j->rc == 0 && j->req.op == CFS_OP_OPEN) {
-		uint64_t vfd;
-		int rc = cfs_fdtab_add(fs->tab, j->newfd, j->owner, j->ident, fs->set.max_fds_per_conn,
-				       j->writable ? &j->newst : NULL, now_ms(), &vfd);
+	struct evbuffer *b = j->reply;
+	int rc = j->rc;
+	if (rc == 0 && j->req.op == CFS_OP_OPEN) {
+		rc = cfs_fdtab_add(fs->tab, j->newfd, j->owner, j->ident, fs->set.max_fds_per_conn,
+				   j->writable ? &j->newst : NULL, now_ms(), &j->newvfd);
 		evn_trace_note("cloudfs", rc ? "open_failed" : "open", NULL); /* eventnet_trace */
-		if (rc != 0) {
+		if (rc != 0)
 			close(j->newfd);
-			reply_err(fs, out, -rc, NULL);
-		} else if (j->req.legacy) {
-			evbuffer_add_printf(out, "%" PRIu64 "\r\n", vfd);
-		} else {
-			evbuffer_add_printf(out, "OK %" PRIx64, vfd);
-			evbuffer_add_buffer(out, j->reply); /* flag s: the stat fields */
-			evbuffer_add(out, "\r\n", 2);
-		}
 		j->newfd = -1; /* the table's now, or closed */
 		j->added = rc == 0;
-		j->newvfd = vfd;
-	} else if (j->rc == 0) {
-		evbuffer_add_buffer(out, j->reply);
-	} else {
-		reply_err(fs, out, -j->rc, j->msg);
+		if (rc == 0 && j->req.legacy) {
+			evbuffer_drain(b, evbuffer_get_length(b));
+			evbuffer_add_printf(b, "%" PRIu64 "\r\n", j->newvfd);
+		} else if (rc == 0) {
+			char head[24]; /* before the stat fields of flag s */
+			int n = snprintf(head, sizeof head, "OK %" PRIx64, j->newvfd);
+			evbuffer_prepend(b, head, (size_t)n);
+			evbuffer_add(b, "\r\n", 2);
+		}
+	}
+	if (rc != 0) {
+		evbuffer_drain(b, evbuffer_get_length(b));
+		reply_err(fs, b, -rc, j->rc ? j->msg : NULL);
 	}
 }
 
@@ -226,25 +227,19 @@ static void job_reply(struct cloudfs *fs, struct cfs_job *j, struct evbuffer *ou
  * line, not a read's data (which may be file segments for sendfile). */
 #define CFS_SEND_MAX 65536
 
-/* Pool thread, the job done: its reply built and, when the connection
- * allows (vconn_ticket_allow_send), sent from here, so the client has it
- * without waiting for the loop to wake; the loop then only queues what
- * the socket did not take and reads on. */
+/* Pool thread, the job done: its reply made whole and, when the
+ * connection allows (vconn_ticket_allow_send), sent from here, so the
+ * client has it without waiting for the loop to wake; the loop then only
+ * queues what the socket did not take and reads on. */
 static void job_finish(struct cloudfs *fs, struct cfs_job *j)
 {
-	struct evbuffer *out = evbuffer_new();
-	if (!out)
-		return; /* job_done builds it on the loop */
-	job_reply(fs, j, out);
-	evbuffer_free(j->reply);
-	j->reply = out;
-	j->finished = true;
-	size_t len = evbuffer_get_length(out);
+	job_reply(fs, j);
+	size_t len = evbuffer_get_length(j->reply);
 	if (j->file_bytes == 0 && len <= CFS_SEND_MAX) {
-		const uint8_t *p = evbuffer_pullup(out, -1);
+		const uint8_t *p = evbuffer_pullup(j->reply, -1);
 		if (p) {
 			j->sent = vconn_ticket_send(j->ticket, p, len);
-			evbuffer_drain(out, j->sent);
+			evbuffer_drain(j->reply, j->sent);
 		}
 	}
 }
@@ -257,20 +252,14 @@ static void job_done(struct vconn *c, void *arg)
 	if (j->osfd >= 0)
 		cfs_fdtab_put(fs->tab, j->vfd);
 	if (!c) {
-		if (j->newfd >= 0)
-			close(j->newfd);
 		if (j->added) /* maybe after conn_close closed its owner's */
 			cfs_fdtab_close(fs->tab, j->newvfd, j->owner, j->ident);
 		job_free(j);
 		return;
 	}
 	struct cloudfs_conn *cc = vconn_state(c);
-	struct evbuffer *out = vconn_out(c);
 	cc->busy = false;
-	if (!j->finished)
-		job_reply(fs, j, out);
-	else
-		evbuffer_add_buffer(out, j->reply);
+	evbuffer_add_buffer(vconn_out(c), j->reply); /* what was not sent */
 	if (j->sent)
 		vconn_direct_done(c);
 	job_free(j);

@@ -34,15 +34,15 @@ struct cfs_job {
 	/* results */
 	int rc; /* 0 or -errno */
 	const char *msg; /* the error's sentence, or NULL for the usual one */
-	struct evbuffer *reply; /* the reply (rc == 0), built by cfs_ops_run */
+	struct evbuffer *reply; /* cfs_ops_run's reply (rc == 0), made whole by cloudfs.c */
 	int newfd; /* open: the OS descriptor to register (else -1) */
 	size_t file_bytes; /* read: bytes of the reply queued as a file segment */
 	bool writable; /* open: opened for writing */
 	struct stat newst; /* open: the file's attributes (its fstat) */
-	/* the reply sent from the pool thread (cloudfs.c, job_finish) */
+	/* the reply made whole and sent from the pool thread (cloudfs.c,
+	 * job_finish) */
 	uint64_t owner; /* the connection's descriptor owner (0: node-wide) */
-	bool finished; /* reply now holds the whole reply */
-	size_t sent; /* of which so many bytes went out already */
+	size_t sent; /* bytes of the reply that went out already */
 	bool added; /* open: newvfd was registered (newfd is the table's) */
 	uint64_t newvfd;
 };
