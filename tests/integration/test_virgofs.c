@@ -70,11 +70,39 @@ static int sh(const char *fmt, ...)
 	return rc;
 }
 
-static void unmount(void)
+static void unmount_at(const char *m)
 {
-	const char *av[] = {"/bin/fusermount3", "-u", "-z", mnt, NULL};
+	const char *av[] = {"/bin/fusermount3", "-u", "-z", m, NULL};
 	char o[512];
 	th_run(av, o, sizeof o, 10000);
+}
+
+/* Starts virgofs with client config conf on m (its output to log) and
+ * waits until the directory dir shows there (10 s, or until virgofs
+ * exits).  *pid: virgofs's.  0, or -1 after printing its log. */
+static int mount_at(const char *conf, const char *m, const char *log, const char *dir, pid_t *pid)
+{
+	*pid = fork();
+	if (*pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(virgofs, "virgofs", "-c", conf, "-f", m, (char *)NULL);
+		_exit(127);
+	}
+	int64_t end = th_now_ms() + 10000;
+	struct stat st;
+	while (th_now_ms() < end) {
+		if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+			return 0;
+		if (waitpid(*pid, NULL, WNOHANG) == *pid)
+			break;
+		usleep(20000);
+	}
+	fprintf(stderr, "virgofs did not mount; its log:\n");
+	sh("cat %s", log);
+	fputs(out, stderr);
+	return -1;
 }
 
 static int setup(void **state)
@@ -100,32 +128,13 @@ static int setup(void **state)
 	snprintf(client, sizeof client, "timeout_ms = %d\nconnect_timeout_ms = 500\n", TIMEOUT_MS);
 	if (th_cluster_start_nodes(&cl, 2, "", per, client) != 0)
 		return -1;
-	fs_pid = fork();
-	if (fs_pid == 0) {
-		int fd = open(fslog, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execl(virgofs, "virgofs", "-c", cl.client_conf, "-f", mnt, (char *)NULL);
-		_exit(127);
-	}
 	/* mounted once the nodes' directories show up */
 	char p[500];
 	snprintf(p, sizeof p, "%s/node2", mnt);
-	int64_t end = th_now_ms() + 10000;
-	struct stat st;
-	while (th_now_ms() < end) {
-		if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
-			usable = true;
-			return 0;
-		}
-		if (waitpid(fs_pid, NULL, WNOHANG) == fs_pid)
-			break;
-		usleep(20000);
-	}
-	fprintf(stderr, "virgofs did not mount; its log:\n");
-	sh("cat %s", fslog);
-	fputs(out, stderr);
-	return -1;
+	if (mount_at(cl.client_conf, mnt, fslog, p, &fs_pid) != 0)
+		return -1;
+	usable = true;
+	return 0;
 }
 
 static int teardown(void **state)
@@ -133,7 +142,7 @@ static int teardown(void **state)
 	(void)state;
 	if (!usable && !fs_pid)
 		return 0;
-	unmount();
+	unmount_at(mnt);
 	if (fs_pid > 0) {
 		kill(fs_pid, SIGTERM);
 		waitpid(fs_pid, NULL, 0);
@@ -917,26 +926,13 @@ static void readdir_old_node(void **state)
 		TIMEOUT_MS);
 	fclose(f);
 	assert_int_equal(mkdir(m, 0755), 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execl(virgofs, "virgofs", "-c", conf, "-f", m, (char *)NULL);
-		_exit(127);
-	}
 	char d[700];
 	snprintf(d, sizeof d, "%s/node1/old", m);
-	struct stat st;
-	int64_t end = th_now_ms() + 10000;
-	while (stat(d, &st) != 0 && th_now_ms() < end)
-		usleep(20000);
-	assert_int_equal(stat(d, &st), 0);
+	pid_t pid;
+	assert_int_equal(mount_at(conf, m, log, d, &pid), 0);
 	assert_int_equal(list_f(d, N, 600, -1), N);
 	assert_true(atomic_load(&on.refused) > 0); /* it did ask, and fell back */
-	const char *av[] = {"/bin/fusermount3", "-u", "-z", m, NULL};
-	char o[512];
-	th_run(av, o, sizeof o, 10000);
+	unmount_at(m);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
 	atomic_store(&on.stop, true);
